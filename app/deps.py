@@ -1,0 +1,31 @@
+"""Cached dependencies for pages: settings, database URL, shared connections.
+
+Connections use ``st.cache_resource``; loaders in pages use ``st.cache_data(ttl=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from core.config import Settings
+
+
+def _secrets() -> dict:
+    try:
+        return dict(st.secrets)
+    except Exception:  # no secrets.toml: environment and defaults only
+        return {}
+
+
+@st.cache_resource
+def _settings(_env_key: tuple) -> Settings:
+    return Settings.load(secrets=_secrets())
+
+
+def settings() -> Settings:
+    """Settings from the environment and Streamlit secrets (reloaded when the environment
+    changes, which tests rely on)."""
+    keys = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("SHADOWTUTOR_", "DATABASE_URL"))))
+    return _settings(keys)

@@ -1,0 +1,56 @@
+"""Entry point: `streamlit run app/main.py` (or `shadowtutor app`).
+
+Checks the database schema, logs the user in, and shows the pages of the user's role.
+Every page is registered with the router so that opening one by its address reaches the
+page's own role check and a clear refusal; the menu lists only the role's pages.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run app/main.py` from a source checkout
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import auth, deps, registry  # noqa: E402
+from core import db  # noqa: E402
+
+st.set_page_config(page_title="ShadowTutor", page_icon=":material/school:", layout="wide")
+
+status = db.schema_status(deps.settings().db_url)
+if not status.ok:
+    st.error(status.message())
+    st.stop()
+
+user = auth.current_user()
+if user is None:
+    auth.login_form()
+    st.stop()
+
+pages = {
+    spec.key: st.Page(
+        str(ROOT / spec.path), title=spec.title, icon=spec.icon, url_path=spec.key,
+        default=spec.key == "home",
+    )
+    for spec in registry.PAGES
+}
+nav = st.navigation(list(pages.values()), position="hidden")
+
+with st.sidebar:
+    st.markdown(f"**{user.display_name}** · {user.role}")
+    section = None
+    for spec in registry.pages_for(user.role):
+        if spec.section != section:
+            section = spec.section
+            st.caption(section)
+        st.page_link(pages[spec.key], label=spec.title, icon=spec.icon)
+    st.divider()
+    if st.button("Log out", icon=":material/logout:"):
+        auth.logout()
+        st.rerun()
+
+nav.run()

@@ -1,0 +1,38 @@
+"""Every page of the app, who may open it, and where it sits in the menu.
+
+The router shows each role only its pages; each page also checks the role itself on every
+run (``auth.guard``), so typing a page's address is refused on the server, not just hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ADMIN, REVIEWER, MANAGER = "admin", "reviewer", "manager"
+EVERYONE = (ADMIN, REVIEWER, MANAGER)
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    key: str  # also the URL path: /<key>
+    path: str  # file, relative to the repository root
+    title: str
+    icon: str
+    roles: tuple[str, ...]
+    section: str = "Overview"
+
+
+PAGES: list[PageSpec] = [
+    PageSpec("home", "pages/home.py", "Home", ":material/home:", EVERYONE),
+]
+
+
+def page(key: str) -> PageSpec:
+    for spec in PAGES:
+        if spec.key == key:
+            return spec
+    raise KeyError(f"no page {key!r} in app/registry.py")
+
+
+def pages_for(role: str | None) -> list[PageSpec]:
+    return [p for p in PAGES if role in p.roles]

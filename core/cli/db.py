@@ -1,0 +1,51 @@
+"""`shadowtutor db ...`: migrate and inspect the database."""
+
+from __future__ import annotations
+
+import click
+
+from core import db
+from core.cli import main, settings_of
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema: migrate (Alembic) and show where it stands."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_context
+def upgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database (DATABASE_URL, or the SQLite file) to the latest schema."""
+    url = settings_of(ctx).db_url
+    db.upgrade(url, revision)
+    click.echo(db.schema_status(url).message())
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def downgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. -1 for one step)."""
+    url = settings_of(ctx).db_url
+    db.downgrade(url, revision)
+    click.echo(f"database now at revision {db.current_revision(url)}")
+
+
+@db_group.command("status")
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show the database's revision and whether it is at head; exit 1 when it is behind."""
+    url = settings_of(ctx).db_url
+    st = db.schema_status(url)
+    click.echo(f"database: {_redact(url)}")
+    click.echo(st.message())
+    if not st.ok:
+        ctx.exit(1)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,75 @@
+"""`shadowtutor logs ...`: the shadow log on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from core import logstore
+from core.cli import main, settings_of
+
+
+@main.group("logs")
+def logs_group() -> None:
+    """The shadow log: import, validate, compact to Parquet."""
+
+
+@logs_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--teacher-model", help="Teacher model for OpenAI chat lines (they name none).")
+@click.option("--source", type=click.Choice(["import", "replay", "live", "demo"]), help="Override the source.")
+@click.pass_context
+def import_(ctx: click.Context, file: Path, teacher_model: str | None, source: str | None) -> None:
+    """Import FILE: our log schema or OpenAI chat JSONL ({"messages": [...]}, the last
+    assistant message being the teacher's answer).
+
+    Every good line is imported; each bad line is reported with its number and reason. Ids
+    already in the log are skipped, so importing the same file twice adds nothing.
+    """
+    log_dir = settings_of(ctx).log_path
+    report = logstore.import_file(file, log_dir, source=source, teacher_model=teacher_model)
+    for bad in report.bad:
+        click.echo(f"{file}:{bad.line_no}: {bad.reason}", err=True)
+    click.echo(
+        f"imported {report.imported}, already present {report.duplicates}, "
+        f"bad lines {len(report.bad)} -> {log_dir}"
+    )
+    if report.bad:
+        ctx.exit(1)
+
+
+@logs_group.command("validate")
+@click.option("--limit", default=50, show_default=True, help="Bad lines to list at most.")
+@click.pass_context
+def validate(ctx: click.Context, limit: int) -> None:
+    """Read the whole log and report bad lines (torn last lines from crashes are counted)."""
+    log_dir = settings_of(ctx).log_path
+    report = logstore.validate_log(log_dir)
+    for bad in report.bad[:limit]:
+        click.echo(f"{bad.path}:{bad.line_no}: {bad.reason}", err=True)
+    click.echo(
+        f"{report.records} valid records, {len(report.bad)} bad lines "
+        f"({report.torn_tail} torn last lines) in {log_dir}"
+    )
+    if report.bad:
+        ctx.exit(1)
+
+
+@logs_group.command("compact")
+@click.pass_context
+def compact(ctx: click.Context) -> None:
+    """Turn closed days' JSONL files into Parquet (safe to re-run; counts are checked
+    before any JSONL file is removed)."""
+    log_dir = settings_of(ctx).log_path
+    report = logstore.compact(log_dir)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    click.echo(
+        f"compacted {len(report.days)} day(s): {report.rows_written} rows written, "
+        f"{report.duplicates_skipped} duplicates skipped, {report.bad_lines} bad lines, "
+        f"{report.files_removed} JSONL files removed"
+        + (f", {len(report.quarantined)} with bad lines kept in quarantine/" if report.quarantined else "")
+    )
+    if report.problems:
+        ctx.exit(1)

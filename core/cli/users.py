@@ -1,0 +1,79 @@
+"""`shadowtutor users ...`: accounts and roles."""
+
+from __future__ import annotations
+
+import click
+
+from core import db, users
+from core.cli import main, settings_of
+from core.models import ROLES, UserCreate
+
+
+def _session(ctx: click.Context):  # noqa: ANN202
+    url = settings_of(ctx).db_url
+    db.require_schema(url)
+    return db.session_scope(url)
+
+
+@main.group("users")
+def users_group() -> None:
+    """Accounts: admins review, approve and export; reviewers review; managers read."""
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.password_option(help="Password (asked for when not given).")
+@click.pass_context
+def add(ctx: click.Context, username: str, role: str, display_name: str, password: str) -> None:
+    """Create an account."""
+    with _session(ctx) as session:
+        user = users.add_user(
+            session=session,
+            user=UserCreate(username=username, role=role, display_name=display_name, password=password),
+        )
+        click.echo(f"added {user.username} ({user.role})")
+
+
+@users_group.command("list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """List accounts with their role and state."""
+    with _session(ctx) as session:
+        for u in users.list_users(session=session):
+            state = "disabled" if u.disabled else "active"
+            click.echo(f"{u.username:<20} {u.role:<9} {state:<8} {u.display_name}")
+
+
+@users_group.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@click.pass_context
+def set_role(ctx: click.Context, username: str, role: str) -> None:
+    """Change an account's role."""
+    with _session(ctx) as session:
+        users.set_role(session=session, username=username, role=role)
+        click.echo(f"{username} is now {role}")
+
+
+@users_group.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Enable the account again instead.")
+@click.pass_context
+def disable(ctx: click.Context, username: str, enable: bool) -> None:
+    """Disable an account (it can no longer log in); --enable undoes it."""
+    with _session(ctx) as session:
+        users.set_disabled(session=session, username=username, disabled=not enable)
+        click.echo(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+@users_group.command("set-password")
+@click.argument("username")
+@click.password_option()
+@click.pass_context
+def set_password(ctx: click.Context, username: str, password: str) -> None:
+    """Set an account's password."""
+    with _session(ctx) as session:
+        users.set_password(session=session, username=username, password=password)
+        click.echo(f"password of {username} changed")

@@ -1,0 +1,118 @@
+"""Engine, sessions and migrations.
+
+``DATABASE_URL`` picks the database (SQLite file by default, PostgreSQL in production). The
+schema is owned by Alembic (``migrations/``); :func:`upgrade` brings a database to head and
+:func:`schema_status` tells whether a database is behind, which the app and CLI refuse.
+"""
+
+from __future__ import annotations
+
+from core.errors import ShadowTutorError
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class SchemaError(ShadowTutorError, RuntimeError):
+    """The database is not at the code's schema; the message names the command to run."""
+
+
+@lru_cache(maxsize=16)
+def get_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    with get_engine(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    cfg = alembic_config(url)
+    with get_engine(url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    cfg = alembic_config(url)
+    with get_engine(url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: str | None
+    head: str
+
+    @property
+    def ok(self) -> bool:
+        return self.current == self.head
+
+    def message(self) -> str:
+        if self.ok:
+            return f"database schema is at head ({self.head})"
+        where = "empty (no schema)" if self.current is None else f"at revision {self.current}"
+        return (
+            f"The database is {where} but this version of ShadowTutor needs revision "
+            f"{self.head}. Run `shadowtutor db upgrade` to migrate it."
+        )
+
+
+def schema_status(url: str) -> SchemaStatus:
+    return SchemaStatus(current=current_revision(url), head=head_revision())
+
+
+def require_schema(url: str) -> None:
+    status = schema_status(url)
+    if not status.ok:
+        raise SchemaError(status.message())

@@ -1,0 +1,182 @@
+"""Database tables (SQLModel). Small, transactional state shared by reviewers and managers.
+
+The shadow log itself is not here: it lives in files read by DuckDB (see ``logstore``). Every
+change to these tables goes through an Alembic migration in ``migrations/versions``; a test
+checks that the migrated schema and these models agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+ROLES = ("admin", "reviewer", "manager")
+
+
+def utcnow() -> datetime:
+    """Aware UTC: every datetime column stores UTC and must be given a time zone."""
+    return datetime.now(UTC)
+
+
+def _json(default: Any = None) -> Any:
+    factory = (lambda: dict()) if default is dict else (lambda: list())  # noqa: C408
+    return Field(default_factory=factory, sa_column=Column(JSON, nullable=False))
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+class UserBase(SQLModel):
+    username: str = Field(index=True, unique=True, max_length=64)
+    display_name: str = Field(default="", max_length=128)
+    role: str = Field(max_length=16)
+
+
+class UserCreate(UserBase):
+    password: str
+
+
+class User(UserBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str = Field(max_length=256)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class UserPublic(UserBase):
+    id: int
+    disabled: bool
+    created_at: datetime
+
+
+# --- review ------------------------------------------------------------------------------
+
+
+class ReviewItem(SQLModel, table=True):
+    """A pair in the review queue. ``snapshot`` holds the pair as it was logged, so review
+    never depends on the log files still being there."""
+
+    __tablename__ = "review_item"
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: str = Field(index=True, unique=True, max_length=64)
+    snapshot: dict = _json(dict)
+    language: str | None = Field(default=None, max_length=16, index=True)
+    category: str | None = Field(default=None, max_length=32, index=True)
+    similarity: float | None = None
+    pair_ts: datetime | None = None
+    strategy: str = Field(default="random", max_length=32)
+    priority: float = 0.0
+    required_reviews: int = 1
+    reviews_done: int = 0
+    status: str = Field(default="open", max_length=16, index=True)  # open | done
+    claimed_by: int | None = Field(default=None, foreign_key="user.id")
+    claimed_until: datetime | None = None
+    enqueued_by: int | None = Field(default=None, foreign_key="user.id")
+    enqueued_at: datetime = Field(default_factory=utcnow)
+
+
+class Review(SQLModel, table=True):
+    """One reviewer's judgement of one item. Editing appends a new row and marks the earlier
+    one not current, so every version is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="review_item.id", index=True)
+    pair_id: str = Field(index=True, max_length=64)
+    reviewer_id: int = Field(foreign_key="user.id", index=True)
+    student_score: int | None = None  # 1..5
+    teacher_score: int | None = None  # 1..5
+    verdict: str | None = Field(default=None, max_length=16)  # student | tie | teacher
+    decision: str = Field(max_length=16)  # approve | reject | skip
+    tags: list = _json(list)
+    note: str = ""
+    corrected_answer: str | None = None
+    seconds_spent: float | None = None
+    blind: bool = False
+    is_current: bool = Field(default=True, index=True)
+    previous_id: int | None = Field(default=None, foreign_key="review.id")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Tag(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    kind: str = Field(default="", max_length=32)  # cultural_fit | tone | error | safety
+    description: str = ""
+    active: bool = True
+
+
+# --- cost --------------------------------------------------------------------------------
+
+
+class Budget(SQLModel, table=True):
+    """Monthly teacher budget. Rows are appended; the newest applies."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    monthly_usd: float
+    set_by: int | None = Field(default=None, foreign_key="user.id")
+    set_at: datetime = Field(default_factory=utcnow)
+
+
+# --- gate and rollout --------------------------------------------------------------------
+
+
+class GateDecision(SQLModel, table=True):
+    """An evaluation of the deploy gate. Append-only: never updated."""
+
+    __tablename__ = "gate_decision"
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    outcome: str = Field(max_length=16)  # GO | NO_GO | INCONCLUSIVE
+    config_version: str = Field(default="", max_length=64)
+    config_hash: str = Field(max_length=64)
+    data_fingerprint: str = Field(default="", max_length=64)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    evidence: dict = _json(dict)
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+
+
+class GateEvent(SQLModel, table=True):
+    """Approval, override or revocation tied to one decision."""
+
+    __tablename__ = "gate_event"
+    id: int | None = Field(default=None, primary_key=True)
+    decision_id: int = Field(foreign_key="gate_decision.id", index=True)
+    kind: str = Field(max_length=16)  # approve | override | revoke
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RolloutEvent(SQLModel, table=True):
+    """Rollout history; the newest row is the current state. Append-only."""
+
+    __tablename__ = "rollout_event"
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    action: str = Field(max_length=16)  # advance | rollback | kill | unkill | auto_rollback
+    stage: int  # percent of eligible traffic served by the student: 0, 10, 25, 50, 100
+    killed: bool = False
+    decision_id: int | None = Field(default=None, foreign_key="gate_decision.id")
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    reason: str = ""
+    details: dict = _json(dict)
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+class ExportJob(SQLModel, table=True):
+    __tablename__ = "export_job"
+    __table_args__ = (UniqueConstraint("path"),)
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    status: str = Field(default="done", max_length=16)
+    filters: dict = _json(dict)
+    counts: dict = _json(dict)
+    path: str = Field(max_length=512)
+    manifest: dict = _json(dict)

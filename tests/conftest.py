@@ -1,0 +1,107 @@
+"""Shared fixtures.
+
+State is isolated by environment: every test gets its own SHADOWTUTOR_HOME (SQLite file and
+log folder in a temporary directory). Store tests run on SQLite and, when TEST_DATABASE_URL
+names a PostgreSQL server, on a database created for this test session and dropped after it.
+`make test` and CI set TEST_DATABASE_URL, so there the PostgreSQL tests run (and fail loudly
+if the server is unreachable) instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from core import db
+from core.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh SHADOWTUTOR_HOME; other ShadowTutor variables are cleared."""
+    for key in list(os.environ):
+        if key.startswith("SHADOWTUTOR_") or key == "DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("SHADOWTUTOR_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings.load()
+
+
+@pytest.fixture
+def migrated(settings: Settings) -> Settings:
+    """Settings whose SQLite database is migrated to head."""
+    db.upgrade(settings.db_url)
+    return settings
+
+
+# --- PostgreSQL --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a PostgreSQL database created for this test session (dropped afterwards)."""
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if not admin_url:
+        pytest.skip("TEST_DATABASE_URL is not set (make test and CI set it)")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # fail, never skip, when asked for PostgreSQL
+        pytest.fail(
+            f"PostgreSQL at {make_url(admin_url).render_as_string(hide_password=True)} is not "
+            f"reachable ({exc.__class__.__name__}). Start it with: pg_ctlcluster "
+            "--skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
+    name = f"shadowtutor_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        db.get_engine(url).dispose()
+        db.get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_url: str) -> str:
+    db.upgrade(pg_url)
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database at head: a fresh SQLite file, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        db.upgrade(url)
+        return url
+    return request.getfixturevalue("pg_migrated")
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test."""
+    engine = db.get_engine(db_url)
+    with engine.connect() as conn:
+        trans = conn.begin()
+        with Session(bind=conn, join_transaction_mode="create_savepoint") as s:
+            yield s
+        trans.rollback()
