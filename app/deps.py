@@ -27,5 +27,6 @@ def _settings(_env_key: tuple) -> Settings:
 def settings() -> Settings:
     """Settings from the environment and Streamlit secrets (reloaded when the environment
     changes, which tests rely on)."""
-    keys = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("SHADOWTUTOR_", "DATABASE_URL"))))
+    prefixes = ("SHADOWTUTOR_", "DATABASE_URL")
+    keys = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(prefixes)))
     return _settings(keys)

@@ -33,7 +33,10 @@ if user is None:
 
 pages = {
     spec.key: st.Page(
-        str(ROOT / spec.path), title=spec.title, icon=spec.icon, url_path=spec.key,
+        str(ROOT / spec.path),
+        title=spec.title,
+        icon=spec.icon,
+        url_path=spec.key,
         default=spec.key == "home",
     )
     for spec in registry.PAGES

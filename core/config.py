@@ -8,13 +8,13 @@ settings table is checked against this list by a test.
 
 from __future__ import annotations
 
-from core.errors import ShadowTutorError
-
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from core.errors import ShadowTutorError
 
 
 class SettingsError(ShadowTutorError, ValueError):

@@ -7,8 +7,6 @@ schema is owned by Alembic (``migrations/``); :func:`upgrade` brings a database 
 
 from __future__ import annotations
 
-from core.errors import ShadowTutorError
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
+
+from core.errors import ShadowTutorError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

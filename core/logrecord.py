@@ -12,13 +12,13 @@ between the collector, imports, DuckDB queries and tests (documented in the READ
 
 from __future__ import annotations
 
-from core.errors import ShadowTutorError
-
 import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from core.errors import ShadowTutorError
 
 SCHEMA_VERSION = 1
 SOURCES = ("live", "replay", "playground", "import", "demo")

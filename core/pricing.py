@@ -59,7 +59,9 @@ def load_table(path: str = "") -> PriceTable:
             f"price table {source} not found; fix SHADOWTUTOR_PRICE_TABLE"
         ) from None
     prices = {
-        name.lower(): Price(name.lower(), p.get("provider", ""), float(p["input"]), float(p["output"]))
+        name.lower(): Price(
+            name.lower(), p.get("provider", ""), float(p["input"]), float(p["output"])
+        )
         for name, p in data.get("models", {}).items()
     }
     return PriceTable(version=str(data["version"]), prices=prices)

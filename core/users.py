@@ -6,8 +6,6 @@ Store functions are keyword-only and take the session, so callers own the transa
 
 from __future__ import annotations
 
-from core.errors import ShadowTutorError
-
 import base64
 import hashlib
 import hmac
@@ -15,6 +13,7 @@ import os
 
 from sqlmodel import Session, select
 
+from core.errors import ShadowTutorError
 from core.models import ROLES, User, UserCreate
 
 _N, _R, _P = 2**14, 8, 1  # 16 MiB of memory per hash

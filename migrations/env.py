@@ -36,5 +36,7 @@ def _run_with(connection) -> None:  # noqa: ANN001
 
 
 if context.is_offline_mode():
-    raise SystemExit("offline (SQL script) migrations are not supported; run `shadowtutor db upgrade`")
+    raise SystemExit(
+        "offline (SQL script) migrations are not supported; run `shadowtutor db upgrade`"
+    )
 run()

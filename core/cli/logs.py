@@ -18,7 +18,9 @@ def logs_group() -> None:
 @logs_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--teacher-model", help="Teacher model for OpenAI chat lines (they name none).")
-@click.option("--source", type=click.Choice(["import", "replay", "live", "demo"]), help="Override the source.")
+@click.option(
+    "--source", type=click.Choice(["import", "replay", "live", "demo"]), help="Override the source."
+)
 @click.pass_context
 def import_(ctx: click.Context, file: Path, teacher_model: str | None, source: str | None) -> None:
     """Import FILE: our log schema or OpenAI chat JSONL ({"messages": [...]}, the last
@@ -69,7 +71,11 @@ def compact(ctx: click.Context) -> None:
         f"compacted {len(report.days)} day(s): {report.rows_written} rows written, "
         f"{report.duplicates_skipped} duplicates skipped, {report.bad_lines} bad lines, "
         f"{report.files_removed} JSONL files removed"
-        + (f", {len(report.quarantined)} with bad lines kept in quarantine/" if report.quarantined else "")
+        + (
+            f", {len(report.quarantined)} with bad lines kept in quarantine/"
+            if report.quarantined
+            else ""
+        )
     )
     if report.problems:
         ctx.exit(1)

@@ -31,7 +31,9 @@ def add(ctx: click.Context, username: str, role: str, display_name: str, passwor
     with _session(ctx) as session:
         user = users.add_user(
             session=session,
-            user=UserCreate(username=username, role=role, display_name=display_name, password=password),
+            user=UserCreate(
+                username=username, role=role, display_name=display_name, password=password
+            ),
         )
         click.echo(f"added {user.username} ({user.role})")
 

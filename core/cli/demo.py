@@ -1,0 +1,47 @@
+"""`shadowtutor demo`: generate realistic demo data and open the dashboard on it."""
+
+from __future__ import annotations
+
+import click
+
+from core import db, demo
+from core.cli import main, settings_of
+
+
+@main.command("demo")
+@click.option("--pairs", default=20_000, show_default=True, help="Pairs to generate.")
+@click.option("--days", default=60, show_default=True, help="Days of history, ending now.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same data.")
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Start the dashboard.")
+@click.option("--port", default=8501, show_default=True, help="Dashboard port.")
+@click.pass_context
+def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, port: int) -> None:
+    """Fill an empty ShadowTutor home with demo data, then start the dashboard.
+
+    Migrates the database, creates the demo accounts, writes PAIRS pairs over DAYS days to the
+    log (closed days compacted to Parquet), queues and reviews a stratified sample, sets a
+    monthly budget. When the log already holds data nothing is generated and the dashboard
+    starts on what is there.
+    """
+    settings = settings_of(ctx)
+    db.upgrade(settings.db_url)
+    with db.session_scope(settings.db_url) as session:
+        demo.ensure_accounts(session)
+    try:
+        summary = demo.build(
+            url=settings.db_url, log_dir=settings.log_path, pairs=pairs, days=days, seed=seed
+        )
+        click.echo(
+            f"demo data: {summary.pairs:,} pairs over {days} days in {summary.log_dir} "
+            f"({summary.compacted_days} days compacted to Parquet), {summary.reviews} reviews, "
+            f"monthly budget ${summary.budget_usd:,.0f}"
+        )
+    except demo.DemoError as exc:
+        click.echo(f"no demo data generated: {exc}")
+    click.echo("demo accounts (username / password):")
+    for username, role, _name, password in demo.DEMO_ACCOUNTS[:3]:
+        click.echo(f"  {role:<9} {username} / {password}")
+    if serve:
+        from core.cli.app import serve as start
+
+        start(settings, port)
