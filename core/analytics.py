@@ -1,26 +1,272 @@
 """Named DuckDB queries over the shadow log, each returning plain values or a DataFrame.
 
-Queries take parameters (bound, never formatted into SQL from user input) and read the
-``pairs`` view created by :func:`core.logstore.create_views`.
+Speed at millions of pairs comes from a narrow in-memory table, ``facts``: one row a pair with
+only the columns the dashboards need (no prompts, no answers), plus the pair's local time
+``lts`` in the display time zone. It is cached per log folder and time zone and kept up to date
+file by file: on each :func:`connect` only files that are new or changed since the last call
+(by size and modification time) are read again, and rows of removed files are dropped, so
+compaction (JSONL files replaced by Parquet) is followed without a full reload.
+
+Every query is a fixed SQL text with bound parameters; the page's filters are parameters too
+(never formatted into SQL). Absent category, language or source values read as ``(none)``.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
+import pandas as pd
 
 from core import logstore
+from core.errors import ShadowTutorError
+
+NONE_LABEL = "(none)"
+
+_FACTS_DDL = """
+CREATE TABLE IF NOT EXISTS facts (
+  _file VARCHAR, id VARCHAR, ts TIMESTAMP, lts TIMESTAMP,
+  source VARCHAR, category VARCHAR, language VARCHAR,
+  teacher_model VARCHAR, teacher_latency_ms DOUBLE, teacher_prompt_tokens BIGINT,
+  teacher_completion_tokens BIGINT, teacher_cost_usd DOUBLE, teacher_failed BOOLEAN,
+  student_model VARCHAR, student_latency_ms DOUBLE, student_cost_usd DOUBLE,
+  student_outcome VARCHAR,
+  similarity_method VARCHAR, similarity DOUBLE,
+  served_by VARCHAR, stage DOUBLE, eligible BOOLEAN
+)
+"""
+# From the raw (nested) record to a facts row. ``student_outcome``: NULL when the student did
+# not run, else ok | timeout | error (a timeout is an error whose text says so).
+_FACTS_SELECT = """
+SELECT filename, id, ts, timezone($tz, ts AT TIME ZONE 'UTC'),
+  coalesce(source, '(none)'), coalesce(category, '(none)'), coalesce(language, '(none)'),
+  coalesce(teacher.model, '(none)'), teacher.latency_ms, teacher.prompt_tokens,
+  teacher.completion_tokens, teacher.cost_usd, teacher.error IS NOT NULL,
+  student.model, student.latency_ms, student.cost_usd,
+  CASE WHEN student.model IS NULL THEN NULL
+       WHEN student.error IS NULL THEN 'ok'
+       WHEN regexp_matches(lower(student.error), 'time ?out|timed out|deadline') THEN 'timeout'
+       ELSE 'error' END,
+  similarity.method, similarity.score,
+  routing.served_by, CAST(routing.stage AS DOUBLE), routing.eligible
+FROM (
+  SELECT * EXCLUDE (ts),
+    CAST(left(replace(CAST(ts AS VARCHAR), 'T', ' '), 23) AS TIMESTAMP) AS ts
+  FROM {reader}
+) WHERE id IS NOT NULL AND ts IS NOT NULL
+"""
+_ANSWER = (
+    "STRUCT(model VARCHAR, latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, "
+    "cost_usd DOUBLE, error VARCHAR)"
+)
+_JSON_COLUMNS = {
+    "id": "VARCHAR",
+    "ts": "VARCHAR",
+    "source": "VARCHAR",
+    "category": "VARCHAR",
+    "language": "VARCHAR",
+    "teacher": _ANSWER,
+    "student": _ANSWER,
+    "similarity": "STRUCT(method VARCHAR, score DOUBLE)",
+    "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
+}
+_JSON_READER = (
+    "read_json($files, format='newline_delimited', ignore_errors=true, filename=true, "
+    "maximum_object_size=67108864, columns={"
+    + ", ".join(f"'{k}': '{v}'" for k, v in _JSON_COLUMNS.items())
+    + "})"
+)
+_PARQUET_READER = "read_parquet($files, filename=true, union_by_name=true)"
 
 
-def connect(log_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the ``pairs`` view over the log folder."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+class TimezoneError(ShadowTutorError, ValueError):
+    """The configured display time zone is not a known IANA name."""
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TimezoneError(
+            f"SHADOWTUTOR_TIMEZONE={name!r} is not a known time zone; use an IANA name such as "
+            "'UTC' or 'Europe/Berlin'"
+        ) from None
+
+
+# --- the cached narrow table -------------------------------------------------------------
+
+
+class _Store:
+    """One in-memory DuckDB database holding ``facts`` for one log folder and time zone."""
+
+    def __init__(self, log_dir: Path, tz: str):
+        self.log_dir = log_dir
+        self.tz = tz
+        self.db = duckdb.connect()
+        self.db.execute("SET TimeZone = 'UTC'")
+        self.db.execute(_FACTS_DDL)
+        self.signatures: dict[str, tuple[int, int]] = {}
+        self.lock = threading.Lock()
+
+    def _current(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        files = logstore.jsonl_files(self.log_dir) + logstore.parquet_files(self.log_dir)
+        for path in files:
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed by a concurrent compaction
+                continue
+            out[str(path)] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def refresh(self) -> None:
+        with self.lock:
+            current = self._current()
+            stale = [f for f, sig in self.signatures.items() if current.get(f) != sig]
+            fresh = [f for f, sig in current.items() if self.signatures.get(f) != sig]
+            if not stale and not fresh:
+                return
+            con = self.db.cursor()
+            con.execute("BEGIN")
+            try:
+                if stale:
+                    con.execute(
+                        "DELETE FROM facts WHERE list_contains($files, _file)", {"files": stale}
+                    )
+                jsonl = [f for f in fresh if f.endswith(".jsonl")]
+                parquet = [f for f in fresh if f.endswith(".parquet")]
+                for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
+                    if files:
+                        sql = "INSERT INTO facts " + _FACTS_SELECT.format(reader=reader)
+                        con.execute(sql, {"files": files, "tz": self.tz})
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            self.signatures = current
+
+
+_STORES: OrderedDict[tuple[str, str], _Store] = OrderedDict()
+_STORES_LOCK = threading.Lock()
+_MAX_STORES = 4
+
+
+def _store(log_dir: Path, tz: str) -> _Store:
+    key = (str(Path(log_dir).resolve()), tz)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = _Store(Path(log_dir), tz)
+            while len(_STORES) > _MAX_STORES:
+                _STORES.popitem(last=False)
+        _STORES.move_to_end(key)
+    return store
+
+
+def connect(log_dir: Path, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the up-to-date ``facts`` table (narrow, local times in ``tz``)
+    and the ``pairs`` / ``raw_pairs`` views over the whole log (for queries needing texts)."""
+    zone(tz)
+    store = _store(log_dir, tz)
+    store.refresh()
+    con = store.db.cursor()
     logstore.create_views(con, log_dir)
     return con
+
+
+# --- filters -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the page's filter bar selected. Dates are local days, both ends included; an
+    empty tuple means no restriction. A pair matches ``models`` when its teacher or its
+    student model is among them."""
+
+    start: date | None = None
+    end: date | None = None
+    models: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "start": datetime.combine(self.start, datetime.min.time()) if self.start else None,
+            "end": datetime.combine(self.end + timedelta(days=1), datetime.min.time())
+            if self.end
+            else None,
+            "models": list(self.models),
+            "categories": list(self.categories),
+            "languages": list(self.languages),
+            "sources": list(self.sources),
+        }
+
+
+# Appended to every filtered query; all parts are bound parameters.
+WHERE = """
+  (CAST($start AS TIMESTAMP) IS NULL OR lts >= CAST($start AS TIMESTAMP))
+  AND (CAST($end AS TIMESTAMP) IS NULL OR lts < CAST($end AS TIMESTAMP))
+  AND (len(CAST($models AS VARCHAR[])) = 0
+       OR list_contains(CAST($models AS VARCHAR[]), teacher_model)
+       OR list_contains(CAST($models AS VARCHAR[]), student_model))
+  AND (len(CAST($categories AS VARCHAR[])) = 0
+       OR list_contains(CAST($categories AS VARCHAR[]), category))
+  AND (len(CAST($languages AS VARCHAR[])) = 0
+       OR list_contains(CAST($languages AS VARCHAR[]), language))
+  AND (len(CAST($sources AS VARCHAR[])) = 0
+       OR list_contains(CAST($sources AS VARCHAR[]), source))
+"""
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, f: Filters, **extra: Any) -> pd.DataFrame:
+    """Run a fixed query whose text contains ``WHERE`` filters, with the filters bound."""
+    return con.execute(sql, {**f.params(), **extra}).df()
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    models: list[str]
+    categories: list[str]
+    languages: list[str]
+    sources: list[str]
+    first_day: date | None
+    last_day: date | None
+    pairs: int
+
+
+def filter_options(con: duckdb.DuckDBPyConnection) -> FilterOptions:
+    """The values each filter can take, and the log's first and last local day."""
+    row = con.execute(
+        """
+        SELECT list_sort(list_distinct(list(teacher_model) || list(student_model))),
+          list_sort(list_distinct(list(category))), list_sort(list_distinct(list(language))),
+          list_sort(list_distinct(list(source))), min(lts)::DATE, max(lts)::DATE, count(*)
+        FROM facts
+        """
+    ).fetchone()
+    return FilterOptions(
+        models=[m for m in row[0] or [] if m is not None],
+        categories=row[1] or [],
+        languages=row[2] or [],
+        sources=row[3] or [],
+        first_day=row[4],
+        last_day=row[5],
+        pairs=int(row[6]),
+    )
+
+
+def count_pairs(con: duckdb.DuckDBPyConnection, f: Filters) -> int:
+    return int(con.execute(f"SELECT count(*) FROM facts WHERE {WHERE}", f.params()).fetchone()[0])
+
+
+# --- home --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -34,8 +280,9 @@ class Headline:
 
 
 def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
-    """The Home page's figures: last 7 days up to ``now`` (naive UTC), and month to date."""
-    now = now.replace(tzinfo=None)
+    """The Home page's figures: last 7 days up to ``now`` (UTC), and the UTC month to date."""
+    if now.tzinfo is not None:
+        now = now.astimezone(zone("UTC")).replace(tzinfo=None)
     since = now - timedelta(days=7)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     row = con.execute(
@@ -44,16 +291,16 @@ def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
           count(*) FILTER (WHERE ts >= $since),
           sum(teacher_cost_usd) FILTER (WHERE ts >= $month_start),
           quantile_cont(student_latency_ms, 0.95)
-            FILTER (WHERE ts >= $since AND student_error IS NULL),
-          avg(CASE WHEN student_error IS NOT NULL THEN 1.0 ELSE 0.0 END)
-            FILTER (WHERE ts >= $since AND student_model IS NOT NULL)
-        FROM pairs WHERE ts <= $now
+            FILTER (WHERE ts >= $since AND student_outcome = 'ok'),
+          avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL)
+        FROM facts WHERE ts <= $now
         """,
         {"since": since, "month_start": month_start, "now": now},
     ).fetchone()
     sim = con.execute(
         """
-        SELECT similarity_method, avg(similarity) FROM pairs
+        SELECT similarity_method, avg(similarity) FROM facts
         WHERE ts >= $since AND ts <= $now AND similarity IS NOT NULL
         GROUP BY 1 ORDER BY count(*) DESC LIMIT 1
         """,
@@ -66,4 +313,15 @@ def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
         similarity_method=sim[0] if sim else None,
         student_p95_ms_7d=row[2],
         student_error_rate_7d=row[3],
+    )
+
+
+def utc_bounds(f: Filters, tz: str) -> tuple[datetime | None, datetime | None]:
+    """The filter's period as aware UTC datetimes [start, end), for database queries."""
+    local = zone(tz)
+    utc = zone("UTC")
+    p = f.params()
+    return tuple(  # type: ignore[return-value]
+        None if p[k] is None else p[k].replace(tzinfo=local).astimezone(utc)
+        for k in ("start", "end")
     )

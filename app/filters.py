@@ -1,0 +1,99 @@
+"""Shared dashboard widgets: the one filter bar that drives every chart on a page, and a chart
+block that says why it is empty or shows the figure with its data as a CSV download."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import analytics
+
+PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All": None, "Custom": -1}
+
+
+def local_now(tz: str) -> datetime:
+    """The current time in the display time zone, naive (as ``facts.lts`` is)."""
+    return datetime.now(UTC).astimezone(analytics.zone(tz)).replace(tzinfo=None)
+
+
+def filter_bar(con, key: str, tz: str) -> analytics.Filters | None:  # noqa: ANN001
+    """Period, model, category, language and source. None (with a message) when the log is
+    empty, so the page can stop instead of drawing blank charts."""
+    opts = analytics.filter_options(con)
+    if opts.pairs == 0:
+        st.info(
+            "The shadow log is empty, so there is nothing to chart yet. Collect pairs with the "
+            "collector or proxy, import a file with `shadowtutor logs import FILE`, or load demo "
+            "data with `shadowtutor demo`."
+        )
+        return None
+    today = local_now(tz).date()
+    c = st.columns([1.1, 1.6, 1.3, 1, 1, 1])
+    period = c[0].selectbox("Period", list(PERIODS), index=1, key=f"{key}-period")
+    start, end = _period(period, today, opts, c[1], key)
+    models = c[2].multiselect("Model", opts.models, key=f"{key}-models")
+    categories = c[3].multiselect("Category", opts.categories, key=f"{key}-categories")
+    languages = c[4].multiselect("Language", opts.languages, key=f"{key}-languages")
+    sources = c[5].multiselect("Source", opts.sources, key=f"{key}-sources")
+    st.caption(
+        f"Times in {tz}. The log holds {opts.pairs:,} pairs from {opts.first_day} to "
+        f"{opts.last_day}. A model filter matches a pair whose teacher or student is that model."
+    )
+    return analytics.Filters(
+        start=start,
+        end=end,
+        models=tuple(models),
+        categories=tuple(categories),
+        languages=tuple(languages),
+        sources=tuple(sources),
+    )
+
+
+def _period(period: str, today: date, opts: analytics.FilterOptions, slot, key: str):  # noqa: ANN001, ANN202
+    days = PERIODS[period]
+    if days == -1:
+        picked = slot.date_input(
+            "Dates",
+            value=(max(opts.first_day, today - timedelta(days=29)), today),
+            key=f"{key}-dates",
+        )
+        if isinstance(picked, tuple | list):
+            return (picked[0], picked[1]) if len(picked) == 2 else (picked[0], picked[0])
+        return picked, picked
+    if days is None:
+        slot.text_input("Dates", f"{opts.first_day} to {opts.last_day}", disabled=True)
+        return None, None
+    start = today - timedelta(days=days - 1)
+    slot.text_input("Dates", f"{start} to {today}", disabled=True, key=f"{key}-dates-shown")
+    return start, today
+
+
+def chart(
+    df: pd.DataFrame,
+    figure: Callable[[pd.DataFrame], go.Figure],
+    *,
+    name: str,
+    empty: str,
+) -> None:
+    """A chart and its data as CSV, or ``empty`` as a message when there is no data."""
+    if df.empty:
+        st.info(empty)
+        return
+    st.plotly_chart(figure(df), key=f"chart-{name}")
+    download(df, name)
+
+
+def download(df: pd.DataFrame, name: str) -> None:
+    st.download_button(
+        "Download CSV",
+        df.to_csv(index=False).encode(),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=f"csv-{name}",
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -1,0 +1,149 @@
+"""Cost: teacher spend, projection and budget alerts, trends, breakdowns, savings."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import auth, deps, filters
+from core import analytics, budget, charts, db, pricing, spend
+from core.errors import ShadowTutorError
+
+user = auth.guard("cost")
+settings = deps.settings()
+st.title("Cost")
+try:
+    con = analytics.connect(settings.log_path, settings.timezone)
+    prices = pricing.load_table(settings.price_table)
+except (ShadowTutorError, FileNotFoundError) as exc:
+    st.error(str(exc))
+    st.stop()
+
+now = filters.local_now(settings.timezone)
+windows = spend.spend_windows(con, now)
+rate = budget.run_rate(windows.trailing_7d, now, windows.first_pair)
+proj = budget.project(now=now, month_to_date=windows.month_to_date, daily_rate=rate)
+with db.session_scope(settings.db_url) as session:
+    row = budget.current_budget(session=session)
+    monthly = row.monthly_usd if row else None
+    stage = 0 if settings.kill_switch else budget.current_stage(session=session)
+
+c = st.columns(4)
+c[0].metric("Teacher spend today", f"${windows.today:,.2f}")
+c[1].metric("Month to date", f"${windows.month_to_date:,.2f}")
+c[2].metric(
+    "Projected month end",
+    f"${proj.projected:,.2f}",
+    help=f"Run rate ${rate:,.2f}/day "
+    f"(trailing 7 days) x {proj.days_left:.1f} days left, plus month to date.",
+)
+c[3].metric("Monthly budget", "not set" if monthly is None else f"${monthly:,.2f}")
+if monthly is not None:
+    severity, text = budget.alert_message(budget.budget_status(proj, monthly), proj)
+    getattr(st, severity)(text)
+elif user.role == "admin":
+    st.info("No monthly budget is set yet: set one below to get alerts at 50%, 80% and 100%.")
+st.caption("Budget figures cover all traffic; the filters below drive the charts.")
+
+if user.role == "admin":
+    with st.expander("Set the monthly budget"), st.form("budget"):
+        amount = st.number_input(
+            "Monthly teacher budget (USD)", min_value=0.0, step=100.0, value=float(monthly or 0.0)
+        )
+        if st.form_submit_button("Save budget", type="primary"):
+            try:
+                with db.session_scope(settings.db_url) as session:
+                    budget.set_budget(
+                        session=session, monthly_usd=amount, user_id=user.id, role=user.role
+                    )
+            except ShadowTutorError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+
+f = filters.filter_bar(con, "cost", settings.timezone)
+if f is None:
+    st.stop()
+if analytics.count_pairs(con, f) == 0:
+    st.info("No pairs match these filters; widen the period or clear a filter.")
+    st.stop()
+coverage = spend.cost_coverage(con, f, prices)
+if not coverage.empty:
+    unknown = coverage[~coverage["in_price_table"]]["teacher_model"].tolist()
+    st.warning(
+        f"{int(coverage['missing'].sum()):,} pairs have no teacher cost and count as $0 here."
+        + (
+            f" Models not in the price table: {', '.join(unknown)} (add them to the price table "
+            "set by SHADOWTUTOR_PRICE_TABLE)."
+            if unknown
+            else ""
+        )
+        + " Other missing costs are calls that reported no token usage."
+    )
+
+by_day = spend.spend_by_day(con, f)
+if len(by_day) == 1:
+    st.info(
+        f"The filtered log covers a single day ({by_day['day'].iloc[0]:%Y-%m-%d}); "
+        "trends need more days, so the hourly view is shown."
+    )
+grain = st.segmented_control("Trend", ["Daily", "Hourly"], default="Daily", key="cost-grain")
+if grain == "Hourly" or len(by_day) == 1:
+    filters.chart(
+        spend.spend_by_hour(con, f),
+        lambda d: charts.spend_trend(d, "hour"),
+        name="spend_by_hour",
+        empty="No spend in this period.",
+    )
+else:
+    filters.chart(by_day, charts.spend_trend, name="spend_by_day", empty="No spend in this period.")
+filters.chart(
+    spend.spend_heatmap(con, f),
+    charts.spend_heatmap,
+    name="spend_heatmap",
+    empty="No spend in this period.",
+)
+
+cols = st.columns(2)
+for i, dim in enumerate(spend.DIMENSIONS):
+    with cols[i % 2]:
+        filters.chart(
+            spend.spend_by(con, f, dim),
+            lambda d, dim=dim: charts.spend_breakdown(d, dim),
+            name=f"spend_by_{dim}",
+            empty=f"No spend by {dim}.",
+        )
+
+st.subheader("Most expensive prompts")
+top = spend.top_prompts(con, f, limit=20)
+if top.empty:
+    st.info("No priced pairs in this selection.")
+else:
+    st.dataframe(
+        top.drop(columns=["id"]),
+        hide_index=True,
+        column_config={
+            "teacher_usd": st.column_config.NumberColumn("teacher USD", format="$%.4f"),
+            "ts": st.column_config.DatetimeColumn(f"time ({settings.timezone})"),
+        },
+    )
+    filters.download(top, "top_prompts")
+
+st.subheader("Savings")
+inputs = spend.savings_inputs(con, f, settings.eligible)
+s = budget.savings(
+    teacher_usd=inputs.teacher_usd,
+    student_usd=inputs.student_usd,
+    days=inputs.days,
+    stage=stage,
+    flat_monthly=settings.student_monthly_cost_usd,
+)
+c = st.columns(3)
+c[0].metric(f"Per month at the current stage ({stage}%)", f"${s.at_stage:,.2f}")
+c[1].metric("Per month at 100% of eligible traffic", f"${s.at_full:,.2f}")
+c[2].metric("Teacher cost of eligible traffic / month", f"${s.teacher_monthly:,.2f}")
+st.caption(
+    f"From {inputs.requests:,} eligible pairs over {inputs.days} days "
+    f"(eligible: {', '.join(sorted(settings.eligible)) or 'all categories'}), scaled to 30 days. "
+    f"Student per-token cost ${s.student_monthly:,.2f}/month; flat student cost "
+    f"${s.flat_monthly:,.2f}/month is paid at every stage."
+)
