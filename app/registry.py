@@ -24,6 +24,8 @@ class PageSpec:
 
 PAGES: list[PageSpec] = [
     PageSpec("home", "pages/home.py", "Home", ":material/home:", EVERYONE),
+    PageSpec("cost", "pages/cost.py", "Cost", ":material/payments:", (ADMIN, MANAGER), "Watch"),
+    PageSpec("quality", "pages/quality.py", "Quality & latency", ":material/speed:", EVERYONE, "Watch"),
 ]
 
 
