@@ -399,18 +399,21 @@ def test_pii_is_scrubbed_before_writing(
     assert result.counts["pii"] == {"email": 1, "phone": 1, "card": 1, "iban": 1, "ip": 1}
     assert result.counts["pairs_with_pii"] == 1
     raw = _run(session, tmp_path, admin, options=ExportOptions(scrub_pii=False))
-    assert b"anna@example.com" in (raw.path / "sft_train.jsonl").read_bytes() + (
-        raw.path / "sft_val.jsonl"
-    ).read_bytes() + (raw.path / "sft_test.jsonl").read_bytes()
+    assert (
+        b"anna@example.com"
+        in (raw.path / "sft_train.jsonl").read_bytes()
+        + (raw.path / "sft_val.jsonl").read_bytes()
+        + (raw.path / "sft_test.jsonl").read_bytes()
+    )
     assert "NO (scrubbing was turned off" in (raw.path / "README.md").read_text()
 
 
 def test_csv_cells_never_start_a_formula(
     session: Session, tmp_path: Path, admin: int, reviewer: int
 ) -> None:
-    add_pair(session, reviewer, "f", question="=HYPERLINK(\"x\")", teacher="@SUM(A1)")
+    add_pair(session, reviewer, "f", question='=HYPERLINK("x")', teacher="@SUM(A1)")
     row = _csv(_run(session, tmp_path, admin).path / "pairs.csv")[0]
-    assert row["prompt"] == "'=HYPERLINK(\"x\")" and row["target"] == "'@SUM(A1)"
+    assert row["prompt"] == '\'=HYPERLINK("x")' and row["target"] == "'@SUM(A1)"
 
 
 def test_nothing_matches_is_a_clear_error(session: Session, tmp_path: Path, admin: int) -> None:
