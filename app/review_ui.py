@@ -1,0 +1,203 @@
+"""Widgets of the Review page: the pair (as text only) and the judgement form.
+
+Model output and user messages are untrusted: they are shown with ``st.code`` (a literal
+text block), never as Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app import shortcuts
+from core import review
+
+SCORES = [1, 2, 3, 4, 5]
+LONG = 4000  # characters: longer texts get a scrolling box
+
+
+def show_text(text: str) -> None:
+    st.code(
+        text or "(empty)",
+        language=None,
+        wrap_lines=True,
+        height=420 if len(text) > LONG else "content",
+    )
+
+
+def _fmt(value: Any, fmt: str, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{fmt}}{unit}"
+
+
+def show_header(item: Any) -> None:
+    snap = item.snapshot
+    cols = st.columns(5)
+    cols[0].metric(
+        "Similarity", _fmt(snap.get("similarity"), ".3f"), help=snap.get("similarity_method")
+    )
+    cols[1].metric("Language", snap.get("language") or "n/a")
+    cols[2].metric("Category", snap.get("category") or "n/a")
+    cols[3].metric("Reviews", f"{item.reviews_done} of {item.required_reviews}")
+    cols[4].metric("Source", snap.get("source") or "n/a")
+    st.caption(
+        f"Pair `{item.pair_id}` · logged {snap.get('ts') or 'n/a'} · queued as {item.strategy}"
+    )
+
+
+def show_conversation(messages: list[dict[str, Any]]) -> None:
+    st.subheader("Conversation", divider="gray")
+    for msg in messages:
+        st.caption(str(msg.get("role", "?")).upper())
+        show_text(review.content_text(msg.get("content")))
+
+
+def show_answer(label: str, answer: dict[str, Any], *, reveal: bool) -> None:
+    st.subheader(label, divider="gray")
+    facts = [
+        f"latency {_fmt(answer.get('latency_ms'), ',.0f', ' ms')}",
+        f"tokens {_fmt(answer.get('completion_tokens'), ',d')}",
+    ]
+    if reveal:
+        facts.insert(0, f"model {answer.get('model') or 'n/a'}")
+    st.caption(" · ".join(facts))
+    if answer.get("error"):
+        st.caption("Error:")
+        show_text(str(answer["error"]))
+    show_text(answer.get("response") or "")
+
+
+def answer_slots(item: Any, *, blind: bool, swap: bool) -> list[tuple[str, str, dict]]:
+    """(label, who, answer) for the left and right column. Left is the student (or A)."""
+    snap = item.snapshot
+    if not blind:
+        return [("Student", "student", snap["student"]), ("Teacher", "teacher", snap["teacher"])]
+    pair = [("teacher", snap["teacher"]), ("student", snap["student"])]
+    if not swap:
+        pair.reverse()
+    return [("Answer A", pair[0][0], pair[0][1]), ("Answer B", pair[1][0], pair[1][1])]
+
+
+def judgement_form(
+    prefix: str,
+    tag_names: list[str],
+    slots: list[tuple[str, str, dict]],
+    initial: dict | None = None,
+) -> dict[str, Any]:
+    """Scores, verdict, tags, note and correction. Returns widget values keyed by the
+    left/right slot, which the caller maps to student/teacher."""
+    initial = initial or {}
+    left, right = slots[0][0], slots[1][0]
+    c1, c2, c3 = st.columns([2, 2, 3])
+    with c1:
+        left_score = st.radio(
+            f"{left} score (keys 1-5)",
+            SCORES,
+            index=_index(SCORES, initial.get("left")),
+            horizontal=True,
+            key=f"{prefix}left",
+        )
+    with c2:
+        right_score = st.radio(
+            f"{right} score (Shift+1-5)",
+            SCORES,
+            index=_index(SCORES, initial.get("right")),
+            horizontal=True,
+            key=f"{prefix}right",
+        )
+    options = ["left", "tie", "right"]
+    with c3:
+        verdict = st.radio(
+            "Which is better? (Q / W / E)",
+            options,
+            index=_index(options, initial.get("verdict")),
+            format_func={"left": f"{left} better", "tie": "Tie", "right": f"{right} better"}.get,
+            horizontal=True,
+            key=f"{prefix}verdict",
+        )
+    tags = st.multiselect(
+        "Tags",
+        tag_names,
+        default=[t for t in initial.get("tags", []) if t in tag_names],
+        key=f"{prefix}tags",
+    )
+    note = st.text_area("Note", value=initial.get("note", ""), height=68, key=f"{prefix}note")
+    corrected = st.text_area(
+        "Corrected ideal answer (optional)",
+        value=initial.get("corrected") or "",
+        height=100,
+        key=f"{prefix}corrected",
+    )
+    return {
+        "left": left_score,
+        "right": right_score,
+        "verdict": verdict,
+        "tags": tags,
+        "note": note,
+        "corrected": corrected,
+    }
+
+
+def _index(options: list, value: Any) -> int | None:
+    return options.index(value) if value in options else None
+
+
+def to_judgement(
+    values: dict[str, Any], slots: list, decision: str, seconds: float | None, blind: bool
+) -> review.Judgement:
+    """Map left/right widget values to student/teacher fields."""
+    who = {"left": slots[0][1], "right": slots[1][1]}
+    scores = {who["left"]: values["left"], who["right"]: values["right"]}
+    verdict = {"left": who["left"], "right": who["right"], "tie": "tie"}.get(values["verdict"])
+    return review.Judgement(
+        decision=decision,
+        student_score=scores["student"],
+        teacher_score=scores["teacher"],
+        verdict=verdict,
+        tags=values["tags"],
+        note=values["note"],
+        corrected_answer=values["corrected"],
+        seconds_spent=seconds,
+        blind=blind,
+    )
+
+
+def from_review(r: Any) -> dict[str, Any]:
+    """Initial widget values (non-blind layout: left = student) from a stored review."""
+    verdict = {"student": "left", "teacher": "right", "tie": "tie"}.get(r.verdict or "")
+    return {
+        "left": r.student_score,
+        "right": r.teacher_score,
+        "verdict": verdict,
+        "tags": list(r.tags or []),
+        "note": r.note,
+        "corrected": r.corrected_answer,
+    }
+
+
+def decision_buttons(prefix: str) -> str | None:
+    c1, c2, c3 = st.columns(3)
+    if c1.button("Approve (A)", type="primary", key=f"{prefix}approve", width="stretch"):
+        return "approve"
+    if c2.button("Reject (R)", key=f"{prefix}reject", width="stretch"):
+        return "reject"
+    if c3.button("Skip (S)", key=f"{prefix}skip", width="stretch"):
+        return "skip"
+    return None
+
+
+def bind_keys(prefix: str) -> None:
+    keys = {str(n): shortcuts.option(f"{prefix}left", n - 1) for n in SCORES}
+    keys |= {f"shift+{n}": shortcuts.option(f"{prefix}right", n - 1) for n in SCORES}
+    keys |= {k: shortcuts.option(f"{prefix}verdict", i) for i, k in enumerate("qwe")}
+    keys |= {
+        "a": shortcuts.button(f"{prefix}approve"),
+        "r": shortcuts.button(f"{prefix}reject"),
+        "s": shortcuts.button(f"{prefix}skip"),
+    }
+    shortcuts.bind(keys)
+    st.caption(
+        "Keyboard: **1-5** score the left answer · **Shift+1-5** the right one · **Q / W / E** "
+        "left better / tie / right better · **A** approve · **R** reject · **S** skip · "
+        "**Esc** leaves a text field."
+    )

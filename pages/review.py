@@ -1,0 +1,172 @@
+"""Review: work through the queue pair by pair (keyboard first), and change recent reviews."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from app import auth, deps
+from app import review_ui as ui
+from core import db, review
+from core.errors import ShadowTutorError
+
+user = auth.guard("review")
+settings = deps.settings()
+url = settings.db_url
+blind = settings.review_blind
+
+st.title("Review")
+view = st.radio(
+    "Show",
+    ["Queue", "My recent reviews"],
+    horizontal=True,
+    key="review_view",
+    label_visibility="collapsed",
+)
+
+with db.session_scope(url) as s:
+    tag_names = [t.name for t in review.list_tags(session=s)]
+
+
+def current_item() -> review.ReviewItem | None:
+    """The item this reviewer holds (claim renewed), else the next one claimed."""
+    with db.session_scope(url) as s:
+        held = st.session_state.get("review_item_id")
+        item = held and review.claim_item(
+            session=s, item_id=held, reviewer_id=user.id, claim_minutes=settings.claim_minutes
+        )
+        if held and item is None:
+            st.warning("Your claim on the previous pair lapsed or it was finished; moved on.")
+        item = item or review.claim_next(
+            session=s, reviewer_id=user.id, claim_minutes=settings.claim_minutes
+        )
+    if item is not None and item.id != held:
+        st.session_state.update(review_item_id=item.id, review_started=time.monotonic())
+    return item
+
+
+def submit(item_id: int, judgement: review.Judgement) -> review.Review | None:
+    if user.role not in ("admin", "reviewer"):  # the page guard already stops others
+        st.error("Only admins and reviewers may review.")
+        return None
+    try:
+        with db.session_scope(url) as s:
+            return review.submit_review(
+                session=s, item_id=item_id, reviewer_id=user.id, judgement=judgement
+            )
+    except ShadowTutorError as exc:
+        st.error(str(exc))
+        return None
+
+
+if view == "Queue":
+    if last := st.session_state.pop("review_last", None):
+        st.success(last)
+    item = current_item()
+    if item is None:
+        st.info(
+            "Nothing to review: the queue is empty or you have reviewed every open pair. "
+            "An admin fills it on the Review queue page or with `shadowtutor review enqueue`."
+        )
+        st.stop()
+    swap = review.blind_order(item.id, user.id)
+    slots = ui.answer_slots(item, blind=blind, swap=swap)
+    prefix = f"q{item.id}_"
+    ui.show_header(item)
+    if blind:
+        st.caption("Blind review: the models are revealed after you submit.")
+    ui.show_conversation(item.snapshot.get("messages") or [])
+    for col, (label, _who, answer) in zip(st.columns(2), slots, strict=True):
+        with col:
+            ui.show_answer(label, answer, reveal=not blind)
+    st.subheader("Your judgement", divider="gray")
+    values = ui.judgement_form(prefix, tag_names, slots)
+    decision = ui.decision_buttons(prefix)
+    ui.bind_keys(prefix)
+    if decision:
+        seconds = round(
+            time.monotonic() - st.session_state.get("review_started", time.monotonic()), 1
+        )
+        if decision != "skip" and blind and None in (values["left"], values["right"]):
+            st.error("Score both answers (A and B) before approving or rejecting.")
+        elif saved := submit(item.id, ui.to_judgement(values, slots, decision, seconds, blind)):
+            text = f"Saved: {decision}" + (
+                f", student score {saved.student_score}" if saved.student_score else ""
+            )
+            if blind:
+                text += " · Revealed: " + ", ".join(
+                    f"{label} was the {who} ({ans.get('model') or 'unknown model'})"
+                    for label, who, ans in slots
+                )
+            st.session_state["review_last"] = text
+            st.session_state.pop("review_item_id", None)
+            st.rerun()
+else:
+    with db.session_scope(url) as s:
+        mine = review.recent_reviews(session=s, reviewer_id=user.id, limit=30)
+    if not mine:
+        st.info("You have no reviews yet.")
+        st.stop()
+    st.dataframe(
+        [
+            {
+                "review": r.id,
+                "when": r.created_at,
+                "pair": i.pair_id,
+                "decision": r.decision,
+                "student score": r.student_score,
+                "teacher score": r.teacher_score,
+                "verdict": r.verdict,
+                "tags": ", ".join(r.tags or []),
+                "edited": r.previous_id is not None,
+            }
+            for r, i in mine
+        ],
+        hide_index=True,
+    )
+    by_id = {r.id: (r, i) for r, i in mine}
+    if pending := st.session_state.pop("review_edit_pending", None):
+        st.session_state["review_edit_id"] = pending
+        st.success(st.session_state.pop("review_edit_msg", "Saved."))
+    chosen = st.selectbox(
+        "Change a review",
+        list(by_id),
+        key="review_edit_id",
+        format_func=lambda rid: f"#{rid} · {by_id[rid][1].pair_id[:12]} · {by_id[rid][0].decision}",
+    )
+    old, item = by_id[chosen]
+    slots = ui.answer_slots(item, blind=False, swap=False)
+    with st.expander("The pair", expanded=False):
+        ui.show_conversation(item.snapshot.get("messages") or [])
+        for col, (label, _who, answer) in zip(st.columns(2), slots, strict=True):
+            with col:
+                ui.show_answer(label, answer, reveal=True)
+    prefix = f"e{old.id}_"
+    values = ui.judgement_form(prefix, tag_names, slots, initial=ui.from_review(old))
+    decision = st.radio(
+        "Decision",
+        review.DECISIONS,
+        index=review.DECISIONS.index(old.decision),
+        horizontal=True,
+        key=f"{prefix}decision",
+    )
+    if st.button("Save changes", type="primary", key=f"{prefix}save"):
+        try:
+            with db.session_scope(url) as s:
+                new = review.edit_review(
+                    session=s,
+                    review_id=old.id,
+                    reviewer_id=user.id,
+                    judgement=ui.to_judgement(
+                        values, slots, decision, old.seconds_spent, old.blind
+                    ),
+                )
+        except ShadowTutorError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["review_edit_pending"] = new.id
+            st.session_state["review_edit_msg"] = (
+                f"Saved as review #{new.id}; the earlier version #{old.id} is kept."
+            )
+            st.rerun()

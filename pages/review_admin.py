@@ -1,0 +1,136 @@
+"""Review queue (admins): fill the queue from the shadow log, edit the tag taxonomy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import streamlit as st
+
+from app import auth, deps
+from core import analytics, db, review, sampling
+from core.errors import ShadowTutorError
+
+user = auth.guard("review-queue")
+settings = deps.settings()
+url = settings.db_url
+
+st.title("Review queue")
+st.subheader("Fill the queue", divider="gray")
+st.caption("Pairs already queued are never added again.")
+today = sampling.today_utc()
+with st.form("fill"):
+    c1, c2, c3 = st.columns(3)
+    strategy = c1.selectbox(
+        "Strategy", sampling.STRATEGIES, format_func=lambda s: f"{s}: {sampling.STRATEGY_HELP[s]}"
+    )
+    size = c2.number_input("How many pairs", min_value=1, max_value=sampling.MAX_SIZE, value=50)
+    required = c3.number_input(
+        "Reviews per pair", min_value=1, max_value=20, value=settings.reviews_per_item
+    )
+    c4, c5, c6, c7 = st.columns(4)
+    days = c4.date_input("Logged between (UTC)", value=(today - timedelta(days=30), today))
+    source = c5.selectbox("Source", ["any", *sampling.SOURCES])
+    language = c6.text_input("Language (empty: any)")
+    category = c7.text_input("Category (empty: any)")
+    seed = st.number_input("Seed (same seed, same sample)", min_value=0, value=0)
+    go = st.form_submit_button("Add to queue", type="primary")
+
+if go:
+    start, end = (days + (None, None))[:2] if isinstance(days, tuple) else (days, days)
+    filters = sampling.Filters(
+        start=start,
+        end=end,
+        source=None if source == "any" else source,
+        language=language.strip() or None,
+        category=category.strip() or None,
+    )
+    try:
+        with db.session_scope(url) as s:
+            picked, result = review.fill_queue(
+                session=s,
+                con=analytics.connect(settings.log_path),
+                strategy=strategy,
+                size=int(size),
+                seed=int(seed),
+                filters=filters,
+                required_reviews=int(required),
+                enqueued_by=user.id,
+            )
+    except ShadowTutorError as exc:
+        st.error(str(exc))
+    else:
+        if result.added:
+            st.success(
+                f"Added {result.added} pairs ({picked.candidates:,} candidates matched, "
+                f"{result.already_queued} already queued)."
+            )
+        else:
+            st.warning(
+                f"No pairs added: {picked.candidates:,} candidates matched the filters and "
+                "strategy. Widen the dates or filters, or pick another strategy."
+            )
+
+with db.session_scope(url) as s:
+    prog = review.progress(session=s)
+c1, c2, c3 = st.columns(3)
+c1.metric("Open items", f"{prog.queue_open:,}")
+c2.metric("Done items", f"{prog.items_done:,}")
+c3.metric("Reviews", f"{prog.reviews_total:,}")
+
+st.subheader("Tag taxonomy", divider="gray")
+with db.session_scope(url) as s:
+    tags = review.list_tags(session=s, active_only=False)
+if st.button("Add the default tags that are missing"):
+    with db.session_scope(url) as s:
+        st.toast(f"Added {review.seed_default_tags(session=s)} default tags.")
+    st.rerun()
+st.dataframe(
+    [
+        {
+            "id": t.id,
+            "name": t.name,
+            "kind": t.kind,
+            "active": t.active,
+            "description": t.description,
+        }
+        for t in tags
+    ],
+    hide_index=True,
+)
+add_col, edit_col = st.columns(2)
+with add_col, st.form("add_tag", clear_on_submit=True):
+    st.markdown("**New tag**")
+    name = st.text_input("Name")
+    kind = st.selectbox("Kind", review.TAG_KINDS)
+    description = st.text_input("Description")
+    if st.form_submit_button("Add tag"):
+        try:
+            with db.session_scope(url) as s:
+                review.add_tag(session=s, name=name, kind=kind, description=description)
+            st.rerun()
+        except ShadowTutorError as exc:
+            st.error(str(exc))
+if tags:
+    with edit_col, st.form("edit_tag"):
+        st.markdown("**Change a tag**")
+        by_id = {t.id: t for t in tags}
+        tag_id = st.selectbox("Tag", list(by_id), format_func=lambda i: by_id[i].name)
+        action = st.radio(
+            "Action",
+            ["rename", "deactivate", "activate", "delete"],
+            horizontal=True,
+            help="Deactivated tags are no longer offered; deleting works only for unused tags.",
+        )
+        new_name = st.text_input("New name (for rename)")
+        if st.form_submit_button("Apply"):
+            try:
+                with db.session_scope(url) as s:
+                    if action == "delete":
+                        review.delete_tag(session=s, tag_id=tag_id)
+                    elif action == "rename":
+                        review.update_tag(session=s, tag_id=tag_id, name=new_name)
+                    else:
+                        review.update_tag(session=s, tag_id=tag_id, active=action == "activate")
+                st.rerun()
+            except ShadowTutorError as exc:
+                st.error(str(exc))

@@ -1,0 +1,113 @@
+"""Review progress and agreement between reviewers (read-only, every role)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from app import auth, deps
+from core import agreement, db, review
+
+user = auth.guard("review-progress")
+settings = deps.settings()
+
+st.title("Review progress")
+tz = ZoneInfo(settings.timezone)
+day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+with db.session_scope(settings.db_url) as s:
+    prog = review.progress(session=s, day_start=day_start)
+    ratings = [
+        agreement.Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
+        for r, name in review.current_reviews(session=s)
+    ]
+
+if prog.items_total == 0:
+    st.info(
+        "The review queue is empty. An admin fills it on the Review queue page or with "
+        "`shadowtutor review enqueue`."
+    )
+    st.stop()
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric(
+    "Queue (open items)",
+    f"{prog.queue_open:,}",
+    help=f"{prog.items_done:,} of {prog.items_total:,} items done",
+)
+c2.metric(f"Reviewed today ({settings.timezone})", f"{prog.reviewed_today:,}")
+c3.metric(
+    "Reviews", f"{prog.reviews_total:,}", help="Current approve/reject reviews; skips not counted"
+)
+c4.metric(
+    "Median time per review",
+    "n/a" if prog.median_seconds is None else f"{prog.median_seconds:.0f} s",
+)
+
+st.subheader("Per reviewer", divider="gray")
+st.dataframe(
+    [
+        {
+            "reviewer": r.reviewer,
+            "reviews": r.reviews,
+            "approved": r.approved,
+            "rejected": r.rejected,
+            "skipped": r.skipped,
+            "today": r.today,
+            "median seconds": r.median_seconds,
+        }
+        for r in prog.per_reviewer
+    ],
+    hide_index=True,
+)
+
+st.subheader("Agreement", divider="gray")
+alpha = agreement.score_alpha(ratings, "ordinal")
+pairs = agreement.pair_agreement(ratings)
+st.metric(
+    "Krippendorff's alpha (ordinal) on student scores",
+    "n/a" if alpha is None else f"{alpha:.3f}",
+    help="1 = perfect agreement, 0 = no better than chance. Needs items with two or more "
+    "scored reviews. Above 0.8 is reliable; 0.667 to 0.8 is tentative.",
+)
+if alpha is None:
+    st.caption(
+        "Not enough items with two or more reviews yet: set reviews per pair to 2 when "
+        "filling the queue."
+    )
+if pairs:
+    st.dataframe(
+        [
+            {
+                "reviewer A": p.reviewer_a,
+                "reviewer B": p.reviewer_b,
+                "items in common": p.items,
+                "agree on approve/reject": p.percent,
+                "Cohen's kappa": p.kappa,
+            }
+            for p in pairs
+        ],
+        hide_index=True,
+        column_config={
+            "agree on approve/reject": st.column_config.ProgressColumn(
+                format="percent", min_value=0, max_value=1
+            )
+        },
+    )
+disputed = agreement.disagreements(ratings)
+st.markdown(f"**Items where reviewers disagree: {len(disputed)}**")
+if disputed:
+    st.dataframe(
+        [
+            {
+                "item": d.item_id,
+                "pair": d.pair_id,
+                "why": "; ".join(d.reasons),
+                "decisions": ", ".join(f"{k}: {v}" for k, v in d.decisions.items()),
+                "scores": ", ".join(f"{k}: {v}" for k, v in d.scores.items()),
+            }
+            for d in disputed
+        ],
+        hide_index=True,
+    )
