@@ -1,0 +1,81 @@
+"""`shadowtutor proxy` and `shadowtutor replay`: shadow collection from outside Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.cli import main, settings_of
+
+
+@main.command("proxy")
+@click.option("--host", help="Address to bind (default: SHADOWTUTOR_PROXY_HOST).")
+@click.option("--port", type=int, help="Port (default: SHADOWTUTOR_PROXY_PORT).")
+@click.pass_context
+def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run an OpenAI-compatible proxy that shadows every chat call.
+
+    Point your app's OpenAI base URL at http://HOST:PORT/v1. Calls are forwarded unchanged to
+    the teacher (SHADOWTUTOR_TEACHER_BASE_URL; the caller's Authorization header, else
+    SHADOWTUTOR_TEACHER_API_KEY / OPENAI_API_KEY); the student answers in the background and
+    the pair lands in the shadow log. GET /healthz shows the collector's counters.
+    """
+    from core import clients, proxy
+
+    settings = settings_of(ctx)
+    clients.student_backend(settings)  # a bad backend setting fails here, not per request
+    host = host or settings.proxy_host
+    port = port or settings.proxy_port
+    click.echo(
+        f"shadowtutor proxy on http://{host}:{port}/v1 -> teacher "
+        f"{settings.teacher_base_url or proxy.DEFAULT_TEACHER}; student "
+        f"{settings.student_backend} {settings.student_model} at {settings.student_base_url}; "
+        f"log {settings.log_path}"
+    )
+    proxy.serve(settings, host=host, port=port)
+
+
+@main.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--concurrency", default=4, show_default=True, help="Student calls at once.")
+@click.pass_context
+def replay_cmd(ctx: click.Context, file: Path, concurrency: int) -> None:
+    """Replay FILE (our log schema or OpenAI chat JSONL) through the student.
+
+    The teacher is called only for lines without a teacher answer. Lines whose id is already
+    in the log are skipped, so re-running the same command resumes an interrupted replay.
+    """
+    from core import replay
+
+    settings = settings_of(ctx)
+    bar: list[Any] = []
+
+    def start(n: int) -> None:
+        bar.append(
+            click.progressbar(length=n, label="replaying", file=click.get_text_stream("stderr"))
+        )
+        bar[0].__enter__()
+
+    try:
+        report = replay.replay(
+            file,
+            settings,
+            concurrency=concurrency,
+            start=start,
+            progress=lambda n: bar[0].update(n),
+        )
+    finally:
+        if bar:
+            bar[0].__exit__(None, None, None)
+    for bad in report.bad:
+        click.echo(f"{file}:{bad.line_no}: {bad.reason}", err=True)
+    s = report.stats
+    click.echo(
+        f"replayed {report.replayed}, already in the log {report.already_logged}, "
+        f"teacher called {report.teacher_called}, student errors {s.get('student_errors', 0)}, "
+        f"bad lines {len(report.bad)} -> {settings.log_path}"
+    )
+    if report.bad:
+        ctx.exit(1)
