@@ -51,7 +51,9 @@ def login_form() -> None:
             if user is None:
                 st.error("Unknown user, wrong password or disabled account.")
                 return
-            st.session_state.update(user_id=user.id, username=user.username, role=user.role)
+            st.session_state["user_id"] = user.id
+            st.session_state["username"] = user.username
+            st.session_state["role"] = user.role
         st.rerun()
 
 

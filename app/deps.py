@@ -20,7 +20,7 @@ def _secrets() -> dict:
 
 
 @st.cache_resource
-def _settings(_env_key: tuple) -> Settings:
+def _settings(env_key: tuple) -> Settings:  # the key makes a changed environment reload
     return Settings.load(secrets=_secrets())
 
 

@@ -37,9 +37,9 @@ LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
 ELIGIBLE = ("greeting", "casual")
 
 DEMO_ACCOUNTS = [
-    ("admin", "admin", "Alessandra (admin)", "demo-admin"),
-    ("reviewer", "reviewer", "Rita (reviewer)", "demo-reviewer"),
-    ("manager", "manager", "Marco (manager)", "demo-manager"),
+    ("admin", "admin", "Alessandra", "demo-admin"),
+    ("reviewer", "reviewer", "Rita", "demo-reviewer"),
+    ("manager", "manager", "Marco", "demo-manager"),
     ("giulia", "reviewer", "Giulia", "demo-reviewer"),
     ("made", "reviewer", "Made", "demo-reviewer"),
     ("sofia", "reviewer", "Sofia", "demo-reviewer"),

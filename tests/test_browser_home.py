@@ -1,0 +1,37 @@
+"""The real app in headless Chromium: log in, see the Home page's headline figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core import db, demo
+from tests.browser import SCREENSHOTS, app_server, browser_page, login, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("browser") / "home"
+    url = f"sqlite:///{home / 'shadowtutor.db'}"
+    db.upgrade(url)
+    demo.build(url=url, log_dir=home / "logs", pairs=4000, days=30, seed=3)
+    return home
+
+
+def test_home_page_shows_headline_figures(demo_home: Path) -> None:
+    with app_server(demo_home) as base, browser_page() as page:
+        login(page, base, "manager", "demo-manager")
+        page.get_by_text("Pairs, last 7 days").wait_for()
+        wait_idle(page)
+        for label in ("Teacher spend, month to date", "Mean similarity, 7 days",
+                      "Student P95 latency, 7 days", "Reviews done"):  # fmt: skip
+            assert page.get_by_text(label).is_visible()
+        values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        assert len(values) == 5 and all(v and v != "n/a" for v in values), values
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
+        menu = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert "Home" in menu and "Review" not in menu.split("Log out")[0].replace("Reviews", "")
