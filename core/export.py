@@ -27,7 +27,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import distinct
 from sqlmodel import Session, select
 
 from core import export_docs, pii
@@ -279,9 +278,9 @@ def count_matching(*, session: Session, filters: ExportFilters) -> int:
 
 def filter_choices(*, session: Session) -> dict[str, list[str]]:
     """Values to offer in the filter widgets: languages, categories, sources, tags."""
-    langs = session.exec(select(distinct(ReviewItem.language)))
-    cats = session.exec(select(distinct(ReviewItem.category)))
-    sources = session.exec(select(distinct(ReviewItem.snapshot["source"].as_string())))
+    langs = session.exec(select(ReviewItem.language).distinct())
+    cats = session.exec(select(ReviewItem.category).distinct())
+    sources = session.exec(select(ReviewItem.snapshot["source"].as_string()).distinct())
     tags = set(session.exec(select(Tag.name)))
     for used in session.exec(select(Review.tags).where(Review.is_current)):
         tags.update(str(t) for t in used or [])
@@ -775,6 +774,31 @@ def job_files(*, session: Session, job_id: int) -> list[Path]:
         raise ExportError(f"the files of export {job_id} are gone from {folder}; export again")
     names = ["manifest.json", *sorted((job.manifest or {}).get("files", {}))]
     return [folder / n for n in names if (folder / n).is_file()]
+
+
+def job_report(*, session: Session, job_id: int) -> dict[str, list[dict[str, Any]]]:
+    """An export's report as small tables: examples per split, drops, personal data."""
+    job = session.get(ExportJob, job_id)
+    if job is None:
+        raise ExportError(f"no export with id {job_id}; `shadowtutor export list` shows them")
+    counts = job.counts or {}
+    prefs = counts.get("preference_pairs") or {}
+    splits = [
+        {
+            "split": s,
+            "SFT examples": (counts.get("per_split") or {}).get(s, 0),
+            "preference pairs": prefs.get(s) if prefs else None,
+        }
+        for s in SPLITS
+    ]
+    dropped = [
+        {"dropped": k.replace("_", " "), "pairs": v} for k, v in counts.get("dropped", {}).items()
+    ]
+    scrubbed = (job.manifest or {}).get("options", {}).get("scrub_pii", True)
+    found = [{"personal data": k, "replaced": v} for k, v in counts.get("pii", {}).items()]
+    if not scrubbed:
+        found = [{"personal data": "scrubbing was off", "replaced": None}]
+    return {"splits": splits, "dropped": dropped, "pii": found}
 
 
 def verify_folder(folder: Path) -> list[str]:
