@@ -75,6 +75,13 @@ def app_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[
 def browser_page(width: int = 1440, height: int = 1000) -> Iterator:
     from playwright.sync_api import sync_playwright
 
+    if not Path(CHROMIUM).exists():
+        import pytest
+
+        pytest.fail(
+            f"browser tests need Debian's Chromium at {CHROMIUM}: apt-get install -y chromium"
+        )
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
