@@ -347,7 +347,8 @@ class OllamaBackend(Backend):
     def version(self) -> str:
         """The Ollama server's version (``/api/version``)."""
         try:
-            resp = httpx.get(f"{self.client._client.base_url}api/version", timeout=self.timeout)
+            host = str(self.client._client.base_url).rstrip("/")
+            resp = httpx.get(f"{host}/api/version", timeout=self.timeout)
             resp.raise_for_status()
             return str(resp.json()["version"])
         except httpx.HTTPStatusError as exc:

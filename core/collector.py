@@ -175,6 +175,7 @@ class Job:
     teacher_ttft_ms: float | None = None
     student_result: ChatResult | None = None  # the student already answered (it served)
     student_error: str | None = None  # the student already failed (serving fell back)
+    category_detected: bool = False  # the request path detected the category (for routing)
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -442,6 +443,7 @@ class ShadowCollector:
         if category is None:
             prompt = prompt if prompt is not None else logrecord.prompt_text(job.messages)
             category = detect.detect_category(prompt)
+        if category is None or job.category is None or job.category_detected:
             detected.append("category")
         if detected:
             metadata["detected"] = detected

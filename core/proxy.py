@@ -142,6 +142,7 @@ class Proxy:
                 user_hash=logrecord.pseudonymize(ctx["user"]),
                 conversation_id=ctx["conversation_id"],
                 category=category,
+                category_detected=ctx["category"] is None,
                 language=ctx["language"],
                 metadata=ctx["metadata"] | {"teacher_model": body.get("model")},
                 route=route,

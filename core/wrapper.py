@@ -149,6 +149,7 @@ class _Call:
             route=route,
             options=options,
             student_error=self.student_error,
+            category_detected=self.category is None,
             **teacher,
         )
 
@@ -198,7 +199,7 @@ class TeeStream:
         failed: Callable[[BaseException], None],
     ):
         self._stream = stream
-        self._next = stream.__next__
+        self._next = getattr(stream, "__next__", None)
         self._start = start
         self._chunks: list[Any] = []
         self._first: float | None = None
