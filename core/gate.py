@@ -198,11 +198,11 @@ class Aggregate:
 def similarity_bins(method: str, scores: Iterable[float]) -> dict[str, dict[float, list[float]]]:
     """Group similarity scores into 0.01-wide bins keeping each bin's count and sum, so the
     bootstrap can work on a hundred bins (each at its members' mean) instead of every pair."""
-    bins: dict[float, list[float]] = {}
-    for s in scores:
-        slot = bins.setdefault(round(float(s), 2), [0, 0.0])
-        slot[0] += 1
-        slot[1] += float(s)
+    values = np.asarray(list(scores), dtype=float)
+    keys, inverse = np.unique(np.round(values, 2), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(keys))
+    sums = np.bincount(inverse, weights=values, minlength=len(keys))
+    bins = {float(k): [int(c), float(t)] for k, c, t in zip(keys, counts, sums, strict=True)}
     return {method: bins}
 
 

@@ -160,6 +160,9 @@ def bootstrap_mean_bounds(
     )
     if len(vals) != len(cnts):
         raise ValueError("values and counts differ in length")
+    if len(vals) != len(np.unique(vals)) or counts is None:  # group equal values
+        uniq, inverse = np.unique(vals, return_inverse=True)
+        vals, cnts = uniq, np.bincount(inverse, weights=cnts, minlength=len(uniq)).astype(np.int64)
     keep = cnts > 0
     vals, cnts = vals[keep], cnts[keep]
     n = int(cnts.sum())
