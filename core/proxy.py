@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -180,15 +179,12 @@ class Proxy:
             finally:
                 await upstream.aclose()
             latency = (time.perf_counter() - start) * 1000
-            task = None
             if upstream.status_code >= 400:
                 self.collector.count("teacher_errors")
-            elif job is not None:
+            elif job is not None:  # put_nowait: as cheap as scheduling a background task
                 job.teacher_raw, job.teacher_latency_ms = content, latency
-                task = BackgroundTask(self.collector.submit, job)
-            return Response(
-                content, upstream.status_code, _response_headers(upstream), background=task
-            )
+                self.collector.submit(job)
+            return Response(content, upstream.status_code, _response_headers(upstream))
         return StreamingResponse(
             self._tee(upstream, job, start),
             status_code=upstream.status_code,
@@ -239,21 +235,18 @@ class Proxy:
             return None
         c.breaker.success()
         c.count("served_by_student")
-        task = None
         if job is not None:
             job.student_result = result
             job.teacher_call = self._background_teacher(request, body)
-            task = BackgroundTask(c.submit, job)
+            c.submit(job)
         if body.get("stream"):
             include = bool((body.get("stream_options") or {}).get("include_usage"))
             events = b"".join(
                 b"data: " + json.dumps(c).encode() + b"\n\n"
                 for c in chunk_dicts(result, include_usage=include)
             )
-            return Response(
-                events + b"data: [DONE]\n\n", media_type="text/event-stream", background=task
-            )
-        return JSONResponse(completion_dict(result), background=task)
+            return Response(events + b"data: [DONE]\n\n", media_type="text/event-stream")
+        return JSONResponse(completion_dict(result))
 
     def _background_teacher(self, request: Request, body: dict[str, Any]) -> Any:
         headers = _forward_headers(request, self.api_key)

@@ -36,7 +36,9 @@ Fault switches (attributes, change them at any time, or pass them to the constru
 is not running); ``up()`` listens again on the same port. A model not in ``models`` gets the
 protocol's "not found" answer: Ollama 404 ``model "x" not found, try pulling it first``, OpenAI
 404 ``model_not_found``. Every request is counted (``count(path)``) and kept in ``requests``
-(path and parsed JSON body) so tests can check what the client sent.
+(path and parsed JSON body, headers in ``headers``) so tests can check what the client sent.
+
+:class:`AsgiServer` runs any ASGI app (the ShadowTutor proxy) with uvicorn the same way.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ class ModelServer:
         self.version = version
         self.context_length = context_length
         self.requests: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # request headers, in the order received
         self._counts: Counter[str] = Counter()
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -172,6 +175,7 @@ class ModelServer:
         with self._lock:
             self._counts.clear()
             self.requests.clear()
+            self.headers.clear()
         self.delay, self.status, self.malformed, self.cut_after, self.usage = (
             0,
             None,
@@ -180,10 +184,11 @@ class ModelServer:
             True,
         )
 
-    def _note(self, path: str, body: Any) -> None:
+    def _note(self, path: str, body: Any, headers: dict[str, str]) -> None:
         with self._lock:
             self._counts[path] += 1
             self.requests.append((path, body))
+            self.headers.append(headers)
 
     def text_for(self, messages: list[dict[str, Any]], model: str) -> str:
         return self.answer(messages, model) if callable(self.answer) else self.answer
@@ -288,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         body = self._body() if method == "POST" else None
-        self.server_ref._note(path, body)
+        self.server_ref._note(path, body, dict(self.headers.items()))
         routes: dict[tuple[str, str], Callable[[Any], None]] = {
             ("POST", "/v1/chat/completions"): self.openai_chat,
             ("GET", "/v1/models"): self.openai_models,
@@ -531,3 +536,43 @@ class _Handler(BaseHTTPRequestHandler):
             200,
             {"model": model, "embeddings": [embed_text(t) for t in inputs], "total_duration": 1},
         )
+
+
+class AsgiServer:
+    """Run an ASGI app (e.g. the proxy) with uvicorn on a free 127.0.0.1 port, in a thread.
+
+    ::
+
+        with AsgiServer(proxy.create_app(settings)) as srv:
+            httpx.get(f"{srv.url}/healthz")
+
+    Leaving the block runs the app's shutdown (lifespan) and waits for the thread.
+    """
+
+    def __init__(self, app: Any, *, startup_timeout: float = 10.0):
+        import uvicorn
+
+        self.port = _free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + startup_timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the ASGI app did not start on port {self.port}")
+            time.sleep(0.01)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> AsgiServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
