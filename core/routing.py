@@ -92,8 +92,11 @@ def snapshot(url: str | None = None) -> _Snapshot:
 
 
 def clear_cache() -> None:
+    """Forget the cached state (and database URL): the next call reads them again."""
+    global _url_cache
     with _lock:
         _cache.clear()
+        _url_cache = None
 
 
 _url_cache: tuple[float, str] | None = None
@@ -110,9 +113,22 @@ def _cached_url() -> str:
 def route(*, key: str | None, category: str | None) -> Route:
     """Decide who serves a request identified by ``key`` (user or conversation id)."""
     snap = snapshot(_cached_url())
-    bucket = bucket_of(key, snap.salt) if key else None
-    eligible = category is not None and category in snap.categories
-    if env_killed() or snap.stage <= 0:
+    return decide(
+        stage=0 if env_killed() else snap.stage,
+        categories=snap.categories,
+        salt=snap.salt,
+        key=key,
+        category=category,
+    )
+
+
+def decide(
+    *, stage: int, categories: frozenset[str], salt: str, key: str | None, category: str | None
+) -> Route:
+    """The routing rule itself, pure: student when eligible and ``bucket < stage``."""
+    bucket = bucket_of(key, salt) if key else None
+    eligible = category is not None and category in categories
+    if stage <= 0:
         return Route("teacher", 0, bucket, eligible)
-    student = eligible and bucket is not None and bucket < snap.stage
-    return Route("student" if student else "teacher", snap.stage, bucket, eligible)
+    student = eligible and bucket is not None and bucket < stage
+    return Route("student" if student else "teacher", stage, bucket, eligible)
