@@ -222,7 +222,7 @@ def side_by_side(
                 "p50_ms": num(row["t_p50"]),
                 "p95_ms": num(row["t_p95"]),
                 "error_rate": num(row["t_err"]),
-                "mean_similarity": None,
+                "mean_similarity": float("nan"),  # the reference itself
                 "mean_review_score": scores.teacher_mean,
             },
             {
