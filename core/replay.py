@@ -57,7 +57,9 @@ def parse_item(raw: str | bytes) -> ReplayItem:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise logrecord.RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if isinstance(obj, dict) and "teacher" not in obj and isinstance(obj.get("messages"), list):
+    if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
+        if not isinstance(obj["messages"], list):
+            raise logrecord.RecordError("'messages' must be a list of chat messages")
         messages = obj["messages"]
         if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
             rec = logrecord.from_openai_chat(obj)

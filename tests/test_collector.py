@@ -428,7 +428,7 @@ def test_a_broken_router_means_the_teacher(
         assert c.stats()["route_errors"] == 1 and len(records(c)) == 1
 
 
-# --- lifecycle and parts ----------------------------------------------------------------------------
+# --- lifecycle and parts ------------------------------------------------------------------
 
 
 def test_close_drains_the_queue(tmp_path: Path, student: ModelServer) -> None:

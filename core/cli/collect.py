@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,7 @@ def replay_cmd(ctx: click.Context, file: Path, concurrency: int) -> None:
     bar: list[Any] = []
 
     def start(n: int) -> None:
-        bar.append(
-            click.progressbar(length=n, label="replaying", file=click.get_text_stream("stderr"))
-        )
+        bar.append(click.progressbar(length=n, label="replaying", file=sys.stderr))
         bar[0].__enter__()
 
     try:
