@@ -80,7 +80,7 @@ c3.metric("Reviews", f"{prog.reviews_total:,}")
 st.subheader("Tag taxonomy", divider="gray")
 with db.session_scope(url) as s:
     tags = review.list_tags(session=s, active_only=False)
-if st.button("Add the default tags that are missing"):
+if st.button("Add the default tags that are missing", key="seed_tags"):
     with db.session_scope(url) as s:
         st.toast(f"Added {review.seed_default_tags(session=s)} default tags.")
     st.rerun()
@@ -100,9 +100,9 @@ st.dataframe(
 add_col, edit_col = st.columns(2)
 with add_col, st.form("add_tag", clear_on_submit=True):
     st.markdown("**New tag**")
-    name = st.text_input("Name")
-    kind = st.selectbox("Kind", review.TAG_KINDS)
-    description = st.text_input("Description")
+    name = st.text_input("Name", key="tag_name")
+    kind = st.selectbox("Kind", review.TAG_KINDS, key="tag_kind")
+    description = st.text_input("Description", key="tag_description")
     if st.form_submit_button("Add tag"):
         try:
             with db.session_scope(url) as s:
