@@ -85,19 +85,24 @@ def words(text: str | None) -> list[str]:
     return _WORD.findall((text or "").lower())
 
 
+# word -> indexes of the languages whose profile holds it (one lookup a word, not seven)
+_LANGS = tuple(STOPWORDS)
+_INDEX: dict[str, tuple[int, ...]] = {}
+for _i, _lang in enumerate(_LANGS):
+    for _w in STOPWORDS[_lang]:
+        _INDEX[_w] = (*_INDEX.get(_w, ()), _i)
+
+
 def detect_language(text: str | None) -> str | None:
     """ISO 639-1 code of the most likely language, or None when undetermined."""
-    tokens = words(text)
-    if not tokens:
+    scores = [0] * len(_LANGS)
+    for token in words(text):
+        for i in _INDEX.get(token, ()):
+            scores[i] += 1
+    best = max(scores)
+    if best == 0 or scores.count(best) > 1:
         return None
-    scores = sorted(
-        ((sum(t in profile for t in tokens), lang) for lang, profile in STOPWORDS.items()),
-        reverse=True,
-    )
-    (best, lang), (second, _) = scores[0], scores[1]
-    if best == 0 or best == second:
-        return None
-    return lang
+    return _LANGS[scores.index(best)]
 
 
 def detect_category(text: str | None) -> str:

@@ -23,7 +23,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def _features(text: str) -> Counter[str]:
     words = _WORD.findall(text.lower())
     feats = Counter(words)
-    feats.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+    feats.update(map(" ".join, zip(words, words[1:], strict=False)))
     return feats
 
 
@@ -34,8 +34,10 @@ def lexical(a: str | None, b: str | None) -> float | None:
     fa, fb = _features(a), _features(b)
     if not fa or not fb:
         return 1.0 if not fa and not fb else 0.0
-    dot = sum(v * fb.get(k, 0) for k, v in fa.items())
-    norm = math.sqrt(sum(v * v for v in fa.values())) * math.sqrt(sum(v * v for v in fb.values()))
+    if len(fa) > len(fb):
+        fa, fb = fb, fa
+    dot = sum(v * fb[k] for k, v in fa.items() if k in fb)
+    norm = math.hypot(*fa.values()) * math.hypot(*fb.values())
     return round(dot / norm, 6)
 
 
