@@ -29,6 +29,9 @@ PAGES: list[PageSpec] = [
     PageSpec("review-progress", "pages/review_progress.py", "Review progress", ":material/monitoring:", EVERYONE, "Review"),
     PageSpec("cost", "pages/cost.py", "Cost", ":material/payments:", (ADMIN, MANAGER), "Watch"),
     PageSpec("quality", "pages/quality.py", "Quality & latency", ":material/speed:", EVERYONE, "Watch"),
+    PageSpec(
+        "playground", "pages/playground.py", "Playground", ":material/chat:", (ADMIN, REVIEWER), "Try"
+    ),
     PageSpec("export", "pages/export.py", "Export", ":material/dataset:", (ADMIN,), "Export"),
 ]
 

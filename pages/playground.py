@@ -1,0 +1,130 @@
+"""Playground: chat live with the student (streaming), the teacher beside it if wanted, save
+an exchange as a pair, and see the student server's health."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import auth, deps
+from core import db, health, playground
+from core.clients import student_backend
+from core.errors import ShadowTutorError
+
+user = auth.guard("playground")
+settings = deps.settings()
+backend = student_backend(settings)
+
+
+@st.cache_data(ttl=15, show_spinner="Asking the student server…")
+def load_health(base_url: str, kind: str, model: str) -> health.Health:
+    return health.check(
+        student_backend(settings, timeout=min(settings.student_timeout_s, 5)), model
+    )
+
+
+def show_answer(col, who: str, ans: playground.Answer) -> None:  # noqa: ANN001
+    col.caption(f"{who} · {ans.figures()}")
+    col.text(ans.model)
+    if ans.error:
+        col.error(ans.error)
+    else:
+        col.text(ans.text or "(empty answer)")
+
+
+def show_turn(i: int, turn: playground.Turn) -> None:
+    with st.chat_message("user"):
+        st.text(turn.prompt)
+    with st.chat_message("assistant"):
+        answers = [("Student", turn.student)] + (
+            [("Teacher", turn.teacher)] if turn.teacher else []
+        )
+        for col, (who, ans) in zip(st.columns(len(answers)), answers, strict=True):
+            show_answer(col, who, ans)
+        if turn.similarity is not None:
+            st.caption(f"Similarity ({turn.similarity_method}): {turn.similarity:.3f}")
+        elif turn.similarity_error:
+            st.warning(f"Similarity not computed: {turn.similarity_error}")
+        left, right = st.columns([1, 3])
+        queue = right.checkbox("Also put it in the review queue", key=f"pg_queue_{i}")
+        done = turn.saved_id is not None and (turn.queued or not queue)
+        if left.button("Save as pair", key=f"pg_save_{i}", disabled=done):
+            try:
+                with db.session_scope(settings.db_url) as session:
+                    result = playground.save_pair(
+                        chat, i, role=user.role, log_dir=settings.log_path,
+                        username=user.username, teacher_model=settings.teacher_model,
+                        session=session if queue else None, enqueued_by=user.id,
+                        required_reviews=settings.reviews_per_item,
+                    )  # fmt: skip
+            except ShadowTutorError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["pg_flash"] = (
+                    f"Saved turn {i + 1} as pair {result.pair_id} in the shadow log (source "
+                    "playground)" + (", queued for review" if result.queued else "")
+                )
+                st.rerun()
+        elif turn.saved_id:
+            st.caption(f"Saved as pair {turn.saved_id}" + (", queued" if turn.queued else ""))
+
+
+chat: playground.Chat = st.session_state.setdefault(
+    "pg_chat", playground.Chat(model=settings.student_model)
+)
+chosen = st.session_state.get("pg_model", settings.student_model)
+report = load_health(settings.student_base_url, settings.student_backend, chosen)
+
+st.title("Playground")
+talk, side = st.columns([3, 1], gap="large")
+with side:
+    options, fmt = report.pulled_names, {}
+    if not health.has_model(options, settings.student_model):  # offered, with the fix shown
+        options = [*options, settings.student_model]
+        fmt = {settings.student_model: f"{settings.student_model} (configured, not on server)"}
+    chat.model = st.selectbox(
+        "Student model", options, key="pg_model", format_func=lambda m: fmt.get(m, m)
+    )
+    chat.system_prompt = st.text_area("System prompt", key="pg_system")
+    chat.temperature = st.slider("Temperature", 0.0, 2.0, 0.7, 0.1, key="pg_temperature")
+    chat.max_tokens = int(st.number_input("Max tokens", 1, 32768, 512, key="pg_max_tokens"))
+    with_teacher = st.toggle("Teacher beside", key="pg_teacher", help=settings.teacher_model)
+    if with_teacher and (problem := playground.teacher_problem(settings)):
+        st.error(problem)
+    st.subheader("Student server")
+    for problem in report.problems:
+        st.error(problem)
+    st.dataframe(pd.DataFrame(report.facts(), columns=["", "value"]), hide_index=True)
+    b1, b2 = st.columns(2)
+    if b1.button("Refresh", icon=":material/refresh:"):
+        load_health.clear()
+        st.rerun()
+    if b2.button("Clear chat", icon=":material/delete:"):
+        chat.clear()
+        st.rerun()
+
+with talk:
+    st.caption(
+        "Chat with the student; its answers stream in. The teacher can answer the same prompt "
+        "beside it. 'Save as pair' writes a turn to the shadow log."
+    )
+    if flash := st.session_state.pop("pg_flash", None):
+        st.success(flash)
+    for i, turn in enumerate(chat.turns):
+        show_turn(i, turn)
+    if prompt := st.chat_input("Message the student"):
+        with st.chat_message("user"):
+            st.text(prompt)
+        with st.chat_message("assistant"):
+            cols = st.columns(2) if with_teacher else [st.container()]
+            boxes = {"student": cols[0].empty(), "teacher": cols[-1].empty()}
+            boxes["student"].caption("Student: waiting for the first token…")
+            try:
+                playground.ask(
+                    chat, prompt, settings=settings, student=backend, with_teacher=with_teacher,
+                    on_text=lambda who, text: boxes[who].text(text),
+                )  # fmt: skip
+            except ShadowTutorError as exc:
+                st.error(str(exc))
+                st.stop()
+        st.rerun()
