@@ -24,11 +24,30 @@ class PageSpec:
 
 PAGES: list[PageSpec] = [
     PageSpec("home", "pages/home.py", "Home", ":material/home:", EVERYONE),
-    PageSpec("review", "pages/review.py", "Review", ":material/rate_review:", (ADMIN, REVIEWER), "Review"),
-    PageSpec("review-queue", "pages/review_admin.py", "Review queue", ":material/playlist_add:", (ADMIN,), "Review"),
-    PageSpec("review-progress", "pages/review_progress.py", "Review progress", ":material/monitoring:", EVERYONE, "Review"),
     PageSpec("cost", "pages/cost.py", "Cost", ":material/payments:", (ADMIN, MANAGER), "Watch"),
-    PageSpec("quality", "pages/quality.py", "Quality & latency", ":material/speed:", EVERYONE, "Watch"),
+    PageSpec(
+        "quality", "pages/quality.py", "Quality & latency", ":material/speed:", EVERYONE, "Watch"
+    ),
+    PageSpec(
+        "review", "pages/review.py", "Review", ":material/rate_review:", (ADMIN, REVIEWER), "Review"
+    ),
+    PageSpec(
+        "review-queue",
+        "pages/review_admin.py",
+        "Review queue",
+        ":material/playlist_add:",
+        (ADMIN,),
+        "Review",
+    ),
+    PageSpec(
+        "review-progress",
+        "pages/review_progress.py",
+        "Review progress",
+        ":material/monitoring:",
+        EVERYONE,
+        "Review",
+    ),
+    PageSpec("readiness", "pages/readiness.py", "Readiness", ":material/flag:", EVERYONE, "Decide"),
     PageSpec(
         "playground", "pages/playground.py", "Playground", ":material/chat:", (ADMIN, REVIEWER), "Try"
     ),

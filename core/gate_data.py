@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import duckdb
 from sqlmodel import Session, col, select
 
-from core import analytics, db, decisions, rollout
+from core import db, decisions, logstore, rollout
 from core.config import Settings
 from core.gate import Aggregate, Calibration, Decision, GateConfig, Window, calibrate, decide
 from core.models import Review, ReviewItem, Tag
@@ -31,6 +32,16 @@ def _aware(ts: datetime) -> datetime:
 
 
 # --- the log -----------------------------------------------------------------------------
+
+
+def connect(log_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the ``pairs`` view over the whole log (texts included: the
+    gate needs error messages, which the dashboards' narrow table leaves out)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    logstore.create_views(con, log_dir)
+    return con
+
 
 DayAggregates = dict[date, dict[str, Aggregate]]
 
@@ -179,7 +190,7 @@ def window_bounds(config: GateConfig, now: datetime) -> tuple[datetime, datetime
 
 def gather(settings: Settings, config: GateConfig, now: datetime) -> Window:
     start, end = window_bounds(config, now)
-    con = analytics.connect(settings.log_path)
+    con = connect(settings.log_path)
     days = log_days(con, start, end, config)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
@@ -229,7 +240,7 @@ def replay(
         raise ValueError(f"--to ({end}) is before --from ({start})")
     first = datetime.combine(start, time(), UTC) + timedelta(days=1)
     last = datetime.combine(end, time(), UTC) + timedelta(days=1)
-    con = analytics.connect(settings.log_path)
+    con = connect(settings.log_path)
     days = log_days(con, first - timedelta(days=config.window_days), last, config)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
@@ -286,4 +297,4 @@ def served_now(settings: Settings, session: Session) -> int:
     cur = rollout.state(session=session)
     if cur.stage == 0:
         return 0
-    return rollout.served_at_stage(analytics.connect(settings.log_path), cur.stage, cur.since)
+    return rollout.served_at_stage(connect(settings.log_path), cur.stage, cur.since)

@@ -1,0 +1,144 @@
+"""The Readiness page in AppTest: an admin evaluates, approves, advances, rolls back, kills and
+overrides; a manager and a reviewer read but cannot act."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from core import db, decisions, logrecord, logstore, rollout
+from core.config import Settings
+from core.models import Review, ReviewItem
+from tests.apputil import make_user, page_as
+
+PAGE = "pages/readiness.py"
+
+
+def _fill(settings: Settings, *, failures: int = 0) -> None:
+    """1,200 greeting pairs in the last days and 120 good reviews of them."""
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    records = [
+        logrecord.make_record(
+            messages=[{"role": "user", "content": f"ciao {i}"}],
+            teacher={"model": "gpt-4o", "response": "Ciao! Come posso aiutarti?"},
+            student={
+                "model": "llama3",
+                "response": None if i < failures else "Ciao! Come posso aiutarti oggi?",
+                "latency_ms": float(rng.lognormal(6, 0.3)),
+                "error": "HTTP 500" if i < failures else None,
+            },
+            ts=now - timedelta(hours=1 + i % 100),
+            category="greeting",
+            user_hash=f"u{i}",
+            similarity={"method": "lexical", "score": 0.7},
+        )
+        for i in range(1200)
+    ]
+    with logstore.LogWriter(settings.log_path) as w:
+        w.append_many(records)
+    reviewer = make_user(settings.db_url, "reviewer")
+    with db.session_scope(settings.db_url) as s:
+        for i, rec in enumerate(records[:120]):
+            item = ReviewItem(
+                pair_id=rec["id"],
+                category="greeting",
+                similarity=0.7,
+                pair_ts=now - timedelta(hours=2),
+                snapshot={"similarity_method": "lexical"},
+            )
+            s.add(item)
+            s.flush()
+            s.add(
+                Review(
+                    item_id=item.id,
+                    pair_id=item.pair_id,
+                    reviewer_id=reviewer,
+                    student_score=5 if i % 3 else 4,
+                    decision="approve",
+                )
+            )
+
+
+def _click(at, prefix: str):  # noqa: ANN001, ANN202
+    return next(b for b in at.button if b.label.startswith(prefix)).click().run()
+
+
+def _state(settings: Settings) -> rollout.RolloutState:
+    with db.session_scope(settings.db_url) as s:
+        return rollout.state(session=s)
+
+
+def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
+    _fill(migrated)
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    assert not at.exception, at.exception
+    assert "GO for greeting" in at.success[0].value and "live preview" in at.success[0].value
+    assert at.dataframe and len(at.get("plotly_chart")) == 2
+
+    at = _click(at, "Evaluate now")
+    assert not at.exception, at.exception
+    assert "decision #1" in at.success[0].value
+    at = _click(at, "Approve GO #1")
+    assert not at.exception, at.exception
+    with db.session_scope(migrated.db_url) as s:
+        assert decisions.approval(session=s).approved
+
+    at = _click(at, "Advance to 10%")
+    assert not at.exception, at.exception
+    state = _state(migrated)
+    assert (state.stage, state.categories) == (10, ("greeting",))
+    assert any("more requests served by the student" in c.value for c in at.caption)
+
+    at.text_input(key="rollback-reason").input("users report odd greetings")
+    at = _click(at, "Roll back to 0%")
+    assert not at.exception, at.exception
+    assert _state(migrated).stage == 0
+
+    at.text_input(key="kill-reason").input("incident drill")
+    at = _click(at, "Pull the kill switch")
+    assert _state(migrated).killed
+    assert any("kill switch is on" in e.value for e in at.error)
+    at = _click(at, "Release the kill switch")
+    assert not _state(migrated).killed
+
+    trail = at.dataframe[-1].value
+    assert {"rollout kill -> 0% KILLED", "approve decision #1"} <= set(trail["What"])
+
+
+def test_admin_overrides_a_failed_gate_with_a_reason(migrated: Settings) -> None:
+    _fill(migrated, failures=60)  # 95 % success: a FAIL, not critical
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    at = _click(at, "Evaluate now")
+    assert "NO-GO" in at.error[0].value
+    at.text_area(key="override-reason").input("too short")
+    at = _click(at, "Override NO-GO #1")
+    assert any("written reason" in e.value for e in at.error)
+    at.text_area(key="override-reason").input("errors come from the old GPU node, replaced today")
+    at = _click(at, "Override NO-GO #1")
+    assert not at.exception, at.exception
+    trail = at.dataframe[-1].value
+    assert "OVERRIDE" in set(trail["Flag"])
+    at = _click(at, "Advance to 10%")
+    assert _state(migrated).stage == 10
+
+
+@pytest.mark.parametrize("role", ["manager", "reviewer"])
+def test_other_roles_read_but_cannot_act(migrated: Settings, role: str) -> None:
+    _fill(migrated)
+    at = page_as(PAGE, migrated.db_url, role).run()
+    assert not at.exception, at.exception
+    assert at.success and at.dataframe
+    assert not at.button and not at.text_input
+    assert any("Read-only" in c.value for c in at.caption)
+
+
+def test_a_bad_criteria_file_is_explained(migrated: Settings, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    bad = tmp_path / "gate.toml"
+    bad.write_text("confidence = 7")
+    monkeypatch.setenv("SHADOWTUTOR_GATE_CONFIG", str(bad))
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    assert not at.exception
+    assert "confidence must be between" in at.error[0].value
