@@ -1,12 +1,18 @@
-"""Simulated gate windows from a student of known quality (plain data, no log, no database)."""
+"""Simulated gate windows from a student of known quality (plain data), and a small real
+log with reviews for page and CLI tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from core import db, logrecord, logstore
+from core.config import Settings
 from core.gate import Aggregate, Window, similarity_bins
+from core.models import Review, ReviewItem
+from tests.apputil import make_user
 
 
 @dataclass(frozen=True)
@@ -48,3 +54,49 @@ def window(
         scores={s: int(c) for s, c in zip(range(1, 6), draws, strict=True) if c},
     )
     return Window(None, None, {category: agg})
+
+
+def fill(settings: Settings, *, failures: int = 0) -> None:
+    """1,200 greeting pairs in the last days and 120 good reviews of them."""
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    records = [
+        logrecord.make_record(
+            messages=[{"role": "user", "content": f"ciao {i}"}],
+            teacher={"model": "gpt-4o", "response": "Ciao! Come posso aiutarti?"},
+            student={
+                "model": "llama3",
+                "response": None if i < failures else "Ciao! Come posso aiutarti oggi?",
+                "latency_ms": float(rng.lognormal(6, 0.3)),
+                "error": "HTTP 500" if i < failures else None,
+            },
+            ts=now - timedelta(hours=1 + i % 100),
+            category="greeting",
+            user_hash=f"u{i}",
+            similarity={"method": "lexical", "score": 0.7},
+        )
+        for i in range(1200)
+    ]
+    with logstore.LogWriter(settings.log_path) as w:
+        w.append_many(records)
+    reviewer = make_user(settings.db_url, "reviewer")
+    with db.session_scope(settings.db_url) as s:
+        for i, rec in enumerate(records[:120]):
+            item = ReviewItem(
+                pair_id=rec["id"],
+                category="greeting",
+                similarity=0.7,
+                pair_ts=now - timedelta(hours=2),
+                snapshot={"similarity_method": "lexical"},
+            )
+            s.add(item)
+            s.flush()
+            s.add(
+                Review(
+                    item_id=item.id,
+                    pair_id=item.pair_id,
+                    reviewer_id=reviewer,
+                    student_score=5 if i % 3 else 4,
+                    decision="approve",
+                )
+            )

@@ -3,63 +3,14 @@ overrides; a manager and a reviewer read but cannot act."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import numpy as np
 import pytest
 
-from core import db, decisions, logrecord, logstore, rollout
+from core import db, decisions, rollout
 from core.config import Settings
-from core.models import Review, ReviewItem
-from tests.apputil import make_user, page_as
+from tests.apputil import page_as
+from tests.gatesim import fill
 
 PAGE = "pages/readiness.py"
-
-
-def _fill(settings: Settings, *, failures: int = 0) -> None:
-    """1,200 greeting pairs in the last days and 120 good reviews of them."""
-    now = datetime.now(UTC)
-    rng = np.random.default_rng(0)
-    records = [
-        logrecord.make_record(
-            messages=[{"role": "user", "content": f"ciao {i}"}],
-            teacher={"model": "gpt-4o", "response": "Ciao! Come posso aiutarti?"},
-            student={
-                "model": "llama3",
-                "response": None if i < failures else "Ciao! Come posso aiutarti oggi?",
-                "latency_ms": float(rng.lognormal(6, 0.3)),
-                "error": "HTTP 500" if i < failures else None,
-            },
-            ts=now - timedelta(hours=1 + i % 100),
-            category="greeting",
-            user_hash=f"u{i}",
-            similarity={"method": "lexical", "score": 0.7},
-        )
-        for i in range(1200)
-    ]
-    with logstore.LogWriter(settings.log_path) as w:
-        w.append_many(records)
-    reviewer = make_user(settings.db_url, "reviewer")
-    with db.session_scope(settings.db_url) as s:
-        for i, rec in enumerate(records[:120]):
-            item = ReviewItem(
-                pair_id=rec["id"],
-                category="greeting",
-                similarity=0.7,
-                pair_ts=now - timedelta(hours=2),
-                snapshot={"similarity_method": "lexical"},
-            )
-            s.add(item)
-            s.flush()
-            s.add(
-                Review(
-                    item_id=item.id,
-                    pair_id=item.pair_id,
-                    reviewer_id=reviewer,
-                    student_score=5 if i % 3 else 4,
-                    decision="approve",
-                )
-            )
 
 
 def _click(at, prefix: str):  # noqa: ANN001, ANN202
@@ -72,7 +23,7 @@ def _state(settings: Settings) -> rollout.RolloutState:
 
 
 def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
-    _fill(migrated)
+    fill(migrated)
     at = page_as(PAGE, migrated.db_url, "admin").run()
     assert not at.exception, at.exception
     assert "GO for greeting" in at.success[0].value and "live preview" in at.success[0].value
@@ -109,7 +60,7 @@ def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
 
 
 def test_admin_overrides_a_failed_gate_with_a_reason(migrated: Settings) -> None:
-    _fill(migrated, failures=60)  # 95 % success: a FAIL, not critical
+    fill(migrated, failures=60)  # 95 % success: a FAIL, not critical
     at = page_as(PAGE, migrated.db_url, "admin").run()
     at = _click(at, "Evaluate now")
     assert "NO-GO" in at.error[0].value
@@ -127,7 +78,7 @@ def test_admin_overrides_a_failed_gate_with_a_reason(migrated: Settings) -> None
 
 @pytest.mark.parametrize("role", ["manager", "reviewer"])
 def test_other_roles_read_but_cannot_act(migrated: Settings, role: str) -> None:
-    _fill(migrated)
+    fill(migrated)
     at = page_as(PAGE, migrated.db_url, role).run()
     assert not at.exception, at.exception
     assert at.success and at.dataframe
