@@ -70,7 +70,9 @@ class Answer:
             f"{self.completion_tokens or 0} tokens"
             + (" (estimated)" if self.usage_estimated else ""),
         ]
-        if self.cost_usd is not None:
+        if self.cost_usd == 0:
+            parts.append("cost $0 (local)")
+        elif self.cost_usd is not None:
             parts.append(f"cost ${self.cost_usd:.6f}")
         return " · ".join(parts)
 

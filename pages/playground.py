@@ -24,12 +24,12 @@ def load_health(base_url: str, kind: str, model: str) -> health.Health:
 
 
 def show_answer(col, who: str, ans: playground.Answer) -> None:  # noqa: ANN001
-    col.caption(f"{who} · {ans.figures()}")
-    col.text(ans.model)
+    col.text(f"{who} · {ans.model}")
     if ans.error:
         col.error(ans.error)
     else:
         col.text(ans.text or "(empty answer)")
+        col.caption(ans.figures())
 
 
 def show_turn(i: int, turn: playground.Turn) -> None:
@@ -76,7 +76,7 @@ chosen = st.session_state.get("pg_model", settings.student_model)
 report = load_health(settings.student_base_url, settings.student_backend, chosen)
 
 st.title("Playground")
-talk, side = st.columns([3, 1], gap="large")
+talk, side = st.columns([2, 1], gap="large")
 with side:
     options, fmt = report.pulled_names, {}
     if not health.has_model(options, settings.student_model):  # offered, with the fix shown
@@ -94,7 +94,8 @@ with side:
     st.subheader("Student server")
     for problem in report.problems:
         st.error(problem)
-    st.dataframe(pd.DataFrame(report.facts(), columns=["", "value"]), hide_index=True)
+    facts = pd.DataFrame(report.facts(), columns=["Fact", "Value"])
+    st.dataframe(facts, hide_index=True, height=35 * len(facts) + 38)
     b1, b2 = st.columns(2)
     if b1.button("Refresh", icon=":material/refresh:"):
         load_health.clear()

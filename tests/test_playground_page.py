@@ -76,9 +76,11 @@ def test_chat_two_turns_with_teacher_and_save(servers, role: str) -> None:  # no
     assert "mistral:7b says: happy to help with a table for two" in texts
     assert "gpt-4o-mini says: happy to help with tomorrow at eight" in texts
     assert texts.count("A table for two") == 1 and texts.count("Tomorrow at eight") == 1
+    assert texts.count("Student · mistral:7b") == 2 and texts.count("Teacher · gpt-4o-mini") == 2
     captions = [c.value for c in at.caption]
     assert sum("TTFT" in c and "tokens/s" in c for c in captions) == 4  # 2 turns x 2 answers
-    assert any(c.startswith("Teacher") and "cost $" in c for c in captions)
+    assert sum("cost $0 (local)" in c for c in captions) == 2  # the Ollama student
+    assert sum("cost $0.0000" in c for c in captions) == 2  # the teacher, priced
     assert sum(c.startswith("Similarity (lexical)") for c in captions) == 2
     body = student.requests[-1][1]
     assert body["model"] == "mistral:7b" and body["options"] == {
