@@ -147,6 +147,25 @@ def test_bad_options_are_named(options: ExportOptions, message: str) -> None:
         options.check()
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["plain", "ünïcödé ✓ 日本語", 'quotes " and \\ backslash', "new\nline\ttab\x00nul", "emoji 🙂"],
+)
+def test_fast_line_writer_matches_json_dumps(text: str) -> None:
+    from core.export_build import Example, _dumps, _LineWriter
+
+    e = Example(
+        pair_id="p", conversation="c", language="en", category="x", source="live", ts="",
+        prompt=[{"role": "system", "content": text}, {"role": "user", "content": text}],
+        target=text + "!", target_source="teacher", teacher=text, student=text + "?",
+        student_score=1, student_worse=True, tags=[],
+    )  # fmt: skip
+    writer = _LineWriter()
+    for _ in range(2):  # the second time the system prompt comes from the cache
+        assert writer.sft(e) == _dumps(e.sft())
+        assert writer.preference(e) == _dumps(e.preference())
+
+
 # --- helpers ----------------------------------------------------------------------------
 
 
