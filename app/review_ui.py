@@ -48,8 +48,14 @@ def show_header(item: Any) -> None:
 def show_conversation(messages: list[dict[str, Any]]) -> None:
     st.subheader("Conversation", divider="gray")
     for msg in messages:
-        st.caption(str(msg.get("role", "?")).upper())
-        show_text(review.content_text(msg.get("content")))
+        role = str(msg.get("role", "?"))
+        text = review.content_text(msg.get("content"))
+        if role in ("system", "developer"):  # long and the same for many pairs: folded
+            with st.expander(f"{role.upper()} prompt ({len(text):,} characters)"):
+                show_text(text)
+        else:
+            st.caption(role.upper())
+            show_text(text)
 
 
 def show_answer(label: str, answer: dict[str, Any], *, reveal: bool) -> None:

@@ -2,7 +2,7 @@
 
 Why not ``streamlit-shortcuts`` from PyPI: its listener fires while the user types in a text
 field, so typing "3" or "a" in a review note would set the score or approve the pair. This
-one ignores keys typed into inputs, text areas and selects (Escape leaves the field), and
+one ignores keys typed into text inputs, text areas and selects (Escape leaves the field), and
 also handles Shift+digit by key position, so it works with any keyboard layout's digits.
 
 The JavaScript is fixed code; the only data passed is the map of keys to CSS selectors built
@@ -20,8 +20,9 @@ export default function(component) {
   window.__stShortcutsOn = true;
   document.addEventListener('keydown', (e) => {
     const t = e.target;
-    const fields = ['INPUT', 'TEXTAREA', 'SELECT'];
-    const typing = t && (t.isContentEditable || fields.includes(t.tagName));
+    const choice = ['radio', 'checkbox', 'button', 'submit', 'range'];
+    const typing = t && (t.isContentEditable || ['TEXTAREA', 'SELECT'].includes(t.tagName)
+      || (t.tagName === 'INPUT' && !choice.includes(t.type)));
     if (typing) {
       if (e.key === 'Escape') t.blur();
       return;
@@ -49,7 +50,7 @@ def button(widget_key: str) -> tuple[str, int]:
 
 def option(widget_key: str, index: int) -> tuple[str, int]:
     """Target: option ``index`` of ``st.radio(..., key=widget_key)``."""
-    return (f".st-key-{widget_key} label", index)
+    return (f'.st-key-{widget_key} label[data-testid="stRadioOption"]', index)
 
 
 def bind(shortcuts: dict[str, tuple[str, int]], *, key: str = "shortcuts") -> None:
