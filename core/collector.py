@@ -622,6 +622,8 @@ class ShadowCollector:
             return True
         done = self.flush(timeout)
         self._closed = True
+        if not done:
+            self._drain_without_student()
         for _ in self._threads[:-1]:
             try:
                 self._queue.put_nowait(None)
@@ -633,6 +635,32 @@ class ShadowCollector:
         self._writer.close()
         _LIVE.discard(self)
         return done
+
+    def _drain_without_student(self) -> None:
+        """At shutdown after the flush timeout: log the queued teacher answers without waiting
+        for the student (its error says so), so they are not lost with the process."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if job is None:
+                    continue
+                if job.student_result is None:
+                    job.student_error = "skipped: shut down before the student answered"
+                if job.teacher_call is not None:
+                    job.teacher_call = None
+                    job.teacher = {"error": "skipped: shut down before the teacher answered"}
+                record = self._process(job)
+                if record is not None:
+                    with self._cond:
+                        self._pending.append(record)
+            except Exception as exc:
+                self.count("lost")
+                self.last_error = f"shutdown: {exc!r}"
+            finally:
+                self._queue.task_done()
 
     def __enter__(self) -> ShadowCollector:
         return self

@@ -30,6 +30,7 @@ Fault switches (attributes, change them at any time, or pass them to the constru
 ``cut_after``       streaming: close the connection after this many chunks (no end marker);
                     non-streaming: send half the body, then close
 ``usage``           False: leave the ``usage`` block / Ollama token counts out
+``chunk_delay``     streaming: seconds to sleep before each chunk (tokens arriving slowly)
 ==================  ===================================================================
 
 ``down()`` closes the listening socket (clients get "connection refused", as when the server
@@ -98,6 +99,7 @@ class ModelServer:
         malformed: bool = False,
         cut_after: int | None = None,
         usage: bool = True,
+        chunk_delay: float = 0.0,
         version: str = "0.6.3",
         context_length: int = 8192,
     ):
@@ -108,6 +110,7 @@ class ModelServer:
         self.malformed = malformed
         self.cut_after = cut_after
         self.usage = usage
+        self.chunk_delay = chunk_delay
         self.version = version
         self.context_length = context_length
         self.requests: list[tuple[str, Any]] = []
@@ -136,7 +139,7 @@ class ModelServer:
         if self._httpd is not None:
             return
         handler = type("Handler", (_Handler,), {"server_ref": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        httpd = _QuietServer(("127.0.0.1", self.port), handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -183,6 +186,7 @@ class ModelServer:
             None,
             True,
         )
+        self.chunk_delay = 0.0
 
     def _note(self, path: str, body: Any, headers: dict[str, str]) -> None:
         with self._lock:
@@ -192,6 +196,15 @@ class ModelServer:
 
     def text_for(self, messages: list[dict[str, Any]], model: str) -> str:
         return self.answer(messages, model) if callable(self.answer) else self.answer
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        # A client that gave up (timeout, cut stream) is part of the tests, not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _free_port() -> int:
@@ -254,6 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _chunk(self, data: bytes) -> None:
+        if self.server_ref.chunk_delay:
+            time.sleep(self.server_ref.chunk_delay)
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 

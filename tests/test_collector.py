@@ -455,3 +455,45 @@ def test_breaker_state_machine() -> None:
     assert b.allow()
     b.success()
     assert b.state == "closed" and b.allow()
+
+
+def test_interpreter_exit_flushes_what_is_queued(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    log_dir = tmp_path / "exit-logs"
+    script = f"""
+import openai
+from core.collector import ShadowCollector
+from core.config import Settings
+s = Settings.load({{"SHADOWTUTOR_STUDENT_BASE_URL": "{student.url}"}})
+c = ShadowCollector(s, log_dir="{log_dir}", flush_interval_s=60)
+client = c.wrap(openai.OpenAI(base_url="{teacher.openai_url}", api_key="k"))
+for i in range(5):
+    msgs = [{{"role": "user", "content": f"q{{i}}"}}]
+    client.chat.completions.create(model="gpt-4o-mini", messages=msgs)
+"""  # no flush, no close: the atexit hook must drain the queue
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
+    recs = list(logstore.iter_records(log_dir))
+    assert sorted(r["teacher"]["response"] for r in recs) == [f"echo: q{i}" for i in range(5)]
+    assert all(r["student"]["response"] == STUDENT_SAYS for r in recs)
+
+
+def test_close_past_its_timeout_still_logs_the_teacher_answers(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    student.delay = 1.0
+    c = make(tmp_path, student, {"SHADOWTUTOR_STUDENT_TIMEOUT_S": "5"}, workers=1)
+    client = c.wrap(plain(teacher))
+    for i in range(4):
+        ask(client, f"q{i}")
+    c.close(timeout=0.2)  # the one worker is still waiting for the slow student
+    time.sleep(1.5)  # that worker finishes; the writer thread runs until the workers end
+    recs = list(logstore.iter_records(c.log_dir))
+    assert sorted(r["teacher"]["response"] for r in recs) == [f"echo: q{i}" for i in range(4)]
+    skipped = [r for r in recs if (r["student"]["error"] or "").startswith("skipped: shut down")]
+    assert len(skipped) == 3

@@ -176,3 +176,19 @@ def test_prompt_only_lines_get_a_stable_id() -> None:
     a, b = replay.parse_item(line), replay.parse_item(line)
     assert a.id == b.id and a.id.startswith("oai-") and a.teacher is None
     assert a.record == {"teacher": {"model": "gpt-4o"}}
+
+
+def test_cli_lists_the_commands_and_rejects_a_bad_backend(home: Path, monkeypatch) -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["--help"]).output
+    assert "proxy" in out and "replay" in out
+    monkeypatch.setenv("SHADOWTUTOR_STUDENT_BACKEND", "vllm")
+    result = runner.invoke(main, ["proxy", "--port", "1"])
+    assert result.exit_code == 1
+    assert "SHADOWTUTOR_STUDENT_BACKEND='vllm' is not a backend" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_replay_missing_file_is_a_usage_error(home: Path) -> None:
+    result = CliRunner().invoke(main, ["replay", "/nonexistent.jsonl"])
+    assert result.exit_code == 2 and "does not exist" in result.output
