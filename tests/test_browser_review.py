@@ -83,3 +83,24 @@ def test_review_by_keyboard(demo_home: Path) -> None:
         "approve", 4, 5, "teacher",
     )  # fmt: skip
     assert new.note == "2 small slips"
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "title", "wait_for", "shot"),
+    [
+        ("admin", "demo-admin", "Review queue", "Tag taxonomy", "review_queue.png"),
+        ("manager", "demo-manager", "Review progress", "Per reviewer", "review_progress.png"),
+    ],
+)
+def test_queue_and_progress_pages(demo_home: Path, user, password, title, wait_for, shot) -> None:
+    with app_server(demo_home) as base, browser_page(height=1600) as page:
+        login(page, base, user, password)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_role("link", name=title, exact=True).click()
+        page.get_by_text(wait_for).first.wait_for()
+        wait_idle(page)
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
+        page.locator('[data-testid="stSkeleton"]').first.wait_for(state="detached")
+        page.wait_for_timeout(1500)  # let data grids paint
+        assert not page.locator('[data-testid="stException"]').count()
+        page.screenshot(path=str(SCREENSHOTS / shot), full_page=True)
