@@ -116,10 +116,13 @@ def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict
     before = collector.stats()["logged"]
     t_plain: list[float] = []
     t_wrapped: list[float] = []
-    for _ in range(calls):
-        for client, out in ((plain, t_plain), (wrapped, t_wrapped)):
-            start = time.perf_counter()
+    cpu = {"plain": 0.0, "wrapped": 0.0}
+    pairs = [(plain, t_plain, "plain"), (wrapped, t_wrapped, "wrapped")]
+    for i in range(calls):
+        for client, out, name in pairs if i % 2 else pairs[::-1]:  # alternate who goes first
+            start, c0 = time.perf_counter(), time.thread_time()
             client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            cpu[name] += time.thread_time() - c0
             out.append((time.perf_counter() - start) * 1000)
     collector.flush(120)
     stats = collector.stats()
@@ -145,6 +148,8 @@ def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict
         "logged": stats["logged"] - before,
         "dropped": stats["dropped"],
         "student_errors": stats["student_errors"],
+        "cpu_plain_ms": cpu["plain"] / calls * 1000,
+        "cpu_wrapped_ms": cpu["wrapped"] / calls * 1000,
     }
 
 
@@ -166,18 +171,33 @@ def bench_proxy(urls: dict[str, str], env: dict[str, str], calls: int) -> dict[s
                 client.post("/chat/completions", json=body).raise_for_status()
         t_direct: list[float] = []
         t_via: list[float] = []
-        for _ in range(calls):
-            for client, out in ((direct, t_direct), (via, t_via)):
+        pairs = [(direct, t_direct), (via, t_via)]
+        cpu0 = proc_cpu(proc.pid)
+        for i in range(calls):
+            for client, out in pairs if i % 2 else pairs[::-1]:
                 start = time.perf_counter()
                 client.post("/chat/completions", json=body).raise_for_status()
                 out.append((time.perf_counter() - start) * 1000)
         time.sleep(1.0)
+        proxy_cpu_ms = (proc_cpu(proc.pid) - cpu0) / calls * 1000
         health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["collector"]
     finally:
         proc.terminate()
         proc.wait(30)
     diffs = [v - d for v, d in zip(t_via, t_direct, strict=True)]
-    return {"direct": t_direct, "via": t_via, "diff": diffs, "health": health}
+    return {
+        "direct": t_direct,
+        "via": t_via,
+        "diff": diffs,
+        "health": health,
+        "cpu_ms": proxy_cpu_ms,
+    }
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
@@ -270,12 +290,17 @@ def main() -> None:
     print(f"  added (paired)   {summary(w['diff'])}")
     print(f"  request-path work alone {summary(w['own'])}")
     print(
+        f"  CPU on the app's thread per call: plain {w['cpu_plain_ms']:.3f} ms, "
+        f"wrapped {w['cpu_wrapped_ms']:.3f} ms"
+    )
+    print(
         f"  records logged {w['logged']}, dropped {w['dropped']}, "
         f"student errors {w['student_errors']}"
     )
     print(f"direct to teacher  {summary(p['direct'])}")
     print(f"via proxy          {summary(p['via'])}")
     print(f"  added (paired)   {summary(p['diff'])}")
+    print(f"  proxy process CPU per request (forwarding + shadowing): {p['cpu_ms']:.3f} ms")
     h = p["health"]
     print(
         f"  proxy collector: logged {h['logged']}, dropped {h['dropped']}, "

@@ -53,6 +53,7 @@ from core.similarity import SimilarityMethod, get_method
 log = logging.getLogger("shadowtutor.collector")
 
 BREAKER_OPEN = "circuit breaker open"
+WRITE_SLICE = 64  # records encoded and written between two GIL hand-offs
 
 
 # --- sampling ----------------------------------------------------------------------------------
@@ -588,20 +589,28 @@ class ShadowCollector:
             batch, self._pending = self._pending, []
         if not batch:
             return True
+        written = 0
         try:
-            self._writer.append_many(batch)
+            # Small slices with a GIL hand-off between them: the app's request thread never
+            # waits behind one long JSON-encoding burst of this background thread.
+            while written < len(batch):
+                part = batch[written : written + WRITE_SLICE]
+                self._writer.append_many(part)
+                written += len(part)
+                self.count("logged", len(part))
+                time.sleep(0)
         except Exception as exc:
+            rest = batch[written:]
             self.count("write_errors")
             self.last_error = f"log write to {self.log_dir} failed: {exc}"
-            log.warning("%s (%d records kept for retry)", self.last_error, len(batch))
+            log.warning("%s (%d records kept for retry)", self.last_error, len(rest))
             with self._cond:
-                self._pending = batch + self._pending
+                self._pending = rest + self._pending
                 overflow = len(self._pending) - self._pending_cap
                 if overflow > 0:  # oldest go first; counted, never silent
                     del self._pending[:overflow]
                     self.count("lost", overflow)
             return False
-        self.count("logged", len(batch))
         return True
 
     def flush(self, timeout: float | None = 30.0) -> bool:
