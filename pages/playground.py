@@ -113,13 +113,16 @@ with talk:
         st.success(flash)
     for i, turn in enumerate(chat.turns):
         show_turn(i, turn)
+    live = st.container()  # the new turn streams here, above the input box
     if prompt := st.chat_input("Message the student"):
-        with st.chat_message("user"):
-            st.text(prompt)
-        with st.chat_message("assistant"):
+        live.chat_message("user").text(prompt)
+        with live.chat_message("assistant"):
             cols = st.columns(2) if with_teacher else [st.container()]
+            cols[0].text(f"Student · {chat.model}")
+            if with_teacher:
+                cols[1].text(f"Teacher · {settings.teacher_model}")
             boxes = {"student": cols[0].empty(), "teacher": cols[-1].empty()}
-            boxes["student"].caption("Student: waiting for the first token…")
+            boxes["student"].caption("waiting for the first token…")
             try:
                 playground.ask(
                     chat, prompt, settings=settings, student=backend, with_teacher=with_teacher,

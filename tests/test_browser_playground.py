@@ -50,6 +50,7 @@ def test_playground_conversation_screenshot(tmp_path: Path) -> None:
             "SHADOWTUTOR_TEACHER_API_KEY": "sk-loopback",
         }
         with app_server(home, extra_env=env) as base, browser_page(height=1500) as page:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             login(page, base, "ada", "password-admin")
             open_page(page, "Playground", wait_for_text="Student server")
             page.get_by_label("System prompt").fill(
@@ -58,15 +59,18 @@ def test_playground_conversation_screenshot(tmp_path: Path) -> None:
             page.get_by_text("Teacher beside").click()
             wait_idle(page)
             box = page.get_by_placeholder("Message the student")
-            for prompt, expect in (
-                ("Buonasera! Vorrei un tavolo per due stasera.", "sala interna o la terrazza"),
-                ("La terrazza, grazie.", "ho segnato la terrazza"),
-            ):
-                box.fill(prompt)
-                box.press("Enter")
-                page.get_by_text(expect).first.wait_for()
-                wait_idle(page)
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            box.fill("Buonasera! Vorrei un tavolo per due stasera.")
+            box.press("Enter")
+            page.get_by_text("sala interna o la terrazza").first.wait_for()
+            wait_idle(page)
+            student.chunk_delay = 0.4  # the second answer arrives a word at a time
+            box.fill("La terrazza, grazie.")
+            box.press("Enter")
+            page.get_by_text("Perfetto, ho segnato").first.wait_for()
+            assert page.get_by_text(STUDENT["terrace"], exact=True).count() == 0  # still coming
+            page.screenshot(path=str(SCREENSHOTS / "playground-streaming.png"))
+            page.get_by_text("Similarity (lexical)").nth(1).wait_for()  # the turn is done
+            wait_idle(page)
             page.screenshot(path=str(SCREENSHOTS / "playground.png"), full_page=True)
             assert page.get_by_text("Similarity (lexical)").count() == 2
             assert page.get_by_text("TTFT").count() == 4
