@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import duckdb
 from core import logrecord, logstore
 
 DAY = datetime(2026, 5, 10, 12, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rec(i: int, ts: datetime = DAY, **over: object) -> dict:
@@ -33,16 +36,33 @@ def count(log_dir: Path) -> tuple[int, int]:
     return con.execute("SELECT count(*), count(DISTINCT id) FROM pairs").fetchone()
 
 
-def _write_many(args: tuple[str, int]) -> None:
-    log_dir, worker = args
-    with logstore.LogWriter(Path(log_dir)) as w:
-        for j in range(0, 2000, 50):
-            w.append_many(rec(worker * 10_000 + j + k) for k in range(50))
+WRITER = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from core import logrecord, logstore
+log_dir, worker = Path(sys.argv[1]), int(sys.argv[2])
+with logstore.LogWriter(log_dir) as w:
+    for j in range(0, 2000, 50):
+        w.append_many(
+            logrecord.make_record(
+                id=f"pair-{worker}-{j + k}",
+                ts=datetime(2026, 5, 10, 12, tzinfo=UTC),
+                messages=[{"role": "user", "content": "q"}],
+                teacher={"model": "gpt-4o", "response": "a" * (j % 500)},
+            )
+            for k in range(50)
+        )
+"""
 
 
 def test_many_processes_write_at_once_without_losing_a_line(tmp_path: Path) -> None:
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        pool.map(_write_many, [(str(tmp_path), w) for w in range(4)])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w)], env=env)
+        for w in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     assert len(logstore.jsonl_files(tmp_path)) == 4  # one file per writer process and day
     report = logstore.validate_log(tmp_path)
     assert report.records == 8000 and report.bad == []
