@@ -144,6 +144,20 @@ def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Fig
     return fig
 
 
+def calibration_note(cal: gate.Calibration, current: float | None) -> str:
+    if cal.suggested is None:
+        return (
+            f"No suggestion yet: no similarity bucket of {cal.method} reaches a mean score of "
+            f"{cal.target:g} from at least 5 reviews, or too few pairs are reviewed."
+        )
+    return (
+        f"Reviewed pairs with {cal.method} similarity ≥ {cal.suggested:.2f} average at least "
+        f"{cal.target:g} in every bucket from there up: a suggested threshold (config: "
+        f"{current if current is not None else 'none'}). Change it in the criteria file; the "
+        "gate never changes it by itself."
+    )
+
+
 def replay_points(
     settings: Settings, config: gate.GateConfig, days: int = 60, today: date | None = None
 ) -> list[gate_data.ReplayPoint]:

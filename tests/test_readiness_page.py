@@ -93,3 +93,19 @@ def test_a_bad_criteria_file_is_explained(migrated: Settings, monkeypatch, tmp_p
     at = page_as(PAGE, migrated.db_url, "admin").run()
     assert not at.exception
     assert "confidence must be between" in at.error[0].value
+
+
+def test_a_demoted_admin_cannot_finish_an_action(migrated: Settings) -> None:
+    """The button was on screen, but the role is read again on the server before writing."""
+    fill(migrated)
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    with db.session_scope(migrated.db_url) as s:
+        from core.models import User
+
+        user = s.get(User, at.session_state["user_id"])
+        user.role = "manager"
+        s.add(user)
+    at = _click(at, "Pull the kill switch")
+    assert not at.exception, at.exception
+    assert not _state(migrated).killed  # nothing written
+    assert any("Read-only" in c.value for c in at.caption)
