@@ -411,3 +411,42 @@ def test_a_double_submit_by_one_reviewer_keeps_one_review(pg_people) -> None:
     with db.session_scope(url) as s:
         item = s.get(ReviewItem, item_id)
         assert item.reviews_done == 1
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_enqueue_stats_and_tags(migrated) -> None:
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    def run(*args: str):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    with LogWriter(migrated.log_path) as writer:
+        writer.append_many([rec(i, sim=i / 10, lang="de" if i % 2 else "id") for i in range(8)])
+    out = run("review", "enqueue", "--strategy", "lowest_similarity", "--size", "3",
+              "--reviews", "2")  # fmt: skip
+    assert out.exit_code == 0 and "added 3 pairs" in out.output, out.output
+    out = run("review", "enqueue", "--strategy", "stratified", "--size", "50",
+              "--from", "2026-03-01", "--to", "2026-03-01", "--source", "demo")  # fmt: skip
+    assert "added 5 pairs" in out.output  # the other five; never the same pair twice
+    out = run("review", "enqueue", "--size", "5")
+    assert "added 0 pairs" in out.output and "nothing added" in out.output
+    bad = run("review", "enqueue", "--from", "2026-03-02", "--to", "2026-03-01")
+    assert bad.exit_code == 1 and "after the end date" in bad.output
+    assert "Traceback" not in bad.output
+    stats = run("review", "stats").output
+    assert "queue: 8 open, 0 done of 8 items" in stats
+    assert "n/a (too few items with two reviews)" in stats
+    assert "no tags" in run("review", "tags", "list").output
+    assert "added 8 default tags" in run("review", "tags", "add", "--defaults").output
+    assert (
+        "added tag 'too formal' (tone)"
+        in run("review", "tags", "add", "too formal", "--kind", "tone").output
+    )
+    listing = run("review", "tags", "list").output
+    assert "too formal" in listing and "warm colleague-like tone" in listing
+    dup = run("review", "tags", "add", "too formal")
+    assert dup.exit_code == 1 and "exists already" in dup.output
