@@ -73,6 +73,38 @@ def show_answer(label: str, answer: dict[str, Any], *, reveal: bool) -> None:
     show_text(answer.get("response") or "")
 
 
+def show_pair(item: Any, slots: list[tuple[str, str, dict]], *, reveal: bool) -> None:
+    """The conversation, then the two answers side by side."""
+    show_conversation(item.snapshot.get("messages") or [])
+    for col, (label, _who, answer) in zip(st.columns(2), slots, strict=True):
+        with col:
+            show_answer(label, answer, reveal=reveal)
+
+
+def reveal_text(slots: list[tuple[str, str, dict]]) -> str:
+    return ", ".join(
+        f"{label} was the {who} ({answer.get('model') or 'unknown model'})"
+        for label, who, answer in slots
+    )
+
+
+def recent_rows(mine: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "review": r.id,
+            "when": r.created_at,
+            "pair": i.pair_id,
+            "decision": r.decision,
+            "student score": r.student_score,
+            "teacher score": r.teacher_score,
+            "verdict": r.verdict,
+            "tags": ", ".join(r.tags or []),
+            "edited": r.previous_id is not None,
+        }
+        for r, i in mine
+    ]
+
+
 def answer_slots(item: Any, *, blind: bool, swap: bool) -> list[tuple[str, str, dict]]:
     """(label, who, answer) for the left and right column. Left is the student (or A)."""
     snap = item.snapshot

@@ -76,10 +76,7 @@ if view == "Queue":
     ui.show_header(item)
     if blind:
         st.caption("Blind review: the models are revealed after you submit.")
-    ui.show_conversation(item.snapshot.get("messages") or [])
-    for col, (label, _who, answer) in zip(st.columns(2), slots, strict=True):
-        with col:
-            ui.show_answer(label, answer, reveal=not blind)
+    ui.show_pair(item, slots, reveal=not blind)
     st.subheader("Your judgement", divider="gray")
     values = ui.judgement_form(prefix, tag_names, slots)
     decision = ui.decision_buttons(prefix)
@@ -95,10 +92,7 @@ if view == "Queue":
                 f", student score {saved.student_score}" if saved.student_score else ""
             )
             if blind:
-                text += " · Revealed: " + ", ".join(
-                    f"{label} was the {who} ({ans.get('model') or 'unknown model'})"
-                    for label, who, ans in slots
-                )
+                text += " · Revealed: " + ui.reveal_text(slots)
             st.session_state["review_last"] = text
             st.session_state.pop("review_item_id", None)
             st.rerun()
@@ -108,23 +102,7 @@ else:
     if not mine:
         st.info("You have no reviews yet.")
         st.stop()
-    st.dataframe(
-        [
-            {
-                "review": r.id,
-                "when": r.created_at,
-                "pair": i.pair_id,
-                "decision": r.decision,
-                "student score": r.student_score,
-                "teacher score": r.teacher_score,
-                "verdict": r.verdict,
-                "tags": ", ".join(r.tags or []),
-                "edited": r.previous_id is not None,
-            }
-            for r, i in mine
-        ],
-        hide_index=True,
-    )
+    st.dataframe(ui.recent_rows(mine), hide_index=True)
     by_id = {r.id: (r, i) for r, i in mine}
     if pending := st.session_state.pop("review_edit_pending", None):
         st.session_state["review_edit_id"] = pending
@@ -138,10 +116,7 @@ else:
     old, item = by_id[chosen]
     slots = ui.answer_slots(item, blind=False, swap=False)
     with st.expander("The pair", expanded=False):
-        ui.show_conversation(item.snapshot.get("messages") or [])
-        for col, (label, _who, answer) in zip(st.columns(2), slots, strict=True):
-            with col:
-                ui.show_answer(label, answer, reveal=True)
+        ui.show_pair(item, slots, reveal=True)
     prefix = f"e{old.id}_"
     values = ui.judgement_form(prefix, tag_names, slots, initial=ui.from_review(old))
     decision = st.radio(
