@@ -13,7 +13,11 @@ from core.errors import ShadowTutorError
 
 user = auth.guard("playground")
 settings = deps.settings()
-backend = student_backend(settings)
+try:
+    backend = student_backend(settings)
+except ShadowTutorError as exc:  # e.g. SHADOWTUTOR_STUDENT_BACKEND is neither ollama nor openai
+    st.error(str(exc))
+    st.stop()
 
 
 @st.cache_data(ttl=15, show_spinner="Asking the student server…")

@@ -170,3 +170,9 @@ def test_log_dir_untouched_until_saved(servers) -> None:  # noqa: ANN001
     assert not Path(settings.log_path).exists() or not list(
         logstore.iter_records(settings.log_path)
     )
+
+
+def test_unknown_backend_setting_is_named(servers, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SHADOWTUTOR_STUDENT_BACKEND", "vllm")
+    at = _open(Settings.load(), "admin")
+    assert any("SHADOWTUTOR_STUDENT_BACKEND='vllm'" in e.value for e in at.error)
