@@ -74,8 +74,11 @@ if view == "Queue":
     slots = ui.answer_slots(item, blind=blind, swap=swap)
     prefix = f"q{item.id}_"
     ui.show_header(item)
-    if blind:
-        st.caption("Blind review: the models are revealed after you submit.")
+    st.caption(
+        f"Held for you for {settings.claim_minutes:g} minutes after each action; then it returns "
+        "to the queue."
+        + (" Blind review: the models are revealed after you submit." if blind else "")
+    )
     ui.show_pair(item, slots, reveal=not blind)
     st.subheader("Your judgement", divider="gray")
     values = ui.judgement_form(prefix, tag_names, slots)

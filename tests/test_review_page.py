@@ -156,6 +156,7 @@ def test_blind_mode_hides_models_until_submitted(queued, monkeypatch) -> None:
     assert [h.value for h in at.subheader][1:3] == ["Answer A", "Answer B"]
     captions = " ".join(c.value for c in at.caption)
     assert "llama3" not in captions and "gpt-4o-mini" not in captions
+    assert "Blind review" in captions
     p = f"q{first}_"
     at.radio(key=f"{p}left").set_value(2)  # A
     at.button(key=f"{p}approve").click().run()
