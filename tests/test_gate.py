@@ -367,13 +367,14 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
             )
         admin_id = admin.id
     cfg = config(critical__error_kinds=["content_filter"])
-    w = gate_data.gather(migrated, cfg, now + timedelta(seconds=1))
+    at = datetime.now(UTC)  # reviews made after the evaluation time would not count
+    w = gate_data.gather(migrated, cfg, at)
     g = w.categories["greeting"]
     assert (g.pairs, g.successes, g.reviews, g.critical) == (1200, 1187, 120, 2)
     assert (
         len(g.latencies_ms) == 1187 and sum(v[0] for v in g.similarity["lexical"].values()) == 1200
     )
-    result = gate_data.evaluate(migrated, cfg, actor_id=admin_id, now=now + timedelta(seconds=1))
+    result = gate_data.evaluate(migrated, cfg, actor_id=admin_id, now=at)
     assert result.decision.outcome == NO_GO and result.decision.critical_failure
     assert "student error: content_filter" in result.decision.criteria[0].missing
     with gate_data.db.session_scope(migrated.db_url) as s:
