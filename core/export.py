@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -163,14 +162,14 @@ class Candidate:
     category: str | None
     reviews: list[Any] = field(default_factory=list)  # current, not skipped
 
-    @cached_property
-    def student_score(self) -> float | None:
-        scores = [r.student_score for r in self.reviews if r.student_score is not None]
-        return sum(scores) / len(scores) if scores else None
+    student_score: float | None = None  # mean of the reviews' student scores
+    tags: list[str] = field(default_factory=list)  # union of the reviews' tags
 
-    @cached_property
-    def tags(self) -> list[str]:
-        return sorted({str(t) for r in self.reviews for t in (r.tags or [])})
+    def summarize(self) -> Candidate:
+        scores = [r.student_score for r in self.reviews if r.student_score is not None]
+        self.student_score = sum(scores) / len(scores) if scores else None
+        self.tags = sorted({str(t) for r in self.reviews for t in (r.tags or [])})
+        return self
 
     def corrected_answer(self) -> str | None:
         """The newest current review's correction, if any reviewer wrote one."""
@@ -250,6 +249,7 @@ def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candi
     required, excluded = set(filters.tags_required), set(filters.tags_excluded)
     out = []
     for cand in by_item.values():
+        cand.summarize()
         if not _agrees([r.decision for r in cand.reviews], filters.agreement):
             continue
         if filters.min_student_score is not None:

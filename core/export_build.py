@@ -54,8 +54,13 @@ class Example:
     def sft(self) -> dict[str, Any]:
         return {"messages": [*self.prompt, {"role": "assistant", "content": self.target}]}
 
+    @property
+    def has_preference(self) -> bool:
+        """Reviewers judged the student worse and its answer differs from the target."""
+        return self.student_worse and bool(self.student.strip()) and self.student != self.target
+
     def preference(self) -> dict[str, Any] | None:
-        if not self.student_worse or not self.student.strip() or self.student == self.target:
+        if not self.has_preference:
             return None
         return {
             "prompt": self.prompt,
@@ -249,20 +254,18 @@ def _target(cand: Candidate, teacher: str, student: str, options: ExportOptions)
 
 
 def _scrub_all(prompt: list[dict], target: str, teacher: str, student: str, found: Counter):
+    scrub = pii.scrub
     new_prompt = []
     for msg in prompt:
-        res = pii.scrub(msg["content"])
-        found.update(res.counts)
-        new_prompt.append({"role": msg["role"], "content": res.text})
-    texts = []
-    seen: set[str] = set()
-    for text in (target, teacher, student):
-        res = pii.scrub(text)
-        if text not in seen:  # the target is often the teacher's answer: count it once
+        res = scrub(msg["content"])
+        if res.counts:
             found.update(res.counts)
-            seen.add(text)
-        texts.append(res.text)
-    return new_prompt, texts[0], texts[1], texts[2]
+        new_prompt.append({"role": msg["role"], "content": res.text})
+    t, te, st = scrub(target), scrub(teacher), scrub(student)
+    for res in (t, st) if target == teacher else (t, te, st):  # count a shared text once
+        if res.counts:
+            found.update(res.counts)
+    return new_prompt, t.text, te.text, st.text
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -297,7 +300,7 @@ class _LineWriter:
         return '{"messages":' + self.messages([*e.prompt, target]) + "}\n"
 
     def preference(self, e: Example) -> str | None:
-        if e.preference() is None:
+        if not e.has_preference:
             return None
         chosen = self.messages([{"role": "assistant", "content": e.target}])
         rejected = self.messages([{"role": "assistant", "content": e.student}])
@@ -305,10 +308,12 @@ class _LineWriter:
         return f'{{"chosen":{chosen},"prompt":{prompt},"rejected":{rejected}}}\n'
 
 
-def _csv_cell(value: Any) -> str:
-    text = "" if value is None else str(value)
+_FORMULA_START = ("=", "+", "@", "\t", "\r")
+
+
+def _csv_cell(text: str) -> str:
     # a spreadsheet would run "=cmd()" as a formula: model text must stay text
-    return "'" + text if text[:1] in ("=", "+", "@", "\t", "\r") else text
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def render_files(examples: list[Example], options: ExportOptions) -> dict[str, bytes]:
