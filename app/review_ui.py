@@ -14,6 +14,7 @@ from app import shortcuts
 from core import review
 
 SCORES = [1, 2, 3, 4, 5]
+KEY_HINTS = {"left": " (keys 1-5)", "right": " (Shift+1-5)", "verdict": " (Q / W / E)"}
 LONG = 4000  # characters: longer texts get a scrolling box
 
 
@@ -88,11 +89,11 @@ def reveal_text(slots: list[tuple[str, str, dict]]) -> str:
     )
 
 
-def recent_rows(mine: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+def recent_rows(mine: list[tuple[Any, Any]], tz: Any) -> list[dict[str, Any]]:
     return [
         {
             "review": r.id,
-            "when": r.created_at,
+            "when": r.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             "pair": i.pair_id,
             "decision": r.decision,
             "student score": r.student_score,
@@ -121,15 +122,19 @@ def judgement_form(
     tag_names: list[str],
     slots: list[tuple[str, str, dict]],
     initial: dict | None = None,
+    *,
+    keys: bool = True,
 ) -> dict[str, Any]:
     """Scores, verdict, tags, note and correction. Returns widget values keyed by the
-    left/right slot, which the caller maps to student/teacher."""
+    left/right slot, which the caller maps to student/teacher. ``keys``: label the widgets
+    with their shortcuts (bound by :func:`bind_keys`)."""
     initial = initial or {}
+    hint = KEY_HINTS if keys else dict.fromkeys(KEY_HINTS, "")
     left, right = slots[0][0], slots[1][0]
     c1, c2, c3 = st.columns([2, 2, 3])
     with c1:
         left_score = st.radio(
-            f"{left} score (keys 1-5)",
+            f"{left} score{hint['left']}",
             SCORES,
             index=_index(SCORES, initial.get("left")),
             horizontal=True,
@@ -137,7 +142,7 @@ def judgement_form(
         )
     with c2:
         right_score = st.radio(
-            f"{right} score (Shift+1-5)",
+            f"{right} score{hint['right']}",
             SCORES,
             index=_index(SCORES, initial.get("right")),
             horizontal=True,
@@ -146,7 +151,7 @@ def judgement_form(
     options = ["left", "tie", "right"]
     with c3:
         verdict = st.radio(
-            "Which is better? (Q / W / E)",
+            f"Which is better?{hint['verdict']}",
             options,
             index=_index(options, initial.get("verdict")),
             format_func={"left": f"{left} better", "tie": "Tie", "right": f"{right} better"}.get,

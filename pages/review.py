@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
@@ -105,7 +106,7 @@ else:
     if not mine:
         st.info("You have no reviews yet.")
         st.stop()
-    st.dataframe(ui.recent_rows(mine), hide_index=True)
+    st.dataframe(ui.recent_rows(mine, ZoneInfo(settings.timezone)), hide_index=True)
     by_id = {r.id: (r, i) for r, i in mine}
     if pending := st.session_state.pop("review_edit_pending", None):
         st.session_state["review_edit_id"] = pending
@@ -121,7 +122,7 @@ else:
     with st.expander("The pair", expanded=False):
         ui.show_pair(item, slots, reveal=True)
     prefix = f"e{old.id}_"
-    values = ui.judgement_form(prefix, tag_names, slots, initial=ui.from_review(old))
+    values = ui.judgement_form(prefix, tag_names, slots, initial=ui.from_review(old), keys=False)
     decision = st.radio(
         "Decision",
         review.DECISIONS,
