@@ -10,7 +10,7 @@ override everywhere; a critical FAIL cannot be overridden.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -253,6 +253,4 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
 
 
 def _aware(ts: datetime) -> datetime:
-    from datetime import UTC
-
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

@@ -27,6 +27,7 @@ class View:
     blockers: list[str]
     next_stage: int | None
     audit: list[decisions.AuditRow]
+    history: list[GateDecision]  # newest first, for looking up a past decision's evidence
 
     @property
     def outcome(self) -> str:
@@ -56,6 +57,7 @@ def load(settings: Settings, config: gate.GateConfig) -> View:
             blockers=rollout.blockers(session=session, config=config, served_at_stage=served),
             next_stage=rollout.next_stage(config, state.stage),
             audit=decisions.audit(session=session),
+            history=decisions.history(session=session, limit=200),
         )
     if latest is None:
         preview = gate.decide(config, gate_data.gather(settings, config, datetime.now(UTC)))

@@ -17,6 +17,10 @@ def _click(at, prefix: str):  # noqa: ANN001, ANN202
     return next(b for b in at.button if b.label.startswith(prefix)).click().run()
 
 
+def _audit(at):  # noqa: ANN001, ANN202
+    return next(df.value for df in at.dataframe if "What" in df.value.columns)
+
+
 def _state(settings: Settings) -> rollout.RolloutState:
     with db.session_scope(settings.db_url) as s:
         return rollout.state(session=s)
@@ -55,8 +59,11 @@ def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
     at = _click(at, "Release the kill switch")
     assert not _state(migrated).killed
 
-    trail = at.dataframe[-1].value
+    trail = _audit(at)
     assert {"rollout kill -> 0% KILLED", "approve decision #1"} <= set(trail["What"])
+    evidence = at.dataframe[-1].value  # the chosen decision's criteria
+    assert at.selectbox(key="readiness-evidence").value.startswith("#1 GO")
+    assert "Success rate" in set(evidence["Criterion"])
 
 
 def test_admin_overrides_a_failed_gate_with_a_reason(migrated: Settings) -> None:
@@ -70,7 +77,7 @@ def test_admin_overrides_a_failed_gate_with_a_reason(migrated: Settings) -> None
     at.text_area(key="override-reason").input("errors come from the old GPU node, replaced today")
     at = _click(at, "Override NO-GO #1")
     assert not at.exception, at.exception
-    trail = at.dataframe[-1].value
+    trail = _audit(at)
     assert "OVERRIDE" in set(trail["Flag"])
     at = _click(at, "Advance to 10%")
     assert _state(migrated).stage == 10

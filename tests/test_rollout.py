@@ -238,7 +238,7 @@ def test_kill_switch_in_the_database_reaches_a_running_loop(live_rollout) -> Non
         stop.set()
         worker.join()
     first_teacher = next(t for t, who in seen if t >= flipped and who == "teacher")
-    assert first_teacher - flipped <= routing.CACHE_SECONDS + 0.5
+    assert first_teacher - flipped <= routing.CACHE_SECONDS + 1.0  # slack for a busy machine
     after = [who for t, who in seen if t > first_teacher]
     assert after and set(after) == {"teacher"}
     assert any(who == "student" for t, who in seen if t < flipped)
