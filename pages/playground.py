@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import auth, deps
-from core import db, health, playground
+from app import auth, deps, playground_ui
+from core import health, playground
 from core.clients import student_backend
 from core.errors import ShadowTutorError
 
@@ -25,52 +25,6 @@ def load_health(base_url: str, kind: str, model: str) -> health.Health:
     return health.check(
         student_backend(settings, timeout=min(settings.student_timeout_s, 5)), model
     )
-
-
-def show_answer(col, who: str, ans: playground.Answer) -> None:  # noqa: ANN001
-    col.text(f"{who} · {ans.model}")
-    if ans.error:
-        col.error(ans.error)
-    else:
-        col.text(ans.text or "(empty answer)")
-        col.caption(ans.figures())
-
-
-def show_turn(i: int, turn: playground.Turn) -> None:
-    with st.chat_message("user"):
-        st.text(turn.prompt)
-    with st.chat_message("assistant"):
-        answers = [("Student", turn.student)] + (
-            [("Teacher", turn.teacher)] if turn.teacher else []
-        )
-        for col, (who, ans) in zip(st.columns(len(answers)), answers, strict=True):
-            show_answer(col, who, ans)
-        if turn.similarity is not None:
-            st.caption(f"Similarity ({turn.similarity_method}): {turn.similarity:.3f}")
-        elif turn.similarity_error:
-            st.warning(f"Similarity not computed: {turn.similarity_error}")
-        left, right = st.columns([1, 3])
-        queue = right.checkbox("Also put it in the review queue", key=f"pg_queue_{i}")
-        done = turn.saved_id is not None and (turn.queued or not queue)
-        if left.button("Save as pair", key=f"pg_save_{i}", disabled=done):
-            try:
-                with db.session_scope(settings.db_url) as session:
-                    result = playground.save_pair(
-                        chat, i, role=user.role, log_dir=settings.log_path,
-                        username=user.username, teacher_model=settings.teacher_model,
-                        session=session if queue else None, enqueued_by=user.id,
-                        required_reviews=settings.reviews_per_item,
-                    )  # fmt: skip
-            except ShadowTutorError as exc:
-                st.error(str(exc))
-            else:
-                st.session_state["pg_flash"] = (
-                    f"Saved turn {i + 1} as pair {result.pair_id} in the shadow log (source "
-                    "playground)" + (", queued for review" if result.queued else "")
-                )
-                st.rerun()
-        elif turn.saved_id:
-            st.caption(f"Saved as pair {turn.saved_id}" + (", queued" if turn.queued else ""))
 
 
 chat: playground.Chat = st.session_state.setdefault(
@@ -92,7 +46,12 @@ with side:
     chat.system_prompt = st.text_area("System prompt", key="pg_system")
     chat.temperature = st.slider("Temperature", 0.0, 2.0, 0.7, 0.1, key="pg_temperature")
     chat.max_tokens = int(st.number_input("Max tokens", 1, 32768, 512, key="pg_max_tokens"))
-    with_teacher = st.toggle("Teacher beside", key="pg_teacher", help=settings.teacher_model)
+    with_teacher = st.toggle(
+        "Teacher beside",
+        key="pg_teacher",
+        help="The teacher answers the same messages at the same time (a paid call), with its "
+        "cost and the similarity of the two answers.",
+    )
     if with_teacher and (problem := playground.teacher_problem(settings)):
         st.error(problem)
     st.subheader("Student server")
@@ -115,8 +74,8 @@ with talk:
     )
     if flash := st.session_state.pop("pg_flash", None):
         st.success(flash)
-    for i, turn in enumerate(chat.turns):
-        show_turn(i, turn)
+    for i in range(len(chat.turns)):
+        playground_ui.show_turn(chat, i, user=user, settings=settings)
     live = st.container()  # the new turn streams here, above the input box
     if prompt := st.chat_input("Message the student"):
         live.chat_message("user").text(prompt)

@@ -1,0 +1,68 @@
+"""Widgets of the Playground page: one turn (the prompt, the answers side by side with their
+figures, similarity) and its "Save as pair" action. Model output is shown with ``st.text`` only."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import streamlit as st
+
+from app.auth import CurrentUser
+from core import db, playground
+from core.config import Settings
+from core.errors import ShadowTutorError
+
+
+def show_answer(col: Any, who: str, ans: playground.Answer) -> None:
+    col.text(f"{who} · {ans.model}")
+    if ans.error:
+        col.error(ans.error)
+    else:
+        col.text(ans.text or "(empty answer)")
+        col.caption(ans.figures())
+
+
+def show_turn(chat: playground.Chat, i: int, *, user: CurrentUser, settings: Settings) -> None:
+    turn = chat.turns[i]
+    with st.chat_message("user"):
+        st.text(turn.prompt)
+    with st.chat_message("assistant"):
+        answers = [("Student", turn.student)]
+        if turn.teacher:
+            answers.append(("Teacher", turn.teacher))
+        for col, (who, ans) in zip(st.columns(len(answers)), answers, strict=True):
+            show_answer(col, who, ans)
+        if turn.similarity is not None:
+            st.caption(f"Similarity ({turn.similarity_method}): {turn.similarity:.3f}")
+        elif turn.similarity_error:
+            st.warning(f"Similarity not computed: {turn.similarity_error}")
+        left, right = st.columns([1, 3])
+        queue = right.checkbox("Also put it in the review queue", key=f"pg_queue_{i}")
+        done = turn.saved_id is not None and (turn.queued or not queue)
+        if left.button("Save as pair", key=f"pg_save_{i}", disabled=done):
+            save(chat, i, queue=queue, user=user, settings=settings)
+        elif turn.saved_id:
+            st.caption(f"Saved as pair {turn.saved_id}" + (", queued" if turn.queued else ""))
+
+
+def save(
+    chat: playground.Chat, i: int, *, queue: bool, user: CurrentUser, settings: Settings
+) -> None:
+    """Write turn ``i`` to the log (the database only when queueing: a database outage never
+    stops a pair from reaching the log), then rerun with a confirmation."""
+    try:
+        with db.session_scope(settings.db_url) if queue else nullcontext() as session:
+            result = playground.save_pair(
+                chat, i, role=user.role, log_dir=settings.log_path, username=user.username,
+                teacher_model=settings.teacher_model, session=session, enqueued_by=user.id,
+                required_reviews=settings.reviews_per_item,
+            )  # fmt: skip
+    except ShadowTutorError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["pg_flash"] = (
+        f"Saved turn {i + 1} as pair {result.pair_id} in the shadow log (source playground)"
+        + (", queued for review" if result.queued else "")
+    )
+    st.rerun()
