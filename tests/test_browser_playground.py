@@ -40,8 +40,10 @@ def test_playground_conversation_screenshot(tmp_path: Path) -> None:
     db.upgrade(url)
     make_user(url, "admin", "ada")
     with (
-        ModelServer(models=["llama3.1:8b", "qwen2.5:7b"], answer=_answers(STUDENT)) as student,
-        ModelServer(models=["gpt-4o-mini"], answer=_answers(TEACHER)) as teacher,
+        ModelServer(
+            models=["llama3.1:8b", "qwen2.5:7b"], answer=_answers(STUDENT), chunk_delay=0.03
+        ) as student,
+        ModelServer(models=["gpt-4o-mini"], answer=_answers(TEACHER), chunk_delay=0.01) as teacher,
     ):
         env = {
             "SHADOWTUTOR_STUDENT_BASE_URL": student.url,
