@@ -258,12 +258,18 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=10.0)
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--only", choices=["records"], help="Run one part only.")
     args = ap.parse_args()
     if args.serve:
         serve(args.delay_ms)
         return
     home = tempfile.mkdtemp(prefix="shadowtutor-bench-")
     print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if args.only == "records":
+        r = bench_records({"SHADOWTUTOR_HOME": home}, args.records)
+        print(f"records/s pipeline {r['pipeline']:,.0f} wall, {r['pipeline_cpu']:,.0f} per CPU-s")
+        print(f"records/s writer {r['writer']:,.0f} wall, {r['writer_cpu']:,.0f} per CPU-s")
+        return
     servers, urls = start_servers(args.delay_ms)
     env = {
         "SHADOWTUTOR_HOME": home,
@@ -278,34 +284,36 @@ def main() -> None:
     db.upgrade(settings_db_url(env))
     try:
         w = bench_wrapper(urls, env, args.calls)
+        print(f"\nteacher: loopback, fixed delay {args.delay_ms:g} ms; {args.calls} calls each way")
+        print(f"plain client       {summary(w['plain'])}")
+        print(f"wrapped client     {summary(w['wrapped'])}")
+        print(f"  added (paired)   {summary(w['diff'])}")
+        print(f"  request-path work alone {summary(w['own'])}")
+        print(
+            f"  CPU on the app's thread per call: plain {w['cpu_plain_ms']:.3f} ms, "
+            f"wrapped {w['cpu_wrapped_ms']:.3f} ms"
+        )
+        print(
+            f"  records logged {w['logged']}, dropped {w['dropped']}, "
+            f"student errors {w['student_errors']}",
+            flush=True,
+        )
         p = bench_proxy(urls, env, args.calls)
+        print(f"direct to teacher  {summary(p['direct'])}")
+        print(f"via proxy          {summary(p['via'])}")
+        print(f"  added (paired)   {summary(p['diff'])}")
+        print(f"  proxy process CPU per request (forwarding + shadowing): {p['cpu_ms']:.3f} ms")
+        h = p["health"]
+        print(
+            f"  proxy collector: logged {h['logged']}, dropped {h['dropped']}, "
+            f"student errors {h['student_errors']}",
+            flush=True,
+        )
     finally:
         assert servers.stdin is not None
         servers.stdin.close()
         servers.wait(10)
     r = bench_records(env, args.records)
-    print(f"\nteacher: loopback, fixed delay {args.delay_ms:g} ms; {args.calls} calls each way")
-    print(f"plain client       {summary(w['plain'])}")
-    print(f"wrapped client     {summary(w['wrapped'])}")
-    print(f"  added (paired)   {summary(w['diff'])}")
-    print(f"  request-path work alone {summary(w['own'])}")
-    print(
-        f"  CPU on the app's thread per call: plain {w['cpu_plain_ms']:.3f} ms, "
-        f"wrapped {w['cpu_wrapped_ms']:.3f} ms"
-    )
-    print(
-        f"  records logged {w['logged']}, dropped {w['dropped']}, "
-        f"student errors {w['student_errors']}"
-    )
-    print(f"direct to teacher  {summary(p['direct'])}")
-    print(f"via proxy          {summary(p['via'])}")
-    print(f"  added (paired)   {summary(p['diff'])}")
-    print(f"  proxy process CPU per request (forwarding + shadowing): {p['cpu_ms']:.3f} ms")
-    h = p["health"]
-    print(
-        f"  proxy collector: logged {h['logged']}, dropped {h['dropped']}, "
-        f"student errors {h['student_errors']}"
-    )
     print(
         f"records/s, collector pipeline on one worker: {r['pipeline']:,.0f} wall, "
         f"{r['pipeline_cpu']:,.0f} per CPU-second"

@@ -283,6 +283,7 @@ class ShadowCollector:
         self._pending: list[dict[str, Any]] = []
         self._pending_cap = max(10_000, self._queue.maxsize * 10)
         self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._unknown: Counter[str] = Counter()
         self._count_lock = threading.Lock()
@@ -434,17 +435,16 @@ class ShadowCollector:
         self._cost(teacher, "teacher", metadata)
         self._cost(student, "student", metadata)
         similarity = self._similarity(teacher, student, metadata)
-        prompt = None
         detected = []
         language, category = job.language, job.category
-        if language is None:
-            prompt = logrecord.prompt_text(job.messages)
-            language = detect.detect_language(prompt)
-            detected.append("language")
-        if category is None:
-            prompt = prompt if prompt is not None else logrecord.prompt_text(job.messages)
-            category = detect.detect_category(prompt)
-        if category is None or job.category is None or job.category_detected:
+        if language is None or category is None:
+            found_language, found_category = detect.detect(logrecord.prompt_text(job.messages))
+            if language is None:
+                language = found_language
+                detected.append("language")
+            if category is None:
+                category = found_category
+        if job.category is None or job.category_detected:
             detected.append("category")
         if detected:
             metadata["detected"] = detected
@@ -585,6 +585,10 @@ class ShadowCollector:
 
     def _write_pending(self) -> bool:
         """Write what is pending; on failure keep it (bounded) for the next try."""
+        with self._write_lock:  # a flush waits for the writer thread's batch in flight
+            return self._write_batch()
+
+    def _write_batch(self) -> bool:
         with self._cond:
             batch, self._pending = self._pending, []
         if not batch:

@@ -95,8 +95,23 @@ for _i, _lang in enumerate(_LANGS):
 
 def detect_language(text: str | None) -> str | None:
     """ISO 639-1 code of the most likely language, or None when undetermined."""
+    return _language(words(text))
+
+
+def detect_category(text: str | None) -> str:
+    """``business``, ``greeting`` or ``casual`` by the rules in the module docstring."""
+    return _category(words(text))
+
+
+def detect(text: str | None) -> tuple[str | None, str]:
+    """(language, category) with one tokenisation of the text."""
+    tokens = words(text)
+    return _language(tokens), _category(tokens)
+
+
+def _language(tokens: list[str]) -> str | None:
     scores = [0] * len(_LANGS)
-    for token in words(text):
+    for token in tokens:
         for i in _INDEX.get(token, ()):
             scores[i] += 1
     best = max(scores)
@@ -105,9 +120,7 @@ def detect_language(text: str | None) -> str | None:
     return _LANGS[scores.index(best)]
 
 
-def detect_category(text: str | None) -> str:
-    """``business``, ``greeting`` or ``casual`` by the rules in the module docstring."""
-    tokens = words(text)
+def _category(tokens: list[str]) -> str:
     if any(t in BUSINESS_WORDS for t in tokens):
         return "business"
     if tokens and len(tokens) <= GREETING_MAX_WORDS and any(t in GREETING_WORDS for t in tokens):
