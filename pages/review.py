@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from app import auth, deps
+from app import auth, deps, recent_reviews
 from app import review_ui as ui
 from core import db, review
 from core.errors import ShadowTutorError
@@ -101,51 +101,6 @@ if view == "Queue":
             st.session_state.pop("review_item_id", None)
             st.rerun()
 else:
-    with db.session_scope(url) as s:
-        mine = review.recent_reviews(session=s, reviewer_id=user.id, limit=30)
-    if not mine:
-        st.info("You have no reviews yet.")
-        st.stop()
-    st.dataframe(ui.recent_rows(mine, ZoneInfo(settings.timezone)), hide_index=True)
-    by_id = {r.id: (r, i) for r, i in mine}
-    if pending := st.session_state.pop("review_edit_pending", None):
-        st.session_state["review_edit_id"] = pending
-        st.success(st.session_state.pop("review_edit_msg", "Saved."))
-    chosen = st.selectbox(
-        "Change a review",
-        list(by_id),
-        key="review_edit_id",
-        format_func=lambda rid: f"#{rid} · {by_id[rid][1].pair_id[:12]} · {by_id[rid][0].decision}",
+    recent_reviews.show(
+        user_id=user.id, url=url, tag_names=tag_names, tz=ZoneInfo(settings.timezone)
     )
-    old, item = by_id[chosen]
-    slots = ui.answer_slots(item, blind=False, swap=False)
-    with st.expander("The pair", expanded=False):
-        ui.show_pair(item, slots, reveal=True)
-    prefix = f"e{old.id}_"
-    values = ui.judgement_form(prefix, tag_names, slots, initial=ui.from_review(old), keys=False)
-    decision = st.radio(
-        "Decision",
-        review.DECISIONS,
-        index=review.DECISIONS.index(old.decision),
-        horizontal=True,
-        key=f"{prefix}decision",
-    )
-    if st.button("Save changes", type="primary", key=f"{prefix}save"):
-        try:
-            with db.session_scope(url) as s:
-                new = review.edit_review(
-                    session=s,
-                    review_id=old.id,
-                    reviewer_id=user.id,
-                    judgement=ui.to_judgement(
-                        values, slots, decision, old.seconds_spent, old.blind
-                    ),
-                )
-        except ShadowTutorError as exc:
-            st.error(str(exc))
-        else:
-            st.session_state["review_edit_pending"] = new.id
-            st.session_state["review_edit_msg"] = (
-                f"Saved as review #{new.id}; the earlier version #{old.id} is kept."
-            )
-            st.rerun()
