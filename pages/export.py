@@ -88,9 +88,13 @@ if not jobs:
 st.dataframe(jobs, hide_index=True, column_order=(
     "id", "created_at", "created_by", "examples", "train", "val", "test", "available", "path",
 ))  # fmt: skip
-ids = [j["id"] for j in jobs]
-chosen = st.selectbox("Export", ids, index=ids.index(st.session_state.get("export_job", ids[0]))
-                      if st.session_state.get("export_job") in ids else 0)  # fmt: skip
+st.subheader("Report and files")
+labels = {j["id"]: f"#{j['id']} · {j['created_at']:%Y-%m-%d %H:%M} UTC · {j['created_by']}"
+          for j in jobs}  # fmt: skip
+ids = list(labels)
+last = st.session_state.get("export_job")
+chosen = st.selectbox("Export", ids, index=ids.index(last) if last in ids else 0,
+                      format_func=labels.get)  # fmt: skip
 try:
     with db.session_scope(url) as session:
         report = export.job_report(session=session, job_id=chosen)
