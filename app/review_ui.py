@@ -109,9 +109,10 @@ def recent_rows(mine: list[tuple[Any, Any]], tz: Any) -> list[dict[str, Any]]:
 def answer_slots(item: Any, *, blind: bool, swap: bool) -> list[tuple[str, str, dict]]:
     """(label, who, answer) for the left and right column. Left is the student (or A)."""
     snap = item.snapshot
+    student, teacher = snap.get("student") or {}, snap.get("teacher") or {}
     if not blind:
-        return [("Student", "student", snap["student"]), ("Teacher", "teacher", snap["teacher"])]
-    pair = [("teacher", snap["teacher"]), ("student", snap["student"])]
+        return [("Student", "student", student), ("Teacher", "teacher", teacher)]
+    pair = [("teacher", teacher), ("student", student)]
     if not swap:
         pair.reverse()
     return [("Answer A", pair[0][0], pair[0][1]), ("Answer B", pair[1][0], pair[1][1])]

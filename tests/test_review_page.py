@@ -244,3 +244,19 @@ def test_progress_and_agreement_for_every_role(queued, role) -> None:
     assert metrics["Median time per review"] == "30 s"
     assert metrics["Krippendorff's alpha (ordinal) on student scores"] != "n/a"
     assert "**Items where reviewers disagree: 2**" in [m.value for m in at.markdown]
+
+
+def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
+    record = logrecord.make_record(
+        id="failed-pair",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Wie spät ist es?"}]}],
+        teacher={"model": "gpt-4o-mini", "response": "Es ist drei Uhr."},
+        student={"model": "llama3", "response": None, "error": "timeout after 10 s"},
+    )
+    with db.session_scope(migrated.db_url) as s:
+        review.enqueue_records(session=s, records=[record], strategy="student_errors")
+    at = page_as("pages/review.py", migrated.db_url, "reviewer").run()
+    assert not at.exception
+    codes = [c.value for c in at.code]
+    assert "Wie spät ist es?" in codes and "timeout after 10 s" in codes and "(empty)" in codes
+    assert [m.value for m in at.metric][0] == "n/a"  # no similarity for a failed pair
