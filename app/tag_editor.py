@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import db, review
+from core import db
+from core import tags as taxonomy
 from core.errors import ShadowTutorError
 
 
 def show(url: str) -> None:
     with db.session_scope(url) as s:
-        tags = review.list_tags(session=s, active_only=False)
+        tags = taxonomy.list_tags(session=s, active_only=False)
     if msg := st.session_state.pop("tag_message", None):
         st.success(msg)
     if st.button("Add the default tags that are missing", key="seed_tags"):
         with db.session_scope(url) as s:
             st.session_state["tag_message"] = (
-                f"Added {review.seed_default_tags(session=s)} default tags."
+                f"Added {taxonomy.seed_default_tags(session=s)} default tags."
             )
         st.rerun()
     st.dataframe(
@@ -37,12 +38,12 @@ def show(url: str) -> None:
     with add_col, st.form("add_tag", clear_on_submit=True):
         st.markdown("**New tag**")
         name = st.text_input("Name", key="tag_name")
-        kind = st.selectbox("Kind", review.TAG_KINDS, key="tag_kind")
+        kind = st.selectbox("Kind", taxonomy.TAG_KINDS, key="tag_kind")
         description = st.text_input("Description", key="tag_description")
         if st.form_submit_button("Add tag"):
             try:
                 with db.session_scope(url) as s:
-                    review.add_tag(session=s, name=name, kind=kind, description=description)
+                    taxonomy.add_tag(session=s, name=name, kind=kind, description=description)
                 st.rerun()
             except ShadowTutorError as exc:
                 st.error(str(exc))
@@ -62,11 +63,13 @@ def show(url: str) -> None:
                 try:
                     with db.session_scope(url) as s:
                         if action == "delete":
-                            review.delete_tag(session=s, tag_id=tag_id)
+                            taxonomy.delete_tag(session=s, tag_id=tag_id)
                         elif action == "rename":
-                            review.update_tag(session=s, tag_id=tag_id, name=new_name)
+                            taxonomy.update_tag(session=s, tag_id=tag_id, name=new_name)
                         else:
-                            review.update_tag(session=s, tag_id=tag_id, active=action == "activate")
+                            taxonomy.update_tag(
+                                session=s, tag_id=tag_id, active=action == "activate"
+                            )
                     st.rerun()
                 except ShadowTutorError as exc:
                     st.error(str(exc))

@@ -1,4 +1,4 @@
-"""The review queue: enqueueing pairs, claims, reviews and their versions, tags, progress.
+"""The review queue: enqueueing pairs, claims, reviews and their versions.
 
 Store functions are keyword-only and take the session; the caller owns the transaction
 (``db.session_scope``). A queued item keeps a snapshot of the pair, so review never depends
@@ -16,144 +16,33 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, update
+from sqlalchemy import case, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from core import logrecord, sampling
 from core.errors import ShadowTutorError
-from core.models import Review, ReviewItem, Tag, User, utcnow
+from core.models import Review, ReviewItem, Tag, utcnow
+from core.tags import (  # noqa: F401  (part of this module's API: the demo seeds tags here)
+    DEFAULT_TAGS,
+    TAG_KINDS,
+    add_tag,
+    delete_tag,
+    list_tags,
+    seed_default_tags,
+    update_tag,
+)
 
 STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "manual", "demo")
 DECISIONS = ("approve", "reject", "skip")
 VERDICTS = ("student", "tie", "teacher")
 
-# (name, kind, description): the default taxonomy covers cultural fit and tone first.
-DEFAULT_TAGS: tuple[tuple[str, str, str], ...] = (
-    (
-        "natural phrasing in the user's language",
-        "cultural_fit",
-        "Reads as a fluent native speaker would write it, not as a translation.",
-    ),
-    (
-        "culturally appropriate",
-        "cultural_fit",
-        "Examples, forms of address and references fit the user's culture.",
-    ),
-    (
-        "warm colleague-like tone",
-        "tone",
-        "Friendly and direct, like a helpful colleague; neither stiff nor gushing.",
-    ),
-    ("robotic", "tone", "Stiff, generic or template-like wording."),
-    ("factual error", "error", "States something false."),
-    ("hallucination", "error", "Invents facts, sources, features or steps."),
-    ("unsafe", "safety", "Harmful, insecure or policy-violating content."),
-    ("wrong language", "error", "Answers in a different language from the user's."),
-)
-TAG_KINDS = ("cultural_fit", "tone", "error", "safety", "other")
-
 
 class ReviewError(ShadowTutorError, ValueError):
     """A review operation that cannot be done; the message says what to fix."""
-
-
-# --- tags --------------------------------------------------------------------------------
-
-
-def seed_default_tags(*, session: Session) -> int:
-    """Add the default tags that are missing (by name); return how many were added.
-
-    Safe to call again: existing tags, including ones an admin deactivated, are left alone.
-    """
-    existing = set(session.exec(select(Tag.name)).all())
-    added = 0
-    for name, kind, description in DEFAULT_TAGS:
-        if name not in existing:
-            session.add(Tag(name=name, kind=kind, description=description))
-            added += 1
-    session.flush()
-    return added
-
-
-def list_tags(*, session: Session, active_only: bool = True) -> list[Tag]:
-    stmt = select(Tag).order_by(Tag.kind, Tag.name)
-    if active_only:
-        stmt = stmt.where(Tag.active)
-    return list(session.exec(stmt))
-
-
-def _clean_tag_name(name: str) -> str:
-    clean = " ".join((name or "").split())
-    if not clean:
-        raise ReviewError("a tag needs a name")
-    if len(clean) > 64:
-        raise ReviewError(f"tag names have at most 64 characters ({len(clean)} given)")
-    return clean
-
-
-def _check_kind(kind: str) -> str:
-    if kind not in TAG_KINDS:
-        raise ReviewError(f"unknown tag kind {kind!r}; use one of: {', '.join(TAG_KINDS)}")
-    return kind
-
-
-def add_tag(*, session: Session, name: str, kind: str = "other", description: str = "") -> Tag:
-    name = _clean_tag_name(name)
-    _check_kind(kind)
-    if session.exec(select(Tag).where(Tag.name == name)).first():
-        raise ReviewError(f"tag {name!r} exists already")
-    tag = Tag(name=name, kind=kind, description=description.strip())
-    session.add(tag)
-    session.flush()
-    return tag
-
-
-def update_tag(
-    *,
-    session: Session,
-    tag_id: int,
-    name: str | None = None,
-    kind: str | None = None,
-    description: str | None = None,
-    active: bool | None = None,
-) -> Tag:
-    """Change a tag. Renaming does not rewrite earlier reviews, which keep the old name."""
-    tag = session.get(Tag, tag_id)
-    if tag is None:
-        raise ReviewError(f"no tag with id {tag_id}")
-    if name is not None:
-        name = _clean_tag_name(name)
-        clash = session.exec(select(Tag).where(Tag.name == name, Tag.id != tag_id)).first()
-        if clash:
-            raise ReviewError(f"tag {name!r} exists already")
-        tag.name = name
-    if kind is not None:
-        tag.kind = _check_kind(kind)
-    if description is not None:
-        tag.description = description.strip()
-    if active is not None:
-        tag.active = active
-    session.add(tag)
-    session.flush()
-    return tag
-
-
-def delete_tag(*, session: Session, tag_id: int) -> None:
-    """Delete a tag no review uses; a used tag can only be deactivated (keeps history)."""
-    tag = session.get(Tag, tag_id)
-    if tag is None:
-        raise ReviewError(f"no tag with id {tag_id}")
-    for tags in session.exec(select(Review.tags)):
-        if tag.name in (tags or []):
-            raise ReviewError(
-                f"tag {tag.name!r} is used by reviews; deactivate it instead of deleting it"
-            )
-    session.delete(tag)
-    session.flush()
 
 
 # --- enqueue -----------------------------------------------------------------------------
@@ -598,112 +487,6 @@ def history(*, session: Session, review_id: int) -> list[Review]:
         chain.append(current)
         current = session.get(Review, current.previous_id) if current.previous_id else None
     return chain
-
-
-# --- progress ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReviewerStats:
-    reviewer: str
-    reviews: int
-    approved: int
-    rejected: int
-    skipped: int
-    today: int
-    median_seconds: float | None
-
-
-@dataclass(frozen=True)
-class Progress:
-    queue_open: int  # items still needing reviews
-    items_done: int
-    items_total: int
-    reviews_total: int  # current approve/reject reviews
-    reviewed_today: int
-    median_seconds: float | None
-    per_reviewer: list[ReviewerStats]
-
-
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def progress(*, session: Session, day_start: datetime | None = None) -> Progress:
-    """Queue and reviewer figures. ``day_start``: start of "today" (aware, in the team's
-    time zone); defaults to midnight UTC."""
-    now = utcnow()
-    day_start = day_start or now.replace(hour=0, minute=0, second=0, microsecond=0)
-    status_counts = dict(
-        session.exec(select(ReviewItem.status, func.count()).group_by(ReviewItem.status)).all()
-    )
-    rows = session.exec(
-        select(
-            User.username,
-            Review.decision,
-            Review.created_at,
-            Review.seconds_spent,
-        )
-        .join(User, User.id == Review.reviewer_id)
-        .where(Review.is_current)
-    ).all()
-    per: dict[str, dict[str, Any]] = {}
-    all_seconds: list[float] = []
-    today_total = 0
-    for username, decision, created_at, seconds in rows:
-        entry = per.setdefault(
-            username,
-            {"approve": 0, "reject": 0, "skip": 0, "today": 0, "seconds": []},
-        )
-        entry[decision] = entry.get(decision, 0) + 1
-        if decision == "skip":
-            continue
-        if created_at is not None and _aware(created_at) >= day_start:
-            entry["today"] += 1
-            today_total += 1
-        if seconds is not None:
-            entry["seconds"].append(float(seconds))
-            all_seconds.append(float(seconds))
-    per_reviewer = [
-        ReviewerStats(
-            reviewer=name,
-            reviews=e["approve"] + e["reject"],
-            approved=e["approve"],
-            rejected=e["reject"],
-            skipped=e["skip"],
-            today=e["today"],
-            median_seconds=_median(e["seconds"]),
-        )
-        for name, e in sorted(per.items())
-    ]
-    return Progress(
-        queue_open=int(status_counts.get("open", 0)),
-        items_done=int(status_counts.get("done", 0)),
-        items_total=int(sum(status_counts.values())),
-        reviews_total=sum(r.reviews for r in per_reviewer),
-        reviewed_today=today_total,
-        median_seconds=_median(all_seconds),
-        per_reviewer=per_reviewer,
-    )
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def current_reviews(*, session: Session) -> list[tuple[Review, str]]:
-    """Every current review with its reviewer's username (input of the agreement figures)."""
-    stmt = (
-        select(Review, User.username)
-        .join(User, User.id == Review.reviewer_id)
-        .where(Review.is_current)
-        .order_by(Review.item_id, Review.id)
-    )
-    return [(r, u) for r, u in session.exec(stmt)]
 
 
 # --- display helpers (plain data for pages and the CLI) ------------------------------------

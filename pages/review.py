@@ -10,6 +10,7 @@ import streamlit as st
 from app import auth, deps, recent_reviews
 from app import review_ui as ui
 from core import db, review
+from core import tags as taxonomy
 from core.errors import ShadowTutorError
 
 user = auth.guard("review")
@@ -27,7 +28,7 @@ view = st.radio(
 )
 
 with db.session_scope(url) as s:
-    tag_names = [t.name for t in review.list_tags(session=s)]
+    tag_names = [t.name for t in taxonomy.list_tags(session=s)]
 
 
 def current_item() -> review.ReviewItem | None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import streamlit as st
 
 from app import auth, deps, tag_editor
-from core import analytics, db, review, sampling
+from core import analytics, db, review, review_progress, sampling
 from core.errors import ShadowTutorError
 
 user = auth.guard("review-queue")
@@ -71,7 +71,7 @@ if go:
             )
 
 with db.session_scope(url) as s:
-    prog = review.progress(session=s)
+    prog = review_progress.progress(session=s)
 c1, c2, c3 = st.columns(3)
 c1.metric("Open items", f"{prog.queue_open:,}")
 c2.metric("Done items", f"{prog.items_done:,}")

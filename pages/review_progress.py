@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from app import auth, deps
-from core import agreement, db, review
+from core import agreement, db, review_progress
 
 user = auth.guard("review-progress")
 settings = deps.settings()
@@ -17,10 +17,10 @@ st.title("Review progress")
 tz = ZoneInfo(settings.timezone)
 day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
 with db.session_scope(settings.db_url) as s:
-    prog = review.progress(session=s, day_start=day_start)
+    prog = review_progress.progress(session=s, day_start=day_start)
     ratings = [
         agreement.Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
-        for r, name in review.current_reviews(session=s)
+        for r, name in review_progress.current_reviews(session=s)
     ]
 
 if prog.items_total == 0:

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import delete
 from sqlmodel import Session, select
 
-from core import analytics, db, logrecord, review
+from core import analytics, db, logrecord, review, review_progress, tags
 from core.logstore import LogWriter
 from core.models import Review, ReviewItem, Tag, User
 from core.review import Judgement, ReviewError
+from core.tags import TagError
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
@@ -66,25 +67,25 @@ def test_default_tags_seeded_once(session: Session) -> None:
 
 
 def test_tag_crud(session: Session, people) -> None:
-    tag = review.add_tag(session=session, name="  too   long ", kind="tone")
+    tag = tags.add_tag(session=session, name="  too   long ", kind="tone")
     assert tag.name == "too long"
-    with pytest.raises(ReviewError, match="exists already"):
-        review.add_tag(session=session, name="too long")
-    with pytest.raises(ReviewError, match="unknown tag kind"):
-        review.add_tag(session=session, name="x", kind="mood")
-    review.update_tag(session=session, tag_id=tag.id, name="verbose")
-    review.update_tag(session=session, tag_id=tag.id, active=False)
-    assert "verbose" not in {t.name for t in review.list_tags(session=session)}
-    assert "verbose" in {t.name for t in review.list_tags(session=session, active_only=False)}
-    review.delete_tag(session=session, tag_id=tag.id)  # unused: may go
+    with pytest.raises(TagError, match="exists already"):
+        tags.add_tag(session=session, name="too long")
+    with pytest.raises(TagError, match="unknown tag kind"):
+        tags.add_tag(session=session, name="x", kind="mood")
+    tags.update_tag(session=session, tag_id=tag.id, name="verbose")
+    tags.update_tag(session=session, tag_id=tag.id, active=False)
+    assert "verbose" not in {t.name for t in tags.list_tags(session=session)}
+    assert "verbose" in {t.name for t in tags.list_tags(session=session, active_only=False)}
+    tags.delete_tag(session=session, tag_id=tag.id)  # unused: may go
     assert session.get(Tag, tag.id) is None
     # A used tag can only be deactivated, so old reviews keep their meaning.
     (item_id,) = review.enqueue_records(session=session, records=[rec(1)]).item_ids
     review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                          judgement=approve(tags=["robotic"]))  # fmt: skip
     robotic = session.exec(select(Tag).where(Tag.name == "robotic")).one()
-    with pytest.raises(ReviewError, match="deactivate it"):
-        review.delete_tag(session=session, tag_id=robotic.id)
+    with pytest.raises(TagError, match="deactivate it"):
+        tags.delete_tag(session=session, tag_id=robotic.id)
 
 
 # --- enqueue -----------------------------------------------------------------------------
@@ -272,7 +273,7 @@ def test_progress(session: Session, people) -> None:
     old.created_at = datetime.now(UTC) - timedelta(days=2)  # not today
     session.add(old)
     session.flush()
-    prog = review.progress(session=session)
+    prog = review_progress.progress(session=session)
     assert (prog.queue_open, prog.items_done, prog.items_total) == (1, 3, 4)
     assert (prog.reviews_total, prog.reviewed_today, prog.median_seconds) == (3, 2, 20)
     ana, ben = prog.per_reviewer

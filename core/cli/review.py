@@ -6,7 +6,8 @@ from datetime import datetime
 
 import click
 
-from core import agreement, analytics, db, review, sampling, users
+from core import agreement, analytics, db, review, review_progress, sampling, users
+from core import tags as taxonomy
 from core.cli import main, settings_of
 from core.logrecord import SOURCES
 
@@ -93,10 +94,10 @@ def enqueue(
 def stats(ctx: click.Context) -> None:
     """Queue size, reviews today, per reviewer counts and agreement."""
     with _session(ctx) as session:
-        prog = review.progress(session=session)
+        prog = review_progress.progress(session=session)
         ratings = [
             agreement.Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
-            for r, name in review.current_reviews(session=session)
+            for r, name in review_progress.current_reviews(session=session)
         ]
     median = "n/a" if prog.median_seconds is None else f"{prog.median_seconds:.0f} s"
     click.echo(
@@ -135,7 +136,7 @@ def tags_group() -> None:
 def tags_list(ctx: click.Context, show_all: bool) -> None:
     """List tags (kind, name, description)."""
     with _session(ctx) as session:
-        tags = review.list_tags(session=session, active_only=not show_all)
+        tags = taxonomy.list_tags(session=session, active_only=not show_all)
     if not tags:
         click.echo("no tags; `shadowtutor review tags add --defaults` adds the default set")
     for tag in tags:
@@ -145,7 +146,7 @@ def tags_list(ctx: click.Context, show_all: bool) -> None:
 
 @tags_group.command("add")
 @click.argument("name", required=False)
-@click.option("--kind", type=click.Choice(review.TAG_KINDS), default="other", show_default=True)
+@click.option("--kind", type=click.Choice(taxonomy.TAG_KINDS), default="other", show_default=True)
 @click.option("--description", default="")
 @click.option("--defaults", is_flag=True, help="Add the default tags that are missing.")
 @click.pass_context
@@ -157,7 +158,7 @@ def tags_add(
         raise click.UsageError("give a tag NAME or --defaults")
     with _session(ctx) as session:
         if defaults:
-            click.echo(f"added {review.seed_default_tags(session=session)} default tags")
+            click.echo(f"added {taxonomy.seed_default_tags(session=session)} default tags")
         if name:
-            tag = review.add_tag(session=session, name=name, kind=kind, description=description)
+            tag = taxonomy.add_tag(session=session, name=name, kind=kind, description=description)
             click.echo(f"added tag {tag.name!r} ({tag.kind})")
