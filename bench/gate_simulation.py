@@ -53,6 +53,7 @@ CASES = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=500)
+    parser.add_argument("--only", default="", help="Run only cases whose name contains this.")
     args = parser.parse_args()
     data = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
     data["eligibility"] = {"categories": ["greeting"]}
@@ -61,6 +62,8 @@ def main() -> None:
     print("| case | GO | NO-GO | NOT ENOUGH DATA |\n|---|---|---|---|")
     started = time.perf_counter()
     for name, student, pairs, reviews in CASES:
+        if args.only not in name:
+            continue
         counts = {gate.GO: 0, gate.NO_GO: 0, gate.INCONCLUSIVE: 0}
         for seed in range(args.seeds):
             w = window(student, np.random.default_rng(10_000 + seed), pairs=pairs, reviews=reviews)
