@@ -15,6 +15,7 @@ from core import decisions, gate, gate_data, logrecord, logstore, users
 from core.decisions import DecisionError
 from core.gate import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
 from core.models import GateDecision, Review, ReviewItem, UserCreate
+from core.rollout import aware as rollout_aware
 from tests.gatesim import Student, window
 
 SHIPPED = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
@@ -463,3 +464,15 @@ def test_critical_fail_cannot_be_overridden(session: Session) -> None:
     waiting = _decision(session, agg(pairs=100))
     with pytest.raises(DecisionError, match="only a NO-GO"):
         decisions.override(session=session, decision_id=waiting.id, actor_id=admin, reason="x" * 40)
+
+
+def test_decision_keeps_its_window_and_evidence(session: Session) -> None:
+    start = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    d = gate.decide(config(), Window(start, start + timedelta(days=14), {"greeting": agg()}))
+    row = decisions.record(session=session, decision=d)
+    session.expire_all()
+    back = session.get(GateDecision, row.id)
+    assert rollout_aware(back.window_start) == start
+    assert rollout_aware(back.window_end) == start + timedelta(days=14)
+    assert back.evidence["eligible"] == ["greeting"] and back.config_hash == config().hash
+    assert len(back.evidence["criteria"]) == 6
