@@ -10,13 +10,26 @@ from core import db, export
 user = auth.guard("export")
 url = deps.settings().db_url
 
+
+@st.cache_data(ttl=60, show_spinner=False)
+def filter_choices(db_url: str) -> dict[str, list[str]]:
+    with db.session_scope(db_url) as session:
+        return export.filter_choices(session=session)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def count_matching(db_url: str, filters: dict) -> int:
+    with db.session_scope(db_url) as session:
+        filters_ = export.ExportFilters.from_dict(filters)
+        return export.count_matching(session=session, filters=filters_)
+
+
 st.title("Export training data")
 st.caption(
     "Approved, reviewed pairs as SFT chat JSONL, preference JSONL and CSV; personal data "
     "scrubbed, split train / val / test by conversation. Same selection, same bytes."
 )
-with db.session_scope(url) as session:
-    choices = export.filter_choices(session=session)
+choices = filter_choices(url)
 
 c1, c2, c3, c4 = st.columns(4)
 dates = c1.date_input("Pair days (UTC)", value=[], help="Empty: all days.")
@@ -57,9 +70,9 @@ try:
         student_target_min_score=student_floor, preference_max_student_score=pref_max,
         max_tokens=int(max_tokens), system_prompt=system_prompt,
     )  # fmt: skip
-    with db.session_scope(url) as session:
-        matching = export.count_matching(session=session, filters=filters)
-        options.check()
+    filters.check()
+    options.check()
+    matching = count_matching(url, filters.to_dict())
 except export.ExportError as exc:
     st.error(str(exc))
     st.stop()
