@@ -25,18 +25,20 @@ st.caption(f"Criteria {config.path} · version {config.version} · sha256 {confi
 if flash := st.session_state.pop(gate_actions.FLASH, None):
     st.toast(flash)
 
-
 level, text = readiness.headline(view)
 getattr(st, level)(text)
 state = view.state
 c = st.columns(4)
 c[0].metric("Rollout stage", f"{state.stage}%", help="Share of eligible traffic the student serves")
-c[1].metric("Kill switch", "ON" if state.killed else "off")
+c[1].metric(
+    "Kill switch", "ON" if state.killed else ("ON (env)" if settings.kill_switch else "off")
+)
 c[2].metric("Eligible categories", ", ".join(state.categories) or "-")
 c[3].metric("Served by the student at this stage", f"{view.served:,}")
 st.caption("Approval: " + view.approval.describe())
-if state.killed:
-    st.error("The kill switch is on: the teacher answers every request.")
+if state.killed or settings.kill_switch:
+    where = "SHADOWTUTOR_KILL_SWITCH is set" if settings.kill_switch else "The kill switch is on"
+    st.error(f"{where}: the teacher answers every request.")
 
 st.subheader("Criteria")
 table = readiness.criteria_frame(view.evidence)

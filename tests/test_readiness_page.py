@@ -116,3 +116,10 @@ def test_a_demoted_admin_cannot_finish_an_action(migrated: Settings) -> None:
     assert not at.exception, at.exception
     assert not _state(migrated).killed  # nothing written
     assert any("Read-only" in c.value for c in at.caption)
+
+
+def test_the_environment_kill_switch_shows(migrated: Settings, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SHADOWTUTOR_KILL_SWITCH", "1")
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert any("SHADOWTUTOR_KILL_SWITCH is set" in e.value for e in at.error)
