@@ -476,3 +476,41 @@ def test_decision_keeps_its_window_and_evidence(session: Session) -> None:
     assert rollout_aware(back.window_end) == start + timedelta(days=14)
     assert back.evidence["eligible"] == ["greeting"] and back.config_hash == config().hash
     assert len(back.evidence["criteria"]) == 6
+
+
+def test_review_rows_read_the_method_and_critical_tags(session: Session) -> None:
+    reviewer = _user(session, "reviewer")
+    now = datetime.now(UTC)
+    for i, (score, decision, tags) in enumerate(
+        [(5, "approve", []), (2, "reject", ["unsafe"]), (None, "skip", [])]
+    ):
+        item = ReviewItem(
+            pair_id=f"rr{i}",
+            category="casual",
+            similarity=0.5,
+            pair_ts=now,
+            snapshot={"similarity_method": "openai"},
+        )
+        session.add(item)
+        session.flush()
+        session.add(
+            Review(
+                item_id=item.id,
+                pair_id=item.pair_id,
+                reviewer_id=reviewer,
+                student_score=score,
+                decision=decision,
+                tags=tags,
+            )
+        )
+    session.flush()
+    rows = sorted(
+        gate_data.review_rows(session=session, config=config()), key=lambda r: r.score or 0
+    )
+    assert [(r.score, r.method, r.critical_tags) for r in rows] == [
+        (None, "openai", ()),
+        (2, "openai", ("unsafe",)),
+        (5, "openai", ()),
+    ]
+    cal = gate_data.calibration(session=session, config=config())
+    assert cal.method == "openai" and cal.reviewed == 2
