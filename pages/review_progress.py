@@ -92,7 +92,12 @@ if pairs:
         column_config={
             "agree on approve/reject": st.column_config.ProgressColumn(
                 format="percent", min_value=0, max_value=1
-            )
+            ),
+            "Cohen's kappa": st.column_config.NumberColumn(
+                format="%.2f",
+                help="Agreement beyond chance; empty when both reviewers always gave the same "
+                "decision (then chance explains everything and kappa is undefined).",
+            ),
         },
     )
 disputed = agreement.disagreements(ratings)
