@@ -253,7 +253,14 @@ def seed_reviews(
     by_stratum: dict[tuple[str, str], list[DemoPair]] = {}
     for p in good:
         by_stratum.setdefault((p.record["language"], p.record["category"]), []).append(p)
-    sample = [p for group in by_stratum.values() for p in rng.sample(group, min(60, len(group)))]
+    # The categories the student may take first (ELIGIBLE) get a larger sample, so the gate
+    # has the reviews it asks for there.
+    size = {cat: 80 if cat in ELIGIBLE else 50 for cat in CATEGORIES}
+    sample = [
+        p
+        for (_lang, cat), group in by_stratum.items()
+        for p in rng.sample(group, min(size[cat], len(group)))
+    ]
     rng.shuffle(sample)
     flaws = {p.record["id"]: p.flaws for p in sample}
     review.enqueue_records(
