@@ -187,7 +187,7 @@ def build_examples(
     """Examples in pair-id order, scrubbed, with empty, over-long, invalid and duplicate
     ones dropped and counted."""
     report = BuildReport(matched=len(candidates))
-    seen: set[bytes] = set()
+    seen: set[tuple] = set()
     examples: list[Example] = []
     max_chars = options.max_tokens * 4
     for cand in candidates:
@@ -210,9 +210,7 @@ def build_examples(
         if sum(len(m["content"]) for m in prompt) + len(target) > max_chars:
             report.dropped["too_long"] += 1
             continue
-        key = hashlib.sha256(
-            "\x1e".join([*(f"{m['role']}\x1f{m['content']}" for m in prompt), target]).encode()
-        ).digest()
+        key = (tuple((m["role"], m["content"]) for m in prompt), target)
         if key in seen:
             report.dropped["duplicate"] += 1
             continue
@@ -333,15 +331,18 @@ def render_files(examples: list[Example], options: ExportOptions) -> dict[str, b
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        for e in sorted(ordered, key=lambda e: (SPLITS.index(e.split), e.pair_id)):
-            last_user = next(m["content"] for m in reversed(e.prompt) if m["role"] == "user")
-            score = "" if e.student_score is None else f"{e.student_score:.2f}"
-            row = (
-                e.split, e.pair_id, e.conversation, e.ts, e.language, e.category, e.source,
-                last_user, e.target, e.target_source, e.teacher, e.student, score,
-                "yes" if e.student_worse else "no", "; ".join(e.tags),
-            )  # fmt: skip
-            writer.writerow([_csv_cell(v) for v in row])
+        cell = _csv_cell
+        rows = sorted(ordered, key=lambda e: (SPLITS.index(e.split), e.pair_id))
+        writer.writerows(
+            (
+                e.split, cell(e.pair_id), cell(e.conversation), e.ts, cell(e.language),
+                cell(e.category), cell(e.source), cell(e.prompt[-1]["content"]), cell(e.target),
+                e.target_source, cell(e.teacher), cell(e.student),
+                "" if e.student_score is None else f"{e.student_score:.2f}",
+                "yes" if e.student_worse else "no", cell("; ".join(e.tags)),
+            )
+            for e in rows
+        )  # fmt: skip
         files["pairs.csv"] = buf.getvalue().encode()
     return files
 
