@@ -355,7 +355,9 @@ def run_export(
     filters.check()
     options.check()
     with _gc_paused():
-        return _export(session, user, Path(export_root), filters, options, now)
+        return _export(
+            session, user, Path(export_root).expanduser().resolve(), filters, options, now
+        )
 
 
 def _export(
