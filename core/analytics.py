@@ -31,20 +31,36 @@ NONE_LABEL = "(none)"
 
 _FACTS_DDL = """
 CREATE TABLE IF NOT EXISTS facts (
-  _file VARCHAR, id VARCHAR, ts TIMESTAMP, lts TIMESTAMP,
+  _file UBIGINT, id VARCHAR, ts TIMESTAMP, lts TIMESTAMP,
   source VARCHAR, category VARCHAR, language VARCHAR,
   teacher_model VARCHAR, teacher_latency_ms DOUBLE, teacher_prompt_tokens BIGINT,
   teacher_completion_tokens BIGINT, teacher_cost_usd DOUBLE, teacher_failed BOOLEAN,
   student_model VARCHAR, student_latency_ms DOUBLE, student_cost_usd DOUBLE,
-  student_outcome VARCHAR,
-  similarity_method VARCHAR, similarity DOUBLE,
-  served_by VARCHAR, stage DOUBLE, eligible BOOLEAN
-)
+  student_outcome VARCHAR, similarity_method VARCHAR, similarity DOUBLE
+);
+CREATE TABLE IF NOT EXISTS log_files (_file UBIGINT, path VARCHAR);
+CREATE TABLE IF NOT EXISTS facts_options (kind VARCHAR, value VARCHAR);
 """
-# From the raw (nested) record to a facts row. ``student_outcome``: NULL when the student did
-# not run, else ok | timeout | error (a timeout is an error whose text says so).
+# The filter bar's choices, kept up to date at each refresh from the new rows only (in full
+# again when a file has gone away), so the page never scans every row for them.
+_OPTIONS_SQL = """
+INSERT INTO facts_options
+SELECT DISTINCT kind, value FROM (
+  SELECT 'model' AS kind, teacher_model AS value FROM facts WHERE {scope}
+  UNION ALL SELECT 'model', student_model FROM facts WHERE {scope} AND student_model IS NOT NULL
+  UNION ALL SELECT 'category', category FROM facts WHERE {scope}
+  UNION ALL SELECT 'language', language FROM facts WHERE {scope}
+  UNION ALL SELECT 'source', source FROM facts WHERE {scope}
+) EXCEPT SELECT kind, value FROM facts_options
+"""
+_NEW_ROWS = "list_contains(list_transform(CAST($files AS VARCHAR[]), lambda f: hash(f)), _file)"
+# From the raw (nested) record to a facts row. ``_file`` is a hash of the file's path (the
+# path itself is in ``log_files``). ``student_outcome``: NULL when the student did not run,
+# else ok | timeout | error (a timeout is an error whose text says so). The local time is
+# computed once here; for UTC it is the timestamp itself (the ICU conversion is the costliest
+# step of a load).
 _FACTS_SELECT = """
-SELECT filename, id, ts, timezone($tz, ts AT TIME ZONE 'UTC'),
+SELECT hash(filename), id, ts, {local},
   coalesce(source, '(none)'), coalesce(category, '(none)'), coalesce(language, '(none)'),
   coalesce(teacher.model, '(none)'), teacher.latency_ms, teacher.prompt_tokens,
   teacher.completion_tokens, teacher.cost_usd, teacher.error IS NOT NULL,
@@ -53,14 +69,17 @@ SELECT filename, id, ts, timezone($tz, ts AT TIME ZONE 'UTC'),
        WHEN student.error IS NULL THEN 'ok'
        WHEN regexp_matches(lower(student.error), 'time ?out|timed out|deadline') THEN 'timeout'
        ELSE 'error' END,
-  similarity.method, similarity.score,
-  routing.served_by, CAST(routing.stage AS DOUBLE), routing.eligible
+  similarity.method, similarity.score
 FROM (
-  SELECT * EXCLUDE (ts),
-    CAST(left(replace(CAST(ts AS VARCHAR), 'T', ' '), 23) AS TIMESTAMP) AS ts
+  SELECT * EXCLUDE (ts), CASE
+      WHEN try_strptime(CAST(ts AS VARCHAR), '%Y-%m-%dT%H:%M:%S.%gZ') IS NOT NULL
+        THEN try_strptime(CAST(ts AS VARCHAR), '%Y-%m-%dT%H:%M:%S.%gZ')
+      ELSE TRY_CAST(left(replace(CAST(ts AS VARCHAR), 'T', ' '), 23) AS TIMESTAMP) END AS ts
   FROM {reader}
 ) WHERE id IS NOT NULL AND ts IS NOT NULL
 """
+_LOCAL_UTC = "ts"
+_LOCAL_TZ = "timezone($tz, ts AT TIME ZONE 'UTC')"
 _ANSWER = (
     "STRUCT(model VARCHAR, latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, "
     "cost_usd DOUBLE, error VARCHAR)"
@@ -82,7 +101,7 @@ _JSON_READER = (
     + ", ".join(f"'{k}': '{v}'" for k, v in _JSON_COLUMNS.items())
     + "})"
 )
-_PARQUET_READER = "read_parquet($files, filename=true, union_by_name=true)"
+_PARQUET_READER = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
 
 
 class TimezoneError(ShadowTutorError, ValueError):
@@ -109,7 +128,10 @@ class _Store:
         self.log_dir = log_dir
         self.tz = tz
         self.db = duckdb.connect()
-        self.db.execute("SET TimeZone = 'UTC'")
+        self.db.execute(
+            "SET TimeZone = 'UTC'; SET enable_progress_bar = false; "
+            "SET preserve_insertion_order = false"
+        )
         self.db.execute(_FACTS_DDL)
         self.signatures: dict[str, tuple[int, int]] = {}
         self.lock = threading.Lock()
@@ -135,21 +157,44 @@ class _Store:
             con = self.db.cursor()
             con.execute("BEGIN")
             try:
-                if stale:
-                    con.execute(
-                        "DELETE FROM facts WHERE list_contains($files, _file)", {"files": stale}
-                    )
-                jsonl = [f for f in fresh if f.endswith(".jsonl")]
-                parquet = [f for f in fresh if f.endswith(".parquet")]
-                for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
-                    if files:
-                        sql = "INSERT INTO facts " + _FACTS_SELECT.format(reader=reader)
-                        con.execute(sql, {"files": files, "tz": self.tz})
+                self._apply(con, stale, fresh, current)
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
                 raise
             self.signatures = current
+
+    def _apply(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stale: list[str],
+        fresh: list[str],
+        current: dict[str, tuple[int, int]],
+    ) -> None:
+        if stale:
+            params = {"files": stale}
+            con.execute(f"DELETE FROM facts WHERE {_NEW_ROWS}", params)
+            con.execute("DELETE FROM log_files WHERE list_contains($files, path)", params)
+        local = _LOCAL_UTC if self.tz == "UTC" else _LOCAL_TZ
+        jsonl = [f for f in fresh if f.endswith(".jsonl")]
+        parquet = [f for f in fresh if f.endswith(".parquet")]
+        for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
+            if files:
+                sql = "INSERT INTO facts " + _FACTS_SELECT.format(reader=reader, local=local)
+                con.execute(
+                    sql, {"files": files} | ({} if local == _LOCAL_UTC else {"tz": self.tz})
+                )
+        if fresh:
+            con.execute(
+                "INSERT INTO log_files SELECT hash(f), f "
+                "FROM unnest(CAST($files AS VARCHAR[])) AS t(f)",
+                {"files": fresh},
+            )
+        if set(self.signatures) - set(current):  # a file went away: its values may have too
+            con.execute("DELETE FROM facts_options")
+            con.execute(_OPTIONS_SQL.format(scope="true"))
+        elif fresh:
+            con.execute(_OPTIONS_SQL.format(scope=_NEW_ROWS), {"files": fresh})
 
 
 _STORES: OrderedDict[tuple[str, str], _Store] = OrderedDict()
@@ -243,22 +288,22 @@ class FilterOptions:
 
 def filter_options(con: duckdb.DuckDBPyConnection) -> FilterOptions:
     """The values each filter can take, and the log's first and last local day."""
-    row = con.execute(
-        """
-        SELECT list_sort(list_distinct(list(teacher_model) || list(student_model))),
-          list_sort(list_distinct(list(category))), list_sort(list_distinct(list(language))),
-          list_sort(list_distinct(list(source))), min(lts)::DATE, max(lts)::DATE, count(*)
-        FROM facts
-        """
+    values: dict[str, list[str]] = {"model": [], "category": [], "language": [], "source": []}
+    for kind, value in con.execute(
+        "SELECT kind, value FROM facts_options ORDER BY kind, value"
+    ).fetchall():
+        values[kind].append(value)
+    first, last, pairs = con.execute(
+        "SELECT min(lts)::DATE, max(lts)::DATE, count(*) FROM facts"
     ).fetchone()
     return FilterOptions(
-        models=[m for m in row[0] or [] if m is not None],
-        categories=row[1] or [],
-        languages=row[2] or [],
-        sources=row[3] or [],
-        first_day=row[4],
-        last_day=row[5],
-        pairs=int(row[6]),
+        models=values["model"],
+        categories=values["category"],
+        languages=values["language"],
+        sources=values["source"],
+        first_day=first,
+        last_day=last,
+        pairs=int(pairs),
     )
 
 

@@ -102,22 +102,27 @@ def similarity_by(
 
 def latency_by_day(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     """day, who (teacher | student), calls, p50, p95, p99 in ms, successful calls only."""
-    return query(
+    wide = query(
         con,
         f"""
-        WITH calls AS (
-          SELECT lts::DATE AS day, 'teacher' AS who, teacher_latency_ms AS ms FROM facts
-          WHERE {WHERE} AND NOT teacher_failed AND teacher_latency_ms IS NOT NULL
-          UNION ALL
-          SELECT lts::DATE, 'student', student_latency_ms FROM facts
-          WHERE {WHERE} AND student_outcome = 'ok' AND student_latency_ms IS NOT NULL
-        )
-        SELECT day, who, count(*) AS calls, quantile_cont(ms, 0.5) AS p50,
-          quantile_cont(ms, 0.95) AS p95, quantile_cont(ms, 0.99) AS p99
-        FROM calls GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT lts::DATE AS day,
+          count(teacher_latency_ms) FILTER (WHERE NOT teacher_failed) AS t_calls,
+          quantile_cont(teacher_latency_ms, [0.5, 0.95, 0.99]) FILTER (WHERE NOT teacher_failed)
+            AS t_q,
+          count(student_latency_ms) FILTER (WHERE student_outcome = 'ok') AS s_calls,
+          quantile_cont(student_latency_ms, [0.5, 0.95, 0.99])
+            FILTER (WHERE student_outcome = 'ok') AS s_q
+        FROM facts WHERE {WHERE} GROUP BY 1 ORDER BY 1
         """,
         f,
     )
+    rows = [
+        {"day": r.day, "who": who, "calls": int(calls), "p50": q[0], "p95": q[1], "p99": q[2]}
+        for r in wide.itertuples()
+        for who, calls, q in (("student", r.s_calls, r.s_q), ("teacher", r.t_calls, r.t_q))
+        if calls and q is not None
+    ]
+    return pd.DataFrame(rows, columns=["day", "who", "calls", "p50", "p95", "p99"])
 
 
 def student_failures_by_day(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
@@ -188,24 +193,24 @@ def side_by_side(
     row = query(
         con,
         f"""
+        SELECT *, tq[1] AS t_p50, tq[2] AS t_p95, sq[1] AS s_p50, sq[2] AS s_p95 FROM (
         SELECT count(*) AS t_req, coalesce(sum(teacher_cost_usd), 0) AS t_cost,
-          quantile_cont(teacher_latency_ms, 0.5) FILTER (WHERE NOT teacher_failed) AS t_p50,
-          quantile_cont(teacher_latency_ms, 0.95) FILTER (WHERE NOT teacher_failed) AS t_p95,
+          quantile_cont(teacher_latency_ms, [0.5, 0.95]) FILTER (WHERE NOT teacher_failed) AS tq,
           avg(CASE WHEN teacher_failed THEN 1.0 ELSE 0.0 END) AS t_err,
           count(student_outcome) AS s_req, coalesce(sum(student_cost_usd), 0) AS s_cost,
-          quantile_cont(student_latency_ms, 0.5) FILTER (WHERE student_outcome = 'ok') AS s_p50,
-          quantile_cont(student_latency_ms, 0.95) FILTER (WHERE student_outcome = 'ok') AS s_p95,
+          quantile_cont(student_latency_ms, [0.5, 0.95]) FILTER (WHERE student_outcome = 'ok')
+            AS sq,
           avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
             FILTER (WHERE student_outcome IS NOT NULL) AS s_err,
-          avg(similarity) FILTER (WHERE similarity_method = $method) AS sim,
-          count(DISTINCT lts::DATE) AS days
-        FROM facts WHERE {WHERE}
+          avg(similarity) FILTER (WHERE similarity_method = $method) AS sim
+        FROM facts WHERE {WHERE})
         """,
         f,
         method=method,
     ).iloc[0]
     scores = scores or ReviewScores(None, None, 0)
-    s_cost = float(row["s_cost"]) + flat_monthly_usd * int(row["days"]) / DAYS_PER_MONTH
+    days = query(con, f"SELECT count(DISTINCT lts::DATE) AS days FROM facts WHERE {WHERE}", f)
+    s_cost = float(row["s_cost"]) + flat_monthly_usd * int(days["days"].iloc[0]) / DAYS_PER_MONTH
 
     def per_1k(cost: float, requests: int) -> float | None:
         return cost / requests * 1000 if requests else None

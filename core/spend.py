@@ -7,6 +7,8 @@ top (projection, budget alerts, savings) is in :mod:`core.budget`.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -93,11 +95,14 @@ def top_prompts(con: duckdb.DuckDBPyConnection, f: Filters, limit: int = 20) -> 
     df = query(
         con,
         f"""
-        SELECT id, _file, lts AS ts, teacher_model, category, language,
-          teacher_cost_usd AS teacher_usd, teacher_prompt_tokens AS prompt_tokens,
-          teacher_completion_tokens AS completion_tokens
-        FROM facts WHERE {WHERE} AND teacher_cost_usd IS NOT NULL
-        ORDER BY teacher_cost_usd DESC, id LIMIT $limit
+        SELECT top.* EXCLUDE (file_hash), log_files.path AS _file FROM (
+          SELECT id, _file AS file_hash, lts AS ts, teacher_model, category, language,
+            teacher_cost_usd AS teacher_usd, teacher_prompt_tokens AS prompt_tokens,
+            teacher_completion_tokens AS completion_tokens
+          FROM facts WHERE {WHERE} AND teacher_cost_usd IS NOT NULL
+          ORDER BY teacher_cost_usd DESC, id LIMIT $limit
+        ) AS top LEFT JOIN log_files ON log_files._file = top.file_hash
+        ORDER BY teacher_usd DESC, id
         """,
         f,
         limit=int(limit),
@@ -107,14 +112,33 @@ def top_prompts(con: duckdb.DuckDBPyConnection, f: Filters, limit: int = 20) -> 
     return df.drop(columns=["_file"])
 
 
+# Prompt texts already read back, by pair id (a record never changes, so this cannot go stale).
+_PROMPTS: OrderedDict[str, str] = OrderedDict()
+_PROMPTS_MAX = 5000
+_PROMPTS_LOCK = threading.Lock()
+
+
 def _prompts(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[str, str]:
     """id -> prompt text for the given rows, reading only the files those rows came from."""
-    if df.empty:
-        return {}
+    with _PROMPTS_LOCK:
+        out = {i: _PROMPTS[i] for i in df["id"] if i in _PROMPTS}
+    todo = df[~df["id"].isin(list(out))]
+    if todo.empty:
+        return out
+    read = _read_prompts(con, todo)
+    with _PROMPTS_LOCK:
+        _PROMPTS.update(read)
+        while len(_PROMPTS) > _PROMPTS_MAX:
+            _PROMPTS.popitem(last=False)
+    return out | read
+
+
+def _read_prompts(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[str, str]:
     ids = df["id"].tolist()
     out: dict[str, str] = {}
-    jsonl = sorted({f for f in df["_file"] if f.endswith(".jsonl")})
-    parquet = sorted({f for f in df["_file"] if f.endswith(".parquet")})
+    files = {f for f in df["_file"] if isinstance(f, str)}
+    jsonl = sorted(f for f in files if f.endswith(".jsonl"))
+    parquet = sorted(f for f in files if f.endswith(".parquet"))
     readers = []
     if jsonl:
         readers.append(
@@ -203,24 +227,44 @@ def savings_inputs(
     row = query(
         con,
         f"""
-        SELECT count(DISTINCT lts::DATE) AS days,
-          count(*) FILTER (WHERE el) AS requests,
-          coalesce(sum(teacher_cost_usd) FILTER (WHERE el), 0) AS teacher_usd,
-          coalesce(avg(student_cost_usd) FILTER (WHERE el AND student_outcome = 'ok'), 0)
-            AS student_per_request
+        SELECT count(*) AS days, sum(requests) AS requests, sum(teacher_usd) AS teacher_usd,
+          coalesce(sum(student_sum) / nullif(sum(student_n), 0), 0) AS student_per_request
         FROM (
-          SELECT *, (len(CAST($eligible AS VARCHAR[])) = 0
-                     OR list_contains(CAST($eligible AS VARCHAR[]), category)) AS el
-          FROM facts WHERE {WHERE}
+          SELECT lts::DATE AS day, count(*) FILTER (WHERE el) AS requests,
+            coalesce(sum(teacher_cost_usd) FILTER (WHERE el), 0) AS teacher_usd,
+            sum(student_cost_usd) FILTER (WHERE el AND student_outcome = 'ok') AS student_sum,
+            count(student_cost_usd) FILTER (WHERE el AND student_outcome = 'ok') AS student_n
+          FROM (
+            SELECT *, (len(CAST($eligible AS VARCHAR[])) = 0
+                       OR list_contains(CAST($eligible AS VARCHAR[]), category)) AS el
+            FROM facts WHERE {WHERE}
+          ) GROUP BY 1
         )
         """,
         f,
         eligible=sorted(eligible),
     ).iloc[0]
-    requests = int(row["requests"])
+    requests = int(row["requests"]) if row["days"] else 0
     return SavingsInputs(
         days=int(row["days"]),
         requests=requests,
-        teacher_usd=float(row["teacher_usd"]),
-        student_usd=float(row["student_per_request"]) * requests,
+        teacher_usd=float(row["teacher_usd"]) if requests else 0.0,
+        student_usd=float(row["student_per_request"]) * requests if requests else 0.0,
     )
+
+
+def coverage_message(coverage: pd.DataFrame) -> str | None:
+    """What to tell the user about pairs without a teacher cost (None when every pair has one)."""
+    if coverage.empty:
+        return None
+    n = int(coverage["missing"].sum())
+    text = f"{n:,} {'pair has' if n == 1 else 'pairs have'} no teacher cost and count as $0 here."
+    unknown = coverage[~coverage["in_price_table"]]["teacher_model"].tolist()
+    if unknown:
+        text += (
+            f" Models not in the price table: {', '.join(unknown)} (add them to a price table "
+            "and point SHADOWTUTOR_PRICE_TABLE at it)."
+        )
+    if coverage["in_price_table"].any():
+        text += " The others are calls that reported no token usage."
+    return text

@@ -66,19 +66,9 @@ if f is None:
 if analytics.count_pairs(con, f) == 0:
     st.info("No pairs match these filters; widen the period or clear a filter.")
     st.stop()
-coverage = spend.cost_coverage(con, f, prices)
-if not coverage.empty:
-    unknown = coverage[~coverage["in_price_table"]]["teacher_model"].tolist()
-    st.warning(
-        f"{int(coverage['missing'].sum()):,} pairs have no teacher cost and count as $0 here."
-        + (
-            f" Models not in the price table: {', '.join(unknown)} (add them to the price table "
-            "set by SHADOWTUTOR_PRICE_TABLE)."
-            if unknown
-            else ""
-        )
-        + " Other missing costs are calls that reported no token usage."
-    )
+message = spend.coverage_message(spend.cost_coverage(con, f, prices))
+if message:
+    st.warning(message)
 
 by_day = spend.spend_by_day(con, f)
 if len(by_day) == 1:

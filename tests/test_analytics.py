@@ -136,6 +136,11 @@ def test_cost_coverage_names_unknown_models(con) -> None:
     assert df.to_dict("records") == [
         {"teacher_model": "mystery-model", "pairs": 1, "missing": 1, "in_price_table": False}
     ]
+    message = spend.coverage_message(df)
+    assert message.startswith("1 pair has no teacher cost")
+    assert "Models not in the price table: mystery-model" in message
+    assert "no token usage" not in message
+    assert spend.coverage_message(df.iloc[0:0]) is None
 
 
 def test_spend_windows_and_projection(con) -> None:
@@ -218,6 +223,8 @@ def test_empty_log(tmp_path: Path) -> None:
     assert spend.top_prompts(con, ALL).empty
     w = spend.spend_windows(con, datetime(2026, 1, 1))
     assert (w.month_to_date, w.first_pair) == (0.0, None)
+    s = spend.savings_inputs(con, ALL, {"casual"})
+    assert (s.days, s.requests, s.teacher_usd, s.student_usd) == (0, 0, 0.0, 0.0)
     table = quality.side_by_side(con, ALL)
     assert table["requests"].tolist() == [0, 0]
     assert table["cost_per_1k_usd"].isna().all()
