@@ -176,7 +176,8 @@ class Candidate:
         corrected = [r for r in self.reviews if (r.corrected_answer or "").strip()]
         if not corrected:
             return None
-        return max(corrected, key=lambda r: (_aware(r.created_at), r.id)).corrected_answer
+        # review rows are append-only, so the highest id is the newest
+        return max(corrected, key=lambda r: r.id).corrected_answer
 
     def student_worse(self, max_score: float) -> bool:
         verdicts = [r.verdict for r in self.reviews if r.verdict]
@@ -185,12 +186,6 @@ class Candidate:
         return (bool(verdicts) and teacher * 2 > len(verdicts)) or (
             score is not None and score <= max_score
         )
-
-
-def _aware(ts: datetime | None) -> datetime:
-    if ts is None:
-        return datetime.min.replace(tzinfo=UTC)
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _item_conditions(filters: ExportFilters) -> list[Any]:
@@ -235,7 +230,6 @@ def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candi
             Review.verdict,
             Review.tags,
             Review.corrected_answer,
-            Review.created_at,
         )
         .join(Review, Review.item_id == ReviewItem.id)
         .where(Review.is_current, Review.decision != "skip", *conds)
@@ -273,7 +267,6 @@ class _ReviewRow:
     verdict: str | None
     tags: list
     corrected_answer: str | None
-    created_at: datetime | None
 
 
 def count_matching(*, session: Session, filters: ExportFilters) -> int:
