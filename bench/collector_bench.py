@@ -258,7 +258,7 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=10.0)
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--only", choices=["records"], help="Run one part only.")
+    ap.add_argument("--only", choices=["records", "proxy"], help="Run one part only.")
     args = ap.parse_args()
     if args.serve:
         serve(args.delay_ms)
@@ -281,6 +281,17 @@ def main() -> None:
     os.environ.update(env)  # routing reads the rollout state from this home's database
     from core import db
 
+    if args.only == "proxy":  # forwarding alone (nothing shadowed) versus shadowing all
+        db.upgrade(settings_db_url(env))
+        for share in ("0", "100"):
+            p = bench_proxy(urls, env | {"SHADOWTUTOR_SAMPLE_PERCENT": share}, args.calls)
+            print(f"sample {share:>3}%: direct {summary(p['direct'])}")
+            print(f"             via    {summary(p['via'])}")
+            print(
+                f"             added  {summary(p['diff'])}; proxy CPU/request {p['cpu_ms']:.3f} ms"
+            )
+        servers.stdin.close()
+        return
     db.upgrade(settings_db_url(env))
     try:
         w = bench_wrapper(urls, env, args.calls)

@@ -215,6 +215,9 @@ def _free_port() -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the client's
+    # delayed ACK would stall every answer by ~40 ms.
+    disable_nagle_algorithm = True
     server_ref: ModelServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
