@@ -488,3 +488,14 @@ def test_cli_export_refuses_a_manager_and_runs_for_an_admin(migrated, tmp_path: 
     assert listed.exit_code == 0 and "ada" in listed.output and str(folder) in listed.output
     bad = runner.invoke(main, ["export", "run", "--as", "ada", "--split", "80/20"])
     assert bad.exit_code != 0 and "three shares" in bad.output
+
+
+def test_filter_choices(session: Session, reviewer: int) -> None:
+    add_pair(session, reviewer, "a", language="it", category="business", source="replay",
+             reviews=[{"tags": ["robotic"]}])  # fmt: skip
+    add_pair(session, reviewer, "b", language="en", category="greeting", source="live")
+    choices = export.filter_choices(session=session)
+    assert choices["languages"] == ["en", "it"]
+    assert choices["categories"] == ["business", "greeting"]
+    assert choices["sources"] == ["live", "replay"]
+    assert "robotic" in choices["tags"]
