@@ -20,6 +20,9 @@ Every shadowed request becomes a record, student failures included (``student.er
 caller; :meth:`ShadowCollector.stats` counts what happened, and :meth:`flush` (also run at
 interpreter exit) drains the queue and writes what is pending.
 
+The job type and answer extraction live in :mod:`core.shadowjob`, the breaker in
+:mod:`core.breaker`, the client wrapper in :mod:`core.wrapper`, the proxy in :mod:`core.proxy`.
+
 Cost policy: the teacher's cost is tokens times the versioned price table; a model missing
 from the table gets ``cost_usd: null``, its name in ``metadata.cost_unknown`` and a count in
 ``stats()["unknown_models"]``, never a silent $0. A local student (Ollama, or a model priced
@@ -32,22 +35,31 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import logging
 import queue
 import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from core import detect, logrecord, pricing, routing
-from core.clients import Backend, BackendError, ChatResult, student_backend
+from core.breaker import Breaker
+from core.clients import Backend, BackendError, student_backend
 from core.config import Settings
 from core.logstore import LogWriter
+from core.shadowjob import (
+    Job,
+    answer_from_result,
+    as_message,
+    error_text,
+    estimate_usage,
+    parse_sse,
+    teacher_from_chunks,
+    teacher_from_completion,
+)
 from core.similarity import SimilarityMethod, get_method
 
 log = logging.getLogger("shadowtutor.collector")
@@ -87,149 +99,6 @@ def sampling_key(
         if msg.get("role") == "user":
             return f"m:{msg.get('content')}"
     return ""
-
-
-# --- circuit breaker ---------------------------------------------------------------------------
-
-
-class Breaker:
-    """Opens after ``failures`` consecutive failures; after ``cooldown_s`` one probe may pass
-    (half-open): its success closes the breaker, its failure opens it again."""
-
-    def __init__(
-        self, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic
-    ):
-        self.failures = max(1, failures)
-        self.cooldown_s = cooldown_s
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._consecutive = 0
-        self._opened_at: float | None = None
-        self._probing = False
-        self.opened_count = 0
-
-    @property
-    def state(self) -> str:
-        with self._lock:
-            if self._opened_at is None:
-                return "closed"
-            if self._probing or self.clock() - self._opened_at >= self.cooldown_s:
-                return "half-open"
-            return "open"
-
-    def allow(self) -> bool:
-        with self._lock:
-            if self._opened_at is None:
-                return True
-            if not self._probing and self.clock() - self._opened_at >= self.cooldown_s:
-                self._probing = True
-                return True
-            return False
-
-    def success(self) -> None:
-        with self._lock:
-            self._consecutive = 0
-            self._opened_at = None
-            self._probing = False
-
-    def failure(self) -> None:
-        with self._lock:
-            self._consecutive += 1
-            if self._probing or self._consecutive >= self.failures:
-                if self._opened_at is None or self._probing:
-                    self.opened_count += 1
-                self._opened_at = self.clock()
-                self._probing = False
-
-
-# --- jobs --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Job:
-    """One shadowed request, as handed from the request path to the workers.
-
-    The teacher's answer comes in exactly one form: ``teacher_obj`` (a ChatCompletion or its
-    dict), ``teacher_chunks`` (stream chunks, objects or dicts), ``teacher_raw`` (proxy bytes:
-    JSON, or SSE when ``teacher_sse``), ``teacher`` (ready answer fields, e.g. from a replayed
-    record) or ``teacher_call`` (a callable returning a ChatResult, run in the background).
-    """
-
-    messages: list[dict[str, Any]]
-    source: str = "live"
-    id: str | None = None
-    ts: datetime | None = None
-    user_hash: str | None = None
-    conversation_id: str | None = None
-    category: str | None = None
-    language: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    route: routing.Route | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens
-    teacher_obj: Any = None
-    teacher_chunks: list[Any] | None = None
-    teacher_raw: bytes | None = None
-    teacher_sse: bool = False
-    teacher: dict[str, Any] | None = None
-    teacher_call: Callable[[], ChatResult] | None = None
-    teacher_latency_ms: float | None = None
-    teacher_ttft_ms: float | None = None
-    student_result: ChatResult | None = None  # the student already answered (it served)
-    student_error: str | None = None  # the student already failed (serving fell back)
-    category_detected: bool = False  # the request path detected the category (for routing)
-
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def teacher_from_completion(obj: Any) -> dict[str, Any]:
-    """Answer fields from a ChatCompletion (object or dict)."""
-    choices = _get(obj, "choices") or []
-    message = _get(choices[0], "message") if choices else None
-    usage = _get(obj, "usage")
-    return {
-        "model": _get(obj, "model"),
-        "response": _get(message, "content") or "",
-        "prompt_tokens": _get(usage, "prompt_tokens"),
-        "completion_tokens": _get(usage, "completion_tokens"),
-    }
-
-
-def teacher_from_chunks(chunks: list[Any]) -> dict[str, Any]:
-    """Answer fields from ChatCompletionChunks (objects or dicts) of one stream."""
-    parts: list[str] = []
-    model = None
-    usage = None
-    for chunk in chunks:
-        model = model or _get(chunk, "model")
-        usage = _get(chunk, "usage") or usage
-        for choice in _get(chunk, "choices") or []:
-            if _get(choice, "index", 0) == 0:
-                parts.append(_get(_get(choice, "delta"), "content") or "")
-    return {
-        "model": model,
-        "response": "".join(parts),
-        "prompt_tokens": _get(usage, "prompt_tokens"),
-        "completion_tokens": _get(usage, "completion_tokens"),
-    }
-
-
-def parse_sse(raw: bytes) -> list[dict[str, Any]]:
-    """The JSON ``data:`` events of a server-sent-events body (``[DONE]`` excluded)."""
-    import json
-
-    events = []
-    for line in raw.splitlines():
-        if line.startswith(b"data:"):
-            data = line[5:].strip()
-            if data and data != b"[DONE]":
-                events.append(json.loads(data))
-    return events
 
 
 # --- the collector -----------------------------------------------------------------------------
@@ -419,7 +288,7 @@ class ShadowCollector:
 
     def _process(self, job: Job) -> dict[str, Any] | None:
         metadata = dict(job.metadata)
-        job.messages = [_as_message(m) for m in job.messages]
+        job.messages = [as_message(m) for m in job.messages]
         teacher = self._teacher_answer(job, metadata)
         student = self._student_answer(job, metadata)
         if student is None:
@@ -483,31 +352,29 @@ class ShadowCollector:
             elif job.teacher_chunks is not None:
                 answer.update(teacher_from_chunks(job.teacher_chunks))
             elif job.teacher_raw is not None:
-                import json
-
                 if job.teacher_sse:
                     answer.update(teacher_from_chunks(parse_sse(job.teacher_raw)))
                 else:
                     answer.update(teacher_from_completion(json.loads(job.teacher_raw)))
             elif job.teacher_call is not None:
                 result = job.teacher_call()
-                answer.update(_answer_from_result(result))
+                answer.update(answer_from_result(result))
         except Exception as exc:
-            answer["error"] = _error_text(exc)
+            answer["error"] = error_text(exc)
             self.count("teacher_errors")
         answer["model"] = answer.get("model") or job.metadata.get("teacher_model") or "unknown"
         if answer.get("provider") is None:
             price = self.prices.lookup(answer["model"])
             answer["provider"] = price.provider if price else "openai"
         if answer.get("response") is not None and answer.get("prompt_tokens") is None:
-            answer["prompt_tokens"], answer["completion_tokens"], answer["_estimated"] = _estimate(
-                job.messages, answer["response"]
+            answer["prompt_tokens"], answer["completion_tokens"], answer["_estimated"] = (
+                estimate_usage(job.messages, answer["response"])
             )
         return answer
 
     def _student_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any] | None:
         if job.student_result is not None:
-            return _answer_from_result(job.student_result)
+            return answer_from_result(job.student_result)
         base = {"model": self.student.model, "provider": self.student.provider}
         if job.student_error is not None:
             return {**base, "error": job.student_error}
@@ -528,10 +395,10 @@ class ShadowCollector:
             if isinstance(exc, BackendError) and exc.kind == "timeout":
                 self.count("student_timeouts")
             self.last_error = f"student: {exc}"
-            return {**base, "error": _error_text(exc)}
+            return {**base, "error": error_text(exc)}
         self.breaker.success()
         self.count("student_ok")
-        return _answer_from_result(result)
+        return answer_from_result(result)
 
     def _cost(self, answer: dict[str, Any], who: str, metadata: dict[str, Any]) -> None:
         if answer.get("response") is None or answer.get("cost_usd") is not None:
@@ -566,7 +433,7 @@ class ShadowCollector:
             score = self.similarity.score(a, b)
         except Exception as exc:
             self.count("similarity_errors")
-            metadata["similarity_error"] = _error_text(exc)
+            metadata["similarity_error"] = error_text(exc)
             return {"method": name, "score": None}
         return {"method": name, "score": score}
 
@@ -680,34 +547,3 @@ class ShadowCollector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _as_message(msg: Any) -> dict[str, Any]:
-    if isinstance(msg, dict):
-        return msg
-    if hasattr(msg, "model_dump"):  # a ChatCompletionMessage passed back in
-        return msg.model_dump(exclude_none=True)
-    return dict(msg)
-
-
-def _answer_from_result(result: ChatResult) -> dict[str, Any]:
-    return {
-        "model": result.model,
-        "provider": result.provider,
-        "response": result.text,
-        "latency_ms": round(result.latency_ms, 3),
-        "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "_estimated": result.usage_estimated,
-    }
-
-
-def _estimate(messages: list[dict[str, Any]], text: str) -> tuple[int, int, bool]:
-    prompt = " ".join(str(m.get("content") or "") for m in messages)
-    return pricing.estimate_tokens(prompt), pricing.estimate_tokens(text), True
-
-
-def _error_text(exc: BaseException) -> str:
-    kind = getattr(exc, "kind", None) or type(exc).__name__
-    return f"{kind}: {exc}"[:500]

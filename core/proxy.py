@@ -35,8 +35,9 @@ from starlette.routing import Route
 
 from core import logrecord, routing
 from core.clients import ChatResult, teacher_api_key
-from core.collector import Job, ShadowCollector, _error_text
+from core.collector import ShadowCollector
 from core.config import Settings
+from core.shadowjob import Job, error_text
 from core.wrapper import chunk_dicts, completion_dict, result_from_completion
 
 DEFAULT_TEACHER = "https://api.openai.com/v1"
@@ -230,7 +231,7 @@ class Proxy:
             c.count("student_fallbacks")
             c.last_error = f"student (serving): {exc}"
             if job is not None:
-                job.student_error = _error_text(exc)
+                job.student_error = error_text(exc)
                 job.metadata["fallback"] = job.student_error
             return None
         c.breaker.success()

@@ -41,7 +41,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from core import logrecord, routing
 from core.clients import ChatResult
-from core.collector import Job, ShadowCollector, _error_text, teacher_from_completion
+from core.collector import ShadowCollector
+from core.shadowjob import Job, error_text, teacher_from_completion
 
 # --- shaping a student answer as an OpenAI response ---------------------------------------------
 
@@ -373,7 +374,7 @@ class ShadowCompletions(_Delegate):
         self._c.breaker.failure()
         self._c.count("student_fallbacks")
         self._c.last_error = f"student (serving): {exc}"
-        call.student_error = _error_text(exc)
+        call.student_error = error_text(exc)
         call.meta["fallback"] = call.student_error
 
     def _submit_teacher(
