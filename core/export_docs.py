@@ -117,14 +117,24 @@ PARAMETER num_ctx 4096
 """
 
 
-def _most_common_system(examples: list[Any]) -> str:
+def _system_line(examples: list[Any]) -> str:
+    """A SYSTEM line when every example shares one system prompt, else a comment: baking one
+    of several prompts (one per language, say) into the model would be wrong for the others."""
     prompts = Counter(
         e.prompt[0]["content"] for e in examples if e.prompt and e.prompt[0]["role"] == "system"
     )
+    with_system = sum(prompts.values())
+    if len(prompts) == 1 and with_system == len(examples):
+        text = next(iter(prompts)).replace('"""', "'''")
+        return f'SYSTEM """{text}"""\n'
     if not prompts:
-        return ""
-    # ties broken by text so the choice is stable
-    return min(prompts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        return "# No SYSTEM: the exported conversations have no system prompt.\n"
+    if len(prompts) == 1:
+        return "# No SYSTEM: only some of the exported conversations have a system prompt.\n"
+    return (
+        f"# No SYSTEM: the exported conversations use {len(prompts)} different system prompts;\n"
+        "# the application sends its own with each request, as it did to the teacher.\n"
+    )
 
 
 def render(manifest: dict[str, Any], examples: list[Any]) -> dict[str, bytes]:
@@ -135,8 +145,10 @@ def render(manifest: dict[str, Any], examples: list[Any]) -> dict[str, bytes]:
         for s in ("train", "val", "test")
     )
     if manifest["options"]["scrub_pii"]:
-        found = ", ".join(f"{k} {v:,}" for k, v in counts["pii"].items() if v) or "none found"
-        scrubbed = f"yes ({found}, in {counts['pairs_with_pii']:,} pairs)"
+        found = ", ".join(f"{k} {v:,}" for k, v in counts["pii"].items() if v)
+        scrubbed = (
+            f"yes ({found}, in {counts['pairs_with_pii']:,} pairs)" if found else "yes (none found)"
+        )
     else:
         scrubbed = "NO (scrubbing was turned off for this export)"
     dropped = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in counts["dropped"].items())
@@ -146,6 +158,5 @@ def render(manifest: dict[str, Any], examples: list[Any]) -> dict[str, bytes]:
         scrubbed=scrubbed,
         dropped=dropped,
     )
-    system = _most_common_system(examples).replace('"""', "'''")
-    modelfile = MODELFILE.format(system=f'SYSTEM """{system}"""\n' if system else "")
+    modelfile = MODELFILE.format(system=_system_line(examples))
     return {"README.md": readme.encode(), "Modelfile": modelfile.encode()}

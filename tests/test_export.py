@@ -499,3 +499,39 @@ def test_filter_choices(session: Session, reviewer: int) -> None:
     assert choices["categories"] == ["business", "greeting"]
     assert choices["sources"] == ["live", "replay"]
     assert "robotic" in choices["tags"]
+
+
+@pytest.mark.parametrize(
+    ("systems", "expected"),
+    [
+        (["one", "one"], 'SYSTEM """one"""'),
+        (["it", "en"], "# No SYSTEM: the exported conversations use 2 different system prompts"),
+        (["one", None], "only some of the exported conversations"),
+        ([None, None], "# No SYSTEM: the exported conversations have no system prompt."),
+    ],
+)
+def test_modelfile_system_only_when_all_share_one(systems: list, expected: str) -> None:
+    from core.export_build import Example
+    from core.export_docs import _system_line
+
+    examples = [
+        Example(
+            pair_id=str(i),
+            conversation=str(i),
+            language="en",
+            category="c",
+            source="",
+            ts="",
+            prompt=([{"role": "system", "content": s}] if s else [])
+            + [{"role": "user", "content": "q"}],
+            target="a",
+            target_source="teacher",
+            teacher="a",
+            student="b",
+            student_score=None,
+            student_worse=False,
+            tags=[],
+        )  # fmt: skip
+        for i, s in enumerate(systems)
+    ]
+    assert expected in _system_line(examples)
