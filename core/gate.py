@@ -51,6 +51,7 @@ class GateConfig:
     path: str
     confidence: float
     window_days: float
+    review_window_days: float
     bootstrap_resamples: int
     bootstrap_seed: int
     min_pairs: int
@@ -135,6 +136,9 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
         path=path,
         confidence=confidence,
         window_days=get(None, "window_days", float, 14.0),
+        review_window_days=get(
+            None, "review_window_days", float, get(None, "window_days", float, 14.0)
+        ),
         bootstrap_resamples=get(None, "bootstrap_resamples", int, 2000),
         bootstrap_seed=get(None, "bootstrap_seed", int, 0),
         min_pairs=get("criteria", "min_pairs", int, 1000),

@@ -160,18 +160,20 @@ def assemble(
     end: datetime,
     *,
     as_of: datetime | None = None,
+    review_start: datetime | None = None,
 ) -> Window:
-    """The window [start, end): the log days inside it, and the reviews of its pairs that
-    existed at ``as_of`` (default ``end``)."""
+    """The window [start, end): the log days inside it, and the reviews that existed at
+    ``as_of`` (default ``end``) of pairs from [review_start, end) (default: the same start)."""
     start, end = _aware(start), _aware(end)
     as_of = _aware(as_of) if as_of else end
+    review_start = _aware(review_start) if review_start else start
     cats: dict[str, Aggregate] = {}
     for day, by_cat in days.items():
         if start.date() <= day <= end.date():
             for category, a in by_cat.items():
                 cats.setdefault(category, Aggregate()).add(a)
     for r in reviews:
-        if r.pair_ts is None or not start <= r.pair_ts < end or r.created_at > as_of:
+        if r.pair_ts is None or not review_start <= r.pair_ts < end or r.created_at > as_of:
             continue
         a = cats.setdefault(r.category, Aggregate())
         if r.score is not None:
@@ -188,13 +190,17 @@ def window_bounds(config: GateConfig, now: datetime) -> tuple[datetime, datetime
     return end - timedelta(days=config.window_days), end
 
 
+def review_start(config: GateConfig, end: datetime) -> datetime:
+    return _aware(end) - timedelta(days=config.review_window_days)
+
+
 def gather(settings: Settings, config: GateConfig, now: datetime) -> Window:
     start, end = window_bounds(config, now)
     con = connect(settings.log_path)
     days = log_days(con, start, end, config)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
-    return assemble(days, reviews, start, end)
+    return assemble(days, reviews, start, end, review_start=review_start(config, end))
 
 
 @dataclass(frozen=True)
@@ -261,7 +267,7 @@ def replay_from(
         s, e = window_bounds(config, at)
         # Whole days only: the window's first day is the day after `s` when `s` is midnight.
         inside = {d: v for d, v in days.items() if s.date() <= d < e.date()}
-        w = assemble(inside, reviews, s, e)
+        w = assemble(inside, reviews, s, e, review_start=review_start(config, e))
         d = decide(config, w)
         points.append(
             ReplayPoint(

@@ -514,3 +514,28 @@ def test_review_rows_read_the_method_and_critical_tags(session: Session) -> None
     ]
     cal = gate_data.calibration(session=session, config=config())
     assert cal.method == "openai" and cal.reviewed == 2
+
+
+def test_reviews_have_their_own_longer_window() -> None:
+    end = datetime(2026, 2, 1, tzinfo=UTC)
+    days = {
+        (end - timedelta(days=d)).date(): {"greeting": agg(pairs=100, scores={})} for d in (3, 20)
+    }
+    old = gate_data.ReviewRow(
+        end - timedelta(days=20), end - timedelta(days=19), "greeting", 5, 0.6, "lexical", ()
+    )
+    new = gate_data.ReviewRow(
+        end - timedelta(days=3), end - timedelta(days=2), "greeting", 4, 0.6, "lexical", ()
+    )
+    cfg = config()
+    assert (cfg.window_days, cfg.review_window_days) == (14, 30)
+    start = end - timedelta(days=cfg.window_days)
+    inside = {d: v for d, v in days.items() if d >= start.date()}
+    w = gate_data.assemble(
+        inside, [old, new], start, end, review_start=gate_data.review_start(cfg, end)
+    )
+    assert w.categories["greeting"].pairs == 100  # only the recent day's pairs
+    assert w.categories["greeting"].scores == {5: 1, 4: 1}  # both reviews
+    same = gate_data.assemble(inside, [old, new], start, end)
+    assert same.categories["greeting"].scores == {4: 1}
+    assert gate.parse_config({"window_days": 7}).review_window_days == 7
