@@ -204,10 +204,14 @@ def build_examples(
         found: Counter = Counter()
         if options.scrub_pii:
             prompt, target, teacher, student = _scrub_all(prompt, target, teacher, student, found)
-        if not target.strip() or any(not m["content"].strip() for m in prompt):
+        size, empty = len(target), not target.strip()
+        for m in prompt:
+            size += len(m["content"])
+            empty = empty or not m["content"].strip()
+        if empty:
             report.dropped["empty"] += 1
             continue
-        if sum(len(m["content"]) for m in prompt) + len(target) > max_chars:
+        if size > max_chars:
             report.dropped["too_long"] += 1
             continue
         key = (tuple((m["role"], m["content"]) for m in prompt), target)
@@ -253,17 +257,16 @@ def _target(cand: Candidate, teacher: str, student: str, options: ExportOptions)
 
 def _scrub_all(prompt: list[dict], target: str, teacher: str, student: str, found: Counter):
     scrub = pii.scrub
-    new_prompt = []
-    for msg in prompt:
+    for msg in prompt:  # the prompt's dicts are this function's own (normalize_prompt)
         res = scrub(msg["content"])
         if res.counts:
             found.update(res.counts)
-        new_prompt.append({"role": msg["role"], "content": res.text})
+            msg["content"] = res.text
     t, te, st = scrub(target), scrub(teacher), scrub(student)
     for res in (t, st) if target == teacher else (t, te, st):  # count a shared text once
         if res.counts:
             found.update(res.counts)
-    return new_prompt, t.text, te.text, st.text
+    return prompt, t.text, te.text, st.text
 
 
 # --- writing ---------------------------------------------------------------------------
