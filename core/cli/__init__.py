@@ -16,7 +16,19 @@ from core.config import Settings
 from core.errors import ShadowTutorError
 
 # One module per command group; each registers itself on ``main``.
-COMMAND_MODULES = ["db", "users", "logs", "demo", "app", "export", "review", "collect", "gate", "student"]
+COMMAND_MODULES = [
+    "db",
+    "users",
+    "logs",
+    "demo",
+    "app",
+    "config",
+    "export",
+    "review",
+    "collect",
+    "gate",
+    "student",
+]
 
 
 class _Group(click.Group):
