@@ -119,9 +119,9 @@ r1, r2, r3 = st.columns(3)
 r1.dataframe(report["splits"], hide_index=True)
 r2.dataframe(report["dropped"], hide_index=True)
 r3.dataframe(report["pii"], hide_index=True)
-cols = st.columns(4)
+cols = st.columns(4)  # files are read only when a button is clicked (large exports)
 for i, path in enumerate(files):
     cols[i % 4].download_button(
-        path.name, path.read_bytes(), file_name=path.name, key=f"dl-{chosen}-{path.name}",
+        path.name, path.read_bytes, file_name=path.name, key=f"dl-{chosen}-{path.name}",
         icon=":material/download:", on_click="ignore",
     )  # fmt: skip

@@ -35,7 +35,13 @@ def test_admin_exports_demo_data(demo_home: Path) -> None:
         page.screenshot(path=str(SCREENSHOTS / "export.png"), full_page=True)
         downloads = page.locator('[data-testid="stDownloadButton"]').all_inner_texts()
         assert any("sft_train.jsonl" in d for d in downloads), downloads
+        with page.expect_download() as info:
+            page.locator('[data-testid="stDownloadButton"]').filter(
+                has_text="manifest.json"
+            ).click()
+        downloaded = Path(info.value.path()).read_bytes()
     folder = next((demo_home / "exports").iterdir())
+    assert downloaded == (folder / "manifest.json").read_bytes()
     assert export.verify_folder(folder) == []
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["created_by"] == "admin" and manifest["counts"]["examples"] > 0
