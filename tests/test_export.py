@@ -486,6 +486,8 @@ def test_cli_export_refuses_a_manager_and_runs_for_an_admin(migrated, tmp_path: 
     assert runner.invoke(main, ["export", "verify", str(folder)]).exit_code == 0
     listed = runner.invoke(main, ["export", "list"])
     assert listed.exit_code == 0 and "ada" in listed.output and str(folder) in listed.output
+    none = runner.invoke(main, ["export", "run", "--as", "ada", "--language", "xx"])
+    assert none.exit_code == 1 and "nothing to export" in none.output
     bad = runner.invoke(main, ["export", "run", "--as", "ada", "--split", "80/20"])
     assert bad.exit_code != 0 and "three shares" in bad.output
 

@@ -98,8 +98,13 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
         export.require_admin(session=session, actor_id=actor.id)
         n = export.count_matching(session=session, filters=filters)
         click.echo(f"{n:,} reviewed pairs match")
-        if opts["dry_run"] or n == 0:
+        if opts["dry_run"]:
             return
+        if n == 0:
+            raise click.ClickException(
+                "nothing to export: no reviewed pairs match these filters; widen them, or "
+                "review more pairs first (shadowtutor review ...)"
+            )
         result = export.run_export(
             session=session,
             actor_id=actor.id,
