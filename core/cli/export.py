@@ -103,7 +103,7 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
         if n == 0:
             raise click.ClickException(
                 "nothing to export: no reviewed pairs match these filters; widen them, or "
-                "review more pairs first (shadowtutor review ...)"
+                "review more pairs first (the Review page)"
             )
         result = export.run_export(
             session=session,
