@@ -42,6 +42,7 @@ import threading
 import time
 import weakref
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,8 @@ class ShadowCollector:
         if self._closed:
             self.count("dropped")
             return False
+        if job.ts is None:  # the record's time is the request's, not the worker's
+            job.ts = datetime.now(UTC)
         try:
             if block:
                 self._queue.put(job, timeout=timeout)
