@@ -186,7 +186,8 @@ class ShadowCollector:
         keys = (
             "enqueued dropped not_sampled ineligible logged student_ok student_errors "
             "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
-            "lost usage_estimated served_by_student student_fallbacks route_errors"
+            "lost usage_estimated served_by_student student_fallbacks route_errors "
+            "streams_abandoned"
         ).split()
         out: dict[str, Any] = {k: counts.get(k, 0) for k in keys}
         out.update(

@@ -197,7 +197,7 @@ class TeeStream:
         stream: Any,
         start: float,
         done: Callable[[list[Any], float, float | None], None],
-        failed: Callable[[BaseException], None],
+        failed: Callable[[BaseException | None], None],
     ):
         self._stream = stream
         self._next = getattr(stream, "__next__", None)
@@ -240,10 +240,16 @@ class TeeStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stream.close()
+        self.close()
 
     def close(self) -> None:
+        self._abandon()
         self._stream.close()
+
+    def _abandon(self) -> None:
+        if not self._ended:  # the app stopped reading early: no complete answer to log
+            self._ended = True
+            self._failed(None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -277,9 +283,10 @@ class AsyncTeeStream(TeeStream):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._stream.close()
+        await self.close()
 
     async def close(self) -> None:  # type: ignore[override]
+        self._abandon()
         await self._stream.close()
 
 
@@ -398,8 +405,8 @@ class ShadowCompletions(_Delegate):
                 teacher_ttft_ms=ttft,
             )
 
-        def failed(exc: BaseException) -> None:
-            self._c.count("teacher_errors")
+        def failed(exc: BaseException | None) -> None:
+            self._c.count("teacher_errors" if exc is not None else "streams_abandoned")
 
         return done, failed
 

@@ -497,3 +497,13 @@ def test_close_past_its_timeout_still_logs_the_teacher_answers(
     assert sorted(r["teacher"]["response"] for r in recs) == [f"echo: q{i}" for i in range(4)]
     skipped = [r for r in recs if (r["student"]["error"] or "").startswith("skipped: shut down")]
     assert len(skipped) == 3
+
+
+def test_a_stream_the_app_leaves_early_is_counted_not_logged(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    with make(tmp_path, student) as c:
+        with ask(c.wrap(plain(teacher)), "one two three four five", stream=True) as stream:
+            first = next(iter(stream))
+        assert first.choices[0].delta.role == "assistant"
+        assert records(c) == [] and c.stats()["streams_abandoned"] == 1
