@@ -187,3 +187,15 @@ def test_student_serves_when_routed(
     [rec] = running.records()
     assert rec["routing"]["served_by"] == "student"
     assert rec["teacher"]["response"] == "echo: hello, how are you today"
+
+
+def test_a_teacher_stream_cut_mid_way_reaches_the_app_cut(
+    running: Running, teacher: ModelServer
+) -> None:
+    teacher.cut_after = 2
+    stream = running.client().chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS, stream=True
+    )
+    with pytest.raises(openai.APIConnectionError):
+        list(stream)
+    assert running.records() == [] and running.collector.stats()["teacher_errors"] == 1
