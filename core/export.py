@@ -368,6 +368,7 @@ def _export(
         )
     snapshots = _load_snapshots(session, [c.item_id for c in candidates])
     examples, report = build_examples(candidates, snapshots, options)
+    snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
     if not examples:
         raise ExportError(
             f"all {report.matched} matching pairs were dropped ({dict(report.dropped)}); "

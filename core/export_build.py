@@ -188,6 +188,7 @@ def build_examples(
     ones dropped and counted."""
     report = BuildReport(matched=len(candidates))
     seen: set[tuple] = set()
+    shared: dict[str, str] = {}
     examples: list[Example] = []
     max_chars = options.max_tokens * 4
     for cand in candidates:
@@ -214,6 +215,11 @@ def build_examples(
         if size > max_chars:
             report.dropped["too_long"] += 1
             continue
+        if prompt[0]["role"] == "system":
+            # one shared string per distinct system prompt: 100,000 copies of a 1 kB prompt
+            # would cost 100 MB and a fresh hash at every later lookup
+            text = prompt[0]["content"]
+            prompt[0]["content"] = shared.setdefault(text, text)
         key = (tuple((m["role"], m["content"]) for m in prompt), target)
         if key in seen:
             report.dropped["duplicate"] += 1
