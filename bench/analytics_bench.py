@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -117,8 +116,19 @@ def generate(folder: Path, n: int, jsonl: bool) -> dict:
             "PARTITION_BY (date), FILENAME_PATTERN 'bench-{i}', FILE_EXTENSION 'jsonl')"
         )
         out["generate_jsonl_s"] = time.perf_counter() - t0
-    out["bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    for kind in ("parquet", "jsonl"):
+        files = (folder / kind).rglob("*") if (folder / kind).exists() else []
+        out[f"{kind}_bytes"] = sum(p.stat().st_size for p in files if p.is_file())
     return out
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over
+    from the parent across fork and exec, so a child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _median_ms(fn, runs: int = 3) -> float:  # noqa: ANN001
@@ -205,7 +215,7 @@ def duck(folder: Path) -> dict:
         out[label] = {name: _median_ms(lambda q=q, f=f: q(f)) for name, q in queries.items()}
         out[label]["Cost page (all queries)"] = _median_ms(lambda f=f: cost_page(f), 3)
         out[label]["Quality page (all queries)"] = _median_ms(lambda f=f: quality_page(f), 3)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _peak_rss_mb()
     out["facts_memory"] = con.execute("SELECT memory_usage FROM pragma_database_size()").fetchone()[
         0
     ]
@@ -229,7 +239,7 @@ def duck_jsonl(folder: Path) -> dict:
     return {
         "cold_load_jsonl_s": cold,
         "pairs": n,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -278,7 +288,7 @@ def pandas_baseline(folder: Path, limit_files: int | None) -> dict:
         "load_s": load,
         "compute_s": compute,
         "total_s": load + compute,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -308,6 +318,7 @@ def main() -> None:
             "duck": lambda: duck(Path(folder)),
             "duckjsonl": lambda: duck_jsonl(Path(folder)),
             "pandas": lambda: pandas_baseline(Path(folder), int(extra) or None),
+            "generate": lambda: generate(Path(folder), abs(int(extra)), int(extra) > 0),
         }[kind]
         print(json.dumps(fn(), default=str))
         return
@@ -317,7 +328,7 @@ def main() -> None:
             folder = Path(args.dir) / f"n{n}"
             shutil.rmtree(folder, ignore_errors=True)
             with_jsonl = n <= args.pandas_pairs
-            r = {"generate": generate(folder, n, with_jsonl)}
+            r = {"generate": _child("generate", str(folder), str(n if with_jsonl else -n))}
             print(f"[{n:,}] generated {r['generate']}", file=sys.stderr)
             r["duck"] = _child("duck", str(folder), "0")
             print(f"[{n:,}] duckdb done", file=sys.stderr)
@@ -351,7 +362,9 @@ def report(results: dict) -> str:
         r = results[n]
         d = r["duck"]
         lines.append(
-            f"- {n:,} pairs: log {r['generate']['bytes'] / 1e9:.2f} GB on disk; cold load from "
+            f"- {n:,} pairs: Parquet log {r['generate']['parquet_bytes'] / 1e9:.2f} GB"
+            + (f", JSONL {r['generate']['jsonl_bytes'] / 1e9:.2f} GB" if "pandas" in r else "")
+            + "; cold load from "
             f"Parquet {d['cold_load_s']:.2f} s; narrow table {d['facts_memory']}; DuckDB process "
             f"peak RSS {d['peak_rss_mb']:,.0f} MB; load average during the run "
             f"{', '.join(f'{x:.1f}' for x in d['load_average'])} on 2 cores"

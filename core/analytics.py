@@ -53,7 +53,9 @@ SELECT DISTINCT kind, value FROM (
   UNION ALL SELECT 'source', source FROM facts WHERE {scope}
 ) EXCEPT SELECT kind, value FROM facts_options
 """
-_NEW_ROWS = "list_contains(list_transform(CAST($files AS VARCHAR[]), lambda f: hash(f)), _file)"
+_ROWS_OF_FILES = (
+    "list_contains(list_transform(CAST($files AS VARCHAR[]), lambda f: hash(f)), _file)"
+)
 # From the raw (nested) record to a facts row. ``_file`` is a hash of the file's path (the
 # path itself is in ``log_files``). ``student_outcome``: NULL when the student did not run,
 # else ok | timeout | error (a timeout is an error whose text says so). The local time is
@@ -102,6 +104,10 @@ _JSON_READER = (
     + "})"
 )
 _PARQUET_READER = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
+
+
+class LogReadError(ShadowTutorError, RuntimeError):
+    """A log file DuckDB cannot read (for example a truncated Parquet part)."""
 
 
 class TimezoneError(ShadowTutorError, ValueError):
@@ -159,6 +165,12 @@ class _Store:
             try:
                 self._apply(con, stale, fresh, current)
                 con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise LogReadError(
+                    f"could not read the shadow log in {self.log_dir}: {exc}. Move the file it "
+                    "names out of the log folder (or run `shadowtutor logs validate`) and reload."
+                ) from exc
             except Exception:
                 con.execute("ROLLBACK")
                 raise
@@ -173,7 +185,7 @@ class _Store:
     ) -> None:
         if stale:
             params = {"files": stale}
-            con.execute(f"DELETE FROM facts WHERE {_NEW_ROWS}", params)
+            con.execute(f"DELETE FROM facts WHERE {_ROWS_OF_FILES}", params)
             con.execute("DELETE FROM log_files WHERE list_contains($files, path)", params)
         local = _LOCAL_UTC if self.tz == "UTC" else _LOCAL_TZ
         jsonl = [f for f in fresh if f.endswith(".jsonl")]
@@ -194,7 +206,7 @@ class _Store:
             con.execute("DELETE FROM facts_options")
             con.execute(_OPTIONS_SQL.format(scope="true"))
         elif fresh:
-            con.execute(_OPTIONS_SQL.format(scope=_NEW_ROWS), {"files": fresh})
+            con.execute(_OPTIONS_SQL.format(scope=_ROWS_OF_FILES), {"files": fresh})
 
 
 _STORES: OrderedDict[tuple[str, str], _Store] = OrderedDict()

@@ -245,6 +245,16 @@ def test_cache_follows_new_removed_and_compacted_files(log_dir: Path) -> None:
     assert spend.top_prompts(con, ALL, limit=1)["prompt"].tolist() == ["ask p6"]
 
 
+def test_unreadable_file_is_a_clear_error(log_dir: Path) -> None:
+    bad = log_dir / "parquet" / "date=2026-01-01" / "part-broken.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(analytics.LogReadError, match="part-broken.parquet"):
+        analytics.connect(log_dir)
+    bad.unlink()
+    assert analytics.count_pairs(analytics.connect(log_dir), ALL) == 5
+
+
 def test_headline(con) -> None:
     h = analytics.headline(con, datetime(2026, 1, 13, 9, 0, tzinfo=UTC))
     assert h.pairs_7d == 5
