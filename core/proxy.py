@@ -195,22 +195,32 @@ class Proxy:
     async def _tee(self, upstream: httpx.Response, job: Job, start: float) -> AsyncIterator[bytes]:
         parts: list[bytes] = []
         first = None
+        done_at = None
+        failed = False
         try:
             async for data in upstream.aiter_raw():
                 if first is None:
                     first = time.perf_counter()
                 parts.append(data)
+                if b"[DONE]" in data or b"[DONE]" in b"".join(parts[-2:]):
+                    done_at = time.perf_counter()
                 yield data
+            done_at = done_at or time.perf_counter()
         except Exception:
+            failed = True
             self.collector.count("teacher_errors")  # the caller sees the cut connection
             raise
         finally:
+            # An app that hangs up right after `data: [DONE]` cancels this generator; the
+            # answer is complete all the same, so it is still handed to the collector.
+            if done_at is not None and not failed:
+                job.teacher_raw, job.teacher_sse = b"".join(parts), True
+                job.teacher_latency_ms = (done_at - start) * 1000
+                job.teacher_ttft_ms = None if first is None else (first - start) * 1000
+                self.collector.submit(job)
+            elif not failed:
+                self.collector.count("streams_abandoned")
             await upstream.aclose()
-        end = time.perf_counter()
-        job.teacher_raw, job.teacher_sse = b"".join(parts), True
-        job.teacher_latency_ms = (end - start) * 1000
-        job.teacher_ttft_ms = None if first is None else (first - start) * 1000
-        self.collector.submit(job)
 
     # --- student serving -------------------------------------------------------------------------
     async def _serve_student(

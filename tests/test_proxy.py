@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,12 @@ class Running:
     def client(self, key: str = "sk-caller") -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self, expect: int = 0) -> list[dict[str, Any]]:
+        # A streamed answer is handed over after its last event, a moment after the client
+        # has read it: wait for the expected hand-offs before flushing.
+        deadline = time.monotonic() + 5
+        while self.collector.stats()["enqueued"] < expect and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert self.collector.flush(10)
         return sorted(logstore.iter_records(self.collector.log_dir), key=lambda r: r["ts"])
 
@@ -109,7 +115,7 @@ def test_streaming_passes_the_events_through(running: Running, teacher: ModelSer
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == (
         "echo: hello, how are you today"
     )
-    recs = running.records()
+    recs = running.records(expect=2)
     assert len(recs) == 2 and all(r["teacher"]["ttft_ms"] is not None for r in recs)
     assert recs[0]["teacher"]["response"] == "echo: hello, how are you today"
 
