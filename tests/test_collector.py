@@ -250,7 +250,7 @@ def test_full_queue_drops_and_counts_without_blocking(
 def test_breaker_opens_then_probes_and_closes(
     tmp_path: Path, teacher: ModelServer, student: ModelServer
 ) -> None:
-    env = {"SHADOWTUTOR_BREAKER_FAILURES": "2", "SHADOWTUTOR_BREAKER_COOLDOWN_S": "0.3"}
+    env = {"SHADOWTUTOR_BREAKER_FAILURES": "2", "SHADOWTUTOR_BREAKER_COOLDOWN_S": "1.0"}
     student.down()
     with make(tmp_path, student, env, workers=1) as c:
         client = c.wrap(plain(teacher))
@@ -263,7 +263,7 @@ def test_breaker_opens_then_probes_and_closes(
         assert errors[2:] == ["circuit breaker open"] * 2
         assert c.stats()["breaker_skipped"] == 2
         student.up()
-        time.sleep(0.35)
+        time.sleep(1.05)
         ask(client, "after the cooldown")
         c.flush()
         assert c.stats()["breaker"] == "closed"
