@@ -112,7 +112,7 @@ st.dataframe(
         "p95_ms": st.column_config.NumberColumn("P95 ms", format="%.0f"),
         "error_rate": st.column_config.NumberColumn("error rate", format="percent"),
         "mean_similarity": st.column_config.NumberColumn(
-            f"mean similarity ({method or 'n/a'})", format="%.3f"
+            f"similarity to the teacher ({method or 'n/a'})", format="%.3f"
         ),
         "mean_review_score": st.column_config.NumberColumn(
             "mean review score (1-5)", format="%.2f"
