@@ -169,6 +169,7 @@ class ShadowCollector:
         )
         for t in self._threads:
             t.start()
+        threading.Thread(target=self._keep_routing_warm, name="shadow-routing", daemon=True).start()
         _LIVE.add(self)
 
     # --- counters ------------------------------------------------------------------------------
@@ -204,6 +205,20 @@ class ShadowCollector:
             }
         )
         return out
+
+    def _keep_routing_warm(self) -> None:
+        """Refresh the routing module's cached rollout state from this background thread, so
+        its database read (every few seconds) never lands on a request thread."""
+        snapshot = getattr(routing, "snapshot", None)
+        if snapshot is None:
+            return
+        interval = max(0.2, float(getattr(routing, "CACHE_SECONDS", 2.0)) / 2)
+        while not self._closed:
+            try:
+                snapshot()
+            except Exception as exc:  # routing reports its own problems; never die here
+                self.last_error = f"routing refresh: {exc!r}"
+            time.sleep(interval)
 
     # --- request path ----------------------------------------------------------------------------
     def decide(
