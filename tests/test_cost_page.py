@@ -104,3 +104,16 @@ def test_single_day_with_unknown_model_and_missing_cost(migrated: Settings) -> N
     assert "Models not in the price table: in-house-llm" in warning
     assert "single day" in _texts(at.info)
     assert at.get("plotly_chart")  # the hourly view instead of a one-bar trend
+
+
+def test_display_time_zone_and_a_wrong_one(
+    demo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHADOWTUTOR_TIMEZONE", "Asia/Tokyo")
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert "Times in Asia/Tokyo" in " ".join(c.value for c in at.caption)
+    monkeypatch.setenv("SHADOWTUTOR_TIMEZONE", "Mars/Olympus")
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert "SHADOWTUTOR_TIMEZONE='Mars/Olympus'" in _texts(at.error)
