@@ -22,7 +22,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from core import logrecord, logstore, pricing, similarity
-from core.demo_text import FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
+from core.demo_text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from core.errors import ShadowTutorError
 from core.models import Budget, Review, ReviewItem, User, UserCreate
 from core.users import add_user, get_user
@@ -134,6 +134,8 @@ def generate_pairs(
         slot["city_en"] = SLOTS["city_en"][SLOTS["city"].index(slot["city"])]
         prompt, answer = (_fill(t, slot) for t in PHRASES[lang][cat][index])
         english = _fill(PHRASES["en"][cat][index][1], slot)
+        if cat == "business" and rng.random() < 0.06:
+            prompt += rng.choice(CONTACTS[lang]).format(name_l=slot["name"].lower())
         user = users[min(int(rng.paretovariate(1.2)) - 1, len(users) - 1) * 7 % len(users)]
         messages = [{"role": "system", "content": SYSTEM[lang] + POLICY}]
         if cat != "greeting" and rng.random() < 0.3:  # a greeting exchange came first

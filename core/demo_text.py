@@ -223,6 +223,13 @@ PHRASES: dict[str, dict[str, list[tuple[str, str]]]] = {
     },
 }
 
+# Contact details users paste into their questions (what the export's PII scrubbing is for).
+CONTACTS = {
+    "it": [" Potete scrivermi a {name_l}.rossi@example.com.", " Il mio numero è +39 347 555 0192."],
+    "en": [" You can email me at {name_l}.smith@example.org.", " Call me on +44 7700 900123."],
+    "id": [" Email saya {name_l}@contoh.co.id.", " Nomor WA saya +62 812 5550 1234."],
+}
+
 # Phrases a weaker student tends to add or substitute, per language.
 FILLERS = {
     "it": [
