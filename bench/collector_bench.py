@@ -127,17 +127,17 @@ def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict
     collector.flush(120)
     stats = collector.stats()
     # The request path's own work, timed alone: context, decide (routing, sampling), hand-off.
-    from core.collector import Job
-
+    # The hand-off (put_nowait) wakes a worker; the job says the student already failed so
+    # the worker does not call it, which keeps this loop about the request path alone.
     own: list[float] = []
-    fake_resp = object()
+    answer = {"model": "gpt-4o-mini", "choices": [{"message": {"content": "ok"}}]}
     for _ in range(calls):
         start = time.perf_counter()
         call = _Call({"model": "gpt-4o-mini", "messages": MSGS}, None)
+        call.student_error = "bench: not called"
         route, shadowed, category = collector.decide(call.messages, category=call.category)
-        job: Job = call.job(route, category, teacher_obj=fake_resp, teacher_latency_ms=1.0)
+        collector.submit(call.job(route, category, teacher_obj=answer, teacher_latency_ms=1.0))
         own.append((time.perf_counter() - start) * 1000)
-        del job
     collector.close()
     diffs = [w - p for w, p in zip(t_wrapped, t_plain, strict=True)]
     return {
@@ -299,7 +299,7 @@ def main() -> None:
         print(f"plain client       {summary(w['plain'])}")
         print(f"wrapped client     {summary(w['wrapped'])}")
         print(f"  added (paired)   {summary(w['diff'])}")
-        print(f"  request-path work alone {summary(w['own'])}")
+        print(f"  request-path work alone (decide + hand-off) {summary(w['own'])}")
         print(
             f"  CPU on the app's thread per call: plain {w['cpu_plain_ms']:.3f} ms, "
             f"wrapped {w['cpu_wrapped_ms']:.3f} ms"
