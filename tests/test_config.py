@@ -61,3 +61,11 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     names = {name for name, _default, _doc in Settings.documented()}
     assert names - table == set(), "settings missing from the README's settings table"
     assert table - names == set(), "README lists settings that do not exist"
+
+
+def test_every_cli_command_is_documented_in_the_readme() -> None:
+    from core.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in main.commands if f"`shadowtutor {name}" not in readme]
+    assert missing == [], "CLI commands missing from the README's command table"
