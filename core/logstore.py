@@ -51,18 +51,7 @@ RAW_COLUMNS = {
     "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
     "metadata": "JSON",
 }
-_ANSWER_COLS = (
-    "model",
-    "provider",
-    "response",
-    "latency_ms",
-    "ttft_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "price_version",
-    "error",
-)
+_ANSWER_COLS = logrecord.ANSWER_FIELDS
 # The flat view every query reads: one row a pair, nested fields as prefixed columns.
 FLAT_SELECT = (
     "SELECT id, CAST(left(replace(ts, 'T', ' '), 23) AS TIMESTAMP) AS ts, source, user_hash, "

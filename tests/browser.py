@@ -118,3 +118,14 @@ def wait_idle(page) -> None:  # noqa: ANN001
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
     )
     page.wait_for_timeout(500)
+
+
+def demo_home(folder: Path, *, pairs: int, days: int, seed: int) -> Path:
+    """A ShadowTutor home under ``folder`` with a migrated database and demo data."""
+    from core import db, demo
+
+    home = folder / "home"
+    url = f"sqlite:///{home / 'shadowtutor.db'}"
+    db.upgrade(url)
+    demo.build(url=url, log_dir=home / "logs", pairs=pairs, days=days, seed=seed)
+    return home

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import db, demo, export
+from core import export
+from tests import browser
 from tests.browser import SCREENSHOTS, app_server, browser_page, login, open_page, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -15,11 +16,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("browser-export") / "home"
-    url = f"sqlite:///{home / 'shadowtutor.db'}"
-    db.upgrade(url)
-    demo.build(url=url, log_dir=home / "logs", pairs=4000, days=30, seed=3)
-    return home
+    return browser.demo_home(tmp_path_factory.mktemp("browser-export"), pairs=4000, days=30, seed=3)
 
 
 def test_admin_exports_demo_data(demo_home: Path) -> None:

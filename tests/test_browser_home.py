@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.registry import PAGES
-from core import db, demo
+from tests import browser
 from tests.browser import SCREENSHOTS, app_server, browser_page, login, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -15,11 +15,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("browser") / "home"
-    url = f"sqlite:///{home / 'shadowtutor.db'}"
-    db.upgrade(url)
-    demo.build(url=url, log_dir=home / "logs", pairs=4000, days=30, seed=3)
-    return home
+    return browser.demo_home(tmp_path_factory.mktemp("browser"), pairs=4000, days=30, seed=3)
 
 
 def test_home_page_shows_headline_figures(demo_home: Path) -> None:

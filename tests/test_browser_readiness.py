@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core import db, demo
+from tests import browser
 from tests.browser import SCREENSHOTS, app_server, browser_page, login, open_page
 
 pytestmark = pytest.mark.browser
@@ -14,11 +14,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("browser-readiness") / "home"
-    url = f"sqlite:///{home / 'shadowtutor.db'}"
-    db.upgrade(url)
-    demo.build(url=url, log_dir=home / "logs", pairs=20000, days=60, seed=7)
-    return home
+    return browser.demo_home(
+        tmp_path_factory.mktemp("browser-readiness"), pairs=20000, days=60, seed=7
+    )
 
 
 def test_readiness_page_shows_a_decision(demo_home: Path) -> None:

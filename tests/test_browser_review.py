@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from core import db, demo
+from core import db
 from core.models import Review, User
+from tests import browser
 from tests.browser import SCREENSHOTS, app_server, browser_page, login, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -17,11 +18,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("browser-review") / "home"
-    url = f"sqlite:///{home / 'shadowtutor.db'}"
-    db.upgrade(url)
-    demo.build(url=url, log_dir=home / "logs", pairs=2000, days=30, seed=5)
-    return home
+    return browser.demo_home(tmp_path_factory.mktemp("browser-review"), pairs=2000, days=30, seed=5)
 
 
 def checked(page, key: str) -> list[str]:  # noqa: ANN001

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core import db, demo
+from tests import browser
 from tests.browser import SCREENSHOTS, app_server, browser_page, login, open_page
 
 pytestmark = pytest.mark.browser
@@ -15,11 +15,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("watch") / "home"
-    url = f"sqlite:///{home / 'shadowtutor.db'}"
-    db.upgrade(url)
-    demo.build(url=url, log_dir=home / "logs", pairs=12000, days=60, seed=7)
-    return home
+    return browser.demo_home(tmp_path_factory.mktemp("watch"), pairs=12000, days=60, seed=7)
 
 
 def _charts(page) -> int:  # noqa: ANN001

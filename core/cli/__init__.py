@@ -8,10 +8,13 @@ a SQLite file and a log folder under ~/.shadowtutor.
 from __future__ import annotations
 
 import importlib
+from contextlib import AbstractContextManager
 from typing import Any
 
 import click
+from sqlmodel import Session
 
+from core import db as database  # not `db`: the `core.cli.db` submodule takes that name
 from core.config import Settings
 from core.errors import ShadowTutorError
 
@@ -51,6 +54,14 @@ def main(ctx: click.Context) -> None:
 def settings_of(ctx: click.Context) -> Settings:
     """The settings loaded by the top-level command."""
     return ctx.find_root().obj
+
+
+def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
+    """A database session, after checking the schema is at head (else a message naming
+    `shadowtutor db upgrade`)."""
+    url = settings_of(ctx).db_url
+    database.require_schema(url)
+    return database.session_scope(url)
 
 
 for _name in COMMAND_MODULES:

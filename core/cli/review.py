@@ -6,16 +6,10 @@ from datetime import datetime
 
 import click
 
-from core import agreement, analytics, db, review, review_progress, sampling, users
+from core import agreement, analytics, review, review_progress, sampling, users
 from core import tags as taxonomy
-from core.cli import main, settings_of
+from core.cli import main, session_of, settings_of
 from core.logrecord import SOURCES
-
-
-def _session(ctx: click.Context):  # noqa: ANN202
-    url = settings_of(ctx).db_url
-    db.require_schema(url)
-    return db.session_scope(url)
 
 
 @main.group("review")
@@ -69,7 +63,7 @@ def enqueue(
         language=language,
         category=category,
     )
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         by = users.require_user(session=session, username=username).id if username else None
         picked, result = review.fill_queue(
             session=session,
@@ -93,7 +87,7 @@ def enqueue(
 @click.pass_context
 def stats(ctx: click.Context) -> None:
     """Queue size, reviews today, per reviewer counts and agreement."""
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         prog = review_progress.progress(session=session)
         ratings = [
             agreement.Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
@@ -135,7 +129,7 @@ def tags_group() -> None:
 @click.pass_context
 def tags_list(ctx: click.Context, show_all: bool) -> None:
     """List tags (kind, name, description)."""
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         tags = taxonomy.list_tags(session=session, active_only=not show_all)
     if not tags:
         click.echo("no tags; `shadowtutor review tags add --defaults` adds the default set")
@@ -156,7 +150,7 @@ def tags_add(
     """Add a tag NAME, or the default set with --defaults."""
     if not name and not defaults:
         raise click.UsageError("give a tag NAME or --defaults")
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         if defaults:
             click.echo(f"added {taxonomy.seed_default_tags(session=session)} default tags")
         if name:

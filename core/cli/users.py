@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import click
 
-from core import db, users
-from core.cli import main, settings_of
+from core import users
+from core.cli import main, session_of
 from core.models import ROLES, UserCreate
-
-
-def _session(ctx: click.Context):  # noqa: ANN202
-    url = settings_of(ctx).db_url
-    db.require_schema(url)
-    return db.session_scope(url)
 
 
 @main.group("users")
@@ -28,7 +22,7 @@ def users_group() -> None:
 @click.pass_context
 def add(ctx: click.Context, username: str, role: str, display_name: str, password: str) -> None:
     """Create an account."""
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         user = users.add_user(
             session=session,
             user=UserCreate(
@@ -42,7 +36,7 @@ def add(ctx: click.Context, username: str, role: str, display_name: str, passwor
 @click.pass_context
 def list_(ctx: click.Context) -> None:
     """List accounts with their role and state."""
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         for u in users.list_users(session=session):
             state = "disabled" if u.disabled else "active"
             click.echo(f"{u.username:<20} {u.role:<9} {state:<8} {u.display_name}")
@@ -54,7 +48,7 @@ def list_(ctx: click.Context) -> None:
 @click.pass_context
 def set_role(ctx: click.Context, username: str, role: str) -> None:
     """Change an account's role."""
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         users.set_role(session=session, username=username, role=role)
         click.echo(f"{username} is now {role}")
 
@@ -65,7 +59,7 @@ def set_role(ctx: click.Context, username: str, role: str) -> None:
 @click.pass_context
 def disable(ctx: click.Context, username: str, enable: bool) -> None:
     """Disable an account (it can no longer log in); --enable undoes it."""
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         users.set_disabled(session=session, username=username, disabled=not enable)
         click.echo(f"{username} {'enabled' if enable else 'disabled'}")
 
@@ -76,6 +70,6 @@ def disable(ctx: click.Context, username: str, enable: bool) -> None:
 @click.pass_context
 def set_password(ctx: click.Context, username: str, password: str) -> None:
     """Set an account's password."""
-    with _session(ctx) as session:
+    with session_of(ctx) as session:
         users.set_password(session=session, username=username, password=password)
         click.echo(f"password of {username} changed")
