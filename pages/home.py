@@ -1,35 +1,39 @@
-"""Home: the headline figures of the shadow run, for every role."""
+"""Home: where the shadow run stands, for every role, and where to go next."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import streamlit as st
 
 from app import auth, deps
-from core import analytics, review_stats
+from app.registry import pages_for
+from core import analytics, charts, overview, spend
 
+ROOT = Path(__file__).resolve().parent.parent
 user = auth.guard("home")
 settings = deps.settings()
 
 st.title("ShadowTutor")
 st.caption(
-    f"Teacher answers every user; the student shadows it. Log: `{settings.log_path}` · "
-    f"signed in as {user.display_name} ({user.role})"
+    f"The teacher answers every user; the student shadows it. Signed in as "
+    f"{user.display_name} ({user.role}). Times in {settings.timezone}."
 )
 
 now = datetime.now(UTC)
-figures = analytics.headline(analytics.connect(settings.log_path), now)
-reviews = review_stats.reviews_done(settings.db_url)
+con = analytics.connect(settings.log_path, settings.timezone)
+figures = analytics.headline(con, now)
+state = overview.overview(settings.db_url)
 
 if figures.pairs_7d == 0 and figures.teacher_spend_mtd is None:
     st.info(
-        "The shadow log is empty. Wrap your OpenAI client or run the proxy to collect pairs, "
-        "import a file with `shadowtutor logs import FILE`, or generate demo data with "
-        "`shadowtutor demo`."
+        "The shadow log is empty. Wrap your OpenAI client or run `shadowtutor proxy` to "
+        "collect pairs, import a file with `shadowtutor logs import FILE`, or generate demo "
+        "data with `shadowtutor demo`."
     )
 
-c1, c2, c3, c4, c5 = st.columns(5)
+c1, c2, c3, c4 = st.columns(4)
 c1.metric("Pairs, last 7 days", f"{figures.pairs_7d:,}")
 c2.metric(
     "Teacher spend, month to date",
@@ -44,7 +48,27 @@ c4.metric(
     "Student P95 latency, 7 days",
     "n/a" if figures.student_p95_ms_7d is None else f"{figures.student_p95_ms_7d:,.0f} ms",
 )
-c5.metric("Reviews done", f"{reviews:,}")
+c5, c6, c7, c8 = st.columns(4)
+c5.metric(
+    "Student errors and timeouts, 7 days",
+    "n/a" if figures.student_error_rate_7d is None else f"{figures.student_error_rate_7d:.1%}",
+)
+c6.metric("Reviews done", f"{state.reviews_done:,}")
+c7.metric(
+    "Deploy gate",
+    (state.decision or "not evaluated")
+    .replace("_", "-")
+    .replace("INCONCLUSIVE", "NOT ENOUGH DATA"),
+    help=f"Newest decision: {state.decided_at:%Y-%m-%d %H:%M} UTC" if state.decided_at else None,
+)
+c8.metric("Student serves", "kill switch on" if state.killed else f"{state.stage}% of eligible")
 
-if figures.student_error_rate_7d is not None:
-    st.caption(f"Student errors and timeouts, last 7 days: {figures.student_error_rate_7d:.1%}")
+last_30 = analytics.Filters(start=(now - timedelta(days=29)).date(), end=now.date())
+daily = spend.spend_by_day(con, last_30)
+if not daily.empty:
+    st.plotly_chart(charts.spend_trend(daily), width="stretch")
+
+st.subheader("Go to")
+links = [p for p in pages_for(user.role) if p.key != "home"]
+for column, spec in zip(st.columns(len(links) or 1), links, strict=False):
+    column.page_link(str(ROOT / spec.path), label=spec.title, icon=spec.icon)

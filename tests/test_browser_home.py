@@ -24,10 +24,12 @@ def test_home_page_shows_headline_figures(demo_home: Path) -> None:
         page.get_by_text("Pairs, last 7 days").wait_for()
         wait_idle(page)
         for label in ("Teacher spend, month to date", "Mean similarity, 7 days",
-                      "Student P95 latency, 7 days", "Reviews done"):  # fmt: skip
+                      "Student P95 latency, 7 days", "Reviews done", "Deploy gate", "Student serves"):  # fmt: skip
             assert page.get_by_text(label).is_visible()
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
-        assert len(values) == 5 and all(v and v != "n/a" for v in values), values
+        assert len(values) == 8 and all(v and v != "n/a" for v in values), values
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+        wait_idle(page)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
         sidebar = page.locator('[data-testid="stSidebar"]')

@@ -68,6 +68,7 @@ def test_demo_generates_the_default_20000_pairs(home: Path) -> None:
     result = run("demo", "--no-serve")
     assert result.exit_code == 0, result.output
     assert "demo data: 20,000 pairs over 60 days" in result.output
+    assert "deploy gate on the demo: GO (eligible: greeting, casual)" in result.output
     assert "admin / demo-admin" in result.output and "manager / demo-manager" in result.output
     again = run("demo", "--no-serve")
     assert "no demo data generated" in again.output and "already holds data" in again.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from core import db, demo
+from core import db, demo, gate, gate_data, users
 from core.cli import main, settings_of
 
 
@@ -36,6 +36,12 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
             f"({summary.compacted_days} days compacted to Parquet), {summary.reviews} reviews, "
             f"monthly budget ${summary.budget_usd:,.0f}"
         )
+        config = gate.load_config(settings.gate_config or None)
+        with db.session_scope(settings.db_url) as session:
+            admin_id = users.require_user(session=session, username="admin").id
+        result = gate_data.evaluate(settings, config, actor_id=admin_id)
+        eligible = ", ".join(result.decision.eligible) if result.decision.eligible else "none"
+        click.echo(f"deploy gate on the demo: {result.decision.outcome} (eligible: {eligible})")
     except demo.DemoError as exc:
         click.echo(f"no demo data generated: {exc}")
     click.echo("demo accounts (username / password):")
