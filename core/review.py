@@ -404,10 +404,22 @@ def submit_review(
         raise ReviewError(
             "you have reviewed this item already; change it under 'My recent reviews'"
         )
-    review = Review(
+    review = _review_row(
+        judgement,
+        tags,
         item_id=item_id,
         pair_id=item.pair_id,
         reviewer_id=reviewer_id,
+        blind=judgement.blind,
+    )
+    session.add(review)
+    session.flush()
+    return review
+
+
+def _review_row(judgement: Judgement, tags: list[str], **ids: Any) -> Review:
+    """A new Review row from a judgement (ids: item, pair, reviewer, blind, previous)."""
+    return Review(
         student_score=judgement.student_score,
         teacher_score=judgement.teacher_score,
         verdict=judgement.verdict,
@@ -416,11 +428,8 @@ def submit_review(
         note=judgement.note.strip(),
         corrected_answer=(judgement.corrected_answer or "").strip() or None,
         seconds_spent=judgement.seconds_spent,
-        blind=judgement.blind,
+        **ids,
     )
-    session.add(review)
-    session.flush()
-    return review
 
 
 def edit_review(
@@ -444,18 +453,12 @@ def edit_review(
     delta = _counts(judgement.decision) - _counts(old.decision)
     if delta:
         _bump(session, old.item_id, delta, release_for=None)
-    new = Review(
+    new = _review_row(
+        judgement,
+        tags,
         item_id=old.item_id,
         pair_id=old.pair_id,
         reviewer_id=reviewer_id,
-        student_score=judgement.student_score,
-        teacher_score=judgement.teacher_score,
-        verdict=judgement.verdict,
-        decision=judgement.decision,
-        tags=tags,
-        note=judgement.note.strip(),
-        corrected_answer=(judgement.corrected_answer or "").strip() or None,
-        seconds_spent=judgement.seconds_spent,
         blind=old.blind,
         previous_id=old.id,
     )
