@@ -49,7 +49,12 @@ PAGES: list[PageSpec] = [
     ),
     PageSpec("readiness", "pages/readiness.py", "Readiness", ":material/flag:", EVERYONE, "Decide"),
     PageSpec(
-        "playground", "pages/playground.py", "Playground", ":material/chat:", (ADMIN, REVIEWER), "Try"
+        "playground",
+        "pages/playground.py",
+        "Playground",
+        ":material/chat:",
+        (ADMIN, REVIEWER),
+        "Try",
     ),
     PageSpec("export", "pages/export.py", "Export", ":material/dataset:", (ADMIN,), "Export"),
 ]

@@ -23,8 +23,15 @@ def test_home_page_shows_headline_figures(demo_home: Path) -> None:
         login(page, base, "manager", "demo-manager")
         page.get_by_text("Pairs, last 7 days").wait_for()
         wait_idle(page)
-        for label in ("Teacher spend, month to date", "Mean similarity, 7 days",
-                      "Student P95 latency, 7 days", "Reviews done", "Deploy gate", "Student serves"):  # fmt: skip
+        labels = (
+            "Teacher spend, month to date",
+            "Mean similarity, 7 days",
+            "Student P95 latency, 7 days",
+            "Reviews done",
+            "Deploy gate",
+            "Student serves",
+        )
+        for label in labels:
             assert page.get_by_text(label).is_visible()
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert len(values) == 8 and all(v and v != "n/a" for v in values), values
