@@ -19,8 +19,9 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from core import rollout, routing
 from core.errors import ShadowTutorError
-from core.models import Budget, RolloutEvent
+from core.models import Budget
 
 ALERT_LEVELS = (50, 80, 100)
 RUN_RATE_DAYS = 7
@@ -155,16 +156,8 @@ def set_budget(*, session: Session, monthly_usd: float, user_id: int, role: str)
 
 def current_stage(*, session: Session) -> int:
     """Percent of eligible traffic the student serves now: the newest rollout event's stage,
-    0 when there is none or it is a kill."""
-    stmt = (
-        select(RolloutEvent)
-        .order_by(col(RolloutEvent.created_at).desc(), col(RolloutEvent.id).desc())
-        .limit(1)
-    )
-    event = session.exec(stmt).first()
-    if event is None or event.killed:
-        return 0
-    return int(event.stage)
+    0 when there is none or the kill switch is on (in the database or the environment)."""
+    return 0 if routing.env_killed() else rollout.state(session=session).serving
 
 
 def alert_message(status: BudgetStatus, projection: Projection) -> tuple[str, str]:

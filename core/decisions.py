@@ -10,14 +10,14 @@ override everywhere; a critical FAIL cannot be overridden.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from core.errors import ShadowTutorError
 from core.gate import FAIL, GO, NO_GO, PASS, Decision
-from core.models import GateDecision, GateEvent, RolloutEvent, User, utcnow
+from core.models import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
 
 MIN_REASON = 15  # characters: "ok" is not a reason
 
@@ -248,9 +248,5 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
                 flagged=r.action in ("auto_rollback", "kill"),
             )
         )
-    rows.sort(key=lambda r: _aware(r.when), reverse=True)
+    rows.sort(key=lambda r: as_utc(r.when), reverse=True)
     return rows[:limit]
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

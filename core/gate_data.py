@@ -18,17 +18,13 @@ from sqlmodel import Session, col, select
 from core import db, decisions, logstore, rollout
 from core.config import Settings
 from core.gate import Aggregate, Calibration, Decision, GateConfig, Window, calibrate, decide
-from core.models import Review, ReviewItem, Tag
+from core.models import Review, ReviewItem, Tag, as_utc
 
 NONE_CATEGORY = "(none)"
 
 
 def _naive(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 # --- the log -----------------------------------------------------------------------------
@@ -138,8 +134,8 @@ def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
         usable = score is not None and decision != "skip"
         out.append(
             ReviewRow(
-                pair_ts=_aware(pair_ts) if pair_ts else None,
-                created_at=_aware(created),
+                pair_ts=as_utc(pair_ts) if pair_ts else None,
+                created_at=as_utc(created),
                 category=category or NONE_CATEGORY,
                 score=int(score) if usable else None,
                 similarity=sim,
@@ -164,9 +160,9 @@ def assemble(
 ) -> Window:
     """The window [start, end): the log days inside it, and the reviews that existed at
     ``as_of`` (default ``end``) of pairs from [review_start, end) (default: the same start)."""
-    start, end = _aware(start), _aware(end)
-    as_of = _aware(as_of) if as_of else end
-    review_start = _aware(review_start) if review_start else start
+    start, end = as_utc(start), as_utc(end)
+    as_of = as_utc(as_of) if as_of else end
+    review_start = as_utc(review_start) if review_start else start
     cats: dict[str, Aggregate] = {}
     for day, by_cat in days.items():
         if start.date() <= day <= end.date():
@@ -186,12 +182,12 @@ def assemble(
 
 
 def window_bounds(config: GateConfig, now: datetime) -> tuple[datetime, datetime]:
-    end = _aware(now)
+    end = as_utc(now)
     return end - timedelta(days=config.window_days), end
 
 
 def review_start(config: GateConfig, end: datetime) -> datetime:
-    return _aware(end) - timedelta(days=config.review_window_days)
+    return as_utc(end) - timedelta(days=config.review_window_days)
 
 
 def gather(settings: Settings, config: GateConfig, now: datetime) -> Window:

@@ -21,6 +21,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(ts: datetime | None) -> datetime | None:
+    """The same instant as an aware UTC datetime. Stored times are UTC, but some paths
+    (SQLite, raw SQL, DuckDB) hand them back naive."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 def _json(default: Any = None) -> Any:
     factory = (lambda: dict()) if default is dict else (lambda: list())  # noqa: C408
     return Field(default_factory=factory, sa_column=Column(JSON, nullable=False))

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import select
 
-from core import db, decisions, rollout
+from core import db, decisions, rollout, routing
 from core.models import Review
 
 
@@ -41,5 +41,5 @@ def overview(url: str) -> Overview:
         decision=latest.outcome if latest else None,
         decided_at=latest.created_at if latest else None,
         stage=state.stage,
-        killed=state.killed,
+        killed=state.killed or routing.env_killed(),
     )

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from core import db, decisions, gate, gate_data, rollout
 from core.config import Settings
-from core.models import GateDecision
+from core.models import GateDecision, as_utc
 
 LABELS = {gate.GO: "GO", gate.NO_GO: "NO-GO", gate.INCONCLUSIVE: "NOT ENOUGH DATA"}
 LEVEL = {gate.GO: 2, gate.INCONCLUSIVE: 1, gate.NO_GO: 0}
@@ -215,7 +215,7 @@ def audit_frame(rows: list[decisions.AuditRow]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "When (UTC)": rollout.aware(r.when).strftime("%Y-%m-%d %H:%M:%S"),
+                "When (UTC)": as_utc(r.when).strftime("%Y-%m-%d %H:%M:%S"),
                 "Who": r.who,
                 "What": r.what,
                 "Evidence / reason": r.detail,

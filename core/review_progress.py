@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from core.models import Review, ReviewItem, User, utcnow
+from core.agreement import Rating
+from core.models import Review, ReviewItem, User, as_utc, utcnow
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def progress(*, session: Session, day_start: datetime | None = None) -> Progress
         entry[decision] = entry.get(decision, 0) + 1
         if decision == "skip":
             continue
-        if created_at is not None and _aware(created_at) >= day_start:
+        if created_at is not None and as_utc(created_at) >= day_start:
             entry["today"] += 1
             today_total += 1
         if seconds is not None:
@@ -100,16 +101,15 @@ def progress(*, session: Session, day_start: datetime | None = None) -> Progress
     )
 
 
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def current_reviews(*, session: Session) -> list[tuple[Review, str]]:
-    """Every current review with its reviewer's username (input of the agreement figures)."""
+def ratings(*, session: Session) -> list[Rating]:
+    """Every current review as a rating by its reviewer (input of the agreement figures)."""
     stmt = (
         select(Review, User.username)
         .join(User, User.id == Review.reviewer_id)
         .where(Review.is_current)
         .order_by(Review.item_id, Review.id)
     )
-    return [(r, u) for r, u in session.exec(stmt)]
+    return [
+        Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
+        for r, name in session.exec(stmt)
+    ]

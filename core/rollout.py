@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from core import decisions
 from core.decisions import DecisionError
 from core.gate import NO_GO, GateConfig
-from core.models import GateDecision, RolloutEvent, utcnow
+from core.models import GateDecision, RolloutEvent, as_utc, utcnow
 
 DEFAULT_SALT = "shadowtutor-rollout-1"
 
@@ -47,13 +47,6 @@ class RolloutState:
         return 0 if self.killed else self.stage
 
 
-def aware(ts: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes; every stored time is UTC."""
-    if ts is None:
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 def state_of(event: RolloutEvent | None) -> RolloutState:
     if event is None:
         return RolloutState()
@@ -64,7 +57,7 @@ def state_of(event: RolloutEvent | None) -> RolloutState:
         killed=event.killed,
         categories=tuple(details.get("categories", [])),
         salt=details.get("salt", DEFAULT_SALT),
-        since=datetime.fromisoformat(since) if since else aware(event.created_at),
+        since=datetime.fromisoformat(since) if since else as_utc(event.created_at),
         event_id=event.id,
         action=event.action,
         decision_id=event.decision_id,
@@ -155,9 +148,9 @@ def blockers(
         out.append(appr.describe() + ": an admin must approve a GO (or override a NO-GO)")
     back = last_rollback(session=session)
     if appr.decision is not None and back is not None:
-        if aware(appr.decision.created_at) <= aware(back.created_at):
+        if as_utc(appr.decision.created_at) <= as_utc(back.created_at):
             out.append(
-                f"rolled back at {aware(back.created_at):%Y-%m-%d %H:%M} UTC: a decision made "
+                f"rolled back at {as_utc(back.created_at):%Y-%m-%d %H:%M} UTC: a decision made "
                 "after the rollback must be approved (no automatic re-promotion)"
             )
     if cur.stage > 0 and not cur.killed:
@@ -256,7 +249,7 @@ def apply_decision(
         k = config.failures_to_rollback
         stmt = select(GateDecision).order_by(col(GateDecision.id).desc()).limit(k)
         recent = [
-            d for d in session.exec(stmt) if cur.since is None or aware(d.created_at) >= cur.since
+            d for d in session.exec(stmt) if cur.since is None or as_utc(d.created_at) >= cur.since
         ]
         if len(recent) < k or any(d.outcome != NO_GO for d in recent):
             return None

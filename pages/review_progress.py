@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from app import auth, deps
-from core import agreement, db, review_progress
+from core import agreement, analytics, db, review_progress
 
 user = auth.guard("review-progress")
 settings = deps.settings()
 
 st.title("Review progress")
-tz = ZoneInfo(settings.timezone)
+try:
+    tz = analytics.zone(settings.timezone)
+except analytics.TimezoneError as exc:
+    st.error(str(exc))
+    st.stop()
 day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
 with db.session_scope(settings.db_url) as s:
     prog = review_progress.progress(session=s, day_start=day_start)
-    ratings = [
-        agreement.Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
-        for r, name in review_progress.current_reviews(session=s)
-    ]
+    ratings = review_progress.ratings(session=s)
 
 if prog.items_total == 0:
     st.info(

@@ -15,7 +15,7 @@ from core import decisions, gate, gate_data, logrecord, logstore, users
 from core.decisions import DecisionError
 from core.gate import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
 from core.models import GateDecision, Review, ReviewItem, UserCreate
-from core.rollout import aware as rollout_aware
+from core.models import as_utc as rollout_aware
 from tests.gatesim import Student, window
 
 SHIPPED = tomllib.loads(gate.DEFAULT_CONFIG.read_text())

@@ -89,10 +89,7 @@ def stats(ctx: click.Context) -> None:
     """Queue size, reviews today, per reviewer counts and agreement."""
     with session_of(ctx) as session:
         prog = review_progress.progress(session=session)
-        ratings = [
-            agreement.Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
-            for r, name in review_progress.current_reviews(session=session)
-        ]
+        ratings = review_progress.ratings(session=session)
     median = "n/a" if prog.median_seconds is None else f"{prog.median_seconds:.0f} s"
     click.echo(
         f"queue: {prog.queue_open} open, {prog.items_done} done of {prog.items_total} items\n"
