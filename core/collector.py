@@ -34,7 +34,6 @@ the share depends on the month's volume: analytics divide it over the month's st
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import logging
 import queue
@@ -72,10 +71,12 @@ WRITE_SLICE = 64  # records encoded and written between two GIL hand-offs
 # --- sampling ----------------------------------------------------------------------------------
 
 
+SAMPLING_SALT = "shadow-sample"  # its own salt: who is sampled does not follow who is routed
+
+
 def bucket(key: str) -> float:
     """Stable position 0..100 of a key (same key, same bucket, on every machine)."""
-    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 * 100
+    return routing.bucket_of(key, SAMPLING_SALT)
 
 
 def sampled(key: str | None, percent: float) -> bool:

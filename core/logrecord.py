@@ -153,7 +153,7 @@ def validate(obj: Any) -> dict[str, Any]:
         id=obj["id"],
         ts=parse_ts(ts),
         source=source,
-        messages=_validate_messages(obj["messages"]),
+        messages=validate_messages(obj["messages"]),
         teacher=_validate_answer("teacher", obj["teacher"], required=True),
         student=_validate_answer("student", obj.get("student") or {}, required=False),
         user_hash=_opt_str(obj, "user_hash"),
@@ -183,7 +183,7 @@ def _opt_str(obj: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _validate_messages(messages: Any) -> list[dict[str, Any]]:
+def validate_messages(messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise RecordError("'messages' must be a non-empty list of chat messages")
     for i, msg in enumerate(messages):
@@ -229,6 +229,13 @@ def _validate_similarity(sim: Any) -> dict[str, Any] | None:
     return {"method": sim.get("method"), "score": score}
 
 
+def openai_id(messages: list[dict[str, Any]]) -> str:
+    """The id of an OpenAI chat line: a hash of its messages, so the same line imported or
+    replayed twice gets the same id."""
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:32]
+    return f"oai-{digest}"
+
+
 def from_openai_chat(obj: Any, *, line_no: int | None = None) -> dict[str, Any]:
     """Convert an OpenAI chat fine-tuning line ``{"messages": [...]}`` into a record.
 
@@ -237,17 +244,16 @@ def from_openai_chat(obj: Any, *, line_no: int | None = None) -> dict[str, Any]:
     """
     if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
         raise RecordError("an OpenAI chat line must be an object with a 'messages' list")
-    messages = _validate_messages(obj["messages"])
+    messages = validate_messages(obj["messages"])
     last = messages[-1]
     if last.get("role") != "assistant" or not isinstance(last.get("content"), str):
         raise RecordError("the last message must be the assistant's (teacher's) answer")
     prompt = messages[:-1]
     if not prompt:
         raise RecordError("there is no prompt before the assistant's answer")
-    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:32]
     extra = {k: v for k, v in obj.items() if k != "messages"}
     return make_record(
-        id=f"oai-{digest}",
+        id=openai_id(messages),
         source="import",
         messages=prompt,
         teacher={"model": str(obj.get("model") or "unknown"), "response": last["content"]},

@@ -14,7 +14,6 @@ the replay stops (nothing is written for the lines it could not try) with a mess
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,11 +65,10 @@ def parse_item(raw: str | bytes) -> ReplayItem:
             return ReplayItem(rec["id"], rec["messages"], rec["teacher"])
         if not messages:
             raise logrecord.RecordError("'messages' is empty: there is no prompt to replay")
-        digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:32]
         model = obj.get("model")
         return ReplayItem(
-            f"oai-{digest}",
-            logrecord._validate_messages(messages),
+            logrecord.openai_id(messages),
+            logrecord.validate_messages(messages),
             None,
             {"teacher": {"model": model}} if model else None,
         )
