@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import analytics
+from core.config import Settings
+from core.errors import ShadowTutorError
 
 PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All": None, "Custom": -1}
 
@@ -18,6 +20,28 @@ PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All": None
 def local_now(tz: str) -> datetime:
     """The current time in the display time zone, naive (as ``facts.lts`` is)."""
     return datetime.now(UTC).astimezone(analytics.zone(tz)).replace(tzinfo=None)
+
+
+def connect_or_stop(settings: Settings):  # noqa: ANN201
+    """The analytics connection for the page, or a message naming what to fix (an unreadable
+    log file, an unknown time zone) and the page stops."""
+    try:
+        return analytics.connect(settings.log_path, settings.timezone)
+    except ShadowTutorError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def selection(con, key: str, tz: str) -> analytics.Filters:  # noqa: ANN001
+    """The filter bar's selection; the page stops with a message when the log is empty or
+    nothing matches."""
+    f = filter_bar(con, key, tz)
+    if f is None:
+        st.stop()
+    if analytics.count_pairs(con, f) == 0:
+        st.info("No pairs match these filters; widen the period or clear a filter.")
+        st.stop()
+    return f
 
 
 def filter_bar(con, key: str, tz: str) -> analytics.Filters | None:  # noqa: ANN001

@@ -5,16 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from app import auth, deps, filters
-from core import analytics, budget, charts, db, pricing, spend
+from core import budget, charts, db, pricing, spend
 from core.errors import ShadowTutorError
 
 user = auth.guard("cost")
 settings = deps.settings()
 st.title("Cost")
+con = filters.connect_or_stop(settings)
 try:
-    con = analytics.connect(settings.log_path, settings.timezone)
     prices = pricing.load_table(settings.price_table)
-except (ShadowTutorError, FileNotFoundError) as exc:
+except FileNotFoundError as exc:
     st.error(str(exc))
     st.stop()
 
@@ -60,12 +60,7 @@ if user.role == "admin":
             else:
                 st.rerun()
 
-f = filters.filter_bar(con, "cost", settings.timezone)
-if f is None:
-    st.stop()
-if analytics.count_pairs(con, f) == 0:
-    st.info("No pairs match these filters; widen the period or clear a filter.")
-    st.stop()
+f = filters.selection(con, "cost", settings.timezone)
 message = spend.coverage_message(spend.cost_coverage(con, f, prices))
 if message:
     st.warning(message)

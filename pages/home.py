@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import auth, deps
+from app import auth, deps, filters
 from app.registry import pages_for
 from core import analytics, charts, overview, spend
 
@@ -22,7 +22,7 @@ st.caption(
 )
 
 now = datetime.now(UTC)
-con = analytics.connect(settings.log_path, settings.timezone)
+con = filters.connect_or_stop(settings)
 figures = analytics.headline(con, now)
 state = overview.overview(settings.db_url)
 

@@ -6,23 +6,12 @@ import streamlit as st
 
 from app import auth, deps, filters
 from core import analytics, charts, db, quality
-from core.errors import ShadowTutorError
 
 user = auth.guard("quality")
 settings = deps.settings()
 st.title("Quality & latency")
-try:
-    con = analytics.connect(settings.log_path, settings.timezone)
-except ShadowTutorError as exc:
-    st.error(str(exc))
-    st.stop()
-
-f = filters.filter_bar(con, "quality", settings.timezone)
-if f is None:
-    st.stop()
-if analytics.count_pairs(con, f) == 0:
-    st.info("No pairs match these filters; widen the period or clear a filter.")
-    st.stop()
+con = filters.connect_or_stop(settings)
+f = filters.selection(con, "quality", settings.timezone)
 
 st.subheader("Similarity")
 methods = quality.similarity_methods(con, f)
