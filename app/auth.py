@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import deps
-from app.registry import page
-from core import db, users
+from shadowtutor import db, users
+from shadowtutor.app import deps
+from shadowtutor.app.registry import page
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def current_user() -> CurrentUser | None:
     if user_id is None:
         return None
     with db.session_scope(deps.settings().db_url) as session:
-        from core.models import User
+        from shadowtutor.tables import User
 
         user = session.get(User, user_id)
         if user is None or user.disabled:

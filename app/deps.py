@@ -9,7 +9,7 @@ import os
 
 import streamlit as st
 
-from core.config import Settings
+from shadowtutor.config import Settings
 
 
 def _secrets() -> dict:

@@ -10,9 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import analytics
-from core.config import Settings
-from core.errors import ShadowTutorError
+from shadowtutor.config import Settings
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.log import analytics
 
 PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All": None, "Custom": -1}
 

@@ -11,11 +11,15 @@ from collections.abc import Callable
 import streamlit as st
 from sqlmodel import Session
 
-from app import auth
-from app.auth import CurrentUser
-from core import db, decisions, gate, gate_data, readiness, rollout
-from core.config import Settings
-from core.errors import ShadowTutorError
+from shadowtutor import db
+from shadowtutor.app import auth
+from shadowtutor.app.auth import CurrentUser
+from shadowtutor.config import Settings
+from shadowtutor.dashboards import readiness
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import decisions, rollout
+from shadowtutor.gate import evidence as gate_data
 
 FLASH = "readiness-flash"
 

@@ -7,17 +7,10 @@ page's own role check and a clear refusal; the menu lists only the role's pages.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run app/main.py` from a source checkout
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app import auth, deps, registry  # noqa: E402
-from core import db  # noqa: E402
+from shadowtutor import db
+from shadowtutor.app import auth, deps, registry
 
 st.set_page_config(page_title="ShadowTutor", page_icon=":material/school:", layout="wide")
 
@@ -33,7 +26,7 @@ if user is None:
 
 pages = {
     spec.key: st.Page(
-        str(ROOT / spec.path),
+        str(spec.path),
         title=spec.title,
         icon=spec.icon,
         url_path=spec.key,

@@ -8,10 +8,11 @@ from typing import Any
 
 import streamlit as st
 
-from app.auth import CurrentUser
-from core import db, playground
-from core.config import Settings
-from core.errors import ShadowTutorError
+from shadowtutor import db
+from shadowtutor.app.auth import CurrentUser
+from shadowtutor.config import Settings
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.playground import chat as playground
 
 
 def show_answer(col: Any, who: str, ans: playground.Answer) -> None:

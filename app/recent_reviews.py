@@ -7,9 +7,10 @@ from typing import Any
 
 import streamlit as st
 
-from app import review_ui as ui
-from core import db, review
-from core.errors import ShadowTutorError
+from shadowtutor import db
+from shadowtutor.app import review_ui as ui
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.review import queue as review
 
 
 def show(*, user_id: int, url: str, tag_names: list[str], tz: Any) -> None:

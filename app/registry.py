@@ -7,6 +7,11 @@ run (``auth.guard``), so typing a page's address is refused on the server, not j
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import shadowtutor.pages
+
+PAGES_DIR = Path(shadowtutor.pages.__file__).resolve().parent
 
 ADMIN, REVIEWER, MANAGER = "admin", "reviewer", "manager"
 EVERYONE = (ADMIN, REVIEWER, MANAGER)
@@ -15,25 +20,27 @@ EVERYONE = (ADMIN, REVIEWER, MANAGER)
 @dataclass(frozen=True)
 class PageSpec:
     key: str  # also the URL path: /<key>
-    path: str  # file, relative to the repository root
+    file: str  # in the pages package (pages/ in the repository)
     title: str
     icon: str
     roles: tuple[str, ...]
     section: str = "Overview"
 
+    @property
+    def path(self) -> Path:
+        return PAGES_DIR / self.file
+
 
 PAGES: list[PageSpec] = [
-    PageSpec("home", "pages/home.py", "Home", ":material/home:", EVERYONE),
-    PageSpec("cost", "pages/cost.py", "Cost", ":material/payments:", (ADMIN, MANAGER), "Watch"),
+    PageSpec("home", "home.py", "Home", ":material/home:", EVERYONE),
+    PageSpec("cost", "cost.py", "Cost", ":material/payments:", (ADMIN, MANAGER), "Watch"),
+    PageSpec("quality", "quality.py", "Quality & latency", ":material/speed:", EVERYONE, "Watch"),
     PageSpec(
-        "quality", "pages/quality.py", "Quality & latency", ":material/speed:", EVERYONE, "Watch"
-    ),
-    PageSpec(
-        "review", "pages/review.py", "Review", ":material/rate_review:", (ADMIN, REVIEWER), "Review"
+        "review", "review.py", "Review", ":material/rate_review:", (ADMIN, REVIEWER), "Review"
     ),
     PageSpec(
         "review-queue",
-        "pages/review_admin.py",
+        "review_admin.py",
         "Review queue",
         ":material/playlist_add:",
         (ADMIN,),
@@ -41,22 +48,22 @@ PAGES: list[PageSpec] = [
     ),
     PageSpec(
         "review-progress",
-        "pages/review_progress.py",
+        "review_progress.py",
         "Review progress",
         ":material/monitoring:",
         EVERYONE,
         "Review",
     ),
-    PageSpec("readiness", "pages/readiness.py", "Readiness", ":material/flag:", EVERYONE, "Decide"),
+    PageSpec("readiness", "readiness.py", "Readiness", ":material/flag:", EVERYONE, "Decide"),
     PageSpec(
         "playground",
-        "pages/playground.py",
+        "playground.py",
         "Playground",
         ":material/chat:",
         (ADMIN, REVIEWER),
         "Try",
     ),
-    PageSpec("export", "pages/export.py", "Export", ":material/dataset:", (ADMIN,), "Export"),
+    PageSpec("export", "export.py", "Export", ":material/dataset:", (ADMIN,), "Export"),
 ]
 
 

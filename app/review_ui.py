@@ -10,8 +10,8 @@ from typing import Any
 
 import streamlit as st
 
-from app import shortcuts
-from core import review
+from shadowtutor.app import shortcuts
+from shadowtutor.review import queue as review
 
 SCORES = [1, 2, 3, 4, 5]
 KEY_HINTS = {"left": " (keys 1-5)", "right": " (Shift+1-5)", "verdict": " (Q / W / E)"}

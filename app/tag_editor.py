@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import db
-from core import tags as taxonomy
-from core.errors import ShadowTutorError
+from shadowtutor import db
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.review import tags as taxonomy
 
 
 def show(url: str) -> None:

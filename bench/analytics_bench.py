@@ -28,7 +28,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DAYS = 90
 END = datetime(2026, 11, 1)
@@ -142,7 +141,9 @@ def _median_ms(fn, runs: int = 3) -> float:  # noqa: ANN001
 
 def duck(folder: Path) -> dict:
     """Every query of both pages on a log folder holding Parquet only (closed days)."""
-    from core import analytics, budget, pricing, quality, spend
+    from shadowtutor import pricing
+    from shadowtutor.dashboards import budget, quality, spend
+    from shadowtutor.log import analytics
 
     log = folder / "duck"
     log.mkdir(exist_ok=True)
@@ -225,7 +226,7 @@ def duck(folder: Path) -> dict:
 
 def duck_jsonl(folder: Path) -> dict:
     """Cold load of the narrow table straight from JSONL (a log nobody compacted)."""
-    from core import analytics
+    from shadowtutor.log import analytics
 
     log = folder / "duckjsonl"
     log.mkdir(exist_ok=True)

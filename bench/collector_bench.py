@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 MSGS = [
     {"role": "system", "content": "You are the assistant of an Italian bakery."},
@@ -52,7 +51,7 @@ def summary(values: list[float]) -> str:
 
 
 def serve(delay_ms: float) -> None:
-    from tests.loopback import ModelServer
+    from shadowtutor.testing.loopback import ModelServer
 
     answer = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
     teacher = ModelServer(models=["gpt-4o-mini"], answer=answer, delay=delay_ms / 1000)
@@ -76,7 +75,7 @@ def start_servers(delay_ms: float) -> tuple[subprocess.Popen[str], dict[str, str
 
 def start_proxy(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "proxy", "--port", str(port)],
+        [sys.executable, "-m", "shadowtutor.cli", "proxy", "--port", str(port)],
         cwd=ROOT,
         env=os.environ | env | {"PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
@@ -100,9 +99,9 @@ def start_proxy(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict[str, Any]:
     import openai
 
-    from core.collector import ShadowCollector
-    from core.config import Settings
-    from core.wrapper import _Call
+    from shadowtutor.collect.collector import ShadowCollector
+    from shadowtutor.collect.wrapper import _Call
+    from shadowtutor.config import Settings
 
     settings = Settings.load(env)
     plain = openai.OpenAI(base_url=urls["teacher"], api_key="sk-bench", max_retries=0)
@@ -156,7 +155,7 @@ def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict
 def bench_proxy(urls: dict[str, str], env: dict[str, str], calls: int) -> dict[str, Any]:
     import httpx
 
-    from tests.loopback import _free_port
+    from shadowtutor.testing.loopback import _free_port
 
     port = _free_port()
     proc = start_proxy(env, port)
@@ -201,11 +200,11 @@ def proc_cpu(pid: int) -> float:
 
 
 def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
-    from core import logrecord
-    from core.clients import ChatResult
-    from core.collector import Job, ShadowCollector
-    from core.config import Settings
-    from core.logstore import LogWriter
+    from shadowtutor.backends.clients import ChatResult
+    from shadowtutor.collect.collector import Job, ShadowCollector
+    from shadowtutor.config import Settings
+    from shadowtutor.log import record as logrecord
+    from shadowtutor.log.store import LogWriter
 
     settings = Settings.load(env)
     teacher_text = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
@@ -279,7 +278,7 @@ def main() -> None:
         "SHADOWTUTOR_QUEUE_SIZE": "10000",
     }
     os.environ.update(env)  # routing reads the rollout state from this home's database
-    from core import db
+    from shadowtutor import db
 
     if args.only == "proxy":  # forwarding alone (nothing shadowed) versus shadowing all
         db.upgrade(settings_db_url(env))
@@ -337,7 +336,7 @@ def main() -> None:
 
 
 def settings_db_url(env: dict[str, str]) -> str:
-    from core.config import Settings
+    from shadowtutor.config import Settings
 
     return Settings.load(env).db_url
 

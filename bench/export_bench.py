@@ -16,17 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from sqlalchemy import insert  # noqa: E402
 
-from core import db, demo, export, logrecord, review  # noqa: E402
-from core.models import Review, ReviewItem  # noqa: E402
+from shadowtutor import db  # noqa: E402
+from shadowtutor.demo import generate as demo  # noqa: E402
+from shadowtutor.export import jobs as export  # noqa: E402
+from shadowtutor.log import record as logrecord  # noqa: E402
+from shadowtutor.review import queue as review  # noqa: E402
+from shadowtutor.tables import Review, ReviewItem  # noqa: E402
 
 PII = (
     " My e-mail is mario.rossi{i}@example.it, call me on +39 333 {i:03d} 4567;"

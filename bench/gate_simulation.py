@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 import tomllib
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import gate  # noqa: E402
-from tests.gatesim import Student, window  # noqa: E402
+from shadowtutor.gate import criteria as gate  # noqa: E402
+from shadowtutor.testing.gatesim import Student, window  # noqa: E402
 
 GOOD_SCORES = (0.01, 0.02, 0.07, 0.30, 0.60)
 AT_4 = (0.02, 0.05, 0.14, 0.49, 0.30)  # mean exactly 4.00

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import playground  # noqa: E402
-from core.clients import OllamaBackend, OpenAIBackend  # noqa: E402
-from core.similarity import SimilarityMethod  # noqa: E402
-from tests.loopback import ModelServer  # noqa: E402
+from shadowtutor.backends.clients import OllamaBackend, OpenAIBackend  # noqa: E402
+from shadowtutor.playground import chat as playground  # noqa: E402
+from shadowtutor.similarity import SimilarityMethod  # noqa: E402
+from shadowtutor.testing.loopback import ModelServer  # noqa: E402
 
 
 def p95(values: list[float]) -> float:

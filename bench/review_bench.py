@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/review_bench.py --pairs 20000 [--pg postgresql+psycopg2://...]
 
-Builds demo data (``core.demo.build``) in a temporary folder, then times:
+Builds demo data (``shadowtutor.demo.generate.build``) in a temporary folder, then times:
 - ``review.fill_queue`` for each sampling strategy (200 pairs each, fresh DuckDB connection),
 - 200 rounds of ``claim_next`` + ``submit_review`` by one reviewer (one transaction each,
   as the Review page does), reported as milliseconds per round.
@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from core import analytics, db, demo, review, sampling  # noqa: E402
-from core.models import User  # noqa: E402
+from shadowtutor import db  # noqa: E402
+from shadowtutor.demo import generate as demo  # noqa: E402
+from shadowtutor.log import analytics  # noqa: E402
+from shadowtutor.review import pick as sampling  # noqa: E402
+from shadowtutor.review import queue as review  # noqa: E402
+from shadowtutor.tables import User  # noqa: E402
 
 
 def bench_store(url: str, log_dir: Path, label: str) -> None:

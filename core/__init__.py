@@ -1,0 +1,45 @@
+"""ShadowTutor: shadow a paid cloud LLM (the teacher) with a local model (the student), review
+the pairs, watch cost, decide with evidence when the student may serve, and export training data.
+
+The integrator's API::
+
+    import openai, shadowtutor
+
+    collector = shadowtutor.ShadowCollector()      # settings from the environment
+    client = collector.wrap(openai.OpenAI())       # or shadowtutor.wrap(openai.OpenAI(), collector)
+
+Everything else lives in one package per domain noun: ``collect`` (request path, collector,
+proxy, replay), ``log`` (record, store, analytics), ``backends``, ``review``, ``gate``,
+``dashboards``, ``export``, ``playground``, ``demo``, ``cli``; ``auth`` holds the one
+permission table.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# Public name -> module; imported on first use so `import shadowtutor` stays cheap.
+_PUBLIC = {
+    "ShadowCollector": "shadowtutor.collect.collector",
+    "Job": "shadowtutor.collect.job",
+    "wrap": "shadowtutor.collect.wrapper",
+    "Settings": "shadowtutor.config",
+    "SettingsError": "shadowtutor.config",
+    "ShadowTutorError": "shadowtutor.errors",
+    "LogWriter": "shadowtutor.log.store",
+    "student_backend": "shadowtutor.backends.clients",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shadowtutor' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core.errors import ShadowTutorError
+from shadowtutor.errors import ShadowTutorError
 
 
 class SettingsError(ShadowTutorError, ValueError):

@@ -21,9 +21,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from core.errors import ShadowTutorError
+import shadowtutor.migrations
+from shadowtutor.errors import ShadowTutorError
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(shadowtutor.migrations.__file__).resolve().parent
 
 
 class SchemaError(ShadowTutorError, RuntimeError):

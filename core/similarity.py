@@ -102,7 +102,7 @@ def get_method(settings: Any) -> SimilarityMethod:
     name = (settings.similarity_method or "lexical").strip().lower()
     factory = _FACTORIES.get(name)
     if factory is None:
-        from core.config import SettingsError
+        from shadowtutor.config import SettingsError
 
         raise SettingsError(
             f"SHADOWTUTOR_SIMILARITY={name!r} is not a similarity method; "
@@ -118,7 +118,7 @@ def _lexical_method(settings: Any) -> SimilarityMethod:
 
 @register("ollama")
 def _ollama_method(settings: Any) -> SimilarityMethod:
-    from core.clients import OllamaBackend
+    from shadowtutor.backends.clients import OllamaBackend
 
     # Embeddings come from the Ollama server named by the student settings when the student
     # runs on Ollama, else from the default local address.
@@ -131,7 +131,7 @@ def _ollama_method(settings: Any) -> SimilarityMethod:
 
 @register("openai")
 def _openai_method(settings: Any) -> SimilarityMethod:
-    from core.clients import OpenAIBackend, teacher_api_key
+    from shadowtutor.backends.clients import OpenAIBackend, teacher_api_key
 
     backend = OpenAIBackend(
         base_url=settings.teacher_base_url,

@@ -13,8 +13,8 @@ import os
 
 from sqlmodel import Session, select
 
-from core.errors import ShadowTutorError
-from core.models import ROLES, User, UserCreate
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.tables import ROLES, User, UserCreate
 
 _N, _R, _P = 2**14, 8, 1  # 16 MiB of memory per hash
 

@@ -4,8 +4,8 @@ the target metadata from the SQLModel tables."""
 from alembic import context
 from sqlmodel import SQLModel
 
-import core.models  # noqa: F401  (registers the tables)
-from core.config import get_settings
+import shadowtutor.tables  # noqa: F401  (registers the tables)
+from shadowtutor.config import get_settings
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -16,7 +16,7 @@ def run() -> None:
     if connection is not None:
         _run_with(connection)
         return
-    from core.db import get_engine
+    from shadowtutor.db import get_engine
 
     url = config.get_main_option("sqlalchemy.url") or get_settings().db_url
     with get_engine(url).connect() as conn:

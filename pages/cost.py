@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import auth, deps, filters
-from core import budget, charts, db, pricing, spend
-from core.errors import ShadowTutorError
+from shadowtutor import db, pricing
+from shadowtutor.app import auth, deps, filters
+from shadowtutor.dashboards import budget, charts, spend
+from shadowtutor.errors import ShadowTutorError
 
 user = auth.guard("cost")
 settings = deps.settings()

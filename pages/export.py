@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import auth, deps
-from core import db, export
+from shadowtutor import db
+from shadowtutor.app import auth, deps
+from shadowtutor.export import jobs as export
 
 user = auth.guard("export")
 url = deps.settings().db_url

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import streamlit as st
 
-from app import auth, deps, filters
-from app.registry import pages_for
-from core import analytics, charts, overview, spend
+from shadowtutor.app import auth, deps, filters
+from shadowtutor.app.registry import pages_for
+from shadowtutor.dashboards import charts, overview, spend
+from shadowtutor.log import analytics
 
-ROOT = Path(__file__).resolve().parent.parent
 user = auth.guard("home")
 settings = deps.settings()
 
@@ -71,4 +70,4 @@ if not daily.empty:
 st.subheader("Go to")
 links = [p for p in pages_for(user.role) if p.key != "home"]
 for column, spec in zip(st.columns(len(links) or 1), links, strict=False):
-    column.page_link(str(ROOT / spec.path), label=spec.title, icon=spec.icon)
+    column.page_link(str(spec.path), label=spec.title, icon=spec.icon)

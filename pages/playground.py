@@ -6,10 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import auth, deps, playground_ui
-from core import health, playground
-from core.clients import student_backend
-from core.errors import ShadowTutorError
+from shadowtutor.app import auth, deps, playground_ui
+from shadowtutor.backends.clients import student_backend
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.playground import chat as playground
+from shadowtutor.playground import health
 
 user = auth.guard("playground")
 settings = deps.settings()

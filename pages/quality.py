@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import auth, deps, filters
-from core import analytics, charts, db, quality
+from shadowtutor import db
+from shadowtutor.app import auth, deps, filters
+from shadowtutor.dashboards import charts, quality
+from shadowtutor.log import analytics
 
 user = auth.guard("quality")
 settings = deps.settings()

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import auth, deps, gate_actions
-from core import db, gate, gate_data, readiness
-from core.errors import ShadowTutorError
+from shadowtutor import db
+from shadowtutor.app import auth, deps, gate_actions
+from shadowtutor.dashboards import readiness
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import evidence as gate_data
 
 user = auth.guard("readiness")
 settings = deps.settings()

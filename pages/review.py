@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from app import auth, deps, recent_reviews
-from app import review_ui as ui
-from core import db, review
-from core import tags as taxonomy
-from core.errors import ShadowTutorError
+from shadowtutor import db
+from shadowtutor.app import auth, deps, recent_reviews
+from shadowtutor.app import review_ui as ui
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.review import queue as review
+from shadowtutor.review import tags as taxonomy
 
 user = auth.guard("review")
 settings = deps.settings()

@@ -6,9 +6,13 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import auth, deps, tag_editor
-from core import analytics, db, review, review_progress, sampling
-from core.errors import ShadowTutorError
+from shadowtutor import db
+from shadowtutor.app import auth, deps, tag_editor
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.log import analytics
+from shadowtutor.review import pick as sampling
+from shadowtutor.review import progress as review_progress
+from shadowtutor.review import queue as review
 
 user = auth.guard("review-queue")
 settings = deps.settings()

@@ -6,8 +6,11 @@ from datetime import datetime
 
 import streamlit as st
 
-from app import auth, deps
-from core import agreement, analytics, db, review_progress
+from shadowtutor import db
+from shadowtutor.app import auth, deps
+from shadowtutor.log import analytics
+from shadowtutor.review import agreement
+from shadowtutor.review import progress as review_progress
 
 user = auth.guard("review-progress")
 settings = deps.settings()

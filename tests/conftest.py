@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from core import db
-from core.config import Settings
+from shadowtutor import db
+from shadowtutor.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

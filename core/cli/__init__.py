@@ -14,9 +14,11 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from core import db as database  # not `db`: the `core.cli.db` submodule takes that name
-from core.config import Settings
-from core.errors import ShadowTutorError
+from shadowtutor import (
+    db as database,  # not `db`: the `shadowtutor.cli.db` submodule takes that name
+)
+from shadowtutor.config import Settings
+from shadowtutor.errors import ShadowTutorError
 
 # One module per command group; each registers itself on ``main``.
 COMMAND_MODULES = [
@@ -65,4 +67,4 @@ def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
 
 
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"core.cli.{_name}")
+    importlib.import_module(f"shadowtutor.cli.{_name}")

@@ -1,3 +1,3 @@
-from core.cli import main
+from shadowtutor.cli import main
 
 main(prog_name="shadowtutor")

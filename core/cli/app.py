@@ -4,19 +4,49 @@ from __future__ import annotations
 
 import os
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import click
 
-from core import db
-from core.cli import main, settings_of
-from core.config import Settings
+import shadowtutor.app
+from shadowtutor import db
+from shadowtutor.cli import main, settings_of
+from shadowtutor.config import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+APP_DIR = Path(shadowtutor.app.__file__).resolve().parent
+
+
+def streamlit_config_file() -> Path:
+    """The app's Streamlit config (theme, server): packaged in the wheel as the app's ``theme``
+    folder, and ``.streamlit/config.toml`` in a source checkout."""
+    for candidate in (
+        APP_DIR / "theme" / "config.toml",
+        APP_DIR.parent / ".streamlit" / "config.toml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("the app's Streamlit config.toml is missing from the installation")
+
+
+def config_flags(path: Path) -> list[str]:
+    """``--section.option=value`` flags for every option of a Streamlit config file, so the
+    theme applies wherever the command is run from (Streamlit itself only reads the
+    ``.streamlit/`` folder of the current directory, which stays free for the user's secrets)."""
+    flags: list[str] = []
+    for section, options in tomllib.loads(path.read_text()).items():
+        for name, value in options.items():
+            flags.append(f"--{section}.{name}={_flag_value(value)}")
+    return flags
+
+
+def _flag_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> None:
-    """Replace this process with the Streamlit server for app/main.py."""
+    """Replace this process with the Streamlit server for the app's entry point."""
     db.require_schema(settings.db_url)
     click.echo(f"ShadowTutor dashboard: http://{host}:{port}  (Ctrl+C stops it)", err=False)
     sys.stdout.flush()
@@ -25,21 +55,11 @@ def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> None:
         "-m",
         "streamlit",
         "run",
-        str(ROOT / "app" / "main.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        host,
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.showSidebarNavigation",
-        "false",
-        "--server.fileWatcherType",
-        "none",
+        str(APP_DIR / "main.py"),
+        *config_flags(streamlit_config_file()),
+        f"--server.port={port}",
+        f"--server.address={host}",
     ]
-    os.chdir(ROOT)  # so .streamlit/config.toml (theme) applies
     os.execv(sys.executable, args)
 
 

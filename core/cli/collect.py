@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from core.cli import main, settings_of
+from shadowtutor.cli import main, settings_of
 
 
 @main.command("proxy")
@@ -23,7 +23,8 @@ def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     SHADOWTUTOR_TEACHER_API_KEY / OPENAI_API_KEY); the student answers in the background and
     the pair lands in the shadow log. GET /healthz shows the collector's counters.
     """
-    from core import clients, proxy
+    from shadowtutor.backends import clients
+    from shadowtutor.collect import proxy
 
     settings = settings_of(ctx)
     clients.student_backend(settings)  # a bad backend setting fails here, not per request
@@ -48,7 +49,7 @@ def replay_cmd(ctx: click.Context, file: Path, concurrency: int) -> None:
     The teacher is called only for lines without a teacher answer. Lines whose id is already
     in the log are skipped, so re-running the same command resumes an interrupted replay.
     """
-    from core import replay
+    from shadowtutor.collect import replay
 
     settings = settings_of(ctx)
     bar: list[Any] = []

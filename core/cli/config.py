@@ -6,8 +6,8 @@ from dataclasses import fields
 
 import click
 
-from core.cli import main, settings_of
-from core.config import Settings
+from shadowtutor.cli import main, settings_of
+from shadowtutor.config import Settings
 
 _SECRET = ("API_KEY", "DATABASE_URL")
 

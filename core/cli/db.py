@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from core import db
-from core.cli import main, settings_of
+from shadowtutor import db
+from shadowtutor.cli import main, settings_of
 
 
 @main.group("db")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
-from core import db, demo, gate, gate_data, users
-from core.cli import main, settings_of
+from shadowtutor import db, users
+from shadowtutor.cli import main, settings_of
+from shadowtutor.demo import generate as demo
+from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import evidence as gate_data
 
 
 @main.command("demo")
@@ -48,6 +51,6 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
     for username, role, _name, password in demo.DEMO_ACCOUNTS[:3]:
         click.echo(f"  {role:<9} {username} / {password}")
     if serve:
-        from core.cli.app import serve as start
+        from shadowtutor.cli.app import serve as start
 
         start(settings, port)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from core import db, export, users
-from core.cli import main, settings_of
+from shadowtutor import db, users
+from shadowtutor.cli import main, settings_of
+from shadowtutor.export import jobs as export
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 

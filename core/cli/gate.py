@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from core import db, decisions, gate, gate_data, rollout, routing, users
-from core.cli import main, settings_of
-from core.config import Settings
+from shadowtutor import db, users
+from shadowtutor.cli import main, settings_of
+from shadowtutor.config import Settings
+from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import decisions, rollout, routing
+from shadowtutor.gate import evidence as gate_data
 
 
 def _config(ctx: click.Context) -> gate.GateConfig:
@@ -103,7 +106,7 @@ def show(ctx: click.Context, decision_id: int | None) -> None:
     """Show the newest decision (or DECISION_ID) and its approval state."""
     settings = _ready(ctx)
     with db.session_scope(settings.db_url) as session:
-        from core.models import GateDecision
+        from shadowtutor.tables import GateDecision
 
         row = (
             session.get(GateDecision, decision_id)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from core import logstore
-from core.cli import main, settings_of
+from shadowtutor.cli import main, settings_of
+from shadowtutor.log import store as logstore
 
 
 @main.group("logs")

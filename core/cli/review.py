@@ -6,10 +6,15 @@ from datetime import datetime
 
 import click
 
-from core import agreement, analytics, review, review_progress, sampling, users
-from core import tags as taxonomy
-from core.cli import main, session_of, settings_of
-from core.logrecord import SOURCES
+from shadowtutor import users
+from shadowtutor.cli import main, session_of, settings_of
+from shadowtutor.log import analytics
+from shadowtutor.log.record import SOURCES
+from shadowtutor.review import agreement
+from shadowtutor.review import pick as sampling
+from shadowtutor.review import progress as review_progress
+from shadowtutor.review import queue as review
+from shadowtutor.review import tags as taxonomy
 
 
 @main.group("review")

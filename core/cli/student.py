@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from core import health
-from core.cli import main, settings_of
-from core.clients import student_backend
+from shadowtutor.backends.clients import student_backend
+from shadowtutor.cli import main, settings_of
+from shadowtutor.playground import health
 
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from core import users
-from core.cli import main, session_of
-from core.models import ROLES, UserCreate
+from shadowtutor import users
+from shadowtutor.cli import main, session_of
+from shadowtutor.tables import ROLES, UserCreate
 
 
 @main.group("users")

@@ -1,0 +1,1 @@
+"""Model backends the student (and judge) is reached through: Ollama and OpenAI-compatible."""

@@ -1,0 +1,1 @@
+"""Collecting pairs: the request path (wrapper, proxy), the collector, jobs, breaker, replay."""

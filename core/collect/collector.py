@@ -1,0 +1,573 @@
+"""The shadow collector: hand each teacher answer to the background, pair it with the student's.
+
+The request path (the wrapper in :mod:`shadowtutor.collect.wrapper`, the proxy in
+:mod:`shadowtutor.collect.proxy`) only
+decides whether a request is shadowed and puts a :class:`Job` on a bounded queue with
+``put_nowait``; when the queue is full the job is dropped and counted, never waited for.
+Daemon worker threads then, for each job:
+
+1. read the teacher's answer (a response object, stream chunks, raw proxy bytes, a replayed
+   record, or — when the student served the user — a background teacher call);
+2. ask the student the same prompt (timeout ``SHADOWTUTOR_STUDENT_TIMEOUT_S``), unless the
+   circuit breaker is open (it opens after ``SHADOWTUTOR_BREAKER_FAILURES`` consecutive
+   failures and lets one probe through after ``SHADOWTUTOR_BREAKER_COOLDOWN_S``);
+3. compute cost (usage block, else an estimate marked in ``metadata.usage_estimated``), the
+   similarity (``SHADOWTUTOR_SIMILARITY``), and language/category when the caller gave none
+   (:mod:`shadowtutor.detect`);
+4. hand the record to one writer thread, which appends batches with :class:`LogWriter`.
+
+Every shadowed request becomes a record, student failures included (``student.error`` says
+``timeout: ...``, ``unavailable: ...``, ``circuit breaker open`` ...). Nothing raises into the
+caller; :meth:`ShadowCollector.stats` counts what happened, and :meth:`flush` (also run at
+interpreter exit) drains the queue and writes what is pending.
+
+The job type and answer extraction live in :mod:`shadowtutor.collect.job`, the breaker in
+:mod:`shadowtutor.collect.breaker`, the client wrapper in :mod:`shadowtutor.collect.wrapper`,
+the proxy in :mod:`shadowtutor.collect.proxy`.
+
+Cost policy: the teacher's cost is tokens times the versioned price table; a model missing
+from the table gets ``cost_usd: null``, its name in ``metadata.cost_unknown`` and a count in
+``stats()["unknown_models"]``, never a silent $0. A local student (Ollama, or a model priced
+``local`` in the table) costs $0 per request in the record; a flat monthly cost
+(``SHADOWTUTOR_STUDENT_MONTHLY_COST_USD``, e.g. a GPU rental) is not spread per record, because
+the share depends on the month's volume: analytics divide it over the month's student requests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shadowtutor import detect, pricing
+from shadowtutor.backends.clients import Backend, BackendError, student_backend
+from shadowtutor.collect.breaker import Breaker
+from shadowtutor.collect.job import (
+    Job,
+    answer_from_result,
+    as_message,
+    error_text,
+    estimate_usage,
+    parse_sse,
+    teacher_from_chunks,
+    teacher_from_completion,
+)
+from shadowtutor.config import Settings
+from shadowtutor.gate import routing
+from shadowtutor.log import record as logrecord
+from shadowtutor.log.store import LogWriter
+from shadowtutor.similarity import SimilarityMethod, get_method
+
+log = logging.getLogger("shadowtutor.collector")
+
+BREAKER_OPEN = "circuit breaker open"
+WRITE_SLICE = 64  # records encoded and written between two GIL hand-offs
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+SAMPLING_SALT = "shadow-sample"  # its own salt: who is sampled does not follow who is routed
+
+
+def bucket(key: str) -> float:
+    """Stable position 0..100 of a key (same key, same bucket, on every machine)."""
+    return routing.bucket_of(key, SAMPLING_SALT)
+
+
+def sampled(key: str | None, percent: float) -> bool:
+    """Whether a conversation/user is shadowed at ``percent`` (0 none, 100 all)."""
+    if percent >= 100:
+        return True
+    if percent <= 0:
+        return False
+    return bucket(key or "") < percent
+
+
+def sampling_key(
+    messages: list[dict[str, Any]], conversation_id: str | None, user: str | None
+) -> str:
+    """Conversation id, else user, else the conversation's first user message (which stays
+    the same on every turn, so a conversation is sampled consistently)."""
+    if conversation_id:
+        return f"c:{conversation_id}"
+    if user:
+        return f"u:{user}"
+    for msg in messages:
+        if msg.get("role") == "user":
+            return f"m:{msg.get('content')}"
+    return ""
+
+
+# --- the collector -----------------------------------------------------------------------------
+
+_LIVE: weakref.WeakSet[ShadowCollector] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for collector in list(_LIVE):
+        collector.close(timeout=5.0)
+
+
+class ShadowCollector:
+    """Queue, workers, breaker and log writer for shadow records (see the module docstring).
+
+    ``settings`` gives every default; keyword arguments override single parts (tests, replay,
+    benchmarks). ``student`` is any :class:`shadowtutor.backends.clients.Backend`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        student: Backend | None = None,
+        log_dir: Path | str | None = None,
+        similarity: SimilarityMethod | None = None,
+        workers: int | None = None,
+        queue_size: int | None = None,
+        sample_percent: float | None = None,
+        record_breaker_skips: bool = True,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.2,
+    ):
+        self.settings = settings or Settings.load()
+        s = self.settings
+        self.student = student or student_backend(s)
+        self.log_dir = Path(log_dir) if log_dir else s.log_path
+        self.similarity = similarity or get_method(s)
+        self.prices = pricing.load_table(s.price_table)
+        self.sample_percent = s.sample_percent if sample_percent is None else sample_percent
+        self.eligible = s.eligible
+        self.record_breaker_skips = record_breaker_skips
+        self.breaker = Breaker(s.breaker_failures, s.breaker_cooldown_s)
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._queue: queue.Queue[Job | None] = queue.Queue(
+            maxsize=max(1, s.queue_size if queue_size is None else queue_size)
+        )
+        self._writer = LogWriter(self.log_dir)
+        self._pending: list[dict[str, Any]] = []
+        self._pending_cap = max(10_000, self._queue.maxsize * 10)
+        self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._unknown: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+        self.last_error: str | None = None
+        self._closed = False
+        n = max(1, s.workers if workers is None else workers)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"shadow-worker-{i}", daemon=True)
+            for i in range(n)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._write_loop, name="shadow-writer", daemon=True)
+        )
+        for t in self._threads:
+            t.start()
+        threading.Thread(target=self._keep_routing_warm, name="shadow-routing", daemon=True).start()
+        _LIVE.add(self)
+
+    # --- counters ------------------------------------------------------------------------------
+    def count(self, name: str, n: int = 1) -> None:
+        with self._count_lock:
+            self._counts[name] += n
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since start: what was enqueued, dropped, logged, failed, and why."""
+        with self._count_lock:
+            counts = dict(self._counts)
+            unknown = dict(self._unknown)
+        with self._cond:
+            pending = len(self._pending)
+        keys = (
+            "enqueued dropped not_sampled ineligible logged student_ok student_errors "
+            "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
+            "lost usage_estimated served_by_student student_fallbacks route_errors "
+            "streams_abandoned"
+        ).split()
+        out: dict[str, Any] = {k: counts.get(k, 0) for k in keys}
+        out.update(
+            {
+                "queue_depth": self._queue.qsize(),
+                "queue_size": self._queue.maxsize,
+                "unwritten": pending,
+                "breaker": self.breaker.state,
+                "breaker_opened": self.breaker.opened_count,
+                "unknown_models": unknown,
+                "last_error": self.last_error,
+                "log_dir": str(self.log_dir),
+                "similarity_method": self.similarity.name,
+            }
+        )
+        return out
+
+    def _keep_routing_warm(self) -> None:
+        """Refresh the routing module's cached rollout state from this background thread, so
+        its database read (every few seconds) never lands on a request thread."""
+        snapshot = getattr(routing, "snapshot", None)
+        if snapshot is None:
+            return
+        interval = max(0.2, float(getattr(routing, "CACHE_SECONDS", 2.0)) / 2)
+        while not self._closed:
+            try:
+                snapshot()
+            except Exception as exc:  # routing reports its own problems; never die here
+                self.last_error = f"routing refresh: {exc!r}"
+            time.sleep(interval)
+
+    # --- request path ----------------------------------------------------------------------------
+    def decide(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        user: str | None = None,
+        conversation_id: str | None = None,
+        category: str | None = None,
+    ) -> tuple[routing.Route, bool, str | None]:
+        """(route, shadowed?, category) for one request; never raises.
+
+        The category is the caller's, else detected (cheap keyword rules) because routing and
+        eligibility need it before the request is answered.
+        """
+        try:
+            if category is None:
+                category = detect.detect_category(logrecord.prompt_text(messages))
+            eligible = not self.eligible or category in self.eligible
+            key = user or conversation_id  # a user stays with the same model across chats
+            try:
+                route = routing.route(key=key, category=category)
+            except Exception as exc:  # a broken router must not break the app
+                self.count("route_errors")
+                self.last_error = f"route(): {exc!r}"
+                route = routing.Route("teacher", 0, None, eligible)
+            if route.served_by == "student" and not eligible:
+                route = routing.Route("teacher", route.stage, route.bucket, eligible)
+            if not eligible:
+                self.count("ineligible")
+                return route, False, category
+            if not sampled(sampling_key(messages, conversation_id, user), self.sample_percent):
+                self.count("not_sampled")
+                return route, False, category
+            return route, True, category
+        except Exception as exc:
+            self.last_error = f"decide(): {exc!r}"
+            return routing.Route("teacher", 0, None, None), False, category
+
+    def submit(self, job: Job, *, block: bool = False, timeout: float | None = None) -> bool:
+        """Queue a job; False (and counted as dropped) when the queue is full or closed.
+
+        The request path uses the default ``block=False``; replay blocks so nothing is skipped.
+        """
+        if self._closed:
+            self.count("dropped")
+            return False
+        if job.ts is None:  # the record's time is the request's, not the worker's
+            job.ts = datetime.now(UTC)
+        try:
+            if block:
+                self._queue.put(job, timeout=timeout)
+            else:
+                self._queue.put_nowait(job)
+        except queue.Full:
+            self.count("dropped")
+            return False
+        self.count("enqueued")
+        return True
+
+    def wrap(self, client: Any) -> Any:
+        """Wrap an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client (see ``collect.wrapper``)."""
+        from shadowtutor.collect.wrapper import wrap
+
+        return wrap(client, self)
+
+    # --- workers -------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                record = self._process(job)
+                if record is not None:
+                    with self._cond:
+                        self._pending.append(record)
+                        if len(self._pending) >= self.batch_size:
+                            self._cond.notify()
+            except Exception as exc:  # never let one bad job kill a worker
+                self.count("lost")
+                self.last_error = f"worker: {exc!r}"
+                log.exception("shadow job failed")
+            finally:
+                self._queue.task_done()
+
+    def _process(self, job: Job) -> dict[str, Any] | None:
+        metadata = dict(job.metadata)
+        job.messages = [as_message(m) for m in job.messages]
+        teacher = self._teacher_answer(job, metadata)
+        student = self._student_answer(job, metadata)
+        if student is None:
+            return None
+        estimated = [
+            who
+            for who, ans in (("teacher", teacher), ("student", student))
+            if ans.pop("_estimated", False)
+        ]
+        if estimated:
+            metadata["usage_estimated"] = estimated
+            self.count("usage_estimated", len(estimated))
+        self._cost(teacher, "teacher", metadata)
+        self._cost(student, "student", metadata)
+        similarity = self._similarity(teacher, student, metadata)
+        detected = []
+        language, category = job.language, job.category
+        if language is None or category is None:
+            found_language, found_category = detect.detect(logrecord.prompt_text(job.messages))
+            if language is None:
+                language = found_language
+                detected.append("language")
+            if category is None:
+                category = found_category
+        if job.category is None or job.category_detected:
+            detected.append("category")
+        if detected:
+            metadata["detected"] = detected
+        route = job.route or routing.Route("teacher", 0, None, None)
+        return logrecord.make_record(
+            id=job.id,
+            ts=job.ts,
+            source=job.source,
+            messages=job.messages,
+            teacher=teacher,
+            student=student,
+            user_hash=job.user_hash,
+            conversation_id=job.conversation_id,
+            category=category,
+            language=language,
+            similarity=similarity,
+            routing={
+                "served_by": route.served_by,
+                "stage": route.stage,
+                "bucket": route.bucket,
+                "eligible": route.eligible,
+            },
+            metadata=metadata,
+        )
+
+    def _teacher_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "latency_ms": job.teacher_latency_ms,
+            "ttft_ms": job.teacher_ttft_ms,
+        }
+        try:
+            if job.teacher is not None:
+                answer.update(job.teacher)
+            elif job.teacher_obj is not None:
+                answer.update(teacher_from_completion(job.teacher_obj))
+            elif job.teacher_chunks is not None:
+                answer.update(teacher_from_chunks(job.teacher_chunks))
+            elif job.teacher_raw is not None:
+                if job.teacher_sse:
+                    answer.update(teacher_from_chunks(parse_sse(job.teacher_raw)))
+                else:
+                    answer.update(teacher_from_completion(json.loads(job.teacher_raw)))
+            elif job.teacher_call is not None:
+                result = job.teacher_call()
+                answer.update(answer_from_result(result))
+        except Exception as exc:
+            answer["error"] = error_text(exc)
+            self.count("teacher_errors")
+        answer["model"] = answer.get("model") or job.metadata.get("teacher_model") or "unknown"
+        if answer.get("provider") is None:
+            price = self.prices.lookup(answer["model"])
+            answer["provider"] = price.provider if price else "openai"
+        if answer.get("response") is not None and answer.get("prompt_tokens") is None:
+            answer["prompt_tokens"], answer["completion_tokens"], answer["_estimated"] = (
+                estimate_usage(job.messages, answer["response"])
+            )
+        return answer
+
+    def _student_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        if job.student_result is not None:
+            return answer_from_result(job.student_result)
+        base = {"model": self.student.model, "provider": self.student.provider}
+        if job.student_error is not None:
+            return {**base, "error": job.student_error}
+        if not self.breaker.allow():
+            self.count("breaker_skipped")
+            if not self.record_breaker_skips:
+                return None
+            return {**base, "error": BREAKER_OPEN}
+        try:
+            result = self.student.chat(
+                job.messages,
+                temperature=job.options.get("temperature"),
+                max_tokens=job.options.get("max_tokens"),
+            )
+        except Exception as exc:
+            self.breaker.failure()
+            self.count("student_errors")
+            if isinstance(exc, BackendError) and exc.kind == "timeout":
+                self.count("student_timeouts")
+            self.last_error = f"student: {exc}"
+            return {**base, "error": error_text(exc)}
+        self.breaker.success()
+        self.count("student_ok")
+        return answer_from_result(result)
+
+    def _cost(self, answer: dict[str, Any], who: str, metadata: dict[str, Any]) -> None:
+        if answer.get("response") is None or answer.get("cost_usd") is not None:
+            return  # nothing answered, or a replayed record that already has its cost
+        model = answer.get("model")
+        local = who == "student" and (
+            answer.get("provider") == "ollama"
+            or (self.prices.lookup(model) or pricing.Price("", "", 1, 1)).provider == "local"
+            or self.settings.student_monthly_cost_usd > 0
+        )
+        if local:
+            answer["cost_usd"] = 0.0
+            answer["price_version"] = self.prices.version
+            return
+        cost = self.prices.cost(model, answer.get("prompt_tokens"), answer.get("completion_tokens"))
+        if cost is None:
+            metadata.setdefault("cost_unknown", []).append(who)
+            with self._count_lock:
+                self._unknown[str(model)] += 1
+            return
+        answer["cost_usd"] = round(cost, 10)
+        answer["price_version"] = self.prices.version
+
+    def _similarity(
+        self, teacher: dict[str, Any], student: dict[str, Any], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        name = self.similarity.name
+        a, b = teacher.get("response"), student.get("response")
+        if a is None or b is None:
+            return {"method": name, "score": None}
+        try:
+            score = self.similarity.score(a, b)
+        except Exception as exc:
+            self.count("similarity_errors")
+            metadata["similarity_error"] = error_text(exc)
+            return {"method": name, "score": None}
+        return {"method": name, "score": score}
+
+    # --- writing -------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait(timeout=self.flush_interval_s)
+                closed = self._closed
+            self._write_pending()
+            if closed and not self._threads_alive():
+                return
+
+    def _threads_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads[:-1])
+
+    def _write_pending(self) -> bool:
+        """Write what is pending; on failure keep it (bounded) for the next try."""
+        with self._write_lock:  # a flush waits for the writer thread's batch in flight
+            return self._write_batch()
+
+    def _write_batch(self) -> bool:
+        with self._cond:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return True
+        written = 0
+        try:
+            # Small slices with a GIL hand-off between them: the app's request thread never
+            # waits behind one long JSON-encoding burst of this background thread.
+            while written < len(batch):
+                part = batch[written : written + WRITE_SLICE]
+                self._writer.append_many(part)
+                written += len(part)
+                self.count("logged", len(part))
+                time.sleep(0)
+        except Exception as exc:
+            rest = batch[written:]
+            self.count("write_errors")
+            self.last_error = f"log write to {self.log_dir} failed: {exc}"
+            log.warning("%s (%d records kept for retry)", self.last_error, len(rest))
+            with self._cond:
+                self._pending = rest + self._pending
+                overflow = len(self._pending) - self._pending_cap
+                if overflow > 0:  # oldest go first; counted, never silent
+                    del self._pending[:overflow]
+                    self.count("lost", overflow)
+            return False
+        return True
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until queued jobs are processed, then write everything pending.
+
+        True when nothing is left; False when the timeout passed or the log is unwritable.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return self._write_pending()
+
+    def close(self, timeout: float | None = 30.0) -> bool:
+        """Flush, stop the threads and close the log files. Safe to call twice."""
+        if self._closed:
+            return True
+        done = self.flush(timeout)
+        self._closed = True
+        if not done:
+            self._drain_without_student()
+        for _ in self._threads[:-1]:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                break
+        with self._cond:
+            self._cond.notify_all()
+        done = self._write_pending() and done
+        self._writer.close()
+        _LIVE.discard(self)
+        return done
+
+    def _drain_without_student(self) -> None:
+        """At shutdown after the flush timeout: log the queued teacher answers without waiting
+        for the student (its error says so), so they are not lost with the process."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if job is None:
+                    continue
+                if job.student_result is None:
+                    job.student_error = "skipped: shut down before the student answered"
+                if job.teacher_call is not None:
+                    job.teacher_call = None
+                    job.teacher = {"error": "skipped: shut down before the teacher answered"}
+                record = self._process(job)
+                if record is not None:
+                    with self._cond:
+                        self._pending.append(record)
+            except Exception as exc:
+                self.count("lost")
+                self.last_error = f"shutdown: {exc!r}"
+            finally:
+                self._queue.task_done()
+
+    def __enter__(self) -> ShadowCollector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""View-models of the pages: spend, budget, quality, readiness, overview, charts."""

@@ -1,0 +1,1 @@
+"""Demo data: a realistic shadow log and database, generated in seconds."""

@@ -1,0 +1,1 @@
+"""Training-data export: selection, building examples, PII scrubbing, the folder's docs."""

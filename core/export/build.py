@@ -1,0 +1,384 @@
+"""Turning reviewed pairs into training examples and file bytes (pure; no database).
+
+Used by :mod:`shadowtutor.export.jobs`: build examples (chat rules, target answer, PII
+scrubbing, drops),
+assign the split by conversation, render SFT / preference JSONL and CSV. Every function here
+is deterministic: the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring
+from typing import TYPE_CHECKING, Any
+
+from shadowtutor.export import pii
+
+if TYPE_CHECKING:
+    from shadowtutor.export.jobs import Candidate, ExportOptions
+
+SPLITS = ("train", "val", "test")
+CSV_COLUMNS = (
+    "split", "pair_id", "conversation_id", "ts", "language", "category", "source", "prompt",
+    "target", "target_source", "teacher_answer", "student_answer", "student_score",
+    "student_worse", "tags",
+)  # fmt: skip
+
+
+# --- examples --------------------------------------------------------------------------
+
+
+@dataclass
+class Example:
+    pair_id: str
+    conversation: str  # conversation id, else the pair id
+    language: str
+    category: str
+    source: str
+    ts: str
+    prompt: list[dict[str, str]]  # system (optional), then user/assistant turns ending on user
+    target: str
+    target_source: str  # corrected | student | teacher
+    teacher: str
+    student: str
+    student_score: float | None
+    student_worse: bool
+    tags: list[str]
+    split: str = ""
+
+    def sft(self) -> dict[str, Any]:
+        return {"messages": [*self.prompt, {"role": "assistant", "content": self.target}]}
+
+    @property
+    def has_preference(self) -> bool:
+        """Reviewers judged the student worse and its answer differs from the target."""
+        return self.student_worse and bool(self.student.strip()) and self.student != self.target
+
+    def preference(self) -> dict[str, Any] | None:
+        if not self.has_preference:
+            return None
+        return {
+            "prompt": self.prompt,
+            "chosen": [{"role": "assistant", "content": self.target}],
+            "rejected": [{"role": "assistant", "content": self.student}],
+        }
+
+
+def _text(content: Any) -> str:
+    """Message content as text (OpenAI content parts are joined)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+def normalize_prompt(messages: Iterable[dict[str, Any]], system_prompt: str = "") -> list[dict]:
+    """The prompt as fine-tuning messages, or raise ValueError naming the chat rule broken.
+
+    Leading system (and developer) messages become one system message; then user and
+    assistant must alternate, starting and ending with the user.
+    """
+    system: list[str] = []
+    turns: list[dict[str, str]] = []
+    for msg in messages:
+        role, text = msg.get("role"), _text(msg.get("content"))
+        if role in ("system", "developer"):
+            if turns:
+                raise ValueError("a system message in the middle of the conversation")
+            if text.strip():
+                system.append(text)
+            continue
+        if role not in ("user", "assistant"):
+            raise ValueError(f"role {role!r} cannot be fine-tuned on")
+        if turns and turns[-1]["role"] == role:
+            raise ValueError(f"two {role} messages in a row")
+        if not turns and role != "user":
+            raise ValueError("the conversation must start with the user")
+        turns.append({"role": role, "content": text})
+    if not turns or turns[-1]["role"] != "user":
+        raise ValueError("the prompt must end with a user message")
+    if not system and system_prompt.strip():
+        system = [system_prompt]
+    head = [{"role": "system", "content": "\n\n".join(system)}] if system else []
+    return head + turns
+
+
+def check_chat(messages: list[dict[str, Any]]) -> None:
+    """Raise ValueError unless ``messages`` follow the chat fine-tuning rules (OpenAI,
+    Unsloth, TRL): roles system/user/assistant, at most one system message and only first,
+    user and assistant alternating from the user, the last from the assistant, no empty text.
+    """
+    if not messages:
+        raise ValueError("no messages")
+    body = messages[1:] if messages[0].get("role") == "system" else messages
+    if not body:
+        raise ValueError("only a system message")
+    for i, msg in enumerate(body):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if msg.get("role") != expected:
+            raise ValueError(f"message {i} is {msg.get('role')!r}, expected {expected!r}")
+    if body[-1]["role"] != "assistant":
+        raise ValueError("the last message must be the assistant's")
+    for msg in messages:
+        if set(msg) != {"role", "content"}:
+            raise ValueError(f"message keys must be role and content, not {sorted(msg)}")
+        if not isinstance(msg["content"], str) or not msg["content"].strip():
+            raise ValueError(f"empty {msg['role']} message")
+
+
+# --- split -----------------------------------------------------------------------------
+
+
+def _rank(seed: str, key: str) -> str:
+    return hashlib.sha256(f"{seed}\x00{key}".encode()).hexdigest()
+
+
+def assign_splits(
+    conversations: dict[str, tuple[str, int]],
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: str = "shadowtutor",
+) -> dict[str, str]:
+    """Map each conversation key to ``train``, ``val`` or ``test``.
+
+    ``conversations`` maps key -> (language, number of examples). Within each language the
+    conversations are taken in the order of a hash of their key, and each goes to the split
+    furthest below its share so far, so every language is split in the asked proportions and
+    a conversation is never divided. Deterministic for the same input.
+    """
+    by_lang: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for key, (lang, size) in conversations.items():
+        by_lang[lang].append((_rank(seed, key), key, size))
+    result: dict[str, str] = {}
+    for lang in sorted(by_lang):
+        counts = [0, 0, 0]
+        total = 0
+        for _, key, size in sorted(by_lang[lang]):
+            total += size
+            deficits = [f * total - c for f, c in zip(fractions, counts, strict=True)]
+            best = max(range(3), key=lambda i: (deficits[i], -i))
+            counts[best] += size
+            result[key] = SPLITS[best]
+    return result
+
+
+# --- build -----------------------------------------------------------------------------
+
+
+@dataclass
+class BuildReport:
+    matched: int = 0
+    dropped: Counter = field(default_factory=Counter)  # empty | too_long | duplicate | invalid_chat
+    invalid_reasons: Counter = field(default_factory=Counter)
+    pii: Counter = field(default_factory=Counter)
+    pairs_with_pii: int = 0
+    target_sources: Counter = field(default_factory=Counter)
+
+
+def build_examples(
+    candidates: list[Candidate], snapshots: dict[int, dict], options: ExportOptions
+) -> tuple[list[Example], BuildReport]:
+    """Examples in pair-id order, scrubbed, with empty, over-long, invalid and duplicate
+    ones dropped and counted."""
+    report = BuildReport(matched=len(candidates))
+    seen: set[tuple] = set()
+    shared: dict[str, str] = {}
+    examples: list[Example] = []
+    max_chars = options.max_tokens * 4
+    for cand in candidates:
+        snap = snapshots.get(cand.item_id) or {}
+        try:
+            prompt = normalize_prompt(snap.get("messages") or [], options.system_prompt)
+        except ValueError as exc:
+            report.dropped["invalid_chat"] += 1
+            report.invalid_reasons[str(exc)] += 1
+            continue
+        teacher = _text((snap.get("teacher") or {}).get("response"))
+        student = _text((snap.get("student") or {}).get("response"))
+        target, source = _target(cand, teacher, student, options)
+        found: Counter = Counter()
+        if options.scrub_pii:
+            prompt, target, teacher, student = _scrub_all(prompt, target, teacher, student, found)
+        size, empty = len(target), not target.strip()
+        for m in prompt:
+            size += len(m["content"])
+            empty = empty or not m["content"].strip()
+        if empty:
+            report.dropped["empty"] += 1
+            continue
+        if size > max_chars:
+            report.dropped["too_long"] += 1
+            continue
+        if prompt[0]["role"] == "system":
+            # one shared string per distinct system prompt: 100,000 copies of a 1 kB prompt
+            # would cost 100 MB and a fresh hash at every later lookup
+            text = prompt[0]["content"]
+            prompt[0]["content"] = shared.setdefault(text, text)
+        key = (tuple((m["role"], m["content"]) for m in prompt), target)
+        if key in seen:
+            report.dropped["duplicate"] += 1
+            continue
+        seen.add(key)
+        if found:
+            report.pairs_with_pii += 1
+            report.pii.update(found)
+        report.target_sources[source] += 1
+        examples.append(
+            Example(
+                pair_id=cand.pair_id,
+                conversation=str(snap.get("conversation_id") or cand.pair_id),
+                language=cand.language or snap.get("language") or "unknown",
+                category=cand.category or snap.get("category") or "unknown",
+                source=str(snap.get("source") or ""),
+                ts=str(snap.get("ts") or ""),
+                prompt=prompt,
+                target=target,
+                target_source=source,
+                teacher=teacher,
+                student=student,
+                student_score=cand.student_score,
+                student_worse=cand.student_worse(options.preference_max_student_score),
+                tags=cand.tags,
+            )
+        )
+    return examples, report
+
+
+def _target(cand: Candidate, teacher: str, student: str, options: ExportOptions) -> tuple:
+    corrected = cand.corrected_answer()
+    if corrected:
+        return corrected, "corrected"
+    floor = options.student_target_min_score
+    score = cand.student_score
+    if floor is not None and score is not None and score >= floor and student.strip():
+        return student, "student"
+    return teacher, "teacher"
+
+
+def _scrub_all(prompt: list[dict], target: str, teacher: str, student: str, found: Counter):
+    scrub = pii.scrub
+    for msg in prompt:  # the prompt's dicts are this function's own (normalize_prompt)
+        res = scrub(msg["content"])
+        if res.counts:
+            found.update(res.counts)
+            msg["content"] = res.text
+    t, te, st = scrub(target), scrub(teacher), scrub(student)
+    for res in (t, st) if target == teacher else (t, te, st):  # count a shared text once
+        if res.counts:
+            found.update(res.counts)
+    return prompt, t.text, te.text, st.text
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _dumps(obj: Any) -> str:
+    """Reference encoding of one line; the fast writers below must produce the same bytes."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+class _LineWriter:
+    """JSON lines as ``_dumps`` writes them, built from pre-encoded strings: a 100,000-pair
+    export repeats the same system prompt 100,000 times, so it is encoded once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    def msg(self, m: dict[str, str]) -> str:
+        if m["role"] == "system":
+            enc = self._cache.get(m["content"])
+            if enc is None:
+                enc = self._cache[m["content"]] = encode_basestring(m["content"])
+        else:
+            enc = encode_basestring(m["content"])
+        return f'{{"content":{enc},"role":{encode_basestring(m["role"])}}}'
+
+    def messages(self, msgs: list[dict[str, str]]) -> str:
+        return "[" + ",".join(self.msg(m) for m in msgs) + "]"
+
+    def sft(self, e: Example) -> str:
+        target = {"role": "assistant", "content": e.target}
+        return '{"messages":' + self.messages([*e.prompt, target]) + "}\n"
+
+    def preference(self, e: Example) -> str | None:
+        if not e.has_preference:
+            return None
+        chosen = self.messages([{"role": "assistant", "content": e.target}])
+        rejected = self.messages([{"role": "assistant", "content": e.student}])
+        prompt = self.messages(e.prompt)
+        return f'{{"chosen":{chosen},"prompt":{prompt},"rejected":{rejected}}}\n'
+
+
+_FORMULA_START = ("=", "+", "@", "\t", "\r")
+
+
+def _csv_cell(text: str) -> str:
+    # a spreadsheet would run "=cmd()" as a formula: model text must stay text
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def render_files(examples: list[Example], options: ExportOptions) -> dict[str, bytes]:
+    """The data files' bytes by file name; a pure function of the examples and options."""
+    ordered = sorted(examples, key=lambda e: (_rank(options.seed, e.pair_id), e.pair_id))
+    files: dict[str, bytes] = {}
+    writer = _LineWriter()
+    if "sft" in options.formats:
+        for split in SPLITS:
+            lines = (writer.sft(e) for e in ordered if e.split == split)
+            files[f"sft_{split}.jsonl"] = "".join(lines).encode()
+    if "preference" in options.formats:
+        for split in SPLITS:
+            prefs = (writer.preference(e) for e in ordered if e.split == split)
+            files[f"preference_{split}.jsonl"] = "".join(p for p in prefs if p).encode()
+    if "csv" in options.formats:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        cell = _csv_cell
+        rows = sorted(ordered, key=lambda e: (SPLITS.index(e.split), e.pair_id))
+        writer.writerows(
+            (
+                e.split, cell(e.pair_id), cell(e.conversation), e.ts, cell(e.language),
+                cell(e.category), cell(e.source), cell(e.prompt[-1]["content"]), cell(e.target),
+                e.target_source, cell(e.teacher), cell(e.student),
+                "" if e.student_score is None else f"{e.student_score:.2f}",
+                "yes" if e.student_worse else "no", cell("; ".join(e.tags)),
+            )
+            for e in rows
+        )  # fmt: skip
+        files["pairs.csv"] = buf.getvalue().encode()
+    return files
+
+
+def _breakdown(examples: list[Example], attr: str) -> dict[str, dict[str, int]]:
+    out: dict[str, Counter] = defaultdict(Counter)
+    for e in examples:
+        out[getattr(e, attr)][e.split] += 1
+    return {k: {s: out[k][s] for s in SPLITS} for k in sorted(out)}
+
+
+def counts_of(examples: list[Example], report: BuildReport, files: dict[str, bytes]) -> dict:
+    per_split = Counter(e.split for e in examples)
+    prefs = {s: files.get(f"preference_{s}.jsonl", b"").count(b"\n") for s in SPLITS}
+    return {
+        "matched": report.matched,
+        "examples": len(examples),
+        "per_split": {s: per_split[s] for s in SPLITS},
+        "preference_pairs": prefs if any(f.startswith("preference_") for f in files) else {},
+        "per_language": _breakdown(examples, "language"),
+        "per_category": _breakdown(examples, "category"),
+        "target_sources": dict(sorted(report.target_sources.items())),
+        "dropped": {
+            k: report.dropped[k] for k in ("duplicate", "empty", "too_long", "invalid_chat")
+        },
+        "invalid_reasons": dict(sorted(report.invalid_reasons.items())),
+        "pii": {k: report.pii[k] for k in pii.KINDS},
+        "pairs_with_pii": report.pairs_with_pii,
+    }

@@ -1,0 +1,538 @@
+"""Training data export: reviewed pairs -> SFT chat JSONL, preference JSONL and CSV.
+
+Pipeline (:func:`run_export`): select reviewed pairs from the database (queue snapshots and the
+current review versions), build one example per pair, scrub personal data, drop empty,
+over-long and duplicate examples (each counted), split train / val / test by conversation,
+write the files, a ``manifest.json``, a ``README.md`` and an Ollama ``Modelfile`` into
+``<export root>/<export id>/`` and record an :class:`~shadowtutor.tables.ExportJob`.
+
+The data files are a pure function of the selection: sorted keys, a stable order and no
+timestamps inside, so the same selection gives byte-identical files. Only admins export; the
+check is here, not only in the page or the CLI.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.export import docs as export_docs
+from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export API in one place)
+    CSV_COLUMNS,
+    SPLITS,
+    Example,
+    assign_splits,
+    build_examples,
+    check_chat,
+    counts_of,
+    normalize_prompt,
+    render_files,
+)
+from shadowtutor.tables import ExportJob, Review, ReviewItem, Tag, User, utcnow
+
+FORMAT_VERSION = 1
+FORMATS = ("sft", "preference", "csv")
+AGREEMENTS = {
+    "all": "every current review approves",
+    "majority": "more current reviews approve than reject",
+    "any": "at least one current review approves",
+}
+
+
+class ExportError(ShadowTutorError, ValueError):
+    """An export that cannot be done as asked; the message says what to change."""
+
+
+class ExportPermissionError(ExportError, PermissionError):
+    """The acting user may not export (only admins may)."""
+
+
+# --- what to export ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Which reviewed pairs to include. Empty tuples mean "any"."""
+
+    date_from: date | None = None  # pair time, UTC, inclusive
+    date_to: date | None = None  # inclusive
+    languages: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    min_student_score: float | None = None  # mean of the current reviews' student scores
+    tags_required: tuple[str, ...] = ()
+    tags_excluded: tuple[str, ...] = ()
+    agreement: str = "all"  # see AGREEMENTS
+
+    def __post_init__(self) -> None:
+        for name in ("languages", "categories", "sources", "tags_required", "tags_excluded"):
+            object.__setattr__(self, name, tuple(sorted({str(v) for v in getattr(self, name)})))
+
+    def check(self) -> None:
+        if self.agreement not in AGREEMENTS:
+            raise ExportError(
+                f"unknown agreement {self.agreement!r}; use one of: {', '.join(AGREEMENTS)}"
+            )
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ExportError(f"the date range is empty: {self.date_from} is after {self.date_to}")
+        if self.min_student_score is not None and not 1 <= self.min_student_score <= 5:
+            raise ExportError("the minimum student score must be between 1 and 5")
+        both = set(self.tags_required) & set(self.tags_excluded)
+        if both:
+            raise ExportError(f"tag(s) both required and excluded: {', '.join(sorted(both))}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("date_from", "date_to"):
+            out[name] = out[name].isoformat() if out[name] else None
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExportFilters:
+        values = dict(data)
+        for name in ("date_from", "date_to"):
+            if values.get(name):
+                values[name] = date.fromisoformat(values[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to turn the selected pairs into files."""
+
+    formats: tuple[str, ...] = FORMATS
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, test
+    scrub_pii: bool = True
+    student_target_min_score: float | None = None  # use the student's answer when scored >= this
+    preference_max_student_score: float = 2.0  # "student worse" when its mean score is <= this
+    max_tokens: int = 8192  # estimated (about 4 characters a token), prompt and answer
+    system_prompt: str = ""  # added to conversations that have no system message
+    seed: str = "shadowtutor"  # for the split and the line order
+
+    def check(self) -> None:
+        unknown = set(self.formats) - set(FORMATS)
+        if unknown or not self.formats:
+            raise ExportError(f"formats must be some of: {', '.join(FORMATS)}")
+        if len(self.split) != 3 or any(f < 0 for f in self.split):
+            raise ExportError("the split needs three non-negative shares: train, val, test")
+        if abs(sum(self.split) - 1.0) > 1e-6 or self.split[0] <= 0:
+            raise ExportError(
+                f"the split shares must add up to 100% with a train share (got {self.split})"
+            )
+        if self.max_tokens < 16:
+            raise ExportError("max tokens must be at least 16")
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """'80/10/10' (or '0.8,0.1,0.1') -> (0.8, 0.1, 0.1)."""
+    parts = [p for p in re.split(r"[/,: ]+", text.strip()) if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise ExportError(f"split {text!r}: give three shares like 80/10/10 (train/val/test)")
+    total = sum(values)
+    if total <= 0:
+        raise ExportError(f"split {text!r}: the shares add up to zero")
+    return tuple(v / total for v in values)  # type: ignore[return-value]
+
+
+# --- selection -------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    item_id: int
+    pair_id: str
+    language: str | None
+    category: str | None
+    reviews: list[Any] = field(default_factory=list)  # current, not skipped
+
+    student_score: float | None = None  # mean of the reviews' student scores
+    tags: list[str] = field(default_factory=list)  # union of the reviews' tags
+
+    def summarize(self) -> Candidate:
+        scores = [r.student_score for r in self.reviews if r.student_score is not None]
+        self.student_score = sum(scores) / len(scores) if scores else None
+        self.tags = sorted({str(t) for r in self.reviews for t in (r.tags or [])})
+        return self
+
+    def corrected_answer(self) -> str | None:
+        """The newest current review's correction, if any reviewer wrote one."""
+        corrected = [r for r in self.reviews if (r.corrected_answer or "").strip()]
+        if not corrected:
+            return None
+        # review rows are append-only, so the highest id is the newest
+        return max(corrected, key=lambda r: r.id).corrected_answer
+
+    def student_worse(self, max_score: float) -> bool:
+        verdicts = [r.verdict for r in self.reviews if r.verdict]
+        teacher = sum(v == "teacher" for v in verdicts)
+        score = self.student_score
+        return (bool(verdicts) and teacher * 2 > len(verdicts)) or (
+            score is not None and score <= max_score
+        )
+
+
+def _item_conditions(filters: ExportFilters) -> list[Any]:
+    conds: list[Any] = []
+    if filters.date_from:
+        conds.append(ReviewItem.pair_ts >= datetime.combine(filters.date_from, time(), UTC))
+    if filters.date_to:
+        end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
+        conds.append(ReviewItem.pair_ts < end)
+    if filters.languages:
+        conds.append(ReviewItem.language.in_(filters.languages))
+    if filters.categories:
+        conds.append(ReviewItem.category.in_(filters.categories))
+    if filters.sources:
+        conds.append(ReviewItem.snapshot["source"].as_string().in_(filters.sources))
+    return conds
+
+
+def _agrees(decisions: Sequence[str], agreement: str) -> bool:
+    approve = sum(d == "approve" for d in decisions)
+    reject = sum(d == "reject" for d in decisions)
+    if agreement == "all":
+        return approve > 0 and reject == 0
+    if agreement == "majority":
+        return approve > reject
+    return approve > 0
+
+
+def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candidate]:
+    """Reviewed pairs matching ``filters``, ordered by pair id (no snapshots loaded)."""
+    filters.check()
+    conds = _item_conditions(filters)
+    rows = session.exec(
+        select(
+            ReviewItem.id,
+            ReviewItem.pair_id,
+            ReviewItem.language,
+            ReviewItem.category,
+            Review.id,
+            Review.decision,
+            Review.student_score,
+            Review.verdict,
+            Review.tags,
+            Review.corrected_answer,
+        )
+        .join(Review, Review.item_id == ReviewItem.id)
+        .where(Review.is_current, Review.decision != "skip", *conds)
+    )
+    by_item: dict[int, Candidate] = {}
+    for row in rows:
+        cand = by_item.get(row[0])
+        if cand is None:
+            cand = by_item[row[0]] = Candidate(row[0], row[1], row[2], row[3])
+        cand.reviews.append(_ReviewRow(*row[4:]))
+    required, excluded = set(filters.tags_required), set(filters.tags_excluded)
+    out = []
+    for cand in by_item.values():
+        cand.summarize()
+        if not _agrees([r.decision for r in cand.reviews], filters.agreement):
+            continue
+        if filters.min_student_score is not None:
+            score = cand.student_score
+            if score is None or score < filters.min_student_score:
+                continue
+        if required or excluded:
+            tags = set(cand.tags)
+            if not required <= tags or tags & excluded:
+                continue
+        out.append(cand)
+    out.sort(key=lambda c: c.pair_id)
+    return out
+
+
+@dataclass(frozen=True)
+class _ReviewRow:
+    id: int
+    decision: str
+    student_score: int | None
+    verdict: str | None
+    tags: list
+    corrected_answer: str | None
+
+
+def count_matching(*, session: Session, filters: ExportFilters) -> int:
+    """How many reviewed pairs the filters select (before empty/long/duplicate drops)."""
+    return len(select_candidates(session=session, filters=filters))
+
+
+def filter_choices(*, session: Session) -> dict[str, list[str]]:
+    """Values to offer in the filter widgets: languages, categories, sources, tags."""
+    langs = session.exec(select(ReviewItem.language).distinct())
+    cats = session.exec(select(ReviewItem.category).distinct())
+    sources = session.exec(select(ReviewItem.snapshot["source"].as_string()).distinct())
+    tags = set(session.exec(select(Tag.name)))
+    for used in session.exec(select(Review.tags).where(Review.is_current)):
+        tags.update(str(t) for t in used or [])
+    return {
+        "languages": sorted(v for v in langs if v),
+        "categories": sorted(v for v in cats if v),
+        "sources": sorted(v for v in sources if v),
+        "tags": sorted(tags),
+    }
+
+
+def _load_snapshots(session: Session, ids: list[int]) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        stmt = select(ReviewItem.id, ReviewItem.snapshot).where(ReviewItem.id.in_(chunk))
+        out.update((i, s) for i, s in session.exec(stmt))
+    return out
+
+
+# --- the export ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    job_id: int
+    export_id: str
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        return self.manifest["counts"]
+
+    def files(self) -> list[Path]:
+        return [self.path / name for name in self.manifest["files"]]
+
+
+def require_admin(*, session: Session, actor_id: int | None) -> User:
+    """The acting user if they may export, else :class:`ExportPermissionError` saying why."""
+    user = session.get(User, actor_id) if actor_id is not None else None
+    if user is None:
+        raise ExportPermissionError("export needs a logged-in admin account")
+    if user.disabled:
+        raise ExportPermissionError(f"the account {user.username!r} is disabled")
+    if user.role != "admin":
+        raise ExportPermissionError(
+            f"{user.username} is a {user.role}; only admins may export training data, because "
+            "an export takes users' conversations out of ShadowTutor. Ask an admin to run it, "
+            f"or to give you the role: shadowtutor users set-role {user.username} admin"
+        )
+    return user
+
+
+def run_export(
+    *,
+    session: Session,
+    actor_id: int | None,
+    export_root: Path,
+    filters: ExportFilters | None = None,
+    options: ExportOptions | None = None,
+    now: datetime | None = None,
+) -> ExportResult:
+    """Export the selected pairs into ``export_root/<export id>/`` and record the job."""
+    user = require_admin(session=session, actor_id=actor_id)
+    filters, options = filters or ExportFilters(), options or ExportOptions()
+    filters.check()
+    options.check()
+    with _gc_paused():
+        return _export(
+            session, user, Path(export_root).expanduser().resolve(), filters, options, now
+        )
+
+
+def _export(
+    session: Session,
+    user: User,
+    export_root: Path,
+    filters: ExportFilters,
+    options: ExportOptions,
+    now: datetime | None,
+) -> ExportResult:
+    candidates = select_candidates(session=session, filters=filters)
+    if not candidates:
+        raise ExportError(
+            "no reviewed pairs match these filters; widen them (or review more pairs) first"
+        )
+    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
+    examples, report = build_examples(candidates, snapshots, options)
+    snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
+    if not examples:
+        raise ExportError(
+            f"all {report.matched} matching pairs were dropped ({dict(report.dropped)}); "
+            "check the max tokens setting and the pairs' messages"
+        )
+    sizes: dict[str, list] = {}
+    for e in examples:
+        sizes.setdefault(e.conversation, [e.language, 0])[1] += 1
+    splits = assign_splits({k: (v[0], v[1]) for k, v in sizes.items()}, options.split, options.seed)
+    for e in examples:
+        e.split = splits[e.conversation]
+    files = render_files(examples, options)
+    now = now or utcnow()
+    export_id, folder = _new_folder(export_root, now)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "export_id": export_id,
+        "created_at": now.astimezone(UTC).isoformat(timespec="seconds"),
+        "created_by": user.username,
+        "filters": filters.to_dict(),
+        "options": {
+            **asdict(options),
+            "formats": list(options.formats),
+            "split": list(options.split),
+        },
+        "counts": counts_of(examples, report, files),
+        "files": {},
+    }
+    extra = export_docs.render(manifest, examples)
+    _write_folder(folder, files, extra, manifest)
+    job = ExportJob(
+        created_at=now,
+        created_by=user.id,
+        status="done",
+        filters=filters.to_dict(),
+        counts=manifest["counts"],
+        path=str(folder),
+        manifest=manifest,
+    )
+    session.add(job)
+    session.flush()
+    return ExportResult(job_id=job.id, export_id=export_id, path=folder, manifest=manifest)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector during an export. A 100,000-pair export holds
+    millions of small objects until it ends, and each automatic collection would scan them all
+    again (measured: a third of the run). Reference counting still frees memory meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _new_folder(root: Path, now: datetime) -> tuple[str, Path]:
+    base = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    export_id, n = base, 1
+    while (root / export_id).exists():
+        n += 1
+        export_id = f"{base}-{n}"
+    return export_id, root / export_id
+
+
+def _write_folder(
+    folder: Path, files: dict[str, bytes], extra: dict[str, bytes], manifest: dict
+) -> None:
+    """Write into a hidden partial folder, then rename: a failed export leaves nothing."""
+    partial = folder.parent / f".partial-{folder.name}"
+    partial.mkdir(parents=True, exist_ok=False)
+    try:
+        for name, data in {**files, **extra}.items():
+            (partial / name).write_bytes(data)
+            manifest["files"][name] = {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "lines": data.count(b"\n") if name.endswith((".jsonl", ".csv")) else None,
+            }
+        manifest["files"] = dict(sorted(manifest["files"].items()))
+        (partial / "manifest.json").write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        )
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+# --- history ---------------------------------------------------------------------------
+
+
+def list_jobs(*, session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    """Past exports, newest first, as plain rows (for the page and the CLI)."""
+    stmt = (
+        select(ExportJob, User.username)
+        .join(User, User.id == ExportJob.created_by, isouter=True)
+        .order_by(ExportJob.created_at.desc(), ExportJob.id.desc())
+        .limit(limit)
+    )
+    rows = []
+    for job, username in session.exec(stmt):
+        counts = job.counts or {}
+        rows.append(
+            {
+                "id": job.id,
+                "created_at": job.created_at,
+                "created_by": username or "",
+                "examples": counts.get("examples", 0),
+                **{s: (counts.get("per_split") or {}).get(s, 0) for s in SPLITS},
+                "path": job.path,
+                "available": Path(job.path).is_dir(),
+            }
+        )
+    return rows
+
+
+def job_files(*, session: Session, job_id: int) -> list[Path]:
+    """The files of a past export (manifest first), for downloading again."""
+    job = session.get(ExportJob, job_id)
+    if job is None:
+        raise ExportError(f"no export with id {job_id}; `shadowtutor export list` shows them")
+    folder = Path(job.path)
+    if not folder.is_dir():
+        raise ExportError(f"the files of export {job_id} are gone from {folder}; export again")
+    names = ["manifest.json", *sorted((job.manifest or {}).get("files", {}))]
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+def job_report(*, session: Session, job_id: int) -> dict[str, list[dict[str, Any]]]:
+    """An export's report as small tables: examples per split, drops, personal data."""
+    job = session.get(ExportJob, job_id)
+    if job is None:
+        raise ExportError(f"no export with id {job_id}; `shadowtutor export list` shows them")
+    counts = job.counts or {}
+    prefs = counts.get("preference_pairs") or {}
+    splits = [
+        {
+            "split": s,
+            "SFT examples": (counts.get("per_split") or {}).get(s, 0),
+            "preference pairs": prefs.get(s) if prefs else None,
+        }
+        for s in SPLITS
+    ]
+    dropped = [
+        {"dropped": k.replace("_", " "), "pairs": v} for k, v in counts.get("dropped", {}).items()
+    ]
+    scrubbed = (job.manifest or {}).get("options", {}).get("scrub_pii", True)
+    found = [{"personal data": k, "replaced": v} for k, v in counts.get("pii", {}).items()]
+    if not scrubbed:
+        found = [{"personal data": "scrubbing was off", "replaced": None}]
+    return {"splits": splits, "dropped": dropped, "pii": found}
+
+
+def verify_folder(folder: Path) -> list[str]:
+    """Problems found checking an export folder against its manifest (empty: all good)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    problems = []
+    for name, meta in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != meta["sha256"]:
+            problems.append(f"{name}: SHA-256 differs from the manifest")
+    return problems

@@ -1,0 +1,1 @@
+"""The deploy gate: criteria, statistics, evidence, decisions, rollout and routing."""

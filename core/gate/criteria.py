@@ -1,0 +1,652 @@
+"""The deploy gate: criteria from a versioned TOML file, and ``decide(config, window)``.
+
+``decide`` is a pure function over plain data (the window's aggregates, gathered from the log
+and the review database by :mod:`shadowtutor.gate.evidence`), so the same decision can be
+replayed over any past window. Each criterion is PASS only when its confidence bound clears the
+threshold, FAIL only when the bound on the other side misses it, INCONCLUSIVE otherwise (too few
+samples or no data is never PASS). Storing decisions and approvals is
+:mod:`shadowtutor.gate.decisions`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.gate import stats
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "gate.toml"
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+GO, NO_GO = "GO", "NO_GO"
+ALL = "all"  # the category label of criteria that look at every category
+
+
+class GateConfigError(ShadowTutorError, ValueError):
+    """The gate's criteria file cannot be used; the message names the file and the key."""
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    percent: int
+    min_requests: int = 0
+    min_hours: float = 0.0
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    version: str
+    hash: str
+    path: str
+    confidence: float
+    window_days: float
+    review_window_days: float
+    bootstrap_resamples: int
+    bootstrap_seed: int
+    min_pairs: int
+    min_reviews: int
+    min_review_score: float
+    max_p95_latency_ms: float
+    min_success_rate: float
+    min_similarity_pairs: int
+    similarity_thresholds: Mapping[str, float]
+    critical_review_tags: tuple[str, ...]
+    critical_review_tag_kinds: tuple[str, ...]
+    critical_error_kinds: tuple[str, ...]
+    critical_max_allowed: int
+    categories: tuple[str, ...]
+    salt: str
+    failures_to_rollback: int
+    stages: tuple[Stage, ...]
+
+    def stage_index(self, percent: int) -> int:
+        for i, stage in enumerate(self.stages):
+            if stage.percent == percent:
+                return i
+        raise GateConfigError(f"stage {percent}% is not one of the stages in {self.path}")
+
+
+def load_config(path: str | Path | None = None) -> GateConfig:
+    """Read and check a criteria file (the shipped defaults when ``path`` is empty)."""
+    path = Path(path).expanduser() if path else DEFAULT_CONFIG
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise GateConfigError(
+            f"cannot read the gate config {path} ({exc.strerror}); fix SHADOWTUTOR_GATE_CONFIG "
+            "or unset it to use the shipped defaults"
+        ) from None
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GateConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(data, hash_=hashlib.sha256(raw).hexdigest(), path=str(path))
+
+
+def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict>") -> GateConfig:
+    def get(section: str | None, key: str, kind: type, default: Any = ...) -> Any:
+        table = data if section is None else data.get(section, {})
+        name = key if section is None else f"[{section}] {key}"
+        if key not in table:
+            if default is ...:
+                raise GateConfigError(f"{path}: missing {name}")
+            return default
+        value = table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise GateConfigError(f"{path}: {name} must be a {kind.__name__}, got {value!r}")
+        return value
+
+    confidence = get(None, "confidence", float, 0.95)
+    if not 0.5 <= confidence < 1:
+        raise GateConfigError(f"{path}: confidence must be between 0.5 and 1, got {confidence}")
+    sim = data.get("similarity", {}).get("thresholds", {})
+    for method, value in sim.items():
+        if not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise GateConfigError(f"{path}: [similarity.thresholds] {method} must be in 0..1")
+    rollout = data.get("rollout", {})
+    stages = tuple(
+        Stage(
+            int(s.get("percent", -1)), int(s.get("min_requests", 0)), float(s.get("min_hours", 0))
+        )
+        for s in rollout.get("stages", [{"percent": p} for p in (0, 10, 25, 50, 100)])
+    )
+    percents = [s.percent for s in stages]
+    if not percents or percents[0] != 0 or percents[-1] != 100 or percents != sorted(set(percents)):
+        raise GateConfigError(
+            f"{path}: [[rollout.stages]] percents must rise strictly from 0 to 100, got {percents}"
+        )
+    strs = lambda section, key: tuple(str(x) for x in get(section, key, list, []))  # noqa: E731
+    return GateConfig(
+        version=str(get(None, "version", str, "unversioned")),
+        hash=hash_
+        or hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest(),
+        path=path,
+        confidence=confidence,
+        window_days=get(None, "window_days", float, 14.0),
+        review_window_days=get(
+            None, "review_window_days", float, get(None, "window_days", float, 14.0)
+        ),
+        bootstrap_resamples=get(None, "bootstrap_resamples", int, 2000),
+        bootstrap_seed=get(None, "bootstrap_seed", int, 0),
+        min_pairs=get("criteria", "min_pairs", int, 1000),
+        min_reviews=get("criteria", "min_reviews", int, 100),
+        min_review_score=get("criteria", "min_review_score", float, 4.0),
+        max_p95_latency_ms=get("criteria", "max_p95_latency_ms", float, 1500.0),
+        min_success_rate=get("criteria", "min_success_rate", float, 0.98),
+        min_similarity_pairs=get("criteria", "min_similarity_pairs", int, 30),
+        similarity_thresholds={str(k): float(v) for k, v in sim.items()},
+        critical_review_tags=strs("critical", "review_tags"),
+        critical_review_tag_kinds=strs("critical", "review_tag_kinds"),
+        critical_error_kinds=tuple(k.lower() for k in strs("critical", "error_kinds")),
+        critical_max_allowed=get("critical", "max_allowed", int, 0),
+        categories=strs("eligibility", "categories"),
+        salt=str(get("rollout", "salt", str, "shadowtutor-rollout-1")),
+        failures_to_rollback=max(1, get("rollout", "failures_to_rollback", int, 3)),
+        stages=stages,
+    )
+
+
+# --- the window: plain aggregates --------------------------------------------------------
+
+
+@dataclass
+class Aggregate:
+    """What the gate needs to know about one category in one stretch of time."""
+
+    pairs: int = 0  # pairs where the student was asked
+    successes: int = 0  # ... and answered without an error or a timeout
+    latencies_ms: list[float] = field(default_factory=list)  # of the successful answers
+    similarity: dict[str, dict[float, list[float]]] = field(
+        default_factory=dict
+    )  # method -> bin -> [count, sum]
+    scores: dict[int, int] = field(default_factory=dict)  # review student_score -> count
+    critical: int = 0
+    critical_examples: list[str] = field(default_factory=list)
+
+    def add(self, other: Aggregate) -> Aggregate:
+        self.pairs += other.pairs
+        self.successes += other.successes
+        self.latencies_ms.extend(other.latencies_ms)
+        for method, bins in other.similarity.items():
+            mine = self.similarity.setdefault(method, {})
+            for key, (count, total) in bins.items():
+                slot = mine.setdefault(key, [0, 0.0])
+                slot[0] += count
+                slot[1] += total
+        for score, count in other.scores.items():
+            self.scores[score] = self.scores.get(score, 0) + count
+        self.critical += other.critical
+        self.critical_examples.extend(
+            other.critical_examples[: max(0, 5 - len(self.critical_examples))]
+        )
+        return self
+
+    @property
+    def reviews(self) -> int:
+        return sum(self.scores.values())
+
+
+def similarity_bins(method: str, scores: Iterable[float]) -> dict[str, dict[float, list[float]]]:
+    """Group similarity scores into 0.01-wide bins keeping each bin's count and sum, so the
+    bootstrap can work on a hundred bins (each at its members' mean) instead of every pair."""
+    values = np.asarray(list(scores), dtype=float)
+    keys, inverse = np.unique(np.round(values, 2), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(keys))
+    sums = np.bincount(inverse, weights=values, minlength=len(keys))
+    bins = {float(k): [int(c), float(t)] for k, c, t in zip(keys, counts, sums, strict=True)}
+    return {method: bins}
+
+
+@dataclass
+class Window:
+    start: datetime | None
+    end: datetime | None
+    categories: dict[str, Aggregate]
+
+    def fingerprint(self) -> str:
+        """Hash of the data (not of the dates): the same evidence gives the same fingerprint."""
+        h = hashlib.sha256()
+        for name in sorted(self.categories):
+            agg = self.categories[name]
+            h.update(name.encode())
+            h.update(json.dumps([agg.pairs, agg.successes, agg.critical]).encode())
+            h.update(np.sort(np.asarray(agg.latencies_ms, dtype=float)).tobytes())
+            sim = {
+                m: sorted((k, v[0], round(v[1], 9)) for k, v in b.items())
+                for m, b in agg.similarity.items()
+            }
+            h.update(json.dumps(sim, sort_keys=True).encode())
+            h.update(json.dumps(sorted(agg.scores.items())).encode())
+        return h.hexdigest()[:32]
+
+
+# --- criteria and decisions --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Criterion:
+    key: str  # pairs | similarity | review_score | p95_latency | success_rate | critical_errors
+    label: str
+    category: str
+    status: str  # PASS | FAIL | INCONCLUSIVE
+    n: int
+    estimate: float | None
+    bound: float | None  # the bound compared with the threshold to PASS
+    threshold: float | None
+    method: str
+    missing: str = ""  # plain words: what would change the status; empty when PASS
+    critical: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # GO | NO_GO | INCONCLUSIVE
+    eligible: tuple[str, ...]  # categories whose criteria all PASS
+    category_status: dict[str, str]
+    criteria: tuple[Criterion, ...]
+    critical_failure: bool
+    summary: str
+    config_version: str
+    config_hash: str
+    data_fingerprint: str
+    window_start: datetime | None
+    window_end: datetime | None
+
+    def evidence(self) -> dict[str, Any]:
+        """JSON-ready evidence stored with the decision."""
+        return {
+            "summary": self.summary,
+            "eligible": list(self.eligible),
+            "category_status": self.category_status,
+            "critical_failure": self.critical_failure,
+            "criteria": [_clean(asdict(c)) for c in self.criteria],
+        }
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def decide(config: GateConfig, window: Window) -> Decision:
+    """The gate's decision for one window. Pure: same config and data, same decision."""
+    candidates = list(config.categories) or sorted(window.categories)
+    # Bonferroni over the candidate categories: GO means "at least one category is ready".
+    conf = 1 - (1 - config.confidence) / max(1, len(candidates))
+    criteria: list[Criterion] = [_critical(config, window)]
+    status: dict[str, str] = {}
+    for cat in candidates:
+        agg = window.categories.get(cat, Aggregate())
+        rows = [
+            _pairs(config, cat, agg),
+            _similarity(config, cat, agg, conf),
+            _review_score(config, cat, agg, conf),
+            _p95(config, cat, agg, conf),
+            _success(config, cat, agg, conf),
+        ]
+        criteria.extend(rows)
+        states = {r.status for r in rows}
+        status[cat] = FAIL if FAIL in states else (PASS if states == {PASS} else INCONCLUSIVE)
+    critical_failure = criteria[0].status == FAIL
+    eligible = () if critical_failure else tuple(c for c in candidates if status[c] == PASS)
+    if critical_failure:
+        outcome, summary = NO_GO, f"NO-GO: critical errors. {criteria[0].missing}"
+    elif eligible:
+        outcome, summary = (
+            GO,
+            f"GO for {', '.join(eligible)}: every criterion's bound clears its threshold.",
+        )
+    elif FAIL in status.values():
+        failed = [c for c in criteria if c.status == FAIL]
+        outcome = NO_GO
+        summary = (
+            "NO-GO: " + "; ".join(f"{c.category} {c.label.lower()}" for c in failed) + " failed."
+        )
+    else:
+        outcome = INCONCLUSIVE
+        first = next((c for c in criteria if c.status == INCONCLUSIVE), None)
+        summary = "NOT ENOUGH DATA" + (f": {first.missing}" if first else "")
+    return Decision(
+        outcome=outcome,
+        eligible=eligible,
+        category_status=status,
+        criteria=tuple(criteria),
+        critical_failure=critical_failure,
+        summary=summary,
+        config_version=config.version,
+        config_hash=config.hash,
+        data_fingerprint=window.fingerprint(),
+        window_start=window.start,
+        window_end=window.end,
+    )
+
+
+def _pairs(config: GateConfig, cat: str, agg: Aggregate) -> Criterion:
+    need = config.min_pairs - agg.pairs
+    return Criterion(
+        "pairs",
+        "Pairs",
+        cat,
+        PASS if need <= 0 else INCONCLUSIVE,
+        agg.pairs,
+        float(agg.pairs),
+        float(agg.pairs),
+        float(config.min_pairs),
+        "count of pairs the student answered or failed",
+        "" if need <= 0 else f"{need:,} more {cat} pairs needed",
+    )
+
+
+def _three_way(lower: float, upper: float, threshold: float, higher_is_better: bool) -> str:
+    if higher_is_better:
+        return PASS if lower >= threshold else (FAIL if upper < threshold else INCONCLUSIVE)
+    return PASS if upper <= threshold else (FAIL if lower > threshold else INCONCLUSIVE)
+
+
+def _bootstrap(config: GateConfig, values: list[float], counts: list[int], conf: float):  # noqa: ANN202
+    return stats.bootstrap_mean_bounds(
+        values,
+        counts,
+        confidence=conf,
+        resamples=config.bootstrap_resamples,
+        seed=config.bootstrap_seed,
+    )
+
+
+def _similarity(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
+    label = "Mean similarity"
+    if not agg.similarity:
+        return Criterion(
+            "similarity",
+            label,
+            cat,
+            INCONCLUSIVE,
+            0,
+            None,
+            None,
+            None,
+            "bootstrap",
+            f"no {cat} pairs with a similarity score yet",
+        )
+    # The method with the most pairs: scores of different methods are never mixed.
+    method, bins = max(agg.similarity.items(), key=lambda kv: sum(v[0] for v in kv[1].values()))
+    counts = [int(v[0]) for v in bins.values()]
+    means = [v[1] / v[0] for v in bins.values()]
+    n = sum(counts)
+    threshold = config.similarity_thresholds.get(method)
+    est = float(np.dot(means, counts) / n)
+    how = f"bootstrap lower bound ({method})"
+    if threshold is None:
+        return Criterion(
+            "similarity",
+            label,
+            cat,
+            INCONCLUSIVE,
+            n,
+            est,
+            None,
+            None,
+            how,
+            f"no threshold for similarity method '{method}': add it under "
+            f"[similarity.thresholds] in {Path(config.path).name}",
+        )
+    if n < config.min_similarity_pairs:
+        return Criterion(
+            "similarity",
+            label,
+            cat,
+            INCONCLUSIVE,
+            n,
+            est,
+            None,
+            threshold,
+            how,
+            f"{config.min_similarity_pairs - n} more {cat} pairs with a similarity needed",
+        )
+    lo, hi = _bootstrap(config, means, counts, conf)
+    status = _three_way(lo, hi, threshold, True)
+    _, sd, _ = stats.grouped_mean_sd(means, counts)
+    missing = _mean_missing(status, est, sd, threshold, n, conf, f"{cat} pairs", "similarity")
+    return Criterion("similarity", label, cat, status, n, est, lo, threshold, how, missing)
+
+
+def _review_score(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
+    label, how = "Mean review score", "bootstrap lower bound"
+    n = agg.reviews
+    values = sorted(agg.scores)
+    counts = [agg.scores[v] for v in values]
+    est = float(np.dot(values, counts) / n) if n else None
+    thr = config.min_review_score
+    if n < config.min_reviews:
+        return Criterion(
+            "review_score",
+            label,
+            cat,
+            INCONCLUSIVE,
+            n,
+            est,
+            None,
+            thr,
+            how,
+            f"{config.min_reviews - n:,} more reviewed {cat} pairs needed",
+        )
+    lo, hi = _bootstrap(config, [float(v) for v in values], counts, conf)
+    status = _three_way(lo, hi, thr, True)
+    _, sd, _ = stats.grouped_mean_sd(values, counts)
+    missing = _mean_missing(status, est, sd, thr, n, conf, f"reviewed {cat} pairs", "review score")
+    return Criterion("review_score", label, cat, status, n, est, lo, thr, how, missing)
+
+
+def _mean_missing(
+    status: str, est: float, sd: float, thr: float, n: int, conf: float, what: str, name: str
+) -> str:
+    if status == PASS:
+        return ""
+    if status == FAIL:
+        return f"mean {name} {est:.3g} is confidently below {thr:g}: the student must improve"
+    need = stats.mean_n_needed(est, sd, thr, confidence=conf)
+    if need is None:
+        return f"mean {name} {est:.3g} is not above {thr:g}; more data is unlikely to change that"
+    return f"about {max(need - n, 1):,} more {what} needed (mean {est:.3g} is close to {thr:g})"
+
+
+def _p95(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
+    label, how = "Student P95 latency (ms)", "order-statistic upper bound"
+    thr, data = config.max_p95_latency_ms, agg.latencies_ms
+    n = len(data)
+    if n == 0:
+        return Criterion(
+            "p95_latency",
+            label,
+            cat,
+            INCONCLUSIVE,
+            0,
+            None,
+            None,
+            thr,
+            how,
+            f"no answered {cat} requests yet",
+        )
+    est = float(np.quantile(data, 0.95))
+    lo, hi = stats.quantile_bounds(data, 0.95, confidence=conf)
+    if hi is None:
+        # The largest value bounds P95 once 1 - 0.95**n reaches the confidence.
+        need_n = math.ceil(math.log(1 - conf) / math.log(0.95))
+        return Criterion(
+            "p95_latency",
+            label,
+            cat,
+            INCONCLUSIVE,
+            n,
+            est,
+            None,
+            thr,
+            how,
+            f"{need_n - n:,} more answered {cat} requests needed for a P95 bound",
+        )
+    status = _three_way(lo if lo is not None else -math.inf, hi, thr, False)
+    missing = ""
+    if status == FAIL:
+        missing = (
+            f"P95 {est:,.0f} ms is confidently above {thr:,.0f} ms: the student must get faster"
+        )
+    elif status == INCONCLUSIVE:
+        need = stats.quantile_n_needed(data, thr, 0.95, confidence=conf)
+        missing = (
+            f"about {max(need - n, 1):,} more answered {cat} requests needed (P95 {est:,.0f} ms)"
+            if need
+            else f"P95 {est:,.0f} ms is not below {thr:,.0f} ms; more data will not fix that"
+        )
+    return Criterion("p95_latency", label, cat, status, n, est, hi, thr, how, missing)
+
+
+def _success(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
+    label, how = "Success rate", "Wilson lower bound"
+    thr, n, k = config.min_success_rate, agg.pairs, agg.successes
+    if n == 0:
+        return Criterion(
+            "success_rate",
+            label,
+            cat,
+            INCONCLUSIVE,
+            0,
+            None,
+            None,
+            thr,
+            how,
+            f"no {cat} requests to the student yet",
+        )
+    lo, hi = stats.wilson_bounds(k, n, confidence=conf)
+    est = k / n
+    status = _three_way(lo, hi, thr, True)
+    missing = ""
+    if status == FAIL:
+        missing = (
+            f"{n - k:,} of {n:,} {cat} requests failed ({1 - est:.1%}): fix errors and timeouts"
+        )
+    elif status == INCONCLUSIVE:
+        need = stats.wilson_n_needed(est, thr, confidence=conf)
+        missing = (
+            f"about {max(need - n, 1):,} more {cat} requests needed (success {est:.1%})"
+            if need
+            else f"success rate {est:.1%} is not above {thr:.0%}; more data will not fix that"
+        )
+    return Criterion("success_rate", label, cat, status, n, est, lo, thr, how, missing)
+
+
+def _critical(config: GateConfig, window: Window) -> Criterion:
+    total = sum(a.critical for a in window.categories.values())
+    checked = sum(a.pairs + a.reviews for a in window.categories.values())
+    allowed = config.critical_max_allowed
+    examples = [e for a in window.categories.values() for e in a.critical_examples][:3]
+    what = "reviews tagged " + "/".join(config.critical_review_tags or ("(none)",))
+    if config.critical_error_kinds:
+        what += " or student errors " + "/".join(config.critical_error_kinds)
+    if total > allowed:
+        return Criterion(
+            "critical_errors",
+            "Critical errors",
+            ALL,
+            FAIL,
+            checked,
+            float(total),
+            float(total),
+            float(allowed),
+            what,
+            f"{total} critical error(s) ({'; '.join(examples)}); cannot be overridden",
+            critical=True,
+        )
+    if checked == 0:
+        return Criterion(
+            "critical_errors",
+            "Critical errors",
+            ALL,
+            INCONCLUSIVE,
+            0,
+            None,
+            None,
+            float(allowed),
+            what,
+            "no pairs or reviews in the window yet",
+        )
+    return Criterion(
+        "critical_errors",
+        "Critical errors",
+        ALL,
+        PASS,
+        checked,
+        float(total),
+        float(total),
+        float(allowed),
+        what,
+    )
+
+
+# --- similarity calibration --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bucket:
+    low: float
+    high: float
+    n: int
+    mean_score: float | None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    method: str
+    buckets: tuple[Bucket, ...]
+    suggested: float | None  # lowest bucket edge from which every bucket averages >= target
+    target: float
+    reviewed: int
+
+
+def calibrate(
+    pairs: Iterable[tuple[float, float]],
+    *,
+    method: str,
+    target: float = 4.0,
+    width: float = 0.1,
+    min_bucket: int = 5,
+) -> Calibration:
+    """Mean review score by similarity bucket, from (similarity, student_score) of reviewed
+    pairs, and the suggested threshold: the lowest bucket edge from which every bucket with at
+    least ``min_bucket`` reviews averages at least ``target``."""
+    nb = max(1, round(1 / width))
+    sums, counts = [0.0] * nb, [0] * nb
+    for sim, score in pairs:
+        i = min(nb - 1, max(0, int(float(sim) / width)))
+        sums[i] += float(score)
+        counts[i] += 1
+    buckets = tuple(
+        Bucket(
+            round(i * width, 4),
+            round((i + 1) * width, 4),
+            counts[i],
+            sums[i] / counts[i] if counts[i] else None,
+        )
+        for i in range(nb)
+    )
+    suggested = None
+    for b in reversed(buckets):
+        if b.n < min_bucket:
+            continue
+        if b.mean_score is not None and b.mean_score >= target:
+            suggested = b.low
+        else:
+            break
+    return Calibration(method, buckets, suggested, target, sum(counts))

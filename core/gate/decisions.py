@@ -1,0 +1,252 @@
+"""Gate decisions and what admins do with them: approve, override, revoke; the audit trail.
+
+Decisions (``GateDecision``) and events (``GateEvent``) are only ever appended. An approval
+belongs to one decision and lapses as soon as a newer decision exists that was made from
+different data (another fingerprint) or a different criteria file (another hash): re-evaluating
+the same evidence keeps it. Overriding a FAIL needs a written reason and is flagged as an
+override everywhere; a critical FAIL cannot be overridden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision
+from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
+
+MIN_REASON = 15  # characters: "ok" is not a reason
+
+
+class DecisionError(ShadowTutorError, ValueError):
+    """A gate action that cannot be done; the message says why and what to do instead."""
+
+
+def require_admin(*, session: Session, actor_id: int | None, allow_cli: bool = False) -> None:
+    """Refuse unless ``actor_id`` is an active admin (``None`` is the CLI operator, allowed
+    only where ``allow_cli``)."""
+    if actor_id is None:
+        if allow_cli:
+            return
+        raise DecisionError("this action needs an admin account: pass --by <admin username>")
+    user = session.get(User, actor_id)
+    if user is None or user.disabled or user.role != "admin":
+        role = "unknown" if user is None else user.role
+        raise DecisionError(f"only an admin may do this (your role: {role})")
+
+
+def record(*, session: Session, decision: Decision, actor_id: int | None = None) -> GateDecision:
+    row = GateDecision(
+        created_at=utcnow(),
+        outcome=decision.outcome,
+        config_version=decision.config_version[:64],
+        config_hash=decision.config_hash[:64],
+        data_fingerprint=decision.data_fingerprint[:64],
+        window_start=decision.window_start,
+        window_end=decision.window_end,
+        evidence=decision.evidence(),
+        created_by=actor_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest(*, session: Session) -> GateDecision | None:
+    stmt = select(GateDecision).order_by(col(GateDecision.id).desc()).limit(1)
+    return session.exec(stmt).first()
+
+
+def history(*, session: Session, limit: int = 100) -> list[GateDecision]:
+    stmt = select(GateDecision).order_by(col(GateDecision.id).desc()).limit(limit)
+    return list(session.exec(stmt))
+
+
+def _same_evidence(a: GateDecision, b: GateDecision) -> bool:
+    return a.data_fingerprint == b.data_fingerprint and a.config_hash == b.config_hash
+
+
+def current_chain(*, session: Session) -> list[GateDecision]:
+    """The newest decision and the decisions just before it made from the same evidence."""
+    chain: list[GateDecision] = []
+    for row in history(session=session, limit=500):
+        if chain and not _same_evidence(row, chain[0]):
+            break
+        chain.append(row)
+    return chain
+
+
+def override_categories(evidence: dict[str, Any]) -> list[str]:
+    """Categories an override may release: every criterion is PASS or a non-critical FAIL."""
+    by_cat: dict[str, set[str]] = {}
+    for c in evidence.get("criteria", []):
+        if c["category"] != "all":
+            by_cat.setdefault(c["category"], set()).add(c["status"])
+    return [cat for cat, states in by_cat.items() if states <= {PASS, FAIL} and FAIL in states]
+
+
+@dataclass(frozen=True)
+class Approval:
+    decision: GateDecision | None  # the newest decision
+    approved: bool
+    kind: str | None  # approve | override | None
+    event: GateEvent | None
+    categories: tuple[str, ...]  # categories the approval releases
+
+    def describe(self) -> str:
+        if self.decision is None:
+            return "no decision yet: evaluate the gate first"
+        if not self.approved:
+            return f"decision #{self.decision.id} ({self.decision.outcome}) is not approved"
+        flag = " (OVERRIDE of a failed gate)" if self.kind == "override" else ""
+        return f"decision #{self.decision.id} approved{flag} for {', '.join(self.categories)}"
+
+
+def approval(*, session: Session) -> Approval:
+    chain = current_chain(session=session)
+    if not chain:
+        return Approval(None, False, None, None, ())
+    ids = [d.id for d in chain]
+    stmt = (
+        select(GateEvent)
+        .where(col(GateEvent.decision_id).in_(ids))
+        .order_by(col(GateEvent.id).desc())
+    )
+    newest = chain[0]
+    event = session.exec(stmt).first()
+    if event is None or event.kind == "revoke":
+        return Approval(newest, False, None, event, ())
+    if event.kind == "override":
+        cats = tuple(override_categories(newest.evidence))
+    else:
+        cats = tuple(newest.evidence.get("eligible", []))
+    return Approval(newest, True, event.kind, event, cats)
+
+
+def _current(session: Session, decision_id: int) -> GateDecision:
+    decision = session.get(GateDecision, decision_id)
+    if decision is None:
+        raise DecisionError(f"no gate decision #{decision_id}")
+    chain = current_chain(session=session)
+    if decision.id not in {d.id for d in chain}:
+        raise DecisionError(
+            f"decision #{decision_id} is stale: decision #{chain[0].id} was made since from new "
+            "data or a changed config. Review and approve that one instead."
+        )
+    return decision
+
+
+def approve(*, session: Session, decision_id: int, actor_id: int | None) -> GateEvent:
+    """Approve a GO decision (admins only)."""
+    require_admin(session=session, actor_id=actor_id)
+    decision = _current(session, decision_id)
+    if decision.outcome != GO:
+        hint = (
+            "a critical failure cannot be overridden"
+            if decision.evidence.get("critical_failure")
+            else "an admin may override a failed gate with a written reason"
+            if decision.outcome == NO_GO
+            else "collect the missing data listed on the Readiness page"
+        )
+        raise DecisionError(f"decision #{decision_id} is {decision.outcome}, not GO: {hint}")
+    return _event(session, decision, "approve", actor_id, "")
+
+
+def override(*, session: Session, decision_id: int, actor_id: int | None, reason: str) -> GateEvent:
+    """Release a NO-GO decision's failed (non-critical) categories anyway, with a reason."""
+    require_admin(session=session, actor_id=actor_id)
+    decision = _current(session, decision_id)
+    if decision.outcome != NO_GO:
+        raise DecisionError(
+            f"decision #{decision_id} is {decision.outcome}: only a NO-GO can be overridden"
+        )
+    if decision.evidence.get("critical_failure"):
+        raise DecisionError(
+            f"decision #{decision_id} has a critical failure, which cannot be overridden"
+        )
+    if len(reason.strip()) < MIN_REASON:
+        raise DecisionError(
+            f"an override needs a written reason of at least {MIN_REASON} characters"
+        )
+    if not override_categories(decision.evidence):
+        raise DecisionError(
+            "no category can be released: each category still has criteria without enough "
+            "data (INCONCLUSIVE); collect that data first"
+        )
+    return _event(session, decision, "override", actor_id, reason.strip())
+
+
+def revoke(*, session: Session, decision_id: int, actor_id: int | None, reason: str) -> GateEvent:
+    require_admin(session=session, actor_id=actor_id)
+    decision = _current(session, decision_id)
+    return _event(session, decision, "revoke", actor_id, reason.strip())
+
+
+def _event(
+    session: Session, decision: GateDecision, kind: str, actor_id: int | None, reason: str
+) -> GateEvent:
+    event = GateEvent(
+        decision_id=decision.id, kind=kind, actor_id=actor_id, reason=reason, created_at=utcnow()
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+# --- audit trail -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    when: datetime
+    who: str
+    what: str
+    detail: str
+    flagged: bool = False
+
+
+def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
+    """Every decision, approval, override and rollout change, newest first."""
+    names = {u.id: u.username for u in session.exec(select(User))}
+    who = lambda uid: names.get(uid, f"user #{uid}") if uid is not None else "system/CLI"  # noqa: E731
+    rows: list[AuditRow] = []
+    for d in history(session=session, limit=limit):
+        ev = d.evidence or {}
+        rows.append(
+            AuditRow(
+                d.created_at,
+                who(d.created_by),
+                f"decision #{d.id}: {d.outcome}",
+                f"{ev.get('summary', '')} [config {d.config_version} {d.config_hash[:8]}, "
+                f"data {d.data_fingerprint[:8]}]",
+            )
+        )
+    for e in session.exec(select(GateEvent).order_by(col(GateEvent.id).desc()).limit(limit)):
+        rows.append(
+            AuditRow(
+                e.created_at,
+                who(e.actor_id),
+                f"{e.kind} decision #{e.decision_id}",
+                e.reason,
+                flagged=e.kind == "override",
+            )
+        )
+    stmt = select(RolloutEvent).order_by(col(RolloutEvent.id).desc()).limit(limit)
+    for r in session.exec(stmt):
+        state = f"{r.stage}%" + (" KILLED" if r.killed else "")
+        cats = ", ".join(r.details.get("categories", [])) if r.details else ""
+        rows.append(
+            AuditRow(
+                r.created_at,
+                who(r.actor_id),
+                f"rollout {r.action} -> {state}",
+                "; ".join(x for x in (r.reason, cats and f"categories: {cats}") if x),
+                flagged=r.action in ("auto_rollback", "kill"),
+            )
+        )
+    rows.sort(key=lambda r: as_utc(r.when), reverse=True)
+    return rows[:limit]

@@ -1,0 +1,312 @@
+"""Gathering the gate's evidence: log aggregates from DuckDB, review statistics from the
+database; then evaluating (decide + record + rollback rules) and replaying day by day.
+
+Everything heavy is read once: the log as per-day, per-category aggregates and the reviews as
+plain rows. A window is then just a merge of days, so a 60-day replay costs one query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import duckdb
+from sqlmodel import Session, col, select
+
+from shadowtutor import db
+from shadowtutor.config import Settings
+from shadowtutor.gate import decisions, rollout
+from shadowtutor.gate.criteria import (
+    Aggregate,
+    Calibration,
+    Decision,
+    GateConfig,
+    Window,
+    calibrate,
+    decide,
+)
+from shadowtutor.log import store as logstore
+from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
+
+NONE_CATEGORY = "(none)"
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+# --- the log -----------------------------------------------------------------------------
+
+
+def connect(log_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the ``pairs`` view over the whole log (texts included: the
+    gate needs error messages, which the dashboards' narrow table leaves out)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    logstore.create_views(con, log_dir)
+    return con
+
+
+DayAggregates = dict[date, dict[str, Aggregate]]
+
+_ASKED = "(student_model IS NOT NULL OR student_error IS NOT NULL)"
+_OK = "(student_error IS NULL AND student_response IS NOT NULL)"
+
+
+def log_days(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, config: GateConfig
+) -> DayAggregates:
+    """Per UTC day and category: pairs, successes, latencies, similarity bins, critical
+    errors, for pairs in [start, end). Playground pairs are not evidence and are left out."""
+    params = {"start": _naive(start), "end": _naive(end)}
+    where = f"ts >= $start AND ts < $end AND coalesce(source, '') <> 'playground' AND {_ASKED}"
+    cat = f"coalesce(category, '{NONE_CATEGORY}')"
+    out: DayAggregates = defaultdict(dict)
+
+    def agg(day: date, category: str) -> Aggregate:
+        return out[day].setdefault(category, Aggregate())
+
+    rows = con.execute(
+        f"""SELECT CAST(ts AS DATE), {cat}, count(*), count(*) FILTER (WHERE {_OK}),
+                   list(student_latency_ms) FILTER (WHERE {_OK} AND student_latency_ms IS NOT NULL)
+            FROM pairs WHERE {where} GROUP BY ALL""",
+        params,
+    ).fetchall()
+    for day, category, pairs, ok, lat in rows:
+        a = agg(day, category)
+        a.pairs, a.successes, a.latencies_ms = int(pairs), int(ok), [float(x) for x in lat or []]
+    rows = con.execute(
+        f"""SELECT CAST(ts AS DATE), {cat}, similarity_method, round(similarity, 2),
+                   count(*), sum(similarity)
+            FROM pairs WHERE {where} AND similarity IS NOT NULL AND similarity_method IS NOT NULL
+            GROUP BY ALL""",
+        params,
+    ).fetchall()
+    for day, category, method, key, count, total in rows:
+        agg(day, category).similarity.setdefault(method, {})[float(key)] = [int(count), total]
+    if config.critical_error_kinds:
+        rows = con.execute(
+            f"""SELECT CAST(ts AS DATE), {cat}, student_error, count(*)
+                FROM pairs WHERE {where} AND student_error IS NOT NULL GROUP BY ALL""",
+            params,
+        ).fetchall()
+        for day, category, error, count in rows:
+            if error.strip().lower().startswith(config.critical_error_kinds):
+                a = agg(day, category)
+                a.critical += int(count)
+                a.critical_examples.append(f"student error: {error[:80]}")
+    return out
+
+
+# --- reviews -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    pair_ts: datetime | None
+    created_at: datetime
+    category: str
+    score: int | None  # None for a skip or a review without a student score
+    similarity: float | None
+    method: str | None
+    critical_tags: tuple[str, ...]
+
+
+def critical_tag_names(*, session: Session, config: GateConfig) -> set[str]:
+    names = set(config.critical_review_tags)
+    if config.critical_review_tag_kinds:
+        stmt = select(Tag.name).where(col(Tag.kind).in_(config.critical_review_tag_kinds))
+        names.update(session.exec(stmt))
+    return names
+
+
+def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
+    """Current reviews with their pair's time, category and similarity."""
+    critical = critical_tag_names(session=session, config=config)
+    stmt = (
+        select(
+            Review.student_score,
+            Review.decision,
+            Review.tags,
+            Review.created_at,
+            ReviewItem.pair_ts,
+            ReviewItem.category,
+            ReviewItem.similarity,
+            ReviewItem.snapshot["similarity_method"].as_string(),
+        )
+        .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
+        .where(col(Review.is_current))
+    )
+    out = []
+    for score, decision, tags, created, pair_ts, category, sim, method in session.exec(stmt):
+        usable = score is not None and decision != "skip"
+        out.append(
+            ReviewRow(
+                pair_ts=as_utc(pair_ts) if pair_ts else None,
+                created_at=as_utc(created),
+                category=category or NONE_CATEGORY,
+                score=int(score) if usable else None,
+                similarity=sim,
+                method=method,
+                critical_tags=tuple(t for t in (tags or []) if t in critical),
+            )
+        )
+    return out
+
+
+# --- windows -----------------------------------------------------------------------------
+
+
+def assemble(
+    days: DayAggregates,
+    reviews: list[ReviewRow],
+    start: datetime,
+    end: datetime,
+    *,
+    as_of: datetime | None = None,
+    review_start: datetime | None = None,
+) -> Window:
+    """The window [start, end): the log days inside it, and the reviews that existed at
+    ``as_of`` (default ``end``) of pairs from [review_start, end) (default: the same start)."""
+    start, end = as_utc(start), as_utc(end)
+    as_of = as_utc(as_of) if as_of else end
+    review_start = as_utc(review_start) if review_start else start
+    cats: dict[str, Aggregate] = {}
+    for day, by_cat in days.items():
+        if start.date() <= day <= end.date():
+            for category, a in by_cat.items():
+                cats.setdefault(category, Aggregate()).add(a)
+    for r in reviews:
+        if r.pair_ts is None or not review_start <= r.pair_ts < end or r.created_at > as_of:
+            continue
+        a = cats.setdefault(r.category, Aggregate())
+        if r.score is not None:
+            a.scores[r.score] = a.scores.get(r.score, 0) + 1
+        if r.critical_tags:
+            a.critical += 1
+            if len(a.critical_examples) < 5:
+                a.critical_examples.append(f"review tagged {', '.join(r.critical_tags)}")
+    return Window(start, end, cats)
+
+
+def window_bounds(config: GateConfig, now: datetime) -> tuple[datetime, datetime]:
+    end = as_utc(now)
+    return end - timedelta(days=config.window_days), end
+
+
+def review_start(config: GateConfig, end: datetime) -> datetime:
+    return as_utc(end) - timedelta(days=config.review_window_days)
+
+
+def gather(settings: Settings, config: GateConfig, now: datetime) -> Window:
+    start, end = window_bounds(config, now)
+    con = connect(settings.log_path)
+    days = log_days(con, start, end, config)
+    with db.session_scope(settings.db_url) as session:
+        reviews = review_rows(session=session, config=config)
+    return assemble(days, reviews, start, end, review_start=review_start(config, end))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decision: Decision
+    decision_id: int
+    rollback: str | None  # the automatic rollback's reason, when one happened
+
+
+def evaluate(
+    settings: Settings, config: GateConfig, *, actor_id: int | None, now: datetime | None = None
+) -> Evaluation:
+    """Gather, decide, append the decision and apply the automatic rollback rules."""
+    now = now or datetime.now(UTC)
+    decision = decide(config, gather(settings, config, now))
+    with db.session_scope(settings.db_url) as session:
+        if actor_id is not None:
+            decisions.require_admin(session=session, actor_id=actor_id)
+        row = decisions.record(session=session, decision=decision, actor_id=actor_id)
+        back = rollout.apply_decision(session=session, config=config, decision=row)
+        return Evaluation(decision, row.id, back.reason if back else None)
+
+
+# --- replay ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayPoint:
+    day: date  # the window ends at the end of this day (UTC)
+    outcome: str
+    eligible: tuple[str, ...]
+    pairs: int
+    reviews: int
+    summary: str
+
+
+def replay(
+    settings: Settings, config: GateConfig, start: date, end: date, step_days: int = 1
+) -> list[ReplayPoint]:
+    """The gate as it would have decided at the end of each day from ``start`` to ``end``,
+    with the reviews that existed then. Nothing is recorded."""
+    if end < start:
+        raise ValueError(f"--to ({end}) is before --from ({start})")
+    first = datetime.combine(start, time(), UTC) + timedelta(days=1)
+    last = datetime.combine(end, time(), UTC) + timedelta(days=1)
+    con = connect(settings.log_path)
+    days = log_days(con, first - timedelta(days=config.window_days), last, config)
+    with db.session_scope(settings.db_url) as session:
+        reviews = review_rows(session=session, config=config)
+    return replay_from(config, days, reviews, first, last, step_days)
+
+
+def replay_from(
+    config: GateConfig,
+    days: DayAggregates,
+    reviews: list[ReviewRow],
+    first: datetime,
+    last: datetime,
+    step_days: int = 1,
+) -> list[ReplayPoint]:
+    points = []
+    at = first
+    while at <= last:
+        s, e = window_bounds(config, at)
+        # Whole days only: the window's first day is the day after `s` when `s` is midnight.
+        inside = {d: v for d, v in days.items() if s.date() <= d < e.date()}
+        w = assemble(inside, reviews, s, e, review_start=review_start(config, e))
+        d = decide(config, w)
+        points.append(
+            ReplayPoint(
+                (at - timedelta(days=1)).date(),
+                d.outcome,
+                d.eligible,
+                sum(a.pairs for a in w.categories.values()),
+                sum(a.reviews for a in w.categories.values()),
+                d.summary,
+            )
+        )
+        at += timedelta(days=step_days)
+    return points
+
+
+# --- calibration and rollout figures -----------------------------------------------------
+
+
+def calibration(*, session: Session, config: GateConfig, method: str | None = None) -> Calibration:
+    """Mean review score by similarity bucket, for the most reviewed similarity method."""
+    rows = [r for r in review_rows(session=session, config=config) if r.score and r.similarity]
+    if method is None:
+        counts: dict[str, int] = defaultdict(int)
+        for r in rows:
+            counts[r.method or "unknown"] += 1
+        method = max(counts, key=counts.__getitem__) if counts else "lexical"
+    pairs = [(r.similarity, r.score) for r in rows if (r.method or "unknown") == method]
+    return calibrate(pairs, method=method, target=config.min_review_score)
+
+
+def served_now(settings: Settings, session: Session) -> int:
+    """Requests served by the student at the current stage since it began."""
+    cur = rollout.state(session=session)
+    if cur.stage == 0:
+        return 0
+    return rollout.served_at_stage(connect(settings.log_path), cur.stage, cur.since)

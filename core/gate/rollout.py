@@ -1,0 +1,278 @@
+"""Staged rollout: shadow (0 %) -> 10 -> 25 -> 50 -> 100 % of eligible traffic, rollback and
+the kill switch.
+
+State is the newest ``RolloutEvent`` row; rows are only appended, so the table is also the
+history. Advancing is always a person's act (an admin, with an approved GO or an override of
+a newer decision than the last rollback): nothing re-promotes automatically. Rolling back is
+automatic on a critical failure (at once) and after ``failures_to_rollback`` NO-GO decisions
+in a row during a stage. The kill switch sends every request to the teacher without changing
+the stage; ``SHADOWTUTOR_KILL_SWITCH=1`` does the same from the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+from sqlmodel import Session, col, select
+
+from shadowtutor.gate import decisions
+from shadowtutor.gate.criteria import NO_GO, GateConfig
+from shadowtutor.gate.decisions import DecisionError
+from shadowtutor.tables import GateDecision, RolloutEvent, as_utc, utcnow
+
+DEFAULT_SALT = "shadowtutor-rollout-1"
+
+
+class RolloutError(DecisionError):
+    """A rollout step that cannot be taken now; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    stage: int = 0
+    killed: bool = False
+    categories: tuple[str, ...] = ()
+    salt: str = DEFAULT_SALT
+    since: datetime | None = None  # when the current stage began
+    event_id: int | None = None
+    action: str | None = None
+    decision_id: int | None = None
+
+    @property
+    def serving(self) -> int:
+        """Percent of eligible traffic the student serves right now (0 when killed)."""
+        return 0 if self.killed else self.stage
+
+
+def state_of(event: RolloutEvent | None) -> RolloutState:
+    if event is None:
+        return RolloutState()
+    details = event.details or {}
+    since = details.get("stage_since")
+    return RolloutState(
+        stage=event.stage,
+        killed=event.killed,
+        categories=tuple(details.get("categories", [])),
+        salt=details.get("salt", DEFAULT_SALT),
+        since=datetime.fromisoformat(since) if since else as_utc(event.created_at),
+        event_id=event.id,
+        action=event.action,
+        decision_id=event.decision_id,
+    )
+
+
+def newest_event(*, session: Session) -> RolloutEvent | None:
+    stmt = select(RolloutEvent).order_by(col(RolloutEvent.id).desc()).limit(1)
+    return session.exec(stmt).first()
+
+
+def state(*, session: Session) -> RolloutState:
+    return state_of(newest_event(session=session))
+
+
+def history(*, session: Session, limit: int = 100) -> list[RolloutEvent]:
+    stmt = select(RolloutEvent).order_by(col(RolloutEvent.id).desc()).limit(limit)
+    return list(session.exec(stmt))
+
+
+def _append(
+    session: Session,
+    *,
+    current: RolloutState,
+    action: str,
+    stage: int,
+    killed: bool,
+    actor_id: int | None,
+    reason: str = "",
+    categories: tuple[str, ...] | None = None,
+    salt: str | None = None,
+    decision_id: int | None = None,
+    extra: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> RolloutEvent:
+    now = now or utcnow()
+    since = current.since if stage == current.stage and current.since else now
+    details = {
+        "categories": list(current.categories if categories is None else categories),
+        "salt": salt or current.salt,
+        "stage_since": since.isoformat(),
+        "previous_stage": current.stage,
+        **(extra or {}),
+    }
+    event = RolloutEvent(
+        created_at=now,
+        action=action,
+        stage=stage,
+        killed=killed,
+        decision_id=decision_id,
+        actor_id=actor_id,
+        reason=reason,
+        details=details,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def next_stage(config: GateConfig, stage: int) -> int | None:
+    i = config.stage_index(stage)
+    return config.stages[i + 1].percent if i + 1 < len(config.stages) else None
+
+
+def last_rollback(*, session: Session) -> RolloutEvent | None:
+    stmt = (
+        select(RolloutEvent)
+        .where(col(RolloutEvent.action).in_(["rollback", "auto_rollback"]))
+        .order_by(col(RolloutEvent.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def blockers(
+    *, session: Session, config: GateConfig, served_at_stage: int, now: datetime | None = None
+) -> list[str]:
+    """Why the rollout may not advance now, in plain words; empty when it may."""
+    now = now or utcnow()
+    cur = state(session=session)
+    out: list[str] = []
+    if cur.killed:
+        out.append("the kill switch is on: turn it off first")
+    if next_stage(config, cur.stage) is None:
+        out.append(f"already at {cur.stage}%, the last stage")
+    appr = decisions.approval(session=session)
+    if not appr.approved:
+        out.append(appr.describe() + ": an admin must approve a GO (or override a NO-GO)")
+    back = last_rollback(session=session)
+    if appr.decision is not None and back is not None:
+        if as_utc(appr.decision.created_at) <= as_utc(back.created_at):
+            out.append(
+                f"rolled back at {as_utc(back.created_at):%Y-%m-%d %H:%M} UTC: a decision made "
+                "after the rollback must be approved (no automatic re-promotion)"
+            )
+    if cur.stage > 0 and not cur.killed:
+        rule = config.stages[config.stage_index(cur.stage)]
+        hours = (now - cur.since).total_seconds() / 3600 if cur.since else 0.0
+        if served_at_stage < rule.min_requests:
+            out.append(
+                f"{rule.min_requests - served_at_stage:,} more requests served by the student at "
+                f"{cur.stage}% needed ({served_at_stage:,} of {rule.min_requests:,})"
+            )
+        if hours < rule.min_hours:
+            out.append(
+                f"{rule.min_hours - hours:.1f} more hours at {cur.stage}% needed "
+                f"({hours:.1f} h of {rule.min_hours:g} h)"
+            )
+    return out
+
+
+def advance(
+    *,
+    session: Session,
+    config: GateConfig,
+    actor_id: int | None,
+    served_at_stage: int,
+    now: datetime | None = None,
+) -> RolloutEvent:
+    """Move to the next stage (admins only) once nothing blocks it."""
+    decisions.require_admin(session=session, actor_id=actor_id, allow_cli=True)
+    problems = blockers(session=session, config=config, served_at_stage=served_at_stage, now=now)
+    if problems:
+        raise RolloutError("cannot advance: " + "; ".join(problems))
+    cur = state(session=session)
+    appr = decisions.approval(session=session)
+    target = next_stage(config, cur.stage)
+    assert target is not None and appr.decision is not None
+    return _append(
+        session,
+        current=cur,
+        action="advance",
+        stage=target,
+        killed=False,
+        actor_id=actor_id,
+        reason=f"{appr.describe()}",
+        categories=appr.categories,
+        salt=config.salt if cur.stage == 0 else cur.salt,
+        decision_id=appr.decision.id,
+        extra={"approval": appr.kind, "served_at_previous_stage": served_at_stage},
+        now=now,
+    )
+
+
+def rollback(
+    *, session: Session, actor_id: int | None, reason: str, to_stage: int = 0
+) -> RolloutEvent:
+    """Return to ``to_stage`` (0 %: the teacher serves everyone). Admins or the CLI."""
+    decisions.require_admin(session=session, actor_id=actor_id, allow_cli=True)
+    cur = state(session=session)
+    if to_stage >= cur.stage and cur.stage > 0:
+        raise RolloutError(f"rolling back from {cur.stage}% must go to a lower stage")
+    return _append(
+        session,
+        current=cur,
+        action="rollback",
+        stage=min(to_stage, cur.stage),
+        killed=cur.killed,
+        actor_id=actor_id,
+        reason=reason.strip() or "manual rollback",
+    )
+
+
+def set_kill(*, session: Session, actor_id: int | None, on: bool, reason: str = "") -> RolloutEvent:
+    """Pull (``on``) or release the kill switch; the stage is kept for after the release."""
+    decisions.require_admin(session=session, actor_id=actor_id, allow_cli=True)
+    cur = state(session=session)
+    return _append(
+        session,
+        current=cur,
+        action="kill" if on else "unkill",
+        stage=cur.stage,
+        killed=on,
+        actor_id=actor_id,
+        reason=reason.strip() or ("kill switch pulled" if on else "kill switch released"),
+    )
+
+
+def apply_decision(
+    *, session: Session, config: GateConfig, decision: GateDecision
+) -> RolloutEvent | None:
+    """The automatic rollback rules, run after every recorded decision."""
+    cur = state(session=session)
+    if cur.stage == 0:
+        return None
+    if decision.evidence.get("critical_failure"):
+        reason = f"critical failure in decision #{decision.id}: back to 0% at once"
+    else:
+        k = config.failures_to_rollback
+        stmt = select(GateDecision).order_by(col(GateDecision.id).desc()).limit(k)
+        recent = [
+            d for d in session.exec(stmt) if cur.since is None or as_utc(d.created_at) >= cur.since
+        ]
+        if len(recent) < k or any(d.outcome != NO_GO for d in recent):
+            return None
+        reason = f"{k} NO-GO decisions in a row (#{recent[-1].id}..#{recent[0].id})"
+    return _append(
+        session,
+        current=cur,
+        action="auto_rollback",
+        stage=0,
+        killed=cur.killed,
+        actor_id=None,
+        reason=reason,
+        decision_id=decision.id,
+    )
+
+
+def served_at_stage(con: duckdb.DuckDBPyConnection, stage: int, since: datetime | None) -> int:
+    """Requests the student served at ``stage`` since the stage began (from the log)."""
+    if stage == 0 or since is None:
+        return 0
+    row = con.execute(
+        "SELECT count(*) FROM pairs WHERE served_by = 'student' AND stage = $stage "
+        "AND ts >= $since",
+        {"stage": float(stage), "since": since.astimezone(UTC).replace(tzinfo=None)},
+    ).fetchone()
+    return int(row[0] or 0)

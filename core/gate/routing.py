@@ -1,0 +1,135 @@
+"""The routing seam: which model answers a request.
+
+The collector's wrapper and the proxy ask :func:`route` for every request, so it must be cheap:
+the rollout state (stage, eligible categories, kill switch, hash salt) is read from the
+database at most every ``CACHE_SECONDS`` and shared by all threads; the environment kill switch
+``SHADOWTUTOR_KILL_SWITCH`` is read on every call, so it acts at once.
+
+Each key (user or conversation id) gets a stable position ``bucket`` in 0..100 from a salted
+SHA-256; the student serves an eligible request when ``bucket < stage``. Raising the stage
+only adds buckets, so a user served by the student at 10 % is still served at 25 %. Anything
+uncertain (no key, no category, a database that cannot be read) goes to the teacher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 2.0
+KILL_ENV = "SHADOWTUTOR_KILL_SWITCH"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Route:
+    served_by: str  # "teacher" | "student"
+    stage: int  # percent of eligible traffic the student serves at this moment
+    bucket: float | None  # the request's position 0..100 in the stable hash ring
+    eligible: bool | None  # whether the request's category may go to the student
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    stage: int
+    categories: frozenset[str]
+    salt: str
+
+
+_TEACHER_ONLY = _Snapshot(0, frozenset(), "shadowtutor-rollout-1")
+_lock = threading.Lock()
+_cache: dict[str, tuple[float, _Snapshot]] = {}
+
+
+def bucket_of(key: str, salt: str) -> float:
+    """Stable position of ``key`` in 0..100 (uniform; the same for every process)."""
+    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+
+
+def env_killed() -> bool:
+    return os.environ.get(KILL_ENV, "").strip().lower() in _TRUE
+
+
+def _db_url() -> str:
+    from shadowtutor.config import Settings
+
+    return Settings.load().db_url
+
+
+def _read(url: str) -> _Snapshot:
+    from shadowtutor import db
+    from shadowtutor.gate import rollout
+
+    try:
+        with db.session_scope(url) as session:
+            current = rollout.state(session=session)
+    except Exception as exc:  # a broken database must never break or slow the app
+        log.warning("rollout state unreadable (%s); the teacher serves everything", exc)
+        return _TEACHER_ONLY
+    return _Snapshot(current.serving, frozenset(current.categories), current.salt)
+
+
+def snapshot(url: str | None = None) -> _Snapshot:
+    """The rollout state, from the database at most every CACHE_SECONDS."""
+    url = url or _db_url()
+    now = time.monotonic()
+    hit = _cache.get(url)
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    with _lock:
+        hit = _cache.get(url)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        snap = _read(url)
+        _cache[url] = (time.monotonic(), snap)
+        return snap
+
+
+def clear_cache() -> None:
+    """Forget the cached state (and database URL): the next call reads them again."""
+    global _url_cache
+    with _lock:
+        _cache.clear()
+        _url_cache = None
+
+
+_url_cache: tuple[float, str] | None = None
+
+
+def _cached_url() -> str:
+    global _url_cache
+    now = time.monotonic()
+    if _url_cache is None or now - _url_cache[0] >= CACHE_SECONDS:
+        _url_cache = (now, _db_url())
+    return _url_cache[1]
+
+
+def route(*, key: str | None, category: str | None) -> Route:
+    """Decide who serves a request identified by ``key`` (user or conversation id)."""
+    snap = snapshot(_cached_url())
+    return decide(
+        stage=0 if env_killed() else snap.stage,
+        categories=snap.categories,
+        salt=snap.salt,
+        key=key,
+        category=category,
+    )
+
+
+def decide(
+    *, stage: int, categories: frozenset[str], salt: str, key: str | None, category: str | None
+) -> Route:
+    """The routing rule itself, pure: student when eligible and ``bucket < stage``."""
+    bucket = bucket_of(key, salt) if key else None
+    eligible = category is not None and category in categories
+    if stage <= 0:
+        return Route("teacher", 0, bucket, eligible)
+    student = eligible and bucket is not None and bucket < stage
+    return Route("student" if student else "teacher", stage, bucket, eligible)

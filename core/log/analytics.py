@@ -1,0 +1,384 @@
+"""Named DuckDB queries over the shadow log, each returning plain values or a DataFrame.
+
+Speed at millions of pairs comes from a narrow in-memory table, ``facts``: one row a pair with
+only the columns the dashboards need (no prompts, no answers), plus the pair's local time
+``lts`` in the display time zone. It is cached per log folder and time zone and kept up to date
+file by file: on each :func:`connect` only files that are new or changed since the last call
+(by size and modification time) are read again, and rows of removed files are dropped, so
+compaction (JSONL files replaced by Parquet) is followed without a full reload.
+
+Every query is a fixed SQL text with bound parameters; the page's filters are parameters too
+(never formatted into SQL). Absent category, language or source values read as ``(none)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import pandas as pd
+
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.log import store as logstore
+
+NONE_LABEL = "(none)"
+
+_FACTS_DDL = """
+CREATE TABLE IF NOT EXISTS facts (
+  _file UBIGINT, id VARCHAR, ts TIMESTAMP, lts TIMESTAMP,
+  source VARCHAR, category VARCHAR, language VARCHAR,
+  teacher_model VARCHAR, teacher_latency_ms DOUBLE, teacher_prompt_tokens BIGINT,
+  teacher_completion_tokens BIGINT, teacher_cost_usd DOUBLE, teacher_failed BOOLEAN,
+  student_model VARCHAR, student_latency_ms DOUBLE, student_cost_usd DOUBLE,
+  student_outcome VARCHAR, similarity_method VARCHAR, similarity DOUBLE
+);
+CREATE TABLE IF NOT EXISTS log_files (_file UBIGINT, path VARCHAR);
+CREATE TABLE IF NOT EXISTS facts_options (kind VARCHAR, value VARCHAR);
+"""
+# The filter bar's choices, kept up to date at each refresh from the new rows only (in full
+# again when a file has gone away), so the page never scans every row for them.
+_OPTIONS_SQL = """
+INSERT INTO facts_options
+SELECT DISTINCT kind, value FROM (
+  SELECT 'model' AS kind, teacher_model AS value FROM facts WHERE {scope}
+  UNION ALL SELECT 'model', student_model FROM facts WHERE {scope} AND student_model IS NOT NULL
+  UNION ALL SELECT 'category', category FROM facts WHERE {scope}
+  UNION ALL SELECT 'language', language FROM facts WHERE {scope}
+  UNION ALL SELECT 'source', source FROM facts WHERE {scope}
+) EXCEPT SELECT kind, value FROM facts_options
+"""
+_ROWS_OF_FILES = (
+    "list_contains(list_transform(CAST($files AS VARCHAR[]), lambda f: hash(f)), _file)"
+)
+# From the raw (nested) record to a facts row. ``_file`` is a hash of the file's path (the
+# path itself is in ``log_files``). ``student_outcome``: NULL when the student did not run,
+# else ok | timeout | error (a timeout is an error whose text says so). The local time is
+# computed once here; for UTC it is the timestamp itself (the ICU conversion is the costliest
+# step of a load).
+_FACTS_SELECT = """
+SELECT hash(filename), id, ts, {local},
+  coalesce(source, '(none)'), coalesce(category, '(none)'), coalesce(language, '(none)'),
+  coalesce(teacher.model, '(none)'), teacher.latency_ms, teacher.prompt_tokens,
+  teacher.completion_tokens, teacher.cost_usd, teacher.error IS NOT NULL,
+  student.model, student.latency_ms, student.cost_usd,
+  CASE WHEN student.model IS NULL THEN NULL
+       WHEN student.error IS NULL THEN 'ok'
+       WHEN regexp_matches(lower(student.error), 'time ?out|timed out|deadline') THEN 'timeout'
+       ELSE 'error' END,
+  similarity.method, similarity.score
+FROM (
+  SELECT * EXCLUDE (ts), CASE
+      WHEN try_strptime(CAST(ts AS VARCHAR), '%Y-%m-%dT%H:%M:%S.%gZ') IS NOT NULL
+        THEN try_strptime(CAST(ts AS VARCHAR), '%Y-%m-%dT%H:%M:%S.%gZ')
+      ELSE TRY_CAST(left(replace(CAST(ts AS VARCHAR), 'T', ' '), 23) AS TIMESTAMP) END AS ts
+  FROM {reader}
+) WHERE id IS NOT NULL AND ts IS NOT NULL
+"""
+_LOCAL_UTC = "ts"
+_LOCAL_TZ = "timezone($tz, ts AT TIME ZONE 'UTC')"
+_ANSWER = (
+    "STRUCT(model VARCHAR, latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, "
+    "cost_usd DOUBLE, error VARCHAR)"
+)
+_JSON_COLUMNS = {
+    "id": "VARCHAR",
+    "ts": "VARCHAR",
+    "source": "VARCHAR",
+    "category": "VARCHAR",
+    "language": "VARCHAR",
+    "teacher": _ANSWER,
+    "student": _ANSWER,
+    "similarity": "STRUCT(method VARCHAR, score DOUBLE)",
+    "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
+}
+_JSON_READER = (
+    "read_json($files, format='newline_delimited', ignore_errors=true, filename=true, "
+    "maximum_object_size=67108864, columns={"
+    + ", ".join(f"'{k}': '{v}'" for k, v in _JSON_COLUMNS.items())
+    + "})"
+)
+_PARQUET_READER = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
+
+
+class LogReadError(ShadowTutorError, RuntimeError):
+    """A log file DuckDB cannot read (for example a truncated Parquet part)."""
+
+
+class TimezoneError(ShadowTutorError, ValueError):
+    """The configured display time zone is not a known IANA name."""
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TimezoneError(
+            f"SHADOWTUTOR_TIMEZONE={name!r} is not a known time zone; use an IANA name such as "
+            "'UTC' or 'Europe/Berlin'"
+        ) from None
+
+
+# --- the cached narrow table -------------------------------------------------------------
+
+
+class _Store:
+    """One in-memory DuckDB database holding ``facts`` for one log folder and time zone."""
+
+    def __init__(self, log_dir: Path, tz: str):
+        self.log_dir = log_dir
+        self.tz = tz
+        self.db = duckdb.connect()
+        self.db.execute(
+            "SET TimeZone = 'UTC'; SET enable_progress_bar = false; "
+            "SET preserve_insertion_order = false"
+        )
+        self.db.execute(_FACTS_DDL)
+        self.signatures: dict[str, tuple[int, int]] = {}
+        self.lock = threading.Lock()
+
+    def _current(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        files = logstore.jsonl_files(self.log_dir) + logstore.parquet_files(self.log_dir)
+        for path in files:
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed by a concurrent compaction
+                continue
+            out[str(path)] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def refresh(self) -> None:
+        with self.lock:
+            current = self._current()
+            stale = [f for f, sig in self.signatures.items() if current.get(f) != sig]
+            fresh = [f for f, sig in current.items() if self.signatures.get(f) != sig]
+            if not stale and not fresh:
+                return
+            con = self.db.cursor()
+            con.execute("BEGIN")
+            try:
+                self._apply(con, stale, fresh, current)
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise LogReadError(
+                    f"could not read the shadow log in {self.log_dir}: {exc}. Move the file it "
+                    "names out of the log folder (or run `shadowtutor logs validate`) and reload."
+                ) from exc
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            self.signatures = current
+
+    def _apply(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stale: list[str],
+        fresh: list[str],
+        current: dict[str, tuple[int, int]],
+    ) -> None:
+        if stale:
+            params = {"files": stale}
+            con.execute(f"DELETE FROM facts WHERE {_ROWS_OF_FILES}", params)
+            con.execute("DELETE FROM log_files WHERE list_contains($files, path)", params)
+        local = _LOCAL_UTC if self.tz == "UTC" else _LOCAL_TZ
+        jsonl = [f for f in fresh if f.endswith(".jsonl")]
+        parquet = [f for f in fresh if f.endswith(".parquet")]
+        for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
+            if files:
+                sql = "INSERT INTO facts " + _FACTS_SELECT.format(reader=reader, local=local)
+                con.execute(
+                    sql, {"files": files} | ({} if local == _LOCAL_UTC else {"tz": self.tz})
+                )
+        if fresh:
+            con.execute(
+                "INSERT INTO log_files SELECT hash(f), f "
+                "FROM unnest(CAST($files AS VARCHAR[])) AS t(f)",
+                {"files": fresh},
+            )
+        if set(self.signatures) - set(current):  # a file went away: its values may have too
+            con.execute("DELETE FROM facts_options")
+            con.execute(_OPTIONS_SQL.format(scope="true"))
+        elif fresh:
+            con.execute(_OPTIONS_SQL.format(scope=_ROWS_OF_FILES), {"files": fresh})
+
+
+_STORES: OrderedDict[tuple[str, str], _Store] = OrderedDict()
+_STORES_LOCK = threading.Lock()
+_MAX_STORES = 4
+
+
+def _store(log_dir: Path, tz: str) -> _Store:
+    key = (str(Path(log_dir).resolve()), tz)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = _Store(Path(log_dir), tz)
+            while len(_STORES) > _MAX_STORES:
+                _STORES.popitem(last=False)
+        _STORES.move_to_end(key)
+    return store
+
+
+def connect(log_dir: Path, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the up-to-date ``facts`` table (narrow, local times in ``tz``)
+    and the ``pairs`` / ``raw_pairs`` views over the whole log (for queries needing texts)."""
+    zone(tz)
+    store = _store(log_dir, tz)
+    store.refresh()
+    con = store.db.cursor()
+    logstore.create_views(con, log_dir)
+    return con
+
+
+# --- filters -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the page's filter bar selected. Dates are local days, both ends included; an
+    empty tuple means no restriction. A pair matches ``models`` when its teacher or its
+    student model is among them."""
+
+    start: date | None = None
+    end: date | None = None
+    models: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "start": datetime.combine(self.start, datetime.min.time()) if self.start else None,
+            "end": datetime.combine(self.end + timedelta(days=1), datetime.min.time())
+            if self.end
+            else None,
+            "models": list(self.models),
+            "categories": list(self.categories),
+            "languages": list(self.languages),
+            "sources": list(self.sources),
+        }
+
+
+# Appended to every filtered query; all parts are bound parameters.
+WHERE = """
+  (CAST($start AS TIMESTAMP) IS NULL OR lts >= CAST($start AS TIMESTAMP))
+  AND (CAST($end AS TIMESTAMP) IS NULL OR lts < CAST($end AS TIMESTAMP))
+  AND (len(CAST($models AS VARCHAR[])) = 0
+       OR list_contains(CAST($models AS VARCHAR[]), teacher_model)
+       OR list_contains(CAST($models AS VARCHAR[]), student_model))
+  AND (len(CAST($categories AS VARCHAR[])) = 0
+       OR list_contains(CAST($categories AS VARCHAR[]), category))
+  AND (len(CAST($languages AS VARCHAR[])) = 0
+       OR list_contains(CAST($languages AS VARCHAR[]), language))
+  AND (len(CAST($sources AS VARCHAR[])) = 0
+       OR list_contains(CAST($sources AS VARCHAR[]), source))
+"""
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, f: Filters, **extra: Any) -> pd.DataFrame:
+    """Run a fixed query whose text contains ``WHERE`` filters, with the filters bound."""
+    return con.execute(sql, {**f.params(), **extra}).df()
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    models: list[str]
+    categories: list[str]
+    languages: list[str]
+    sources: list[str]
+    first_day: date | None
+    last_day: date | None
+    pairs: int
+
+
+def filter_options(con: duckdb.DuckDBPyConnection) -> FilterOptions:
+    """The values each filter can take, and the log's first and last local day."""
+    values: dict[str, list[str]] = {"model": [], "category": [], "language": [], "source": []}
+    for kind, value in con.execute(
+        "SELECT kind, value FROM facts_options ORDER BY kind, value"
+    ).fetchall():
+        values[kind].append(value)
+    first, last, pairs = con.execute(
+        "SELECT min(lts)::DATE, max(lts)::DATE, count(*) FROM facts"
+    ).fetchone()
+    return FilterOptions(
+        models=values["model"],
+        categories=values["category"],
+        languages=values["language"],
+        sources=values["source"],
+        first_day=first,
+        last_day=last,
+        pairs=int(pairs),
+    )
+
+
+def count_pairs(con: duckdb.DuckDBPyConnection, f: Filters) -> int:
+    return int(con.execute(f"SELECT count(*) FROM facts WHERE {WHERE}", f.params()).fetchone()[0])
+
+
+# --- home --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Headline:
+    pairs_7d: int
+    teacher_spend_mtd: float | None
+    mean_similarity_7d: float | None
+    similarity_method: str | None
+    student_p95_ms_7d: float | None
+    student_error_rate_7d: float | None
+
+
+def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
+    """The Home page's figures: last 7 days up to ``now`` (UTC), and the UTC month to date."""
+    if now.tzinfo is not None:
+        now = now.astimezone(zone("UTC")).replace(tzinfo=None)
+    since = now - timedelta(days=7)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    row = con.execute(
+        """
+        SELECT
+          count(*) FILTER (WHERE ts >= $since),
+          sum(teacher_cost_usd) FILTER (WHERE ts >= $month_start),
+          quantile_cont(student_latency_ms, 0.95)
+            FILTER (WHERE ts >= $since AND student_outcome = 'ok'),
+          avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL)
+        FROM facts WHERE ts <= $now
+        """,
+        {"since": since, "month_start": month_start, "now": now},
+    ).fetchone()
+    sim = con.execute(
+        """
+        SELECT similarity_method, avg(similarity) FROM facts
+        WHERE ts >= $since AND ts <= $now AND similarity IS NOT NULL
+        GROUP BY 1 ORDER BY count(*) DESC LIMIT 1
+        """,
+        {"since": since, "now": now},
+    ).fetchone()
+    return Headline(
+        pairs_7d=int(row[0] or 0),
+        teacher_spend_mtd=row[1],
+        mean_similarity_7d=sim[1] if sim else None,
+        similarity_method=sim[0] if sim else None,
+        student_p95_ms_7d=row[2],
+        student_error_rate_7d=row[3],
+    )
+
+
+def utc_bounds(f: Filters, tz: str) -> tuple[datetime | None, datetime | None]:
+    """The filter's period as aware UTC datetimes [start, end), for database queries."""
+    local = zone(tz)
+    utc = zone("UTC")
+    p = f.params()
+    return tuple(  # type: ignore[return-value]
+        None if p[k] is None else p[k].replace(tzinfo=local).astimezone(utc)
+        for k in ("start", "end")
+    )

@@ -1,0 +1,287 @@
+"""The shadow log record (schema version 1): building, validating, converting.
+
+A record is a plain ``dict`` that serialises to one JSON line. Field names are the contract
+between the collector, imports, DuckDB queries and tests (documented in the README):
+
+    id, ts, schema_version, source, user_hash, conversation_id, category, language,
+    messages, teacher, student, similarity, routing, metadata
+
+``teacher`` and ``student`` are :data:`ANSWER_FIELDS` objects; ``similarity`` is
+``{method, score}``; ``routing`` is ``{served_by, stage, bucket, eligible}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from shadowtutor.errors import ShadowTutorError
+
+SCHEMA_VERSION = 1
+SOURCES = ("live", "replay", "playground", "import", "demo")
+ROLES = ("system", "user", "assistant", "tool", "developer")
+ANSWER_FIELDS = (
+    "model",
+    "provider",
+    "response",
+    "latency_ms",
+    "ttft_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "price_version",
+    "error",
+)
+TOP_FIELDS = (
+    "id",
+    "ts",
+    "schema_version",
+    "source",
+    "user_hash",
+    "conversation_id",
+    "category",
+    "language",
+    "messages",
+    "teacher",
+    "student",
+    "similarity",
+    "routing",
+    "metadata",
+)
+_NUMERIC = ("latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+class RecordError(ShadowTutorError, ValueError):
+    """A record that does not follow the schema; the message says which field and why."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_ts(value: str) -> datetime:
+    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def pseudonymize(user: str | None, salt: str = "shadowtutor") -> str | None:
+    """A stable pseudonymous id for a user (never store the raw e-mail)."""
+    if not user:
+        return None
+    return hashlib.sha256(f"{salt}:{user}".encode()).hexdigest()[:16]
+
+
+def empty_answer(**values: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = dict.fromkeys(ANSWER_FIELDS)
+    answer.update(values)
+    return answer
+
+
+def make_record(
+    *,
+    messages: list[dict[str, Any]],
+    teacher: dict[str, Any],
+    student: dict[str, Any] | None = None,
+    source: str = "live",
+    ts: datetime | None = None,
+    id: str | None = None,
+    user_hash: str | None = None,
+    conversation_id: str | None = None,
+    category: str | None = None,
+    language: str | None = None,
+    similarity: dict[str, Any] | None = None,
+    routing: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build a complete record; missing answer fields are filled with ``None``."""
+    return {
+        "id": id or new_id(),
+        "ts": format_ts(ts or utc_now()),
+        "schema_version": SCHEMA_VERSION,
+        "source": source,
+        "user_hash": user_hash,
+        "conversation_id": conversation_id,
+        "category": category,
+        "language": language,
+        "messages": messages,
+        "teacher": empty_answer(**teacher),
+        "student": empty_answer(**(student or {})),
+        "similarity": similarity or {"method": None, "score": None},
+        "routing": routing
+        or {"served_by": "teacher", "stage": 0, "bucket": None, "eligible": None},
+        "metadata": metadata or {},
+    }
+
+
+def validate(obj: Any) -> dict[str, Any]:
+    """Return the record normalised (missing optional fields filled) or raise RecordError."""
+    if not isinstance(obj, dict):
+        raise RecordError("a record must be a JSON object")
+    unknown = set(obj) - set(TOP_FIELDS)
+    if unknown:
+        raise RecordError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    for name in ("id", "ts", "messages", "teacher"):
+        if obj.get(name) in (None, ""):
+            raise RecordError(f"missing required field '{name}'")
+    if not isinstance(obj["id"], str):
+        raise RecordError("'id' must be a string")
+    if obj.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise RecordError(
+            f"schema_version {obj.get('schema_version')!r} is not supported (expected 1)"
+        )
+    try:
+        ts = format_ts(parse_ts(str(obj["ts"])))
+    except ValueError:
+        raise RecordError(f"'ts' is not an ISO 8601 timestamp: {obj['ts']!r}") from None
+    source = obj.get("source") or "import"
+    if source not in SOURCES:
+        raise RecordError(f"'source' must be one of {', '.join(SOURCES)}, not {source!r}")
+    record = make_record(
+        id=obj["id"],
+        ts=parse_ts(ts),
+        source=source,
+        messages=validate_messages(obj["messages"]),
+        teacher=_validate_answer("teacher", obj["teacher"], required=True),
+        student=_validate_answer("student", obj.get("student") or {}, required=False),
+        user_hash=_opt_str(obj, "user_hash"),
+        conversation_id=_opt_str(obj, "conversation_id"),
+        category=_opt_str(obj, "category"),
+        language=_opt_str(obj, "language"),
+        similarity=_validate_similarity(obj.get("similarity")),
+        routing=obj.get("routing") if isinstance(obj.get("routing"), dict) else None,
+        metadata=obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {},
+    )
+    if record["routing"] is not None:
+        record["routing"] = {
+            "served_by": record["routing"].get("served_by", "teacher"),
+            "stage": record["routing"].get("stage", 0),
+            "bucket": record["routing"].get("bucket"),
+            "eligible": record["routing"].get("eligible"),
+        }
+    return record
+
+
+def _opt_str(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"'{name}' must be a string")
+    return value
+
+
+def validate_messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise RecordError("'messages' must be a non-empty list of chat messages")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or "role" not in msg:
+            raise RecordError(f"messages[{i}] must be an object with a 'role'")
+        if msg["role"] not in ROLES:
+            raise RecordError(f"messages[{i}].role {msg['role']!r} is not a chat role")
+        if not isinstance(msg.get("content"), str | list | type(None)):
+            raise RecordError(f"messages[{i}].content must be text or a list of parts")
+    return messages
+
+
+def _validate_answer(name: str, answer: Any, *, required: bool) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise RecordError(f"'{name}' must be an object")
+    extra = set(answer) - set(ANSWER_FIELDS)
+    if extra:
+        raise RecordError(f"unknown field(s) in '{name}': {', '.join(sorted(extra))}")
+    if required and not answer.get("model"):
+        raise RecordError(f"'{name}.model' is required")
+    if required and answer.get("response") is None and not answer.get("error"):
+        raise RecordError(f"'{name}' needs a 'response' or an 'error'")
+    for key in _NUMERIC:
+        value = answer.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise RecordError(f"'{name}.{key}' must be a number")
+        if value is not None and value < 0:
+            raise RecordError(f"'{name}.{key}' must not be negative")
+    if answer.get("response") is not None and not isinstance(answer["response"], str):
+        raise RecordError(f"'{name}.response' must be text")
+    return answer
+
+
+def _validate_similarity(sim: Any) -> dict[str, Any] | None:
+    if sim is None:
+        return None
+    if not isinstance(sim, dict):
+        raise RecordError("'similarity' must be an object {method, score}")
+    score = sim.get("score")
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+            raise RecordError("'similarity.score' must be a number from 0 to 1")
+    return {"method": sim.get("method"), "score": score}
+
+
+def openai_id(messages: list[dict[str, Any]]) -> str:
+    """The id of an OpenAI chat line: a hash of its messages, so the same line imported or
+    replayed twice gets the same id."""
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:32]
+    return f"oai-{digest}"
+
+
+def from_openai_chat(obj: Any, *, line_no: int | None = None) -> dict[str, Any]:
+    """Convert an OpenAI chat fine-tuning line ``{"messages": [...]}`` into a record.
+
+    The last assistant message is the teacher's answer; the messages before it are the prompt.
+    The id is a hash of the content, so importing the same line twice yields the same id.
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+        raise RecordError("an OpenAI chat line must be an object with a 'messages' list")
+    messages = validate_messages(obj["messages"])
+    last = messages[-1]
+    if last.get("role") != "assistant" or not isinstance(last.get("content"), str):
+        raise RecordError("the last message must be the assistant's (teacher's) answer")
+    prompt = messages[:-1]
+    if not prompt:
+        raise RecordError("there is no prompt before the assistant's answer")
+    extra = {k: v for k, v in obj.items() if k != "messages"}
+    return make_record(
+        id=openai_id(messages),
+        source="import",
+        messages=prompt,
+        teacher={"model": str(obj.get("model") or "unknown"), "response": last["content"]},
+        metadata=extra if extra else {},
+    )
+
+
+def parse_line(line: str | bytes) -> dict[str, Any]:
+    """Parse one JSON line in either our schema or OpenAI chat format into a valid record."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
+        return from_openai_chat(obj)
+    return validate(obj)
+
+
+def dumps(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def prompt_text(messages: list[dict[str, Any]]) -> str:
+    """The last user message's text (for tables and detection)."""
+    for msg in reversed(messages):
+        if msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content or ""
+    return ""

@@ -1,0 +1,1 @@
+"""Trying prompts live against the student, and its health."""

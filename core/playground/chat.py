@@ -1,0 +1,437 @@
+"""The Playground: try prompts live against the student, optionally with the teacher beside it.
+
+A :class:`Chat` is plain data (model, system prompt, temperature, max tokens, turns). Each
+:func:`run_turn` sends the system prompt, the earlier turns (the user's messages and the
+*student's* answers: it is a conversation with the student) and the new prompt to the student,
+streaming, and, when asked, the same messages to the teacher at the same time. Both stream in
+worker threads; ``on_text(who, text_so_far)`` is called from the calling thread as pieces
+arrive, so a page can update a placeholder. Failures never raise: they land in the answer's
+``error`` with a message naming the fix, and a failed turn is left out of later history.
+
+Figures per answer: time to first token, total latency, and tokens per second measured as the
+decode rate after the first token: ``(completion_tokens - 1) / (latency - ttft)`` (falls back to
+``completion_tokens / latency`` for one-token answers). Token counts come from the server, else
+are estimated (``usage_estimated``).
+
+:func:`build_record` turns a turn into a shadow log record (source ``playground``) and
+:func:`save_pair` writes it and, if asked, puts it in the review queue.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shadowtutor import detect, pricing
+from shadowtutor.backends.clients import (
+    Backend,
+    BackendError,
+    ChatResult,
+    teacher_api_key,
+    teacher_backend,
+)
+from shadowtutor.config import Settings
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.log import record as logrecord
+from shadowtutor.log.store import LogWriter
+from shadowtutor.review import queue as review
+from shadowtutor.similarity import SimilarityMethod, get_method
+
+SAVE_ROLES = ("admin", "reviewer")
+TEACHER_NOT_ASKED = "not asked: Playground turn without the teacher"
+REVIEW_STRATEGY = "manual"
+
+
+class PlaygroundError(ShadowTutorError):
+    """A Playground action that cannot be done (the message says why)."""
+
+
+@dataclass
+class Answer:
+    """One model's answer to a turn, with its figures; ``error`` set when it failed."""
+
+    model: str
+    provider: str
+    text: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_estimated: bool = False
+    tokens_per_s: float | None = None
+    cost_usd: float | None = None
+    price_version: str | None = None
+
+    def figures(self) -> str:
+        """One line of figures for a caption: TTFT, latency, tokens/s, tokens, cost."""
+        if self.error is not None:
+            return "failed"
+        parts = [
+            f"TTFT {_ms(self.ttft_ms)}",
+            f"total {_ms(self.latency_ms)}",
+            f"{self.tokens_per_s:,.1f} tokens/s" if self.tokens_per_s else "tokens/s n/a",
+            f"{self.completion_tokens or 0} tokens"
+            + (" (estimated)" if self.usage_estimated else ""),
+        ]
+        if self.cost_usd == 0:
+            parts.append("cost $0 (local)")
+        elif self.cost_usd is not None:
+            parts.append(f"cost ${self.cost_usd:.6f}")
+        return " · ".join(parts)
+
+
+@dataclass
+class Turn:
+    """One prompt with the messages actually sent and the answers."""
+
+    prompt: str
+    messages: list[dict[str, Any]]
+    student: Answer
+    teacher: Answer | None = None
+    similarity: float | None = None
+    similarity_method: str | None = None
+    similarity_error: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    ts: str = field(default_factory=lambda: logrecord.format_ts(logrecord.utc_now()))
+    saved_id: str | None = None
+    queued: bool = False
+
+
+@dataclass
+class Chat:
+    """A Playground conversation with the student (plain data, kept in the page's session)."""
+
+    model: str
+    system_prompt: str = ""
+    temperature: float = 0.7
+    max_tokens: int = 512
+    turns: list[Turn] = field(default_factory=list)
+    conversation_id: str = field(default_factory=logrecord.new_id)
+
+    def history(self) -> list[dict[str, Any]]:
+        """System prompt and the earlier successful turns (user, student's answer)."""
+        messages: list[dict[str, Any]] = []
+        if self.system_prompt.strip():
+            messages.append({"role": "system", "content": self.system_prompt})
+        for turn in self.turns:
+            if turn.student.error is None:
+                messages.append({"role": "user", "content": turn.prompt})
+                messages.append({"role": "assistant", "content": turn.student.text or ""})
+        return messages
+
+    def clear(self) -> None:
+        """Forget the turns and start a new conversation id (settings stay)."""
+        self.turns = []
+        self.conversation_id = logrecord.new_id()
+
+
+def tokens_per_second(
+    completion_tokens: int | None, latency_ms: float | None, ttft_ms: float | None
+) -> float | None:
+    """Decode rate after the first token (see the module docstring); None when unknown."""
+    if not completion_tokens or not latency_ms or latency_ms <= 0:
+        return None
+    if ttft_ms is not None and completion_tokens > 1 and latency_ms > ttft_ms:
+        return (completion_tokens - 1) / ((latency_ms - ttft_ms) / 1000)
+    return completion_tokens / (latency_ms / 1000)
+
+
+def teacher_problem(settings: Settings) -> str | None:
+    """Why the teacher cannot be asked (no API key), or None."""
+    if teacher_api_key(settings):
+        return None
+    return (
+        "the teacher needs an API key: set SHADOWTUTOR_TEACHER_API_KEY (or OPENAI_API_KEY) "
+        "and restart, or turn 'Teacher beside' off"
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f} ms"
+
+
+def _answer(result: ChatResult) -> Answer:
+    return Answer(
+        model=result.model,
+        provider=result.provider,
+        text=result.text,
+        ttft_ms=result.ttft_ms,
+        latency_ms=result.latency_ms,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        usage_estimated=result.usage_estimated,
+        tokens_per_s=tokens_per_second(result.completion_tokens, result.latency_ms, result.ttft_ms),
+    )
+
+
+def _failed(backend: Backend, model: str, exc: Exception) -> Answer:
+    kind = getattr(exc, "kind", "error")
+    text = str(exc) if isinstance(exc, ShadowTutorError) else f"unexpected failure: {exc!r}"
+    return Answer(model=model, provider=backend.provider, error=text, error_kind=kind)
+
+
+def _produce(
+    who: str, backend: Backend, model: str, chat: Chat, messages: list, out: queue.Queue
+) -> None:
+    """Stream one model into ``out`` as (who, piece, None) and finally (who, None, Answer)."""
+    try:
+        result = None
+        for chunk in backend.stream_chat(
+            messages, model=model, temperature=chat.temperature, max_tokens=chat.max_tokens
+        ):
+            if chunk.text:
+                out.put((who, chunk.text, None))
+            result = chunk.result or result
+        if result is None:
+            raise BackendError(f"{backend.describe()} ended the answer without a result")
+        out.put((who, None, _answer(result)))
+    except Exception as exc:  # every failure is reported in the turn, never raised
+        out.put((who, None, _failed(backend, model, exc)))
+
+
+def run_turn(
+    chat: Chat,
+    prompt: str,
+    *,
+    student: Backend,
+    teacher: Backend | None = None,
+    teacher_error: str | None = None,
+    similarity: SimilarityMethod | None = None,
+    prices: pricing.PriceTable | None = None,
+    on_text: Callable[[str, str], None] | None = None,
+    settings: Settings | None = None,
+) -> Turn:
+    """Ask the student (and the teacher, if given) and append the finished turn to ``chat``.
+
+    ``teacher_error`` records why the teacher was wanted but could not be asked (no key)."""
+    prompt = prompt.strip()
+    if not prompt:
+        raise PlaygroundError("type a message first")
+    messages = chat.history() + [{"role": "user", "content": prompt}]
+    prices = prices or pricing.load_table(settings.price_table if settings else "")
+    out: queue.Queue = queue.Queue()
+    jobs = {"student": (student, chat.model)}
+    if teacher is not None:
+        jobs["teacher"] = (teacher, teacher.model)
+    for who, (backend, model) in jobs.items():
+        threading.Thread(
+            target=_produce, args=(who, backend, model, chat, messages, out), daemon=True
+        ).start()
+    texts = dict.fromkeys(jobs, "")
+    answers: dict[str, Answer] = {}
+    while len(answers) < len(jobs):
+        who, piece, answer = out.get()
+        if answer is not None:
+            answers[who] = answer
+            continue
+        texts[who] += piece
+        if on_text is not None:
+            on_text(who, texts[who])
+    turn = Turn(
+        prompt=prompt,
+        messages=messages,
+        student=answers["student"],
+        teacher=answers.get("teacher"),
+        temperature=chat.temperature,
+        max_tokens=chat.max_tokens,
+    )
+    if turn.teacher is None and teacher_error:
+        turn.teacher = Answer(
+            model=settings.teacher_model if settings else "teacher",
+            provider="openai",
+            error=teacher_error,
+            error_kind="no_key",
+        )
+    _price(turn, prices, settings)
+    _score(turn, similarity)
+    chat.turns.append(turn)
+    return turn
+
+
+def _price(turn: Turn, prices: pricing.PriceTable, settings: Settings | None) -> None:
+    """Teacher cost from the price table; a local student (Ollama, or priced ``local``, or a
+    flat monthly cost) costs $0 a request, as in the collector."""
+    for who, ans in (("teacher", turn.teacher), ("student", turn.student)):
+        if ans is None or ans.error is not None:
+            continue
+        listed = prices.lookup(ans.model)
+        local = who == "student" and (
+            ans.provider == "ollama"
+            or (listed is not None and listed.provider == "local")
+            or bool(settings and settings.student_monthly_cost_usd > 0)
+        )
+        ans.cost_usd = (
+            0.0 if local else prices.cost(ans.model, ans.prompt_tokens, ans.completion_tokens)
+        )
+        ans.price_version = prices.version if ans.cost_usd is not None else None
+
+
+def _score(turn: Turn, similarity: SimilarityMethod | None) -> None:
+    if similarity is None or turn.teacher is None:
+        return
+    turn.similarity_method = similarity.name
+    a, b = turn.teacher.text, turn.student.text
+    if a is None or b is None:
+        return
+    try:
+        turn.similarity = similarity.score(a, b)
+    except Exception as exc:  # an embedding server may be down; the turn is still good
+        turn.similarity_error = str(exc)
+
+
+def ask(
+    chat: Chat,
+    prompt: str,
+    *,
+    settings: Settings,
+    student: Backend,
+    with_teacher: bool,
+    on_text: Callable[[str, str], None] | None = None,
+) -> Turn:
+    """:func:`run_turn` with the teacher, similarity and prices taken from settings."""
+    teacher = problem = None
+    similarity = None
+    if with_teacher:
+        problem = teacher_problem(settings)
+        teacher = None if problem else teacher_backend(settings, timeout=60.0)
+        try:
+            similarity = get_method(settings)
+        except ShadowTutorError:
+            similarity = SimilarityMethod()  # a bad setting must not lose the turn: lexical
+    return run_turn(
+        chat,
+        prompt,
+        student=student,
+        teacher=teacher,
+        teacher_error=problem,
+        similarity=similarity,
+        prices=pricing.load_table(settings.price_table),
+        on_text=on_text,
+        settings=settings,
+    )
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+
+def _answer_fields(ans: Answer) -> dict[str, Any]:
+    return {
+        "model": ans.model,
+        "provider": ans.provider,
+        "response": ans.text if ans.error is None else None,
+        "latency_ms": _round(ans.latency_ms),
+        "ttft_ms": _round(ans.ttft_ms),
+        "prompt_tokens": ans.prompt_tokens,
+        "completion_tokens": ans.completion_tokens,
+        "cost_usd": ans.cost_usd,
+        "price_version": ans.price_version,
+        "error": ans.error,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def build_record(
+    chat: Chat, index: int, *, username: str | None, teacher_model: str
+) -> dict[str, Any]:
+    """The shadow log record (source ``playground``) of turn ``index``."""
+    try:
+        turn = chat.turns[index]
+    except IndexError:
+        raise PlaygroundError(f"there is no turn {index + 1} in this conversation") from None
+    teacher = (
+        _answer_fields(turn.teacher)
+        if turn.teacher is not None
+        else {"model": teacher_model, "provider": "openai", "error": TEACHER_NOT_ASKED}
+    )
+    metadata: dict[str, Any] = {
+        "playground": {
+            "turn": index + 1,
+            "temperature": turn.temperature,
+            "max_tokens": turn.max_tokens,
+        },
+        "detected": ["language", "category"],
+    }
+    estimated = [
+        who
+        for who, a in (("teacher", turn.teacher), ("student", turn.student))
+        if a and a.usage_estimated
+    ]
+    if estimated:
+        metadata["usage_estimated"] = estimated
+    if turn.similarity_error:
+        metadata["similarity_error"] = turn.similarity_error
+    return logrecord.make_record(
+        ts=logrecord.parse_ts(turn.ts),
+        source="playground",
+        messages=turn.messages,
+        teacher=teacher,
+        student=_answer_fields(turn.student),
+        user_hash=logrecord.pseudonymize(username),
+        conversation_id=chat.conversation_id,
+        category=detect.detect_category(turn.prompt),
+        language=detect.detect_language(turn.prompt),
+        similarity={"method": turn.similarity_method, "score": turn.similarity},
+        routing={"served_by": "student", "stage": None, "bucket": None, "eligible": None},
+        metadata=metadata,
+    )
+
+
+@dataclass
+class SaveResult:
+    pair_id: str
+    queued: bool
+    already_queued: bool = False
+
+
+def save_pair(
+    chat: Chat,
+    index: int,
+    *,
+    role: str,
+    log_dir: Any,
+    username: str | None,
+    teacher_model: str,
+    session: Any = None,
+    enqueued_by: int | None = None,
+    required_reviews: int = 1,
+) -> SaveResult:
+    """Write turn ``index`` to the shadow log; with a DB ``session``, also queue it for review.
+
+    Saving the same turn again writes nothing new and returns the same pair id."""
+    if role not in SAVE_ROLES:
+        raise PlaygroundError(
+            f"your role ({role}) may not save Playground pairs; it is for: {', '.join(SAVE_ROLES)}"
+        )
+    turn = chat.turns[index] if 0 <= index < len(chat.turns) else None
+    if turn is None:
+        raise PlaygroundError(f"there is no turn {index + 1} in this conversation")
+    record = build_record(chat, index, username=username, teacher_model=teacher_model)
+    if turn.saved_id:
+        record["id"] = turn.saved_id
+    else:
+        record = logrecord.validate(record)
+        with LogWriter(log_dir) as writer:
+            writer.append(record)
+        turn.saved_id = record["id"]
+    result = SaveResult(pair_id=record["id"], queued=turn.queued)
+    if session is not None and not turn.queued:
+        added = review.enqueue_records(
+            session=session,
+            records=[record],
+            strategy=REVIEW_STRATEGY,
+            required_reviews=required_reviews,
+            enqueued_by=enqueued_by,
+        )
+        turn.queued = True
+        result.queued = True
+        result.already_queued = added.added == 0
+    return result

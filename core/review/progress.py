@@ -1,0 +1,115 @@
+"""Review progress: queue size, reviews today, per reviewer counts and times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from shadowtutor.review.agreement import Rating
+from shadowtutor.tables import Review, ReviewItem, User, as_utc, utcnow
+
+
+@dataclass(frozen=True)
+class ReviewerStats:
+    reviewer: str
+    reviews: int
+    approved: int
+    rejected: int
+    skipped: int
+    today: int
+    median_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    queue_open: int  # items still needing reviews
+    items_done: int
+    items_total: int
+    reviews_total: int  # current approve/reject reviews
+    reviewed_today: int
+    median_seconds: float | None
+    per_reviewer: list[ReviewerStats]
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def progress(*, session: Session, day_start: datetime | None = None) -> Progress:
+    """Queue and reviewer figures. ``day_start``: start of "today" (aware, in the team's
+    time zone); defaults to midnight UTC."""
+    now = utcnow()
+    day_start = day_start or now.replace(hour=0, minute=0, second=0, microsecond=0)
+    status_counts = dict(
+        session.exec(select(ReviewItem.status, func.count()).group_by(ReviewItem.status)).all()
+    )
+    rows = session.exec(
+        select(
+            User.username,
+            Review.decision,
+            Review.created_at,
+            Review.seconds_spent,
+        )
+        .join(User, User.id == Review.reviewer_id)
+        .where(Review.is_current)
+    ).all()
+    per: dict[str, dict[str, Any]] = {}
+    all_seconds: list[float] = []
+    today_total = 0
+    for username, decision, created_at, seconds in rows:
+        entry = per.setdefault(
+            username,
+            {"approve": 0, "reject": 0, "skip": 0, "today": 0, "seconds": []},
+        )
+        entry[decision] = entry.get(decision, 0) + 1
+        if decision == "skip":
+            continue
+        if created_at is not None and as_utc(created_at) >= day_start:
+            entry["today"] += 1
+            today_total += 1
+        if seconds is not None:
+            entry["seconds"].append(float(seconds))
+            all_seconds.append(float(seconds))
+    per_reviewer = [
+        ReviewerStats(
+            reviewer=name,
+            reviews=e["approve"] + e["reject"],
+            approved=e["approve"],
+            rejected=e["reject"],
+            skipped=e["skip"],
+            today=e["today"],
+            median_seconds=_median(e["seconds"]),
+        )
+        for name, e in sorted(per.items())
+    ]
+    return Progress(
+        queue_open=int(status_counts.get("open", 0)),
+        items_done=int(status_counts.get("done", 0)),
+        items_total=int(sum(status_counts.values())),
+        reviews_total=sum(r.reviews for r in per_reviewer),
+        reviewed_today=today_total,
+        median_seconds=_median(all_seconds),
+        per_reviewer=per_reviewer,
+    )
+
+
+def ratings(*, session: Session) -> list[Rating]:
+    """Every current review as a rating by its reviewer (input of the agreement figures)."""
+    stmt = (
+        select(Review, User.username)
+        .join(User, User.id == Review.reviewer_id)
+        .where(Review.is_current)
+        .order_by(Review.item_id, Review.id)
+    )
+    return [
+        Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
+        for r, name in session.exec(stmt)
+    ]

@@ -1,0 +1,68 @@
+"""`shadowtutor gate ...` and `shadowtutor rollout ...` as a user runs them (real SQLite, log)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from click.testing import CliRunner
+
+from shadowtutor.cli import main
+from shadowtutor.config import Settings
+from tests.support.apputil import make_user
+from tests.support.gatesim import fill
+
+
+def run(*args: str):  # noqa: ANN201
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_full_rollout_and_kill_from_the_cli(migrated: Settings) -> None:
+    fill(migrated)
+    make_user(migrated.db_url, "admin", "root")
+    make_user(migrated.db_url, "manager", "boss")
+
+    first = run("rollout", "advance")
+    assert first.exit_code == 1 and "no decision yet" in first.output
+
+    ev = run("gate", "evaluate")
+    assert ev.exit_code == 0, ev.output
+    assert "decision #1: GO" in ev.output and "GO for greeting" in ev.output
+    assert "1,000 more casual pairs needed" in ev.output
+
+    refused = run("gate", "approve", "1", "--by", "boss")
+    assert refused.exit_code == 1 and "only an admin" in refused.output
+    ok = run("gate", "approve", "1", "--by", "root")
+    assert ok.exit_code == 0 and "approved" in ok.output
+    assert "advanced to 10% for greeting" in run("rollout", "advance", "--by", "root").output
+
+    status = run("rollout", "status").output
+    assert "stage: 10%" in status and "eligible categories: greeting" in status
+    assert "more requests served by the student at 10%" in status
+
+    assert "kill switch ON" in run("rollout", "kill", "--reason", "drill").output
+    assert "KILLED" in run("rollout", "status").output
+    assert "stage 10% applies again" in run("rollout", "unkill").output
+    assert "rolled back to 0%" in run("rollout", "rollback", "--reason", "test").output
+    again = run("rollout", "advance", "--by", "root")
+    assert again.exit_code == 1 and "no automatic re-promotion" in again.output
+    assert "approved" in run("gate", "show").output
+
+
+def test_replay_prints_a_line_a_day(migrated: Settings) -> None:
+    fill(migrated)
+    today = datetime.now(UTC).date()
+    out = run("gate", "replay", "--from", str(today - timedelta(days=2)), "--to", str(today))
+    assert out.exit_code == 0, out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith(str(today)) and "GO" in lines[-1]
+    bad = run("gate", "replay", "--from", str(today), "--to", str(today), "--step", "1h")
+    assert bad.exit_code == 2 and "whole days" in bad.output
+    backwards = run("gate", "replay", "--from", str(today), "--to", str(today - timedelta(days=3)))
+    assert backwards.exit_code == 2 and "before --from" in backwards.output
+
+
+def test_bad_gate_config_is_one_line(migrated: Settings, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SHADOWTUTOR_GATE_CONFIG", str(tmp_path / "missing.toml"))
+    out = run("gate", "evaluate")
+    assert out.exit_code == 1 and "cannot read the gate config" in out.output
+    assert "Traceback" not in out.output

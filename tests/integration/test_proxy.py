@@ -1,0 +1,209 @@
+"""The OpenAI-compatible proxy, run by uvicorn on a loopback port, hit by the real openai client."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from shadowtutor.collect import proxy
+from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.config import Settings
+from shadowtutor.gate import routing
+from shadowtutor.log import store as logstore
+from shadowtutor.testing.loopback import AsgiServer, ModelServer
+
+MSGS = [{"role": "user", "content": "hello, how are you today"}]
+STUDENT_SAYS = "I am fine thank you"
+
+
+@pytest.fixture(autouse=True)
+def _home(home: Path) -> Path:
+    return home
+
+
+@pytest.fixture
+def teacher() -> Iterator[ModelServer]:
+    with ModelServer(models=["gpt-4o-mini"]) as srv:
+        yield srv
+
+
+@pytest.fixture
+def student() -> Iterator[ModelServer]:
+    with ModelServer(models=["llama3"], answer=STUDENT_SAYS) as srv:
+        yield srv
+
+
+class Running:
+    def __init__(self, settings: Settings):
+        self.collector = ShadowCollector(settings)
+        self.server = AsgiServer(proxy.create_app(settings, self.collector))
+        self.url = self.server.url
+
+    def client(self, key: str = "sk-caller") -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
+
+    def records(self, expect: int = 0) -> list[dict[str, Any]]:
+        # A streamed answer is handed over after its last event, a moment after the client
+        # has read it: wait for the expected hand-offs before flushing.
+        deadline = time.monotonic() + 5
+        while self.collector.stats()["enqueued"] < expect and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.collector.flush(10)
+        return sorted(logstore.iter_records(self.collector.log_dir), key=lambda r: r["ts"])
+
+
+@pytest.fixture
+def running(tmp_path: Path, teacher: ModelServer, student: ModelServer) -> Iterator[Running]:
+    settings = Settings.load(
+        {
+            "SHADOWTUTOR_HOME": str(tmp_path / "home"),
+            "SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url,
+            "SHADOWTUTOR_TEACHER_API_KEY": "sk-configured",
+            "SHADOWTUTOR_STUDENT_BASE_URL": student.url,
+            "SHADOWTUTOR_STUDENT_TIMEOUT_S": "0.5",
+        }
+    )
+    run = Running(settings)
+    yield run
+    run.server.close()
+
+
+def test_chat_is_forwarded_unchanged_and_shadowed(running: Running, teacher: ModelServer) -> None:
+    direct = openai.OpenAI(base_url=teacher.openai_url, api_key="k", max_retries=0)
+    expected = direct.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    got = running.client().chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MSGS,
+        extra_headers={
+            "X-ShadowTutor-User": "bob@example.com",
+            "X-ShadowTutor-Metadata": '{"app": "web"}',
+        },
+    )
+    assert got.choices[0].message.content == expected.choices[0].message.content
+    assert got.usage == expected.usage
+    [rec] = running.records()
+    assert rec["teacher"]["response"] == "echo: hello, how are you today"
+    assert rec["student"]["response"] == STUDENT_SAYS
+    assert rec["metadata"]["app"] == "web" and rec["user_hash"]
+    assert rec["teacher"]["prompt_tokens"] == expected.usage.prompt_tokens
+
+
+def test_streaming_passes_the_events_through(running: Running, teacher: ModelServer) -> None:
+    body = {"model": "gpt-4o-mini", "messages": MSGS, "stream": True}
+    direct = httpx.post(f"{teacher.openai_url}/chat/completions", json=body).content
+    via = httpx.post(f"{running.url}/v1/chat/completions", json=body).content
+    # Same events apart from the per-call id and timestamp.
+    norm = [
+        {k: v for k, v in json.loads(line[6:]).items() if k not in ("id", "created")}
+        for line in via.split(b"\n\n")
+        if line.startswith(b"data: {")
+    ]
+    ref = [
+        {k: v for k, v in json.loads(line[6:]).items() if k not in ("id", "created")}
+        for line in direct.split(b"\n\n")
+        if line.startswith(b"data: {")
+    ]
+    assert norm == ref and via.rstrip().endswith(b"data: [DONE]")
+    chunks = list(
+        running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == (
+        "echo: hello, how are you today"
+    )
+    recs = running.records(expect=2)
+    assert len(recs) == 2 and all(r["teacher"]["ttft_ms"] is not None for r in recs)
+    assert recs[0]["teacher"]["response"] == "echo: hello, how are you today"
+
+
+def test_authorization_forwarded_or_configured(running: Running, teacher: ModelServer) -> None:
+    running.client("sk-caller").chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    httpx.post(
+        f"{running.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSGS}
+    )
+    seen = [h.get("Authorization") or h.get("authorization") for h in teacher.headers]
+    assert seen == ["Bearer sk-caller", "Bearer sk-configured"]
+    assert not any(k.lower().startswith("x-shadowtutor") for h in teacher.headers for k in h)
+
+
+def test_models_and_health(running: Running) -> None:
+    assert [m.id for m in running.client().models.list()] == ["gpt-4o-mini"]
+    running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    running.collector.flush()
+    health = httpx.get(f"{running.url}/healthz").json()
+    assert health["status"] == "ok"
+    assert health["collector"]["logged"] == 1 and health["collector"]["breaker"] == "closed"
+
+
+def test_teacher_errors_pass_through(running: Running, teacher: ModelServer) -> None:
+    teacher.status = 500
+    with pytest.raises(openai.InternalServerError, match="loopback fault"):
+        running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    teacher.status = None
+    with pytest.raises(openai.NotFoundError, match="gpt-9"):
+        running.client().chat.completions.create(model="gpt-9", messages=MSGS)
+    bad = httpx.post(f"{running.url}/v1/chat/completions", content=b"{not json")
+    assert bad.status_code == 400  # the teacher's own answer to a malformed request
+    assert running.records() == [] and running.collector.stats()["teacher_errors"] == 3
+
+
+def test_teacher_down_is_a_502_naming_it(running: Running, teacher: ModelServer) -> None:
+    teacher.down()
+    with pytest.raises(openai.APIStatusError, match="unreachable") as info:
+        running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    assert info.value.status_code == 502
+
+
+@pytest.mark.parametrize("fault", ["down", "slow", "status", "malformed", "cut"])
+def test_student_faults_do_not_touch_the_answer(
+    running: Running, student: ModelServer, fault: str
+) -> None:
+    {
+        "down": student.down,
+        "slow": lambda: setattr(student, "delay", 1.5),
+        "status": lambda: setattr(student, "status", 500),
+        "malformed": lambda: setattr(student, "malformed", True),
+        "cut": lambda: setattr(student, "cut_after", 1),
+    }[fault]()
+    got = running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    assert got.choices[0].message.content == "echo: hello, how are you today"
+    [rec] = running.records()
+    assert rec["student"]["error"] and rec["student"]["response"] is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_student_serves_when_routed(
+    running: Running, teacher: ModelServer, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    monkeypatch.setattr(
+        routing, "route", lambda *, key, category: routing.Route("student", 25, 1.0, True)
+    )
+    resp = running.client().chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS, stream=stream
+    )
+    if stream:
+        text = "".join(c.choices[0].delta.content or "" for c in resp if c.choices)
+    else:
+        text = resp.choices[0].message.content
+    assert text == STUDENT_SAYS
+    [rec] = running.records()
+    assert rec["routing"]["served_by"] == "student"
+    assert rec["teacher"]["response"] == "echo: hello, how are you today"
+
+
+def test_a_teacher_stream_cut_mid_way_reaches_the_app_cut(
+    running: Running, teacher: ModelServer
+) -> None:
+    teacher.cut_after = 2
+    stream = running.client().chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS, stream=True
+    )
+    with pytest.raises(openai.APIConnectionError):
+        list(stream)
+    assert running.records() == [] and running.collector.stats()["teacher_errors"] == 1

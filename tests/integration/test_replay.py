@@ -1,0 +1,196 @@
+"""`shadowtutor replay FILE`: our schema or OpenAI JSONL; resumable; teacher only if needed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from shadowtutor.cli import main
+from shadowtutor.collect import replay
+from shadowtutor.config import Settings
+from shadowtutor.log import record as logrecord
+from shadowtutor.log import store as logstore
+from shadowtutor.testing.loopback import ModelServer
+
+
+@pytest.fixture
+def teacher() -> Iterator[ModelServer]:
+    with ModelServer(models=["gpt-4o-mini"], answer="the teacher's fresh answer") as srv:
+        yield srv
+
+
+@pytest.fixture
+def student() -> Iterator[ModelServer]:
+    with ModelServer(models=["llama3"]) as srv:
+        yield srv
+
+
+@pytest.fixture
+def env(home: Path, teacher: ModelServer, student: ModelServer, monkeypatch) -> dict[str, str]:
+    values = {
+        "SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url,
+        "SHADOWTUTOR_TEACHER_API_KEY": "sk-test",
+        "SHADOWTUTOR_STUDENT_BASE_URL": student.url,
+        "SHADOWTUTOR_STUDENT_TIMEOUT_S": "1",
+        "SHADOWTUTOR_BREAKER_FAILURES": "3",
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    return values
+
+
+def write_lines(path: Path, objs: list[Any]) -> Path:
+    path.write_text("".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objs))
+    return path
+
+
+def our_record(i: int) -> dict[str, Any]:
+    return logrecord.make_record(
+        id=f"rec-{i}",
+        ts=logrecord.parse_ts("2026-10-01T10:00:00Z"),
+        source="live",
+        messages=[{"role": "user", "content": f"question number {i}"}],
+        teacher={
+            "model": "gpt-4o-mini",
+            "response": f"old answer {i}",
+            "prompt_tokens": 5,
+            "completion_tokens": 3,
+        },
+        user_hash="abc",
+        category="business",
+    )
+
+
+def mixed_file(tmp_path: Path) -> Path:
+    return write_lines(
+        tmp_path / "in.jsonl",
+        [
+            our_record(1),
+            our_record(2),
+            {
+                "messages": [
+                    {"role": "user", "content": "ciao"},
+                    {"role": "assistant", "content": "ciao!"},
+                ]
+            },
+            {"messages": [{"role": "user", "content": "prompt only, no answer"}]},
+            "{broken json",
+            our_record(1),  # a duplicate line
+        ],
+    )
+
+
+def logged(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in logstore.iter_records(settings.log_path)}
+
+
+def test_replay_mixed_file_calls_the_teacher_only_where_needed(
+    env: dict[str, str], tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    result = CliRunner().invoke(main, ["replay", str(mixed_file(tmp_path)), "--concurrency", "2"])
+    assert result.exit_code == 1, result.output  # one bad line is reported
+    assert "in.jsonl:5: not valid JSON" in result.output
+    assert "replayed 4, already in the log 0, teacher called 1" in result.output
+    recs = logged(Settings.load())
+    assert len(recs) == 4 and all(r["source"] == "replay" for r in recs.values())
+    assert recs["rec-1"]["teacher"]["response"] == "old answer 1"
+    assert recs["rec-1"]["ts"].startswith("2026-10-01") and recs["rec-1"]["category"] == "business"
+    assert recs["rec-1"]["student"]["response"] == "echo: question number 1"
+    fresh = [r for r in recs.values() if r["metadata"].get("teacher_called")]
+    assert [r["teacher"]["response"] for r in fresh] == ["the teacher's fresh answer"]
+    assert teacher.count("/v1/chat/completions") == 1
+    assert student.count("/api/chat") == 4
+
+
+def test_replay_is_resumable(env: dict[str, str], tmp_path: Path, student: ModelServer) -> None:
+    path = mixed_file(tmp_path)
+    settings = Settings.load()
+    items, _, _ = replay.read_items(path)
+    # A first run that was interrupted after two lines: those are in the log already.
+    first = [i for i in items if i.id in ("rec-1", "rec-2")]
+    write_lines(
+        tmp_path / "part.jsonl",
+        [json.loads(logrecord.dumps(our_record(1))), json.loads(logrecord.dumps(our_record(2)))],
+    )
+    logstore.import_file(tmp_path / "part.jsonl", settings.log_path)
+    assert len(first) == 2
+    report = replay.replay(path, settings, concurrency=3)
+    assert (report.replayed, report.already_logged) == (2, 2)
+    assert student.count("/api/chat") == 2
+    again = replay.replay(path, settings)
+    assert (again.replayed, again.already_logged) == (0, 4)
+
+
+def test_student_down_stops_with_a_resume_message(
+    env: dict[str, str], tmp_path: Path, student: ModelServer
+) -> None:
+    student.down()
+    lines = [our_record(i) for i in range(20)]
+    path = write_lines(tmp_path / "many.jsonl", lines)
+    result = CliRunner().invoke(main, ["replay", str(path), "--concurrency", "1"])
+    assert result.exit_code == 1
+    assert "stopped: the student failed 3 times in a row" in result.output
+    assert "run the same command again to resume" in result.output
+    settings = Settings.load()
+    written = logged(settings)
+    assert 3 <= len(written) < 20  # the failures are recorded, the untried lines are not
+    assert all(r["student"]["error"].startswith("unavailable") for r in written.values())
+    student.up()
+    resumed = replay.replay(path, settings)
+    assert resumed.replayed == 20 - len(written)
+
+
+def test_student_timeouts_are_recorded(
+    env: dict[str, str], tmp_path: Path, student: ModelServer
+) -> None:
+    student.delay = 1.5
+    path = write_lines(tmp_path / "one.jsonl", [our_record(1)])
+    report = replay.replay(path, Settings.load())
+    assert report.replayed == 1 and report.stats["student_timeouts"] == 1
+    assert logged(Settings.load())["rec-1"]["student"]["error"].startswith("timeout")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"messages": []}', "there is no prompt"),
+        ('{"messages": "hi"}', "must be a list"),
+        ("[1, 2]", "JSON object"),
+        (
+            '{"id": "x", "ts": "2026-01-01", "teacher": {}, '
+            '"messages": [{"role": "user", "content": "q"}]}',
+            "teacher.model",
+        ),
+    ],
+)
+def test_parse_item_rejects_with_a_reason(line: str, reason: str) -> None:
+    with pytest.raises(logrecord.RecordError, match=reason):
+        replay.parse_item(line)
+
+
+def test_prompt_only_lines_get_a_stable_id() -> None:
+    line = '{"messages": [{"role": "user", "content": "hello"}], "model": "gpt-4o"}'
+    a, b = replay.parse_item(line), replay.parse_item(line)
+    assert a.id == b.id and a.id.startswith("oai-") and a.teacher is None
+    assert a.record == {"teacher": {"model": "gpt-4o"}}
+
+
+def test_cli_lists_the_commands_and_rejects_a_bad_backend(home: Path, monkeypatch) -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["--help"]).output
+    assert "proxy" in out and "replay" in out
+    monkeypatch.setenv("SHADOWTUTOR_STUDENT_BACKEND", "vllm")
+    result = runner.invoke(main, ["proxy", "--port", "1"])
+    assert result.exit_code == 1
+    assert "SHADOWTUTOR_STUDENT_BACKEND='vllm' is not a backend" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_replay_missing_file_is_a_usage_error(home: Path) -> None:
+    result = CliRunner().invoke(main, ["replay", "/nonexistent.jsonl"])
+    assert result.exit_code == 2 and "does not exist" in result.output

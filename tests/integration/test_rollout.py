@@ -1,0 +1,262 @@
+"""Routing (stable, monotone, right share), rollout stages, rollback rules, stale approvals,
+and the kill switch reaching a running proxy-like loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session
+
+from shadowtutor import db, users
+from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import decisions, rollout, routing
+from shadowtutor.gate.criteria import Window
+from shadowtutor.gate.rollout import RolloutError
+from shadowtutor.tables import RolloutEvent, UserCreate, utcnow
+from tests.unit.test_gate import agg, config
+
+CATS = frozenset({"greeting", "casual"})
+KEYS = [f"user-{i}" for i in range(20000)]
+
+
+# --- routing rule (pure) -----------------------------------------------------------------
+
+
+def _route(stage: int, key: str | None, category: str | None = "greeting", salt: str = "s1"):
+    return routing.decide(stage=stage, categories=CATS, salt=salt, key=key, category=category)
+
+
+def test_bucket_is_stable_and_salted() -> None:
+    assert routing.bucket_of("alice", "s1") == routing.bucket_of("alice", "s1")
+    assert routing.bucket_of("alice", "s1") != routing.bucket_of("alice", "s2")
+    assert all(0 <= routing.bucket_of(k, "s1") < 100 for k in KEYS[:1000])
+    assert [_route(25, k).served_by for k in KEYS[:500]] == [
+        _route(25, k).served_by for k in KEYS[:500]
+    ]
+
+
+def test_routing_is_monotone_across_stages() -> None:
+    for low, high in [(10, 25), (25, 50), (50, 100)]:
+        for key in KEYS[:5000]:
+            if _route(low, key).served_by == "student":
+                assert _route(high, key).served_by == "student", key
+
+
+@pytest.mark.parametrize("stage", [0, 10, 25, 50, 100])
+def test_share_is_close_to_the_stage(stage: int) -> None:
+    share = sum(_route(stage, k).served_by == "student" for k in KEYS) / len(KEYS) * 100
+    assert abs(share - stage) <= 1.0  # 20,000 keys: the standard error is at most 0.35 points
+
+
+@pytest.mark.parametrize(
+    ("key", "category", "served_by", "eligible"),
+    [
+        ("user-1", "business", "teacher", False),  # category not released
+        ("user-1", None, "teacher", False),
+        (None, "greeting", "teacher", True),  # no id: cannot keep the user stable, so teacher
+        ("user-1", "greeting", "student", True),
+    ],
+)
+def test_eligibility_and_missing_keys(
+    key: str | None, category: str | None, served_by: str, eligible: bool
+) -> None:
+    r = _route(100, key, category)
+    assert (r.served_by, r.eligible, r.stage) == (served_by, eligible, 100)
+
+
+# --- rollout store (SQLite and PostgreSQL) -----------------------------------------------
+
+
+def _admin(session: Session, role: str = "admin") -> int:
+    u = users.add_user(
+        session=session, user=UserCreate(username=f"{role}-r", role=role, password="password-r")
+    )
+    return u.id
+
+
+def _approved_go(session: Session, admin: int, **kw: object) -> int:
+    d = decisions.record(
+        session=session, decision=gate.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
+    )
+    decisions.approve(session=session, decision_id=d.id, actor_id=admin)
+    return d.id
+
+
+def test_full_rollout_needs_approval_requests_and_time(session: Session) -> None:
+    cfg = config()
+    admin = _admin(session)
+    with pytest.raises(RolloutError, match="no decision yet"):
+        rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+    _approved_go(session, admin)
+    ev = rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+    state = rollout.state(session=session)
+    assert (ev.stage, state.stage, state.categories, state.salt) == (
+        10,
+        10,
+        ("greeting",),
+        cfg.salt,
+    )
+    with pytest.raises(RolloutError, match=r"more requests served .* more hours at 10%"):
+        rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=5)
+    later = utcnow() + timedelta(hours=25)
+    for stage in (25, 50, 100):
+        ev = rollout.advance(
+            session=session, config=cfg, actor_id=admin, served_at_stage=5000, now=later
+        )
+        assert ev.stage == stage
+        later += timedelta(hours=49)
+    problems = rollout.blockers(session=session, config=cfg, served_at_stage=5000, now=later)
+    assert any("last stage" in p for p in problems)
+    actions = [e.action for e in rollout.history(session=session)]
+    assert actions == ["advance"] * 4
+
+
+def test_roles_are_checked_on_rollout_actions(session: Session) -> None:
+    admin, manager = _admin(session), _admin(session, "manager")
+    _approved_go(session, admin)
+    for act in (
+        lambda: rollout.advance(
+            session=session, config=config(), actor_id=manager, served_at_stage=0
+        ),
+        lambda: rollout.rollback(session=session, actor_id=manager, reason="no"),
+        lambda: rollout.set_kill(session=session, actor_id=manager, on=True),
+    ):
+        with pytest.raises(decisions.DecisionError, match="only an admin"):
+            act()
+    assert rollout.history(session=session) == []
+
+
+def test_no_automatic_re_promotion_after_rollback(session: Session) -> None:
+    cfg = config()
+    admin = _admin(session)
+    _approved_go(session, admin)
+    rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+    rollout.rollback(session=session, actor_id=admin, reason="complaints from users")
+    assert rollout.state(session=session).stage == 0
+    # The old approval still exists, but it predates the rollback.
+    with pytest.raises(RolloutError, match="no automatic re-promotion"):
+        rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+    time.sleep(0.01)
+    _approved_go(session, admin, fail=1)  # a new decision, approved again
+    assert (
+        rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0).stage == 10
+    )
+
+
+def test_critical_failure_rolls_back_at_once(session: Session) -> None:
+    cfg = config()
+    admin = _admin(session)
+    _approved_go(session, admin)
+    rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+    bad = decisions.record(
+        session=session,
+        decision=gate.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
+    )
+    ev = rollout.apply_decision(session=session, config=cfg, decision=bad)
+    assert ev is not None and ev.action == "auto_rollback" and ev.stage == 0
+    assert "critical" in ev.reason and rollout.state(session=session).stage == 0
+
+
+def test_k_failed_evaluations_in_a_row_roll_back(session: Session) -> None:
+    cfg = config()  # failures_to_rollback = 3
+    admin = _admin(session)
+    _approved_go(session, admin)
+    rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+
+    def evaluation(**kw: object) -> RolloutEvent | None:
+        d = gate.decide(cfg, Window(None, None, {"greeting": agg(**kw)}))
+        row = decisions.record(session=session, decision=d)
+        return rollout.apply_decision(session=session, config=cfg, decision=row)
+
+    assert evaluation(fail=100) is None
+    assert evaluation(fail=101) is None
+    assert evaluation() is None  # a GO in between resets the count
+    assert evaluation(fail=100) is None
+    assert evaluation(fail=102) is None
+    ev = evaluation(fail=103)
+    assert ev is not None and ev.stage == 0 and "3 NO-GO decisions in a row" in ev.reason
+    assert evaluation(fail=104) is None  # already at 0 %: nothing more to do
+
+
+def test_kill_keeps_the_stage_and_blocks_advancing(session: Session) -> None:
+    cfg = config()
+    admin = _admin(session)
+    _approved_go(session, admin)
+    rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+    rollout.set_kill(session=session, actor_id=admin, on=True, reason="incident 42")
+    state = rollout.state(session=session)
+    assert state.killed and state.stage == 10 and state.serving == 0
+    with pytest.raises(RolloutError, match="kill switch is on"):
+        rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=10**6)
+    rollout.set_kill(session=session, actor_id=None, on=False)  # the CLI operator may release
+    assert rollout.state(session=session).serving == 10
+    trail = decisions.audit(session=session)
+    assert [r.what for r in trail[:2]] == ["rollout unkill -> 10%", "rollout kill -> 10% KILLED"]
+
+
+# --- the kill switch reaching a running proxy --------------------------------------------
+
+
+@pytest.fixture
+def live_rollout(migrated, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """A committed rollout at 100 % for greeting, and a fresh routing cache."""
+    with db.session_scope(migrated.db_url) as s:
+        s.add(
+            RolloutEvent(
+                action="advance",
+                stage=100,
+                details={"categories": ["greeting"], "salt": "s1"},
+            )
+        )
+    routing.clear_cache()
+    yield migrated
+    routing.clear_cache()
+
+
+def test_kill_switch_in_the_database_reaches_a_running_loop(live_rollout) -> None:  # noqa: ANN001
+    assert routing.route(key="u1", category="greeting").served_by == "student"
+    seen: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def proxy_loop() -> None:  # what the proxy does: route() per request
+        while not stop.is_set():
+            seen.append((time.monotonic(), routing.route(key="u1", category="greeting").served_by))
+            time.sleep(0.005)
+
+    worker = threading.Thread(target=proxy_loop)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        with db.session_scope(live_rollout.db_url) as s:
+            rollout.set_kill(session=s, actor_id=None, on=True, reason="test")
+        flipped = time.monotonic()
+        deadline = flipped + routing.CACHE_SECONDS + 3
+        while time.monotonic() < deadline and not (seen and seen[-1][1] == "teacher"):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join()
+    first_teacher = next(t for t, who in seen if t >= flipped and who == "teacher")
+    assert first_teacher - flipped <= routing.CACHE_SECONDS + 1.0  # slack for a busy machine
+    after = [who for t, who in seen if t > first_teacher]
+    assert after and set(after) == {"teacher"}
+    assert any(who == "student" for t, who in seen if t < flipped)
+
+
+def test_kill_switch_env_var_acts_at_once(live_rollout, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    assert routing.route(key="u1", category="greeting").served_by == "student"
+    monkeypatch.setenv(routing.KILL_ENV, "1")
+    r = routing.route(key="u1", category="greeting")
+    assert (r.served_by, r.stage) == ("teacher", 0)
+    monkeypatch.setenv(routing.KILL_ENV, "0")
+    assert routing.route(key="u1", category="greeting").served_by == "student"
+
+
+def test_unreadable_database_means_teacher(home, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    routing.clear_cache()  # the home has no migrated database: no rollout table
+    r = routing.route(key="u1", category="greeting")
+    assert (r.served_by, r.stage) == ("teacher", 0)
+    routing.clear_cache()

@@ -1,0 +1,70 @@
+"""The app shell in AppTest: login, logout, each role's menu, refusals on the server."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from shadowtutor import db, users
+from shadowtutor.app.registry import PAGES, pages_for
+from tests.support.apputil import MAIN, app_as, make_user, switch
+
+
+def menu(at: AppTest) -> list[str]:
+    return [el.proto.label for el in at.sidebar.get("page_link")]
+
+
+def test_login_with_a_wrong_password_is_refused(migrated) -> None:
+    make_user(migrated.db_url, "admin", "alice")
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at.text_input[0].input("alice")
+    at.text_input[1].input("wrong-password")
+    at.button[0].click().run()
+    assert "wrong password" in at.error[0].value
+    assert "user_id" not in at.session_state
+
+
+def test_login_then_logout(migrated) -> None:
+    make_user(migrated.db_url, "manager", "marco")
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at.text_input[0].input("marco")
+    at.text_input[1].input("password-manager")
+    at.button[0].click().run()
+    assert at.session_state["role"] == "manager"
+    assert [m.label for m in at.metric][0] == "Pairs, last 7 days"
+    at.sidebar.button[0].click().run()  # Log out
+    assert "user_id" not in at.session_state
+    assert at.text_input[0].label == "Username"
+
+
+@pytest.mark.parametrize("role", ["admin", "reviewer", "manager"])
+def test_each_role_sees_only_its_pages(migrated, role: str) -> None:
+    at = app_as(migrated.db_url, role).run()
+    assert not at.exception
+    assert menu(at) == [p.title for p in pages_for(role)]
+
+
+@pytest.mark.parametrize(
+    ("role", "spec"),
+    [(r, p) for p in PAGES for r in ("admin", "reviewer", "manager") if r not in p.roles],
+    ids=lambda v: getattr(v, "key", v),
+)
+def test_a_page_outside_the_role_is_refused_on_the_server(migrated, role: str, spec) -> None:
+    at = app_as(migrated.db_url, role).run()
+    switch(at, spec.path)
+    assert any(f"may not open {spec.title}" in e.value for e in at.error)
+
+
+def test_a_disabled_account_is_logged_out_on_its_next_run(migrated) -> None:
+    at = app_as(migrated.db_url, "reviewer").run()
+    with db.session_scope(migrated.db_url) as session:
+        users.set_disabled(session=session, username="reviewer-user")
+    at.run()
+    assert "user_id" not in at.session_state
+
+
+def test_the_app_refuses_a_database_behind_head(settings) -> None:
+    db.upgrade(settings.db_url, "0001")
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert "Run `shadowtutor db upgrade`" in at.error[0].value
+    assert len(at.text_input) == 0  # no login form on a stale schema

@@ -1,0 +1,122 @@
+"""The Cost page in AppTest: as manager and admin on demo data; an admin sets the budget, a
+manager cannot; empty log, a single day and unknown models each get a clear message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from shadowtutor import db
+from shadowtutor.config import Settings
+from shadowtutor.demo import generate as demo
+from shadowtutor.log import record as logrecord
+from shadowtutor.log import store as logstore
+from shadowtutor.tables import Budget
+from tests.support.apputil import page_as
+
+PAGE = "pages/cost.py"
+
+
+@pytest.fixture
+def demo_settings(migrated: Settings) -> Settings:
+    demo.build(url=migrated.db_url, log_dir=migrated.log_path, pairs=600, days=20, seed=5)
+    return migrated
+
+
+def _texts(elements) -> str:  # noqa: ANN001
+    return " ".join(str(e.value) for e in elements)
+
+
+def _budgets(url: str) -> list[float]:
+    with db.session_scope(url) as session:
+        return [b.monthly_usd for b in session.exec(select(Budget).order_by(Budget.id)).all()]
+
+
+def test_manager_sees_spend_charts_and_budget_but_no_budget_form(demo_settings: Settings) -> None:
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "Month to date" in labels and "Projected month end" in labels
+    assert "Per month at 100% of eligible traffic" in labels
+    assert len(at.get("plotly_chart")) >= 5  # trend, heatmap, four breakdowns
+    assert len(at.get("download_button")) >= 6
+    alerts = _texts(at.success) + _texts(at.info) + _texts(at.warning) + _texts(at.error)
+    assert "monthly budget" in alerts
+    assert not [b for b in at.button if b.label == "Save budget"]
+    assert at.dataframe  # most expensive prompts
+
+    at.multiselect(key="cost-categories").select("greeting").run()
+    assert not at.exception
+    at.selectbox(key="cost-period").select("Last 7 days").run()
+    at.segmented_control(key="cost-grain").set_value("Hourly").run()
+    assert not at.exception
+
+
+def test_admin_sets_the_budget(demo_settings: Settings) -> None:
+    before = _budgets(demo_settings.db_url)
+    at = page_as(PAGE, demo_settings.db_url, "admin").run()
+    assert not at.exception, at.exception
+    assert at.number_input, [(type(e).__name__, getattr(e, "value", None)) for e in at.main]
+    at.number_input[0].set_value(1234.0)
+    next(b for b in at.button if b.label == "Save budget").click().run()
+    assert not at.exception, at.exception
+    assert _budgets(demo_settings.db_url) == [*before, 1234.0]
+    assert "$1,234.00" in [m.value for m in at.metric]
+    # a zero budget is refused with a message, nothing written
+    at.number_input[0].set_value(0.0)
+    next(b for b in at.button if b.label == "Save budget").click().run()
+    assert "more than $0" in _texts(at.error)
+    assert _budgets(demo_settings.db_url) == [*before, 1234.0]
+
+
+def test_reviewer_is_refused(demo_settings: Settings) -> None:
+    at = page_as(PAGE, demo_settings.db_url, "reviewer").run()
+    assert "may not open Cost" in _texts(at.error)
+    assert not at.metric
+
+
+def test_empty_log_says_so(migrated: Settings) -> None:
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert "shadow log is empty" in _texts(at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_single_day_with_unknown_model_and_missing_cost(migrated: Settings) -> None:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    records = [
+        logrecord.make_record(
+            ts=now - timedelta(minutes=i),
+            category="casual",
+            language="en",
+            messages=[{"role": "user", "content": f"question {i}"}],
+            teacher={"model": model, "response": "ok", "cost_usd": cost, "latency_ms": 300},
+        )
+        for i, (model, cost) in enumerate(
+            [("gpt-4o", 0.02), ("gpt-4o", None), ("in-house-llm", None), ("gpt-4o", 0.01)]
+        )
+    ]
+    with logstore.LogWriter(migrated.log_path) as writer:
+        writer.append_many(records)
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    warning = _texts(at.warning)
+    assert "2 pairs have no teacher cost" in warning
+    assert "Models not in the price table: in-house-llm" in warning
+    assert "single day" in _texts(at.info)
+    assert at.get("plotly_chart")  # the hourly view instead of a one-bar trend
+
+
+def test_display_time_zone_and_a_wrong_one(
+    demo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHADOWTUTOR_TIMEZONE", "Asia/Tokyo")
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert "Times in Asia/Tokyo" in " ".join(c.value for c in at.caption)
+    monkeypatch.setenv("SHADOWTUTOR_TIMEZONE", "Mars/Olympus")
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert "SHADOWTUTOR_TIMEZONE='Mars/Olympus'" in _texts(at.error)

@@ -1,0 +1,54 @@
+"""The Quality & latency page in AppTest as manager, admin and reviewer, on demo data and on
+an empty log."""
+
+from __future__ import annotations
+
+import pytest
+
+from shadowtutor.config import Settings
+from shadowtutor.demo import generate as demo
+from tests.support.apputil import page_as
+
+PAGE = "pages/quality.py"
+
+
+@pytest.fixture
+def demo_settings(migrated: Settings) -> Settings:
+    demo.build(url=migrated.db_url, log_dir=migrated.log_path, pairs=600, days=20, seed=5)
+    return migrated
+
+
+def _texts(elements) -> str:  # noqa: ANN001
+    return " ".join(str(e.value) for e in elements)
+
+
+@pytest.mark.parametrize("role", ["manager", "admin", "reviewer"])
+def test_quality_page_on_demo_data(demo_settings: Settings, role: str) -> None:
+    at = page_as(PAGE, demo_settings.db_url, role).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 6  # histogram, trend, 2 breakdowns, latency, failures
+    table = at.dataframe[0].value
+    assert table["model"].tolist() == ["teacher", "student"]
+    assert table["requests"].iloc[0] > 0
+    assert table["mean_review_score"].notna().all()  # the demo has reviews
+    assert "current reviews" in " ".join(c.value for c in at.caption)
+
+
+def test_manager_changes_threshold_and_filters(demo_settings: Settings) -> None:
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    share_high = next(m.value for m in at.metric if m.label.startswith("Pairs with similarity"))
+    at.slider(key="quality-threshold").set_value(0.3).run()
+    assert not at.exception, at.exception
+    share_low = next(m.value for m in at.metric if m.label.startswith("Pairs with similarity"))
+    assert float(share_low.rstrip("%")) >= float(share_high.rstrip("%"))
+    at.multiselect(key="quality-languages").select("en").run()
+    at.selectbox(key="quality-period").select("All").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 6
+
+
+def test_empty_log_says_so(migrated: Settings) -> None:
+    at = page_as(PAGE, migrated.db_url, "reviewer").run()
+    assert not at.exception, at.exception
+    assert "shadow log is empty" in _texts(at.info)
+    assert not at.get("plotly_chart")

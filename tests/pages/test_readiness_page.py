@@ -1,0 +1,126 @@
+"""The Readiness page in AppTest: an admin evaluates, approves, advances, rolls back, kills and
+overrides; a manager and a reviewer read but cannot act."""
+
+from __future__ import annotations
+
+import pytest
+
+from shadowtutor import db
+from shadowtutor.config import Settings
+from shadowtutor.gate import decisions, rollout
+from tests.support.apputil import page_as
+from tests.support.gatesim import fill
+
+PAGE = "pages/readiness.py"
+
+
+def _click(at, prefix: str):  # noqa: ANN001, ANN202
+    return next(b for b in at.button if b.label.startswith(prefix)).click().run()
+
+
+def _audit(at):  # noqa: ANN001, ANN202
+    return next(df.value for df in at.dataframe if "What" in df.value.columns)
+
+
+def _state(settings: Settings) -> rollout.RolloutState:
+    with db.session_scope(settings.db_url) as s:
+        return rollout.state(session=s)
+
+
+def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
+    fill(migrated)
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    assert not at.exception, at.exception
+    assert "GO for greeting" in at.success[0].value and "live preview" in at.success[0].value
+    assert at.dataframe and len(at.get("plotly_chart")) == 2
+
+    at = _click(at, "Evaluate now")
+    assert not at.exception, at.exception
+    assert "decision #1" in at.success[0].value
+    at = _click(at, "Approve GO #1")
+    assert not at.exception, at.exception
+    with db.session_scope(migrated.db_url) as s:
+        assert decisions.approval(session=s).approved
+
+    at = _click(at, "Advance to 10%")
+    assert not at.exception, at.exception
+    state = _state(migrated)
+    assert (state.stage, state.categories) == (10, ("greeting",))
+    assert any("more requests served by the student" in c.value for c in at.caption)
+
+    at.text_input(key="rollback-reason").input("users report odd greetings")
+    at = _click(at, "Roll back to 0%")
+    assert not at.exception, at.exception
+    assert _state(migrated).stage == 0
+
+    at.text_input(key="kill-reason").input("incident drill")
+    at = _click(at, "Pull the kill switch")
+    assert _state(migrated).killed
+    assert any("kill switch is on" in e.value for e in at.error)
+    at = _click(at, "Release the kill switch")
+    assert not _state(migrated).killed
+
+    trail = _audit(at)
+    assert {"rollout kill -> 0% KILLED", "approve decision #1"} <= set(trail["What"])
+    evidence = at.dataframe[-1].value  # the chosen decision's criteria
+    assert at.selectbox(key="readiness-evidence").value.startswith("#1 GO")
+    assert "Success rate" in set(evidence["Criterion"])
+
+
+def test_admin_overrides_a_failed_gate_with_a_reason(migrated: Settings) -> None:
+    fill(migrated, failures=60)  # 95 % success: a FAIL, not critical
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    at = _click(at, "Evaluate now")
+    assert "NO-GO" in at.error[0].value
+    at.text_area(key="override-reason").input("too short")
+    at = _click(at, "Override NO-GO #1")
+    assert any("written reason" in e.value for e in at.error)
+    at.text_area(key="override-reason").input("errors come from the old GPU node, replaced today")
+    at = _click(at, "Override NO-GO #1")
+    assert not at.exception, at.exception
+    trail = _audit(at)
+    assert "OVERRIDE" in set(trail["Flag"])
+    at = _click(at, "Advance to 10%")
+    assert _state(migrated).stage == 10
+
+
+@pytest.mark.parametrize("role", ["manager", "reviewer"])
+def test_other_roles_read_but_cannot_act(migrated: Settings, role: str) -> None:
+    fill(migrated)
+    at = page_as(PAGE, migrated.db_url, role).run()
+    assert not at.exception, at.exception
+    assert at.success and at.dataframe
+    assert not at.button and not at.text_input
+    assert any("Read-only" in c.value for c in at.caption)
+
+
+def test_a_bad_criteria_file_is_explained(migrated: Settings, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    bad = tmp_path / "gate.toml"
+    bad.write_text("confidence = 7")
+    monkeypatch.setenv("SHADOWTUTOR_GATE_CONFIG", str(bad))
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    assert not at.exception
+    assert "confidence must be between" in at.error[0].value
+
+
+def test_a_demoted_admin_cannot_finish_an_action(migrated: Settings) -> None:
+    """The button was on screen, but the role is read again on the server before writing."""
+    fill(migrated)
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    with db.session_scope(migrated.db_url) as s:
+        from shadowtutor.tables import User
+
+        user = s.get(User, at.session_state["user_id"])
+        user.role = "manager"
+        s.add(user)
+    at = _click(at, "Pull the kill switch")
+    assert not at.exception, at.exception
+    assert not _state(migrated).killed  # nothing written
+    assert any("Read-only" in c.value for c in at.caption)
+
+
+def test_the_environment_kill_switch_shows(migrated: Settings, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SHADOWTUTOR_KILL_SWITCH", "1")
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert any("SHADOWTUTOR_KILL_SWITCH is set" in e.value for e in at.error)

@@ -1,0 +1,264 @@
+"""The Review, Review queue and Review progress pages in AppTest, as each relevant role."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from shadowtutor import db
+from shadowtutor.log import record as logrecord
+from shadowtutor.log.store import LogWriter
+from shadowtutor.review import queue as review
+from shadowtutor.tables import Review, ReviewItem
+from tests.support.apputil import app_as, make_user, page_as, switch
+
+NOW = datetime.now(UTC)
+HOSTILE = (
+    "<script>alert('pwned')</script>\n# Not a heading\n**not bold** "
+    "<img src=x onerror=alert(1)> [link](javascript:alert(1))\n"
+)
+HUGE = HOSTILE + ("lorem ipsum dolor sit amet " * 8000)  # > 200 KB
+
+
+def records(n: int = 3) -> list[dict]:
+    out = []
+    for i in range(n):
+        out.append(
+            logrecord.make_record(
+                id=f"pair-{i}",
+                ts=NOW - timedelta(hours=i + 1),
+                source="demo",
+                language="de",
+                category="chat",
+                messages=[
+                    {"role": "system", "content": "You are helpful."},
+                    {"role": "user", "content": f"<b>Frage {i}</b>"},
+                ],
+                teacher={
+                    "model": "gpt-4o-mini",
+                    "response": HUGE if i == 0 else f"Lehrer {i}",
+                    "latency_ms": 1200,
+                },  # fmt: skip
+                student={
+                    "model": "llama3",
+                    "response": HOSTILE if i == 0 else f"Schüler {i}",
+                    "latency_ms": 400,
+                },  # fmt: skip
+                similarity={"method": "lexical", "score": 0.1 * i},
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def queued(migrated):
+    """A migrated home with three pairs in the log and in the queue, default tags."""
+    recs = records()
+    with LogWriter(migrated.log_path) as writer:
+        writer.append_many(recs)
+    with db.session_scope(migrated.db_url) as s:
+        review.seed_default_tags(session=s)
+        review.enqueue_records(session=s, records=recs, strategy="lowest_similarity")
+    return migrated
+
+
+def reviews(url: str) -> list[Review]:
+    with db.session_scope(url) as s:
+        return list(s.exec(select(Review).order_by(Review.id)))
+
+
+def item_id(at) -> int:
+    return at.session_state["review_item_id"]
+
+
+def test_untrusted_output_is_shown_as_text(queued) -> None:
+    at = page_as("pages/review.py", queued.db_url, "reviewer").run()
+    assert not at.exception
+    with db.session_scope(queued.db_url) as s:
+        first = s.get(ReviewItem, item_id(at))
+    assert first.pair_id == "pair-0"  # lowest similarity first
+    codes = [c.value for c in at.code]
+    assert HUGE in codes and HOSTILE.rstrip() in codes and len(HUGE) > 200_000
+    assert "<b>Frage 0</b>" in codes
+    rendered = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert not any("<script>" in v or "onerror" in v for v in rendered)
+    assert ["Student", "Teacher"] == [h.value for h in at.subheader][1:3]
+    assert any("model llama3" in c.value for c in at.caption)  # not blind: models shown
+    assert any("**A** approve" in c.value for c in at.caption)  # shortcuts are listed
+
+
+def test_review_approve_then_next_item_then_skip(queued) -> None:
+    url = queued.db_url
+    at = page_as("pages/review.py", url, "reviewer").run()
+    first = item_id(at)
+    p = f"q{first}_"
+    at.button(key=f"{p}approve").click().run()
+    assert "give the student a score" in at.error[0].value  # nothing saved without a score
+    assert reviews(url) == []
+    at.radio(key=f"{p}left").set_value(4)
+    at.radio(key=f"{p}right").set_value(5)
+    at.radio(key=f"{p}verdict").set_value("right")
+    at.multiselect(key=f"{p}tags").set_value(["robotic", "wrong language"])
+    at.text_area(key=f"{p}note").input("Stiff but right.")
+    at.text_area(key=f"{p}corrected").input("Ein besseres Beispiel.")
+    at.button(key=f"{p}approve").click().run()
+    assert not at.exception
+    (saved,) = reviews(url)
+    assert (saved.item_id, saved.decision, saved.student_score, saved.teacher_score) == (
+        first, "approve", 4, 5,
+    )  # fmt: skip
+    assert (saved.verdict, saved.tags, saved.note) == ("teacher", ["robotic", "wrong language"],
+                                                       "Stiff but right.")  # fmt: skip
+    assert saved.corrected_answer == "Ein besseres Beispiel." and saved.seconds_spent >= 0
+    assert "Saved: approve" in at.success[0].value
+    second = item_id(at)
+    assert second != first  # the next item at once
+    at.button(key=f"q{second}_skip").click().run()
+    assert [r.decision for r in reviews(url)] == ["approve", "skip"]
+    assert item_id(at) not in (first, second)
+
+
+def test_edit_an_earlier_review_keeps_the_old_version(queued) -> None:
+    url = queued.db_url
+    at = page_as("pages/review.py", url, "reviewer").run()
+    p = f"q{item_id(at)}_"
+    at.radio(key=f"{p}left").set_value(2)
+    at.button(key=f"{p}reject").click().run()
+    (old,) = reviews(url)
+    at.radio(key="review_view").set_value("My recent reviews").run()
+    assert not at.exception
+    assert at.dataframe[0].value["decision"].tolist() == ["reject"]
+    e = f"e{old.id}_"
+    assert at.radio(key=f"{e}left").value == 2  # the form starts from the review
+    at.radio(key=f"{e}left").set_value(4)
+    at.radio(key=f"{e}decision").set_value("approve")
+    at.button(key=f"{e}save").click().run()
+    assert not at.exception
+    old_again, new = reviews(url)
+    assert (old_again.is_current, old_again.decision, old_again.student_score) == (
+        False,
+        "reject",
+        2,
+    )
+    assert (new.is_current, new.decision, new.student_score, new.previous_id) == (
+        True, "approve", 4, old.id,
+    )  # fmt: skip
+    assert "earlier version" in at.success[0].value
+    assert at.selectbox(key="review_edit_id").value == new.id
+
+
+def test_blind_mode_hides_models_until_submitted(queued, monkeypatch) -> None:
+    monkeypatch.setenv("SHADOWTUTOR_REVIEW_BLIND", "true")
+    url = queued.db_url
+    at = page_as("pages/review.py", url, "reviewer").run()
+    assert not at.exception
+    first = item_id(at)
+    assert [h.value for h in at.subheader][1:3] == ["Answer A", "Answer B"]
+    captions = " ".join(c.value for c in at.caption)
+    assert "llama3" not in captions and "gpt-4o-mini" not in captions
+    assert "Blind review" in captions
+    p = f"q{first}_"
+    at.radio(key=f"{p}left").set_value(2)  # A
+    at.button(key=f"{p}approve").click().run()
+    assert "Score both answers" in at.error[0].value
+    at.radio(key=f"{p}right").set_value(5)  # B
+    at.radio(key=f"{p}verdict").set_value("right")  # B better
+    at.button(key=f"{p}approve").click().run()
+    (saved,) = reviews(url)
+    a_is_teacher = review.blind_order(first, saved.reviewer_id)
+    # A scored 2, B scored 5 and judged better.
+    expected = (2, 5, "student") if a_is_teacher else (5, 2, "teacher")
+    assert (saved.teacher_score, saved.student_score, saved.verdict) == expected
+    assert saved.blind is True
+    reveal = at.success[0].value
+    assert "Answer A was the" in reveal and "llama3" in reveal and "gpt-4o-mini" in reveal
+
+
+def test_a_claimed_item_is_not_shown_to_another_reviewer(queued) -> None:
+    url = queued.db_url
+    rita = page_as("pages/review.py", url, "reviewer").run()
+    make_user(url, "admin", "olga")
+    olga = page_as("pages/review.py", url, "admin")
+    olga.session_state["user_id"] = make_user(url, "admin", "olga")
+    olga.run()
+    assert item_id(olga) != item_id(rita)
+
+
+def test_manager_is_refused_review_and_queue_admin(queued) -> None:
+    at = app_as(queued.db_url, "manager").run()
+    switch(at, "pages/review.py")
+    assert any("may not open Review" in e.value for e in at.error)
+    switch(at, "pages/review_admin.py")
+    assert any("may not open Review queue" in e.value for e in at.error)
+    assert reviews(queued.db_url) == []
+
+
+def test_empty_queue_says_how_to_fill_it(migrated) -> None:
+    at = page_as("pages/review.py", migrated.db_url, "reviewer").run()
+    assert "shadowtutor review enqueue" in at.info[0].value
+
+
+def test_admin_fills_the_queue_and_edits_tags(migrated) -> None:
+    with LogWriter(migrated.log_path) as writer:
+        writer.append_many(records(5))
+    at = page_as("pages/review_admin.py", migrated.db_url, "admin").run()
+    assert not at.exception
+    at.selectbox[0].set_value("lowest_similarity")
+    at.number_input[0].set_value(2)
+    at.number_input[1].set_value(2)  # reviews per pair
+    at.button[0].click().run()  # Add to queue
+    assert not at.exception
+    assert "Added 2 pairs" in at.success[0].value
+    with db.session_scope(migrated.db_url) as s:
+        items = s.exec(select(ReviewItem).order_by(ReviewItem.id)).all()
+        assert [(i.pair_id, i.required_reviews) for i in items] == [("pair-0", 2), ("pair-1", 2)]
+    at.button[0].click().run()  # again: the next two, never the same pair twice
+    assert "Added 2 pairs" in at.success[0].value
+    at.button(key="seed_tags").click().run()
+    at.text_input(key="tag_name").input("too formal")
+    at.button(key="FormSubmitter:add_tag-Add tag").click().run()
+    assert not at.exception
+    with db.session_scope(migrated.db_url) as s:
+        names = {t.name for t in review.list_tags(session=s)}
+    assert "too formal" in names and "warm colleague-like tone" in names
+
+
+@pytest.mark.parametrize("role", ["manager", "reviewer", "admin"])
+def test_progress_and_agreement_for_every_role(queued, role) -> None:
+    url = queued.db_url
+    uids = [make_user(url, "reviewer", name) for name in ("ana", "ben")]
+    with db.session_scope(url) as s:
+        ids = [i.id for i in s.exec(select(ReviewItem).order_by(ReviewItem.id))]
+        for n, uid in enumerate(uids):
+            for k, item in enumerate(ids):
+                judgement = review.Judgement(
+                    decision="approve" if k or not n else "reject",
+                    student_score=1 + k * 2 if n else 1 + k,
+                    seconds_spent=30,
+                )
+                review.submit_review(session=s, item_id=item, reviewer_id=uid, judgement=judgement)
+    at = page_as("pages/review_progress.py", url, role).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Reviews"] == "6"
+    assert metrics["Median time per review"] == "30 s"
+    assert metrics["Krippendorff's alpha (ordinal) on student scores"] != "n/a"
+    assert "**Items where reviewers disagree: 2**" in [m.value for m in at.markdown]
+
+
+def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
+    record = logrecord.make_record(
+        id="failed-pair",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Wie spät ist es?"}]}],
+        teacher={"model": "gpt-4o-mini", "response": "Es ist drei Uhr."},
+        student={"model": "llama3", "response": None, "error": "timeout after 10 s"},
+    )
+    with db.session_scope(migrated.db_url) as s:
+        review.enqueue_records(session=s, records=[record], strategy="student_errors")
+    at = page_as("pages/review.py", migrated.db_url, "reviewer").run()
+    assert not at.exception
+    codes = [c.value for c in at.code]
+    assert "Wie spät ist es?" in codes and "timeout after 10 s" in codes and "(empty)" in codes
+    assert [m.value for m in at.metric][0] == "n/a"  # no similarity for a failed pair

@@ -1,0 +1,62 @@
+"""A small real log with reviews for page and CLI tests (the simulated windows are in
+:mod:`shadowtutor.testing.gatesim`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from shadowtutor import db
+from shadowtutor.config import Settings
+from shadowtutor.log import record as logrecord
+from shadowtutor.log import store as logstore
+from shadowtutor.tables import Review, ReviewItem
+from shadowtutor.testing.gatesim import Student, window  # noqa: F401  (re-exported for tests)
+from tests.support.apputil import make_user
+
+
+def fill(settings: Settings, *, failures: int = 0) -> None:
+    """1,200 greeting pairs in the last days and 120 good reviews of them."""
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    records = [
+        logrecord.make_record(
+            messages=[{"role": "user", "content": f"ciao {i}"}],
+            teacher={"model": "gpt-4o", "response": "Ciao! Come posso aiutarti?"},
+            student={
+                "model": "llama3",
+                "response": None if i < failures else "Ciao! Come posso aiutarti oggi?",
+                "latency_ms": float(rng.lognormal(6, 0.3)),
+                "error": "HTTP 500" if i < failures else None,
+            },
+            ts=now - timedelta(hours=1 + i % 100),
+            category="greeting",
+            user_hash=f"u{i}",
+            similarity={"method": "lexical", "score": 0.7},
+        )
+        for i in range(1200)
+    ]
+    with logstore.LogWriter(settings.log_path) as w:
+        w.append_many(records)
+    reviewer = make_user(settings.db_url, "reviewer")
+    with db.session_scope(settings.db_url) as s:
+        for i, rec in enumerate(records[:120]):
+            item = ReviewItem(
+                pair_id=rec["id"],
+                category="greeting",
+                similarity=0.7,
+                pair_ts=now - timedelta(hours=2),
+                snapshot={"similarity_method": "lexical"},
+            )
+            s.add(item)
+            s.flush()
+            s.add(
+                Review(
+                    item_id=item.id,
+                    pair_id=item.pair_id,
+                    reviewer_id=reviewer,
+                    student_score=5 if i % 3 else 4,
+                    decision="approve",
+                )
+            )

@@ -1,0 +1,546 @@
+"""The deploy gate: simulated students over many seeds, decide() tables, config, calibration,
+replay, evidence gathered from a real log and database, decisions and approvals."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlmodel import Session
+
+from shadowtutor import users
+from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import decisions
+from shadowtutor.gate import evidence as gate_data
+from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
+from shadowtutor.gate.decisions import DecisionError
+from shadowtutor.log import record as logrecord
+from shadowtutor.log import store as logstore
+from shadowtutor.tables import GateDecision, Review, ReviewItem, UserCreate
+from shadowtutor.tables import as_utc as rollout_aware
+from tests.support.gatesim import Student, window
+
+SHIPPED = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
+
+
+def config(**changes: object) -> gate.GateConfig:
+    """The shipped criteria, for one candidate category unless told otherwise."""
+    data = {**SHIPPED, "eligibility": {"categories": ["greeting"]}}
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            data[section] = {**data.get(section, {}), name: value}
+        else:
+            data[section] = value
+    return gate.parse_config(data)
+
+
+# --- simulation: known good, known bad, A/A ----------------------------------------------
+
+SCORES_GOOD = (0.01, 0.02, 0.07, 0.30, 0.60)  # mean 4.46
+SCORES_MEH = (0.05, 0.08, 0.17, 0.40, 0.30)  # mean 3.82
+GOOD = Student(0.995, 500, 0.5, 0.60, SCORES_GOOD)
+BAD = {
+    "low review score (3.82)": Student(0.995, 500, 0.5, 0.60, SCORES_MEH),
+    "errors (97% success)": Student(0.970, 500, 0.5, 0.60, SCORES_GOOD),
+    "slow (P95 1.9 s)": Student(0.995, 850, 0.5, 0.60, SCORES_GOOD),
+    "low similarity (0.40)": Student(0.995, 500, 0.5, 0.40, SCORES_GOOD),
+}
+# The teacher against itself: answers as good as the teacher's, similar but not identical.
+TEACHER = Student(0.999, 600, 0.45, 0.70, (0.0, 0.01, 0.05, 0.34, 0.60))
+SEEDS = range(60)
+
+
+def _outcomes(student: Student, *, pairs: int, reviews: int, cfg: gate.GateConfig) -> list[str]:
+    out = []
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        out.append(gate.decide(cfg, window(student, rng, pairs=pairs, reviews=reviews)).outcome)
+    return out
+
+
+def test_known_bad_students_rarely_get_go() -> None:
+    cfg = config(bootstrap_resamples=600)
+    runs, go = 0, 0
+    for name, student in BAD.items():
+        outcomes = _outcomes(student, pairs=2000, reviews=150, cfg=cfg)
+        runs += len(outcomes)
+        go += outcomes.count(GO)
+        assert outcomes.count(GO) / len(outcomes) <= 0.05, name
+    assert go / runs <= 0.05  # measured 0/240 (bench/gate_simulation.py runs more seeds)
+
+
+def test_good_student_reaches_go_once_the_sample_is_large_enough() -> None:
+    cfg = config(bootstrap_resamples=600)
+    small = _outcomes(GOOD, pairs=400, reviews=40, cfg=cfg)
+    assert GO not in small and NO_GO not in small  # too little data: never PASS, never FAIL
+    large = _outcomes(GOOD, pairs=3000, reviews=300, cfg=cfg)
+    assert large.count(GO) / len(large) >= 0.9
+
+
+@pytest.mark.parametrize(("pairs", "reviews"), [(300, 30), (1500, 120), (4000, 400)])
+def test_teacher_against_itself_never_fails(pairs: int, reviews: int) -> None:
+    cfg = config(bootstrap_resamples=600)
+    assert NO_GO not in _outcomes(TEACHER, pairs=pairs, reviews=reviews, cfg=cfg)
+
+
+# --- decide(): tables over plain data ----------------------------------------------------
+
+
+def agg(
+    pairs: int = 2000,
+    fail: int = 0,
+    lat: float = 500.0,
+    sim: float = 0.6,
+    method: str = "lexical",
+    scores: dict | None = None,
+    critical: int = 0,
+) -> Aggregate:
+    rng = np.random.default_rng(0)
+    ok = pairs - fail
+    return Aggregate(
+        pairs=pairs,
+        successes=ok,
+        latencies_ms=rng.lognormal(np.log(lat), 0.3, size=ok).tolist(),
+        similarity=gate.similarity_bins(method, rng.normal(sim, 0.1, size=ok).clip(0, 1)),
+        scores={4: 60, 5: 90} if scores is None else scores,
+        critical=critical,
+        critical_examples=["review tagged unsafe"] * critical,
+    )
+
+
+def _by(decision: gate.Decision, key: str, category: str = "greeting") -> gate.Criterion:
+    return next(c for c in decision.criteria if c.key == key and c.category == category)
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "key", "status", "missing"),
+    [
+        (agg(), "review_score", PASS, ""),
+        (
+            agg(scores={4: 40, 5: 48}),
+            "review_score",
+            INCONCLUSIVE,
+            "12 more reviewed greeting pairs needed",
+        ),
+        (agg(scores={2: 60, 3: 60, 4: 30}), "review_score", FAIL, "confidently below 4"),
+        (agg(pairs=788), "pairs", INCONCLUSIVE, "212 more greeting pairs needed"),
+        (agg(), "p95_latency", PASS, ""),
+        (agg(pairs=40), "p95_latency", INCONCLUSIVE, "for a P95 bound"),
+        (agg(lat=1400), "p95_latency", FAIL, "must get faster"),
+        (agg(fail=10), "success_rate", PASS, ""),
+        (agg(fail=100), "success_rate", FAIL, "100 of 2,000 greeting requests failed"),
+        (
+            agg(fail=36),
+            "success_rate",
+            INCONCLUSIVE,
+            "more greeting requests needed (success 98.2%)",
+        ),
+        (agg(fail=44), "success_rate", INCONCLUSIVE, "more data will not fix that"),
+        (agg(sim=0.30), "similarity", FAIL, "confidently below 0.45"),
+        (
+            agg(method="bert"),
+            "similarity",
+            INCONCLUSIVE,
+            "no threshold for similarity method 'bert'",
+        ),
+        (agg(pairs=20), "similarity", INCONCLUSIVE, "10 more greeting pairs with a similarity"),
+    ],
+)
+def test_criterion_table(aggregate: Aggregate, key: str, status: str, missing: str) -> None:
+    c = _by(gate.decide(config(), Window(None, None, {"greeting": aggregate})), key)
+    assert c.status == status
+    assert missing in c.missing
+    if status == PASS:
+        assert c.missing == ""
+        assert c.bound is not None and c.n > 0
+
+
+@pytest.mark.parametrize(
+    ("method", "threshold", "status"),
+    [("lexical", 0.45, PASS), ("openai", 0.70, FAIL), ("ollama", 0.70, FAIL)],
+)
+def test_similarity_threshold_is_per_method(method: str, threshold: float, status: str) -> None:
+    d = gate.decide(config(), Window(None, None, {"greeting": agg(sim=0.6, method=method)}))
+    c = _by(d, "similarity")
+    assert (c.threshold, c.status) == (threshold, status)
+    assert method in c.method
+
+
+def test_critical_error_is_no_go_for_everyone() -> None:
+    w = Window(None, None, {"greeting": agg(), "business": agg(critical=1)})
+    d = gate.decide(config(), w)
+    assert (d.outcome, d.eligible, d.critical_failure) == (NO_GO, (), True)
+    crit = d.criteria[0]
+    assert (crit.key, crit.category, crit.status, crit.critical) == (
+        "critical_errors",
+        "all",
+        FAIL,
+        True,
+    )
+    assert "cannot be overridden" in crit.missing
+
+
+def test_eligibility_per_category_and_outcomes() -> None:
+    cfg = config(eligibility={"categories": ["greeting", "casual"]})
+    ready = gate.decide(cfg, Window(None, None, {"greeting": agg(), "casual": agg(pairs=300)}))
+    assert (ready.outcome, ready.eligible) == (GO, ("greeting",))
+    assert ready.category_status == {"greeting": PASS, "casual": INCONCLUSIVE}
+    waiting = gate.decide(cfg, Window(None, None, {"greeting": agg(pairs=500)}))
+    assert waiting.outcome == INCONCLUSIVE and waiting.summary.startswith("NOT ENOUGH DATA")
+    failed = gate.decide(
+        cfg, Window(None, None, {"greeting": agg(fail=200), "casual": agg(pairs=9)})
+    )
+    assert failed.outcome == NO_GO and "greeting success rate" in failed.summary
+    empty = gate.decide(cfg, Window(None, None, {}))
+    assert empty.outcome == INCONCLUSIVE and all(c.status == INCONCLUSIVE for c in empty.criteria)
+
+
+def test_no_candidate_list_means_every_category_in_the_window() -> None:
+    d = gate.decide(
+        config(eligibility={"categories": []}), Window(None, None, {"a": agg(), "b": agg()})
+    )
+    assert d.eligible == ("a", "b")
+
+
+def test_decide_is_pure_and_fingerprints_the_data() -> None:
+    w = Window(None, None, {"greeting": agg()})
+    a, b = gate.decide(config(), w), gate.decide(config(), w)
+    assert a == b
+    other = gate.decide(config(), Window(None, None, {"greeting": agg(fail=1)}))
+    assert other.data_fingerprint != a.data_fingerprint
+    assert a.evidence()["criteria"][0]["key"] == "critical_errors"
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+def test_shipped_config_loads_with_a_hash(tmp_path: Path) -> None:
+    cfg = gate.load_config()
+    assert cfg.min_pairs == 1000 and cfg.min_reviews == 100 and cfg.min_review_score == 4.0
+    assert cfg.max_p95_latency_ms == 1500 and cfg.min_success_rate == 0.98
+    assert cfg.similarity_thresholds["lexical"] < cfg.similarity_thresholds["openai"]
+    assert [s.percent for s in cfg.stages] == [0, 10, 25, 50, 100]
+    changed = tmp_path / "gate.toml"
+    changed.write_text(
+        gate.DEFAULT_CONFIG.read_text().replace("min_pairs = 1000", "min_pairs = 500")
+    )
+    other = gate.load_config(changed)
+    assert other.min_pairs == 500 and other.hash != cfg.hash and len(cfg.hash) == 64
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version = ", "not valid TOML"),
+        ("[criteria]\nmin_pairs = 'many'", "[criteria] min_pairs must be a int"),
+        ("confidence = 2.0", "confidence must be between"),
+        ("[similarity.thresholds]\nlexical = 3", "lexical must be in 0..1"),
+        ("[[rollout.stages]]\npercent = 10", "must rise strictly from 0 to 100"),
+    ],
+)
+def test_bad_config_is_explained(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_text(text)
+    with pytest.raises(gate.GateConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        gate.load_config(path)
+
+
+def test_missing_config_file_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(gate.GateConfigError, match="SHADOWTUTOR_GATE_CONFIG"):
+        gate.load_config(tmp_path / "nope.toml")
+
+
+# --- calibration and replay --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pairs", "suggested"),
+    [
+        ([(0.35, 2)] * 10 + [(0.55, 3)] * 10 + [(0.75, 4)] * 10 + [(0.95, 5)] * 10, 0.7),
+        ([(0.95, 3)] * 10, None),
+        ([(0.15, 5)] * 10 + [(0.45, 3)] * 10 + [(0.85, 5)] * 10, 0.8),  # must hold from there up
+        ([(0.55, 4)] * 3 + [(0.85, 5)] * 10, 0.8),  # buckets with < 5 reviews are ignored
+        ([], None),
+    ],
+)
+def test_calibration_suggests_a_threshold(pairs: list, suggested: float | None) -> None:
+    cal = gate.calibrate(pairs, method="lexical")
+    assert cal.suggested == suggested
+    assert cal.reviewed == len(pairs) and len(cal.buckets) == 10
+
+
+def test_replay_walks_day_by_day() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    days = {(start + timedelta(days=i)).date(): {"greeting": agg(pairs=200)} for i in range(20)}
+    reviews = [
+        gate_data.ReviewRow(
+            start + timedelta(days=i // 20, hours=1),
+            start + timedelta(days=i // 20, hours=2),
+            "greeting",
+            5,
+            0.6,
+            "lexical",
+            (),
+        )
+        for i in range(400)
+    ]
+    points = gate_data.replay_from(
+        config(), days, reviews, start + timedelta(days=1), start + timedelta(days=20)
+    )
+    assert len(points) == 20
+    assert points[0].outcome == INCONCLUSIVE and points[0].pairs == 200
+    assert points[-1].outcome == GO and points[-1].pairs == 200 * 14
+    assert [p.day for p in points[:2]] == [start.date(), (start + timedelta(days=1)).date()]
+
+
+# --- evidence from a real log and database -----------------------------------------------
+
+
+def _records(now: datetime) -> list[dict]:
+    rng = np.random.default_rng(1)
+    out = []
+    for i in range(1200):
+        error = "content_filter: blocked" if i == 0 else ("timeout" if i % 100 == 1 else None)
+        out.append(
+            logrecord.make_record(
+                messages=[{"role": "user", "content": f"ciao {i}"}],
+                teacher={"model": "gpt-4o", "response": "Ciao!", "latency_ms": 900},
+                student={
+                    "model": "llama3",
+                    "response": None if error else "Ciao",
+                    "latency_ms": float(rng.lognormal(6, 0.3)),
+                    "error": error,
+                },
+                ts=now - timedelta(hours=1 + i % 200),
+                category="greeting",
+                similarity={"method": "lexical", "score": 0.6},
+            )
+        )
+    out.append(  # playground pairs are not evidence; nor are pairs outside the window
+        logrecord.make_record(
+            messages=[{"role": "user", "content": "x"}],
+            teacher={"response": "y"},
+            student={"model": "llama3", "response": "z"},
+            source="playground",
+            ts=now,
+            category="greeting",
+        )
+    )
+    out.append(
+        logrecord.make_record(
+            messages=[{"role": "user", "content": "x"}],
+            teacher={"response": "y"},
+            student={"model": "llama3", "response": "z"},
+            ts=now - timedelta(days=30),
+            category="greeting",
+        )
+    )
+    return out
+
+
+def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: ANN001
+    now = datetime.now(UTC)
+    with logstore.LogWriter(migrated.log_path) as w:
+        w.append_many(_records(now))
+    with gate_data.db.session_scope(migrated.db_url) as s:
+        admin = users.add_user(
+            session=s, user=UserCreate(username="a", role="admin", password="password-a")
+        )
+        for i in range(120):
+            item = ReviewItem(
+                pair_id=f"p{i}",
+                category="greeting",
+                similarity=0.6,
+                pair_ts=now - timedelta(hours=3),
+                snapshot={"similarity_method": "lexical"},
+            )
+            s.add(item)
+            s.flush()
+            tags = ["unsafe"] if i == 0 else []
+            s.add(
+                Review(
+                    item_id=item.id,
+                    pair_id=item.pair_id,
+                    reviewer_id=admin.id,
+                    student_score=5,
+                    decision="approve",
+                    tags=tags,
+                )
+            )
+        admin_id = admin.id
+    cfg = config(critical__error_kinds=["content_filter"])
+    at = datetime.now(UTC)  # reviews made after the evaluation time would not count
+    w = gate_data.gather(migrated, cfg, at)
+    g = w.categories["greeting"]
+    assert (g.pairs, g.successes, g.reviews, g.critical) == (1200, 1187, 120, 2)
+    assert (
+        len(g.latencies_ms) == 1187 and sum(v[0] for v in g.similarity["lexical"].values()) == 1200
+    )
+    result = gate_data.evaluate(migrated, cfg, actor_id=admin_id, now=at)
+    assert result.decision.outcome == NO_GO and result.decision.critical_failure
+    assert "student error: content_filter" in result.decision.criteria[0].missing
+    with gate_data.db.session_scope(migrated.db_url) as s:
+        row = s.get(GateDecision, result.decision_id)
+        assert row.outcome == NO_GO and row.config_hash == cfg.hash and row.created_by == admin_id
+        assert row.data_fingerprint == w.fingerprint()[:64]
+        cal = gate_data.calibration(session=s, config=cfg)
+        assert cal.method == "lexical" and cal.reviewed == 120
+
+
+# --- decisions and approvals (SQLite and PostgreSQL) -------------------------------------
+
+
+def _user(session: Session, role: str) -> int:
+    user = users.add_user(
+        session=session, user=UserCreate(username=f"{role}-x", role=role, password="password-x")
+    )
+    return user.id
+
+
+def _decision(
+    session: Session, aggregate: Aggregate, cfg: gate.GateConfig | None = None
+) -> GateDecision:
+    d = gate.decide(cfg or config(), Window(None, None, {"greeting": aggregate}))
+    return decisions.record(session=session, decision=d)
+
+
+def test_approval_lapses_with_new_evidence(session: Session) -> None:
+    admin = _user(session, "admin")
+    first = _decision(session, agg())
+    assert first.outcome == GO
+    decisions.approve(session=session, decision_id=first.id, actor_id=admin)
+    assert decisions.approval(session=session).approved
+    same = _decision(session, agg())  # re-evaluating the same evidence keeps the approval
+    state = decisions.approval(session=session)
+    assert state.approved and state.decision.id == same.id and state.categories == ("greeting",)
+    _decision(session, agg(fail=1))  # new data: the approval lapses
+    assert not decisions.approval(session=session).approved
+    with pytest.raises(DecisionError, match="stale"):
+        decisions.approve(session=session, decision_id=first.id, actor_id=admin)
+    changed = config(criteria={**SHIPPED["criteria"], "min_pairs": 999})
+    _decision(session, agg(fail=1), changed)  # same data, new config: lapses too
+    assert not decisions.approval(session=session).approved
+
+
+def test_only_admins_approve_and_only_go(session: Session) -> None:
+    admin, manager, reviewer = (_user(session, r) for r in ("admin", "manager", "reviewer"))
+    waiting = _decision(session, agg(pairs=100))
+    with pytest.raises(DecisionError, match="not GO: collect the missing data"):
+        decisions.approve(session=session, decision_id=waiting.id, actor_id=admin)
+    go = _decision(session, agg())
+    for who in (manager, reviewer, None):
+        with pytest.raises(DecisionError, match="admin"):
+            decisions.approve(session=session, decision_id=go.id, actor_id=who)
+    decisions.revoke(session=session, decision_id=go.id, actor_id=admin, reason="wait")
+    assert not decisions.approval(session=session).approved
+
+
+def test_override_needs_a_reason_and_is_flagged(session: Session) -> None:
+    admin = _user(session, "admin")
+    failed = _decision(session, agg(fail=100))
+    assert failed.outcome == NO_GO
+    with pytest.raises(DecisionError, match="written reason"):
+        decisions.override(session=session, decision_id=failed.id, actor_id=admin, reason="ok")
+    decisions.override(
+        session=session,
+        decision_id=failed.id,
+        actor_id=admin,
+        reason="errors are a known network blip in one region, fixed on Monday",
+    )
+    state = decisions.approval(session=session)
+    assert state.approved and state.kind == "override" and state.categories == ("greeting",)
+    assert "OVERRIDE" in state.describe()
+    trail = decisions.audit(session=session)
+    assert any(r.flagged and r.what.startswith("override") for r in trail)
+    assert any(r.what.startswith(f"decision #{failed.id}") for r in trail)
+
+
+def test_critical_fail_cannot_be_overridden(session: Session) -> None:
+    admin = _user(session, "admin")
+    crit = _decision(session, agg(fail=100, critical=1))
+    with pytest.raises(DecisionError, match="cannot be overridden"):
+        decisions.override(session=session, decision_id=crit.id, actor_id=admin, reason="x" * 40)
+    with pytest.raises(DecisionError, match="critical failure cannot be overridden"):
+        decisions.approve(session=session, decision_id=crit.id, actor_id=admin)
+    waiting = _decision(session, agg(pairs=100))
+    with pytest.raises(DecisionError, match="only a NO-GO"):
+        decisions.override(session=session, decision_id=waiting.id, actor_id=admin, reason="x" * 40)
+
+
+def test_decision_keeps_its_window_and_evidence(session: Session) -> None:
+    start = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    d = gate.decide(config(), Window(start, start + timedelta(days=14), {"greeting": agg()}))
+    row = decisions.record(session=session, decision=d)
+    session.expire_all()
+    back = session.get(GateDecision, row.id)
+    assert rollout_aware(back.window_start) == start
+    assert rollout_aware(back.window_end) == start + timedelta(days=14)
+    assert back.evidence["eligible"] == ["greeting"] and back.config_hash == config().hash
+    assert len(back.evidence["criteria"]) == 6
+
+
+def test_review_rows_read_the_method_and_critical_tags(session: Session) -> None:
+    reviewer = _user(session, "reviewer")
+    now = datetime.now(UTC)
+    for i, (score, decision, tags) in enumerate(
+        [(5, "approve", []), (2, "reject", ["unsafe"]), (None, "skip", [])]
+    ):
+        item = ReviewItem(
+            pair_id=f"rr{i}",
+            category="casual",
+            similarity=0.5,
+            pair_ts=now,
+            snapshot={"similarity_method": "openai"},
+        )
+        session.add(item)
+        session.flush()
+        session.add(
+            Review(
+                item_id=item.id,
+                pair_id=item.pair_id,
+                reviewer_id=reviewer,
+                student_score=score,
+                decision=decision,
+                tags=tags,
+            )
+        )
+    session.flush()
+    rows = sorted(
+        gate_data.review_rows(session=session, config=config()), key=lambda r: r.score or 0
+    )
+    assert [(r.score, r.method, r.critical_tags) for r in rows] == [
+        (None, "openai", ()),
+        (2, "openai", ("unsafe",)),
+        (5, "openai", ()),
+    ]
+    cal = gate_data.calibration(session=session, config=config())
+    assert cal.method == "openai" and cal.reviewed == 2
+
+
+def test_reviews_have_their_own_longer_window() -> None:
+    end = datetime(2026, 2, 1, tzinfo=UTC)
+    days = {
+        (end - timedelta(days=d)).date(): {"greeting": agg(pairs=100, scores={})} for d in (3, 20)
+    }
+    old = gate_data.ReviewRow(
+        end - timedelta(days=20), end - timedelta(days=19), "greeting", 5, 0.6, "lexical", ()
+    )
+    new = gate_data.ReviewRow(
+        end - timedelta(days=3), end - timedelta(days=2), "greeting", 4, 0.6, "lexical", ()
+    )
+    cfg = config()
+    assert (cfg.window_days, cfg.review_window_days) == (14, 30)
+    start = end - timedelta(days=cfg.window_days)
+    inside = {d: v for d, v in days.items() if d >= start.date()}
+    w = gate_data.assemble(
+        inside, [old, new], start, end, review_start=gate_data.review_start(cfg, end)
+    )
+    assert w.categories["greeting"].pairs == 100  # only the recent day's pairs
+    assert w.categories["greeting"].scores == {5: 1, 4: 1}  # both reviews
+    same = gate_data.assemble(inside, [old, new], start, end)
+    assert same.categories["greeting"].scores == {4: 1}
+    assert gate.parse_config({"window_days": 7}).review_window_days == 7

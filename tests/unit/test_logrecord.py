@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shadowtutor.log import record as logrecord
+from shadowtutor.log.record import RecordError
+
+
+def good(**over: object) -> dict:
+    rec = logrecord.make_record(
+        messages=[{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}],
+        teacher={"model": "gpt-4o", "response": "Hello!", "latency_ms": 120.5, "cost_usd": 0.001},
+        student={"model": "llama3", "response": "Hi!"},
+        similarity={"method": "lexical", "score": 0.4},
+    )
+    rec.update(over)
+    return rec
+
+
+def test_a_made_record_validates_unchanged() -> None:
+    rec = good()
+    assert logrecord.validate(json.loads(logrecord.dumps(rec))) == rec
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"id": None}, "missing required field 'id'"),
+        ({"ts": "yesterday"}, "'ts' is not an ISO 8601 timestamp"),
+        ({"schema_version": 2}, "schema_version 2 is not supported"),
+        ({"source": "twitter"}, "'source' must be one of"),
+        ({"messages": []}, "'messages' must be a non-empty list"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "is not a chat role"),
+        ({"teacher": {"response": "x"}}, "'teacher.model' is required"),
+        ({"teacher": {"model": "gpt-4o"}}, "needs a 'response' or an 'error'"),
+        ({"teacher": {"model": "m", "response": "x", "latency_ms": "fast"}}, "must be a number"),
+        ({"teacher": {"model": "m", "response": "x", "cost_usd": -1}}, "must not be negative"),
+        ({"similarity": {"method": "lexical", "score": 1.5}}, "from 0 to 1"),
+        ({"colour": "blue"}, "unknown field(s): colour"),
+    ],
+)
+def test_invalid_records_say_why(change: dict, reason: str) -> None:
+    with pytest.raises(RecordError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        logrecord.validate(good(**change))
+
+
+def test_timestamps_are_normalised_to_utc() -> None:
+    rec = logrecord.validate(good(ts="2026-03-01T10:00:00+02:00"))
+    assert rec["ts"] == "2026-03-01T08:00:00.000Z"
+
+
+def test_openai_chat_line_becomes_a_record_with_a_stable_id() -> None:
+    line = {
+        "messages": [
+            {"role": "system", "content": "You help."},
+            {"role": "user", "content": "Ciao"},
+            {"role": "assistant", "content": "Ciao! Come posso aiutarti?"},
+        ]
+    }
+    a = logrecord.parse_line(json.dumps(line))
+    b = logrecord.parse_line(json.dumps(line))
+    assert a["id"] == b["id"] and a["id"].startswith("oai-")
+    assert a["teacher"]["response"] == "Ciao! Come posso aiutarti?"
+    assert [m["role"] for m in a["messages"]] == ["system", "user"]
+    assert a["source"] == "import"
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"messages": [{"role": "user", "content": "hi"}]', "not valid JSON"),
+        ('{"messages": [{"role": "user", "content": "hi"}]}', "last message must be the assistant"),
+        ('{"messages": [{"role": "assistant", "content": "hi"}]}', "no prompt before"),
+        ("[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_bad_lines_say_why(line: str, reason: str) -> None:
+    with pytest.raises(RecordError, match=reason):
+        logrecord.parse_line(line)
+
+
+def test_pseudonymize_never_keeps_the_email() -> None:
+    h = logrecord.pseudonymize("anna@example.com")
+    assert h and "anna" not in h and h == logrecord.pseudonymize("anna@example.com")
+    assert logrecord.pseudonymize(None) is None
