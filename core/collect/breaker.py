@@ -9,7 +9,12 @@ from collections.abc import Callable
 
 class Breaker:
     """Opens after ``failures`` consecutive failures; after ``cooldown_s`` one probe may pass
-    (half-open): its success closes the breaker, its failure opens it again."""
+    (half-open): its success closes the breaker, its failure opens it again.
+
+    A probe whose caller never reports back (its task was cancelled: ``CancelledError`` is not
+    an ``Exception``; its thread died) holds the half-open slot only for ``cooldown_s``: then
+    the next call may probe, and the lost probe is counted in ``abandoned_probes``. So no
+    caller can wedge the breaker half-open until a restart."""
 
     def __init__(
         self, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic
@@ -21,7 +26,9 @@ class Breaker:
         self._consecutive = 0
         self._opened_at: float | None = None
         self._probing = False
+        self._probe_started = 0.0
         self.opened_count = 0
+        self.abandoned_probes = 0
 
     @property
     def state(self) -> str:
@@ -36,8 +43,13 @@ class Breaker:
         with self._lock:
             if self._opened_at is None:
                 return True
-            if not self._probing and self.clock() - self._opened_at >= self.cooldown_s:
+            now = self.clock()
+            if self._probing and now - self._probe_started >= self.cooldown_s:
+                self.abandoned_probes += 1  # its caller never said how it went
+                self._probing = False
+            if not self._probing and now - self._opened_at >= self.cooldown_s:
                 self._probing = True
+                self._probe_started = now
                 return True
             return False
 

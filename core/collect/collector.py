@@ -203,6 +203,7 @@ class ShadowCollector:
                 "unwritten": pending,
                 "breaker": self.breaker.state,
                 "breaker_opened": self.breaker.opened_count,
+                "breaker_abandoned_probes": self.breaker.abandoned_probes,
                 "unknown_models": unknown,
                 "last_error": self.last_error,
                 "log_dir": str(self.log_dir),
