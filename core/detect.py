@@ -81,8 +81,23 @@ CATEGORIES = ("greeting", "casual", "business")
 GREETING_MAX_WORDS = 8
 
 
+# Detection runs on the request path (routing needs the category before the answer), so it
+# reads a bounded part of the prompt: the head and the tail (where a long prompt's question
+# usually is), never the whole of a 20 MB paste.
+SCAN_CHARS = 4096
+
+
+def scanned(text: str | None) -> str:
+    """The part of ``text`` that detection reads: all of it up to ``2 * SCAN_CHARS``, else
+    its first and last ``SCAN_CHARS`` characters."""
+    text = text or ""
+    if len(text) <= 2 * SCAN_CHARS:
+        return text
+    return f"{text[:SCAN_CHARS]} {text[-SCAN_CHARS:]}"
+
+
 def words(text: str | None) -> list[str]:
-    return _WORD.findall((text or "").lower())
+    return _WORD.findall(scanned(text).lower())
 
 
 # word -> indexes of the languages whose profile holds it (one lookup a word, not seven)

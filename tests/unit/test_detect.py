@@ -46,3 +46,18 @@ def test_language(text: str, lang: str | None) -> None:
 )
 def test_category(text: str, category: str) -> None:
     assert detect_category(text) == category
+
+
+def test_a_huge_prompt_is_read_only_at_its_head_and_tail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detection runs before the answer (and on the proxy's event loop): a 20 MB prompt must
+    cost what a small one costs, so the tokenizer sees a bounded text."""
+    from shadowtutor import detect
+
+    seen: list[int] = []
+    scanned = detect.scanned
+    monkeypatch.setattr(detect, "scanned", lambda text: seen.append(len(s := scanned(text))) or s)
+    question = " Posso avere un rimborso per il mio ordine?"
+    huge = "lorem ipsum dolor " * (20 * 1024 * 1024 // 18) + question
+    assert detect_category(huge) == "business"  # the question at the end still counts
+    assert detect_language(huge) == "it"
+    assert max(seen) <= 2 * detect.SCAN_CHARS + 1
