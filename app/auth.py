@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from shadowtutor import db, users
+from shadowtutor import db
 from shadowtutor.app import deps
 from shadowtutor.app.registry import page
+from shadowtutor.throttle import THROTTLE, LoginRefused
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,15 @@ def login_form() -> None:
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
         with db.session_scope(deps.settings().db_url) as session:
-            user = users.authenticate(session=session, username=username, password=password)
-            if user is None:
-                st.error("Unknown user, wrong password or disabled account.")
+            try:
+                user = THROTTLE.login(
+                    session=session,
+                    username=username,
+                    password=password,
+                    client=st.context.ip_address,
+                )
+            except LoginRefused as exc:
+                st.error(str(exc))
                 return
             st.session_state["user_id"] = user.id
             st.session_state["username"] = user.username

@@ -24,6 +24,23 @@ def test_login_with_a_wrong_password_is_refused(migrated) -> None:
     assert "user_id" not in at.session_state
 
 
+def test_repeated_wrong_passwords_lock_the_login_with_a_clear_message(
+    migrated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shadowtutor import throttle
+
+    monkeypatch.setattr(throttle, "THROTTLE", throttle.LoginThrottle(sleep=lambda s: None))
+    monkeypatch.setattr("shadowtutor.app.auth.THROTTLE", throttle.THROTTLE)
+    make_user(migrated.db_url, "admin", "tess")
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    for password in ["guess"] * throttle.ACCOUNT_LIMIT + ["password-admin"]:
+        at.text_input[0].input("tess")
+        at.text_input[1].input(password)
+        at.button[0].click().run()
+    assert "Too many failed log-ins for this account" in at.error[0].value
+    assert "user_id" not in at.session_state
+
+
 def test_login_then_logout(migrated) -> None:
     make_user(migrated.db_url, "manager", "marco")
     at = AppTest.from_file(MAIN, default_timeout=60).run()
