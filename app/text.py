@@ -1,0 +1,26 @@
+"""Untrusted values (from a model, a user or the log) placed into Streamlit's Markdown.
+
+``st.caption``, ``st.markdown``, ``st.metric`` labels, ``help=`` tooltips, ``st.info`` and the
+like render Markdown: an image there (``![](http://host/track.png)``) makes every viewer's
+browser fetch it, a link invites a click, ``:red[...]`` restyles the page. :func:`md` makes a
+value inert: every ASCII punctuation character is backslash-escaped (CommonMark renders each
+escaped one literally) and line breaks become spaces, so the value shows as the text it is.
+Prefer ``st.text`` / ``st.code`` / dataframes (which never render Markdown) where the layout
+allows; use this where a value sits inside a Markdown sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Any
+
+_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+
+
+def md(value: Any) -> str:
+    """``value`` as Markdown that renders as exactly its text (``None`` as an em dash)."""
+    if value is None:
+        return "—"
+    text = " ".join(str(value).splitlines())
+    return _PUNCTUATION.sub(r"\\\1", text)
