@@ -49,6 +49,7 @@ from typing import Any
 
 from shadowtutor import detect, pricing
 from shadowtutor.backends.clients import Backend, BackendError, student_backend
+from shadowtutor.collect import journal as journaling
 from shadowtutor.collect.breaker import Breaker
 from shadowtutor.collect.job import (
     Job,
@@ -63,7 +64,7 @@ from shadowtutor.collect.job import (
 from shadowtutor.config import Settings
 from shadowtutor.gate import routing
 from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log.store import LogWriter, jsonl_root, known_ids_in, parquet_root, tail_ids
 from shadowtutor.similarity import SimilarityMethod, get_method
 
 log = logging.getLogger("shadowtutor.collector")
@@ -155,6 +156,7 @@ class ShadowCollector:
             maxsize=max(1, s.queue_size if queue_size is None else queue_size)
         )
         self._writer = LogWriter(self.log_dir)
+        self._journal = journaling.Journal(journaling.journal_dir(self.log_dir), self._writer.token)
         self._pending: list[dict[str, Any]] = []
         self._pending_cap = max(10_000, self._queue.maxsize * 10)
         self._cond = threading.Condition()
@@ -172,10 +174,50 @@ class ShadowCollector:
         self._threads.append(
             threading.Thread(target=self._write_loop, name="shadow-writer", daemon=True)
         )
+        self._recover()
         for t in self._threads:
             t.start()
         threading.Thread(target=self._keep_routing_warm, name="shadow-routing", daemon=True).start()
         _LIVE.add(self)
+
+    # --- journal recovery ---------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Write the pending jobs of journals left by writers that are gone (a crash, a kill -9,
+        a stop past the flush timeout), then remove those journals. Never raises."""
+        for path in journaling.orphaned(self._journal.folder):
+            try:
+                entries, torn = journaling.pending_entries(path)
+                logged = self._ids_in_log(path.name.rsplit("-", 1)[0], entries)
+                fresh = [e for e in entries if e["id"] not in logged]
+                records = [r for e in fresh if (r := self._process(journaling.decode(e)))]
+                self._writer.append_many(records)
+                path.unlink()
+            except Exception as exc:  # keep the journal for the next try; say why
+                self.last_error = f"journal recovery from {path}: {exc}"
+                log.warning("%s", self.last_error)
+                continue
+            self.count("recovered", len(records))
+            self.count("recovered_already_logged", len(entries) - len(fresh))
+            if records or torn:
+                log.warning(
+                    "recovered %d pending answers from %s (%d already logged, %d torn lines)",
+                    len(records), path.name, len(entries) - len(fresh), torn,
+                )  # fmt: skip
+
+    def _ids_in_log(self, token: str, entries: list[dict[str, Any]]) -> set[str]:
+        """Ids of ``entries`` the dead writer already logged: its records reach the log up to
+        one journal commit before their done-mark, so the tail of its own files suffices."""
+        wanted = {e["id"] for e in entries}
+        found: set[str] = set()
+        for day in {journaling.entry_day(e) for e in entries} - {None}:
+            path = jsonl_root(self.log_dir) / f"date={day}" / f"{token}.jsonl"
+            if path.exists():
+                found |= wanted & tail_ids(path)
+            else:  # compacted since: the day's Parquet
+                found |= wanted & known_ids_in(
+                    sorted(parquet_root(self.log_dir).glob(f"date={day}/*.parquet"))
+                )
+        return found
 
     # --- counters ------------------------------------------------------------------------------
     def count(self, name: str, n: int = 1) -> None:
@@ -193,7 +235,7 @@ class ShadowCollector:
             "enqueued dropped not_sampled ineligible logged student_ok student_errors "
             "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
             "lost usage_estimated served_by_student student_fallbacks route_errors "
-            "streams_abandoned"
+            "streams_abandoned recovered recovered_already_logged unfinished_at_exit"
         ).split()
         out: dict[str, Any] = {k: counts.get(k, 0) for k in keys}
         out.update(
@@ -205,7 +247,9 @@ class ShadowCollector:
                 "breaker_opened": self.breaker.opened_count,
                 "breaker_abandoned_probes": self.breaker.abandoned_probes,
                 "unknown_models": unknown,
-                "last_error": self.last_error,
+                "journal_pending": self._journal.pending(),
+                "journal_errors": self._journal.write_errors,
+                "last_error": self.last_error or self._journal.last_error,
                 "log_dir": str(self.log_dir),
                 "similarity_method": self.similarity.name,
             }
@@ -274,12 +318,16 @@ class ShadowCollector:
             return False
         if job.ts is None:  # the record's time is the request's, not the worker's
             job.ts = datetime.now(UTC)
+        if job.id is None:  # fixed now: the journal and the log must agree on it
+            job.id = logrecord.new_id()
+        self._journal.add(job)  # before the queue: a worker may finish it at once
         try:
             if block:
                 self._queue.put(job, timeout=timeout)
             else:
                 self._queue.put_nowait(job)
         except queue.Full:
+            self._journal.done([job.id])
             self.count("dropped")
             return False
         self.count("enqueued")
@@ -299,13 +347,16 @@ class ShadowCollector:
                 if job is None:
                     return
                 record = self._process(job)
-                if record is not None:
+                if record is None:
+                    self._journal.done([job.id])
+                else:
                     with self._cond:
                         self._pending.append(record)
                         if len(self._pending) >= self.batch_size:
                             self._cond.notify()
             except Exception as exc:  # never let one bad job kill a worker
                 self.count("lost")
+                self._journal.done([job.id])
                 self.last_error = f"worker: {exc!r}"
                 log.exception("shadow job failed")
             finally:
@@ -493,6 +544,7 @@ class ShadowCollector:
                 part = batch[written : written + WRITE_SLICE]
                 self._writer.append_many(part)
                 written += len(part)
+                self._journal.done([r["id"] for r in part])
                 self.count("logged", len(part))
                 time.sleep(0)
         except Exception as exc:
@@ -504,6 +556,7 @@ class ShadowCollector:
                 self._pending = rest + self._pending
                 overflow = len(self._pending) - self._pending_cap
                 if overflow > 0:  # oldest go first; counted, never silent
+                    self._journal.done([r["id"] for r in self._pending[:overflow]])
                     del self._pending[:overflow]
                     self.count("lost", overflow)
             return False
@@ -538,8 +591,17 @@ class ShadowCollector:
             self._cond.notify_all()
         done = self._write_pending() and done
         self._writer.close()
+        left = self._journal.close()
+        if left:
+            self.count("unfinished_at_exit", left)
+            self.last_error = (
+                f"{left} answers were still with the student at shutdown: logged when it "
+                f"answers if this process lives on, else by the next start on this log folder "
+                f"(kept in {self._journal.folder}); never twice"
+            )
+            log.warning("%s", self.last_error)
         _LIVE.discard(self)
-        return done
+        return done and not left
 
     def _drain_without_student(self) -> None:
         """At shutdown after the flush timeout: log the queued teacher answers without waiting

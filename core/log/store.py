@@ -94,6 +94,11 @@ class LogWriter:
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
+    @property
+    def token(self) -> str:
+        """This writer's file name stem (``<host>-<pid>-<random>``), the same every day."""
+        return self._token
+
     def _fd(self, day: str) -> int:
         if os.getpid() != self._pid:  # forked: never share a file with the parent
             self._fds.clear()
@@ -391,6 +396,25 @@ def _compact_day(log_dir: Path, day: str, files: list[Path], report: CompactRepo
         report.files_removed += 1
     report.days.append(day)
     report.rows_written += written
+
+
+def tail_ids(path: Path, max_bytes: int = 16 * 1024 * 1024) -> set[str]:
+    """Ids of the records in the last ``max_bytes`` of a JSONL file (torn lines skipped)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        data = f.read()
+    lines = data.split(b"\n")
+    if size > max_bytes:
+        lines = lines[1:]  # the first one is cut by the seek
+    ids = set()
+    for line in lines:
+        try:
+            ids.add(json.loads(line)["id"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return ids
 
 
 def known_ids_in(parquet: list[Path]) -> set[str]:

@@ -1,0 +1,282 @@
+"""The collector's journal: the teacher's answers of queued jobs, on disk within ~20 ms.
+
+The queue between the request path and the workers lives in memory, so a ``kill -9`` (or a
+stop past the flush timeout) would lose every job still in it. The teacher's answer is known
+when the job is queued, so the request path also hands the job to the journal (a deque
+append: nothing on the request thread touches the disk); a background thread writes what
+arrived to ``<log>/journal/<writer>.jsonl`` every ``INTERVAL_S`` and ``fdatasync``s it (group
+commit), and later appends the ids whose records reached the log. A crash can therefore miss at
+most the last ~``INTERVAL_S`` plus one sync of answers.
+
+The next collector on the same log folder finds journals whose owner is gone (each live
+journal holds an exclusive ``flock``), writes their pending jobs to the log (the student side
+says it was not asked; the teacher side is the journaled answer), skipping ids the log already
+holds, counts them in ``stats()["recovered"]`` and removes the journal. A journal is rotated
+every ``ROTATE_S`` and a rotated one is removed once all its jobs are logged.
+
+Line format: ``{"j": {job fields}}`` for a queued job, ``{"d": [ids]}`` for logged ones.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from shadowtutor.backends.clients import ChatResult
+from shadowtutor.collect.job import (
+    Job,
+    error_text,
+    parse_sse,
+    teacher_from_chunks,
+    teacher_from_completion,
+)
+from shadowtutor.gate import routing
+from shadowtutor.log import record as logrecord
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 0.02
+ROTATE_S = 60.0
+NOT_ASKED = (
+    "not asked: the process stopped before the student answered (recovered from the journal)"
+)
+TEACHER_NOT_ASKED = "not asked: the process stopped before the teacher answered in the background"
+
+
+def journal_dir(log_dir: Path) -> Path:
+    return Path(log_dir) / "journal"
+
+
+def _teacher_fields(job: Job) -> dict[str, Any] | None:
+    """The teacher's answer fields as the record will hold them; None while a background
+    teacher call is still to be made."""
+    if job.teacher is not None:
+        return dict(job.teacher)
+    try:
+        if job.teacher_obj is not None:
+            return teacher_from_completion(job.teacher_obj)
+        if job.teacher_chunks is not None:
+            return teacher_from_chunks(job.teacher_chunks)
+        if job.teacher_raw is not None:
+            if job.teacher_sse:
+                return teacher_from_chunks(parse_sse(job.teacher_raw))
+            return teacher_from_completion(json.loads(job.teacher_raw))
+    except Exception as exc:
+        return {"error": error_text(exc)}
+    return None
+
+
+def encode(job: Job) -> dict[str, Any]:
+    """A JSON-able copy of what a job needs to become its record without the student."""
+    route = job.route
+    return {
+        "id": job.id,
+        "ts": logrecord.format_ts(job.ts) if job.ts else None,
+        "source": job.source,
+        "messages": job.messages,
+        "user_hash": job.user_hash,
+        "conversation_id": job.conversation_id,
+        "category": job.category,
+        "language": job.language,
+        "category_detected": job.category_detected,
+        "metadata": job.metadata,
+        "route": [route.served_by, route.stage, route.bucket, route.eligible] if route else None,
+        "options": job.options,
+        "teacher": _teacher_fields(job),
+        "teacher_latency_ms": job.teacher_latency_ms,
+        "teacher_ttft_ms": job.teacher_ttft_ms,
+        "student_result": asdict(job.student_result) if job.student_result else None,
+        "student_error": job.student_error,
+    }
+
+
+def decode(entry: dict[str, Any]) -> Job:
+    """The job of a journal entry, ready for the collector's ``_process`` (no student call)."""
+    result = entry.get("student_result")
+    route = entry.get("route")
+    teacher = entry.get("teacher")
+    if teacher is None:
+        teacher = {"error": TEACHER_NOT_ASKED}
+    elif teacher.get("response") is None and teacher.get("error") is None:
+        teacher = teacher | {"error": "no teacher answer in the journal entry"}
+    return Job(
+        messages=entry["messages"],
+        source=entry.get("source") or "live",
+        id=entry["id"],
+        ts=logrecord.parse_ts(entry["ts"]) if entry.get("ts") else None,
+        user_hash=entry.get("user_hash"),
+        conversation_id=entry.get("conversation_id"),
+        category=entry.get("category"),
+        language=entry.get("language"),
+        category_detected=bool(entry.get("category_detected")),
+        metadata=dict(entry.get("metadata") or {}) | {"recovered_from_journal": True},
+        route=routing.Route(*route) if route else None,
+        options=dict(entry.get("options") or {}),
+        teacher=teacher,
+        teacher_latency_ms=entry.get("teacher_latency_ms"),
+        teacher_ttft_ms=entry.get("teacher_ttft_ms"),
+        student_result=ChatResult(**result) if result else None,
+        student_error=None if result else (entry.get("student_error") or NOT_ASKED),
+    )
+
+
+class Journal:
+    """One writer process's journal (see the module docstring)."""
+
+    def __init__(self, folder: Path, token: str, interval_s: float = INTERVAL_S):
+        self.folder = Path(folder)
+        self.token = token
+        self.interval_s = interval_s
+        self._incoming: deque[Job] = deque()
+        self._done: deque[str] = deque()
+        self._lock = threading.Lock()  # file state: current fd, outstanding counts
+        self._file_of: dict[str, int] = {}
+        self._outstanding: Counter[int] = Counter()
+        self._files: dict[int, tuple[Path, int]] = {}  # number -> (path, fd)
+        self._current = -1
+        self._opened_at = 0.0
+        self.write_errors = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="shadow-journal", daemon=True)
+        self._thread.start()
+
+    # --- called by the collector -----------------------------------------------------------
+    def add(self, job: Job) -> None:
+        """Request path: O(1), no I/O."""
+        self._incoming.append(job)
+
+    def done(self, ids: list[str]) -> None:
+        """These jobs' records are in the log (or they were counted as lost)."""
+        self._done.extend(ids)
+
+    def pending(self) -> int:
+        """Jobs journaled or arriving, whose records are not logged yet."""
+        with self._lock:
+            return sum(self._outstanding.values()) + len(self._incoming) - len(self._done)
+
+    def close(self) -> int:
+        """Write what is left; remove the journal when nothing is pending. Returns how many
+        jobs stay pending (their journal is kept for the next start)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._commit()
+        with self._lock:
+            left = sum(self._outstanding.values())
+            for number, (path, fd) in list(self._files.items()):
+                if self._outstanding[number] == 0:
+                    path.unlink(missing_ok=True)
+                os.close(fd)  # releases the lock: the next start recovers what is left
+            self._files.clear()
+        return left
+
+    # --- the background thread -------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._commit()
+
+    def _commit(self) -> None:
+        jobs = [self._incoming.popleft() for _ in range(len(self._incoming))]
+        done = [self._done.popleft() for _ in range(len(self._done))]
+        if not jobs and not done:
+            return
+        try:
+            with self._lock:
+                self._write(jobs, done)
+        except Exception as exc:  # a full or broken disk: counted, the queue goes on
+            self.write_errors += 1
+            self.last_error = f"journal write to {self.folder} failed: {exc}"
+            log.warning("%s", self.last_error)
+
+    def _write(self, jobs: list[Job], done: list[str]) -> None:
+        if jobs and (self._current < 0 or time.monotonic() - self._opened_at >= ROTATE_S):
+            self._rotate()
+        lines = [json.dumps({"j": encode(job)}, default=str) for job in jobs]
+        for job in jobs:
+            self._file_of[job.id] = self._current
+            self._outstanding[self._current] += 1
+        by_file: dict[int, list[str]] = {}
+        for id_ in done:
+            number = self._file_of.pop(id_, None)
+            if number is not None:
+                by_file.setdefault(number, []).append(id_)
+        if lines:
+            by_file.setdefault(self._current, [])
+        for number, ids in by_file.items():
+            path, fd = self._files[number]
+            chunk = (lines if number == self._current else []) + (
+                [json.dumps({"d": ids})] if ids else []
+            )
+            if chunk:
+                os.write(fd, ("\n".join(chunk) + "\n").encode())
+                os.fdatasync(fd)
+            self._outstanding[number] -= len(ids)
+            if number != self._current and self._outstanding[number] <= 0:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                del self._files[number], self._outstanding[number]
+
+    def _rotate(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._current += 1
+        path = self.folder / f"{self.token}-{self._current:05d}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._files[self._current] = (path, fd)
+        self._opened_at = time.monotonic()
+        for number, (old_path, old_fd) in list(self._files.items()):
+            if number != self._current and self._outstanding[number] <= 0:
+                os.close(old_fd)
+                old_path.unlink(missing_ok=True)
+                del self._files[number]
+
+
+def orphaned(folder: Path) -> list[Path]:
+    """Journals whose writer is gone (no process holds their lock)."""
+    found = []
+    for path in sorted(Path(folder).glob("*.jsonl")) if Path(folder).is_dir() else []:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer holds it
+        finally:
+            os.close(fd)
+        found.append(path)
+    return found
+
+
+def pending_entries(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The journal's jobs that never reached the log, and the number of unreadable lines (a
+    line torn by the crash is the only expected one)."""
+    entries: dict[str, dict[str, Any]] = {}
+    bad = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                bad += 1
+                continue
+            if "j" in obj:
+                entries[obj["j"]["id"]] = obj["j"]
+            for id_ in obj.get("d", ()):
+                entries.pop(id_, None)
+    return list(entries.values()), bad
+
+
+def entry_day(entry: dict[str, Any]) -> str | None:
+    ts = entry.get("ts")
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).date().isoformat() if ts else None
