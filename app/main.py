@@ -11,6 +11,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps, registry
+from shadowtutor.app.text import md
 
 st.set_page_config(page_title="ShadowTutor", page_icon=":material/school:", layout="wide")
 
@@ -37,7 +38,7 @@ pages = {
 nav = st.navigation(list(pages.values()), position="hidden")
 
 with st.sidebar:
-    st.markdown(f"**{user.display_name}** · {user.role}")
+    st.markdown(f"**{md(user.display_name)}** · {user.role}")
     section = None
     for spec in registry.pages_for(user.role):
         if spec.section != section:

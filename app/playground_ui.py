@@ -10,6 +10,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app.auth import CurrentUser
+from shadowtutor.app.text import md
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.playground import chat as playground
@@ -35,9 +36,9 @@ def show_turn(chat: playground.Chat, i: int, *, user: CurrentUser, settings: Set
         for col, (who, ans) in zip(st.columns(len(answers)), answers, strict=True):
             show_answer(col, who, ans)
         if turn.similarity is not None:
-            st.caption(f"Similarity ({turn.similarity_method}): {turn.similarity:.3f}")
+            st.caption(f"Similarity ({md(turn.similarity_method)}): {turn.similarity:.3f}")
         elif turn.similarity_error:
-            st.warning(f"Similarity not computed: {turn.similarity_error}")
+            st.warning(f"Similarity not computed: {md(turn.similarity_error)}")
         left, right = st.columns([1, 3])
         queue = right.checkbox("Also put it in the review queue", key=f"pg_queue_{i}")
         done = turn.saved_id is not None and (turn.queued or not queue)

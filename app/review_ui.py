@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from shadowtutor.app import shortcuts
+from shadowtutor.app.text import md
 from shadowtutor.review import queue as review
 
 SCORES = [1, 2, 3, 4, 5]
@@ -34,15 +35,20 @@ def _fmt(value: Any, fmt: str, unit: str = "") -> str:
 def show_header(item: Any) -> None:
     snap = item.snapshot
     cols = st.columns(5)
+    # Every value here came from the log: metric values, help and captions render Markdown.
+    method = snap.get("similarity_method")
     cols[0].metric(
-        "Similarity", _fmt(snap.get("similarity"), ".3f"), help=snap.get("similarity_method")
+        "Similarity",
+        _fmt(snap.get("similarity"), ".3f"),
+        help=f"Method: {md(method)}" if method else None,
     )
-    cols[1].metric("Language", snap.get("language") or "n/a")
-    cols[2].metric("Category", snap.get("category") or "n/a")
+    cols[1].metric("Language", md(snap.get("language") or "n/a"))
+    cols[2].metric("Category", md(snap.get("category") or "n/a"))
     cols[3].metric("Reviews", f"{item.reviews_done} of {item.required_reviews}")
-    cols[4].metric("Source", snap.get("source") or "n/a")
+    cols[4].metric("Source", md(snap.get("source") or "n/a"))
     st.caption(
-        f"Pair `{item.pair_id}` · logged {snap.get('ts') or 'n/a'} · queued as {item.strategy}"
+        f"Pair {md(item.pair_id)} · logged {md(snap.get('ts') or 'n/a')} · "
+        f"queued as {md(item.strategy)}"
     )
 
 
@@ -52,10 +58,10 @@ def show_conversation(messages: list[dict[str, Any]]) -> None:
         role = str(msg.get("role", "?"))
         text = review.content_text(msg.get("content"))
         if role in ("system", "developer"):  # long and the same for many pairs: folded
-            with st.expander(f"{role.upper()} prompt ({len(text):,} characters)"):
+            with st.expander(f"{md(role.upper())} prompt ({len(text):,} characters)"):
                 show_text(text)
         else:
-            st.caption(role.upper())
+            st.caption(md(role.upper()))
             show_text(text)
 
 
@@ -66,7 +72,7 @@ def show_answer(label: str, answer: dict[str, Any], *, reveal: bool) -> None:
         f"tokens {_fmt(answer.get('completion_tokens'), ',d')}",
     ]
     if reveal:
-        facts.insert(0, f"model {answer.get('model') or 'n/a'}")
+        facts.insert(0, f"model {md(answer.get('model') or 'n/a')}")
     st.caption(" · ".join(facts))
     if answer.get("error"):
         st.caption("Error:")

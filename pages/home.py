@@ -8,6 +8,7 @@ import streamlit as st
 
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.app.registry import pages_for
+from shadowtutor.app.text import md
 from shadowtutor.dashboards import charts, overview, spend
 from shadowtutor.log import analytics
 
@@ -41,7 +42,7 @@ c2.metric(
 c3.metric(
     "Mean similarity, 7 days",
     "n/a" if figures.mean_similarity_7d is None else f"{figures.mean_similarity_7d:.3f}",
-    help=f"Method: {figures.similarity_method or 'none'}",
+    help=f"Method: {md(figures.similarity_method or 'none')}",
 )
 c4.metric(
     "Student P95 latency, 7 days",

@@ -6,6 +6,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps, filters
+from shadowtutor.app.text import md
 from shadowtutor.dashboards import charts, quality
 from shadowtutor.log import analytics
 
@@ -37,7 +38,7 @@ else:
     st.metric(
         f"Pairs with similarity ≥ {threshold:.2f}",
         f"{share:.1%}",
-        help=f"{int(by_day['pairs'].sum()):,} scored pairs, method {method}",
+        help=f"{int(by_day['pairs'].sum()):,} scored pairs, method {md(method)}",
     )
     c = st.columns(2)
     with c[0]:

@@ -112,7 +112,6 @@ def test_no_page_fetches_anything_a_logged_value_points_at(tmp_path: Path, track
             page.locator("h1").filter(has_text=heading).first.wait_for()
             browser.wait_idle(page)
             assert not page.locator('[data-testid="stException"]').count(), spec.key
-            page.screenshot(path=f"/tmp/inj/{spec.key}.png")
             for tooltip in page.locator('[data-testid="stTooltipIcon"]').all()[:20]:
                 tooltip.hover()  # help tooltips render Markdown only when shown
             page.wait_for_timeout(300)
