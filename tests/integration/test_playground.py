@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from shadowtutor import detect, pricing
-from shadowtutor.backends.clients import ModelNotFound, OllamaBackend, student_backend
+from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
 from shadowtutor.config import Settings
 from shadowtutor.log import store as logstore
 from shadowtutor.playground import chat as playground
