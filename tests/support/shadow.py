@@ -9,6 +9,7 @@ from typing import Any
 
 import openai
 
+from shadowtutor.backends import Backend, ChatResult
 from shadowtutor.collect import proxy
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
@@ -62,3 +63,30 @@ class RunningProxy:
 
     def close(self) -> None:
         self.server.close()
+
+
+class FakeStudent(Backend):
+    """A student without a server: answers ``text`` (or raises ``fails``), counting calls."""
+
+    provider = "ollama"
+
+    def __init__(self, text: str = "student answer", fails: BaseException | None = None):
+        super().__init__(base_url="fake://student", model="llama3", timeout=1.0)
+        self.text = text
+        self.fails = fails
+        self.calls: list[dict[str, Any]] = []
+
+    def chat(self, messages: Any, **options: Any) -> ChatResult:  # type: ignore[override]
+        self.calls.append({"messages": messages, **options})
+        if self.fails is not None:
+            raise self.fails
+        return ChatResult(
+            model="llama3", provider="ollama", text=self.text, latency_ms=5.0, ttft_ms=1.0,
+            prompt_tokens=3, completion_tokens=2,
+        )  # fmt: skip
+
+
+def offline_collector(tmp_path: Path, student: Backend | None = None, **kw: Any) -> ShadowCollector:
+    """A collector on a fake student (no server), logging under ``tmp_path``."""
+    settings = Settings.load({"SHADOWTUTOR_HOME": str(tmp_path / "home")} | kw.pop("env", {}))
+    return ShadowCollector(settings, student=student or FakeStudent(), **kw)
