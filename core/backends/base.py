@@ -205,8 +205,11 @@ class Backend:
         clock = StreamClock()
         parts: list[str] = []
         end = Piece()
+        options = {"temperature": temperature, "max_tokens": max_tokens}
         try:
-            pieces = self._pieces(name, messages, temperature=temperature, max_tokens=max_tokens)
+            pieces = self._pieces(
+                name, messages, {k: v for k, v in options.items() if v is not None}
+            )
             try:
                 for piece in pieces:
                     elapsed = clock.elapsed_ms()
@@ -247,13 +250,10 @@ class Backend:
         yield ChatChunk(text="", elapsed_ms=latency, done=True, result=result)
 
     def _pieces(
-        self,
-        name: str,
-        messages: Messages,
-        *,
-        temperature: float | None,
-        max_tokens: int | None,
+        self, name: str, messages: Messages, options: dict[str, Any]
     ) -> Generator[Piece, None, None]:
+        """Open the server's stream of model ``name`` and yield its parts; ``options`` holds
+        ``temperature`` and ``max_tokens`` when the caller set them."""
         raise NotImplementedError
 
     def _error(self, exc: Exception, model: str | None = None) -> BackendError:

@@ -81,18 +81,11 @@ class OllamaBackend(Backend):
         return BackendError(f"Ollama at {self.base_url} failed: {exc!r}")
 
     def _pieces(
-        self,
-        name: str,
-        messages: Messages,
-        *,
-        temperature: float | None,
-        max_tokens: int | None,
+        self, name: str, messages: Messages, options: dict[str, Any]
     ) -> Generator[Piece, None, None]:
-        options: dict[str, Any] = {}
-        if temperature is not None:
-            options["temperature"] = temperature
-        if max_tokens is not None:
-            options["num_predict"] = max_tokens
+        options = dict(options)
+        if "max_tokens" in options:
+            options["num_predict"] = options.pop("max_tokens")
         stream = self.client.chat(
             model=name,
             messages=messages,

@@ -81,24 +81,14 @@ class OpenAIBackend(Backend):
         return BackendError(f"{where} failed: {exc!r}")
 
     def _pieces(
-        self,
-        name: str,
-        messages: Messages,
-        *,
-        temperature: float | None,
-        max_tokens: int | None,
+        self, name: str, messages: Messages, options: dict[str, Any]
     ) -> Generator[Piece, None, None]:
-        kwargs: dict[str, Any] = {}
-        if temperature is not None:
-            kwargs["temperature"] = temperature
-        if max_tokens is not None:
-            kwargs["max_tokens"] = max_tokens
         stream = self.client.chat.completions.create(
             model=name,
             messages=messages,  # type: ignore[arg-type]
             stream=True,
             stream_options={"include_usage": True},
-            **kwargs,
+            **options,
         )
         with stream:  # closed when the caller stops early (a timeout, an abandoned stream)
             for chunk in stream:

@@ -13,16 +13,18 @@ proxy alike.
 
 The walk is written once, in :meth:`RequestPath.walk`, as a generator that yields the I/O it
 needs (:data:`STUDENT`, :data:`TEACHER`) and gets the results (or the teacher's exception)
-back. :class:`SyncRequestPath` and :class:`AsyncRequestPath` only drive it: they do that I/O
-synchronously, or awaited (the student on a worker thread), which is the whole difference
-between the sync and the async wrapper (the pattern of simonw/llm's ``_BaseConversation`` /
-``Conversation`` / ``AsyncConversation``). A subclass says how to talk to its teacher and how
-its answers look (:meth:`RequestPath.ask_teacher` and the shaping hooks).
+back, and one driver runs it. :class:`SyncRequestPath` and :class:`AsyncRequestPath` only say
+how the I/O is done: blocking, or awaited (the student on a worker thread), which is the whole
+difference between the sync and the async wrapper (the pattern of simonw/llm's
+``_BaseConversation`` / ``Conversation`` / ``AsyncConversation``). A subclass says how to talk
+to its teacher and how its answers look (:meth:`RequestPath.ask_teacher` and the shaping
+hooks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -111,25 +113,39 @@ class RequestPath:
         raise NotImplementedError
 
 
+async def _drive(walk: Walk, io: Callable[[str], Any]) -> Any:
+    """Run ``walk`` to its end: each step's I/O is ``io(step)``, awaited when it is awaitable,
+    and its result (or exception) goes back into the walk. The one driver of both paths: with
+    blocking I/O nothing is ever awaited, so the sync path runs it in a single ``send``."""
+    try:
+        step = next(walk)
+        while True:
+            try:
+                out = io(step)
+                if inspect.isawaitable(out):
+                    out = await out
+            except BaseException as exc:
+                step = walk.throw(exc)
+            else:
+                step = walk.send(out)
+    except StopIteration as done:
+        return done.value
+
+
 class SyncRequestPath(RequestPath):
     """Drives the walk with blocking I/O (the ``openai.OpenAI`` wrapper)."""
 
     def run(self, call: Call) -> Any:
-        walk = self.walk(call)
+        def io(step: str) -> Any:
+            return self.collector.student_call(call) if step == STUDENT else self.ask_teacher(call)
+
+        driver = _drive(self.walk(call), io)
         try:
-            step = next(walk)
-            while True:
-                try:
-                    if step == STUDENT:
-                        out = self.collector.student_call(call)
-                    else:
-                        out = self.ask_teacher(call)
-                except BaseException as exc:
-                    step = walk.throw(exc)
-                else:
-                    step = walk.send(out)
+            driver.send(None)  # blocking I/O only: the driver ends without suspending
         except StopIteration as done:
             return done.value
+        driver.close()
+        raise TypeError(f"{type(self).__name__}.ask_teacher returned an awaitable")
 
 
 class AsyncRequestPath(RequestPath):
@@ -137,21 +153,12 @@ class AsyncRequestPath(RequestPath):
     blocking student call runs on a worker thread."""
 
     async def run(self, call: Call) -> Any:
-        walk = self.walk(call)
-        try:
-            step = next(walk)
-            while True:
-                try:
-                    if step == STUDENT:
-                        out = await asyncio.to_thread(self.collector.student_call, call)
-                    else:
-                        out = await self.ask_teacher(call)
-                except BaseException as exc:
-                    step = walk.throw(exc)
-                else:
-                    step = walk.send(out)
-        except StopIteration as done:
-            return done.value
+        def io(step: str) -> Any:
+            if step == STUDENT:
+                return asyncio.to_thread(self.collector.student_call, call)
+            return self.ask_teacher(call)
+
+        return await _drive(self.walk(call), io)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
