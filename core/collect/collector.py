@@ -1,8 +1,11 @@
 """The shadow collector: hand each teacher answer to the background, pair it with the student's.
 
-The request path (the wrapper in :mod:`shadowtutor.collect.wrapper`, the proxy in
-:mod:`shadowtutor.collect.proxy`) only
-decides whether a request is shadowed and puts a :class:`Job` on a bounded queue with
+The request path (:mod:`shadowtutor.collect.path`, used by the wrapper in
+:mod:`shadowtutor.collect.wrapper` and the proxy in :mod:`shadowtutor.collect.proxy`) asks the
+collector, which owns its breaker and its counters: :meth:`ShadowCollector.begin` decides a
+request (routing with this collector's settings, sampling, eligibility),
+:meth:`ShadowCollector.student_call` lets the student serve it (breaker, fallback),
+:meth:`ShadowCollector.hand_off` builds the :class:`Job` and puts it on a bounded queue with
 ``put_nowait``; when the queue is full the job is dropped and counted, never waited for.
 Daemon worker threads then, for each job:
 
