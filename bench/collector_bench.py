@@ -100,7 +100,8 @@ def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict
     import openai
 
     from shadowtutor.collect.collector import ShadowCollector
-    from shadowtutor.collect.wrapper import _Call
+    from shadowtutor.collect.job import Context
+    from shadowtutor.collect.openai_shape import ChatRequest
     from shadowtutor.config import Settings
 
     settings = Settings.load(env)
@@ -132,10 +133,10 @@ def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict
     answer = {"model": "gpt-4o-mini", "choices": [{"message": {"content": "ok"}}]}
     for _ in range(calls):
         start = time.perf_counter()
-        call = _Call({"model": "gpt-4o-mini", "messages": MSGS}, None)
+        request = ChatRequest.parse({"model": "gpt-4o-mini", "messages": MSGS}, coerce=True)
+        call = collector.begin(request, Context.from_shadow(None))
         call.student_error = "bench: not called"
-        route, shadowed, category = collector.decide(call.messages, category=call.category)
-        collector.submit(call.job(route, category, teacher_obj=answer, teacher_latency_ms=1.0))
+        collector.hand_off(call, teacher_obj=answer, teacher_latency_ms=1.0)
         own.append((time.perf_counter() - start) * 1000)
     collector.close()
     diffs = [w - p for w, p in zip(t_wrapped, t_plain, strict=True)]
@@ -200,7 +201,7 @@ def proc_cpu(pid: int) -> float:
 
 
 def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
-    from shadowtutor.backends.clients import ChatResult
+    from shadowtutor.backends import ChatResult
     from shadowtutor.collect.collector import Job, ShadowCollector
     from shadowtutor.config import Settings
     from shadowtutor.log import record as logrecord

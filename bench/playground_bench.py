@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from shadowtutor.backends.clients import OllamaBackend, OpenAIBackend  # noqa: E402
+from shadowtutor.backends import OllamaBackend, OpenAIBackend  # noqa: E402
 from shadowtutor.playground import chat as playground  # noqa: E402
 from shadowtutor.similarity import SimilarityMethod  # noqa: E402
 from shadowtutor.testing.loopback import ModelServer  # noqa: E402

@@ -28,7 +28,7 @@ _PUBLIC = {
     "SettingsError": "shadowtutor.config",
     "ShadowTutorError": "shadowtutor.errors",
     "LogWriter": "shadowtutor.log.store",
-    "student_backend": "shadowtutor.backends.clients",
+    "student_backend": "shadowtutor.backends",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -198,6 +198,12 @@ class Settings:
         return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in fields(cls)]
 
 
+def parse_value(name: str, raw: Any, kind: type) -> Any:
+    """One setting's raw value (environment or secrets) as ``kind``, as :meth:`Settings.load`
+    reads it; a :class:`SettingsError` naming the variable when it cannot be."""
+    return _convert(name, raw, kind)
+
+
 def _convert(name: str, raw: Any, kind: type) -> Any:
     if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
         return raw

@@ -7,3 +7,10 @@ message always names what to fix.
 
 class ShadowTutorError(Exception):
     """An error with a message meant for the person running ShadowTutor."""
+
+
+def error_text(exc: BaseException) -> str:
+    """How a failure is written into a record or shown beside an answer: ``kind: message``
+    (the backend's error kind, else the exception's class), at most 500 characters."""
+    kind = getattr(exc, "kind", None) or type(exc).__name__
+    return f"{kind}: {exc}"[:500]

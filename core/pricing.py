@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TABLE = Path(__file__).parent / "data" / "prices.toml"
 
@@ -70,3 +71,30 @@ def load_table(path: str = "") -> PriceTable:
 def estimate_tokens(text: str | None) -> int:
     """Rough token count (about 4 characters a token) for when an API reports no usage."""
     return max(1, round(len(text or "") / 4))
+
+
+def estimate_usage(
+    messages: list[dict[str, Any]],
+    text: str | None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+) -> tuple[int, int, bool]:
+    """(prompt tokens, completion tokens, estimated?) of one answer: the counts the server sent
+    when it sent both, else both estimated from the prompt's and the answer's text."""
+    if prompt_tokens is not None and completion_tokens is not None:
+        return prompt_tokens, completion_tokens, False
+    prompt = " ".join(str(m.get("content") or "") for m in messages)
+    return estimate_tokens(prompt), estimate_tokens(text), True
+
+
+def student_is_free(
+    provider: str | None, model: str | None, table: PriceTable, monthly_cost_usd: float
+) -> bool:
+    """Whether a student's answer costs $0 per request: a local student (Ollama, or a model
+    priced ``local`` in the table), or one paid as a flat monthly cost
+    (``SHADOWTUTOR_STUDENT_MONTHLY_COST_USD``, divided over the month by analytics, never
+    spread per record)."""
+    if provider == "ollama" or monthly_cost_usd > 0:
+        return True
+    price = table.lookup(model)
+    return price is not None and price.provider == "local"

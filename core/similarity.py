@@ -15,7 +15,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from shadowtutor.errors import error_text
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -46,6 +49,28 @@ def cosine(u: list[float], v: list[float]) -> float:
     dot = sum(x * y for x, y in zip(u, v, strict=True))
     norm = math.sqrt(sum(x * x for x in u)) * math.sqrt(sum(y * y for y in v))
     return 0.0 if norm == 0 else max(0.0, min(1.0, dot / norm))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One teacher/student comparison: the method's name, the score (None when an answer is
+    missing or the method failed) and, when it failed, why (``kind: message``)."""
+
+    method: str
+    score: float | None
+    error: str | None = None
+
+
+def compare(method: SimilarityMethod, a: str | None, b: str | None) -> Comparison:
+    """Score two answers with ``method``; a failing method (an embedding server down) never
+    raises: the failure is in ``error`` and the score is None. Used by the collector and the
+    Playground alike."""
+    if a is None or b is None:
+        return Comparison(method.name, None)
+    try:
+        return Comparison(method.name, method.score(a, b))
+    except Exception as exc:
+        return Comparison(method.name, None, error_text(exc))
 
 
 # --- pluggable methods -------------------------------------------------------------------------
@@ -118,7 +143,7 @@ def _lexical_method(settings: Any) -> SimilarityMethod:
 
 @register("ollama")
 def _ollama_method(settings: Any) -> SimilarityMethod:
-    from shadowtutor.backends.clients import OllamaBackend
+    from shadowtutor.backends import OllamaBackend
 
     # Embeddings come from the Ollama server named by the student settings when the student
     # runs on Ollama, else from the default local address.
@@ -131,7 +156,7 @@ def _ollama_method(settings: Any) -> SimilarityMethod:
 
 @register("openai")
 def _openai_method(settings: Any) -> SimilarityMethod:
-    from shadowtutor.backends.clients import OpenAIBackend, teacher_api_key
+    from shadowtutor.backends import OpenAIBackend, teacher_api_key
 
     backend = OpenAIBackend(
         base_url=settings.teacher_base_url,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -105,3 +106,42 @@ def session(db_url: str) -> Iterator[Session]:
         with Session(bind=conn, join_transaction_mode="create_savepoint") as s:
             yield s
         trans.rollback()
+
+
+# --- model servers and routing for the request-path tests ---------------------------------
+
+
+def _server(request: pytest.FixtureRequest, name: str, default: dict[str, Any]) -> Iterator[Any]:
+    from shadowtutor.testing.loopback import ModelServer
+
+    with ModelServer(**getattr(request.module, name, default)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def teacher(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A loopback teacher (OpenAI protocol); a test module sets ``TEACHER = {...}`` (the
+    ModelServer arguments) to change it. Default: gpt-4o-mini, echoing the prompt."""
+    yield from _server(request, "TEACHER", {"models": ["gpt-4o-mini"]})
+
+
+@pytest.fixture
+def student(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A loopback student (Ollama protocol); a test module sets ``STUDENT = {...}``.
+    Default: llama3, echoing the prompt."""
+    yield from _server(request, "STUDENT", {"models": ["llama3"]})
+
+
+@pytest.fixture
+def route_to_student(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``route_to_student(stage, bucket)``: every request is routed to the student from now
+    on, as in a rollout at ``stage`` percent (the routing seam replaced, not the database)."""
+    from shadowtutor.gate import routing
+
+    def install(stage: int = 10, bucket: float = 3.0) -> None:
+        def route(*, key: str | None, category: str | None, settings: Any = None) -> Any:
+            return routing.Route("student", stage, bucket, True)
+
+        monkeypatch.setattr(routing, "route", route)
+
+    return install

@@ -23,11 +23,11 @@ def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     SHADOWTUTOR_TEACHER_API_KEY / OPENAI_API_KEY); the student answers in the background and
     the pair lands in the shadow log. GET /healthz shows the collector's counters.
     """
-    from shadowtutor.backends import clients
+    from shadowtutor import backends
     from shadowtutor.collect import proxy
 
     settings = settings_of(ctx)
-    clients.student_backend(settings)  # a bad backend setting fails here, not per request
+    backends.student_backend(settings)  # a bad backend setting fails here, not per request
     host = host or settings.proxy_host
     port = port or settings.proxy_port
     click.echo(

@@ -167,7 +167,7 @@ def _status_lines(settings: Settings) -> list[str]:
             f"served by the student at this stage: {served:,}",
             f"approval: {decisions.approval(session=session).describe()}",
         ]
-        if routing.env_killed():
+        if routing.killed(settings):
             lines.append(f"{routing.KILL_ENV} is set: the teacher serves everything")
         problems = rollout.blockers(session=session, config=config, served_at_stage=served)
         nxt = None if cur.killed else rollout.next_stage(config, cur.stage)

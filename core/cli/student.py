@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shadowtutor.backends.clients import student_backend
+from shadowtutor.backends import student_backend
 from shadowtutor.cli import main, settings_of
 from shadowtutor.playground import health
 

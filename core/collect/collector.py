@@ -1,8 +1,11 @@
 """The shadow collector: hand each teacher answer to the background, pair it with the student's.
 
-The request path (the wrapper in :mod:`shadowtutor.collect.wrapper`, the proxy in
-:mod:`shadowtutor.collect.proxy`) only
-decides whether a request is shadowed and puts a :class:`Job` on a bounded queue with
+The request path (:mod:`shadowtutor.collect.path`, used by the wrapper in
+:mod:`shadowtutor.collect.wrapper` and the proxy in :mod:`shadowtutor.collect.proxy`) asks the
+collector, which owns its breaker and its counters: :meth:`ShadowCollector.begin` decides a
+request (routing with this collector's settings, sampling, eligibility),
+:meth:`ShadowCollector.student_call` lets the student serve it (breaker, fallback),
+:meth:`ShadowCollector.hand_off` builds the :class:`Job` and puts it on a bounded queue with
 ``put_nowait``; when the queue is full the job is dropped and counted, never waited for.
 Daemon worker threads then, for each job:
 
@@ -48,24 +51,22 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor import detect, pricing
-from shadowtutor.backends.clients import Backend, BackendError, student_backend
+from shadowtutor.backends import Backend, BackendError, ChatResult, student_backend
 from shadowtutor.collect import journal as journaling
 from shadowtutor.collect.breaker import Breaker
-from shadowtutor.collect.job import (
-    Job,
-    answer_from_result,
-    as_message,
-    error_text,
-    estimate_usage,
+from shadowtutor.collect.job import Call, Context, Job, answer_from_result, as_message
+from shadowtutor.collect.openai_shape import (
+    ChatRequest,
     parse_sse,
     teacher_from_chunks,
     teacher_from_completion,
 )
 from shadowtutor.config import Settings
+from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter, jsonl_root, known_ids_in, parquet_root, tail_ids
-from shadowtutor.similarity import SimilarityMethod, get_method
+from shadowtutor.similarity import SimilarityMethod, compare, get_method
 
 log = logging.getLogger("shadowtutor.collector")
 
@@ -123,7 +124,7 @@ class ShadowCollector:
     """Queue, workers, breaker and log writer for shadow records (see the module docstring).
 
     ``settings`` gives every default; keyword arguments override single parts (tests, replay,
-    benchmarks). ``student`` is any :class:`shadowtutor.backends.clients.Backend`.
+    benchmarks). ``student`` is any :class:`shadowtutor.backends.Backend`.
     """
 
     def __init__(
@@ -265,7 +266,7 @@ class ShadowCollector:
         interval = max(0.2, float(getattr(routing, "CACHE_SECONDS", 2.0)) / 2)
         while not self._closed:
             try:
-                snapshot()
+                snapshot(self.settings.db_url)
             except Exception as exc:  # routing reports its own problems; never die here
                 self.last_error = f"routing refresh: {exc!r}"
             time.sleep(interval)
@@ -290,7 +291,7 @@ class ShadowCollector:
             eligible = not self.eligible or category in self.eligible
             key = user or conversation_id  # a user stays with the same model across chats
             try:
-                route = routing.route(key=key, category=category)
+                route = routing.route(key=key, category=category, settings=self.settings)
             except Exception as exc:  # a broken router must not break the app
                 self.count("route_errors")
                 self.last_error = f"route(): {exc!r}"
@@ -307,6 +308,56 @@ class ShadowCollector:
         except Exception as exc:
             self.last_error = f"decide(): {exc!r}"
             return routing.Route("teacher", 0, None, None), False, category
+
+    def begin(self, request: ChatRequest, context: Context, origin: Any = None) -> Call:
+        """The :class:`Call` of one request: routed, sampled, its category known (never
+        raises; see :meth:`decide`)."""
+        call = Call(request, context, origin=origin, metadata=dict(context.metadata))
+        call.route, call.shadowed, call.category = self.decide(
+            request.messages,
+            user=call.user,
+            conversation_id=context.conversation_id,
+            category=context.category,
+        )
+        return call
+
+    def student_call(self, call: Call) -> ChatResult | None:
+        """Ask the student to serve ``call`` (routed to it): its answer, or None when the
+        breaker is open or the student failed; then the call falls back to the teacher (the
+        failure counted in ``student_fallbacks`` and kept for the record). Never raises."""
+        if self.breaker.allow():
+            assert call.request is not None
+            try:
+                result = self.student.chat(call.request.messages, **call.request.options)
+            except Exception as exc:
+                self.breaker.failure()
+                self.count("student_fallbacks")
+                self.last_error = f"student (serving): {exc}"
+                call.fell_back(exc)
+                return None
+            self.breaker.success()
+            self.count("served_by_student")
+            return result
+        call.fell_back(None)
+        return None
+
+    def hand_off(self, call: Call, **answers: Any) -> None:
+        """Queue the pair of a shadowed call with the answers the request path has (see
+        :class:`Job`); an unshadowed call is left alone. Never raises into the app."""
+        if not call.shadowed:
+            return
+        try:
+            self.submit(call.job(**answers))
+        except Exception as exc:
+            self.last_error = f"submit: {exc!r}"
+
+    def teacher_failed(self) -> None:
+        """The teacher answered the app with an error (the app gets it unchanged)."""
+        self.count("teacher_errors")
+
+    def stream_abandoned(self) -> None:
+        """The app stopped reading a teacher stream early: no complete answer to log."""
+        self.count("streams_abandoned")
 
     def submit(self, job: Job, *, block: bool = False, timeout: float | None = None) -> bool:
         """Queue a job; False (and counted as dropped) when the queue is full or closed.
@@ -444,7 +495,7 @@ class ShadowCollector:
             answer["provider"] = price.provider if price else "openai"
         if answer.get("response") is not None and answer.get("prompt_tokens") is None:
             answer["prompt_tokens"], answer["completion_tokens"], answer["_estimated"] = (
-                estimate_usage(job.messages, answer["response"])
+                pricing.estimate_usage(job.messages, answer["response"])
             )
         return answer
 
@@ -480,12 +531,10 @@ class ShadowCollector:
         if answer.get("response") is None or answer.get("cost_usd") is not None:
             return  # nothing answered, or a replayed record that already has its cost
         model = answer.get("model")
-        local = who == "student" and (
-            answer.get("provider") == "ollama"
-            or (self.prices.lookup(model) or pricing.Price("", "", 1, 1)).provider == "local"
-            or self.settings.student_monthly_cost_usd > 0
-        )
-        if local:
+        monthly = self.settings.student_monthly_cost_usd
+        if who == "student" and pricing.student_is_free(
+            answer.get("provider"), model, self.prices, monthly
+        ):
             answer["cost_usd"] = 0.0
             answer["price_version"] = self.prices.version
             return
@@ -501,17 +550,11 @@ class ShadowCollector:
     def _similarity(
         self, teacher: dict[str, Any], student: dict[str, Any], metadata: dict[str, Any]
     ) -> dict[str, Any]:
-        name = self.similarity.name
-        a, b = teacher.get("response"), student.get("response")
-        if a is None or b is None:
-            return {"method": name, "score": None}
-        try:
-            score = self.similarity.score(a, b)
-        except Exception as exc:
+        found = compare(self.similarity, teacher.get("response"), student.get("response"))
+        if found.error is not None:
             self.count("similarity_errors")
-            metadata["similarity_error"] = error_text(exc)
-            return {"method": name, "score": None}
-        return {"method": name, "score": score}
+            metadata["similarity_error"] = found.error
+        return {"method": found.method, "score": found.score}
 
     # --- writing -------------------------------------------------------------------------------
     def _write_loop(self) -> None:

@@ -1,22 +1,33 @@
-"""What the request path hands to the collector's workers, and reading answers out of it.
+"""What one request is while it is answered (:class:`Call`) and what the request path hands
+to the collector's workers (:class:`Job`).
 
-A :class:`Job` carries the prompt, the caller's context and the teacher's answer in whatever
-form the request path had it (a response object, stream chunks, raw proxy bytes, a replayed
-record, or a callable for a background teacher call); the helpers here turn each form into
-the record's answer fields.
+A :class:`Call` is made by :meth:`ShadowCollector.begin` from the parsed request and the
+caller's :class:`Context`: the route, whether the pair is shadowed, the category, and what
+happened to the student while serving. ``call.job(...)`` (called by the collector's
+``hand_off``) turns it into a :class:`Job`, which carries the prompt, the context and the
+teacher's answer in whatever form the request path had it (a response object, stream
+chunks, raw proxy bytes, a replayed record, or a callable for a background teacher call);
+:mod:`shadowtutor.collect.openai_shape` turns each form into the record's answer fields.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shadowtutor import pricing
-from shadowtutor.backends.clients import ChatResult
+from shadowtutor.backends import ChatResult
+from shadowtutor.collect.openai_shape import (  # noqa: F401  (re-exported: reading answers)
+    ChatRequest,
+    parse_sse,
+    teacher_from_chunks,
+    teacher_from_completion,
+)
+from shadowtutor.errors import error_text  # noqa: F401  (re-exported)
 from shadowtutor.gate import routing
+from shadowtutor.log import record as logrecord
 
 
 @dataclass
@@ -53,57 +64,6 @@ class Job:
     category_detected: bool = False  # the request path detected the category (for routing)
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def teacher_from_completion(obj: Any) -> dict[str, Any]:
-    """Answer fields from a ChatCompletion (object or dict)."""
-    choices = _get(obj, "choices") or []
-    message = _get(choices[0], "message") if choices else None
-    usage = _get(obj, "usage")
-    return {
-        "model": _get(obj, "model"),
-        "response": _get(message, "content") or "",
-        "prompt_tokens": _get(usage, "prompt_tokens"),
-        "completion_tokens": _get(usage, "completion_tokens"),
-    }
-
-
-def teacher_from_chunks(chunks: list[Any]) -> dict[str, Any]:
-    """Answer fields from ChatCompletionChunks (objects or dicts) of one stream."""
-    parts: list[str] = []
-    model = None
-    usage = None
-    for chunk in chunks:
-        model = model or _get(chunk, "model")
-        usage = _get(chunk, "usage") or usage
-        for choice in _get(chunk, "choices") or []:
-            if _get(choice, "index", 0) == 0:
-                parts.append(_get(_get(choice, "delta"), "content") or "")
-    return {
-        "model": model,
-        "response": "".join(parts),
-        "prompt_tokens": _get(usage, "prompt_tokens"),
-        "completion_tokens": _get(usage, "completion_tokens"),
-    }
-
-
-def parse_sse(raw: bytes) -> list[dict[str, Any]]:
-    """The JSON ``data:`` events of a server-sent-events body (``[DONE]`` excluded)."""
-    events = []
-    for line in raw.splitlines():
-        if line.startswith(b"data:"):
-            data = line[5:].strip()
-            if data and data != b"[DONE]":
-                events.append(json.loads(data))
-    return events
-
-
 def as_message(msg: Any) -> dict[str, Any]:
     if isinstance(msg, dict):
         return msg
@@ -125,11 +85,86 @@ def answer_from_result(result: ChatResult) -> dict[str, Any]:
     }
 
 
-def estimate_usage(messages: list[dict[str, Any]], text: str) -> tuple[int, int, bool]:
-    prompt = " ".join(str(m.get("content") or "") for m in messages)
-    return pricing.estimate_tokens(prompt), pricing.estimate_tokens(text), True
+# --- one request while it is answered -------------------------------------------------------
 
 
-def error_text(exc: BaseException) -> str:
-    kind = getattr(exc, "kind", None) or type(exc).__name__
-    return f"{kind}: {exc}"[:500]
+@dataclass
+class Context:
+    """The caller's shadow context of one request: the wrapper's ``shadow={...}`` argument, or
+    the proxy's ``X-ShadowTutor-*`` headers. Never sent to the teacher."""
+
+    user: str | None = None
+    conversation_id: str | None = None
+    category: str | None = None
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_shadow(cls, shadow: dict[str, Any] | None) -> Context:
+        """The wrapper's ``shadow={"user", "conversation_id", "category", "language",
+        "metadata"}`` argument."""
+        shadow = shadow or {}
+        return cls(
+            user=shadow.get("user"),
+            conversation_id=shadow.get("conversation_id"),
+            category=shadow.get("category"),
+            language=shadow.get("language"),
+            metadata=dict(shadow.get("metadata") or {}),
+        )
+
+
+TEACHER_ROUTE = routing.Route("teacher", 0, None, None)
+
+
+@dataclass
+class Call:
+    """One request on its way: decided by :meth:`ShadowCollector.begin`, served by the request
+    path (:mod:`shadowtutor.collect.path`), handed off with ``collector.hand_off``.
+
+    ``origin`` is what the request path needs to answer it (the wrapper's ``create``
+    arguments, the proxy's HTTP request and body); ``request`` is None for a request that is
+    passed to the teacher untouched (a body the proxy cannot read)."""
+
+    request: ChatRequest | None
+    context: Context = field(default_factory=Context)
+    route: routing.Route = TEACHER_ROUTE
+    shadowed: bool = False
+    category: str | None = None
+    origin: Any = None
+    student_error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> str | None:
+        """The context's user, else the request's ``user``/``safety_identifier``."""
+        return self.context.user or (self.request.user if self.request else None)
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.request and self.request.stream)
+
+    def fell_back(self, exc: BaseException | None) -> None:
+        """The student did not serve (it failed with ``exc``, or its breaker is open): the
+        teacher answers, and a failure is kept for the record."""
+        self.route = dataclasses.replace(self.route, served_by="teacher")
+        if exc is not None:
+            self.student_error = error_text(exc)
+            self.metadata["fallback"] = self.student_error
+
+    def job(self, **answers: Any) -> Job:
+        """The Job of this call, with the answers the request path has (see :class:`Job`)."""
+        assert self.request is not None
+        ctx = self.context
+        return Job(
+            messages=self.request.messages,
+            user_hash=logrecord.pseudonymize(self.user),
+            conversation_id=ctx.conversation_id,
+            category=self.category,
+            language=ctx.language,
+            metadata=self.metadata | {"teacher_model": self.request.model},
+            route=self.route,
+            options=self.request.options,
+            student_error=self.student_error,
+            category_detected=ctx.category is None,
+            **answers,
+        )

@@ -15,7 +15,9 @@ configured teacher key (``SHADOWTUTOR_TEACHER_API_KEY``, else ``OPENAI_API_KEY``
 Shadow context comes from optional headers, removed before forwarding: ``X-ShadowTutor-User``,
 ``X-ShadowTutor-Conversation``, ``X-ShadowTutor-Category``, ``X-ShadowTutor-Language`` and
 ``X-ShadowTutor-Metadata`` (a JSON object); without a user header the body's ``user`` is used.
-Routing is asked per request (:func:`shadowtutor.gate.routing.route`), as in the wrapper.
+Routing is asked per request (:func:`shadowtutor.gate.routing.route`), as in the wrapper: the
+proxy is the Starlette side of the one request path (:mod:`shadowtutor.collect.path`), which
+decides, serves (the teacher, or the student with fallback to the teacher) and hands off.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -33,13 +35,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from shadowtutor.backends.clients import ChatResult, teacher_api_key
+from shadowtutor.backends import ChatResult, StreamClock, teacher_api_key
 from shadowtutor.collect.collector import ShadowCollector
-from shadowtutor.collect.job import Job, error_text
-from shadowtutor.collect.wrapper import chunk_dicts, completion_dict, result_from_completion
+from shadowtutor.collect.job import Call, Context
+from shadowtutor.collect.openai_shape import (
+    ChatRequest,
+    completion_dict,
+    result_from_completion,
+    sse_body,
+)
+from shadowtutor.collect.path import AsyncRequestPath, timed
 from shadowtutor.config import Settings
-from shadowtutor.gate import routing
-from shadowtutor.log import record as logrecord
 
 DEFAULT_TEACHER = "https://api.openai.com/v1"
 # Hop-by-hop and length headers are the proxy's own business, never forwarded.
@@ -73,14 +79,24 @@ def _response_headers(resp: httpx.Response) -> dict[str, str]:
     return {k: v for k, v in resp.headers.items() if k.lower() not in _DROP}
 
 
-class Proxy:
-    """The proxy's state: settings, the teacher connection pool and the collector."""
+class TeacherFailed(Exception):
+    """The teacher's answer is an error (or it is unreachable): ``response`` goes back to the
+    app unchanged (a 502 naming the teacher when unreachable)."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class Proxy(AsyncRequestPath):
+    """The proxy's state (settings, the teacher connection pool, the collector) and its side
+    of the request path: the teacher over HTTP, answers as HTTP responses."""
 
     def __init__(self, settings: Settings, collector: ShadowCollector | None = None):
+        super().__init__(collector or ShadowCollector(settings))
         self.settings = settings
         self.teacher_url = (settings.teacher_base_url or DEFAULT_TEACHER).rstrip("/")
         self.api_key = teacher_api_key(settings)
-        self.collector = collector or ShadowCollector(settings)
         self.http: httpx.AsyncClient | None = None
 
     @contextlib.asynccontextmanager
@@ -120,161 +136,117 @@ class Proxy:
         return Response(resp.content, resp.status_code, _response_headers(resp))
 
     async def chat(self, request: Request) -> Response:
-        assert self.http is not None
         raw = await request.body()
+        origin = (request, raw)
         try:
             body = json.loads(raw)
-            messages = body["messages"]
-            assert isinstance(messages, list)
+            chat = ChatRequest.parse(body)
         except Exception:
             # Not ours to judge: the teacher answers malformed requests as it always would.
-            return await self._forward(request, raw, None)
-        ctx = _context(request, body)
-        route, shadowed, category = self.collector.decide(
-            messages,
-            user=ctx["user"],
-            conversation_id=ctx["conversation_id"],
-            category=ctx["category"],
-        )
-        job = None
-        if shadowed:
-            job = Job(
-                messages=messages,
-                user_hash=logrecord.pseudonymize(ctx["user"]),
-                conversation_id=ctx["conversation_id"],
-                category=category,
-                category_detected=ctx["category"] is None,
-                language=ctx["language"],
-                metadata=ctx["metadata"] | {"teacher_model": body.get("model")},
-                route=route,
-                options={
-                    "temperature": body.get("temperature"),
-                    "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
-                },
-            )
-        if route.served_by == "student":
-            served = await self._serve_student(request, body, route, job)
-            if served is not None:
-                return served
-            if job is not None:
-                job.route = routing.Route("teacher", route.stage, route.bucket, route.eligible)
-        return await self._forward(request, raw, job, stream=bool(body.get("stream")))
+            call = Call(None, origin=origin)
+        else:
+            call = self.collector.begin(chat, _context(request), origin)
+        try:
+            return await self.run(call)
+        except TeacherFailed as failed:
+            return failed.response
 
-    # --- teacher ---------------------------------------------------------------------------------
-    async def _forward(
-        self, request: Request, raw: bytes, job: Job | None, *, stream: bool = False
-    ) -> Response:
+    # --- the request path's I/O and shapes ------------------------------------------------------
+    async def ask_teacher(self, call: Call) -> tuple[httpx.Response, bytes | None]:
+        """The teacher's response: read whole (content), or for a shadowed stream open (None)."""
         assert self.http is not None
+        request, raw = call.origin
         url = f"{self.teacher_url}/chat/completions"
         headers = _forward_headers(request, self.api_key)
-        start = time.perf_counter()
         try:
             upstream = await self.http.send(
                 self.http.build_request("POST", url, content=raw, headers=headers), stream=True
             )
         except httpx.HTTPError as exc:
-            self.collector.count("teacher_errors")
-            return _unreachable(self.teacher_url, exc)
-        if upstream.status_code >= 400 or job is None or not stream:
-            try:
-                content = await upstream.aread()
-            finally:
-                await upstream.aclose()
-            latency = (time.perf_counter() - start) * 1000
-            if upstream.status_code >= 400:
-                self.collector.count("teacher_errors")
-            elif job is not None:  # put_nowait: as cheap as scheduling a background task
-                job.teacher_raw, job.teacher_latency_ms = content, latency
-                self.collector.submit(job)
-            return Response(content, upstream.status_code, _response_headers(upstream))
+            raise TeacherFailed(_unreachable(self.teacher_url, exc)) from exc
+        if upstream.status_code < 400 and call.shadowed and call.stream:
+            return upstream, None
+        try:
+            content = await upstream.aread()
+        finally:
+            await upstream.aclose()
+        if upstream.status_code >= 400:
+            headers = _response_headers(upstream)
+            raise TeacherFailed(Response(content, upstream.status_code, headers))
+        return upstream, content
+
+    def teacher_reply(self, call: Call, reply: tuple[httpx.Response, bytes | None]) -> Response:
+        upstream, content = reply
+        return Response(content, upstream.status_code, _response_headers(upstream))
+
+    def teacher_answer(self, reply: tuple[httpx.Response, bytes | None]) -> dict[str, Any]:
+        return {"teacher_raw": reply[1]}  # put_nowait: as cheap as scheduling a background task
+
+    def tee(
+        self, call: Call, reply: tuple[httpx.Response, bytes | None], clock: StreamClock
+    ) -> Response:
+        upstream = reply[0]
         return StreamingResponse(
-            self._tee(upstream, job, start),
+            self._tee(call, upstream, clock),
             status_code=upstream.status_code,
             headers=_response_headers(upstream),
         )
 
-    async def _tee(self, upstream: httpx.Response, job: Job, start: float) -> AsyncIterator[bytes]:
+    async def _tee(
+        self, call: Call, upstream: httpx.Response, clock: StreamClock
+    ) -> AsyncIterator[bytes]:
         parts: list[bytes] = []
-        first = None
         done_at = None
         failed = False
         try:
             async for data in upstream.aiter_raw():
-                if first is None:
-                    first = time.perf_counter()
+                clock.tick()
                 parts.append(data)
                 if b"[DONE]" in data or b"[DONE]" in b"".join(parts[-2:]):
                     done_at = time.perf_counter()
                 yield data
             done_at = done_at or time.perf_counter()
-        except Exception:
+        except Exception as exc:
             failed = True
-            self.collector.count("teacher_errors")  # the caller sees the cut connection
+            self.stream_failed(exc)  # the caller sees the cut connection
             raise
         finally:
             # An app that hangs up right after `data: [DONE]` cancels this generator; the
             # answer is complete all the same, so it is still handed to the collector.
             if done_at is not None and not failed:
-                job.teacher_raw, job.teacher_sse = b"".join(parts), True
-                job.teacher_latency_ms = (done_at - start) * 1000
-                job.teacher_ttft_ms = None if first is None else (first - start) * 1000
-                self.collector.submit(job)
+                self.stream_done(
+                    call, clock, done_at, teacher_raw=b"".join(parts), teacher_sse=True
+                )
             elif not failed:
-                self.collector.count("streams_abandoned")
+                self.stream_failed(None)
             await upstream.aclose()
 
-    # --- student serving -------------------------------------------------------------------------
-    async def _serve_student(
-        self, request: Request, body: dict[str, Any], route: routing.Route, job: Job | None
-    ) -> Response | None:
-        c = self.collector
-        if not c.breaker.allow():
-            return None
-        try:
-            result: ChatResult = await asyncio.to_thread(
-                c.student.chat,
-                body["messages"],
-                temperature=body.get("temperature"),
-                max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
-            )
-        except Exception as exc:
-            c.breaker.failure()
-            c.count("student_fallbacks")
-            c.last_error = f"student (serving): {exc}"
-            if job is not None:
-                job.student_error = error_text(exc)
-                job.metadata["fallback"] = job.student_error
-            return None
-        c.breaker.success()
-        c.count("served_by_student")
-        if job is not None:
-            job.student_result = result
-            job.teacher_call = self._background_teacher(request, body)
-            c.submit(job)
-        if body.get("stream"):
-            include = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = b"".join(
-                b"data: " + json.dumps(c).encode() + b"\n\n"
-                for c in chunk_dicts(result, include_usage=include)
-            )
-            return Response(events + b"data: [DONE]\n\n", media_type="text/event-stream")
+    def student_reply(self, call: Call, result: ChatResult) -> Response:
+        assert call.request is not None
+        if call.stream:
+            body = sse_body(result, include_usage=call.request.include_usage)
+            return Response(body, media_type="text/event-stream")
         return JSONResponse(completion_dict(result))
 
-    def _background_teacher(self, request: Request, body: dict[str, Any]) -> Any:
-        headers = _forward_headers(request, self.api_key)
-        payload = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    def background_teacher(self, call: Call) -> Callable[[], ChatResult]:
+        assert call.request is not None
+        headers = _forward_headers(call.origin[0], self.api_key)
+        payload = call.request.teacher_body()
         url = f"{self.teacher_url}/chat/completions"
 
-        def call() -> ChatResult:
-            start = time.perf_counter()
+        def post() -> Any:
             resp = httpx.post(url, json=payload, headers=headers, timeout=120.0)
             resp.raise_for_status()
-            return result_from_completion(resp.json(), (time.perf_counter() - start) * 1000)
+            return resp.json()
 
-        return call
+        def ask() -> ChatResult:
+            return result_from_completion(*timed(post))
+
+        return ask
 
 
-def _context(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+def _context(request: Request) -> Context:
+    """The shadow context from the ``X-ShadowTutor-*`` headers (user: else the body's)."""
     h = request.headers
     meta: dict[str, Any] = {}
     if h.get("x-shadowtutor-metadata"):
@@ -283,14 +255,13 @@ def _context(request: Request, body: dict[str, Any]) -> dict[str, Any]:
             meta = parsed if isinstance(parsed, dict) else {"value": parsed}
         except json.JSONDecodeError:
             meta = {"metadata_header_invalid": h["x-shadowtutor-metadata"][:200]}
-    user = h.get("x-shadowtutor-user") or body.get("user") or body.get("safety_identifier")
-    return {
-        "user": user if isinstance(user, str) else None,
-        "conversation_id": h.get("x-shadowtutor-conversation"),
-        "category": h.get("x-shadowtutor-category"),
-        "language": h.get("x-shadowtutor-language"),
-        "metadata": meta,
-    }
+    return Context(
+        user=h.get("x-shadowtutor-user"),
+        conversation_id=h.get("x-shadowtutor-conversation"),
+        category=h.get("x-shadowtutor-category"),
+        language=h.get("x-shadowtutor-language"),
+        metadata=meta,
+    )
 
 
 def _unreachable(url: str, exc: Exception) -> JSONResponse:

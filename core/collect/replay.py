@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shadowtutor.backends.clients import Backend, teacher_backend
+from shadowtutor.backends import Backend, teacher_backend
 from shadowtutor.collect.collector import Job, ShadowCollector
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError

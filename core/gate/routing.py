@@ -1,9 +1,12 @@
 """The routing seam: which model answers a request.
 
-The collector's wrapper and the proxy ask :func:`route` for every request, so it must be cheap:
-the rollout state (stage, eligible categories, kill switch, hash salt) is read from the
-database at most every ``CACHE_SECONDS`` and shared by all threads; the environment kill switch
-``SHADOWTUTOR_KILL_SWITCH`` is read on every call, so it acts at once.
+The collector asks :func:`route` for every request (with the settings it was built with: its
+database and its kill switch), so it must be cheap: the rollout state (stage, eligible
+categories, kill switch, hash salt) is read from the database at most every ``CACHE_SECONDS``
+and shared by all threads. The settings' kill switch ``SHADOWTUTOR_KILL_SWITCH`` is read by
+:func:`killed`, the one reader of it (routing, the CLI and the dashboards ask it): the
+environment variable is read on every call, so it acts at once, and wins over the settings'
+value (from Streamlit secrets, say), as everywhere in the settings.
 
 Each key (user or conversation id) gets a stable position ``bucket`` in 0..100 from a salted
 SHA-256; the student serves an eligible request when ``bucket < stage``. Raising the stage
@@ -19,12 +22,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shadowtutor.config import Settings
 
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 2.0
 KILL_ENV = "SHADOWTUTOR_KILL_SWITCH"
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,26 @@ def bucket_of(key: str, salt: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
+def killed(settings: Settings | None = None) -> bool:
+    """Whether the kill switch setting is on: the environment variable as it is now, else
+    (unset) the value in ``settings`` (which may come from Streamlit secrets). The one reader
+    of ``SHADOWTUTOR_KILL_SWITCH``; a value that is not a boolean counts as off, with a
+    warning (routing must never fail a request)."""
+    from shadowtutor.config import SettingsError, parse_value
+
+    raw = os.environ.get(KILL_ENV)
+    if raw is None:
+        return bool(settings is not None and settings.kill_switch)
+    try:
+        return bool(parse_value(KILL_ENV, raw, bool))
+    except SettingsError as exc:
+        log.warning("%s; the kill switch counts as off", exc)
+        return False
+
+
 def env_killed() -> bool:
-    return os.environ.get(KILL_ENV, "").strip().lower() in _TRUE
+    """The kill switch without settings at hand (see :func:`killed`)."""
+    return killed()
 
 
 def _db_url() -> str:
@@ -111,11 +135,12 @@ def _cached_url() -> str:
     return _url_cache[1]
 
 
-def route(*, key: str | None, category: str | None) -> Route:
-    """Decide who serves a request identified by ``key`` (user or conversation id)."""
-    snap = snapshot(_cached_url())
+def route(*, key: str | None, category: str | None, settings: Settings | None = None) -> Route:
+    """Decide who serves a request identified by ``key`` (user or conversation id), with the
+    rollout state of ``settings``' database (without settings: the environment's)."""
+    snap = snapshot(settings.db_url if settings is not None else _cached_url())
     return decide(
-        stage=0 if env_killed() else snap.stage,
+        stage=0 if killed(settings) else snap.stage,
         categories=snap.categories,
         salt=snap.salt,
         key=key,

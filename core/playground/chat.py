@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shadowtutor import detect, pricing
-from shadowtutor.backends.clients import (
+from shadowtutor.backends import (
     Backend,
     BackendError,
     ChatResult,
@@ -38,7 +38,7 @@ from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter
 from shadowtutor.review import queue as review
-from shadowtutor.similarity import SimilarityMethod, get_method
+from shadowtutor.similarity import SimilarityMethod, compare, get_method
 
 SAVE_ROLES = ("admin", "reviewer")
 TEACHER_NOT_ASKED = "not asked: Playground turn without the teacher"
@@ -255,34 +255,28 @@ def run_turn(
 
 
 def _price(turn: Turn, prices: pricing.PriceTable, settings: Settings | None) -> None:
-    """Teacher cost from the price table; a local student (Ollama, or priced ``local``, or a
-    flat monthly cost) costs $0 a request, as in the collector."""
+    """Teacher cost from the price table; the student costs $0 a request when
+    :func:`shadowtutor.pricing.student_is_free` says so (the collector's rule)."""
+    monthly = settings.student_monthly_cost_usd if settings else 0.0
     for who, ans in (("teacher", turn.teacher), ("student", turn.student)):
         if ans is None or ans.error is not None:
             continue
-        listed = prices.lookup(ans.model)
-        local = who == "student" and (
-            ans.provider == "ollama"
-            or (listed is not None and listed.provider == "local")
-            or bool(settings and settings.student_monthly_cost_usd > 0)
+        free = who == "student" and pricing.student_is_free(
+            ans.provider, ans.model, prices, monthly
         )
         ans.cost_usd = (
-            0.0 if local else prices.cost(ans.model, ans.prompt_tokens, ans.completion_tokens)
+            0.0 if free else prices.cost(ans.model, ans.prompt_tokens, ans.completion_tokens)
         )
         ans.price_version = prices.version if ans.cost_usd is not None else None
 
 
-def _score(turn: Turn, similarity: SimilarityMethod | None) -> None:
-    if similarity is None or turn.teacher is None:
+def _score(turn: Turn, method: SimilarityMethod | None) -> None:
+    if method is None or turn.teacher is None:
         return
-    turn.similarity_method = similarity.name
-    a, b = turn.teacher.text, turn.student.text
-    if a is None or b is None:
-        return
-    try:
-        turn.similarity = similarity.score(a, b)
-    except Exception as exc:  # an embedding server may be down; the turn is still good
-        turn.similarity_error = str(exc)
+    # An embedding server may be down: the turn is still good, the error is kept.
+    found = compare(method, turn.teacher.text, turn.student.text)
+    turn.similarity_method, turn.similarity = found.method, found.score
+    turn.similarity_error = found.error
 
 
 def ask(

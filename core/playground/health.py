@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shadowtutor.backends.clients import Backend, BackendError, ModelInfo, ModelNotFound
+from shadowtutor.backends import Backend, BackendError, ModelInfo, ModelNotFound
 
 NOT_REPORTED = "not reported"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
@@ -13,7 +13,6 @@ import pytest
 
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
-from shadowtutor.gate import routing
 from shadowtutor.testing.loopback import ModelServer
 
 STUDENT_SAYS = "ciao sto bene grazie"
@@ -28,12 +27,10 @@ def servers() -> Iterator[tuple[ModelServer, ModelServer]]:
 
 
 def test_cancelled_probe_does_not_keep_skipping_a_healthy_student(
-    home: Path, monkeypatch: pytest.MonkeyPatch, servers: tuple[ModelServer, ModelServer]
+    home: Path, route_to_student: Callable[..., None], servers: tuple[ModelServer, ModelServer]
 ) -> None:
     teacher, student = servers
-    monkeypatch.setattr(
-        routing, "route", lambda *, key, category: routing.Route("student", 10, 3.0, True)
-    )
+    route_to_student()
     cooldown = 0.5
     settings = Settings.load(
         {

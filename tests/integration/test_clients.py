@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shadowtutor.backends import clients
-from shadowtutor.backends.clients import (
+from shadowtutor import backends as clients
+from shadowtutor.backends import (
     BackendHTTPError,
     BackendProtocolError,
     BackendTimeout,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,56 +18,23 @@ import pytest
 from shadowtutor.collect.collector import (
     Breaker,
     Job,
-    ShadowCollector,
     bucket,
     sampled,
     sampling_key,
 )
-from shadowtutor.config import Settings
 from shadowtutor.gate import routing
 from shadowtutor.log import store as logstore
 from shadowtutor.testing.loopback import ModelServer
+from tests.support.shadow import collector_for as make
+from tests.support.shadow import openai_client as plain
+from tests.support.shadow import records
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "ciao come stai"}]
 STUDENT_SAYS = "ciao sto bene grazie"
+TEACHER = {"models": ["gpt-4o-mini", "my-own-model"]}
+STUDENT = {"models": ["llama3"], "answer": STUDENT_SAYS}
 
-
-@pytest.fixture(autouse=True)
-def _home(home: Path) -> Path:
-    return home
-
-
-@pytest.fixture
-def teacher() -> Iterator[ModelServer]:
-    with ModelServer(models=["gpt-4o-mini", "my-own-model"]) as srv:
-        yield srv
-
-
-@pytest.fixture
-def student() -> Iterator[ModelServer]:
-    with ModelServer(models=["llama3"], answer=STUDENT_SAYS) as srv:
-        yield srv
-
-
-def make(
-    tmp_path: Path, student: ModelServer, env: dict[str, str] | None = None, **kw: Any
-) -> ShadowCollector:
-    base = {
-        "SHADOWTUTOR_HOME": str(tmp_path / "home"),
-        "SHADOWTUTOR_STUDENT_BASE_URL": student.url,
-        "SHADOWTUTOR_STUDENT_TIMEOUT_S": "0.5",
-        "SHADOWTUTOR_BREAKER_FAILURES": "50",
-    }
-    return ShadowCollector(Settings.load(base | (env or {})), **kw)
-
-
-def plain(teacher: ModelServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=teacher.openai_url, api_key="sk-test", max_retries=0)
-
-
-def records(c: ShadowCollector) -> list[dict[str, Any]]:
-    assert c.flush(10)
-    return sorted(logstore.iter_records(c.log_dir), key=lambda r: r["ts"])
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def ask(client: Any, text: str = "ciao come stai", **kw: Any) -> Any:
@@ -382,10 +348,8 @@ def test_only_eligible_categories_are_shadowed(
 
 
 @pytest.fixture
-def student_serves(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        routing, "route", lambda *, key, category: routing.Route("student", 10, 3.0, True)
-    )
+def student_serves(route_to_student) -> None:  # noqa: ANN001
+    route_to_student(stage=10, bucket=3.0)
 
 
 @pytest.mark.usefixtures("student_serves")
@@ -427,7 +391,7 @@ def test_student_failure_falls_back_to_the_teacher(
 def test_a_broken_router_means_the_teacher(
     tmp_path: Path, teacher: ModelServer, student: ModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(**_: Any) -> routing.Route:
+    def broken(**_: Any) -> routing.Route:  # noqa: ARG001
         raise RuntimeError("no rollout state")
 
     monkeypatch.setattr(routing, "route", broken)

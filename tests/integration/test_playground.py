@@ -3,14 +3,13 @@ streaming): figures, teacher beside with cost and similarity, saving pairs, each
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from shadowtutor import detect, pricing
-from shadowtutor.backends.clients import ModelNotFound, OllamaBackend, student_backend
+from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
 from shadowtutor.config import Settings
 from shadowtutor.log import store as logstore
 from shadowtutor.playground import chat as playground
@@ -23,16 +22,8 @@ STUDENT_TEXT = "Ciao! Posso aiutarti a prenotare un tavolo per stasera."
 TEACHER_TEXT = "Ciao! Certo, posso aiutarti a prenotare un tavolo per stasera alle otto."
 
 
-@pytest.fixture
-def student() -> Iterator[ModelServer]:
-    with ModelServer(models=["llama3:latest", "mistral"], answer=STUDENT_TEXT) as server:
-        yield server
-
-
-@pytest.fixture
-def teacher() -> Iterator[ModelServer]:
-    with ModelServer(models=["gpt-4o-mini"], answer=TEACHER_TEXT) as server:
-        yield server
+STUDENT = {"models": ["llama3:latest", "mistral"], "answer": STUDENT_TEXT}  # conftest's servers
+TEACHER = {"models": ["gpt-4o-mini"], "answer": TEACHER_TEXT}
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, student: ModelServer, **extra: str) -> Settings:

@@ -3,60 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from shadowtutor.collect import proxy
-from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
-from shadowtutor.gate import routing
-from shadowtutor.log import store as logstore
-from shadowtutor.testing.loopback import AsgiServer, ModelServer
+from shadowtutor.testing.loopback import ModelServer
+from tests.support.shadow import RunningProxy as Running
 
 MSGS = [{"role": "user", "content": "hello, how are you today"}]
 STUDENT_SAYS = "I am fine thank you"
+STUDENT = {"models": ["llama3"], "answer": STUDENT_SAYS}
 
-
-@pytest.fixture(autouse=True)
-def _home(home: Path) -> Path:
-    return home
-
-
-@pytest.fixture
-def teacher() -> Iterator[ModelServer]:
-    with ModelServer(models=["gpt-4o-mini"]) as srv:
-        yield srv
-
-
-@pytest.fixture
-def student() -> Iterator[ModelServer]:
-    with ModelServer(models=["llama3"], answer=STUDENT_SAYS) as srv:
-        yield srv
-
-
-class Running:
-    def __init__(self, settings: Settings):
-        self.collector = ShadowCollector(settings)
-        self.server = AsgiServer(proxy.create_app(settings, self.collector))
-        self.url = self.server.url
-
-    def client(self, key: str = "sk-caller") -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
-
-    def records(self, expect: int = 0) -> list[dict[str, Any]]:
-        # A streamed answer is handed over after its last event, a moment after the client
-        # has read it: wait for the expected hand-offs before flushing.
-        deadline = time.monotonic() + 5
-        while self.collector.stats()["enqueued"] < expect and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self.collector.flush(10)
-        return sorted(logstore.iter_records(self.collector.log_dir), key=lambda r: r["ts"])
+pytestmark = pytest.mark.usefixtures("home")
 
 
 @pytest.fixture
@@ -72,7 +34,7 @@ def running(tmp_path: Path, teacher: ModelServer, student: ModelServer) -> Itera
     )
     run = Running(settings)
     yield run
-    run.server.close()
+    run.close()
 
 
 def test_chat_is_forwarded_unchanged_and_shadowed(running: Running, teacher: ModelServer) -> None:
@@ -179,11 +141,12 @@ def test_student_faults_do_not_touch_the_answer(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_student_serves_when_routed(
-    running: Running, teacher: ModelServer, monkeypatch: pytest.MonkeyPatch, stream: bool
+    running: Running,
+    teacher: ModelServer,
+    route_to_student,
+    stream: bool,  # noqa: ANN001
 ) -> None:
-    monkeypatch.setattr(
-        routing, "route", lambda *, key, category: routing.Route("student", 25, 1.0, True)
-    )
+    route_to_student(stage=25, bucket=1.0)
     resp = running.client().chat.completions.create(
         model="gpt-4o-mini", messages=MSGS, stream=stream
     )

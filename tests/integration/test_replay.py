@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,7 @@ from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.testing.loopback import ModelServer
 
-
-@pytest.fixture
-def teacher() -> Iterator[ModelServer]:
-    with ModelServer(models=["gpt-4o-mini"], answer="the teacher's fresh answer") as srv:
-        yield srv
-
-
-@pytest.fixture
-def student() -> Iterator[ModelServer]:
-    with ModelServer(models=["llama3"]) as srv:
-        yield srv
+TEACHER = {"models": ["gpt-4o-mini"], "answer": "the teacher's fresh answer"}
 
 
 @pytest.fixture

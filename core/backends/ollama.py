@@ -1,0 +1,194 @@
+"""A student served by Ollama, through the official ``ollama`` client.
+
+Chat (plain and streaming, timed by :class:`shadowtutor.backends.base.Backend`), options
+(``temperature``, ``num_predict`` for max tokens), ``keep_alive``; and, for the Playground and
+health checks, ``list_models()`` (``/api/tags``), ``loaded_models()`` (``/api/ps``),
+``show(name)`` (family, parameter size, quantization, context length), ``version()`` and
+``embed(texts)`` for the embedding similarity method.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from typing import Any
+
+import httpx
+import ollama
+import pydantic
+
+from shadowtutor.backends.base import (
+    Backend,
+    BackendError,
+    BackendHTTPError,
+    BackendProtocolError,
+    BackendTimeout,
+    BackendUnavailable,
+    Messages,
+    ModelInfo,
+    ModelNotFound,
+    Piece,
+)
+
+
+class OllamaBackend(Backend):
+    """A model served by Ollama, through the official ``ollama`` client."""
+
+    provider = "ollama"
+
+    def __init__(
+        self,
+        *,
+        base_url: str = "http://127.0.0.1:11434",
+        model: str = "llama3",
+        timeout: float = 10.0,
+        keep_alive: str | float | None = "5m",
+    ):
+        super().__init__(base_url=base_url, model=model, timeout=timeout)
+        self.keep_alive = keep_alive
+        self.client = ollama.Client(host=base_url, timeout=timeout)
+
+    def _error(self, exc: Exception, model: str | None = None) -> BackendError:
+        if isinstance(exc, ollama.ResponseError):
+            text = str(exc.error)
+            if exc.status_code == 404 and "not found" in text and model:
+                return ModelNotFound(
+                    f"the Ollama server at {self.base_url} does not have model '{model}'; "
+                    f"run: ollama pull {model}"
+                )
+            if exc.status_code == -1:  # an error object inside a stream
+                return BackendProtocolError(f"Ollama at {self.base_url} reported: {text}")
+            return BackendHTTPError(
+                f"Ollama at {self.base_url} answered HTTP {exc.status_code}: {text}",
+                exc.status_code,
+            )
+        if isinstance(exc, ConnectionError | httpx.ConnectError):
+            return BackendUnavailable(
+                f"no Ollama server is running at {self.base_url}; start it with `ollama serve` "
+                "or fix SHADOWTUTOR_STUDENT_BASE_URL"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return BackendTimeout(f"Ollama at {self.base_url} did not answer in {self.timeout:g} s")
+        if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
+            return BackendProtocolError(
+                f"Ollama at {self.base_url} sent an answer that is not valid JSON "
+                f"({exc.__class__.__name__}); is that address really an Ollama server?"
+            )
+        if isinstance(exc, httpx.HTTPError):
+            return BackendProtocolError(
+                f"the connection to Ollama at {self.base_url} broke mid-answer: {exc}"
+            )
+        return BackendError(f"Ollama at {self.base_url} failed: {exc!r}")
+
+    def _pieces(
+        self, name: str, messages: Messages, options: dict[str, Any]
+    ) -> Generator[Piece, None, None]:
+        options = dict(options)
+        if "max_tokens" in options:
+            options["num_predict"] = options.pop("max_tokens")
+        stream = self.client.chat(
+            model=name,
+            messages=messages,
+            stream=True,
+            options=options or None,
+            keep_alive=self.keep_alive,
+        )
+        for part in stream:
+            yield Piece(
+                text=part.message.content or "",
+                done=bool(part.done),
+                finish_reason=part.done_reason,
+                prompt_tokens=part.prompt_eval_count,
+                completion_tokens=part.eval_count,
+            )
+
+    def _incomplete(self) -> str:
+        return f"Ollama at {self.base_url} ended the stream before done"
+
+    def list_models(self) -> list[ModelInfo]:
+        """Models pulled on the server (``/api/tags``)."""
+        try:
+            listed = self.client.list()
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return [_ollama_info(m.model or "", m.details, size=m.size) for m in listed.models]
+
+    def loaded_models(self) -> list[ModelInfo]:
+        """Models loaded in memory right now (``/api/ps``), with their context length."""
+        try:
+            loaded = self.client.ps()
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return [
+            _ollama_info(
+                m.model or m.name or "",
+                m.details,
+                size=m.size,
+                context_length=m.context_length,
+                extra={"size_vram": m.size_vram, "expires_at": str(m.expires_at or "")},
+            )
+            for m in loaded.models
+        ]
+
+    def show(self, name: str | None = None) -> ModelInfo:
+        """Family, parameter size, quantization and context length of one model."""
+        name = name or self.model
+        try:
+            shown = self.client.show(name)
+        except Exception as exc:
+            raise self._error(exc, name) from exc
+        info = dict(shown.modelinfo or {})
+        context = next(
+            (v for k, v in info.items() if k.endswith(".context_length") and isinstance(v, int)),
+            None,
+        )
+        return _ollama_info(
+            name,
+            shown.details,
+            context_length=context,
+            extra={"capabilities": list(shown.capabilities or []), "parameters": shown.parameters},
+        )
+
+    def version(self) -> str:
+        """The Ollama server's version (``/api/version``)."""
+        try:
+            host = str(self.client._client.base_url).rstrip("/")
+            resp = httpx.get(f"{host}/api/version", timeout=self.timeout)
+            resp.raise_for_status()
+            return str(resp.json()["version"])
+        except httpx.HTTPStatusError as exc:
+            raise BackendHTTPError(
+                f"{self.base_url} answered HTTP {exc.response.status_code} to /api/version; "
+                "is it an Ollama server?",
+                exc.response.status_code,
+            ) from exc
+        except (KeyError, ValueError) as exc:
+            raise self._error(json.JSONDecodeError(str(exc), "", 0)) from exc
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
+        try:
+            resp = self.client.embed(model=model, input=texts, keep_alive=self.keep_alive)
+        except Exception as exc:
+            raise self._error(exc, model) from exc
+        return [list(v) for v in resp.embeddings]
+
+
+def _ollama_info(
+    name: str,
+    details: Any,
+    *,
+    size: Any = None,
+    context_length: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ModelInfo:
+    return ModelInfo(
+        name=name,
+        family=getattr(details, "family", None),
+        parameter_size=getattr(details, "parameter_size", None),
+        quantization=getattr(details, "quantization_level", None),
+        context_length=context_length,
+        size_bytes=int(size) if size is not None else None,
+        extra=extra or {},
+    )

@@ -1,0 +1,168 @@
+"""The one request path: decide -> serve -> hand-off, for the wrapper (sync and async) and the
+proxy alike.
+
+1. **decide**: :meth:`ShadowCollector.begin` routes the request (rollout stage, eligibility)
+   and samples it; the result is a :class:`~shadowtutor.collect.job.Call`.
+2. **serve**: routed to the student, :meth:`ShadowCollector.student_call` asks it (unless its
+   breaker is open); its answer goes back shaped as the teacher's response. Otherwise, or when
+   the student fails, the teacher answers, and its answer (or error) goes back unchanged; a
+   teacher stream is teed so the app reads it as it comes.
+3. **hand-off**: for a shadowed request, :meth:`ShadowCollector.hand_off` queues the pair
+   (the student's answer with a background teacher call, or the teacher's answer in whatever
+   form the path has it: a response, stream chunks, raw bytes) for the collector's workers.
+
+The walk is written once, in :meth:`RequestPath.walk`, as a generator that yields the I/O it
+needs (:data:`STUDENT`, :data:`TEACHER`) and gets the results (or the teacher's exception)
+back, and one driver runs it. :class:`SyncRequestPath` and :class:`AsyncRequestPath` only say
+how the I/O is done: blocking, or awaited (the student on a worker thread), which is the whole
+difference between the sync and the async wrapper (the pattern of simonw/llm's
+``_BaseConversation`` / ``Conversation`` / ``AsyncConversation``). A subclass says how to talk
+to its teacher and how its answers look (:meth:`RequestPath.ask_teacher` and the shaping
+hooks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from shadowtutor.backends import ChatResult, StreamClock
+from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.collect.job import Call
+
+STUDENT = "student"  # the walk needs the student's answer (ChatResult or None)
+TEACHER = "teacher"  # the walk needs the teacher's reply (or its exception)
+
+Walk = Generator[str, Any, Any]
+
+
+class RequestPath:
+    """All the logic of serving one request (see the module docstring); no I/O."""
+
+    def __init__(self, collector: ShadowCollector):
+        self.collector = collector
+
+    def walk(self, call: Call) -> Walk:
+        """decide (done: ``call``) -> serve -> hand-off; returns what the caller gets."""
+        c = self.collector
+        if call.route.served_by == "student":
+            result = yield STUDENT
+            if result is not None:
+                c.hand_off(call, student_result=result, teacher_call=self.background_teacher(call))
+                return self.student_reply(call, result)
+        clock = StreamClock()
+        try:
+            reply = yield TEACHER
+        except BaseException:
+            c.teacher_failed()  # the app gets the teacher's error exactly as without us
+            raise
+        if not call.shadowed:
+            return self.teacher_reply(call, reply)
+        if call.stream:
+            return self.tee(call, reply, clock)
+        c.hand_off(call, teacher_latency_ms=clock.elapsed_ms(), **self.teacher_answer(reply))
+        return self.teacher_reply(call, reply)
+
+    # --- the end of a teed teacher stream (called by the subclasses' tees) ------------------
+    def stream_done(
+        self, call: Call, clock: StreamClock, end: float | None = None, **answer: Any
+    ) -> None:
+        """The teacher's stream ended complete (at ``end``, else now): hand the pair off."""
+        self.collector.hand_off(
+            call,
+            teacher_latency_ms=clock.elapsed_ms(end),
+            teacher_ttft_ms=clock.ttft_ms,
+            **answer,
+        )
+
+    def stream_failed(self, exc: BaseException | None) -> None:
+        """The teacher's stream broke (``exc``), or the app stopped reading it (None)."""
+        if exc is not None:
+            self.collector.teacher_failed()
+        else:
+            self.collector.stream_abandoned()
+
+    # --- what a subclass says: its teacher and its shapes ---------------------------------------
+    def ask_teacher(self, call: Call) -> Any:
+        """The teacher's reply to ``call`` (a coroutine in an async path); raises the
+        teacher's error as the app must see it."""
+        raise NotImplementedError
+
+    def background_teacher(self, call: Call) -> Callable[[], ChatResult]:
+        """A blocking teacher call for a worker thread, when the student served the user."""
+        raise NotImplementedError
+
+    def student_reply(self, call: Call, result: ChatResult) -> Any:
+        """The student's answer shaped as the teacher's response."""
+        raise NotImplementedError
+
+    def teacher_reply(self, call: Call, reply: Any) -> Any:
+        """What the caller gets for the teacher's (complete) reply."""
+        return reply
+
+    def teacher_answer(self, reply: Any) -> dict[str, Any]:
+        """The teacher's complete reply as Job fields (``teacher_obj=``, ``teacher_raw=``)."""
+        raise NotImplementedError
+
+    def tee(self, call: Call, reply: Any, clock: StreamClock) -> Any:
+        """The teacher's stream, passed to the caller as it comes; it ends with
+        :meth:`stream_done` or :meth:`stream_failed`."""
+        raise NotImplementedError
+
+
+async def _drive(walk: Walk, io: Callable[[str], Any]) -> Any:
+    """Run ``walk`` to its end: each step's I/O is ``io(step)``, awaited when it is awaitable,
+    and its result (or exception) goes back into the walk. The one driver of both paths: with
+    blocking I/O nothing is ever awaited, so the sync path runs it in a single ``send``."""
+    try:
+        step = next(walk)
+        while True:
+            try:
+                out = io(step)
+                if inspect.isawaitable(out):
+                    out = await out
+            except BaseException as exc:
+                step = walk.throw(exc)
+            else:
+                step = walk.send(out)
+    except StopIteration as done:
+        return done.value
+
+
+class SyncRequestPath(RequestPath):
+    """Drives the walk with blocking I/O (the ``openai.OpenAI`` wrapper)."""
+
+    def run(self, call: Call) -> Any:
+        def io(step: str) -> Any:
+            return self.collector.student_call(call) if step == STUDENT else self.ask_teacher(call)
+
+        driver = _drive(self.walk(call), io)
+        try:
+            driver.send(None)  # blocking I/O only: the driver ends without suspending
+        except StopIteration as done:
+            return done.value
+        driver.close()
+        raise TypeError(f"{type(self).__name__}.ask_teacher returned an awaitable")
+
+
+class AsyncRequestPath(RequestPath):
+    """Drives the walk with awaited I/O (the ``openai.AsyncOpenAI`` wrapper, the proxy); the
+    blocking student call runs on a worker thread."""
+
+    async def run(self, call: Call) -> Any:
+        def io(step: str) -> Any:
+            if step == STUDENT:
+                return asyncio.to_thread(self.collector.student_call, call)
+            return self.ask_teacher(call)
+
+        return await _drive(self.walk(call), io)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` and how long it took, in milliseconds (background teacher calls)."""
+    start = time.perf_counter()
+    out = fn()
+    return out, (time.perf_counter() - start) * 1000
