@@ -28,11 +28,18 @@ from shadowtutor.gate import stats
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "gate.toml"
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 GO, NO_GO = "GO", "NO_GO"
+# How an outcome reads to people (CLI, pages, charts): the one place these words are written.
+LABELS = {GO: "GO", NO_GO: "NO-GO", INCONCLUSIVE: "NOT ENOUGH DATA"}
 ALL = "all"  # the category label of criteria that look at every category
 
 
 class GateConfigError(ShadowTutorError, ValueError):
     """The gate's criteria file cannot be used; the message names the file and the key."""
+
+
+def label(outcome: str | None, default: str = "not evaluated") -> str:
+    """The outcome as people read it (``NO_GO`` -> ``NO-GO``); ``default`` for no decision."""
+    return LABELS.get(outcome or "", default)
 
 
 # --- config ------------------------------------------------------------------------------
@@ -303,7 +310,7 @@ def decide(config: GateConfig, window: Window) -> Decision:
     critical_failure = criteria[0].status == FAIL
     eligible = () if critical_failure else tuple(c for c in candidates if status[c] == PASS)
     if critical_failure:
-        outcome, summary = NO_GO, f"NO-GO: critical errors. {criteria[0].missing}"
+        outcome, summary = NO_GO, f"{LABELS[NO_GO]}: critical errors. {criteria[0].missing}"
     elif eligible:
         outcome, summary = (
             GO,
@@ -313,12 +320,14 @@ def decide(config: GateConfig, window: Window) -> Decision:
         failed = [c for c in criteria if c.status == FAIL]
         outcome = NO_GO
         summary = (
-            "NO-GO: " + "; ".join(f"{c.category} {c.label.lower()}" for c in failed) + " failed."
+            f"{LABELS[NO_GO]}: "
+            + "; ".join(f"{c.category} {c.label.lower()}" for c in failed)
+            + " failed."
         )
     else:
         outcome = INCONCLUSIVE
         first = next((c for c in criteria if c.status == INCONCLUSIVE), None)
-        summary = "NOT ENOUGH DATA" + (f": {first.missing}" if first else "")
+        summary = LABELS[INCONCLUSIVE] + (f": {first.missing}" if first else "")
     return Decision(
         outcome=outcome,
         eligible=eligible,

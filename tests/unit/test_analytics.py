@@ -11,6 +11,7 @@ import pytest
 
 from shadowtutor import pricing
 from shadowtutor.dashboards import budget, quality, spend
+from shadowtutor.gate import rollout
 from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
@@ -387,15 +388,15 @@ def test_budget_store_newest_applies_and_only_admins_set(session) -> None:
 
 
 def test_current_stage(session) -> None:
-    assert budget.current_stage(session=session) == 0
+    assert rollout.current_stage(session=session) == 0
     t = datetime(2026, 1, 1, tzinfo=UTC)
     session.add(RolloutEvent(action="advance", stage=10, created_at=t))
     session.add(RolloutEvent(action="advance", stage=25, created_at=t.replace(day=2)))
     session.flush()
-    assert budget.current_stage(session=session) == 25
+    assert rollout.current_stage(session=session) == 25
     session.add(RolloutEvent(action="kill", stage=25, killed=True, created_at=t.replace(day=3)))
     session.flush()
-    assert budget.current_stage(session=session) == 0
+    assert rollout.current_stage(session=session) == 0
 
 
 def test_review_scores(session) -> None:

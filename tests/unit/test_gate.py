@@ -14,6 +14,7 @@ from sqlmodel import Session
 from shadowtutor import users
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions
+from shadowtutor.gate import evaluate as gate_eval
 from shadowtutor.gate import evidence as gate_data
 from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
 from shadowtutor.gate.decisions import DecisionError
@@ -288,7 +289,7 @@ def test_replay_walks_day_by_day() -> None:
         )
         for i in range(400)
     ]
-    points = gate_data.replay_from(
+    points = gate_eval.replay_from(
         config(), days, reviews, start + timedelta(days=1), start + timedelta(days=20)
     )
     assert len(points) == 20
@@ -380,7 +381,7 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
     assert (
         len(g.latencies_ms) == 1187 and sum(v[0] for v in g.similarity["lexical"].values()) == 1200
     )
-    result = gate_data.evaluate(migrated, cfg, actor_id=admin_id, now=at)
+    result = gate_eval.evaluate(migrated, cfg, actor_id=admin_id, now=at)
     assert result.decision.outcome == NO_GO and result.decision.critical_failure
     assert "student error: content_filter" in result.decision.criteria[0].missing
     with gate_data.db.session_scope(migrated.db_url) as s:
@@ -544,3 +545,21 @@ def test_reviews_have_their_own_longer_window() -> None:
     same = gate_data.assemble(inside, [old, new], start, end)
     assert same.categories["greeting"].scores == {4: 1}
     assert gate.parse_config({"window_days": 7}).review_window_days == 7
+
+
+def test_outcome_labels_are_written_once() -> None:
+    from shadowtutor.dashboards import overview, readiness
+
+    assert [gate.label(o) for o in (GO, NO_GO, INCONCLUSIVE)] == [
+        "GO",
+        "NO-GO",
+        "NOT ENOUGH DATA",
+    ]
+    assert gate.label(None) == "not evaluated"
+    ticks = readiness.replay_figure(
+        [gate_eval.ReplayPoint(datetime(2026, 1, 1).date(), GO, ("greeting",), 1, 0, "GO")]
+    ).layout.yaxis.ticktext
+    assert list(ticks) == [gate.label(NO_GO), gate.label(INCONCLUSIVE), gate.label(GO)]
+    home = overview.Overview(0, NO_GO, None, 0, False)
+    assert home.decision_label == "NO-GO"
+    assert overview.Overview(0, None, None, 0, False).decision_label == "not evaluated"
