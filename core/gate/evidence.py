@@ -26,6 +26,7 @@ from shadowtutor.gate.criteria import (
     Window,
     calibrate,
 )
+from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
 
@@ -50,8 +51,8 @@ def connect(log_dir: Path) -> duckdb.DuckDBPyConnection:
 
 DayAggregates = dict[date, dict[str, Aggregate]]
 
-_ASKED = "(student_model IS NOT NULL OR student_error IS NOT NULL)"
-_OK = "(student_error IS NULL AND student_response IS NOT NULL)"
+_ASKED = logrecord.student_asked_sql("student_")
+_OK = logrecord.student_ok_sql("student_")
 
 
 def log_days(

@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "app" / "main.py")
 
 
+def texts(elements) -> str:  # noqa: ANN001
+    """The values of AppTest elements (``at.error``, ``at.info`` ...) as one string."""
+    return " ".join(str(e.value) for e in elements)
+
+
 def make_user(url: str, role: str, username: str | None = None) -> int:
     """Create (or reuse) an account with a password of 'password-<role>'; return its id."""
     name = username or f"{role}-user"
