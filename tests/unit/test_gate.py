@@ -20,9 +20,9 @@ from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggre
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
-from shadowtutor.tables import GateDecision, Review, ReviewItem, UserCreate
+from shadowtutor.tables import GateDecision, UserCreate
 from shadowtutor.tables import as_utc as rollout_aware
-from tests.support.gatesim import Student, window
+from tests.support.gatesim import Student, add_review, window
 
 SHIPPED = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
 
@@ -352,25 +352,17 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
             session=s, user=UserCreate(username="a", role="admin", password="password-a")
         )
         for i in range(120):
-            item = ReviewItem(
+            add_review(
+                s,
                 pair_id=f"p{i}",
                 category="greeting",
                 similarity=0.6,
                 pair_ts=now - timedelta(hours=3),
-                snapshot={"similarity_method": "lexical"},
-            )
-            s.add(item)
-            s.flush()
-            tags = ["unsafe"] if i == 0 else []
-            s.add(
-                Review(
-                    item_id=item.id,
-                    pair_id=item.pair_id,
-                    reviewer_id=admin.id,
-                    student_score=5,
-                    decision="approve",
-                    tags=tags,
-                )
+                method="lexical",
+                reviewer_id=admin.id,
+                score=5,
+                decision="approve",
+                tags=("unsafe",) if i == 0 else (),
             )
         admin_id = admin.id
     cfg = config(critical__error_kinds=["content_filter"])
@@ -490,24 +482,17 @@ def test_review_rows_read_the_method_and_critical_tags(session: Session) -> None
     for i, (score, decision, tags) in enumerate(
         [(5, "approve", []), (2, "reject", ["unsafe"]), (None, "skip", [])]
     ):
-        item = ReviewItem(
+        add_review(
+            session,
             pair_id=f"rr{i}",
             category="casual",
             similarity=0.5,
             pair_ts=now,
-            snapshot={"similarity_method": "openai"},
-        )
-        session.add(item)
-        session.flush()
-        session.add(
-            Review(
-                item_id=item.id,
-                pair_id=item.pair_id,
-                reviewer_id=reviewer,
-                student_score=score,
-                decision=decision,
-                tags=tags,
-            )
+            method="openai",
+            reviewer_id=reviewer,
+            score=score,
+            decision=decision,
+            tags=tags,
         )
     session.flush()
     rows = sorted(
