@@ -3,7 +3,6 @@ replay, evidence gathered from a real log and database, decisions and approvals.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,22 +21,10 @@ from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.tables import GateDecision, UserCreate
 from shadowtutor.tables import as_utc as rollout_aware
+from tests.support.gatecases import SHIPPED, agg, config
+from tests.support.gatecases import account as _user
+from tests.support.gatecases import recorded as _decision
 from tests.support.gatesim import Student, add_review, window
-
-SHIPPED = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
-
-
-def config(**changes: object) -> gate.GateConfig:
-    """The shipped criteria, for one candidate category unless told otherwise."""
-    data = {**SHIPPED, "eligibility": {"categories": ["greeting"]}}
-    for key, value in changes.items():
-        section, _, name = key.partition("__")
-        if name:
-            data[section] = {**data.get(section, {}), name: value}
-        else:
-            data[section] = value
-    return gate.parse_config(data)
-
 
 # --- simulation: known good, known bad, A/A ----------------------------------------------
 
@@ -89,28 +76,6 @@ def test_teacher_against_itself_never_fails(pairs: int, reviews: int) -> None:
 
 
 # --- decide(): tables over plain data ----------------------------------------------------
-
-
-def agg(
-    pairs: int = 2000,
-    fail: int = 0,
-    lat: float = 500.0,
-    sim: float = 0.6,
-    method: str = "lexical",
-    scores: dict | None = None,
-    critical: int = 0,
-) -> Aggregate:
-    rng = np.random.default_rng(0)
-    ok = pairs - fail
-    return Aggregate(
-        pairs=pairs,
-        successes=ok,
-        latencies_ms=rng.lognormal(np.log(lat), 0.3, size=ok).tolist(),
-        similarity=gate.similarity_bins(method, rng.normal(sim, 0.1, size=ok).clip(0, 1)),
-        scores={4: 60, 5: 90} if scores is None else scores,
-        critical=critical,
-        critical_examples=["review tagged unsafe"] * critical,
-    )
 
 
 def _by(decision: gate.Decision, key: str, category: str = "greeting") -> gate.Criterion:
@@ -385,20 +350,6 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
 
 
 # --- decisions and approvals (SQLite and PostgreSQL) -------------------------------------
-
-
-def _user(session: Session, role: str) -> int:
-    user = users.add_user(
-        session=session, user=UserCreate(username=f"{role}-x", role=role, password="password-x")
-    )
-    return user.id
-
-
-def _decision(
-    session: Session, aggregate: Aggregate, cfg: gate.GateConfig | None = None
-) -> GateDecision:
-    d = gate.decide(cfg or config(), Window(None, None, {"greeting": aggregate}))
-    return decisions.record(session=session, decision=d)
 
 
 def test_approval_lapses_with_new_evidence(session: Session) -> None:
