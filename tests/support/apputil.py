@@ -45,6 +45,15 @@ def page_as(path: str, url: str, role: str, timeout: float = 60) -> AppTest:
     return login(AppTest.from_file(str(ROOT / path), default_timeout=timeout), url, role)
 
 
+def sign_in(username: str, password: str, timeout: float = 60) -> AppTest:
+    """AppTest of the whole app after typing ``username`` and ``password`` into the login form
+    and pressing its button (the session is signed in only when they are right)."""
+    at = AppTest.from_file(MAIN, default_timeout=timeout).run()
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    return at.button[0].click().run()
+
+
 def app_as(url: str, role: str, timeout: float = 60) -> AppTest:
     """AppTest of the whole app (router) logged in as ``role``; call ``.run()`` next."""
     return login(AppTest.from_file(MAIN, default_timeout=timeout), url, role)
