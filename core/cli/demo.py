@@ -44,7 +44,8 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
             admin_id = users.require_user(session=session, username="admin").id
         result = gate_eval.evaluate(settings, config, actor_id=admin_id)
         eligible = ", ".join(result.decision.eligible) if result.decision.eligible else "none"
-        click.echo(f"deploy gate on the demo: {result.decision.outcome} (eligible: {eligible})")
+        outcome = gate.label(result.decision.outcome)
+        click.echo(f"deploy gate on the demo: {outcome} (eligible: {eligible})")
     except demo.DemoError as exc:
         click.echo(f"no demo data generated: {exc}")
     click.echo("demo accounts (username / password):")

@@ -96,7 +96,7 @@ def replay(ctx: click.Context, from_: datetime | None, to: datetime | None, step
         raise click.BadParameter(f"--to {end} is before --from {start}")
     for p in gate_eval.replay(settings, _config(ctx), start, end, _step(step)):
         cats = ", ".join(p.eligible) or "-"
-        click.echo(f"{p.day}  {p.outcome:<12} eligible: {cats:<18} pairs {p.pairs:>6}  "
+        click.echo(f"{p.day}  {gate.label(p.outcome):<15} eligible: {cats:<18} pairs {p.pairs:>6}  "
                    f"reviews {p.reviews:>4}  {p.summary}")  # fmt: skip
 
 
@@ -116,7 +116,8 @@ def show(ctx: click.Context, decision_id: int | None) -> None:
         )
         if row is None:
             raise click.ClickException("no such decision; run `shadowtutor gate evaluate` first")
-        click.echo(f"decision #{row.id} {row.outcome} at {row.created_at:%Y-%m-%d %H:%M} UTC")
+        when = f"{row.created_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"decision #{row.id} {gate.label(row.outcome)} at {when}")
         click.echo(row.evidence.get("summary", ""))
         for c in row.evidence.get("criteria", []):
             click.echo(f"  {c['status']:<12} {c['category']:<10} {c['label']:<26} {c['missing']}")

@@ -93,7 +93,7 @@ def test_refusals_name_what_to_do(session: Session) -> None:
         decisions.approve(session=session, decision_id=999, actor_id=admin)
     failed = recorded(session, agg(fail=100))
     assert failed.outcome == NO_GO
-    with pytest.raises(DecisionError, match="not GO: an admin may override a failed gate"):
+    with pytest.raises(DecisionError, match=f"#{failed.id} is NO-GO, not GO: an admin may"):
         decisions.approve(session=session, decision_id=failed.id, actor_id=admin)
     with pytest.raises(DecisionError, match=f"at least {decisions.MIN_REASON} characters"):
         decisions.override(
@@ -153,7 +153,7 @@ def test_audit_trail_is_newest_first_with_names_and_flags(session: Session) -> N
     session.flush()
     rows = decisions.audit(session=session)
     assert [r.what for r in rows] == [
-        f"decision #{failed.id}: {NO_GO}",
+        f"decision #{failed.id}: NO-GO",
         "rollout kill -> 10% KILLED",
         "rollout advance -> 10%",
         f"override decision #{failed.id}",
