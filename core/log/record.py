@@ -61,7 +61,8 @@ _NUMERIC = ("latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost
 # every student latency percentile count with this rule. The SQL forms take the column prefix:
 # ``"student_"`` for the flat ``pairs`` view, ``"student."`` for the raw nested record.
 STUDENT_ASKED_SQL = "({p}model IS NOT NULL OR {p}error IS NOT NULL)"
-STUDENT_OK_SQL = "({p}error IS NULL AND {p}response IS NOT NULL)"
+# (Asked and no error means a model is named, hence the model test in the second form.)
+STUDENT_OK_SQL = "({p}model IS NOT NULL AND {p}error IS NULL AND {p}response IS NOT NULL)"
 
 
 def student_asked_sql(prefix: str = "student_") -> str:
@@ -79,7 +80,11 @@ def student_asked(student: dict[str, Any] | None) -> bool:
 
 def student_succeeded(student: dict[str, Any] | None) -> bool:
     """The student was asked and answered: a response and no error."""
-    return bool(student) and student.get("error") is None and student.get("response") is not None
+    return (
+        student_asked(student)
+        and student.get("error") is None
+        and student.get("response") is not None
+    )
 
 
 class RecordError(ShadowTutorError, ValueError):

@@ -105,6 +105,7 @@ def test_quality_and_readiness_agree_on_the_success_rate(demo_settings: Settings
         ({"error": "connection refused"}, True, False),  # imported: no model, an error
         ({"model": "m"}, True, False),  # asked, answered nothing, said nothing
         ({"model": "m", "response": "hi", "error": "stream cut"}, True, False),
+        ({"response": "hi"}, False, False),  # an answer nobody asked for is not counted
     ],
 )
 def test_python_and_sql_rules_agree(student: dict, asked: bool, succeeded: bool) -> None:
