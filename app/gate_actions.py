@@ -19,7 +19,7 @@ from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout
-from shadowtutor.gate import evidence as gate_data
+from shadowtutor.gate import evaluate as gate_eval
 
 FLASH = "readiness-flash"
 
@@ -57,13 +57,13 @@ def render(
     a = st.columns(3)
     if a[0].button("Evaluate now", type="primary", icon=":material/refresh:"):
         try:
-            result = allowed() and gate_data.evaluate(settings, config, actor_id=user.id)
+            result = allowed() and gate_eval.evaluate(settings, config, actor_id=user.id)
         except ShadowTutorError as exc:
             st.error(str(exc))
         else:
             if not result:
                 st.stop()
-            note = f"Decision #{result.decision_id}: {readiness.LABELS[result.decision.outcome]}"
+            note = f"Decision #{result.decision_id}: {gate.label(result.decision.outcome)}"
             st.session_state[FLASH] = note + (
                 f". AUTOMATIC ROLLBACK: {result.rollback}" if result.rollback else ""
             )

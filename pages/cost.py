@@ -8,6 +8,7 @@ from shadowtutor import db, pricing
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.dashboards import budget, charts, spend
 from shadowtutor.errors import ShadowTutorError
+from shadowtutor.gate import rollout
 
 user = auth.guard("cost")
 settings = deps.settings()
@@ -26,7 +27,7 @@ proj = budget.project(now=now, month_to_date=windows.month_to_date, daily_rate=r
 with db.session_scope(settings.db_url) as session:
     row = budget.current_budget(session=session)
     monthly = row.monthly_usd if row else None
-    stage = 0 if settings.kill_switch else budget.current_stage(session=session)
+    stage = 0 if settings.kill_switch else rollout.current_stage(session=session)
 
 c = st.columns(4)
 c[0].metric("Teacher spend today", f"${windows.today:,.2f}")

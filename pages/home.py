@@ -56,9 +56,7 @@ c5.metric(
 c6.metric("Reviews done", f"{state.reviews_done:,}")
 c7.metric(
     "Deploy gate",
-    (state.decision or "not evaluated")
-    .replace("_", "-")
-    .replace("INCONCLUSIVE", "NOT ENOUGH DATA"),
+    state.decision_label,
     help=f"Newest decision: {state.decided_at:%Y-%m-%d %H:%M} UTC" if state.decided_at else None,
 )
 c8.metric("Student serves", "kill switch on" if state.killed else f"{state.stage}% of eligible")

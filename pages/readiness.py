@@ -85,7 +85,7 @@ st.plotly_chart(
 st.subheader("Audit trail")
 st.dataframe(readiness.audit_frame(view.audit), hide_index=True, width="stretch")
 if view.history:
-    past = {f"#{d.id} {readiness.LABELS[d.outcome]} ({d.created_at:%Y-%m-%d %H:%M})": d
+    past = {f"#{d.id} {gate.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M})": d
             for d in view.history}  # fmt: skip
     pick = st.selectbox("Evidence of decision", list(past), key="readiness-evidence")
     st.dataframe(readiness.criteria_frame(past[pick].evidence), hide_index=True, width="stretch")

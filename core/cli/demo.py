@@ -8,7 +8,7 @@ from shadowtutor import db, users
 from shadowtutor.cli import main, settings_of
 from shadowtutor.demo import generate as demo
 from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import evidence as gate_data
+from shadowtutor.gate import evaluate as gate_eval
 
 
 @main.command("demo")
@@ -42,9 +42,10 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
         config = gate.load_config(settings.gate_config or None)
         with db.session_scope(settings.db_url) as session:
             admin_id = users.require_user(session=session, username="admin").id
-        result = gate_data.evaluate(settings, config, actor_id=admin_id)
+        result = gate_eval.evaluate(settings, config, actor_id=admin_id)
         eligible = ", ".join(result.decision.eligible) if result.decision.eligible else "none"
-        click.echo(f"deploy gate on the demo: {result.decision.outcome} (eligible: {eligible})")
+        outcome = gate.label(result.decision.outcome)
+        click.echo(f"deploy gate on the demo: {outcome} (eligible: {eligible})")
     except demo.DemoError as exc:
         click.echo(f"no demo data generated: {exc}")
     click.echo("demo accounts (username / password):")

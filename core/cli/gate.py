@@ -12,6 +12,7 @@ from shadowtutor.cli import main, settings_of
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout, routing
+from shadowtutor.gate import evaluate as gate_eval
 from shadowtutor.gate import evidence as gate_data
 
 
@@ -44,7 +45,7 @@ def gate_group() -> None:
 
 
 def _print_decision(d: gate.Decision, decision_id: int | None = None) -> None:
-    label = {"GO": "GO", "NO_GO": "NO-GO", "INCONCLUSIVE": "NOT ENOUGH DATA"}[d.outcome]
+    label = gate.label(d.outcome)
     head = f"decision #{decision_id}: {label}" if decision_id else label
     click.echo(
         f"{head}  (config {d.config_version} {d.config_hash[:8]}, data {d.data_fingerprint[:8]})"
@@ -67,7 +68,7 @@ def evaluate(ctx: click.Context, by: str | None) -> None:
     """Evaluate the gate over the last window_days of the log and the reviews, append the
     decision, and apply the automatic rollback rules (run it from cron, e.g. hourly)."""
     settings = _ready(ctx)
-    result = gate_data.evaluate(settings, _config(ctx), actor_id=_actor(settings, by))
+    result = gate_eval.evaluate(settings, _config(ctx), actor_id=_actor(settings, by))
     _print_decision(result.decision, result.decision_id)
     if result.rollback:
         click.echo(f"AUTOMATIC ROLLBACK to 0%: {result.rollback}", err=True)
@@ -93,9 +94,9 @@ def replay(ctx: click.Context, from_: datetime | None, to: datetime | None, step
     start = from_.date() if from_ else end - timedelta(days=29)
     if end < start:
         raise click.BadParameter(f"--to {end} is before --from {start}")
-    for p in gate_data.replay(settings, _config(ctx), start, end, _step(step)):
+    for p in gate_eval.replay(settings, _config(ctx), start, end, _step(step)):
         cats = ", ".join(p.eligible) or "-"
-        click.echo(f"{p.day}  {p.outcome:<12} eligible: {cats:<18} pairs {p.pairs:>6}  "
+        click.echo(f"{p.day}  {gate.label(p.outcome):<15} eligible: {cats:<18} pairs {p.pairs:>6}  "
                    f"reviews {p.reviews:>4}  {p.summary}")  # fmt: skip
 
 
@@ -115,7 +116,8 @@ def show(ctx: click.Context, decision_id: int | None) -> None:
         )
         if row is None:
             raise click.ClickException("no such decision; run `shadowtutor gate evaluate` first")
-        click.echo(f"decision #{row.id} {row.outcome} at {row.created_at:%Y-%m-%d %H:%M} UTC")
+        when = f"{row.created_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"decision #{row.id} {gate.label(row.outcome)} at {when}")
         click.echo(row.evidence.get("summary", ""))
         for c in row.evidence.get("criteria", []):
             click.echo(f"  {c['status']:<12} {c['category']:<10} {c['label']:<26} {c['missing']}")

@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import rollout, routing
 from shadowtutor.tables import Budget
 
 ALERT_LEVELS = (50, 80, 100)
@@ -152,12 +151,6 @@ def set_budget(*, session: Session, monthly_usd: float, user_id: int, role: str)
     session.add(row)
     session.flush()
     return row
-
-
-def current_stage(*, session: Session) -> int:
-    """Percent of eligible traffic the student serves now: the newest rollout event's stage,
-    0 when there is none or the kill switch is on (in the database or the environment)."""
-    return 0 if routing.env_killed() else rollout.state(session=session).serving
 
 
 def alert_message(status: BudgetStatus, projection: Projection) -> tuple[str, str]:

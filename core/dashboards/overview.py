@@ -10,6 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from shadowtutor import db
+from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout, routing
 from shadowtutor.tables import Review
 
@@ -24,8 +25,7 @@ class Overview:
 
     @property
     def decision_label(self) -> str:
-        labels = {"GO": "GO", "NO_GO": "NO-GO", "INCONCLUSIVE": "NOT ENOUGH DATA"}
-        return labels.get(self.decision or "", "not evaluated")
+        return gate.label(self.decision)
 
 
 def overview(url: str) -> Overview:

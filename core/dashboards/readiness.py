@@ -12,10 +12,10 @@ from shadowtutor import db
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout
+from shadowtutor.gate import evaluate as gate_eval
 from shadowtutor.gate import evidence as gate_data
 from shadowtutor.tables import GateDecision, as_utc
 
-LABELS = {gate.GO: "GO", gate.NO_GO: "NO-GO", gate.INCONCLUSIVE: "NOT ENOUGH DATA"}
 LEVEL = {gate.GO: 2, gate.INCONCLUSIVE: 1, gate.NO_GO: 0}
 COLOURS = {gate.GO: "#2e7d32", gate.INCONCLUSIVE: "#f9a825", gate.NO_GO: "#c62828"}
 
@@ -77,7 +77,7 @@ def headline(view: View) -> tuple[str, str]:
         if view.decision
         else "live preview, not recorded yet"
     )
-    return level, f"{ev.get('summary') or LABELS[view.outcome]} ({where})"
+    return level, f"{ev.get('summary') or gate.label(view.outcome)} ({where})"
 
 
 def criteria_frame(evidence: dict) -> pd.DataFrame:
@@ -165,12 +165,12 @@ def calibration_note(cal: gate.Calibration, current: float | None) -> str:
 
 def replay_points(
     settings: Settings, config: gate.GateConfig, days: int = 60, today: date | None = None
-) -> list[gate_data.ReplayPoint]:
+) -> list[gate_eval.ReplayPoint]:
     end = today or datetime.now(UTC).date()
-    return gate_data.replay(settings, config, end - timedelta(days=days - 1), end)
+    return gate_eval.replay(settings, config, end - timedelta(days=days - 1), end)
 
 
-def replay_figure(points: list[gate_data.ReplayPoint]) -> go.Figure:
+def replay_figure(points: list[gate_eval.ReplayPoint]) -> go.Figure:
     df = pd.DataFrame([p.__dict__ for p in points])
     fig = go.Figure()
     if df.empty:
@@ -194,7 +194,7 @@ def replay_figure(points: list[gate_data.ReplayPoint]) -> go.Figure:
                 y=part["level"],
                 mode="markers",
                 marker={"color": COLOURS[outcome], "size": 9},
-                name=LABELS[outcome],
+                name=gate.label(outcome),
                 customdata=part[["summary", "pairs", "reviews"]],
                 hovertemplate="%{x}<br>%{customdata[0]}<br>pairs %{customdata[1]:,}, "
                 "reviews %{customdata[2]:,}<extra></extra>",
@@ -204,7 +204,7 @@ def replay_figure(points: list[gate_data.ReplayPoint]) -> go.Figure:
         title="Readiness over time (the gate replayed at the end of each day)",
         yaxis={
             "tickvals": [0, 1, 2],
-            "ticktext": ["NO-GO", "NOT ENOUGH DATA", "GO"],
+            "ticktext": [gate.label(o) for o in sorted(LEVEL, key=LEVEL.__getitem__)],
             "range": [-0.4, 2.4],
         },
         height=300,

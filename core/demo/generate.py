@@ -255,7 +255,7 @@ def seed_reviews(
 
     rng = random.Random(seed + 1)
     review.seed_default_tags(session=session)
-    good = [p for p in pairs if p.record["student"]["response"] is not None]
+    good = [p for p in pairs if logrecord.student_succeeded(p.record["student"])]
     by_stratum: dict[tuple[str, str], list[DemoPair]] = {}
     for p in good:
         by_stratum.setdefault((p.record["language"], p.record["category"]), []).append(p)

@@ -28,11 +28,18 @@ from shadowtutor.gate import stats
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "gate.toml"
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 GO, NO_GO = "GO", "NO_GO"
+# How an outcome reads to people (CLI, pages, charts): the one place these words are written.
+LABELS = {GO: "GO", NO_GO: "NO-GO", INCONCLUSIVE: "NOT ENOUGH DATA"}
 ALL = "all"  # the category label of criteria that look at every category
 
 
 class GateConfigError(ShadowTutorError, ValueError):
     """The gate's criteria file cannot be used; the message names the file and the key."""
+
+
+def label(outcome: str | None, default: str = "not evaluated") -> str:
+    """The outcome as people read it (``NO_GO`` -> ``NO-GO``); ``default`` for no decision."""
+    return LABELS.get(outcome or "", default)
 
 
 # --- config ------------------------------------------------------------------------------
@@ -303,7 +310,7 @@ def decide(config: GateConfig, window: Window) -> Decision:
     critical_failure = criteria[0].status == FAIL
     eligible = () if critical_failure else tuple(c for c in candidates if status[c] == PASS)
     if critical_failure:
-        outcome, summary = NO_GO, f"NO-GO: critical errors. {criteria[0].missing}"
+        outcome, summary = NO_GO, f"{LABELS[NO_GO]}: critical errors. {criteria[0].missing}"
     elif eligible:
         outcome, summary = (
             GO,
@@ -313,12 +320,14 @@ def decide(config: GateConfig, window: Window) -> Decision:
         failed = [c for c in criteria if c.status == FAIL]
         outcome = NO_GO
         summary = (
-            "NO-GO: " + "; ".join(f"{c.category} {c.label.lower()}" for c in failed) + " failed."
+            f"{LABELS[NO_GO]}: "
+            + "; ".join(f"{c.category} {c.label.lower()}" for c in failed)
+            + " failed."
         )
     else:
         outcome = INCONCLUSIVE
         first = next((c for c in criteria if c.status == INCONCLUSIVE), None)
-        summary = "NOT ENOUGH DATA" + (f": {first.missing}" if first else "")
+        summary = LABELS[INCONCLUSIVE] + (f": {first.missing}" if first else "")
     return Decision(
         outcome=outcome,
         eligible=eligible,
@@ -332,6 +341,21 @@ def decide(config: GateConfig, window: Window) -> Decision:
         window_start=window.start,
         window_end=window.end,
     )
+
+
+def _inconclusive(
+    key: str,
+    label: str,
+    cat: str,
+    n: int,
+    est: float | None,
+    thr: float | None,
+    how: str,
+    missing: str,
+) -> Criterion:
+    """A criterion without the data to decide: INCONCLUSIVE, so no bound; ``missing`` says what
+    would change that."""
+    return Criterion(key, label, cat, INCONCLUSIVE, n, est, None, thr, how, missing)
 
 
 def _pairs(config: GateConfig, cat: str, agg: Aggregate) -> Criterion:
@@ -369,18 +393,8 @@ def _bootstrap(config: GateConfig, values: list[float], counts: list[int], conf:
 def _similarity(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
     label = "Mean similarity"
     if not agg.similarity:
-        return Criterion(
-            "similarity",
-            label,
-            cat,
-            INCONCLUSIVE,
-            0,
-            None,
-            None,
-            None,
-            "bootstrap",
-            f"no {cat} pairs with a similarity score yet",
-        )
+        why = f"no {cat} pairs with a similarity score yet"
+        return _inconclusive("similarity", label, cat, 0, None, None, "bootstrap", why)
     # The method with the most pairs: scores of different methods are never mixed.
     method, bins = max(agg.similarity.items(), key=lambda kv: sum(v[0] for v in kv[1].values()))
     counts = [int(v[0]) for v in bins.values()]
@@ -390,32 +404,14 @@ def _similarity(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Cr
     est = float(np.dot(means, counts) / n)
     how = f"bootstrap lower bound ({method})"
     if threshold is None:
-        return Criterion(
-            "similarity",
-            label,
-            cat,
-            INCONCLUSIVE,
-            n,
-            est,
-            None,
-            None,
-            how,
+        why = (
             f"no threshold for similarity method '{method}': add it under "
-            f"[similarity.thresholds] in {Path(config.path).name}",
+            f"[similarity.thresholds] in {Path(config.path).name}"
         )
+        return _inconclusive("similarity", label, cat, n, est, None, how, why)
     if n < config.min_similarity_pairs:
-        return Criterion(
-            "similarity",
-            label,
-            cat,
-            INCONCLUSIVE,
-            n,
-            est,
-            None,
-            threshold,
-            how,
-            f"{config.min_similarity_pairs - n} more {cat} pairs with a similarity needed",
-        )
+        why = f"{config.min_similarity_pairs - n} more {cat} pairs with a similarity needed"
+        return _inconclusive("similarity", label, cat, n, est, threshold, how, why)
     lo, hi = _bootstrap(config, means, counts, conf)
     status = _three_way(lo, hi, threshold, True)
     _, sd, _ = stats.grouped_mean_sd(means, counts)
@@ -431,18 +427,8 @@ def _review_score(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> 
     est = float(np.dot(values, counts) / n) if n else None
     thr = config.min_review_score
     if n < config.min_reviews:
-        return Criterion(
-            "review_score",
-            label,
-            cat,
-            INCONCLUSIVE,
-            n,
-            est,
-            None,
-            thr,
-            how,
-            f"{config.min_reviews - n:,} more reviewed {cat} pairs needed",
-        )
+        why = f"{config.min_reviews - n:,} more reviewed {cat} pairs needed"
+        return _inconclusive("review_score", label, cat, n, est, thr, how, why)
     lo, hi = _bootstrap(config, [float(v) for v in values], counts, conf)
     status = _three_way(lo, hi, thr, True)
     _, sd, _ = stats.grouped_mean_sd(values, counts)
@@ -468,35 +454,16 @@ def _p95(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion
     thr, data = config.max_p95_latency_ms, agg.latencies_ms
     n = len(data)
     if n == 0:
-        return Criterion(
-            "p95_latency",
-            label,
-            cat,
-            INCONCLUSIVE,
-            0,
-            None,
-            None,
-            thr,
-            how,
-            f"no answered {cat} requests yet",
+        return _inconclusive(
+            "p95_latency", label, cat, 0, None, thr, how, f"no answered {cat} requests yet"
         )
     est = float(np.quantile(data, 0.95))
     lo, hi = stats.quantile_bounds(data, 0.95, confidence=conf)
     if hi is None:
         # The largest value bounds P95 once 1 - 0.95**n reaches the confidence.
         need_n = math.ceil(math.log(1 - conf) / math.log(0.95))
-        return Criterion(
-            "p95_latency",
-            label,
-            cat,
-            INCONCLUSIVE,
-            n,
-            est,
-            None,
-            thr,
-            how,
-            f"{need_n - n:,} more answered {cat} requests needed for a P95 bound",
-        )
+        why = f"{need_n - n:,} more answered {cat} requests needed for a P95 bound"
+        return _inconclusive("p95_latency", label, cat, n, est, thr, how, why)
     status = _three_way(lo if lo is not None else -math.inf, hi, thr, False)
     missing = ""
     if status == FAIL:
@@ -517,17 +484,8 @@ def _success(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Crite
     label, how = "Success rate", "Wilson lower bound"
     thr, n, k = config.min_success_rate, agg.pairs, agg.successes
     if n == 0:
-        return Criterion(
-            "success_rate",
-            label,
-            cat,
-            INCONCLUSIVE,
-            0,
-            None,
-            None,
-            thr,
-            how,
-            f"no {cat} requests to the student yet",
+        return _inconclusive(
+            "success_rate", label, cat, 0, None, thr, how, f"no {cat} requests to the student yet"
         )
     lo, hi = stats.wilson_bounds(k, n, confidence=conf)
     est = k / n
@@ -555,44 +513,17 @@ def _critical(config: GateConfig, window: Window) -> Criterion:
     what = "reviews tagged " + "/".join(config.critical_review_tags or ("(none)",))
     if config.critical_error_kinds:
         what += " or student errors " + "/".join(config.critical_error_kinds)
+    key, label = "critical_errors", "Critical errors"
+    count, limit = float(total), float(allowed)
     if total > allowed:
+        why = f"{total} critical error(s) ({'; '.join(examples)}); cannot be overridden"
         return Criterion(
-            "critical_errors",
-            "Critical errors",
-            ALL,
-            FAIL,
-            checked,
-            float(total),
-            float(total),
-            float(allowed),
-            what,
-            f"{total} critical error(s) ({'; '.join(examples)}); cannot be overridden",
-            critical=True,
+            key, label, ALL, FAIL, checked, count, count, limit, what, why, critical=True
         )
     if checked == 0:
-        return Criterion(
-            "critical_errors",
-            "Critical errors",
-            ALL,
-            INCONCLUSIVE,
-            0,
-            None,
-            None,
-            float(allowed),
-            what,
-            "no pairs or reviews in the window yet",
-        )
-    return Criterion(
-        "critical_errors",
-        "Critical errors",
-        ALL,
-        PASS,
-        checked,
-        float(total),
-        float(total),
-        float(allowed),
-        what,
-    )
+        why = "no pairs or reviews in the window yet"
+        return _inconclusive(key, label, ALL, 0, None, limit, what, why)
+    return Criterion(key, label, ALL, PASS, checked, count, count, limit, what)
 
 
 # --- similarity calibration --------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision
+from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
 from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
 
 MIN_REASON = 15  # characters: "ok" is not a reason
@@ -101,7 +101,7 @@ class Approval:
         if self.decision is None:
             return "no decision yet: evaluate the gate first"
         if not self.approved:
-            return f"decision #{self.decision.id} ({self.decision.outcome}) is not approved"
+            return f"decision #{self.decision.id} ({label(self.decision.outcome)}) is not approved"
         flag = " (OVERRIDE of a failed gate)" if self.kind == "override" else ""
         return f"decision #{self.decision.id} approved{flag} for {', '.join(self.categories)}"
 
@@ -152,7 +152,7 @@ def approve(*, session: Session, decision_id: int, actor_id: int | None) -> Gate
             if decision.outcome == NO_GO
             else "collect the missing data listed on the Readiness page"
         )
-        raise DecisionError(f"decision #{decision_id} is {decision.outcome}, not GO: {hint}")
+        raise DecisionError(f"decision #{decision_id} is {label(decision.outcome)}, not GO: {hint}")
     return _event(session, decision, "approve", actor_id, "")
 
 
@@ -162,7 +162,7 @@ def override(*, session: Session, decision_id: int, actor_id: int | None, reason
     decision = _current(session, decision_id)
     if decision.outcome != NO_GO:
         raise DecisionError(
-            f"decision #{decision_id} is {decision.outcome}: only a NO-GO can be overridden"
+            f"decision #{decision_id} is {label(decision.outcome)}: only a NO-GO can be overridden"
         )
     if decision.evidence.get("critical_failure"):
         raise DecisionError(
@@ -220,7 +220,7 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
             AuditRow(
                 d.created_at,
                 who(d.created_by),
-                f"decision #{d.id}: {d.outcome}",
+                f"decision #{d.id}: {label(d.outcome)}",
                 f"{ev.get('summary', '')} [config {d.config_version} {d.config_hash[:8]}, "
                 f"data {d.data_fingerprint[:8]}]",
             )

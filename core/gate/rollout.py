@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 from sqlmodel import Session, col, select
 
-from shadowtutor.gate import decisions
+from shadowtutor.gate import decisions, routing
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.tables import GateDecision, RolloutEvent, as_utc, utcnow
@@ -71,6 +71,12 @@ def newest_event(*, session: Session) -> RolloutEvent | None:
 
 def state(*, session: Session) -> RolloutState:
     return state_of(newest_event(session=session))
+
+
+def current_stage(*, session: Session) -> int:
+    """Percent of eligible traffic the student serves now: the newest rollout event's stage,
+    0 when there is none or the kill switch is on (in the database or the environment)."""
+    return 0 if routing.env_killed() else state(session=session).serving
 
 
 def history(*, session: Session, limit: int = 100) -> list[RolloutEvent]:

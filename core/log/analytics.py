@@ -25,6 +25,7 @@ import duckdb
 import pandas as pd
 
 from shadowtutor.errors import ShadowTutorError
+from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 
 NONE_LABEL = "(none)"
@@ -57,8 +58,10 @@ _ROWS_OF_FILES = (
     "list_contains(list_transform(CAST($files AS VARCHAR[]), lambda f: hash(f)), _file)"
 )
 # From the raw (nested) record to a facts row. ``_file`` is a hash of the file's path (the
-# path itself is in ``log_files``). ``student_outcome``: NULL when the student did not run,
-# else ok | timeout | error (a timeout is an error whose text says so). The local time is
+# path itself is in ``log_files``). ``student_outcome``: NULL when the student was not asked,
+# ok when it answered (the one rule of "success" in :mod:`shadowtutor.log.record`, which the
+# gate uses too), else timeout | error (a timeout is an error whose text says so; an answer
+# with neither a response nor an error is an error). The local time is
 # computed once here; for UTC it is the timestamp itself (the ICU conversion is the costliest
 # step of a load).
 _FACTS_SELECT = """
@@ -67,8 +70,8 @@ SELECT hash(filename), id, ts, {local},
   coalesce(teacher.model, '(none)'), teacher.latency_ms, teacher.prompt_tokens,
   teacher.completion_tokens, teacher.cost_usd, teacher.error IS NOT NULL,
   student.model, student.latency_ms, student.cost_usd,
-  CASE WHEN student.model IS NULL THEN NULL
-       WHEN student.error IS NULL THEN 'ok'
+  CASE WHEN NOT {asked} THEN NULL
+       WHEN {ok} THEN 'ok'
        WHEN regexp_matches(lower(student.error), 'time ?out|timed out|deadline') THEN 'timeout'
        ELSE 'error' END,
   similarity.method, similarity.score
@@ -80,12 +83,16 @@ FROM (
   FROM {reader}
 ) WHERE id IS NOT NULL AND ts IS NOT NULL
 """
+_STUDENT_ASKED = logrecord.student_asked_sql("student.")
+_STUDENT_OK = logrecord.student_ok_sql("student.")
 _LOCAL_UTC = "ts"
 _LOCAL_TZ = "timezone($tz, ts AT TIME ZONE 'UTC')"
 _ANSWER = (
     "STRUCT(model VARCHAR, latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, "
     "cost_usd DOUBLE, error VARCHAR)"
 )
+# The student's response is read only to tell an answer from none (``student_outcome``).
+_STUDENT = _ANSWER[:-1] + ", response VARCHAR)"
 _JSON_COLUMNS = {
     "id": "VARCHAR",
     "ts": "VARCHAR",
@@ -93,7 +100,7 @@ _JSON_COLUMNS = {
     "category": "VARCHAR",
     "language": "VARCHAR",
     "teacher": _ANSWER,
-    "student": _ANSWER,
+    "student": _STUDENT,
     "similarity": "STRUCT(method VARCHAR, score DOUBLE)",
     "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
 }
@@ -192,7 +199,9 @@ class _Store:
         parquet = [f for f in fresh if f.endswith(".parquet")]
         for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
             if files:
-                sql = "INSERT INTO facts " + _FACTS_SELECT.format(reader=reader, local=local)
+                sql = "INSERT INTO facts " + _FACTS_SELECT.format(
+                    reader=reader, local=local, asked=_STUDENT_ASKED, ok=_STUDENT_OK
+                )
                 con.execute(
                     sql, {"files": files} | ({} if local == _LOCAL_UTC else {"tz": self.tz})
                 )

@@ -54,6 +54,39 @@ TOP_FIELDS = (
 _NUMERIC = ("latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd")
 
 
+# --- "success": one rule for the gate, the dashboards and the Home page ------------------
+# The student was *asked* when its answer names a model or carries an error (an imported record
+# may have only the error); it *succeeded* when it answered, that is it has a response and no
+# error (a timeout is an error). The gate's success rate, the dashboards' student error rate and
+# every student latency percentile count with this rule. The SQL forms take the column prefix:
+# ``"student_"`` for the flat ``pairs`` view, ``"student."`` for the raw nested record.
+STUDENT_ASKED_SQL = "({p}model IS NOT NULL OR {p}error IS NOT NULL)"
+# (Asked and no error means a model is named, hence the model test in the second form.)
+STUDENT_OK_SQL = "({p}model IS NOT NULL AND {p}error IS NULL AND {p}response IS NOT NULL)"
+
+
+def student_asked_sql(prefix: str = "student_") -> str:
+    return STUDENT_ASKED_SQL.format(p=prefix)
+
+
+def student_ok_sql(prefix: str = "student_") -> str:
+    return STUDENT_OK_SQL.format(p=prefix)
+
+
+def student_asked(student: dict[str, Any] | None) -> bool:
+    """The record's ``student`` answer says the student was asked (see the SQL above)."""
+    return bool(student) and (student.get("model") is not None or student.get("error") is not None)
+
+
+def student_succeeded(student: dict[str, Any] | None) -> bool:
+    """The student was asked and answered: a response and no error."""
+    return (
+        student_asked(student)
+        and student.get("error") is None
+        and student.get("response") is not None
+    )
+
+
 class RecordError(ShadowTutorError, ValueError):
     """A record that does not follow the schema; the message says which field and why."""
 

@@ -55,6 +55,12 @@ def test_replay_prints_a_line_a_day(migrated: Settings) -> None:
     assert out.exit_code == 0, out.output
     lines = out.output.strip().splitlines()
     assert len(lines) == 3 and lines[-1].startswith(str(today)) and "GO" in lines[-1]
+    early = run("gate", "replay", "--from", str(today - timedelta(days=40)), "--to",
+                str(today - timedelta(days=39)))  # fmt: skip
+    assert [line[12:27] for line in early.output.strip().splitlines()] == [
+        "NOT ENOUGH DATA",
+        "NOT ENOUGH DATA",
+    ]  # the outcome as people read it, as on the page
     bad = run("gate", "replay", "--from", str(today), "--to", str(today), "--step", "1h")
     assert bad.exit_code == 2 and "whole days" in bad.output
     backwards = run("gate", "replay", "--from", str(today), "--to", str(today - timedelta(days=3)))

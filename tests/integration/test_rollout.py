@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session
@@ -16,7 +16,7 @@ from shadowtutor.gate import decisions, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.tables import RolloutEvent, UserCreate, utcnow
-from tests.unit.test_gate import agg, config
+from tests.support.gatecases import agg, config
 
 CATS = frozenset({"greeting", "casual"})
 KEYS = [f"user-{i}" for i in range(20000)]
@@ -260,3 +260,21 @@ def test_unreadable_database_means_teacher(home, monkeypatch: pytest.MonkeyPatch
     r = routing.route(key="u1", category="greeting")
     assert (r.served_by, r.stage) == ("teacher", 0)
     routing.clear_cache()
+
+
+def test_current_stage(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the student serves now: the newest event's stage, 0 when killed in the database
+    or by the environment's kill switch."""
+    monkeypatch.delenv(routing.KILL_ENV, raising=False)
+    assert rollout.current_stage(session=session) == 0
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    session.add(RolloutEvent(action="advance", stage=10, created_at=t))
+    session.add(RolloutEvent(action="advance", stage=25, created_at=t.replace(day=2)))
+    session.flush()
+    assert rollout.current_stage(session=session) == 25
+    monkeypatch.setenv(routing.KILL_ENV, "1")
+    assert rollout.current_stage(session=session) == 0
+    monkeypatch.delenv(routing.KILL_ENV)
+    session.add(RolloutEvent(action="kill", stage=25, killed=True, created_at=t.replace(day=3)))
+    session.flush()
+    assert rollout.current_stage(session=session) == 0

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from shadowtutor import db, users
 from shadowtutor.app.registry import PAGES, pages_for
-from tests.support.apputil import MAIN, app_as, make_user, switch
+from tests.support.apputil import MAIN, app_as, make_user, sign_in, switch
 
 
 def menu(at: AppTest) -> list[str]:
@@ -16,10 +16,7 @@ def menu(at: AppTest) -> list[str]:
 
 def test_login_with_a_wrong_password_is_refused(migrated) -> None:
     make_user(migrated.db_url, "admin", "alice")
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
-    at.text_input[0].input("alice")
-    at.text_input[1].input("wrong-password")
-    at.button[0].click().run()
+    at = sign_in("alice", "wrong-password")
     assert "wrong password" in at.error[0].value
     assert "user_id" not in at.session_state
 
@@ -43,10 +40,7 @@ def test_repeated_wrong_passwords_lock_the_login_with_a_clear_message(
 
 def test_login_then_logout(migrated) -> None:
     make_user(migrated.db_url, "manager", "marco")
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
-    at.text_input[0].input("marco")
-    at.text_input[1].input("password-manager")
-    at.button[0].click().run()
+    at = sign_in("marco", "password-manager")
     assert at.session_state["role"] == "manager"
     assert [m.label for m in at.metric][0] == "Pairs, last 7 days"
     at.sidebar.button[0].click().run()  # Log out

@@ -10,23 +10,12 @@ from sqlmodel import select
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.demo import generate as demo
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.tables import Budget
-from tests.support.apputil import page_as
+from tests.support.apputil import page_as, texts
 
 PAGE = "pages/cost.py"
-
-
-@pytest.fixture
-def demo_settings(migrated: Settings) -> Settings:
-    demo.build(url=migrated.db_url, log_dir=migrated.log_path, pairs=600, days=20, seed=5)
-    return migrated
-
-
-def _texts(elements) -> str:  # noqa: ANN001
-    return " ".join(str(e.value) for e in elements)
 
 
 def _budgets(url: str) -> list[float]:
@@ -42,7 +31,7 @@ def test_manager_sees_spend_charts_and_budget_but_no_budget_form(demo_settings: 
     assert "Per month at 100% of eligible traffic" in labels
     assert len(at.get("plotly_chart")) >= 5  # trend, heatmap, four breakdowns
     assert len(at.get("download_button")) >= 6
-    alerts = _texts(at.success) + _texts(at.info) + _texts(at.warning) + _texts(at.error)
+    alerts = texts(at.success) + texts(at.info) + texts(at.warning) + texts(at.error)
     assert "monthly budget" in alerts
     assert not [b for b in at.button if b.label == "Save budget"]
     assert at.dataframe  # most expensive prompts
@@ -67,20 +56,20 @@ def test_admin_sets_the_budget(demo_settings: Settings) -> None:
     # a zero budget is refused with a message, nothing written
     at.number_input[0].set_value(0.0)
     next(b for b in at.button if b.label == "Save budget").click().run()
-    assert "more than $0" in _texts(at.error)
+    assert "more than $0" in texts(at.error)
     assert _budgets(demo_settings.db_url) == [*before, 1234.0]
 
 
 def test_reviewer_is_refused(demo_settings: Settings) -> None:
     at = page_as(PAGE, demo_settings.db_url, "reviewer").run()
-    assert "may not open Cost" in _texts(at.error)
+    assert "may not open Cost" in texts(at.error)
     assert not at.metric
 
 
 def test_empty_log_says_so(migrated: Settings) -> None:
     at = page_as(PAGE, migrated.db_url, "manager").run()
     assert not at.exception, at.exception
-    assert "shadow log is empty" in _texts(at.info)
+    assert "shadow log is empty" in texts(at.info)
     assert not at.get("plotly_chart")
 
 
@@ -102,10 +91,10 @@ def test_single_day_with_unknown_model_and_missing_cost(migrated: Settings) -> N
         writer.append_many(records)
     at = page_as(PAGE, migrated.db_url, "manager").run()
     assert not at.exception, at.exception
-    warning = _texts(at.warning)
+    warning = texts(at.warning)
     assert "2 pairs have no teacher cost" in warning
     assert "Models not in the price table: in-house-llm" in warning
-    assert "single day" in _texts(at.info)
+    assert "single day" in texts(at.info)
     assert at.get("plotly_chart")  # the hourly view instead of a one-bar trend
 
 
@@ -119,4 +108,4 @@ def test_display_time_zone_and_a_wrong_one(
     monkeypatch.setenv("SHADOWTUTOR_TIMEZONE", "Mars/Olympus")
     at = page_as(PAGE, demo_settings.db_url, "manager").run()
     assert not at.exception, at.exception
-    assert "SHADOWTUTOR_TIMEZONE='Mars/Olympus'" in _texts(at.error)
+    assert "SHADOWTUTOR_TIMEZONE='Mars/Olympus'" in texts(at.error)

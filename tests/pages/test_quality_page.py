@@ -6,20 +6,9 @@ from __future__ import annotations
 import pytest
 
 from shadowtutor.config import Settings
-from shadowtutor.demo import generate as demo
-from tests.support.apputil import page_as
+from tests.support.apputil import page_as, texts
 
 PAGE = "pages/quality.py"
-
-
-@pytest.fixture
-def demo_settings(migrated: Settings) -> Settings:
-    demo.build(url=migrated.db_url, log_dir=migrated.log_path, pairs=600, days=20, seed=5)
-    return migrated
-
-
-def _texts(elements) -> str:  # noqa: ANN001
-    return " ".join(str(e.value) for e in elements)
 
 
 @pytest.mark.parametrize("role", ["manager", "admin", "reviewer"])
@@ -50,5 +39,5 @@ def test_manager_changes_threshold_and_filters(demo_settings: Settings) -> None:
 def test_empty_log_says_so(migrated: Settings) -> None:
     at = page_as(PAGE, migrated.db_url, "reviewer").run()
     assert not at.exception, at.exception
-    assert "shadow log is empty" in _texts(at.info)
+    assert "shadow log is empty" in texts(at.info)
     assert not at.get("plotly_chart")

@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "app" / "main.py")
 
 
+def texts(elements) -> str:  # noqa: ANN001
+    """The values of AppTest elements (``at.error``, ``at.info`` ...) as one string."""
+    return " ".join(str(e.value) for e in elements)
+
+
 def make_user(url: str, role: str, username: str | None = None) -> int:
     """Create (or reuse) an account with a password of 'password-<role>'; return its id."""
     name = username or f"{role}-user"
@@ -38,6 +43,15 @@ def login(at: AppTest, url: str, role: str, username: str | None = None) -> AppT
 def page_as(path: str, url: str, role: str, timeout: float = 60) -> AppTest:
     """AppTest of one page file (run directly, without the router), logged in as ``role``."""
     return login(AppTest.from_file(str(ROOT / path), default_timeout=timeout), url, role)
+
+
+def sign_in(username: str, password: str, timeout: float = 60) -> AppTest:
+    """AppTest of the whole app after typing ``username`` and ``password`` into the login form
+    and pressing its button (the session is signed in only when they are right)."""
+    at = AppTest.from_file(MAIN, default_timeout=timeout).run()
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    return at.button[0].click().run()
 
 
 def app_as(url: str, role: str, timeout: float = 60) -> AppTest:

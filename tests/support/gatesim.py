@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
@@ -42,21 +43,49 @@ def fill(settings: Settings, *, failures: int = 0) -> None:
     reviewer = make_user(settings.db_url, "reviewer")
     with db.session_scope(settings.db_url) as s:
         for i, rec in enumerate(records[:120]):
-            item = ReviewItem(
+            add_review(
+                s,
                 pair_id=rec["id"],
                 category="greeting",
                 similarity=0.7,
                 pair_ts=now - timedelta(hours=2),
-                snapshot={"similarity_method": "lexical"},
+                method="lexical",
+                reviewer_id=reviewer,
+                score=5 if i % 3 else 4,
+                decision="approve",
             )
-            s.add(item)
-            s.flush()
-            s.add(
-                Review(
-                    item_id=item.id,
-                    pair_id=item.pair_id,
-                    reviewer_id=reviewer,
-                    student_score=5 if i % 3 else 4,
-                    decision="approve",
-                )
-            )
+
+
+def add_review(
+    session: Session,
+    *,
+    pair_id: str,
+    category: str,
+    similarity: float,
+    pair_ts: datetime,
+    method: str,
+    reviewer_id: int,
+    score: int | None,
+    decision: str,
+    tags: tuple[str, ...] = (),
+) -> Review:
+    """A review item for one pair and a current review of it (what the gate reads)."""
+    item = ReviewItem(
+        pair_id=pair_id,
+        category=category,
+        similarity=similarity,
+        pair_ts=pair_ts,
+        snapshot={"similarity_method": method},
+    )
+    session.add(item)
+    session.flush()
+    review = Review(
+        item_id=item.id,
+        pair_id=pair_id,
+        reviewer_id=reviewer_id,
+        student_score=score,
+        decision=decision,
+        tags=list(tags),
+    )
+    session.add(review)
+    return review

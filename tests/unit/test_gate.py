@@ -3,7 +3,6 @@ replay, evidence gathered from a real log and database, decisions and approvals.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,29 +13,18 @@ from sqlmodel import Session
 from shadowtutor import users
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions
+from shadowtutor.gate import evaluate as gate_eval
 from shadowtutor.gate import evidence as gate_data
 from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
-from shadowtutor.tables import GateDecision, Review, ReviewItem, UserCreate
+from shadowtutor.tables import GateDecision, UserCreate
 from shadowtutor.tables import as_utc as rollout_aware
-from tests.support.gatesim import Student, window
-
-SHIPPED = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
-
-
-def config(**changes: object) -> gate.GateConfig:
-    """The shipped criteria, for one candidate category unless told otherwise."""
-    data = {**SHIPPED, "eligibility": {"categories": ["greeting"]}}
-    for key, value in changes.items():
-        section, _, name = key.partition("__")
-        if name:
-            data[section] = {**data.get(section, {}), name: value}
-        else:
-            data[section] = value
-    return gate.parse_config(data)
-
+from tests.support.gatecases import SHIPPED, agg, config
+from tests.support.gatecases import account as _user
+from tests.support.gatecases import recorded as _decision
+from tests.support.gatesim import Student, add_review, window
 
 # --- simulation: known good, known bad, A/A ----------------------------------------------
 
@@ -88,28 +76,6 @@ def test_teacher_against_itself_never_fails(pairs: int, reviews: int) -> None:
 
 
 # --- decide(): tables over plain data ----------------------------------------------------
-
-
-def agg(
-    pairs: int = 2000,
-    fail: int = 0,
-    lat: float = 500.0,
-    sim: float = 0.6,
-    method: str = "lexical",
-    scores: dict | None = None,
-    critical: int = 0,
-) -> Aggregate:
-    rng = np.random.default_rng(0)
-    ok = pairs - fail
-    return Aggregate(
-        pairs=pairs,
-        successes=ok,
-        latencies_ms=rng.lognormal(np.log(lat), 0.3, size=ok).tolist(),
-        similarity=gate.similarity_bins(method, rng.normal(sim, 0.1, size=ok).clip(0, 1)),
-        scores={4: 60, 5: 90} if scores is None else scores,
-        critical=critical,
-        critical_examples=["review tagged unsafe"] * critical,
-    )
 
 
 def _by(decision: gate.Decision, key: str, category: str = "greeting") -> gate.Criterion:
@@ -288,7 +254,7 @@ def test_replay_walks_day_by_day() -> None:
         )
         for i in range(400)
     ]
-    points = gate_data.replay_from(
+    points = gate_eval.replay_from(
         config(), days, reviews, start + timedelta(days=1), start + timedelta(days=20)
     )
     assert len(points) == 20
@@ -351,25 +317,17 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
             session=s, user=UserCreate(username="a", role="admin", password="password-a")
         )
         for i in range(120):
-            item = ReviewItem(
+            add_review(
+                s,
                 pair_id=f"p{i}",
                 category="greeting",
                 similarity=0.6,
                 pair_ts=now - timedelta(hours=3),
-                snapshot={"similarity_method": "lexical"},
-            )
-            s.add(item)
-            s.flush()
-            tags = ["unsafe"] if i == 0 else []
-            s.add(
-                Review(
-                    item_id=item.id,
-                    pair_id=item.pair_id,
-                    reviewer_id=admin.id,
-                    student_score=5,
-                    decision="approve",
-                    tags=tags,
-                )
+                method="lexical",
+                reviewer_id=admin.id,
+                score=5,
+                decision="approve",
+                tags=("unsafe",) if i == 0 else (),
             )
         admin_id = admin.id
     cfg = config(critical__error_kinds=["content_filter"])
@@ -380,7 +338,7 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
     assert (
         len(g.latencies_ms) == 1187 and sum(v[0] for v in g.similarity["lexical"].values()) == 1200
     )
-    result = gate_data.evaluate(migrated, cfg, actor_id=admin_id, now=at)
+    result = gate_eval.evaluate(migrated, cfg, actor_id=admin_id, now=at)
     assert result.decision.outcome == NO_GO and result.decision.critical_failure
     assert "student error: content_filter" in result.decision.criteria[0].missing
     with gate_data.db.session_scope(migrated.db_url) as s:
@@ -392,20 +350,6 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
 
 
 # --- decisions and approvals (SQLite and PostgreSQL) -------------------------------------
-
-
-def _user(session: Session, role: str) -> int:
-    user = users.add_user(
-        session=session, user=UserCreate(username=f"{role}-x", role=role, password="password-x")
-    )
-    return user.id
-
-
-def _decision(
-    session: Session, aggregate: Aggregate, cfg: gate.GateConfig | None = None
-) -> GateDecision:
-    d = gate.decide(cfg or config(), Window(None, None, {"greeting": aggregate}))
-    return decisions.record(session=session, decision=d)
 
 
 def test_approval_lapses_with_new_evidence(session: Session) -> None:
@@ -489,24 +433,17 @@ def test_review_rows_read_the_method_and_critical_tags(session: Session) -> None
     for i, (score, decision, tags) in enumerate(
         [(5, "approve", []), (2, "reject", ["unsafe"]), (None, "skip", [])]
     ):
-        item = ReviewItem(
+        add_review(
+            session,
             pair_id=f"rr{i}",
             category="casual",
             similarity=0.5,
             pair_ts=now,
-            snapshot={"similarity_method": "openai"},
-        )
-        session.add(item)
-        session.flush()
-        session.add(
-            Review(
-                item_id=item.id,
-                pair_id=item.pair_id,
-                reviewer_id=reviewer,
-                student_score=score,
-                decision=decision,
-                tags=tags,
-            )
+            method="openai",
+            reviewer_id=reviewer,
+            score=score,
+            decision=decision,
+            tags=tags,
         )
     session.flush()
     rows = sorted(
@@ -544,3 +481,21 @@ def test_reviews_have_their_own_longer_window() -> None:
     same = gate_data.assemble(inside, [old, new], start, end)
     assert same.categories["greeting"].scores == {4: 1}
     assert gate.parse_config({"window_days": 7}).review_window_days == 7
+
+
+def test_outcome_labels_are_written_once() -> None:
+    from shadowtutor.dashboards import overview, readiness
+
+    assert [gate.label(o) for o in (GO, NO_GO, INCONCLUSIVE)] == [
+        "GO",
+        "NO-GO",
+        "NOT ENOUGH DATA",
+    ]
+    assert gate.label(None) == "not evaluated"
+    ticks = readiness.replay_figure(
+        [gate_eval.ReplayPoint(datetime(2026, 1, 1).date(), GO, ("greeting",), 1, 0, "GO")]
+    ).layout.yaxis.ticktext
+    assert list(ticks) == [gate.label(NO_GO), gate.label(INCONCLUSIVE), gate.label(GO)]
+    home = overview.Overview(0, NO_GO, None, 0, False)
+    assert home.decision_label == "NO-GO"
+    assert overview.Overview(0, None, None, 0, False).decision_label == "not evaluated"

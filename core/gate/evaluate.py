@@ -1,0 +1,106 @@
+"""Running the gate: ``evaluate`` (gather the window, decide, record the decision, apply the
+automatic rollback rules) and ``replay`` (the gate as it would have decided at the end of each
+past day; nothing recorded). The window's evidence comes from :mod:`shadowtutor.gate.evidence`,
+the decision itself from :func:`shadowtutor.gate.criteria.decide`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from shadowtutor import db
+from shadowtutor.config import Settings
+from shadowtutor.gate import decisions, rollout
+from shadowtutor.gate.criteria import Decision, GateConfig, decide
+from shadowtutor.gate.evidence import (
+    DayAggregates,
+    ReviewRow,
+    assemble,
+    connect,
+    gather,
+    log_days,
+    review_rows,
+    review_start,
+    window_bounds,
+)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decision: Decision
+    decision_id: int
+    rollback: str | None  # the automatic rollback's reason, when one happened
+
+
+def evaluate(
+    settings: Settings, config: GateConfig, *, actor_id: int | None, now: datetime | None = None
+) -> Evaluation:
+    """Gather, decide, append the decision and apply the automatic rollback rules."""
+    now = now or datetime.now(UTC)
+    decision = decide(config, gather(settings, config, now))
+    with db.session_scope(settings.db_url) as session:
+        if actor_id is not None:
+            decisions.require_admin(session=session, actor_id=actor_id)
+        row = decisions.record(session=session, decision=decision, actor_id=actor_id)
+        back = rollout.apply_decision(session=session, config=config, decision=row)
+        return Evaluation(decision, row.id, back.reason if back else None)
+
+
+# --- replay ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayPoint:
+    day: date  # the window ends at the end of this day (UTC)
+    outcome: str
+    eligible: tuple[str, ...]
+    pairs: int
+    reviews: int
+    summary: str
+
+
+def replay(
+    settings: Settings, config: GateConfig, start: date, end: date, step_days: int = 1
+) -> list[ReplayPoint]:
+    """The gate as it would have decided at the end of each day from ``start`` to ``end``,
+    with the reviews that existed then. Nothing is recorded."""
+    if end < start:
+        raise ValueError(f"--to ({end}) is before --from ({start})")
+    first = datetime.combine(start, time(), UTC) + timedelta(days=1)
+    last = datetime.combine(end, time(), UTC) + timedelta(days=1)
+    con = connect(settings.log_path)
+    days = log_days(con, first - timedelta(days=config.window_days), last, config)
+    with db.session_scope(settings.db_url) as session:
+        reviews = review_rows(session=session, config=config)
+    return replay_from(config, days, reviews, first, last, step_days)
+
+
+def replay_from(
+    config: GateConfig,
+    days: DayAggregates,
+    reviews: list[ReviewRow],
+    first: datetime,
+    last: datetime,
+    step_days: int = 1,
+) -> list[ReplayPoint]:
+    points = []
+    at = first
+    while at <= last:
+        s, e = window_bounds(config, at)
+        # Whole days only: the window's first day is the day after `s` when `s` is midnight.
+        inside = {d: v for d, v in days.items() if s.date() <= d < e.date()}
+        w = assemble(inside, reviews, s, e, review_start=review_start(config, e))
+        d = decide(config, w)
+        points.append(
+            ReplayPoint(
+                (at - timedelta(days=1)).date(),
+                d.outcome,
+                d.eligible,
+                sum(a.pairs for a in w.categories.values()),
+                sum(a.reviews for a in w.categories.values()),
+                d.summary,
+            )
+        )
+        at += timedelta(days=step_days)
+    return points
