@@ -269,7 +269,7 @@ def claim_next(
     Commit soon after: the claim protects the item from other reviewers once committed.
     ``filters`` may hold ``language`` and ``category``.
     """
-    auth.require(session, reviewer_id, "review.submit")
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     until = now + timedelta(minutes=claim_minutes)
     where = _claimable(reviewer_id, now)
@@ -309,7 +309,7 @@ def claim_item(
 ) -> ReviewItem | None:
     """Renew (or take) the claim on one item; None when it is no longer the reviewer's to
     review (done, reviewed by them, or claimed by someone else after their claim lapsed)."""
-    auth.require(session, reviewer_id, "review.submit")
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     result = session.execute(
         update(ReviewItem)
@@ -325,7 +325,7 @@ def claim_item(
 
 
 def release_claim(*, session: Session, item_id: int, reviewer_id: int) -> None:
-    auth.require(session, reviewer_id, "review.submit")
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     session.execute(
         update(ReviewItem)
         .where(ReviewItem.id == item_id, ReviewItem.claimed_by == reviewer_id)
@@ -414,7 +414,7 @@ def submit_review(
     count towards the item's required reviews. Each reviewer reviews an item once; to change
     a review use :func:`edit_review`.
     """
-    auth.require(session, reviewer_id, "review.submit")
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     # Updating the item first locks its row, so a double submit by one reviewer waits here
@@ -461,7 +461,7 @@ def edit_review(
     *, session: Session, review_id: int, reviewer_id: int, judgement: Judgement
 ) -> Review:
     """Change one's own review: a new version is appended and the earlier one kept."""
-    auth.require(session, reviewer_id, "review.submit")
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     old = session.get(Review, review_id)
