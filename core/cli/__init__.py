@@ -14,9 +14,7 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from shadowtutor import (
-    auth,
-)
+from shadowtutor import auth
 from shadowtutor import (
     db as database,  # not `db`: the `shadowtutor.cli.db` submodule takes that name
 )
