@@ -487,3 +487,25 @@ def test_cli_acts_as_the_named_account_or_the_operator(migrated, tmp_path: Path)
         assert s.exec(select(ReviewItem)).first() is None
         (event,) = rollout.history(session=s)
         assert event.action == "kill" and event.actor_id is None  # "system/CLI"
+
+
+def test_a_reviewer_queues_only_playground_pairs(session: Session, people) -> None:
+    """Saving from the Playground may queue that pair (playground.save), nothing else."""
+    rita = people["reviewer"]
+    with pytest.raises(review.ReviewError, match="only queue pairs whose source is 'playground'"):
+        review.enqueue_records(
+            session=session, records=[_record(1)], enqueued_by=rita, action="playground.save"
+        )
+    with pytest.raises(auth.PermissionDenied, match=r"\(review.enqueue\)"):
+        review.enqueue_records(session=session, records=[_record(1)], enqueued_by=rita)
+    added = review.enqueue_records(
+        session=session,
+        records=[_record(2, source="playground")],
+        enqueued_by=rita,
+        action="playground.save",
+    )
+    assert added.added == 1
+    with pytest.raises(ValueError, match="not 'tags.edit'"):
+        review.enqueue_records(
+            session=session, records=[_record(3)], enqueued_by=rita, action="tags.edit"
+        )
