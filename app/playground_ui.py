@@ -3,7 +3,6 @@ figures, similarity) and its "Save as pair" action. Model output is shown with `
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import streamlit as st
@@ -51,13 +50,13 @@ def show_turn(chat: playground.Chat, i: int, *, user: CurrentUser, settings: Set
 def save(
     chat: playground.Chat, i: int, *, queue: bool, user: CurrentUser, settings: Settings
 ) -> None:
-    """Write turn ``i`` to the log (the database only when queueing: a database outage never
-    stops a pair from reaching the log), then rerun with a confirmation."""
+    """Write turn ``i`` to the log (and the queue when asked) as the logged-in user, whose
+    account the library checks in the database, then rerun with a confirmation."""
     try:
-        with db.session_scope(settings.db_url) if queue else nullcontext() as session:
+        with db.session_scope(settings.db_url) as session:
             result = playground.save_pair(
-                chat, i, role=user.role, log_dir=settings.log_path, username=user.username,
-                teacher_model=settings.teacher_model, session=session, enqueued_by=user.id,
+                chat, i, session=session, actor_id=user.id, log_dir=settings.log_path,
+                teacher_model=settings.teacher_model, queue=queue,
                 required_reviews=settings.reviews_per_item,
             )  # fmt: skip
     except ShadowTutorError as exc:

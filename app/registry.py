@@ -2,6 +2,8 @@
 
 The router shows each role only its pages; each page also checks the role itself on every
 run (``auth.guard``), so typing a page's address is refused on the server, not just hidden.
+A page that exists to do one action is open to the roles ``shadowtutor.auth`` allows that
+action, so the menu and the library's checks read the same table.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import shadowtutor.pages
+from shadowtutor.auth import ADMIN, MANAGER, ROLES, roles_for
 
 PAGES_DIR = Path(shadowtutor.pages.__file__).resolve().parent
 
-ADMIN, REVIEWER, MANAGER = "admin", "reviewer", "manager"
-EVERYONE = (ADMIN, REVIEWER, MANAGER)
+EVERYONE = ROLES
 
 
 @dataclass(frozen=True)
@@ -36,14 +38,19 @@ PAGES: list[PageSpec] = [
     PageSpec("cost", "cost.py", "Cost", ":material/payments:", (ADMIN, MANAGER), "Watch"),
     PageSpec("quality", "quality.py", "Quality & latency", ":material/speed:", EVERYONE, "Watch"),
     PageSpec(
-        "review", "review.py", "Review", ":material/rate_review:", (ADMIN, REVIEWER), "Review"
+        "review",
+        "review.py",
+        "Review",
+        ":material/rate_review:",
+        roles_for("review.submit"),
+        "Review",
     ),
     PageSpec(
         "review-queue",
         "review_admin.py",
         "Review queue",
         ":material/playlist_add:",
-        (ADMIN,),
+        roles_for("review.enqueue"),
         "Review",
     ),
     PageSpec(
@@ -60,10 +67,12 @@ PAGES: list[PageSpec] = [
         "playground.py",
         "Playground",
         ":material/chat:",
-        (ADMIN, REVIEWER),
+        roles_for("playground.save"),
         "Try",
     ),
-    PageSpec("export", "export.py", "Export", ":material/dataset:", (ADMIN,), "Export"),
+    PageSpec(
+        "export", "export.py", "Export", ":material/dataset:", roles_for("export.run"), "Export"
+    ),
 ]
 
 

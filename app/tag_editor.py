@@ -10,7 +10,7 @@ from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import tags as taxonomy
 
 
-def show(url: str) -> None:
+def show(url: str, actor_id: int) -> None:
     with db.session_scope(url) as s:
         tags = taxonomy.list_tags(session=s, active_only=False)
     if msg := st.session_state.pop("tag_message", None):
@@ -18,7 +18,7 @@ def show(url: str) -> None:
     if st.button("Add the default tags that are missing", key="seed_tags"):
         with db.session_scope(url) as s:
             st.session_state["tag_message"] = (
-                f"Added {taxonomy.seed_default_tags(session=s)} default tags."
+                f"Added {taxonomy.seed_default_tags(session=s, actor_id=actor_id)} default tags."
             )
         st.rerun()
     st.dataframe(
@@ -43,7 +43,9 @@ def show(url: str) -> None:
         if st.form_submit_button("Add tag"):
             try:
                 with db.session_scope(url) as s:
-                    taxonomy.add_tag(session=s, name=name, kind=kind, description=description)
+                    taxonomy.add_tag(
+                        session=s, name=name, kind=kind, description=description, actor_id=actor_id
+                    )
                 st.rerun()
             except ShadowTutorError as exc:
                 st.error(str(exc))
@@ -63,12 +65,17 @@ def show(url: str) -> None:
                 try:
                     with db.session_scope(url) as s:
                         if action == "delete":
-                            taxonomy.delete_tag(session=s, tag_id=tag_id)
+                            taxonomy.delete_tag(session=s, tag_id=tag_id, actor_id=actor_id)
                         elif action == "rename":
-                            taxonomy.update_tag(session=s, tag_id=tag_id, name=new_name)
+                            taxonomy.update_tag(
+                                session=s, tag_id=tag_id, name=new_name, actor_id=actor_id
+                            )
                         else:
                             taxonomy.update_tag(
-                                session=s, tag_id=tag_id, active=action == "activate"
+                                session=s,
+                                tag_id=tag_id,
+                                active=action == "activate",
+                                actor_id=actor_id,
                             )
                     st.rerun()
                 except ShadowTutorError as exc:

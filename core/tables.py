@@ -13,8 +13,6 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-ROLES = ("admin", "reviewer", "manager")
-
 
 def utcnow() -> datetime:
     """Aware UTC: every datetime column stores UTC and must be given a time zone."""

@@ -1,7 +1,9 @@
 """Users, roles and passwords.
 
 Passwords are hashed with scrypt (memory-hard, in the standard library): ``scrypt$n$r$p$salt$hash``.
-Store functions are keyword-only and take the session, so callers own the transaction.
+Store functions are keyword-only and take the session, so callers own the transaction. Every
+change names the acting user (``actor_id``) and needs ``users.manage`` (see ``auth``); the first
+admin of an empty database is added by the operator (``auth.SYSTEM``, the CLI without ``--by``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import os
 
 from sqlmodel import Session, select
 
+from shadowtutor import auth
+from shadowtutor.auth import ROLES, Actor
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.tables import ROLES, User, UserCreate
+from shadowtutor.tables import User, UserCreate
 
 _N, _R, _P = 2**14, 8, 1  # 16 MiB of memory per hash
 
@@ -55,7 +59,8 @@ def _check_role(role: str) -> None:
         raise UserError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
 
 
-def add_user(*, session: Session, user: UserCreate) -> User:
+def add_user(*, session: Session, user: UserCreate, actor_id: Actor) -> User:
+    auth.require(session, actor_id, "users.manage")
     _check_role(user.role)
     if not user.username.strip():
         raise UserError("the username must not be empty")
@@ -89,7 +94,8 @@ def list_users(*, session: Session) -> list[User]:
     return list(session.exec(select(User).order_by(User.username)))
 
 
-def set_role(*, session: Session, username: str, role: str) -> User:
+def set_role(*, session: Session, username: str, role: str, actor_id: Actor) -> User:
+    auth.require(session, actor_id, "users.manage")
     _check_role(role)
     user = require_user(session=session, username=username)
     user.role = role
@@ -97,14 +103,18 @@ def set_role(*, session: Session, username: str, role: str) -> User:
     return user
 
 
-def set_disabled(*, session: Session, username: str, disabled: bool = True) -> User:
+def set_disabled(
+    *, session: Session, username: str, disabled: bool = True, actor_id: Actor
+) -> User:
+    auth.require(session, actor_id, "users.manage")
     user = require_user(session=session, username=username)
     user.disabled = disabled
     session.add(user)
     return user
 
 
-def set_password(*, session: Session, username: str, password: str) -> User:
+def set_password(*, session: Session, username: str, password: str, actor_id: Actor) -> User:
+    auth.require(session, actor_id, "users.manage")
     if len(password) < 8:
         raise UserError("the password must have at least 8 characters")
     user = require_user(session=session, username=username)

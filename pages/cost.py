@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from shadowtutor import auth as permissions
 from shadowtutor import db, pricing
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.dashboards import budget, charts, spend
@@ -42,11 +43,11 @@ c[3].metric("Monthly budget", "not set" if monthly is None else f"${monthly:,.2f
 if monthly is not None:
     severity, text = budget.alert_message(budget.budget_status(proj, monthly), proj)
     getattr(st, severity)(text)
-elif user.role == "admin":
+elif permissions.allowed(user.role, "budget.set"):
     st.info("No monthly budget is set yet: set one below to get alerts at 50%, 80% and 100%.")
 st.caption("Budget figures cover all traffic; the filters below drive the charts.")
 
-if user.role == "admin":
+if permissions.allowed(user.role, "budget.set"):
     with st.expander("Set the monthly budget"), st.form("budget"):
         amount = st.number_input(
             "Monthly teacher budget (USD)", min_value=0.0, step=100.0, value=float(monthly or 0.0)
@@ -54,9 +55,7 @@ if user.role == "admin":
         if st.form_submit_button("Save budget", type="primary"):
             try:
                 with db.session_scope(settings.db_url) as session:
-                    budget.set_budget(
-                        session=session, monthly_usd=amount, user_id=user.id, role=user.role
-                    )
+                    budget.set_budget(session=session, monthly_usd=amount, actor_id=user.id)
             except ShadowTutorError as exc:
                 st.error(str(exc))
             else:

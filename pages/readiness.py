@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from shadowtutor import auth as permissions
 from shadowtutor import db
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.dashboards import readiness
@@ -16,7 +17,7 @@ from shadowtutor.gate import evidence as gate_data
 
 user = auth.guard("readiness")
 settings = deps.settings()
-admin = user.role == "admin"
+admin = any(permissions.allowed(user.role, a) for a in gate_actions.ACTIONS)
 st.title("Readiness")
 try:
     config = gate.load_config(settings.gate_config or None)

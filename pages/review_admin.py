@@ -82,4 +82,4 @@ c2.metric("Done items", f"{prog.items_done:,}")
 c3.metric("Reviews", f"{prog.reviews_total:,}")
 
 st.subheader("Tag taxonomy", divider="gray")
-tag_editor.show(url)
+tag_editor.show(url, user.id)

@@ -14,8 +14,12 @@ from typing import Any
 import click
 from sqlmodel import Session
 
+from shadowtutor import auth
 from shadowtutor import (
     db as database,  # not `db`: the `shadowtutor.cli.db` submodule takes that name
+)
+from shadowtutor import (
+    users as accounts,  # not `users`: the `shadowtutor.cli.users` submodule takes that name
 )
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
@@ -64,6 +68,23 @@ def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
     url = settings_of(ctx).db_url
     database.require_schema(url)
     return database.session_scope(url)
+
+
+def actor_of(session: Session, username: str | None) -> auth.Actor:
+    """The acting user a command names with ``--by``/``--as``; without one, the machine's
+    operator (``auth.SYSTEM``), who may do what needs no named account (see the README's
+    Permissions section)."""
+    if not username:
+        return auth.SYSTEM
+    return accounts.require_user(session=session, username=username)
+
+
+BY = click.option(
+    "--by",
+    "by",
+    metavar="USERNAME",
+    help="Account to act as (checked against its role); default: the operator.",
+)
 
 
 for _name in COMMAND_MODULES:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from shadowtutor import db, users
+from shadowtutor import auth, db, users
 from shadowtutor.cli import main, settings_of
 from shadowtutor.export import jobs as export
 
@@ -96,7 +96,7 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
     )
     with db.session_scope(settings.db_url) as session:
         actor = users.require_user(session=session, username=username)
-        export.require_admin(session=session, actor_id=actor.id)
+        auth.require(session, actor, "export.run")
         n = export.count_matching(session=session, filters=filters)
         click.echo(f"{n:,} reviewed pairs match")
         if opts["dry_run"]:

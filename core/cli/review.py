@@ -6,8 +6,7 @@ from datetime import datetime
 
 import click
 
-from shadowtutor import users
-from shadowtutor.cli import main, session_of, settings_of
+from shadowtutor.cli import BY, actor_of, main, session_of, settings_of
 from shadowtutor.log import analytics
 from shadowtutor.log.record import SOURCES
 from shadowtutor.review import agreement
@@ -43,7 +42,13 @@ def review_group() -> None:
     type=click.IntRange(1, 20),
     help="Reviews each pair needs (default: SHADOWTUTOR_REVIEWS_PER_ITEM).",
 )
-@click.option("--by", "username", help="Record this user as the one who enqueued.")
+@click.option(
+    "--by",
+    "username",
+    metavar="USERNAME",
+    help="Record this user as the one who enqueued (checked against its role); default: the "
+    "operator.",
+)
 @click.pass_context
 def enqueue(
     ctx: click.Context,
@@ -69,7 +74,6 @@ def enqueue(
         category=category,
     )
     with session_of(ctx) as session:
-        by = users.require_user(session=session, username=username).id if username else None
         picked, result = review.fill_queue(
             session=session,
             con=analytics.connect(settings.log_path),
@@ -78,7 +82,7 @@ def enqueue(
             seed=seed,
             filters=filters,
             required_reviews=required or settings.reviews_per_item,
-            enqueued_by=by,
+            enqueued_by=actor_of(session, username),
         )
     click.echo(
         f"added {result.added} pairs to the review queue ({strategy}; {picked.candidates} "
@@ -145,16 +149,26 @@ def tags_list(ctx: click.Context, show_all: bool) -> None:
 @click.option("--kind", type=click.Choice(taxonomy.TAG_KINDS), default="other", show_default=True)
 @click.option("--description", default="")
 @click.option("--defaults", is_flag=True, help="Add the default tags that are missing.")
+@BY
 @click.pass_context
 def tags_add(
-    ctx: click.Context, name: str | None, kind: str, description: str, defaults: bool
+    ctx: click.Context,
+    name: str | None,
+    kind: str,
+    description: str,
+    defaults: bool,
+    by: str | None,
 ) -> None:
     """Add a tag NAME, or the default set with --defaults."""
     if not name and not defaults:
         raise click.UsageError("give a tag NAME or --defaults")
     with session_of(ctx) as session:
+        actor = actor_of(session, by)
         if defaults:
-            click.echo(f"added {taxonomy.seed_default_tags(session=session)} default tags")
+            added = taxonomy.seed_default_tags(session=session, actor_id=actor)
+            click.echo(f"added {added} default tags")
         if name:
-            tag = taxonomy.add_tag(session=session, name=name, kind=kind, description=description)
+            tag = taxonomy.add_tag(
+                session=session, name=name, kind=kind, description=description, actor_id=actor
+            )
             click.echo(f"added tag {tag.name!r} ({tag.kind})")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from shadowtutor import users
-from shadowtutor.cli import main, session_of
-from shadowtutor.tables import ROLES, UserCreate
+from shadowtutor.auth import ROLES
+from shadowtutor.cli import BY, actor_of, main, session_of
+from shadowtutor.tables import UserCreate
 
 
 @main.group("users")
@@ -19,15 +20,20 @@ def users_group() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--name", "display_name", default="", help="Display name.")
 @click.password_option(help="Password (asked for when not given).")
+@BY
 @click.pass_context
-def add(ctx: click.Context, username: str, role: str, display_name: str, password: str) -> None:
-    """Create an account."""
+def add(
+    ctx: click.Context, username: str, role: str, display_name: str, password: str, by: str | None
+) -> None:
+    """Create an account (the first admin of a new database is added this way, by the
+    operator; --by names an admin instead)."""
     with session_of(ctx) as session:
         user = users.add_user(
             session=session,
             user=UserCreate(
                 username=username, role=role, display_name=display_name, password=password
             ),
+            actor_id=actor_of(session, by),
         )
         click.echo(f"added {user.username} ({user.role})")
 
@@ -45,31 +51,40 @@ def list_(ctx: click.Context) -> None:
 @users_group.command("set-role")
 @click.argument("username")
 @click.argument("role", type=click.Choice(ROLES))
+@BY
 @click.pass_context
-def set_role(ctx: click.Context, username: str, role: str) -> None:
+def set_role(ctx: click.Context, username: str, role: str, by: str | None) -> None:
     """Change an account's role."""
     with session_of(ctx) as session:
-        users.set_role(session=session, username=username, role=role)
+        users.set_role(
+            session=session, username=username, role=role, actor_id=actor_of(session, by)
+        )
         click.echo(f"{username} is now {role}")
 
 
 @users_group.command("disable")
 @click.argument("username")
 @click.option("--enable", is_flag=True, help="Enable the account again instead.")
+@BY
 @click.pass_context
-def disable(ctx: click.Context, username: str, enable: bool) -> None:
+def disable(ctx: click.Context, username: str, enable: bool, by: str | None) -> None:
     """Disable an account (it can no longer log in); --enable undoes it."""
     with session_of(ctx) as session:
-        users.set_disabled(session=session, username=username, disabled=not enable)
+        users.set_disabled(
+            session=session, username=username, disabled=not enable, actor_id=actor_of(session, by)
+        )
         click.echo(f"{username} {'enabled' if enable else 'disabled'}")
 
 
 @users_group.command("set-password")
 @click.argument("username")
 @click.password_option()
+@BY
 @click.pass_context
-def set_password(ctx: click.Context, username: str, password: str) -> None:
+def set_password(ctx: click.Context, username: str, password: str, by: str | None) -> None:
     """Set an account's password."""
     with session_of(ctx) as session:
-        users.set_password(session=session, username=username, password=password)
+        users.set_password(
+            session=session, username=username, password=password, actor_id=actor_of(session, by)
+        )
         click.echo(f"password of {username} changed")

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import Budget
 
@@ -141,13 +142,12 @@ def current_budget(*, session: Session) -> Budget | None:
     return session.exec(stmt).first()
 
 
-def set_budget(*, session: Session, monthly_usd: float, user_id: int, role: str) -> Budget:
-    """Append a budget row. Only admins may set the budget."""
-    if role != "admin":
-        raise BudgetError(f"only an admin may set the budget (your role is {role})")
+def set_budget(*, session: Session, monthly_usd: float, actor_id: auth.Actor) -> Budget:
+    """Append a budget row (``budget.set``: admins)."""
+    who = auth.require(session, actor_id, "budget.set")
     if not monthly_usd or monthly_usd <= 0:
         raise BudgetError("the monthly budget must be more than $0")
-    row = Budget(monthly_usd=float(monthly_usd), set_by=user_id)
+    row = Budget(monthly_usd=float(monthly_usd), set_by=who.id)
     session.add(row)
     session.flush()
     return row

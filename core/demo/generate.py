@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from shadowtutor import pricing, similarity
+from shadowtutor import auth, pricing, similarity
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
@@ -39,12 +39,12 @@ LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
 ELIGIBLE = ("greeting", "casual")
 
 DEMO_ACCOUNTS = [
-    ("admin", "admin", "Alessandra", "demo-admin"),
-    ("reviewer", "reviewer", "Rita", "demo-reviewer"),
-    ("manager", "manager", "Marco", "demo-manager"),
-    ("giulia", "reviewer", "Giulia", "demo-reviewer"),
-    ("made", "reviewer", "Made", "demo-reviewer"),
-    ("sofia", "reviewer", "Sofia", "demo-reviewer"),
+    ("admin", auth.ADMIN, "Alessandra", "demo-admin"),
+    ("reviewer", auth.REVIEWER, "Rita", "demo-reviewer"),
+    ("manager", auth.MANAGER, "Marco", "demo-manager"),
+    ("giulia", auth.REVIEWER, "Giulia", "demo-reviewer"),
+    ("made", auth.REVIEWER, "Made", "demo-reviewer"),
+    ("sofia", auth.REVIEWER, "Sofia", "demo-reviewer"),
 ]
 
 
@@ -227,12 +227,14 @@ def write_log(log_dir: Path, pairs: list[DemoPair]) -> logstore.CompactReport:
 
 
 def ensure_accounts(session: Session) -> dict[str, int]:
-    """Create the demo accounts that do not exist yet; return username -> id."""
+    """Create the demo accounts that do not exist yet (as the operator, ``auth.SYSTEM``: the
+    demo is built by whoever runs `shadowtutor demo` on the machine); return username -> id."""
     ids = {}
     for username, role, name, password in DEMO_ACCOUNTS:
         user = get_user(session=session, username=username) or add_user(
             session=session,
             user=UserCreate(username=username, role=role, display_name=name, password=password),
+            actor_id=auth.SYSTEM,
         )
         ids[username] = user.id
     return ids
@@ -248,13 +250,15 @@ _CORRECTIONS = {
 def seed_reviews(
     session: Session, pairs: list[DemoPair], accounts: dict[str, int], *, seed: int, end: datetime
 ) -> int:
-    """Queue a stratified sample and review most of it; return the number of reviews."""
+    """Queue a stratified sample (as the demo admin) and review most of it; return the number
+    of reviews. The reviews and the budget are written as rows, not through
+    ``submit_review``/``set_budget``, because the demo backdates them into its history."""
     from shadowtutor.review import (
         queue as review,  # the review workflow owns the queue and the tag taxonomy
     )
 
     rng = random.Random(seed + 1)
-    review.seed_default_tags(session=session)
+    review.seed_default_tags(session=session, actor_id=accounts["admin"])
     good = [p for p in pairs if logrecord.student_succeeded(p.record["student"])]
     by_stratum: dict[tuple[str, str], list[DemoPair]] = {}
     for p in good:

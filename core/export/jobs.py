@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.export import docs as export_docs
 from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export API in one place)
@@ -54,10 +55,6 @@ AGREEMENTS = {
 
 class ExportError(ShadowTutorError, ValueError):
     """An export that cannot be done as asked; the message says what to change."""
-
-
-class ExportPermissionError(ExportError, PermissionError):
-    """The acting user may not export (only admins may)."""
 
 
 # --- what to export ------------------------------------------------------------------
@@ -317,33 +314,19 @@ class ExportResult:
         return [self.path / name for name in self.manifest["files"]]
 
 
-def require_admin(*, session: Session, actor_id: int | None) -> User:
-    """The acting user if they may export, else :class:`ExportPermissionError` saying why."""
-    user = session.get(User, actor_id) if actor_id is not None else None
-    if user is None:
-        raise ExportPermissionError("export needs a logged-in admin account")
-    if user.disabled:
-        raise ExportPermissionError(f"the account {user.username!r} is disabled")
-    if user.role != "admin":
-        raise ExportPermissionError(
-            f"{user.username} is a {user.role}; only admins may export training data, because "
-            "an export takes users' conversations out of ShadowTutor. Ask an admin to run it, "
-            f"or to give you the role: shadowtutor users set-role {user.username} admin"
-        )
-    return user
-
-
 def run_export(
     *,
     session: Session,
-    actor_id: int | None,
+    actor_id: auth.Actor,
     export_root: Path,
     filters: ExportFilters | None = None,
     options: ExportOptions | None = None,
     now: datetime | None = None,
 ) -> ExportResult:
-    """Export the selected pairs into ``export_root/<export id>/`` and record the job."""
-    user = require_admin(session=session, actor_id=actor_id)
+    """Export the selected pairs into ``export_root/<export id>/`` and record the job
+    (``export.run``: admins, by name: an export takes users' conversations out of
+    ShadowTutor)."""
+    user = auth.require(session, actor_id, "export.run")
     filters, options = filters or ExportFilters(), options or ExportOptions()
     filters.check()
     options.check()

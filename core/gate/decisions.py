@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
 from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
@@ -26,20 +27,10 @@ class DecisionError(ShadowTutorError, ValueError):
     """A gate action that cannot be done; the message says why and what to do instead."""
 
 
-def require_admin(*, session: Session, actor_id: int | None, allow_cli: bool = False) -> None:
-    """Refuse unless ``actor_id`` is an active admin (``None`` is the CLI operator, allowed
-    only where ``allow_cli``)."""
-    if actor_id is None:
-        if allow_cli:
-            return
-        raise DecisionError("this action needs an admin account: pass --by <admin username>")
-    user = session.get(User, actor_id)
-    if user is None or user.disabled or user.role != "admin":
-        role = "unknown" if user is None else user.role
-        raise DecisionError(f"only an admin may do this (your role: {role})")
-
-
-def record(*, session: Session, decision: Decision, actor_id: int | None = None) -> GateDecision:
+def record(*, session: Session, decision: Decision, actor_id: auth.Actor) -> GateDecision:
+    """Append a decision. Recording one releases nothing (approving does), so the operator may
+    record (cron's `shadowtutor gate evaluate`); a named account needs ``gate.approve``."""
+    who = actor_id if actor_id is auth.SYSTEM else auth.require(session, actor_id, "gate.approve")
     row = GateDecision(
         created_at=utcnow(),
         outcome=decision.outcome,
@@ -49,7 +40,7 @@ def record(*, session: Session, decision: Decision, actor_id: int | None = None)
         window_start=decision.window_start,
         window_end=decision.window_end,
         evidence=decision.evidence(),
-        created_by=actor_id,
+        created_by=who.id,
     )
     session.add(row)
     session.flush()
@@ -140,9 +131,9 @@ def _current(session: Session, decision_id: int) -> GateDecision:
     return decision
 
 
-def approve(*, session: Session, decision_id: int, actor_id: int | None) -> GateEvent:
-    """Approve a GO decision (admins only)."""
-    require_admin(session=session, actor_id=actor_id)
+def approve(*, session: Session, decision_id: int, actor_id: auth.Actor) -> GateEvent:
+    """Approve a GO decision (``gate.approve``: admins)."""
+    who = auth.require(session, actor_id, "gate.approve")
     decision = _current(session, decision_id)
     if decision.outcome != GO:
         hint = (
@@ -153,12 +144,13 @@ def approve(*, session: Session, decision_id: int, actor_id: int | None) -> Gate
             else "collect the missing data listed on the Readiness page"
         )
         raise DecisionError(f"decision #{decision_id} is {label(decision.outcome)}, not GO: {hint}")
-    return _event(session, decision, "approve", actor_id, "")
+    return _event(session, decision, "approve", who.id, "")
 
 
-def override(*, session: Session, decision_id: int, actor_id: int | None, reason: str) -> GateEvent:
-    """Release a NO-GO decision's failed (non-critical) categories anyway, with a reason."""
-    require_admin(session=session, actor_id=actor_id)
+def override(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
+    """Release a NO-GO decision's failed (non-critical) categories anyway, with a reason
+    (``gate.override``: admins)."""
+    who = auth.require(session, actor_id, "gate.override")
     decision = _current(session, decision_id)
     if decision.outcome != NO_GO:
         raise DecisionError(
@@ -177,13 +169,14 @@ def override(*, session: Session, decision_id: int, actor_id: int | None, reason
             "no category can be released: each category still has criteria without enough "
             "data (INCONCLUSIVE); collect that data first"
         )
-    return _event(session, decision, "override", actor_id, reason.strip())
+    return _event(session, decision, "override", who.id, reason.strip())
 
 
-def revoke(*, session: Session, decision_id: int, actor_id: int | None, reason: str) -> GateEvent:
-    require_admin(session=session, actor_id=actor_id)
+def revoke(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
+    """Withdraw the approval of a decision (``gate.approve``: admins)."""
+    who = auth.require(session, actor_id, "gate.approve")
     decision = _current(session, decision_id)
-    return _event(session, decision, "revoke", actor_id, reason.strip())
+    return _event(session, decision, "revoke", who.id, reason.strip())
 
 
 def _event(

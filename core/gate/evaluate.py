@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from shadowtutor import db
+from shadowtutor import auth, db
 from shadowtutor.config import Settings
 from shadowtutor.gate import decisions, rollout
 from shadowtutor.gate.criteria import Decision, GateConfig, decide
@@ -34,14 +34,13 @@ class Evaluation:
 
 
 def evaluate(
-    settings: Settings, config: GateConfig, *, actor_id: int | None, now: datetime | None = None
+    settings: Settings, config: GateConfig, *, actor_id: auth.Actor, now: datetime | None = None
 ) -> Evaluation:
-    """Gather, decide, append the decision and apply the automatic rollback rules."""
+    """Gather, decide, append the decision and apply the automatic rollback rules. The actor
+    is an account allowed ``gate.approve``, or the operator (``auth.SYSTEM``: cron)."""
     now = now or datetime.now(UTC)
     decision = decide(config, gather(settings, config, now))
     with db.session_scope(settings.db_url) as session:
-        if actor_id is not None:
-            decisions.require_admin(session=session, actor_id=actor_id)
         row = decisions.record(session=session, decision=decision, actor_id=actor_id)
         back = rollout.apply_decision(session=session, config=config, decision=row)
         return Evaluation(decision, row.id, back.reason if back else None)

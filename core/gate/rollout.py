@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 from sqlmodel import Session, col, select
 
+from shadowtutor import auth
 from shadowtutor.gate import decisions, routing
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
@@ -179,12 +180,12 @@ def advance(
     *,
     session: Session,
     config: GateConfig,
-    actor_id: int | None,
+    actor_id: auth.Actor,
     served_at_stage: int,
     now: datetime | None = None,
 ) -> RolloutEvent:
-    """Move to the next stage (admins only) once nothing blocks it."""
-    decisions.require_admin(session=session, actor_id=actor_id, allow_cli=True)
+    """Move to the next stage (``rollout.advance``: admins) once nothing blocks it."""
+    who = auth.require(session, actor_id, "rollout.advance")
     problems = blockers(session=session, config=config, served_at_stage=served_at_stage, now=now)
     if problems:
         raise RolloutError("cannot advance: " + "; ".join(problems))
@@ -198,7 +199,7 @@ def advance(
         action="advance",
         stage=target,
         killed=False,
-        actor_id=actor_id,
+        actor_id=who.id,
         reason=f"{appr.describe()}",
         categories=appr.categories,
         salt=config.salt if cur.stage == 0 else cur.salt,
@@ -209,10 +210,10 @@ def advance(
 
 
 def rollback(
-    *, session: Session, actor_id: int | None, reason: str, to_stage: int = 0
+    *, session: Session, actor_id: auth.Actor, reason: str, to_stage: int = 0
 ) -> RolloutEvent:
-    """Return to ``to_stage`` (0 %: the teacher serves everyone). Admins or the CLI."""
-    decisions.require_admin(session=session, actor_id=actor_id, allow_cli=True)
+    """Return to ``to_stage`` (0 %: the teacher serves everyone); ``rollout.kill``."""
+    who = auth.require(session, actor_id, "rollout.kill")
     cur = state(session=session)
     if to_stage >= cur.stage and cur.stage > 0:
         raise RolloutError(f"rolling back from {cur.stage}% must go to a lower stage")
@@ -222,14 +223,15 @@ def rollback(
         action="rollback",
         stage=min(to_stage, cur.stage),
         killed=cur.killed,
-        actor_id=actor_id,
+        actor_id=who.id,
         reason=reason.strip() or "manual rollback",
     )
 
 
-def set_kill(*, session: Session, actor_id: int | None, on: bool, reason: str = "") -> RolloutEvent:
-    """Pull (``on``) or release the kill switch; the stage is kept for after the release."""
-    decisions.require_admin(session=session, actor_id=actor_id, allow_cli=True)
+def set_kill(*, session: Session, actor_id: auth.Actor, on: bool, reason: str = "") -> RolloutEvent:
+    """Pull (``on``) or release the kill switch; the stage is kept for after the release
+    (``rollout.kill``)."""
+    who = auth.require(session, actor_id, "rollout.kill")
     cur = state(session=session)
     return _append(
         session,
@@ -237,7 +239,7 @@ def set_kill(*, session: Session, actor_id: int | None, on: bool, reason: str = 
         action="kill" if on else "unkill",
         stage=cur.stage,
         killed=on,
-        actor_id=actor_id,
+        actor_id=who.id,
         reason=reason.strip() or ("kill switch pulled" if on else "kill switch released"),
     )
 

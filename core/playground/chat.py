@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadowtutor import detect, pricing
+from shadowtutor import auth, detect, pricing
 from shadowtutor.backends import (
     Backend,
     BackendError,
@@ -40,7 +40,6 @@ from shadowtutor.log.store import LogWriter
 from shadowtutor.review import queue as review
 from shadowtutor.similarity import SimilarityMethod, compare, get_method
 
-SAVE_ROLES = ("admin", "reviewer")
 TEACHER_NOT_ASKED = "not asked: Playground turn without the teacher"
 REVIEW_STRATEGY = "manual"
 
@@ -390,25 +389,23 @@ def save_pair(
     chat: Chat,
     index: int,
     *,
-    role: str,
+    session: Any,
+    actor_id: auth.Actor,
     log_dir: Any,
-    username: str | None,
     teacher_model: str,
-    session: Any = None,
-    enqueued_by: int | None = None,
+    queue: bool = False,
     required_reviews: int = 1,
 ) -> SaveResult:
-    """Write turn ``index`` to the shadow log; with a DB ``session``, also queue it for review.
+    """Write turn ``index`` to the shadow log as ``actor_id`` (``playground.save``: the
+    account is checked in the database ``session``); with ``queue``, also put it in the
+    review queue.
 
     Saving the same turn again writes nothing new and returns the same pair id."""
-    if role not in SAVE_ROLES:
-        raise PlaygroundError(
-            f"your role ({role}) may not save Playground pairs; it is for: {', '.join(SAVE_ROLES)}"
-        )
+    who = auth.require(session, actor_id, "playground.save")
     turn = chat.turns[index] if 0 <= index < len(chat.turns) else None
     if turn is None:
         raise PlaygroundError(f"there is no turn {index + 1} in this conversation")
-    record = build_record(chat, index, username=username, teacher_model=teacher_model)
+    record = build_record(chat, index, username=who.username, teacher_model=teacher_model)
     if turn.saved_id:
         record["id"] = turn.saved_id
     else:
@@ -417,13 +414,14 @@ def save_pair(
             writer.append(record)
         turn.saved_id = record["id"]
     result = SaveResult(pair_id=record["id"], queued=turn.queued)
-    if session is not None and not turn.queued:
+    if queue and not turn.queued:
         added = review.enqueue_records(
             session=session,
             records=[record],
             strategy=REVIEW_STRATEGY,
             required_reviews=required_reviews,
-            enqueued_by=enqueued_by,
+            enqueued_by=who,
+            action="playground.save",
         )
         turn.queued = True
         result.queued = True

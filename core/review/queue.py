@@ -4,6 +4,10 @@ Store functions are keyword-only and take the session; the caller owns the trans
 (``db.session_scope``). A queued item keeps a snapshot of the pair, so review never depends
 on the log files still being there.
 
+Every write names the acting user: enqueueing needs ``review.enqueue`` (Playground saves
+queue their own pair under ``playground.save``); claims, reviews and edits need
+``review.submit`` for ``reviewer_id`` (see ``shadowtutor.auth``).
+
 Claims: an item shown to a reviewer is claimed for ``claim_minutes``. An item that needs one
 review is never claimed by two reviewers at once (PostgreSQL: ``SELECT ... FOR UPDATE SKIP
 LOCKED``; SQLite, which has one writer at a time: a conditional ``UPDATE``). An item that needs
@@ -23,6 +27,7 @@ from sqlalchemy import case, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
+from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.review import pick as sampling
@@ -44,6 +49,10 @@ VERDICTS = ("student", "tie", "teacher")
 
 class ReviewError(ShadowTutorError, ValueError):
     """A review operation that cannot be done; the message says what to fix."""
+
+
+# action -> the only source it may queue (None: any)
+ENQUEUE_ACTIONS: dict[str, str | None] = {"review.enqueue": None, "playground.save": "playground"}
 
 
 # --- enqueue -----------------------------------------------------------------------------
@@ -110,13 +119,23 @@ def enqueue_records(
     records: Iterable[dict[str, Any]],
     strategy: str = "random",
     required_reviews: int = 1,
-    enqueued_by: int | None = None,
+    enqueued_by: auth.Actor,
+    action: str = "review.enqueue",
 ) -> EnqueueResult:
-    """Put log records (dicts as in ``shadowtutor.log.record``) into the review queue.
+    """Put log records (dicts as in ``shadowtutor.log.record``) into the review queue, as
+    ``enqueued_by`` (allowed ``review.enqueue``; or ``playground.save`` for Playground pairs
+    only, which is how a reviewer queues the pair they just saved).
 
     A pair already queued (same id) is skipped, so the same pair never enters twice, also
     when two admins enqueue at the same time (``ON CONFLICT DO NOTHING``).
     """
+    if action not in ENQUEUE_ACTIONS:
+        raise ValueError(f"enqueueing is {' or '.join(ENQUEUE_ACTIONS)}, not {action!r}")
+    who = auth.require(session, enqueued_by, action)
+    records = list(records)
+    source = ENQUEUE_ACTIONS[action]
+    if source and any(r.get("source") != source for r in records):
+        raise ReviewError(f"{action} may only queue pairs whose source is {source!r}")
     if strategy not in STRATEGIES:
         raise ReviewError(f"unknown strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}")
     if not 1 <= required_reviews <= 20:
@@ -153,7 +172,7 @@ def enqueue_records(
                 "required_reviews": required_reviews,
                 "reviews_done": 0,
                 "status": "open",
-                "enqueued_by": enqueued_by,
+                "enqueued_by": who.id,
                 "enqueued_at": now,
             }
         )
@@ -177,10 +196,11 @@ def fill_queue(
     seed: int = 0,
     filters: sampling.Filters | None = None,
     required_reviews: int = 1,
-    enqueued_by: int | None = None,
+    enqueued_by: auth.Actor,
 ) -> tuple[sampling.Sample, EnqueueResult]:
     """Sample pairs from the shadow log (DuckDB connection ``con`` with the ``pairs`` view)
-    that are not queued yet, and enqueue them."""
+    that are not queued yet, and enqueue them (``review.enqueue``)."""
+    auth.require(session, enqueued_by, "review.enqueue")  # before the sampling work
     picked = sampling.sample(
         con,
         strategy=strategy,
@@ -249,6 +269,7 @@ def claim_next(
     Commit soon after: the claim protects the item from other reviewers once committed.
     ``filters`` may hold ``language`` and ``category``.
     """
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     until = now + timedelta(minutes=claim_minutes)
     where = _claimable(reviewer_id, now)
@@ -288,6 +309,7 @@ def claim_item(
 ) -> ReviewItem | None:
     """Renew (or take) the claim on one item; None when it is no longer the reviewer's to
     review (done, reviewed by them, or claimed by someone else after their claim lapsed)."""
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     result = session.execute(
         update(ReviewItem)
@@ -303,6 +325,7 @@ def claim_item(
 
 
 def release_claim(*, session: Session, item_id: int, reviewer_id: int) -> None:
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     session.execute(
         update(ReviewItem)
         .where(ReviewItem.id == item_id, ReviewItem.claimed_by == reviewer_id)
@@ -391,6 +414,7 @@ def submit_review(
     count towards the item's required reviews. Each reviewer reviews an item once; to change
     a review use :func:`edit_review`.
     """
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     # Updating the item first locks its row, so a double submit by one reviewer waits here
@@ -437,6 +461,7 @@ def edit_review(
     *, session: Session, review_id: int, reviewer_id: int, judgement: Judgement
 ) -> Review:
     """Change one's own review: a new version is appended and the earlier one kept."""
+    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     old = session.get(Review, review_id)

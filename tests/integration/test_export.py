@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from shadowtutor import db
+from shadowtutor.auth import SYSTEM as OPERATOR
+from shadowtutor.auth import PermissionDenied
 from shadowtutor.cli import main
 from shadowtutor.export import jobs as export
 from shadowtutor.export.jobs import ExportFilters, ExportOptions
@@ -295,8 +297,8 @@ def test_manager_and_reviewer_are_refused(session: Session, tmp_path: Path, revi
     add_many(session, reviewer, 5)
     manager = add_user(session, "manager")
     root = tmp_path / "exports"
-    for actor in (manager, reviewer, None):
-        with pytest.raises(export.ExportPermissionError, match="admin"):
+    for actor in (manager, reviewer, None, OPERATOR):
+        with pytest.raises(PermissionDenied, match="admin"):
             _run(session, root, actor)
     assert not root.exists()
     assert session.exec(select(ExportJob)).first() is None

@@ -30,7 +30,8 @@ def test_full_rollout_and_kill_from_the_cli(migrated: Settings) -> None:
     assert "1,000 more casual pairs needed" in ev.output
 
     refused = run("gate", "approve", "1", "--by", "boss")
-    assert refused.exit_code == 1 and "only an admin" in refused.output
+    assert refused.exit_code == 1 and "boss is a manager; only admins may" in refused.output
+    assert "(gate.approve)" in refused.output
     ok = run("gate", "approve", "1", "--by", "root")
     assert ok.exit_code == 0 and "approved" in ok.output
     assert "advanced to 10% for greeting" in run("rollout", "advance", "--by", "root").output

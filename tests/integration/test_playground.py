@@ -9,13 +9,14 @@ import pytest
 from sqlmodel import select
 
 from shadowtutor import detect, pricing
+from shadowtutor.auth import PermissionDenied
 from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
 from shadowtutor.config import Settings
 from shadowtutor.log import store as logstore
 from shadowtutor.playground import chat as playground
 from shadowtutor.playground import health
 from shadowtutor.similarity import lexical
-from shadowtutor.tables import ReviewItem
+from shadowtutor.tables import ReviewItem, User
 from shadowtutor.testing.loopback import ModelServer
 
 STUDENT_TEXT = "Ciao! Posso aiutarti a prenotare un tavolo per stasera."
@@ -265,10 +266,18 @@ def _two_turns(settings: Settings, with_teacher: bool = True) -> playground.Chat
     return chat
 
 
-def test_save_pair_reads_back_from_the_log(env: Settings) -> None:
+def _user(session, name: str, role: str) -> int:  # noqa: ANN001
+    user = User(username=name, role=role, password_hash="not-a-login")
+    session.add(user)
+    session.flush()
+    return user.id
+
+
+def test_save_pair_reads_back_from_the_log(env: Settings, session) -> None:  # noqa: ANN001
     chat = _two_turns(env)
+    rita = _user(session, "rita", "reviewer")
     result = playground.save_pair(
-        chat, 1, role="reviewer", log_dir=env.log_path, username="rita",
+        chat, 1, session=session, actor_id=rita, log_dir=env.log_path,
         teacher_model=env.teacher_model,
     )  # fmt: skip
     records = list(logstore.iter_records(env.log_path))
@@ -286,27 +295,29 @@ def test_save_pair_reads_back_from_the_log(env: Settings) -> None:
     assert rec["user_hash"] and rec["user_hash"] != "rita"
     assert rec["metadata"]["playground"] == {"turn": 2, "temperature": 0.7, "max_tokens": 512}
     again = playground.save_pair(
-        chat, 1, role="admin", log_dir=env.log_path, username="rita", teacher_model="x"
+        chat, 1, session=session, actor_id=rita, log_dir=env.log_path, teacher_model="x"
     )
     assert again.pair_id == result.pair_id
     assert len(list(logstore.iter_records(env.log_path))) == 1  # never written twice
 
 
-def test_save_without_teacher_marks_it_not_asked(env: Settings) -> None:
+def test_save_without_teacher_marks_it_not_asked(env: Settings, session) -> None:  # noqa: ANN001
     chat = _two_turns(env, with_teacher=False)
+    admin = _user(session, "a", "admin")
     playground.save_pair(
-        chat, 0, role="admin", log_dir=env.log_path, username="a", teacher_model="gpt-4o-mini"
+        chat, 0, session=session, actor_id=admin, log_dir=env.log_path, teacher_model="gpt-4o-mini"
     )
     (rec,) = logstore.iter_records(env.log_path)
     assert rec["teacher"]["model"] == "gpt-4o-mini" and rec["teacher"]["response"] is None
     assert rec["teacher"]["error"] == playground.TEACHER_NOT_ASKED
 
 
-def test_manager_may_not_save(env: Settings) -> None:
+def test_manager_may_not_save(env: Settings, session) -> None:  # noqa: ANN001
     chat = _two_turns(env, with_teacher=False)
-    with pytest.raises(playground.PlaygroundError, match="may not save"):
+    manager = _user(session, "m", "manager")
+    with pytest.raises(PermissionDenied, match="only admins and reviewers may save Playground"):
         playground.save_pair(
-            chat, 0, role="manager", log_dir=env.log_path, username="m", teacher_model="t"
+            chat, 0, session=session, actor_id=manager, log_dir=env.log_path, teacher_model="t"
         )
     assert not list(logstore.iter_records(env.log_path))
 
@@ -322,19 +333,20 @@ def test_save_and_enqueue_for_review(
         monkeypatch, student, teacher_base_url=teacher.openai_url, teacher_api_key="k"
     )
     chat = _two_turns(settings)
+    ada = _user(session, "ada", "reviewer")  # a reviewer may queue the pair they saved
     result = playground.save_pair(
-        chat, 0, role="admin", log_dir=settings.log_path, username="ada",
-        teacher_model=settings.teacher_model, session=session, enqueued_by=None,
-        required_reviews=2,
+        chat, 0, session=session, actor_id=ada, log_dir=settings.log_path,
+        teacher_model=settings.teacher_model, queue=True, required_reviews=2,
     )  # fmt: skip
     assert result.queued and not result.already_queued
     item = session.exec(select(ReviewItem).where(ReviewItem.pair_id == result.pair_id)).one()
     assert item.strategy == "manual" and item.required_reviews == 2 and item.status == "open"
+    assert item.enqueued_by == ada
     assert item.snapshot["source"] == "playground"
     assert item.snapshot["student"]["response"] == STUDENT_TEXT
     again = playground.save_pair(
-        chat, 0, role="admin", log_dir=settings.log_path, username="ada",
-        teacher_model="t", session=session,
+        chat, 0, session=session, actor_id=ada, log_dir=settings.log_path,
+        teacher_model="t", queue=True,
     )  # fmt: skip
     assert again.queued and again.pair_id == result.pair_id
     assert len(session.exec(select(ReviewItem)).all()) == 1

@@ -12,6 +12,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from shadowtutor import db
+from shadowtutor.auth import SYSTEM
 from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter
@@ -55,7 +56,7 @@ def approve(score: int = 4, **kw) -> Judgement:
 
 @pytest.fixture
 def people(session: Session) -> dict[str, int]:
-    review.seed_default_tags(session=session)
+    review.seed_default_tags(session=session, actor_id=SYSTEM)
     return {n: make_user(session, n) for n in ("ana", "ben", "cy")}
 
 
@@ -63,8 +64,8 @@ def people(session: Session) -> dict[str, int]:
 
 
 def test_default_tags_seeded_once(session: Session) -> None:
-    assert review.seed_default_tags(session=session) == 8
-    assert review.seed_default_tags(session=session) == 0
+    assert review.seed_default_tags(session=session, actor_id=SYSTEM) == 8
+    assert review.seed_default_tags(session=session, actor_id=SYSTEM) == 0
     names = {t.name for t in review.list_tags(session=session)}
     assert {"natural phrasing in the user's language", "culturally appropriate",
             "warm colleague-like tone", "robotic", "factual error", "hallucination", "unsafe",
@@ -72,37 +73,41 @@ def test_default_tags_seeded_once(session: Session) -> None:
 
 
 def test_tag_crud(session: Session, people) -> None:
-    tag = tags.add_tag(session=session, name="  too   long ", kind="tone")
+    tag = tags.add_tag(session=session, name="  too   long ", kind="tone", actor_id=SYSTEM)
     assert tag.name == "too long"
     with pytest.raises(TagError, match="exists already"):
-        tags.add_tag(session=session, name="too long")
+        tags.add_tag(session=session, name="too long", actor_id=SYSTEM)
     with pytest.raises(TagError, match="unknown tag kind"):
-        tags.add_tag(session=session, name="x", kind="mood")
-    tags.update_tag(session=session, tag_id=tag.id, name="verbose")
-    tags.update_tag(session=session, tag_id=tag.id, active=False)
+        tags.add_tag(session=session, name="x", kind="mood", actor_id=SYSTEM)
+    tags.update_tag(session=session, tag_id=tag.id, name="verbose", actor_id=SYSTEM)
+    tags.update_tag(session=session, tag_id=tag.id, active=False, actor_id=SYSTEM)
     assert "verbose" not in {t.name for t in tags.list_tags(session=session)}
     assert "verbose" in {t.name for t in tags.list_tags(session=session, active_only=False)}
-    tags.delete_tag(session=session, tag_id=tag.id)  # unused: may go
+    tags.delete_tag(session=session, tag_id=tag.id, actor_id=SYSTEM)  # unused: may go
     assert session.get(Tag, tag.id) is None
     # A used tag can only be deactivated, so old reviews keep their meaning.
-    (item_id,) = review.enqueue_records(session=session, records=[rec(1)]).item_ids
+    (item_id,) = review.enqueue_records(
+        session=session, enqueued_by=SYSTEM, records=[rec(1)]
+    ).item_ids
     review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                          judgement=approve(tags=["robotic"]))  # fmt: skip
     robotic = session.exec(select(Tag).where(Tag.name == "robotic")).one()
     with pytest.raises(TagError, match="deactivate it"):
-        tags.delete_tag(session=session, tag_id=robotic.id)
+        tags.delete_tag(session=session, tag_id=robotic.id, actor_id=SYSTEM)
 
 
 # --- enqueue -----------------------------------------------------------------------------
 
 
 def test_enqueue_snapshots_the_pair_and_never_twice(session: Session, people) -> None:
-    first = review.enqueue_records(
-        session=session, records=[rec(1, sim=0.2), rec(2, sim=0.9)],
-        strategy="lowest_similarity", required_reviews=2, enqueued_by=people["ana"],
+    admin = make_user(session, "ada", "admin")
+    first = review.enqueue_records(session=session, records=[rec(1, sim=0.2), rec(2, sim=0.9)],
+        strategy="lowest_similarity", required_reviews=2, enqueued_by=admin,
     )  # fmt: skip
     assert (first.added, first.already_queued) == (2, 0)
-    again = review.enqueue_records(session=session, records=[rec(2), rec(3), rec(3)])
+    again = review.enqueue_records(
+        session=session, enqueued_by=SYSTEM, records=[rec(2), rec(3), rec(3)]
+    )
     assert (again.added, again.already_queued) == (1, 1)
     items = {i.pair_id: i for i in session.exec(select(ReviewItem))}
     assert len(items) == 3
@@ -115,7 +120,7 @@ def test_enqueue_snapshots_the_pair_and_never_twice(session: Session, people) ->
     )  # fmt: skip
     assert snap["ts"] == "2026-03-01T09:01:00.000Z"
     assert item.pair_ts.astimezone(UTC) == T0 + timedelta(minutes=1)
-    assert (item.required_reviews, item.enqueued_by, item.status) == (2, people["ana"], "open")
+    assert (item.required_reviews, item.enqueued_by, item.status) == (2, admin, "open")
     assert item.priority == pytest.approx(0.8)  # low similarity first
 
 
@@ -130,7 +135,7 @@ def test_enqueue_snapshots_the_pair_and_never_twice(session: Session, people) ->
 def test_enqueue_rejects_bad_input(session: Session, kwargs, message) -> None:
     kwargs.setdefault("records", [rec(1)])
     with pytest.raises(ReviewError, match=message):
-        review.enqueue_records(session=session, **kwargs)
+        review.enqueue_records(session=session, enqueued_by=SYSTEM, **kwargs)
 
 
 def test_fill_queue_from_the_log(session: Session, tmp_path: Path) -> None:
@@ -138,11 +143,13 @@ def test_fill_queue_from_the_log(session: Session, tmp_path: Path) -> None:
         writer.append_many([rec(i, sim=i / 20) for i in range(10)])
     con = analytics.connect(tmp_path / "logs")
     picked, result = review.fill_queue(
-        session=session, con=con, strategy="lowest_similarity", size=3
+        session=session, con=con, strategy="lowest_similarity", size=3, enqueued_by=SYSTEM
     )
     assert [r["id"] for r in picked.records] == ["pair-000", "pair-001", "pair-002"]
     assert result.added == 3
-    _, again = review.fill_queue(session=session, con=con, strategy="lowest_similarity", size=3)
+    _, again = review.fill_queue(
+        session=session, con=con, strategy="lowest_similarity", size=3, enqueued_by=SYSTEM
+    )
     assert again.added == 3 and picked.candidates == 10  # the next three, none twice
     assert len(review.queued_pair_ids(session=session)) == 6
 
@@ -151,7 +158,8 @@ def test_fill_queue_from_the_log(session: Session, tmp_path: Path) -> None:
 
 
 def test_claims_single_review_items(session: Session, people) -> None:
-    review.enqueue_records(session=session, records=[rec(1, sim=0.9), rec(2, sim=0.1)],
+    review.enqueue_records(session=session, enqueued_by=SYSTEM,
+                           records=[rec(1, sim=0.9), rec(2, sim=0.1)],
                            strategy="lowest_similarity")  # fmt: skip
     a = review.claim_next(session=session, reviewer_id=people["ana"], now=T0)
     assert a.pair_id == "pair-002"  # lowest similarity first
@@ -169,7 +177,7 @@ def test_claims_single_review_items(session: Session, people) -> None:
 
 def test_multi_review_items_go_to_several_reviewers_but_once_each(session, people) -> None:
     (item_id,) = review.enqueue_records(
-        session=session, records=[rec(1)], required_reviews=2
+        session=session, enqueued_by=SYSTEM, records=[rec(1)], required_reviews=2
     ).item_ids
     got = [review.claim_next(session=session, reviewer_id=people[n], now=T0) for n in people]
     assert [g.id if g else None for g in got] == [item_id, item_id, item_id]
@@ -183,7 +191,9 @@ def test_multi_review_items_go_to_several_reviewers_but_once_each(session, peopl
 
 
 def test_a_reviewer_never_gets_an_item_again_after_skipping(session, people) -> None:
-    (item_id,) = review.enqueue_records(session=session, records=[rec(1)]).item_ids
+    (item_id,) = review.enqueue_records(
+        session=session, enqueued_by=SYSTEM, records=[rec(1)]
+    ).item_ids
     review.claim_next(session=session, reviewer_id=people["ana"], now=T0)
     review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                          judgement=Judgement(decision="skip", seconds_spent=3))  # fmt: skip
@@ -196,7 +206,9 @@ def test_a_reviewer_never_gets_an_item_again_after_skipping(session, people) -> 
 
 
 def test_submit_records_everything(session: Session, people) -> None:
-    (item_id,) = review.enqueue_records(session=session, records=[rec(1)]).item_ids
+    (item_id,) = review.enqueue_records(
+        session=session, enqueued_by=SYSTEM, records=[rec(1)]
+    ).item_ids
     review.claim_next(session=session, reviewer_id=people["ana"], now=T0)
     saved = review.submit_review(
         session=session, item_id=item_id, reviewer_id=people["ana"],
@@ -235,14 +247,18 @@ def test_submit_records_everything(session: Session, people) -> None:
     ],
 )
 def test_submit_rejects_bad_judgements(session, people, judgement, message) -> None:
-    (item_id,) = review.enqueue_records(session=session, records=[rec(1)]).item_ids
+    (item_id,) = review.enqueue_records(
+        session=session, enqueued_by=SYSTEM, records=[rec(1)]
+    ).item_ids
     with pytest.raises(ReviewError, match=message):
         review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                              judgement=judgement)  # fmt: skip
 
 
 def test_edit_appends_a_version_and_keeps_the_old_one(session: Session, people) -> None:
-    (item_id,) = review.enqueue_records(session=session, records=[rec(1)]).item_ids
+    (item_id,) = review.enqueue_records(
+        session=session, enqueued_by=SYSTEM, records=[rec(1)]
+    ).item_ids
     first = review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                                  judgement=Judgement(decision="skip"))  # fmt: skip
     second = review.edit_review(session=session, review_id=first.id, reviewer_id=people["ana"],
@@ -268,7 +284,9 @@ def test_edit_appends_a_version_and_keeps_the_old_one(session: Session, people) 
 
 
 def test_progress(session: Session, people) -> None:
-    ids = review.enqueue_records(session=session, records=[rec(i) for i in range(4)]).item_ids
+    ids = review.enqueue_records(
+        session=session, enqueued_by=SYSTEM, records=[rec(i) for i in range(4)]
+    ).item_ids
     for item_id, secs in zip(ids[:3], (10, 20, 60), strict=True):
         review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                              judgement=approve(seconds_spent=secs))  # fmt: skip
@@ -304,7 +322,7 @@ def pg_people(pg_migrated: str):
     url = pg_migrated
     tag = f"cc{datetime.now(UTC).strftime('%H%M%S%f')}"
     with db.session_scope(url) as s:
-        review.seed_default_tags(session=s)
+        review.seed_default_tags(session=s, actor_id=SYSTEM)
         ids = [make_user(s, f"{tag}-{i}") for i in range(6)]
     yield url, tag, ids
     with db.session_scope(url) as s:
@@ -338,7 +356,9 @@ def _run_threads(target, args_list) -> list:
 def test_concurrent_claims_never_share_a_single_review_item(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
-        review.enqueue_records(session=s, records=[rec(i, prefix=tag) for i in range(30)])
+        review.enqueue_records(
+            session=s, enqueued_by=SYSTEM, records=[rec(i, prefix=tag) for i in range(30)]
+        )
 
     def work(reviewer_id: int) -> list[int]:
         got = []
@@ -364,7 +384,9 @@ def test_concurrent_claims_never_share_a_single_review_item(pg_people) -> None:
 def test_first_claims_at_the_same_moment_are_distinct(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
-        review.enqueue_records(session=s, records=[rec(i, prefix=tag) for i in range(3)])
+        review.enqueue_records(
+            session=s, enqueued_by=SYSTEM, records=[rec(i, prefix=tag) for i in range(3)]
+        )
 
     def claim(reviewer_id: int) -> int | None:
         with db.session_scope(url) as s:
@@ -381,7 +403,7 @@ def test_concurrent_submissions_lose_nothing(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
         (item_id,) = review.enqueue_records(
-            session=s, records=[rec(0, prefix=tag)], required_reviews=6
+            session=s, enqueued_by=SYSTEM, records=[rec(0, prefix=tag)], required_reviews=6
         ).item_ids
 
     def submit(reviewer_id: int, score: int) -> int:
@@ -402,7 +424,9 @@ def test_concurrent_submissions_lose_nothing(pg_people) -> None:
 def test_a_double_submit_by_one_reviewer_keeps_one_review(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
-        (item_id,) = review.enqueue_records(session=s, records=[rec(0, prefix=tag)]).item_ids
+        (item_id,) = review.enqueue_records(
+            session=s, enqueued_by=SYSTEM, records=[rec(0, prefix=tag)]
+        ).item_ids
 
     def submit() -> str:
         try:

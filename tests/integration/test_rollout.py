@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from shadowtutor import db, users
+from shadowtutor.auth import SYSTEM, PermissionDenied
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout, routing
 from shadowtutor.gate.criteria import Window
@@ -72,14 +73,18 @@ def test_eligibility_and_missing_keys(
 
 def _admin(session: Session, role: str = "admin") -> int:
     u = users.add_user(
-        session=session, user=UserCreate(username=f"{role}-r", role=role, password="password-r")
+        session=session,
+        user=UserCreate(username=f"{role}-r", role=role, password="password-r"),
+        actor_id=SYSTEM,
     )
     return u.id
 
 
 def _approved_go(session: Session, admin: int, **kw: object) -> int:
     d = decisions.record(
-        session=session, decision=gate.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
+        session=session,
+        decision=gate.decide(config(), Window(None, None, {"greeting": agg(**kw)})),
+        actor_id=SYSTEM,
     )
     decisions.approve(session=session, decision_id=d.id, actor_id=admin)
     return d.id
@@ -124,7 +129,7 @@ def test_roles_are_checked_on_rollout_actions(session: Session) -> None:
         lambda: rollout.rollback(session=session, actor_id=manager, reason="no"),
         lambda: rollout.set_kill(session=session, actor_id=manager, on=True),
     ):
-        with pytest.raises(decisions.DecisionError, match="only an admin"):
+        with pytest.raises(PermissionDenied, match="manager-r is a manager; only admins may"):
             act()
     assert rollout.history(session=session) == []
 
@@ -154,6 +159,7 @@ def test_critical_failure_rolls_back_at_once(session: Session) -> None:
     bad = decisions.record(
         session=session,
         decision=gate.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
+        actor_id=SYSTEM,
     )
     ev = rollout.apply_decision(session=session, config=cfg, decision=bad)
     assert ev is not None and ev.action == "auto_rollback" and ev.stage == 0
@@ -168,7 +174,7 @@ def test_k_failed_evaluations_in_a_row_roll_back(session: Session) -> None:
 
     def evaluation(**kw: object) -> RolloutEvent | None:
         d = gate.decide(cfg, Window(None, None, {"greeting": agg(**kw)}))
-        row = decisions.record(session=session, decision=d)
+        row = decisions.record(session=session, decision=d, actor_id=SYSTEM)
         return rollout.apply_decision(session=session, config=cfg, decision=row)
 
     assert evaluation(fail=100) is None
@@ -191,7 +197,7 @@ def test_kill_keeps_the_stage_and_blocks_advancing(session: Session) -> None:
     assert state.killed and state.stage == 10 and state.serving == 0
     with pytest.raises(RolloutError, match="kill switch is on"):
         rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=10**6)
-    rollout.set_kill(session=session, actor_id=None, on=False)  # the CLI operator may release
+    rollout.set_kill(session=session, actor_id=SYSTEM, on=False)  # the CLI operator may release
     assert rollout.state(session=session).serving == 10
     trail = decisions.audit(session=session)
     assert [r.what for r in trail[:2]] == ["rollout unkill -> 10%", "rollout kill -> 10% KILLED"]
@@ -231,7 +237,7 @@ def test_kill_switch_in_the_database_reaches_a_running_loop(live_rollout) -> Non
     try:
         time.sleep(0.3)
         with db.session_scope(live_rollout.db_url) as s:
-            rollout.set_kill(session=s, actor_id=None, on=True, reason="test")
+            rollout.set_kill(session=s, actor_id=SYSTEM, on=True, reason="test")
         flipped = time.monotonic()
         deadline = flipped + routing.CACHE_SECONDS + 3
         while time.monotonic() < deadline and not (seen and seen[-1][1] == "teacher"):

@@ -6,6 +6,7 @@ import pytest
 from sqlmodel import Session
 
 from shadowtutor import throttle, users
+from shadowtutor.auth import SYSTEM
 from shadowtutor.tables import UserCreate
 from shadowtutor.throttle import LoginRefused, LoginThrottle
 
@@ -24,6 +25,7 @@ def accounts(session: Session) -> Session:
         users.add_user(
             session=session,
             user=UserCreate(username=name, role="reviewer", password=f"right-{name}-pw"),
+            actor_id=SYSTEM,
         )
     return session
 

@@ -4,12 +4,15 @@ import pytest
 from sqlmodel import Session
 
 from shadowtutor import users
+from shadowtutor.auth import SYSTEM
 from shadowtutor.tables import UserCreate
 from shadowtutor.users import UserError
 
 
 def add(session: Session, name: str = "anna", role: str = "reviewer", pw: str = "s3cret-pass"):
-    return users.add_user(session=session, user=UserCreate(username=name, role=role, password=pw))
+    return users.add_user(
+        session=session, user=UserCreate(username=name, role=role, password=pw), actor_id=SYSTEM
+    )
 
 
 def test_password_is_stored_as_a_memory_hard_hash(session: Session) -> None:
@@ -25,14 +28,14 @@ def test_authenticate(session: Session) -> None:
     assert users.authenticate(session=session, username="anna", password="s3cret-pass")
     assert users.authenticate(session=session, username="anna", password="wrong") is None
     assert users.authenticate(session=session, username="nobody", password="x") is None
-    users.set_disabled(session=session, username="anna")
+    users.set_disabled(session=session, username="anna", actor_id=SYSTEM)
     assert users.authenticate(session=session, username="anna", password="s3cret-pass") is None
 
 
 def test_roles_and_listing(session: Session) -> None:
     add(session, "bob", "manager")
     add(session, "ann", "admin")
-    users.set_role(session=session, username="bob", role="reviewer")
+    users.set_role(session=session, username="bob", role="reviewer", actor_id=SYSTEM)
     assert [(u.username, u.role) for u in users.list_users(session=session)] == [
         ("ann", "admin"),
         ("bob", "reviewer"),
@@ -59,4 +62,4 @@ def test_duplicate_and_unknown_users(session: Session) -> None:
     with pytest.raises(UserError, match="exists already"):
         add(session)
     with pytest.raises(UserError, match="users list"):
-        users.set_role(session=session, username="ghost", role="admin")
+        users.set_role(session=session, username="ghost", role="admin", actor_id=SYSTEM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from shadowtutor import db, users
+from shadowtutor import auth, db, users
 from shadowtutor.app.registry import PAGES, pages_for
 from tests.support.apputil import MAIN, app_as, make_user, sign_in, switch
 
@@ -69,7 +69,7 @@ def test_a_page_outside_the_role_is_refused_on_the_server(migrated, role: str, s
 def test_a_disabled_account_is_logged_out_on_its_next_run(migrated) -> None:
     at = app_as(migrated.db_url, "reviewer").run()
     with db.session_scope(migrated.db_url) as session:
-        users.set_disabled(session=session, username="reviewer-user")
+        users.set_disabled(session=session, username="reviewer-user", actor_id=auth.SYSTEM)
     at.run()
     assert "user_id" not in at.session_state
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from shadowtutor import db
+from shadowtutor import auth, db
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter
 from shadowtutor.review import queue as review
@@ -59,8 +59,10 @@ def queued(migrated):
     with LogWriter(migrated.log_path) as writer:
         writer.append_many(recs)
     with db.session_scope(migrated.db_url) as s:
-        review.seed_default_tags(session=s)
-        review.enqueue_records(session=s, records=recs, strategy="lowest_similarity")
+        review.seed_default_tags(session=s, actor_id=auth.SYSTEM)
+        review.enqueue_records(
+            session=s, records=recs, strategy="lowest_similarity", enqueued_by=auth.SYSTEM
+        )
     return migrated
 
 
@@ -256,7 +258,9 @@ def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
         student={"model": "llama3", "response": None, "error": "timeout after 10 s"},
     )
     with db.session_scope(migrated.db_url) as s:
-        review.enqueue_records(session=s, records=[record], strategy="student_errors")
+        review.enqueue_records(
+            session=s, records=[record], strategy="student_errors", enqueued_by=auth.SYSTEM
+        )
     at = page_as("pages/review.py", migrated.db_url, "reviewer").run()
     assert not at.exception
     codes = [c.value for c in at.code]

@@ -7,6 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from shadowtutor import db, users
+from shadowtutor.auth import SYSTEM
 from shadowtutor.tables import UserCreate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,7 @@ def make_user(url: str, role: str, username: str | None = None) -> int:
         user = users.add_user(
             session=session,
             user=UserCreate(username=name, role=role, password=f"password-{role}"),
+            actor_id=SYSTEM,
         )
         return user.id
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from shadowtutor import users
+from shadowtutor import auth, users
 from shadowtutor.tables import Review, ReviewItem, UserCreate
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -21,7 +21,9 @@ def add_user(session: Session, role: str, name: str | None = None) -> int:
     if existing:
         return existing.id
     user = users.add_user(
-        session=session, user=UserCreate(username=name, role=role, password="password-123")
+        session=session,
+        user=UserCreate(username=name, role=role, password="password-123"),
+        actor_id=auth.SYSTEM,
     )
     return user.id
 

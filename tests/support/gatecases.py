@@ -9,6 +9,7 @@ import numpy as np
 from sqlmodel import Session
 
 from shadowtutor import users
+from shadowtutor.auth import SYSTEM
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions
 from shadowtutor.gate.criteria import Aggregate, Window
@@ -56,7 +57,9 @@ def agg(
 def account(session: Session, role: str) -> int:
     """A new account of ``role`` (username ``<role>-x``); its id."""
     user = users.add_user(
-        session=session, user=UserCreate(username=f"{role}-x", role=role, password="password-x")
+        session=session,
+        user=UserCreate(username=f"{role}-x", role=role, password="password-x"),
+        actor_id=SYSTEM,
     )
     return user.id
 
@@ -66,4 +69,4 @@ def recorded(
 ) -> GateDecision:
     """The decision on a window of one greeting ``aggregate``, recorded."""
     d = gate.decide(cfg or config(), Window(None, None, {"greeting": aggregate}))
-    return decisions.record(session=session, decision=d)
+    return decisions.record(session=session, decision=d, actor_id=SYSTEM)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from shadowtutor.auth import PermissionDenied
 from shadowtutor.dashboards import budget, quality, spend
 from shadowtutor.log import analytics
 from shadowtutor.log import store as logstore
@@ -164,13 +165,13 @@ def _user(session, role: str = "admin") -> User:
 def test_budget_store_newest_applies_and_only_admins_set(session) -> None:
     admin, manager = _user(session), _user(session, "manager")
     assert budget.current_budget(session=session) is None
-    budget.set_budget(session=session, monthly_usd=500, user_id=admin.id, role="admin")
-    budget.set_budget(session=session, monthly_usd=750, user_id=admin.id, role="admin")
+    budget.set_budget(session=session, monthly_usd=500, actor_id=admin.id)
+    budget.set_budget(session=session, monthly_usd=750, actor_id=admin.id)
     assert budget.current_budget(session=session).monthly_usd == 750
-    with pytest.raises(budget.BudgetError, match="only an admin"):
-        budget.set_budget(session=session, monthly_usd=1, user_id=manager.id, role="manager")
+    with pytest.raises(PermissionDenied, match="only admins may set the monthly budget"):
+        budget.set_budget(session=session, monthly_usd=1, actor_id=manager.id)
     with pytest.raises(budget.BudgetError, match="more than"):
-        budget.set_budget(session=session, monthly_usd=0, user_id=admin.id, role="admin")
+        budget.set_budget(session=session, monthly_usd=0, actor_id=admin.id)
     assert len(session.exec(__import__("sqlmodel").select(Budget)).all()) == 2
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from shadowtutor import users
+from shadowtutor.auth import SYSTEM, PermissionDenied
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions
 from shadowtutor.gate import evaluate as gate_eval
@@ -314,7 +315,9 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
         w.append_many(_records(now))
     with gate_data.db.session_scope(migrated.db_url) as s:
         admin = users.add_user(
-            session=s, user=UserCreate(username="a", role="admin", password="password-a")
+            session=s,
+            user=UserCreate(username="a", role="admin", password="password-a"),
+            actor_id=SYSTEM,
         )
         for i in range(120):
             add_review(
@@ -376,8 +379,8 @@ def test_only_admins_approve_and_only_go(session: Session) -> None:
     with pytest.raises(DecisionError, match="not GO: collect the missing data"):
         decisions.approve(session=session, decision_id=waiting.id, actor_id=admin)
     go = _decision(session, agg())
-    for who in (manager, reviewer, None):
-        with pytest.raises(DecisionError, match="admin"):
+    for who in (manager, reviewer, None, SYSTEM):
+        with pytest.raises(PermissionDenied, match="admin"):
             decisions.approve(session=session, decision_id=go.id, actor_id=who)
     decisions.revoke(session=session, decision_id=go.id, actor_id=admin, reason="wait")
     assert not decisions.approval(session=session).approved
@@ -418,7 +421,7 @@ def test_critical_fail_cannot_be_overridden(session: Session) -> None:
 def test_decision_keeps_its_window_and_evidence(session: Session) -> None:
     start = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
     d = gate.decide(config(), Window(start, start + timedelta(days=14), {"greeting": agg()}))
-    row = decisions.record(session=session, decision=d)
+    row = decisions.record(session=session, decision=d, actor_id=SYSTEM)
     session.expire_all()
     back = session.get(GateDecision, row.id)
     assert rollout_aware(back.window_start) == start

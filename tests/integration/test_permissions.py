@@ -1,0 +1,511 @@
+"""Every write in the library, called as every kind of actor, on SQLite and PostgreSQL.
+
+Table-driven from ``shadowtutor.auth.ACTIONS``: ``WRITES`` names, for each action, the library
+functions it guards and how to call each one. An action without a write here fails
+(``test_every_action_has_writes``), and so does a library function that calls
+``auth.require`` without being listed (``test_every_checked_function_is_listed``).
+
+For each write and actor the expectation comes from the table: the admin, reviewer and
+manager accounts are allowed exactly when their role is in the action's roles; a disabled
+admin, an unknown id and no actor at all are always refused; the operator (``auth.SYSTEM``) is
+allowed where the action says so. A refused call raises ``PermissionDenied`` naming the action
+and changes nothing (every table's row count and the log folder stay as they were); an allowed
+call succeeds.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, SQLModel, select
+
+from shadowtutor import auth, db, users
+from shadowtutor.dashboards import budget
+from shadowtutor.export import jobs as export
+from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import decisions, rollout
+from shadowtutor.gate.criteria import Window
+from shadowtutor.log import analytics
+from shadowtutor.log import record as logrecord
+from shadowtutor.log import store as logstore
+from shadowtutor.log.store import LogWriter
+from shadowtutor.playground import chat as playground
+from shadowtutor.review import queue as review
+from shadowtutor.review import tags
+from shadowtutor.tables import Review, ReviewItem, Tag, User, UserCreate
+from tests.support.exportdata import add_many
+from tests.unit.test_gate import agg, config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class World:
+    """What a write needs, made inside the savepoint of one (write, actor) case."""
+
+    session: Session
+    tmp: Path
+    ids: dict[str, int]  # admin, reviewer, manager, disabled, target (a user to manage)
+
+
+def _record(i: int, source: str = "live") -> dict[str, Any]:
+    return logrecord.make_record(
+        id=f"perm-{source}-{i}",
+        ts=logrecord.utc_now(),
+        source=source,
+        language="en",
+        category="casual",
+        messages=[{"role": "user", "content": f"Question {i}?"}],
+        teacher={"model": "gpt-4o-mini", "response": f"Teacher {i}"},
+        student={"model": "llama3", "response": f"Student {i}"},
+        similarity={"method": "lexical", "score": 0.5},
+    )
+
+
+def _item(w: World) -> int:
+    return review.enqueue_records(
+        session=w.session, records=[_record(1)], enqueued_by=auth.SYSTEM
+    ).item_ids[0]
+
+
+def _review_of(w: World, actor: Any) -> int:
+    """A current review of a fresh item by ``actor`` when it is an account, else by the
+    reviewer (the permission check comes before the ownership check either way)."""
+    item_id = _item(w)
+    owner = actor.id if isinstance(actor, User) else actor
+    if owner not in w.ids.values():
+        owner = w.ids["reviewer"]
+    row = Review(item_id=item_id, pair_id="perm-live-1", reviewer_id=owner, decision="approve")
+    w.session.add(row)
+    w.session.flush()
+    return row.id
+
+
+def _tag(w: World) -> int:
+    tag = Tag(name="perm tag", kind="other")
+    w.session.add(tag)
+    w.session.flush()
+    return tag.id
+
+
+def _decision(w: World, **kw: Any):  # noqa: ANN202
+    d = gate.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
+    return decisions.record(session=w.session, decision=d, actor_id=auth.SYSTEM)
+
+
+def _approved_go(w: World) -> None:
+    d = _decision(w)
+    decisions.approve(session=w.session, decision_id=d.id, actor_id=w.ids["admin"])
+
+
+def _fill_queue(w: World, a: Any) -> Call:
+    with LogWriter(w.tmp / "log") as writer:
+        writer.append_many([_record(i) for i in range(3)])
+    con = analytics.connect(w.tmp / "log")
+    return lambda: review.fill_queue(
+        session=w.session, con=con, strategy="random", size=2, enqueued_by=a
+    )
+
+
+def _chat() -> playground.Chat:
+    chat = playground.Chat(model="llama3")
+    chat.turns.append(
+        playground.Turn(
+            prompt="Ciao!",
+            messages=[{"role": "user", "content": "Ciao!"}],
+            student=playground.Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
+        )
+    )
+    return chat
+
+
+def _save_pair(w: World, a: Any, queue: bool = True) -> Call:
+    chat = _chat()
+    return lambda: playground.save_pair(
+        chat,
+        0,
+        session=w.session,
+        actor_id=a,
+        log_dir=w.tmp / "pg-log",
+        teacher_model="gpt-4o-mini",
+        queue=queue,
+    )
+
+
+def _export(w: World, a: Any) -> Call:
+    add_many(w.session, w.ids["reviewer"], 4)
+    return lambda: export.run_export(session=w.session, actor_id=a, export_root=w.tmp / "out")
+
+
+def _record_decision(w: World, a: Any) -> Call:
+    d = gate.decide(config(), Window(None, None, {"greeting": agg()}))
+    return lambda: decisions.record(session=w.session, decision=d, actor_id=a)
+
+
+def _claim_next(w: World, a: Any) -> Call:
+    _item(w)
+    return lambda: review.claim_next(session=w.session, reviewer_id=a)
+
+
+def _advance(w: World, a: Any) -> Call:
+    _approved_go(w)
+    return lambda: rollout.advance(
+        session=w.session, config=config(), actor_id=a, served_at_stage=0
+    )
+
+
+def _submit(w: World, a: Any) -> Call:
+    item_id = _item(w)
+    judgement = review.Judgement(decision="approve", student_score=4)
+    return lambda: review.submit_review(
+        session=w.session, item_id=item_id, reviewer_id=a, judgement=judgement
+    )
+
+
+def _edit(w: World, a: Any) -> Call:
+    review_id = _review_of(w, a)
+    judgement = review.Judgement(decision="reject", student_score=2)
+    return lambda: review.edit_review(
+        session=w.session, review_id=review_id, reviewer_id=a, judgement=judgement
+    )
+
+
+def _with_item(fn: Callable[..., object]) -> Prepare:
+    def prepare(w: World, a: Any) -> Call:
+        item_id = _item(w)
+        return lambda: fn(session=w.session, item_id=item_id, reviewer_id=a)
+
+    return prepare
+
+
+def _with_tag(fn: Callable[..., object], **kw: Any) -> Prepare:
+    def prepare(w: World, a: Any) -> Call:
+        tag_id = _tag(w)
+        return lambda: fn(session=w.session, tag_id=tag_id, actor_id=a, **kw)
+
+    return prepare
+
+
+def _with_decision(fn: Callable[..., object], agg: dict | None = None, **kw: Any) -> Prepare:
+    def prepare(w: World, a: Any) -> Call:
+        decision_id = _decision(w, **(agg or {})).id
+        return lambda: fn(session=w.session, decision_id=decision_id, actor_id=a, **kw)
+
+    return prepare
+
+
+def _plain(fn: Callable[..., object], **kw: Any) -> Prepare:
+    return lambda w, a: lambda: fn(session=w.session, actor_id=a, **kw)
+
+
+Call = Callable[[], object]
+Prepare = Callable[[World, Any], Call]  # makes what the write needs, returns the write
+# action -> {function as "module.function" (its place in core/) -> how to prepare and call it}
+WRITES: dict[str, dict[str, Prepare]] = {
+    "review.submit": {
+        "review.queue.claim_next": _claim_next,
+        "review.queue.claim_item": _with_item(review.claim_item),
+        "review.queue.release_claim": _with_item(review.release_claim),
+        "review.queue.submit_review": _submit,
+        "review.queue.edit_review": _edit,
+    },
+    "review.enqueue": {
+        "review.queue.enqueue_records": lambda w, a: (
+            lambda: review.enqueue_records(session=w.session, records=[_record(7)], enqueued_by=a)
+        ),
+        "review.queue.fill_queue": _fill_queue,
+    },
+    "tags.edit": {
+        "review.tags.seed_default_tags": _plain(tags.seed_default_tags),
+        "review.tags.add_tag": _plain(tags.add_tag, name="new tag"),
+        "review.tags.update_tag": _with_tag(tags.update_tag, name="renamed"),
+        "review.tags.delete_tag": _with_tag(tags.delete_tag),
+    },
+    "budget.set": {"dashboards.budget.set_budget": _plain(budget.set_budget, monthly_usd=500)},
+    "gate.approve": {
+        "gate.decisions.approve": _with_decision(decisions.approve),
+        "gate.decisions.revoke": _with_decision(decisions.revoke, reason="not yet"),
+        # Recording a decision releases nothing: the operator (cron) may, accounts need
+        # gate.approve (see OPERATOR_OVERRIDES). `evidence.evaluate` records through it.
+        "gate.decisions.record": _record_decision,
+    },
+    "gate.override": {
+        "gate.decisions.override": _with_decision(
+            decisions.override, agg={"fail": 100}, reason="a known network blip, fixed since"
+        ),
+    },
+    "rollout.advance": {"gate.rollout.advance": _advance},
+    "rollout.kill": {
+        "gate.rollout.rollback": _plain(rollout.rollback, reason="drill"),
+        "gate.rollout.set_kill": _plain(rollout.set_kill, on=True, reason="drill"),
+    },
+    "export.run": {"export.jobs.run_export": _export},
+    "playground.save": {"playground.chat.save_pair": _save_pair},
+    "users.manage": {
+        "users.add_user": _plain(
+            users.add_user,
+            user=UserCreate(username="newcomer", role="reviewer", password="password-new"),
+        ),
+        "users.set_role": _plain(users.set_role, username="target", role="manager"),
+        "users.set_disabled": _plain(users.set_disabled, username="target"),
+        "users.set_password": _plain(
+            users.set_password, username="target", password="a-new-password"
+        ),
+    },
+}
+# Writes whose operator rule differs from their action's (documented where they are defined).
+OPERATOR_OVERRIDES = {"gate.decisions.record": True}
+
+ACTORS = (
+    "admin",
+    "admin as User",
+    "reviewer",
+    "manager",
+    "disabled",
+    "unknown",
+    "none",
+    "operator",
+)
+CASES = [(action, name) for action, writes in WRITES.items() for name in writes]
+
+
+def test_every_action_has_writes() -> None:
+    assert set(WRITES) == set(auth.ACTIONS), "add the new action's writes to WRITES"
+    assert all(WRITES.values())
+
+
+def _checked_functions() -> set[str]:
+    """``module.function`` of every function in core/ that calls ``auth.require``."""
+    found = set()
+    for path in (ROOT / "core").rglob("*.py"):
+        if path.name == "auth.py":
+            continue
+        module = ".".join(path.relative_to(ROOT / "core").with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for call in ast.walk(node):
+                f = getattr(call, "func", None)
+                if (
+                    isinstance(f, ast.Attribute)
+                    and f.attr == "require"
+                    and isinstance(f.value, ast.Name)
+                    and f.value.id == "auth"
+                ):
+                    found.add(f"{module}.{node.name}")
+    return found
+
+
+# Functions that check but are not writes of their own: the CLI checks early, before work.
+NOT_WRITES = {"cli.export.run"}
+
+
+def test_every_checked_function_is_listed() -> None:
+    listed = {name for writes in WRITES.values() for name in writes}
+    assert _checked_functions() - NOT_WRITES == listed
+
+
+def _expected(action: str, name: str, actor: str) -> bool:
+    spec = auth.ACTIONS[action]
+    if actor in ("admin", "admin as User"):
+        return auth.ADMIN in spec.roles
+    if actor in auth.ROLES:
+        return actor in spec.roles
+    if actor == "operator":
+        return OPERATOR_OVERRIDES.get(name, spec.operator)
+    return False  # disabled, unknown, none
+
+
+def _counts(session: Session) -> dict[str, int]:
+    session.flush()
+    return {
+        t.name: session.execute(select(func.count()).select_from(t)).scalar_one()
+        for t in SQLModel.metadata.sorted_tables
+    }
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def people(session: Session) -> dict[str, int]:
+    ids = {}
+    for name, role, disabled in (
+        ("admin", "admin", False),
+        ("reviewer", "reviewer", False),
+        ("manager", "manager", False),
+        ("disabled", "admin", True),
+        ("target", "reviewer", False),
+    ):
+        user = User(username=name, role=role, disabled=disabled, password_hash="not-a-login")
+        session.add(user)
+        session.flush()
+        ids[name] = user.id
+    return ids
+
+
+def _actor(session: Session, ids: dict[str, int], kind: str) -> Any:
+    return {
+        "admin": ids["admin"],
+        "admin as User": session.get(User, ids["admin"]) if kind == "admin as User" else None,
+        "reviewer": ids["reviewer"],
+        "manager": ids["manager"],
+        "disabled": ids["disabled"],
+        "unknown": max(ids.values()) + 1000,
+        "none": None,
+        "operator": auth.SYSTEM,
+    }[kind]
+
+
+@pytest.mark.parametrize(("action", "name"), CASES, ids=[n for _, n in CASES])
+def test_write_refuses_exactly_who_the_table_refuses(
+    session: Session, people: dict[str, int], tmp_path: Path, action: str, name: str
+) -> None:
+    prepare = WRITES[action][name]
+    outcomes = {}
+    for kind in ACTORS:
+        tmp = tmp_path / kind.replace(" ", "-")
+        tmp.mkdir()
+        savepoint = session.begin_nested()
+        try:
+            world = World(session, tmp, people)
+            actor = _actor(session, people, kind)
+            write = prepare(world, actor)
+            before, files = _counts(session), _files(tmp)
+            try:
+                write()
+            except auth.PermissionDenied as exc:
+                assert exc.action == action and f"({action})" in str(exc), str(exc)
+                assert _counts(session) == before and _files(tmp) == files, "a refusal wrote"
+                outcomes[kind] = False
+            else:
+                outcomes[kind] = True
+        finally:
+            savepoint.rollback()
+    expected = {kind: _expected(action, name, kind) for kind in ACTORS}
+    assert outcomes == expected
+
+
+def test_the_refusal_names_the_roles_and_the_fix(session: Session, people) -> None:
+    with pytest.raises(auth.PermissionDenied) as refused:
+        budget.set_budget(session=session, monthly_usd=10, actor_id=people["manager"])
+    assert str(refused.value) == (
+        "manager is a manager; only admins may set the monthly budget (budget.set). Ask an "
+        "admin to do it, or to give you the role: shadowtutor users set-role manager admin"
+    )
+    assert isinstance(refused.value, PermissionError)
+    with pytest.raises(auth.PermissionDenied, match="'disabled' is disabled"):
+        budget.set_budget(session=session, monthly_usd=10, actor_id=people["disabled"])
+    with pytest.raises(auth.PermissionDenied, match="named account; in the CLI pass --by"):
+        export.run_export(session=session, actor_id=auth.SYSTEM, export_root=Path("/nowhere"))
+
+
+def test_a_role_change_takes_effect_at_once(session: Session, people) -> None:
+    budget.set_budget(session=session, monthly_usd=10, actor_id=people["admin"])
+    users.set_role(session=session, username="admin", role="manager", actor_id=auth.SYSTEM)
+    with pytest.raises(auth.PermissionDenied, match="admin is a manager"):
+        budget.set_budget(session=session, monthly_usd=20, actor_id=people["admin"])
+
+
+def test_allowed_reads_the_same_table() -> None:
+    for name, spec in auth.ACTIONS.items():
+        assert {r for r in auth.ROLES if auth.allowed(r, name)} == set(spec.roles)
+        assert not auth.allowed(None, name)
+    with pytest.raises(ValueError, match="unknown action"):
+        auth.allowed("admin", "reviews.submit")
+
+
+def test_pages_and_menu_follow_the_table() -> None:
+    from shadowtutor.app import registry
+
+    for key, action in {
+        "review": "review.submit",
+        "review-queue": "review.enqueue",
+        "playground": "playground.save",
+        "export": "export.run",
+    }.items():
+        assert set(registry.page(key).roles) == set(auth.roles_for(action))
+
+
+def test_readme_permissions_table_matches_the_module() -> None:
+    assert auth.markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_nothing_reaches_the_log_when_a_manager_saves(session: Session, people, tmp_path) -> None:
+    world = World(session, tmp_path / "w", people)
+    with pytest.raises(auth.PermissionDenied):
+        _save_pair(world, people["manager"], queue=False)()
+    assert not (tmp_path / "w").exists()
+    _save_pair(world, people["reviewer"], queue=False)()
+    (rec,) = list(logstore.iter_records(tmp_path / "w" / "pg-log"))
+    assert rec["source"] == "playground"
+    assert session.exec(select(ReviewItem)).first() is None  # not queued without queue=True
+
+
+# --- the CLI: the named account, or the operator -------------------------------------------
+
+
+def test_cli_acts_as_the_named_account_or_the_operator(migrated, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shadowtutor.cli import main
+
+    def run(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    # The first admin of an empty database: the operator, no account needed.
+    assert run("users", "add", "root", "--role", "admin", "--password", "password-1").exit_code == 0
+    assert (
+        run("users", "add", "rita", "--role", "reviewer", "--password", "password-2").exit_code == 0
+    )
+    refused = run(
+        "users", "add", "eve", "--role", "admin", "--password", "password-3", "--by", "rita"
+    )
+    assert refused.exit_code == 1 and "rita is a reviewer; only admins may" in refused.output
+    assert "(users.manage)" in refused.output
+    ok = run("users", "set-role", "rita", "manager", "--by", "root")
+    assert ok.exit_code == 0, ok.output
+    tag = run("review", "tags", "add", "verbose", "--by", "rita")
+    assert tag.exit_code == 1 and "rita is a manager" in tag.output and "(tags.edit)" in tag.output
+    assert run("review", "tags", "add", "verbose").exit_code == 0  # the operator may
+    enqueue = run("review", "enqueue", "--size", "5", "--by", "rita")
+    assert enqueue.exit_code == 1 and "(review.enqueue)" in enqueue.output
+    assert run("rollout", "kill", "--by", "rita").exit_code == 1
+    assert run("users", "disable", "root").exit_code == 0
+    gone = run("rollout", "kill", "--by", "root")
+    assert gone.exit_code == 1 and "'root' is disabled" in gone.output
+    assert "kill switch ON" in run("rollout", "kill", "--reason", "drill").output
+    with db.session_scope(migrated.db_url) as s:
+        assert [t.name for t in tags.list_tags(session=s)] == ["verbose"]
+        assert s.exec(select(ReviewItem)).first() is None
+        (event,) = rollout.history(session=s)
+        assert event.action == "kill" and event.actor_id is None  # "system/CLI"
+
+
+def test_a_reviewer_queues_only_playground_pairs(session: Session, people) -> None:
+    """Saving from the Playground may queue that pair (playground.save), nothing else."""
+    rita = people["reviewer"]
+    with pytest.raises(review.ReviewError, match="only queue pairs whose source is 'playground'"):
+        review.enqueue_records(
+            session=session, records=[_record(1)], enqueued_by=rita, action="playground.save"
+        )
+    with pytest.raises(auth.PermissionDenied, match=r"\(review.enqueue\)"):
+        review.enqueue_records(session=session, records=[_record(1)], enqueued_by=rita)
+    added = review.enqueue_records(
+        session=session,
+        records=[_record(2, source="playground")],
+        enqueued_by=rita,
+        action="playground.save",
+    )
+    assert added.added == 1
+    with pytest.raises(ValueError, match="not 'tags.edit'"):
+        review.enqueue_records(
+            session=session, records=[_record(3)], enqueued_by=rita, action="tags.edit"
+        )
