@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,7 @@ class Settings:
     def home_path(self) -> Path:
         return Path(self.home).expanduser()
 
-    @property
+    @cached_property  # asked on every routed request: computed once per settings object
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url

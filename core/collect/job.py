@@ -88,7 +88,7 @@ def answer_from_result(result: ChatResult) -> dict[str, Any]:
 # --- one request while it is answered -------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     """The caller's shadow context of one request: the wrapper's ``shadow={...}`` argument, or
     the proxy's ``X-ShadowTutor-*`` headers. Never sent to the teacher."""
@@ -116,7 +116,7 @@ class Context:
 TEACHER_ROUTE = routing.Route("teacher", 0, None, None)
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One request on its way: decided by :meth:`ShadowCollector.begin`, served by the request
     path (:mod:`shadowtutor.collect.path`), handed off with ``collector.hand_off``.

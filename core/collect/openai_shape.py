@@ -30,7 +30,7 @@ class NotAChatRequest(ValueError):
     """The body has no list of messages: not ours to judge (the teacher answers it)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChatRequest:
     """What ShadowTutor reads from one OpenAI chat request (see the module docstring)."""
 

@@ -13,8 +13,8 @@ proxy alike.
 
 The walk is written once, in :meth:`RequestPath.walk`, as a generator that yields the I/O it
 needs (:data:`STUDENT`, :data:`TEACHER`) and gets the results (or the teacher's exception)
-back, and one driver runs it. :class:`SyncRequestPath` and :class:`AsyncRequestPath` only say
-how the I/O is done: blocking, or awaited (the student on a worker thread), which is the whole
+back; :class:`SyncRequestPath` and :class:`AsyncRequestPath` run it and only say how the I/O
+is done: blocking, or awaited (the student on a worker thread), which is the whole
 difference between the sync and the async wrapper (the pattern of simonw/llm's
 ``_BaseConversation`` / ``Conversation`` / ``AsyncConversation``). A subclass says how to talk
 to its teacher and how its answers look (:meth:`RequestPath.ask_teacher` and the shaping
@@ -24,7 +24,6 @@ hooks).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -51,7 +50,9 @@ class RequestPath:
         if call.route.served_by == "student":
             result = yield STUDENT
             if result is not None:
-                c.hand_off(call, student_result=result, teacher_call=self.background_teacher(call))
+                if call.shadowed:
+                    teacher = self.background_teacher(call)
+                    c.hand_off(call, student_result=result, teacher_call=teacher)
                 return self.student_reply(call, result)
         clock = StreamClock()
         try:
@@ -113,39 +114,48 @@ class RequestPath:
         raise NotImplementedError
 
 
-async def _drive(walk: Walk, io: Callable[[str], Any]) -> Any:
-    """Run ``walk`` to its end: each step's I/O is ``io(step)``, awaited when it is awaitable,
-    and its result (or exception) goes back into the walk. The one driver of both paths: with
-    blocking I/O nothing is ever awaited, so the sync path runs it in a single ``send``."""
-    try:
-        step = next(walk)
-        while True:
-            try:
-                out = io(step)
-                if inspect.isawaitable(out):
-                    out = await out
-            except BaseException as exc:
-                step = walk.throw(exc)
-            else:
-                step = walk.send(out)
-    except StopIteration as done:
-        return done.value
+class _Steps:
+    """Runs a walk: iterating gives the I/O steps it asks for; after each, ``result(value)``
+    or ``failed(exc)`` says how the I/O went; at the end ``value`` is what the walk returned.
+    (Both paths iterate it; only how they do the I/O differs.)"""
+
+    __slots__ = ("_walk", "_send", "_arg", "value")
+
+    def __init__(self, walk: Walk):
+        self._walk = walk
+        self._send: Callable[[Any], str] = walk.send
+        self._arg: Any = None
+        self.value: Any = None
+
+    def __iter__(self) -> _Steps:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return self._send(self._arg)  # the walk's own exceptions go to the caller
+        except StopIteration as done:
+            self.value = done.value
+            raise
+
+    def result(self, value: Any) -> None:
+        self._send, self._arg = self._walk.send, value
+
+    def failed(self, exc: BaseException) -> None:
+        self._send, self._arg = self._walk.throw, exc
 
 
 class SyncRequestPath(RequestPath):
     """Drives the walk with blocking I/O (the ``openai.OpenAI`` wrapper)."""
 
     def run(self, call: Call) -> Any:
-        def io(step: str) -> Any:
-            return self.collector.student_call(call) if step == STUDENT else self.ask_teacher(call)
-
-        driver = _drive(self.walk(call), io)
-        try:
-            driver.send(None)  # blocking I/O only: the driver ends without suspending
-        except StopIteration as done:
-            return done.value
-        driver.close()
-        raise TypeError(f"{type(self).__name__}.ask_teacher returned an awaitable")
+        steps = _Steps(self.walk(call))
+        for step in steps:
+            try:
+                io = self.collector.student_call if step == STUDENT else self.ask_teacher
+                steps.result(io(call))
+            except BaseException as exc:
+                steps.failed(exc)
+        return steps.value
 
 
 class AsyncRequestPath(RequestPath):
@@ -153,12 +163,16 @@ class AsyncRequestPath(RequestPath):
     blocking student call runs on a worker thread."""
 
     async def run(self, call: Call) -> Any:
-        def io(step: str) -> Any:
-            if step == STUDENT:
-                return asyncio.to_thread(self.collector.student_call, call)
-            return self.ask_teacher(call)
-
-        return await _drive(self.walk(call), io)
+        steps = _Steps(self.walk(call))
+        for step in steps:
+            try:
+                if step == STUDENT:
+                    steps.result(await asyncio.to_thread(self.collector.student_call, call))
+                else:
+                    steps.result(await self.ask_teacher(call))
+            except BaseException as exc:
+                steps.failed(exc)
+        return steps.value
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

@@ -64,11 +64,11 @@ def killed(settings: Settings | None = None) -> bool:
     (unset) the value in ``settings`` (which may come from Streamlit secrets). The one reader
     of ``SHADOWTUTOR_KILL_SWITCH``; a value that is not a boolean counts as off, with a
     warning (routing must never fail a request)."""
-    from shadowtutor.config import SettingsError, parse_value
-
     raw = os.environ.get(KILL_ENV)
     if raw is None:
         return bool(settings is not None and settings.kill_switch)
+    from shadowtutor.config import SettingsError, parse_value
+
     try:
         return bool(parse_value(KILL_ENV, raw, bool))
     except SettingsError as exc:
