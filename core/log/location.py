@@ -167,6 +167,7 @@ class S3Location:
         self.protocol = "stlog" + digest[:8]
         self._fs: Any = None
         self._fs_lock = threading.Lock()
+        self._bucket_seen = False
 
     @classmethod
     def from_settings(cls, settings: Any, url: str | None = None) -> S3Location:
@@ -284,7 +285,19 @@ class S3Location:
         from pyarrow import fs as pafs
 
         sel = pafs.FileSelector(str(base), recursive=True, allow_not_found=True)
-        return self._call(self.fs.get_file_info, sel)
+        found = self._call(self.fs.get_file_info, sel)
+        if not found and not self._bucket_seen:  # an empty listing: is the bucket there?
+            info = self._call(self.fs.get_file_info, self.bucket)
+            if info.type == pafs.FileType.NotFound:
+                raise LogStorageError(
+                    f"the bucket {self.bucket!r} does not exist at "
+                    f"{self.endpoint or 'AWS S3'}: create it, or fix SHADOWTUTOR_LOG_DIR "
+                    f"(now {self.url_text}) or AWS_ENDPOINT_URL"
+                )
+            self._bucket_seen = True
+        elif found:
+            self._bucket_seen = True
+        return found
 
     def entries(self, kind: str, suffix: str) -> list[Entry]:
         from pyarrow import fs as pafs
