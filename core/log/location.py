@@ -148,8 +148,7 @@ class S3Location:
     ):
         if not url.startswith(S3_SCHEME):
             raise LogStorageError(f"SHADOWTUTOR_LOG_DIR={url!r} is not an s3://bucket/prefix URL")
-        rest = url[len(S3_SCHEME) :].strip("/")
-        bucket, _, prefix = rest.partition("/")
+        bucket, _, prefix = url[len(S3_SCHEME) :].partition("/")
         if not bucket:
             raise LogStorageError(
                 f"SHADOWTUTOR_LOG_DIR={url!r} names no bucket; use s3://bucket/prefix"

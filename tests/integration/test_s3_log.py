@@ -26,7 +26,7 @@ from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.log.location import LogStorageError, S3Location
-from tests.support.seaweed import SeaweedServer, weed_binary
+from shadowtutor.testing.seaweed import SeaweedServer, weed_binary
 
 BUCKET = "shadowtutor-test"
 NOW = datetime.now(UTC)

