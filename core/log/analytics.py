@@ -177,6 +177,8 @@ class _Store:
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
+                if not isinstance(self.loc, FolderLocation) and "AWS Error" in str(exc):
+                    raise self.loc.explain(exc) from exc  # the bucket, not a file, failed
                 raise LogReadError(
                     f"could not read the shadow log in {self.log_dir}: {exc}. Move the file it "
                     "names out of the log folder (or run `shadowtutor logs validate`) and reload."

@@ -21,6 +21,7 @@ Paths of files in a bucket are ``PurePosixPath("bucket/prefix/jsonl/date=.../x.j
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from dataclasses import dataclass
@@ -421,4 +422,58 @@ def _duckdb_filesystem(loc: S3Location) -> Any:
             path = str(path)
             return path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
 
+        def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+            if mode == "rb":
+                return _PositionalFile(self.fs.open_input_file(path), path)
+            return super()._open(path, mode, *args, **kwargs)
+
     return _BucketFS(loc.fs)
+
+
+class _PositionalFile(io.RawIOBase):
+    """A read-only remote file whose position is per thread.
+
+    DuckDB reads one file from several threads through a Python filesystem as ``seek`` then
+    ``read`` on one shared handle; with a shared position two threads interleave and read each
+    other's bytes (Parquet "Invalid data", wrong columns). Here every thread has its own
+    position and each read is a positional ``read_at`` (thread-safe in pyarrow)."""
+
+    def __init__(self, raw: Any, path: str):
+        super().__init__()
+        self._raw = raw
+        self.path = path
+        self.size = raw.size()
+        self._local = threading.local()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return getattr(self._local, "pos", 0)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.tell(), 2: self.size}[whence]
+        self._local.pos = max(0, base + offset)
+        return self._local.pos
+
+    def read(self, size: int = -1) -> bytes:
+        pos = self.tell()
+        if size is None or size < 0:
+            size = self.size - pos
+        size = max(0, min(size, self.size - pos))
+        data = self._raw.read_at(size, pos) if size else b""
+        self._local.pos = pos + len(data)
+        return bytes(data)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()

@@ -326,3 +326,30 @@ def test_missing_bucket_and_endpoint_name_what_to_fix(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "127.0.0.1:9")
     out = CliRunner().invoke(main, ["logs", "validate"])
     assert out.exit_code != 0 and "AWS_ENDPOINT_URL" in out.output, out.output
+
+
+def test_parallel_reads_of_one_object_do_not_mix_bytes(s3: Settings, tmp_path: Path) -> None:
+    """DuckDB reads a Parquet object from several threads through the Python filesystem; a
+    shared seek position made them read each other's bytes ("Invalid data", another column's
+    values: the Cost page's top prompts failed in bench/scale.py)."""
+    import duckdb
+
+    loc = s3.log_path
+    urls = []
+    for k in range(4):
+        local = tmp_path / f"p{k}.parquet"
+        duckdb.sql(
+            f"COPY (SELECT 'id-{k}-' || i AS id, repeat('x', 200) || i AS messages, i AS n "
+            f"FROM range(60000) t(i)) TO '{local}' (FORMAT parquet, ROW_GROUP_SIZE 5000)"
+        )
+        target = loc.sub("parquet", f"date=2026-01-0{k + 1}", "part.parquet")
+        loc.upload(local, target)
+        urls.append(loc.url(target))
+    con = duckdb.connect()
+    con.execute("SET threads = 4")
+    loc.prepare(con)
+    for _ in range(5):
+        rows = con.execute(
+            f"SELECT id, messages FROM read_parquet({urls!r}) WHERE n % 997 = 0"
+        ).fetchall()
+        assert len(rows) == 4 * 61 and all(m.startswith("x" * 200) for _, m in rows)
