@@ -390,7 +390,7 @@ class SpoolWriter(LogWriter):
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=35)  # at most one upload in flight (its own timeouts)
         pause = 0.25
         for i in range(max(1, attempts)):
             if self.upload_ready():
