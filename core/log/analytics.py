@@ -228,7 +228,8 @@ _MAX_STORES = 4
 
 def _store(log_dir: LogDir, tz: str) -> _Store:
     loc = location(log_dir)
-    key = (loc.key, tz)
+    # A bucket: one store per location object (a change of credentials gives a new one).
+    key = (loc.key if isinstance(loc, FolderLocation) else f"{loc.key}|{id(loc)}", tz)
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:
