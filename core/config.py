@@ -42,7 +42,27 @@ class Settings:
     log_dir: str = _setting(
         "SHADOWTUTOR_LOG_DIR",
         "",
-        "Folder of the shadow log (JSONL and Parquet). Empty: `logs/` in the home folder.",
+        "Folder of the shadow log (JSONL and Parquet), or `s3://bucket/prefix` for object "
+        "storage (AWS S3, MinIO, Ceph, R2, SeaweedFS; reached with `AWS_ENDPOINT_URL`, "
+        "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`). Empty: `logs/` in the "
+        "home folder.",
+    )
+    log_spool_dir: str = _setting(
+        "SHADOWTUTOR_LOG_SPOOL_DIR",
+        "",
+        "With the log on object storage: local folder where writers spool parts until they are "
+        "uploaded (leftovers are uploaded on the next start). Empty: `spool/` in the home folder.",
+    )
+    log_part_mb: float = _setting(
+        "SHADOWTUTOR_LOG_PART_MB",
+        8.0,
+        "With the log on object storage: a spooled part is closed and uploaded at this size (MB).",
+    )
+    log_part_seconds: float = _setting(
+        "SHADOWTUTOR_LOG_PART_SECONDS",
+        30.0,
+        "With the log on object storage: a spooled part is closed and uploaded at this age "
+        "(seconds), so the bucket lags the writers by about this much.",
     )
     timezone: str = _setting(
         "SHADOWTUTOR_TIMEZONE", "UTC", "IANA time zone in which pages show times (stored in UTC)."
@@ -163,7 +183,13 @@ class Settings:
         return f"sqlite:///{self.home_path / 'shadowtutor.db'}"
 
     @property
-    def log_path(self) -> Path:
+    def log_path(self) -> Any:
+        """The log folder (a ``Path``), or an ``S3Location`` for an ``s3://`` URL; every log
+        reader and writer takes either."""
+        if self.log_dir.startswith("s3://"):
+            from shadowtutor.log.location import S3Location
+
+            return S3Location.from_settings(self)
         return Path(self.log_dir).expanduser() if self.log_dir else self.home_path / "logs"
 
     @property

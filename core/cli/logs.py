@@ -61,8 +61,8 @@ def validate(ctx: click.Context, limit: int) -> None:
 @logs_group.command("compact")
 @click.pass_context
 def compact(ctx: click.Context) -> None:
-    """Turn closed days' JSONL files into Parquet (safe to re-run; counts are checked
-    before any JSONL file is removed)."""
+    """Turn closed days' JSONL files into Parquet, in a folder or a bucket (safe to re-run
+    and with writers running; counts are checked before any JSONL file is removed)."""
     log_dir = settings_of(ctx).log_path
     report = logstore.compact(log_dir)
     for problem in report.problems:

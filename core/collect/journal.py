@@ -52,8 +52,11 @@ NOT_ASKED = (
 TEACHER_NOT_ASKED = "not asked: the process stopped before the teacher answered in the background"
 
 
-def journal_dir(log_dir: Path) -> Path:
-    return Path(log_dir) / "journal"
+def journal_dir(log_dir: Any) -> Path:
+    """``<log>/journal`` for a folder; for a bucket, the writers' local spool (a journal is a
+    crash guard for this machine, never shared)."""
+    spool = getattr(log_dir, "spool", None)
+    return Path(spool if spool is not None else log_dir) / "journal"
 
 
 def _teacher_fields(job: Job) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ Point any app's OpenAI ``base_url`` at ``http://HOST:PORT/v1``. Endpoints:
   it has been sent (for streams, after the last event).
 * ``GET /v1/models`` — the teacher's model list, forwarded.
 * ``GET /healthz`` — ``{"status": "ok", "collector": stats()}``.
+* ``GET /metrics`` — Prometheus text format (:mod:`shadowtutor.collect.metrics`).
 
 Authorization: the caller's ``Authorization`` header is forwarded when present, else the
 configured teacher key (``SHADOWTUTOR_TEACHER_API_KEY``, else ``OPENAI_API_KEY``).
@@ -36,6 +37,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from shadowtutor.backends import ChatResult, StreamClock, teacher_api_key
+from shadowtutor.collect import metrics
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -115,6 +117,7 @@ class Proxy(AsyncRequestPath):
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/healthz", self.health, methods=["GET"]),
+                Route("/metrics", metrics.endpoint(self.collector), methods=["GET"]),
             ],
             lifespan=self.lifespan,
         )

@@ -5,7 +5,9 @@ only the columns the dashboards need (no prompts, no answers), plus the pair's l
 ``lts`` in the display time zone. It is cached per log folder and time zone and kept up to date
 file by file: on each :func:`connect` only files that are new or changed since the last call
 (by size and modification time) are read again, and rows of removed files are dropped, so
-compaction (JSONL files replaced by Parquet) is followed without a full reload.
+compaction (JSONL files replaced by Parquet) is followed without a full reload. A log in a
+bucket works the same way: the listing gives each object's size and time, and DuckDB reads the
+new objects through the bucket's client (:mod:`shadowtutor.log.location`).
 
 Every query is a fixed SQL text with bound parameters; the page's filters are parameters too
 (never formatted into SQL). Absent category, language or source values read as ``(none)``.
@@ -17,7 +19,6 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +28,7 @@ import pandas as pd
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
+from shadowtutor.log.location import FolderLocation, LogDir, location
 
 NONE_LABEL = "(none)"
 
@@ -137,19 +139,27 @@ def zone(name: str) -> ZoneInfo:
 class _Store:
     """One in-memory DuckDB database holding ``facts`` for one log folder and time zone."""
 
-    def __init__(self, log_dir: Path, tz: str):
+    def __init__(self, log_dir: LogDir, tz: str):
         self.log_dir = log_dir
+        self.loc = location(log_dir)
         self.tz = tz
         self.db = duckdb.connect()
         self.db.execute(
             "SET TimeZone = 'UTC'; SET enable_progress_bar = false; "
             "SET preserve_insertion_order = false"
         )
+        self.loc.prepare(self.db)
         self.db.execute(_FACTS_DDL)
         self.signatures: dict[str, tuple[int, int]] = {}
         self.lock = threading.Lock()
 
     def _current(self) -> dict[str, tuple[int, int]]:
+        if not isinstance(self.loc, FolderLocation):  # a bucket: one listing per kind
+            return {
+                self.loc.url(e.path): (e.size, e.mtime_ns)
+                for kind, suffix in (("jsonl", ".jsonl"), ("parquet", ".parquet"))
+                for e in self.loc.entries(kind, suffix)
+            }
         out = {}
         files = logstore.jsonl_files(self.log_dir) + logstore.parquet_files(self.log_dir)
         for path in files:
@@ -174,6 +184,8 @@ class _Store:
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
+                if not isinstance(self.loc, FolderLocation) and "AWS Error" in str(exc):
+                    raise self.loc.explain(exc) from exc  # the bucket, not a file, failed
                 raise LogReadError(
                     f"could not read the shadow log in {self.log_dir}: {exc}. Move the file it "
                     "names out of the log folder (or run `shadowtutor logs validate`) and reload."
@@ -223,19 +235,21 @@ _STORES_LOCK = threading.Lock()
 _MAX_STORES = 4
 
 
-def _store(log_dir: Path, tz: str) -> _Store:
-    key = (str(Path(log_dir).resolve()), tz)
+def _store(log_dir: LogDir, tz: str) -> _Store:
+    loc = location(log_dir)
+    # A bucket: one store per location object (a change of credentials gives a new one).
+    key = (loc.key if isinstance(loc, FolderLocation) else f"{loc.key}|{id(loc)}", tz)
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:
-            store = _STORES[key] = _Store(Path(log_dir), tz)
+            store = _STORES[key] = _Store(loc.root if isinstance(loc, FolderLocation) else loc, tz)
             while len(_STORES) > _MAX_STORES:
                 _STORES.popitem(last=False)
         _STORES.move_to_end(key)
     return store
 
 
-def connect(log_dir: Path, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
+def connect(log_dir: LogDir, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the up-to-date ``facts`` table (narrow, local times in ``tz``)
     and the ``pairs`` / ``raw_pairs`` views over the whole log (for queries needing texts)."""
     zone(tz)

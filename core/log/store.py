@@ -9,17 +9,28 @@ A writer only ever appends whole lines to its own file, so many processes can wr
 and a crash can at worst leave one torn last line, which readers skip and count. The date
 partition is the record's own UTC date, so replays and imports of old data land where they
 belong.
+
+The log can also live in a bucket (``SHADOWTUTOR_LOG_DIR=s3://bucket/prefix``, see
+:mod:`shadowtutor.log.location`). Object storage has no append, so there each writer process
+spools to local part files under the same crash rules (:class:`SpoolWriter`), closes a part at
+a size or an age and uploads it as ``jsonl/date=YYYY-MM-DD/<host>-<pid>-<token>-<seq>.jsonl``;
+the local file is deleted only once the bucket reports the object with the same size. Every
+reader here lists, reads and hands DuckDB the files through the location, so a folder and a
+bucket read the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
+import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +39,19 @@ from typing import Any
 import duckdb
 
 from shadowtutor.log import record as logrecord
+from shadowtutor.log.location import (
+    FolderLocation,
+    LogDir,
+    LogStorageError,
+    S3Location,
+    is_s3,
+    location,
+)
 from shadowtutor.log.record import RecordError
+
+__all__ = ["LogStorageError", "S3Location", "location"]  # re-exported with the store's API
+S3_URL = "s3://"
+log = logging.getLogger("shadowtutor.log")
 
 ANSWER_STRUCT = (
     "STRUCT(model VARCHAR, provider VARCHAR, response VARCHAR, latency_ms DOUBLE, "
@@ -80,19 +103,32 @@ def _day_dir(root: Path, day: str) -> Path:
 # --- writing -----------------------------------------------------------------------------
 
 
+def _token() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 class LogWriter:
     """Appends records to this process's file for each day. Thread-safe.
 
     Each call writes its lines with a single ``os.write`` on an ``O_APPEND`` descriptor, so
     lines from threads never interleave and a crash leaves at most one torn line.
+
+    ``LogWriter(location)`` for a bucket gives a :class:`SpoolWriter` (same API). Functions in
+    ``listeners`` are called with each batch once it is written (the metrics use this).
     """
 
-    def __init__(self, log_dir: Path | str):
-        self.log_dir = Path(log_dir)
-        self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    def __new__(cls, log_dir: LogDir, *args: Any, **kwargs: Any) -> LogWriter:
+        if cls is LogWriter and is_s3(log_dir):
+            return super().__new__(SpoolWriter)
+        return super().__new__(cls)
+
+    def __init__(self, log_dir: LogDir):
+        self.log_dir = Path(log_dir.root if isinstance(log_dir, FolderLocation) else log_dir)
+        self._token = _token()
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
 
     @property
     def token(self) -> str:
@@ -103,7 +139,7 @@ class LogWriter:
         if os.getpid() != self._pid:  # forked: never share a file with the parent
             self._fds.clear()
             self._pid = os.getpid()
-            self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self._token = _token()
         fd = self._fds.get(day)
         if fd is None:
             folder = _day_dir(jsonl_root(self.log_dir), day)
@@ -117,6 +153,7 @@ class LogWriter:
         self.append_many([record])
 
     def append_many(self, records: Iterable[dict[str, Any]]) -> int:
+        records = records if isinstance(records, list) else list(records)
         by_day: dict[str, list[str]] = {}
         for rec in records:
             by_day.setdefault(rec["ts"][:10], []).append(logrecord.dumps(rec))
@@ -124,13 +161,35 @@ class LogWriter:
         with self._lock:
             for day, lines in by_day.items():
                 data = ("\n".join(lines) + "\n").encode()
-                fd = self._fd(day)
-                view = memoryview(data)
-                while view:  # os.write may write less than asked on some filesystems
-                    written = os.write(fd, view)
-                    view = view[written:]
+                self._write(day, data)
                 count += len(lines)
+        self._notify(records)
         return count
+
+    def _write(self, day: str, data: bytes) -> None:
+        fd = self._fd(day)
+        view = memoryview(data)
+        while view:  # os.write may write less than asked on some filesystems
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def _notify(self, records: list[dict[str, Any]]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(records)
+            except Exception:  # an observer never breaks the log
+                log.exception("log listener failed")
+
+    def stats(self) -> dict[str, Any]:
+        """Upload state (always empty for a folder: the file is the log)."""
+        return {
+            "parts_pending": 0,
+            "upload_lag_s": 0.0,
+            "last_upload_lag_s": 0.0,
+            "uploaded_parts": 0,
+            "upload_errors": 0,
+            "last_upload_error": None,
+        }
 
     def close(self) -> None:
         with self._lock:
@@ -143,6 +202,225 @@ class LogWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class _Part:
+    path: Path
+    fd: int
+    born: float  # time.time() of the first write
+    size: int = 0
+
+
+class SpoolWriter(LogWriter):
+    """A writer for a log in a bucket: local part files, uploaded when closed.
+
+    Spool layout (``SHADOWTUTOR_LOG_SPOOL_DIR/<bucket hash>/``)::
+
+        open/date=D/<host>-<pid>-<token>-<seq>.jsonl    being appended to (same rules as a folder)
+        ready/date=D/<same name>                        closed, waiting for its upload
+
+    A part is closed when it reaches ``SHADOWTUTOR_LOG_PART_MB`` or is
+    ``SHADOWTUTOR_LOG_PART_SECONDS`` old. A background thread uploads ready parts to
+    ``jsonl/date=D/<same name>``; a part is deleted locally only after the bucket reports the
+    object with the part's size. A failed upload is retried with a growing pause (up to 30 s).
+    At start, ready parts left by any process, and open parts of processes on this machine that
+    are no longer running, are uploaded. The host, pid and a random token in every name keep
+    names from colliding across machines; uploading the same part twice (a crash between the
+    upload and the local delete) writes the same bytes to the same name.
+    """
+
+    def __init__(self, log_dir: LogDir):
+        loc = location(log_dir)
+        assert isinstance(loc, S3Location)
+        self.location = loc
+        self.log_dir = loc  # type: ignore[assignment]
+        self._lock = threading.Lock()
+        self.listeners = []
+        self._open_dir = loc.spool / "open"
+        self._ready_dir = loc.spool / "ready"
+        self._counts = {"uploaded_parts": 0, "upload_errors": 0}
+        self.last_upload_error: str | None = None
+        self.last_upload_lag_s = 0.0
+        self._born: dict[str, float] = {}
+        self._closed = False
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._token = _token()
+        self._parts: dict[str, _Part] = {}
+        self._seq = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._recover()
+        self._thread = threading.Thread(target=self._upload_loop, name="shadow-upload", daemon=True)
+        self._thread.start()
+
+    # --- spooling ----------------------------------------------------------------------
+    def _write(self, day: str, data: bytes) -> None:
+        if os.getpid() != self._pid:  # forked: own token, own parts, own upload thread
+            self._start()
+        part = self._parts.get(day)
+        if part is None:
+            self._seq += 1
+            folder = _day_dir(self._open_dir, day)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{self._token}-{self._seq:06d}.jsonl"
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            part = self._parts[day] = _Part(path, fd, time.time())
+        view = memoryview(data)
+        while view:
+            written = os.write(part.fd, view)
+            view = view[written:]
+        part.size += len(data)
+        if part.size >= self.location.part_bytes:
+            self._close_part(day)
+            self._wake.set()
+
+    def _close_part(self, day: str) -> None:
+        """Close a part and move it to ``ready/`` (caller holds the lock)."""
+        part = self._parts.pop(day)
+        os.close(part.fd)
+        target = _day_dir(self._ready_dir, day) / part.path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part.path, target)
+        self._born[str(target)] = part.born
+
+    def _rotate(self, *, all_parts: bool = False) -> None:
+        now = time.time()
+        with self._lock:
+            if os.getpid() != self._pid:
+                return
+            for day in list(self._parts):
+                if all_parts or now - self._parts[day].born >= self.location.part_seconds:
+                    self._close_part(day)
+
+    def _recover(self) -> None:
+        """Open parts of processes on this machine that are gone become ready parts."""
+        host = socket.gethostname()
+        found = sorted(self._open_dir.glob("date=*/*.jsonl")) if self._open_dir.exists() else []
+        for path in found:
+            parts = path.stem.rsplit("-", 3)
+            if len(parts) != 4 or parts[0] != host or not parts[1].isdigit():
+                continue
+            if _alive(int(parts[1])):
+                continue
+            target = _day_dir(self._ready_dir, path.parent.name[5:]) / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, target)
+            except FileNotFoundError:  # another process recovered it first
+                continue
+
+    # --- uploading ---------------------------------------------------------------------
+    def _ready(self) -> list[Path]:
+        if not self._ready_dir.exists():
+            return []
+        return sorted(self._ready_dir.glob("date=*/*.jsonl"))
+
+    def upload_ready(self) -> bool:
+        """Upload every ready part; True when none is left. Stops at the first failure."""
+        for path in self._ready():
+            day = path.parent.name
+            target = self.location.sub("jsonl", day, path.name)
+            try:
+                size = path.stat().st_size
+                if size == 0:
+                    path.unlink()
+                    continue
+                self.location.upload(path, target)
+            except FileNotFoundError:  # uploaded and removed by another process
+                continue
+            except Exception as exc:
+                self._counts["upload_errors"] += 1
+                self.last_upload_error = str(exc)
+                log.warning("log upload of %s failed (kept for retry): %s", path.name, exc)
+                return False
+            born = self._born.pop(str(path), None)
+            try:
+                if born is None:
+                    born = path.stat().st_mtime
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            self._counts["uploaded_parts"] += 1
+            self.last_upload_lag_s = max(0.0, time.time() - (born or time.time()))
+        return True
+
+    def _upload_loop(self) -> None:
+        pause = 0.0
+        tick = min(1.0, self.location.part_seconds / 4)
+        while not self._stop.is_set():
+            self._wake.wait(timeout=max(tick, pause))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self._rotate()
+            if self.upload_ready():
+                pause = 0.0
+            else:
+                pause = min(30.0, max(0.5, pause * 2))
+
+    def stats(self) -> dict[str, Any]:
+        now = time.time()
+        with self._lock:
+            born = [p.born for p in self._parts.values()]
+            open_parts = len(self._parts)
+        ready = self._ready()
+        for path in ready:
+            b = self._born.get(str(path))
+            if b is None:
+                try:
+                    b = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+            born.append(b)
+        return {
+            "parts_pending": open_parts + len(ready),
+            "upload_lag_s": round(max(0.0, now - min(born)), 3) if born else 0.0,
+            "last_upload_lag_s": round(self.last_upload_lag_s, 3),
+            "uploaded_parts": self._counts["uploaded_parts"],
+            "upload_errors": self._counts["upload_errors"],
+            "last_upload_error": self.last_upload_error,
+        }
+
+    def close(self, attempts: int = 3) -> None:
+        """Close every part and upload what is ready (a few tries). Parts the bucket did not
+        take stay in the spool; the next writer on this machine uploads them."""
+        if self._closed:
+            return
+        self._closed = True
+        self._rotate(all_parts=True)
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=35)  # at most one upload in flight (its own timeouts)
+        pause = 0.25
+        for i in range(max(1, attempts)):
+            if self.upload_ready():
+                return
+            if i + 1 < attempts:
+                time.sleep(pause)
+                pause *= 2
+        log.warning(
+            "%d log part(s) could not be uploaded to %s and stay in %s (%s); they are uploaded "
+            "on the next start",
+            len(self._ready()),
+            self.location,
+            self._ready_dir,
+            self.last_upload_error,
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -162,8 +440,14 @@ class ReadReport:
     torn_tail: int = 0  # bad lines that are the last line of their file (a crash mid-write)
 
 
-def jsonl_files(log_dir: Path, *, before: date | None = None) -> list[Path]:
-    root = jsonl_root(log_dir)
+def jsonl_files(log_dir: LogDir, *, before: date | None = None) -> list[Any]:
+    """The JSONL files (``Path`` in a folder, ``PurePosixPath`` in a bucket), sorted."""
+    if is_s3(log_dir):
+        files = location(log_dir).files("jsonl", ".jsonl")
+        if before is None:
+            return files
+        return [p for p in files if p.parent.name[5:] < before.isoformat()]
+    root = jsonl_root(_folder(log_dir))
     if not root.exists():
         return []
     out = []
@@ -173,15 +457,27 @@ def jsonl_files(log_dir: Path, *, before: date | None = None) -> list[Path]:
     return out
 
 
-def parquet_files(log_dir: Path) -> list[Path]:
-    root = parquet_root(log_dir)
+def parquet_files(log_dir: LogDir) -> list[Any]:
+    if is_s3(log_dir):
+        return location(log_dir).files("parquet", ".parquet")
+    root = parquet_root(_folder(log_dir))
     return sorted(root.glob("date=*/*.parquet")) if root.exists() else []
 
 
-def read_jsonl(path: Path, report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
-    """Yield the valid records of one file; bad lines go to ``report`` with their reason."""
-    with open(path, "rb") as fh:
-        lines = fh.read().split(b"\n")
+def _folder(log_dir: LogDir) -> Path:
+    return log_dir.root if isinstance(log_dir, FolderLocation) else Path(log_dir)  # type: ignore[union-attr,arg-type]
+
+
+def read_jsonl(
+    path: Any, report: ReadReport | None = None, log_dir: LogDir | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the valid records of one file; bad lines go to ``report`` with their reason.
+    ``log_dir`` is needed for a file in a bucket (it says how to reach it)."""
+    if log_dir is not None and is_s3(log_dir):
+        lines = location(log_dir).read_bytes(path).split(b"\n")
+    else:
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
     last = len(lines) - 1 if lines and lines[-1] else len(lines) - 2
     for i, raw in enumerate(lines):
         if not raw.strip():
@@ -202,14 +498,21 @@ def read_jsonl(path: Path, report: ReadReport | None = None) -> Iterator[dict[st
         yield rec
 
 
-def iter_records(log_dir: Path, report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
+def _connect(log_dir: LogDir) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    if is_s3(log_dir):
+        location(log_dir).prepare(con)
+    return con
+
+
+def iter_records(log_dir: LogDir, report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
     """Every record in the log (JSONL then Parquet), validated."""
     for path in jsonl_files(log_dir):
-        yield from read_jsonl(path, report)
+        yield from read_jsonl(path, report, log_dir)
     files = parquet_files(log_dir)
     if files:
-        con = duckdb.connect()
-        cur = con.execute(f"SELECT * FROM read_parquet({_sql_list(files)})")
+        con = _connect(log_dir)
+        cur = con.execute(f"SELECT * FROM read_parquet({_sql_list(files, log_dir)})")
         names = [d[0] for d in cur.description]
         while batch := cur.fetchmany(5000):
             for row in batch:
@@ -221,48 +524,52 @@ def iter_records(log_dir: Path, report: ReadReport | None = None) -> Iterator[di
                 yield rec
 
 
-def validate_log(log_dir: Path) -> ReadReport:
+def validate_log(log_dir: LogDir) -> ReadReport:
     report = ReadReport()
     for _ in iter_records(log_dir, report):
         pass
     return report
 
 
-def _sql_list(paths: Iterable[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+def _sql_list(paths: Iterable[Any], log_dir: LogDir | None = None) -> str:
+    url = location(log_dir).url if log_dir is not None and is_s3(log_dir) else str
+    return "[" + ", ".join("'" + url(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
-def _read_json_sql(paths: Iterable[Path]) -> str:
+def _read_json_sql(paths: Iterable[Any], log_dir: LogDir | None = None) -> str:
     cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in RAW_COLUMNS.items()) + "}"
     return (
-        f"read_json({_sql_list(paths)}, format='newline_delimited', columns={cols}, "
+        f"read_json({_sql_list(paths, log_dir)}, format='newline_delimited', columns={cols}, "
         "ignore_errors=true, maximum_object_size=67108864)"
     )
 
 
-def raw_select(log_dir: Path) -> str:
-    """SQL selecting every raw record (JSONL and Parquet together); empty when no files."""
+def raw_select(log_dir: LogDir) -> str:
+    """SQL selecting every raw record (JSONL and Parquet together); empty when no files.
+    For a bucket, the connection must have been prepared (:func:`create_views` does it)."""
     parts = []
     jsonl = jsonl_files(log_dir)
     if jsonl:
-        parts.append(f"SELECT * FROM {_read_json_sql(jsonl)} WHERE id IS NOT NULL")
+        parts.append(f"SELECT * FROM {_read_json_sql(jsonl, log_dir)} WHERE id IS NOT NULL")
     parquet = parquet_files(log_dir)
     if parquet:
-        parts.append(f"SELECT * FROM read_parquet({_sql_list(parquet)})")
+        parts.append(f"SELECT * FROM read_parquet({_sql_list(parquet, log_dir)})")
     if not parts:
         cols = ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in RAW_COLUMNS.items())
         return f"SELECT {cols} WHERE false"
     return " UNION ALL BY NAME ".join(parts)
 
 
-def create_views(con: duckdb.DuckDBPyConnection, log_dir: Path) -> None:
+def create_views(con: duckdb.DuckDBPyConnection, log_dir: LogDir) -> None:
     """Create (or replace) the views ``raw_pairs`` and ``pairs`` on a DuckDB connection."""
+    if is_s3(log_dir):
+        location(log_dir).prepare(con)
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw_pairs AS {raw_select(log_dir)}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW pairs AS {FLAT_SELECT} FROM raw_pairs")
 
 
-def known_ids(log_dir: Path) -> set[str]:
-    con = duckdb.connect()
+def known_ids(log_dir: LogDir) -> set[str]:
+    con = _connect(log_dir)
     create_views(con, log_dir)
     return {row[0] for row in con.execute("SELECT id FROM raw_pairs").fetchall()}
 
@@ -279,7 +586,7 @@ class ImportReport:
 
 def import_file(
     path: Path,
-    log_dir: Path,
+    log_dir: LogDir,
     *,
     source: str | None = None,
     teacher_model: str | None = None,
@@ -332,29 +639,37 @@ class CompactReport:
     problems: list[str] = field(default_factory=list)
 
 
-def compact(log_dir: Path, *, today: date | None = None) -> CompactReport:
+def compact(log_dir: LogDir, *, today: date | None = None) -> CompactReport:
     """Turn every closed day's JSONL files into one Parquet part.
 
-    The JSONL files are removed only after the Parquet part is on disk (written to a temporary
-    name, then renamed) and holds exactly the good, not-yet-compacted records they contained.
-    A re-run after a crash finds the part by its name (a hash of the source files) and only
-    finishes the removal.
+    The JSONL files are removed only after the Parquet part is in place (a folder: written to
+    a temporary name, then renamed; a bucket: written locally, then uploaded in one PUT) and
+    holds exactly the good, not-yet-compacted records they contained. A re-run after a crash
+    finds the part by its name (a hash of the source files) and only finishes the removal.
+    Writers may keep running: a part uploaded after the listing is left for the next run.
     """
     today = today or datetime.now(UTC).date()
     report = CompactReport()
-    by_day: dict[str, list[Path]] = {}
+    by_day: dict[str, list[Any]] = {}
     for path in jsonl_files(log_dir, before=today):
         by_day.setdefault(path.parent.name[5:], []).append(path)
     for day, files in sorted(by_day.items()):
-        _compact_day(log_dir, day, files, report)
+        if is_s3(log_dir):
+            _compact_day_bucket(location(log_dir), day, files, report)  # type: ignore[arg-type]
+        else:
+            _compact_day(_folder(log_dir), day, files, report)
     return report
+
+
+def _part_name(files: list[Any]) -> str:
+    digest = hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()[:16]
+    return f"part-{digest}.parquet"
 
 
 def _compact_day(log_dir: Path, day: str, files: list[Path], report: CompactReport) -> None:
     out_dir = _day_dir(parquet_root(log_dir), day)
     out_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()[:16]
-    target = out_dir / f"part-{digest}.parquet"
+    target = out_dir / _part_name(files)
     others = [p for p in out_dir.glob("*.parquet") if p != target]
     existing = known_ids_in(others)
     read = ReadReport()
@@ -415,6 +730,60 @@ def tail_ids(path: Path, max_bytes: int = 16 * 1024 * 1024) -> set[str]:
         except (ValueError, KeyError, TypeError):
             continue
     return ids
+
+
+def _compact_day_bucket(loc: S3Location, day: str, files: list[Any], report: CompactReport) -> None:
+    """The same steps in a bucket: the part is built locally, uploaded, counted back from the
+    bucket, and only then are the JSONL parts deleted (or moved to ``quarantine/``)."""
+    target = loc.sub("parquet", f"date={day}", _part_name(files))
+    others = [p for p in loc.files("parquet", ".parquet") if p.parent.name == f"date={day}"]
+    others = [p for p in others if p != target]
+    con = _connect(loc)
+    existing: set[str] = set()
+    if others:
+        rows = con.execute(f"SELECT id FROM read_parquet({_sql_list(others, loc)})").fetchall()
+        existing = {r[0] for r in rows}
+    read = ReadReport()
+    good_ids: set[str] = set()
+    for rec in (r for f in files for r in read_jsonl(f, read, loc)):
+        good_ids.add(rec["id"])
+    expected = len(good_ids - existing)
+    report.bad_lines += len(read.bad)
+    report.duplicates_skipped += read.records - expected
+    if not loc.exists(target):
+        excluded = ""
+        if others:
+            excluded = f"AND id NOT IN (SELECT id FROM read_parquet({_sql_list(others, loc)}))"
+        with tempfile.TemporaryDirectory(prefix="shadowtutor-compact-") as tmpdir:
+            tmp = Path(tmpdir) / target.name
+            con.execute(
+                f"COPY (SELECT * FROM {_read_json_sql(files, loc)} WHERE id IS NOT NULL "
+                f"{excluded} QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts) = 1 "
+                f"ORDER BY ts) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+            loc.upload(tmp, target)
+    written = con.execute(f"SELECT count(*) FROM read_parquet('{loc.url(target)}')").fetchone()[0]
+    if written != expected:
+        loc.delete(target)
+        report.problems.append(
+            f"{day}: Parquet part has {written} rows but the JSONL parts hold {expected} good "
+            "records; JSONL kept, nothing removed"
+        )
+        return
+    damaged = {b.path for b in read.bad}
+    for f in files:
+        try:
+            if str(f) in damaged:
+                keep = loc.sub("quarantine", f"date={day}", f.name)
+                loc.move(f, keep)
+                report.quarantined.append(f"{S3_URL}{keep}")
+            else:
+                loc.delete(f)
+        except FileNotFoundError:  # a concurrent compaction removed it first
+            pass
+        report.files_removed += 1
+    report.days.append(day)
+    report.rows_written += written
 
 
 def known_ids_in(parquet: list[Path]) -> set[str]:
