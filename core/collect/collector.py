@@ -57,13 +57,14 @@ from shadowtutor.collect.job import (
     error_text,
     estimate_usage,
     parse_sse,
+    sse_done,
     teacher_from_chunks,
     teacher_from_completion,
 )
 from shadowtutor.config import Settings
 from shadowtutor.gate import routing
 from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log.store import LogWriteError, LogWriter
 from shadowtutor.similarity import SimilarityMethod, get_method
 
 log = logging.getLogger("shadowtutor.collector")
@@ -188,12 +189,12 @@ class ShadowCollector:
             counts = dict(self._counts)
             unknown = dict(self._unknown)
         with self._cond:
-            pending = len(self._pending)
+            pending = len(self._pending) + self._writer.held
         keys = (
             "enqueued dropped not_sampled ineligible logged student_ok student_errors "
             "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
             "lost usage_estimated served_by_student student_fallbacks route_errors "
-            "streams_abandoned"
+            "streams_abandoned invalid"
         ).split()
         out: dict[str, Any] = {k: counts.get(k, 0) for k in keys}
         out.update(
@@ -342,7 +343,7 @@ class ShadowCollector:
         if detected:
             metadata["detected"] = detected
         route = job.route or routing.Route("teacher", 0, None, None)
-        return logrecord.make_record(
+        record = logrecord.make_record(
             id=job.id,
             ts=job.ts,
             source=job.source,
@@ -362,6 +363,12 @@ class ShadowCollector:
             },
             metadata=metadata,
         )
+        try:  # never write what `logs validate` would reject (e.g. `messages: []`)
+            return logrecord.check_for_log(record)
+        except logrecord.RecordError as exc:
+            self.count("invalid")
+            self.last_error = f"record not logged: {exc}"
+            return None
 
     def _teacher_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -377,7 +384,11 @@ class ShadowCollector:
                 answer.update(teacher_from_chunks(job.teacher_chunks))
             elif job.teacher_raw is not None:
                 if job.teacher_sse:
-                    answer.update(teacher_from_chunks(parse_sse(job.teacher_raw)))
+                    answer.update(
+                        teacher_from_chunks(
+                            parse_sse(job.teacher_raw), done=sse_done(job.teacher_raw)
+                        )
+                    )
                 else:
                     answer.update(teacher_from_completion(json.loads(job.teacher_raw)))
             elif job.teacher_call is not None:
@@ -386,6 +397,9 @@ class ShadowCollector:
         except Exception as exc:
             answer["error"] = error_text(exc)
             self.count("teacher_errors")
+        else:
+            if answer.get("error") and job.teacher is None:  # a stream that never finished
+                self.count("teacher_errors")
         answer["model"] = answer.get("model") or job.metadata.get("teacher_model") or "unknown"
         if answer.get("provider") is None:
             price = self.prices.lookup(answer["model"])
@@ -482,15 +496,21 @@ class ShadowCollector:
     def _write_batch(self) -> bool:
         with self._cond:
             batch, self._pending = self._pending, []
-        if not batch:
+        if not batch and not self._writer.held:
             return True
         written = 0
         try:
+            self._writer.finish_torn()  # the rest of a line a failed write left torn
             # Small slices with a GIL hand-off between them: the app's request thread never
             # waits behind one long JSON-encoding burst of this background thread.
             while written < len(batch):
                 part = batch[written : written + WRITE_SLICE]
-                self._writer.append_many(part)
+                try:
+                    self._writer.append_many(part)
+                except LogWriteError as exc:  # part of the slice is on disk: never re-send it
+                    written += exc.written
+                    self.count("logged", exc.written)
+                    raise
                 written += len(part)
                 self.count("logged", len(part))
                 time.sleep(0)
@@ -506,6 +526,8 @@ class ShadowCollector:
                     del self._pending[:overflow]
                     self.count("lost", overflow)
             return False
+        if self.last_error and self.last_error.startswith("log write to "):
+            self.last_error = None  # recovered: the log is writable again
         return True
 
     def flush(self, timeout: float | None = 30.0) -> bool:
