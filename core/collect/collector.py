@@ -465,7 +465,7 @@ class ShadowCollector:
     ) -> dict[str, Any]:
         name = self.similarity.name
         a, b = teacher.get("response"), student.get("response")
-        if a is None or b is None:
+        if a is None or b is None or teacher.get("error"):  # an unfinished answer: no score
             return {"method": name, "score": None}
         try:
             score = self.similarity.score(a, b)
