@@ -256,13 +256,26 @@ def claim_next(
         if filters and filters.get(key):
             where.append(getattr(ReviewItem, key) == filters[key])
     order = _queue_order(reviewer_id, now)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
-        item_id = session.exec(stmt.with_for_update(skip_locked=True)).first()
-        candidates = [item_id] if item_id is not None else []
-    else:
-        stmt = select(ReviewItem.id).where(*where).order_by(*order).limit(20)
-        candidates = list(session.exec(stmt))
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite has one writer at a time: choosing and claiming in one UPDATE is atomic, so
+        # "nothing to review" means exactly that (a list read first could all be taken by
+        # other reviewers before this one's turn to write).
+        first = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
+        item_id = session.execute(
+            update(ReviewItem)
+            .where(ReviewItem.id == first.scalar_subquery())
+            .values(claimed_by=reviewer_id, claimed_until=until)
+            .returning(ReviewItem.id)
+            .execution_options(synchronize_session=False)
+        ).scalar()
+        if item_id is None:
+            return None
+        item = session.get(ReviewItem, item_id)
+        session.refresh(item)
+        return item
+    stmt = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
+    item_id = session.exec(stmt.with_for_update(skip_locked=True)).first()
+    candidates = [item_id] if item_id is not None else []
     for item_id in candidates:
         # Conditional: only succeeds if nobody else claimed it since we looked.
         result = session.execute(
@@ -358,8 +371,20 @@ def _check_tags(session: Session, tags: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _bump(session: Session, item_id: int, delta: int, release_for: int | None) -> None:
-    """Change an item's review count in one statement (no lost updates under concurrency)."""
+def _bump(
+    session: Session,
+    item_id: int,
+    delta: int,
+    release_for: int | None,
+    *,
+    reviewer_id: int | None = None,
+) -> None:
+    """Change an item's review count in one statement (no lost updates under concurrency).
+
+    A review that counts (``delta > 0``) is taken only while the item still needs one, and,
+    for ``reviewer_id``, only if nobody else holds an unexpired claim on a one-review item:
+    the check and the count are one conditional UPDATE, so k reviews are never exceeded.
+    """
     done = ReviewItem.reviews_done + delta
     values: dict[str, Any] = {
         "reviews_done": done,
@@ -372,14 +397,57 @@ def _bump(session: Session, item_id: int, delta: int, release_for: int | None) -
         values["claimed_until"] = case(
             (ReviewItem.claimed_by == release_for, None), else_=ReviewItem.claimed_until
         )
+    where = [ReviewItem.id == item_id]
+    if delta > 0:
+        where += [
+            ReviewItem.status == "open",
+            ReviewItem.reviews_done < ReviewItem.required_reviews,
+        ]
+    if reviewer_id is not None:
+        now = utcnow()
+        where.append(
+            or_(
+                ReviewItem.claimed_by.is_(None),
+                ReviewItem.claimed_by == reviewer_id,
+                ReviewItem.claimed_until.is_(None),
+                ReviewItem.claimed_until < now,
+                ReviewItem.required_reviews > 1,
+            )
+        )
     result = session.execute(
         update(ReviewItem)
-        .where(ReviewItem.id == item_id)
+        .where(*where)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise ReviewError(f"no review item with id {item_id}")
+        raise _not_taken(session, item_id, reviewer_id)
+
+
+def _not_taken(session: Session, item_id: int, reviewer_id: int | None) -> ReviewError:
+    """Why a review was not taken, as the reviewer should read it."""
+    item = session.get(ReviewItem, item_id)
+    if item is None:
+        return ReviewError(f"no review item with id {item_id}")
+    session.refresh(item)
+    if reviewer_id is not None and _has_reviewed(session, item_id, reviewer_id):
+        return ReviewError(
+            "you have reviewed this item already; change it under 'My recent reviews'"
+        )
+    if item.status != "open" or item.reviews_done >= item.required_reviews:
+        return ReviewError(
+            f"this pair has all its {item.required_reviews} review(s) already (others finished "
+            "it while you were reviewing); your review was not saved: take the next pair"
+        )
+    return ReviewError(
+        "another reviewer holds this pair now (your claim expired); your review was not "
+        "saved: take the next pair"
+    )
+
+
+def _has_reviewed(session: Session, item_id: int, reviewer_id: int) -> bool:
+    stmt = select(Review.id).where(Review.item_id == item_id, Review.reviewer_id == reviewer_id)
+    return session.exec(stmt).first() is not None
 
 
 def submit_review(
@@ -389,19 +457,23 @@ def submit_review(
 
     A skip is recorded too (so the item is not offered to that reviewer again) but does not
     count towards the item's required reviews. Each reviewer reviews an item once; to change
-    a review use :func:`edit_review`.
+    a review use :func:`edit_review`. A review that counts is refused (ReviewError) when the
+    item has all its reviews already, or when another reviewer holds an unexpired claim on a
+    one-review item (this reviewer's claim expired and was taken).
     """
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     # Updating the item first locks its row, so a double submit by one reviewer waits here
     # and then sees the first review below.
-    _bump(session, item_id, _counts(judgement.decision), release_for=reviewer_id)
+    # A review that counts is taken only while the item needs one and the reviewer's claim
+    # holds (see _bump): k reviews never become k + 1.
+    _bump(
+        session, item_id, _counts(judgement.decision), release_for=reviewer_id,
+        reviewer_id=reviewer_id,
+    )  # fmt: skip
     item = session.get(ReviewItem, item_id)
     session.refresh(item)
-    earlier = session.exec(
-        select(Review.id).where(Review.item_id == item_id, Review.reviewer_id == reviewer_id)
-    ).first()
-    if earlier is not None:
+    if _has_reviewed(session, item_id, reviewer_id):
         raise ReviewError(
             "you have reviewed this item already; change it under 'My recent reviews'"
         )
