@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,6 +85,7 @@ class EnqueueResult:
     added: int
     already_queued: int
     item_ids: list[int]
+    bad_ids: list[str] = field(default_factory=list)  # ids over 64 characters: not queued
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -115,17 +116,24 @@ def enqueue_records(
     """Put log records (dicts as in ``shadowtutor.log.record``) into the review queue.
 
     A pair already queued (same id) is skipped, so the same pair never enters twice, also
-    when two admins enqueue at the same time (``ON CONFLICT DO NOTHING``).
+    when two admins enqueue at the same time (``ON CONFLICT DO NOTHING``). A pair whose id is
+    over 64 characters (the log's limit; older logs may hold one) is not queued but listed
+    in ``bad_ids``.
     """
     if strategy not in STRATEGIES:
         raise ReviewError(f"unknown strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}")
     if not 1 <= required_reviews <= 20:
         raise ReviewError(f"reviews per item must be 1 to 20, not {required_reviews}")
     unique: dict[str, dict[str, Any]] = {}
+    bad_ids: list[str] = []
     for record in records:
         if not record.get("id"):
             raise ReviewError("every record to enqueue needs an 'id'")
-        unique.setdefault(str(record["id"]), record)
+        pair_id = str(record["id"])
+        if len(pair_id) > logrecord.MAX_ID_LENGTH:  # the pair_id column holds 64 characters
+            bad_ids.append(pair_id)
+            continue
+        unique.setdefault(pair_id, record)
     existing: set[str] = set()
     ids = list(unique)
     for start in range(0, len(ids), 500):
@@ -160,7 +168,10 @@ def enqueue_records(
     item_ids = _insert_ignoring_duplicates(session, rows) if rows else []
     session.flush()
     return EnqueueResult(
-        added=len(item_ids), already_queued=len(unique) - len(item_ids), item_ids=item_ids
+        added=len(item_ids),
+        already_queued=len(unique) - len(item_ids),
+        item_ids=item_ids,
+        bad_ids=bad_ids,
     )
 
 
