@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -288,3 +289,56 @@ def test_validate_names_a_truncated_parquet_part(home: Path) -> None:
     assert result.exit_code == 1
     assert f"{part}:0: Parquet part cannot be read" in result.output
     assert "0 valid records, 1 bad lines" in result.output
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MB tmpfs (needs root; skipped elsewhere), grown by ``remount`` in the test."""
+    import subprocess
+
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_tmpfs_then_grown_neither_doubles_nor_breaks_a_line(tiny_tmpfs: Path) -> None:
+    """The issue's reproduction: 1 MB tmpfs, 3,000 records, grow the disk, flush."""
+    import subprocess
+
+    from shadowtutor.collect import collector as collect
+    from shadowtutor.config import Settings
+
+    log_dir = tiny_tmpfs / "logs"
+    settings = Settings.load(
+        {"SHADOWTUTOR_HOME": str(tiny_tmpfs.parent / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
+    )
+    c = collect.ShadowCollector(settings, workers=1)
+    try:
+        c.flush_interval_s = 3600.0
+        big = "y" * 400  # ~3,000 records of ~600 bytes: more than 1 MB
+        batch = [
+            rec(i, ts=datetime(2026, 5, 10, 12, tzinfo=UTC), metadata={"pad": big})
+            for i in range(3000)
+        ]
+        with c._cond:
+            c._pending.extend(batch)
+        assert c._write_pending() is False  # ENOSPC part way
+        assert 0 < c.stats()["logged"] < 3000
+        subprocess.run(["mount", "-o", "remount,size=16m", str(tiny_tmpfs)], check=True)
+        assert c.flush(5) is True
+        assert c.stats()["logged"] == 3000 and c.stats()["last_error"] is None
+    finally:
+        c.close(5)
+    report = logstore.validate_log(log_dir)
+    assert report.bad == [] and report.records == 3000
+    assert count(log_dir) == (3000, 3000)
