@@ -116,6 +116,7 @@ class LogWriter:
         self.log_dir = Path(log_dir)
         self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._fds: dict[str, int] = {}
+        self._paths: dict[str, str] = {}
         # day -> (line, bytes of it already written, (device, inode) of the file written to)
         self._torn: dict[str, tuple[bytes, int, tuple[int, int]]] = {}
         self._lock = threading.Lock()
@@ -126,13 +127,19 @@ class LogWriter:
         """Records whose line is only partly on disk (its rest waits for the next write)."""
         return len(self._torn)
 
-    def _path(self, day: str) -> Path:
-        return _day_dir(jsonl_root(self.log_dir), day) / f"{self._token}.jsonl"
+    def _path(self, day: str) -> str:
+        path = self._paths.get(day)
+        if path is None:  # cached: building a Path costs more than the write itself
+            path = self._paths[day] = str(
+                _day_dir(jsonl_root(self.log_dir), day) / f"{self._token}.jsonl"
+            )
+        return path
 
     def _fd(self, day: str) -> int:
         """The day's descriptor, locked, and still the file at the day's path."""
         if os.getpid() != self._pid:  # forked: never share a file with the parent
             self._fds.clear()
+            self._paths.clear()
             self._torn.clear()
             self._pid = os.getpid()
             self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -140,7 +147,7 @@ class LogWriter:
         while True:
             fd = self._fds.get(day)
             if fd is None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 self._fds[day] = fd
             _lock_file(fd)
@@ -262,7 +269,7 @@ def _identity(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _is_file_at(fd: int, path: Path) -> bool:
+def _is_file_at(fd: int, path: Path | str) -> bool:
     """Whether the open file is still the one at ``path`` (not removed, not moved away)."""
     st = os.fstat(fd)
     if st.st_nlink == 0:
