@@ -342,3 +342,15 @@ def test_a_full_tmpfs_then_grown_neither_doubles_nor_breaks_a_line(tiny_tmpfs: P
     report = logstore.validate_log(log_dir)
     assert report.bad == [] and report.records == 3000
     assert count(log_dir) == (3000, 3000)
+
+
+def test_the_dashboards_count_only_valid_records(tmp_path: Path) -> None:
+    from shadowtutor.log import analytics
+
+    with logstore.LogWriter(tmp_path) as w:
+        w.append_many(rec(i) for i in range(10))
+    with open(logstore.jsonl_files(tmp_path)[0], "a") as fh:
+        fh.write("\n".join(invalid_lines()) + "\n")
+    con = analytics.connect(tmp_path, "UTC")
+    assert con.execute("SELECT count(*) FROM facts").fetchone() == (10,)
+    assert con.execute("SELECT count(*) FROM pairs").fetchone() == (10,)
