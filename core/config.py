@@ -37,7 +37,7 @@ class Settings:
         "DATABASE_URL",
         "",
         "SQLAlchemy URL of the database. Empty: a SQLite file `shadowtutor.db` in the home "
-        "folder. PostgreSQL: `postgresql+psycopg2://user:pass@host:5432/db`.",
+        "folder. PostgreSQL: `postgresql://user:pass@host:5432/db` (the installed driver is used).",
     )
     log_dir: str = _setting(
         "SHADOWTUTOR_LOG_DIR",

@@ -7,6 +7,7 @@ schema is owned by Alembic (``migrations/``); :func:`upgrade` brings a database 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 import shadowtutor.migrations
@@ -31,8 +33,70 @@ class SchemaError(ShadowTutorError, RuntimeError):
     """The database is not at the code's schema; the message names the command to run."""
 
 
+class DatabaseError(ShadowTutorError, RuntimeError):
+    """A database a user pointed ShadowTutor at that cannot be used; the message says why."""
+
+
+# Drivers a bare `postgresql://` URL may use, in order of preference. SQLAlchemy 2.1 picks
+# psycopg (v3) for it; the project installs psycopg2, so the installed one is taken.
+_PG_DRIVERS = (("psycopg", "psycopg"), ("psycopg2", "psycopg2"), ("pg8000", "pg8000"))
+
+
+def engine_url(url: str) -> str:
+    """The URL with a driver SQLAlchemy can load: a plain ``postgresql://`` (or Heroku's
+    ``postgres://``) URL uses whichever PostgreSQL driver is installed."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            rest = url[len(prefix) :]
+            for module, driver in _PG_DRIVERS:
+                if importlib.util.find_spec(module) is not None:
+                    return f"postgresql+{driver}://{rest}"
+            return f"postgresql://{rest}"
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
+
+
+def explain(exc: BaseException, url: str | None = None) -> str:
+    """A one-line message for a database error a user can cause (unreachable server, wrong
+    password, missing database, a value too long for its column), naming the fix."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    where = f" at {safe_url(url)}" if url else ""
+    if isinstance(exc, sa_exc.DataError):
+        return f"the database{where} refused a value ({first}); the data is too long or invalid"
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return (
+            f"cannot use the database{where}: {first}. Check DATABASE_URL (host, port, user, "
+            "password, database name) and that the server is running"
+        )
+    return f"database error{where}: {first}"
+
+
 @lru_cache(maxsize=16)
 def get_engine(url: str) -> Engine:
+    try:
+        return _create_engine(url)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+        raise DatabaseError(
+            f"DATABASE_URL {safe_url(url)!r} is not a database URL ShadowTutor can use ({exc}); "
+            "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname"
+        ) from None
+    except ModuleNotFoundError as exc:
+        raise DatabaseError(
+            f"DATABASE_URL {safe_url(url)!r} needs the Python package {exc.name!r}, which is not "
+            "installed; install it, or write postgresql://... to use the installed driver"
+        ) from None
+
+
+def _create_engine(url: str) -> Engine:
+    url = engine_url(url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import click
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
 from shadowtutor import auth
@@ -48,6 +49,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ShadowTutorError as exc:
             raise click.ClickException(str(exc)) from None
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DataError) as exc:
+            # a database a user can fix (unreachable, wrong password, a value too long)
+            url = ctx.obj.db_url if isinstance(ctx.obj, Settings) else None
+            raise click.ClickException(database.explain(exc, url)) from None
 
 
 @click.group(cls=_Group, help=__doc__)

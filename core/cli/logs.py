@@ -59,12 +59,17 @@ def validate(ctx: click.Context, limit: int) -> None:
 
 
 @logs_group.command("compact")
+@click.option("--limit", default=50, show_default=True, help="Bad lines to list at most.")
 @click.pass_context
-def compact(ctx: click.Context) -> None:
+def compact(ctx: click.Context, limit: int) -> None:
     """Turn closed days' JSONL files into Parquet, in a folder or a bucket (safe to re-run
-    and with writers running; counts are checked before any JSONL file is removed)."""
+    and with writers running; counts are checked before any JSONL file is removed). Lines
+    the validator rejects are named and their files kept in quarantine/; their day is
+    compacted all the same."""
     log_dir = settings_of(ctx).log_path
     report = logstore.compact(log_dir)
+    for bad in report.bad[:limit]:
+        click.echo(f"bad line (quarantined): {bad.path}:{bad.line_no}: {bad.reason}", err=True)
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
     click.echo(

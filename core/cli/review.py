@@ -88,6 +88,12 @@ def enqueue(
         f"added {result.added} pairs to the review queue ({strategy}; {picked.candidates} "
         f"candidates not yet queued matched; {result.already_queued} were queued already)"
     )
+    if result.bad_ids:
+        click.echo(
+            f"skipped {len(result.bad_ids)} pairs whose id is over 64 characters (not "
+            f"reviewable; re-import them with shorter ids): {', '.join(result.bad_ids[:3])[:200]}",
+            err=True,
+        )
     if not result.added:
         click.echo("nothing added: widen --from/--to or the filters, or try another strategy")
 

@@ -58,6 +58,7 @@ from shadowtutor.collect.job import Call, Context, Job, answer_from_result, as_m
 from shadowtutor.collect.openai_shape import (
     ChatRequest,
     parse_sse,
+    sse_done,
     teacher_from_chunks,
     teacher_from_completion,
 )
@@ -65,7 +66,14 @@ from shadowtutor.config import Settings
 from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter, jsonl_root, known_ids_in, parquet_root, tail_ids
+from shadowtutor.log.store import (
+    LogWriteError,
+    LogWriter,
+    jsonl_root,
+    known_ids_in,
+    parquet_root,
+    tail_ids,
+)
 from shadowtutor.similarity import SimilarityMethod, compare, get_method
 
 log = logging.getLogger("shadowtutor.collector")
@@ -233,12 +241,12 @@ class ShadowCollector:
             counts = dict(self._counts)
             unknown = dict(self._unknown)
         with self._cond:
-            pending = len(self._pending)
+            pending = len(self._pending) + self._writer.held
         keys = (
             "enqueued dropped not_sampled ineligible logged student_ok student_errors "
             "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
             "lost usage_estimated served_by_student student_fallbacks route_errors "
-            "streams_abandoned recovered recovered_already_logged unfinished_at_exit"
+            "streams_abandoned invalid recovered recovered_already_logged unfinished_at_exit"
         ).split()
         out: dict[str, Any] = {k: counts.get(k, 0) for k in keys}
         out.update(
@@ -447,7 +455,7 @@ class ShadowCollector:
         if detected:
             metadata["detected"] = detected
         route = job.route or routing.Route("teacher", 0, None, None)
-        return logrecord.make_record(
+        record = logrecord.make_record(
             id=job.id,
             ts=job.ts,
             source=job.source,
@@ -467,6 +475,12 @@ class ShadowCollector:
             },
             metadata=metadata,
         )
+        try:  # never write what `logs validate` would reject (e.g. `messages: []`)
+            return logrecord.check_for_log(record)
+        except logrecord.RecordError as exc:
+            self.count("invalid")
+            self.last_error = f"record not logged: {exc}"
+            return None
 
     def _teacher_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -482,7 +496,11 @@ class ShadowCollector:
                 answer.update(teacher_from_chunks(job.teacher_chunks))
             elif job.teacher_raw is not None:
                 if job.teacher_sse:
-                    answer.update(teacher_from_chunks(parse_sse(job.teacher_raw)))
+                    answer.update(
+                        teacher_from_chunks(
+                            parse_sse(job.teacher_raw), done=sse_done(job.teacher_raw)
+                        )
+                    )
                 else:
                     answer.update(teacher_from_completion(json.loads(job.teacher_raw)))
             elif job.teacher_call is not None:
@@ -491,6 +509,9 @@ class ShadowCollector:
         except Exception as exc:
             answer["error"] = error_text(exc)
             self.count("teacher_errors")
+        else:
+            if answer.get("error") and job.teacher is None:  # a stream that never finished
+                self.count("teacher_errors")
         answer["model"] = answer.get("model") or job.metadata.get("teacher_model") or "unknown"
         if answer.get("provider") is None:
             price = self.prices.lookup(answer["model"])
@@ -552,6 +573,8 @@ class ShadowCollector:
     def _similarity(
         self, teacher: dict[str, Any], student: dict[str, Any], metadata: dict[str, Any]
     ) -> dict[str, Any]:
+        if teacher.get("error"):  # an unfinished answer (a cut stream): no score
+            return {"method": self.similarity.name, "score": None}
         found = compare(self.similarity, teacher.get("response"), student.get("response"))
         if found.error is not None:
             self.count("similarity_errors")
@@ -579,15 +602,21 @@ class ShadowCollector:
     def _write_batch(self) -> bool:
         with self._cond:
             batch, self._pending = self._pending, []
-        if not batch:
+        if not batch and not self._writer.held:
             return True
         written = 0
         try:
+            self._writer.finish_torn()  # the rest of a line a failed write left torn
             # Small slices with a GIL hand-off between them: the app's request thread never
             # waits behind one long JSON-encoding burst of this background thread.
             while written < len(batch):
                 part = batch[written : written + WRITE_SLICE]
-                self._writer.append_many(part)
+                try:
+                    self._writer.append_many(part)
+                except LogWriteError as exc:  # part of the slice is on disk: never re-send it
+                    written += exc.written
+                    self.count("logged", exc.written)
+                    raise
                 written += len(part)
                 self._journal.done([r["id"] for r in part])
                 self.count("logged", len(part))
@@ -605,6 +634,8 @@ class ShadowCollector:
                     del self._pending[:overflow]
                     self.count("lost", overflow)
             return False
+        if self.last_error and self.last_error.startswith("log write to "):
+            self.last_error = None  # recovered: the log is writable again
         return True
 
     def flush(self, timeout: float | None = 30.0) -> bool:

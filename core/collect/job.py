@@ -28,6 +28,7 @@ from shadowtutor.collect.openai_shape import (  # noqa: F401  (re-exported: read
 from shadowtutor.errors import error_text  # noqa: F401  (re-exported)
 from shadowtutor.gate import routing
 from shadowtutor.log import record as logrecord
+from shadowtutor.log.record import pseudonymize_conversation
 
 
 @dataclass
@@ -62,6 +63,11 @@ class Job:
     student_result: ChatResult | None = None  # the student already answered (it served)
     student_error: str | None = None  # the student already failed (serving fell back)
     category_detected: bool = False  # the request path detected the category (for routing)
+
+    def __post_init__(self) -> None:
+        # The one place a record gets its conversation id: a raw id (an e-mail, a ticket
+        # number) is pseudonymised like the user before anything stores it.
+        self.conversation_id = pseudonymize_conversation(self.conversation_id)
 
 
 def as_message(msg: Any) -> dict[str, Any]:

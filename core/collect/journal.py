@@ -31,14 +31,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shadowtutor.backends.clients import ChatResult
-from shadowtutor.collect.job import (
-    Job,
-    error_text,
+from shadowtutor.backends import ChatResult
+from shadowtutor.collect.job import Job
+from shadowtutor.collect.openai_shape import (
     parse_sse,
+    sse_done,
     teacher_from_chunks,
     teacher_from_completion,
 )
+from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import record as logrecord
 
@@ -71,7 +72,9 @@ def _teacher_fields(job: Job) -> dict[str, Any] | None:
             return teacher_from_chunks(job.teacher_chunks)
         if job.teacher_raw is not None:
             if job.teacher_sse:
-                return teacher_from_chunks(parse_sse(job.teacher_raw))
+                return teacher_from_chunks(
+                    parse_sse(job.teacher_raw), done=sse_done(job.teacher_raw)
+                )
             return teacher_from_completion(json.loads(job.teacher_raw))
     except Exception as exc:
         return {"error": error_text(exc)}

@@ -169,23 +169,43 @@ def teacher_from_completion(obj: Any) -> dict[str, Any]:
     }
 
 
-def teacher_from_chunks(chunks: list[Any]) -> dict[str, Any]:
-    """Answer fields from ChatCompletionChunks (objects or dicts) of one stream."""
+INCOMPLETE_STREAM = "incomplete: the teacher's stream ended without a finish reason or [DONE]"
+
+
+def teacher_from_chunks(chunks: list[Any], *, done: bool = False) -> dict[str, Any]:
+    """Answer fields from ChatCompletionChunks (objects or dicts) of one stream.
+
+    A stream whose first choice never got a ``finish_reason`` (and, for raw SSE, that had no
+    ``[DONE]``: ``done``) was cut: the answer keeps the text received but carries
+    :data:`INCOMPLETE_STREAM` as its error, so it is never taken for a complete answer.
+    """
     parts: list[str] = []
     model = None
     usage = None
+    finished = done
     for chunk in chunks:
         model = model or _get(chunk, "model")
         usage = _get(chunk, "usage") or usage
         for choice in _get(chunk, "choices") or []:
             if _get(choice, "index", 0) == 0:
                 parts.append(_get(_get(choice, "delta"), "content") or "")
-    return {
+                finished = finished or bool(_get(choice, "finish_reason"))
+    answer = {
         "model": model,
         "response": "".join(parts),
         "prompt_tokens": _get(usage, "prompt_tokens"),
         "completion_tokens": _get(usage, "completion_tokens"),
     }
+    if not finished:
+        answer["error"] = INCOMPLETE_STREAM
+    return answer
+
+
+def sse_done(raw: bytes) -> bool:
+    """Whether a server-sent-events body ended with ``data: [DONE]``."""
+    return any(
+        line.startswith(b"data:") and line[5:].strip() == b"[DONE]" for line in raw.splitlines()
+    )
 
 
 def parse_sse(raw: bytes) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from shadowtutor.export import pii
+from shadowtutor.log import record as logrecord
 
 if TYPE_CHECKING:
     from shadowtutor.export.jobs import Candidate, ExportOptions
@@ -169,6 +171,58 @@ def assign_splits(
     return result
 
 
+def prompt_key(prompt: list[dict[str, str]]) -> str:
+    """The normalised text of the prompt's last user message: Unicode-normalised (NFKC),
+    case-folded, punctuation and symbols dropped, whitespace collapsed; so "Ciao! Come
+    stai?" and "ciao come stai" are the same prompt."""
+    text = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
+    text = unicodedata.normalize("NFKC", text).casefold()
+    kept = " ".join(
+        "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text).split()
+    )
+    return kept or " ".join(text.split())  # only punctuation or emoji: compare them as they are
+
+
+def split_examples(
+    examples: list[Example],
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: str = "shadowtutor",
+) -> None:
+    """Set each example's split so that neither a conversation nor a prompt is in two.
+
+    Examples that share a conversation or a normalised prompt (:func:`prompt_key`: the same
+    greeting from two conversations) are joined into one group, transitively; the groups are
+    split by :func:`assign_splits` (each with the language most of its examples have).
+    """
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        root = key
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[key] != root:  # path compression
+            parent[key], key = root, parent[key]
+        return root
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)  # the smaller key names the group: deterministic
+
+    for e in examples:
+        union("c:" + e.conversation, "p:" + prompt_key(e.prompt))
+    languages: dict[str, Counter] = defaultdict(Counter)
+    for e in examples:
+        languages[find("c:" + e.conversation)][e.language] += 1
+    groups = {
+        root: (min(langs, key=lambda lang: (-langs[lang], lang)), sum(langs.values()))
+        for root, langs in languages.items()
+    }
+    splits = assign_splits(groups, fractions, seed)
+    for e in examples:
+        e.split = splits[find("c:" + e.conversation)]
+
+
 # --- build -----------------------------------------------------------------------------
 
 
@@ -233,7 +287,10 @@ def build_examples(
         examples.append(
             Example(
                 pair_id=cand.pair_id,
-                conversation=str(snap.get("conversation_id") or cand.pair_id),
+                # a raw conversation id (an e-mail) logged before ids were pseudonymised
+                # never leaves: the export carries its pseudonym
+                conversation=logrecord.pseudonymize_conversation(snap.get("conversation_id"))
+                or cand.pair_id,
                 language=cand.language or snap.get("language") or "unknown",
                 category=cand.category or snap.get("category") or "unknown",
                 source=str(snap.get("source") or ""),
@@ -316,7 +373,7 @@ class _LineWriter:
         return f'{{"chosen":{chosen},"prompt":{prompt},"rejected":{rejected}}}\n'
 
 
-_FORMULA_START = ("=", "+", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(text: str) -> str:

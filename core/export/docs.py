@@ -31,8 +31,8 @@ Dropped: {dropped}.
   each) for pairs where reviewers judged the student worse; for DPO in TRL or Unsloth.
 - `pairs.csv`: every example with its split, scores and tags, for people.
 
-No conversation appears in two splits. Check the files against the manifest with
-`shadowtutor export verify <this folder>`.
+No conversation and no prompt (compared normalised) appears in two splits. Check the files
+against the manifest with `shadowtutor export verify <this folder>`.
 
 ## Fine-tune with Unsloth (LoRA, one GPU)
 

@@ -41,6 +41,7 @@ from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export A
     counts_of,
     normalize_prompt,
     render_files,
+    split_examples,
 )
 from shadowtutor.tables import ExportJob, Review, ReviewItem, Tag, User, utcnow
 
@@ -357,12 +358,7 @@ def _export(
             f"all {report.matched} matching pairs were dropped ({dict(report.dropped)}); "
             "check the max tokens setting and the pairs' messages"
         )
-    sizes: dict[str, list] = {}
-    for e in examples:
-        sizes.setdefault(e.conversation, [e.language, 0])[1] += 1
-    splits = assign_splits({k: (v[0], v[1]) for k, v in sizes.items()}, options.split, options.seed)
-    for e in examples:
-        e.split = splits[e.conversation]
+    split_examples(examples, options.split, options.seed)
     files = render_files(examples, options)
     now = now or utcnow()
     export_id, folder = _new_folder(export_root, now)

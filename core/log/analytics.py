@@ -95,22 +95,27 @@ _ANSWER = (
 )
 # The student's response is read only to tell an answer from none (``student_outcome``).
 _STUDENT = _ANSWER[:-1] + ", response VARCHAR)"
+_TEACHER = _STUDENT  # the response too: the validity check needs to know there is one
 _JSON_COLUMNS = {
     "id": "VARCHAR",
     "ts": "VARCHAR",
+    "schema_version": "INTEGER",
     "source": "VARCHAR",
     "category": "VARCHAR",
     "language": "VARCHAR",
-    "teacher": _ANSWER,
+    "messages": "JSON",
+    "teacher": _TEACHER,
     "student": _STUDENT,
     "similarity": "STRUCT(method VARCHAR, score DOUBLE)",
     "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
 }
+# Only the lines the log's validator accepts (as far as SQL can tell): a schema-invalid line
+# is named by `logs validate`, quarantined by `logs compact` and never counted here.
 _JSON_READER = (
-    "read_json($files, format='newline_delimited', ignore_errors=true, filename=true, "
-    "maximum_object_size=67108864, columns={"
+    "(SELECT * FROM read_json($files, format='newline_delimited', ignore_errors=true, "
+    "filename=true, maximum_object_size=67108864, columns={"
     + ", ".join(f"'{k}': '{v}'" for k, v in _JSON_COLUMNS.items())
-    + "})"
+    + f"}}) WHERE {logstore.VALID_JSONL})"
 )
 _PARQUET_READER = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +54,8 @@ TOP_FIELDS = (
     "metadata",
 )
 _NUMERIC = ("latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd")
+MAX_ID_LENGTH = 64  # the review queue's pair_id column (VARCHAR(64) on PostgreSQL)
+_PSEUDONYM = re.compile(r"[0-9a-f]{16}")
 
 
 # --- "success": one rule for the gate, the dashboards and the Home page ------------------
@@ -117,6 +121,18 @@ def pseudonymize(user: str | None, salt: str = "shadowtutor") -> str | None:
     return hashlib.sha256(f"{salt}:{user}".encode()).hexdigest()[:16]
 
 
+def pseudonymize_conversation(conversation_id: str | None) -> str | None:
+    """A stable pseudonymous conversation id, like :func:`pseudonymize` for users: the same
+    raw id always gives the same pseudonym, so a conversation stays together. Idempotent: a
+    value that already has the pseudonym's form (16 lowercase hex digits) is kept, so
+    replaying or re-importing a logged record does not hash it twice."""
+    if not conversation_id:
+        return None
+    if _PSEUDONYM.fullmatch(conversation_id):
+        return conversation_id
+    return pseudonymize(f"conversation:{conversation_id}")
+
+
 def empty_answer(**values: Any) -> dict[str, Any]:
     answer: dict[str, Any] = dict.fromkeys(ANSWER_FIELDS)
     answer.update(values)
@@ -171,6 +187,11 @@ def validate(obj: Any) -> dict[str, Any]:
             raise RecordError(f"missing required field '{name}'")
     if not isinstance(obj["id"], str):
         raise RecordError("'id' must be a string")
+    if len(obj["id"]) > MAX_ID_LENGTH:
+        raise RecordError(
+            f"'id' is {len(obj['id'])} characters long; at most {MAX_ID_LENGTH} are allowed "
+            "(shorten or hash the ids in the file)"
+        )
     if obj.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise RecordError(
             f"schema_version {obj.get('schema_version')!r} is not supported (expected 1)"
@@ -179,6 +200,8 @@ def validate(obj: Any) -> dict[str, Any]:
         ts = format_ts(parse_ts(str(obj["ts"])))
     except ValueError:
         raise RecordError(f"'ts' is not an ISO 8601 timestamp: {obj['ts']!r}") from None
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
+        raise RecordError(f"'ts' is out of range (after 9999 in UTC): {obj['ts']!r}") from None
     source = obj.get("source") or "import"
     if source not in SOURCES:
         raise RecordError(f"'source' must be one of {', '.join(SOURCES)}, not {source!r}")
@@ -243,6 +266,8 @@ def _validate_answer(name: str, answer: Any, *, required: bool) -> dict[str, Any
         value = answer.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise RecordError(f"'{name}.{key}' must be a number")
+        if value is not None and not math.isfinite(value):
+            raise RecordError(f"'{name}.{key}' must be a finite number, not {value!r}")
         if value is not None and value < 0:
             raise RecordError(f"'{name}.{key}' must not be negative")
     if answer.get("response") is not None and not isinstance(answer["response"], str):
@@ -294,19 +319,52 @@ def from_openai_chat(obj: Any, *, line_no: int | None = None) -> dict[str, Any]:
     )
 
 
-def parse_line(line: str | bytes) -> dict[str, Any]:
-    """Parse one JSON line in either our schema or OpenAI chat format into a valid record."""
+def _refuse_constant(name: str) -> Any:
+    raise RecordError(f"not standard JSON: {name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RecordError(f"not standard JSON: the number {text} is out of range")
+    return value
+
+
+def loads(line: str | bytes) -> Any:
+    """Strict JSON: ``NaN``, ``Infinity`` and numbers beyond a float (``1e999``) are refused,
+    invalid UTF-8 and too deep nesting are a RecordError, never another exception."""
     try:
-        obj = json.loads(line)
+        return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+    except RecursionError:
+        raise RecordError("not valid JSON (nested too deeply)") from None
+
+
+def parse_line(line: str | bytes) -> dict[str, Any]:
+    """Parse one JSON line in either our schema or OpenAI chat format into a valid record."""
+    obj = loads(line)
     if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
         return from_openai_chat(obj)
     return validate(obj)
 
 
 def dumps(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    """One JSON line; standard JSON only (a NaN or infinity raises ValueError)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def check_for_log(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as it will be written, or RecordError: it must pass :func:`validate` (so
+    ``logs validate`` never flags what the collector wrote) and serialise as standard JSON."""
+    validate(record)
+    try:
+        dumps(record)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"the record cannot be written as standard JSON ({exc})") from None
+    return record
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:

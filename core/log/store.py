@@ -38,6 +38,12 @@ from typing import Any
 
 import duckdb
 
+try:  # POSIX; elsewhere compaction and writers do not lock (one process at a time)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.location import (
     FolderLocation,
@@ -107,11 +113,30 @@ def _token() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+class LogWriteError(OSError):
+    """``append_many`` failed part way (a full disk, say). ``written`` is how many of the
+    records, from the start of the list, the writer took: their lines are on disk, or the
+    rest of the one torn line is kept and written first by the next call, so they must not
+    be sent again. The records after them were not written at all: re-send exactly those."""
+
+    def __init__(self, written: int, cause: OSError):
+        super().__init__(cause.errno, f"{cause.strerror or cause} ({written} records written)")
+        self.written = written
+        self.cause = cause
+
+
 class LogWriter:
     """Appends records to this process's file for each day. Thread-safe.
 
-    Each call writes its lines with a single ``os.write`` on an ``O_APPEND`` descriptor, so
-    lines from threads never interleave and a crash leaves at most one torn line.
+    Each call writes its lines with ``os.write`` on an ``O_APPEND`` descriptor under the
+    writer's lock, so lines from threads never interleave and a crash leaves at most one torn
+    line. A write that fails part way (disk full) is resumed, never repeated: the rest of the
+    torn line is written first on the next call, so no line is doubled or broken.
+
+    While writing, the file is locked (``flock``) and checked to still be the day's file:
+    :func:`compact` takes the same lock before it reads a file and removes the file before
+    releasing it, so lines written after a day was compacted go to a new file, never to a
+    deleted one.
 
     ``LogWriter(location)`` for a bucket gives a :class:`SpoolWriter` (same API). Functions in
     ``listeners`` are called with each batch once it is written (the metrics use this).
@@ -126,6 +151,9 @@ class LogWriter:
         self.log_dir = Path(log_dir.root if isinstance(log_dir, FolderLocation) else log_dir)
         self._token = _token()
         self._fds: dict[str, int] = {}
+        self._paths: dict[str, str] = {}
+        # day -> (line, bytes of it already written, (device, inode) of the file written to)
+        self._torn: dict[str, tuple[bytes, int, tuple[int, int]]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
@@ -135,43 +163,106 @@ class LogWriter:
         """This writer's file name stem (``<host>-<pid>-<random>``), the same every day."""
         return self._token
 
+    @property
+    def held(self) -> int:
+        """Records whose line is only partly on disk (its rest waits for the next write)."""
+        return len(self._torn)
+
+    def _path(self, day: str) -> str:
+        path = self._paths.get(day)
+        if path is None:  # cached: building a Path costs more than the write itself
+            path = self._paths[day] = str(
+                _day_dir(jsonl_root(self.log_dir), day) / f"{self._token}.jsonl"
+            )
+        return path
+
     def _fd(self, day: str) -> int:
+        """The day's descriptor, locked, and still the file at the day's path."""
         if os.getpid() != self._pid:  # forked: never share a file with the parent
             self._fds.clear()
+            self._paths.clear()
+            self._torn.clear()
             self._pid = os.getpid()
             self._token = _token()
-        fd = self._fds.get(day)
-        if fd is None:
-            folder = _day_dir(jsonl_root(self.log_dir), day)
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{self._token}.jsonl"
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            self._fds[day] = fd
-        return fd
+        path = self._path(day)
+        while True:
+            fd = self._fds.get(day)
+            if fd is None:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._fds[day] = fd
+            _lock_file(fd)
+            if _is_file_at(fd, path):
+                return fd
+            # compacted (removed) or quarantined (moved) since the last write: a new file
+            _unlock_file(fd)
+            os.close(fd)
+            del self._fds[day]
 
     def append(self, record: dict[str, Any]) -> None:
         self.append_many([record])
 
     def append_many(self, records: Iterable[dict[str, Any]]) -> int:
+        """Write the records in order; returns how many. On an OSError part way, raises
+        :class:`LogWriteError` saying how many were taken (see there)."""
         records = records if isinstance(records, list) else list(records)
-        by_day: dict[str, list[str]] = {}
-        for rec in records:
-            by_day.setdefault(rec["ts"][:10], []).append(logrecord.dumps(rec))
+        lines = [(rec["ts"][:10], (logrecord.dumps(rec) + "\n").encode()) for rec in records]
         count = 0
         with self._lock:
-            for day, lines in by_day.items():
-                data = ("\n".join(lines) + "\n").encode()
-                self._write(day, data)
-                count += len(lines)
+            start = 0
+            while start < len(lines):  # runs of one day, in order
+                day = lines[start][0]
+                end = start
+                while end < len(lines) and lines[end][0] == day:
+                    end += 1
+                count += self._write_run(day, [line for _, line in lines[start:end]], count)
+                start = end
         self._notify(records)
         return count
 
-    def _write(self, day: str, data: bytes) -> None:
-        fd = self._fd(day)
-        view = memoryview(data)
-        while view:  # os.write may write less than asked on some filesystems
-            written = os.write(fd, view)
-            view = view[written:]
+    def _write_run(self, day: str, lines: list[bytes], before: int) -> int:
+        try:
+            fd = self._fd(day)
+        except OSError as exc:
+            raise LogWriteError(before, exc) from exc
+        try:
+            torn = self._torn.get(day)
+            if torn is not None:
+                line, sent, torn_file = torn
+                # the same file: finish the line; a new file: the start went with the old
+                # file (a bad line there), so write the whole line here
+                rest = line[sent:] if torn_file == _identity(fd) else line
+                try:
+                    _write_all(fd, rest)
+                except _PartialWrite as exc:
+                    self._torn[day] = (line, len(line) - len(rest) + exc.sent, _identity(fd))
+                    raise LogWriteError(before, exc.cause) from exc.cause
+                del self._torn[day]
+            data = b"".join(lines)
+            try:
+                _write_all(fd, data)
+            except _PartialWrite as exc:
+                done = 0
+                offset = 0
+                for line in lines:
+                    if offset + len(line) <= exc.sent:
+                        done += 1
+                        offset += len(line)
+                        continue
+                    if exc.sent > offset:  # this line is torn: keep its rest
+                        self._torn[day] = (line, exc.sent - offset, _identity(fd))
+                        done += 1
+                    break
+                raise LogWriteError(before + done, exc.cause) from exc.cause
+            return len(lines)
+        finally:
+            _unlock_file(fd)
+
+    def finish_torn(self) -> None:
+        """Write the rest of any line a failed write left torn (LogWriteError if it fails)."""
+        with self._lock:
+            for day in list(self._torn):
+                self._write_run(day, [], 0)
 
     def _notify(self, records: list[dict[str, Any]]) -> None:
         for listener in self.listeners:
@@ -192,6 +283,12 @@ class LogWriter:
         }
 
     def close(self) -> None:
+        """Close the files; the rest of a torn line is written first when the disk allows
+        (else it stays torn, as after a crash)."""
+        try:
+            self.finish_torn()
+        except OSError:
+            pass
         with self._lock:
             for fd in self._fds.values():
                 os.close(fd)
@@ -244,6 +341,7 @@ class SpoolWriter(LogWriter):
         self.last_upload_lag_s = 0.0
         self._born: dict[str, float] = {}
         self._closed = False
+        self._torn = {}
         self._start()
 
     def _start(self) -> None:
@@ -258,6 +356,24 @@ class SpoolWriter(LogWriter):
         self._thread.start()
 
     # --- spooling ----------------------------------------------------------------------
+
+    def append_many(self, records: Iterable[dict[str, Any]]) -> int:
+        records = records if isinstance(records, list) else list(records)
+        by_day: dict[str, list[str]] = {}
+        for rec in records:
+            by_day.setdefault(rec["ts"][:10], []).append(logrecord.dumps(rec))
+        count = 0
+        with self._lock:
+            for day, lines in by_day.items():
+                self._write(day, ("\n".join(lines) + "\n").encode())
+                count += len(lines)
+        self._notify(records)
+        return count
+
+    def finish_torn(self) -> None:
+        """Nothing to finish: a spooled part that failed mid-write is closed and re-read by
+        compaction, which skips a torn line."""
+
     def _write(self, day: str, data: bytes) -> None:
         if os.getpid() != self._pid:  # forked: own token, own parts, own upload thread
             self._start()
@@ -423,6 +539,47 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class _PartialWrite(Exception):
+    def __init__(self, sent: int, cause: OSError):
+        self.sent, self.cause = sent, cause
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:  # os.write may write less than asked (a nearly full disk, a signal)
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise _PartialWrite(len(data) - len(view), exc) from exc
+
+
+def _lock_file(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _unlock_file(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _is_file_at(fd: int, path: Path | str) -> bool:
+    """Whether the open file is still the one at ``path`` (not removed, not moved away)."""
+    st = os.fstat(fd)
+    if st.st_nlink == 0:
+        return False
+    try:
+        at = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (at.st_dev, at.st_ino) == (st.st_dev, st.st_ino)
+
+
 # --- reading -----------------------------------------------------------------------------
 
 
@@ -473,6 +630,13 @@ def read_jsonl(
 ) -> Iterator[dict[str, Any]]:
     """Yield the valid records of one file; bad lines go to ``report`` with their reason.
     ``log_dir`` is needed for a file in a bucket (it says how to reach it)."""
+    for rec, _raw in _read_jsonl_lines(path, report, log_dir):
+        yield rec
+
+
+def _read_jsonl_lines(
+    path: Any, report: ReadReport | None = None, log_dir: LogDir | None = None
+) -> Iterator[tuple[dict[str, Any], bytes]]:
     if log_dir is not None and is_s3(log_dir):
         lines = location(log_dir).read_bytes(path).split(b"\n")
     else:
@@ -483,19 +647,36 @@ def read_jsonl(
         if not raw.strip():
             continue
         try:
-            rec = logrecord.validate(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            obj = logrecord.loads(raw)
+        except RecordError as exc:
             if report is not None:
-                report.bad.append(BadLine(str(path), i + 1, "not valid JSON (torn or corrupt)"))
+                reason = str(exc)
+                if reason.startswith("not valid JSON") or reason.startswith("not valid UTF-8"):
+                    reason = f"{reason}: torn or corrupt"
+                report.bad.append(BadLine(str(path), i + 1, reason))
                 report.torn_tail += i == last
             continue
+        try:
+            rec = logrecord.validate(obj)
         except RecordError as exc:
             if report is not None:
                 report.bad.append(BadLine(str(path), i + 1, str(exc)))
             continue
         if report is not None:
             report.records += 1
-        yield rec
+        yield rec, raw
+
+
+class LogReadError(ShadowTutorError, OSError):
+    """A log file that cannot be read (a truncated or corrupt Parquet part)."""
+
+
+def _parquet_unreadable(path: Path, exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"Parquet part cannot be read ({first}); it is truncated or corrupt: restore it from a "
+        "backup, or move it out of the log folder and re-import its data"
+    )
 
 
 def _connect(log_dir: LogDir) -> duckdb.DuckDBPyConnection:
@@ -506,15 +687,26 @@ def _connect(log_dir: LogDir) -> duckdb.DuckDBPyConnection:
 
 
 def iter_records(log_dir: LogDir, report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
-    """Every record in the log (JSONL then Parquet), validated."""
+    """Every record in the log (JSONL then Parquet), validated.
+
+    An unreadable Parquet part is a bad entry in ``report`` (line 0); without a report it
+    raises :class:`LogReadError`.
+    """
     for path in jsonl_files(log_dir):
         yield from read_jsonl(path, report, log_dir)
     files = parquet_files(log_dir)
-    if files:
-        con = _connect(log_dir)
-        cur = con.execute(f"SELECT * FROM read_parquet({_sql_list(files, log_dir)})")
-        names = [d[0] for d in cur.description]
-        while batch := cur.fetchmany(5000):
+    con = _connect(log_dir) if files else None
+    for path in files:
+        try:
+            cur = con.execute(f"SELECT * FROM read_parquet({_sql_list([path], log_dir)})")
+            names = [d[0] for d in cur.description]
+            batch = cur.fetchmany(5000)
+        except duckdb.Error as exc:
+            if report is None:
+                raise LogReadError(f"{path}: {_parquet_unreadable(path, exc)}") from None
+            report.bad.append(BadLine(str(path), 0, _parquet_unreadable(path, exc)))
+            continue
+        while batch:
             for row in batch:
                 rec = dict(zip(names, row, strict=True))
                 rec["messages"] = json.loads(rec["messages"])
@@ -522,6 +714,7 @@ def iter_records(log_dir: LogDir, report: ReadReport | None = None) -> Iterator[
                 if report is not None:
                     report.records += 1
                 yield rec
+            batch = cur.fetchmany(5000)
 
 
 def validate_log(log_dir: LogDir) -> ReadReport:
@@ -544,13 +737,28 @@ def _read_json_sql(paths: Iterable[Any], log_dir: LogDir | None = None) -> str:
     )
 
 
+# The JSONL lines the queries read: those :func:`logrecord.validate` would accept, as far as
+# SQL can tell (Parquet parts hold only validated records). A line it rejects (a
+# `schema_version: 2`, no messages, no teacher answer) is counted by `logs validate` and
+# quarantined by `logs compact`, never counted by the dashboards.
+VALID_JSONL = (
+    "id IS NOT NULL AND length(id) <= {max_id} AND coalesce(schema_version, 1) = 1 "
+    "AND try_cast(left(replace(ts, 'T', ' '), 23) AS TIMESTAMP) IS NOT NULL "
+    "AND json_type(messages) = 'ARRAY' AND json_array_length(messages) > 0 "
+    "AND teacher.model IS NOT NULL AND teacher.model <> '' "
+    "AND (teacher.response IS NOT NULL OR coalesce(teacher.error, '') <> '') "
+    "AND (source IS NULL OR source IN ({sources})) "
+    "AND (similarity.score IS NULL OR similarity.score BETWEEN 0 AND 1)"
+).format(max_id=logrecord.MAX_ID_LENGTH, sources=", ".join(f"'{s}'" for s in logrecord.SOURCES))
+
+
 def raw_select(log_dir: LogDir) -> str:
-    """SQL selecting every raw record (JSONL and Parquet together); empty when no files.
+    """SQL selecting every valid raw record (JSONL and Parquet together); empty when none.
     For a bucket, the connection must have been prepared (:func:`create_views` does it)."""
     parts = []
     jsonl = jsonl_files(log_dir)
     if jsonl:
-        parts.append(f"SELECT * FROM {_read_json_sql(jsonl, log_dir)} WHERE id IS NOT NULL")
+        parts.append(f"SELECT * FROM {_read_json_sql(jsonl, log_dir)} WHERE {VALID_JSONL}")
     parquet = parquet_files(log_dir)
     if parquet:
         parts.append(f"SELECT * FROM read_parquet({_sql_list(parquet, log_dir)})")
@@ -609,6 +817,9 @@ def import_file(
             except RecordError as exc:
                 report.bad.append(BadLine(str(path), line_no, str(exc)))
                 continue
+            except (ValueError, TypeError, OverflowError) as exc:  # never stop at one line
+                report.bad.append(BadLine(str(path), line_no, f"cannot be read ({exc})"))
+                continue
             if rec["id"] in seen:
                 report.duplicates += 1
                 continue
@@ -616,6 +827,8 @@ def import_file(
                 rec["source"] = source
             if teacher_model and rec["teacher"]["model"] == "unknown":
                 rec["teacher"]["model"] = teacher_model
+            # a raw conversation id (an e-mail, say) is never stored: pseudonymised like users
+            rec["conversation_id"] = logrecord.pseudonymize_conversation(rec["conversation_id"])
             seen.add(rec["id"])
             pending.append(rec)
             if len(pending) >= batch:
@@ -636,6 +849,7 @@ class CompactReport:
     bad_lines: int = 0
     files_removed: int = 0
     quarantined: list[str] = field(default_factory=list)  # files with bad lines, moved aside
+    bad: list[BadLine] = field(default_factory=list)  # each bad line: file, number, reason
     problems: list[str] = field(default_factory=list)
 
 
@@ -645,8 +859,10 @@ def compact(log_dir: LogDir, *, today: date | None = None) -> CompactReport:
     The JSONL files are removed only after the Parquet part is in place (a folder: written to
     a temporary name, then renamed; a bucket: written locally, then uploaded in one PUT) and
     holds exactly the good, not-yet-compacted records they contained. A re-run after a crash
-    finds the part by its name (a hash of the source files) and only finishes the removal.
-    Writers may keep running: a part uploaded after the listing is left for the next run.
+    finds the part by its name (a hash of the source files and their ids) and only finishes
+    the removal. Writers may keep running. Lines the validator rejects never reach Parquet:
+    each is named in ``bad`` and its file is moved to ``quarantine/``; the day is compacted
+    all the same.
     """
     today = today or datetime.now(UTC).date()
     report = CompactReport()
@@ -667,45 +883,92 @@ def _part_name(files: list[Any]) -> str:
 
 
 def _compact_day(log_dir: Path, day: str, files: list[Path], report: CompactReport) -> None:
+    # Lock every file of the day (writers take the same lock for each write and, finding the
+    # file gone afterwards, start a new one), so no line lands in a file being removed.
+    locks = []
+    held = []
+    try:
+        for f in files:
+            try:
+                fd = os.open(f, os.O_RDONLY)
+            except FileNotFoundError:  # removed by a concurrent compaction
+                continue
+            locks.append(fd)
+            _lock_file(fd)
+            if _is_file_at(fd, f):
+                held.append(f)
+        _compact_locked_day(log_dir, day, held, report)
+    finally:
+        for fd in locks:
+            _unlock_file(fd)
+            os.close(fd)
+
+
+def _compact_locked_day(log_dir: Path, day: str, files: list[Path], report: CompactReport) -> None:
+    if not files:
+        return
     out_dir = _day_dir(parquet_root(log_dir), day)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / _part_name(files)
-    others = [p for p in out_dir.glob("*.parquet") if p != target]
-    existing = known_ids_in(others)
     read = ReadReport()
     good_ids: set[str] = set()
-    for rec in (r for f in files for r in read_jsonl(f, read)):
-        good_ids.add(rec["id"])
-    expected = len(good_ids - existing)
-    report.bad_lines += len(read.bad)
-    report.duplicates_skipped += read.records - expected
-    con = duckdb.connect()
-    if not target.exists():
-        tmp = target.with_suffix(".parquet.tmp")
-        excluded = ""
-        if others:
-            excluded = f"AND id NOT IN (SELECT id FROM read_parquet({_sql_list(others)}))"
-        con.execute(
-            f"COPY (SELECT * FROM {_read_json_sql(files)} WHERE id IS NOT NULL {excluded} "
-            "QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts) = 1 ORDER BY ts) "
-            f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
-        )
-        os.replace(tmp, target)
-    written = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
-    if written != expected:
-        target.unlink()
-        report.problems.append(
-            f"{day}: Parquet part has {written} rows but the JSONL files hold {expected} good "
-            "records; JSONL kept, nothing removed"
-        )
-        return
+    # Only records the validator accepts go into Parquet (a line it rejects, say a
+    # `schema_version: 2`, is named and quarantined with its file): the part is written from
+    # a file of the validated lines, so its row count always matches theirs.
+    valid = out_dir / f".{day}-{uuid.uuid4().hex[:8]}.validated.jsonl.tmp"
+    try:
+        with open(valid, "wb") as out:
+            for f in files:
+                for rec, _raw in _read_jsonl_lines(f, read):
+                    good_ids.add(rec["id"])
+                    out.write((logrecord.dumps(rec) + "\n").encode())
+        # The part's name is a hash of the files and the ids they hold: a re-run after a
+        # crash finds it and only finishes the removal, and lines written to a day after its
+        # compaction (a new file of the same name) never take the earlier part's name.
+        digest = hashlib.sha256(
+            "\n".join([*(f.name for f in files), "", *sorted(good_ids)]).encode()
+        ).hexdigest()[:16]
+        target = out_dir / f"part-{digest}.parquet"
+        others = [p for p in out_dir.glob("*.parquet") if p != target]
+        expected = len(good_ids - known_ids_in(others))
+        report.bad_lines += len(read.bad)
+        report.bad.extend(read.bad)
+        report.duplicates_skipped += read.records - expected
+        con = duckdb.connect()
+        if not target.exists() and expected:
+            tmp = target.with_suffix(".parquet.tmp")
+            excluded = ""
+            if others:
+                excluded = f"AND id NOT IN (SELECT id FROM read_parquet({_sql_list(others)}))"
+            con.execute(
+                f"COPY (SELECT * FROM {_read_json_sql([valid])} WHERE id IS NOT NULL "
+                f"{excluded} QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts) = 1 "
+                f"ORDER BY ts) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+            os.replace(tmp, target)
+        written = 0
+        if target.exists():
+            written = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
+        if written != expected:
+            target.unlink()
+            report.problems.append(
+                f"{day}: Parquet part has {written} rows but the JSONL files hold {expected} "
+                "good records; JSONL kept, nothing removed"
+            )
+            return
+    finally:
+        valid.unlink(missing_ok=True)
     damaged = {b.path for b in read.bad}
     for f in files:
         if str(f) in damaged:  # keep the bytes we could not read, out of the readers' way
             keep = _day_dir(Path(log_dir) / "quarantine", day)
             keep.mkdir(parents=True, exist_ok=True)
-            os.replace(f, keep / f.name)
-            report.quarantined.append(str(keep / f.name))
+            dest = keep / f.name
+            n = 1
+            while dest.exists():  # a writer may reuse a file name after a compaction
+                dest = keep / f"{f.stem}.{n}{f.suffix}"
+                n += 1
+            os.replace(f, dest)
+            report.quarantined.append(str(dest))
         else:
             f.unlink()
         report.files_removed += 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,6 +94,7 @@ class EnqueueResult:
     added: int
     already_queued: int
     item_ids: list[int]
+    bad_ids: list[str] = field(default_factory=list)  # ids over 64 characters: not queued
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -127,7 +128,9 @@ def enqueue_records(
     only, which is how a reviewer queues the pair they just saved).
 
     A pair already queued (same id) is skipped, so the same pair never enters twice, also
-    when two admins enqueue at the same time (``ON CONFLICT DO NOTHING``).
+    when two admins enqueue at the same time (``ON CONFLICT DO NOTHING``). A pair whose id is
+    over 64 characters (the log's limit; older logs may hold one) is not queued but listed
+    in ``bad_ids``.
     """
     if action not in ENQUEUE_ACTIONS:
         raise ValueError(f"enqueueing is {' or '.join(ENQUEUE_ACTIONS)}, not {action!r}")
@@ -141,10 +144,15 @@ def enqueue_records(
     if not 1 <= required_reviews <= 20:
         raise ReviewError(f"reviews per item must be 1 to 20, not {required_reviews}")
     unique: dict[str, dict[str, Any]] = {}
+    bad_ids: list[str] = []
     for record in records:
         if not record.get("id"):
             raise ReviewError("every record to enqueue needs an 'id'")
-        unique.setdefault(str(record["id"]), record)
+        pair_id = str(record["id"])
+        if len(pair_id) > logrecord.MAX_ID_LENGTH:  # the pair_id column holds 64 characters
+            bad_ids.append(pair_id)
+            continue
+        unique.setdefault(pair_id, record)
     existing: set[str] = set()
     ids = list(unique)
     for start in range(0, len(ids), 500):
@@ -179,7 +187,10 @@ def enqueue_records(
     item_ids = _insert_ignoring_duplicates(session, rows) if rows else []
     session.flush()
     return EnqueueResult(
-        added=len(item_ids), already_queued=len(unique) - len(item_ids), item_ids=item_ids
+        added=len(item_ids),
+        already_queued=len(unique) - len(item_ids),
+        item_ids=item_ids,
+        bad_ids=bad_ids,
     )
 
 
@@ -277,13 +288,26 @@ def claim_next(
         if filters and filters.get(key):
             where.append(getattr(ReviewItem, key) == filters[key])
     order = _queue_order(reviewer_id, now)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
-        item_id = session.exec(stmt.with_for_update(skip_locked=True)).first()
-        candidates = [item_id] if item_id is not None else []
-    else:
-        stmt = select(ReviewItem.id).where(*where).order_by(*order).limit(20)
-        candidates = list(session.exec(stmt))
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite has one writer at a time: choosing and claiming in one UPDATE is atomic, so
+        # "nothing to review" means exactly that (a list read first could all be taken by
+        # other reviewers before this one's turn to write).
+        first = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
+        item_id = session.execute(
+            update(ReviewItem)
+            .where(ReviewItem.id == first.scalar_subquery())
+            .values(claimed_by=reviewer_id, claimed_until=until)
+            .returning(ReviewItem.id)
+            .execution_options(synchronize_session=False)
+        ).scalar()
+        if item_id is None:
+            return None
+        item = session.get(ReviewItem, item_id)
+        session.refresh(item)
+        return item
+    stmt = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
+    item_id = session.exec(stmt.with_for_update(skip_locked=True)).first()
+    candidates = [item_id] if item_id is not None else []
     for item_id in candidates:
         # Conditional: only succeeds if nobody else claimed it since we looked.
         result = session.execute(
@@ -381,8 +405,20 @@ def _check_tags(session: Session, tags: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _bump(session: Session, item_id: int, delta: int, release_for: int | None) -> None:
-    """Change an item's review count in one statement (no lost updates under concurrency)."""
+def _bump(
+    session: Session,
+    item_id: int,
+    delta: int,
+    release_for: int | None,
+    *,
+    reviewer_id: int | None = None,
+) -> None:
+    """Change an item's review count in one statement (no lost updates under concurrency).
+
+    A review that counts (``delta > 0``) is taken only while the item still needs one, and,
+    for ``reviewer_id``, only if nobody else holds an unexpired claim on a one-review item:
+    the check and the count are one conditional UPDATE, so k reviews are never exceeded.
+    """
     done = ReviewItem.reviews_done + delta
     values: dict[str, Any] = {
         "reviews_done": done,
@@ -395,14 +431,57 @@ def _bump(session: Session, item_id: int, delta: int, release_for: int | None) -
         values["claimed_until"] = case(
             (ReviewItem.claimed_by == release_for, None), else_=ReviewItem.claimed_until
         )
+    where = [ReviewItem.id == item_id]
+    if delta > 0:
+        where += [
+            ReviewItem.status == "open",
+            ReviewItem.reviews_done < ReviewItem.required_reviews,
+        ]
+    if reviewer_id is not None:
+        now = utcnow()
+        where.append(
+            or_(
+                ReviewItem.claimed_by.is_(None),
+                ReviewItem.claimed_by == reviewer_id,
+                ReviewItem.claimed_until.is_(None),
+                ReviewItem.claimed_until < now,
+                ReviewItem.required_reviews > 1,
+            )
+        )
     result = session.execute(
         update(ReviewItem)
-        .where(ReviewItem.id == item_id)
+        .where(*where)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise ReviewError(f"no review item with id {item_id}")
+        raise _not_taken(session, item_id, reviewer_id)
+
+
+def _not_taken(session: Session, item_id: int, reviewer_id: int | None) -> ReviewError:
+    """Why a review was not taken, as the reviewer should read it."""
+    item = session.get(ReviewItem, item_id)
+    if item is None:
+        return ReviewError(f"no review item with id {item_id}")
+    session.refresh(item)
+    if reviewer_id is not None and _has_reviewed(session, item_id, reviewer_id):
+        return ReviewError(
+            "you have reviewed this item already; change it under 'My recent reviews'"
+        )
+    if item.status != "open" or item.reviews_done >= item.required_reviews:
+        return ReviewError(
+            f"this pair has all its {item.required_reviews} review(s) already (others finished "
+            "it while you were reviewing); your review was not saved: take the next pair"
+        )
+    return ReviewError(
+        "another reviewer holds this pair now (your claim expired); your review was not "
+        "saved: take the next pair"
+    )
+
+
+def _has_reviewed(session: Session, item_id: int, reviewer_id: int) -> bool:
+    stmt = select(Review.id).where(Review.item_id == item_id, Review.reviewer_id == reviewer_id)
+    return session.exec(stmt).first() is not None
 
 
 def submit_review(
@@ -412,20 +491,24 @@ def submit_review(
 
     A skip is recorded too (so the item is not offered to that reviewer again) but does not
     count towards the item's required reviews. Each reviewer reviews an item once; to change
-    a review use :func:`edit_review`.
+    a review use :func:`edit_review`. A review that counts is refused (ReviewError) when the
+    item has all its reviews already, or when another reviewer holds an unexpired claim on a
+    one-review item (this reviewer's claim expired and was taken).
     """
     reviewer_id = auth.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     # Updating the item first locks its row, so a double submit by one reviewer waits here
     # and then sees the first review below.
-    _bump(session, item_id, _counts(judgement.decision), release_for=reviewer_id)
+    # A review that counts is taken only while the item needs one and the reviewer's claim
+    # holds (see _bump): k reviews never become k + 1.
+    _bump(
+        session, item_id, _counts(judgement.decision), release_for=reviewer_id,
+        reviewer_id=reviewer_id,
+    )  # fmt: skip
     item = session.get(ReviewItem, item_id)
     session.refresh(item)
-    earlier = session.exec(
-        select(Review.id).where(Review.item_id == item_id, Review.reviewer_id == reviewer_id)
-    ).first()
-    if earlier is not None:
+    if _has_reviewed(session, item_id, reviewer_id):
         raise ReviewError(
             "you have reviewed this item already; change it under 'My recent reviews'"
         )

@@ -29,6 +29,8 @@ Fault switches (attributes, change them at any time, or pass them to the constru
 ``malformed``       answer model calls with 200 and a body that is not valid JSON
 ``cut_after``       streaming: close the connection after this many chunks (no end marker);
                     non-streaming: send half the body, then close
+``stop_after``      OpenAI streaming: end the stream cleanly after this many chunks, with
+                    no finish reason and no ``[DONE]`` (an upstream that gave up)
 ``usage``           False: leave the ``usage`` block / Ollama token counts out
 ``chunk_delay``     streaming: seconds to sleep before each chunk (tokens arriving slowly)
 ==================  ===================================================================
@@ -109,6 +111,7 @@ class ModelServer:
         self.status = status
         self.malformed = malformed
         self.cut_after = cut_after
+        self.stop_after: int | None = None
         self.usage = usage
         self.chunk_delay = chunk_delay
         self.version = version
@@ -187,6 +190,7 @@ class ModelServer:
             True,
         )
         self.chunk_delay = 0.0
+        self.stop_after = None
 
     def _note(self, path: str, body: Any, headers: dict[str, str]) -> None:
         with self._lock:
@@ -390,6 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
         for i, delta in enumerate(pieces):
             if srv.cut_after is not None and i >= srv.cut_after:
                 self._cut()
+                return
+            if srv.stop_after is not None and i >= srv.stop_after:
+                self._end_chunked()
                 return
             chunk = {
                 **base,

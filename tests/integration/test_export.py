@@ -438,6 +438,67 @@ def test_csv_cells_never_start_a_formula(
     assert row["prompt"] == '\'=HYPERLINK("x")' and row["target"] == "'@SUM(A1)"
 
 
+def test_csv_guards_a_leading_minus_too(
+    session: Session, tmp_path: Path, admin: int, reviewer: int
+) -> None:
+    add_pair(session, reviewer, "m", question="-2+3+cmd|' /C calc'!A0", teacher="-1")
+    row = _csv(_run(session, tmp_path, admin).path / "pairs.csv")[0]
+    assert row["prompt"] == "'-2+3+cmd|' /C calc'!A0" and row["target"] == "'-1"
+
+
+def test_raw_conversation_ids_are_scrubbed_before_export(
+    session: Session, tmp_path: Path, admin: int, reviewer: int
+) -> None:
+    from shadowtutor.log import record as logrecord
+
+    for i in range(3):  # pairs logged before conversation ids were pseudonymised
+        add_pair(session, reviewer, f"c{i}", conversation_id="jane.roe@example.com")
+    result = _run(session, tmp_path, admin)
+    rows = _csv(result.path / "pairs.csv")
+    pseudonym = logrecord.pseudonymize_conversation("jane.roe@example.com")
+    assert {r["conversation_id"] for r in rows} == {pseudonym}
+    for f in result.path.iterdir():
+        assert b"jane.roe" not in f.read_bytes(), f.name
+
+
+GREETINGS = ["Ciao! Come stai?", "ciao come stai", "CIAO, come stai?!", "Ciao!  Come  stai?"]
+
+
+def test_a_prompt_repeated_across_conversations_is_in_one_split(
+    session: Session, tmp_path: Path, admin: int, reviewer: int
+) -> None:
+    def same(text: str) -> str:  # the test's own normalisation of a prompt
+        return " ".join("".join(c if c.isalnum() else " " for c in text.casefold()).split())
+
+    n = 0
+    for conv in range(60):
+        # one conversation in four opens with a greeting, then asks its own questions
+        opening = GREETINGS[conv // 4 % len(GREETINGS)] if conv % 4 == 0 else f"salve {conv}"
+        add_pair(
+            session, reviewer, f"g{n:04d}", conversation_id=f"conv-{conv}", language="it",
+            question=opening, teacher=f"Bene, grazie {conv}!",
+        )  # fmt: skip
+        n += 1
+        for turn in range(2):
+            add_pair(
+                session, reviewer, f"g{n:04d}", conversation_id=f"conv-{conv}", language="it",
+                question=f"domanda {conv}-{turn}?", teacher=f"risposta {conv}-{turn}.",
+            )  # fmt: skip
+            n += 1
+    result = _run(session, tmp_path, admin)
+    rows = _csv(result.path / "pairs.csv")
+    assert len(rows) == 180
+    by_prompt: dict[str, set[str]] = defaultdict(set)
+    by_conversation: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        by_prompt[same(row["prompt"])].add(row["split"])
+        by_conversation[row["conversation_id"]].add(row["split"])
+    assert len(by_prompt["ciao come stai"]) == 1  # the greeting: one split, not three
+    assert all(len(s) == 1 for s in by_prompt.values())
+    assert all(len(s) == 1 for s in by_conversation.values())
+    assert all(result.counts["per_split"][s] > 0 for s in export.SPLITS)
+
+
 def test_nothing_matches_is_a_clear_error(session: Session, tmp_path: Path, admin: int) -> None:
     with pytest.raises(export.ExportError, match="no reviewed pairs match"):
         _run(session, tmp_path, admin)

@@ -170,3 +170,30 @@ def test_a_teacher_stream_cut_mid_way_reaches_the_app_cut(
     with pytest.raises(openai.APIConnectionError):
         list(stream)
     assert running.records() == [] and running.collector.stats()["teacher_errors"] == 1
+
+
+def test_a_teacher_stream_ending_without_finish_or_done_is_logged_as_an_error(
+    running: Running, teacher: ModelServer
+) -> None:
+    from shadowtutor.collect.openai_shape import INCOMPLETE_STREAM
+
+    teacher.stop_after = 3  # a clean end after two words: no finish reason, no [DONE]
+    stream = running.client().chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS, stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    [rec] = running.records(expect=1)
+    assert rec["teacher"]["error"] == INCOMPLETE_STREAM and rec["teacher"]["response"] == text
+    assert running.collector.stats()["teacher_errors"] == 1
+
+
+def test_the_conversation_header_is_stored_pseudonymised(running: Running) -> None:
+    from shadowtutor.log import record as logrecord
+
+    raw = "jane.roe@example.com"
+    running.client().chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS, extra_headers={"X-ShadowTutor-Conversation": raw}
+    )
+    [rec] = running.records(expect=1)
+    assert rec["conversation_id"] == logrecord.pseudonymize_conversation(raw)
+    assert "jane" not in json.dumps(rec)

@@ -480,3 +480,170 @@ def test_cli_enqueue_stats_and_tags(migrated) -> None:
     assert "too formal" in listing and "warm colleague-like tone" in listing
     dup = run("review", "tags", "add", "too formal")
     assert dup.exit_code == 1 and "exists already" in dup.output
+
+
+# --- submit checks the claim and the need (issue 12, item 12) ------------------------------
+
+
+def test_k_reviews_are_never_exceeded(session: Session, people) -> None:
+    (item_id,) = review.enqueue_records(
+        session=session, records=[rec(0)], required_reviews=2, enqueued_by=SYSTEM
+    ).item_ids
+    for name in ("ana", "ben", "cy"):  # k = 2: all three may hold it at once
+        assert review.claim_next(session=session, reviewer_id=people[name]).id == item_id
+    for name in ("ana", "ben"):
+        review.submit_review(
+            session=session, item_id=item_id, reviewer_id=people[name], judgement=approve()
+        )
+    with pytest.raises(ReviewError, match="all its 2 review"):
+        review.submit_review(
+            session=session, item_id=item_id, reviewer_id=people["cy"], judgement=approve()
+        )
+    item = session.get(ReviewItem, item_id)
+    session.refresh(item)
+    assert (item.reviews_done, item.status) == (2, "done")
+    rows = session.exec(select(Review).where(Review.item_id == item_id)).all()
+    assert len(rows) == 2
+    # a skip still counts nothing and is recorded (cy is not offered it again)
+    review.submit_review(
+        session=session, item_id=item_id, reviewer_id=people["cy"],
+        judgement=Judgement(decision="skip"),
+    )  # fmt: skip
+    session.refresh(item)
+    assert item.reviews_done == 2
+
+
+def test_a_review_on_a_claim_someone_else_took_is_refused(session: Session, people) -> None:
+    (item_id,) = review.enqueue_records(
+        session=session, records=[rec(0)], enqueued_by=SYSTEM
+    ).item_ids
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    assert review.claim_next(session=session, reviewer_id=people["ana"], now=long_ago)
+    assert review.claim_next(session=session, reviewer_id=people["ben"]).id == item_id
+    with pytest.raises(ReviewError, match="another reviewer holds this pair"):
+        review.submit_review(
+            session=session, item_id=item_id, reviewer_id=people["ana"], judgement=approve()
+        )
+    review.submit_review(
+        session=session, item_id=item_id, reviewer_id=people["ben"], judgement=approve()
+    )
+    item = session.get(ReviewItem, item_id)
+    session.refresh(item)
+    assert (item.reviews_done, item.status, item.claimed_by) == (1, "done", None)
+
+
+def test_an_edit_from_skip_never_exceeds_k(session: Session, people) -> None:
+    (item_id,) = review.enqueue_records(
+        session=session, records=[rec(0)], enqueued_by=SYSTEM
+    ).item_ids
+    skipped = review.submit_review(
+        session=session, item_id=item_id, reviewer_id=people["ana"],
+        judgement=Judgement(decision="skip"),
+    )  # fmt: skip
+    review.submit_review(
+        session=session, item_id=item_id, reviewer_id=people["ben"], judgement=approve()
+    )
+    with pytest.raises(ReviewError, match="all its 1 review"):
+        review.edit_review(
+            session=session, review_id=skipped.id, reviewer_id=people["ana"], judgement=approve()
+        )
+
+
+# --- eight reviewers at once, on SQLite and PostgreSQL --------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path):
+    """(url, tag, reviewer ids): a committed database that threads share; on PostgreSQL the
+    session's database, with this test's rows told apart by ``tag`` (the items' category)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        db.upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_migrated")
+    tag = f"q{datetime.now(UTC).strftime('%H%M%S%f')}"
+    with db.session_scope(url) as s:
+        ids = [make_user(s, f"{tag}-{i}") for i in range(8)]
+    yield url, tag, ids
+    with db.session_scope(url) as s:
+        s.execute(delete(Review).where(Review.reviewer_id.in_(ids)))
+        s.execute(delete(ReviewItem).where(ReviewItem.category == tag))
+        s.execute(delete(User).where(User.id.in_(ids)))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_eight_reviewers_never_see_a_false_empty_queue_nor_k_plus_one(shared_db, k) -> None:
+    url, tag, reviewers = shared_db
+    n = 60
+    records = [{**rec(i, prefix=tag), "category": tag} for i in range(n)]
+    with db.session_scope(url) as s:
+        review.enqueue_records(session=s, records=records, required_reviews=k, enqueued_by=SYSTEM)
+
+    def work(reviewer_id: int) -> tuple[int, int]:
+        done = refused = 0
+        while True:
+            with db.session_scope(url) as s:
+                item = review.claim_next(
+                    session=s, reviewer_id=reviewer_id, filters={"category": tag}
+                )
+                if item is None:  # must mean: nothing left this reviewer may review
+                    return done, refused
+                item_id = item.id
+            try:
+                with db.session_scope(url) as s:
+                    review.submit_review(session=s, item_id=item_id, reviewer_id=reviewer_id,
+                                         judgement=approve(seconds_spent=1))  # fmt: skip
+                done += 1
+            except ReviewError:  # k > 1: others finished it meanwhile
+                refused += 1
+
+    results = _run_threads(work, [(r,) for r in reviewers])
+    assert sum(d for d, _ in results) == n * k
+    with db.session_scope(url) as s:
+        items = s.exec(select(ReviewItem).where(ReviewItem.category == tag)).all()
+        assert len(items) == n and {(i.status, i.reviews_done) for i in items} == {("done", k)}
+        for item in items:
+            rows = s.exec(select(Review).where(Review.item_id == item.id)).all()
+            assert len(rows) == k and len({r.reviewer_id for r in rows}) == k
+
+
+def test_sqlite_claims_stay_right_when_others_take_the_first_twenty(tmp_path: Path) -> None:
+    """The race behind the false "queue empty" on SQLite, made deterministic: between a
+    reviewer reading the queue and claiming, others claim the first twenty open items."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    path = tmp_path / "race.db"
+    url = f"sqlite:///{path}"
+    db.upgrade(url)
+    with db.session_scope(url) as s:
+        ana, ben = make_user(s, "ana"), make_user(s, "ben")
+        review.enqueue_records(session=s, records=[rec(i) for i in range(30)], enqueued_by=SYSTEM)
+    fired = []
+
+    def others_claim_first(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if fired or not statement.lstrip().upper().startswith("UPDATE REVIEW_ITEM"):
+            return
+        fired.append(statement)
+        other = sqlite3.connect(path, timeout=10)
+        until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        other.execute(
+            "UPDATE review_item SET claimed_by = ?, claimed_until = ? WHERE id IN "
+            "(SELECT id FROM review_item ORDER BY id LIMIT 20)",
+            (ana, until),
+        )
+        other.commit()
+        other.close()
+
+    engine = db.get_engine(url)
+    event.listen(engine, "before_cursor_execute", others_claim_first)
+    try:
+        with db.session_scope(url) as s:
+            item = review.claim_next(session=s, reviewer_id=ben)
+    finally:
+        event.remove(engine, "before_cursor_execute", others_claim_first)
+    assert fired and item is not None  # ten items are still open: never "nothing to review"
+    with db.session_scope(url) as s:
+        held = s.exec(select(ReviewItem).where(ReviewItem.claimed_by == ana)).all()
+        assert item.id not in {i.id for i in held} and len(held) == 20
