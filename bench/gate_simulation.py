@@ -130,17 +130,17 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int) -> None:
         judge = {None: None, "random": JUDGES["random judge"], "0.8": JUDGES["kappa ~0.8"]}[which]
         go = sum(run_days(cfg, student, judge, s, looks)[0] is not None for s in range(seeds))
         print(f"daily looks: {name}: P(any GO over {looks} looks) = {go / seeds:.1%}")
-    print("\n| good student (mean 4.46, 99.5%) | judge kappa | reached GO | median days to GO "
-          "| median days to review PASS | median human reviews to review PASS |")
+    print(
+        "\n| good student (mean 4.46, 99.5%) | judge kappa | reached GO | median days to GO "
+        "| median days to review PASS | median human reviews to review PASS |"
+    )
     print("|---|---|---|---|---|---|")
     for name, judge in JUDGES.items():
         runs = [run_days(cfg, GOOD, judge, s, looks) for s in range(seeds)]
         go_days = [g for g, _ in runs if g is not None]
         review_days = [r for _, r in runs if r is not None]
         med = lambda xs: f"{np.median(xs):.0f}" if xs else "never"  # noqa: E731
-        reviews = (
-            f"{np.median(review_days) * REVIEWS_PER_DAY:.0f}" if review_days else "never"
-        )
+        reviews = f"{np.median(review_days) * REVIEWS_PER_DAY:.0f}" if review_days else "never"
         print(
             f"| {name} | {judge_kappa(judge)} | {len(go_days) / seeds:.0%} | {med(go_days)} "
             f"| {med(review_days)} | {reviews} |"

@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "collect",
     "gate",
     "student",
+    "judge",
 ]
 
 

@@ -15,6 +15,7 @@ or ``--every`` seconds) or :class:`BackgroundJudge` (a thread you start yourself
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -130,6 +131,8 @@ def candidate_pairs(
     for pid, ts, category, language, messages, teacher, student in rows:
         if pid in done:
             continue
+        if isinstance(messages, str):  # the log stores messages as JSON text
+            messages = json.loads(messages)
         pair = Pair(pid, as_utc(ts), category, language, list(messages or []), teacher, student)
         if pid in queued:
             picked.append(pair)
