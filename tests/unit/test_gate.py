@@ -544,3 +544,91 @@ def test_reviews_have_their_own_longer_window() -> None:
     same = gate_data.assemble(inside, [old, new], start, end)
     assert same.categories["greeting"].scores == {4: 1}
     assert gate.parse_config({"window_days": 7}).review_window_days == 7
+
+
+# --- daily looks (issue 13): the gate's bounds hold over every evaluation ----------------
+
+
+def test_daily_looks_at_the_success_threshold_rarely_ever_say_go() -> None:
+    """The issue's reproduction, small: a student at exactly 98 % success (good otherwise),
+    150 pairs and 8 reviews a day, rolling windows, the gate evaluated every day. The old
+    fixed-sample bounds said GO at some look in 30.5 % of runs (45 looks, 200 seeds)."""
+    from shadowtutor.testing.gatesim import day, rolling_window
+
+    cfg = config()
+    edge = Student(0.980, 500, 0.5, 0.60, SCORES_GOOD)
+    runs, any_go = 30, 0
+    for seed in range(runs):
+        rng = np.random.default_rng(700 + seed)
+        days, went = [], False
+        for t in range(30):
+            days.append(day(edge, rng, pairs=150, reviews=8))
+            w = rolling_window(days, t, window_days=14, review_window_days=30)
+            went = went or gate.decide(cfg, w, project=False).outcome == GO
+        any_go += went
+    assert any_go / runs <= 0.05
+
+
+def _judged(human: dict[int, int], judge_only: int, noise: float, seed: int = 0) -> Aggregate:
+    """An aggregate whose reviewed pairs also have judge scores (``noise`` points off)."""
+    rng = np.random.default_rng(seed)
+    a = agg(scores=dict(human))
+    ys = np.repeat(list(human), list(human.values()))
+    for y in ys:
+        f = float(np.clip(np.rint(y + rng.normal(0, noise)), 1, 5))
+        a.ratings[(int(y), None, f, None)] = a.ratings.get((int(y), None, f, None), 0) + 1
+    for y in rng.choice([3, 4, 5], size=judge_only, p=[0.1, 0.3, 0.6]):
+        f = float(np.clip(np.rint(y + rng.normal(0, noise)), 1, 5))
+        a.ratings[(None, None, f, None)] = a.ratings.get((None, None, f, None), 0) + 1
+    return a
+
+
+def test_review_score_uses_the_judge_and_says_what_it_saved() -> None:
+    human = {3: 2, 4: 8, 5: 10}  # 20 reviews, mean 4.4
+    alone = _by(
+        gate.decide(config(), Window(None, None, {"greeting": agg(scores=human)})), "review_score"
+    )
+    with_judge = _by(
+        gate.decide(config(), Window(None, None, {"greeting": _judged(human, 2000, 0.3)})),
+        "review_score",
+    )
+    assert "human reviews" in alone.method and alone.saved is None
+    assert "prediction-powered" in with_judge.method
+    assert with_judge.bound > alone.bound  # a judge that tracks people narrows the bound
+    assert with_judge.saved is not None and with_judge.saved > 0
+    off = _by(
+        gate.decide(
+            config(judge={"use": False}),
+            Window(None, None, {"greeting": _judged(human, 2000, 0.3)}),
+        ),
+        "review_score",
+    )
+    assert off.bound == alone.bound  # [judge] use = false: people only
+
+
+def test_inconclusive_rows_say_how_many_more_samples() -> None:
+    c = _by(
+        gate.decide(config(), Window(None, None, {"greeting": agg(scores={3: 3, 4: 6, 5: 6})})),
+        "review_score",
+    )
+    assert c.status == INCONCLUSIVE and c.needed and c.needed > 0
+    assert f"about {c.needed:,} more reviewed greeting pairs needed" in c.missing
+    assert c.upper is not None and c.upper > c.estimate > c.bound
+
+
+def test_teacher_comparison_is_optional_and_paired() -> None:
+    a = agg(scores={4: 60, 5: 90})
+    assert "teacher_gap" not in {
+        c.key for c in gate.decide(config(), Window(None, None, {"greeting": a})).criteria
+    }
+    cfg = config(
+        criteria={**SHIPPED["criteria"], "compare_with_teacher": True, "teacher_margin": 0.3}
+    )
+    for (hs, ht), count in {(4, 4): 50, (5, 5): 60, (4, 5): 30, (5, 4): 10}.items():
+        a.ratings[(hs, ht, None, None)] = count
+    ok = _by(gate.decide(cfg, Window(None, None, {"greeting": a})), "teacher_gap")
+    assert ok.status == PASS and ok.estimate == pytest.approx(-20 / 150) and ok.threshold == -0.3
+    worse = agg(scores={3: 100, 4: 50})
+    worse.ratings = {(3, 5, None, None): 100, (4, 5, None, None): 50}
+    bad = _by(gate.decide(cfg, Window(None, None, {"greeting": worse})), "teacher_gap")
+    assert bad.status == FAIL
