@@ -35,6 +35,8 @@ MEDIAN_AT_1500 = 1500 / math.exp(1.6448536 * 0.5)  # true P95 exactly 1,500 ms
 
 S = Student
 GOOD = S(0.995, 500, 0.5, 0.60, GOOD_SCORES)
+# Good, but close to the bar: where human reviews are the binding constraint.
+CLOSE = S(0.995, 500, 0.5, 0.60, (0.02, 0.04, 0.10, 0.40, 0.44))  # mean 4.20
 CASES = [
     # (name, student, pairs, reviews)
     ("bad: review score 3.82", S(0.995, 500, 0.5, 0.6, (0.05, 0.08, 0.17, 0.4, 0.3)), 2000, 150),
@@ -131,18 +133,23 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int) -> None:
         go = sum(run_days(cfg, student, judge, s, looks)[0] is not None for s in range(seeds))
         print(f"daily looks: {name}: P(any GO over {looks} looks) = {go / seeds:.1%}")
     print(
-        "\n| good student (mean 4.46, 99.5%) | judge kappa | reached GO | median days to GO "
+        "\n| student | judge | judge kappa | reached GO | median days to GO "
         "| median days to review PASS | median human reviews to review PASS |"
     )
-    print("|---|---|---|---|---|---|")
-    for name, judge in JUDGES.items():
-        runs = [run_days(cfg, GOOD, judge, s, looks) for s in range(seeds)]
+    print("|---|---|---|---|---|---|---|")
+    for label, student, (name, judge) in [
+        (label, student, item)
+        for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE))
+        for item in JUDGES.items()
+    ]:
+        runs = [run_days(cfg, student, judge, s, looks) for s in range(seeds)]
         go_days = [g for g, _ in runs if g is not None]
         review_days = [r for _, r in runs if r is not None]
         med = lambda xs: f"{np.median(xs):.0f}" if xs else "never"  # noqa: E731
         reviews = f"{np.median(review_days) * REVIEWS_PER_DAY:.0f}" if review_days else "never"
         print(
-            f"| {name} | {judge_kappa(judge)} | {len(go_days) / seeds:.0%} | {med(go_days)} "
+            f"| {label} | {name} | {judge_kappa(judge)} | {len(go_days) / seeds:.0%} "
+            f"| {med(go_days)} "
             f"| {med(review_days)} | {reviews} |"
         )
 
