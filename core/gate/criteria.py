@@ -466,7 +466,7 @@ def _similarity(
             return b is not None and b[0] >= threshold
 
         need = _scaled_needed(passes, n)
-    missing = _mean_missing(status, est, threshold, n, need, f"{cat} pairs", "similarity")
+    missing = _mean_missing(status, est, threshold, n, need, f"{cat} pairs", "similarity", project)
     return Criterion(
         "similarity",
         label,
@@ -576,7 +576,7 @@ def _ppi_criterion(
                 saved = max(0, human_need - max(n, with_judge))
     if use_judge:
         how += f"; judge weight {got.power:.2f} over {got.n_judge:,} judge-only pairs"
-    missing = _mean_missing(status, got.estimate, threshold, n, need, what, name)
+    missing = _mean_missing(status, got.estimate, threshold, n, need, what, name, project)
     return Criterion(
         key,
         label,
@@ -650,12 +650,21 @@ def _teacher_gap(
 
 
 def _mean_missing(
-    status: str, est: float, thr: float, n: int, need: int | None, what: str, name: str
+    status: str,
+    est: float,
+    thr: float,
+    n: int,
+    need: int | None,
+    what: str,
+    name: str,
+    project: bool = True,
 ) -> str:
     if status == PASS:
         return ""
     if status == FAIL:
         return f"mean {name} {est:.3g} is confidently below {thr:g}: the student must improve"
+    if not project and est > thr:
+        return f"more {what} needed (mean {est:.3g} is close to {thr:g})"
     if need is None:
         return f"mean {name} {est:.3g} is not above {thr:g}; more data is unlikely to change that"
     return f"about {max(need - n, 1):,} more {what} needed (mean {est:.3g} is close to {thr:g})"
@@ -711,6 +720,8 @@ def _p95(
         missing = (
             f"about {needed:,} more answered {cat} requests needed (P95 {est:,.0f} ms)"
             if needed
+            else f"more answered {cat} requests needed (P95 {est:,.0f} ms)"
+            if not project and est < thr
             else f"P95 {est:,.0f} ms is not below {thr:,.0f} ms; more data will not fix that"
         )
     return Criterion(
@@ -777,6 +788,8 @@ def _success(
         missing = (
             f"about {needed:,} more {cat} requests needed (success {est:.1%})"
             if needed
+            else f"more {cat} requests needed (success {est:.1%})"
+            if not project and est > thr
             else f"success rate {est:.1%} is not above {thr:.0%}; more data will not fix that"
         )
     return Criterion(

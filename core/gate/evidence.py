@@ -350,7 +350,7 @@ def replay_from(
         # Whole days only: the window's first day is the day after `s` when `s` is midnight.
         inside = {d: v for d, v in days.items() if s.date() <= d < e.date()}
         w = assemble(inside, reviews, s, e, review_start=review_start(config, e), judged=judged)
-        d = decide(config, w)
+        d = decide(config, w, project=False)  # the outcome per day; no projections
         points.append(
             ReplayPoint(
                 (at - timedelta(days=1)).date(),
