@@ -141,8 +141,8 @@ def criteria_frame(
             "Estimate": num(c["estimate"]),
             "Anytime bound": num(c["bound"]),
             "Threshold": num(c["threshold"]),
-            "n": c["n"],
             "Judge saved": "-" if c.get("saved") is None else f"{c['saved']:,} reviews",
+            "n": c["n"],
             "Method": c["method"],
         }
         for c in evidence.get("criteria", [])
