@@ -123,12 +123,12 @@ def judge_kappa(judge: Judge | None) -> str:
     return f"{weighted_kappa(human.astype(int), scored):.2f}"
 
 
-def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int) -> None:
+def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True) -> None:
     print(
         f"\n## Daily looks: {seeds} seeds, {looks} daily looks, {PAIRS_PER_DAY} pairs and "
         f"{REVIEWS_PER_DAY} human reviews a day, rolling windows"
     )
-    for name, student, which in EDGES:
+    for name, student, which in EDGES if edges else []:
         judge = {None: None, "random": JUDGES["random judge"], "0.8": JUDGES["kappa ~0.8"]}[which]
         go = sum(run_days(cfg, student, judge, s, looks)[0] is not None for s in range(seeds))
         print(f"daily looks: {name}: P(any GO over {looks} looks) = {go / seeds:.1%}")
@@ -143,12 +143,17 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int) -> None:
         for item in JUDGES.items()
     ]:
         runs = [run_days(cfg, student, judge, s, looks) for s in range(seeds)]
-        go_days = [g for g, _ in runs if g is not None]
-        review_days = [r for _, r in runs if r is not None]
-        med = lambda xs: f"{np.median(xs):.0f}" if xs else "never"  # noqa: E731
-        reviews = f"{np.median(review_days) * REVIEWS_PER_DAY:.0f}" if review_days else "never"
+        # Medians over every run, a run that never got there counting as "later than all":
+        # a median over the successful runs only would favour the luckiest samples.
+        never = math.inf
+        go_days = [never if g is None else g for g, _ in runs]
+        review_days = [never if r is None else r for _, r in runs]
+        med = lambda xs: "never" if np.isinf(np.median(xs)) else f"{np.median(xs):.0f}"  # noqa: E731
+        mid = np.median(review_days)
+        reviews = "never" if mid == never else f"{mid * REVIEWS_PER_DAY:.0f}"
         print(
-            f"| {label} | {name} | {judge_kappa(judge)} | {len(go_days) / seeds:.0%} "
+            f"| {label} | {name} | {judge_kappa(judge)} "
+            f"| {sum(g != never for g in go_days) / seeds:.0%} "
             f"| {med(go_days)} "
             f"| {med(review_days)} | {reviews} |"
         )
@@ -156,8 +161,11 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=300, help="Seeds per one-look case.")
-    parser.add_argument("--daily-seeds", type=int, default=200, help="Seeds per daily case.")
+    parser.add_argument("--seeds", type=int, default=200, help="Seeds per one-look case.")
+    parser.add_argument("--daily-seeds", type=int, default=100, help="Seeds per daily case.")
+    parser.add_argument(
+        "--no-edges", action="store_true", help="Daily looks: only the days-to-GO table."
+    )
     parser.add_argument("--days", type=int, default=45, help="Daily looks per run.")
     parser.add_argument("--only", default="", help="One-look cases whose name contains this.")
     args = parser.parse_args()
@@ -168,7 +176,7 @@ def main() -> None:
     if args.seeds:
         single_looks(cfg, args.seeds, args.only)
     if args.daily_seeds:
-        daily_looks(cfg, args.daily_seeds, args.days)
+        daily_looks(cfg, args.daily_seeds, args.days, edges=not args.no_edges)
     print(f"({time.perf_counter() - started:.0f} s)")
 
 
