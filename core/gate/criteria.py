@@ -555,7 +555,7 @@ def _ppi_criterion(
                 lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
             )  # fmt: skip
         return stats.ppi_mean(
-            values, [0.0] * len(values), [], human_counts=np.multiply(counts, k / n * n_all),
+            values, [0.0] * len(values), [], human_counts=np.multiply(counts, k * n / n_all),
             lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
         )  # fmt: skip
 

@@ -209,8 +209,9 @@ def assemble(
             a.critical += 1
             if len(a.critical_examples) < 5:
                 a.critical_examples.append(f"review tagged {', '.join(r.critical_tags)}")
-    if judged:
-        _add_ratings(cats, reviews, judged, review_start, end, as_of)
+    # Paired scores (human student/teacher, judge student/teacher): the teacher comparison
+    # needs them even without a judge.
+    _add_ratings(cats, reviews, judged or [], review_start, end, as_of)
     return Window(start, end, cats)
 
 

@@ -632,3 +632,29 @@ def test_teacher_comparison_is_optional_and_paired() -> None:
     worse.ratings = {(3, 5, None, None): 100, (4, 5, None, None): 50}
     bad = _by(gate.decide(cfg, Window(None, None, {"greeting": worse})), "teacher_gap")
     assert bad.status == FAIL
+
+
+def test_assemble_pairs_human_and_judge_scores_without_mixing_them() -> None:
+    from shadowtutor.judge.scores import JudgeRow
+
+    end = datetime(2026, 2, 1, tzinfo=UTC)
+    ts = end - timedelta(days=2)
+    reviewed = gate_data.ReviewRow(
+        ts, ts, "greeting", 4, 0.6, "lexical", (), pair_id="p1", teacher_score=5
+    )
+    only_human = gate_data.ReviewRow(
+        ts, ts, "greeting", 5, 0.6, "lexical", (), pair_id="p2", teacher_score=5
+    )
+    judged = [
+        JudgeRow("p1", ts, ts, "greeting", "it", 4.5, 5.0, True, "pairwise-v1", "m"),
+        JudgeRow("p3", ts, ts, "greeting", "it", 3.5, 4.0, False, "pairwise-v1", "m"),
+        JudgeRow("p4", ts, end + timedelta(days=1), "greeting", "it", 2.0, 5.0, True, "v", "m"),
+    ]
+    w = gate_data.assemble({}, [reviewed, only_human], end - timedelta(days=14), end)
+    # Without a judge the paired human scores are there (the teacher comparison needs them).
+    assert w.categories["greeting"].ratings == {(4, 5, None, None): 1, (5, 5, None, None): 1}
+    w = gate_data.assemble({}, [reviewed, only_human], end - timedelta(days=14), end, judged=judged)
+    a = w.categories["greeting"]
+    assert a.scores == {4: 1, 5: 1}  # judge scores never become reviews
+    # p4 was judged after the window's end: not evidence yet.
+    assert a.ratings == {(4, 5, 4.5, 5.0): 1, (5, 5, None, None): 1, (None, None, 3.5, 4.0): 1}
