@@ -1,10 +1,19 @@
-"""How often does the gate say GO for a student that should not get it?
+"""How often does the gate say GO for a student that should not get it, and how many human
+reviews does a good student need?
 
 Simulates windows (plain aggregates, as the gate sees them) for known students over many seeds
-and runs the shipped criteria (core/data/gate.toml, one candidate category). Prints, per
-student, the share of runs ending GO / NO-GO / NOT ENOUGH DATA.
+and runs the shipped criteria (core/data/gate.toml, one candidate category) through the
+project's own ``decide``.
 
-    /work/venv/bin/python bench/gate_simulation.py [--seeds 500]
+1. One look per window (``--seeds``): the share of runs ending GO / NO-GO / NOT ENOUGH DATA.
+2. Daily looks (``--daily-seeds``): 150 pairs and 8 human reviews a day, rolling windows
+   (14 days of pairs, 30 of reviews), the gate evaluated every day for 45 days. Prints
+   ``daily looks: <case>: P(any GO over 45 looks) = X%`` per edge case (a student exactly at a
+   threshold, who must not get GO more than 5 % of the time however often the gate is looked
+   at), and the days and human reviews a good student needs: without a judge, and with a
+   judge of weighted kappa ~0.6, ~0.8 and a useless (random) one scoring every pair.
+
+    .venv/bin/python bench/gate_simulation.py [--seeds 500] [--daily-seeds 200] [--days 45]
 """
 
 from __future__ import annotations
@@ -16,14 +25,18 @@ import tomllib
 
 import numpy as np
 
-from shadowtutor.gate import criteria as gate  # noqa: E402
-from shadowtutor.testing.gatesim import Student, window  # noqa: E402
+from shadowtutor.gate import criteria as gate
+from shadowtutor.judge.calibration import weighted_kappa
+from shadowtutor.testing.gatesim import Judge, Student, day, rolling_window, window
 
 GOOD_SCORES = (0.01, 0.02, 0.07, 0.30, 0.60)
 AT_4 = (0.02, 0.05, 0.14, 0.49, 0.30)  # mean exactly 4.00
 MEDIAN_AT_1500 = 1500 / math.exp(1.6448536 * 0.5)  # true P95 exactly 1,500 ms
 
 S = Student
+GOOD = S(0.995, 500, 0.5, 0.60, GOOD_SCORES)
+# Good, but close to the bar: where human reviews are the binding constraint.
+CLOSE = S(0.995, 500, 0.5, 0.60, (0.02, 0.04, 0.10, 0.40, 0.44))  # mean 4.20
 CASES = [
     # (name, student, pairs, reviews)
     ("bad: review score 3.82", S(0.995, 500, 0.5, 0.6, (0.05, 0.08, 0.17, 0.4, 0.3)), 2000, 150),
@@ -34,9 +47,9 @@ CASES = [
     ("edge: success exactly 98%", S(0.980, 500, 0.5, 0.60, GOOD_SCORES), 2000, 150),
     ("edge: P95 exactly 1,500 ms", S(0.995, MEDIAN_AT_1500, 0.5, 0.6, GOOD_SCORES), 2000, 150),
     ("edge: similarity exactly 0.45", S(0.995, 500, 0.5, 0.45, GOOD_SCORES), 2000, 150),
-    ("good, 400 pairs / 40 reviews", S(0.995, 500, 0.5, 0.60, GOOD_SCORES), 400, 40),
-    ("good, 1,200 pairs / 120 reviews", S(0.995, 500, 0.5, 0.60, GOOD_SCORES), 1200, 120),
-    ("good, 3,000 pairs / 300 reviews", S(0.995, 500, 0.5, 0.60, GOOD_SCORES), 3000, 300),
+    ("good, 400 pairs / 40 reviews", GOOD, 400, 40),
+    ("good, 1,200 pairs / 120 reviews", GOOD, 1200, 120),
+    ("good, 3,000 pairs / 300 reviews", GOOD, 3000, 300),
     (
         "A/A teacher vs teacher, 1,500/120",
         S(0.999, 600, 0.45, 0.7, (0, 0.01, 0.05, 0.34, 0.6)),
@@ -44,29 +57,126 @@ CASES = [
         120,
     ),
 ]
+# Daily looks: each edge student is good on every other criterion.
+EDGES = [
+    ("mean review score exactly 4.0", S(0.995, 500, 0.5, 0.60, AT_4), None),
+    ("success rate exactly 98%", S(0.980, 500, 0.5, 0.60, GOOD_SCORES), None),
+    ("P95 latency exactly 1,500 ms", S(0.995, MEDIAN_AT_1500, 0.5, 0.6, GOOD_SCORES), None),
+    ("mean review score exactly 4.0, random judge", S(0.995, 500, 0.5, 0.60, AT_4), "random"),
+    ("mean review score exactly 4.0, kappa-0.8 judge", S(0.995, 500, 0.5, 0.60, AT_4), "0.8"),
+]
+JUDGES = {
+    "no judge": None,
+    "kappa ~0.6": Judge(noise=1.4),
+    "kappa ~0.8": Judge(noise=0.8),
+    "random judge": Judge(random=True),
+}
+PAIRS_PER_DAY, REVIEWS_PER_DAY = 150, 8
+
+
+def single_looks(cfg: gate.GateConfig, seeds: int, only: str) -> None:
+    print(f"\n## One look per window: {seeds} seeds per case, confidence {cfg.confidence}")
+    print("| case | GO | NO-GO | NOT ENOUGH DATA |\n|---|---|---|---|")
+    for name, student, pairs, reviews in CASES:
+        if only not in name:
+            continue
+        counts = {gate.GO: 0, gate.NO_GO: 0, gate.INCONCLUSIVE: 0}
+        for seed in range(seeds):
+            w = window(student, np.random.default_rng(10_000 + seed), pairs=pairs, reviews=reviews)
+            counts[gate.decide(cfg, w, project=False).outcome] += 1
+        go, no, wait = (counts[k] / seeds for k in (gate.GO, gate.NO_GO, gate.INCONCLUSIVE))
+        print(f"| {name} | {go:.1%} | {no:.1%} | {wait:.1%} |")
+
+
+def run_days(
+    cfg: gate.GateConfig, student: Student, judge: Judge | None, seed: int, looks: int
+) -> tuple[int | None, int | None]:
+    """(first day with GO, first day the review-score criterion passes), 1-based; None: never."""
+    rng = np.random.default_rng(50_000 + seed)
+    days = []
+    first_go = first_review = None
+    for t in range(looks):
+        days.append(day(student, rng, pairs=PAIRS_PER_DAY, reviews=REVIEWS_PER_DAY, judge=judge))
+        w = rolling_window(
+            days,
+            t,
+            window_days=int(cfg.window_days),
+            review_window_days=int(cfg.review_window_days),
+        )
+        d = gate.decide(cfg, w, project=False)
+        if first_go is None and d.outcome == gate.GO:
+            first_go = t + 1
+        review = next(c for c in d.criteria if c.key == "review_score")
+        if first_review is None and review.status == gate.PASS:
+            first_review = t + 1
+        if first_go is not None and first_review is not None:
+            break
+    return first_go, first_review
+
+
+def judge_kappa(judge: Judge | None) -> str:
+    if judge is None:
+        return "-"
+    rng = np.random.default_rng(1)
+    human = rng.choice(np.arange(1, 6), size=20_000, p=GOOD_SCORES).astype(float)
+    scored = np.floor(judge.score(human, rng) + 0.5).astype(int)
+    return f"{weighted_kappa(human.astype(int), scored):.2f}"
+
+
+def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True) -> None:
+    print(
+        f"\n## Daily looks: {seeds} seeds, {looks} daily looks, {PAIRS_PER_DAY} pairs and "
+        f"{REVIEWS_PER_DAY} human reviews a day, rolling windows"
+    )
+    for name, student, which in EDGES if edges else []:
+        judge = {None: None, "random": JUDGES["random judge"], "0.8": JUDGES["kappa ~0.8"]}[which]
+        go = sum(run_days(cfg, student, judge, s, looks)[0] is not None for s in range(seeds))
+        print(f"daily looks: {name}: P(any GO over {looks} looks) = {go / seeds:.1%}")
+    print(
+        "\n| student | judge | judge kappa | reached GO | median days to GO "
+        "| median days to review PASS | median human reviews to review PASS |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, student, (name, judge) in [
+        (label, student, item)
+        for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE))
+        for item in JUDGES.items()
+    ]:
+        runs = [run_days(cfg, student, judge, s, looks) for s in range(seeds)]
+        # Medians over every run, a run that never got there counting as "later than all":
+        # a median over the successful runs only would favour the luckiest samples.
+        never = math.inf
+        go_days = [never if g is None else g for g, _ in runs]
+        review_days = [never if r is None else r for _, r in runs]
+        med = lambda xs: "never" if np.isinf(np.median(xs)) else f"{np.median(xs):.0f}"  # noqa: E731
+        mid = np.median(review_days)
+        reviews = "never" if mid == never else f"{mid * REVIEWS_PER_DAY:.0f}"
+        print(
+            f"| {label} | {name} | {judge_kappa(judge)} "
+            f"| {sum(g != never for g in go_days) / seeds:.0%} "
+            f"| {med(go_days)} "
+            f"| {med(review_days)} | {reviews} |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=500)
-    parser.add_argument("--only", default="", help="Run only cases whose name contains this.")
+    parser.add_argument("--seeds", type=int, default=200, help="Seeds per one-look case.")
+    parser.add_argument("--daily-seeds", type=int, default=100, help="Seeds per daily case.")
+    parser.add_argument(
+        "--no-edges", action="store_true", help="Daily looks: only the days-to-GO table."
+    )
+    parser.add_argument("--days", type=int, default=45, help="Daily looks per run.")
+    parser.add_argument("--only", default="", help="One-look cases whose name contains this.")
     args = parser.parse_args()
     data = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
     data["eligibility"] = {"categories": ["greeting"]}
     cfg = gate.parse_config(data)
-    print(f"{args.seeds} seeds per case, shipped criteria, confidence {cfg.confidence}")
-    print("| case | GO | NO-GO | NOT ENOUGH DATA |\n|---|---|---|---|")
     started = time.perf_counter()
-    for name, student, pairs, reviews in CASES:
-        if args.only not in name:
-            continue
-        counts = {gate.GO: 0, gate.NO_GO: 0, gate.INCONCLUSIVE: 0}
-        for seed in range(args.seeds):
-            w = window(student, np.random.default_rng(10_000 + seed), pairs=pairs, reviews=reviews)
-            counts[gate.decide(cfg, w).outcome] += 1
-        share = {k: v / args.seeds for k, v in counts.items()}
-        go, no, wait = share[gate.GO], share[gate.NO_GO], share[gate.INCONCLUSIVE]
-        print(f"| {name} | {go:.1%} | {no:.1%} | {wait:.1%} |")
+    if args.seeds:
+        single_looks(cfg, args.seeds, args.only)
+    if args.daily_seeds:
+        daily_looks(cfg, args.daily_seeds, args.days, edges=not args.no_edges)
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

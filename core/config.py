@@ -170,6 +170,25 @@ class Settings:
     export_dir: str = _setting(
         "SHADOWTUTOR_EXPORT_DIR", "", "Folder for exports. Empty: `exports/` in the home folder."
     )
+    judge_backend: str = _setting(
+        "SHADOWTUTOR_JUDGE_BACKEND",
+        "teacher",
+        "Model that judges sampled pairs: `teacher` or `student` (their settings), or `openai` / "
+        "`ollama` with the SHADOWTUTOR_JUDGE_* address and model.",
+    )
+    judge_base_url: str = _setting(
+        "SHADOWTUTOR_JUDGE_BASE_URL",
+        "",
+        "Address of the judge's server for `openai` (base URL with /v1) or `ollama` (host).",
+    )
+    judge_model: str = _setting(
+        "SHADOWTUTOR_JUDGE_MODEL",
+        "",
+        "Judge model name. Empty: the teacher's or the student's model.",
+    )
+    judge_api_key: str = _setting(
+        "SHADOWTUTOR_JUDGE_API_KEY", "", "API key for an `openai` judge server."
+    )
 
     # --- derived paths -------------------------------------------------------------------
     @property

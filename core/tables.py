@@ -186,3 +186,30 @@ class ExportJob(SQLModel, table=True):
     counts: dict = _json(dict)
     path: str = Field(max_length=512)
     manifest: dict = _json(dict)
+
+
+# --- judge -------------------------------------------------------------------------------
+
+
+class JudgeScore(SQLModel, table=True):
+    """The LLM judge's scores of one pair (both answer orders), kept apart from human reviews:
+    no page or statistic ever counts these as reviews. One row per pair, judge template
+    version and model; a failed judgement keeps its error and no scores."""
+
+    __tablename__ = "judge_score"
+    __table_args__ = (UniqueConstraint("pair_id", "template_version", "model"),)
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: str = Field(index=True, max_length=64)
+    template_version: str = Field(max_length=32, index=True)
+    model: str = Field(max_length=128)
+    category: str | None = Field(default=None, max_length=32)
+    language: str | None = Field(default=None, max_length=16)
+    pair_ts: datetime | None = None
+    student_score: float | None = None  # mean over the two orders, 1..5
+    teacher_score: float | None = None
+    preferred: str | None = Field(default=None, max_length=16)  # student | teacher | tie
+    consistent: bool | None = None  # the same answer preferred in both orders
+    calls: list = _json(list)  # per order: order, scores, latency_ms, tokens, cost_usd, error
+    cost_usd: float | None = None
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)

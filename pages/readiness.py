@@ -45,7 +45,7 @@ if state.killed or settings.kill_switch:
     st.error(f"{where}: the teacher answers every request.")
 
 st.subheader("Criteria")
-table = readiness.criteria_frame(view.evidence)
+table = readiness.criteria_frame(view.evidence, view.pace, config.window_days)
 st.dataframe(
     table,
     hide_index=True,
@@ -53,6 +53,11 @@ st.dataframe(
     height=36 * (len(table) + 1) + 4,
     column_config={"What is missing": st.column_config.TextColumn(width="large")},
 )
+st.caption(
+    "Bounds are anytime valid: each holds at every evaluation, however often the gate is "
+    "looked at, so a GO reached early stands."
+)
+st.text(readiness.judge_note(view.evidence))  # names a model: text, never Markdown
 
 if admin:
     gate_actions.render(view, config, settings, user)

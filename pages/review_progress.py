@@ -119,3 +119,38 @@ if disputed:
         ],
         hide_index=True,
     )
+
+st.subheader("LLM judge against the reviewers", divider="gray")
+with db.session_scope(settings.db_url) as s:
+    judge = review_progress.judge_calibration(session=s)
+cal = judge.calibration
+if cal.n == 0:
+    st.info(
+        "No pairs scored by both the judge and a reviewer yet. Run `shadowtutor judge run` "
+        "(it scores queued pairs first, in both answer orders)."
+    )
+else:
+    st.text(f"Judge: {cal.judge_version}")  # a model name: text, never Markdown
+    k1, k2, k3, k4 = st.columns(4)
+    o = cal.overall
+    k1.metric(
+        "Weighted kappa (quadratic)",
+        "n/a" if o.kappa != o.kappa else f"{o.kappa:.2f}",
+        help="Judge vs human student scores on the same pairs; 1 = perfect, 0 = chance.",
+    )
+    k2.metric("Mean bias (judge - human)", "n/a" if o.bias != o.bias else f"{o.bias:+.2f}")
+    k3.metric("Pairs scored by both", f"{cal.n:,}")
+    k4.metric(
+        "Judge runs",
+        f"{judge.counts['scored']:,} scored",
+        help=f"{judge.counts['failed']:,} failed; cost ${judge.counts['cost_usd']:.4f}",
+    )
+    st.caption(
+        "Judge scores are stored apart from reviews and never count as reviews; the gate "
+        "combines them with human reviews (prediction-powered) on the Readiness page."
+    )
+    left, right = st.columns([2, 3])
+    left.markdown("**Confusion (rows: human, columns: judge)**")
+    left.dataframe(judge.confusion_rows(), hide_index=True)
+    right.markdown("**Per category and language**")
+    right.dataframe(judge.group_rows(), hide_index=True)

@@ -37,7 +37,8 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
         click.echo(
             f"demo data: {summary.pairs:,} pairs over {days} days in {summary.log_dir} "
             f"({summary.compacted_days} days compacted to Parquet), {summary.reviews} reviews, "
-            f"monthly budget ${summary.budget_usd:,.0f}"
+            f"monthly budget ${summary.budget_usd:,.0f}, "
+            f"{summary.judged:,} pairs scored by the judge"
         )
         config = gate.load_config(settings.gate_config or None)
         with db.session_scope(settings.db_url) as session:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
+from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
@@ -31,6 +32,7 @@ class View:
     next_stage: int | None
     audit: list[decisions.AuditRow]
     history: list[GateDecision]  # newest first, for looking up a past decision's evidence
+    pace: dict[str, dict[str, float]] = field(default_factory=dict)  # see ``pace``
 
     @property
     def outcome(self) -> str:
@@ -61,6 +63,7 @@ def load(settings: Settings, config: gate.GateConfig) -> View:
             next_stage=rollout.next_stage(config, state.stage),
             audit=decisions.audit(session=session),
             history=decisions.history(session=session, limit=200),
+            pace=pace(session=session, config=config),
         )
     if latest is None:
         preview = gate.decide(config, gate_data.gather(settings, config, datetime.now(UTC)))
@@ -80,8 +83,51 @@ def headline(view: View) -> tuple[str, str]:
     return level, f"{ev.get('summary') or gate.label(view.outcome)} ({where})"
 
 
-def criteria_frame(evidence: dict) -> pd.DataFrame:
-    """One row a criterion; what is missing comes right after the status."""
+PACE_DAYS = 7  # "today's pace": the last week's reviews and the window's pairs, per day
+# What ``Criterion.n`` counts, per criterion key: reviews or pairs.
+REVIEW_KEYS = ("review_score", "teacher_gap")
+
+
+def pace(*, session: Session, config: gate.GateConfig, now: datetime | None = None) -> dict:
+    """Per category: human reviews a day over the last week (``reviews``). Pairs a day come
+    from the evidence itself (the window's pairs over ``window_days``)."""
+    now = as_utc(now or datetime.now(UTC))
+    since = now - timedelta(days=PACE_DAYS)
+    out: dict[str, dict[str, float]] = {}
+    for r in gate_data.review_rows(session=session, config=config):
+        if r.score is not None and r.created_at >= since:
+            cat = out.setdefault(r.category, {"reviews": 0.0})
+            cat["reviews"] += 1 / PACE_DAYS
+    return out
+
+
+def _at_pace(c: dict, evidence: dict, rates: dict, window_days: float) -> str:
+    """ "about N more ... needed" plus how long that takes at today's pace."""
+    needed = c.get("needed")
+    if not needed or c["status"] != gate.INCONCLUSIVE:
+        return c["missing"] or "-"
+    if c["key"] in REVIEW_KEYS:
+        per_day, what = rates.get(c["category"], {}).get("reviews", 0.0), "reviews"
+    else:
+        pairs = next(
+            (x["n"] for x in evidence.get("criteria", [])
+             if x["key"] == "pairs" and x["category"] == c["category"]),
+            0,
+        )  # fmt: skip
+        per_day, what = pairs / max(window_days, 1), "pairs"
+    if per_day <= 0:
+        return f"{c['missing']} (no {what} in the last {PACE_DAYS} days)"
+    days = needed / per_day
+    when = "under a day" if days < 1 else f"about {days:,.0f} day{'s' if days >= 1.5 else ''}"
+    return f"{c['missing']}: {when} at today's pace ({per_day:,.1f} {what} a day)"
+
+
+def criteria_frame(
+    evidence: dict, rates: dict | None = None, window_days: float = 14.0
+) -> pd.DataFrame:
+    """One row a criterion; what is missing comes right after the status. Bounds are anytime
+    valid (they hold at every evaluation); "Judge saved" is the human reviews the judge made
+    unnecessary for the same bound (prediction-powered criteria only)."""
 
     def num(value: float | None) -> str:
         return "-" if value is None else f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
@@ -91,16 +137,34 @@ def criteria_frame(evidence: dict) -> pd.DataFrame:
             "Category": c["category"],
             "Criterion": c["label"],
             "Status": c["status"],
-            "What is missing": c["missing"] or "-",
+            "What is missing": _at_pace(c, evidence, rates or {}, window_days),
             "Estimate": num(c["estimate"]),
-            "Bound": num(c["bound"]),
+            "Anytime bound": num(c["bound"]),
             "Threshold": num(c["threshold"]),
+            "Judge saved": "-" if c.get("saved") is None else f"{c['saved']:,} reviews",
             "n": c["n"],
             "Method": c["method"],
         }
         for c in evidence.get("criteria", [])
     ]
     return pd.DataFrame(rows)
+
+
+def judge_note(evidence: dict) -> str:
+    """One line on the judge behind the evidence (never counted as reviews)."""
+    j = evidence.get("judge")
+    if not j:
+        return (
+            "No LLM judge scores in this evidence: the review criteria use human reviews only "
+            "(shadowtutor judge run scores pairs; see Review progress for its calibration)."
+        )
+    kappa = "-" if j.get("weighted_kappa") is None else f"{j['weighted_kappa']:.2f}"
+    bias = "-" if j.get("mean_bias") is None else f"{j['mean_bias']:+.2f}"
+    return (
+        f"Judge {j.get('judge_version')}: weighted kappa {kappa} and mean bias {bias} against "
+        f"people on {j.get('pairs', 0):,} pairs both scored. Judge scores are combined with "
+        "human reviews (prediction-powered) and are never counted as reviews."
+    )
 
 
 def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Figure:

@@ -26,7 +26,7 @@ from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLO
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
-from shadowtutor.tables import Budget, Review, ReviewItem, User, UserCreate
+from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate
 from shadowtutor.users import add_user, get_user
 
 LANGUAGES = {"it": 0.4, "en": 0.3, "id": 0.3}
@@ -342,6 +342,68 @@ def _demo_review(
     )
 
 
+JUDGE_MODEL = "gpt-4o-mini"
+
+
+def seed_judge(session: Session, pairs: list[DemoPair], *, seed: int, end: datetime) -> int:
+    """Judge scores (the simulated LLM judge, both answer orders) for the eligible categories'
+    pairs of the last 30 days, so Readiness and Review progress show the judge at work. Like
+    the demo reviewers, it scores from the similarity; its own noise and a slight leniency
+    make it agree with them well but not perfectly. Stored apart from the reviews."""
+    from shadowtutor.judge import templates
+
+    rng = random.Random(seed + 2)
+    since = end - timedelta(days=30)
+    rows = []
+    for p in pairs:
+        rec = p.record
+        if rec["category"] not in ELIGIBLE or rec["student"]["response"] is None:
+            continue
+        ts = logrecord.parse_ts(rec["ts"])
+        if ts < since:
+            continue
+        sim = (rec.get("similarity") or {}).get("score") or 0.0
+        latent = 1 + 4 * sim**0.7 + 0.1 + rng.gauss(0, 0.3)
+        if "wrong language" in p.flaws:
+            latent = min(latent, 1.8)
+        calls, scores = [], []
+        for order in ("teacher_first", "student_first"):
+            student = max(1, min(5, round(latent + rng.gauss(0, 0.35))))
+            teacher = max(3, min(5, round(4.6 + rng.gauss(0, 0.35))))
+            a, b = (teacher, student) if order == "teacher_first" else (student, teacher)
+            better = "A" if a > b else "B" if b > a else "tie"
+            prompt, completion = rng.randint(380, 700), rng.randint(18, 30)
+            cost = (prompt * 0.15 + completion * 0.6) / 1e6
+            calls.append(
+                {"order": order, "score_a": a, "score_b": b, "better": better,
+                 "latency_ms": round(rng.lognormvariate(math.log(900), 0.3), 1),
+                 "prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost}
+            )  # fmt: skip
+            scores.append((student, teacher, better))
+        (s1, t1, b1), (s2, t2, b2) = scores
+        first = {"A": "teacher", "B": "student", "tie": "tie"}[b1]
+        second = {"A": "student", "B": "teacher", "tie": "tie"}[b2]
+        rows.append(
+            JudgeScore(
+                pair_id=rec["id"],
+                template_version=templates.DEFAULT_VERSION,
+                model=JUDGE_MODEL,
+                category=rec["category"],
+                language=rec["language"],
+                pair_ts=ts,
+                student_score=(s1 + s2) / 2,
+                teacher_score=(t1 + t2) / 2,
+                preferred=first if first == second else None,
+                consistent=first == second,
+                calls=calls,
+                cost_usd=sum(c["cost_usd"] for c in calls),
+                created_at=min(end, ts + timedelta(hours=rng.uniform(1, 20))),
+            )
+        )
+    session.add_all(rows)
+    return len(rows)
+
+
 def _note(tags: list[str], rng: random.Random) -> str:
     notes = [NOTES[t] for t in tags if t in NOTES]
     return rng.choice(notes) if notes and rng.random() < 0.6 else ""
@@ -371,6 +433,7 @@ class DemoSummary:
     budget_usd: float
     compacted_days: int
     log_dir: Path
+    judged: int = 0  # pairs scored by the (simulated) LLM judge
 
 
 def build(
@@ -398,7 +461,8 @@ def build(
         session.flush()
         reviews = seed_reviews(session, generated, accounts, seed=seed, end=end)
         budget = seed_budget(session, generated, accounts["admin"], end)
-    return DemoSummary(len(generated), reviews, budget, len(compacted.days), log_dir)
+        judged = seed_judge(session, generated, seed=seed, end=end)
+    return DemoSummary(len(generated), reviews, budget, len(compacted.days), log_dir, judged)
 
 
 def has_reviews(session: Session) -> bool:

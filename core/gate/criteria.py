@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +77,10 @@ class GateConfig:
     salt: str
     failures_to_rollback: int
     stages: tuple[Stage, ...]
+    # The judge and the teacher comparison (defaults keep older criteria files loading).
+    use_judge: bool = True  # combine judge scores with human reviews (prediction-powered)
+    compare_with_teacher: bool = False  # the optional paired non-inferiority criterion
+    teacher_margin: float = 0.3  # the student may be at most this much worse (1..5 scale)
 
     def stage_index(self, percent: int) -> int:
         for i, stage in enumerate(self.stages):
@@ -164,6 +168,9 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
         salt=str(get("rollout", "salt", str, "shadowtutor-rollout-1")),
         failures_to_rollback=max(1, get("rollout", "failures_to_rollback", int, 3)),
         stages=stages,
+        use_judge=get("judge", "use", bool, True),
+        compare_with_teacher=get("criteria", "compare_with_teacher", bool, False),
+        teacher_margin=get("criteria", "teacher_margin", float, 0.3),
     )
 
 
@@ -183,6 +190,10 @@ class Aggregate:
     scores: dict[int, int] = field(default_factory=dict)  # review student_score -> count
     critical: int = 0
     critical_examples: list[str] = field(default_factory=list)
+    # Scores of the pairs people reviewed or the judge scored, as
+    # (human student, human teacher, judge student, judge teacher) -> count; None where that
+    # score is missing. Human scores also count in ``scores``; judge ones never do.
+    ratings: dict[tuple, int] = field(default_factory=dict)
 
     def add(self, other: Aggregate) -> Aggregate:
         self.pairs += other.pairs
@@ -196,6 +207,8 @@ class Aggregate:
                 slot[1] += total
         for score, count in other.scores.items():
             self.scores[score] = self.scores.get(score, 0) + count
+        for key, count in other.ratings.items():
+            self.ratings[key] = self.ratings.get(key, 0) + count
         self.critical += other.critical
         self.critical_examples.extend(
             other.critical_examples[: max(0, 5 - len(self.critical_examples))]
@@ -223,6 +236,7 @@ class Window:
     start: datetime | None
     end: datetime | None
     categories: dict[str, Aggregate]
+    judge: dict[str, Any] | None = None  # the judge behind ``ratings``: version, calibration
 
     def fingerprint(self) -> str:
         """Hash of the data (not of the dates): the same evidence gives the same fingerprint."""
@@ -238,6 +252,8 @@ class Window:
             }
             h.update(json.dumps(sim, sort_keys=True).encode())
             h.update(json.dumps(sorted(agg.scores.items())).encode())
+            if agg.ratings:  # (absent from older windows: their fingerprints do not change)
+                h.update(json.dumps(sorted(agg.ratings.items(), key=str)).encode())
         return h.hexdigest()[:32]
 
 
@@ -257,6 +273,9 @@ class Criterion:
     method: str
     missing: str = ""  # plain words: what would change the status; empty when PASS
     critical: bool = False
+    needed: int | None = None  # about this many more samples (of ``n``'s kind) to PASS
+    saved: int | None = None  # human reviews the judge saved (prediction-powered criteria)
+    upper: float | None = None  # the bound on the other side (FAIL when it misses)
 
 
 @dataclass(frozen=True)
@@ -272,24 +291,32 @@ class Decision:
     data_fingerprint: str
     window_start: datetime | None
     window_end: datetime | None
+    judge: dict[str, Any] | None = None  # judge version and calibration, when one was used
 
     def evidence(self) -> dict[str, Any]:
         """JSON-ready evidence stored with the decision."""
-        return {
+        out = {
             "summary": self.summary,
             "eligible": list(self.eligible),
             "category_status": self.category_status,
             "critical_failure": self.critical_failure,
             "criteria": [_clean(asdict(c)) for c in self.criteria],
         }
+        if self.judge:
+            out["judge"] = self.judge
+        return out
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-def decide(config: GateConfig, window: Window) -> Decision:
-    """The gate's decision for one window. Pure: same config and data, same decision."""
+def decide(config: GateConfig, window: Window, *, project: bool = True) -> Decision:
+    """The gate's decision for one window. Pure: same config and data, same decision.
+
+    Every bound is anytime valid (see :mod:`shadowtutor.gate.stats`): it holds however often
+    the gate is evaluated, so a GO reached early stands. ``project=False`` skips working out
+    how many more samples each undecided criterion needs (simulations)."""
     candidates = list(config.categories) or sorted(window.categories)
     # Bonferroni over the candidate categories: GO means "at least one category is ready".
     conf = 1 - (1 - config.confidence) / max(1, len(candidates))
@@ -299,11 +326,13 @@ def decide(config: GateConfig, window: Window) -> Decision:
         agg = window.categories.get(cat, Aggregate())
         rows = [
             _pairs(config, cat, agg),
-            _similarity(config, cat, agg, conf),
-            _review_score(config, cat, agg, conf),
-            _p95(config, cat, agg, conf),
-            _success(config, cat, agg, conf),
+            _similarity(config, cat, agg, conf, project),
+            _review_score(config, cat, agg, conf, project),
+            _p95(config, cat, agg, conf, project),
+            _success(config, cat, agg, conf, project),
         ]
+        if config.compare_with_teacher:
+            rows.append(_teacher_gap(config, cat, agg, conf, project))
         criteria.extend(rows)
         states = {r.status for r in rows}
         status[cat] = FAIL if FAIL in states else (PASS if states == {PASS} else INCONCLUSIVE)
@@ -340,6 +369,7 @@ def decide(config: GateConfig, window: Window) -> Decision:
         data_fingerprint=window.fingerprint(),
         window_start=window.start,
         window_end=window.end,
+        judge=window.judge,
     )
 
 
@@ -380,29 +410,48 @@ def _three_way(lower: float, upper: float, threshold: float, higher_is_better: b
     return PASS if upper <= threshold else (FAIL if lower > threshold else INCONCLUSIVE)
 
 
-def _bootstrap(config: GateConfig, values: list[float], counts: list[int], conf: float):  # noqa: ANN202
-    return stats.bootstrap_mean_bounds(
-        values,
-        counts,
-        confidence=conf,
-        resamples=config.bootstrap_resamples,
-        seed=config.bootstrap_seed,
-    )
+def _scaled_needed(passes: Callable[[float], bool], n: int, limit: float = 1e4) -> int | None:
+    """The smallest total sample size, as ``n * k``, at which ``passes(k)`` (the same data
+    distribution, ``k`` times as much of it) would PASS; None beyond ``limit`` times ``n``."""
+    if n <= 0:
+        return None
+    k = 1.0
+    while not passes(k):
+        k *= 2
+        if k > limit:
+            return None
+    lo, hi = k / 2, k
+    while hi - lo > max(0.02 * lo, 1 / n):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
+    return math.ceil(n * hi)
 
 
-def _similarity(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
+def _similarity(
+    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
+) -> Criterion:
     label = "Mean similarity"
     if not agg.similarity:
-        why = f"no {cat} pairs with a similarity score yet"
-        return _inconclusive("similarity", label, cat, 0, None, None, "bootstrap", why)
+        return Criterion(
+            "similarity",
+            label,
+            cat,
+            INCONCLUSIVE,
+            0,
+            None,
+            None,
+            None,
+            "betting confidence sequence",
+            f"no {cat} pairs with a similarity score yet",
+        )
     # The method with the most pairs: scores of different methods are never mixed.
     method, bins = max(agg.similarity.items(), key=lambda kv: sum(v[0] for v in kv[1].values()))
-    counts = [int(v[0]) for v in bins.values()]
-    means = [v[1] / v[0] for v in bins.values()]
-    n = sum(counts)
+    counts = np.asarray([int(v[0]) for v in bins.values()], dtype=float)
+    means = np.asarray([v[1] / v[0] for v in bins.values()], dtype=float)
+    n = int(counts.sum())
     threshold = config.similarity_thresholds.get(method)
-    est = float(np.dot(means, counts) / n)
-    how = f"bootstrap lower bound ({method})"
+    est = float(means @ counts / n)
+    how = f"betting confidence sequence, lower bound ({method})"
     if threshold is None:
         why = (
             f"no threshold for similarity method '{method}': add it under "
@@ -410,47 +459,237 @@ def _similarity(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Cr
         )
         return _inconclusive("similarity", label, cat, n, est, None, how, why)
     if n < config.min_similarity_pairs:
-        why = f"{config.min_similarity_pairs - n} more {cat} pairs with a similarity needed"
-        return _inconclusive("similarity", label, cat, n, est, threshold, how, why)
-    lo, hi = _bootstrap(config, means, counts, conf)
+        return Criterion(
+            "similarity",
+            label,
+            cat,
+            INCONCLUSIVE,
+            n,
+            est,
+            None,
+            threshold,
+            how,
+            f"{config.min_similarity_pairs - n} more {cat} pairs with a similarity needed",
+            needed=config.min_similarity_pairs - n,
+        )
+    lo, hi = stats.betting_mean_bounds(means, counts, lo=0.0, hi=1.0, confidence=conf)
     status = _three_way(lo, hi, threshold, True)
-    _, sd, _ = stats.grouped_mean_sd(means, counts)
-    missing = _mean_missing(status, est, sd, threshold, n, conf, f"{cat} pairs", "similarity")
-    return Criterion("similarity", label, cat, status, n, est, lo, threshold, how, missing)
+    need = None
+    if status == INCONCLUSIVE and project and est > threshold:
+
+        def passes(k: float) -> bool:
+            b = stats.betting_mean_bounds(means, counts * k, lo=0.0, hi=1.0, confidence=conf)
+            return b is not None and b[0] >= threshold
+
+        need = _scaled_needed(passes, n)
+    missing = _mean_missing(status, est, threshold, n, need, f"{cat} pairs", "similarity", project)
+    return Criterion(
+        "similarity",
+        label,
+        cat,
+        status,
+        n,
+        est,
+        lo,
+        threshold,
+        how,
+        missing,
+        needed=None if need is None else max(need - n, 1),
+        upper=hi,
+    )
 
 
-def _review_score(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
-    label, how = "Mean review score", "bootstrap lower bound"
-    n = agg.reviews
-    values = sorted(agg.scores)
-    counts = [agg.scores[v] for v in values]
-    est = float(np.dot(values, counts) / n) if n else None
-    thr = config.min_review_score
+def _ppi_inputs(
+    agg: Aggregate, pick: Callable[[tuple], tuple[float | None, float | None]]
+) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """(human, judge-on-the-same-pair, counts) and (judge only, counts) from ``ratings``;
+    ``pick`` maps a ratings key to (human value, judge value)."""
+    hy, hf, hw, ju, jw = [], [], [], [], []
+    for key, count in agg.ratings.items():
+        y, f = pick(key)
+        if y is not None and f is not None:
+            hy.append(y)
+            hf.append(f)
+            hw.append(count)
+        elif y is None and f is not None:
+            ju.append(f)
+            jw.append(count)
+    return hy, hf, hw, ju, jw
+
+
+def _ppi_criterion(
+    config: GateConfig,
+    conf: float,
+    project: bool,
+    *,
+    key: str,
+    label: str,
+    cat: str,
+    human: tuple[list[float], list[float]],  # values, counts: every human rating
+    paired: tuple[list[float], list[float], list[float], list[float], list[float]],
+    lo: float,
+    hi: float,
+    threshold: float,
+    what: str,
+    name: str,
+) -> Criterion:
+    """A mean of human ratings against a threshold: the human mean alone, or the
+    prediction-powered mean when the judge has scored enough of the same pairs."""
+    values, counts = human
+    n_all = int(sum(counts))
+    hy, hf, hw, ju, jw = paired
+    n_paired = int(sum(hw))
+    use_judge = config.use_judge and n_paired >= config.min_reviews and sum(jw) > 0
+    if not use_judge:  # the human mean: the PPI estimate with no judge
+        hy, hf, hw, ju, jw = values, [0.0] * len(values), counts, [], []
+    n = n_paired if use_judge else n_all
+    how = (
+        "prediction-powered (judge + human reviews), asymptotic confidence sequence"
+        if use_judge
+        else "asymptotic confidence sequence (human reviews)"
+    )
+    est0 = float(np.dot(values, counts) / n_all) if n_all else None
     if n < config.min_reviews:
-        why = f"{config.min_reviews - n:,} more reviewed {cat} pairs needed"
-        return _inconclusive("review_score", label, cat, n, est, thr, how, why)
-    lo, hi = _bootstrap(config, [float(v) for v in values], counts, conf)
-    status = _three_way(lo, hi, thr, True)
-    _, sd, _ = stats.grouped_mean_sd(values, counts)
-    missing = _mean_missing(status, est, sd, thr, n, conf, f"reviewed {cat} pairs", "review score")
-    return Criterion("review_score", label, cat, status, n, est, lo, thr, how, missing)
+        return Criterion(
+            key,
+            label,
+            cat,
+            INCONCLUSIVE,
+            n,
+            est0,
+            None,
+            threshold,
+            how,
+            f"{config.min_reviews - n:,} more {what} needed",
+            needed=config.min_reviews - n,
+        )
+
+    def fit(k: float, judge: bool = True):  # noqa: ANN202
+        if judge:
+            return stats.ppi_mean(
+                hy, hf, ju, human_counts=np.multiply(hw, k), judge_counts=np.multiply(jw, k),
+                lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
+            )  # fmt: skip
+        return stats.ppi_mean(
+            values, [0.0] * len(values), [], human_counts=np.multiply(counts, k * n / n_all),
+            lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
+        )  # fmt: skip
+
+    got = fit(1.0)
+    if got is None:
+        return Criterion(key, label, cat, INCONCLUSIVE, n, est0, None, threshold, how,
+                         f"more {what} needed", needed=1)  # fmt: skip
+    status = _three_way(got.lower, got.upper, threshold, True)
+    need = saved = None
+    if project and got.estimate > threshold:
+        if status == INCONCLUSIVE:
+            need = _scaled_needed(lambda k: fit(k).lower >= threshold, n)
+        if use_judge and n_all:
+            # What people alone would need for the same PASS, from the reviews' own spread.
+            human_need = _scaled_needed(lambda k: fit(k, False).lower >= threshold, n)
+            with_judge = n if status == PASS else need
+            if human_need is not None and with_judge is not None:
+                saved = max(0, human_need - max(n, with_judge))
+    if use_judge:
+        how += f"; judge weight {got.power:.2f} over {got.n_judge:,} judge-only pairs"
+    missing = _mean_missing(status, got.estimate, threshold, n, need, what, name, project)
+    return Criterion(
+        key,
+        label,
+        cat,
+        status,
+        n,
+        got.estimate,
+        got.lower,
+        threshold,
+        how,
+        missing,
+        needed=None if need is None else max(need - n, 1),
+        saved=saved,
+        upper=got.upper,
+    )
+
+
+def _review_score(
+    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
+) -> Criterion:
+    values = sorted(agg.scores)
+    return _ppi_criterion(
+        config,
+        conf,
+        project,
+        key="review_score",
+        label="Mean review score",
+        cat=cat,
+        human=([float(v) for v in values], [float(agg.scores[v]) for v in values]),
+        paired=_ppi_inputs(agg, lambda k: (k[0], k[2])),
+        lo=1.0,
+        hi=5.0,
+        threshold=config.min_review_score,
+        what=f"reviewed {cat} pairs",
+        name="review score",
+    )
+
+
+def _teacher_gap(
+    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
+) -> Criterion:
+    """Paired non-inferiority: the student's score minus the teacher's on the same pairs is
+    at least ``-teacher_margin`` (lower bound), from reviewers' and the judge's paired scores."""
+    diffs: dict[float, float] = {}
+    for (hs, ht, _, _), count in agg.ratings.items():
+        if hs is not None and ht is not None:
+            diffs[float(hs - ht)] = diffs.get(float(hs - ht), 0) + count
+
+    def pick(k: tuple) -> tuple[float | None, float | None]:
+        hs, ht, js, jt = k
+        human = None if hs is None or ht is None else float(hs - ht)
+        judge = None if js is None or jt is None else float(js - jt)
+        return human, judge
+
+    values = sorted(diffs)
+    return _ppi_criterion(
+        config,
+        conf,
+        project,
+        key="teacher_gap",
+        label="Student minus teacher score",
+        cat=cat,
+        human=(values, [diffs[v] for v in values]),
+        paired=_ppi_inputs(agg, pick),
+        lo=-4.0,
+        hi=4.0,
+        threshold=-config.teacher_margin,
+        what=f"{cat} pairs with both answers scored",
+        name="score gap to the teacher",
+    )
 
 
 def _mean_missing(
-    status: str, est: float, sd: float, thr: float, n: int, conf: float, what: str, name: str
+    status: str,
+    est: float,
+    thr: float,
+    n: int,
+    need: int | None,
+    what: str,
+    name: str,
+    project: bool = True,
 ) -> str:
     if status == PASS:
         return ""
     if status == FAIL:
         return f"mean {name} {est:.3g} is confidently below {thr:g}: the student must improve"
-    need = stats.mean_n_needed(est, sd, thr, confidence=conf)
+    if not project and est > thr:
+        return f"more {what} needed (mean {est:.3g} is close to {thr:g})"
     if need is None:
         return f"mean {name} {est:.3g} is not above {thr:g}; more data is unlikely to change that"
     return f"about {max(need - n, 1):,} more {what} needed (mean {est:.3g} is close to {thr:g})"
 
 
-def _p95(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
-    label, how = "Student P95 latency (ms)", "order-statistic upper bound"
+def _p95(
+    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
+) -> Criterion:
+    label, how = "Student P95 latency (ms)", "order-statistic confidence sequence, upper bound"
     thr, data = config.max_p95_latency_ms, agg.latencies_ms
     n = len(data)
     if n == 0:
@@ -458,51 +697,102 @@ def _p95(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion
             "p95_latency", label, cat, 0, None, thr, how, f"no answered {cat} requests yet"
         )
     est = float(np.quantile(data, 0.95))
-    lo, hi = stats.quantile_bounds(data, 0.95, confidence=conf)
+    lo, hi = stats.quantile_cs_bounds(data, 0.95, confidence=conf)
     if hi is None:
-        # The largest value bounds P95 once 1 - 0.95**n reaches the confidence.
-        need_n = math.ceil(math.log(1 - conf) / math.log(0.95))
-        why = f"{need_n - n:,} more answered {cat} requests needed for a P95 bound"
-        return _inconclusive("p95_latency", label, cat, n, est, thr, how, why)
+        need_n = next(
+            m for m in range(n, 10**6, 5) if stats.quantile_cs_ranks(m, 0.95, confidence=conf)[1]
+        )
+        return Criterion(
+            "p95_latency",
+            label,
+            cat,
+            INCONCLUSIVE,
+            n,
+            est,
+            None,
+            thr,
+            how,
+            f"{need_n - n:,} more answered {cat} requests needed for a P95 bound",
+            needed=need_n - n,
+        )
     status = _three_way(lo if lo is not None else -math.inf, hi, thr, False)
-    missing = ""
+    missing, needed = "", None
     if status == FAIL:
         missing = (
             f"P95 {est:,.0f} ms is confidently above {thr:,.0f} ms: the student must get faster"
         )
     elif status == INCONCLUSIVE:
-        need = stats.quantile_n_needed(data, thr, 0.95, confidence=conf)
+        need = _quantile_needed(data, thr, 0.95, conf) if project else None
+        needed = None if need is None else max(need - n, 1)
         missing = (
-            f"about {max(need - n, 1):,} more answered {cat} requests needed (P95 {est:,.0f} ms)"
-            if need
+            f"about {needed:,} more answered {cat} requests needed (P95 {est:,.0f} ms)"
+            if needed
+            else f"more answered {cat} requests needed (P95 {est:,.0f} ms)"
+            if not project and est < thr
             else f"P95 {est:,.0f} ms is not below {thr:,.0f} ms; more data will not fix that"
         )
-    return Criterion("p95_latency", label, cat, status, n, est, hi, thr, how, missing)
+    return Criterion(
+        "p95_latency", label, cat, status, n, est, hi, thr, how, missing, needed=needed, upper=lo
+    )
 
 
-def _success(config: GateConfig, cat: str, agg: Aggregate, conf: float) -> Criterion:
-    label, how = "Success rate", "Wilson lower bound"
+def _quantile_needed(data: list[float], threshold: float, q: float, conf: float) -> int | None:
+    """Sample size at which data distributed like ``data`` would have its anytime upper
+    quantile bound at or below ``threshold``."""
+    values = np.sort(np.asarray(data, dtype=float))
+    share_below = float(np.searchsorted(values, threshold, side="right")) / len(values)
+    if share_below <= q:
+        return None
+    m = max(len(values), 20)
+    while m < 10**7:
+        _, hi = stats.quantile_cs_ranks(m, q, confidence=conf)
+        if hi is not None and hi / m <= share_below:
+            return m
+        m = int(m * 1.25) + 1
+    return None
+
+
+def _success(
+    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
+) -> Criterion:
+    label, how = "Success rate", "betting confidence sequence, lower bound"
     thr, n, k = config.min_success_rate, agg.pairs, agg.successes
     if n == 0:
         return _inconclusive(
             "success_rate", label, cat, 0, None, thr, how, f"no {cat} requests to the student yet"
         )
-    lo, hi = stats.wilson_bounds(k, n, confidence=conf)
+    lo, hi = stats.betting_rate_bounds(k, n, confidence=conf)
     est = k / n
     status = _three_way(lo, hi, thr, True)
-    missing = ""
+    missing, needed = "", None
     if status == FAIL:
         missing = (
             f"{n - k:,} of {n:,} {cat} requests failed ({1 - est:.1%}): fix errors and timeouts"
         )
     elif status == INCONCLUSIVE:
-        need = stats.wilson_n_needed(est, thr, confidence=conf)
+        need = None
+        if project and est > thr:
+            cnts = np.asarray([n - k, k], dtype=float)
+            need = _scaled_needed(
+                lambda f: (
+                    stats.betting_mean_bounds(
+                        [0.0, 1.0], cnts * f, lo=0.0, hi=1.0, confidence=conf
+                    )[0]
+                    >= thr
+                ),
+                n,
+            )
+        needed = None if need is None else max(need - n, 1)
         missing = (
-            f"about {max(need - n, 1):,} more {cat} requests needed (success {est:.1%})"
-            if need
+            f"about {needed:,} more {cat} requests needed (success {est:.1%})"
+            if needed
+            else f"more {cat} requests needed (success {est:.1%})"
+            if not project and est > thr
             else f"success rate {est:.1%} is not above {thr:.0%}; more data will not fix that"
         )
-    return Criterion("success_rate", label, cat, status, n, est, lo, thr, how, missing)
+    return Criterion(
+        "success_rate", label, cat, status, n, est, lo, thr, how, missing, needed=needed, upper=hi
+    )
 
 
 def _critical(config: GateConfig, window: Window) -> Criterion:

@@ -19,11 +19,13 @@ from shadowtutor.gate.evidence import (
     assemble,
     connect,
     gather,
+    judge_evidence,
     log_days,
     review_rows,
     review_start,
     window_bounds,
 )
+from shadowtutor.judge.scores import JudgeRow
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def replay(
     days = log_days(con, first - timedelta(days=config.window_days), last, config)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
-    return replay_from(config, days, reviews, first, last, step_days)
+        judged, _ = judge_evidence(session=session, config=config)
+    return replay_from(config, days, reviews, first, last, step_days, judged=judged)
 
 
 def replay_from(
@@ -82,6 +85,8 @@ def replay_from(
     first: datetime,
     last: datetime,
     step_days: int = 1,
+    *,
+    judged: list[JudgeRow] | None = None,
 ) -> list[ReplayPoint]:
     points = []
     at = first
@@ -89,8 +94,8 @@ def replay_from(
         s, e = window_bounds(config, at)
         # Whole days only: the window's first day is the day after `s` when `s` is midnight.
         inside = {d: v for d, v in days.items() if s.date() <= d < e.date()}
-        w = assemble(inside, reviews, s, e, review_start=review_start(config, e))
-        d = decide(config, w)
+        w = assemble(inside, reviews, s, e, review_start=review_start(config, e), judged=judged)
+        d = decide(config, w, project=False)  # the outcome per day; no projections
         points.append(
             ReplayPoint(
                 (at - timedelta(days=1)).date(),

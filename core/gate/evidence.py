@@ -26,6 +26,8 @@ from shadowtutor.gate.criteria import (
     Window,
     calibrate,
 )
+from shadowtutor.judge import scores as judge_scores
+from shadowtutor.judge.scores import JudgeRow
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
@@ -112,6 +114,8 @@ class ReviewRow:
     similarity: float | None
     method: str | None
     critical_tags: tuple[str, ...]
+    pair_id: str = ""
+    teacher_score: int | None = None
 
 
 def critical_tag_names(*, session: Session, config: GateConfig) -> set[str]:
@@ -131,6 +135,8 @@ def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
             Review.decision,
             Review.tags,
             Review.created_at,
+            Review.pair_id,
+            Review.teacher_score,
             ReviewItem.pair_ts,
             ReviewItem.category,
             ReviewItem.similarity,
@@ -140,7 +146,18 @@ def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
         .where(col(Review.is_current))
     )
     out = []
-    for score, decision, tags, created, pair_ts, category, sim, method in session.exec(stmt):
+    for (
+        score,
+        decision,
+        tags,
+        created,
+        pair_id,
+        teacher,
+        pair_ts,
+        category,
+        sim,
+        method,
+    ) in session.exec(stmt):
         usable = score is not None and decision != "skip"
         out.append(
             ReviewRow(
@@ -151,6 +168,8 @@ def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
                 similarity=sim,
                 method=method,
                 critical_tags=tuple(t for t in (tags or []) if t in critical),
+                pair_id=pair_id,
+                teacher_score=int(teacher) if usable and teacher is not None else None,
             )
         )
     return out
@@ -167,9 +186,11 @@ def assemble(
     *,
     as_of: datetime | None = None,
     review_start: datetime | None = None,
+    judged: list[JudgeRow] | None = None,
 ) -> Window:
-    """The window [start, end): the log days inside it, and the reviews that existed at
-    ``as_of`` (default ``end``) of pairs from [review_start, end) (default: the same start)."""
+    """The window [start, end): the log days inside it, and the reviews (and judge scores)
+    that existed at ``as_of`` (default ``end``) of pairs from [review_start, end) (default:
+    the same start)."""
     start, end = as_utc(start), as_utc(end)
     as_of = as_utc(as_of) if as_of else end
     review_start = as_utc(review_start) if review_start else start
@@ -188,7 +209,43 @@ def assemble(
             a.critical += 1
             if len(a.critical_examples) < 5:
                 a.critical_examples.append(f"review tagged {', '.join(r.critical_tags)}")
+    # Paired scores (human student/teacher, judge student/teacher): the teacher comparison
+    # needs them even without a judge.
+    _add_ratings(cats, reviews, judged or [], review_start, end, as_of)
     return Window(start, end, cats)
+
+
+def _add_ratings(
+    cats: dict[str, Aggregate],
+    reviews: list[ReviewRow],
+    judged: list[JudgeRow],
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
+) -> None:
+    """Paired human and judge scores (``Aggregate.ratings``) of the window's pairs."""
+    judge = {
+        j.pair_id: j
+        for j in judged
+        if j.pair_ts is not None and start <= j.pair_ts < end and j.created_at <= as_of
+    }
+    reviewed = set()
+    for r in reviews:
+        if r.pair_ts is None or not start <= r.pair_ts < end or r.created_at > as_of:
+            continue
+        if r.score is None:
+            continue
+        j = judge.get(r.pair_id)
+        reviewed.add(r.pair_id)
+        key = (r.score, r.teacher_score, j.student if j else None, j.teacher if j else None)
+        ratings = cats.setdefault(r.category, Aggregate()).ratings
+        ratings[key] = ratings.get(key, 0) + 1
+    for pair_id, j in judge.items():
+        if pair_id in reviewed:
+            continue
+        key = (None, None, j.student, j.teacher)
+        ratings = cats.setdefault(j.category or NONE_CATEGORY, Aggregate()).ratings
+        ratings[key] = ratings.get(key, 0) + 1
 
 
 def window_bounds(config: GateConfig, now: datetime) -> tuple[datetime, datetime]:
@@ -206,7 +263,24 @@ def gather(settings: Settings, config: GateConfig, now: datetime) -> Window:
     days = log_days(con, start, end, config)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
-    return assemble(days, reviews, start, end, review_start=review_start(config, end))
+        judged, judge_info = judge_evidence(session=session, config=config)
+    window = assemble(
+        days, reviews, start, end, review_start=review_start(config, end), judged=judged
+    )
+    window.judge = judge_info
+    return window
+
+
+def judge_evidence(*, session: Session, config: GateConfig) -> tuple[list[JudgeRow], dict | None]:
+    """The current judge's scores and what a decision records about it (template version,
+    model, calibration against the human reviews); nothing when the gate does not use it."""
+    if not config.use_judge:
+        return [], None
+    judge = judge_scores.current_judge(session)
+    if judge is None:
+        return [], None
+    summary = judge_scores.calibrate(session, judge).summary()
+    return judge_scores.judge_rows(session, judge), {"model": judge[1], **summary}
 
 
 # --- calibration and rollout figures -----------------------------------------------------

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -231,3 +233,239 @@ def mean_n_needed(
     if sd == 0:
         return 1
     return math.ceil((z_value(confidence) * sd / (mean - threshold)) ** 2)
+
+
+# --- anytime-valid bounds (confidence sequences) -----------------------------------------
+#
+# The bounds above hold for ONE look at a fixed sample size. The gate is looked at every day,
+# and a team acts on the first GO, so its bounds must hold at every sample size at once: a
+# confidence sequence (CS). Each function below returns a bound that holds, with probability
+# ``confidence``, simultaneously for every n at which it is computed on a growing sample.
+#
+# - ``betting_mean_bounds`` (bounded values; rates are the 0/1 case): a test martingale per
+#   candidate mean, the average of constant-fraction bets over a fixed grid ("diversified
+#   Kelly", Waudby-Smith & Ramdas 2024). Exact and nonparametric; with constant bets the
+#   capital depends on the counts only, not on the order of the data, so grouped data works.
+# - ``quantile_cs_ranks``: the same bets on the indicators 1{x < xi_q}, whose mean is at most
+#   q below the quantile (the construction of Howard & Ramdas 2022): the ranks of the order
+#   statistics that bound the quantile at every n.
+# - ``asymptotic_cs_halfwidth`` (means with an estimated variance, and prediction-powered
+#   means): the Gaussian-mixture boundary of Waudby-Smith et al. (2024, time-uniform central
+#   limit theory), variance adaptive, so a judge that explains the human scores narrows it.
+
+BET_FRACTIONS = np.geomspace(0.01, 0.95, 10)  # fractions of the largest safe bet
+
+
+def _log_capital(
+    vals: np.ndarray, cnts: np.ndarray, m: np.ndarray, lo: float, fracs: np.ndarray
+) -> np.ndarray:
+    """log of the mixture capital against "mean <= m" for each candidate ``m`` (> lo)."""
+    scaled = (vals[None, :] - m[:, None]) / (m[:, None] - lo)  # (M, V), >= -1
+    growth = np.log1p(fracs[None, :, None] * scaled[:, None, :])  # (M, G, V)
+    logs = growth @ cnts  # (M, G)
+    top = logs.max(axis=1)
+    return top + np.log(np.exp(logs - top[:, None]).mean(axis=1))
+
+
+def _betting_lower(vals: np.ndarray, cnts: np.ndarray, lo: float, alpha: float) -> float:
+    """The smallest m not rejected: every mean below it has been bet against successfully."""
+    n = float(cnts.sum())
+    mean = float(vals @ cnts / n)
+    if mean <= lo:
+        return lo
+    target = math.log(1 / alpha)
+    # The capital falls as m rises (every factor does), so the rejected candidates form an
+    # interval [lo, L) and bisection finds L; at m = mean the capital is <= 1 (Jensen).
+    left, right = lo, mean
+    for _ in range(5):  # 5 rounds of 16 candidates: precision (mean - lo) / 16**5 (1e-6)
+        grid = np.linspace(left, right, 17)[1:]
+        k = int(np.count_nonzero(_log_capital(vals, cnts, grid, lo, BET_FRACTIONS) >= target))
+        left, right = (grid[k - 1] if k else left), (grid[k] if k < len(grid) else right)
+    return float(left)
+
+
+def betting_mean_bounds(
+    values: Sequence[float],
+    counts: Sequence[int] | None = None,
+    *,
+    lo: float,
+    hi: float,
+    confidence: float = 0.95,
+) -> tuple[float, float] | None:
+    """Anytime-valid one-sided lower and upper bounds of the mean of values in [lo, hi];
+    each holds at every sample size with probability ``confidence``. None without data."""
+    vals = np.asarray(values, dtype=float)
+    cnts = np.ones(len(vals)) if counts is None else np.asarray(counts, dtype=float)
+    keep = cnts > 0
+    vals, cnts = np.clip(vals[keep], lo, hi), cnts[keep]
+    if cnts.sum() == 0:
+        return None
+    alpha = 1 - confidence
+    lower = _betting_lower(vals, cnts, lo, alpha)
+    upper = -_betting_lower(-vals, cnts, -hi, alpha)
+    return lower, upper
+
+
+def betting_rate_bounds(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Anytime-valid bounds of a rate (the 0/1 case of the betting CS); ``(0, 1)`` at n = 0."""
+    if n < 0 or not 0 <= successes <= max(n, 0):
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    return _rate_bounds(successes, n, confidence)
+
+
+@lru_cache(maxsize=4096)
+def _rate_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """``betting_mean_bounds`` for 0/1 data, in plain floats (it runs on every look)."""
+    target = math.log(1 / (1 - confidence))
+    fracs = [float(f) for f in BET_FRACTIONS]
+
+    def lower(ones: float, zeros: float) -> float:  # the smallest rate not rejected
+        mean = ones / (ones + zeros)
+        if mean <= 0:
+            return 0.0
+
+        def rejected(m: float) -> bool:
+            logs = [ones * math.log1p(f * (1 - m) / m) + zeros * math.log1p(-f) for f in fracs]
+            top = max(logs)
+            return top + math.log(sum(math.exp(x - top) for x in logs) / len(logs)) >= target
+
+        left, right = 0.0, mean
+        for _ in range(40):
+            mid = (left + right) / 2
+            left, right = (mid, right) if rejected(mid) else (left, mid)
+        return left
+
+    return lower(k, n - k), 1 - lower(n - k, k)
+
+
+def _rank_capital(n: int, q: float, side: str) -> np.ndarray:
+    """log capital for each count 0..n of indicators, against mean <= q ("up": many ones
+    are evidence) or mean >= q ("down": few ones are evidence)."""
+    s = np.arange(n + 1, dtype=float)[:, None]
+    f = BET_FRACTIONS[None, :]
+    if side == "up":
+        logs = s * np.log1p(f * (1 - q) / q) + (n - s) * np.log1p(-f)
+    else:
+        logs = (n - s) * np.log1p(f * q / (1 - q)) + s * np.log1p(-f)
+    top = logs.max(axis=1)
+    return top + np.log(np.exp(logs - top[:, None]).mean(axis=1))
+
+
+def quantile_cs_ranks(
+    n: int, q: float, *, confidence: float = 0.95
+) -> tuple[int | None, int | None]:
+    """1-based ranks ``(lo, hi)`` with ``x_(lo) <= xi_q <= x_(hi)``, each side holding at every
+    n with probability ``confidence``; None where n is still too small for that side.
+
+    ``x_(r) < xi_q`` needs at least r observations below the quantile, whose share is at most
+    q: so ``hi`` is the smallest count the bets against "share <= q" reject. Likewise
+    ``x_(l) > xi_q`` needs at most l - 1 observations at or below it, whose share is >= q.
+    """
+    return _quantile_cs_ranks(int(n), float(q), float(confidence))
+
+
+@lru_cache(maxsize=4096)
+def _quantile_cs_ranks(n: int, q: float, confidence: float) -> tuple[int | None, int | None]:
+    """``quantile_cs_ranks`` for hashable arguments (cached: it runs on every look)."""
+    if n <= 0:
+        return None, None
+    target = math.log(1 / (1 - confidence))
+    up = np.nonzero(_rank_capital(n, q, "up") >= target)[0]
+    hi = int(up[0]) if len(up) and up[0] <= n and up[0] >= 1 else None
+    down = np.nonzero(_rank_capital(n, q, "down") >= target)[0]
+    lo = int(down[-1]) + 1 if len(down) else None
+    return lo, hi
+
+
+def quantile_cs_bounds(
+    values: Sequence[float], q: float = 0.95, *, confidence: float = 0.95
+) -> tuple[float | None, float | None]:
+    """Anytime-valid lower and upper bounds of the ``q`` quantile (None: not enough data)."""
+    data = np.sort(np.asarray(values, dtype=float))
+    lo, hi = quantile_cs_ranks(len(data), q, confidence=confidence)
+    return (
+        None if lo is None else float(data[lo - 1]),
+        None if hi is None else float(data[hi - 1]),
+    )
+
+
+def asymptotic_cs_halfwidth(
+    variance: float, n: float, *, confidence: float = 0.95, tuned_for: float = 50.0
+) -> float:
+    """Half-width of the Gaussian-mixture asymptotic CS around an estimate whose variance is
+    ``variance`` (sigma**2 / n for a plain mean) after ``n`` observations, holding at every n
+    at once. The mixture is tuned to be tightest near ``tuned_for`` observations (the
+    rho of Howard et al. 2021, eq. 3.8)."""
+    if n <= 0 or not variance >= 0:
+        return math.inf
+    alpha = 1 - confidence
+    log_a = -2 * math.log(alpha)
+    rho2 = (log_a + math.log(log_a + 1)) / tuned_for
+    t = n * rho2
+    sigma2 = variance * n
+    return math.sqrt(sigma2 * 2 * (t + 1) / (n * t) * math.log(math.sqrt(t + 1) / alpha))
+
+
+@dataclass(frozen=True)
+class PPIEstimate:
+    """A prediction-powered mean (PPI++, Angelopoulos et al. 2023): the judge's mean over
+    the pairs people did not review, corrected by the human-minus-judge gap on those they did.
+    ``power`` (lambda, in [0, 1]) weights the judge: 0 is the human mean alone."""
+
+    estimate: float
+    variance: float
+    n_human: int
+    n_judge: int
+    power: float
+    lower: float
+    upper: float
+
+
+def ppi_mean(
+    human: Sequence[float],
+    judge_on_human: Sequence[float],
+    judge_only: Sequence[float],
+    *,
+    human_counts: Sequence[float] | None = None,
+    judge_counts: Sequence[float] | None = None,
+    lo: float,
+    hi: float,
+    confidence: float = 0.95,
+    tuned_for: float = 50.0,
+) -> PPIEstimate | None:
+    """The PPI++ mean with anytime-valid (asymptotic) bounds; None without human data.
+
+    ``human[i]`` and ``judge_on_human[i]`` are the person's and the judge's score of the same
+    pair (weighted by ``human_counts``); ``judge_only`` are judge scores of pairs no person
+    reviewed. The power is estimated from the human pairs and clipped to [0, 1]: a judge that
+    does not track people gets a weight near 0, so its bound is the human one (valid, and not
+    narrower); one that does narrows it.
+    """
+    y = np.asarray(human, dtype=float)
+    f = np.asarray(judge_on_human, dtype=float)
+    wy = np.ones(len(y)) if human_counts is None else np.asarray(human_counts, dtype=float)
+    u = np.asarray(judge_only, dtype=float)
+    wu = np.ones(len(u)) if judge_counts is None else np.asarray(judge_counts, dtype=float)
+    n, big_n = float(wy.sum()), float(wu.sum())
+    if n < 2:
+        return None
+    my, mf = float(wy @ y / n), float(wy @ f / n)
+    power, mu = 0.0, 0.0
+    if big_n >= 2:
+        mu = float(wu @ u / big_n)
+        var_f = float((wy @ (f - mf) ** 2 + wu @ (u - mu) ** 2) / (n + big_n - 1))
+        cov = float(wy @ ((y - my) * (f - mf)) / (n - 1))
+        if var_f > 0:
+            power = min(1.0, max(0.0, cov / ((1 + n / big_n) * var_f)))
+    rect = y - power * f
+    mr = float(wy @ rect / n)
+    var_r = float(wy @ (rect - mr) ** 2 / (n - 1))
+    var_u = float(wu @ (u - mu) ** 2 / (big_n - 1)) if big_n >= 2 else 0.0
+    est = power * mu + mr
+    variance = power**2 * var_u / max(big_n, 1) + var_r / n
+    half = asymptotic_cs_halfwidth(variance, n, confidence=confidence, tuned_for=tuned_for)
+    return PPIEstimate(
+        est, variance, int(n), int(big_n), power, max(lo, est - half), min(hi, est + half)
+    )

@@ -113,3 +113,44 @@ def ratings(*, session: Session) -> list[Rating]:
         Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
         for r, name in session.exec(stmt)
     ]
+
+
+# --- the LLM judge against the reviewers ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JudgeCalibration:
+    """The judge's agreement with people on the same pairs, as page-ready tables. Judge
+    scores are never reviews: they appear only here and in the gate's evidence."""
+
+    calibration: Any  # shadowtutor.judge.calibration.Calibration
+    counts: dict[str, Any]
+
+    def confusion_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"human score": s, **{f"judge {j}": n for j, n in zip(range(1, 6), row, strict=True)}}
+            for s, row in zip(range(1, 6), self.calibration.confusion, strict=True)
+        ]
+
+    def group_rows(self) -> list[dict[str, Any]]:
+        def clean(x: float) -> float | None:
+            return None if x != x else round(x, 3)  # NaN -> empty cell
+
+        cal = self.calibration
+        return [
+            {
+                "group": g.group,
+                "pairs": g.n,
+                "weighted kappa": clean(g.kappa),
+                "mean bias (judge - human)": clean(g.bias),
+                "exact agreement": clean(g.exact),
+                "same answer preferred in both orders": clean(g.consistent),
+            }
+            for g in (cal.overall, *cal.groups)
+        ]
+
+
+def judge_calibration(*, session: Session) -> JudgeCalibration:
+    from shadowtutor.judge import scores as judge_scores
+
+    return JudgeCalibration(judge_scores.calibrate(session), judge_scores.counts(session))

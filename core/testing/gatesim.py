@@ -49,3 +49,71 @@ def window(
         scores={s: int(c) for s, c in zip(range(1, 6), draws, strict=True) if c},
     )
     return Window(None, None, {category: agg})
+
+
+# --- daily streams with a judge (daily looks over rolling windows) -------------------------
+
+
+@dataclass(frozen=True)
+class Judge:
+    """A simulated LLM judge: each answer order gives the human score plus normal noise
+    (``noise`` points, rounded, clipped to 1..5) and a ``bias``; ``random`` ignores the answer
+    altogether (uniform 1..5). The judge's score is the mean over the two orders."""
+
+    noise: float = 0.5
+    bias: float = 0.0
+    random: bool = False
+
+    def one_order(self, human: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.random:
+            return rng.integers(1, 6, size=len(human)).astype(float)
+        raw = human + self.bias + rng.normal(0, self.noise, size=len(human))
+        return np.clip(np.rint(raw), 1, 5)
+
+    def score(self, human: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return (self.one_order(human, rng) + self.one_order(human, rng)) / 2
+
+
+def day(
+    student: Student,
+    rng: np.random.Generator,
+    *,
+    pairs: int,
+    reviews: int,
+    judge: Judge | None = None,
+    method: str = "lexical",
+) -> Aggregate:
+    """One day of one category: ``pairs`` pairs, ``reviews`` of them reviewed by people, and
+    every pair scored by ``judge`` when given (stored apart from the human scores)."""
+    agg = window(student, rng, pairs=pairs, reviews=0, method=method).categories["greeting"]
+    if judge is None:
+        draws = rng.multinomial(reviews, student.score_probs)
+        agg.scores = {s: int(c) for s, c in zip(range(1, 6), draws, strict=True) if c}
+        return agg
+    human = rng.choice(np.arange(1, 6), size=pairs, p=student.score_probs).astype(float)
+    scored = judge.score(human, rng)
+    reviewed = np.zeros(pairs, dtype=bool)
+    reviewed[rng.choice(pairs, size=min(reviews, pairs), replace=False)] = True
+    for h in human[reviewed]:
+        agg.scores[int(h)] = agg.scores.get(int(h), 0) + 1
+    for h, f, r in zip(human, scored, reviewed, strict=True):
+        key = (int(h) if r else None, None, float(f), None)
+        agg.ratings[key] = agg.ratings.get(key, 0) + 1
+    return agg
+
+
+def rolling_window(
+    days: list[Aggregate], end: int, *, window_days: int, review_window_days: int
+) -> Window:
+    """The gate's window on day ``end`` (0-based, inclusive): log figures of the last
+    ``window_days`` days, reviews and judge scores of the last ``review_window_days``."""
+    total = Aggregate()
+    for i in range(max(0, end - window_days + 1), end + 1):
+        d = days[i]
+        total.pairs += d.pairs
+        total.successes += d.successes
+        total.latencies_ms.extend(d.latencies_ms)
+        total.add(Aggregate(similarity=d.similarity))
+    for i in range(max(0, end - review_window_days + 1), end + 1):
+        total.add(Aggregate(scores=days[i].scores, ratings=days[i].ratings))
+    return Window(None, None, {"greeting": total})

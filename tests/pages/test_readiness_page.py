@@ -124,3 +124,63 @@ def test_the_environment_kill_switch_shows(migrated: Settings, monkeypatch) -> N
     at = page_as(PAGE, migrated.db_url, "manager").run()
     assert not at.exception, at.exception
     assert any("SHADOWTUTOR_KILL_SWITCH is set" in e.value for e in at.error)
+
+
+def _judge_everything(settings: Settings) -> None:
+    """Judge scores (one model, the shipped template) for every logged pair of the fill."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import select
+
+    from shadowtutor.gate import evidence
+    from shadowtutor.tables import JudgeScore, Review
+
+    con = evidence.connect(settings.log_path)
+    rows = con.execute("SELECT id, ts FROM pairs").fetchall()
+    with db.session_scope(settings.db_url) as s:
+        human = {r.pair_id: r.student_score for r in s.exec(select(Review))}
+        for i, (pair_id, ts) in enumerate(rows):
+            score = float(human.get(pair_id, 5 if i % 3 else 4))
+            s.add(
+                JudgeScore(
+                    pair_id=pair_id,
+                    template_version="pairwise-v1",
+                    model="judge-model",
+                    category="greeting",
+                    language="it",
+                    pair_ts=ts.replace(tzinfo=UTC),
+                    student_score=score,
+                    teacher_score=5.0,
+                    consistent=True,
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+
+def test_readiness_shows_anytime_bounds_and_the_judge(migrated: Settings) -> None:
+    fill(migrated)
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    table = next(df.value for df in at.dataframe if "Anytime bound" in df.value.columns)
+    assert "Judge saved" in table.columns
+    assert any("No LLM judge scores" in t.value for t in at.text)
+    _judge_everything(migrated)
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    note = next(t.value for t in at.text if t.value.startswith("Judge "))
+    assert "pairwise-v1 / judge-model" in note and "weighted kappa 1.00" in note
+    table = next(df.value for df in at.dataframe if "Anytime bound" in df.value.columns)
+    review = table[(table["Criterion"] == "Mean review score")].iloc[0]
+    assert "prediction-powered" in review["Method"]
+    assert review["Judge saved"].endswith("reviews")
+
+
+def test_review_progress_shows_the_judge_apart_from_reviews(migrated: Settings) -> None:
+    fill(migrated)
+    _judge_everything(migrated)
+    at = page_as("pages/review_progress.py", migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Weighted kappa (quadratic)"] == "1.00"
+    assert metrics["Pairs scored by both"] == "120"
+    assert metrics["Reviews"] == "120"  # 1,200 judge scores are not reviews
+    assert any("never count as reviews" in c.value for c in at.caption)

@@ -178,3 +178,121 @@ def test_bootstrap_lower_bound_coverage_on_skewed_scores() -> None:
         wrong += lo >= 4.0
         assert lo <= hi
     assert wrong / runs <= 0.08
+
+
+# --- anytime-valid bounds: coverage under repeated looks ---------------------------------
+# Each test draws many sequences at a true value exactly on the threshold, computes the bound
+# at every look of a growing sample, and counts the sequences in which the bound EVER crosses
+# the truth (what a team acting on the first GO would see). Small sizes; no timing.
+
+AT_4 = np.array((0.02, 0.05, 0.14, 0.49, 0.30))  # mean exactly 4.0
+SCALE = np.arange(1, 6, dtype=float)
+
+
+def test_fixed_sample_wilson_fails_under_daily_looks_and_the_betting_cs_holds() -> None:
+    rng = np.random.default_rng(3)
+    seeds, looks = 200, range(150, 3001, 150)  # 20 looks, 150 requests a day
+    draws = rng.random((seeds, 3000)) < 0.98
+    wilson_hit = cs_hit = 0
+    for row in draws:
+        ks = np.cumsum(row)
+        wilson_hit += any(stats.wilson_bounds(int(ks[n - 1]), n)[0] >= 0.98 for n in looks)
+        cs_hit += any(stats.betting_rate_bounds(int(ks[n - 1]), n)[0] >= 0.98 for n in looks)
+    assert wilson_hit / seeds > 0.10  # the old bound: 1 look at 95 %, 20 looks far worse
+    assert cs_hit / seeds <= 0.05
+
+
+def test_betting_mean_cs_covers_at_every_look() -> None:
+    rng = np.random.default_rng(4)
+    seeds, hits_low, hits_high = 100, 0, 0
+    for _ in range(seeds):
+        x = rng.choice(SCALE, size=160, p=AT_4)
+        low = high = False
+        for n in range(10, 161, 15):
+            counts = np.bincount(x[:n].astype(int), minlength=6)[1:]
+            lo, hi = stats.betting_mean_bounds(SCALE, counts, lo=1, hi=5)
+            low, high = low or lo > 4.0, high or hi < 4.0
+        hits_low += low
+        hits_high += high
+    assert hits_low / seeds <= 0.05 and hits_high / seeds <= 0.05
+
+
+def test_betting_bounds_are_exact_limits_of_the_data() -> None:
+    assert stats.betting_mean_bounds([], lo=0, hi=1) is None
+    lo, hi = stats.betting_mean_bounds([0.7] * 5000, lo=0, hi=1)
+    assert 0.65 < lo < 0.7 < hi < 0.75
+    lo, hi = stats.betting_rate_bounds(2000, 2000)
+    assert hi == pytest.approx(1.0) and 0.99 < lo < 1.0
+    assert stats.betting_rate_bounds(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        stats.betting_rate_bounds(3, 2)
+    # Grouped and ungrouped data give the same bound (the capital depends on counts only).
+    assert stats.betting_mean_bounds([4, 5, 5], lo=1, hi=5) == pytest.approx(
+        stats.betting_mean_bounds([4, 5], [1, 2], lo=1, hi=5)
+    )
+
+
+def test_quantile_cs_covers_at_every_look() -> None:
+    rng = np.random.default_rng(5)
+    median = 1500 / math.exp(1.6448536 * 0.5)  # true P95 exactly 1,500
+    seeds, false_pass, false_fail = 200, 0, 0
+    for _ in range(seeds):
+        x = rng.lognormal(math.log(median), 0.5, size=1500)
+        passed = failed = False
+        for n in range(100, 1501, 100):
+            lo, hi = stats.quantile_cs_bounds(x[:n], 0.95)
+            passed = passed or (hi is not None and hi < 1500)
+            failed = failed or (lo is not None and lo > 1500)
+        false_pass += passed
+        false_fail += failed
+    assert false_pass / seeds <= 0.05 and false_fail / seeds <= 0.05
+    assert stats.quantile_cs_ranks(10, 0.95)[1] is None  # too few for an upper bound
+    lo, hi = stats.quantile_cs_ranks(5000, 0.95)
+    assert lo < 0.95 * 5000 < hi <= 5000
+
+
+def _ppi_crossings(judge: str, seeds: int = 300) -> tuple[float, float]:
+    """(share of sequences whose lower bound ever exceeds the true mean 4.0, mean width at
+    the last look) for human reviews (8 a day) plus judge scores of 150 pairs a day."""
+    rng = np.random.default_rng({"none": 6, "random": 7, "good": 8}[judge])
+    hits, widths = 0, []
+    for _ in range(seeds):
+        y = rng.choice(SCALE, size=240, p=AT_4)
+        u_true = rng.choice(SCALE, size=4500, p=AT_4)
+        if judge == "random":
+            f, u = rng.integers(1, 6, size=240), rng.integers(1, 6, size=4500)
+        else:
+            f = np.clip(np.rint(y + rng.normal(0, 0.6, 240)), 1, 5)
+            u = np.clip(np.rint(u_true + rng.normal(0, 0.6, 4500)), 1, 5)
+        hit = False
+        for day in range(2, 31):
+            n, big_n = 8 * day, 150 * day
+            if judge == "none":
+                got = stats.ppi_mean(y[:n], np.zeros(n), [], lo=1, hi=5)
+            else:
+                got = stats.ppi_mean(y[:n], f[:n], u[:big_n], lo=1, hi=5)
+            hit = hit or got.lower > 4.0
+        hits += hit
+        widths.append(got.estimate - got.lower)
+    return hits / seeds, float(np.mean(widths))
+
+
+def test_prediction_powered_bound_stays_valid_and_a_good_judge_narrows_it() -> None:
+    # The review-score bound is asymptotic (time-uniform CLT): at these small sizes it is
+    # close to nominal, so the check allows Monte Carlo error (300 seeds: +-1.3 points).
+    none, width_none = _ppi_crossings("none")
+    rand, width_rand = _ppi_crossings("random")
+    good, width_good = _ppi_crossings("good")
+    assert none <= 0.075 and rand <= 0.075 and good <= 0.075
+    assert width_good < 0.75 * width_none  # a judge that tracks people narrows the bound
+    assert width_rand < 1.25 * width_none  # a useless one gets ~no weight
+
+
+def test_ppi_weights_a_useless_judge_near_zero() -> None:
+    rng = np.random.default_rng(9)
+    y = rng.choice(SCALE, size=400, p=AT_4)
+    got = stats.ppi_mean(y, rng.integers(1, 6, 400), rng.integers(1, 6, 4000), lo=1, hi=5)
+    assert got.power < 0.15
+    good = stats.ppi_mean(y, y, rng.choice(SCALE, size=4000, p=AT_4), lo=1, hi=5)
+    assert good.power > 0.85 and good.upper - good.lower < got.upper - got.lower
+    assert stats.ppi_mean([5.0], [5.0], [], lo=1, hi=5) is None  # one review: no variance

@@ -1,0 +1,112 @@
+"""Reading judge scores back: the newest usable judgement per pair, and calibration against
+the current human reviews of the same pairs. Judge rows live in their own table and are only
+ever returned as judge scores (never as reviews)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from shadowtutor.judge import calibration, templates
+from shadowtutor.tables import JudgeScore, Review, ReviewItem, as_utc
+
+
+@dataclass(frozen=True)
+class JudgeRow:
+    pair_id: str
+    pair_ts: datetime | None
+    created_at: datetime
+    category: str | None
+    language: str | None
+    student: float
+    teacher: float
+    consistent: bool
+    version: str
+    model: str
+
+
+def current_judge(session: Session) -> tuple[str, str] | None:
+    """(template version, model) with the most usable judgements, preferring the shipped
+    default template; None before the judge has scored anything."""
+    rows = session.exec(
+        select(JudgeScore.template_version, JudgeScore.model).where(
+            col(JudgeScore.student_score).is_not(None)
+        )
+    ).all()
+    if not rows:
+        return None
+    counts = Counter((v, m) for v, m in rows)
+    return max(counts, key=lambda k: (k[0] == templates.DEFAULT_VERSION, counts[k]))
+
+
+def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[JudgeRow]:
+    """The usable judgements of one judge (default: :func:`current_judge`)."""
+    judge = judge or current_judge(session)
+    if judge is None:
+        return []
+    version, model = judge
+    stmt = select(JudgeScore).where(
+        JudgeScore.template_version == version,
+        JudgeScore.model == model,
+        col(JudgeScore.student_score).is_not(None),
+    )
+    return [
+        JudgeRow(
+            r.pair_id,
+            as_utc(r.pair_ts) if r.pair_ts else None,
+            as_utc(r.created_at),
+            r.category,
+            r.language,
+            float(r.student_score),
+            float(r.teacher_score if r.teacher_score is not None else r.student_score),
+            bool(r.consistent),
+            version,
+            model,
+        )
+        for r in session.exec(stmt)
+    ]
+
+
+def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibration.Calibration:
+    """Agreement of the judge with the current human student scores of the same pairs."""
+    judge = judge or current_judge(session)
+    label = f"{judge[0]} / {judge[1]}" if judge else "(no judge scores yet)"
+    scored = {r.pair_id: r for r in judge_rows(session, judge)} if judge else {}
+    rows = []
+    if scored:
+        stmt = (
+            select(Review.pair_id, Review.student_score, ReviewItem.category, ReviewItem.language)
+            .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
+            .where(
+                col(Review.is_current),
+                col(Review.student_score).is_not(None),
+                Review.decision != "skip",
+                col(Review.pair_id).in_(list(scored)),
+            )
+        )
+        for pair_id, score, category, language in session.exec(stmt):
+            j = scored[pair_id]
+            rows.append(
+                calibration.Rated(
+                    category or "(none)",
+                    language or "(none)",
+                    int(score),
+                    j.student,
+                    j.consistent,
+                )
+            )
+    return calibration.calibrate(rows, judge_version=label)
+
+
+def counts(session: Session) -> dict[str, int | float]:
+    """Judge rows, usable ones, failed ones and their total cost (for pages and the CLI)."""
+    rows = session.exec(select(JudgeScore.student_score, JudgeScore.cost_usd)).all()
+    return {
+        "rows": len(rows),
+        "scored": sum(s is not None for s, _ in rows),
+        "failed": sum(s is None for s, _ in rows),
+        "cost_usd": float(sum(c or 0.0 for _, c in rows)),
+    }
