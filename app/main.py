@@ -10,9 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, registry
+from shadowtutor.app import auth, deps, icon, registry
 
-st.set_page_config(page_title="ShadowTutor", page_icon=":material/school:", layout="wide")
+# The icon is drawn here: a Material icon name would make the browser fetch it from Google's
+# font servers, and nothing the app serves may reach an outside host.
+st.set_page_config(page_title="ShadowTutor", page_icon=icon.favicon(), layout="wide")
 
 status = db.schema_status(deps.settings().db_url)
 if not status.ok:
@@ -20,6 +22,7 @@ if not status.ok:
     st.stop()
 
 user = auth.current_user()
+auth.follow_redirect()
 if user is None:
     auth.login_form()
     st.stop()

@@ -146,6 +146,17 @@ class Settings:
         False,
         "When true every request goes to the teacher, whatever the rollout stage.",
     )
+    session_hours: float = _setting(
+        "SHADOWTUTOR_SESSION_HOURS",
+        12.0,
+        "Hours a dashboard login lasts (the session cookie's lifetime).",
+    )
+    session_secret: str = _setting(
+        "SHADOWTUTOR_SESSION_SECRET",
+        "",
+        "Key that signs the session cookie. Empty: a random key kept in `session.key` in the "
+        "home folder (set it when app processes do not share one home).",
+    )
     export_dir: str = _setting(
         "SHADOWTUTOR_EXPORT_DIR", "", "Folder for exports. Empty: `exports/` in the home folder."
     )

@@ -13,6 +13,7 @@ import os
 
 from sqlmodel import Session, select
 
+from shadowtutor import sessions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import ROLES, User, UserCreate
 
@@ -92,6 +93,8 @@ def list_users(*, session: Session) -> list[User]:
 def set_role(*, session: Session, username: str, role: str) -> User:
     _check_role(role)
     user = require_user(session=session, username=username)
+    if user.role != role:  # the old role's open pages must not stay reachable
+        sessions.revoke_user(session=session, user_id=user.id, reason="role change")
     user.role = role
     session.add(user)
     return user
@@ -99,6 +102,8 @@ def set_role(*, session: Session, username: str, role: str) -> User:
 
 def set_disabled(*, session: Session, username: str, disabled: bool = True) -> User:
     user = require_user(session=session, username=username)
+    if disabled:
+        sessions.revoke_user(session=session, user_id=user.id, reason="disabled")
     user.disabled = disabled
     session.add(user)
     return user
@@ -108,6 +113,7 @@ def set_password(*, session: Session, username: str, password: str) -> User:
     if len(password) < 8:
         raise UserError("the password must have at least 8 characters")
     user = require_user(session=session, username=username)
+    sessions.revoke_user(session=session, user_id=user.id, reason="password change")
     user.password_hash = hash_password(password)
     session.add(user)
     return user
