@@ -191,6 +191,14 @@ class SpendWindows:
     month_to_date: float
     trailing_7d: float
     first_pair: datetime | None  # local time of the oldest pair in the log
+    pairs: int = 0  # pairs this month or in the trailing 7 days
+    priced: int = 0  # ... of which have a teacher cost
+
+    @property
+    def unknown(self) -> bool:
+        """Pairs but not one with a cost (a self-hosted teacher with no price): the spend is
+        unknown, not $0."""
+        return self.pairs > 0 and self.priced == 0
 
 
 def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows:
@@ -201,12 +209,29 @@ def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows
         SELECT coalesce(sum(teacher_cost_usd) FILTER (WHERE lts >= $day), 0),
           coalesce(sum(teacher_cost_usd) FILTER (WHERE lts >= $month), 0),
           coalesce(sum(teacher_cost_usd) FILTER (WHERE lts > $week), 0),
-          min(lts)
+          min(lts),
+          count(*) FILTER (WHERE lts >= $month OR lts > $week),
+          count(teacher_cost_usd) FILTER (WHERE lts >= $month OR lts > $week)
         FROM facts WHERE lts <= $now
         """,
         {"day": day, "month": day.replace(day=1), "week": now - timedelta(days=7), "now": now},
     ).fetchone()
-    return SpendWindows(float(row[0]), float(row[1]), float(row[2]), row[3])
+    return SpendWindows(
+        float(row[0]), float(row[1]), float(row[2]), row[3], int(row[4]), int(row[5])
+    )
+
+
+def unknown_spend_message(coverage: pd.DataFrame) -> str:
+    """Why the spend is unknown and how to fix it (every pair of the period lacks a cost)."""
+    models = ", ".join(coverage["teacher_model"].astype(str).tolist()) or "the teacher"
+    return (
+        f"Spend unknown: no pair has a teacher cost (teacher model: {models}). A self-hosted "
+        "teacher (llama.cpp, vLLM, Ollama) has no price until you give it one: add the model "
+        "to a price table (per-token prices, 0 for a machine you own) and point "
+        "SHADOWTUTOR_PRICE_TABLE at it; see 'Pricing a self-hosted model' in the README. A "
+        "replayed OpenAI export logged as 'unknown' needs `shadowtutor replay "
+        "--teacher-model NAME`."
+    )
 
 
 @dataclass(frozen=True)
