@@ -167,6 +167,8 @@ def _read_prompts(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[str,
 
 def cost_coverage(con: duckdb.DuckDBPyConnection, f: Filters, prices: PriceTable) -> pd.DataFrame:
     """Teacher models of pairs with no cost: teacher_model, pairs, missing, in_price_table.
+    A teacher that did not answer (an error, or not asked in the Playground) costs nothing
+    and is not counted as missing.
 
     A missing cost is either an unknown model (not in the price table) or a known model whose
     call reported no token usage."""
@@ -174,7 +176,7 @@ def cost_coverage(con: duckdb.DuckDBPyConnection, f: Filters, prices: PriceTable
         con,
         f"""
         SELECT teacher_model, count(*) AS pairs,
-          count(*) FILTER (WHERE teacher_cost_usd IS NULL) AS missing
+          count(*) FILTER (WHERE teacher_cost_usd IS NULL AND NOT teacher_failed) AS missing
         FROM facts WHERE {WHERE} GROUP BY 1 HAVING missing > 0 ORDER BY missing DESC, 1
         """,
         f,
@@ -210,7 +212,7 @@ def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows
           coalesce(sum(teacher_cost_usd) FILTER (WHERE lts >= $month), 0),
           coalesce(sum(teacher_cost_usd) FILTER (WHERE lts > $week), 0),
           min(lts),
-          count(*) FILTER (WHERE lts >= $month OR lts > $week),
+          count(*) FILTER (WHERE (lts >= $month OR lts > $week) AND NOT teacher_failed),
           count(teacher_cost_usd) FILTER (WHERE lts >= $month OR lts > $week)
         FROM facts WHERE lts <= $now
         """,
@@ -290,6 +292,11 @@ def coverage_message(coverage: pd.DataFrame) -> str | None:
             f" Models not in the price table: {', '.join(unknown)} (add them to a price table "
             "and point SHADOWTUTOR_PRICE_TABLE at it)."
         )
-    if coverage["in_price_table"].any():
-        text += " The others are calls that reported no token usage."
+    known = coverage[coverage["in_price_table"]]
+    if not known.empty:
+        k = int(known["missing"].sum())
+        text += (
+            f" {k:,} {'is a call' if k == 1 else 'are calls'} to "
+            f"{', '.join(known['teacher_model'].astype(str))} that reported no token usage."
+        )
     return text
