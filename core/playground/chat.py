@@ -431,8 +431,7 @@ def save_pair(
         raise PlaygroundError(f"there is no turn {index + 1} in this conversation")
     if (why := unsavable(turn)) is not None:
         raise PlaygroundError(
-            f"turn {index + 1} cannot be saved as a pair: {why}. Fix the student and "
-            "ask again."
+            f"turn {index + 1} cannot be saved as a pair: {why}. Fix the student and ask again."
         )
     record = build_record(chat, index, username=username, teacher_model=teacher_model)
     if turn.saved_id:

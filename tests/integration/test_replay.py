@@ -226,7 +226,7 @@ def test_without_teacher_model_an_openai_export_is_unknown_and_unpriced(
 ) -> None:
     path = write_lines(
         tmp_path / "export.jsonl",
-        [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hey"}]}],
+        [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}],
     )
     assert CliRunner().invoke(main, ["replay", str(path)]).exit_code == 0
     (rec,) = logged(Settings.load()).values()
