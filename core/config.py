@@ -233,3 +233,15 @@ def _convert(name: str, raw: Any, kind: type) -> Any:
 
 def get_settings() -> Settings:
     return Settings.load()
+
+
+def shown_path(path: str | Path, home: str | Path) -> str:
+    """A path as users see it: relative to the home folder when it is inside it
+    (``exports/20261201-101500``), else only its last part, so no machine path reaches a
+    page for everyone. Admins who need the full path get it beside, where they act on it."""
+    p = Path(path).expanduser()
+    try:
+        return p.resolve().relative_to(Path(home).expanduser().resolve()).as_posix() or "."
+    except ValueError:
+        return p.name
+

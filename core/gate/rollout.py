@@ -222,8 +222,14 @@ def rollback(
 
 
 def set_kill(*, session: Session, actor_id: int | None, on: bool, reason: str = "") -> RolloutEvent:
-    """Pull (``on``) or release the kill switch; the stage is kept for after the release."""
+    """Pull (``on``) or release the kill switch; the stage is kept for after the release.
+    Pulling it needs a reason: the audit trail must say why every request left the student."""
     decisions.require_admin(session=session, actor_id=actor_id, allow_cli=True)
+    if on and not reason.strip():
+        raise RolloutError(
+            "give a reason to pull the kill switch (the audit trail records it; "
+            "`--reason` in the CLI)"
+        )
     cur = state(session=session)
     return _append(
         session,

@@ -260,3 +260,11 @@ def test_unreadable_database_means_teacher(home, monkeypatch: pytest.MonkeyPatch
     r = routing.route(key="u1", category="greeting")
     assert (r.served_by, r.stage) == ("teacher", 0)
     routing.clear_cache()
+
+
+def test_kill_switch_needs_a_reason(session: Session) -> None:
+    admin = _admin(session)
+    for blank in ("", "   "):
+        with pytest.raises(RolloutError, match="give a reason"):
+            rollout.set_kill(session=session, actor_id=admin, on=True, reason=blank)
+    assert not rollout.state(session=session).killed
