@@ -244,4 +244,3 @@ def shown_path(path: str | Path, home: str | Path) -> str:
         return p.resolve().relative_to(Path(home).expanduser().resolve()).as_posix() or "."
     except ValueError:
         return p.name
-

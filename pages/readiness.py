@@ -8,8 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.config import shown_path
 from shadowtutor.app import auth, deps, gate_actions
+from shadowtutor.config import shown_path
 from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria as gate
