@@ -262,3 +262,12 @@ def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
     codes = [c.value for c in at.code]
     assert "Wie spät ist es?" in codes and "timeout after 10 s" in codes and "(empty)" in codes
     assert [m.value for m in at.metric][0] == "n/a"  # no similarity for a failed pair
+
+
+def test_enter_in_the_queue_form_does_not_submit_it(migrated) -> None:  # noqa: ANN001
+    from tests.support.apputil import page_as as _page_as
+
+    at = _page_as("pages/review_admin.py", migrated.db_url, "admin").run()
+    assert not at.exception, at.exception
+    (fill,) = [f for f in at.get("form") if f.proto.form.form_id == "fill"]
+    assert fill.proto.form.enter_to_submit is False  # Enter + the button had added the pairs twice
