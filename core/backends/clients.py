@@ -427,6 +427,13 @@ class OpenAIBackend(Backend):
                     "`vllm serve MODEL`, llama.cpp: `llama-server -m FILE`) or fix the base URL"
                 )
             return BackendProtocolError(f"the connection to {where} broke: {exc}")
+        if isinstance(exc, openai.NotFoundError) and self._missing_v1():
+            return BackendHTTPError(
+                f"{where} answered HTTP 404: the base URL probably lacks `/v1` "
+                f"(OpenAI-compatible servers such as llama.cpp and vLLM serve under it); "
+                f"try {self.base_url.rstrip('/')}/v1",
+                404,
+            )
         if isinstance(exc, openai.NotFoundError) and model:
             return ModelNotFound(
                 f"{where} has no model '{model}' (HTTP 404); check the model name "
@@ -441,6 +448,12 @@ class OpenAIBackend(Backend):
         if isinstance(exc, httpx.HTTPError):
             return BackendProtocolError(f"the connection to {where} broke mid-answer: {exc}")
         return BackendError(f"{where} failed: {exc!r}")
+
+    def _missing_v1(self) -> bool:
+        """The base URL's path does not end in /v1 (``http://host:8080`` for llama.cpp)."""
+        from urllib.parse import urlsplit
+
+        return not urlsplit(self.base_url).path.rstrip("/").endswith("/v1")
 
     def stream_chat(
         self,
