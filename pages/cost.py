@@ -94,15 +94,20 @@ grain = st.segmented_control("Trend", ["Daily", "Hourly"], default="Daily", key=
 if grain == "Hourly" or len(by_day) == 1:
     filters.chart(
         spend.spend_by_hour(con, f),
-        lambda d: charts.spend_trend(d, "hour"),
+        lambda d: charts.spend_trend(d, "hour", settings.timezone),
         name="spend_by_hour",
         empty="No spend in this period.",
     )
 else:
-    filters.chart(by_day, charts.spend_trend, name="spend_by_day", empty="No spend in this period.")
+    filters.chart(
+        by_day,
+        lambda d: charts.spend_trend(d, "day", settings.timezone),
+        name="spend_by_day",
+        empty="No spend in this period.",
+    )
 filters.chart(
     spend.spend_heatmap(con, f),
-    charts.spend_heatmap,
+    lambda d: charts.spend_heatmap(d, settings.timezone),
     name="spend_heatmap",
     empty="No spend in this period.",
 )

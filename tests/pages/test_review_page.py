@@ -271,3 +271,29 @@ def test_enter_in_the_queue_form_does_not_submit_it(migrated) -> None:  # noqa: 
     assert not at.exception, at.exception
     (fill,) = [f for f in at.get("form") if f.proto.form.form_id == "fill"]
     assert fill.proto.form.enter_to_submit is False  # Enter + the button had added the pairs twice
+
+
+def test_progress_charts_kappa_explained_and_display_names(queued) -> None:  # noqa: ANN001
+    from shadowtutor.tables import User
+
+    url = queued.db_url
+    uids = [make_user(url, "reviewer", name) for name in ("ana", "ben")]
+    with db.session_scope(url) as s:
+        for uid, shown in zip(uids, ("Ana Rossi", "Ben Okafor"), strict=True):
+            s.get(User, uid).display_name = shown
+        ids = [i.id for i in s.exec(select(ReviewItem).order_by(ReviewItem.id))]
+        for uid in uids:
+            for item in ids:
+                review.submit_review(session=s, item_id=item, reviewer_id=uid,
+                                     judgement=review.Judgement(decision="approve",
+                                                                student_score=4,
+                                                                seconds_spent=12.6))  # fmt: skip
+    at = page_as("pages/review_progress.py", url, "manager").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 2  # reviews per reviewer per day, agreement over time
+    per_reviewer = at.dataframe[0].value
+    assert set(per_reviewer["reviewer"]) == {"Ana Rossi", "Ben Okafor"}
+    assert list(per_reviewer["median seconds"]) == ["13", "13"]  # rounded
+    pairs = at.dataframe[1].value
+    assert {pairs["reviewer A"][0], pairs["reviewer B"][0]} == {"Ana Rossi", "Ben Okafor"}
+    assert any("removes the agreement expected by chance" in c.value for c in at.caption)
