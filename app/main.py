@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, icon, registry
+from shadowtutor.app import auth, deps, icon, layout, registry
 
 # The icon is drawn here: a Material icon name would make the browser fetch it from Google's
 # font servers, and nothing the app serves may reach an outside host.
@@ -39,6 +39,7 @@ pages = {
 }
 nav = st.navigation(list(pages.values()), position="hidden")
 
+layout.close_sidebar_on_mobile()
 with st.sidebar:
     st.markdown(f"**{user.display_name}** · {user.role}")
     section = None
