@@ -51,15 +51,17 @@ def test_sidebar_overlay_closes_after_choosing_a_page_at_390px(demo_home: Path) 
         page.get_by_text("Pairs, last 7 days").wait_for()
         wait_idle(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
-        if sidebar.get_attribute("aria-expanded") != "true":
-            opener = '[data-testid="stExpandSidebarButton"]'
-            page.locator(opener).first.click()
+        page.locator('[data-testid="stExpandSidebarButton"]').first.click()  # open the overlay
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=\"stSidebar\"]')"
+            ".getBoundingClientRect().right > 200"
+        )
         sidebar.get_by_role("link", name="Cost", exact=True).click()
         page.get_by_text("Teacher spend today").wait_for()
         wait_idle(page)
-        page.wait_for_function(
+        page.wait_for_function(  # the overlay slid away: the page is readable
             "() => document.querySelector('[data-testid=\"stSidebar\"]')"
-            ".getAttribute('aria-expanded') === 'false'",
+            ".getBoundingClientRect().right <= 0",
             timeout=10_000,
         )
         page.screenshot(path=str(SCREENSHOTS / "cost-390px.png"))
