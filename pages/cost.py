@@ -127,12 +127,15 @@ top = spend.top_prompts(con, f, limit=20)
 if top.empty:
     st.info("No priced pairs in this selection.")
 else:
+    shown = top.drop(columns=["id"]).rename(columns=spend.TOP_PROMPT_LABELS)
     st.dataframe(
-        top.drop(columns=["id"]),
+        shown,
         hide_index=True,
         column_config={
-            "teacher_usd": st.column_config.NumberColumn("teacher USD", format="$%.4f"),
-            "ts": st.column_config.DatetimeColumn(f"time ({settings.timezone})"),
+            "Teacher USD": st.column_config.NumberColumn(format="$%.4f"),
+            "Time": st.column_config.DatetimeColumn(f"Time ({settings.timezone})"),
+            "Prompt tokens": st.column_config.NumberColumn(format="localized"),
+            "Completion tokens": st.column_config.NumberColumn(format="localized"),
         },
     )
     filters.download(top, "top_prompts")

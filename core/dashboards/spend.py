@@ -89,6 +89,19 @@ def spend_by(con: duckdb.DuckDBPyConnection, f: Filters, dimension: str) -> pd.D
     return df
 
 
+# Column titles of the "Most expensive prompts" table (the frame keeps its query names).
+TOP_PROMPT_LABELS = {
+    "ts": "Time",
+    "teacher_model": "Teacher model",
+    "category": "Category",
+    "language": "Language",
+    "teacher_usd": "Teacher USD",
+    "prompt_tokens": "Prompt tokens",
+    "completion_tokens": "Completion tokens",
+    "prompt": "Prompt",
+}
+
+
 def top_prompts(con: duckdb.DuckDBPyConnection, f: Filters, limit: int = 20) -> pd.DataFrame:
     """The most expensive pairs: ts, teacher_model, category, language, teacher_usd, tokens,
     prompt (the last user message, read back from the log files of just these pairs)."""

@@ -46,6 +46,9 @@ def test_manager_sees_spend_charts_and_budget_but_no_budget_form(demo_settings: 
     assert "monthly budget" in alerts
     assert not [b for b in at.button if b.label == "Save budget"]
     assert at.dataframe  # most expensive prompts
+    top = at.dataframe[0].value
+    assert {"Teacher model", "Prompt tokens", "Teacher USD"} <= set(top.columns)
+    assert not {"teacher_model", "prompt_tokens"} & set(top.columns)  # no raw column names
 
     at.multiselect(key="cost-categories").select("greeting").run()
     assert not at.exception
