@@ -27,6 +27,8 @@ def preview(db_url: str, filters: dict, _options: export.ExportOptions, options_
         return export.preview(session=session, filters=filters_, options=_options)
 
 
+DROP_NAMES = {"duplicate": "duplicates", "empty": "empty", "too_long": "too long",
+              "invalid_chat": "invalid chats"}  # fmt: skip
 st.title("Export training data")
 st.caption(
     "Approved, reviewed pairs as SFT chat JSONL, preference JSONL and CSV; personal data "
@@ -95,7 +97,7 @@ dropped = {k: v for k, v in counts["dropped"].items() if v}
 if dropped:
     st.caption(
         "Left out before writing: "
-        + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in dropped.items())
+        + ", ".join(f"{v:,} {DROP_NAMES.get(k, k)}" for k, v in dropped.items())
         + " (a duplicate is the same prompt and target as an earlier pair)."
     )
 empty = [f"preference_{s}.jsonl" for s in export.SPLITS if prefs and not prefs.get(s)]
