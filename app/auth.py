@@ -1,19 +1,31 @@
 """Login, logout and the role check every page runs first.
 
-The session keeps only ids and the role (``user_id``, ``username``, ``role``); the account is
-re-read on each run so a disabled account or a changed role takes effect at once.
+A login lasts across reloads, new tabs and typed addresses: the login form starts a session
+(``shadowtutor.sessions``) and sends the browser once through the cookie route of
+``app/server.py``, which sets the signed ``HttpOnly; SameSite=Lax`` cookie and returns to the
+page first asked for. Each run then finds the user from the tab's state or, in a new tab, from
+the cookie (``st.context.cookies``), and re-reads the session and the account, so a logout, a
+disabled account, a changed password or role takes effect at once.
+
+The tab's state keeps only ids and the role (``user_id``, ``username``, ``role``,
+``web_session_id``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
-from shadowtutor import db
+from shadowtutor import db, sessions
 from shadowtutor.app import deps
 from shadowtutor.app.registry import page
 from shadowtutor.throttle import THROTTLE, LoginRefused
+
+STATE_KEYS = ("user_id", "username", "role", "web_session_id")
+CLAIM, END = "/session/claim", "/session/end"  # routes of app/server.py
 
 
 @dataclass(frozen=True)
@@ -24,19 +36,50 @@ class CurrentUser:
     display_name: str
 
 
-def current_user() -> CurrentUser | None:
-    user_id = st.session_state.get("user_id")
-    if user_id is None:
+def _key() -> str:
+    s = deps.settings()
+    return sessions.secret(configured=s.session_secret, home=s.home_path)
+
+
+def _cookie() -> str | None:
+    try:
+        return st.context.cookies.get(sessions.COOKIE)
+    except Exception:  # no browser behind this run (AppTest, bare mode)
         return None
+
+
+def current_user() -> CurrentUser | None:
+    ws_id = st.session_state.get("web_session_id")
+    user_id = st.session_state.get("user_id")
     with db.session_scope(deps.settings().db_url) as session:
         from shadowtutor.tables import User
 
-        user = session.get(User, user_id)
+        if ws_id is not None:  # this tab logged in, or came in with a cookie: still live?
+            found = sessions.active(session=session, session_id=ws_id)
+            user = found.user if found else None
+        elif user_id is not None:  # a tab without a cookie session (tests, bare mode)
+            user = session.get(User, user_id)
+        else:  # a new tab, a reload, a bookmark: the cookie
+            found = sessions.resolve(session=session, cookie=_cookie(), key=_key())
+            user = found.user if found else None
+            if found:
+                st.session_state["web_session_id"] = found.session_id
         if user is None or user.disabled:
-            logout()
+            _forget()
             return None
+        st.session_state["user_id"] = user.id
+        st.session_state["username"] = user.username
         st.session_state["role"] = user.role
         return CurrentUser(user.id, user.username, user.role, user.display_name or user.username)
+
+
+def requested_path() -> str:
+    """The path of the address the browser is at (``/cost``), to land there after login."""
+    try:
+        url = st.context.url
+    except Exception:
+        url = None
+    return sessions.safe_next(urlsplit(url).path if url else "/")
 
 
 def login_form() -> None:
@@ -58,14 +101,40 @@ def login_form() -> None:
             except LoginRefused as exc:
                 st.error(str(exc))
                 return
+            started = sessions.start(
+                session=session, user_id=user.id, hours=deps.settings().session_hours
+            )
             st.session_state["user_id"] = user.id
             st.session_state["username"] = user.username
             st.session_state["role"] = user.role
+            st.session_state["web_session_id"] = started.session_id
+        target = f"{CLAIM}?t={quote(started.handoff)}&next={quote(requested_path())}"
+        st.session_state["redirect_to"] = target
         st.rerun()
 
 
+def follow_redirect() -> None:
+    """Send the browser to a pending address (the cookie route after login or logout). The
+    tab works without it (its state knows the user); the cookie is what a reload needs."""
+    target = st.session_state.pop("redirect_to", None)
+    if target:
+        st.html(
+            f"<script>window.location.replace({json.dumps(target)});</script>",
+            unsafe_allow_javascript=True,
+        )
+
+
 def logout() -> None:
-    for key in ("user_id", "username", "role"):
+    ws_id = st.session_state.get("web_session_id")
+    if ws_id is not None:
+        with db.session_scope(deps.settings().db_url) as session:
+            sessions.revoke(session=session, session_id=ws_id, reason="logout")
+    _forget()
+    st.session_state["redirect_to"] = END
+
+
+def _forget() -> None:
+    for key in STATE_KEYS:
         st.session_state.pop(key, None)
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 from shadowtutor.config import Settings
 
 
-def _secrets() -> dict:
+def secrets() -> dict:
     try:
         return dict(st.secrets)
     except Exception:  # no secrets.toml: environment and defaults only
@@ -21,7 +21,7 @@ def _secrets() -> dict:
 
 @st.cache_resource
 def _settings(env_key: tuple) -> Settings:  # the key makes a changed environment reload
-    return Settings.load(secrets=_secrets())
+    return Settings.load(secrets=secrets())
 
 
 def settings() -> Settings:

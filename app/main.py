@@ -10,10 +10,12 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, registry
+from shadowtutor.app import auth, deps, icon, layout, registry
 from shadowtutor.app.text import md
 
-st.set_page_config(page_title="ShadowTutor", page_icon=":material/school:", layout="wide")
+# The icon is drawn here: a Material icon name would make the browser fetch it from Google's
+# font servers, and nothing the app serves may reach an outside host.
+st.set_page_config(page_title="ShadowTutor", page_icon=icon.favicon(), layout="wide")
 
 status = db.schema_status(deps.settings().db_url)
 if not status.ok:
@@ -21,6 +23,7 @@ if not status.ok:
     st.stop()
 
 user = auth.current_user()
+auth.follow_redirect()
 if user is None:
     auth.login_form()
     st.stop()
@@ -37,6 +40,7 @@ pages = {
 }
 nav = st.navigation(list(pages.values()), position="hidden")
 
+layout.close_sidebar_on_mobile()
 with st.sidebar:
     st.markdown(f"**{md(user.display_name)}** · {user.role}")
     section = None

@@ -38,6 +38,9 @@ def show_turn(chat: playground.Chat, i: int, *, user: CurrentUser, settings: Set
             st.caption(f"Similarity ({md(turn.similarity_method)}): {turn.similarity:.3f}")
         elif turn.similarity_error:
             st.warning(f"Similarity not computed: {md(turn.similarity_error)}")
+        if (why := playground.unsavable(turn)) is not None:
+            st.caption(f"Not savable as a pair: {why}.")
+            return
         left, right = st.columns([1, 3])
         queue = right.checkbox("Also put it in the review queue", key=f"pg_queue_{i}")
         done = turn.saved_id is not None and (turn.queued or not queue)

@@ -6,6 +6,7 @@ text block), never as Markdown or HTML.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import streamlit as st
@@ -16,7 +17,7 @@ from shadowtutor.review import queue as review
 
 SCORES = [1, 2, 3, 4, 5]
 KEY_HINTS = {"left": " (keys 1-5)", "right": " (Shift+1-5)", "verdict": " (Q / W / E)"}
-LONG = 4000  # characters: longer texts get a scrolling box
+LONG = 1500  # characters: longer texts get a scrolling box, so both answers stay in reach
 
 
 def show_text(text: str) -> None:
@@ -24,7 +25,7 @@ def show_text(text: str) -> None:
         text or "(empty)",
         language=None,
         wrap_lines=True,
-        height=420 if len(text) > LONG else "content",
+        height=320 if len(text) > LONG else "content",
     )
 
 
@@ -131,6 +132,7 @@ def judgement_form(
     initial: dict | None = None,
     *,
     keys: bool = True,
+    bar: Any = None,
 ) -> dict[str, Any]:
     """Scores, verdict, tags, note and correction. Returns widget values keyed by the
     left/right slot, which the caller maps to student/teacher. ``keys``: label the widgets
@@ -138,7 +140,8 @@ def judgement_form(
     initial = initial or {}
     hint = KEY_HINTS if keys else dict.fromkeys(KEY_HINTS, "")
     left, right = slots[0][0], slots[1][0]
-    c1, c2, c3 = st.columns([2, 2, 3])
+    with bar if bar is not None else nullcontext():  # scores and verdict: in the action bar
+        c1, c2, c3 = st.columns([2, 2, 3])
     with c1:
         left_score = st.radio(
             f"{left} score{hint['left']}",
@@ -225,8 +228,9 @@ def from_review(r: Any) -> dict[str, Any]:
     }
 
 
-def decision_buttons(prefix: str) -> str | None:
-    c1, c2, c3 = st.columns(3)
+def decision_buttons(prefix: str, bar: Any = None) -> str | None:
+    with bar if bar is not None else nullcontext():
+        c1, c2, c3 = st.columns(3)
     if c1.button("Approve (A)", type="primary", key=f"{prefix}approve", width="stretch"):
         return "approve"
     if c2.button("Reject (R)", key=f"{prefix}reject", width="stretch"):

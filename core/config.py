@@ -167,6 +167,17 @@ class Settings:
         False,
         "When true every request goes to the teacher, whatever the rollout stage.",
     )
+    session_hours: float = _setting(
+        "SHADOWTUTOR_SESSION_HOURS",
+        12.0,
+        "Hours a dashboard login lasts (the session cookie's lifetime).",
+    )
+    session_secret: str = _setting(
+        "SHADOWTUTOR_SESSION_SECRET",
+        "",
+        "Key that signs the session cookie. Empty: a random key kept in `session.key` in the "
+        "home folder (set it when app processes do not share one home).",
+    )
     export_dir: str = _setting(
         "SHADOWTUTOR_EXPORT_DIR", "", "Folder for exports. Empty: `exports/` in the home folder."
     )
@@ -274,3 +285,14 @@ def _convert(name: str, raw: Any, kind: type) -> Any:
 
 def get_settings() -> Settings:
     return Settings.load()
+
+
+def shown_path(path: str | Path, home: str | Path) -> str:
+    """A path as users see it: relative to the home folder when it is inside it
+    (``exports/20261201-101500``), else only its last part, so no machine path reaches a
+    page for everyone. Admins who need the full path get it beside, where they act on it."""
+    p = Path(path).expanduser()
+    try:
+        return p.resolve().relative_to(Path(home).expanduser().resolve()).as_posix() or "."
+    except ValueError:
+        return p.name

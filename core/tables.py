@@ -213,3 +213,23 @@ class JudgeScore(SQLModel, table=True):
     cost_usd: float | None = None
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+# --- web sessions ------------------------------------------------------------------------
+
+
+class WebSession(SQLModel, table=True):
+    """A browser session of the app. The cookie carries a signed random token; only its
+    SHA-256 is stored, so the table cannot be replayed into cookies. ``handoff_hash`` is the
+    one-time token the login form hands to the cookie route (cleared once used)."""
+
+    __tablename__ = "web_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    revoked_reason: str = Field(default="", max_length=32)
+    handoff_hash: str | None = Field(default=None, max_length=64, index=True)
+    handoff_expires_at: datetime | None = None

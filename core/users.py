@@ -15,7 +15,7 @@ import os
 
 from sqlmodel import Session, select
 
-from shadowtutor import auth
+from shadowtutor import auth, sessions
 from shadowtutor.auth import ROLES, Actor
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import User, UserCreate
@@ -98,6 +98,8 @@ def set_role(*, session: Session, username: str, role: str, actor_id: Actor) -> 
     auth.require(session, actor_id, "users.manage")
     _check_role(role)
     user = require_user(session=session, username=username)
+    if user.role != role:  # the old role's open pages must not stay reachable
+        sessions.revoke_user(session=session, user_id=user.id, reason="role change")
     user.role = role
     session.add(user)
     return user
@@ -108,6 +110,8 @@ def set_disabled(
 ) -> User:
     auth.require(session, actor_id, "users.manage")
     user = require_user(session=session, username=username)
+    if disabled:
+        sessions.revoke_user(session=session, user_id=user.id, reason="disabled")
     user.disabled = disabled
     session.add(user)
     return user
@@ -118,6 +122,7 @@ def set_password(*, session: Session, username: str, password: str, actor_id: Ac
     if len(password) < 8:
         raise UserError("the password must have at least 8 characters")
     user = require_user(session=session, username=username)
+    sessions.revoke_user(session=session, user_id=user.id, reason="password change")
     user.password_hash = hash_password(password)
     session.add(user)
     return user

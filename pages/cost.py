@@ -9,9 +9,20 @@ from shadowtutor import db, pricing
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.dashboards import budget, charts, spend
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import rollout
+from shadowtutor.gate import criteria, rollout
+from shadowtutor.log.analytics import Filters
 
 user = auth.guard("cost")
+
+
+def _stages(settings) -> tuple[int, ...]:  # noqa: ANN001
+    try:
+        stages = criteria.load_config(settings.gate_config or None).stages
+    except ShadowTutorError:  # a broken criteria file is Readiness's message; defaults here
+        stages = criteria.load_config(None).stages
+    return tuple(s.percent for s in stages if s.percent > 0)
+
+
 settings = deps.settings()
 st.title("Cost")
 con = filters.connect_or_stop(settings)
@@ -30,17 +41,23 @@ with db.session_scope(settings.db_url) as session:
     monthly = row.monthly_usd if row else None
     stage = 0 if settings.kill_switch else rollout.current_stage(session=session)
 
+unknown = windows.unknown
+money = (lambda v: "unknown") if unknown else (lambda v: f"${v:,.2f}")  # noqa: E731
 c = st.columns(4)
-c[0].metric("Teacher spend today", f"${windows.today:,.2f}")
-c[1].metric("Month to date", f"${windows.month_to_date:,.2f}")
+c[0].metric("Teacher spend today", money(windows.today))
+c[1].metric("Month to date", money(windows.month_to_date))
 c[2].metric(
     "Projected month end",
-    f"${proj.projected:,.2f}",
-    help=f"Run rate ${rate:,.2f}/day "
+    money(proj.projected),
+    help="No pair has a teacher cost, so there is nothing to project."
+    if unknown
+    else f"Run rate ${rate:,.2f}/day "
     f"(trailing 7 days) x {proj.days_left:.1f} days left, plus month to date.",
 )
 c[3].metric("Monthly budget", "not set" if monthly is None else f"${monthly:,.2f}")
-if monthly is not None:
+if unknown:
+    st.error(spend.unknown_spend_message(spend.cost_coverage(con, Filters(), prices)))
+elif monthly is not None:
     severity, text = budget.alert_message(budget.budget_status(proj, monthly), proj)
     getattr(st, severity)(text)
 elif permissions.allowed(user.role, "budget.set"):
@@ -76,15 +93,20 @@ grain = st.segmented_control("Trend", ["Daily", "Hourly"], default="Daily", key=
 if grain == "Hourly" or len(by_day) == 1:
     filters.chart(
         spend.spend_by_hour(con, f),
-        lambda d: charts.spend_trend(d, "hour"),
+        lambda d: charts.spend_trend(d, "hour", settings.timezone),
         name="spend_by_hour",
         empty="No spend in this period.",
     )
 else:
-    filters.chart(by_day, charts.spend_trend, name="spend_by_day", empty="No spend in this period.")
+    filters.chart(
+        by_day,
+        lambda d: charts.spend_trend(d, "day", settings.timezone),
+        name="spend_by_day",
+        empty="No spend in this period.",
+    )
 filters.chart(
     spend.spend_heatmap(con, f),
-    charts.spend_heatmap,
+    lambda d: charts.spend_heatmap(d, settings.timezone),
     name="spend_heatmap",
     empty="No spend in this period.",
 )
@@ -104,18 +126,26 @@ top = spend.top_prompts(con, f, limit=20)
 if top.empty:
     st.info("No priced pairs in this selection.")
 else:
+    shown = top.drop(columns=["id"]).rename(columns=spend.TOP_PROMPT_LABELS)
     st.dataframe(
-        top.drop(columns=["id"]),
+        shown,
         hide_index=True,
         column_config={
-            "teacher_usd": st.column_config.NumberColumn("teacher USD", format="$%.4f"),
-            "ts": st.column_config.DatetimeColumn(f"time ({settings.timezone})"),
+            "Teacher USD": st.column_config.NumberColumn(format="$%.4f"),
+            "Time": st.column_config.DatetimeColumn(f"Time ({settings.timezone})"),
+            "Prompt tokens": st.column_config.NumberColumn(format="localized"),
+            "Completion tokens": st.column_config.NumberColumn(format="localized"),
         },
     )
     filters.download(top, "top_prompts")
 
 st.subheader("Savings")
-inputs = spend.savings_inputs(con, f, settings.eligible)
+with db.session_scope(settings.db_url) as session:
+    eligible = budget.eligible_categories(session=session, configured=settings.eligible)
+if eligible.none:
+    inputs = spend.SavingsInputs(days=0, requests=0, teacher_usd=0.0, student_usd=0.0)
+else:
+    inputs = spend.savings_inputs(con, f, eligible.categories or frozenset())
 s = budget.savings(
     teacher_usd=inputs.teacher_usd,
     student_usd=inputs.student_usd,
@@ -123,13 +153,26 @@ s = budget.savings(
     stage=stage,
     flat_monthly=settings.student_monthly_cost_usd,
 )
+if eligible.none:
+    st.info(
+        f"No category is eligible yet ({eligible.source}): the student takes no traffic, so "
+        "nothing is saved. Readiness shows what is missing."
+    )
 c = st.columns(3)
 c[0].metric(f"Per month at the current stage ({stage}%)", f"${s.at_stage:,.2f}")
 c[1].metric("Per month at 100% of eligible traffic", f"${s.at_full:,.2f}")
 c[2].metric("Teacher cost of eligible traffic / month", f"${s.teacher_monthly:,.2f}")
 st.caption(
-    f"From {inputs.requests:,} eligible pairs over {inputs.days} days "
-    f"(eligible: {', '.join(sorted(settings.eligible)) or 'all categories'}), scaled to 30 days. "
-    f"Student per-token cost ${s.student_monthly:,.2f}/month; flat student cost "
-    f"${s.flat_monthly:,.2f}/month is paid at every stage."
+    f"Only eligible traffic counts: {eligible.describe()}. From {inputs.requests:,} eligible "
+    f"pairs over {inputs.days:,} days, scaled to 30 days. Student per-token cost "
+    f"${s.student_monthly:,.2f}/month; flat student cost ${s.flat_monthly:,.2f}/month is paid "
+    "at every stage."
+)
+st.dataframe(
+    budget.stage_table(s, _stages(settings)),
+    hide_index=True,
+    column_config={
+        "stage": st.column_config.TextColumn("Rollout stage"),
+        "saved per month": st.column_config.NumberColumn("Saved per month", format="dollar"),
+    },
 )

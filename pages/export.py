@@ -6,10 +6,12 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
+from shadowtutor.config import shown_path
 from shadowtutor.export import jobs as export
 
 user = auth.guard("export")
-url = deps.settings().db_url
+settings = deps.settings()
+url = settings.db_url
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -18,13 +20,15 @@ def filter_choices(db_url: str) -> dict[str, list[str]]:
         return export.filter_choices(session=session)
 
 
-@st.cache_data(ttl=15, show_spinner=False)
-def count_matching(db_url: str, filters: dict) -> int:
+@st.cache_data(ttl=15, show_spinner="Counting what the export will write…")
+def preview(db_url: str, filters: dict, _options: export.ExportOptions, options_key: str) -> dict:
     with db.session_scope(db_url) as session:
         filters_ = export.ExportFilters.from_dict(filters)
-        return export.count_matching(session=session, filters=filters_)
+        return export.preview(session=session, filters=filters_, options=_options)
 
 
+DROP_NAMES = {"duplicate": "duplicates", "empty": "empty", "too_long": "too long",
+              "invalid_chat": "invalid chats"}  # fmt: skip
 st.title("Export training data")
 st.caption(
     "Approved, reviewed pairs as SFT chat JSONL, preference JSONL and CSV; personal data "
@@ -73,23 +77,47 @@ try:
     )  # fmt: skip
     filters.check()
     options.check()
-    matching = count_matching(url, filters.to_dict())
+    counts = preview(url, filters.to_dict(), options, repr(options))
 except export.ExportError as exc:
     st.error(str(exc))
     st.stop()
 
-st.metric("Matching reviewed pairs", f"{matching:,}")
+matching, writes = counts["matched"], counts["examples"]
+p = st.columns(4)
+p[0].metric("Matching reviewed pairs", f"{matching:,}")
+p[1].metric("Examples it will write", f"{writes:,}")
+p[2].metric(
+    "Train / val / test", " / ".join(f"{counts['per_split'].get(s, 0):,}" for s in export.SPLITS)
+)
+prefs = counts.get("preference_pairs") or {}
+if prefs:
+    p[3].metric("Preference pairs train / val / test",
+                " / ".join(f"{prefs.get(s, 0):,}" for s in export.SPLITS))  # fmt: skip
+dropped = {k: v for k, v in counts["dropped"].items() if v}
+if dropped:
+    st.caption(
+        "Left out before writing: "
+        + ", ".join(f"{v:,} {DROP_NAMES.get(k, k)}" for k, v in dropped.items())
+        + " (a duplicate is the same prompt and target as an earlier pair)."
+    )
+empty = [f"preference_{s}.jsonl" for s in export.SPLITS if prefs and not prefs.get(s)]
+if empty:
+    st.warning(
+        f"{', '.join(empty)} will be empty: no pair in that split has a student answer scored "
+        "at or below the 'Student worse' threshold (Output options)."
+    )
 if not scrub:
     st.warning("Personal data will NOT be scrubbed from this export.")
 if st.button("Export", type="primary", icon=":material/download:", disabled=matching == 0):
     try:
         with db.session_scope(url) as session:  # run_export refuses non-admins itself
             result = export.run_export(
-                session=session, actor_id=user.id, export_root=deps.settings().export_path,
+                session=session, actor_id=user.id, export_root=settings.export_path,
                 filters=filters, options=options,
             )  # fmt: skip
         st.session_state["export_job"] = result.job_id
-        st.success(f"Export {result.export_id} written to {result.path}")
+        where = shown_path(result.path, settings.home_path)
+        st.success(f"Export {result.export_id} written to {where} (in the home folder)")
     except export.ExportError as exc:
         st.error(str(exc))
 
@@ -99,9 +127,15 @@ with db.session_scope(url) as session:
 if not jobs:
     st.info("No exports yet.")
     st.stop()
+for job in jobs:  # a folder name relative to the home folder, not a machine path
+    job["folder"] = shown_path(job["path"], settings.home_path)
 st.dataframe(jobs, hide_index=True, column_order=(
-    "id", "created_at", "created_by", "examples", "train", "val", "test", "available", "path",
-))  # fmt: skip
+    "id", "created_at", "created_by", "examples", "train", "val", "test", "available", "folder",
+), column_config={
+    "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
+    "created_by": "By", "examples": st.column_config.NumberColumn("Examples", format="localized"),
+    "available": st.column_config.CheckboxColumn("Files kept"), "folder": "Folder",
+})  # fmt: skip
 st.subheader("Report and files")
 labels = {j["id"]: f"#{j['id']} · {j['created_at']:%Y-%m-%d %H:%M} UTC · {j['created_by']}"
           for j in jobs}  # fmt: skip

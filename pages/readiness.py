@@ -10,6 +10,7 @@ import streamlit as st
 from shadowtutor import auth as permissions
 from shadowtutor import db
 from shadowtutor.app import auth, deps, gate_actions
+from shadowtutor.config import shown_path
 from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria as gate
@@ -25,7 +26,13 @@ try:
 except ShadowTutorError as exc:
     st.error(str(exc))
     st.stop()
-st.caption(f"Criteria {config.path} · version {config.version} · sha256 {config.hash[:12]}")
+shipped = not settings.gate_config
+where = "shipped defaults" if shipped else "SHADOWTUTOR_GATE_CONFIG"
+name = shown_path(config.path, settings.home_path)
+st.caption(
+    f"Criteria {name} ({where}) · version {config.version} · sha256 {config.hash[:12]}"
+    + (f" · file {config.path}" if admin else "")  # admins edit it: they need where it is
+)
 if flash := st.session_state.pop(gate_actions.FLASH, None):
     st.toast(flash)
 

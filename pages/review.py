@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, recent_reviews
+from shadowtutor.app import auth, deps, layout, recent_reviews
 from shadowtutor.app import review_ui as ui
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import queue as review
@@ -80,9 +80,10 @@ if view == "Queue":
         + (" Blind review: the models are revealed after you submit." if blind else "")
     )
     ui.show_pair(item, slots, reveal=not blind)
-    st.subheader("Your judgement", divider="gray")
-    values = ui.judgement_form(prefix, tag_names, slots)
-    decision = ui.decision_buttons(prefix)
+    bar = layout.action_bar()  # scores, verdict and buttons stay in view at the bottom
+    bar.caption("Your judgement (tags, note and correction below the bar)")
+    values = ui.judgement_form(prefix, tag_names, slots, bar=bar)
+    decision = ui.decision_buttons(prefix, bar=bar)
     ui.bind_keys(prefix)
     if decision:
         seconds = round(

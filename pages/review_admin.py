@@ -22,7 +22,8 @@ st.title("Review queue")
 st.subheader("Fill the queue", divider="gray")
 st.caption("Pairs already queued are never added again.")
 today = sampling.today_utc()
-with st.form("fill"):
+# Enter in a field must not submit: "How many pairs" + Enter, then the button, added twice.
+with st.form("fill", enter_to_submit=False):
     c1, c2, c3 = st.columns(3)
     strategy = c1.selectbox(
         "Strategy", sampling.STRATEGIES, format_func=lambda s: f"{s}: {sampling.STRATEGY_HELP[s]}"
@@ -65,8 +66,8 @@ if go:
     else:
         if result.added:
             st.success(
-                f"Added {result.added} pairs ({picked.candidates:,} candidates matched, "
-                f"{result.already_queued} already queued)."
+                f"Added {result.added:,} pairs ({picked.candidates:,} candidates matched, "
+                f"{result.already_queued:,} already queued)."
             )
         else:
             st.warning(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pandas as pd
 import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
+from shadowtutor.dashboards import charts
 from shadowtutor.log import analytics
 from shadowtutor.review import agreement
 from shadowtutor.review import progress as review_progress
@@ -25,6 +27,8 @@ day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
 with db.session_scope(settings.db_url) as s:
     prog = review_progress.progress(session=s, day_start=day_start)
     ratings = review_progress.ratings(session=s)
+    daily = review_progress.per_day(session=s, tz=tz)
+    agreeing = review_progress.agreement_per_day(session=s, tz=tz)
 
 if prog.items_total == 0:
     st.info(
@@ -45,8 +49,11 @@ c3.metric(
 )
 c4.metric(
     "Median time per review",
-    "n/a" if prog.median_seconds is None else f"{prog.median_seconds:.0f} s",
+    "n/a" if prog.median_seconds is None else f"{prog.median_seconds:,.0f} s",
 )
+
+if daily:
+    st.plotly_chart(charts.reviews_per_day(pd.DataFrame(daily), settings.timezone), width="stretch")
 
 st.subheader("Per reviewer", divider="gray")
 st.dataframe(
@@ -58,11 +65,13 @@ st.dataframe(
             "rejected": r.rejected,
             "skipped": r.skipped,
             "today": r.today,
-            "median seconds": r.median_seconds,
+            # rounded, and a dash (not None) for someone who only skipped
+            "median seconds": "—" if r.median_seconds is None else f"{r.median_seconds:,.0f}",
         }
         for r in prog.per_reviewer
     ],
     hide_index=True,
+    column_config={"median seconds": st.column_config.TextColumn("Median seconds per review")},
 )
 
 st.subheader("Agreement", divider="gray")
@@ -80,6 +89,14 @@ if alpha is None:
         "filling the queue."
     )
 if pairs:
+    st.caption(
+        "Raw agreement is the share of shared items where both reviewers made the same "
+        "approve/reject decision. Cohen's kappa removes the agreement expected by chance: when "
+        "almost every pair is approved, two reviewers agree most of the time by chance alone, "
+        "so a kappa near 0 beside 95% agreement means the decisions add little beyond "
+        "'approve'; it is not a disagreement. Kappa above 0.6 is substantial, above 0.8 "
+        "almost perfect. Empty: both reviewers always gave the same single decision."
+    )
     st.dataframe(
         [
             {
@@ -102,6 +119,10 @@ if pairs:
                 "decision (then chance explains everything and kappa is undefined).",
             ),
         },
+    )
+if agreeing:
+    st.plotly_chart(
+        charts.agreement_over_time(pd.DataFrame(agreeing), settings.timezone), width="stretch"
     )
 disputed = agreement.disagreements(ratings)
 st.markdown(f"**Items where reviewers disagree: {len(disputed)}**")

@@ -53,6 +53,12 @@ class OpenAIBackend(Backend):
             base_url=self.base_url, api_key=api_key or "none", timeout=timeout, max_retries=0
         )
 
+    def _missing_v1(self) -> bool:
+        """The base URL's path does not end in /v1 (``http://host:8080`` for llama.cpp)."""
+        from urllib.parse import urlsplit
+
+        return not urlsplit(self.base_url).path.rstrip("/").endswith("/v1")
+
     def _error(self, exc: Exception, model: str | None = None) -> BackendError:
         where = f"the OpenAI-compatible server at {self.base_url}"
         if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
@@ -65,6 +71,13 @@ class OpenAIBackend(Backend):
                     "`vllm serve MODEL`, llama.cpp: `llama-server -m FILE`) or fix the base URL"
                 )
             return BackendProtocolError(f"the connection to {where} broke: {exc}")
+        if isinstance(exc, openai.NotFoundError) and self._missing_v1():
+            return BackendHTTPError(
+                f"{where} answered HTTP 404: the base URL probably lacks `/v1` "
+                f"(OpenAI-compatible servers such as llama.cpp and vLLM serve under it); "
+                f"try {self.base_url.rstrip('/')}/v1",
+                404,
+            )
         if isinstance(exc, openai.NotFoundError) and model:
             return ModelNotFound(
                 f"{where} has no model '{model}' (HTTP 404); check the model name "

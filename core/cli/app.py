@@ -55,7 +55,7 @@ def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> None:
         "-m",
         "streamlit",
         "run",
-        str(APP_DIR / "main.py"),
+        str(APP_DIR / "server.py"),  # st.App: main.py plus the session cookie routes
         *config_flags(streamlit_config_file()),
         f"--server.port={port}",
         f"--server.address={host}",

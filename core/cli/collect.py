@@ -42,8 +42,13 @@ def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
 @main.command("replay")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--concurrency", default=4, show_default=True, help="Student calls at once.")
+@click.option(
+    "--teacher-model",
+    help="Teacher model of lines that name none (an OpenAI export is logged as 'unknown' "
+    "otherwise, and cannot be priced). Lines that name their model keep it.",
+)
 @click.pass_context
-def replay_cmd(ctx: click.Context, file: Path, concurrency: int) -> None:
+def replay_cmd(ctx: click.Context, file: Path, concurrency: int, teacher_model: str | None) -> None:
     """Replay FILE (our log schema or OpenAI chat JSONL) through the student.
 
     The teacher is called only for lines without a teacher answer. Lines whose id is already
@@ -63,6 +68,7 @@ def replay_cmd(ctx: click.Context, file: Path, concurrency: int) -> None:
             file,
             settings,
             concurrency=concurrency,
+            teacher_model=teacher_model,
             start=start,
             progress=lambda n: bar[0].update(n),
         )

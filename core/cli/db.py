@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shadowtutor import db
+from shadowtutor import auth, db
 from shadowtutor.cli import main, settings_of
 
 
@@ -20,7 +20,29 @@ def upgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the database (DATABASE_URL, or the SQLite file) to the latest schema."""
     url = settings_of(ctx).db_url
     db.upgrade(url, revision)
-    click.echo(db.schema_status(url).message())
+    status = db.schema_status(url)
+    click.echo(status.message())
+    if status.ok:
+        added = seed_tags_if_none(url)
+        if added:
+            click.echo(
+                f"added the {added} default review tags (`shadowtutor review tags list` shows "
+                "them; edit them on the Review queue page)"
+            )
+
+
+def seed_tags_if_none(url: str) -> int:
+    """The default review tags on a database that has no tag at all (a fresh install), so
+    reviewers can tag from the first pair; a taxonomy an admin has shaped is left alone."""
+    from sqlmodel import select
+
+    from shadowtutor.review import tags
+    from shadowtutor.tables import Tag
+
+    with db.session_scope(url) as session:
+        if session.exec(select(Tag.id).limit(1)).first() is not None:
+            return 0
+        return tags.seed_default_tags(session=session, actor_id=auth.SYSTEM)
 
 
 @db_group.command("downgrade")

@@ -104,7 +104,9 @@ def read_items(path: Path) -> tuple[list[ReplayItem], list[BadLine], int]:
     return items, bad, lines
 
 
-def _job(item: ReplayItem, teacher: Backend, settings: Settings) -> Job:
+def _job(
+    item: ReplayItem, teacher: Backend, settings: Settings, teacher_model: str | None = None
+) -> Job:
     rec = item.record or {}
     job = Job(
         messages=item.messages,
@@ -119,8 +121,10 @@ def _job(item: ReplayItem, teacher: Backend, settings: Settings) -> Job:
     )
     if item.teacher is not None:
         job.teacher = {k: v for k, v in item.teacher.items() if v is not None}
+        if teacher_model and job.teacher.get("model") in (None, "", "unknown"):
+            job.teacher["model"] = teacher_model  # an export that never named its model
     else:
-        model = (rec.get("teacher") or {}).get("model") or settings.teacher_model
+        model = (rec.get("teacher") or {}).get("model") or teacher_model or settings.teacher_model
         job.teacher_call = lambda: teacher.chat(item.messages, model=model)
         job.metadata["teacher_called"] = True
     return job
@@ -135,9 +139,11 @@ def replay(
     teacher: Backend | None = None,
     progress: Callable[[int], None] | None = None,
     start: Callable[[int], None] | None = None,
+    teacher_model: str | None = None,
 ) -> ReplayReport:
     """Replay FILE into the log; ``start(n)`` is told how many lines will be replayed and
-    ``progress(1)`` is called as each is handed to the workers."""
+    ``progress(1)`` is called as each is handed to the workers. ``teacher_model`` names the
+    teacher of lines that do not (an OpenAI export has no ``model``), so they can be priced."""
     if concurrency < 1:
         raise ReplayError("--concurrency must be at least 1")
     report = ReplayReport()
@@ -164,7 +170,7 @@ def replay(
             if collector.breaker.state == "open":
                 stopped = "student"
                 break
-            collector.submit(_job(item, teacher, settings), block=True)
+            collector.submit(_job(item, teacher, settings, teacher_model), block=True)
             report.teacher_called += item.teacher is None
             if progress:
                 progress(1)

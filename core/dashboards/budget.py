@@ -153,6 +153,52 @@ def set_budget(*, session: Session, monthly_usd: float, actor_id: auth.Actor) ->
     return row
 
 
+@dataclass(frozen=True)
+class Eligible:
+    """The categories savings are computed for, and where that list comes from."""
+
+    categories: frozenset[str] | None  # None: every category; empty: none
+    source: str  # said under the figures
+
+    @property
+    def none(self) -> bool:
+        return self.categories is not None and not self.categories
+
+    def describe(self) -> str:
+        if self.categories is None:
+            names = "all categories"
+        else:
+            names = ", ".join(sorted(self.categories)) or "no category"
+        return f"{names} ({self.source})"
+
+
+def eligible_categories(*, session: Session, configured: frozenset[str]) -> Eligible:
+    """The categories the student may take over, in the order the system itself trusts them:
+    the rollout's categories (what routing uses), else the newest gate decision's eligible
+    categories (what Readiness shows), else ``SHADOWTUTOR_ELIGIBLE_CATEGORIES``, else all."""
+    from shadowtutor.gate import decisions, rollout
+
+    state = rollout.state(session=session)
+    if state.categories:
+        return Eligible(frozenset(state.categories), "the rollout's categories")
+    newest = decisions.latest(session=session)
+    if newest is not None:
+        cats = newest.evidence.get("eligible") or []
+        return Eligible(frozenset(cats), f"eligible in gate decision #{newest.id}")
+    if configured:
+        return Eligible(configured, "SHADOWTUTOR_ELIGIBLE_CATEGORIES")
+    return Eligible(None, "no gate decision yet")
+
+
+def stage_table(savings: Savings, stages: tuple[int, ...]) -> list[dict]:
+    """Net monthly savings at each rollout stage (the flat student cost paid at every one)."""
+    gross = savings.teacher_monthly - savings.student_monthly
+    return [
+        {"stage": f"{stage}%", "saved per month": stage / 100 * gross - savings.flat_monthly}
+        for stage in stages
+    ]
+
+
 def alert_message(status: BudgetStatus, projection: Projection) -> tuple[str, str]:
     """(severity, text) for the page: severity is error, warning, info or success."""
     mtd, budget = projection.month_to_date, status.budget

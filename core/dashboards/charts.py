@@ -20,14 +20,20 @@ def _style(fig: go.Figure, title: str) -> go.Figure:
     return fig
 
 
-def spend_trend(df: pd.DataFrame, x: str = "day") -> go.Figure:
+def spend_trend(df: pd.DataFrame, x: str = "day", tz: str = "UTC") -> go.Figure:
     """Teacher spend per day (``x="day"``) or per hour (``x="hour"``)."""
     fig = px.bar(df, x=x, y="teacher_usd", labels={"teacher_usd": "USD", x: ""})
     fig.update_traces(marker_color=TEACHER, hovertemplate="%{x}<br>$%{y:,.2f}<extra></extra>")
+    if x == "hour" and len(df) and pd.to_datetime(df[x]).dt.date.nunique() == 1:
+        # one day: hours on the axis and the day in its title, not "00:00:00 Dec 1, 2026"
+        day = pd.to_datetime(df[x]).iloc[0]
+        fig.update_xaxes(tickformat="%H:%M", title=f"{day:%a %d %b %Y} ({tz})")
+    else:
+        fig.update_xaxes(title=f"{x} ({tz})")
     return _style(fig, f"Teacher spend per {x}")
 
 
-def spend_heatmap(df: pd.DataFrame) -> go.Figure:
+def spend_heatmap(df: pd.DataFrame, tz: str = "UTC") -> go.Figure:
     """Spend by hour of day (columns) and weekday (rows)."""
     grid = (
         df.pivot_table(index="weekday", columns="hour", values="teacher_usd", aggfunc="sum")
@@ -45,6 +51,7 @@ def spend_heatmap(df: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title=f"Hour of day ({tz})")
     return _style(fig, "Teacher spend by weekday and hour")
 
 
@@ -126,3 +133,38 @@ def failure_trend(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="stack")
     fig.update_yaxes(title="share of student calls", tickformat=".0%")
     return _style(fig, "Student errors and timeouts per day")
+
+
+# --- review progress ------------------------------------------------------------------------
+
+
+def reviews_per_day(df: pd.DataFrame, tz: str = "UTC") -> go.Figure:
+    """Reviews per day, stacked by reviewer (columns: day, reviewer, reviews)."""
+    fig = px.bar(
+        df, x="day", y="reviews", color="reviewer", labels={"reviews": "reviews", "day": ""}
+    )
+    fig.update_traces(
+        hovertemplate="%{x|%Y-%m-%d}<br>%{y:,} reviews<extra>%{fullData.name}</extra>"
+    )
+    fig.update_xaxes(title=f"Day ({tz})", tickformat="%d %b")
+    fig.update_layout(legend_title_text="Reviewer")
+    return _style(fig, "Reviews per reviewer per day")
+
+
+def agreement_over_time(df: pd.DataFrame, tz: str = "UTC") -> go.Figure:
+    """Share of multiply-reviewed items whose reviewers agreed, per day (columns: day,
+    items, agreed, share)."""
+    fig = go.Figure(
+        go.Scatter(
+            x=df["day"],
+            y=df["share"],
+            mode="lines+markers",
+            customdata=df[["agreed", "items"]].values,
+            hovertemplate="%{x|%Y-%m-%d}<br>%{y:.0%} agree"
+            "<br>%{customdata[0]:,} of %{customdata[1]:,} items<extra></extra>",
+            line={"color": TEACHER},
+        )
+    )
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="agree on approve/reject")
+    fig.update_xaxes(title=f"Day of the later review ({tz})", tickformat="%d %b")
+    return _style(fig, "Raw agreement over time")

@@ -89,6 +89,19 @@ def spend_by(con: duckdb.DuckDBPyConnection, f: Filters, dimension: str) -> pd.D
     return df
 
 
+# Column titles of the "Most expensive prompts" table (the frame keeps its query names).
+TOP_PROMPT_LABELS = {
+    "ts": "Time",
+    "teacher_model": "Teacher model",
+    "category": "Category",
+    "language": "Language",
+    "teacher_usd": "Teacher USD",
+    "prompt_tokens": "Prompt tokens",
+    "completion_tokens": "Completion tokens",
+    "prompt": "Prompt",
+}
+
+
 def top_prompts(con: duckdb.DuckDBPyConnection, f: Filters, limit: int = 20) -> pd.DataFrame:
     """The most expensive pairs: ts, teacher_model, category, language, teacher_usd, tokens,
     prompt (the last user message, read back from the log files of just these pairs)."""
@@ -167,6 +180,8 @@ def _read_prompts(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[str,
 
 def cost_coverage(con: duckdb.DuckDBPyConnection, f: Filters, prices: PriceTable) -> pd.DataFrame:
     """Teacher models of pairs with no cost: teacher_model, pairs, missing, in_price_table.
+    A teacher that did not answer (an error, or not asked in the Playground) costs nothing
+    and is not counted as missing.
 
     A missing cost is either an unknown model (not in the price table) or a known model whose
     call reported no token usage."""
@@ -174,7 +189,7 @@ def cost_coverage(con: duckdb.DuckDBPyConnection, f: Filters, prices: PriceTable
         con,
         f"""
         SELECT teacher_model, count(*) AS pairs,
-          count(*) FILTER (WHERE teacher_cost_usd IS NULL) AS missing
+          count(*) FILTER (WHERE teacher_cost_usd IS NULL AND NOT teacher_failed) AS missing
         FROM facts WHERE {WHERE} GROUP BY 1 HAVING missing > 0 ORDER BY missing DESC, 1
         """,
         f,
@@ -191,6 +206,14 @@ class SpendWindows:
     month_to_date: float
     trailing_7d: float
     first_pair: datetime | None  # local time of the oldest pair in the log
+    pairs: int = 0  # pairs this month or in the trailing 7 days
+    priced: int = 0  # ... of which have a teacher cost
+
+    @property
+    def unknown(self) -> bool:
+        """Pairs but not one with a cost (a self-hosted teacher with no price): the spend is
+        unknown, not $0."""
+        return self.pairs > 0 and self.priced == 0
 
 
 def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows:
@@ -201,12 +224,29 @@ def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows
         SELECT coalesce(sum(teacher_cost_usd) FILTER (WHERE lts >= $day), 0),
           coalesce(sum(teacher_cost_usd) FILTER (WHERE lts >= $month), 0),
           coalesce(sum(teacher_cost_usd) FILTER (WHERE lts > $week), 0),
-          min(lts)
+          min(lts),
+          count(*) FILTER (WHERE (lts >= $month OR lts > $week) AND NOT teacher_failed),
+          count(teacher_cost_usd) FILTER (WHERE lts >= $month OR lts > $week)
         FROM facts WHERE lts <= $now
         """,
         {"day": day, "month": day.replace(day=1), "week": now - timedelta(days=7), "now": now},
     ).fetchone()
-    return SpendWindows(float(row[0]), float(row[1]), float(row[2]), row[3])
+    return SpendWindows(
+        float(row[0]), float(row[1]), float(row[2]), row[3], int(row[4]), int(row[5])
+    )
+
+
+def unknown_spend_message(coverage: pd.DataFrame) -> str:
+    """Why the spend is unknown and how to fix it (every pair of the period lacks a cost)."""
+    models = ", ".join(coverage["teacher_model"].astype(str).tolist()) or "the teacher"
+    return (
+        f"Spend unknown: no pair has a teacher cost (teacher model: {models}). A self-hosted "
+        "teacher (llama.cpp, vLLM, Ollama) has no price until you give it one: add the model "
+        "to a price table (per-token prices, 0 for a machine you own) and point "
+        "SHADOWTUTOR_PRICE_TABLE at it; see 'Pricing a self-hosted model' in the README. A "
+        "replayed OpenAI export logged as 'unknown' needs `shadowtutor replay "
+        "--teacher-model NAME`."
+    )
 
 
 @dataclass(frozen=True)
@@ -265,6 +305,11 @@ def coverage_message(coverage: pd.DataFrame) -> str | None:
             f" Models not in the price table: {', '.join(unknown)} (add them to a price table "
             "and point SHADOWTUTOR_PRICE_TABLE at it)."
         )
-    if coverage["in_price_table"].any():
-        text += " The others are calls that reported no token usage."
+    known = coverage[coverage["in_price_table"]]
+    if not known.empty:
+        k = int(known["missing"].sum())
+        text += (
+            f" {k:,} {'is a call' if k == 1 else 'are calls'} to "
+            f"{', '.join(known['teacher_model'].astype(str))} that reported no token usage."
+        )
     return text

@@ -34,6 +34,7 @@ from shadowtutor.export import docs as export_docs
 from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export API in one place)
     CSV_COLUMNS,
     SPLITS,
+    BuildReport,
     Example,
     assign_splits,
     build_examples,
@@ -390,6 +391,26 @@ def _export(
     session.add(job)
     session.flush()
     return ExportResult(job_id=job.id, export_id=export_id, path=folder, manifest=manifest)
+
+
+def preview(*, session: Session, filters: ExportFilters, options: ExportOptions) -> dict:
+    """The counts an export with these filters and options would write (the manifest's
+    ``counts``: examples per split, preference pairs per split, what is dropped and why),
+    computed exactly as :func:`run_export` does, without writing anything."""
+    filters.check()
+    options.check()
+    candidates = select_candidates(session=session, filters=filters)
+    if not candidates:
+        return counts_of([], BuildReport(), {})
+    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
+    examples, report = build_examples(candidates, snapshots, options)
+    sizes: dict[str, list] = {}
+    for e in examples:
+        sizes.setdefault(e.conversation, [e.language, 0])[1] += 1
+    splits = assign_splits({k: (v[0], v[1]) for k, v in sizes.items()}, options.split, options.seed)
+    for e in examples:
+        e.split = splits[e.conversation]
+    return counts_of(examples, report, render_files(examples, options) if examples else {})
 
 
 @contextmanager

@@ -232,6 +232,11 @@ def set_kill(*, session: Session, actor_id: auth.Actor, on: bool, reason: str = 
     """Pull (``on``) or release the kill switch; the stage is kept for after the release
     (``rollout.kill``)."""
     who = auth.require(session, actor_id, "rollout.kill")
+    if on and not reason.strip():
+        raise RolloutError(
+            "give a reason to pull the kill switch (the audit trail records it; "
+            "`--reason` in the CLI)"
+        )
     cur = state(session=session)
     return _append(
         session,

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -87,16 +88,37 @@ def _db_url() -> str:
     return Settings.load().db_url
 
 
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(url: str, problem: str) -> None:
+    """One line per database and problem, not one every CACHE_SECONDS."""
+    if (url, problem) not in _warned:
+        _warned.add((url, problem))
+        log.warning("ShadowTutor: %s; the teacher serves everything until then.", problem)
+
+
 def _read(url: str) -> _Snapshot:
     from shadowtutor import db
     from shadowtutor.gate import rollout
 
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        # connecting would create an empty database file; nothing to read before `db upgrade`
+        _warn_once(url, "no database yet: run `shadowtutor db upgrade` to create it")
+        return _TEACHER_ONLY
     try:
         with db.session_scope(url) as session:
             current = rollout.state(session=session)
     except Exception as exc:  # a broken database must never break or slow the app
-        log.warning("rollout state unreadable (%s); the teacher serves everything", exc)
+        try:
+            status = db.schema_status(url)
+            problem = None if status.ok else status.message().replace(". Run", ": run")
+        except Exception:
+            problem = None
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        _warn_once(url, problem or f"rollout state unreadable ({first_line})")
         return _TEACHER_ONLY
+    _warned.difference_update({w for w in _warned if w[0] == url})  # fixed: say it again later
     return _Snapshot(current.serving, frozenset(current.categories), current.salt)
 
 

@@ -362,6 +362,13 @@ def build_record(
         metadata["usage_estimated"] = estimated
     if turn.similarity_error:
         metadata["similarity_error"] = turn.similarity_error
+    unpriced = [
+        who
+        for who, a in (("teacher", turn.teacher), ("student", turn.student))
+        if a is not None and a.error is None and a.cost_usd is None
+    ]
+    if unpriced:  # as the collector marks them: the Cost page counts these as unknown
+        metadata["cost_unknown"] = unpriced
     return logrecord.make_record(
         ts=logrecord.parse_ts(turn.ts),
         source="playground",
@@ -376,6 +383,14 @@ def build_record(
         routing={"served_by": "student", "stage": None, "bucket": None, "eligible": None},
         metadata=metadata,
     )
+
+
+def unsavable(turn: Turn) -> str | None:
+    """Why a turn cannot be saved as a pair (None when it can): the student must have
+    answered (a turn without the teacher is saved with the teacher marked not asked)."""
+    if turn.student.error is not None:
+        return f"the student did not answer ({turn.student.error})"
+    return None
 
 
 @dataclass
@@ -405,6 +420,10 @@ def save_pair(
     turn = chat.turns[index] if 0 <= index < len(chat.turns) else None
     if turn is None:
         raise PlaygroundError(f"there is no turn {index + 1} in this conversation")
+    if (why := unsavable(turn)) is not None:
+        raise PlaygroundError(
+            f"turn {index + 1} cannot be saved as a pair: {why}. Fix the student and ask again."
+        )
     record = build_record(chat, index, username=who.username, teacher_model=teacher_model)
     if turn.saved_id:
         record["id"] = turn.saved_id

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func
@@ -53,7 +54,7 @@ def progress(*, session: Session, day_start: datetime | None = None) -> Progress
     )
     rows = session.exec(
         select(
-            User.username,
+            func.coalesce(func.nullif(User.display_name, ""), User.username),
             Review.decision,
             Review.created_at,
             Review.seconds_spent,
@@ -102,9 +103,10 @@ def progress(*, session: Session, day_start: datetime | None = None) -> Progress
 
 
 def ratings(*, session: Session) -> list[Rating]:
-    """Every current review as a rating by its reviewer (input of the agreement figures)."""
+    """Every current review as a rating by its reviewer (shown by display name, as everywhere
+    on the page), the input of the agreement figures."""
     stmt = (
-        select(Review, User.username)
+        select(Review, func.coalesce(func.nullif(User.display_name, ""), User.username))
         .join(User, User.id == Review.reviewer_id)
         .where(Review.is_current)
         .order_by(Review.item_id, Review.id)
@@ -154,3 +156,45 @@ def judge_calibration(*, session: Session) -> JudgeCalibration:
     from shadowtutor.judge import scores as judge_scores
 
     return JudgeCalibration(judge_scores.calibrate(session), judge_scores.counts(session))
+
+
+def per_day(*, session: Session, tz: tzinfo) -> list[dict[str, Any]]:
+    """Current approve/reject reviews per local day and reviewer (display name):
+    rows of day, reviewer, reviews, oldest day first."""
+    rows = session.exec(
+        select(func.coalesce(func.nullif(User.display_name, ""), User.username), Review.created_at)
+        .join(User, User.id == Review.reviewer_id)
+        .where(Review.is_current, Review.decision != "skip")
+    ).all()
+    counts: Counter = Counter()
+    for name, created_at in rows:
+        counts[(as_utc(created_at).astimezone(tz).date(), name)] += 1
+    return [
+        {"day": day, "reviewer": name, "reviews": n} for (day, name), n in sorted(counts.items())
+    ]
+
+
+def agreement_per_day(*, session: Session, tz: tzinfo) -> list[dict[str, Any]]:
+    """Raw agreement over time: for items with two or more current approve/reject reviews,
+    whether all decisions match, counted on the local day of the item's latest review.
+    Rows of day, items, agreed, share."""
+    rows = session.exec(
+        select(Review.item_id, Review.decision, Review.created_at).where(
+            Review.is_current, Review.decision != "skip"
+        )
+    ).all()
+    items: dict[int, list] = {}
+    for item_id, decision, created_at in rows:
+        items.setdefault(item_id, []).append((decision, as_utc(created_at)))
+    per: dict[date, list[int]] = {}
+    for reviews in items.values():
+        if len(reviews) < 2:
+            continue
+        day = max(t for _, t in reviews).astimezone(tz).date()
+        entry = per.setdefault(day, [0, 0])
+        entry[0] += 1
+        entry[1] += len({d for d, _ in reviews}) == 1
+    return [
+        {"day": day, "items": n, "agreed": agreed, "share": agreed / n}
+        for day, (n, agreed) in sorted(per.items())
+    ]

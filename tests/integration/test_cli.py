@@ -72,3 +72,13 @@ def test_demo_generates_the_default_20000_pairs(home: Path) -> None:
     assert "admin / demo-admin" in result.output and "manager / demo-manager" in result.output
     again = run("demo", "--no-serve")
     assert "no demo data generated" in again.output and "already holds data" in again.output
+
+
+def test_db_upgrade_seeds_the_default_tags_once(home: Path) -> None:
+    from shadowtutor.review.tags import DEFAULT_TAGS
+
+    first = run("db", "upgrade").output
+    assert f"added the {len(DEFAULT_TAGS)} default review tags" in first
+    listing = run("review", "tags", "list").output
+    assert all(name in listing for name, _, _ in DEFAULT_TAGS)
+    assert "default review tags" not in run("db", "upgrade").output  # a shaped taxonomy stays

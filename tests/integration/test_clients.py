@@ -198,3 +198,20 @@ def test_factory_from_settings(server: ModelServer) -> None:
 def test_factory_rejects_unknown_backend() -> None:
     with pytest.raises(clients.BackendError, match="use `ollama` or `openai`"):
         clients.student_backend(Settings.load({"SHADOWTUTOR_STUDENT_BACKEND": "vllm"}))
+
+
+def test_a_base_url_without_v1_gets_the_hint() -> None:
+    from shadowtutor.backends.clients import BackendError, OpenAIBackend
+    from shadowtutor.playground import health
+    from shadowtutor.testing.loopback import ModelServer
+
+    with ModelServer(models=["qwen2.5"]) as server:
+        backend = OpenAIBackend(base_url=server.url, model="qwen2.5", timeout=5)  # no /v1
+        with pytest.raises(BackendError, match="probably lacks `/v1`") as info:
+            backend.chat([{"role": "user", "content": "hi"}])
+        assert f"try {server.url}/v1" in str(info.value)
+        problems = health.check(backend).problems
+        assert any("probably lacks `/v1`" in p for p in problems), problems
+        right = OpenAIBackend(base_url=server.openai_url, model="missing-model", timeout=5)
+        with pytest.raises(BackendError, match="has no model 'missing-model'"):
+            right.chat([{"role": "user", "content": "hi"}])  # with /v1: the usual message

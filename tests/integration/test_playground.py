@@ -350,3 +350,45 @@ def test_save_and_enqueue_for_review(
     )  # fmt: skip
     assert again.queued and again.pair_id == result.pair_id
     assert len(session.exec(select(ReviewItem)).all()) == 1
+
+
+def test_a_turn_the_student_failed_is_not_saved(env: Settings, session) -> None:  # noqa: ANN001
+    chat = playground.Chat(model="llama3")
+    playground.ask(
+        chat, "Ciao", settings=env, student=OllamaBackend(base_url="http://127.0.0.1:9"),
+        with_teacher=False,
+    )  # fmt: skip
+    assert chat.turns[0].student.error
+    assert "did not answer" in playground.unsavable(chat.turns[0])
+    with pytest.raises(playground.PlaygroundError, match="cannot be saved as a pair"):
+        playground.save_pair(
+            chat, 0, session=session, actor_id=_user(session, "a", "admin"),
+            log_dir=env.log_path, teacher_model="t",
+        )  # fmt: skip
+    assert not list(logstore.iter_records(env.log_path))
+
+
+def test_an_unpriced_teacher_is_marked_cost_unknown(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    student: ModelServer,
+    session,  # noqa: ANN001
+) -> None:
+    with ModelServer(models=["llama-server-70b"], answer=TEACHER_TEXT) as teacher:
+        _unpriced(home, monkeypatch, student, teacher, session)
+
+
+def _unpriced(home: Path, monkeypatch, student: ModelServer, teacher: ModelServer, session) -> None:  # noqa: ANN001, E501
+    settings = _settings(
+        monkeypatch, student, teacher_base_url=teacher.openai_url, teacher_api_key="k",
+        teacher_model="llama-server-70b",
+    )  # fmt: skip
+    chat = _two_turns(settings)
+    assert chat.turns[0].teacher.error is None and chat.turns[0].teacher.cost_usd is None
+    playground.save_pair(
+        chat, 0, session=session, actor_id=_user(session, "a", "admin"),
+        log_dir=settings.log_path, teacher_model=settings.teacher_model,
+    )  # fmt: skip
+    (rec,) = logstore.iter_records(settings.log_path)
+    assert rec["metadata"]["cost_unknown"] == ["teacher"]
+    assert rec["student"]["cost_usd"] == 0.0  # the local student is priced $0

@@ -183,3 +183,40 @@ def test_cli_lists_the_commands_and_rejects_a_bad_backend(home: Path, monkeypatc
 def test_replay_missing_file_is_a_usage_error(home: Path) -> None:
     result = CliRunner().invoke(main, ["replay", "/nonexistent.jsonl"])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_teacher_model_names_an_openai_export_so_it_is_priced(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = write_lines(
+        tmp_path / "export.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "ciao, come stai?"},
+                    {"role": "assistant", "content": "bene, grazie!"},
+                ]
+            },
+            our_record(7),  # names gpt-4o-mini itself: kept
+        ],
+    )
+    result = CliRunner().invoke(main, ["replay", str(path), "--teacher-model", "gpt-4o"])
+    assert result.exit_code == 0, result.output
+    recs = logged(Settings.load())
+    exported = next(r for r in recs.values() if r["id"] != "rec-7")
+    assert exported["teacher"]["model"] == "gpt-4o"
+    assert exported["teacher"]["cost_usd"] and exported["teacher"]["cost_usd"] > 0
+    assert "cost_unknown" not in exported["metadata"]
+    assert recs["rec-7"]["teacher"]["model"] == "gpt-4o-mini"
+
+
+def test_without_teacher_model_an_openai_export_is_unknown_and_unpriced(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = write_lines(
+        tmp_path / "export.jsonl",
+        [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}],
+    )
+    assert CliRunner().invoke(main, ["replay", str(path)]).exit_code == 0
+    (rec,) = logged(Settings.load()).values()
+    assert rec["teacher"]["model"] == "unknown" and rec["teacher"].get("cost_usd") is None

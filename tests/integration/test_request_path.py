@@ -124,7 +124,7 @@ CASES = {
         pairs=[
             pair(
                 user_hash=logrecord.pseudonymize("ann@example.com"),
-                conversation_id="c-7",
+                conversation_id=logrecord.pseudonymize_conversation("c-7"),
                 category="support",
                 language="fr",
                 metadata={"prompt_id": "faq-v3", "detected": [], "teacher_model": "gpt-4o-mini"},

@@ -284,3 +284,11 @@ def test_current_stage(session: Session, monkeypatch: pytest.MonkeyPatch) -> Non
     session.add(RolloutEvent(action="kill", stage=25, killed=True, created_at=t.replace(day=3)))
     session.flush()
     assert rollout.current_stage(session=session) == 0
+
+
+def test_kill_switch_needs_a_reason(session: Session) -> None:
+    admin = _admin(session)
+    for blank in ("", "   "):
+        with pytest.raises(RolloutError, match="give a reason"):
+            rollout.set_kill(session=session, actor_id=admin, on=True, reason=blank)
+    assert not rollout.state(session=session).killed

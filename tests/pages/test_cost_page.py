@@ -35,6 +35,9 @@ def test_manager_sees_spend_charts_and_budget_but_no_budget_form(demo_settings: 
     assert "monthly budget" in alerts
     assert not [b for b in at.button if b.label == "Save budget"]
     assert at.dataframe  # most expensive prompts
+    top = at.dataframe[0].value
+    assert {"Teacher model", "Prompt tokens", "Teacher USD"} <= set(top.columns)
+    assert not {"teacher_model", "prompt_tokens"} & set(top.columns)  # no raw column names
 
     at.multiselect(key="cost-categories").select("greeting").run()
     assert not at.exception
@@ -73,8 +76,16 @@ def test_empty_log_says_so(migrated: Settings) -> None:
     assert not at.get("plotly_chart")
 
 
+def _one_day_anchor() -> datetime:
+    """A time an hour ago, but never so close to midnight UTC that a few minutes before it
+    fall on the day before (the test needs one day of pairs)."""
+    now = datetime.now(UTC)
+    start = now.replace(hour=0, minute=10, second=0, microsecond=0)
+    return max(now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1), start)
+
+
 def test_single_day_with_unknown_model_and_missing_cost(migrated: Settings) -> None:
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    now = _one_day_anchor()
     records = [
         logrecord.make_record(
             ts=now - timedelta(minutes=i),
@@ -109,3 +120,54 @@ def test_display_time_zone_and_a_wrong_one(
     at = page_as(PAGE, demo_settings.db_url, "manager").run()
     assert not at.exception, at.exception
     assert "SHADOWTUTOR_TIMEZONE='Mars/Olympus'" in texts(at.error)
+
+
+def test_savings_count_only_the_gates_eligible_categories(demo_settings: Settings) -> None:
+    from shadowtutor.dashboards import spend
+    from shadowtutor.log import analytics
+    from shadowtutor.tables import GateDecision
+
+    with db.session_scope(demo_settings.db_url) as session:  # Readiness: GO for two categories
+        session.add(
+            GateDecision(
+                outcome="GO", config_hash="x", evidence={"eligible": ["greeting", "casual"]}
+            )
+        )
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "Only eligible traffic counts: casual, greeting (eligible in gate decision #" in captions
+    con = analytics.connect(demo_settings.log_path)
+    f = analytics.Filters()
+    eligible = spend.savings_inputs(con, f, {"casual", "greeting"})
+    everything = spend.savings_inputs(con, f, set())
+    assert eligible.teacher_usd < everything.teacher_usd  # business is left out
+    shown = next(m.value for m in at.metric if m.label.startswith("Teacher cost of eligible"))
+    assert shown == f"${eligible.teacher_usd * 30 / eligible.days:,.2f}"
+    stages = at.dataframe[-1].value
+    assert list(stages["stage"]) == ["10%", "25%", "50%", "100%"]
+
+
+def test_every_pair_unpriced_shows_unknown_spend_not_zero(migrated: Settings) -> None:
+    now = _one_day_anchor()
+    records = [
+        logrecord.make_record(
+            ts=now - timedelta(minutes=i),
+            category="casual",
+            language="en",
+            messages=[{"role": "user", "content": f"question {i}"}],
+            teacher={"model": "llama-server", "response": "ok", "latency_ms": 300},
+        )
+        for i in range(3)
+    ]
+    with logstore.LogWriter(migrated.log_path) as writer:
+        writer.append_many(records)
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["Teacher spend today"] == "unknown"
+    assert values["Month to date"] == "unknown"
+    assert values["Projected month end"] == "unknown"
+    error = texts(at.error)
+    assert "Spend unknown" in error and "llama-server" in error
+    assert "SHADOWTUTOR_PRICE_TABLE" in error

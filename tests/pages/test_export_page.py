@@ -57,3 +57,32 @@ def test_manager_and_reviewer_are_refused(migrated: Settings, role: str) -> None
     assert any("may not open Export" in e.value for e in at.error)
     assert all(b.label != "Export" for b in at.button)
     assert not Path(migrated.export_path).exists()
+
+
+def test_preview_counts_what_will_be_written_duplicates_included(migrated: Settings) -> None:
+    from tests.support.exportdata import add_pair
+
+    reviewer = make_user(migrated.db_url, "reviewer")
+    with db.session_scope(migrated.db_url) as s:
+        add_many(s, reviewer, 20, conversations=6)
+        for i in range(5):  # the same question and answer as p00000, five more times
+            add_pair(s, reviewer, f"dup{i}", question="question p00000?",
+                     teacher="teacher answer p00000.", conversation_id="conv-0")  # fmt: skip
+    at = switch(app_as(migrated.db_url, "admin").run(), "pages/export.py")
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Matching reviewed pairs"] == "25"
+    assert shown["Examples it will write"] == "20"
+    assert "5 duplicate" in " ".join(c.value for c in at.caption)
+    at.button[0].click().run()  # Export: the preview was right
+    folder = next(Path(migrated.export_path).iterdir())
+    import json
+
+    counts = json.loads((folder / "manifest.json").read_text())["counts"]
+    assert counts["examples"] == 20 and counts["dropped"]["duplicate"] == 5
+    split_text = " / ".join(str(counts["per_split"][s]) for s in ("train", "val", "test"))
+    assert shown["Train / val / test"] == split_text
+    success = at.success[0].value
+    assert "written to exports/" in success and str(migrated.home_path) not in success
+    history = at.dataframe[0].value
+    assert list(history["folder"]) == [f"exports/{folder.name}"]

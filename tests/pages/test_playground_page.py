@@ -127,6 +127,9 @@ def test_server_down_says_how_to_start_it(servers) -> None:  # noqa: ANN001
     assert at.selectbox(key="pg_model").options == ["llama3 (configured, not on server)"]
     _send(at, "Hello?")
     assert sum("ollama serve" in e.value for e in at.error) == 2  # health panel and the turn
+    # a failed turn offers no "Save as pair" and says why
+    assert not [b for b in at.button if b.label == "Save as pair"]
+    assert any("Not savable as a pair" in c.value for c in at.caption)
 
 
 def test_model_not_pulled_gives_the_pull_command(servers, monkeypatch) -> None:  # noqa: ANN001

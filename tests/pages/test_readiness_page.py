@@ -184,3 +184,28 @@ def test_review_progress_shows_the_judge_apart_from_reviews(migrated: Settings) 
     assert metrics["Pairs scored by both"] == "120"
     assert metrics["Reviews"] == "120"  # 1,200 judge scores are not reviews
     assert any("never count as reviews" in c.value for c in at.caption)
+
+
+def test_kill_switch_without_a_reason_is_refused(migrated: Settings) -> None:
+    fill(migrated)
+    at = page_as(PAGE, migrated.db_url, "admin").run()
+    at = _click(at, "Pull the kill switch")
+    assert not at.exception, at.exception
+    assert any("give a reason" in e.value for e in at.error)
+    assert not _state(migrated).killed
+
+
+def test_managers_see_the_criteria_file_by_name_not_its_machine_path(migrated: Settings) -> None:
+    fill(migrated)
+    manager = page_as(PAGE, migrated.db_url, "manager").run()
+    captions = " ".join(c.value for c in manager.caption)
+    assert "Criteria gate.toml (shipped defaults)" in captions
+    assert "/" not in captions.split("Criteria ", 1)[1].split(" · ")[0]
+    admin = page_as(PAGE, migrated.db_url, "admin").run()
+    assert any(str(admin_path()) in c.value for c in admin.caption)
+
+
+def admin_path():  # noqa: ANN201
+    from shadowtutor.gate import criteria
+
+    return criteria.load_config(None).path

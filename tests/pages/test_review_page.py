@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import select, update
 
 from shadowtutor import auth, db
 from shadowtutor.log import record as logrecord
@@ -232,6 +232,8 @@ def test_progress_and_agreement_for_every_role(queued, role) -> None:
     url = queued.db_url
     uids = [make_user(url, "reviewer", name) for name in ("ana", "ben")]
     with db.session_scope(url) as s:
+        # two reviewers each: the pairs need two reviews (a third is refused since issue 12)
+        s.execute(update(ReviewItem).values(required_reviews=2))
         ids = [i.id for i in s.exec(select(ReviewItem).order_by(ReviewItem.id))]
         for n, uid in enumerate(uids):
             for k, item in enumerate(ids):
@@ -266,3 +268,39 @@ def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
     codes = [c.value for c in at.code]
     assert "Wie spät ist es?" in codes and "timeout after 10 s" in codes and "(empty)" in codes
     assert [m.value for m in at.metric][0] == "n/a"  # no similarity for a failed pair
+
+
+def test_enter_in_the_queue_form_does_not_submit_it(migrated) -> None:  # noqa: ANN001
+    from tests.support.apputil import page_as as _page_as
+
+    at = _page_as("pages/review_admin.py", migrated.db_url, "admin").run()
+    assert not at.exception, at.exception
+    (fill,) = [f for f in at.get("form") if f.proto.form.form_id == "fill"]
+    assert fill.proto.form.enter_to_submit is False  # Enter + the button had added the pairs twice
+
+
+def test_progress_charts_kappa_explained_and_display_names(queued) -> None:  # noqa: ANN001
+    from shadowtutor.tables import User
+
+    url = queued.db_url
+    uids = [make_user(url, "reviewer", name) for name in ("ana", "ben")]
+    with db.session_scope(url) as s:
+        for uid, shown in zip(uids, ("Ana Rossi", "Ben Okafor"), strict=True):
+            s.get(User, uid).display_name = shown
+        s.execute(update(ReviewItem).values(required_reviews=2))  # two reviewers each
+        ids = [i.id for i in s.exec(select(ReviewItem).order_by(ReviewItem.id))]
+        for uid in uids:
+            for item in ids:
+                review.submit_review(session=s, item_id=item, reviewer_id=uid,
+                                     judgement=review.Judgement(decision="approve",
+                                                                student_score=4,
+                                                                seconds_spent=12.6))  # fmt: skip
+    at = page_as("pages/review_progress.py", url, "manager").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 2  # reviews per reviewer per day, agreement over time
+    per_reviewer = at.dataframe[0].value
+    assert set(per_reviewer["reviewer"]) == {"Ana Rossi", "Ben Okafor"}
+    assert list(per_reviewer["median seconds"]) == ["13", "13"]  # rounded
+    pairs = at.dataframe[1].value
+    assert {pairs["reviewer A"][0], pairs["reviewer B"][0]} == {"Ana Rossi", "Ben Okafor"}
+    assert any("removes the agreement expected by chance" in c.value for c in at.caption)

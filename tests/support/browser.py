@@ -92,7 +92,9 @@ def browser_page(width: int = 1440, height: int = 1000) -> Iterator:
                   "--disable-component-update", "--disable-sync", "--no-first-run"],
         )  # fmt: skip
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            # a context of its own, so that a test can open a second tab in it (same cookies)
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
             page.set_default_timeout(60_000)
             yield page
         finally:

@@ -100,7 +100,7 @@ def test_refusals_name_what_to_do(session: Session) -> None:
             session=session, decision_id=failed.id, actor_id=admin, reason=" " * 20 + "short"
         )
     # Failed on errors, and too few reviews to judge the rest: nothing can be released yet.
-    half = recorded(session, agg(fail=100, scores={5: 10}))
+    half = recorded(session, agg(fail=100, scores={5: 3}))  # fewer than min_reviews
     assert half.outcome == NO_GO and not decisions.override_categories(half.evidence)
     with pytest.raises(DecisionError, match="no category can be released"):
         decisions.override(session=session, decision_id=half.id, actor_id=admin, reason=REASON)

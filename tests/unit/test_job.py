@@ -55,7 +55,11 @@ def test_a_call_becomes_a_job_with_its_context() -> None:
     job = call.job(teacher_obj=COMPLETION, teacher_latency_ms=12.0)
     assert call.user == "ann"  # the context's user wins over the body's
     assert job.user_hash == logrecord.pseudonymize("ann")
-    assert (job.conversation_id, job.category, job.language) == ("c1", "casual", "en")
+    assert (job.conversation_id, job.category, job.language) == (
+        logrecord.pseudonymize_conversation("c1"),  # never stored raw
+        "casual",
+        "en",
+    )
     assert job.metadata == {"a": 1, "teacher_model": "gpt-4o"}
     assert job.options == {"temperature": 0.3, "max_tokens": 50}
     assert job.route is route and job.teacher_obj is COMPLETION

@@ -148,7 +148,7 @@ def test_cost_coverage_tells_unknown_models_from_missing_usage(tmp_path: Path) -
     message = spend.coverage_message(df)
     assert message.startswith("3 pairs have no teacher cost and count as $0 here.")
     assert "Models not in the price table: mystery-model" in message
-    assert message.endswith("The others are calls that reported no token usage.")
+    assert message.endswith("2 are calls to gpt-4o that reported no token usage.")
 
 
 def test_savings_inputs_follow_the_filters_and_a_student_without_costs(

@@ -1,0 +1,53 @@
+"""Small layout fixes the app applies on every run (our own CSS and script, never content
+from a model, a user or the log).
+
+* On a narrow screen (a phone, 390 px) the sidebar is an overlay; Streamlit closes it after a
+  click in its own page menu but not after an ``st.page_link``, which our role-filtered menu
+  uses. :func:`close_sidebar_on_mobile` closes it once a menu link is clicked.
+* The Review page's judgement and actions sit in a bar that stays in view at the bottom of
+  the window (:data:`ACTION_BAR`, a keyed ``st.container``), so mouse users do not scroll on
+  every pair.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+MOBILE_MAX_PX = 768  # Streamlit's own breakpoint for the overlay sidebar
+ACTION_BAR = "review-actions"
+
+_CLOSE_SIDEBAR = f"""<script>
+(function () {{
+  if (window.__shadowtutorSidebar) return;
+  window.__shadowtutorSidebar = true;
+  document.addEventListener("click", function (event) {{
+    var link = event.target.closest && event.target.closest('[data-testid="stSidebar"] a');
+    if (!link || window.innerWidth > {MOBILE_MAX_PX}) return;
+    setTimeout(function () {{
+      var button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+      if (button) button.click();
+    }}, 60);
+  }}, true);
+}})();
+</script>"""
+
+# The keyed block sits alone in a wrapper of its own height, so the wrapper is what sticks.
+_BAR_CSS = f"""<style>
+div:has(> .st-key-{ACTION_BAR}) {{
+  position: sticky; bottom: 0; z-index: 50;
+  background: var(--st-background-color, #ffffff);
+  border-top: 1px solid rgba(49, 51, 63, 0.2);
+  padding: 0.4rem 0 0.5rem 0;
+  box-shadow: 0 -6px 12px -10px rgba(0, 0, 0, 0.35);
+}}
+</style>"""
+
+
+def close_sidebar_on_mobile() -> None:
+    st.html(_CLOSE_SIDEBAR, unsafe_allow_javascript=True)
+
+
+def action_bar():  # noqa: ANN201
+    """The sticky container of the Review page's scores, verdict and buttons."""
+    st.html(_BAR_CSS)
+    return st.container(key=ACTION_BAR)
