@@ -113,6 +113,7 @@ def test_no_page_fetches_anything_a_logged_value_points_at(tmp_path: Path, track
             browser.wait_idle(page)
             assert not page.locator('[data-testid="stException"]').count(), spec.key
             for tooltip in page.locator('[data-testid="stTooltipIcon"]').all()[:20]:
-                tooltip.hover()  # help tooltips render Markdown only when shown
+                if tooltip.is_visible():  # help tooltips render Markdown only when shown
+                    tooltip.hover(timeout=10_000)
             page.wait_for_timeout(300)
     assert _Tracker.hits == [], f"pages fetched logged URLs: {sorted(set(_Tracker.hits))}"

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from shadowtutor import db, sessions, users
+from shadowtutor.auth import SYSTEM
 from tests.support.apputil import make_user
 from tests.support.browser import app_server, browser_page, wait_idle
 
@@ -99,7 +100,9 @@ def test_password_change_logs_out_on_reload(home: Path) -> None:
         page.goto(base)
         _log_in(page, "marco", "password-manager")
         with db.session_scope(url) as session:
-            users.set_password(session=session, username="marco", password="password-manager")
+            users.set_password(
+                session=session, actor_id=SYSTEM, username="marco", password="password-manager"
+            )
         page.reload()
         page.get_by_role("textbox", name="Username").wait_for()
 
