@@ -9,7 +9,7 @@ from shadowtutor import db, pricing
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.dashboards import budget, charts, spend
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria, rollout
+from shadowtutor.gate import criteria, rollout, routing
 from shadowtutor.log.analytics import Filters
 
 user = auth.guard("cost")
@@ -39,7 +39,7 @@ proj = budget.project(now=now, month_to_date=windows.month_to_date, daily_rate=r
 with db.session_scope(settings.db_url) as session:
     row = budget.current_budget(session=session)
     monthly = row.monthly_usd if row else None
-    stage = 0 if settings.kill_switch else rollout.current_stage(session=session)
+    stage = 0 if routing.killed(settings) else rollout.current_stage(session=session)
 
 unknown = windows.unknown
 money = (lambda v: "unknown") if unknown else (lambda v: f"${v:,.2f}")  # noqa: E731

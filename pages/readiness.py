@@ -15,6 +15,7 @@ from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import evidence as gate_data
+from shadowtutor.gate import routing
 
 user = auth.guard("readiness")
 settings = deps.settings()
@@ -39,16 +40,15 @@ if flash := st.session_state.pop(gate_actions.FLASH, None):
 level, text = readiness.headline(view)
 getattr(st, level)(text)
 state = view.state
+env_kill = routing.killed(settings)  # the one reader of the kill switch
 c = st.columns(4)
 c[0].metric("Rollout stage", f"{state.stage}%", help="Share of eligible traffic the student serves")
-c[1].metric(
-    "Kill switch", "ON" if state.killed else ("ON (env)" if settings.kill_switch else "off")
-)
+c[1].metric("Kill switch", "ON" if state.killed else ("ON (env)" if env_kill else "off"))
 c[2].metric("Eligible categories", ", ".join(state.categories) or "-")
 c[3].metric("Served by the student at this stage", f"{view.served:,}")
 st.caption("Approval: " + view.approval.describe())
-if state.killed or settings.kill_switch:
-    where = "SHADOWTUTOR_KILL_SWITCH is set" if settings.kill_switch else "The kill switch is on"
+if state.killed or env_kill:
+    where = "SHADOWTUTOR_KILL_SWITCH is set" if env_kill else "The kill switch is on"
     st.error(f"{where}: the teacher answers every request.")
 
 st.subheader("Criteria")
