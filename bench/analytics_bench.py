@@ -141,8 +141,10 @@ def _median_ms(fn, runs: int = 3) -> float:  # noqa: ANN001
 
 def duck(folder: Path) -> dict:
     """Every query of both pages on a log folder holding Parquet only (closed days)."""
+    import page_queries  # bench/ is on the path (run as a script)
+
     from shadowtutor import pricing
-    from shadowtutor.dashboards import budget, quality, spend
+    from shadowtutor.dashboards import quality, spend
     from shadowtutor.log import analytics
 
     log = folder / "duck"
@@ -160,32 +162,10 @@ def duck(folder: Path) -> dict:
     one_cat = analytics.Filters(categories=("business",), languages=("en",))
 
     def cost_page(f: analytics.Filters) -> None:
-        spend._PROMPTS.clear()
-        c = analytics.connect(log, "UTC")
-        w = spend.spend_windows(c, now)
-        budget.project(now=now, month_to_date=w.month_to_date, daily_rate=w.trailing_7d / 7)
-        analytics.filter_options(c)
-        analytics.count_pairs(c, f)
-        spend.cost_coverage(c, f, prices)
-        spend.spend_by_day(c, f)
-        spend.spend_heatmap(c, f)
-        for dim in spend.DIMENSIONS:
-            spend.spend_by(c, f, dim)
-        spend.top_prompts(c, f, 20)
-        spend.savings_inputs(c, f, {"greeting", "casual"})
+        page_queries.cost_page(log, now, prices, f)
 
     def quality_page(f: analytics.Filters) -> None:
-        c = analytics.connect(log, "UTC")
-        analytics.filter_options(c)
-        analytics.count_pairs(c, f)
-        quality.similarity_methods(c, f)
-        quality.similarity_by_day(c, f, "lexical", 0.8)
-        quality.similarity_histogram(c, f, "lexical")
-        for dim in quality.SIM_DIMENSIONS:
-            quality.similarity_by(c, f, "lexical", dim, 0.8)
-        quality.latency_by_day(c, f)
-        quality.student_failures_by_day(c, f)
-        quality.side_by_side(c, f, method="lexical")
+        page_queries.quality_page(log, f)
 
     queries = {
         "connect (warm, no file changed)": lambda f: analytics.connect(log, "UTC"),

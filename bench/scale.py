@@ -136,8 +136,10 @@ def child(index: int, pairs: int, mode: str) -> dict:
 
 
 def time_queries(log) -> dict:  # noqa: ANN001
+    import page_queries  # bench/ is on the path (run as a script)
+
     from shadowtutor import pricing
-    from shadowtutor.dashboards import budget, quality, spend
+    from shadowtutor.dashboards import quality, spend
     from shadowtutor.log import analytics
 
     def median_ms(fn, runs: int = 3) -> float:  # noqa: ANN001
@@ -156,32 +158,10 @@ def time_queries(log) -> dict:  # noqa: ANN001
     f = analytics.Filters()
 
     def cost_page() -> None:
-        spend._PROMPTS.clear()
-        c = analytics.connect(log, "UTC")
-        w = spend.spend_windows(c, now)
-        budget.project(now=now, month_to_date=w.month_to_date, daily_rate=w.trailing_7d / 7)
-        analytics.filter_options(c)
-        analytics.count_pairs(c, f)
-        spend.cost_coverage(c, f, prices)
-        spend.spend_by_day(c, f)
-        spend.spend_heatmap(c, f)
-        for dim in spend.DIMENSIONS:
-            spend.spend_by(c, f, dim)
-        spend.top_prompts(c, f, 20)
-        spend.savings_inputs(c, f, {"greeting", "casual"})
+        page_queries.cost_page(log, now, prices, f)
 
     def quality_page() -> None:
-        c = analytics.connect(log, "UTC")
-        analytics.filter_options(c)
-        analytics.count_pairs(c, f)
-        quality.similarity_methods(c, f)
-        quality.similarity_by_day(c, f, "lexical", 0.8)
-        quality.similarity_histogram(c, f, "lexical")
-        for dim in quality.SIM_DIMENSIONS:
-            quality.similarity_by(c, f, "lexical", dim, 0.8)
-        quality.latency_by_day(c, f)
-        quality.student_failures_by_day(c, f)
-        quality.side_by_side(c, f, method="lexical")
+        page_queries.quality_page(log, f)
 
     queries = {
         "connect (warm: listing, no file changed)": lambda: analytics.connect(log, "UTC"),
