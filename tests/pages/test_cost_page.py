@@ -84,7 +84,8 @@ def _one_day_anchor() -> datetime:
     return max(now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1), start)
 
 
-def test_single_day_with_unknown_model_and_missing_cost(migrated: Settings) -> None:
+def _one_day_log(settings: Settings, teachers: list[tuple[str, float | None]]) -> None:
+    """One casual pair a minute, all on one day, for each (teacher model, cost)."""
     now = _one_day_anchor()
     records = [
         logrecord.make_record(
@@ -94,12 +95,17 @@ def test_single_day_with_unknown_model_and_missing_cost(migrated: Settings) -> N
             messages=[{"role": "user", "content": f"question {i}"}],
             teacher={"model": model, "response": "ok", "cost_usd": cost, "latency_ms": 300},
         )
-        for i, (model, cost) in enumerate(
-            [("gpt-4o", 0.02), ("gpt-4o", None), ("in-house-llm", None), ("gpt-4o", 0.01)]
-        )
+        for i, (model, cost) in enumerate(teachers)
     ]
-    with logstore.LogWriter(migrated.log_path) as writer:
+    with logstore.LogWriter(settings.log_path) as writer:
         writer.append_many(records)
+
+
+def test_single_day_with_unknown_model_and_missing_cost(migrated: Settings) -> None:
+    _one_day_log(
+        migrated,
+        [("gpt-4o", 0.02), ("gpt-4o", None), ("in-house-llm", None), ("gpt-4o", 0.01)],
+    )
     at = page_as(PAGE, migrated.db_url, "manager").run()
     assert not at.exception, at.exception
     warning = texts(at.warning)
@@ -149,19 +155,7 @@ def test_savings_count_only_the_gates_eligible_categories(demo_settings: Setting
 
 
 def test_every_pair_unpriced_shows_unknown_spend_not_zero(migrated: Settings) -> None:
-    now = _one_day_anchor()
-    records = [
-        logrecord.make_record(
-            ts=now - timedelta(minutes=i),
-            category="casual",
-            language="en",
-            messages=[{"role": "user", "content": f"question {i}"}],
-            teacher={"model": "llama-server", "response": "ok", "latency_ms": 300},
-        )
-        for i in range(3)
-    ]
-    with logstore.LogWriter(migrated.log_path) as writer:
-        writer.append_many(records)
+    _one_day_log(migrated, [("llama-server", None)] * 3)  # a self-hosted, unpriced teacher
     at = page_as(PAGE, migrated.db_url, "manager").run()
     assert not at.exception, at.exception
     values = {m.label: m.value for m in at.metric}
