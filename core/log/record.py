@@ -20,6 +20,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from shadowtutor.errors import ShadowTutorError
 
 SCHEMA_VERSION = 1
@@ -351,9 +353,40 @@ def parse_line(line: str | bytes) -> dict[str, Any]:
     return validate(obj)
 
 
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a NaN or an infinity hides anywhere in ``value`` (strings are skipped: they
+    are most of a record's bytes and cannot hold one)."""
+    kind = type(value)
+    if kind is float:
+        return value != value or value in (math.inf, -math.inf)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        return False
+    for item in value:  # a plain loop: any() over a generator costs twice as much here
+        if type(item) is not str and _non_finite(item):
+            return True
+    return False
+
+
+def dump_line(record: dict[str, Any]) -> bytes:
+    """One log line as UTF-8 bytes, newline included; standard JSON only: a NaN or an
+    infinity raises ValueError (orjson would write ``null`` for them), a value JSON cannot
+    hold (an integer beyond 64 bits, an object) raises TypeError."""
+    if _non_finite(record):
+        raise ValueError("Out of range float values are not JSON compliant (NaN or infinity)")
+    try:
+        return orjson.dumps(record, option=_DUMP_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc)) from None
+
+
 def dumps(record: dict[str, Any]) -> str:
-    """One JSON line; standard JSON only (a NaN or infinity raises ValueError)."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """One JSON line without its newline (see :func:`dump_line`)."""
+    return dump_line(record)[:-1].decode()
 
 
 def check_for_log(record: dict[str, Any]) -> dict[str, Any]:

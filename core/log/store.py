@@ -206,7 +206,7 @@ class LogWriter:
         """Write the records in order; returns how many. On an OSError part way, raises
         :class:`LogWriteError` saying how many were taken (see there)."""
         records = records if isinstance(records, list) else list(records)
-        lines = [(rec["ts"][:10], (logrecord.dumps(rec) + "\n").encode()) for rec in records]
+        lines = [(rec["ts"][:10], logrecord.dump_line(rec)) for rec in records]
         count = 0
         with self._lock:
             start = 0
@@ -359,13 +359,13 @@ class SpoolWriter(LogWriter):
 
     def append_many(self, records: Iterable[dict[str, Any]]) -> int:
         records = records if isinstance(records, list) else list(records)
-        by_day: dict[str, list[str]] = {}
+        by_day: dict[str, list[bytes]] = {}
         for rec in records:
-            by_day.setdefault(rec["ts"][:10], []).append(logrecord.dumps(rec))
+            by_day.setdefault(rec["ts"][:10], []).append(logrecord.dump_line(rec))
         count = 0
         with self._lock:
             for day, lines in by_day.items():
-                self._write(day, ("\n".join(lines) + "\n").encode())
+                self._write(day, b"".join(lines))
                 count += len(lines)
         self._notify(records)
         return count
@@ -920,7 +920,7 @@ def _compact_locked_day(log_dir: Path, day: str, files: list[Path], report: Comp
             for f in files:
                 for rec, _raw in _read_jsonl_lines(f, read):
                     good_ids.add(rec["id"])
-                    out.write((logrecord.dumps(rec) + "\n").encode())
+                    out.write(logrecord.dump_line(rec))
         # The part's name is a hash of the files and the ids they hold: a re-run after a
         # crash finds it and only finishes the removal, and lines written to a day after its
         # compaction (a new file of the same name) never take the earlier part's name.

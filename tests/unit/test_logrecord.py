@@ -85,3 +85,34 @@ def test_pseudonymize_never_keeps_the_email() -> None:
     h = logrecord.pseudonymize("anna@example.com")
     assert h and "anna" not in h and h == logrecord.pseudonymize("anna@example.com")
     assert logrecord.pseudonymize(None) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [float("nan"), float("inf"), -float("inf"), [1.0, {"deep": [float("nan")]}]],
+)
+def test_a_line_never_holds_a_nan_or_an_infinity(bad: object) -> None:
+    # orjson alone writes these as null: the line encoder must refuse them instead
+    rec = good()
+    rec["metadata"] = {"x": bad}
+    with pytest.raises(ValueError):
+        logrecord.dump_line(rec)
+    with pytest.raises(RecordError, match="standard JSON"):
+        logrecord.check_for_log(rec)
+
+
+def test_an_integer_json_cannot_carry_is_refused_with_a_reason() -> None:
+    rec = good()
+    rec["metadata"] = {"n": 2**70}
+    with pytest.raises(RecordError, match="standard JSON"):
+        logrecord.check_for_log(rec)
+
+
+def test_a_line_reads_back_as_the_record_it_was() -> None:
+    rec = good()
+    rec["metadata"] = {"text": 'Grüß dich 👋 \u2028 "quoted"', 3: "int key", "f": 0.1}
+    line = logrecord.dump_line(rec)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    back = json.loads(line)
+    assert back["metadata"] == {"text": 'Grüß dich 👋 \u2028 "quoted"', "3": "int key", "f": 0.1}
+    assert logrecord.dumps(rec) == line[:-1].decode()
