@@ -41,7 +41,8 @@ protocol's "not found" answer: Ollama 404 ``model "x" not found, try pulling it 
 404 ``model_not_found``. Every request is counted (``count(path)``) and kept in ``requests``
 (path and parsed JSON body, headers in ``headers``) so tests can check what the client sent.
 
-:class:`AsgiServer` runs any ASGI app (the ShadowTutor proxy) with uvicorn the same way.
+:class:`AsgiServer` runs any ASGI app (the ShadowTutor proxy) with uvicorn the same way;
+:class:`SilentListener` accepts TCP connections and never answers (a hung database).
 """
 
 from __future__ import annotations
@@ -597,6 +598,47 @@ class AsgiServer:
         self._thread.join(timeout=30)
 
     def __enter__(self) -> AsgiServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SilentListener:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers (a hung
+    database server, say): point ``DATABASE_URL`` at ``postgresql://u@127.0.0.1:<port>/db``.
+    ``accepted`` counts the connections; ``close()`` drops them all."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)  # kept open, never read from or written to
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self._sock.close()
+        for conn in self._held:
+            conn.close()
+
+    def __enter__(self) -> SilentListener:
         return self
 
     def __exit__(self, *exc: object) -> None:
