@@ -356,10 +356,42 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return True
 
+    def _openai_invalid_messages(self, messages: Any) -> bool:
+        """OpenAI's 400 for ``messages`` that is not an array of objects (its wording)."""
+        names = {str: "a string", dict: "an object", int: "an integer", float: "a number"}
+        names |= {bool: "a boolean", type(None): "null", list: "an array"}
+        where, bad = "messages", None
+        if not isinstance(messages, list):
+            bad = messages
+        else:
+            for i, m in enumerate(messages):
+                if not isinstance(m, dict):
+                    where, bad = f"messages[{i}]", m
+                    break
+        if where == "messages" and isinstance(messages, list):
+            return False
+        got = names.get(type(bad), "a value")
+        want = "an array" if where == "messages" else "an object"
+        self._send(
+            400,
+            {
+                "error": {
+                    "message": f"Invalid type for '{where}': expected {want}, but got {got} "
+                    "instead.",
+                    "type": "invalid_request_error",
+                    "param": where,
+                    "code": "invalid_type",
+                }
+            },
+        )
+        return True
+
     def openai_chat(self, body: dict[str, Any]) -> None:
         srv = self.server_ref
         model = body.get("model", "")
         if self._openai_missing(model):
+            return
+        if self._openai_invalid_messages(body.get("messages", [])):
             return
         messages = body.get("messages") or []
         text = srv.text_for(messages, model)
@@ -579,7 +611,14 @@ class AsgiServer:
         import uvicorn
 
         self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            server_header=False,  # as `shadowtutor proxy` runs: the app's own, each once
+            date_header=False,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
