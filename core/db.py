@@ -8,6 +8,7 @@ schema is owned by Alembic (``migrations/``); :func:`upgrade` brings a database 
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,10 +80,13 @@ def explain(exc: BaseException, url: str | None = None) -> str:
     return f"database error{where}: {first}"
 
 
-@lru_cache(maxsize=16)
-def get_engine(url: str) -> Engine:
+@lru_cache(maxsize=32)
+def get_engine(url: str, timeout_s: float | None = None) -> Engine:
+    """The engine of ``url``; with ``timeout_s``, one whose connects and statements give up
+    after about that long (PostgreSQL ``connect_timeout``, ``statement_timeout`` and
+    ``tcp_user_timeout``; SQLite's busy ``timeout``), for reads that must not hang."""
     try:
-        return _create_engine(url)
+        return _create_engine(url, timeout_s)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
         raise DatabaseError(
             f"DATABASE_URL {safe_url(url)!r} is not a database URL ShadowTutor can use ({exc}); "
@@ -95,11 +99,27 @@ def get_engine(url: str) -> Engine:
         ) from None
 
 
-def _create_engine(url: str) -> Engine:
+def _timeout_args(url: str, timeout_s: float) -> dict[str, object]:
+    """libpq's connection parameters that bound a connect, a statement (a lock wait included)
+    and unacknowledged sends to about ``timeout_s``."""
+    if url.startswith(("postgresql+psycopg2://", "postgresql+psycopg://")):
+        ms = max(1, int(timeout_s * 1000))
+        return {
+            "connect_timeout": max(2, math.ceil(timeout_s)),  # libpq's minimum is 2 s
+            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            "tcp_user_timeout": ms,
+        }
+    if url.startswith("postgresql+pg8000://"):
+        return {"timeout": timeout_s}
+    return {}
+
+
+def _create_engine(url: str, timeout_s: float | None = None) -> Engine:
     url = engine_url(url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        busy = 30 if timeout_s is None else timeout_s
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -109,13 +129,23 @@ def _create_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if timeout_s is None:
+        return create_engine(url, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=1,
+        max_overflow=1,
+        pool_timeout=timeout_s,
+        connect_args=_timeout_args(url, timeout_s),
+    )
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    with Session(get_engine(url), expire_on_commit=False) as session:
+def session_scope(url: str, timeout_s: float | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error (with ``timeout_s``: on the
+    engine whose connects and statements give up after about that long)."""
+    with Session(get_engine(url, timeout_s), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -135,8 +165,8 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def current_revision(url: str) -> str | None:
-    with get_engine(url).connect() as conn:
+def current_revision(url: str, timeout_s: float | None = None) -> str | None:
+    with get_engine(url, timeout_s).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -173,8 +203,8 @@ class SchemaStatus:
         )
 
 
-def schema_status(url: str) -> SchemaStatus:
-    return SchemaStatus(current=current_revision(url), head=head_revision())
+def schema_status(url: str, timeout_s: float | None = None) -> SchemaStatus:
+    return SchemaStatus(current=current_revision(url, timeout_s), head=head_revision())
 
 
 def require_schema(url: str) -> None:

@@ -258,6 +258,7 @@ class ShadowCollector:
                 "breaker_opened": self.breaker.opened_count,
                 "breaker_abandoned_probes": self.breaker.abandoned_probes,
                 "unknown_models": unknown,
+                "routing_fallbacks": routing.fallbacks(),
                 "journal_pending": self._journal.pending(),
                 "journal_errors": self._journal.write_errors,
                 "last_error": self.last_error or self._journal.last_error,
@@ -268,18 +269,14 @@ class ShadowCollector:
         return out
 
     def _keep_routing_warm(self) -> None:
-        """Refresh the routing module's cached rollout state from this background thread, so
-        its database read (every few seconds) never lands on a request thread."""
-        snapshot = getattr(routing, "snapshot", None)
-        if snapshot is None:
-            return
-        interval = max(0.2, float(getattr(routing, "CACHE_SECONDS", 2.0)) / 2)
+        """Keep routing's background refresher of this collector's database running while the
+        collector lives (its reads never land on a request thread; see routing)."""
         while not self._closed:
             try:
-                snapshot(self.settings.db_url)
+                routing.watch(self.settings.db_url)
             except Exception as exc:  # routing reports its own problems; never die here
                 self.last_error = f"routing refresh: {exc!r}"
-            time.sleep(interval)
+            time.sleep(1.0)
 
     # --- request path ----------------------------------------------------------------------------
     def decide(

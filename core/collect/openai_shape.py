@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,14 @@ from shadowtutor.backends import ChatResult
 
 class NotAChatRequest(ValueError):
     """The body has no list of messages: not ours to judge (the teacher answers it)."""
+
+
+def _iterable_of_messages(value: Any) -> bool:
+    """An iterable the OpenAI client would send as a JSON array of messages (a tuple, a
+    generator), not a string, bytes or a mapping (which it sends as they are)."""
+    if isinstance(value, str | bytes | bytearray | Mapping) or value is None:
+        return False
+    return isinstance(value, Iterable)
 
 
 @dataclass(slots=True)
@@ -45,14 +54,17 @@ class ChatRequest:
 
     @classmethod
     def parse(cls, body: dict[str, Any], *, coerce: bool = False) -> ChatRequest:
-        """Read ``body``. With ``coerce`` (the wrapper) an iterable of messages is made a list
-        in ``body`` itself, because the API call would use it up; without (the proxy) a body
-        whose messages are not a list raises :class:`NotAChatRequest`."""
+        """Read ``body``. With ``coerce`` (the wrapper) an iterable of messages (a tuple, a
+        generator) is made a list in ``body`` itself, because the API call would use it up;
+        anything else that is not a list (a string, a dict, ``None``; in the proxy, any
+        non-list) raises :class:`NotAChatRequest` and ``body`` is left as it was, so the teacher
+        refuses it exactly as it would without ShadowTutor."""
         messages = body.get("messages")
         if not isinstance(messages, list):
-            if not coerce:
+            if not (coerce and _iterable_of_messages(messages)):
+                # a string, a dict, None...: the teacher answers (and refuses) it unchanged
                 raise NotAChatRequest("'messages' is not a list")
-            messages = list(messages or [])
+            messages = list(messages)
             body["messages"] = messages
         user = body.get("user") or body.get("safety_identifier")
         return cls(

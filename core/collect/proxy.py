@@ -28,10 +28,12 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from email.utils import formatdate
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -81,6 +83,39 @@ def _response_headers(resp: httpx.Response) -> dict[str, str]:
     return {k: v for k, v in resp.headers.items() if k.lower() not in _DROP}
 
 
+# The server's own `date` and `server` headers are off (see serve()): a forwarded answer
+# carries the teacher's, each once; an answer the proxy makes itself gets these.
+UVICORN_OPTIONS = {"server_header": False, "date_header": False}
+SERVER_NAME = "shadowtutor-proxy"
+
+
+class _OriginHeaders:
+    """ASGI middleware: a response without ``date`` / ``server`` (a student's answer, an
+    error, ``/healthz``) gets the proxy's; a teacher's answer keeps the teacher's. Run the app
+    with ``UVICORN_OPTIONS`` (``--no-server-header --no-date-header``) so uvicorn adds none."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_origin(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"date" not in names:
+                    headers.append((b"date", formatdate(usegmt=True).encode()))
+                if b"server" not in names:
+                    headers.append((b"server", SERVER_NAME.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_origin)
+
+
 class TeacherFailed(Exception):
     """The teacher's answer is an error (or it is unreachable): ``response`` goes back to the
     app unchanged (a 502 naming the teacher when unreachable)."""
@@ -120,6 +155,7 @@ class Proxy(AsyncRequestPath):
                 Route("/metrics", metrics.endpoint(self.collector), methods=["GET"]),
             ],
             lifespan=self.lifespan,
+            middleware=[Middleware(_OriginHeaders)],
         )
 
     # --- endpoints -------------------------------------------------------------------------------
@@ -284,7 +320,8 @@ def _unreachable(url: str, exc: Exception) -> JSONResponse:
 def create_app(
     settings: Settings | None = None, collector: ShadowCollector | None = None
 ) -> Starlette:
-    """The proxy's ASGI app (run it with uvicorn, or ``shadowtutor proxy``)."""
+    """The proxy's ASGI app (``shadowtutor proxy``, or uvicorn with ``--no-server-header
+    --no-date-header``, else uvicorn adds its own ``date`` and ``server`` to the teacher's)."""
     return Proxy(settings or Settings.load(), collector).app()
 
 
@@ -297,4 +334,5 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
         host=host or settings.proxy_host,
         port=port or settings.proxy_port,
         log_level="warning",
+        **UVICORN_OPTIONS,
     )

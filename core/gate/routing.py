@@ -1,12 +1,18 @@
 """The routing seam: which model answers a request.
 
 The collector asks :func:`route` for every request (with the settings it was built with: its
-database and its kill switch), so it must be cheap: the rollout state (stage, eligible
-categories, kill switch, hash salt) is read from the database at most every ``CACHE_SECONDS``
-and shared by all threads. The settings' kill switch ``SHADOWTUTOR_KILL_SWITCH`` is read by
-:func:`killed`, the one reader of it (routing, the CLI and the dashboards ask it): the
-environment variable is read on every call, so it acts at once, and wins over the settings'
-value (from Streamlit secrets, say), as everywhere in the settings.
+database and its kill switch), so it must never wait: the rollout state (stage, eligible
+categories, kill switch, hash salt) is read by one background thread per database URL every
+``REFRESH_SECONDS``, with short connect and statement timeouts, and a request thread only looks
+at the last state read. A state not read yet (the first request after start) or older than
+``STALE_AFTER`` refresh intervals (the database hangs) means the teacher serves; each case is
+counted (:func:`fallbacks`) and logged once. A kill flipped in the database so reaches a running
+process within one refresh interval.
+
+The settings' kill switch ``SHADOWTUTOR_KILL_SWITCH`` is read by :func:`killed`, the one
+reader of it (routing, the CLI and the dashboards ask it): the environment variable is read on
+every call, so it acts at once, and wins over the settings' value (from Streamlit secrets,
+say), as everywhere in the settings.
 
 Each key (user or conversation id) gets a stable position ``bucket`` in 0..100 from a salted
 SHA-256; the student serves an eligible request when ``bucket < stage``. Raising the stage
@@ -21,6 +27,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +37,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 2.0
+REFRESH_SECONDS = 2.0  # how often a background thread re-reads the rollout state
+CACHE_SECONDS = REFRESH_SECONDS  # the older name
+STALE_AFTER = 3  # refresh intervals: an older state (the database hangs) means teacher-only
+IDLE_SECONDS = 300.0  # a refresher nobody asked for this long stops (restarted on demand)
+READ_TIMEOUT_S = 2.0  # connect and statement timeout of a routing read
 KILL_ENV = "SHADOWTUTOR_KILL_SWITCH"
 
 
@@ -51,7 +62,6 @@ class _Snapshot:
 
 _TEACHER_ONLY = _Snapshot(0, frozenset(), "shadowtutor-rollout-1")
 _lock = threading.Lock()
-_cache: dict[str, tuple[float, _Snapshot]] = {}
 
 
 def bucket_of(key: str, salt: str) -> float:
@@ -91,14 +101,17 @@ def _db_url() -> str:
 _warned: set[tuple[str, str]] = set()
 
 
-def _warn_once(url: str, problem: str) -> None:
-    """One line per database and problem, not one every CACHE_SECONDS."""
+def _warn_once(url: str, problem: str, level: int = logging.WARNING) -> None:
+    """One line per database and problem, not one every REFRESH_SECONDS."""
     if (url, problem) not in _warned:
         _warned.add((url, problem))
-        log.warning("ShadowTutor: %s; the teacher serves everything until then.", problem)
+        log.log(level, "ShadowTutor: %s; the teacher serves everything until then.", problem)
 
 
 def _read(url: str) -> _Snapshot:
+    """The rollout state from the database, with short connect and statement timeouts
+    (``READ_TIMEOUT_S``); anything wrong means teacher-only. Never raises. Runs on the
+    refresher's thread, never on a request thread."""
     from shadowtutor import db
     from shadowtutor.gate import rollout
 
@@ -107,11 +120,11 @@ def _read(url: str) -> _Snapshot:
         _warn_once(url, "no database yet: run `shadowtutor db upgrade` to create it")
         return _TEACHER_ONLY
     try:
-        with db.session_scope(url) as session:
+        with db.session_scope(url, timeout_s=READ_TIMEOUT_S) as session:
             current = rollout.state(session=session)
     except Exception as exc:  # a broken database must never break or slow the app
         try:
-            status = db.schema_status(url)
+            status = db.schema_status(url, timeout_s=READ_TIMEOUT_S)
             problem = None if status.ok else status.message().replace(". Run", ": run")
         except Exception:
             problem = None
@@ -122,27 +135,104 @@ def _read(url: str) -> _Snapshot:
     return _Snapshot(current.serving, frozenset(current.categories), current.salt)
 
 
-def snapshot(url: str | None = None) -> _Snapshot:
-    """The rollout state, from the database at most every CACHE_SECONDS."""
-    url = url or _db_url()
-    now = time.monotonic()
-    hit = _cache.get(url)
-    if hit is not None and now - hit[0] < CACHE_SECONDS:
-        return hit[1]
+class _Refresher:
+    """One background thread per database URL that reads the rollout state every
+    ``REFRESH_SECONDS`` into ``state`` (monotonic time of the read, snapshot). A request
+    thread only looks at ``state``. The thread ends after ``IDLE_SECONDS`` without a reader
+    (a collector keeps its database's refresher alive with :func:`watch`)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.state: tuple[float, _Snapshot] | None = None
+        self.used_at = time.monotonic()
+        self.ready = threading.Event()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="shadow-routing-refresh", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self.stopped.is_set():
+                snap = _read(self.url)
+                self.state = (time.monotonic(), snap)
+                self.ready.set()
+                if time.monotonic() - self.used_at > IDLE_SECONDS:
+                    break
+                self.stopped.wait(REFRESH_SECONDS)
+        finally:
+            with _lock:
+                if _refreshers.get(self.url) is self:
+                    del _refreshers[self.url]
+
+
+_refreshers: dict[str, _Refresher] = {}
+_fallbacks: Counter[str] = Counter()
+
+
+def _refresher(url: str) -> _Refresher:
+    r = _refreshers.get(url)
+    if r is None:
+        with _lock:
+            r = _refreshers.get(url)
+            if r is None:
+                r = _refreshers[url] = _Refresher(url)
+                r.thread.start()
+    r.used_at = time.monotonic()
+    return r
+
+
+def watch(url: str) -> None:
+    """Keep ``url``'s rollout state refreshed in the background (start its refresher if it is
+    not running). Never touches the database on the calling thread."""
+    _refresher(url)
+
+
+def wait_ready(url: str | None = None, timeout: float = 10.0) -> bool:
+    """Start ``url``'s refresher and wait until its first read finished (for tools and tests
+    that want the real state on their first call; never on a request path)."""
+    return _refresher(url or _cached_url()).ready.wait(timeout)
+
+
+def _fallback(url: str, kind: str, problem: str, level: int) -> _Snapshot:
     with _lock:
-        hit = _cache.get(url)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
-            return hit[1]
-        snap = _read(url)
-        _cache[url] = (time.monotonic(), snap)
-        return snap
+        _fallbacks[kind] += 1
+    _warn_once(url, problem, level)
+    return _TEACHER_ONLY
+
+
+def fallbacks() -> dict[str, int]:
+    """Requests the teacher served because the rollout state was ``missing`` (not read yet)
+    or ``stale`` (older than ``STALE_AFTER`` refresh intervals: the database hangs)."""
+    with _lock:
+        return {"missing": _fallbacks["missing"], "stale": _fallbacks["stale"]}
+
+
+def snapshot(url: str | None = None) -> _Snapshot:
+    """The rollout state as last read by ``url``'s background refresher; teacher-only while
+    it is missing or stale. Never reads the database."""
+    url = url or _cached_url()
+    state = _refresher(url).state
+    if state is None:
+        return _fallback(url, "missing", "rollout state not read yet (first request)", logging.INFO)
+    age = time.monotonic() - state[0]
+    if age > STALE_AFTER * REFRESH_SECONDS:
+        return _fallback(
+            url,
+            "stale",
+            f"rollout state is stale (last read {age:.0f} s ago: the database does not answer)",
+            logging.WARNING,
+        )
+    return state[1]
 
 
 def clear_cache() -> None:
-    """Forget the cached state (and database URL): the next call reads them again."""
+    """Stop the refreshers and forget their states (and the database URL): the next call
+    starts reading again."""
     global _url_cache
     with _lock:
-        _cache.clear()
+        for r in _refreshers.values():
+            r.stopped.set()
+        _refreshers.clear()
+        _fallbacks.clear()
         _url_cache = None
 
 
@@ -152,7 +242,7 @@ _url_cache: tuple[float, str] | None = None
 def _cached_url() -> str:
     global _url_cache
     now = time.monotonic()
-    if _url_cache is None or now - _url_cache[0] >= CACHE_SECONDS:
+    if _url_cache is None or now - _url_cache[0] >= REFRESH_SECONDS:
         _url_cache = (now, _db_url())
     return _url_cache[1]
 

@@ -41,7 +41,8 @@ protocol's "not found" answer: Ollama 404 ``model "x" not found, try pulling it 
 404 ``model_not_found``. Every request is counted (``count(path)``) and kept in ``requests``
 (path and parsed JSON body, headers in ``headers``) so tests can check what the client sent.
 
-:class:`AsgiServer` runs any ASGI app (the ShadowTutor proxy) with uvicorn the same way.
+:class:`AsgiServer` runs any ASGI app (the ShadowTutor proxy) with uvicorn the same way;
+:class:`SilentListener` accepts TCP connections and never answers (a hung database).
 """
 
 from __future__ import annotations
@@ -355,10 +356,42 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return True
 
+    def _openai_invalid_messages(self, messages: Any) -> bool:
+        """OpenAI's 400 for ``messages`` that is not an array of objects (its wording)."""
+        names = {str: "a string", dict: "an object", int: "an integer", float: "a number"}
+        names |= {bool: "a boolean", type(None): "null", list: "an array"}
+        where, bad = "messages", None
+        if not isinstance(messages, list):
+            bad = messages
+        else:
+            for i, m in enumerate(messages):
+                if not isinstance(m, dict):
+                    where, bad = f"messages[{i}]", m
+                    break
+        if where == "messages" and isinstance(messages, list):
+            return False
+        got = names.get(type(bad), "a value")
+        want = "an array" if where == "messages" else "an object"
+        self._send(
+            400,
+            {
+                "error": {
+                    "message": f"Invalid type for '{where}': expected {want}, but got {got} "
+                    "instead.",
+                    "type": "invalid_request_error",
+                    "param": where,
+                    "code": "invalid_type",
+                }
+            },
+        )
+        return True
+
     def openai_chat(self, body: dict[str, Any]) -> None:
         srv = self.server_ref
         model = body.get("model", "")
         if self._openai_missing(model):
+            return
+        if self._openai_invalid_messages(body.get("messages", [])):
             return
         messages = body.get("messages") or []
         text = srv.text_for(messages, model)
@@ -578,7 +611,14 @@ class AsgiServer:
         import uvicorn
 
         self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            server_header=False,  # as `shadowtutor proxy` runs: the app's own, each once
+            date_header=False,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -597,6 +637,47 @@ class AsgiServer:
         self._thread.join(timeout=30)
 
     def __enter__(self) -> AsgiServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SilentListener:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers (a hung
+    database server, say): point ``DATABASE_URL`` at ``postgresql://u@127.0.0.1:<port>/db``.
+    ``accepted`` counts the connections; ``close()`` drops them all."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)  # kept open, never read from or written to
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self._sock.close()
+        for conn in self._held:
+            conn.close()
+
+    def __enter__(self) -> SilentListener:
         return self
 
     def __exit__(self, *exc: object) -> None:

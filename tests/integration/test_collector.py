@@ -268,6 +268,30 @@ def test_teacher_errors_reach_the_app_unchanged(
         assert c.stats()["teacher_errors"] == 2
 
 
+@pytest.mark.parametrize(
+    "messages",
+    ["ciao come stai", {"role": "user", "content": "ciao"}, None],
+    ids=["string", "dict", "null"],
+)
+def test_messages_that_are_not_a_list_get_the_teachers_own_error(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer, messages: Any
+) -> None:
+    """Issue 12 item 19: a string (or a dict) was turned into a list of characters (keys):
+    the app must get exactly what the unwrapped client raises, and nothing is shadowed."""
+    with make(tmp_path, student) as c:
+        client = c.wrap(plain(teacher))
+        with pytest.raises(openai.BadRequestError) as bare:
+            plain(teacher).chat.completions.create(model="gpt-4o-mini", messages=messages)
+        with pytest.raises(openai.BadRequestError) as wrapped:
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        assert str(wrapped.value) == str(bare.value)
+        assert wrapped.value.body == bare.value.body
+        sent = [b["messages"] for p, b in teacher.requests if p == "/v1/chat/completions"]
+        assert sent == [messages, messages]  # the teacher got the request as the app wrote it
+        assert records(c) == [] and c.stats()["enqueued"] == 0
+    assert student.count("/api/chat") == 0
+
+
 # --- costs --------------------------------------------------------------------------------------
 
 

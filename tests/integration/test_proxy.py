@@ -197,3 +197,50 @@ def test_the_conversation_header_is_stored_pseudonymised(running: Running) -> No
     [rec] = running.records(expect=1)
     assert rec["conversation_id"] == logrecord.pseudonymize_conversation(raw)
     assert "jane" not in json.dumps(rec)
+
+
+# --- response headers: each once ------------------------------------------------------------
+
+
+def _raw_headers(port: int, method: str, path: str, body: bytes = b"") -> list[tuple[str, str]]:
+    """The response's header lines, read off the socket (no client merges repeats)."""
+    import socket
+
+    request = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return [(k.strip().lower(), v.strip()) for k, v in (line.split(":", 1) for line in head)]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_teachers_date_and_server_are_sent_once(
+    running: Running, teacher: ModelServer, stream: bool
+) -> None:
+    """Issue 12 item 19: the proxy sent `date` and `server` twice (uvicorn's and the
+    teacher's); now each once, the teacher's."""
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MSGS, "stream": stream}).encode()
+    direct = dict(_raw_headers(teacher.port, "POST", "/v1/chat/completions", body))
+    headers = _raw_headers(running.server.port, "POST", "/v1/chat/completions", body)
+    names = [k for k, _ in headers]
+    assert names.count("date") == 1 and names.count("server") == 1, headers
+    assert dict(headers)["server"] == direct["server"]  # the teacher's, not uvicorn's
+
+
+def test_an_answer_the_proxy_makes_has_one_date_and_server(
+    running: Running, route_to_student
+) -> None:  # noqa: ANN001
+    route_to_student()
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MSGS}).encode()
+    for method, path, payload in (("POST", "/v1/chat/completions", body), ("GET", "/healthz", b"")):
+        names = [k for k, _ in _raw_headers(running.server.port, method, path, payload)]
+        assert names.count("date") == 1 and names.count("server") == 1, (path, names)

@@ -4,6 +4,9 @@ and the one reader of the kill switch."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +75,7 @@ def test_the_rule_sends_low_buckets_of_released_categories_to_the_student() -> N
 
 
 def test_route_reads_the_rollout_of_the_settings_it_is_given(rollout_home: Settings) -> None:
+    assert routing.wait_ready() and routing.wait_ready(rollout_home.db_url)
     assert routing.route(key="u1", category="greeting").served_by == "teacher"  # env: no db
     r = routing.route(key="u1", category="greeting", settings=rollout_home)
     assert (r.served_by, r.stage, r.eligible) == ("student", 100, True)
@@ -80,6 +84,7 @@ def test_route_reads_the_rollout_of_the_settings_it_is_given(rollout_home: Setti
 def test_the_collector_routes_with_its_own_settings(tmp_path: Path, rollout_home: Settings) -> None:
     c = offline_collector(tmp_path, env={"SHADOWTUTOR_HOME": str(rollout_home.home)})
     try:
+        assert routing.wait_ready(c.settings.db_url)
         route, shadowed, category = c.decide(MSGS, user="u1")
     finally:
         c.close()
@@ -95,6 +100,7 @@ def test_kill_switch_from_secrets_stops_routing(
     secrets = {"SHADOWTUTOR_HOME": rollout_home.home, "SHADOWTUTOR_KILL_SWITCH": True}
     killed = Settings.load(env={}, secrets=secrets)
     assert routing.killed(killed) is True
+    assert routing.wait_ready(killed.db_url)
     r = routing.route(key="u1", category="greeting", settings=killed)
     assert (r.served_by, r.stage) == ("teacher", 0)
 
@@ -125,6 +131,7 @@ def test_killed_is_the_one_reader(
 def test_the_environment_kill_switch_acts_without_reloading_settings(
     rollout_home: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert routing.wait_ready(rollout_home.db_url)
     assert routing.route(key="u1", category="greeting", settings=rollout_home).served_by == (
         "student"
     )
@@ -132,3 +139,52 @@ def test_the_environment_kill_switch_acts_without_reloading_settings(
     assert routing.route(key="u1", category="greeting", settings=rollout_home).served_by == (
         "teacher"
     )
+
+
+# --- the request thread never waits on the database -----------------------------------------
+
+
+def test_missing_then_stale_state_means_teacher_and_is_counted_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read that has not finished (first request) or that hangs (a stale state) never holds
+    a request: the teacher serves, each case is counted per request and logged once."""
+    url = "sqlite:///never-read.db"
+    live = routing._Snapshot(100, frozenset({"greeting"}), "s1")
+    first_read, hang = threading.Event(), threading.Event()
+    reads: list[float] = []
+
+    def read(u: str) -> routing._Snapshot:
+        assert u == url
+        reads.append(time.monotonic())
+        if len(reads) == 1:
+            first_read.wait(10)  # the first read is slow
+        elif hang.is_set():
+            threading.Event().wait(10)  # the database hangs
+        return live
+
+    monkeypatch.setattr(routing, "_read", read)
+    monkeypatch.setattr(routing, "REFRESH_SECONDS", 0.05)
+
+    def who() -> str:
+        return routing.route(key="u1", category="greeting", settings=_with_url(url)).served_by
+
+    with caplog.at_level(logging.INFO, logger=routing.log.name):
+        assert [who() for _ in range(5)] == ["teacher"] * 5  # before the first read finished
+        assert routing.fallbacks() == {"missing": 5, "stale": 0}
+        first_read.set()
+        assert routing.wait_ready(url)
+        assert who() == "student"
+        hang.set()
+        deadline = time.monotonic() + 10
+        while who() == "student" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [who() for _ in range(3)] == ["teacher"] * 3
+    assert routing.fallbacks()["stale"] >= 4
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("not read yet" in m for m in messages) == 1
+    assert sum("stale" in m for m in messages) == 1
+
+
+def _with_url(url: str) -> Settings:
+    return Settings.load(env={"DATABASE_URL": url})
