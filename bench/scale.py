@@ -161,7 +161,7 @@ def time_queries(log) -> dict:  # noqa: ANN001
     con = analytics.connect(log, "UTC")
     cold = time.perf_counter() - t0
     prices = pricing.load_table()
-    now = _end() + timedelta(hours=1)
+    now = (_end() + timedelta(hours=1)).replace(tzinfo=None)  # naive local time, as the page
     f = analytics.Filters()
 
     def cost_page() -> None:
