@@ -581,7 +581,16 @@ def _plain_proxy(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, A
     return run
 
 
+def no_fault_wrapper(servers: Servers, work: Path, n: int) -> dict[str, Any]:
+    return wrapper_fault("none (baseline)", servers, work, n)
+
+
+def no_fault_proxy(servers: Servers, work: Path, n: int) -> dict[str, Any]:
+    return proxy_fault("none (baseline)", servers, work, n)
+
+
 FAULTS: dict[str, Callable[[Servers, Path, int], dict[str, Any]]] = {
+    "none_wrapper": no_fault_wrapper,
     "student_down": student_fault("student down", down=True),
     "student_slow": student_fault("student slow (2 s, timeout 1 s)", delay=2.0),
     "student_500": student_fault("student 500", status=500),
@@ -591,6 +600,7 @@ FAULTS: dict[str, Callable[[Servers, Path, int], dict[str, Any]]] = {
     "database_hung": database_hung,
     "disk_full": disk_full,
     "compaction": compaction,
+    "none_proxy": _plain_proxy(no_fault_proxy),
     "proxy_student_down": proxy_student_down,
     "kill_proxy": kill_proxy,
     "kill_proxy_retries": lambda servers, work, n: kill_proxy(servers, work, n, retries=5),
