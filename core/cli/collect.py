@@ -47,12 +47,23 @@ def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     help="Teacher model of lines that name none (an OpenAI export is logged as 'unknown' "
     "otherwise, and cannot be priced). Lines that name their model keep it.",
 )
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(1, 131_072),
+    default=1024,
+    show_default=True,
+    help="Longest answer asked of the teacher and the student (a base model may never stop).",
+)
 @click.pass_context
-def replay_cmd(ctx: click.Context, file: Path, concurrency: int, teacher_model: str | None) -> None:
+def replay_cmd(
+    ctx: click.Context, file: Path, concurrency: int, teacher_model: str | None, max_tokens: int
+) -> None:
     """Replay FILE (our log schema or OpenAI chat JSONL) through the student.
 
-    The teacher is called only for lines without a teacher answer. Lines whose id is already
-    in the log are skipped, so re-running the same command resumes an interrupted replay.
+    The teacher is called only for lines without a teacher answer; a line whose teacher call
+    fails is not written (counted as a teacher error, exit status 1) and is retried by the next
+    run. Lines whose id is already in the log are skipped, so re-running the same command
+    resumes an interrupted replay. Ctrl-C stops within a second or two and writes what is done.
     """
     from shadowtutor.collect import replay
 
@@ -63,25 +74,42 @@ def replay_cmd(ctx: click.Context, file: Path, concurrency: int, teacher_model: 
         bar.append(click.progressbar(length=n, label="replaying", file=sys.stderr))
         bar[0].__enter__()
 
+    interrupted = None
     try:
         report = replay.replay(
             file,
             settings,
             concurrency=concurrency,
             teacher_model=teacher_model,
+            max_tokens=max_tokens,
             start=start,
             progress=lambda n: bar[0].update(n),
         )
+    except replay.ReplayInterrupted as exc:
+        interrupted, report = exc, exc.report
     finally:
         if bar:
             bar[0].__exit__(None, None, None)
     for bad in report.bad:
         click.echo(f"{file}:{bad.line_no}: {bad.reason}", err=True)
-    s = report.stats
+    for line_id, reason in report.teacher_failures[:5]:
+        click.echo(f"teacher failed on {line_id}: {reason}", err=True)
+    if len(report.teacher_failures) > 5:
+        click.echo(f"... and {len(report.teacher_failures) - 5} more teacher failures", err=True)
     click.echo(
         f"replayed {report.replayed}, already in the log {report.already_logged}, "
-        f"teacher called {report.teacher_called}, student errors {s.get('student_errors', 0)}, "
-        f"bad lines {len(report.bad)} -> {settings.log_path}"
+        f"teacher called {report.teacher_called}, teacher errors {report.teacher_errors}, "
+        f"student errors {report.student_errors}, bad lines {len(report.bad)} "
+        f"-> {settings.log_path}"
     )
-    if report.bad:
+    if interrupted is not None:
+        click.echo(str(interrupted), err=True)
+        ctx.exit(130)
+    if report.teacher_errors:
+        click.echo(
+            f"{report.teacher_errors} lines were not written because the teacher failed; "
+            "run the same command again to retry them",
+            err=True,
+        )
+    if report.bad or report.teacher_errors:
         ctx.exit(1)

@@ -170,6 +170,7 @@ class ShadowCollector:
         self._pending_cap = max(10_000, self._queue.maxsize * 10)
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
+        self._torn_ids: list[str] = []  # the job of a line a full disk left torn
         self._counts: Counter[str] = Counter()
         self._unknown: Counter[str] = Counter()
         self._count_lock = threading.Lock()
@@ -604,6 +605,9 @@ class ShadowCollector:
         written = 0
         try:
             self._writer.finish_torn()  # the rest of a line a failed write left torn
+            if self._torn_ids:  # that line is whole now: its job is done
+                self._journal.done(self._torn_ids)
+                self._torn_ids = []
             # Small slices with a GIL hand-off between them: the app's request thread never
             # waits behind one long JSON-encoding burst of this background thread.
             while written < len(batch):
@@ -611,6 +615,9 @@ class ShadowCollector:
                 try:
                     self._writer.append_many(part)
                 except LogWriteError as exc:  # part of the slice is on disk: never re-send it
+                    whole = max(0, exc.written - self._writer.held)  # the torn one: when whole
+                    self._journal.done([r["id"] for r in part[:whole]])
+                    self._torn_ids = [r["id"] for r in part[whole : exc.written]]
                     written += exc.written
                     self.count("logged", exc.written)
                     raise

@@ -10,20 +10,29 @@ Resumable: every line has a stable id (our records keep theirs; OpenAI lines get
 their messages), and ids already in the log are skipped, so an interrupted replay is finished
 by running the same command again. When the student is down the circuit breaker opens and
 the replay stops (nothing is written for the lines it could not try) with a message saying so.
+
+A teacher call that fails (an error status, a timeout, a stream that ends without a finish
+reason) is counted and shown (``teacher errors N``, exit status 1) and its line is not written,
+so the next run retries it. ``max_tokens`` (default ``DEFAULT_MAX_TOKENS``) bounds the
+teacher's and the student's answers. Ctrl-C stops within a second or two: the pairs already
+finished are written, the lines still with a model are not, and the message says how to resume.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shadowtutor.backends import Backend, teacher_backend
+from shadowtutor.backends import Backend, BackendError, student_backend, teacher_backend
+from shadowtutor.collect.breaker import Breaker
 from shadowtutor.collect.collector import Job, ShadowCollector
+from shadowtutor.collect.job import answer_from_result
 from shadowtutor.config import Settings
-from shadowtutor.errors import ShadowTutorError
+from shadowtutor.errors import ShadowTutorError, error_text
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.log.store import BadLine
@@ -31,6 +40,19 @@ from shadowtutor.log.store import BadLine
 
 class ReplayError(ShadowTutorError):
     """The replay cannot go on; the message says why and how to resume."""
+
+
+class ReplayInterrupted(ReplayError):
+    """Ctrl-C: what was finished is written; ``report`` says how far it got."""
+
+    def __init__(self, report: ReplayReport):
+        self.report = report
+        left = report.todo - report.replayed
+        super().__init__(
+            f"interrupted: {report.replayed} of {report.todo} lines were replayed and written, "
+            f"{left} were not. Run the same command again to resume (lines already in the log "
+            "are skipped)."
+        )
 
 
 @dataclass
@@ -47,6 +69,11 @@ class ReplayReport:
     already_logged: int = 0
     replayed: int = 0
     teacher_called: int = 0
+    teacher_errors: int = 0  # teacher calls that failed: those lines are not written
+    teacher_failures: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
+    student_errors: int = 0
+    student_timeouts: int = 0
+    todo: int = 0  # lines not in the log when the run started
     bad: list[BadLine] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -104,9 +131,12 @@ def read_items(path: Path) -> tuple[list[ReplayItem], list[BadLine], int]:
     return items, bad, lines
 
 
-def _job(
-    item: ReplayItem, teacher: Backend, settings: Settings, teacher_model: str | None = None
-) -> Job:
+DEFAULT_MAX_TOKENS = 1024  # an answer longer than this is cut (a base model may never stop)
+MAX_MAX_TOKENS = 131_072
+STOP_GRACE_S = 1.0  # after Ctrl-C: how long finished pairs may take to reach the log
+
+
+def _job(item: ReplayItem, max_tokens: int) -> Job:
     rec = item.record or {}
     job = Job(
         messages=item.messages,
@@ -118,16 +148,109 @@ def _job(
         category=rec.get("category"),
         language=rec.get("language"),
         metadata=dict(rec.get("metadata") or {}),
+        options={"max_tokens": max_tokens},
     )
-    if item.teacher is not None:
-        job.teacher = {k: v for k, v in item.teacher.items() if v is not None}
-        if teacher_model and job.teacher.get("model") in (None, "", "unknown"):
-            job.teacher["model"] = teacher_model  # an export that never named its model
-    else:
-        model = (rec.get("teacher") or {}).get("model") or teacher_model or settings.teacher_model
-        job.teacher_call = lambda: teacher.chat(item.messages, model=model)
-        job.metadata["teacher_called"] = True
     return job
+
+
+def _teacher_model(item: ReplayItem, settings: Settings, teacher_model: str | None) -> str:
+    rec = item.record or {}
+    return (rec.get("teacher") or {}).get("model") or teacher_model or settings.teacher_model
+
+
+class _Run:
+    """One replay's workers: each takes the next line, asks the teacher (when the line has no
+    answer) and the student itself, and hands the finished pair to the collector, which only
+    prices, scores and writes it. A teacher failure writes nothing (the next run retries the
+    line); a student failure is written with its error, as in live traffic. ``stop`` ends the
+    run at once: lines still with a model are dropped, not written, so a re-run asks again."""
+
+    def __init__(
+        self,
+        todo: list[ReplayItem],
+        settings: Settings,
+        collector: ShadowCollector,
+        teacher: Backend,
+        student: Backend,
+        *,
+        max_tokens: int,
+        teacher_model: str | None,
+    ):
+        self.todo = todo
+        self.settings = settings
+        self.collector = collector
+        self.teacher = teacher
+        self.student = student
+        self.max_tokens = max_tokens
+        self.teacher_model = teacher_model
+        self.breaker = Breaker(settings.breaker_failures, settings.breaker_cooldown_s)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.next = 0
+        self.handed = 0  # lines handed to the collector (progress)
+        self.teacher_called = 0
+        self.teacher_errors: list[tuple[str, str]] = []  # (line id, reason)
+        self.student_errors = 0
+        self.student_timeouts = 0
+        self.student_stopped: str | None = None  # the breaker opened: why
+        self.last_student_error = ""
+
+    def take(self) -> ReplayItem | None:
+        with self.lock:
+            if self.stop.is_set() or self.next >= len(self.todo):
+                return None
+            item = self.todo[self.next]
+            self.next += 1
+            return item
+
+    def work(self) -> None:
+        while (item := self.take()) is not None:
+            try:
+                self.one(item)
+            except Exception as exc:  # never let one line kill a worker; it is retried
+                with self.lock:
+                    self.teacher_errors.append((item.id, f"replay: {error_text(exc)}"))
+
+    def one(self, item: ReplayItem) -> None:
+        job = _job(item, self.max_tokens)
+        if item.teacher is not None:
+            job.teacher = {k: v for k, v in item.teacher.items() if v is not None}
+            if self.teacher_model and job.teacher.get("model") in (None, "", "unknown"):
+                job.teacher["model"] = self.teacher_model  # an export that never named it
+        else:
+            model = _teacher_model(item, self.settings, self.teacher_model)
+            with self.lock:
+                self.teacher_called += 1
+            try:
+                result = self.teacher.chat(item.messages, model=model, max_tokens=self.max_tokens)
+            except Exception as exc:  # a 500, a timeout, a stream without a finish reason
+                with self.lock:
+                    self.teacher_errors.append((item.id, error_text(exc)))
+                return
+            job.teacher = answer_from_result(result)
+            job.metadata["teacher_called"] = True
+        if self.stop.is_set():
+            return
+        if not self.breaker.allow():
+            with self.lock:
+                self.student_stopped = self.student_stopped or "the circuit breaker is open"
+            self.stop.set()
+            return
+        try:
+            job.student_result = self.student.chat(item.messages, max_tokens=self.max_tokens)
+        except Exception as exc:
+            self.breaker.failure()
+            with self.lock:
+                self.student_errors += 1
+                if isinstance(exc, BackendError) and exc.kind == "timeout":
+                    self.student_timeouts += 1
+                self.last_student_error = str(exc)
+            job.student_error = error_text(exc)
+        else:
+            self.breaker.success()
+        if self.stop.is_set():
+            return  # interrupted while the student answered: asked again next run
+        self.collector.submit(job, block=True)  # the collector only prices and writes: fast
 
 
 def replay(
@@ -140,48 +263,84 @@ def replay(
     progress: Callable[[int], None] | None = None,
     start: Callable[[int], None] | None = None,
     teacher_model: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> ReplayReport:
     """Replay FILE into the log; ``start(n)`` is told how many lines will be replayed and
-    ``progress(1)`` is called as each is handed to the workers. ``teacher_model`` names the
-    teacher of lines that do not (an OpenAI export has no ``model``), so they can be priced."""
+    ``progress(k)`` as lines are handed to the log. ``teacher_model`` names the teacher of
+    lines that do not (an OpenAI export has no ``model``), so they can be priced;
+    ``max_tokens`` bounds every answer, the teacher's and the student's.
+
+    Teacher failures are counted in ``teacher_errors`` and their lines are not written (the
+    next run retries them). Ctrl-C (``KeyboardInterrupt``) stops within a second or two:
+    finished pairs are written, lines still with a model are not, and
+    :class:`ReplayInterrupted` (with the report) says how to resume."""
     if concurrency < 1:
         raise ReplayError("--concurrency must be at least 1")
+    if not 1 <= max_tokens <= MAX_MAX_TOKENS:
+        raise ReplayError(f"--max-tokens must be between 1 and {MAX_MAX_TOKENS}")
     report = ReplayReport()
     items, report.bad, report.lines = read_items(path)
     known = logstore.known_ids(settings.log_path)
     todo = [it for it in items if it.id not in known]
     report.already_logged = len(items) - len(todo)
+    report.todo = len(todo)
     if start:
         start(len(todo))
     if not todo:
         return report
     teacher = teacher or teacher_backend(settings)
+    student = student or student_backend(settings)
     collector = ShadowCollector(
         settings,
         student=student,
-        workers=concurrency,
+        workers=1,
         queue_size=concurrency * 2,
         sample_percent=100,
         record_breaker_skips=False,
     )
-    stopped = None
+    run = _Run(
+        todo,
+        settings,
+        collector,
+        teacher,
+        student,
+        max_tokens=max_tokens,
+        teacher_model=teacher_model,
+    )
+    workers = [
+        threading.Thread(target=run.work, name=f"replay-{i}", daemon=True)
+        for i in range(concurrency)
+    ]
+    interrupted = False
     try:
-        for item in todo:
-            if collector.breaker.state == "open":
-                stopped = "student"
-                break
-            collector.submit(_job(item, teacher, settings, teacher_model), block=True)
-            report.teacher_called += item.teacher is None
-            if progress:
-                progress(1)
+        for w in workers:
+            w.start()
+        shown = 0
+        while any(w.is_alive() for w in workers):
+            for w in workers:
+                w.join(timeout=0.1)
+            done = collector.stats()["enqueued"]
+            if progress and done > shown:
+                progress(done - shown)
+                shown = done
+    except KeyboardInterrupt:
+        interrupted = True
+        run.stop.set()  # workers take no new line; answers still on their way are dropped
     finally:
-        collector.close(timeout=None)
+        collector.close(timeout=STOP_GRACE_S if interrupted else None)
         report.stats = collector.stats()
     report.replayed = report.stats["logged"]
-    if stopped or report.stats["breaker_skipped"]:
+    report.teacher_called = run.teacher_called
+    report.teacher_errors = len(run.teacher_errors)
+    report.teacher_failures = list(run.teacher_errors)
+    report.student_errors = run.student_errors
+    report.student_timeouts = run.student_timeouts
+    if interrupted:
+        raise ReplayInterrupted(report)
+    if run.student_stopped:
         raise ReplayError(
             f"stopped: the student failed {settings.breaker_failures} times in a row "
-            f"({report.stats['last_error']}); {report.replayed} of {len(todo)} lines were "
+            f"(student: {run.last_student_error}); {report.replayed} of {len(todo)} lines were "
             "replayed. Fix the student, then run the same command again to resume."
         )
     if report.stats["unwritten"] or report.stats["lost"]:

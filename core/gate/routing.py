@@ -152,7 +152,11 @@ class _Refresher:
     def _run(self) -> None:
         try:
             while not self.stopped.is_set():
-                snap = _read(self.url)
+                try:
+                    snap = _read(self.url)
+                except Exception as exc:  # _read never raises; if it did: teacher, say so
+                    _warn_once(self.url, f"rollout state unreadable ({exc!r})")
+                    snap = _TEACHER_ONLY
                 self.state = (time.monotonic(), snap)
                 self.ready.set()
                 if time.monotonic() - self.used_at > IDLE_SECONDS:

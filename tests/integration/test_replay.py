@@ -140,7 +140,7 @@ def test_student_timeouts_are_recorded(
     student.delay = 1.5
     path = write_lines(tmp_path / "one.jsonl", [our_record(1)])
     report = replay.replay(path, Settings.load())
-    assert report.replayed == 1 and report.stats["student_timeouts"] == 1
+    assert report.replayed == 1 and report.student_timeouts == 1
     assert logged(Settings.load())["rec-1"]["student"]["error"].startswith("timeout")
 
 
@@ -220,3 +220,127 @@ def test_without_teacher_model_an_openai_export_is_unknown_and_unpriced(
     assert CliRunner().invoke(main, ["replay", str(path)]).exit_code == 0
     (rec,) = logged(Settings.load()).values()
     assert rec["teacher"]["model"] == "unknown" and rec["teacher"].get("cost_usd") is None
+
+
+# --- issue 12 item 6: teacher failures, max_tokens, Ctrl-C ---------------------------------
+
+
+def prompts(tmp_path: Path, n: int, name: str = "prompts.jsonl") -> Path:
+    return write_lines(
+        tmp_path / name,
+        [{"messages": [{"role": "user", "content": f"prompt number {i}"}]} for i in range(n)],
+    )
+
+
+@pytest.mark.parametrize("fault", ["no_finish_reason", "status_500"])
+def test_teacher_failures_are_counted_not_written_and_retried(
+    env: dict[str, str], tmp_path: Path, teacher: ModelServer, student: ModelServer, fault: str
+) -> None:
+    """5 of 6 teacher calls failed ("ended the stream without a finish reason"), yet replay
+    printed "student errors 0", exit 0, wrote null answers and a re-run skipped them."""
+    path = prompts(tmp_path, 6)
+    if fault == "no_finish_reason":
+        teacher.stop_after = 1
+    else:
+        teacher.status = 500
+    result = CliRunner().invoke(main, ["replay", str(path), "--concurrency", "2"])
+    assert result.exit_code == 1, result.output
+    assert "replayed 0, already in the log 0, teacher called 6, teacher errors 6" in result.output
+    assert "run the same command again to retry them" in result.output
+    if fault == "no_finish_reason":
+        assert "ended the stream without a finish reason" in result.output
+    assert logged(Settings.load()) == {}  # nothing written as if complete
+    assert student.count("/api/chat") == 0  # no student call for a pair that cannot be made
+    teacher.reset()
+    again = CliRunner().invoke(main, ["replay", str(path)])
+    assert again.exit_code == 0, again.output
+    assert "replayed 6, already in the log 0, teacher called 6, teacher errors 0" in again.output
+    recs = logged(Settings.load())
+    assert len(recs) == 6
+    assert all(r["teacher"]["response"] == "the teacher's fresh answer" for r in recs.values())
+    assert all(r["teacher"].get("error") is None for r in recs.values())
+
+
+def test_a_teacher_timeout_is_a_teacher_error(
+    env: dict[str, str], tmp_path: Path, teacher: ModelServer
+) -> None:
+    from shadowtutor.backends import teacher_backend
+
+    settings = Settings.load()
+    teacher.delay = 2.0
+    report = replay.replay(
+        prompts(tmp_path, 2), settings, teacher=teacher_backend(settings, timeout=0.3)
+    )
+    assert (report.teacher_errors, report.replayed) == (2, 0)
+    assert all("time" in reason.lower() for _, reason in report.teacher_failures)
+    assert logged(settings) == {}
+
+
+def test_max_tokens_bounds_the_teacher_and_the_student(
+    env: dict[str, str], tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    path = write_lines(
+        tmp_path / "two.jsonl",
+        [{"messages": [{"role": "user", "content": "fresh prompt"}]}, our_record(3)],
+    )
+    assert CliRunner().invoke(main, ["replay", str(path)]).exit_code == 0
+    [t_body] = [b for p, b in teacher.requests if p == "/v1/chat/completions"]
+    assert t_body["max_tokens"] == replay.DEFAULT_MAX_TOKENS == 1024  # a sane default
+    s_bodies = [b for p, b in student.requests if p == "/api/chat"]
+    assert [b["options"]["num_predict"] for b in s_bodies] == [1024, 1024]
+    teacher.reset(), student.reset()
+    path2 = prompts(tmp_path, 1, "other.jsonl")
+    assert CliRunner().invoke(main, ["replay", str(path2), "--max-tokens", "64"]).exit_code == 0
+    [t_body] = [b for p, b in teacher.requests if p == "/v1/chat/completions"]
+    [s_body] = [b for p, b in student.requests if p == "/api/chat"]
+    assert t_body["max_tokens"] == 64 and s_body["options"]["num_predict"] == 64
+    bad = CliRunner().invoke(main, ["replay", str(path2), "--max-tokens", "0"])
+    assert bad.exit_code == 2 and "--max-tokens" in bad.output
+
+
+def test_ctrl_c_stops_at_once_writes_what_is_done_and_says_how_to_resume(
+    env: dict[str, str], tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    """A real `shadowtutor replay` process, a slow teacher, SIGINT: it stopped after 1 min
+    44 s, kept writing and said only "Aborted!". Now it exits within a second or two, the
+    finished pairs are in the log (complete), the rest is not, and the same command resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    teacher.delay = 1.0  # 40 lines, 2 at once: 20 s to finish
+    path = prompts(tmp_path, 40)
+    cmd = [sys.executable, "-m", "shadowtutor.cli", "replay", str(path), "--concurrency", "2"]
+    proc = subprocess.Popen(
+        cmd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while teacher.count("/v1/chat/completions") < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)  # a few lines done, two more with the teacher
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert took < 10, f"took {took:.1f} s to stop"  # generous: 1-2 s, and 20 s left to run
+    assert "Aborted!" not in err and "Traceback" not in err
+    assert "interrupted:" in err and "Run the same command again to resume" in err
+    settings = Settings.load()
+    done = logged(settings)
+    assert 1 <= len(done) < 40
+    assert all(r["teacher"]["response"] and r["student"]["response"] for r in done.values())
+    assert f"replayed {len(done)}," in out
+    asked = teacher.count("/v1/chat/completions")
+    time.sleep(1.5)  # answers that were on their way when it stopped
+    assert teacher.count("/v1/chat/completions") == asked  # nothing asked after the stop
+    teacher.delay = 0
+    resumed = replay.replay(path, settings)
+    assert (resumed.replayed, resumed.already_logged) == (40 - len(done), len(done))
+    assert len(logged(settings)) == 40

@@ -157,6 +157,52 @@ def test_the_collector_retries_a_full_disk_without_doubling_a_line(
     assert count(log_dir) == (3000, 3000)
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")
+def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by bench/faults.py: the records of a slice that reached the disk before ENOSPC
+    were counted as logged but stayed pending in the journal, so the stop reported them as
+    `unfinished_at_exit` ("still with the student") and kept a journal for the next start."""
+    import time
+
+    from shadowtutor.collect import collector as collect
+    from shadowtutor.collect.job import Job
+    from shadowtutor.config import Settings
+
+    log_dir = tmp_path / "logs"
+    settings = Settings.load(
+        {"SHADOWTUTOR_HOME": str(tmp_path / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
+    )
+    c = collect.ShadowCollector(settings, workers=1, batch_size=10**6, flush_interval_s=3600)
+    try:
+        for i in range(300):
+            job = Job(
+                messages=[{"role": "user", "content": f"question {i}"}],
+                teacher={"model": "gpt-4o-mini", "response": f"answer {i}"},
+                student_error="unavailable: test",
+            )
+            assert c.submit(job, block=True)
+        deadline = time.monotonic() + 10
+        while c._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert c._queue.unfinished_tasks == 0
+        with c._cond:
+            line = len(logrecord.dumps(c._pending[0])) + 1
+        # the records' folder only: the journal beside it keeps working
+        disk = FullDisk(monkeypatch, logstore.jsonl_root(log_dir), room=line * 100 + 17)
+        assert c._write_pending() is False
+        assert 0 < c.stats()["logged"] < 300
+        disk.grow()
+        assert c.flush(5) is True
+        assert c.stats()["logged"] == 300
+        assert c._journal.pending() == 0
+    finally:
+        closed = c.close(5)
+    assert closed and c.stats()["unfinished_at_exit"] == 0
+    assert count(log_dir) == (300, 300)
+
+
 # --- 3 and 7: import never stops at a line, never writes non-standard JSON -----------------
 
 
