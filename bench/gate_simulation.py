@@ -91,12 +91,25 @@ def single_looks(cfg: gate.GateConfig, seeds: int, only: str) -> None:
 def run_days(
     cfg: gate.GateConfig, student: Student, judge: Judge | None, seed: int, looks: int
 ) -> tuple[int | None, int | None]:
-    """(first day with GO, first day the review-score criterion passes), 1-based; None: never."""
+    """(first day with GO, first day the review-score criterion passes), 1-based; None: never.
+
+    One seed gives the same pairs and the same human reviews whatever the judge (common
+    random numbers: the judge's noise has its own generator), so judges compare paired."""
     rng = np.random.default_rng(50_000 + seed)
+    judge_rng = np.random.default_rng(90_000 + seed)
     days = []
     first_go = first_review = None
     for t in range(looks):
-        days.append(day(student, rng, pairs=PAIRS_PER_DAY, reviews=REVIEWS_PER_DAY, judge=judge))
+        days.append(
+            day(
+                student,
+                rng,
+                pairs=PAIRS_PER_DAY,
+                reviews=REVIEWS_PER_DAY,
+                judge=judge,
+                judge_rng=judge_rng,
+            )
+        )
         w = rolling_window(
             days,
             t,
@@ -134,29 +147,37 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
         print(f"daily looks: {name}: P(any GO over {looks} looks) = {go / seeds:.1%}")
     print(
         "\n| student | judge | judge kappa | reached GO | median days to GO "
-        "| median days to review PASS | median human reviews to review PASS |"
+        "| median days to review PASS | median human reviews to review PASS "
+        "| vs no judge (medians) | runs where the judge needed more reviews than none |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for label, student, (name, judge) in [
-        (label, student, item)
-        for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE))
-        for item in JUDGES.items()
-    ]:
-        runs = [run_days(cfg, student, judge, s, looks) for s in range(seeds)]
-        # Medians over every run, a run that never got there counting as "later than all":
-        # a median over the successful runs only would favour the luckiest samples.
-        never = math.inf
-        go_days = [never if g is None else g for g, _ in runs]
-        review_days = [never if r is None else r for _, r in runs]
-        med = lambda xs: "never" if np.isinf(np.median(xs)) else f"{np.median(xs):.0f}"  # noqa: E731
-        mid = np.median(review_days)
-        reviews = "never" if mid == never else f"{mid * REVIEWS_PER_DAY:.0f}"
-        print(
-            f"| {label} | {name} | {judge_kappa(judge)} "
-            f"| {sum(g != never for g in go_days) / seeds:.0%} "
-            f"| {med(go_days)} "
-            f"| {med(review_days)} | {reviews} |"
-        )
+    print("|---|---|---|---|---|---|---|---|---|")
+    never = math.inf
+    for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE)):
+        baseline: list[float] = []
+        for name, judge in JUDGES.items():
+            runs = [run_days(cfg, student, judge, s, looks) for s in range(seeds)]
+            # Medians over every run, a run that never got there counting as "later than
+            # all": a median over the successful runs only would favour the luckiest samples.
+            go_days = [never if g is None else g for g, _ in runs]
+            review_days = [never if r is None else r for _, r in runs]
+            med = lambda xs: "never" if np.isinf(np.median(xs)) else f"{np.median(xs):.0f}"  # noqa: E731
+            mid = float(np.median(review_days))
+            reviews = "never" if mid == never else f"{mid * REVIEWS_PER_DAY:.0f}"
+            if judge is None:
+                baseline = review_days
+                ratio = worse = "-"
+            else:
+                base = float(np.median(baseline))
+                ratio = "-" if math.isinf(base) or math.isinf(mid) else f"{mid / base:.0%}"
+                # Paired (same seed, same reviews): how often this judge made people wait.
+                more = sum(r > b for r, b in zip(review_days, baseline, strict=True))
+                worse = f"{more / seeds:.1%}"
+            print(
+                f"| {label} | {name} | {judge_kappa(judge)} "
+                f"| {sum(g != never for g in go_days) / seeds:.0%} "
+                f"| {med(go_days)} "
+                f"| {med(review_days)} | {reviews} | {ratio} | {worse} |"
+            )
 
 
 def main() -> None:

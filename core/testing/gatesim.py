@@ -82,20 +82,26 @@ def day(
     reviews: int,
     judge: Judge | None = None,
     method: str = "lexical",
+    judge_rng: np.random.Generator | None = None,
 ) -> Aggregate:
-    """One day of one category: ``pairs`` pairs, ``reviews`` of them reviewed by people, and
-    every pair scored by ``judge`` when given (stored apart from the human scores)."""
+    """One day of one category: ``pairs`` pairs, ``reviews`` of them (a uniform random
+    sample) reviewed by people, and every pair scored by ``judge`` when given (stored apart
+    from the human scores).
+
+    The log, the human scores and the reviewed sample come from ``rng`` alone, whatever the
+    judge; the judge's noise comes from ``judge_rng`` (default: ``rng``, after the rest). So
+    runs with one seed and different judges see the same pairs and the same reviews (common
+    random numbers), and a comparison of judges measures the estimator, not the luck of the
+    draw."""
     agg = window(student, rng, pairs=pairs, reviews=0, method=method).categories["greeting"]
-    if judge is None:
-        draws = rng.multinomial(reviews, student.score_probs)
-        agg.scores = {s: int(c) for s, c in zip(range(1, 6), draws, strict=True) if c}
-        return agg
     human = rng.choice(np.arange(1, 6), size=pairs, p=student.score_probs).astype(float)
-    scored = judge.score(human, rng)
     reviewed = np.zeros(pairs, dtype=bool)
     reviewed[rng.choice(pairs, size=min(reviews, pairs), replace=False)] = True
     for h in human[reviewed]:
         agg.scores[int(h)] = agg.scores.get(int(h), 0) + 1
+    if judge is None:
+        return agg
+    scored = judge.score(human, rng if judge_rng is None else judge_rng)
     for h, f, r in zip(human, scored, reviewed, strict=True):
         key = (int(h) if r else None, None, float(f), None)
         agg.ratings[key] = agg.ratings.get(key, 0) + 1

@@ -616,3 +616,29 @@ def test_assemble_pairs_human_and_judge_scores_without_mixing_them() -> None:
     assert a.scores == {4: 1, 5: 1}  # judge scores never become reviews
     # p4 was judged after the window's end: not evidence yet.
     assert a.ratings == {(4, 5, 4.5, 5.0): 1, (5, 5, None, None): 1, (None, None, 3.5, 4.0): 1}
+
+
+def test_simulated_days_share_pairs_and_reviews_whatever_the_judge() -> None:
+    """The benchmark compares judges paired: one seed, the same human reviews."""
+    from shadowtutor.testing.gatesim import Judge, day
+
+    student = Student(0.995, 500, 0.5, 0.60, SCORES_GOOD)
+    runs = [
+        day(
+            student,
+            np.random.default_rng(3),
+            pairs=150,
+            reviews=8,
+            judge=judge,
+            judge_rng=np.random.default_rng(4),
+        )
+        for judge in (None, Judge(noise=0.8), Judge(random=True))
+    ]
+    assert runs[0].scores == runs[1].scores == runs[2].scores
+    assert runs[0].successes == runs[1].successes and not runs[0].ratings
+    for r in runs[1:]:
+        humans: dict[int, int] = {}
+        for key, count in r.ratings.items():
+            if key[0] is not None:
+                humans[key[0]] = humans.get(key[0], 0) + count
+        assert humans == runs[0].scores  # the judge scored the very pairs people reviewed
