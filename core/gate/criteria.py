@@ -833,7 +833,19 @@ class Calibration:
     buckets: tuple[Bucket, ...]
     suggested: float | None  # lowest bucket edge from which every bucket averages >= target
     target: float
-    reviewed: int
+    reviewed: int  # reviews (a pair reviewed by two people counts twice)
+    pairs: int | None = None  # distinct reviewed pairs, when the pair ids were given
+
+    @property
+    def label(self) -> str:
+        """ "515 reviews of 441 pairs": what the chart's numbers count, in words."""
+        reviews = f"{self.reviewed:,} review{'' if self.reviewed == 1 else 's'}"
+        if self.pairs is None:
+            return reviews
+        plural = "" if self.pairs == 1 else "s"
+        if self.pairs == self.reviewed:
+            return f"{self.pairs:,} reviewed pair{plural}"
+        return f"{reviews} of {self.pairs:,} pair{plural}"
 
 
 def calibrate(
@@ -843,10 +855,12 @@ def calibrate(
     target: float = 4.0,
     width: float = 0.1,
     min_bucket: int = 5,
+    pair_ids: Iterable[str] | None = None,
 ) -> Calibration:
-    """Mean review score by similarity bucket, from (similarity, student_score) of reviewed
-    pairs, and the suggested threshold: the lowest bucket edge from which every bucket with at
-    least ``min_bucket`` reviews averages at least ``target``."""
+    """Mean review score by similarity bucket, from (similarity, student_score) of each
+    review, and the suggested threshold: the lowest bucket edge from which every bucket with at
+    least ``min_bucket`` reviews averages at least ``target``. With ``pair_ids`` (one per
+    review) the distinct pairs are counted too: several reviewers may review one pair."""
     nb = max(1, round(1 / width))
     sums, counts = [0.0] * nb, [0] * nb
     for sim, score in pairs:
@@ -870,4 +884,5 @@ def calibrate(
             suggested = b.low
         else:
             break
-    return Calibration(method, buckets, suggested, target, sum(counts))
+    distinct = None if pair_ids is None else len(set(pair_ids))
+    return Calibration(method, buckets, suggested, target, sum(counts), distinct)

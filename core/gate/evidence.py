@@ -294,8 +294,13 @@ def calibration(*, session: Session, config: GateConfig, method: str | None = No
         for r in rows:
             counts[r.method or "unknown"] += 1
         method = max(counts, key=counts.__getitem__) if counts else "lexical"
-    pairs = [(r.similarity, r.score) for r in rows if (r.method or "unknown") == method]
-    return calibrate(pairs, method=method, target=config.min_review_score)
+    mine = [r for r in rows if (r.method or "unknown") == method]
+    return calibrate(
+        [(r.similarity, r.score) for r in mine],
+        method=method,
+        target=config.min_review_score,
+        pair_ids=[r.pair_id for r in mine],
+    )
 
 
 def served_now(settings: Settings, session: Session) -> int:

@@ -642,3 +642,47 @@ def test_simulated_days_share_pairs_and_reviews_whatever_the_judge() -> None:
             if key[0] is not None:
                 humans[key[0]] = humans.get(key[0], 0) + count
         assert humans == runs[0].scores  # the judge scored the very pairs people reviewed
+
+
+def test_calibration_counts_pairs_apart_from_reviews(migrated) -> None:  # noqa: ANN001
+    """Issue 14 item 4: Readiness said "515 reviewed pairs" for 441 reviewed pairs: it
+    counted reviews, and a pair two people reviewed counted twice."""
+    from shadowtutor.dashboards import readiness as ready
+    from shadowtutor.tables import Review
+
+    now = datetime.now(UTC)
+    with gate_data.db.session_scope(migrated.db_url) as s:
+        first = _user(s, "admin")
+        second = _user(s, "reviewer")
+        for i in range(3):
+            done = add_review(
+                s,
+                pair_id=f"p{i}",
+                category="greeting",
+                similarity=0.6,
+                pair_ts=now - timedelta(hours=3),
+                method="lexical",
+                reviewer_id=first,
+                score=5,
+                decision="approve",
+            )
+            if i < 2:  # a second reviewer on two of the three pairs
+                s.flush()
+                s.add(
+                    Review(
+                        item_id=done.item_id,
+                        pair_id=done.pair_id,
+                        reviewer_id=second,
+                        student_score=4,
+                        decision="approve",
+                    )
+                )
+        s.flush()
+        cal = gate_data.calibration(session=s, config=config())
+    assert (cal.reviewed, cal.pairs) == (5, 3)
+    assert cal.label == "5 reviews of 3 pairs"
+    assert "5 reviews of 3 pairs" in ready.calibration_figure(cal, 0.45).layout.title.text
+    assert "reviewed pairs" not in ready.calibration_figure(cal, 0.45).layout.title.text
+    alone = gate.calibrate([(0.5, 4.0)] * 2, method="lexical", pair_ids=["a", "b"])
+    assert alone.label == "2 reviewed pairs"
+    assert gate.calibrate([(0.5, 4.0)], method="lexical").label == "1 review"
