@@ -11,7 +11,9 @@ project's own ``decide``.
    ``daily looks: <case>: P(any GO over 45 looks) = X%`` per edge case (a student exactly at a
    threshold, who must not get GO more than 5 % of the time however often the gate is looked
    at), and the days and human reviews a good student needs: without a judge, and with a
-   judge of weighted kappa ~0.6, ~0.8 and a useless (random) one scoring every pair.
+   judge of weighted kappa ~0.6, ~0.8 and a useless (random) one scoring every pair, and
+   the kappa-0.8 and random judges with the reviews picked by the review queue's
+   ``judge_unsure`` strategy (weighted by their design weights).
 
     .venv/bin/python bench/gate_simulation.py [--seeds 500] [--daily-seeds 200] [--days 45]
 """
@@ -64,12 +66,22 @@ EDGES = [
     ("P95 latency exactly 1,500 ms", S(0.995, MEDIAN_AT_1500, 0.5, 0.6, GOOD_SCORES), None),
     ("mean review score exactly 4.0, random judge", S(0.995, 500, 0.5, 0.60, AT_4), "random"),
     ("mean review score exactly 4.0, kappa-0.8 judge", S(0.995, 500, 0.5, 0.60, AT_4), "0.8"),
+    (
+        "mean review score exactly 4.0, kappa-0.8 judge, judge_unsure queue",
+        S(0.995, 500, 0.5, 0.60, AT_4),
+        "0.8 unsure",
+    ),
 ]
 JUDGES = {
     "no judge": None,
     "kappa ~0.6": Judge(noise=1.4),
     "kappa ~0.8": Judge(noise=0.8),
     "random judge": Judge(random=True),
+}
+# Judges whose reviews come from the review queue's judge_unsure strategy (weighted).
+UNSURE = {
+    "kappa ~0.8, judge_unsure queue": "kappa ~0.8",
+    "random, judge_unsure queue": "random judge",
 }
 PAIRS_PER_DAY, REVIEWS_PER_DAY = 150, 8
 
@@ -89,7 +101,12 @@ def single_looks(cfg: gate.GateConfig, seeds: int, only: str) -> None:
 
 
 def run_days(
-    cfg: gate.GateConfig, student: Student, judge: Judge | None, seed: int, looks: int
+    cfg: gate.GateConfig,
+    student: Student,
+    judge: Judge | None,
+    seed: int,
+    looks: int,
+    queue: str = "random",
 ) -> tuple[int | None, int | None]:
     """(first day with GO, first day the review-score criterion passes), 1-based; None: never.
 
@@ -108,6 +125,7 @@ def run_days(
                 reviews=REVIEWS_PER_DAY,
                 judge=judge,
                 judge_rng=judge_rng,
+                queue=queue,
             )
         )
         w = rolling_window(
@@ -142,8 +160,16 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
         f"{REVIEWS_PER_DAY} human reviews a day, rolling windows"
     )
     for name, student, which in EDGES if edges else []:
-        judge = {None: None, "random": JUDGES["random judge"], "0.8": JUDGES["kappa ~0.8"]}[which]
-        go = sum(run_days(cfg, student, judge, s, looks)[0] is not None for s in range(seeds))
+        judge = {
+            None: None,
+            "random": JUDGES["random judge"],
+            "0.8": JUDGES["kappa ~0.8"],
+            "0.8 unsure": JUDGES["kappa ~0.8"],
+        }[which]
+        queue = "judge_unsure" if which and "unsure" in which else "random"
+        go = sum(
+            run_days(cfg, student, judge, s, looks, queue)[0] is not None for s in range(seeds)
+        )
         print(f"daily looks: {name}: P(any GO over {looks} looks) = {go / seeds:.1%}")
     print(
         "\n| student | judge | judge kappa | reached GO | median days to GO "
@@ -154,8 +180,10 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
     never = math.inf
     for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE)):
         baseline: list[float] = []
-        for name, judge in JUDGES.items():
-            runs = [run_days(cfg, student, judge, s, looks) for s in range(seeds)]
+        rows = [(name, judge, "random") for name, judge in JUDGES.items()]
+        rows += [(name, JUDGES[base], "judge_unsure") for name, base in UNSURE.items()]
+        for name, judge, queue in rows:
+            runs = [run_days(cfg, student, judge, s, looks, queue) for s in range(seeds)]
             # Medians over every run, a run that never got there counting as "later than
             # all": a median over the successful runs only would favour the luckiest samples.
             go_days = [never if g is None else g for g, _ in runs]
@@ -169,7 +197,8 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
             else:
                 base = float(np.median(baseline))
                 ratio = "-" if math.isinf(base) or math.isinf(mid) else f"{mid / base:.0%}"
-                # Paired (same seed, same reviews): how often this judge made people wait.
+                # Paired (same seed; the same reviews unless the queue picks them): how often
+                # this judge made people wait longer than no judge.
                 more = sum(r > b for r, b in zip(review_days, baseline, strict=True))
                 worse = f"{more / seeds:.1%}"
             print(
