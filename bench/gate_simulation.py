@@ -11,7 +11,9 @@ project's own ``decide``.
    ``daily looks: <case>: P(any GO over 45 looks) = X%`` per edge case (a student exactly at a
    threshold, who must not get GO more than 5 % of the time however often the gate is looked
    at), and the days and human reviews a good student needs: without a judge, and with a
-   judge of weighted kappa ~0.6, ~0.8 and a useless (random) one scoring every pair.
+   judge of weighted kappa ~0.6, ~0.8 and a useless (random) one scoring every pair, and
+   the kappa-0.8 and random judges with the reviews picked by the review queue's
+   ``judge_unsure`` strategy (weighted by their design weights).
 
     .venv/bin/python bench/gate_simulation.py [--seeds 500] [--daily-seeds 200] [--days 45]
 """
@@ -64,12 +66,22 @@ EDGES = [
     ("P95 latency exactly 1,500 ms", S(0.995, MEDIAN_AT_1500, 0.5, 0.6, GOOD_SCORES), None),
     ("mean review score exactly 4.0, random judge", S(0.995, 500, 0.5, 0.60, AT_4), "random"),
     ("mean review score exactly 4.0, kappa-0.8 judge", S(0.995, 500, 0.5, 0.60, AT_4), "0.8"),
+    (
+        "mean review score exactly 4.0, kappa-0.8 judge, judge_unsure queue",
+        S(0.995, 500, 0.5, 0.60, AT_4),
+        "0.8 unsure",
+    ),
 ]
 JUDGES = {
     "no judge": None,
     "kappa ~0.6": Judge(noise=1.4),
     "kappa ~0.8": Judge(noise=0.8),
     "random judge": Judge(random=True),
+}
+# Judges whose reviews come from the review queue's judge_unsure strategy (weighted).
+UNSURE = {
+    "kappa ~0.8, judge_unsure queue": "kappa ~0.8",
+    "random, judge_unsure queue": "random judge",
 }
 PAIRS_PER_DAY, REVIEWS_PER_DAY = 150, 8
 
@@ -89,14 +101,33 @@ def single_looks(cfg: gate.GateConfig, seeds: int, only: str) -> None:
 
 
 def run_days(
-    cfg: gate.GateConfig, student: Student, judge: Judge | None, seed: int, looks: int
+    cfg: gate.GateConfig,
+    student: Student,
+    judge: Judge | None,
+    seed: int,
+    looks: int,
+    queue: str = "random",
 ) -> tuple[int | None, int | None]:
-    """(first day with GO, first day the review-score criterion passes), 1-based; None: never."""
+    """(first day with GO, first day the review-score criterion passes), 1-based; None: never.
+
+    One seed gives the same pairs and the same human reviews whatever the judge (common
+    random numbers: the judge's noise has its own generator), so judges compare paired."""
     rng = np.random.default_rng(50_000 + seed)
+    judge_rng = np.random.default_rng(90_000 + seed)
     days = []
     first_go = first_review = None
     for t in range(looks):
-        days.append(day(student, rng, pairs=PAIRS_PER_DAY, reviews=REVIEWS_PER_DAY, judge=judge))
+        days.append(
+            day(
+                student,
+                rng,
+                pairs=PAIRS_PER_DAY,
+                reviews=REVIEWS_PER_DAY,
+                judge=judge,
+                judge_rng=judge_rng,
+                queue=queue,
+            )
+        )
         w = rolling_window(
             days,
             t,
@@ -129,34 +160,53 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
         f"{REVIEWS_PER_DAY} human reviews a day, rolling windows"
     )
     for name, student, which in EDGES if edges else []:
-        judge = {None: None, "random": JUDGES["random judge"], "0.8": JUDGES["kappa ~0.8"]}[which]
-        go = sum(run_days(cfg, student, judge, s, looks)[0] is not None for s in range(seeds))
+        judge = {
+            None: None,
+            "random": JUDGES["random judge"],
+            "0.8": JUDGES["kappa ~0.8"],
+            "0.8 unsure": JUDGES["kappa ~0.8"],
+        }[which]
+        queue = "judge_unsure" if which and "unsure" in which else "random"
+        go = sum(
+            run_days(cfg, student, judge, s, looks, queue)[0] is not None for s in range(seeds)
+        )
         print(f"daily looks: {name}: P(any GO over {looks} looks) = {go / seeds:.1%}")
     print(
         "\n| student | judge | judge kappa | reached GO | median days to GO "
-        "| median days to review PASS | median human reviews to review PASS |"
+        "| median days to review PASS | median human reviews to review PASS "
+        "| vs no judge (medians) | runs where the judge needed more reviews than none |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for label, student, (name, judge) in [
-        (label, student, item)
-        for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE))
-        for item in JUDGES.items()
-    ]:
-        runs = [run_days(cfg, student, judge, s, looks) for s in range(seeds)]
-        # Medians over every run, a run that never got there counting as "later than all":
-        # a median over the successful runs only would favour the luckiest samples.
-        never = math.inf
-        go_days = [never if g is None else g for g, _ in runs]
-        review_days = [never if r is None else r for _, r in runs]
-        med = lambda xs: "never" if np.isinf(np.median(xs)) else f"{np.median(xs):.0f}"  # noqa: E731
-        mid = np.median(review_days)
-        reviews = "never" if mid == never else f"{mid * REVIEWS_PER_DAY:.0f}"
-        print(
-            f"| {label} | {name} | {judge_kappa(judge)} "
-            f"| {sum(g != never for g in go_days) / seeds:.0%} "
-            f"| {med(go_days)} "
-            f"| {med(review_days)} | {reviews} |"
-        )
+    print("|---|---|---|---|---|---|---|---|---|")
+    never = math.inf
+    for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE)):
+        baseline: list[float] = []
+        rows = [(name, judge, "random") for name, judge in JUDGES.items()]
+        rows += [(name, JUDGES[base], "judge_unsure") for name, base in UNSURE.items()]
+        for name, judge, queue in rows:
+            runs = [run_days(cfg, student, judge, s, looks, queue) for s in range(seeds)]
+            # Medians over every run, a run that never got there counting as "later than
+            # all": a median over the successful runs only would favour the luckiest samples.
+            go_days = [never if g is None else g for g, _ in runs]
+            review_days = [never if r is None else r for _, r in runs]
+            med = lambda xs: "never" if np.isinf(np.median(xs)) else f"{np.median(xs):.0f}"  # noqa: E731
+            mid = float(np.median(review_days))
+            reviews = "never" if mid == never else f"{mid * REVIEWS_PER_DAY:.0f}"
+            if judge is None:
+                baseline = review_days
+                ratio = worse = "-"
+            else:
+                base = float(np.median(baseline))
+                ratio = "-" if math.isinf(base) or math.isinf(mid) else f"{mid / base:.0%}"
+                # Paired (same seed; the same reviews unless the queue picks them): how often
+                # this judge made people wait longer than no judge.
+                more = sum(r > b for r, b in zip(review_days, baseline, strict=True))
+                worse = f"{more / seeds:.1%}"
+            print(
+                f"| {label} | {name} | {judge_kappa(judge)} "
+                f"| {sum(g != never for g in go_days) / seeds:.0%} "
+                f"| {med(go_days)} "
+                f"| {med(review_days)} | {reviews} | {ratio} | {worse} |"
+            )
 
 
 def main() -> None:

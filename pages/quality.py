@@ -7,7 +7,7 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.app.text import md
-from shadowtutor.dashboards import charts, quality
+from shadowtutor.dashboards import charts, display, quality
 from shadowtutor.log import analytics
 
 user = auth.guard("quality")
@@ -95,20 +95,31 @@ with db.session_scope(settings.db_url) as session:
 table = quality.side_by_side(
     con, f, method=method, scores=scores, flat_monthly_usd=settings.student_monthly_cost_usd
 )
-st.dataframe(
+shown = display.formatted(
     table,
+    {
+        "requests": "{:,}",
+        "cost_per_1k_usd": "${:,.2f}",
+        "p50_ms": "{:,.0f}",
+        "p95_ms": "{:,.0f}",
+        "error_rate": "{:.2%}",
+        "mean_similarity": "{:.3f}",
+        "mean_review_score": "{:.2f}",
+    },
+)
+# The teacher is what the similarity is measured against; a dash elsewhere: no data here.
+shown.loc[shown["model"] == "teacher", "mean_similarity"] = "reference"
+text = st.column_config.TextColumn
+st.dataframe(
+    shown,
     hide_index=True,
     column_config={
-        "cost_per_1k_usd": st.column_config.NumberColumn("USD per 1,000 requests", format="$%.2f"),
-        "p50_ms": st.column_config.NumberColumn("P50 ms", format="%.0f"),
-        "p95_ms": st.column_config.NumberColumn("P95 ms", format="%.0f"),
-        "error_rate": st.column_config.NumberColumn("error rate", format="percent"),
-        "mean_similarity": st.column_config.NumberColumn(
-            f"similarity to the teacher ({method or 'n/a'})", format="%.3f"
-        ),
-        "mean_review_score": st.column_config.NumberColumn(
-            "mean review score (1-5)", format="%.2f"
-        ),
+        "cost_per_1k_usd": text("USD per 1,000 requests"),
+        "p50_ms": text("P50 ms"),
+        "p95_ms": text("P95 ms"),
+        "error_rate": text("error rate"),
+        "mean_similarity": text(f"similarity to the teacher ({method or 'n/a'})"),
+        "mean_review_score": text("mean review score (1-5)"),
     },
 )
 filters.download(table, "teacher_vs_student")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
-from shadowtutor.dashboards import charts
+from shadowtutor.dashboards import charts, display
 from shadowtutor.log import analytics
 from shadowtutor.review import agreement
 from shadowtutor.review import progress as review_progress
@@ -95,7 +95,7 @@ if pairs:
         "almost every pair is approved, two reviewers agree most of the time by chance alone, "
         "so a kappa near 0 beside 95% agreement means the decisions add little beyond "
         "'approve'; it is not a disagreement. Kappa above 0.6 is substantial, above 0.8 "
-        "almost perfect. Empty: both reviewers always gave the same single decision."
+        "almost perfect. n/a: both reviewers always gave the same single decision."
     )
     st.dataframe(
         [
@@ -104,7 +104,8 @@ if pairs:
                 "reviewer B": p.reviewer_b,
                 "items in common": p.items,
                 "agree on approve/reject": p.percent,
-                "Cohen's kappa": p.kappa,
+                # undefined when both always gave the same decision: a word, never "None"
+                "Cohen's kappa": display.cell(p.kappa, "{:.2f}", "n/a (one decision)"),
             }
             for p in pairs
         ],
@@ -113,9 +114,8 @@ if pairs:
             "agree on approve/reject": st.column_config.ProgressColumn(
                 format="percent", min_value=0, max_value=1
             ),
-            "Cohen's kappa": st.column_config.NumberColumn(
-                format="%.2f",
-                help="Agreement beyond chance; empty when both reviewers always gave the same "
+            "Cohen's kappa": st.column_config.TextColumn(
+                help="Agreement beyond chance; n/a when both reviewers always gave the same "
                 "decision (then chance explains everything and kappa is undefined).",
             ),
         },
@@ -174,4 +174,15 @@ else:
     left.markdown("**Confusion (rows: human, columns: judge)**")
     left.dataframe(judge.confusion_rows(), hide_index=True)
     right.markdown("**Per category and language**")
-    right.dataframe(judge.group_rows(), hide_index=True)
+    groups = display.formatted(
+        judge.group_rows(),
+        {
+            "pairs": "{:,}",
+            "weighted kappa": "{:.3f}",
+            "mean bias (judge - human)": "{:+.3f}",
+            "exact agreement": "{:.1%}",
+            "same answer preferred in both orders": "{:.1%}",
+        },
+        missing="n/a",
+    )
+    right.dataframe(groups, hide_index=True)

@@ -201,7 +201,7 @@ def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Fig
             annotation_position="bottom right",
         )
     fig.update_layout(
-        title=f"Mean review score by similarity ({cal.method}, {cal.reviewed:,} reviewed pairs)",
+        title=f"Mean review score by similarity ({cal.method}, {cal.label})",
         xaxis_title="similarity",
         yaxis_title="mean student score",
         xaxis_range=[0, 1],

@@ -499,22 +499,29 @@ def _similarity(
     )
 
 
+def design_weight(key: tuple) -> float:
+    """The design weight of a ``ratings`` key: its fifth element when the review came from a
+    queue that sampled with unequal probabilities (``judge_unsure``), else 1."""
+    return float(key[4]) if len(key) > 4 else 1.0
+
+
 def _ppi_inputs(
     agg: Aggregate, pick: Callable[[tuple], tuple[float | None, float | None]]
-) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
-    """(human, judge-on-the-same-pair, counts) and (judge only, counts) from ``ratings``;
-    ``pick`` maps a ratings key to (human value, judge value)."""
-    hy, hf, hw, ju, jw = [], [], [], [], []
+) -> tuple[list[float], ...]:
+    """(human, judge-on-the-same-pair, counts, design weights) and (judge only, counts) from
+    ``ratings``; ``pick`` maps a ratings key to (human value, judge value)."""
+    hy, hf, hw, hd, ju, jw = [], [], [], [], [], []
     for key, count in agg.ratings.items():
         y, f = pick(key)
         if y is not None and f is not None:
             hy.append(y)
             hf.append(f)
             hw.append(count)
+            hd.append(design_weight(key))
         elif y is None and f is not None:
             ju.append(f)
             jw.append(count)
-    return hy, hf, hw, ju, jw
+    return hy, hf, hw, hd, ju, jw
 
 
 def _ppi_criterion(
@@ -525,8 +532,8 @@ def _ppi_criterion(
     key: str,
     label: str,
     cat: str,
-    human: tuple[list[float], list[float]],  # values, counts: every human rating
-    paired: tuple[list[float], list[float], list[float], list[float], list[float]],
+    human: tuple[list[float], ...],  # values, counts (, design weights): every human rating
+    paired: tuple[list[float], ...],
     lo: float,
     hi: float,
     threshold: float,
@@ -535,13 +542,17 @@ def _ppi_criterion(
 ) -> Criterion:
     """A mean of human ratings against a threshold: the human mean alone, or the
     prediction-powered mean when the judge has scored enough of the same pairs."""
-    values, counts = human
+    values, counts = human[0], human[1]
+    weights = human[2] if len(human) > 2 else [1.0] * len(values)
     n_all = int(sum(counts))
-    hy, hf, hw, ju, jw = paired
+    hy, hf, hw, hd, ju, jw = paired
     n_paired = int(sum(hw))
     use_judge = config.use_judge and n_paired >= config.min_reviews and sum(jw) > 0
     if not use_judge:  # the human mean: the PPI estimate with no judge
-        hy, hf, hw, ju, jw = values, [0.0] * len(values), counts, [], []
+        hy, hf, hw, hd, ju, jw = values, [0.0] * len(values), counts, weights, [], []
+    # Reviews from a queue that favoured some pairs (judge_unsure) carry design weights;
+    # without any, the plain (uniform-sample) estimator is used.
+    weighted = any(w != 1.0 for w in hd)
     n = n_paired if use_judge else n_all
     how = (
         "prediction-powered (judge + human reviews), asymptotic confidence sequence"
@@ -568,10 +579,12 @@ def _ppi_criterion(
         if judge:
             return stats.ppi_mean(
                 hy, hf, ju, human_counts=np.multiply(hw, k), judge_counts=np.multiply(jw, k),
+                human_weights=hd if weighted else None,
                 lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
             )  # fmt: skip
         return stats.ppi_mean(
             values, [0.0] * len(values), [], human_counts=np.multiply(counts, k * n / n_all),
+            human_weights=weights if any(w != 1.0 for w in weights) else None,
             lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
         )  # fmt: skip
 
@@ -592,6 +605,8 @@ def _ppi_criterion(
                 saved = max(0, human_need - max(n, with_judge))
     if use_judge:
         how += f"; judge weight {got.power:.2f} over {got.n_judge:,} judge-only pairs"
+    if weighted:
+        how += "; reviews weighted by their sampling probability (judge_unsure queue)"
     missing = _mean_missing(status, got.estimate, threshold, n, need, what, name, project)
     return Criterion(
         key,
@@ -613,7 +628,6 @@ def _ppi_criterion(
 def _review_score(
     config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
 ) -> Criterion:
-    values = sorted(agg.scores)
     return _ppi_criterion(
         config,
         conf,
@@ -621,7 +635,7 @@ def _review_score(
         key="review_score",
         label="Mean review score",
         cat=cat,
-        human=([float(v) for v in values], [float(agg.scores[v]) for v in values]),
+        human=_human_scores(agg),
         paired=_ppi_inputs(agg, lambda k: (k[0], k[2])),
         lo=1.0,
         hi=5.0,
@@ -631,23 +645,40 @@ def _review_score(
     )
 
 
+def _human_scores(agg: Aggregate) -> tuple[list[float], ...]:
+    """(scores, counts, design weights) of the human reviews. From ``scores``, unless some
+    review carries a design weight (then every human score is in ``ratings`` with it)."""
+    if any(len(k) > 4 and k[0] is not None for k in agg.ratings):
+        grouped: dict[tuple[float, float], float] = {}
+        for key, count in agg.ratings.items():
+            if key[0] is not None:
+                slot = (float(key[0]), design_weight(key))
+                grouped[slot] = grouped.get(slot, 0) + count
+        keys = sorted(grouped)
+        return [k[0] for k in keys], [grouped[k] for k in keys], [k[1] for k in keys]
+    values = sorted(agg.scores)
+    return [float(v) for v in values], [float(agg.scores[v]) for v in values]
+
+
 def _teacher_gap(
     config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
 ) -> Criterion:
     """Paired non-inferiority: the student's score minus the teacher's on the same pairs is
     at least ``-teacher_margin`` (lower bound), from reviewers' and the judge's paired scores."""
-    diffs: dict[float, float] = {}
-    for (hs, ht, _, _), count in agg.ratings.items():
+    diffs: dict[tuple[float, float], float] = {}
+    for key, count in agg.ratings.items():
+        hs, ht = key[0], key[1]
         if hs is not None and ht is not None:
-            diffs[float(hs - ht)] = diffs.get(float(hs - ht), 0) + count
+            slot = (float(hs - ht), design_weight(key))
+            diffs[slot] = diffs.get(slot, 0) + count
 
     def pick(k: tuple) -> tuple[float | None, float | None]:
-        hs, ht, js, jt = k
+        hs, ht, js, jt = k[:4]
         human = None if hs is None or ht is None else float(hs - ht)
         judge = None if js is None or jt is None else float(js - jt)
         return human, judge
 
-    values = sorted(diffs)
+    slots = sorted(diffs)
     return _ppi_criterion(
         config,
         conf,
@@ -655,7 +686,7 @@ def _teacher_gap(
         key="teacher_gap",
         label="Student minus teacher score",
         cat=cat,
-        human=(values, [diffs[v] for v in values]),
+        human=([k[0] for k in slots], [diffs[k] for k in slots], [k[1] for k in slots]),
         paired=_ppi_inputs(agg, pick),
         lo=-4.0,
         hi=4.0,
@@ -833,7 +864,19 @@ class Calibration:
     buckets: tuple[Bucket, ...]
     suggested: float | None  # lowest bucket edge from which every bucket averages >= target
     target: float
-    reviewed: int
+    reviewed: int  # reviews (a pair reviewed by two people counts twice)
+    pairs: int | None = None  # distinct reviewed pairs, when the pair ids were given
+
+    @property
+    def label(self) -> str:
+        """ "515 reviews of 441 pairs": what the chart's numbers count, in words."""
+        reviews = f"{self.reviewed:,} review{'' if self.reviewed == 1 else 's'}"
+        if self.pairs is None:
+            return reviews
+        plural = "" if self.pairs == 1 else "s"
+        if self.pairs == self.reviewed:
+            return f"{self.pairs:,} reviewed pair{plural}"
+        return f"{reviews} of {self.pairs:,} pair{plural}"
 
 
 def calibrate(
@@ -843,10 +886,12 @@ def calibrate(
     target: float = 4.0,
     width: float = 0.1,
     min_bucket: int = 5,
+    pair_ids: Iterable[str] | None = None,
 ) -> Calibration:
-    """Mean review score by similarity bucket, from (similarity, student_score) of reviewed
-    pairs, and the suggested threshold: the lowest bucket edge from which every bucket with at
-    least ``min_bucket`` reviews averages at least ``target``."""
+    """Mean review score by similarity bucket, from (similarity, student_score) of each
+    review, and the suggested threshold: the lowest bucket edge from which every bucket with at
+    least ``min_bucket`` reviews averages at least ``target``. With ``pair_ids`` (one per
+    review) the distinct pairs are counted too: several reviewers may review one pair."""
     nb = max(1, round(1 / width))
     sums, counts = [0.0] * nb, [0] * nb
     for sim, score in pairs:
@@ -870,4 +915,5 @@ def calibrate(
             suggested = b.low
         else:
             break
-    return Calibration(method, buckets, suggested, target, sum(counts))
+    distinct = None if pair_ids is None else len(set(pair_ids))
+    return Calibration(method, buckets, suggested, target, sum(counts), distinct)

@@ -116,6 +116,7 @@ class ReviewRow:
     critical_tags: tuple[str, ...]
     pair_id: str = ""
     teacher_score: int | None = None
+    weight: float = 1.0  # design weight of the review item (judge_unsure queues), else 1
 
 
 def critical_tag_names(*, session: Session, config: GateConfig) -> set[str]:
@@ -141,6 +142,7 @@ def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
             ReviewItem.category,
             ReviewItem.similarity,
             ReviewItem.snapshot["similarity_method"].as_string(),
+            ReviewItem.snapshot["design_weight"].as_float(),
         )
         .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
         .where(col(Review.is_current))
@@ -157,6 +159,7 @@ def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
         category,
         sim,
         method,
+        weight,
     ) in session.exec(stmt):
         usable = score is not None and decision != "skip"
         out.append(
@@ -170,6 +173,7 @@ def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
                 critical_tags=tuple(t for t in (tags or []) if t in critical),
                 pair_id=pair_id,
                 teacher_score=int(teacher) if usable and teacher is not None else None,
+                weight=float(weight) if weight and weight > 0 else 1.0,
             )
         )
     return out
@@ -237,7 +241,9 @@ def _add_ratings(
             continue
         j = judge.get(r.pair_id)
         reviewed.add(r.pair_id)
-        key = (r.score, r.teacher_score, j.student if j else None, j.teacher if j else None)
+        key: tuple = (r.score, r.teacher_score, j.student if j else None, j.teacher if j else None)
+        if r.weight != 1.0:  # a review from a judge_unsure queue: its design weight goes along
+            key = (*key, round(r.weight, 6))
         ratings = cats.setdefault(r.category, Aggregate()).ratings
         ratings[key] = ratings.get(key, 0) + 1
     for pair_id, j in judge.items():
@@ -294,8 +300,13 @@ def calibration(*, session: Session, config: GateConfig, method: str | None = No
         for r in rows:
             counts[r.method or "unknown"] += 1
         method = max(counts, key=counts.__getitem__) if counts else "lexical"
-    pairs = [(r.similarity, r.score) for r in rows if (r.method or "unknown") == method]
-    return calibrate(pairs, method=method, target=config.min_review_score)
+    mine = [r for r in rows if (r.method or "unknown") == method]
+    return calibrate(
+        [(r.similarity, r.score) for r in mine],
+        method=method,
+        target=config.min_review_score,
+        pair_ids=[r.pair_id for r in mine],
+    )
 
 
 def served_now(settings: Settings, session: Session) -> int:

@@ -70,6 +70,39 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
     ]
 
 
+def sampling_fields(
+    session: Session, judge: tuple[str, str] | None = None
+) -> dict[str, dict[str, float | bool | None]]:
+    """pair id -> what the review queue's ``judge_unsure`` strategy weighs: the judge's
+    student score (``judge_student``), how far its two answer orders disagree on it
+    (``judge_spread``) and whether it preferred the same answer in both (``judge_consistent``).
+    """
+    judge = judge or current_judge(session)
+    if judge is None:
+        return {}
+    version, model = judge
+    stmt = select(JudgeScore).where(
+        JudgeScore.template_version == version,
+        JudgeScore.model == model,
+        col(JudgeScore.student_score).is_not(None),
+    )
+    out: dict[str, dict[str, float | bool | None]] = {}
+    for r in session.exec(stmt):
+        orders = {c.get("order"): c for c in r.calls or []}
+        # The student's answer is B when the teacher goes first, A when it goes second.
+        first = orders.get("teacher_first", {}).get("score_b")
+        second = orders.get("student_first", {}).get("score_a")
+        spread = None
+        if first is not None and second is not None:
+            spread = abs(float(first) - float(second))
+        out[r.pair_id] = {
+            "judge_student": float(r.student_score),
+            "judge_spread": spread,
+            "judge_consistent": r.consistent,
+        }
+    return out
+
+
 def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibration.Calibration:
     """Agreement of the judge with the current human student scores of the same pairs."""
     judge = judge or current_judge(session)

@@ -11,15 +11,24 @@ Strategies (all deterministic for a given seed):
   a cell with too few pairs gives its share to the others.
 - ``lowest_similarity``: the pairs where the student differed most from the teacher.
 - ``student_errors``: pairs where the student failed or timed out.
+- ``judge_unsure``: pairs the LLM judge is unsure of are picked more often (its two answer
+  orders disagree, it prefers different answers in the two orders, its score disagrees with
+  the similarity, or it has not scored the pair), yet the gate's estimate stays unbiased: half
+  of the sampling weight is uniform, every pair's inclusion probability is known
+  (:func:`inclusion_probabilities`, drawn exactly by systematic sampling), and each chosen pair
+  carries its design weight (:func:`design_weights`) into the review item, which the gate's
+  prediction-powered mean uses as an inverse-probability weight. The chosen pairs are queued in
+  random order, so a queue that is only partly reviewed is still a random part of the sample.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -28,13 +37,15 @@ import duckdb
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log.record import SOURCES
 
-STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors")
+STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "judge_unsure")
 STRATEGY_HELP = {
     "random": "a uniform random sample",
     "stratified": "equal shares of each language x category",
     "lowest_similarity": "lowest teacher-student similarity first",
     "student_errors": "student errors and timeouts",
+    "judge_unsure": "more of the pairs the LLM judge is unsure of (weighted, so unbiased)",
 }
+UNIFORM_SHARE = 0.5  # judge_unsure: the share of the sampling weight spread evenly
 MAX_SIZE = 10_000
 
 
@@ -82,7 +93,7 @@ def select_ids(
         raise SamplingError(f"unknown strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}")
     if size < 1 or size > MAX_SIZE:
         raise SamplingError(f"the sample size must be 1 to {MAX_SIZE:,}, not {size}")
-    ordered = sorted({str(r["id"]): r for r in rows}.values(), key=lambda r: str(r["id"]))
+    ordered = _ordered(rows)
     rng = random.Random(seed)
     if strategy == "random":
         return [str(r["id"]) for r in rng.sample(ordered, min(size, len(ordered)))]
@@ -93,7 +104,87 @@ def select_ids(
     if strategy == "student_errors":
         failed = [r for r in ordered if is_student_failure(r)]
         return [str(r["id"]) for r in rng.sample(failed, min(size, len(failed)))]
+    if strategy == "judge_unsure":
+        return _systematic(ordered, inclusion_probabilities(ordered, size), rng)
     return _stratified(ordered, size, rng)
+
+
+def _ordered(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per id, sorted by id: selection never depends on the order rows came in."""
+    return sorted({str(r["id"]): r for r in rows}.values(), key=lambda r: str(r["id"]))
+
+
+def judge_uncertainty(row: dict[str, Any]) -> float:
+    """How unsure the LLM judge is about a pair, in [0, 1] (1: it knows nothing).
+
+    From the row's ``judge_student`` (the judge's student score, mean of both orders, 1..5),
+    ``judge_spread`` (|order 1 - order 2| of that score), ``judge_consistent`` (the same
+    answer preferred in both orders) and ``similarity``: the largest of the orders'
+    disagreement (2 points or more: 1), a flipped preference (0.5), and the gap between the
+    judge's score and the similarity on one 0..1 scale. A pair the judge has not scored: 1.
+    """
+    score = row.get("judge_student")
+    if score is None:
+        return 1.0
+    parts = [min(1.0, float(row.get("judge_spread") or 0.0) / 2)]
+    if row.get("judge_consistent") is False:
+        parts.append(0.5)
+    if row.get("similarity") is not None:
+        parts.append(min(1.0, abs((float(score) - 1) / 4 - float(row["similarity"]))))
+    return max(parts)
+
+
+def inclusion_probabilities(
+    rows: list[dict[str, Any]], size: int, *, uniform_share: float = UNIFORM_SHARE
+) -> list[float]:
+    """Each row's probability of being picked by ``judge_unsure`` (summing to ``size``, or to
+    every row when there are fewer): proportional to ``uniform_share + (1 - uniform_share) *
+    u / mean(u)`` of the judge's uncertainty ``u``, capped at 1 (the excess goes to the
+    others). The uniform share bounds every design weight by ``1 / uniform_share``."""
+    n = len(rows)
+    if n == 0:
+        return []
+    if size >= n:
+        return [1.0] * n
+    u = [judge_uncertainty(r) for r in rows]
+    mean_u = sum(u) / n
+    raw = [uniform_share + (1 - uniform_share) * (x / mean_u if mean_u > 0 else 1.0) for x in u]
+    probs = [0.0] * n
+    free, budget = list(range(n)), float(size)
+    while True:  # cap at 1 and share the excess among the rest, until nothing is capped
+        total = sum(raw[i] for i in free)
+        capped = [i for i in free if budget * raw[i] / total >= 1.0]
+        if not capped:
+            for i in free:
+                probs[i] = budget * raw[i] / total
+            return probs
+        for i in capped:
+            probs[i] = 1.0
+        budget -= len(capped)
+        free = [i for i in free if i not in set(capped)]
+
+
+def design_weights(rows: Iterable[dict[str, Any]], size: int) -> dict[str, float]:
+    """id -> design weight of every candidate: the uniform rate ``size / len(rows)`` over its
+    inclusion probability (1 for every pair under uniform sampling; below 1 for the pairs
+    picked more often). The gate weights each review by it."""
+    rows = _ordered(rows)
+    probs = inclusion_probabilities(rows, size)
+    rate = min(1.0, size / len(rows)) if rows else 1.0
+    return {str(r["id"]): rate / p for r, p in zip(rows, probs, strict=True) if p > 0}
+
+
+def _systematic(rows: list[dict[str, Any]], probs: list[float], rng: random.Random) -> list[str]:
+    """Exactly ``round(sum(probs))`` rows, each with its probability: systematic sampling
+    over a random order (one random start, then every whole step of the running total)."""
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    start, total, chosen = rng.random(), 0.0, []
+    for i in order:
+        before, total = total, total + probs[i]
+        if math.floor(total - start) > math.floor(before - start) or probs[i] >= 1.0:
+            chosen.append(str(rows[i]["id"]))
+    return chosen
 
 
 def stratum(row: dict[str, Any]) -> tuple[str, str]:
@@ -186,6 +277,7 @@ class Sample:
     strategy: str
     candidates: int
     records: list[dict[str, Any]]
+    weights: dict[str, float] = field(default_factory=dict)  # id -> design weight (judge_unsure)
 
 
 def sample(
@@ -196,11 +288,26 @@ def sample(
     seed: int = 0,
     filters: Filters | None = None,
     exclude: set[str] | None = None,
+    judged: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Sample:
-    """Select pairs from the log (skipping ``exclude``, e.g. ids already queued)."""
+    """Select pairs from the log (skipping ``exclude``, e.g. ids already queued).
+
+    ``judged`` (pair id -> ``judge_student``, ``judge_spread``, ``judge_consistent``) is what
+    ``judge_unsure`` weighs; the chosen pairs' design weights come back in ``weights``."""
     rows = candidates(con, filters or Filters(), exclude)
+    for row in rows if judged else []:
+        row.update(judged.get(str(row["id"]), {}))
     ids = select_ids(rows, strategy=strategy, size=size, seed=seed)
-    return Sample(strategy=strategy, candidates=len(rows), records=fetch_records(con, ids))
+    weights = {}
+    if strategy == "judge_unsure":
+        every = design_weights(rows, size)
+        weights = {i: every[i] for i in ids}
+    return Sample(
+        strategy=strategy,
+        candidates=len(rows),
+        records=fetch_records(con, ids),
+        weights=weights,
+    )
 
 
 def today_utc() -> date:

@@ -18,7 +18,7 @@ they have already reviewed or skipped.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 
 from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
+from shadowtutor.judge import scores as judge_scores
 from shadowtutor.log import record as logrecord
 from shadowtutor.review import pick as sampling
 from shadowtutor.review.tags import (  # noqa: F401  (part of this module's API: the demo seeds tags here)
@@ -42,7 +43,7 @@ from shadowtutor.review.tags import (  # noqa: F401  (part of this module's API:
 )
 from shadowtutor.tables import Review, ReviewItem, Tag, utcnow
 
-STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "manual", "demo")
+STRATEGIES = (*sampling.STRATEGIES, "manual", "demo")
 DECISIONS = ("approve", "reject", "skip")
 VERDICTS = ("student", "tie", "teacher")
 
@@ -122,6 +123,7 @@ def enqueue_records(
     required_reviews: int = 1,
     enqueued_by: auth.Actor,
     action: str = "review.enqueue",
+    design_weights: Mapping[str, float] | None = None,
 ) -> EnqueueResult:
     """Put log records (dicts as in ``shadowtutor.log.record``) into the review queue, as
     ``enqueued_by`` (allowed ``review.enqueue``; or ``playground.save`` for Playground pairs
@@ -130,7 +132,8 @@ def enqueue_records(
     A pair already queued (same id) is skipped, so the same pair never enters twice, also
     when two admins enqueue at the same time (``ON CONFLICT DO NOTHING``). A pair whose id is
     over 64 characters (the log's limit; older logs may hold one) is not queued but listed
-    in ``bad_ids``.
+    in ``bad_ids``. ``design_weights`` (pair id -> weight, from a ``judge_unsure`` sample)
+    go into each item's snapshot, where the gate reads them as inverse-probability weights.
     """
     if action not in ENQUEUE_ACTIONS:
         raise ValueError(f"enqueueing is {' or '.join(ENQUEUE_ACTIONS)}, not {action!r}")
@@ -166,6 +169,8 @@ def enqueue_records(
         if pair_id in existing:
             continue
         snap = snapshot(record)
+        if design_weights and pair_id in design_weights:
+            snap["design_weight"] = round(float(design_weights[pair_id]), 6)
         ts = record.get("ts")
         rows.append(
             {
@@ -219,6 +224,7 @@ def fill_queue(
         seed=seed,
         filters=filters,
         exclude=queued_pair_ids(session=session),
+        judged=judge_scores.sampling_fields(session) if strategy == "judge_unsure" else None,
     )
     result = enqueue_records(
         session=session,
@@ -226,6 +232,7 @@ def fill_queue(
         strategy=strategy,
         required_reviews=required_reviews,
         enqueued_by=enqueued_by,
+        design_weights=picked.weights,
     )
     return picked, result
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shadowtutor.gate.criteria import Aggregate, Window, similarity_bins
+from shadowtutor.review import pick
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,13 @@ class Judge:
         raw = human + self.bias + rng.normal(0, self.noise, size=len(human))
         return np.clip(np.rint(raw), 1, 5)
 
+    def orders(self, human: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The student's score in each answer order."""
+        return self.one_order(human, rng), self.one_order(human, rng)
+
     def score(self, human: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return (self.one_order(human, rng) + self.one_order(human, rng)) / 2
+        first, second = self.orders(human, rng)
+        return (first + second) / 2
 
 
 def day(
@@ -82,22 +88,58 @@ def day(
     reviews: int,
     judge: Judge | None = None,
     method: str = "lexical",
+    judge_rng: np.random.Generator | None = None,
+    queue: str = "random",
 ) -> Aggregate:
-    """One day of one category: ``pairs`` pairs, ``reviews`` of them reviewed by people, and
-    every pair scored by ``judge`` when given (stored apart from the human scores)."""
+    """One day of one category: ``pairs`` pairs, ``reviews`` of them (a uniform random
+    sample) reviewed by people, and every pair scored by ``judge`` when given (stored apart
+    from the human scores).
+
+    The log, the human scores and the reviewed sample come from ``rng`` alone, whatever the
+    judge; the judge's noise comes from ``judge_rng`` (default: ``rng``, after the rest). So
+    runs with one seed and different judges see the same pairs and the same reviews (common
+    random numbers), and a comparison of judges measures the estimator, not the luck of the
+    draw.
+
+    ``queue="judge_unsure"`` (with a judge) picks the reviewed pairs as the review queue's
+    ``judge_unsure`` strategy does (``shadowtutor.review.pick``: more of the pairs whose two
+    answer orders disagree, exact inclusion probabilities), and each review carries its design
+    weight in ``ratings`` as the gate's evidence does."""
     agg = window(student, rng, pairs=pairs, reviews=0, method=method).categories["greeting"]
-    if judge is None:
-        draws = rng.multinomial(reviews, student.score_probs)
-        agg.scores = {s: int(c) for s, c in zip(range(1, 6), draws, strict=True) if c}
-        return agg
     human = rng.choice(np.arange(1, 6), size=pairs, p=student.score_probs).astype(float)
-    scored = judge.score(human, rng)
     reviewed = np.zeros(pairs, dtype=bool)
     reviewed[rng.choice(pairs, size=min(reviews, pairs), replace=False)] = True
     for h in human[reviewed]:
         agg.scores[int(h)] = agg.scores.get(int(h), 0) + 1
-    for h, f, r in zip(human, scored, reviewed, strict=True):
-        key = (int(h) if r else None, None, float(f), None)
+    if judge is None:
+        return agg
+    first, second = judge.orders(human, rng if judge_rng is None else judge_rng)
+    scored = (first + second) / 2
+    weights = np.ones(pairs)
+    if queue == "judge_unsure":
+        rows = [
+            {"id": f"{i:06d}", "judge_student": float(f), "judge_spread": abs(float(a - b))}
+            for i, (f, a, b) in enumerate(zip(scored, first, second, strict=True))
+        ]
+        chosen = pick.select_ids(
+            rows,
+            strategy="judge_unsure",
+            size=min(reviews, pairs),
+            seed=int(rng.integers(2**31)),
+        )
+        design = pick.design_weights(rows, min(reviews, pairs))
+        for h in human[reviewed]:  # the uniform draw's reviews: replaced by the weighted ones
+            agg.scores[int(h)] -= 1
+        reviewed[:] = False
+        for i in chosen:
+            reviewed[int(i)] = True
+            weights[int(i)] = design[i]
+            agg.scores[int(human[int(i)])] = agg.scores.get(int(human[int(i)]), 0) + 1
+        agg.scores = {k: v for k, v in agg.scores.items() if v}
+    for h, f, r, w in zip(human, scored, reviewed, weights, strict=True):
+        key: tuple = (int(h) if r else None, None, float(f), None)
+        if r and w != 1.0:
+            key = (*key, round(float(w), 6))
         agg.ratings[key] = agg.ratings.get(key, 0) + 1
     return agg
 

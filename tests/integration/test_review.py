@@ -647,3 +647,53 @@ def test_sqlite_claims_stay_right_when_others_take_the_first_twenty(tmp_path: Pa
     with db.session_scope(url) as s:
         held = s.exec(select(ReviewItem).where(ReviewItem.claimed_by == ana)).all()
         assert item.id not in {i.id for i in held} and len(held) == 20
+
+
+def test_fill_queue_judge_unsure_stores_design_weights_the_gate_reads(
+    session: Session, tmp_path: Path, people
+) -> None:
+    """Issue 13: the queue favours pairs the judge is unsure of, and each item carries the
+    design weight the gate's estimate needs to stay unbiased."""
+    from shadowtutor.gate import evidence
+    from shadowtutor.gate.criteria import parse_config
+    from shadowtutor.tables import JudgeScore
+
+    with LogWriter(tmp_path / "logs") as writer:
+        writer.append_many([rec(i, sim=0.75) for i in range(40)])
+    for i in range(40):  # the judge's two orders disagree by 2 points on every 4th pair
+        second = 2.0 if i % 4 == 0 else 4.0
+        session.add(
+            JudgeScore(
+                pair_id=f"pair-{i:03d}",
+                template_version="pairwise-v1",
+                model="judge",
+                category="chat",
+                pair_ts=T0 + timedelta(minutes=i),
+                student_score=(4.0 + second) / 2,
+                teacher_score=5.0,
+                consistent=True,
+                calls=[
+                    {"order": "teacher_first", "score_a": 5, "score_b": 4},
+                    {"order": "student_first", "score_a": second, "score_b": 5},
+                ],
+            )  # fmt: skip
+        )
+    session.flush()
+    con = analytics.connect(tmp_path / "logs")
+    picked, result = review.fill_queue(
+        session=session, con=con, strategy="judge_unsure", size=10, enqueued_by=SYSTEM
+    )
+    assert result.added == 10 and picked.candidates == 40
+    items = session.exec(select(ReviewItem)).all()
+    weights = {i.pair_id: i.snapshot["design_weight"] for i in items}
+    assert {i.strategy for i in items} == {"judge_unsure"}
+    unsure = [w for p, w in weights.items() if int(p[-3:]) % 4 == 0]
+    sure = [w for p, w in weights.items() if int(p[-3:]) % 4]
+    assert all(w < 1 for w in unsure) and all(w > 1 for w in sure)  # picked more / less often
+    first = items[0]
+    review.submit_review(
+        session=session, item_id=first.id, reviewer_id=people["ana"],
+        judgement=Judgement(decision="approve", student_score=5),
+    )  # fmt: skip
+    rows = evidence.review_rows(session=session, config=parse_config({}))
+    assert [r.weight for r in rows] == [pytest.approx(weights[first.pair_id])]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shadowtutor.config import Settings
+from shadowtutor.dashboards import display
 from tests.support.apputil import page_as, texts
 
 PAGE = "pages/quality.py"
@@ -18,8 +19,12 @@ def test_quality_page_on_demo_data(demo_settings: Settings, role: str) -> None:
     assert len(at.get("plotly_chart")) == 6  # histogram, trend, 2 breakdowns, latency, failures
     table = at.dataframe[0].value
     assert table["model"].tolist() == ["teacher", "student"]
-    assert table["requests"].iloc[0] > 0
-    assert table["mean_review_score"].notna().all()  # the demo has reviews
+    assert int(table["requests"].iloc[0].replace(",", "")) > 0  # shown with separators
+    assert (table["mean_review_score"] != "—").all()  # the demo has reviews
+    # Issue 14 item 10: no raw None in the table; the teacher is the similarity's reference.
+    assert not display.still_raw(table)
+    assert table["mean_similarity"].tolist()[0] == "reference"
+    assert not {"None", "nan"} & {str(v) for v in table.to_numpy().ravel()}
     assert "current reviews" in " ".join(c.value for c in at.caption)
 
 

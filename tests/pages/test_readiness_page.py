@@ -7,6 +7,7 @@ import pytest
 
 from shadowtutor import db
 from shadowtutor.config import Settings
+from shadowtutor.dashboards import display
 from shadowtutor.gate import decisions, rollout
 from tests.support.apputil import page_as
 from tests.support.gatesim import fill
@@ -183,6 +184,8 @@ def test_review_progress_shows_the_judge_apart_from_reviews(migrated: Settings) 
     assert metrics["Weighted kappa (quadratic)"] == "1.00"
     assert metrics["Pairs scored by both"] == "120"
     assert metrics["Reviews"] == "120"  # 1,200 judge scores are not reviews
+    groups = at.dataframe[-1].value  # per category and language: no raw None / NaN cells
+    assert "weighted kappa" in groups.columns and not display.still_raw(groups)
     assert any("never count as reviews" in c.value for c in at.caption)
 
 

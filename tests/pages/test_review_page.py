@@ -303,4 +303,6 @@ def test_progress_charts_kappa_explained_and_display_names(queued) -> None:  # n
     assert list(per_reviewer["median seconds"]) == ["13", "13"]  # rounded
     pairs = at.dataframe[1].value
     assert {pairs["reviewer A"][0], pairs["reviewer B"][0]} == {"Ana Rossi", "Ben Okafor"}
+    # Both always approved: kappa is undefined, said in words (issue 14 item 10: raw None)
+    assert pairs["Cohen's kappa"].tolist() == ["n/a (one decision)"]
     assert any("removes the agreement expected by chance" in c.value for c in at.caption)

@@ -152,3 +152,72 @@ def test_sample_from_empty_log(tmp_path: Path) -> None:
     con = analytics.connect(tmp_path / "nothing")
     result = sampling.sample(con, strategy="stratified", size=5)
     assert result.candidates == 0 and result.records == []
+
+
+# --- judge_unsure: active sampling that keeps the gate's estimate unbiased (issue 13) ------
+
+
+def _judged_rows(n: int = 200) -> list[dict]:
+    """Pairs the judge is sure of (both orders agree) and unsure of (orders 2 points apart)."""
+    return [
+        {
+            "id": f"j{i:04d}",
+            "judge_student": 4.0,
+            "judge_spread": 2.0 if i % 4 == 0 else 0.0,
+            "judge_consistent": True,
+            "similarity": 0.75,
+        }  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def test_judge_uncertainty_reads_orders_preference_and_similarity() -> None:
+    sure = {"judge_student": 5.0, "judge_spread": 0.0, "judge_consistent": True, "similarity": 1}
+    assert sampling.judge_uncertainty(sure) == 0.0
+    assert sampling.judge_uncertainty({**sure, "judge_spread": 1.0}) == 0.5
+    assert sampling.judge_uncertainty({**sure, "judge_consistent": False}) == 0.5
+    assert sampling.judge_uncertainty({**sure, "similarity": 0.2}) == pytest.approx(0.8)
+    assert sampling.judge_uncertainty({"id": "never judged"}) == 1.0
+
+
+def test_judge_unsure_picks_unsure_pairs_more_often_with_known_probabilities() -> None:
+    rows = _judged_rows()
+    probs = sampling.inclusion_probabilities(rows, 20)
+    assert sum(probs) == pytest.approx(20)
+    unsure, sure = probs[0], probs[1]
+    assert unsure > 2 * sure  # favoured ...
+    assert sure >= 0.5 * 20 / 200  # ... but every pair keeps half the uniform rate
+    seeds, hits = 3000, Counter()
+    for seed in range(seeds):
+        ids = select_ids(rows, strategy="judge_unsure", size=20, seed=seed)
+        assert len(ids) == len(set(ids)) == 20
+        hits.update(ids)
+    for r, p in zip(rows, probs, strict=True):  # drawn with exactly those probabilities
+        assert hits[r["id"]] / seeds == pytest.approx(p, abs=0.03)
+    assert select_ids(rows, strategy="judge_unsure", size=20, seed=5) == select_ids(
+        list(reversed(rows)), strategy="judge_unsure", size=20, seed=5
+    )
+
+
+def test_judge_unsure_weights_keep_the_mean_unbiased() -> None:
+    """Unsure pairs score lower here, so the plain mean of the picked pairs is biased low;
+    the design-weighted (Hajek) mean is not."""
+    rows = _judged_rows()
+    truth = {r["id"]: (3.0 if r["judge_spread"] else 5.0) for r in rows}
+    population = sum(truth.values()) / len(truth)  # 4.5
+    weights = sampling.design_weights(rows, 20)
+    assert max(weights.values()) <= 1 / sampling.UNIFORM_SHARE
+    plain, weighted = [], []
+    for seed in range(2000):
+        ids = select_ids(rows, strategy="judge_unsure", size=20, seed=seed)
+        plain.append(sum(truth[i] for i in ids) / len(ids))
+        w = [weights[i] for i in ids]
+        weighted.append(sum(truth[i] * wi for i, wi in zip(ids, w, strict=True)) / sum(w))
+    assert sum(plain) / len(plain) < population - 0.3
+    assert sum(weighted) / len(weighted) == pytest.approx(population, abs=0.03)
+
+
+def test_judge_unsure_with_fewer_candidates_than_asked_takes_them_all() -> None:
+    rows = _judged_rows(5)
+    assert sorted(select_ids(rows, strategy="judge_unsure", size=9)) == [r["id"] for r in rows]
+    assert set(sampling.design_weights(rows, 9).values()) == {1.0}

@@ -1,0 +1,49 @@
+"""Table cells as people read them: formatted numbers, and a word or a dash where a value is
+missing, never a raw ``None`` or ``nan`` (Streamlit's table shows both as grey "None").
+
+The raw frame stays what the CSV download and the tests read; only the copy shown on the page
+goes through :func:`formatted`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+MISSING = "—"
+
+
+def is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def cell(value: Any, fmt: str = "{}", missing: str = MISSING) -> str:
+    """``fmt.format(value)``, or ``missing`` for None / NaN."""
+    return missing if is_missing(value) else fmt.format(value)
+
+
+def formatted(
+    table: pd.DataFrame | Iterable[Mapping[str, Any]],
+    formats: Mapping[str, str],
+    *,
+    missing: Mapping[str, str] | str = MISSING,
+) -> pd.DataFrame:
+    """A copy of ``table`` with the columns in ``formats`` as text (``"{:,.0f}"`` etc.) and
+    missing values as ``missing`` (one text, or one per column: e.g. "n/a" for a kappa that
+    is undefined). Columns not named stay as they are."""
+    out = (table if isinstance(table, pd.DataFrame) else pd.DataFrame(list(table))).copy()
+    for column, fmt in formats.items():
+        if column in out.columns:
+            gap = missing if isinstance(missing, str) else missing.get(column, MISSING)
+            out[column] = [cell(v, fmt, gap) for v in out[column].tolist()]
+    return out
+
+
+def still_raw(table: pd.DataFrame) -> list[str]:
+    """Columns of a table about to be shown that still hold None / NaN (tests use it)."""
+    return [c for c in table.columns if any(is_missing(v) for v in table[c].tolist())]
