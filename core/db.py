@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -80,11 +80,31 @@ def explain(exc: BaseException, url: str | None = None) -> str:
     return f"database error{where}: {first}"
 
 
-@lru_cache(maxsize=32)
 def get_engine(url: str, timeout_s: float | None = None) -> Engine:
     """The engine of ``url``; with ``timeout_s``, one whose connects and statements give up
     after about that long (PostgreSQL ``connect_timeout``, ``statement_timeout`` and
-    ``tcp_user_timeout``; SQLite's busy ``timeout``), for reads that must not hang."""
+    ``tcp_user_timeout``; SQLite's busy ``timeout``), for reads that must not hang. One
+    engine (one pool) per URL and timeout, however the arguments are passed."""
+    key = (url, None if timeout_s is None else float(timeout_s))
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = _new_engine(*key)
+        return engine
+
+
+_ENGINES: dict[tuple[str, float | None], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def dispose_engines(url: str | None = None) -> None:
+    """Close the pools of ``url``'s engines (every engine without a URL) and forget them."""
+    with _ENGINES_LOCK:
+        for key in [k for k in _ENGINES if url is None or k[0] == url]:
+            _ENGINES.pop(key).dispose()
+
+
+def _new_engine(url: str, timeout_s: float | None) -> Engine:
     try:
         return _create_engine(url, timeout_s)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:

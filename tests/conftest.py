@@ -84,8 +84,7 @@ def pg_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        db.get_engine(url).dispose()
-        db.get_engine.cache_clear()
+        db.dispose_engines(url)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -170,3 +170,15 @@ def test_cli_enqueue_with_an_over_long_id_in_the_log(
     src.write_text(logrecord.dumps(rec(5, id=LONG_ID)) + "\n")
     out = run("logs", "import", str(src))
     assert out.exit_code == 1 and f"{src}:1: 'id' is 70 characters long" in out.output
+
+
+def test_one_engine_per_url_however_it_is_asked_for(tmp_path) -> None:  # noqa: ANN001
+    # get_engine(url) and session_scope's get_engine(url, None) were two pools for one
+    # database: a listener on one never saw the other's statements
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    try:
+        assert db.get_engine(url) is db.get_engine(url, None) is db.get_engine(url, timeout_s=None)
+        assert db.get_engine(url, 2) is db.get_engine(url, 2.0)
+        assert db.get_engine(url, 2) is not db.get_engine(url)
+    finally:
+        db.dispose_engines(url)
