@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0  # how often a background thread re-reads the rollout state
 CACHE_SECONDS = REFRESH_SECONDS  # the older name
 STALE_AFTER = 3  # refresh intervals: an older state (the database hangs) means teacher-only
-IDLE_SECONDS = 300.0  # a refresher nobody asked for this long stops (restarted on demand)
+IDLE_SECONDS = 60.0  # a refresher nobody asked for this long stops (restarted on demand)
 READ_TIMEOUT_S = 2.0  # connect and statement timeout of a routing read
 KILL_ENV = "SHADOWTUTOR_KILL_SWITCH"
 

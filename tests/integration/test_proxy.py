@@ -244,3 +244,15 @@ def test_an_answer_the_proxy_makes_has_one_date_and_server(
     for method, path, payload in (("POST", "/v1/chat/completions", body), ("GET", "/healthz", b"")):
         names = [k for k, _ in _raw_headers(running.server.port, method, path, payload)]
         assert names.count("date") == 1 and names.count("server") == 1, (path, names)
+
+
+@pytest.mark.parametrize("messages", ["hello", {"role": "user", "content": "hello"}])
+def test_messages_that_are_not_a_list_get_the_teachers_error_unshadowed(
+    running: Running, teacher: ModelServer, messages: object
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": messages}
+    direct = httpx.post(f"{teacher.openai_url}/chat/completions", json=body)
+    via = httpx.post(f"{running.url}/v1/chat/completions", json=body)
+    assert direct.status_code == 400  # the teacher refuses it
+    assert (via.status_code, via.json()) == (400, direct.json())  # and the app gets just that
+    assert running.collector.stats()["enqueued"] == 0 and running.records() == []

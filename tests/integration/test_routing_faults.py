@@ -83,16 +83,76 @@ def test_a_locked_rollout_table_does_not_slow_a_call(
     try:
         assert routing.wait_ready(pg_migrated)
         client = collector.wrap(openai_client(teacher))
+        refresher = routing._refreshers[pg_migrated]
         with locker.connect() as conn:
             conn.execute(text("LOCK TABLE rollout_event IN ACCESS EXCLUSIVE MODE"))
+            locked_at = time.monotonic()
             time.sleep(routing.REFRESH_SECONDS * 1.5)  # a refresh is now waiting on the lock
             worker, answers = _calls_in_a_thread(client, 10)
             worker.join(timeout=20)
             returned_while_locked = not worker.is_alive()
+            deadline = time.monotonic() + 30
+            while refresher.state[0] < locked_at + 1 and time.monotonic() < deadline:
+                time.sleep(0.05)  # the read waiting on the lock gives up (lock_timeout)
+            read_returned_while_locked = refresher.state[0] > locked_at + 1
             conn.rollback()  # releases the lock
         worker.join(timeout=30)
         assert returned_while_locked, f"{len(answers)} of 10 calls returned while locked"
         assert answers == ["echo: ciao, come stai?"] * 10
+        assert read_returned_while_locked  # the read itself is bounded, not only the request
     finally:
         collector.close()
         locker.dispose()
+
+
+@pytest.fixture
+def own_pg(pg_url: str) -> Any:
+    """A PostgreSQL database of this test alone (the kill it commits must not reach others)."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from shadowtutor import db
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"shadowtutor_kill_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    db.upgrade(url)
+    try:
+        yield url
+    finally:
+        routing.clear_cache()
+        for timeout in (None, routing.READ_TIMEOUT_S):
+            db.get_engine(url, timeout).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_kill_in_postgresql_reaches_a_running_loop(own_pg: str) -> None:
+    """The kill switch flipped in PostgreSQL reaches a loop routing continuously (through the
+    refresher's timed engine); a generous deadline only ends a test whose flip never comes."""
+    from shadowtutor import db
+    from shadowtutor.auth import SYSTEM
+    from shadowtutor.config import Settings
+    from shadowtutor.gate import rollout
+    from shadowtutor.tables import RolloutEvent
+
+    with db.session_scope(own_pg) as s:
+        s.add(RolloutEvent(action="advance", stage=100, details={"categories": ["greeting"]}))
+    settings = Settings.load({"DATABASE_URL": own_pg})
+    assert routing.wait_ready(own_pg, timeout=30)
+    assert routing.route(key="u1", category="greeting", settings=settings).served_by == "student"
+    with db.session_scope(own_pg) as s:
+        rollout.set_kill(session=s, actor_id=SYSTEM, on=True, reason="test")
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not seen or seen[-1] != "teacher"):
+        seen.append(routing.route(key="u1", category="greeting", settings=settings).served_by)
+        time.sleep(0.01)
+    assert seen[-1] == "teacher", "the kill committed in PostgreSQL never reached the loop"
+    after = [routing.route(key="u1", category="greeting", settings=settings) for _ in range(20)]
+    assert {(r.served_by, r.stage) for r in after} == {("teacher", 0)}
