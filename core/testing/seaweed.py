@@ -92,6 +92,10 @@ class SeaweedServer:
             "-s3",
             f"-s3.port={self.s3}",
             f"-s3.config={self.config}",
+            # The Iceberg and Lance catalog servers listen on fixed ports (8181, 9101): a
+            # second SeaweedFS on the machine (a test and a bench at once) died on them.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             # Each bucket is a collection that takes 7 volumes: room for a few, small ones.
             "-volume.max=64",
             "-master.volumeSizeLimitMB=64",
