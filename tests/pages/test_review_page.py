@@ -132,6 +132,8 @@ def test_edit_an_earlier_review_keeps_the_old_version(queued) -> None:
     at.radio(key="review_view").set_value("My recent reviews").run()
     assert not at.exception
     assert at.dataframe[0].value["decision"].tolist() == ["reject"]
+    # no teacher score or verdict given: a dash, not a raw None (issue 14 item 10)
+    assert at.dataframe[0].value[["teacher score", "verdict"]].to_numpy().tolist() == [["—", "—"]]
     e = f"e{old.id}_"
     assert at.radio(key=f"{e}left").value == 2  # the form starts from the review
     at.radio(key=f"{e}left").set_value(4)
