@@ -56,7 +56,9 @@ def filter_bar(con, key: str, tz: str) -> analytics.Filters | None:  # noqa: ANN
         )
         return None
     today = local_now(tz).date()
-    c = st.columns([1.1, 1.6, 1.3, 1, 1, 1])
+    # Two rows of three: in one row of six, a chosen value's pill in a 110 px column showed as
+    # an empty blue stub (issue 14 item 10); each filter now has room for two or three pills.
+    c = [*st.columns([1, 1.3, 1.5]), *st.columns(3)]
     period = c[0].selectbox("Period", list(PERIODS), index=1, key=f"{key}-period")
     start, end = _period(period, today, opts, c[1], key)
     models = c[2].multiselect("Model", opts.models, key=f"{key}-models")

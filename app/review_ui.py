@@ -13,6 +13,7 @@ import streamlit as st
 
 from shadowtutor.app import shortcuts
 from shadowtutor.app.text import md
+from shadowtutor.dashboards import display
 from shadowtutor.review import queue as review
 
 SCORES = [1, 2, 3, 4, 5]
@@ -103,9 +104,10 @@ def recent_rows(mine: list[tuple[Any, Any]], tz: Any) -> list[dict[str, Any]]:
             "when": r.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             "pair": i.pair_id,
             "decision": r.decision,
-            "student score": r.student_score,
-            "teacher score": r.teacher_score,
-            "verdict": r.verdict,
+            # a skip (or a review without that score) shows a dash, never "None"
+            "student score": display.cell(r.student_score),
+            "teacher score": display.cell(r.teacher_score),
+            "verdict": display.cell(r.verdict),
             "tags": ", ".join(r.tags or []),
             "edited": r.previous_id is not None,
         }

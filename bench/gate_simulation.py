@@ -29,6 +29,7 @@ import numpy as np
 
 from shadowtutor.gate import criteria as gate
 from shadowtutor.judge.calibration import weighted_kappa
+from shadowtutor.review import pick
 from shadowtutor.testing.gatesim import Judge, Student, day, rolling_window, window
 
 GOOD_SCORES = (0.01, 0.02, 0.07, 0.30, 0.60)
@@ -181,7 +182,13 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
     for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE)):
         baseline: list[float] = []
         rows = [(name, judge, "random") for name, judge in JUDGES.items()]
-        rows += [(name, JUDGES[base], "judge_unsure") for name, base in UNSURE.items()]
+        for name, base in UNSURE.items():
+            # The real queue follows the judge only when it is calibrated (weighted kappa
+            # >= pick.MIN_JUDGE_KAPPA on the pairs both scored), else it samples uniformly;
+            # here the judge's true kappa stands in for the measured one.
+            trusted = float(judge_kappa(JUDGES[base])) >= pick.MIN_JUDGE_KAPPA
+            row = name if trusted else f"{name} (falls back to uniform)"
+            rows.append((row, JUDGES[base], "judge_unsure" if trusted else "random"))
         for name, judge, queue in rows:
             runs = [run_days(cfg, student, judge, s, looks, queue) for s in range(seeds)]
             # Medians over every run, a run that never got there counting as "later than

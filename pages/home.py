@@ -12,6 +12,7 @@ from shadowtutor.app.text import md
 from shadowtutor.dashboards import charts, overview, spend
 from shadowtutor.log import analytics
 
+GO_TO_PER_ROW = 4
 user = auth.guard("home")
 settings = deps.settings()
 
@@ -68,5 +69,9 @@ if not daily.empty:
 
 st.subheader("Go to")
 links = [p for p in pages_for(user.role) if p.key != "home"]
-for column, spec in zip(st.columns(len(links) or 1), links, strict=False):
-    column.page_link(str(spec.path), label=spec.title, icon=spec.icon)
+# Rows of at most four: eight links in one row cut "Quality & latency" to "Quality & la" at
+# 1440 px (issue 14 item 10).
+for row in range(0, len(links), GO_TO_PER_ROW):
+    columns = st.columns(GO_TO_PER_ROW)
+    for column, spec in zip(columns, links[row : row + GO_TO_PER_ROW], strict=False):
+        column.page_link(str(spec.path), label=spec.title, icon=spec.icon)

@@ -44,8 +44,17 @@ env_kill = routing.killed(settings)  # the one reader of the kill switch
 c = st.columns(4)
 c[0].metric("Rollout stage", f"{state.stage}%", help="Share of eligible traffic the student serves")
 c[1].metric("Kill switch", "ON" if state.killed else ("ON (env)" if env_kill else "off"))
-c[2].metric("Eligible categories", ", ".join(state.categories) or "-")
+# The count in the metric (a list of names would be cut to "cas…"), the names in full below.
+c[2].metric(
+    "Eligible categories",
+    readiness.eligible_value(state.categories),
+    help="The rollout's eligible categories: a GO's categories become eligible when an admin "
+    "approves it and advances the rollout; the stage says how much of their traffic the "
+    "student serves.",
+)
 c[3].metric("Served by the student at this stage", f"{view.served:,}")
+if line := readiness.eligible_line(state.categories, view):
+    st.text(line)  # category names come from the log: text, never Markdown
 st.caption("Approval: " + view.approval.describe())
 if state.killed or env_kill:
     where = "SHADOWTUTOR_KILL_SWITCH is set" if env_kill else "The kill switch is on"

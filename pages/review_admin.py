@@ -69,6 +69,8 @@ if go:
                 f"Added {result.added:,} pairs ({picked.candidates:,} candidates matched, "
                 f"{result.already_queued:,} already queued)."
             )
+        if picked.note:
+            st.info(picked.note[0].upper() + picked.note[1:] + ".")
         else:
             st.warning(
                 f"No pairs added: {picked.candidates:,} candidates matched the filters and "

@@ -89,6 +89,8 @@ def enqueue(
         f"added {result.added} pairs to the review queue ({strategy}; {picked.candidates} "
         f"candidates not yet queued matched; {result.already_queued} were queued already)"
     )
+    if picked.note:
+        click.echo(picked.note)
     if result.bad_ids:
         click.echo(
             f"skipped {len(result.bad_ids)} pairs whose id is over 64 characters (not "

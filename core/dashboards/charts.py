@@ -80,10 +80,18 @@ def similarity_histogram(df: pd.DataFrame, method: str, threshold: float) -> go.
             hovertemplate="%{x:.2f}<br>%{y:,} pairs<extra></extra>",
         )
     )
-    fig.add_vline(x=threshold, line_dash="dash", annotation_text=f"threshold {threshold:.2f}")
+    fig.add_vline(x=threshold, line_dash="dash")
+    # The label above the plot, leaning away from the tallest bars (near 1) so none covers it.
+    fig.add_annotation(
+        x=threshold, xref="x", y=1, yref="paper", yanchor="bottom", showarrow=False,
+        text=f"threshold {threshold:.2f}", xanchor="right" if threshold > 0.5 else "left",
+        font={"size": 11},
+    )  # fmt: skip
     fig.update_xaxes(title=f"similarity ({method})", range=[0, 1])
     fig.update_yaxes(title="pairs")
-    return _style(fig, "Similarity distribution")
+    fig = _style(fig, "Similarity distribution")
+    fig.update_layout(margin={**fig.layout.margin.to_plotly_json(), "t": 70})
+    return fig
 
 
 def similarity_trend(df: pd.DataFrame, threshold: float) -> go.Figure:

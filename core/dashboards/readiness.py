@@ -83,6 +83,29 @@ def headline(view: View) -> tuple[str, str]:
     return level, f"{ev.get('summary') or gate.label(view.outcome)} ({where})"
 
 
+def eligible_value(categories: list[str] | tuple[str, ...]) -> str:
+    """The metric's value: how many categories the rollout serves ("none yet", never "-"); the
+    names go in :func:`eligible_line`, where they are never cut."""
+    if not categories:
+        return "none yet"
+    return f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'}"
+
+
+def eligible_line(categories: list[str] | tuple[str, ...], view: View) -> str:
+    """One line under the metrics: the eligible categories in full, or why there are none
+    though the decision says GO (an admin has not approved it yet); "" when the metric says
+    it all (none, and no GO)."""
+    if categories:
+        return "Eligible now: " + ", ".join(categories)
+    ready = view.evidence.get("eligible") or []
+    if view.outcome == gate.GO and ready:
+        return (
+            f"Eligible now: none. The gate says GO for {', '.join(ready)}: they become eligible "
+            "once an admin approves the decision and advances the rollout."
+        )
+    return ""
+
+
 PACE_DAYS = 7  # "today's pace": the last week's reviews and the window's pairs, per day
 # What ``Criterion.n`` counts, per criterion key: reviews or pairs.
 REVIEW_KEYS = ("review_score", "teacher_gap")
@@ -185,29 +208,36 @@ def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Fig
             hovertemplate="similarity %{x:.2f}<br>mean score %{y:.2f}<extra></extra>",
         )
     )
-    fig.add_hline(y=cal.target, line_dash="dot", annotation_text=f"score {cal.target:g}")
+    # Line labels sit outside the plot area (the target's right of it, the thresholds' above
+    # it), where no bar can cover them: inside, "config 0.45" was cut by the next bar and
+    # "score 4" sat on the last one (issue 14 item 10).
+    fig.add_hline(y=cal.target, line_dash="dot")
+    fig.add_annotation(
+        x=1, xref="paper", y=cal.target, yref="y", text=f"score {cal.target:g}",
+        xanchor="left", showarrow=False, font={"size": 11},
+    )  # fmt: skip
+    lines = []
     if cal.suggested is not None:
-        fig.add_vline(
-            x=cal.suggested,
-            line_color=COLOURS[gate.GO],
-            annotation_text=f"suggested {cal.suggested:.2f}",
-        )
+        fig.add_vline(x=cal.suggested, line_color=COLOURS[gate.GO])
+        lines.append((cal.suggested, f"suggested {cal.suggested:.2f}", COLOURS[gate.GO]))
     if threshold is not None:
-        fig.add_vline(
-            x=threshold,
-            line_dash="dash",
-            line_color="#455a64",
-            annotation_text=f"config {threshold:.2f}",
-            annotation_position="bottom right",
-        )
+        fig.add_vline(x=threshold, line_dash="dash", line_color="#455a64")
+        lines.append((threshold, f"config {threshold:.2f}", "#455a64"))
+    lines.sort()
+    for i, (x, text, colour) in enumerate(lines):  # the left label leans left, the other right
+        fig.add_annotation(
+            x=x, xref="x", y=1, yref="paper", yanchor="bottom", text=text, showarrow=False,
+            xanchor="right" if i == 0 and len(lines) > 1 else "left", font={"color": colour,
+            "size": 11},
+        )  # fmt: skip
     fig.update_layout(
         title=f"Mean review score by similarity ({cal.method}, {cal.label})",
         xaxis_title="similarity",
         yaxis_title="mean student score",
         xaxis_range=[0, 1],
         yaxis_range=[0, 5.6],
-        height=360,
-        margin={"t": 50, "b": 40, "l": 40, "r": 20},
+        height=380,
+        margin={"t": 80, "b": 40, "l": 40, "r": 70},
         showlegend=False,
     )
     return fig

@@ -46,6 +46,11 @@ STRATEGY_HELP = {
     "judge_unsure": "more of the pairs the LLM judge is unsure of (weighted, so unbiased)",
 }
 UNIFORM_SHARE = 0.5  # judge_unsure: the share of the sampling weight spread evenly
+# judge_unsure trusts the judge's uncertainty only once the judge is calibrated: unequal
+# weights cost variance, which only a judge that tracks people pays back. Below this weighted
+# kappa (or with fewer pairs scored by both) the strategy samples uniformly and says so.
+MIN_JUDGE_KAPPA = 0.4
+MIN_CALIBRATION_PAIRS = 30
 MAX_SIZE = 10_000
 
 
@@ -112,6 +117,23 @@ def select_ids(
 def _ordered(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per id, sorted by id: selection never depends on the order rows came in."""
     return sorted({str(r["id"]): r for r in rows}.values(), key=lambda r: str(r["id"]))
+
+
+def judge_trusted(kappa: float | None, pairs: int) -> tuple[bool, str]:
+    """Whether ``judge_unsure`` may follow the judge's uncertainty, and if not, why (the
+    judge's weighted kappa against people on ``pairs`` pairs both scored)."""
+    if pairs < MIN_CALIBRATION_PAIRS:
+        return False, (
+            f"judge_unsure sampled uniformly: only {pairs:,} pairs are scored by both the judge "
+            f"and a reviewer (it needs {MIN_CALIBRATION_PAIRS}) to know the judge is calibrated"
+        )
+    if kappa is None or kappa != kappa or kappa < MIN_JUDGE_KAPPA:
+        shown = "n/a" if kappa is None or kappa != kappa else f"{kappa:.2f}"
+        return False, (
+            f"judge_unsure sampled uniformly: the judge's weighted kappa against reviewers is "
+            f"{shown}, below {MIN_JUDGE_KAPPA}; its uncertainty would only add variance"
+        )
+    return True, ""
 
 
 def judge_uncertainty(row: dict[str, Any]) -> float:
@@ -278,6 +300,7 @@ class Sample:
     candidates: int
     records: list[dict[str, Any]]
     weights: dict[str, float] = field(default_factory=dict)  # id -> design weight (judge_unsure)
+    note: str = ""  # what the strategy did differently, in words (e.g. a uniform fallback)
 
 
 def sample(
@@ -289,6 +312,7 @@ def sample(
     filters: Filters | None = None,
     exclude: set[str] | None = None,
     judged: Mapping[str, Mapping[str, Any]] | None = None,
+    note: str = "",
 ) -> Sample:
     """Select pairs from the log (skipping ``exclude``, e.g. ids already queued).
 
@@ -307,6 +331,7 @@ def sample(
         candidates=len(rows),
         records=fetch_records(con, ids),
         weights=weights,
+        note=note,
     )
 
 

@@ -217,6 +217,12 @@ def fill_queue(
     """Sample pairs from the shadow log (DuckDB connection ``con`` with the ``pairs`` view)
     that are not queued yet, and enqueue them (``review.enqueue``)."""
     auth.require(session, enqueued_by, "review.enqueue")  # before the sampling work
+    judged, note = None, ""
+    if strategy == "judge_unsure":
+        cal = judge_scores.calibrate(session)
+        trusted, note = sampling.judge_trusted(cal.overall.kappa, cal.n)
+        # Untrusted: no judge fields, so every pair is equally uncertain and weighs 1.
+        judged = judge_scores.sampling_fields(session) if trusted else None
     picked = sampling.sample(
         con,
         strategy=strategy,
@@ -224,7 +230,8 @@ def fill_queue(
         seed=seed,
         filters=filters,
         exclude=queued_pair_ids(session=session),
-        judged=judge_scores.sampling_fields(session) if strategy == "judge_unsure" else None,
+        judged=judged,
+        note=note,
     )
     result = enqueue_records(
         session=session,

@@ -65,3 +65,36 @@ def test_sidebar_overlay_closes_after_choosing_a_page_at_390px(demo_home: Path) 
             timeout=10_000,
         )
         page.screenshot(path=str(SCREENSHOTS / "cost-390px.png"))
+
+
+_CUT = """(selector) => [...document.querySelectorAll(selector)]
+    .filter(el => [el, ...el.querySelectorAll('*')]
+        .some(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1))
+    .map(el => el.textContent)"""
+
+
+def test_go_to_links_and_filter_pills_are_not_cut_at_1440px(demo_home: Path) -> None:
+    """Issue 14 item 10: Home's "Go to" labels read "Quality & la", "Review que" at 1440 px,
+    and a chosen Source filter showed as an empty pill."""
+    with app_server(demo_home) as base, browser_page(width=1440, height=1000) as page:
+        login(page, base, "admin", "demo-admin")
+        page.get_by_text("Go to").wait_for()
+        wait_idle(page)
+        links = '[data-testid="stMain"] [data-testid="stPageLink-NavLink"]'
+        assert page.locator(links).count() >= 8
+        assert page.evaluate(_CUT, links) == []
+        page.locator('[data-testid="stSidebar"]').get_by_role(
+            "link", name="Quality & latency"
+        ).click()
+        page.get_by_text("Latency and failures").wait_for()
+        wait_idle(page)
+        page.locator('[data-testid="stMultiSelect"]').filter(has_text="Source").click()
+        option = page.get_by_role("option").first
+        chosen = option.inner_text().strip()
+        option.click()
+        wait_idle(page)
+        page.keyboard.press("Escape")
+        pill = page.locator('[data-testid="stMultiSelect"] [data-tag]').first
+        assert pill.inner_text().strip() == chosen
+        assert page.evaluate(_CUT, '[data-testid="stMultiSelect"] [data-tag]') == []
+        page.screenshot(path=str(SCREENSHOTS / "quality-source-filter.png"))

@@ -22,6 +22,7 @@ from shadowtutor.review import tags
 from shadowtutor.review.queue import Judgement, ReviewError
 from shadowtutor.review.tags import TagError
 from shadowtutor.tables import Review, ReviewItem, Tag, User
+from tests.support.gatesim import add_review
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
@@ -680,11 +681,36 @@ def test_fill_queue_judge_unsure_stores_design_weights_the_gate_reads(
         )
     session.flush()
     con = analytics.connect(tmp_path / "logs")
+    # Not calibrated yet (no pair scored by both): uniform, and it says so.
+    picked, result = review.fill_queue(
+        session=session, con=con, strategy="judge_unsure", size=2, enqueued_by=SYSTEM
+    )
+    assert "sampled uniformly" in picked.note and set(picked.weights.values()) == {1.0}
+    session.execute(delete(ReviewItem))
+    # 36 calibration pairs the judge scored exactly as a reviewer did: kappa 1.
+    for i in range(36):
+        done = add_review(
+            session, pair_id=f"cal-{i}", category="chat", similarity=0.7, pair_ts=T0,
+            method="lexical", reviewer_id=people["ben"], score=3 + i % 3, decision="approve",
+        )  # fmt: skip
+        session.add(
+            JudgeScore(
+                pair_id=done.pair_id,
+                template_version="pairwise-v1",
+                model="judge",
+                category="chat",
+                pair_ts=T0,
+                student_score=float(3 + i % 3),
+                teacher_score=5.0,
+                consistent=True,
+            )  # fmt: skip
+        )
+    session.flush()
     picked, result = review.fill_queue(
         session=session, con=con, strategy="judge_unsure", size=10, enqueued_by=SYSTEM
     )
-    assert result.added == 10 and picked.candidates == 40
-    items = session.exec(select(ReviewItem)).all()
+    assert result.added == 10 and picked.candidates == 40 and picked.note == ""
+    items = session.exec(select(ReviewItem).where(ReviewItem.strategy == "judge_unsure")).all()
     weights = {i.pair_id: i.snapshot["design_weight"] for i in items}
     assert {i.strategy for i in items} == {"judge_unsure"}
     unsure = [w for p, w in weights.items() if int(p[-3:]) % 4 == 0]
@@ -696,4 +722,6 @@ def test_fill_queue_judge_unsure_stores_design_weights_the_gate_reads(
         judgement=Judgement(decision="approve", student_score=5),
     )  # fmt: skip
     rows = evidence.review_rows(session=session, config=parse_config({}))
-    assert [r.weight for r in rows] == [pytest.approx(weights[first.pair_id])]
+    mine = [r.weight for r in rows if r.pair_id == first.pair_id]
+    assert mine == [pytest.approx(weights[first.pair_id])]
+    assert {r.weight for r in rows if r.pair_id.startswith("cal-")} == {1.0}

@@ -34,6 +34,11 @@ def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
     assert not at.exception, at.exception
     assert "GO for greeting" in at.success[0].value and "live preview" in at.success[0].value
     assert at.dataframe and len(at.get("plotly_chart")) == 2
+    # Issue 14 item 10: not "Eligible categories: -" under a GO banner, and no cut-off names
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Eligible categories"] == "none yet"
+    assert any("GO for greeting: they become eligible once an admin approves" in t.value
+               for t in at.text)  # fmt: skip
 
     at = _click(at, "Evaluate now")
     assert not at.exception, at.exception
@@ -47,6 +52,8 @@ def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
     assert not at.exception, at.exception
     state = _state(migrated)
     assert (state.stage, state.categories) == (10, ("greeting",))
+    assert {m.label: m.value for m in at.metric}["Eligible categories"] == "1 category"
+    assert "Eligible now: greeting" in [t.value for t in at.text]
     assert any("more requests served by the student" in c.value for c in at.caption)
 
     at.text_input(key="rollback-reason").input("users report odd greetings")

@@ -132,6 +132,8 @@ def test_edit_an_earlier_review_keeps_the_old_version(queued) -> None:
     at.radio(key="review_view").set_value("My recent reviews").run()
     assert not at.exception
     assert at.dataframe[0].value["decision"].tolist() == ["reject"]
+    # no teacher score or verdict given: a dash, not a raw None (issue 14 item 10)
+    assert at.dataframe[0].value[["teacher score", "verdict"]].to_numpy().tolist() == [["—", "—"]]
     e = f"e{old.id}_"
     assert at.radio(key=f"{e}left").value == 2  # the form starts from the review
     at.radio(key=f"{e}left").set_value(4)
@@ -225,6 +227,25 @@ def test_admin_fills_the_queue_and_edits_tags(migrated) -> None:
     with db.session_scope(migrated.db_url) as s:
         names = {t.name for t in review.list_tags(session=s)}
     assert "too formal" in names and "warm colleague-like tone" in names
+
+
+def test_admin_fills_a_judge_unsure_queue_before_the_judge_is_calibrated(migrated) -> None:
+    """The judge_unsure strategy is offered; with no calibrated judge it samples uniformly
+    (design weight 1 for every item) and the page says why."""
+    with LogWriter(migrated.log_path) as writer:
+        writer.append_many(records(5))
+    at = page_as("pages/review_admin.py", migrated.db_url, "admin").run()
+    assert any(o.startswith("judge_unsure: ") for o in at.selectbox[0].options)
+    at.selectbox[0].set_value("judge_unsure")
+    at.number_input[0].set_value(3)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "Added 3 pairs" in at.success[0].value
+    assert any("sampled uniformly" in i.value for i in at.info)
+    with db.session_scope(migrated.db_url) as s:
+        items = s.exec(select(ReviewItem)).all()
+        assert {i.strategy for i in items} == {"judge_unsure"}
+        assert {i.snapshot.get("design_weight", 1.0) for i in items} == {1.0}
 
 
 @pytest.mark.parametrize("role", ["manager", "reviewer", "admin"])

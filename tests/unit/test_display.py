@@ -33,3 +33,17 @@ def test_rows_of_dicts_and_absent_columns() -> None:
     shown = display.formatted([{"a": None, "b": 1}], {"a": "{}", "zzz": "{}"})
     assert shown.to_dict("records") == [{"a": "—", "b": 1}]
     assert display.cell(pd.NA) == display.cell(None) == "—"
+
+
+def test_similarity_histogram_threshold_label_sits_above_the_bars() -> None:
+    """Issue 14 item 10 (clipped chart labels): the label sat inside the plot, over the tallest
+    bars next to the threshold."""
+    from shadowtutor.dashboards import charts
+
+    bins = pd.DataFrame({"bin_start": [0.7, 0.8, 0.9], "bin_end": [0.8, 0.9, 1.0],
+                         "pairs": [10, 200, 400]})  # fmt: skip
+    fig = charts.similarity_histogram(bins, "lexical", 0.8)
+    (label,) = fig.layout.annotations
+    assert label.text == "threshold 0.80" and label.yref == "paper" and label.y >= 1
+    assert label.xanchor == "right"  # leaning away from the tall bars near 1
+    assert fig.layout.margin.t >= 60

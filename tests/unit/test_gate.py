@@ -728,3 +728,19 @@ def test_evidence_carries_review_design_weights_into_the_ratings() -> None:
     }
     alone = _by(gate.decide(config(), w, project=False), "review_score")
     assert alone.n == 2  # under min_reviews: the estimate is shown, not bounded
+
+
+def test_calibration_chart_labels_sit_outside_the_bars() -> None:
+    """Issue 14 item 10: "config 0.45" was cut by the next bar and "score 4" sat on a bar;
+    the labels now sit above the plot (thresholds) and right of it (the target)."""
+    from shadowtutor.dashboards import readiness as ready
+
+    cal = gate.calibrate([(0.55, 3.0)] * 5 + [(0.65, 5.0)] * 5, method="lexical")
+    fig = ready.calibration_figure(cal, 0.45)
+    notes = {a.text: a for a in fig.layout.annotations}
+    assert {"score 4", "config 0.45", "suggested 0.60"} <= set(notes)
+    assert notes["score 4"].xref == "paper" and notes["score 4"].x >= 1  # right of the plot
+    for text in ("config 0.45", "suggested 0.60"):
+        assert notes[text].yref == "paper" and notes[text].y >= 1  # above the bars
+    assert notes["config 0.45"].xanchor == "right" and notes["suggested 0.60"].xanchor == "left"
+    assert fig.layout.margin.r >= 60 and fig.layout.margin.t >= 70
