@@ -436,6 +436,14 @@ def _new_folder(root: Path, now: datetime) -> tuple[str, Path]:
     return export_id, root / export_id
 
 
+def dataset_version(files: dict[str, bytes]) -> str:
+    """The export's dataset version: a hash of its data files' names and contents (not the
+    docs), so the same training data always has the same version. A student registered as
+    trained on an export names this (``shadowtutor students add --trained-on``)."""
+    lines = [f"{name}:{hashlib.sha256(files[name]).hexdigest()}" for name in sorted(files)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
 def _write_folder(
     folder: Path, files: dict[str, bytes], extra: dict[str, bytes], manifest: dict
 ) -> None:
@@ -451,6 +459,7 @@ def _write_folder(
                 "lines": data.count(b"\n") if name.endswith((".jsonl", ".csv")) else None,
             }
         manifest["files"] = dict(sorted(manifest["files"].items()))
+        manifest["dataset_version"] = dataset_version(files)
         (partial / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         )
