@@ -285,7 +285,7 @@ def served_at_stage(con: duckdb.DuckDBPyConnection, stage: int, since: datetime 
         return 0
     row = con.execute(
         "SELECT count(*) FROM pairs WHERE served_by = 'student' AND stage = $stage "
-        "AND ts >= $since",
+        "AND ts >= $since AND is_primary",
         {"stage": float(stage), "since": since.astimezone(UTC).replace(tzinfo=None)},
     ).fetchone()
     return int(row[0] or 0)

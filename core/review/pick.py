@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.log.record import SOURCES
+from shadowtutor.log.record import DEFAULT_STUDENT, SOURCES
 
 STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors")
 STRATEGY_HELP = {
@@ -51,6 +51,7 @@ class Filters:
     source: str | None = None
     language: str | None = None
     category: str | None = None
+    student: str | None = None  # one student's pairs (``student_name``); None: all students
 
     def checked(self) -> Filters:
         if self.start and self.end and self.start > self.end:
@@ -144,6 +145,9 @@ def _day_bounds(filters: Filters) -> tuple[list[str], list[Any]]:
         if value:
             where.append(f"{column} = ?")
             params.append(value)
+    if filters.student:
+        where.append("student_name = ?")
+        params.append(filters.student)
     return where, params
 
 
@@ -165,7 +169,8 @@ def fetch_records(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[dict[s
         return []
     cur = con.execute(
         "SELECT id, ts, source, user_hash, conversation_id, category, language, messages, "
-        "teacher, student, similarity, routing, metadata FROM raw_pairs "
+        "teacher, student, similarity, routing, metadata, coalesce(request_id, id) AS request_id, "
+        f"coalesce(student_name, '{DEFAULT_STUDENT}') AS student_name FROM raw_pairs "
         "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
         [ids],
     )

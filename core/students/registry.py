@@ -124,13 +124,9 @@ def add(
     who = auth.require(session, actor_id, "students.manage")
     _check(name, backend, model, share_percent, timeout_s, monthly_cost_usd)
     if name == DEFAULT:
-        raise StudentError(
-            f"{DEFAULT!r} is the single-student settings' name; pick another name"
-        )
+        raise StudentError(f"{DEFAULT!r} is the single-student settings' name; pick another name")
     if session.exec(select(Student).where(Student.name == name)).first() is not None:
-        raise StudentError(
-            f"a student named {name!r} exists already (`shadowtutor students list`)"
-        )
+        raise StudentError(f"a student named {name!r} exists already (`shadowtutor students list`)")
     row = Student(
         name=name,
         backend=backend,
