@@ -174,3 +174,37 @@ def test_no_registered_student_is_the_default_one(tmp_path: Path) -> None:
             c.close()
         assert rec["student_name"] == "default" and rec["request_id"] == rec["id"]
         assert rec["student"]["response"] == "student"
+
+
+def test_the_routed_student_serves_and_leads_its_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shadowtutor.gate import routing
+
+    def route(*, key: str | None, category: str | None, settings: Any = None) -> Any:
+        return routing.Route("student", 10, 3.0, True, "qwen")  # qwen has the approved GO
+
+    monkeypatch.setattr(routing, "route", route)
+    s = _settings(tmp_path, SHADOWTUTOR_BREAKER_FAILURES="50")
+    with (
+        ModelServer(models=["llama3.1:8b"], answer="llama says") as llama,
+        ModelServer(models=["qwen2.5:7b"], answer="qwen says") as qwen,
+        ModelServer(models=["gpt-4o-mini"], answer="teacher") as teacher,
+    ):
+        _register(s, "llama", llama)
+        _register(s, "qwen", qwen)
+        c = ShadowCollector(s)
+        try:
+            out = c.wrap(openai_client(teacher)).chat.completions.create(
+                model="gpt-4o-mini", messages=MSGS, user="ann"
+            )
+            assert out.choices[0].message.content == "qwen says"
+            logged = records(c, expect=1)
+        finally:
+            c.close()
+    primary = [r for r in logged if logrecord.is_primary(r)]
+    assert [r["student_name"] for r in primary] == ["qwen"]
+    assert primary[0]["routing"]["served_by"] == "student"
+    assert primary[0]["student"]["response"] == "qwen says"
+    assert qwen.count("/api/chat") == 1  # served once, not asked again in the background
+    assert {r["student_name"] for r in logged} == {"llama", "qwen"}
