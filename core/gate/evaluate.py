@@ -21,7 +21,6 @@ from shadowtutor.gate.evidence import (
     ReviewRow,
     assemble,
     connect,
-    gather,
     judge_evidence,
     log_days,
     review_rows,
@@ -52,11 +51,7 @@ def evaluate(
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)
-    window = (
-        gather(settings, config, now)
-        if student is None
-        else gather_for(settings, config, now, student)
-    )
+    window = gather_for(settings, config, now, student)
     decision = decide(config, window)
     with db.session_scope(settings.db_url) as session:
         row = decisions.record(
@@ -66,29 +61,45 @@ def evaluate(
         return Evaluation(decision, row.id, back.reason if back else None)
 
 
-def student_connection(log_dir: Path, student: str) -> duckdb.DuckDBPyConnection:
-    """The gate's log connection with its ``pairs`` view narrowed to one student's records,
-    so the evidence queries count that student only."""
+def student_connection(log_dir: Path, student: str | None) -> duckdb.DuckDBPyConnection:
+    """The gate's log connection with its ``pairs`` view narrowed to one student's records
+    (None: each request's primary record, which in a single-student log is every record), so
+    the evidence queries count one student's answers once per request."""
     con = connect(log_dir)
-    name = student.replace("'", "''")
+    where = (
+        "is_primary"
+        if student is None
+        else "student_name = '{}'".format(student.replace("'", "''"))
+    )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW pairs AS SELECT * FROM "
-        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE student_name = '{name}'"
+        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE {where}"
     )
     return con
 
 
-def gather_for(settings: Settings, config: GateConfig, now: datetime, student: str) -> Window:
-    """:func:`~shadowtutor.gate.evidence.gather` for one student: its pairs, and the human
-    reviews and judge scores of its pairs."""
+def gather_for(
+    settings: Settings, config: GateConfig, now: datetime, student: str | None = None
+) -> Window:
+    """:func:`~shadowtutor.gate.evidence.gather` for one student (None: the primary records,
+    see :func:`student_connection`): its pairs, and the human reviews and judge scores of
+    those pairs. Keep in step with ``evidence.gather``."""
     start, end = window_bounds(config, now)
     con = student_connection(settings.log_path, student)
     days = log_days(con, start, end, config)
-    mine = {row[0] for row in con.execute("SELECT id FROM pairs").fetchall()}
+    # Reviews and judge scores of other students' pairs are left out (None: none are, as in
+    # evidence.gather; a reviewed pair may have left the log).
+    mine = (
+        None if student is None else {r[0] for r in con.execute("SELECT id FROM pairs").fetchall()}
+    )
     with db.session_scope(settings.db_url) as session:
-        reviews = [r for r in review_rows(session=session, config=config) if r.pair_id in mine]
+        reviews = [
+            r
+            for r in review_rows(session=session, config=config)
+            if mine is None or r.pair_id in mine
+        ]
         judged, judge_info = judge_evidence(session=session, config=config)
-    judged = [j for j in judged if j.pair_id in mine]
+    judged = [j for j in judged if mine is None or j.pair_id in mine]
     window = assemble(
         days, reviews, start, end, review_start=review_start(config, end), judged=judged
     )
@@ -118,7 +129,7 @@ def replay(
         raise ValueError(f"--to ({end}) is before --from ({start})")
     first = datetime.combine(start, time(), UTC) + timedelta(days=1)
     last = datetime.combine(end, time(), UTC) + timedelta(days=1)
-    con = connect(settings.log_path)
+    con = student_connection(settings.log_path, None)
     days = log_days(con, first - timedelta(days=config.window_days), last, config)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
