@@ -323,3 +323,39 @@ def _label(spec: StudentSpec) -> str:
 
 def window_start(now: datetime | None, days: int) -> datetime:
     return (now or datetime.now(UTC)) - timedelta(days=days)
+
+
+def load(
+    settings: Any, *, days: int, now: datetime | None = None
+) -> tuple[pd.DataFrame, list[StudentSpec], list[StudentSpec]]:
+    """The log rows of the last ``days`` days, the active students, and every student ever
+    registered (for the learning curve, which shows retired versions too)."""
+    from shadowtutor import db
+    from shadowtutor.students.registry import active_specs, list_students, spec_of
+
+    with db.session_scope(settings.db_url) as session:
+        rows = load_rows(settings.log_path, session, window_start(now, days))
+        active = active_specs(settings, session=session)
+        every = [spec_of(r, settings) for r in list_students(session=session, include_retired=True)]
+    return rows, active, every or active
+
+
+def curve_figure(curve: pd.DataFrame) -> Any:
+    """The learning curve: one panel per readiness metric, one line per student version."""
+    import plotly.express as px
+
+    fig = px.line(
+        curve,
+        x="day",
+        y="value",
+        color="student",
+        facet_col="metric",
+        facet_col_wrap=2,
+        markers=True,
+        hover_data=["n"],
+    )
+    fig.update_yaxes(matches=None, title="")
+    fig.update_xaxes(title="")
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title="")
+    return fig
