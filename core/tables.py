@@ -235,6 +235,7 @@ class Student(SQLModel, table=True):
     monthly_cost_usd: float | None = None
     version: str = Field(default="", max_length=64)
     trained_on: str | None = Field(default=None, max_length=64)  # an export's dataset version
+    demo: bool = False  # made by `shadowtutor demo`: listed and ranked, never called
     created_by: int | None = Field(default=None, foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
     retired_at: datetime | None = None

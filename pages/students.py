@@ -27,6 +27,7 @@ try:
                     "trained on export": r.trained_on or "",
                     "monthly USD": r.monthly_cost_usd,
                     "state": "retired" if r.retired_at else "active",
+                    "demo": r.demo,
                 }
                 for r in rows
             ]

@@ -85,6 +85,7 @@ def list_(ctx: click.Context, everyone: bool) -> None:
             return
         for r in rows:
             state = "retired" if r.retired_at else "active"
+            state += " (demo: never called)" if r.demo else ""
             trained = f" trained-on {r.trained_on}" if r.trained_on else ""
             click.echo(
                 f"{r.name:<20} {r.backend:<7} {r.model:<24} {r.share_percent:g}%  {state}"

@@ -1,5 +1,7 @@
 """Demo students: the demo's Llama plus two more on the same requests, so the Students,
-Leaderboard and learning-curve views have content.
+Leaderboard and learning-curve views have content. They are registered as demo students:
+listed and ranked, never called by a collector (their server, gpu-box, does not exist), so a
+collector on a demo home shadows the settings' student as before.
 
 * ``llama`` (llama3.1:8b): the demo's original student; its records are the primary ones;
 * ``qwen`` (qwen2.5:7b), a second base model, shadowed for the last 30 days: a little
@@ -123,6 +125,7 @@ def register(session: Session, *, seed: int, end: datetime, admin_id: int) -> No
                 trained_on=export_version(seed) if s.trained else None,
                 created_by=admin_id,
                 created_at=end - timedelta(days=s.days or 60),
+                demo=True,
             )
         )
 

@@ -99,7 +99,7 @@ class Fanout:
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             return None  # no database yet: connecting would create an empty file
         try:
-            return active_specs(self.settings)
+            return active_specs(self.settings, live=True)
         except Exception as exc:  # an unreadable registry keeps the students we had
             self.last_error = f"student registry: {exc}"
             return None

@@ -170,12 +170,15 @@ def retire(*, session: Session, actor_id: auth.Actor, name: str) -> Student:
     return row
 
 
-def active_specs(settings: Settings, *, session: Session | None = None) -> list[StudentSpec]:
-    """The students to shadow now: the active registered ones, else the default student."""
+def active_specs(
+    settings: Settings, *, session: Session | None = None, live: bool = False
+) -> list[StudentSpec]:
+    """The active registered students, else the default student. ``live``: the ones the
+    collector calls, so without the demo's students (their servers do not exist)."""
     if session is None:
         from shadowtutor import db
 
         with db.session_scope(settings.db_url) as own:
-            return active_specs(settings, session=own)
-    rows = list_students(session=session)
+            return active_specs(settings, session=own, live=live)
+    rows = [r for r in list_students(session=session) if not (live and r.demo)]
     return [spec_of(r, settings) for r in rows] or [default_spec(settings)]

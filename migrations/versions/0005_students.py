@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("monthly_cost_usd", sa.Float(), nullable=True),
         sa.Column("version", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("trained_on", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("demo", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("retired_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),

@@ -17,6 +17,7 @@ from shadowtutor.config import Settings
 from shadowtutor.log import record as logrecord
 from shadowtutor.students.fanout import share_takes
 from shadowtutor.students.registry import StudentSpec
+from shadowtutor.tables import Student
 from shadowtutor.testing.loopback import ModelServer
 from tests.support.shadow import openai_client, records
 
@@ -157,6 +158,8 @@ def test_share_is_stable_and_near_its_percent(share: float) -> None:
 
 def test_no_registered_student_is_the_default_one(tmp_path: Path) -> None:
     s = _settings(tmp_path, SHADOWTUTOR_BREAKER_FAILURES="50")
+    with db.session_scope(s.db_url) as session:  # a demo student is listed, never called
+        session.add(Student(name="demo-qwen", backend="ollama", model="qwen", demo=True))
     with (
         ModelServer(models=["llama3"], answer="student") as student,
         ModelServer(models=["gpt-4o-mini"], answer="teacher") as teacher,
