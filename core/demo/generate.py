@@ -459,7 +459,11 @@ def build(
     extra = [
         DemoPair(r)
         for r in demo_students.extra_records(
-            [p.record for p in generated], seed=seed, end=end, quality=QUALITY
+            [p.record for p in generated],
+            seed=seed,
+            end=end,
+            quality=QUALITY,
+            lang_shift=LANG_SHIFT,
         )
     ]
     compacted = write_log(log_dir, generated + extra)

@@ -45,14 +45,14 @@ PRIMARY = "llama"
 STUDENTS = (
     DemoStudent(PRIMARY, "llama3.1:8b", "", 0, {}, 380),
     DemoStudent(
-        "qwen", "qwen2.5:7b", "v1", 30, {"greeting": -0.04, "casual": 0.0, "business": 0.05}, 420
+        "qwen", "qwen2.5:7b", "v1", 30, {"greeting": -0.03, "casual": 0.0, "business": 0.04}, 420
     ),
     DemoStudent(
         "qwen-v2",
         "qwen2.5:7b-travel-v2",
         "v2",
         12,
-        {"greeting": 0.06, "casual": 0.13, "business": 0.05},
+        {"greeting": 0.05, "casual": 0.12, "business": 0.04},
         430,
         monthly_cost_usd=120.0,
         trained=True,
@@ -65,15 +65,20 @@ def export_version(seed: int) -> str:
     return hashlib.sha256(f"shadowtutor-demo-export-{seed}".encode()).hexdigest()[:16]
 
 
-def _answer(rng: random.Random, teacher: str, quality: float) -> str:
-    words = teacher.split(" ")
-    drop = max(0.0, (1 - quality) * 0.35)
-    kept = [w for w in words if rng.random() > drop] or words[:1]
-    return " ".join(kept)
+def _answer(rng: random.Random, teacher: str, lang: str, quality: float) -> str:
+    """The same kinds of flaws as the demo's Llama (dropped words, wrong figures, filler)."""
+    from shadowtutor.demo.generate import _student_answer
+
+    return _student_answer(rng, teacher, teacher, lang, quality)[0]
 
 
 def extra_records(
-    primary: list[dict], *, seed: int, end: datetime, quality: dict[str, float]
+    primary: list[dict],
+    *,
+    seed: int,
+    end: datetime,
+    quality: dict[str, float],
+    lang_shift: dict[str, float],
 ) -> Iterator[dict]:
     """The other demo students' records for the primary records of their shadowed days."""
     rng = random.Random(seed + 11)
@@ -83,13 +88,17 @@ def extra_records(
         for s in STUDENTS[1:]:
             if ts < end - timedelta(days=s.days) or not teacher:
                 continue
-            q = quality[rec["category"]] + s.shift.get(rec["category"], 0.0)
+            q = (
+                quality[rec["category"]]
+                + lang_shift.get(rec["language"], 0.0)
+                + s.shift.get(rec["category"], 0.0)
+            )
             student: dict = {"model": s.model, "provider": "ollama"}
             if rng.random() < 0.006:
                 student["error"] = "timeout: no answer within 10.0 s"
                 student["latency_ms"] = 10000.0
             else:
-                text = _answer(rng, teacher, q)
+                text = _answer(rng, teacher, rec["language"], q)
                 student.update(
                     response=text,
                     latency_ms=round(rng.lognormvariate(math.log(s.base_ms), 0.35), 1)

@@ -354,7 +354,7 @@ def curve_figure(curve: pd.DataFrame) -> Any:
         markers=True,
         hover_data=["n"],
     )
-    fig.update_yaxes(matches=None, title="")
+    fig.update_yaxes(matches=None, title="", showticklabels=True)
     fig.update_xaxes(title="")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title="")
