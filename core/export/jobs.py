@@ -44,6 +44,7 @@ from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export A
     render_files,
     split_examples,
 )
+from shadowtutor.log.record import DEFAULT_STUDENT
 from shadowtutor.tables import ExportJob, Review, ReviewItem, Tag, User, utcnow
 
 FORMAT_VERSION = 1
@@ -75,9 +76,17 @@ class ExportFilters:
     tags_required: tuple[str, ...] = ()
     tags_excluded: tuple[str, ...] = ()
     agreement: str = "all"  # see AGREEMENTS
+    students: tuple[str, ...] = ()  # the pairs' `student_name` (version 1 pairs: "default")
 
     def __post_init__(self) -> None:
-        for name in ("languages", "categories", "sources", "tags_required", "tags_excluded"):
+        for name in (
+            "languages",
+            "categories",
+            "sources",
+            "tags_required",
+            "tags_excluded",
+            "students",
+        ):
             object.__setattr__(self, name, tuple(sorted({str(v) for v in getattr(self, name)})))
 
     def check(self) -> None:
@@ -254,8 +263,16 @@ def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candi
             if not required <= tags or tags & excluded:
                 continue
         out.append(cand)
+    if filters.students:
+        snaps = _load_snapshots(session, [c.item_id for c in out])
+        wanted = set(filters.students)
+        out = [c for c in out if _student_of(snaps.get(c.item_id) or {}) in wanted]
     out.sort(key=lambda c: c.pair_id)
     return out
+
+
+def _student_of(snapshot: dict) -> str:
+    return snapshot.get("student_name") or DEFAULT_STUDENT
 
 
 @dataclass(frozen=True)

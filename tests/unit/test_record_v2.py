@@ -125,3 +125,31 @@ def test_teacher_counted_once_and_a_student_filter(tmp_path: Path, old_as: str) 
     assert rows == [("a", 6), ("b", 6), ("c", 6), ("default", 4)]
     got = pick.sample(raw, strategy="random", size=50, filters=pick.Filters(student="c"))
     assert got.candidates == 6 and {r["student_name"] for r in got.records} == {"c"}
+
+
+def test_export_takes_a_student_filter(session) -> None:  # noqa: ANN001 (the db fixture)
+    from sqlmodel import select
+
+    from shadowtutor import auth, users
+    from shadowtutor.export import jobs as export
+    from shadowtutor.review import queue as review
+    from shadowtutor.tables import Review, ReviewItem, UserCreate
+
+    records = [r for i in range(3) for r in _request(i, ("a", "b"))] + [_v1(9)]
+    review.enqueue_records(session=session, records=records, enqueued_by=auth.SYSTEM)
+    who = users.add_user(
+        session=session,
+        user=UserCreate(username="rev-v2", role="reviewer", password="password-v2"),
+        actor_id=auth.SYSTEM,
+    )
+    for item in session.exec(select(ReviewItem)):
+        session.add(
+            Review(item_id=item.id, pair_id=item.pair_id, reviewer_id=who.id,
+                   student_score=4, verdict="tie", decision="approve")
+        )  # fmt: skip
+    session.flush()
+    for students, expected in ((("b",), 3), (("default",), 1), ((), 7)):
+        found = export.select_candidates(
+            session=session, filters=export.ExportFilters(students=students)
+        )
+        assert len(found) == expected, students
