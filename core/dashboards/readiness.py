@@ -33,6 +33,7 @@ class View:
     audit: list[decisions.AuditRow]
     history: list[GateDecision]  # newest first, for looking up a past decision's evidence
     pace: dict[str, dict[str, float]] = field(default_factory=dict)  # see ``pace``
+    student: str | None = None  # the student these decisions are about (None: any)
 
     @property
     def outcome(self) -> str:
@@ -67,6 +68,7 @@ def load(settings: Settings, config: gate.GateConfig, student: str | None = None
             audit=decisions.audit(session=session),
             history=decisions.history(session=session, limit=200, student=student),
             pace=pace(session=session, config=config),
+            student=student,
         )
     if latest is None:
         window = gate_eval.gather_for(settings, config, datetime.now(UTC), student)

@@ -61,3 +61,24 @@ def test_leaderboard_on_the_demo(demo_settings: Settings, role: str) -> None:
     sim = at.dataframe[1].value.set_index("metric").loc["similarity"]
     assert sim["verdict"] == "qwen-v2 better"
     assert len(at.get("plotly_chart")) == 1  # the learning curve
+
+
+def test_readiness_decides_about_the_chosen_student(demo_settings: Settings) -> None:
+    from shadowtutor.gate import decisions
+
+    at = page_as("pages/readiness.py", demo_settings.db_url, "admin").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="readiness-student").select("qwen-v2").run()
+    at = next(b for b in at.button if b.label.startswith("Evaluate now")).click().run()
+    assert not at.exception, at.exception
+    with db.session_scope(demo_settings.db_url) as s:
+        assert decisions.latest(session=s).student == "qwen-v2"
+
+
+def test_dashboards_pick_one_student(demo_settings: Settings) -> None:
+    at = page_as("pages/quality.py", demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="quality-student")
+    assert box.options[1:] == ["llama", "qwen", "qwen-v2"]
+    box.select("qwen-v2").run()
+    assert not at.exception, at.exception
