@@ -211,3 +211,44 @@ def test_the_routed_student_serves_and_leads_its_request(
     assert primary[0]["student"]["response"] == "qwen says"
     assert qwen.count("/api/chat") == 1  # served once, not asked again in the background
     assert {r["student_name"] for r in logged} == {"llama", "qwen"}
+
+
+@pytest.mark.postgres
+def test_fan_out_reads_the_registry_from_postgresql(tmp_path: Path, pg_migrated: str) -> None:
+    """The same fan-out with the registry in PostgreSQL (the session's database: the rows are
+    removed afterwards so no other test sees them)."""
+    s = Settings.load(
+        {
+            "SHADOWTUTOR_HOME": str(tmp_path / "home"),
+            "DATABASE_URL": pg_migrated,
+            "SHADOWTUTOR_BREAKER_FAILURES": "2",
+            "SHADOWTUTOR_BREAKER_COOLDOWN_S": "60",
+        }
+    )
+    names = [f"pg-fast-{tmp_path.name}"[:60], f"pg-down-{tmp_path.name}"[:60]]
+    with (
+        ModelServer(models=["llama3.1:8b"], answer="fast") as fast,
+        ModelServer(models=["qwen2.5:7b"], status=500) as down,
+        ModelServer(models=["gpt-4o-mini"], answer="teacher") as teacher,
+    ):
+        _register(s, names[0], fast)
+        _register(s, names[1], down, share_percent=50)
+        try:
+            c = ShadowCollector(s, workers=1)
+            try:
+                client = c.wrap(openai_client(teacher))
+                for i in range(40):
+                    msgs = [{"role": "user", "content": f"pg question {i}"}]
+                    client.chat.completions.create(model="gpt-4o-mini", messages=msgs)
+                logged = records(c, expect=40)
+            finally:
+                c.close()
+        finally:
+            with db.session_scope(pg_migrated) as session:
+                for name in names:
+                    session.delete(students.get(session=session, name=name))
+    per = c.stats()["students"]
+    assert per[names[0]]["ok"] == 40 and per[names[0]]["breaker"] == "closed"
+    assert per[names[1]]["errors"] == 2 and per[names[1]]["breaker"] == "open"
+    taken = sum(r["student_name"] == names[1] for r in logged)
+    assert 8 <= taken <= 32 and per[names[1]]["not_sampled"] == 40 - taken
