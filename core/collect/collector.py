@@ -571,8 +571,8 @@ class ShadowCollector:
         if served and job.student_result is not None:  # this student served the user
             return answer_from_result(job.student_result)
         base = {"model": lane.backend.model, "provider": lane.backend.provider}
-        if served and job.student_error is not None:
-            return {**base, "error": job.student_error}
+        if job.student_error is not None and (served or self._closed):
+            return {**base, "error": job.student_error}  # at shutdown: no student is asked
         if not lane.breaker.allow():
             self.count("breaker_skipped")
             lane.counts["breaker_skipped"] += 1
@@ -719,6 +719,7 @@ class ShadowCollector:
         with self._cond:
             self._cond.notify_all()
         done = self._write_pending() and done
+        self.fanout.close()
         self._writer.close()
         left = self._journal.close()
         if left:
