@@ -394,6 +394,7 @@ def _export(
         "counts": counts_of(examples, report, files),
         "files": {},
     }
+    manifest["dataset_version"] = dataset_version(files)
     extra = export_docs.render(manifest, examples)
     _write_folder(folder, files, extra, manifest)
     job = ExportJob(
@@ -476,7 +477,6 @@ def _write_folder(
                 "lines": data.count(b"\n") if name.endswith((".jsonl", ".csv")) else None,
             }
         manifest["files"] = dict(sorted(manifest["files"].items()))
-        manifest["dataset_version"] = dataset_version(files)
         (partial / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         )

@@ -84,3 +84,19 @@ def test_cli_add_list_retire(migrated: Settings) -> None:
     assert "retired" in _run("students", "list", "--all").output
     bad = CliRunner().invoke(main, ["students", "add", "x", "--model", "m", "--trained-on", "nope"])
     assert bad.exit_code != 0 and "no export 'nope'" in bad.output
+
+
+def test_trained_on_an_export_links_its_dataset_version(migrated: Settings) -> None:
+    from shadowtutor import db
+    from shadowtutor.export.jobs import dataset_version
+    from shadowtutor.tables import ExportJob
+
+    version = dataset_version({"sft_train.jsonl": b'{"messages": []}\n'})
+    assert version == dataset_version({"sft_train.jsonl": b'{"messages": []}\n'})
+    assert version != dataset_version({"sft_train.jsonl": b"other\n"})
+    with db.session_scope(migrated.db_url) as s:
+        s.add(ExportJob(path="/x/20261201-120000", manifest={
+            "export_id": "20261201-120000", "dataset_version": version}))  # fmt: skip
+    out = _run("students", "add", "ft", "--model", "ft:v2", "--trained-on", "20261201-120000")
+    assert out.exit_code == 0, out.output
+    assert f"trained-on {version}" in _run("students", "list").output
