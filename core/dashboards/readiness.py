@@ -71,7 +71,12 @@ def load(settings: Settings, config: gate.GateConfig, student: str | None = None
             student=student,
         )
     if latest is None:
-        window = gate_eval.gather_for(settings, config, datetime.now(UTC), student)
+        now = datetime.now(UTC)
+        window = (
+            gate_data.gather(settings, config, now)
+            if student is None
+            else gate_eval.gather_for(settings, config, now, student)
+        )
         preview = gate.decide(config, window)
         view = View(**{**view.__dict__, "preview": preview})
     return view

@@ -21,6 +21,7 @@ from shadowtutor.gate.evidence import (
     ReviewRow,
     assemble,
     connect,
+    gather,
     judge_evidence,
     log_days,
     review_rows,
@@ -51,7 +52,11 @@ def evaluate(
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)
-    window = gather_for(settings, config, now, student)
+    window = (
+        gather(settings, config, now)
+        if student is None
+        else gather_for(settings, config, now, student)
+    )
     decision = decide(config, window)
     with db.session_scope(settings.db_url) as session:
         row = decisions.record(
@@ -65,7 +70,7 @@ def student_connection(log_dir: Path, student: str | None) -> duckdb.DuckDBPyCon
     """The gate's log connection with its ``pairs`` view narrowed to one student's records
     (None: each request's primary record, which in a single-student log is every record), so
     the evidence queries count one student's answers once per request."""
-    con = connect(log_dir)
+    con = connect(log_dir)  # its `pairs`: the primary records; replaced for a named student
     where = (
         "is_primary"
         if student is None
@@ -129,7 +134,7 @@ def replay(
         raise ValueError(f"--to ({end}) is before --from ({start})")
     first = datetime.combine(start, time(), UTC) + timedelta(days=1)
     last = datetime.combine(end, time(), UTC) + timedelta(days=1)
-    con = student_connection(settings.log_path, None)
+    con = connect(settings.log_path)
     days = log_days(con, first - timedelta(days=config.window_days), last, config)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)

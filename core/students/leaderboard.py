@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sqlmodel import Session, col, select
 
 from shadowtutor.gate import stats
 from shadowtutor.gate.criteria import GateConfig
-from shadowtutor.gate.evidence import connect
 from shadowtutor.log import record as logrecord
+from shadowtutor.log import store as logstore
 from shadowtutor.students.registry import StudentSpec
 from shadowtutor.tables import JudgeScore, Review
 
@@ -40,7 +41,9 @@ WHERE ts >= $since AND coalesce(source, '') <> 'playground' AND {logrecord.stude
 def load_rows(log_dir: Any, session: Session, since: datetime) -> pd.DataFrame:
     """One row per (request, student) since ``since``, with its human review score (mean of
     current reviews) and its judge score, when there are."""
-    con = connect(log_dir)
+    con = duckdb.connect()  # every student's records (the gate's connection has one a request)
+    con.execute("SET TimeZone = 'UTC'")
+    logstore.create_views(con, log_dir)
     df = con.execute(_ROWS, {"since": since.astimezone(UTC).replace(tzinfo=None)}).df()
     if df.empty:
         return df.assign(review=pd.Series(dtype=float), judge=pd.Series(dtype=float))
