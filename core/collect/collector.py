@@ -275,8 +275,8 @@ class ShadowCollector:
         return out
 
     def _keep_routing_warm(self) -> None:
-        """Refresh the routing module's cached rollout state from this background thread, so
-        its database read (every few seconds) never lands on a request thread."""
+        """Refresh the routing module's cached rollout state (and the fan-out's students) from
+        this background thread, so their database reads never land on a request thread."""
         snapshot = getattr(routing, "snapshot", None)
         if snapshot is None:
             return
@@ -284,6 +284,7 @@ class ShadowCollector:
         while not self._closed:
             try:
                 snapshot(self.settings.db_url)
+                self.fanout.lanes()  # the students too: serving never reads the registry
             except Exception as exc:  # routing reports its own problems; never die here
                 self.last_error = f"routing refresh: {exc!r}"
             time.sleep(interval)
@@ -343,7 +344,7 @@ class ShadowCollector:
         breaker is open or the student failed; then the call falls back to the teacher (the
         failure counted in ``student_fallbacks`` and kept for the record). Never raises.
         The student is the one the route names (the one with the approved GO)."""
-        lane = self.fanout.lane(getattr(call.route, "student", None))
+        lane = self.fanout.lane(getattr(call.route, "student", None), refresh=False)
         if lane.breaker.allow():
             assert call.request is not None
             try:

@@ -94,6 +94,10 @@ class Fanout:
                 self._read_at = time.monotonic()
         return self._lanes
 
+    def names(self) -> list[str]:
+        """The students of the lanes as last read (no refresh)."""
+        return [lane.name for lane in self._lanes]
+
     def _read_specs(self) -> list[StudentSpec] | None:
         url = self.settings.db_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
@@ -123,9 +127,10 @@ class Fanout:
     def _new_breaker(self) -> Breaker:
         return Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown_s)
 
-    def lane(self, name: str | None) -> Lane:
-        """The lane of student ``name`` (the one serving users), else the first lane."""
-        lanes = self.lanes()
+    def lane(self, name: str | None, *, refresh: bool = True) -> Lane:
+        """The lane of student ``name`` (the one serving users), else the first lane. The
+        request path passes ``refresh=False``: it never waits for the registry's database."""
+        lanes = self.lanes() if refresh else self._lanes
         for lane in lanes:
             if lane.name == name:
                 return lane

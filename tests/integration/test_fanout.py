@@ -5,6 +5,7 @@ breaker and its own sampling share."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,9 @@ def test_the_routed_student_serves_and_leads_its_request(
         _register(s, "llama", llama)
         _register(s, "qwen", qwen)
         c = ShadowCollector(s)
+        deadline = time.monotonic() + 5  # the background thread reads the students
+        while "qwen" not in c.fanout.names() and time.monotonic() < deadline:
+            time.sleep(0.02)
         try:
             out = c.wrap(openai_client(teacher)).chat.completions.create(
                 model="gpt-4o-mini", messages=MSGS, user="ann"
