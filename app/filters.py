@@ -65,6 +65,11 @@ def filter_bar(con, key: str, tz: str) -> analytics.Filters | None:  # noqa: ANN
     categories = c[3].multiselect("Category", opts.categories, key=f"{key}-categories")
     languages = c[4].multiselect("Language", opts.languages, key=f"{key}-languages")
     sources = c[5].multiselect("Source", opts.sources, key=f"{key}-sources")
+    student = None
+    if len(opts.students) > 1:  # several students: each request once, or one student's view
+        every = "each request once (its primary record)"
+        picked = st.selectbox("Student", [every, *opts.students], key=f"{key}-student")
+        student = None if picked == every else picked
     st.caption(
         f"Times in {tz}. The log holds {opts.pairs:,} pairs from {opts.first_day} to "
         f"{opts.last_day}. A model filter matches a pair whose teacher or student is that model."
@@ -76,6 +81,7 @@ def filter_bar(con, key: str, tz: str) -> analytics.Filters | None:  # noqa: ANN
         categories=tuple(categories),
         languages=tuple(languages),
         sources=tuple(sources),
+        student=student,
     )
 
 

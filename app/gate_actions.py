@@ -66,7 +66,7 @@ def render(
     ):
         try:
             result = allowed("gate.approve") and gate_eval.evaluate(
-                settings, config, actor_id=user.id
+                settings, config, actor_id=user.id, student=view.student
             )
         except ShadowTutorError as exc:
             st.error(str(exc))
@@ -97,7 +97,11 @@ def render(
             settings.db_url,
             "rollout.advance",
             lambda s: rollout.advance(
-                session=s, config=config, actor_id=user.id, served_at_stage=view.served
+                session=s,
+                config=config,
+                actor_id=user.id,
+                served_at_stage=view.served,
+                student=view.student,
             ),
             f"Advanced to {nxt}%",
         )

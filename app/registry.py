@@ -63,6 +63,17 @@ PAGES: list[PageSpec] = [
     ),
     PageSpec("readiness", "readiness.py", "Readiness", ":material/flag:", EVERYONE, "Decide"),
     PageSpec(
+        "leaderboard", "leaderboard.py", "Leaderboard", ":material/leaderboard:", EVERYONE, "Decide"
+    ),
+    PageSpec(
+        "students",
+        "students.py",
+        "Students",
+        ":material/school:",
+        roles_for("students.manage"),
+        "Decide",
+    ),
+    PageSpec(
         "playground",
         "playground.py",
         "Playground",

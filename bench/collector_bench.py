@@ -56,7 +56,13 @@ def serve(delay_ms: float) -> None:
     answer = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
     teacher = ModelServer(models=["gpt-4o-mini"], answer=answer, delay=delay_ms / 1000)
     student = ModelServer(models=["llama3"], answer="Ciao, due torte costano 40 euro.")
-    print(json.dumps({"teacher": teacher.openai_url, "student": student.url}), flush=True)
+    others = [  # for --only students: two more students, one of them slower than the teacher
+        ModelServer(models=["qwen2.5:7b"], answer="Due torte: 40 euro.", delay=0.002),
+        ModelServer(models=["mistral:7b"], answer="Ciao! 40 euro per due.", delay=0.05),
+    ]
+    urls = {"teacher": teacher.openai_url, "student": student.url}
+    urls |= {f"student{i + 2}": s.url for i, s in enumerate(others)}
+    print(json.dumps(urls), flush=True)
     sys.stdin.read()  # until the parent closes our stdin
 
 
@@ -258,7 +264,7 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=10.0)
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--only", choices=["records", "proxy"], help="Run one part only.")
+    ap.add_argument("--only", choices=["records", "proxy", "students"], help="Run one part only.")
     args = ap.parse_args()
     if args.serve:
         serve(args.delay_ms)
@@ -281,6 +287,10 @@ def main() -> None:
     os.environ.update(env)  # routing reads the rollout state from this home's database
     from shadowtutor import db
 
+    if args.only == "students":  # the request path with 1 student versus 3 (fan-out)
+        bench_students(urls, env, args.calls, args.delay_ms)
+        servers.stdin.close()
+        return
     if args.only == "proxy":  # forwarding alone (nothing shadowed) versus shadowing all
         db.upgrade(settings_db_url(env))
         for share in ("0", "100"):
@@ -334,6 +344,46 @@ def main() -> None:
         f"{r['writer_cpu']:,.0f} per CPU-second"
     )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+def bench_students(urls: dict[str, str], env: dict[str, str], calls: int, delay_ms: float) -> None:
+    """The wrapper's added request-path time with the default student alone, then with three
+    registered students (each its own backend and breaker; one slower than the teacher)."""
+    from shadowtutor import auth, db, students
+
+    for n in (1, 3):
+        home = tempfile.mkdtemp(prefix=f"shadowtutor-bench-{n}-")
+        run_env = env | {"SHADOWTUTOR_HOME": home}
+        os.environ.update(run_env)
+        url = settings_db_url(run_env)
+        db.upgrade(url)
+        if n == 3:
+            with db.session_scope(url) as session:
+                for name, model, key in (
+                    ("llama", "llama3", "student"),
+                    ("qwen", "qwen2.5:7b", "student2"),
+                    ("mistral", "mistral:7b", "student3"),
+                ):
+                    students.add(
+                        session=session,
+                        actor_id=auth.SYSTEM,
+                        name=name,
+                        backend="ollama",
+                        model=model,
+                        base_url=urls[key],
+                    )
+        w = bench_wrapper(urls, run_env, calls)
+        print(f"{n} student(s), teacher delay {delay_ms:g} ms, {calls} calls each way:")
+        print(f"  plain client     {summary(w['plain'])}")
+        print(f"  wrapped client   {summary(w['wrapped'])}")
+        print(f"  added (paired)   {summary(w['diff'])}")
+        print(f"  request-path work alone (decide + hand-off) {summary(w['own'])}")
+        print(
+            f"  CPU on the app's thread per call: plain {w['cpu_plain_ms']:.3f} ms, "
+            f"wrapped {w['cpu_wrapped_ms']:.3f} ms; records logged {w['logged']}, "
+            f"dropped {w['dropped']}",
+            flush=True,
+        )
 
 
 def settings_db_url(env: dict[str, str]) -> str:

@@ -51,6 +51,7 @@ ACTIONS: dict[str, Action] = {
     ),
     "export.run": Action((ADMIN,), "export training data", False),
     "playground.save": Action((ADMIN, REVIEWER), "save Playground turns as pairs", False),
+    "students.manage": Action((ADMIN,), "register or retire students", True),
     "users.manage": Action((ADMIN,), "add accounts or change their role, state or password", True),
 }
 

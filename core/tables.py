@@ -143,6 +143,9 @@ class GateDecision(SQLModel, table=True):
     window_end: datetime | None = None
     evidence: dict = _json(dict)
     created_by: int | None = Field(default=None, foreign_key="user.id")
+    # The student the decision is about (``students.DEFAULT`` for the single-student setup;
+    # NULL on decisions recorded before students were data, read as the default student).
+    student: str | None = Field(default=None, max_length=64, index=True)
 
 
 class GateEvent(SQLModel, table=True):
@@ -213,6 +216,29 @@ class JudgeScore(SQLModel, table=True):
     cost_usd: float | None = None
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+# --- students ----------------------------------------------------------------------------
+
+
+class Student(SQLModel, table=True):
+    """A student model the collector shadows (see ``shadowtutor.students``). Rows are never
+    deleted: retiring sets ``retired_at``, so the log's ``student_name`` keeps a meaning."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    backend: str = Field(max_length=16)  # ollama | openai
+    base_url: str = Field(default="", max_length=512)
+    model: str = Field(max_length=128)
+    timeout_s: float | None = None  # None: SHADOWTUTOR_STUDENT_TIMEOUT_S
+    share_percent: float = 100.0  # share of sampled requests this student also answers
+    monthly_cost_usd: float | None = None
+    version: str = Field(default="", max_length=64)
+    trained_on: str | None = Field(default=None, max_length=64)  # an export's dataset version
+    demo: bool = False  # made by `shadowtutor demo`: listed and ranked, never called
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
 
 
 # --- web sessions ------------------------------------------------------------------------

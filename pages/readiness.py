@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import auth as permissions
-from shadowtutor import db
+from shadowtutor import db, students
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.config import shown_path
 from shadowtutor.dashboards import readiness
@@ -23,7 +23,12 @@ admin = any(permissions.allowed(user.role, a) for a in gate_actions.ACTIONS)
 st.title("Readiness")
 try:
     config = gate.load_config(settings.gate_config or None)
-    view = readiness.load(settings, config)
+    with db.session_scope(settings.db_url) as session:
+        names = [s.name for s in students.list_students(session=session)]
+    student = (  # with registered students, the gate decides about one of them at a time
+        st.selectbox("Student", names, key="readiness-student") if names else None
+    )
+    view = readiness.load(settings, config, student)
 except ShadowTutorError as exc:
     st.error(str(exc))
     st.stop()

@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "collect",
     "gate",
     "student",
+    "students",
     "judge",
 ]
 

@@ -7,6 +7,7 @@ import click
 from shadowtutor import db, users
 from shadowtutor.cli import main, settings_of
 from shadowtutor.demo import generate as demo
+from shadowtutor.demo import students as demo_students
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import evaluate as gate_eval
 
@@ -43,10 +44,14 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
         config = gate.load_config(settings.gate_config or None)
         with db.session_scope(settings.db_url) as session:
             admin_id = users.require_user(session=session, username="admin").id
-        result = gate_eval.evaluate(settings, config, actor_id=admin_id)
-        eligible = ", ".join(result.decision.eligible) if result.decision.eligible else "none"
-        outcome = gate.label(result.decision.outcome)
-        click.echo(f"deploy gate on the demo: {outcome} (eligible: {eligible})")
+        lines = {}
+        for student in reversed([s.name for s in demo_students.STUDENTS]):  # llama's newest
+            result = gate_eval.evaluate(settings, config, actor_id=admin_id, student=student)
+            decision = result.decision
+            eligible = ", ".join(decision.eligible) if decision.eligible else "none"
+            lines[student] = f"{gate.label(decision.outcome)} (eligible: {eligible})"
+        click.echo(f"deploy gate on the demo: {lines.pop(demo_students.PRIMARY)}")
+        click.echo("other students: " + "; ".join(f"{k} {v}" for k, v in reversed(lines.items())))
     except demo.DemoError as exc:
         click.echo(f"no demo data generated: {exc}")
     click.echo("demo accounts (username / password):")

@@ -29,6 +29,7 @@ def export_group() -> None:
 @click.option("--min-score", type=click.FloatRange(1, 5), help="Minimum mean student score.")
 @click.option("--require-tag", "tags_required", multiple=True, help="Tag every pair must have.")
 @click.option("--exclude-tag", "tags_excluded", multiple=True, help="Tag no pair may have.")
+@click.option("--student", "students", multiple=True, help="Only this student's pairs (repeat).")
 @click.option(
     "--agreement",
     type=click.Choice(list(export.AGREEMENTS)),
@@ -83,6 +84,7 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
         tags_required=opts["tags_required"],
         tags_excluded=opts["tags_excluded"],
         agreement=opts["agreement"],
+        students=opts["students"],
     )
     options = export.ExportOptions(
         formats=tuple(f.strip() for f in opts["formats"].split(",") if f.strip()),

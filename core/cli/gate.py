@@ -62,14 +62,25 @@ def _print_decision(d: gate.Decision, decision_id: int | None = None) -> None:
         )
 
 
+STUDENT = click.option(
+    "--student",
+    metavar="NAME",
+    help="The student (see `shadowtutor students list`); default: the default student.",
+)
+
+
 @gate_group.command("evaluate")
+@STUDENT
 @BY
 @click.pass_context
-def evaluate(ctx: click.Context, by: str | None) -> None:
+def evaluate(ctx: click.Context, student: str | None, by: str | None) -> None:
     """Evaluate the gate over the last window_days of the log and the reviews, append the
-    decision, and apply the automatic rollback rules (run it from cron, e.g. hourly)."""
+    decision, and apply the automatic rollback rules (run it from cron, e.g. hourly, once per
+    student with --student)."""
     settings = _ready(ctx)
-    result = gate_eval.evaluate(settings, _config(ctx), actor_id=_actor(settings, by))
+    result = gate_eval.evaluate(
+        settings, _config(ctx), actor_id=_actor(settings, by), student=student
+    )
     _print_decision(result.decision, result.decision_id)
     if result.rollback:
         click.echo(f"AUTOMATIC ROLLBACK to 0%: {result.rollback}", err=True)
@@ -166,6 +177,7 @@ def _status_lines(settings: Settings) -> list[str]:
             f"stage: {cur.stage}% of eligible traffic"
             + (" -- KILLED: the teacher serves everything" if cur.killed else ""),
             f"eligible categories: {', '.join(cur.categories) or '-'}",
+            f"serving student: {cur.student or 'default'}" if cur.stage else "serving student: -",
             f"since: {cur.since:%Y-%m-%d %H:%M} UTC" if cur.since else "since: never started",
             f"served by the student at this stage: {served:,}",
             f"approval: {decisions.approval(session=session).describe()}",
@@ -191,19 +203,28 @@ def status(ctx: click.Context) -> None:
 
 
 @rollout_group.command("advance")
+@STUDENT
 @BY
 @click.pass_context
-def advance(ctx: click.Context, by: str | None) -> None:
+def advance(ctx: click.Context, student: str | None, by: str | None) -> None:
     """Advance one stage (needs an approved GO decision newer than the last rollback, and
-    the current stage's minimum requests and hours)."""
+    the current stage's minimum requests and hours). The approved decision's student serves;
+    only one student serves at a time."""
     settings = _ready(ctx)
     actor = _actor(settings, by)
     with db.session_scope(settings.db_url) as session:
         served = gate_data.served_now(settings, session)
         ev = rollout.advance(
-            session=session, config=_config(ctx), actor_id=actor, served_at_stage=served
+            session=session,
+            config=_config(ctx),
+            actor_id=actor,
+            served_at_stage=served,
+            student=student,
         )
-        click.echo(f"advanced to {ev.stage}% for {', '.join(ev.details['categories'])}")
+        click.echo(
+            f"advanced to {ev.stage}% for {', '.join(ev.details['categories'])} "
+            f"(student {ev.details.get('student')})"
+        )
 
 
 @rollout_group.command("rollback")

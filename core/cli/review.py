@@ -36,6 +36,7 @@ def review_group() -> None:
 @click.option("--source", type=click.Choice(SOURCES), help="Only pairs from this source.")
 @click.option("--language", help="Only pairs in this language (e.g. de).")
 @click.option("--category", help="Only pairs of this category.")
+@click.option("--student", help="Only this student's pairs (`shadowtutor students list`).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same sample.")
 @click.option(
     "--reviews",
@@ -60,6 +61,7 @@ def enqueue(
     source: str | None,
     language: str | None,
     category: str | None,
+    student: str | None,
     seed: int,
     required: int | None,
     username: str | None,
@@ -73,6 +75,7 @@ def enqueue(
         source=source,
         language=language,
         category=category,
+        student=student,
     )
     with session_of(ctx) as session:
         picked, result = review.fill_queue(

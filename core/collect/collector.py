@@ -75,6 +75,7 @@ from shadowtutor.log.store import (
     tail_ids,
 )
 from shadowtutor.similarity import SimilarityMethod, compare, get_method
+from shadowtutor.students.fanout import Fanout, Lane
 
 log = logging.getLogger("shadowtutor.collector")
 
@@ -159,6 +160,11 @@ class ShadowCollector:
         self.eligible = s.eligible
         self.record_breaker_skips = record_breaker_skips
         self.breaker = Breaker(s.breaker_failures, s.breaker_cooldown_s)
+        # Every active student, each with its own backend, timeout and breaker; while none is
+        # registered (or a test passes its `student`) the one lane is self.student/self.breaker.
+        self.fanout = Fanout(
+            s, default_backend=self.student, default_breaker=self.breaker, fixed=student is not None
+        )
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._queue: queue.Queue[Job | None] = queue.Queue(
@@ -199,7 +205,7 @@ class ShadowCollector:
                 entries, torn = journaling.pending_entries(path)
                 logged = self._ids_in_log(path.name.rsplit("-", 1)[0], entries)
                 fresh = [e for e in entries if e["id"] not in logged]
-                records = [r for e in fresh if (r := self._process(journaling.decode(e)))]
+                records = [r for e in fresh for r in self._process(journaling.decode(e))]
                 self._writer.append_many(records)
                 path.unlink()
             except Exception as exc:  # keep the journal for the next try; say why
@@ -265,16 +271,19 @@ class ShadowCollector:
                 "last_error": self.last_error or self._journal.last_error,
                 "log_dir": str(self.log_dir),
                 "similarity_method": self.similarity.name,
+                "students": self.fanout.stats(),
             }
         )
         return out
 
     def _keep_routing_warm(self) -> None:
         """Keep routing's background refresher of this collector's database running while the
-        collector lives (its reads never land on a request thread; see routing)."""
+        collector lives, and the fan-out's students fresh (their reads never land on a
+        request thread; see routing)."""
         while not self._closed:
             try:
                 routing.watch(self.settings.db_url)
+                self.fanout.lanes()  # the students too: serving never reads the registry
             except Exception as exc:  # routing reports its own problems; never die here
                 self.last_error = f"routing refresh: {exc!r}"
             time.sleep(1.0)
@@ -332,18 +341,20 @@ class ShadowCollector:
     def student_call(self, call: Call) -> ChatResult | None:
         """Ask the student to serve ``call`` (routed to it): its answer, or None when the
         breaker is open or the student failed; then the call falls back to the teacher (the
-        failure counted in ``student_fallbacks`` and kept for the record). Never raises."""
-        if self.breaker.allow():
+        failure counted in ``student_fallbacks`` and kept for the record). Never raises.
+        The student is the one the route names (the one with the approved GO)."""
+        lane = self.fanout.lane(getattr(call.route, "student", None), refresh=False)
+        if lane.breaker.allow():
             assert call.request is not None
             try:
-                result = self.student.chat(call.request.messages, **call.request.options)
+                result = lane.backend.chat(call.request.messages, **call.request.options)
             except Exception as exc:
-                self.breaker.failure()
+                lane.breaker.failure()
                 self.count("student_fallbacks")
                 self.last_error = f"student (serving): {exc}"
                 call.fell_back(exc)
                 return None
-            self.breaker.success()
+            lane.breaker.success()
             self.count("served_by_student")
             return result
         call.fell_back(None)
@@ -405,12 +416,12 @@ class ShadowCollector:
             try:
                 if job is None:
                     return
-                record = self._process(job)
-                if record is None:
+                records = self._process(job)
+                if not records:
                     self._journal.done([job.id])
                 else:
                     with self._cond:
-                        self._pending.append(record)
+                        self._pending.extend(records)
                         if len(self._pending) >= self.batch_size:
                             self._cond.notify()
             except Exception as exc:  # never let one bad job kill a worker
@@ -421,24 +432,60 @@ class ShadowCollector:
             finally:
                 self._queue.task_done()
 
-    def _process(self, job: Job) -> dict[str, Any] | None:
-        metadata = dict(job.metadata)
+    def _process(self, job: Job) -> list[dict[str, Any]]:
+        """The records of one job: one per student that answered it (see
+        :mod:`shadowtutor.students.fanout`), sharing the job's id as ``request_id``; the first
+        (the serving student's, else the first active one's) is the primary record, whose id
+        is the job's and whose teacher cost is the one counted."""
+        shared = dict(job.metadata)
         job.messages = [as_message(m) for m in job.messages]
-        teacher = self._teacher_answer(job, metadata)
-        student = self._student_answer(job, metadata)
-        if student is None:
-            return None
-        estimated = [
-            who
-            for who, ans in (("teacher", teacher), ("student", student))
-            if ans.pop("_estimated", False)
-        ]
+        teacher = self._teacher_answer(job, shared)
+        teacher_estimated = teacher.pop("_estimated", False)
+        route = job.route or routing.Route("teacher", 0, None, None)
+        served = getattr(route, "student", None)
+        key = sampling_key(job.messages, job.conversation_id, job.user_hash)
+        found, lead, taken = self.fanout.answers(
+            key, lambda lane: self._student_answer(job, shared, lane), first=served
+        )
+        if not found:
+            if taken:  # asked, but a skip that is not recorded (record_breaker_skips=False)
+                return []
+            found = [(lead, {})]  # no student's share took it: the teacher's answer alone
+        self._cost(teacher, "teacher", shared)
+        if teacher_estimated:
+            self.count("usage_estimated")
+        records = []
+        for n, (lane, student) in enumerate(found):
+            record = self._record(
+                job, route, dict(shared), teacher, student, lane, teacher_estimated
+            )
+            if n > 0:
+                record = {**record, "id": logrecord.secondary_id(job.id, lane.name)}
+            try:  # never write what `logs validate` would reject (e.g. `messages: []`)
+                records.append(logrecord.check_for_log(record))
+            except logrecord.RecordError as exc:
+                self.count("invalid")
+                self.last_error = f"record not logged: {exc}"
+        return records
+
+    def _record(
+        self,
+        job: Job,
+        route: routing.Route,
+        metadata: dict[str, Any],
+        teacher: dict[str, Any],
+        student: dict[str, Any],
+        lane: Lane,
+        teacher_estimated: bool,
+    ) -> dict[str, Any]:
+        estimated = ["teacher"] if teacher_estimated else []
+        if student.pop("_estimated", False):
+            estimated.append("student")
         if estimated:
             metadata["usage_estimated"] = estimated
-            self.count("usage_estimated", len(estimated))
-        self._cost(teacher, "teacher", metadata)
-        self._cost(student, "student", metadata)
-        similarity = self._similarity(teacher, student, metadata)
+            self.count("usage_estimated", len(estimated) - teacher_estimated)
+        self._cost(student, "student", metadata, lane)
+        similarity = self._similarity(teacher, student, metadata) if student else None
         detected = []
         language, category = job.language, job.category
         if language is None or category is None:
@@ -452,13 +499,12 @@ class ShadowCollector:
             detected.append("category")
         if detected:
             metadata["detected"] = detected
-        route = job.route or routing.Route("teacher", 0, None, None)
-        record = logrecord.make_record(
+        return logrecord.make_record(
             id=job.id,
             ts=job.ts,
             source=job.source,
             messages=job.messages,
-            teacher=teacher,
+            teacher=dict(teacher),
             student=student,
             user_hash=job.user_hash,
             conversation_id=job.conversation_id,
@@ -472,13 +518,9 @@ class ShadowCollector:
                 "eligible": route.eligible,
             },
             metadata=metadata,
+            request_id=job.id,
+            student_name=lane.name,
         )
-        try:  # never write what `logs validate` would reject (e.g. `messages: []`)
-            return logrecord.check_for_log(record)
-        except logrecord.RecordError as exc:
-            self.count("invalid")
-            self.last_error = f"record not logged: {exc}"
-            return None
 
     def _teacher_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -520,39 +562,52 @@ class ShadowCollector:
             )
         return answer
 
-    def _student_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any] | None:
-        if job.student_result is not None:
+    def _student_answer(
+        self, job: Job, metadata: dict[str, Any], lane: Lane | None = None
+    ) -> dict[str, Any] | None:
+        """One student's answer to the job (``lane``: which student; default the first)."""
+        lane = lane or self.fanout.lane(None)
+        served = lane is self.fanout.lane(getattr(job.route, "student", None))
+        if served and job.student_result is not None:  # this student served the user
             return answer_from_result(job.student_result)
-        base = {"model": self.student.model, "provider": self.student.provider}
-        if job.student_error is not None:
-            return {**base, "error": job.student_error}
-        if not self.breaker.allow():
+        base = {"model": lane.backend.model, "provider": lane.backend.provider}
+        if job.student_error is not None and (served or self._closed):
+            return {**base, "error": job.student_error}  # at shutdown: no student is asked
+        if not lane.breaker.allow():
             self.count("breaker_skipped")
+            lane.counts["breaker_skipped"] += 1
             if not self.record_breaker_skips:
                 return None
             return {**base, "error": BREAKER_OPEN}
         try:
-            result = self.student.chat(
+            result = lane.backend.chat(
                 job.messages,
                 temperature=job.options.get("temperature"),
                 max_tokens=job.options.get("max_tokens"),
             )
         except Exception as exc:
-            self.breaker.failure()
+            lane.breaker.failure()
             self.count("student_errors")
+            lane.counts["errors"] += 1
             if isinstance(exc, BackendError) and exc.kind == "timeout":
                 self.count("student_timeouts")
-            self.last_error = f"student: {exc}"
+                lane.counts["timeouts"] += 1
+            self.last_error = f"student {lane.name}: {exc}"
             return {**base, "error": error_text(exc)}
-        self.breaker.success()
+        lane.breaker.success()
         self.count("student_ok")
+        lane.counts["ok"] += 1
         return answer_from_result(result)
 
-    def _cost(self, answer: dict[str, Any], who: str, metadata: dict[str, Any]) -> None:
+    def _cost(
+        self, answer: dict[str, Any], who: str, metadata: dict[str, Any], lane: Lane | None = None
+    ) -> None:
         if answer.get("response") is None or answer.get("cost_usd") is not None:
             return  # nothing answered, or a replayed record that already has its cost
         model = answer.get("model")
         monthly = self.settings.student_monthly_cost_usd
+        if lane is not None and lane.spec.registered:
+            monthly = lane.spec.monthly_cost_usd or 0.0
         if who == "student" and pricing.student_is_free(
             answer.get("provider"), model, self.prices, monthly
         ):
@@ -670,6 +725,7 @@ class ShadowCollector:
         with self._cond:
             self._cond.notify_all()
         done = self._write_pending() and done
+        self.fanout.close()
         self._writer.close()
         left = self._journal.close()
         if left:
@@ -699,10 +755,10 @@ class ShadowCollector:
                 if job.teacher_call is not None:
                     job.teacher_call = None
                     job.teacher = {"error": "skipped: shut down before the teacher answered"}
-                record = self._process(job)
-                if record is not None:
+                records = self._process(job)
+                if records:
                     with self._cond:
-                        self._pending.append(record)
+                        self._pending.extend(records)
             except Exception as exc:
                 self.count("lost")
                 self.last_error = f"shutdown: {exc!r}"

@@ -33,6 +33,7 @@ class View:
     audit: list[decisions.AuditRow]
     history: list[GateDecision]  # newest first, for looking up a past decision's evidence
     pace: dict[str, dict[str, float]] = field(default_factory=dict)  # see ``pace``
+    student: str | None = None  # the student these decisions are about (None: any)
 
     @property
     def outcome(self) -> str:
@@ -47,26 +48,36 @@ class View:
         return self.preview.evidence() if self.preview else {}
 
 
-def load(settings: Settings, config: gate.GateConfig) -> View:
-    """Everything the page needs, read in one go."""
+def load(settings: Settings, config: gate.GateConfig, student: str | None = None) -> View:
+    """Everything the page needs, read in one go (``student``: that student's decisions and
+    evidence; None: every decision, and each request's primary record)."""
     with db.session_scope(settings.db_url) as session:
-        latest = decisions.latest(session=session)
+        latest = decisions.latest(session=session, student=student)
         state = rollout.state(session=session)
         served = gate_data.served_now(settings, session)
         view = View(
             decision=latest,
             preview=None,
-            approval=decisions.approval(session=session),
+            approval=decisions.approval(session=session, student=student),
             state=state,
             served=served,
-            blockers=rollout.blockers(session=session, config=config, served_at_stage=served),
+            blockers=rollout.blockers(
+                session=session, config=config, served_at_stage=served, student=student
+            ),
             next_stage=rollout.next_stage(config, state.stage),
             audit=decisions.audit(session=session),
-            history=decisions.history(session=session, limit=200),
+            history=decisions.history(session=session, limit=200, student=student),
             pace=pace(session=session, config=config),
+            student=student,
         )
     if latest is None:
-        preview = gate.decide(config, gate_data.gather(settings, config, datetime.now(UTC)))
+        now = datetime.now(UTC)
+        window = (
+            gate_data.gather(settings, config, now)
+            if student is None
+            else gate_eval.gather_for(settings, config, now, student)
+        )
+        preview = gate.decide(config, window)
         view = View(**{**view.__dict__, "preview": preview})
     return view
 

@@ -227,7 +227,7 @@ def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows
           min(lts),
           count(*) FILTER (WHERE (lts >= $month OR lts > $week) AND NOT teacher_failed),
           count(teacher_cost_usd) FILTER (WHERE lts >= $month OR lts > $week)
-        FROM facts WHERE lts <= $now
+        FROM facts WHERE lts <= $now AND is_primary
         """,
         {"day": day, "month": day.replace(day=1), "week": now - timedelta(days=7), "now": now},
     ).fetchone()

@@ -22,6 +22,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from shadowtutor import auth, pricing, similarity
+from shadowtutor.demo import students as demo_students
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
@@ -453,7 +454,19 @@ def build(
         )
     end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     generated = list(generate_pairs(pairs=pairs, days=days, seed=seed, end=end))
-    compacted = write_log(log_dir, generated)
+    for p in generated:  # the demo's Llama is a registered student, not the settings' one
+        p.record["student_name"] = demo_students.PRIMARY
+    extra = [
+        DemoPair(r)
+        for r in demo_students.extra_records(
+            [p.record for p in generated],
+            seed=seed,
+            end=end,
+            quality=QUALITY,
+            lang_shift=LANG_SHIFT,
+        )
+    ]
+    compacted = write_log(log_dir, generated + extra)
     from shadowtutor import db
 
     with db.session_scope(url) as session:
@@ -462,6 +475,15 @@ def build(
         reviews = seed_reviews(session, generated, accounts, seed=seed, end=end)
         budget = seed_budget(session, generated, accounts["admin"], end)
         judged = seed_judge(session, generated, seed=seed, end=end)
+        demo_students.register(session, seed=seed, end=end, admin_id=accounts["admin"])
+        reviews += demo_students.seed_reviews(
+            session,
+            [p.record for p in extra],
+            seed=seed,
+            end=end,
+            reviewers=[accounts[n] for n in ("giulia", "made", "sofia")],
+        )
+        judged += seed_judge(session, extra, seed=seed + 3, end=end)
     return DemoSummary(len(generated), reviews, budget, len(compacted.days), log_dir, judged)
 
 

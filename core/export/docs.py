@@ -105,7 +105,14 @@ ollama run shadowtutor-student "Hello!"
 ```
 
 Point ShadowTutor at it to shadow the teacher again:
-`SHADOWTUTOR_STUDENT_MODEL=shadowtutor-student`.
+`SHADOWTUTOR_STUDENT_MODEL=shadowtutor-student`. Or register it next to the current student,
+linked to this export (dataset version {dataset_version}), so both answer the same live
+prompts and the Leaderboard's learning curve shows whether it helped:
+
+```bash
+shadowtutor students add shadowtutor-student --model shadowtutor-student --version v2 \\
+  --trained-on {dataset_version}
+```
 """
 
 MODELFILE = """\
@@ -157,6 +164,7 @@ def render(manifest: dict[str, Any], examples: list[Any]) -> dict[str, bytes]:
         split_rows=rows,
         scrubbed=scrubbed,
         dropped=dropped,
+        dataset_version=manifest.get("dataset_version", "(see manifest.json)"),
     )
     modelfile = MODELFILE.format(system=_system_line(examples))
     return {"README.md": readme.encode(), "Modelfile": modelfile.encode()}

@@ -44,6 +44,7 @@ from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export A
     render_files,
     split_examples,
 )
+from shadowtutor.log.record import DEFAULT_STUDENT
 from shadowtutor.tables import ExportJob, Review, ReviewItem, Tag, User, utcnow
 
 FORMAT_VERSION = 1
@@ -75,9 +76,17 @@ class ExportFilters:
     tags_required: tuple[str, ...] = ()
     tags_excluded: tuple[str, ...] = ()
     agreement: str = "all"  # see AGREEMENTS
+    students: tuple[str, ...] = ()  # the pairs' `student_name` (version 1 pairs: "default")
 
     def __post_init__(self) -> None:
-        for name in ("languages", "categories", "sources", "tags_required", "tags_excluded"):
+        for name in (
+            "languages",
+            "categories",
+            "sources",
+            "tags_required",
+            "tags_excluded",
+            "students",
+        ):
             object.__setattr__(self, name, tuple(sorted({str(v) for v in getattr(self, name)})))
 
     def check(self) -> None:
@@ -254,8 +263,16 @@ def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candi
             if not required <= tags or tags & excluded:
                 continue
         out.append(cand)
+    if filters.students:
+        snaps = _load_snapshots(session, [c.item_id for c in out])
+        wanted = set(filters.students)
+        out = [c for c in out if _student_of(snaps.get(c.item_id) or {}) in wanted]
     out.sort(key=lambda c: c.pair_id)
     return out
+
+
+def _student_of(snapshot: dict) -> str:
+    return snapshot.get("student_name") or DEFAULT_STUDENT
 
 
 @dataclass(frozen=True)
@@ -377,6 +394,7 @@ def _export(
         "counts": counts_of(examples, report, files),
         "files": {},
     }
+    manifest["dataset_version"] = dataset_version(files)
     extra = export_docs.render(manifest, examples)
     _write_folder(folder, files, extra, manifest)
     job = ExportJob(
@@ -434,6 +452,14 @@ def _new_folder(root: Path, now: datetime) -> tuple[str, Path]:
         n += 1
         export_id = f"{base}-{n}"
     return export_id, root / export_id
+
+
+def dataset_version(files: dict[str, bytes]) -> str:
+    """The export's dataset version: a hash of its data files' names and contents (not the
+    docs), so the same training data always has the same version. A student registered as
+    trained on an export names this (``shadowtutor students add --trained-on``)."""
+    lines = [f"{name}:{hashlib.sha256(files[name]).hexdigest()}" for name in sorted(files)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 def _write_folder(

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
+from shadowtutor.log.record import DEFAULT_STUDENT
 from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
 
 MIN_REASON = 15  # characters: "ok" is not a reason
@@ -27,9 +29,29 @@ class DecisionError(ShadowTutorError, ValueError):
     """A gate action that cannot be done; the message says why and what to do instead."""
 
 
-def record(*, session: Session, decision: Decision, actor_id: auth.Actor) -> GateDecision:
-    """Append a decision. Recording one releases nothing (approving does), so the operator may
-    record (cron's `shadowtutor gate evaluate`); a named account needs ``gate.approve``."""
+def student_of(decision: GateDecision | None) -> str:
+    """The student a decision is about (decisions from before students were data: the
+    default student)."""
+    return (decision.student if decision is not None else None) or DEFAULT_STUDENT
+
+
+def _about(stmt: Any, student: str | None) -> Any:
+    """``stmt`` narrowed to one student's decisions (None: every decision)."""
+    if student is None:
+        return stmt
+    return stmt.where(func.coalesce(GateDecision.student, DEFAULT_STUDENT) == student)
+
+
+def record(
+    *,
+    session: Session,
+    decision: Decision,
+    actor_id: auth.Actor,
+    student: str | None = None,
+) -> GateDecision:
+    """Append a decision about ``student`` (default: the default student). Recording one
+    releases nothing (approving does), so the operator may record (cron's `shadowtutor gate
+    evaluate`); a named account needs ``gate.approve``."""
     who = actor_id if actor_id is auth.SYSTEM else auth.require(session, actor_id, "gate.approve")
     row = GateDecision(
         created_at=utcnow(),
@@ -41,30 +63,34 @@ def record(*, session: Session, decision: Decision, actor_id: auth.Actor) -> Gat
         window_end=decision.window_end,
         evidence=decision.evidence(),
         created_by=who.id,
+        student=(student or DEFAULT_STUDENT)[:64],
     )
     session.add(row)
     session.flush()
     return row
 
 
-def latest(*, session: Session) -> GateDecision | None:
-    stmt = select(GateDecision).order_by(col(GateDecision.id).desc()).limit(1)
+def latest(*, session: Session, student: str | None = None) -> GateDecision | None:
+    stmt = _about(select(GateDecision), student).order_by(col(GateDecision.id).desc()).limit(1)
     return session.exec(stmt).first()
 
 
-def history(*, session: Session, limit: int = 100) -> list[GateDecision]:
-    stmt = select(GateDecision).order_by(col(GateDecision.id).desc()).limit(limit)
-    return list(session.exec(stmt))
+def history(
+    *, session: Session, limit: int = 100, student: str | None = None
+) -> list[GateDecision]:
+    stmt = _about(select(GateDecision), student).order_by(col(GateDecision.id).desc())
+    return list(session.exec(stmt.limit(limit)))
 
 
 def _same_evidence(a: GateDecision, b: GateDecision) -> bool:
     return a.data_fingerprint == b.data_fingerprint and a.config_hash == b.config_hash
 
 
-def current_chain(*, session: Session) -> list[GateDecision]:
-    """The newest decision and the decisions just before it made from the same evidence."""
+def current_chain(*, session: Session, student: str | None = None) -> list[GateDecision]:
+    """The newest decision (about ``student``; None: about anyone) and the decisions just
+    before it made from the same evidence."""
     chain: list[GateDecision] = []
-    for row in history(session=session, limit=500):
+    for row in history(session=session, limit=500, student=student):
         if chain and not _same_evidence(row, chain[0]):
             break
         chain.append(row)
@@ -97,8 +123,10 @@ class Approval:
         return f"decision #{self.decision.id} approved{flag} for {', '.join(self.categories)}"
 
 
-def approval(*, session: Session) -> Approval:
-    chain = current_chain(session=session)
+def approval(*, session: Session, student: str | None = None) -> Approval:
+    """The approval state of the newest decision about ``student`` (None: the newest
+    decision about anyone)."""
+    chain = current_chain(session=session, student=student)
     if not chain:
         return Approval(None, False, None, None, ())
     ids = [d.id for d in chain]
@@ -122,7 +150,7 @@ def _current(session: Session, decision_id: int) -> GateDecision:
     decision = session.get(GateDecision, decision_id)
     if decision is None:
         raise DecisionError(f"no gate decision #{decision_id}")
-    chain = current_chain(session=session)
+    chain = current_chain(session=session, student=student_of(decision))
     if decision.id not in {d.id for d in chain}:
         raise DecisionError(
             f"decision #{decision_id} is stale: decision #{chain[0].id} was made since from new "

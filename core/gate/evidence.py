@@ -44,10 +44,16 @@ def _naive(ts: datetime) -> datetime:
 
 def connect(log_dir: Path) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the ``pairs`` view over the whole log (texts included: the
-    gate needs error messages, which the dashboards' narrow table leaves out)."""
+    gate needs error messages, which the dashboards' narrow table leaves out), one row per
+    request: its primary record, as the dashboards count (with several students each has its
+    own record; ``shadowtutor.gate.evaluate.student_connection`` narrows to one student)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     logstore.create_views(con, log_dir)
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW pairs AS SELECT * FROM "
+        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE is_primary"
+    )
     return con
 
 

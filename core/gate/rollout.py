@@ -22,6 +22,7 @@ from shadowtutor import auth
 from shadowtutor.gate import decisions, routing
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
+from shadowtutor.log.record import DEFAULT_STUDENT
 from shadowtutor.tables import GateDecision, RolloutEvent, as_utc, utcnow
 
 DEFAULT_SALT = "shadowtutor-rollout-1"
@@ -41,6 +42,7 @@ class RolloutState:
     event_id: int | None = None
     action: str | None = None
     decision_id: int | None = None
+    student: str | None = None  # who serves at stage > 0 (None before students were data)
 
     @property
     def serving(self) -> int:
@@ -62,6 +64,7 @@ def state_of(event: RolloutEvent | None) -> RolloutState:
         event_id=event.id,
         action=event.action,
         decision_id=event.decision_id,
+        student=details.get("student"),
     )
 
 
@@ -107,6 +110,7 @@ def _append(
         "salt": salt or current.salt,
         "stage_since": since.isoformat(),
         "previous_stage": current.stage,
+        "student": current.student,
         **(extra or {}),
     }
     event = RolloutEvent(
@@ -140,9 +144,15 @@ def last_rollback(*, session: Session) -> RolloutEvent | None:
 
 
 def blockers(
-    *, session: Session, config: GateConfig, served_at_stage: int, now: datetime | None = None
+    *,
+    session: Session,
+    config: GateConfig,
+    served_at_stage: int,
+    now: datetime | None = None,
+    student: str | None = None,
 ) -> list[str]:
-    """Why the rollout may not advance now, in plain words; empty when it may."""
+    """Why the rollout (of ``student``; None: of whoever the newest decision is about) may not
+    advance now, in plain words; empty when it may. Only one student serves at a time."""
     now = now or utcnow()
     cur = state(session=session)
     out: list[str] = []
@@ -150,9 +160,16 @@ def blockers(
         out.append("the kill switch is on: turn it off first")
     if next_stage(config, cur.stage) is None:
         out.append(f"already at {cur.stage}%, the last stage")
-    appr = decisions.approval(session=session)
+    appr = decisions.approval(session=session, student=student)
     if not appr.approved:
         out.append(appr.describe() + ": an admin must approve a GO (or override a NO-GO)")
+    wanted = student or (decisions.student_of(appr.decision) if appr.decision else None)
+    serving = cur.student or DEFAULT_STUDENT
+    if cur.stage > 0 and wanted is not None and wanted != serving:
+        out.append(
+            f"student {serving} serves {cur.stage}% now; only one student serves at a time: "
+            f"roll back to 0% before rolling out {wanted}"
+        )
     back = last_rollback(session=session)
     if appr.decision is not None and back is not None:
         if as_utc(appr.decision.created_at) <= as_utc(back.created_at):
@@ -183,14 +200,18 @@ def advance(
     actor_id: auth.Actor,
     served_at_stage: int,
     now: datetime | None = None,
+    student: str | None = None,
 ) -> RolloutEvent:
-    """Move to the next stage (``rollout.advance``: admins) once nothing blocks it."""
+    """Move to the next stage (``rollout.advance``: admins) once nothing blocks it; the
+    student of the approved decision (``student``'s newest, else the newest of all) serves."""
     who = auth.require(session, actor_id, "rollout.advance")
-    problems = blockers(session=session, config=config, served_at_stage=served_at_stage, now=now)
+    problems = blockers(
+        session=session, config=config, served_at_stage=served_at_stage, now=now, student=student
+    )
     if problems:
         raise RolloutError("cannot advance: " + "; ".join(problems))
     cur = state(session=session)
-    appr = decisions.approval(session=session)
+    appr = decisions.approval(session=session, student=student)
     target = next_stage(config, cur.stage)
     assert target is not None and appr.decision is not None
     return _append(
@@ -204,7 +225,11 @@ def advance(
         categories=appr.categories,
         salt=config.salt if cur.stage == 0 else cur.salt,
         decision_id=appr.decision.id,
-        extra={"approval": appr.kind, "served_at_previous_stage": served_at_stage},
+        extra={
+            "approval": appr.kind,
+            "served_at_previous_stage": served_at_stage,
+            "student": decisions.student_of(appr.decision),
+        },
         now=now,
     )
 
@@ -256,13 +281,17 @@ def apply_decision(
     cur = state(session=session)
     if cur.stage == 0:
         return None
+    serving = cur.student or DEFAULT_STUDENT
+    if decisions.student_of(decision) != serving:
+        return None  # a decision about a student who is not serving rolls nothing back
     if decision.evidence.get("critical_failure"):
         reason = f"critical failure in decision #{decision.id}: back to 0% at once"
     else:
         k = config.failures_to_rollback
-        stmt = select(GateDecision).order_by(col(GateDecision.id).desc()).limit(k)
         recent = [
-            d for d in session.exec(stmt) if cur.since is None or as_utc(d.created_at) >= cur.since
+            d
+            for d in decisions.history(session=session, limit=k, student=serving)
+            if cur.since is None or as_utc(d.created_at) >= cur.since
         ]
         if len(recent) < k or any(d.outcome != NO_GO for d in recent):
             return None
@@ -285,7 +314,7 @@ def served_at_stage(con: duckdb.DuckDBPyConnection, stage: int, since: datetime 
         return 0
     row = con.execute(
         "SELECT count(*) FROM pairs WHERE served_by = 'student' AND stage = $stage "
-        "AND ts >= $since",
+        "AND ts >= $since AND is_primary",
         {"stage": float(stage), "since": since.astimezone(UTC).replace(tzinfo=None)},
     ).fetchone()
     return int(row[0] or 0)

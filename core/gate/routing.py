@@ -51,6 +51,7 @@ class Route:
     stage: int  # percent of eligible traffic the student serves at this moment
     bucket: float | None  # the request's position 0..100 in the stable hash ring
     eligible: bool | None  # whether the request's category may go to the student
+    student: str | None = None  # which student serves at stage > 0 (its approved GO)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class _Snapshot:
     stage: int
     categories: frozenset[str]
     salt: str
+    student: str | None = None
 
 
 _TEACHER_ONLY = _Snapshot(0, frozenset(), "shadowtutor-rollout-1")
@@ -132,7 +134,7 @@ def _read(url: str) -> _Snapshot:
         _warn_once(url, problem or f"rollout state unreadable ({first_line})")
         return _TEACHER_ONLY
     _warned.difference_update({w for w in _warned if w[0] == url})  # fixed: say it again later
-    return _Snapshot(current.serving, frozenset(current.categories), current.salt)
+    return _Snapshot(current.serving, frozenset(current.categories), current.salt, current.student)
 
 
 class _Refresher:
@@ -261,16 +263,24 @@ def route(*, key: str | None, category: str | None, settings: Settings | None = 
         salt=snap.salt,
         key=key,
         category=category,
+        student=snap.student,
     )
 
 
 def decide(
-    *, stage: int, categories: frozenset[str], salt: str, key: str | None, category: str | None
+    *,
+    stage: int,
+    categories: frozenset[str],
+    salt: str,
+    key: str | None,
+    category: str | None,
+    student: str | None = None,
 ) -> Route:
-    """The routing rule itself, pure: student when eligible and ``bucket < stage``."""
+    """The routing rule itself, pure: student when eligible and ``bucket < stage``; the
+    route names the student of the rollout (the one with the approved GO)."""
     bucket = bucket_of(key, salt) if key else None
     eligible = category is not None and category in categories
     if stage <= 0:
         return Route("teacher", 0, bucket, eligible)
-    student = eligible and bucket is not None and bucket < stage
-    return Route("student" if student else "teacher", stage, bucket, eligible)
+    served = eligible and bucket is not None and bucket < stage
+    return Route("student" if served else "teacher", stage, bucket, eligible, student)

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS facts (
   teacher_model VARCHAR, teacher_latency_ms DOUBLE, teacher_prompt_tokens BIGINT,
   teacher_completion_tokens BIGINT, teacher_cost_usd DOUBLE, teacher_failed BOOLEAN,
   student_model VARCHAR, student_latency_ms DOUBLE, student_cost_usd DOUBLE,
-  student_outcome VARCHAR, similarity_method VARCHAR, similarity DOUBLE
+  student_outcome VARCHAR, similarity_method VARCHAR, similarity DOUBLE,
+  request_id VARCHAR, student_name VARCHAR, is_primary BOOLEAN
 );
 CREATE TABLE IF NOT EXISTS log_files (_file UBIGINT, path VARCHAR);
 CREATE TABLE IF NOT EXISTS facts_options (kind VARCHAR, value VARCHAR);
@@ -54,6 +55,7 @@ SELECT DISTINCT kind, value FROM (
   UNION ALL SELECT 'category', category FROM facts WHERE {scope}
   UNION ALL SELECT 'language', language FROM facts WHERE {scope}
   UNION ALL SELECT 'source', source FROM facts WHERE {scope}
+  UNION ALL SELECT 'student', student_name FROM facts WHERE {scope}
 ) EXCEPT SELECT kind, value FROM facts_options
 """
 _ROWS_OF_FILES = (
@@ -76,7 +78,9 @@ SELECT hash(filename), id, ts, {local},
        WHEN {ok} THEN 'ok'
        WHEN regexp_matches(lower(student.error), 'time ?out|timed out|deadline') THEN 'timeout'
        ELSE 'error' END,
-  similarity.method, similarity.score
+  similarity.method, similarity.score,
+  coalesce(request_id, id), coalesce(student_name, '{default}'),
+  request_id IS NULL OR request_id = id
 FROM (
   SELECT * EXCLUDE (ts), CASE
       WHEN try_strptime(CAST(ts AS VARCHAR), '%Y-%m-%dT%H:%M:%S.%gZ') IS NOT NULL
@@ -108,6 +112,8 @@ _JSON_COLUMNS = {
     "student": _STUDENT,
     "similarity": "STRUCT(method VARCHAR, score DOUBLE)",
     "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
+    "request_id": "VARCHAR",
+    "student_name": "VARCHAR",
 }
 # Only the lines the log's validator accepts (as far as SQL can tell): a schema-invalid line
 # is named by `logs validate`, quarantined by `logs compact` and never counted here.
@@ -117,7 +123,13 @@ _JSON_READER = (
     + ", ".join(f"'{k}': '{v}'" for k, v in _JSON_COLUMNS.items())
     + f"}}) WHERE {logstore.VALID_JSONL})"
 )
-_PARQUET_READER = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
+# Version 1 parts have no `request_id` / `student_name`: an empty typed row names them.
+_PARQUET_READER = (
+    "(SELECT CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS VARCHAR) AS student_name, "
+    "CAST(NULL AS VARCHAR) AS filename WHERE false UNION ALL BY NAME "
+    "SELECT * FROM read_parquet($files, filename=true, union_by_name=true, "
+    "hive_partitioning=false))"
+)
 
 
 class LogReadError(ShadowTutorError, RuntimeError):
@@ -217,7 +229,11 @@ class _Store:
         for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
             if files:
                 sql = "INSERT INTO facts " + _FACTS_SELECT.format(
-                    reader=reader, local=local, asked=_STUDENT_ASKED, ok=_STUDENT_OK
+                    reader=reader,
+                    local=local,
+                    asked=_STUDENT_ASKED,
+                    ok=_STUDENT_OK,
+                    default=logrecord.DEFAULT_STUDENT,
                 )
                 con.execute(
                     sql, {"files": files} | ({} if local == _LOCAL_UTC else {"tz": self.tz})
@@ -272,7 +288,11 @@ def connect(log_dir: LogDir, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
 class Filters:
     """What the page's filter bar selected. Dates are local days, both ends included; an
     empty tuple means no restriction. A pair matches ``models`` when its teacher or its
-    student model is among them."""
+    student model is among them.
+
+    ``student`` picks one student's records (its answers, and the teacher's on the requests it
+    saw); without it each request counts once, by its primary record, so the teacher's cost
+    and tokens are never counted twice when several students answered."""
 
     start: date | None = None
     end: date | None = None
@@ -280,6 +300,7 @@ class Filters:
     categories: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    student: str | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -291,6 +312,7 @@ class Filters:
             "categories": list(self.categories),
             "languages": list(self.languages),
             "sources": list(self.sources),
+            "student": self.student,
         }
 
 
@@ -307,6 +329,8 @@ WHERE = """
        OR list_contains(CAST($languages AS VARCHAR[]), language))
   AND (len(CAST($sources AS VARCHAR[])) = 0
        OR list_contains(CAST($sources AS VARCHAR[]), source))
+  AND (CASE WHEN CAST($student AS VARCHAR) IS NULL THEN is_primary
+       ELSE student_name = CAST($student AS VARCHAR) END)
 """
 
 
@@ -321,6 +345,7 @@ class FilterOptions:
     categories: list[str]
     languages: list[str]
     sources: list[str]
+    students: list[str]
     first_day: date | None
     last_day: date | None
     pairs: int
@@ -328,19 +353,26 @@ class FilterOptions:
 
 def filter_options(con: duckdb.DuckDBPyConnection) -> FilterOptions:
     """The values each filter can take, and the log's first and last local day."""
-    values: dict[str, list[str]] = {"model": [], "category": [], "language": [], "source": []}
+    values: dict[str, list[str]] = {
+        "model": [],
+        "category": [],
+        "language": [],
+        "source": [],
+        "student": [],
+    }
     for kind, value in con.execute(
         "SELECT kind, value FROM facts_options ORDER BY kind, value"
     ).fetchall():
         values[kind].append(value)
     first, last, pairs = con.execute(
-        "SELECT min(lts)::DATE, max(lts)::DATE, count(*) FROM facts"
+        "SELECT min(lts)::DATE, max(lts)::DATE, count(*) FILTER (WHERE is_primary) FROM facts"
     ).fetchone()
     return FilterOptions(
         models=values["model"],
         categories=values["category"],
         languages=values["language"],
         sources=values["source"],
+        students=values["student"],
         first_day=first,
         last_day=last,
         pairs=int(pairs),
@@ -379,14 +411,14 @@ def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
             FILTER (WHERE ts >= $since AND student_outcome = 'ok'),
           avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
             FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL)
-        FROM facts WHERE ts <= $now
+        FROM facts WHERE ts <= $now AND is_primary
         """,
         {"since": since, "month_start": month_start, "now": now},
     ).fetchone()
     sim = con.execute(
         """
         SELECT similarity_method, avg(similarity) FROM facts
-        WHERE ts >= $since AND ts <= $now AND similarity IS NOT NULL
+        WHERE ts >= $since AND ts <= $now AND similarity IS NOT NULL AND is_primary
         GROUP BY 1 ORDER BY count(*) DESC LIMIT 1
         """,
         {"since": since, "now": now},

@@ -1,10 +1,16 @@
-"""The shadow log record (schema version 1): building, validating, converting.
+"""The shadow log record (schema version 2): building, validating, converting.
 
 A record is a plain ``dict`` that serialises to one JSON line. Field names are the contract
 between the collector, imports, DuckDB queries and tests (documented in the README):
 
     id, ts, schema_version, source, user_hash, conversation_id, category, language,
-    messages, teacher, student, similarity, routing, metadata
+    messages, teacher, student, similarity, routing, metadata, request_id, student_name
+
+Version 2 (several students): one record per (request, student). The records of one request
+share ``request_id``; the one whose ``id`` equals it is the request's *primary* record, and
+only the primary record's teacher cost and tokens are counted (the others repeat the teacher's
+answer so each record is a whole pair). A version 1 record reads as the primary record of its
+own request, answered by the default student (:data:`DEFAULT_STUDENT`).
 
 ``teacher`` and ``student`` are :data:`ANSWER_FIELDS` objects; ``similarity`` is
 ``{method, score}``; ``routing`` is ``{served_by, stage, bucket, eligible}``.
@@ -24,7 +30,9 @@ import orjson
 
 from shadowtutor.errors import ShadowTutorError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+DEFAULT_STUDENT = "default"  # the single-student settings' student (shadowtutor.students)
 SOURCES = ("live", "replay", "playground", "import", "demo")
 ROLES = ("system", "user", "assistant", "tool", "developer")
 ANSWER_FIELDS = (
@@ -54,6 +62,8 @@ TOP_FIELDS = (
     "similarity",
     "routing",
     "metadata",
+    "request_id",
+    "student_name",
 )
 _NUMERIC = ("latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd")
 MAX_ID_LENGTH = 64  # the review queue's pair_id column (VARCHAR(64) on PostgreSQL)
@@ -156,10 +166,15 @@ def make_record(
     similarity: dict[str, Any] | None = None,
     routing: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    student_name: str | None = None,
 ) -> dict[str, Any]:
-    """Build a complete record; missing answer fields are filled with ``None``."""
+    """Build a complete record; missing answer fields are filled with ``None``. Without a
+    ``request_id`` the record is its own request's primary record; without a
+    ``student_name`` it is the default student's."""
+    id = id or new_id()
     return {
-        "id": id or new_id(),
+        "id": id,
         "ts": format_ts(ts or utc_now()),
         "schema_version": SCHEMA_VERSION,
         "source": source,
@@ -174,7 +189,20 @@ def make_record(
         "routing": routing
         or {"served_by": "teacher", "stage": 0, "bucket": None, "eligible": None},
         "metadata": metadata or {},
+        "request_id": request_id or id,
+        "student_name": student_name or DEFAULT_STUDENT,
     }
+
+
+def is_primary(record: dict[str, Any]) -> bool:
+    """Whether the record carries its request's teacher cost (see the module docstring)."""
+    return record.get("request_id") in (None, record.get("id"))
+
+
+def secondary_id(request_id: str, student_name: str) -> str:
+    """The id of a student's record that is not its request's primary one: stable (a replayed
+    or recovered job gets the same id, so it is never logged twice) and short."""
+    return hashlib.sha256(f"{request_id}|{student_name}".encode()).hexdigest()[:32]
 
 
 def validate(obj: Any) -> dict[str, Any]:
@@ -194,10 +222,16 @@ def validate(obj: Any) -> dict[str, Any]:
             f"'id' is {len(obj['id'])} characters long; at most {MAX_ID_LENGTH} are allowed "
             "(shorten or hash the ids in the file)"
         )
-    if obj.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+    if obj.get("schema_version", SCHEMA_VERSION) not in SUPPORTED_VERSIONS:
         raise RecordError(
-            f"schema_version {obj.get('schema_version')!r} is not supported (expected 1)"
+            f"schema_version {obj.get('schema_version')!r} is not supported (expected 1 or 2)"
         )
+    for name in ("request_id", "student_name"):
+        value = obj.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise RecordError(f"'{name}' must be a non-empty string")
+        if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+            raise RecordError(f"'{name}' is longer than {MAX_ID_LENGTH} characters")
     try:
         ts = format_ts(parse_ts(str(obj["ts"])))
     except ValueError:
@@ -221,6 +255,8 @@ def validate(obj: Any) -> dict[str, Any]:
         similarity=_validate_similarity(obj.get("similarity")),
         routing=obj.get("routing") if isinstance(obj.get("routing"), dict) else None,
         metadata=obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {},
+        request_id=obj.get("request_id"),
+        student_name=obj.get("student_name"),
     )
     if record["routing"] is not None:
         record["routing"] = {

@@ -79,6 +79,8 @@ RAW_COLUMNS = {
     "similarity": "STRUCT(method VARCHAR, score DOUBLE)",
     "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
     "metadata": "JSON",
+    "request_id": "VARCHAR",
+    "student_name": "VARCHAR",
 }
 _ANSWER_COLS = logrecord.ANSWER_FIELDS
 # The flat view every query reads: one row a pair, nested fields as prefixed columns.
@@ -90,7 +92,11 @@ FLAT_SELECT = (
     + ", ".join(f"student.{c} AS student_{c}" for c in _ANSWER_COLS)
     + ", similarity.method AS similarity_method, similarity.score AS similarity, "
     "routing.served_by AS served_by, CAST(routing.stage AS DOUBLE) AS stage, "
-    "routing.bucket AS bucket, routing.eligible AS eligible, metadata"
+    "routing.bucket AS bucket, routing.eligible AS eligible, metadata, "
+    # version 1 records: their own request's primary record, the default student's
+    "coalesce(request_id, id) AS request_id, "
+    f"coalesce(student_name, '{logrecord.DEFAULT_STUDENT}') AS student_name, "
+    "(request_id IS NULL OR request_id = id) AS is_primary"
 )
 
 
@@ -739,10 +745,10 @@ def _read_json_sql(paths: Iterable[Any], log_dir: LogDir | None = None) -> str:
 
 # The JSONL lines the queries read: those :func:`logrecord.validate` would accept, as far as
 # SQL can tell (Parquet parts hold only validated records). A line it rejects (a
-# `schema_version: 2`, no messages, no teacher answer) is counted by `logs validate` and
+# `schema_version: 3`, no messages, no teacher answer) is counted by `logs validate` and
 # quarantined by `logs compact`, never counted by the dashboards.
 VALID_JSONL = (
-    "id IS NOT NULL AND length(id) <= {max_id} AND coalesce(schema_version, 1) = 1 "
+    "id IS NOT NULL AND length(id) <= {max_id} AND coalesce(schema_version, 1) IN (1, 2) "
     "AND try_cast(left(replace(ts, 'T', ' '), 23) AS TIMESTAMP) IS NOT NULL "
     "AND json_type(messages) = 'ARRAY' AND json_array_length(messages) > 0 "
     "AND teacher.model IS NOT NULL AND teacher.model <> '' "
@@ -762,10 +768,10 @@ def raw_select(log_dir: LogDir) -> str:
     parquet = parquet_files(log_dir)
     if parquet:
         parts.append(f"SELECT * FROM read_parquet({_sql_list(parquet, log_dir)})")
-    if not parts:
-        cols = ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in RAW_COLUMNS.items())
-        return f"SELECT {cols} WHERE false"
-    return " UNION ALL BY NAME ".join(parts)
+    # Always the full column set, so a log of version 1 Parquet parts (no `request_id`,
+    # `student_name`) reads with those columns NULL.
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in RAW_COLUMNS.items())
+    return " UNION ALL BY NAME ".join([f"SELECT {cols} WHERE false", *parts])
 
 
 def create_views(con: duckdb.DuckDBPyConnection, log_dir: LogDir) -> None:
@@ -912,7 +918,7 @@ def _compact_locked_day(log_dir: Path, day: str, files: list[Path], report: Comp
     read = ReadReport()
     good_ids: set[str] = set()
     # Only records the validator accepts go into Parquet (a line it rejects, say a
-    # `schema_version: 2`, is named and quarantined with its file): the part is written from
+    # `schema_version: 3`, is named and quarantined with its file): the part is written from
     # a file of the validated lines, so its row count always matches theirs.
     valid = out_dir / f".{day}-{uuid.uuid4().hex[:8]}.validated.jsonl.tmp"
     try:

@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.log.record import SOURCES
+from shadowtutor.log.record import DEFAULT_STUDENT, SOURCES
 
 STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "judge_unsure")
 STRATEGY_HELP = {
@@ -67,6 +67,7 @@ class Filters:
     source: str | None = None
     language: str | None = None
     category: str | None = None
+    student: str | None = None  # one student's pairs (``student_name``); None: all students
 
     def checked(self) -> Filters:
         if self.start and self.end and self.start > self.end:
@@ -257,6 +258,9 @@ def _day_bounds(filters: Filters) -> tuple[list[str], list[Any]]:
         if value:
             where.append(f"{column} = ?")
             params.append(value)
+    if filters.student:
+        where.append("student_name = ?")
+        params.append(filters.student)
     return where, params
 
 
@@ -278,7 +282,8 @@ def fetch_records(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[dict[s
         return []
     cur = con.execute(
         "SELECT id, ts, source, user_hash, conversation_id, category, language, messages, "
-        "teacher, student, similarity, routing, metadata FROM raw_pairs "
+        "teacher, student, similarity, routing, metadata, coalesce(request_id, id) AS request_id, "
+        f"coalesce(student_name, '{DEFAULT_STUDENT}') AS student_name FROM raw_pairs "
         "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
         [ids],
     )

@@ -76,6 +76,8 @@ def snapshot(record: dict[str, Any]) -> dict[str, Any]:
         "similarity": sim.get("score"),
         "similarity_method": sim.get("method"),
         "served_by": routing.get("served_by"),
+        "request_id": record.get("request_id") or record["id"],
+        "student_name": record.get("student_name") or logrecord.DEFAULT_STUDENT,
     }
 
 

@@ -601,3 +601,14 @@ def test_modelfile_system_only_when_all_share_one(systems: list, expected: str) 
         for i, s in enumerate(systems)
     ]
     assert expected in _system_line(examples)
+
+
+def test_the_manifest_records_its_dataset_version(
+    session: Session, admin: int, reviewer: int, tmp_path: Path
+) -> None:
+    add_many(session, reviewer, 12)
+    a = _run(session, tmp_path / "a", admin)
+    b = _run(session, tmp_path / "b", admin)
+    version = a.manifest["dataset_version"]
+    assert len(version) == 16 and version == b.manifest["dataset_version"]  # same data
+    assert f"--trained-on {version}" in (a.path / "README.md").read_text()

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from shadowtutor import auth, db, users
+from shadowtutor import auth, db, students, users
 from shadowtutor.dashboards import budget
 from shadowtutor.export import jobs as export
 from shadowtutor.gate import criteria as gate
@@ -200,6 +200,13 @@ def _with_decision(fn: Callable[..., object], agg: dict | None = None, **kw: Any
     return prepare
 
 
+def _retire_student(w: World, a: Any) -> Call:
+    students.add(
+        session=w.session, actor_id=auth.SYSTEM, name="old", backend="ollama", model="llama3"
+    )
+    return lambda: students.retire(session=w.session, actor_id=a, name="old")
+
+
 def _plain(fn: Callable[..., object], **kw: Any) -> Prepare:
     return lambda w, a: lambda: fn(session=w.session, actor_id=a, **kw)
 
@@ -247,6 +254,12 @@ WRITES: dict[str, dict[str, Prepare]] = {
     },
     "export.run": {"export.jobs.run_export": _export},
     "playground.save": {"playground.chat.save_pair": _save_pair},
+    "students.manage": {
+        "students.registry.add": _plain(
+            students.add, name="qwen", backend="ollama", model="qwen2.5:7b"
+        ),
+        "students.registry.retire": _retire_student,
+    },
     "users.manage": {
         "users.add_user": _plain(
             users.add_user,

@@ -1,0 +1,34 @@
+"""Several students on the same live prompts: the registry (students as data), the fan-out
+the collector runs for each sampled request, and the leaderboard that compares them.
+
+``registry`` holds who is shadowed (a ``student`` table, the single-student settings as the
+default student when none is registered); ``fanout`` asks every active student in parallel,
+each with its own backend, timeout, breaker and sampling share; ``leaderboard`` ranks them on
+the prompts they share.
+"""
+
+from shadowtutor.students import registry
+from shadowtutor.students.registry import (
+    DEFAULT,
+    StudentError,
+    StudentSpec,
+    active_specs,
+    add,
+    default_spec,
+    get,
+    list_students,
+    retire,
+)
+
+__all__ = [
+    "registry",
+    "DEFAULT",
+    "StudentError",
+    "StudentSpec",
+    "active_specs",
+    "add",
+    "default_spec",
+    "get",
+    "list_students",
+    "retire",
+]

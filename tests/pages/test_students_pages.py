@@ -1,0 +1,84 @@
+"""The Students and Leaderboard pages in AppTest: an admin registers and retires a student;
+every role reads the leaderboard on the demo (three students), compares two and sees the
+learning curve; a reviewer may not open the Students page."""
+
+from __future__ import annotations
+
+import pytest
+
+from shadowtutor import db, students
+from shadowtutor.config import Settings
+from tests.support.apputil import page_as, texts
+
+
+def test_admin_registers_and_retires_a_student(migrated: Settings) -> None:
+    at = page_as("pages/students.py", migrated.db_url, "admin").run()
+    assert not at.exception, at.exception
+    assert "the SHADOWTUTOR_STUDENT_* settings are the one student" in texts(at.info)
+    at.text_input[0].input("qwen")
+    at.text_input[1].input("qwen2.5:7b")
+    at.text_input[2].input("http://gpu:11434")
+    at.text_input[3].input("v1")
+    at = at.button[0].click().run()
+    assert not at.exception, at.exception
+    with db.session_scope(migrated.db_url) as s:
+        (row,) = students.list_students(session=s)
+        assert (row.name, row.model, row.version) == ("qwen", "qwen2.5:7b", "v1")
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["qwen"] and list(table["state"]) == ["active"]
+    at = next(b for b in at.button if b.label == "Retire").click().run()
+    assert not at.exception, at.exception
+    with db.session_scope(migrated.db_url) as s:
+        assert students.list_students(session=s) == []
+
+
+def test_a_bad_registration_says_what_to_fix(migrated: Settings) -> None:
+    at = page_as("pages/students.py", migrated.db_url, "admin").run()
+    at.text_input[0].input("bad name")
+    at.text_input[1].input("m")
+    at = at.button[0].click().run()
+    assert not at.exception and "must be 1-64 letters" in texts(at.error)
+
+
+@pytest.mark.parametrize("role", ["reviewer", "manager"])
+def test_students_page_is_for_admins(migrated: Settings, role: str) -> None:
+    at = page_as("pages/students.py", migrated.db_url, role).run()
+    assert "may not open Students" in texts(at.error)
+
+
+@pytest.mark.parametrize("role", ["admin", "reviewer", "manager"])
+def test_leaderboard_on_the_demo(demo_settings: Settings, role: str) -> None:
+    at = page_as("pages/leaderboard.py", demo_settings.db_url, role).run()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    assert set(board["student"]) == {"llama", "qwen", "qwen-v2"}
+    assert all("[" in v for v in board["similarity"])  # each figure with its interval
+    diffs = at.dataframe[1].value
+    assert list(diffs["metric"])[:2] == ["success", "similarity"]
+    at.selectbox(key="lb-a").select("qwen-v2").run()
+    at.selectbox(key="lb-b").select("qwen").run()
+    assert not at.exception, at.exception
+    sim = at.dataframe[1].value.set_index("metric").loc["similarity"]
+    assert sim["verdict"] == "qwen-v2 better"
+    assert len(at.get("plotly_chart")) == 1  # the learning curve
+
+
+def test_readiness_decides_about_the_chosen_student(demo_settings: Settings) -> None:
+    from shadowtutor.gate import decisions
+
+    at = page_as("pages/readiness.py", demo_settings.db_url, "admin").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="readiness-student").select("qwen-v2").run()
+    at = next(b for b in at.button if b.label.startswith("Evaluate now")).click().run()
+    assert not at.exception, at.exception
+    with db.session_scope(demo_settings.db_url) as s:
+        assert decisions.latest(session=s).student == "qwen-v2"
+
+
+def test_dashboards_pick_one_student(demo_settings: Settings) -> None:
+    at = page_as("pages/quality.py", demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="quality-student")
+    assert box.options[1:] == ["llama", "qwen", "qwen-v2"]
+    box.select("qwen-v2").run()
+    assert not at.exception, at.exception
