@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -152,6 +153,8 @@ class Journal:
         self._opened_at = 0.0
         self.write_errors = 0
         self.last_error: str | None = None
+        # Called with the jobs of each commit once they are on disk (the companion's ack).
+        self.on_commit: Callable[[list[Job]], None] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="shadow-journal", daemon=True)
         self._thread.start()
@@ -202,6 +205,9 @@ class Journal:
             self.write_errors += 1
             self.last_error = f"journal write to {self.folder} failed: {exc}"
             log.warning("%s", self.last_error)
+            return
+        if jobs and self.on_commit is not None:
+            self.on_commit(jobs)
 
     def _write(self, jobs: list[Job], done: list[str]) -> None:
         if jobs and (self._current < 0 or time.monotonic() - self._opened_at >= ROTATE_S):
