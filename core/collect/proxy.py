@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -142,7 +144,7 @@ class Proxy(AsyncRequestPath):
         raw = await request.body()
         origin = (request, raw)
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)  # once, for routing and sampling; the bytes go on as sent
             chat = ChatRequest.parse(body)
         except Exception:
             # Not ours to judge: the teacher answers malformed requests as it always would.
@@ -289,12 +291,20 @@ def create_app(
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the proxy until interrupted; the collector is flushed on shutdown."""
+    """Run the proxy until interrupted; the collector is flushed on shutdown.
+
+    The shadow work runs in a companion process (forwarding never waits behind it) unless
+    ``SHADOWTUTOR_COMPANION=0`` says otherwise."""
+    import os
+
     import uvicorn
 
+    if os.environ.get("SHADOWTUTOR_COMPANION") is None:
+        settings = dataclasses.replace(settings, companion=True)
     uvicorn.run(
         create_app(settings),
         host=host or settings.proxy_host,
         port=port or settings.proxy_port,
         log_level="warning",
+        access_log=False,
     )
