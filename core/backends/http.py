@@ -98,39 +98,40 @@ class LeanClient:
                 self._drop()
 
     def _send(self, path: str, body: bytes, url: str) -> http.client.HTTPResponse:
-        request = httpx.Request("POST", url)
         for attempt in (0, 1):
             conn = self._conn(fresh=attempt == 1)
             reused = getattr(conn, "sock", None) is not None
             try:
+                if not reused:
+                    conn.connect()
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.request("POST", path, body=body, headers=self.headers)
                 return conn.getresponse()
             except (ConnectionRefusedError, socket.gaierror) as exc:
                 self._drop()
-                raise httpx.ConnectError(str(exc), request=request) from exc
+                raise httpx.ConnectError(str(exc), request=httpx.Request("POST", url)) from exc
             except TimeoutError as exc:
                 self._drop()
-                raise httpx.ReadTimeout(str(exc), request=request) from exc
+                raise httpx.ReadTimeout(str(exc), request=httpx.Request("POST", url)) from exc
             except (*_CUT, BrokenPipeError) as exc:
                 self._drop()
                 if reused and attempt == 0:
                     continue  # a kept-alive connection the server had closed: once more
-                raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+                raise httpx.RemoteProtocolError(str(exc), request=httpx.Request("POST", url)) from exc
             except OSError as exc:
                 self._drop()
-                raise httpx.ConnectError(str(exc), request=request) from exc
+                raise httpx.ConnectError(str(exc), request=httpx.Request("POST", url)) from exc
         raise AssertionError("unreachable")
 
     def _read(self, read: object, url: str) -> bytes:
-        request = httpx.Request("POST", url)
         try:
             return read()  # type: ignore[operator, no-any-return]
         except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc), request=request) from exc
+            raise httpx.ReadTimeout(str(exc), request=httpx.Request("POST", url)) from exc
         except (*_CUT, OSError, ValueError) as exc:
             raise httpx.RemoteProtocolError(
                 f"peer closed connection without sending complete message body ({exc!r})",
-                request=request,
+                request=httpx.Request("POST", url),
             ) from exc
 
     def _drop(self) -> None:
