@@ -117,7 +117,9 @@ class LeanClient:
                 self._drop()
                 if reused and attempt == 0:
                     continue  # a kept-alive connection the server had closed: once more
-                raise httpx.RemoteProtocolError(str(exc), request=httpx.Request("POST", url)) from exc
+                raise httpx.RemoteProtocolError(
+                    str(exc), request=httpx.Request("POST", url)
+                ) from exc
             except OSError as exc:
                 self._drop()
                 raise httpx.ConnectError(str(exc), request=httpx.Request("POST", url)) from exc
