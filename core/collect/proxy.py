@@ -40,6 +40,7 @@ from starlette.routing import Route
 
 from shadowtutor.backends import ChatResult, StreamClock, teacher_api_key
 from shadowtutor.collect import metrics
+from shadowtutor.collect import upstream as lean
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -49,6 +50,7 @@ from shadowtutor.collect.openai_shape import (
     sse_body,
 )
 from shadowtutor.collect.path import AsyncRequestPath, timed
+from shadowtutor.collect.upstream import Upstream
 from shadowtutor.config import Settings
 
 DEFAULT_TEACHER = "https://api.openai.com/v1"
@@ -102,14 +104,19 @@ class Proxy(AsyncRequestPath):
         self.teacher_url = (settings.teacher_base_url or DEFAULT_TEACHER).rstrip("/")
         self.api_key = teacher_api_key(settings)
         self.http: httpx.AsyncClient | None = None
+        self.upstream: Upstream | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0), limits=limits)
+        if lean.usable(self.teacher_url):  # the chat calls' lean client
+            self.upstream = lean.Upstream(self.teacher_url)
         try:
             yield
         finally:
+            if self.upstream is not None:
+                await self.upstream.aclose()
             await self.http.aclose()
             await asyncio.to_thread(self.collector.close)
 
@@ -164,9 +171,13 @@ class Proxy(AsyncRequestPath):
         url = f"{self.teacher_url}/chat/completions"
         headers = _forward_headers(request, self.api_key)
         try:
-            upstream = await self.http.send(
-                self.http.build_request("POST", url, content=raw, headers=headers), stream=True
-            )
+            if self.upstream is not None:
+                upstream: Any = await self.upstream.post("/chat/completions", raw, headers)
+            else:
+                upstream = await self.http.send(
+                    self.http.build_request("POST", url, content=raw, headers=headers),
+                    stream=True,
+                )
         except httpx.HTTPError as exc:
             raise TeacherFailed(_unreachable(self.teacher_url, exc)) from exc
         if upstream.status_code < 400 and call.shadowed and call.stream:
