@@ -151,6 +151,7 @@ class ShadowCollector:
         batch_size: int = 500,
         flush_interval_s: float = 0.2,
         companion: bool | None = None,
+        refresh_routing: bool = True,
     ):
         self.settings = settings or Settings.load()
         s = self.settings
@@ -199,7 +200,10 @@ class ShadowCollector:
             )
         if self._link is None:
             self._start_local()
-        threading.Thread(target=self._keep_routing_warm, name="shadow-routing", daemon=True).start()
+        if refresh_routing:  # not in the companion: it never routes
+            threading.Thread(
+                target=self._keep_routing_warm, name="shadow-routing", daemon=True
+            ).start()
         _LIVE.add(self)
 
     # --- where the shadow work runs: a companion process, or these threads -----------------------

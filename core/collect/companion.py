@@ -429,6 +429,7 @@ class _Child:
         self.skipped = 0  # frames that could not become jobs (counted as lost)
         self.records: list[dict[str, Any]] = []
         self.stop = threading.Event()
+        self.changed = threading.Event()
 
     def reply(self, msg: dict[str, Any]) -> None:
         data = orjson.dumps(msg, default=_default) + b"\n"
@@ -449,6 +450,7 @@ class _Child:
 
     def on_commit(self, jobs: list[Job]) -> None:
         self.committed += len(jobs)
+        self.changed.set()
 
     def on_records(self, records: list[dict[str, Any]]) -> None:
         for rec in records:  # what the metrics' histograms read, nothing else
@@ -459,18 +461,22 @@ class _Child:
                     "student": {"latency_ms": s.get("latency_ms"), "error": s.get("error")},
                 }
             )
+        self.changed.set()
 
     def push_loop(self) -> None:
-        last = None
-        while not self.stop.wait(PUSH_S):
-            if os.getppid() != self.parent:  # the parent died; a leaked pipe end keeps us open
-                log.warning("companion: parent %d is gone, stopping", self.parent)
-                os.close(self.rfd)  # the read loop ends
+        """Report when something happened (at most every PUSH_S); idle, only check that the
+        parent lives, once a second."""
+        while not self.stop.is_set():
+            if not self.changed.wait(1.0):
+                if os.getppid() != self.parent:  # the parent died; a leaked pipe end
+                    log.warning("companion: parent %d is gone, stopping", self.parent)
+                    os.close(self.rfd)  # the read loop ends
+                    return
+                continue
+            if self.stop.wait(PUSH_S):  # gather what else happens meanwhile
                 return
-            state = (self.committed, self.skipped, len(self.records), str(self.collector._counts))
-            if state != last:
-                last = state
-                self.reply(self.snapshot())
+            self.changed.clear()
+            self.reply(self.snapshot())
 
     def run(self) -> int:
         from shadowtutor.collect.collector import ShadowCollector
@@ -482,7 +488,9 @@ class _Child:
         size, kind = _HEAD.unpack(head)
         config = orjson.loads(_read_exact(self.rfd, size - 1) or b"{}")
         settings = Settings(**config.pop("settings"))
-        self.collector = c = ShadowCollector(settings, companion=False, **config)
+        self.collector = c = ShadowCollector(
+            settings, companion=False, refresh_routing=False, **config
+        )
         assert c._journal is not None
         c._journal.on_commit = self.on_commit
         c._writer.listeners.append(self.on_records)
