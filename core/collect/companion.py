@@ -62,6 +62,9 @@ log = logging.getLogger("shadowtutor.companion")
 
 PIPE_SIZE = 1 << 20  # asked of the kernel; the hand-off never blocks while this holds
 PUSH_S = 0.05  # the child's stats/ack interval
+# The child's scheduling priority: background work, so on a busy box the app's requests get
+# the CPU first (a child that falls behind fills its pipe; then jobs are dropped, counted).
+NICE = 10
 _HEAD = struct.Struct(">IB")
 _LEN = struct.Struct(">I")
 F_SETPIPE_SZ = 1031
@@ -542,6 +545,10 @@ class _Child:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="companion: %(message)s")
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
     child = _Child(int(argv[1]), int(argv[2]))
     try:
         return child.run()

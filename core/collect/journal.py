@@ -32,6 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from shadowtutor.backends import ChatResult
 from shadowtutor.collect.job import Job
 from shadowtutor.collect.openai_shape import (
@@ -212,7 +214,10 @@ class Journal:
     def _write(self, jobs: list[Job], done: list[str]) -> None:
         if jobs and (self._current < 0 or time.monotonic() - self._opened_at >= ROTATE_S):
             self._rotate()
-        lines = [json.dumps({"j": encode(job)}, default=str) for job in jobs]
+        lines = [
+            orjson.dumps({"j": encode(job)}, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+            for job in jobs
+        ]
         for job in jobs:
             self._file_of[job.id] = self._current
             self._outstanding[self._current] += 1
