@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import ollama
-import orjson
 import pydantic
 
+from shadowtutor import fastjson
 from shadowtutor.backends.base import (
     Backend,
     BackendError,
@@ -97,7 +97,7 @@ class OllamaBackend(Backend):
             body["options"] = options
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
-        lines = self._http.stream_lines("/api/chat", orjson.dumps(body, default=str))
+        lines = self._http.stream_lines("/api/chat", fastjson.dumps(body, default=str))
         try:
             for line in lines:
                 part = json.loads(line)

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import openai
-import orjson
 import pydantic
 
+from shadowtutor import fastjson
 from shadowtutor.backends.base import (
     Backend,
     BackendError,
@@ -114,7 +114,7 @@ class OpenAIBackend(Backend):
             "stream_options": {"include_usage": True},
             **options,
         }
-        lines = self._http.stream_lines("/chat/completions", orjson.dumps(body, default=str))
+        lines = self._http.stream_lines("/chat/completions", fastjson.dumps(body, default=str))
         try:
             for line in lines:
                 if not line.startswith(b"data:"):

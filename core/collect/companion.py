@@ -51,8 +51,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult
 from shadowtutor.collect.job import Job
 from shadowtutor.collect.openai_shape import teacher_from_chunks, teacher_from_completion
@@ -126,7 +125,7 @@ def encode_job(job: Job) -> bytes:
         "student_result": dataclasses.astuple(result) if result is not None else None,
         "student_error": job.student_error,
     }
-    body = orjson.dumps(fields, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    body = fastjson.dumps(fields, default=_default)
     raw = job.teacher_raw or b""
     return _HEAD.pack(len(body) + len(raw) + 5, 74) + _LEN.pack(len(body)) + body + raw
 
@@ -134,7 +133,7 @@ def encode_job(job: Job) -> bytes:
 def decode_job(payload: bytes | memoryview) -> tuple[Job, str]:
     """The job of a ``J`` payload, and the form its teacher answer had."""
     (n,) = _LEN.unpack_from(payload, 0)
-    f = orjson.loads(payload[4 : 4 + n])
+    f = fastjson.loads(payload[4 : 4 + n])
     raw = bytes(payload[4 + n :])
     route = f.get("route")
     result = f.get("student_result")
@@ -219,7 +218,7 @@ class Link:
         self._flush_ok: dict[int, bool] = {}
         self._flush_n = 0
         self._exited = threading.Event()
-        self._write(frame(b"C", orjson.dumps(config, default=_default)))
+        self._write(frame(b"C", fastjson.dumps(config, default=_default)))
         os.set_blocking(self._w, False)
         self._sender = threading.Thread(target=self._send_loop, name="companion-send", daemon=True)
         self._reader = threading.Thread(target=self._read_loop, name="companion-read", daemon=True)
@@ -296,8 +295,8 @@ class Link:
         try:
             for line in self._reply:
                 try:
-                    msg = orjson.loads(line)
-                except orjson.JSONDecodeError:
+                    msg = fastjson.loads(line)
+                except fastjson.JSONDecodeError:
                     continue
                 self._take(msg)
         except Exception as exc:
@@ -366,7 +365,7 @@ class Link:
             n = self._flush_n
             event = self._flushes[n] = threading.Event()
             try:
-                self._write_blocking(frame(b"F", orjson.dumps({"n": n, "timeout": timeout})))
+                self._write_blocking(frame(b"F", fastjson.dumps({"n": n, "timeout": timeout})))
             except OSError:
                 return False
         left = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
@@ -435,7 +434,7 @@ class _Child:
         self.changed = threading.Event()
 
     def reply(self, msg: dict[str, Any]) -> None:
-        data = orjson.dumps(msg, default=_default) + b"\n"
+        data = fastjson.dumps(msg, default=_default) + b"\n"
         with self.out_lock:
             try:
                 self.out.write(data)
@@ -489,7 +488,7 @@ class _Child:
         if head is None:
             return 0
         size, kind = _HEAD.unpack(head)
-        config = orjson.loads(_read_exact(self.rfd, size - 1) or b"{}")
+        config = fastjson.loads(_read_exact(self.rfd, size - 1) or b"{}")
         settings = Settings(**config.pop("settings"))
         self.collector = c = ShadowCollector(
             settings, companion=False, refresh_routing=False, **config
@@ -514,7 +513,7 @@ class _Child:
                 if kind == 74:  # J
                     self.job(payload)
                 elif kind == 70:  # F
-                    req = orjson.loads(payload)
+                    req = fastjson.loads(payload)
                     threading.Thread(target=self.flush, args=(req,), daemon=True).start()
         finally:
             ok = c.close(timeout=config.get("close_timeout", 30.0))

@@ -32,8 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult
 from shadowtutor.collect.job import Job
 from shadowtutor.collect.openai_shape import (
@@ -214,10 +213,7 @@ class Journal:
     def _write(self, jobs: list[Job], done: list[str]) -> None:
         if jobs and (self._current < 0 or time.monotonic() - self._opened_at >= ROTATE_S):
             self._rotate()
-        lines = [
-            orjson.dumps({"j": encode(job)}, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-            for job in jobs
-        ]
+        lines = [fastjson.dumps({"j": encode(job)}, default=str).decode() for job in jobs]
         for job in jobs:
             self._file_of[job.id] = self._current
             self._outstanding[self._current] += 1

@@ -32,12 +32,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult, StreamClock, teacher_api_key
 from shadowtutor.collect import metrics
 from shadowtutor.collect import upstream as lean
@@ -151,7 +151,7 @@ class Proxy(AsyncRequestPath):
         raw = await request.body()
         origin = (request, raw)
         try:
-            body = orjson.loads(raw)  # once, for routing and sampling; the bytes go on as sent
+            body = fastjson.loads(raw)  # once, for routing and sampling; the bytes go on as sent
             chat = ChatRequest.parse(body)
         except Exception:
             # Not ours to judge: the teacher answers malformed requests as it always would.
