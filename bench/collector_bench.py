@@ -333,18 +333,21 @@ def bench_wrappers(
     plain_cpu = (time.process_time() - c0) / 200
     before = collector.stats()["logged"]
     out = [f"wrapper ({'companion process' if companion else 'in-process workers'}):"]
+    print(out[0], flush=True)
     for conc, n in ((1, calls), (8, calls * 2)):
         c0 = time.process_time()
         k0 = proc_cpu(companion_pid) if companion_pid else 0.0
         lat = rounds(targets, n, conc)
         collector.flush(120)
-        app = (time.process_time() - c0 - plain_cpu * n) / n * 1000
+        wrapped_cpu = (time.process_time() - c0 - plain_cpu * n) / n * 1000
         side = ((proc_cpu(companion_pid) - k0) / n * 1000) if companion_pid else 0.0
+        added = wrapped_cpu - plain_cpu * 1000 + side
         r = row("wrapped", lat, "plain")
         out.append(
             f"  c={conc}: plain p50 {pct(lat['plain'], 50):.2f} ms p99 {pct(lat['plain'], 99):.2f}"
-            f" ms; wrapped {r['p50']} / {r['p99']} (p50 / p99 added); CPU per wrapped call "
-            f"{app + side:.2f} ms (app {app:.2f} + companion {side:.2f}); {load()}"
+            f" ms; wrapped {r['p50']} / {r['p99']} (p50 / p99 added); CPU per call: plain "
+            f"{plain_cpu * 1000:.2f} ms, wrapped {wrapped_cpu:.2f} ms in the app + {side:.2f} ms "
+            f"in the companion = {added:+.2f} ms added; {load()}"
         )
         print(out[-1], flush=True)
     stats = collector.stats()
@@ -450,7 +453,7 @@ def main() -> None:
             print("\n".join(bench_proxies(urls, env, args.calls, args.litellm_python)), flush=True)
         if args.only in (None, "wrapper"):
             for companion in (True, False):
-                print("\n".join(bench_wrappers(urls, env, args.calls, companion)), flush=True)
+                print(bench_wrappers(urls, env, args.calls, companion)[-1], flush=True)
     finally:
         assert servers.stdin is not None
         servers.stdin.close()

@@ -183,6 +183,7 @@ class ShadowCollector:
         self._n_workers = max(1, s.workers if workers is None else workers)
         self._threads: list[threading.Thread] = []
         self._link: companion_link.Link | None = None
+        self._fallback_ready = threading.Event()
         self._companion_final: dict[str, Any] = {}
         want = s.companion if companion is None else companion
         if want:
@@ -266,9 +267,13 @@ class ShadowCollector:
             except Exception:
                 self.count("lost")
         link = self._link
-        if link is not None:
-            self._companion_final = dict(link.stats)
-        self._start_local(skip={j.id for j in jobs if j.id})
+        if link is not None:  # its counters stay; its gauges are void now
+            gauges = {"queue_depth": 0, "unwritten": 0, "journal_pending": 0}
+            link.stats = self._companion_final = dict(link.stats) | gauges
+        try:
+            self._start_local(skip={j.id for j in jobs if j.id})
+        finally:
+            self._fallback_ready.set()
         token = link.token if link is not None else None
         if token and jobs:
             shaped = [{"id": j.id, "ts": logrecord.format_ts(j.ts) if j.ts else None} for j in jobs]
@@ -534,6 +539,9 @@ class ShadowCollector:
     def _submit_local(
         self, job: Job, *, block: bool, timeout: float | None, counted: bool = True
     ) -> bool:
+        link = self._link
+        if link is not None and link.dead:  # the fallback recovers first (never twice)
+            self._fallback_ready.wait(30.0)
         if self._journal is None:
             self._start_local()
         assert self._journal is not None
