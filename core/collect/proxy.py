@@ -165,7 +165,8 @@ class Proxy(AsyncRequestPath):
 
     # --- the request path's I/O and shapes ------------------------------------------------------
     async def ask_teacher(self, call: Call) -> tuple[httpx.Response, bytes | None]:
-        """The teacher's response: read whole (content), or for a shadowed stream open (None)."""
+        """The teacher's response: read whole (content), or for a stream open (None): its
+        events pass through as they come, teed when shadowed."""
         assert self.http is not None
         request, raw = call.origin
         url = f"{self.teacher_url}/chat/completions"
@@ -180,7 +181,7 @@ class Proxy(AsyncRequestPath):
                 )
         except httpx.HTTPError as exc:
             raise TeacherFailed(_unreachable(self.teacher_url, exc)) from exc
-        if upstream.status_code < 400 and call.shadowed and call.stream:
+        if upstream.status_code < 400 and call.stream:
             return upstream, None
         try:
             content = await upstream.aread()
@@ -193,7 +194,23 @@ class Proxy(AsyncRequestPath):
 
     def teacher_reply(self, call: Call, reply: tuple[httpx.Response, bytes | None]) -> Response:
         upstream, content = reply
+        if content is None:  # an unshadowed stream: straight through, nothing kept
+            return StreamingResponse(
+                self._pass(upstream),
+                status_code=upstream.status_code,
+                headers=_response_headers(upstream),
+            )
         return Response(content, upstream.status_code, _response_headers(upstream))
+
+    async def _pass(self, upstream: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for data in upstream.aiter_raw():
+                yield data
+        except Exception:
+            self.collector.teacher_failed()  # the caller sees the cut connection
+            raise
+        finally:
+            await upstream.aclose()
 
     def teacher_answer(self, reply: tuple[httpx.Response, bytes | None]) -> dict[str, Any]:
         return {"teacher_raw": reply[1]}  # put_nowait: as cheap as scheduling a background task

@@ -205,3 +205,33 @@ def test_the_proxy_with_a_companion_forwards_and_logs(
     finally:
         running.close()  # the proxy's shutdown closes the collector and its companion
     assert wait_gone(c._link.pid, 10)
+
+
+def test_an_unshadowed_stream_passes_through_as_it_comes(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    """Forwarding only (sample 0%): the first event reaches the app while the teacher is still
+    sending (it used to be read whole first, so the time to first token was the whole answer)."""
+    teacher.chunk_delay = 0.3  # 6 words: the whole stream takes ~1.8 s
+    c = collector_for(tmp_path, student, {"SHADOWTUTOR_SAMPLE_PERCENT": "0"})
+    settings = dataclasses.replace(c.settings, teacher_base_url=teacher.openai_url)
+    running = RunningProxy(settings, c)
+    try:
+        start = time.monotonic()
+        with running.client().chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "uno due tre quattro cinque"}],
+            stream=True,
+        ) as stream:
+            first = None
+            parts = []
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    first = first or time.monotonic() - start
+                    parts.append(chunk.choices[0].delta.content)
+            total = time.monotonic() - start
+        assert "".join(parts) == "echo: uno due tre quattro cinque"
+        assert first is not None and first < total / 2, (first, total)
+        assert c.stats()["not_sampled"] == 1
+    finally:
+        running.close()
