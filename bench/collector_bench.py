@@ -1,21 +1,25 @@
 """Benchmark of the shadow collector's cost to the app (run by hand; numbers go in the README).
 
-    cd /work/main && /work/venv/bin/python bench/collector_bench.py --calls 2000 --delay-ms 10
+    cd /work/main && .venv/bin/python bench/collector_bench.py            # issue 17's setup
+    .venv/bin/python bench/collector_bench.py --only proxy --litellm-python /opt/litellm/bin/python
 
-Measures, in one run:
+One run, against a loopback teacher with a fixed delay (50 ms by default), with the official
+``openai`` client as the caller, in interleaved rounds (each round calls every target once, the
+order rotating), ``--calls`` rounds at concurrency 1 and twice as many at concurrency 8:
 
-1. **Wrapper**: ``client.chat.completions.create`` through ``collector.wrap(client)`` versus
-   the plain ``openai.OpenAI`` client, calls interleaved (plain, wrapped, plain, ...), against a
-   loopback teacher with a fixed delay. Reported: p50/p99 of each and of the difference, plus
-   the wrapper's own request-path work timed alone (decide + hand-off, no network).
-2. **Proxy**: the same calls via ``shadowtutor proxy`` (its own process, as deployed) versus
-   straight to the teacher.
-3. **Records/s**: the background pipeline on one worker thread (cost, lexical similarity,
-   detection, record building, JSON, append) and the bare ``LogWriter``.
+1. **Proxy**: ``shadowtutor proxy`` (its own process, as deployed, companion on) with every
+   call shadowed, the same with forwarding only (sample 0%), and optionally the LiteLLM proxy
+   (``--litellm-python PATH``, a Python with ``litellm[proxy]``), each against straight to the
+   teacher: added p50/p99, the added p50 of the time to first token of a stream, and the CPU
+   per request of the proxy process and its children (the companion) read from /proc.
+2. **Wrapper**: the plain ``openai.OpenAI`` client versus ``collector.wrap(client)`` with every
+   call shadowed and the student answering at once (so the shadow work is busy), with the
+   companion process and with the in-process workers; CPU per wrapped call = this process's
+   CPU minus the plain calls' (measured alone) plus the companion's.
+3. **Records/s**: the background pipeline on one worker thread and the bare ``LogWriter``.
 
-The loopback teacher and student run in a separate process so their work does not share the
-app's interpreter; the student answers at once, so the shadow workers are busy during the
-wrapper measurement, as in production.
+The loopback teacher and student run in a separate process; their CPU is not counted. The
+host load average is printed with every figure (the machine is shared).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,108 +108,262 @@ def start_proxy(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 # --- measurements -------------------------------------------------------------------------------
 
 
-def bench_wrapper(urls: dict[str, str], env: dict[str, str], calls: int) -> dict[str, Any]:
-    import openai
-
-    from shadowtutor.collect.collector import ShadowCollector
-    from shadowtutor.collect.job import Context
-    from shadowtutor.collect.openai_shape import ChatRequest
-    from shadowtutor.config import Settings
-
-    settings = Settings.load(env)
-    plain = openai.OpenAI(base_url=urls["teacher"], api_key="sk-bench", max_retries=0)
-    inner = openai.OpenAI(base_url=urls["teacher"], api_key="sk-bench", max_retries=0)
-    collector = ShadowCollector(settings)
-    wrapped = collector.wrap(inner)
-    for client in (plain, wrapped):  # warm up connections and imports
-        for _ in range(20):
-            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-    collector.flush()
-    before = collector.stats()["logged"]
-    t_plain: list[float] = []
-    t_wrapped: list[float] = []
-    cpu = {"plain": 0.0, "wrapped": 0.0}
-    pairs = [(plain, t_plain, "plain"), (wrapped, t_wrapped, "wrapped")]
-    for i in range(calls):
-        for client, out, name in pairs if i % 2 else pairs[::-1]:  # alternate who goes first
-            start, c0 = time.perf_counter(), time.thread_time()
-            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-            cpu[name] += time.thread_time() - c0
-            out.append((time.perf_counter() - start) * 1000)
-    collector.flush(120)
-    stats = collector.stats()
-    # The request path's own work, timed alone: context, decide (routing, sampling), hand-off.
-    # The hand-off (put_nowait) wakes a worker; the job says the student already failed so
-    # the worker does not call it, which keeps this loop about the request path alone.
-    own: list[float] = []
-    answer = {"model": "gpt-4o-mini", "choices": [{"message": {"content": "ok"}}]}
-    for _ in range(calls):
-        start = time.perf_counter()
-        request = ChatRequest.parse({"model": "gpt-4o-mini", "messages": MSGS}, coerce=True)
-        call = collector.begin(request, Context.from_shadow(None))
-        call.student_error = "bench: not called"
-        collector.hand_off(call, teacher_obj=answer, teacher_latency_ms=1.0)
-        own.append((time.perf_counter() - start) * 1000)
-    collector.close()
-    diffs = [w - p for w, p in zip(t_wrapped, t_plain, strict=True)]
-    return {
-        "plain": t_plain,
-        "wrapped": t_wrapped,
-        "diff": diffs,
-        "own": own,
-        "logged": stats["logged"] - before,
-        "dropped": stats["dropped"],
-        "student_errors": stats["student_errors"],
-        "cpu_plain_ms": cpu["plain"] / calls * 1000,
-        "cpu_wrapped_ms": cpu["wrapped"] / calls * 1000,
-    }
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
-def bench_proxy(urls: dict[str, str], env: dict[str, str], calls: int) -> dict[str, Any]:
-    import httpx
-
-    from shadowtutor.testing.loopback import _free_port
-
-    port = _free_port()
-    proc = start_proxy(env, port)
-    try:
-        body = {"model": "gpt-4o-mini", "messages": MSGS}
-        direct = httpx.Client(base_url=urls["teacher"], headers={"authorization": "Bearer k"})
-        via = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}/v1", headers={"authorization": "Bearer k"}
-        )
-        for client in (direct, via):
-            for _ in range(20):
-                client.post("/chat/completions", json=body).raise_for_status()
-        t_direct: list[float] = []
-        t_via: list[float] = []
-        pairs = [(direct, t_direct), (via, t_via)]
-        cpu0 = proc_cpu(proc.pid)
-        for i in range(calls):
-            for client, out in pairs if i % 2 else pairs[::-1]:
-                start = time.perf_counter()
-                client.post("/chat/completions", json=body).raise_for_status()
-                out.append((time.perf_counter() - start) * 1000)
-        time.sleep(1.0)
-        proxy_cpu_ms = (proc_cpu(proc.pid) - cpu0) / calls * 1000
-        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["collector"]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    diffs = [v - d for v, d in zip(t_via, t_direct, strict=True)]
-    return {
-        "direct": t_direct,
-        "via": t_via,
-        "diff": diffs,
-        "health": health,
-        "cpu_ms": proxy_cpu_ms,
-    }
+def tree_cpu(pid: int, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
+    """CPU seconds of ``pid`` and all its descendants (not those under ``exclude``)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p in tree or p in exclude:
+            continue
+        tree.add(p)
+        todo.extend(c for c, pp in parents.items() if pp == p)
+    total = 0.0
+    for p in tree:
+        try:
+            total += proc_cpu(p)
+        except OSError:
+            pass
+    return total
 
 
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rounds(
+    targets: dict[str, Callable[[], Any]], n: int, concurrency: int
+) -> dict[str, list[float]]:
+    """``n`` interleaved rounds (one call to every target, the order rotating each round),
+    spread over ``concurrency`` threads; each target's latencies in ms."""
+    names = list(targets)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    lock = threading.Lock()
+
+    def worker(first: int) -> None:
+        for r in range(first, n, concurrency):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                start = time.perf_counter()
+                targets[name]()
+                took = (time.perf_counter() - start) * 1000
+                with lock:
+                    out[name].append(took)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def chat(client: Any, **kw: Any) -> Callable[[], Any]:
+    return lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, **kw)
+
+
+def ttft(client: Any) -> Callable[[], float]:
+    """A streamed call; the time to the first content chunk is what ``rounds`` sees as its
+    latency only if we return early, so we time it ourselves and read the rest."""
+
+    def go() -> float:
+        start = time.perf_counter()
+        first = None
+        with client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True) as s:
+            for chunk in s:
+                if first is None and chunk.choices and chunk.choices[0].delta.content:
+                    first = (time.perf_counter() - start) * 1000
+        return first if first is not None else float("nan")
+
+    return go
+
+
+def ttft_rounds(targets: dict[str, Callable[[], float]], n: int) -> dict[str, list[float]]:
+    names = list(targets)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(n):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            out[name].append(targets[name]())
+    return out
+
+
+def start_litellm(python: str, teacher: str, port: int) -> subprocess.Popen[bytes]:
+    import httpx
+
+    cfg = Path(tempfile.mkdtemp(prefix="litellm-bench-")) / "config.yaml"
+    cfg.write_text(
+        "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n"
+        f"      model: openai/gpt-4o-mini\n      api_base: {teacher}\n      api_key: sk-bench\n"
+    )
+    proc = subprocess.Popen(
+        [python, "-m", "litellm", "--config", str(cfg), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/liveliness").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("litellm did not start")
+
+
+def row(name: str, lat: dict[str, list[float]], base: str, **extra: str) -> dict[str, str]:
+    d50 = pct(lat[name], 50) - pct(lat[base], 50)
+    d99 = pct(lat[name], 99) - pct(lat[base], 99)
+    return {"p50": f"{d50:+.1f} ms", "p99": f"{d99:+.1f} ms", **extra}
+
+
+def bench_proxies(
+    urls: dict[str, str], env: dict[str, str], calls: int, litellm: str | None
+) -> list[str]:
+    """Proxy shadowed, forwarding only and (optionally) LiteLLM against straight-to-teacher."""
+    import httpx
+    import openai
+
+    from shadowtutor.testing.loopback import _free_port
+
+    procs: dict[str, subprocess.Popen[Any]] = {}
+    base_urls = {"teacher": urls["teacher"]}
+    try:
+        for name, share in (("shadowed", "100"), ("forwarding", "0")):
+            port = _free_port()
+            procs[name] = start_proxy(
+                env | {"SHADOWTUTOR_SAMPLE_PERCENT": share, "SHADOWTUTOR_COMPANION": "1"}, port
+            )
+            base_urls[name] = f"http://127.0.0.1:{port}/v1"
+        if litellm:
+            port = _free_port()
+            procs["litellm"] = start_litellm(litellm, urls["teacher"], port)
+            base_urls["litellm"] = f"http://127.0.0.1:{port}/v1"
+        clients = {
+            n: openai.OpenAI(base_url=u, api_key="sk-bench", max_retries=0)
+            for n, u in base_urls.items()
+        }
+        warm = {n: chat(c) for n, c in clients.items()}
+        rounds(warm, 40, 4)
+        results: dict[str, dict[str, str]] = {n: {} for n in clients}
+        for conc, n in ((1, calls), (8, calls * 2)):
+            cpu0 = {k: tree_cpu(p.pid) for k, p in procs.items()}
+            lat = rounds(warm, n, conc)
+            time.sleep(1.0)  # the shadow work of the last calls
+            cpu = {k: (tree_cpu(p.pid) - cpu0[k]) / n * 1000 for k, p in procs.items()}
+            for name in procs:
+                r = row(name, lat, "teacher")
+                results[name][f"c{conc}"] = f"{r['p50']} / {r['p99']}"
+                results[name][f"cpu{conc}"] = f"{cpu[name]:.2f}"
+            results["teacher"][f"c{conc}"] = (
+                f"p50 {pct(lat['teacher'], 50):.1f} / p99 {pct(lat['teacher'], 99):.1f} ms"
+            )
+            results["teacher"][f"load{conc}"] = load()
+            print(f"  proxies c={conc} done, {load()}", flush=True)
+        streams = ttft_rounds({k: ttft(c) for k, c in clients.items()}, max(50, calls // 3))
+        for name in procs:
+            d = pct(streams[name], 50) - pct(streams["teacher"], 50)
+            results[name]["ttft"] = f"{d:+.1f} ms"
+        health = httpx.get(base_urls["shadowed"].removesuffix("/v1") + "/healthz").json()
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait(30)
+    h = health["collector"]
+    labels = {
+        "shadowed": "our proxy, every call shadowed",
+        "forwarding": "our proxy, forwarding only (sample 0%)",
+        "litellm": "LiteLLM proxy (no shadowing)",
+    }
+    lines = [
+        f"teacher alone (c=1 / c=8): {results['teacher']['c1']} / {results['teacher']['c8']}",
+        "",
+        "| target | +p50 / +p99 c=1 | stream TTFT +p50 | CPU ms/request c=1 (c=8) "
+        "| +p50 / +p99 c=8 |",
+        "|---|---|---|---|---|",
+    ]
+    for name in procs:
+        r = results[name]
+        lines.append(
+            f"| {labels[name]} | {r['c1']} | {r['ttft']} | {r['cpu1']} ({r['cpu8']}) | {r['c8']} |"
+        )
+    lines.append("")
+    lines.append(
+        f"host: c=1 phase {results['teacher']['load1']}; c=8 phase {results['teacher']['load8']}"
+    )
+    lines.append(
+        f"shadowed proxy's collector: logged {h['logged']}, dropped {h['dropped']}, "
+        f"student errors {h['student_errors']}, companion {h.get('companion')}"
+    )
+    return lines
+
+
+def bench_wrappers(
+    urls: dict[str, str], env: dict[str, str], calls: int, companion: bool
+) -> list[str]:
+    """Plain client vs wrapped (every call shadowed, the student answering at once)."""
+    import openai
+
+    from shadowtutor.collect.collector import ShadowCollector
+    from shadowtutor.config import Settings
+
+    settings = Settings.load(env | {"SHADOWTUTOR_COMPANION": "1" if companion else "0"})
+    plain = openai.OpenAI(base_url=urls["teacher"], api_key="sk-bench", max_retries=0)
+    inner = openai.OpenAI(base_url=urls["teacher"], api_key="sk-bench", max_retries=0)
+    collector = ShadowCollector(settings)
+    wrapped = collector.wrap(inner)
+    targets = {"plain": chat(plain), "wrapped": chat(wrapped)}
+    rounds(targets, 40, 4)
+    collector.flush(60)
+    companion_pid = collector._link.pid if collector._link is not None else None
+    # CPU of a plain call alone, to take out of the interleaved run's total.
+    c0 = time.process_time()
+    for _ in range(200):
+        targets["plain"]()
+    plain_cpu = (time.process_time() - c0) / 200
+    before = collector.stats()["logged"]
+    out = [f"wrapper ({'companion process' if companion else 'in-process workers'}):"]
+    print(out[0], flush=True)
+    for conc, n in ((1, calls), (8, calls * 2)):
+        c0 = time.process_time()
+        k0 = proc_cpu(companion_pid) if companion_pid else 0.0
+        lat = rounds(targets, n, conc)
+        collector.flush(120)
+        wrapped_cpu = (time.process_time() - c0 - plain_cpu * n) / n * 1000
+        side = ((proc_cpu(companion_pid) - k0) / n * 1000) if companion_pid else 0.0
+        added = wrapped_cpu - plain_cpu * 1000 + side
+        r = row("wrapped", lat, "plain")
+        out.append(
+            f"  c={conc}: plain p50 {pct(lat['plain'], 50):.2f} ms p99 {pct(lat['plain'], 99):.2f}"
+            f" ms; wrapped {r['p50']} / {r['p99']} (p50 / p99 added); CPU per call: plain "
+            f"{plain_cpu * 1000:.2f} ms, wrapped {wrapped_cpu:.2f} ms in the app + {side:.2f} ms "
+            f"in the companion = {added:+.2f} ms added; {load()}"
+        )
+        print(out[-1], flush=True)
+    stats = collector.stats()
+    collector.close()
+    out.append(
+        f"  records logged {stats['logged'] - before}, dropped {stats['dropped']}, "
+        f"student errors {stats['student_errors']}, companion failures "
+        f"{stats['companion_failures']}"
+    )
+    return out
 
 
 def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
@@ -260,17 +420,20 @@ def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--calls", type=int, default=2000)
-    ap.add_argument("--delay-ms", type=float, default=10.0)
+    ap.add_argument("--calls", type=int, default=600, help="Rounds at c=1 (twice at c=8).")
+    ap.add_argument("--delay-ms", type=float, default=50.0)
     ap.add_argument("--records", type=int, default=50_000)
+    ap.add_argument("--litellm-python", help="A Python with litellm[proxy]: adds it as a target.")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--only", choices=["records", "proxy", "students"], help="Run one part only.")
+    ap.add_argument(
+        "--only", choices=["records", "proxy", "wrapper", "students"], help="Run one part only."
+    )
     args = ap.parse_args()
     if args.serve:
         serve(args.delay_ms)
         return
     home = tempfile.mkdtemp(prefix="shadowtutor-bench-")
-    print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"at the start: {load()}")
     if args.only == "records":
         r = bench_records({"SHADOWTUTOR_HOME": home}, args.records)
         print(f"records/s pipeline {r['pipeline']:,.0f} wall, {r['pipeline_cpu']:,.0f} per CPU-s")
@@ -291,59 +454,33 @@ def main() -> None:
         bench_students(urls, env, args.calls, args.delay_ms)
         servers.stdin.close()
         return
-    if args.only == "proxy":  # forwarding alone (nothing shadowed) versus shadowing all
-        db.upgrade(settings_db_url(env))
-        for share in ("0", "100"):
-            p = bench_proxy(urls, env | {"SHADOWTUTOR_SAMPLE_PERCENT": share}, args.calls)
-            print(f"sample {share:>3}%: direct {summary(p['direct'])}")
-            print(f"             via    {summary(p['via'])}")
-            print(
-                f"             added  {summary(p['diff'])}; proxy CPU/request {p['cpu_ms']:.3f} ms"
-            )
-        servers.stdin.close()
-        return
     db.upgrade(settings_db_url(env))
+    print(
+        f"teacher: loopback, fixed delay {args.delay_ms:g} ms; official openai client; "
+        f"{args.calls} interleaved rounds at c=1, {args.calls * 2} at c=8",
+        flush=True,
+    )
     try:
-        w = bench_wrapper(urls, env, args.calls)
-        print(f"\nteacher: loopback, fixed delay {args.delay_ms:g} ms; {args.calls} calls each way")
-        print(f"plain client       {summary(w['plain'])}")
-        print(f"wrapped client     {summary(w['wrapped'])}")
-        print(f"  added (paired)   {summary(w['diff'])}")
-        print(f"  request-path work alone (decide + hand-off) {summary(w['own'])}")
-        print(
-            f"  CPU on the app's thread per call: plain {w['cpu_plain_ms']:.3f} ms, "
-            f"wrapped {w['cpu_wrapped_ms']:.3f} ms"
-        )
-        print(
-            f"  records logged {w['logged']}, dropped {w['dropped']}, "
-            f"student errors {w['student_errors']}",
-            flush=True,
-        )
-        p = bench_proxy(urls, env, args.calls)
-        print(f"direct to teacher  {summary(p['direct'])}")
-        print(f"via proxy          {summary(p['via'])}")
-        print(f"  added (paired)   {summary(p['diff'])}")
-        print(f"  proxy process CPU per request (forwarding + shadowing): {p['cpu_ms']:.3f} ms")
-        h = p["health"]
-        print(
-            f"  proxy collector: logged {h['logged']}, dropped {h['dropped']}, "
-            f"student errors {h['student_errors']}",
-            flush=True,
-        )
+        if args.only in (None, "proxy"):
+            print("\n".join(bench_proxies(urls, env, args.calls, args.litellm_python)), flush=True)
+        if args.only in (None, "wrapper"):
+            for companion in (True, False):
+                print(bench_wrappers(urls, env, args.calls, companion)[-1], flush=True)
     finally:
         assert servers.stdin is not None
         servers.stdin.close()
         servers.wait(10)
-    r = bench_records(env, args.records)
-    print(
-        f"records/s, collector pipeline on one worker: {r['pipeline']:,.0f} wall, "
-        f"{r['pipeline_cpu']:,.0f} per CPU-second"
-    )
-    print(
-        f"records/s, LogWriter.append_many alone:      {r['writer']:,.0f} wall, "
-        f"{r['writer_cpu']:,.0f} per CPU-second"
-    )
-    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if args.only is None:
+        r = bench_records(env, args.records)
+        print(
+            f"records/s, collector pipeline on one worker: {r['pipeline']:,.0f} wall, "
+            f"{r['pipeline_cpu']:,.0f} per CPU-second"
+        )
+        print(
+            f"records/s, LogWriter.append_many alone:      {r['writer']:,.0f} wall, "
+            f"{r['writer_cpu']:,.0f} per CPU-second"
+        )
+    print(f"at the end: {load()}")
 
 
 def bench_students(urls: dict[str, str], env: dict[str, str], calls: int, delay_ms: float) -> None:
@@ -372,18 +509,8 @@ def bench_students(urls: dict[str, str], env: dict[str, str], calls: int, delay_
                         model=model,
                         base_url=urls[key],
                     )
-        w = bench_wrapper(urls, run_env, calls)
-        print(f"{n} student(s), teacher delay {delay_ms:g} ms, {calls} calls each way:")
-        print(f"  plain client     {summary(w['plain'])}")
-        print(f"  wrapped client   {summary(w['wrapped'])}")
-        print(f"  added (paired)   {summary(w['diff'])}")
-        print(f"  request-path work alone (decide + hand-off) {summary(w['own'])}")
-        print(
-            f"  CPU on the app's thread per call: plain {w['cpu_plain_ms']:.3f} ms, "
-            f"wrapped {w['cpu_wrapped_ms']:.3f} ms; records logged {w['logged']}, "
-            f"dropped {w['dropped']}",
-            flush=True,
-        )
+        print(f"{n} student(s), teacher delay {delay_ms:g} ms, {calls} rounds at c=1:", flush=True)
+        bench_wrappers(urls, run_env, calls, companion=True)  # prints its lines as it goes
 
 
 def settings_db_url(env: dict[str, str]) -> str:

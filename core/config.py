@@ -120,6 +120,12 @@ class Settings:
         "SHADOWTUTOR_QUEUE_SIZE", 1000, "Bound of the collector's queue; beyond it work is dropped."
     )
     workers: int = _setting("SHADOWTUTOR_WORKERS", 2, "Collector worker threads.")
+    companion: bool = _setting(
+        "SHADOWTUTOR_COMPANION",
+        False,
+        "Run the shadow work in a companion process (`shadowtutor proxy` turns it on unless "
+        "this is set to 0).",
+    )
     breaker_failures: int = _setting(
         "SHADOWTUTOR_BREAKER_FAILURES",
         5,

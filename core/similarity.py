@@ -21,10 +21,13 @@ from typing import Any
 from shadowtutor.errors import error_text
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Each answer is scored on its first MAX_CHARS characters: linear and bounded work per record
+# (a 1 MB answer costs the shadow pipeline no more than a long one).
+MAX_CHARS = 20_000
 
 
 def _features(text: str) -> Counter[str]:
-    words = _WORD.findall(text.lower())
+    words = _WORD.findall(text[:MAX_CHARS].lower())
     feats = Counter(words)
     feats.update(map(" ".join, zip(words, words[1:], strict=False)))
     return feats

@@ -39,6 +39,7 @@ the share depends on the month's volume: analytics divide it over the month's st
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import queue
@@ -52,6 +53,7 @@ from typing import Any
 
 from shadowtutor import detect, pricing
 from shadowtutor.backends import Backend, BackendError, ChatResult, student_backend
+from shadowtutor.collect import companion as companion_link
 from shadowtutor.collect import journal as journaling
 from shadowtutor.collect.breaker import Breaker
 from shadowtutor.collect.job import Call, Context, Job, answer_from_result, as_message
@@ -149,6 +151,8 @@ class ShadowCollector:
         record_breaker_skips: bool = True,
         batch_size: int = 500,
         flush_interval_s: float = 0.2,
+        companion: bool | None = None,
+        refresh_routing: bool = True,
     ):
         self.settings = settings or Settings.load()
         s = self.settings
@@ -171,38 +175,133 @@ class ShadowCollector:
             maxsize=max(1, s.queue_size if queue_size is None else queue_size)
         )
         self._writer = LogWriter(self.log_dir)
-        self._journal = journaling.Journal(journaling.journal_dir(self.log_dir), self._writer.token)
+        self._journal: journaling.Journal | None = None
         self._pending: list[dict[str, Any]] = []
         self._pending_cap = max(10_000, self._queue.maxsize * 10)
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._torn_ids: list[str] = []  # the job of a line a full disk left torn
+        self._local_lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._unknown: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         self.last_error: str | None = None
         self._closed = False
-        n = max(1, s.workers if workers is None else workers)
-        self._threads = [
-            threading.Thread(target=self._work, name=f"shadow-worker-{i}", daemon=True)
-            for i in range(n)
-        ]
-        self._threads.append(
-            threading.Thread(target=self._write_loop, name="shadow-writer", daemon=True)
-        )
-        self._recover()
-        for t in self._threads:
-            t.start()
-        threading.Thread(target=self._keep_routing_warm, name="shadow-routing", daemon=True).start()
+        self._n_workers = max(1, s.workers if workers is None else workers)
+        self._threads: list[threading.Thread] = []
+        self._link: companion_link.Link | None = None
+        self._fallback_ready = threading.Event()
+        self._companion_final: dict[str, Any] = {}
+        want = s.companion if companion is None else companion
+        if want:
+            self._start_companion(
+                injected=student is not None or similarity is not None,
+                overrides={
+                    "log_dir": str(self.log_dir),
+                    "workers": self._n_workers,
+                    "queue_size": self._queue.maxsize,
+                    "sample_percent": self.sample_percent,
+                    "record_breaker_skips": record_breaker_skips,
+                    "batch_size": batch_size,
+                    "flush_interval_s": flush_interval_s,
+                },
+            )
+        if self._link is None:
+            self._start_local()
+        if refresh_routing:  # not in the companion: it never routes
+            threading.Thread(
+                target=self._keep_routing_warm, name="shadow-routing", daemon=True
+            ).start()
         _LIVE.add(self)
 
+    # --- where the shadow work runs: a companion process, or these threads -----------------------
+    def _start_companion(self, *, injected: bool, overrides: dict[str, Any]) -> None:
+        """Start the companion process (see :mod:`shadowtutor.collect.companion`); when it
+        cannot run, the in-process workers do the work, counted and said."""
+        if injected or not companion_link.log_dir_ok(self.log_dir):
+            why = "a student or similarity object was passed in" if injected else "a bucket log"
+            self.last_error = f"companion not used ({why}): the shadow work runs in this process"
+            return
+        try:
+            self._link = companion_link.Link(
+                {"settings": dataclasses.asdict(self.settings), **overrides},
+                on_dead=self._companion_died,
+                on_records=self._companion_records,
+                backlog_cap=self._queue.maxsize,
+            )
+        except Exception as exc:
+            self.count("companion_failures")
+            self.last_error = f"companion did not start ({exc!r}): the shadow work runs here"
+            log.warning("%s", self.last_error)
+
+    def _start_local(self, skip: set[str] | None = None) -> None:
+        """The in-process pipeline: journal (recovering what dead writers left), workers and
+        the writer thread. Started once."""
+        with self._local_lock:
+            if self._journal is not None:
+                return
+            self._journal = journaling.Journal(
+                journaling.journal_dir(self.log_dir), self._writer.token
+            )
+            self._threads = [
+                threading.Thread(target=self._work, name=f"shadow-worker-{i}", daemon=True)
+                for i in range(self._n_workers)
+            ]
+            self._threads.append(
+                threading.Thread(target=self._write_loop, name="shadow-writer", daemon=True)
+            )
+            self._recover(skip)
+            for t in self._threads:
+                t.start()
+
+    def _companion_records(self, records: list[dict[str, Any]]) -> None:
+        for listener in list(self._writer.listeners):  # the metrics' latency histograms
+            try:
+                listener(records)
+            except Exception:
+                log.exception("log listener failed")
+
+    def _companion_died(self, frames: list[bytes], why: str) -> None:
+        """The companion is gone before close(): run the work here from now on, log what its
+        journal holds, and process the frames it had not journaled (never twice)."""
+        self.count("companion_failures")
+        self.last_error = f"{why}: the shadow work runs in this process now"
+        log.warning("%s", self.last_error)
+        jobs: list[Job] = []
+        for data in frames:
+            try:
+                jobs.append(companion_link.decode_job(memoryview(data)[5:])[0])
+            except Exception:
+                self.count("lost")
+        link = self._link
+        if link is not None:  # its counters stay; its gauges are void now
+            gauges = {"queue_depth": 0, "unwritten": 0, "journal_pending": 0}
+            link.stats = self._companion_final = dict(link.stats) | gauges
+        try:
+            self._start_local(skip={j.id for j in jobs if j.id})
+        finally:
+            self._fallback_ready.set()
+        token = link.token if link is not None else None
+        if token and jobs:
+            shaped = [{"id": j.id, "ts": logrecord.format_ts(j.ts) if j.ts else None} for j in jobs]
+            logged = self._ids_in_log(token, shaped)
+            if logged:
+                self.count("recovered_already_logged", len(logged))
+                jobs = [j for j in jobs if j.id not in logged]
+        for job in jobs:
+            self.count("recovered")
+            self._submit_local(job, block=True, timeout=30.0, counted=False)
+
     # --- journal recovery ---------------------------------------------------------------------
-    def _recover(self) -> None:
+    def _recover(self, skip: set[str] | None = None) -> None:
         """Write the pending jobs of journals left by writers that are gone (a crash, a kill -9,
-        a stop past the flush timeout), then remove those journals. Never raises."""
+        a stop past the flush timeout), then remove those journals. Never raises. Ids in
+        ``skip`` are left to the caller (a dead companion's jobs, processed in full)."""
+        assert self._journal is not None
         for path in journaling.orphaned(self._journal.folder):
             try:
                 entries, torn = journaling.pending_entries(path)
+                entries = [e for e in entries if not skip or e["id"] not in skip]
                 logged = self._ids_in_log(path.name.rsplit("-", 1)[0], entries)
                 fresh = [e for e in entries if e["id"] not in logged]
                 records = [r for e in fresh for r in self._process(journaling.decode(e))]
@@ -242,20 +341,25 @@ class ShadowCollector:
         with self._count_lock:
             self._counts[name] += n
 
+    STAT_KEYS = (
+        "enqueued dropped not_sampled ineligible logged student_ok student_errors "
+        "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
+        "lost usage_estimated served_by_student student_fallbacks route_errors "
+        "streams_abandoned invalid recovered recovered_already_logged unfinished_at_exit "
+        "companion_failures"
+    ).split()
+
     def stats(self) -> dict[str, Any]:
-        """Counters since start: what was enqueued, dropped, logged, failed, and why."""
+        """Counters since start: what was enqueued, dropped, logged, failed, and why; with
+        the companion, its counters added (as of its last report, at most ~50 ms old, exact
+        after :meth:`flush`)."""
         with self._count_lock:
             counts = dict(self._counts)
             unknown = dict(self._unknown)
         with self._cond:
             pending = len(self._pending) + self._writer.held
-        keys = (
-            "enqueued dropped not_sampled ineligible logged student_ok student_errors "
-            "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
-            "lost usage_estimated served_by_student student_fallbacks route_errors "
-            "streams_abandoned invalid recovered recovered_already_logged unfinished_at_exit"
-        ).split()
-        out: dict[str, Any] = {k: counts.get(k, 0) for k in keys}
+        journal = self._journal
+        out: dict[str, Any] = {k: counts.get(k, 0) for k in self.STAT_KEYS}
         out.update(
             {
                 "queue_depth": self._queue.qsize(),
@@ -266,15 +370,50 @@ class ShadowCollector:
                 "breaker_abandoned_probes": self.breaker.abandoned_probes,
                 "unknown_models": unknown,
                 "routing_fallbacks": routing.fallbacks(),
-                "journal_pending": self._journal.pending(),
-                "journal_errors": self._journal.write_errors,
-                "last_error": self.last_error or self._journal.last_error,
+                "journal_pending": journal.pending() if journal else 0,
+                "journal_errors": journal.write_errors if journal else 0,
+                "last_error": self.last_error or (journal.last_error if journal else None),
                 "log_dir": str(self.log_dir),
                 "similarity_method": self.similarity.name,
                 "students": self.fanout.stats(),
+                "companion": self._companion_state(),
             }
         )
+        link = self._link
+        child = (link.stats if link is not None else {}) or self._companion_final
+        if child:
+            for k in self.STAT_KEYS:
+                if k != "enqueued":  # the hand-off counted it here, once
+                    out[k] += child.get(k, 0)
+            out["enqueued"] -= child.get("dropped", 0)
+            out["queue_depth"] += child.get("queue_depth", 0)
+            out["unwritten"] += child.get("unwritten", 0)
+            out["journal_pending"] += child.get("journal_pending", 0)
+            out["journal_errors"] += child.get("journal_errors", 0)
+            out["breaker_opened"] += child.get("breaker_opened", 0)
+            out["breaker_abandoned_probes"] += child.get("breaker_abandoned_probes", 0)
+            if out["breaker"] == "closed":  # the shadow breaker lives in the companion
+                out["breaker"] = child.get("breaker", "closed")
+            for model, n in (child.get("unknown_models") or {}).items():
+                unknown[model] = unknown.get(model, 0) + n
+            out["last_error"] = out["last_error"] or child.get("last_error")
+            if child.get("students"):  # the fan-out runs in the companion: its lanes count
+                out["students"] = child["students"]
+        if link is not None and not link.dead:
+            out["queue_depth"] += link.in_flight()
         return out
+
+    def _companion_state(self) -> dict[str, Any] | None:
+        link = self._link
+        if link is None:
+            return None
+        return {
+            "pid": link.pid,
+            "alive": not link.dead,
+            "in_flight": 0 if link.dead else link.in_flight(),
+            "backlog": link.backlog(),
+            "error": link.error,
+        }
 
     def _keep_routing_warm(self) -> None:
         """Keep routing's background refresher of this collector's database running while the
@@ -382,6 +521,8 @@ class ShadowCollector:
         """Queue a job; False (and counted as dropped) when the queue is full or closed.
 
         The request path uses the default ``block=False``; replay blocks so nothing is skipped.
+        With the companion, the job is encoded once and written to its pipe (a job with a
+        background teacher call, a closure, stays in this process).
         """
         if self._closed:
             self.count("dropped")
@@ -390,6 +531,31 @@ class ShadowCollector:
             job.ts = datetime.now(UTC)
         if job.id is None:  # fixed now: the journal and the log must agree on it
             job.id = logrecord.new_id()
+        link = self._link
+        if link is not None and not link.dead and job.teacher_call is None:
+            try:
+                data = companion_link.encode_job(job)
+            except Exception as exc:  # not encodable (an odd message object): done here
+                self.last_error = f"companion hand-off: {exc!r}"
+            else:
+                sent = link.send(data)
+                if sent == companion_link.SENT:
+                    self.count("enqueued")
+                    return True
+                if sent == companion_link.FULL and not block:
+                    self.count("dropped")
+                    return False
+        return self._submit_local(job, block=block, timeout=timeout)
+
+    def _submit_local(
+        self, job: Job, *, block: bool, timeout: float | None, counted: bool = True
+    ) -> bool:
+        link = self._link
+        if link is not None and link.dead:  # the fallback recovers first (never twice)
+            self._fallback_ready.wait(30.0)
+        if self._journal is None:
+            self._start_local()
+        assert self._journal is not None
         self._journal.add(job)  # before the queue: a worker may finish it at once
         try:
             if block:
@@ -397,10 +563,11 @@ class ShadowCollector:
             else:
                 self._queue.put_nowait(job)
         except queue.Full:
-            self._journal.done([job.id])
+            self._journal.done([job.id or ""])
             self.count("dropped")
             return False
-        self.count("enqueued")
+        if counted:
+            self.count("enqueued")
         return True
 
     def wrap(self, client: Any) -> Any:
@@ -703,16 +870,35 @@ class ShadowCollector:
         True when nothing is left; False when the timeout passed or the log is unwritable.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        link = self._link
+        ok = True
+        if link is not None and not link.dead:
+            ok = link.flush(timeout)
+            if link.dead:  # it died meanwhile: its jobs are here now
+                ok = True
+        if self._journal is None:
+            return ok
         while self._queue.unfinished_tasks:
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
-        return self._write_pending()
+        return self._write_pending() and ok
 
     def close(self, timeout: float | None = 30.0) -> bool:
         """Flush, stop the threads and close the log files. Safe to call twice."""
         if self._closed:
             return True
+        link = self._link
+        linked_ok = True
+        if link is not None and not link.dead:
+            linked_ok = link.close(timeout)
+            self._companion_final = dict(link.stats)
+        if self._journal is None:  # the companion did it all
+            self._closed = True
+            self._writer.close()
+            _LIVE.discard(self)
+            left = self._companion_final.get("unfinished_at_exit", 0)
+            return linked_ok and not left
         done = self.flush(timeout)
         self._closed = True
         if not done:
@@ -737,7 +923,7 @@ class ShadowCollector:
             )
             log.warning("%s", self.last_error)
         _LIVE.discard(self)
-        return done and not left
+        return done and not left and linked_ok
 
     def _drain_without_student(self) -> None:
         """At shutdown after the flush timeout: log the queued teacher answers without waiting

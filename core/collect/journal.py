@@ -26,11 +26,13 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult
 from shadowtutor.collect.job import Job
 from shadowtutor.collect.openai_shape import (
@@ -152,6 +154,8 @@ class Journal:
         self._opened_at = 0.0
         self.write_errors = 0
         self.last_error: str | None = None
+        # Called with the jobs of each commit once they are on disk (the companion's ack).
+        self.on_commit: Callable[[list[Job]], None] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="shadow-journal", daemon=True)
         self._thread.start()
@@ -202,11 +206,14 @@ class Journal:
             self.write_errors += 1
             self.last_error = f"journal write to {self.folder} failed: {exc}"
             log.warning("%s", self.last_error)
+            return
+        if jobs and self.on_commit is not None:
+            self.on_commit(jobs)
 
     def _write(self, jobs: list[Job], done: list[str]) -> None:
         if jobs and (self._current < 0 or time.monotonic() - self._opened_at >= ROTATE_S):
             self._rotate()
-        lines = [json.dumps({"j": encode(job)}, default=str) for job in jobs]
+        lines = [fastjson.dumps({"j": encode(job)}, default=str).decode() for job in jobs]
         for job in jobs:
             self._file_of[job.id] = self._current
             self._outstanding[self._current] += 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -38,8 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult, StreamClock, teacher_api_key
 from shadowtutor.collect import metrics
+from shadowtutor.collect import upstream as lean
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -49,6 +52,7 @@ from shadowtutor.collect.openai_shape import (
     sse_body,
 )
 from shadowtutor.collect.path import AsyncRequestPath, timed
+from shadowtutor.collect.upstream import Upstream
 from shadowtutor.config import Settings
 
 DEFAULT_TEACHER = "https://api.openai.com/v1"
@@ -135,14 +139,19 @@ class Proxy(AsyncRequestPath):
         self.teacher_url = (settings.teacher_base_url or DEFAULT_TEACHER).rstrip("/")
         self.api_key = teacher_api_key(settings)
         self.http: httpx.AsyncClient | None = None
+        self.upstream: Upstream | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0), limits=limits)
+        if lean.usable(self.teacher_url):  # the chat calls' lean client
+            self.upstream = lean.Upstream(self.teacher_url)
         try:
             yield
         finally:
+            if self.upstream is not None:
+                await self.upstream.aclose()
             await self.http.aclose()
             await asyncio.to_thread(self.collector.close)
 
@@ -178,7 +187,7 @@ class Proxy(AsyncRequestPath):
         raw = await request.body()
         origin = (request, raw)
         try:
-            body = json.loads(raw)
+            body = fastjson.loads(raw)  # once, for routing and sampling; the bytes go on as sent
             chat = ChatRequest.parse(body)
         except Exception:
             # Not ours to judge: the teacher answers malformed requests as it always would.
@@ -192,18 +201,23 @@ class Proxy(AsyncRequestPath):
 
     # --- the request path's I/O and shapes ------------------------------------------------------
     async def ask_teacher(self, call: Call) -> tuple[httpx.Response, bytes | None]:
-        """The teacher's response: read whole (content), or for a shadowed stream open (None)."""
+        """The teacher's response: read whole (content), or for a stream open (None): its
+        events pass through as they come, teed when shadowed."""
         assert self.http is not None
         request, raw = call.origin
         url = f"{self.teacher_url}/chat/completions"
         headers = _forward_headers(request, self.api_key)
         try:
-            upstream = await self.http.send(
-                self.http.build_request("POST", url, content=raw, headers=headers), stream=True
-            )
+            if self.upstream is not None:
+                upstream: Any = await self.upstream.post("/chat/completions", raw, headers)
+            else:
+                upstream = await self.http.send(
+                    self.http.build_request("POST", url, content=raw, headers=headers),
+                    stream=True,
+                )
         except httpx.HTTPError as exc:
             raise TeacherFailed(_unreachable(self.teacher_url, exc)) from exc
-        if upstream.status_code < 400 and call.shadowed and call.stream:
+        if upstream.status_code < 400 and call.stream:
             return upstream, None
         try:
             content = await upstream.aread()
@@ -216,7 +230,23 @@ class Proxy(AsyncRequestPath):
 
     def teacher_reply(self, call: Call, reply: tuple[httpx.Response, bytes | None]) -> Response:
         upstream, content = reply
+        if content is None:  # an unshadowed stream: straight through, nothing kept
+            return StreamingResponse(
+                self._pass(upstream),
+                status_code=upstream.status_code,
+                headers=_response_headers(upstream),
+            )
         return Response(content, upstream.status_code, _response_headers(upstream))
+
+    async def _pass(self, upstream: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for data in upstream.aiter_raw():
+                yield data
+        except Exception:
+            self.collector.teacher_failed()  # the caller sees the cut connection
+            raise
+        finally:
+            await upstream.aclose()
 
     def teacher_answer(self, reply: tuple[httpx.Response, bytes | None]) -> dict[str, Any]:
         return {"teacher_raw": reply[1]}  # put_nowait: as cheap as scheduling a background task
@@ -326,13 +356,21 @@ def create_app(
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the proxy until interrupted; the collector is flushed on shutdown."""
+    """Run the proxy until interrupted; the collector is flushed on shutdown.
+
+    The shadow work runs in a companion process (forwarding never waits behind it) unless
+    ``SHADOWTUTOR_COMPANION=0`` says otherwise."""
+    import os
+
     import uvicorn
 
+    if os.environ.get("SHADOWTUTOR_COMPANION") is None:
+        settings = dataclasses.replace(settings, companion=True)
     uvicorn.run(
         create_app(settings),
         host=host or settings.proxy_host,
         port=port or settings.proxy_port,
         log_level="warning",
         **UVICORN_OPTIONS,
+        access_log=False,
     )

@@ -35,6 +35,14 @@ def test_lexical_rewards_shared_wording() -> None:
     assert 0 < far < close < 1
 
 
+def test_lexical_reads_a_bounded_prefix_of_each_answer() -> None:
+    cap = similarity.MAX_CHARS
+    head = ("la torta costa quaranta euro " * (cap // 29 + 1))[:cap]
+    # What lies past the bound does not change the score (nor the work done).
+    assert similarity.lexical(head + " zebra" * 50_000, head) == 1.0
+    assert similarity.lexical(head[: cap // 2] + " zebra" * 5_000, head) < 1.0
+
+
 @pytest.mark.parametrize(
     ("u", "v", "expected"),
     [([1, 0], [1, 0], 1.0), ([1, 0], [0, 1], 0.0), ([0, 0], [1, 1], 0.0), ([1, 0], [-1, 0], 0.0)],

@@ -1,0 +1,67 @@
+"""The companion's job frames: what the request path encodes is the job the child decodes,
+with orjson and with the standard-library fallback (core/fastjson.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shadowtutor import fastjson
+from shadowtutor.backends import ChatResult
+from shadowtutor.collect import companion
+from shadowtutor.collect.job import Job
+from shadowtutor.gate import routing
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "stdlib":
+        monkeypatch.setattr(fastjson, "orjson", None)
+    return request.param
+
+
+def test_a_job_crosses_the_pipe_unchanged(encoder: str) -> None:
+    job = Job(
+        messages=[{"role": "user", "content": "Ciao, è aperto? 🍰"}],
+        id="abc",
+        ts=datetime(2026, 12, 2, 6, 0, 0, 123000, tzinfo=UTC),
+        user_hash="u1",
+        conversation_id="c-7",
+        category="business",
+        metadata={"prompt_id": "faq-v3", 3: "non-string key"},
+        route=routing.Route("teacher", 2, 41.5, True),
+        options={"temperature": 0.2, "max_tokens": None},
+        teacher_raw=b'data: {"x": 1}\n\ndata: [DONE]\n\n',
+        teacher_sse=True,
+        teacher_latency_ms=51.2,
+        student_result=ChatResult("llama3", "ollama", "ok", 12.5, 3.0, 4, 1),
+    )
+    data = companion.encode_job(job)
+    got, form = companion.decode_job(memoryview(data)[5:])
+    assert form == "fields" and got.teacher is None
+    assert got.teacher_raw == job.teacher_raw and got.teacher_sse
+    assert got.messages == job.messages and got.ts == job.ts and got.id == "abc"
+    assert got.conversation_id == job.conversation_id  # pseudonymised once, not twice
+    assert got.route == job.route and got.student_result == job.student_result
+    assert got.metadata == {"prompt_id": "faq-v3", "3": "non-string key"}
+    assert got.options == job.options and got.teacher_latency_ms == 51.2
+
+
+def test_a_response_object_becomes_answer_fields_and_a_closure_stays(encoder: str) -> None:
+    completion = {
+        "model": "gpt-4o-mini",
+        "choices": [{"message": {"content": "Ciao!"}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2},
+    }
+    got, form = companion.decode_job(
+        memoryview(companion.encode_job(Job(messages=[], id="1", teacher_obj=completion)))[5:]
+    )
+    assert form == "obj" and got.teacher == {
+        "model": "gpt-4o-mini",
+        "response": "Ciao!",
+        "prompt_tokens": 5,
+        "completion_tokens": 2,
+    }
+    with pytest.raises(ValueError, match="background teacher call"):
+        companion.encode_job(Job(messages=[], teacher_call=lambda: None))  # type: ignore[arg-type,return-value]
