@@ -8,10 +8,11 @@ It runs wherever the collector processes a job (a worker thread today), never on
 path.
 
 The students come from :func:`shadowtutor.students.registry.active_specs`, read again at most
-every ``refresh_s`` seconds; when the database cannot be read the last list is kept (at first:
-the default student of the settings). While no student is registered the one lane is the
-default student, using the collector's own backend and breaker, exactly as before students
-were data.
+every ``refresh_s`` seconds by a background thread with routing's short database timeouts
+(a worker never waits on a hung database); when the database cannot be read the last list
+is kept (at first: the default student of the settings). While no student is registered the
+one lane is the default student, using the collector's own backend and breaker, exactly as
+before students were data.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shadowtutor.students.registry import DEFAULT, StudentSpec, active_specs, de
 
 log = logging.getLogger("shadowtutor.students")
 
+FIRST_READ_WAIT_S = 3.0  # a worker's first job waits at most this for the registry
 SHARE_SALT = "student-share"  # per student: who one student sees does not follow another's
 
 
@@ -80,19 +82,44 @@ class Fanout:
         self._lanes: list[Lane] = [self._default]
         self._read_at = float("-inf")
         self._lock = threading.Lock()
+        self._refreshing = False
+        self._first_read = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self.last_error: str | None = None
 
     # --- the lanes --------------------------------------------------------------------------
     def lanes(self) -> list[Lane]:
-        """The current lanes (re-read from the registry at most every ``refresh_s``)."""
-        if self._fixed or time.monotonic() - self._read_at < self.refresh_s:
+        """The current lanes, re-read from the registry at most every ``refresh_s`` by a
+        background thread: a caller never waits on the database, except a worker's first
+        call, which waits up to ``FIRST_READ_WAIT_S`` for the first read (so the first jobs
+        already go to every registered student); a hung or locked database then only
+        means the lanes last read (at first: the default student)."""
+        if self._fixed:
             return self._lanes
-        with self._lock:
-            if time.monotonic() - self._read_at >= self.refresh_s:
-                self._lanes = self._build(self._read_specs())
-                self._read_at = time.monotonic()
+        if time.monotonic() - self._read_at >= self.refresh_s:
+            self._refresh_in_background()
+            if not self._first_read.is_set():
+                self._first_read.wait(FIRST_READ_WAIT_S)
         return self._lanes
+
+    def _refresh_in_background(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(target=self._refresh, name="shadow-students", daemon=True).start()
+
+    def _refresh(self) -> None:
+        try:
+            lanes = self._build(self._read_specs())
+            with self._lock:
+                self._lanes = lanes
+        except Exception as exc:  # never let a refresh take the lanes down
+            self.last_error = f"student registry: {exc}"
+        finally:
+            self._read_at = time.monotonic()
+            self._refreshing = False
+            self._first_read.set()
 
     def names(self) -> list[str]:
         """The students of the lanes as last read (no refresh)."""
@@ -102,8 +129,11 @@ class Fanout:
         url = self.settings.db_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             return None  # no database yet: connecting would create an empty file
-        try:
-            return active_specs(self.settings, live=True)
+        from shadowtutor import db
+
+        try:  # with routing's short timeouts: a hung database gives up, it does not hang
+            with db.session_scope(url, timeout_s=routing.READ_TIMEOUT_S) as session:
+                return active_specs(self.settings, session=session, live=True)
         except Exception as exc:  # an unreadable registry keeps the students we had
             self.last_error = f"student registry: {exc}"
             return None
