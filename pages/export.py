@@ -48,6 +48,10 @@ agreement = c1.selectbox(
 min_score = c2.number_input("Min. student score", 1.0, 5.0, value=None, step=0.5)
 required = c3.multiselect("Tags required", choices["tags"])
 excluded = c4.multiselect("Tags excluded", choices["tags"])
+if len(choices["students"]) > 1:  # several students: whose reviewed answers to export
+    students = st.multiselect("Students", choices["students"], help="Empty: every student.")
+else:
+    students = []
 
 with st.expander("Output options"):
     o1, o2, o3 = st.columns(3)
@@ -68,7 +72,7 @@ try:
         date_from=days[0] if days else None, date_to=days[-1] if days else None,
         languages=languages, categories=categories, sources=sources,
         min_student_score=min_score, tags_required=required, tags_excluded=excluded,
-        agreement=agreement,
+        agreement=agreement, students=tuple(students),
     )  # fmt: skip
     options = export.ExportOptions(
         formats=tuple(formats), split=export.parse_split(split), scrub_pii=scrub,

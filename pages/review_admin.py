@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from shadowtutor import db
+from shadowtutor import db, students
 from shadowtutor.app import auth, deps, tag_editor
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import analytics
@@ -17,6 +17,14 @@ from shadowtutor.review import queue as review
 user = auth.guard("review-queue")
 settings = deps.settings()
 url = settings.db_url
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def student_names(db_url: str) -> list[str]:
+    """The registered students (retired ones too: their pairs are still in the log)."""
+    with db.session_scope(db_url) as s:
+        return [r.name for r in students.list_students(session=s, include_retired=True)]
+
 
 st.title("Review queue")
 st.subheader("Fill the queue", divider="gray")
@@ -37,7 +45,12 @@ with st.form("fill", enter_to_submit=False):
     source = c5.selectbox("Source", ["any", *sampling.SOURCES])
     language = c6.text_input("Language (empty: any)")
     category = c7.text_input("Category (empty: any)")
-    seed = st.number_input("Seed (same seed, same sample)", min_value=0, value=0)
+    names = student_names(url)
+    c8, c9 = st.columns([1, 3])
+    student = c8.selectbox(
+        "Student", ["any", *names], help="Sample one student's answers (any: every student)."
+    )
+    seed = c9.number_input("Seed (same seed, same sample)", min_value=0, value=0)
     go = st.form_submit_button("Add to queue", type="primary")
 
 if go:
@@ -48,6 +61,7 @@ if go:
         source=None if source == "any" else source,
         language=language.strip() or None,
         category=category.strip() or None,
+        student=None if student == "any" else student,
     )
     try:
         with db.session_scope(url) as s:

@@ -291,10 +291,12 @@ def count_matching(*, session: Session, filters: ExportFilters) -> int:
 
 
 def filter_choices(*, session: Session) -> dict[str, list[str]]:
-    """Values to offer in the filter widgets: languages, categories, sources, tags."""
+    """Values to offer in the filter widgets: languages, categories, sources, students,
+    tags."""
     langs = session.exec(select(ReviewItem.language).distinct())
     cats = session.exec(select(ReviewItem.category).distinct())
     sources = session.exec(select(ReviewItem.snapshot["source"].as_string()).distinct())
+    students = session.exec(select(ReviewItem.snapshot["student_name"].as_string()).distinct())
     tags = set(session.exec(select(Tag.name)))
     for used in session.exec(select(Review.tags).where(Review.is_current)):
         tags.update(str(t) for t in used or [])
@@ -302,6 +304,7 @@ def filter_choices(*, session: Session) -> dict[str, list[str]]:
         "languages": sorted(v for v in langs if v),
         "categories": sorted(v for v in cats if v),
         "sources": sorted(v for v in sources if v),
+        "students": sorted({v or DEFAULT_STUDENT for v in students}),
         "tags": sorted(tags),
     }
 

@@ -82,3 +82,42 @@ def test_dashboards_pick_one_student(demo_settings: Settings) -> None:
     assert box.options[1:] == ["llama", "qwen", "qwen-v2"]
     box.select("qwen-v2").run()
     assert not at.exception, at.exception
+
+
+def test_admin_fills_the_review_queue_with_one_students_answers(demo_settings: Settings) -> None:
+    from sqlmodel import select
+
+    from shadowtutor.tables import ReviewItem
+
+    with db.session_scope(demo_settings.db_url) as s:
+        before = {i.id for i in s.exec(select(ReviewItem)).all()}
+    at = page_as("pages/review_admin.py", demo_settings.db_url, "admin").run()
+    assert not at.exception, at.exception
+    student = next(b for b in at.selectbox if b.label == "Student")
+    assert {"llama", "qwen", "qwen-v2"} <= set(student.options)
+    student.set_value("qwen-v2")
+    at.number_input[0].set_value(15)
+    at = at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "Added 15 pairs" in at.success[0].value
+    with db.session_scope(demo_settings.db_url) as s:
+        added = [i for i in s.exec(select(ReviewItem)).all() if i.id not in before]
+    assert len(added) == 15 and {i.snapshot["student_name"] for i in added} == {"qwen-v2"}
+
+
+def test_export_page_narrows_to_one_student(demo_settings: Settings) -> None:
+    from shadowtutor.export import jobs as export
+
+    at = page_as("pages/export.py", demo_settings.db_url, "admin").run()
+    assert not at.exception, at.exception
+    everyone = int(at.metric[0].value.replace(",", ""))
+    chooser = next(m for m in at.multiselect if m.label == "Students")
+    assert {"llama", "qwen", "qwen-v2"} <= set(chooser.options)
+    at = chooser.select("qwen").run()
+    assert not at.exception, at.exception
+    only = int(at.metric[0].value.replace(",", ""))
+    with db.session_scope(demo_settings.db_url) as s:
+        expected = export.count_matching(
+            session=s, filters=export.ExportFilters(students=("qwen",))
+        )
+    assert 0 < only == expected < everyone
