@@ -92,17 +92,9 @@ def start_proxy(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         env=os.environ | env | {"PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
     )
-    import httpx
+    from shadowtutor.testing.faults import wait_until_up
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the proxy did not start")
+    return wait_until_up(proc, f"http://127.0.0.1:{port}/healthz", what="the proxy")
 
 
 # --- measurements -------------------------------------------------------------------------------
@@ -203,7 +195,6 @@ def ttft_rounds(targets: dict[str, Callable[[], float]], n: int) -> dict[str, li
 
 
 def start_litellm(python: str, teacher: str, port: int) -> subprocess.Popen[bytes]:
-    import httpx
 
     cfg = Path(tempfile.mkdtemp(prefix="litellm-bench-")) / "config.yaml"
     cfg.write_text(
@@ -215,15 +206,10 @@ def start_litellm(python: str, teacher: str, port: int) -> subprocess.Popen[byte
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/liveliness").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("litellm did not start")
+    from shadowtutor.testing.faults import wait_until_up
+
+    url = f"http://127.0.0.1:{port}/health/liveliness"
+    return wait_until_up(proc, url, what="litellm", timeout_s=120, pause=0.5)
 
 
 def row(name: str, lat: dict[str, list[float]], base: str, **extra: str) -> dict[str, str]:

@@ -25,7 +25,6 @@ The loopback teacher and student run in their own process and take fault switche
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import shutil
@@ -316,30 +315,6 @@ def database_hung(servers: Servers, work: Path, n: int) -> dict[str, Any]:
         return wrapper_fault("database hung", servers, work, n, env={"DATABASE_URL": url})
 
 
-class _EnospcWrites:
-    """``os.write`` failing with ENOSPC for files under ``folder`` after ``room`` bytes, until
-    ``grow()`` (used when a tmpfs cannot be mounted)."""
-
-    def __init__(self, folder: Path, room: int):
-        self.folder, self.room, self._write = str(folder), room, os.write
-
-    def __call__(self, fd: int, data: Any) -> int:
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            target = ""
-        if self.room is None or not target.startswith(self.folder):
-            return self._write(fd, data)
-        if self.room <= 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        written = self._write(fd, bytes(data[: self.room]))
-        self.room -= written
-        return written
-
-    def grow(self) -> None:
-        self.room = None
-
-
 def disk_full(servers: Servers, work: Path, n: int) -> dict[str, Any]:
     disk = work / "disk"
     disk.mkdir(parents=True)
@@ -353,7 +328,9 @@ def disk_full(servers: Servers, work: Path, n: int) -> dict[str, Any]:
     )
     fake = None
     if not mounted:
-        fake = _EnospcWrites(disk, 128 * 1024)
+        from shadowtutor.testing.faults import FullDisk
+
+        fake = FullDisk(disk, 128 * 1024)
         os.write = fake  # type: ignore[assignment]
 
     def grow(log_dir: Path) -> None:
@@ -379,7 +356,7 @@ def disk_full(servers: Servers, work: Path, n: int) -> dict[str, Any]:
         return result
     finally:
         if fake is not None:
-            os.write = fake._write  # type: ignore[assignment]
+            os.write = fake.original  # type: ignore[assignment]
         if mounted:
             subprocess.run(["umount", "-l", str(disk)], check=False)
 
@@ -414,7 +391,7 @@ class ProxyProcess:
         self.proc = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        import httpx
+        from shadowtutor.testing.faults import wait_until_up
 
         proc = subprocess.Popen(
             [sys.executable, "-m", "shadowtutor.cli", "proxy", "--port", str(self.port)],
@@ -423,15 +400,8 @@ class ProxyProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
-                    return proc
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        proc.kill()
-        raise SystemExit("the proxy did not start")
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        return wait_until_up(proc, url, what="the proxy", pause=0.05)
 
     def stats(self) -> dict[str, Any]:
         import httpx

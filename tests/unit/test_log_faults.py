@@ -19,6 +19,7 @@ import pytest
 
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
+from shadowtutor.testing.faults import FullDisk
 
 YESTERDAY = datetime(2026, 5, 9, 23, 59, 59, tzinfo=UTC)
 TODAY = date(2026, 5, 10)
@@ -75,30 +76,12 @@ def test_a_day_quarantined_twice_keeps_both_files(tmp_path: Path) -> None:
 # --- 2: a write that fails part way (disk full) is resumed, never repeated ----------------
 
 
-class FullDisk:
-    """``os.write`` for the log folder's files that takes ``room`` more bytes, then fails with
-    ENOSPC (after a short write, as a nearly full filesystem does) until ``grow()``."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, folder: Path, room: int):
-        self.room, self.folder = room, str(folder)
-        self._write = os.write
-        monkeypatch.setattr(os, "write", self)
-
-    def grow(self) -> None:
-        self.room = None
-
-    def __call__(self, fd: int, data: bytes) -> int:
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            target = ""
-        if self.room is None or not target.startswith(self.folder):
-            return self._write(fd, data)
-        if self.room <= 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        n = self._write(fd, bytes(data[: self.room]))
-        self.room -= n
-        return n
+def full_disk(monkeypatch: pytest.MonkeyPatch, folder: Path, room: int) -> FullDisk:
+    """``os.write`` for the log folder's files takes ``room`` more bytes, then fails with
+    ENOSPC until ``grow()``."""
+    disk = FullDisk(folder, room)
+    monkeypatch.setattr(os, "write", disk)
+    return disk
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")
@@ -107,7 +90,7 @@ def test_a_write_failing_part_way_is_resumed_not_repeated(
 ) -> None:
     records = [rec(i) for i in range(200)]
     sizes = [len(logrecord.dumps(r)) + 1 for r in records]
-    disk = FullDisk(monkeypatch, tmp_path, room=sum(sizes[:70]) + sizes[70] // 2)  # line 71
+    disk = full_disk(monkeypatch, tmp_path, room=sum(sizes[:70]) + sizes[70] // 2)  # line 71
     w = logstore.LogWriter(tmp_path)
     with pytest.raises(logstore.LogWriteError) as err:
         w.append_many(records)
@@ -139,7 +122,7 @@ def test_the_collector_retries_a_full_disk_without_doubling_a_line(
         c.flush_interval_s = 3600.0  # the test drives the writes
         batch = [rec(i, ts=datetime(2026, 5, 10, 12, tzinfo=UTC)) for i in range(3000)]
         line = len(logrecord.dumps(batch[0])) + 1
-        disk = FullDisk(monkeypatch, log_dir, room=line * 1000 + 17)
+        disk = full_disk(monkeypatch, log_dir, room=line * 1000 + 17)
         with c._cond:
             c._pending.extend(batch)
         assert c._write_pending() is False
@@ -190,7 +173,7 @@ def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
         with c._cond:
             line = len(logrecord.dumps(c._pending[0])) + 1
         # the records' folder only: the journal beside it keeps working
-        disk = FullDisk(monkeypatch, logstore.jsonl_root(log_dir), room=line * 100 + 17)
+        disk = full_disk(monkeypatch, logstore.jsonl_root(log_dir), room=line * 100 + 17)
         assert c._write_pending() is False
         assert 0 < c.stats()["logged"] < 300
         disk.grow()
