@@ -7,6 +7,7 @@ import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.app import auth, deps
+from shadowtutor.dashboards import display
 from shadowtutor.errors import ShadowTutorError
 
 user = auth.guard("students")
@@ -40,7 +41,8 @@ if table.empty:
     st.info("No student is registered: the SHADOWTUTOR_STUDENT_* settings are the one student.")
     st.text(f"default: {spec.backend} {spec.model} at {spec.base_url}")
 else:
-    st.dataframe(table, hide_index=True, width="stretch")
+    shown = display.formatted(table, {"monthly USD": "{:,.2f}", "version": "{}"})
+    st.dataframe(shown, hide_index=True, width="stretch")
 
 with st.form("add-student", clear_on_submit=True):
     st.subheader("Register a student")

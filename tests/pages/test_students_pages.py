@@ -121,3 +121,12 @@ def test_export_page_narrows_to_one_student(demo_settings: Settings) -> None:
             session=s, filters=export.ExportFilters(students=("qwen",))
         )
     assert 0 < only == expected < everyone
+
+
+def test_students_table_shows_a_dash_not_none(demo_settings: Settings) -> None:
+    from shadowtutor.dashboards import display
+
+    at = page_as("pages/students.py", demo_settings.db_url, "admin").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert display.still_raw(table) == [] and "—" in set(table["monthly USD"])
