@@ -313,8 +313,19 @@ def test_ctrl_c_stops_at_once_writes_what_is_done_and_says_how_to_resume(
     teacher.delay = 1.0  # 40 lines, 2 at once: 20 s to finish
     path = prompts(tmp_path, 40)
     cmd = [sys.executable, "-m", "shadowtutor.cli", "replay", str(path), "--concurrency", "2"]
+
+    def as_from_a_terminal() -> None:
+        # A test runner started in the background (CI, nohup, `cmd &` in a script) has
+        # SIGINT ignored, and a child inherits that: Python then installs no Ctrl-C handler.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen(
-        cmd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         deadline = time.monotonic() + 60
