@@ -53,7 +53,7 @@ from typing import Any
 
 from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult
-from shadowtutor.collect.job import Job
+from shadowtutor.collect.job import Job, wire_fields
 from shadowtutor.collect.openai_shape import teacher_from_chunks, teacher_from_completion
 from shadowtutor.gate import routing
 
@@ -102,28 +102,13 @@ def encode_job(job: Job) -> bytes:
             teacher, form = teacher_from_completion(job.teacher_obj), "obj"
         elif job.teacher_chunks is not None:
             teacher, form = teacher_from_chunks(job.teacher_chunks), "chunks"
-    route = job.route
     result = job.student_result
-    fields = {
-        "id": job.id,
+    fields = wire_fields(job) | {
         "ts": job.ts.timestamp() if job.ts else None,
-        "source": job.source,
-        "messages": job.messages,
-        "user_hash": job.user_hash,
-        "conversation_id": job.conversation_id,
-        "category": job.category,
-        "language": job.language,
-        "category_detected": job.category_detected,
-        "metadata": job.metadata,
-        "route": (route.served_by, route.stage, route.bucket, route.eligible) if route else None,
-        "options": job.options,
         "teacher": teacher,
         "form": form,
         "sse": job.teacher_sse,
-        "teacher_latency_ms": job.teacher_latency_ms,
-        "teacher_ttft_ms": job.teacher_ttft_ms,
         "student_result": dataclasses.astuple(result) if result is not None else None,
-        "student_error": job.student_error,
     }
     body = fastjson.dumps(fields, default=_default)
     raw = job.teacher_raw or b""

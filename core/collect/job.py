@@ -70,6 +70,29 @@ class Job:
         self.conversation_id = pseudonymize_conversation(self.conversation_id)
 
 
+def wire_fields(job: Job) -> dict[str, Any]:
+    """The fields of a job that cross to another process or a restart as they are (JSON-able):
+    the journal and the companion's frame add the time, the teacher's answer and the student's
+    result, each in its own form. The route keeps every field (the serving student too)."""
+    r = job.route
+    return {
+        "id": job.id,
+        "source": job.source,
+        "messages": job.messages,
+        "user_hash": job.user_hash,
+        "conversation_id": job.conversation_id,
+        "category": job.category,
+        "language": job.language,
+        "category_detected": job.category_detected,
+        "metadata": job.metadata,
+        "route": [r.served_by, r.stage, r.bucket, r.eligible, r.student] if r else None,
+        "options": job.options,
+        "teacher_latency_ms": job.teacher_latency_ms,
+        "teacher_ttft_ms": job.teacher_ttft_ms,
+        "student_error": job.student_error,
+    }
+
+
 def as_message(msg: Any) -> dict[str, Any]:
     if isinstance(msg, dict):
         return msg

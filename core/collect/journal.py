@@ -34,7 +34,7 @@ from typing import Any
 
 from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult
-from shadowtutor.collect.job import Job
+from shadowtutor.collect.job import Job, wire_fields
 from shadowtutor.collect.openai_shape import (
     parse_sse,
     sse_done,
@@ -85,25 +85,10 @@ def _teacher_fields(job: Job) -> dict[str, Any] | None:
 
 def encode(job: Job) -> dict[str, Any]:
     """A JSON-able copy of what a job needs to become its record without the student."""
-    route = job.route
-    return {
-        "id": job.id,
+    return wire_fields(job) | {
         "ts": logrecord.format_ts(job.ts) if job.ts else None,
-        "source": job.source,
-        "messages": job.messages,
-        "user_hash": job.user_hash,
-        "conversation_id": job.conversation_id,
-        "category": job.category,
-        "language": job.language,
-        "category_detected": job.category_detected,
-        "metadata": job.metadata,
-        "route": [route.served_by, route.stage, route.bucket, route.eligible] if route else None,
-        "options": job.options,
         "teacher": _teacher_fields(job),
-        "teacher_latency_ms": job.teacher_latency_ms,
-        "teacher_ttft_ms": job.teacher_ttft_ms,
         "student_result": asdict(job.student_result) if job.student_result else None,
-        "student_error": job.student_error,
     }
 
 

@@ -65,3 +65,15 @@ def test_a_response_object_becomes_answer_fields_and_a_closure_stays(encoder: st
     }
     with pytest.raises(ValueError, match="background teacher call"):
         companion.encode_job(Job(messages=[], teacher_call=lambda: None))  # type: ignore[arg-type,return-value]
+
+
+def test_the_serving_student_crosses_the_pipe_and_the_journal() -> None:
+    # Route gained `student` (which registered student serves users); both encodings dropped
+    # it, so a companion or a journal recovery led the fan-out with the wrong student.
+    from shadowtutor.collect import journal
+
+    route = routing.Route("student", 25, 3.5, True, "qwen-v2")
+    job = Job(messages=[{"role": "user", "content": "hi"}], id="s1", route=route)
+    got, _ = companion.decode_job(memoryview(companion.encode_job(job))[5:])
+    assert got.route == route
+    assert journal.decode(journal.encode(job)).route == route
