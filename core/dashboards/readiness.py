@@ -72,12 +72,7 @@ def load(settings: Settings, config: gate.GateConfig, student: str | None = None
         )
     if latest is None:
         now = datetime.now(UTC)
-        window = (
-            gate_data.gather(settings, config, now)
-            if student is None
-            else gate_eval.gather_for(settings, config, now, student)
-        )
-        preview = gate.decide(config, window)
+        preview = gate.decide(config, gate_data.gather(settings, config, now, student))
         view = View(**{**view.__dict__, "preview": preview})
     return view
 

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-
-import duckdb
 
 from shadowtutor import auth, db
 from shadowtutor.config import Settings
 from shadowtutor.gate import decisions, rollout
-from shadowtutor.gate.criteria import Decision, GateConfig, Window, decide
+from shadowtutor.gate.criteria import Decision, GateConfig, decide
 from shadowtutor.gate.evidence import (
     DayAggregates,
     ReviewRow,
@@ -29,7 +26,6 @@ from shadowtutor.gate.evidence import (
     window_bounds,
 )
 from shadowtutor.judge.scores import JudgeRow
-from shadowtutor.log import store as logstore
 
 
 @dataclass(frozen=True)
@@ -52,64 +48,13 @@ def evaluate(
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)
-    window = (
-        gather(settings, config, now)
-        if student is None
-        else gather_for(settings, config, now, student)
-    )
-    decision = decide(config, window)
+    decision = decide(config, gather(settings, config, now, student))
     with db.session_scope(settings.db_url) as session:
         row = decisions.record(
             session=session, decision=decision, actor_id=actor_id, student=student
         )
         back = rollout.apply_decision(session=session, config=config, decision=row)
         return Evaluation(decision, row.id, back.reason if back else None)
-
-
-def student_connection(log_dir: Path, student: str | None) -> duckdb.DuckDBPyConnection:
-    """The gate's log connection with its ``pairs`` view narrowed to one student's records
-    (None: each request's primary record, which in a single-student log is every record), so
-    the evidence queries count one student's answers once per request."""
-    con = connect(log_dir)  # its `pairs`: the primary records; replaced for a named student
-    where = (
-        "is_primary"
-        if student is None
-        else "student_name = '{}'".format(student.replace("'", "''"))
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW pairs AS SELECT * FROM "
-        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE {where}"
-    )
-    return con
-
-
-def gather_for(
-    settings: Settings, config: GateConfig, now: datetime, student: str | None = None
-) -> Window:
-    """:func:`~shadowtutor.gate.evidence.gather` for one student (None: the primary records,
-    see :func:`student_connection`): its pairs, and the human reviews and judge scores of
-    those pairs. Keep in step with ``evidence.gather``."""
-    start, end = window_bounds(config, now)
-    con = student_connection(settings.log_path, student)
-    days = log_days(con, start, end, config)
-    # Reviews and judge scores of other students' pairs are left out (None: none are, as in
-    # evidence.gather; a reviewed pair may have left the log).
-    mine = (
-        None if student is None else {r[0] for r in con.execute("SELECT id FROM pairs").fetchall()}
-    )
-    with db.session_scope(settings.db_url) as session:
-        reviews = [
-            r
-            for r in review_rows(session=session, config=config)
-            if mine is None or r.pair_id in mine
-        ]
-        judged, judge_info = judge_evidence(session=session, config=config)
-    judged = [j for j in judged if mine is None or j.pair_id in mine]
-    window = assemble(
-        days, reviews, start, end, review_start=review_start(config, end), judged=judged
-    )
-    window.judge = judge_info
-    return window
 
 
 # --- replay ------------------------------------------------------------------------------

@@ -42,17 +42,23 @@ def _naive(ts: datetime) -> datetime:
 # --- the log -----------------------------------------------------------------------------
 
 
-def connect(log_dir: Path) -> duckdb.DuckDBPyConnection:
+def connect(log_dir: Path, student: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the ``pairs`` view over the whole log (texts included: the
-    gate needs error messages, which the dashboards' narrow table leaves out), one row per
-    request: its primary record, as the dashboards count (with several students each has its
-    own record; ``shadowtutor.gate.evaluate.student_connection`` narrows to one student)."""
+    gate needs error messages, which the dashboards' narrow table leaves out): one row per
+    request, its primary record, as the dashboards count; with ``student``, that student's
+    records instead (with several students each answer is its own record)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     logstore.create_views(con, log_dir)
+    # A view cannot take a bound parameter: the name goes in as a quoted SQL string.
+    where = (
+        "is_primary"
+        if student is None
+        else "student_name = '{}'".format(student.replace("'", "''"))
+    )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW pairs AS SELECT * FROM "
-        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE is_primary"
+        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE {where}"
     )
     return con
 
@@ -269,13 +275,25 @@ def review_start(config: GateConfig, end: datetime) -> datetime:
     return as_utc(end) - timedelta(days=config.review_window_days)
 
 
-def gather(settings: Settings, config: GateConfig, now: datetime) -> Window:
+def gather(
+    settings: Settings, config: GateConfig, now: datetime, student: str | None = None
+) -> Window:
+    """The gate's evidence at ``now``: the log's pairs in the window (one per request; with
+    ``student``, that student's), and the human reviews and judge scores (with ``student``,
+    only of that student's pairs; without, all of them: a reviewed pair may have left the
+    log)."""
     start, end = window_bounds(config, now)
-    con = connect(settings.log_path)
+    con = connect(settings.log_path, student)
     days = log_days(con, start, end, config)
+    mine = (
+        None if student is None else {r[0] for r in con.execute("SELECT id FROM pairs").fetchall()}
+    )
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
         judged, judge_info = judge_evidence(session=session, config=config)
+    if mine is not None:
+        reviews = [r for r in reviews if r.pair_id in mine]
+        judged = [j for j in judged if j.pair_id in mine]
     window = assemble(
         days, reviews, start, end, review_start=review_start(config, end), judged=judged
     )

@@ -15,7 +15,7 @@ from shadowtutor import db, users
 from shadowtutor.auth import SYSTEM
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, evaluate, rollout, routing
+from shadowtutor.gate import decisions, evaluate, evidence, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.log import record as logrecord
@@ -124,8 +124,8 @@ def test_evidence_for_one_student_counts_its_records_only(tmp_path: Path) -> Non
             + [_pair(i, "bad", False, False) for i in range(30)]
         )
     now = datetime.now(UTC)
-    good = evaluate.gather_for(s, config(), now, "good").categories["greeting"]
-    bad = evaluate.gather_for(s, config(), now, "bad").categories["greeting"]
+    good = evidence.gather(s, config(), now, "good").categories["greeting"]
+    bad = evidence.gather(s, config(), now, "bad").categories["greeting"]
     assert (good.pairs, good.successes) == (30, 30)
     assert (bad.pairs, bad.successes) == (30, 0)
     result = evaluate.evaluate(s, config(), actor_id=SYSTEM, now=now, student="bad")
