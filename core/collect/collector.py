@@ -609,7 +609,7 @@ class ShadowCollector:
         teacher = self._teacher_answer(job, shared)
         teacher_estimated = teacher.pop("_estimated", False)
         route = job.route or routing.Route("teacher", 0, None, None)
-        served = getattr(route, "student", None)
+        served = route.student
         key = sampling_key(job.messages, job.conversation_id, job.user_hash)
         found, lead, taken = self.fanout.answers(
             key, lambda lane: self._student_answer(job, shared, lane), first=served
