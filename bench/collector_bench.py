@@ -261,6 +261,11 @@ def bench_proxies(
             )
             results["teacher"][f"load{conc}"] = load()
             print(f"  proxies c={conc} done, {load()}", flush=True)
+        idle0 = {k: tree_cpu(p.pid) for k, p in procs.items()}
+        time.sleep(10.0)  # nothing sent: what the proxy (and its companion) burn idle
+        idle = {k: (tree_cpu(p.pid) - idle0[k]) / 10.0 * 1000 for k, p in procs.items()}
+        for name in procs:
+            results[name]["idle"] = f"{idle[name]:.1f}"
         streams = ttft_rounds({k: ttft(c) for k, c in clients.items()}, max(50, calls // 3))
         for name in procs:
             d = pct(streams[name], 50) - pct(streams["teacher"], 50)
@@ -281,13 +286,14 @@ def bench_proxies(
         f"teacher alone (c=1 / c=8): {results['teacher']['c1']} / {results['teacher']['c8']}",
         "",
         "| target | +p50 / +p99 c=1 | stream TTFT +p50 | CPU ms/request c=1 (c=8) "
-        "| +p50 / +p99 c=8 |",
-        "|---|---|---|---|---|",
+        "| +p50 / +p99 c=8 | CPU idle ms/s |",
+        "|---|---|---|---|---|---|",
     ]
     for name in procs:
         r = results[name]
         lines.append(
-            f"| {labels[name]} | {r['c1']} | {r['ttft']} | {r['cpu1']} ({r['cpu8']}) | {r['c8']} |"
+            f"| {labels[name]} | {r['c1']} | {r['ttft']} | {r['cpu1']} ({r['cpu8']}) | {r['c8']} "
+            f"| {r['idle']} |"
         )
     lines.append("")
     lines.append(

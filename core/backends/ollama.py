@@ -100,7 +100,7 @@ class OllamaBackend(Backend):
         lines = self._http.stream_lines("/api/chat", fastjson.dumps(body, default=str))
         try:
             for line in lines:
-                part = json.loads(line)
+                part = fastjson.loads(line)
                 if part.get("error"):
                     raise ollama.ResponseError(str(part["error"]))
                 message = part.get("message") or {}

@@ -122,7 +122,7 @@ class OpenAIBackend(Backend):
                 data = line[5:].strip()
                 if data == b"[DONE]":
                     break
-                chunk = json.loads(data)
+                chunk = fastjson.loads(data)
                 if not isinstance(chunk, dict):
                     raise json.JSONDecodeError("not an object", data.decode("utf-8", "replace"), 0)
                 if chunk.get("error"):

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import json
 import logging
 import queue
 import threading
@@ -59,10 +58,6 @@ from shadowtutor.collect.breaker import Breaker
 from shadowtutor.collect.job import Call, Context, Job, answer_from_result, as_message
 from shadowtutor.collect.openai_shape import (
     ChatRequest,
-    parse_sse,
-    sse_done,
-    teacher_from_chunks,
-    teacher_from_completion,
 )
 from shadowtutor.config import Settings
 from shadowtutor.errors import error_text
@@ -150,12 +145,14 @@ class ShadowCollector:
         sample_percent: float | None = None,
         record_breaker_skips: bool = True,
         batch_size: int = 500,
-        flush_interval_s: float = 0.2,
+        flush_interval_s: float = 0.5,  # records gather this long: fewer writer wake-ups
         companion: bool | None = None,
         refresh_routing: bool = True,
+        journal_inline: bool = False,
     ):
         self.settings = settings or Settings.load()
         s = self.settings
+        self._journal_inline = journal_inline  # the companion: its threads are not the app's
         self.student = student or student_backend(s)
         self.log_dir = Path(log_dir) if log_dir else s.log_path
         self.similarity = similarity or get_method(s)
@@ -241,7 +238,9 @@ class ShadowCollector:
             if self._journal is not None:
                 return
             self._journal = journaling.Journal(
-                journaling.journal_dir(self.log_dir), self._writer.token
+                journaling.journal_dir(self.log_dir),
+                self._writer.token,
+                inline=self._journal_inline,
             )
             self._threads = [
                 threading.Thread(target=self._work, name=f"shadow-worker-{i}", daemon=True)
@@ -589,7 +588,8 @@ class ShadowCollector:
                 else:
                     with self._cond:
                         self._pending.extend(records)
-                        if len(self._pending) >= self.batch_size:
+                        n = len(self._pending)  # the first records wake a sleeping writer
+                        if n >= self.batch_size or n == len(records):
                             self._cond.notify()
             except Exception as exc:  # never let one bad job kill a worker
                 self.count("lost")
@@ -695,24 +695,11 @@ class ShadowCollector:
             "ttft_ms": job.teacher_ttft_ms,
         }
         try:
-            if job.teacher is not None:
-                answer.update(job.teacher)
-            elif job.teacher_obj is not None:
-                answer.update(teacher_from_completion(job.teacher_obj))
-            elif job.teacher_chunks is not None:
-                answer.update(teacher_from_chunks(job.teacher_chunks))
-            elif job.teacher_raw is not None:
-                if job.teacher_sse:
-                    answer.update(
-                        teacher_from_chunks(
-                            parse_sse(job.teacher_raw), done=sse_done(job.teacher_raw)
-                        )
-                    )
-                else:
-                    answer.update(teacher_from_completion(json.loads(job.teacher_raw)))
+            given = job.teacher_fields()
+            if given is not None:
+                answer.update(given)
             elif job.teacher_call is not None:
-                result = job.teacher_call()
-                answer.update(answer_from_result(result))
+                answer.update(answer_from_result(job.teacher_call()))
         except Exception as exc:
             answer["error"] = error_text(exc)
             self.count("teacher_errors")
@@ -805,7 +792,9 @@ class ShadowCollector:
     def _write_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait(timeout=self.flush_interval_s)
+                if not (self._pending or self._writer.held or self._closed):
+                    self._cond.wait()  # asleep until records arrive: no idle wake-ups
+                self._cond.wait(timeout=self.flush_interval_s)  # a batch gathers
                 closed = self._closed
             self._write_pending()
             if closed and not self._threads_alive():

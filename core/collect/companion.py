@@ -60,7 +60,7 @@ from shadowtutor.gate import routing
 log = logging.getLogger("shadowtutor.companion")
 
 PIPE_SIZE = 1 << 20  # asked of the kernel; the hand-off never blocks while this holds
-PUSH_S = 0.05  # the child's stats/ack interval
+PUSH_S = 0.25  # the child's stats/ack interval: at most 4 reports a second (each wakes two threads)
 # The child's scheduling priority: background work, so on a busy box the app's requests get
 # the CPU first (a child that falls behind fills its pipe; then jobs are dropped, counted).
 NICE = 10
@@ -251,7 +251,7 @@ class Link:
         while True:
             with self._cond:
                 while not self._backlog and not self.dead and not self._closed_w():
-                    self._cond.wait(0.5)
+                    self._cond.wait(5.0)  # every change notifies; idle, no 2 Hz wake-ups
                 if self.dead or self._closed_w():
                     return
                 data = self._backlog[0]
@@ -476,7 +476,7 @@ class _Child:
         config = fastjson.loads(_read_exact(self.rfd, size - 1) or b"{}")
         settings = Settings(**config.pop("settings"))
         self.collector = c = ShadowCollector(
-            settings, companion=False, refresh_routing=False, **config
+            settings, companion=False, refresh_routing=False, journal_inline=True, **config
         )
         assert c._journal is not None
         c._journal.on_commit = self.on_commit

@@ -24,6 +24,7 @@ from shadowtutor.collect.openai_shape import (  # noqa: F401  (re-exported: read
     parse_sse,
     teacher_from_chunks,
     teacher_from_completion,
+    teacher_from_raw,
 )
 from shadowtutor.errors import error_text  # noqa: F401  (re-exported)
 from shadowtutor.gate import routing
@@ -68,6 +69,20 @@ class Job:
         # The one place a record gets its conversation id: a raw id (an e-mail, a ticket
         # number) is pseudonymised like the user before anything stores it.
         self.conversation_id = pseudonymize_conversation(self.conversation_id)
+
+    def teacher_fields(self) -> dict[str, Any] | None:
+        """The teacher's answer fields from whichever form the job holds (a copy); None
+        while a background teacher call is still to be made. Raises when the answer does
+        not parse (the journal and the record each say so in their own way)."""
+        if self.teacher is not None:
+            return dict(self.teacher)
+        if self.teacher_obj is not None:
+            return teacher_from_completion(self.teacher_obj)
+        if self.teacher_chunks is not None:
+            return teacher_from_chunks(self.teacher_chunks)
+        if self.teacher_raw is not None:
+            return teacher_from_raw(self.teacher_raw, self.teacher_sse)
+        return None
 
 
 def wire_fields(job: Job) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shadowtutor import fastjson
 from shadowtutor.backends import ChatResult
 
 # --- requests -------------------------------------------------------------------------------
@@ -227,5 +228,12 @@ def parse_sse(raw: bytes) -> list[dict[str, Any]]:
         if line.startswith(b"data:"):
             data = line[5:].strip()
             if data and data != b"[DONE]":
-                events.append(json.loads(data))
+                events.append(fastjson.loads(data))
     return events
+
+
+def teacher_from_raw(raw: bytes, sse: bool) -> dict[str, Any]:
+    """Answer fields from a teacher's raw response bytes (the proxy's): JSON, or SSE."""
+    if sse:
+        return teacher_from_chunks(parse_sse(raw), done=sse_done(raw))
+    return teacher_from_completion(fastjson.loads(raw))

@@ -97,7 +97,8 @@ class Upstream:
             reused = conn.used
             try:
                 conn.writer.write(data)
-                status, fields = await asyncio.wait_for(self._head(conn), self.read_timeout)
+                async with asyncio.timeout(self.read_timeout):  # no task per read (wait_for)
+                    status, fields = await self._head(conn)
             except TimeoutError as exc:
                 conn.close()
                 raise httpx.ReadTimeout(str(exc), request=httpx.Request("POST", url)) from exc
@@ -173,25 +174,31 @@ class Response:
         try:
             if self._chunked:
                 while True:
-                    size_line = await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout)
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
-                    if size == 0:
-                        while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                            pass  # trailers
-                        break
-                    chunk = await asyncio.wait_for(reader.readexactly(size + 2), timeout)
+                    async with asyncio.timeout(timeout):
+                        size_line = await reader.readuntil(b"\r\n")
+                        size = int(size_line.split(b";", 1)[0].strip(), 16)
+                        if size == 0:
+                            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                                pass  # trailers
+                            break
+                        chunk = await reader.readexactly(size + 2)
                     yield chunk[:-2]
             elif self._length is not None:
                 left = self._length
                 while left:
-                    chunk = await asyncio.wait_for(reader.read(min(left, READ)), timeout)
+                    async with asyncio.timeout(timeout):
+                        chunk = await reader.read(min(left, READ))
                     if not chunk:
                         raise asyncio.IncompleteReadError(b"", left)
                     left -= len(chunk)
                     yield chunk
             else:  # until the teacher closes
                 self._keep = False
-                while chunk := await asyncio.wait_for(reader.read(READ), timeout):
+                while True:
+                    async with asyncio.timeout(timeout):
+                        chunk = await reader.read(READ)
+                    if not chunk:
+                        break
                     yield chunk
             self._done = True
         except TimeoutError as exc:
@@ -200,7 +207,18 @@ class Response:
             raise self._cut(exc) from exc
 
     async def aread(self) -> bytes:
-        return b"".join([part async for part in self.aiter_raw()])
+        conn = self._conn
+        if self._length is None or conn is None:
+            return b"".join([part async for part in self.aiter_raw()])
+        try:  # a known length (the usual JSON answer): one read, one timeout
+            async with asyncio.timeout(self._pool.read_timeout):
+                body = await conn.reader.readexactly(self._length)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc), request=httpx.Request("POST", self._url)) from exc
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise self._cut(exc) from exc
+        self._done = True
+        return body
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None

@@ -47,3 +47,45 @@ def test_a_close_with_pending_jobs_keeps_them_for_the_next_start(tmp_path: Path)
     entries, torn = journal.pending_entries(path)
     assert sorted(e["id"] for e in entries) == ["id-1", "id-2"] and torn == 0
     assert journal.decode(entries[0]).student_error == journal.NOT_ASKED
+
+
+def test_an_inline_journal_writes_each_job_and_each_done_before_returning(
+    tmp_path: Path,
+) -> None:
+    """The companion's journal: no thread, the caller's add() is on the page cache at once."""
+    acked: list[str] = []
+    j = journal.Journal(tmp_path, "w3", inline=True)
+    j.on_commit = lambda jobs: acked.extend(x.id or "" for x in jobs)
+    assert not j._thread.is_alive()
+    j.add(job(1))
+    [path] = tmp_path.glob("*.jsonl")
+    assert acked == ["id-1"]  # acknowledged only once written
+    assert '"id":"id-1"' in path.read_text()
+    j.done(["id-1"])
+    assert path.read_text().splitlines()[-1] == '{"d":["id-1"]}'
+    assert j.close() == 0 and list(tmp_path.glob("*.jsonl")) == []
+
+
+def test_a_threaded_journal_sleeps_when_idle_and_writes_a_job_within_its_interval(
+    tmp_path: Path,
+) -> None:
+    """No timer while nothing arrives (the 20 ms poll burned an idle proxy's CPU); a job
+    arriving wakes it and is written one interval later, and logged ids ride along."""
+    import time
+
+    j = journal.Journal(tmp_path, "w4", interval_s=0.02)
+    time.sleep(0.1)
+    assert not j._wake.is_set() and list(tmp_path.glob("*.jsonl")) == []
+    j.add(job(1))
+    deadline = time.monotonic() + 5
+    while not list(tmp_path.glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    [path] = tmp_path.glob("*.jsonl")
+    while '"id":"id-1"' not in path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert '"id":"id-1"' in path.read_text()
+    j.done(["id-1"])
+    while '{"d":["id-1"]}' not in path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)  # within DONE_LAG_S without another job
+    assert '{"d":["id-1"]}' in path.read_text()
+    assert j.close() == 0
