@@ -64,8 +64,12 @@ class RequestPath:
             return self.teacher_reply(call, reply)
         if call.stream:
             return self.tee(call, reply, clock)
-        c.hand_off(call, teacher_latency_ms=clock.elapsed_ms(), **self.teacher_answer(reply))
-        return self.teacher_reply(call, reply)
+        latency_ms = clock.elapsed_ms()
+        return self.teacher_reply_then(
+            call,
+            reply,
+            lambda: c.hand_off(call, teacher_latency_ms=latency_ms, **self.teacher_answer(reply)),
+        )
 
     # --- the end of a teed teacher stream (called by the subclasses' tees) ------------------
     def stream_done(
@@ -103,6 +107,13 @@ class RequestPath:
     def teacher_reply(self, call: Call, reply: Any) -> Any:
         """What the caller gets for the teacher's (complete) reply."""
         return reply
+
+    def teacher_reply_then(self, call: Call, reply: Any, hand_off: Callable[[], None]) -> Any:
+        """:meth:`teacher_reply` of a shadowed call, with its ``hand_off``: here at once; the
+        proxy runs it once the answer is sent, so the companion's work never starts while
+        the app still waits for its bytes."""
+        hand_off()
+        return self.teacher_reply(call, reply)
 
     def teacher_answer(self, reply: Any) -> dict[str, Any]:
         """The teacher's complete reply as Job fields (``teacher_obj=``, ``teacher_raw=``)."""
