@@ -523,7 +523,9 @@ class _Child:
 
     def flush(self, req: dict[str, Any]) -> None:
         ok = self.collector.flush(req.get("timeout"))
-        time.sleep(self.collector._journal.interval_s * 2 if self.collector._journal else 0)
+        journal = self.collector._journal
+        if journal is not None and not journal.inline:  # inline: already written
+            time.sleep(journal.interval_s * 2)
         self.reply(self.snapshot(flushed=req["n"], ok=ok))
 
 

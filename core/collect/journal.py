@@ -3,7 +3,8 @@
 The queue between the request path and the workers lives in memory, so a ``kill -9`` (or a
 stop past the flush timeout) would lose every job still in it. The teacher's answer is known
 when the job is queued, so the request path also hands the job to the journal (a deque
-append: nothing on the request thread touches the disk); a background thread writes what
+append: nothing on the request thread touches the disk; in the companion process, whose
+threads are not the app's, ``inline`` writes it at once instead); a background thread writes what
 arrived to ``<log>/journal/<writer>.jsonl`` ``INTERVAL_S`` after the first of them (group
 commit), and later appends the ids whose records reached the log (with the next group, or
 within ``DONE_LAG_S``). A written group is in the kernel's page cache, which outlives the
@@ -186,8 +187,8 @@ class Journal:
     # --- the background thread -------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            # Asleep until a job arrives (or logged ids have waited DONE_LAG_S), then the
-            # group gathers for interval_s and is written with one sync.
+            # Asleep until a job arrives (or logged ids or an unsynced write have waited
+            # DONE_LAG_S), then the group gathers for interval_s and is written at once.
             self._wake.wait(DONE_LAG_S if self._done or self._dirty else None)
             if self._stop.wait(self.interval_s):
                 return  # close() commits what is left

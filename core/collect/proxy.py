@@ -122,6 +122,9 @@ class _OriginHeaders:
         await self.app(scope, receive, send_with_origin)
 
 
+TICK_S = 1.0  # uvicorn's housekeeping tick (see QuietServer)
+
+
 class QuietServer(uvicorn.Server):
     """uvicorn's server with a slower housekeeping tick: its 10 wake-ups a second (for a date
     header the proxy does not send) were half of an idle proxy's CPU. A stop signal is seen
@@ -130,9 +133,6 @@ class QuietServer(uvicorn.Server):
     async def main_loop(self) -> None:
         while not await self.on_tick(0):  # counter 0: the once-a-second work, every tick
             await asyncio.sleep(TICK_S)
-
-
-TICK_S = 1.0
 
 
 class TeacherFailed(Exception):

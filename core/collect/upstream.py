@@ -158,7 +158,10 @@ class Response:
         self._keep = self.headers.get("connection", "").lower() != "close"
         self._done = False
 
-    def _cut(self, exc: BaseException) -> httpx.RemoteProtocolError:
+    def _cut(self, exc: BaseException) -> httpx.HTTPError:
+        """The httpx error for a failed body read: a timeout, else a cut connection."""
+        if isinstance(exc, TimeoutError):
+            return httpx.ReadTimeout(str(exc), request=httpx.Request("POST", self._url))
         return httpx.RemoteProtocolError(
             f"peer closed connection without sending complete message body ({exc!r})",
             request=httpx.Request("POST", self._url),
@@ -201,10 +204,8 @@ class Response:
                         break
                     yield chunk
             self._done = True
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc), request=httpx.Request("POST", self._url)) from exc
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            raise self._cut(exc) from exc
+            raise self._cut(exc) from exc  # TimeoutError is an OSError: a ReadTimeout
 
     async def aread(self) -> bytes:
         conn = self._conn
@@ -213,8 +214,6 @@ class Response:
         try:  # a known length (the usual JSON answer): one read, one timeout
             async with asyncio.timeout(self._pool.read_timeout):
                 body = await conn.reader.readexactly(self._length)
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc), request=httpx.Request("POST", self._url)) from exc
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             raise self._cut(exc) from exc
         self._done = True
