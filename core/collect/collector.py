@@ -145,7 +145,7 @@ class ShadowCollector:
         sample_percent: float | None = None,
         record_breaker_skips: bool = True,
         batch_size: int = 500,
-        flush_interval_s: float = 0.5,  # records gather this long: fewer writer wake-ups
+        flush_interval_s: float = 1.0,  # records gather this long: fewer writer wake-ups
         companion: bool | None = None,
         refresh_routing: bool = True,
         journal_inline: bool = False,
@@ -350,8 +350,8 @@ class ShadowCollector:
 
     def stats(self) -> dict[str, Any]:
         """Counters since start: what was enqueued, dropped, logged, failed, and why; with
-        the companion, its counters added (as of its last report, at most ~50 ms old, exact
-        after :meth:`flush`)."""
+        the companion, its counters added (as of its last report, at most about a second old,
+        exact after :meth:`flush`)."""
         with self._count_lock:
             counts = dict(self._counts)
             unknown = dict(self._unknown)

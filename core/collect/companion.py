@@ -23,8 +23,8 @@ Guarantees, as in-process:
   when its parent process is gone (a watchdog on ``getppid()``, for a pipe end leaked to a
   forked process).
 * **counters**: the child sends its ``stats()`` (and the latencies of the records it wrote,
-  for the metrics' histograms) every ~50 ms and with each flush reply; the parent's
-  ``stats()`` adds them to its own request-path counters.
+  for the metrics' histograms) at most once a second (``PUSH_S``) and with each flush reply;
+  the parent's ``stats()`` adds them to its own request-path counters.
 * **flush / close**: ``flush()`` sends a flush frame behind the jobs and waits for the child's
   answer; ``close()`` ends the pipe, waits for the child to write everything and exit.
 
@@ -60,7 +60,7 @@ from shadowtutor.gate import routing
 log = logging.getLogger("shadowtutor.companion")
 
 PIPE_SIZE = 1 << 20  # asked of the kernel; the hand-off never blocks while this holds
-PUSH_S = 0.25  # the child's stats/ack interval: at most 4 reports a second (each wakes two threads)
+PUSH_S = 1.0  # the child's stats/ack interval: at most 1 report a second (each wakes two threads)
 # The child's scheduling priority: background work, so on a busy box the app's requests get
 # the CPU first (a child that falls behind fills its pipe; then jobs are dropped, counted).
 NICE = 10

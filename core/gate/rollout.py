@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from shadowtutor import auth
@@ -75,6 +76,32 @@ def newest_event(*, session: Session) -> RolloutEvent | None:
 
 def state(*, session: Session) -> RolloutState:
     return state_of(newest_event(session=session))
+
+
+_SERVING = RolloutEvent.__table__.c  # type: ignore[attr-defined]
+_NEWEST_SERVING = (
+    sa.select(_SERVING.id, _SERVING.stage, _SERVING.killed, _SERVING.details)
+    .order_by(_SERVING.id.desc())
+    .limit(1)
+)
+
+
+def serving_state(conn: sa.Connection) -> RolloutState:
+    """What routing needs of the current state (stage, kill, categories, salt, student), read
+    with one Core query on ``conn``: no ORM session and no ``since``. Every process reads it
+    every ``routing.REFRESH_SECONDS``, where the ORM's read cost four times the CPU."""
+    row = conn.execute(_NEWEST_SERVING).first()
+    if row is None:
+        return RolloutState()
+    details = row.details or {}
+    return RolloutState(
+        stage=row.stage,
+        killed=bool(row.killed),
+        categories=tuple(details.get("categories", [])),
+        salt=details.get("salt", DEFAULT_SALT),
+        event_id=row.id,
+        student=details.get("student"),
+    )
 
 
 def current_stage(*, session: Session) -> int:

@@ -122,8 +122,8 @@ def _read(url: str) -> _Snapshot:
         _warn_once(url, "no database yet: run `shadowtutor db upgrade` to create it")
         return _TEACHER_ONLY
     try:
-        with db.session_scope(url, timeout_s=READ_TIMEOUT_S) as session:
-            current = rollout.state(session=session)
+        with db.get_engine(url, READ_TIMEOUT_S).connect() as conn:
+            current = rollout.serving_state(conn)
     except Exception as exc:  # a broken database must never break or slow the app
         try:
             status = db.schema_status(url, timeout_s=READ_TIMEOUT_S)

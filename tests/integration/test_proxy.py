@@ -246,6 +246,27 @@ def test_an_answer_the_proxy_makes_has_one_date_and_server(
         assert names.count("date") == 1 and names.count("server") == 1, (path, names)
 
 
+def test_an_unexpected_error_on_the_chat_path_is_a_500_and_the_proxy_goes_on(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chat endpoint skips Starlette's router and error middleware (a fast path): an
+    error it did not expect still answers 500 with the proxy's date and server, as
+    Starlette's would, and the next request is served."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug on the request path")
+
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MSGS}).encode()
+    monkeypatch.setattr(running.collector, "begin", broken)
+    headers = dict(_raw_headers(running.server.port, "POST", "/v1/chat/completions", body))
+    assert headers["server"] == "shadowtutor-proxy" and "date" in headers
+    via = httpx.post(f"{running.url}/v1/chat/completions", content=body)
+    assert (via.status_code, via.text) == (500, "Internal Server Error")
+    monkeypatch.undo()
+    ok = running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    assert ok.choices[0].message.content == "echo: hello, how are you today"
+
+
 @pytest.mark.parametrize("messages", ["hello", {"role": "user", "content": "hello"}])
 def test_messages_that_are_not_a_list_get_the_teachers_error_unshadowed(
     running: Running, teacher: ModelServer, messages: object
