@@ -69,7 +69,10 @@ def child(index: int, pairs: int, mode: str) -> dict:
         p.record for p in generate_pairs(pairs=pairs, days=DAYS, seed=100 + index, end=_end())
     ]
     for i, rec in enumerate(records):
-        rec["id"] = f"m{index}-{i:08d}"
+        # A new id, and the same as request id: the record stays its request's primary one
+        # (a request id left pointing at the old id made every record a secondary, so the
+        # pages' queries, which count primaries, ran on no rows at all).
+        rec["id"] = rec["request_id"] = f"m{index}-{i:08d}"
     lags: list[float] = []
     # Built: say so, and start writing when the parent says go (all processes at once, none
     # still building its records while another writes).
@@ -215,6 +218,15 @@ def time_queries(log) -> dict:  # noqa: ANN001
     return out
 
 
+def _check_pairs(where: str, timed: dict, rows: int) -> None:
+    """The queries were timed over every pair the log holds, or the run is void."""
+    if timed["pairs"] != rows:
+        raise SystemExit(
+            f"{where}: the pages' queries saw {timed['pairs']:,} pairs of the {rows:,} in the "
+            "log; their timings would not measure that size"
+        )
+
+
 def count_ids(log) -> tuple[int, int]:  # noqa: ANN001
     from shadowtutor.log import store as logstore
 
@@ -261,6 +273,7 @@ def grow(log, target: int, days: int) -> dict:  # noqa: ANN001
                 out = Path(tmp) / f"grow-{k}-{day}.parquet"
                 local.execute(
                     f"COPY (SELECT * REPLACE (id || '~{k}' AS id, "
+                    f"request_id || '~{k}' AS request_id, "
                     f"'{new_day.isoformat()}' || substr(CAST(ts AS VARCHAR), 11) AS ts) "
                     f"FROM read_parquet('{seed}') WHERE left(CAST(ts AS VARCHAR), 10) = '{day}' "
                     f"ORDER BY ts) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
@@ -392,10 +405,12 @@ def run(args: argparse.Namespace) -> dict:
             result["grow"] = grow(log, args.grow_to, args.days)
             result["bucket_grown"] = count_ids(log)
         result["bucket"] = time_queries(log)
+        _check_pairs("bucket", result["bucket"], (result.get("bucket_grown") or (total,))[0])
         if args.folder:
             if args.folder_grow_to:
                 result["folder_grow"] = grow(folder, args.folder_grow_to, args.days)
             result["folder"] = time_queries(folder)
+            _check_pairs("folder", result["folder"], count_ids(folder)[0])
         result["load_after"] = os.getloadavg()
     finally:
         if server is not None:
