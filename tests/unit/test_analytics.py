@@ -98,6 +98,9 @@ def test_similarity(con) -> None:
     by_day = quality.similarity_by_day(con, ALL, "lexical", 0.6)
     assert by_day["mean"].tolist() == pytest.approx([0.7, 0.7])
     assert by_day["share_above"].tolist() == pytest.approx([0.5, 1.0])
+    # day 1 scores 0.5 and 0.9: P10 = 0.5 + 0.1 x 0.4; day 2 one score 0.7
+    assert by_day["p10"].tolist() == pytest.approx([0.54, 0.7])
+    assert by_day["median"].tolist() == pytest.approx([0.7, 0.7])
     by_lang = quality.similarity_by(con, ALL, "lexical", "language", 0.6)
     assert by_lang.set_index("value")["mean"].to_dict() == pytest.approx({"en": 0.8, "de": 0.5})
     assert quality.similarity_histogram(con, ALL, "openai").empty
