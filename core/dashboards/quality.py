@@ -203,15 +203,17 @@ def side_by_side(
             AS sq,
           avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
             FILTER (WHERE student_outcome IS NOT NULL) AS s_err,
-          avg(similarity) FILTER (WHERE similarity_method = $method) AS sim,
-          count(DISTINCT lts::DATE) AS days
+          avg(similarity) FILTER (WHERE similarity_method = $method) AS sim
         FROM facts WHERE {WHERE})
         """,
         f,
         method=method,
     ).iloc[0]
     scores = scores or ReviewScores(None, None, 0)
-    s_cost = float(row["s_cost"]) + flat_monthly_usd * int(row["days"]) / DAYS_PER_MONTH
+    # The days in a query of their own: a DISTINCT aggregate beside the percentiles makes
+    # DuckDB run the whole scan another way, 50 % slower at 10M rows (1.2-1.3 s vs 0.8).
+    days = query(con, f"SELECT count(DISTINCT lts::DATE) AS days FROM facts WHERE {WHERE}", f)
+    s_cost = float(row["s_cost"]) + flat_monthly_usd * int(days["days"].iloc[0]) / DAYS_PER_MONTH
 
     def per_1k(cost: float, requests: int) -> float | None:
         return cost / requests * 1000 if requests else None
