@@ -360,13 +360,12 @@ def run(args: argparse.Namespace) -> dict:
         result["wall_s_incl_build_and_drain"] = wall
         # Total ingestion: all records over the wall time from the first start to the last
         # end of a write phase (they start together, after all have built their records).
-        span = max(c["ended"] for c in children) - min(c["started"] for c in children)
+        first = min(c["started"] for c in children)
+        span = max(c["ended"] for c in children) - first
         result["write_span_s"] = span
         result["total_records_per_s"] = total / span
         # ... and until the last part is in the bucket (each writer's close uploads its rest)
-        landed = max(c["ended"] + c["drain_s"] for c in children) - min(
-            c["started"] for c in children
-        )
+        landed = max(c["ended"] + c["drain_s"] for c in children) - first
         result["total_records_per_s_landed"] = total / landed
         result["load_during"] = os.getloadavg()
 
@@ -405,7 +404,8 @@ def run(args: argparse.Namespace) -> dict:
             result["grow"] = grow(log, args.grow_to, args.days)
             result["bucket_grown"] = count_ids(log)
         result["bucket"] = time_queries(log)
-        _check_pairs("bucket", result["bucket"], (result.get("bucket_grown") or (total,))[0])
+        in_bucket = result["bucket_grown" if args.grow_to else "bucket_after_compact"]
+        _check_pairs("bucket", result["bucket"], in_bucket[0])
         if args.folder:
             if args.folder_grow_to:
                 result["folder_grow"] = grow(folder, args.folder_grow_to, args.days)

@@ -13,8 +13,8 @@ the app's requests for the GIL.
 
 Guarantees, as in-process:
 
-* **journal**: the child journals every job it reads (``<log>/journal``, group commit every
-  ~20 ms) and reports back how many are on disk; the parent keeps each frame until then. A
+* **journal**: the child journals every job it reads (``<log>/journal``, written inline as
+  it reads) and reports back how many are on disk; the parent keeps each frame until then. A
   ``kill -9`` of the app loses nothing already written to the pipe: the child drains it to EOF,
   logs it and exits. A crash of the child makes the parent start its in-process workers
   (``stats()["companion_failures"]``, ``last_error`` says why), recover the child's journal
@@ -522,10 +522,8 @@ class _Child:
         self.collector.submit(job, block=True)
 
     def flush(self, req: dict[str, Any]) -> None:
+        # The child's journal writes inline: once flushed, its lines are already written.
         ok = self.collector.flush(req.get("timeout"))
-        journal = self.collector._journal
-        if journal is not None and not journal.inline:  # inline: already written
-            time.sleep(journal.interval_s * 2)
         self.reply(self.snapshot(flushed=req["n"], ok=ok))
 
 

@@ -51,21 +51,31 @@ class RolloutState:
         return 0 if self.killed else self.stage
 
 
+def _state(stage: int, killed: bool, details: dict[str, Any], **more: Any) -> RolloutState:
+    """A rollout event's state: its stage and kill, the rest from its ``details``."""
+    return RolloutState(
+        stage=stage,
+        killed=bool(killed),
+        categories=tuple(details.get("categories", [])),
+        salt=details.get("salt", DEFAULT_SALT),
+        student=details.get("student"),
+        **more,
+    )
+
+
 def state_of(event: RolloutEvent | None) -> RolloutState:
     if event is None:
         return RolloutState()
     details = event.details or {}
     since = details.get("stage_since")
-    return RolloutState(
-        stage=event.stage,
-        killed=event.killed,
-        categories=tuple(details.get("categories", [])),
-        salt=details.get("salt", DEFAULT_SALT),
+    return _state(
+        event.stage,
+        event.killed,
+        details,
         since=datetime.fromisoformat(since) if since else as_utc(event.created_at),
         event_id=event.id,
         action=event.action,
         decision_id=event.decision_id,
-        student=details.get("student"),
     )
 
 
@@ -93,15 +103,7 @@ def serving_state(conn: sa.Connection) -> RolloutState:
     row = conn.execute(_NEWEST_SERVING).first()
     if row is None:
         return RolloutState()
-    details = row.details or {}
-    return RolloutState(
-        stage=row.stage,
-        killed=bool(row.killed),
-        categories=tuple(details.get("categories", [])),
-        salt=details.get("salt", DEFAULT_SALT),
-        event_id=row.id,
-        student=details.get("student"),
-    )
+    return _state(row.stage, row.killed, row.details or {}, event_id=row.id)
 
 
 def current_stage(*, session: Session) -> int:
