@@ -17,6 +17,7 @@ import pandas as pd
 
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.analytics import WHERE, Filters, query
+from shadowtutor.log.location import JSONL_SUFFIXES
 from shadowtutor.pricing import PriceTable
 
 # The dimensions spend can be broken down by: a fixed map, so no column name comes from input.
@@ -150,7 +151,7 @@ def _read_prompts(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[str,
     ids = df["id"].tolist()
     out: dict[str, str] = {}
     files = {f for f in df["_file"] if isinstance(f, str)}
-    jsonl = sorted(f for f in files if f.endswith(".jsonl"))
+    jsonl = sorted(f for f in files if f.endswith(JSONL_SUFFIXES))
     parquet = sorted(f for f in files if f.endswith(".parquet"))
     readers = []
     if jsonl:

@@ -28,7 +28,7 @@ import pandas as pd
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
-from shadowtutor.log.location import FolderLocation, LogDir, location
+from shadowtutor.log.location import JSONL_SUFFIXES, FolderLocation, LogDir, location
 
 NONE_LABEL = "(none)"
 
@@ -168,32 +168,43 @@ class _Store:
         self.loc.prepare(self.db)
         self.db.execute(_FACTS_DDL)
         self.signatures: dict[str, tuple[int, int]] = {}
+        # The files of the last listing (JSONL, Parquet): the views over the whole log are
+        # built from it, so a page view lists the log once.
+        self.listing: tuple[list[Any], list[Any]] = ([], [])
         self.lock = threading.Lock()
 
     def _current(self) -> dict[str, tuple[int, int]]:
         if not isinstance(self.loc, FolderLocation):  # a bucket: one listing per kind
-            return {
-                self.loc.url(e.path): (e.size, e.mtime_ns)
-                for kind, suffix in (("jsonl", ".jsonl"), ("parquet", ".parquet"))
-                for e in self.loc.entries(kind, suffix)
-            }
+            jsonl = self.loc.entries("jsonl", JSONL_SUFFIXES)
+            parquet = self.loc.entries("parquet", ".parquet")
+            self.listing = ([e.path for e in jsonl], [e.path for e in parquet])
+            return {self.loc.url(e.path): (e.size, e.mtime_ns) for e in jsonl + parquet}
         out = {}
-        files = logstore.jsonl_files(self.log_dir) + logstore.parquet_files(self.log_dir)
-        for path in files:
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # removed by a concurrent compaction
-                continue
-            out[str(path)] = (st.st_size, st.st_mtime_ns)
+        listing: tuple[list[Any], list[Any]] = ([], [])
+        for files, found in zip(
+            listing,
+            (logstore.jsonl_files(self.log_dir), logstore.parquet_files(self.log_dir)),
+            strict=True,
+        ):
+            for path in found:
+                try:
+                    st = path.stat()
+                except FileNotFoundError:  # removed by a concurrent compaction
+                    continue
+                out[str(path)] = (st.st_size, st.st_mtime_ns)
+                files.append(path)
+        self.listing = listing
         return out
 
-    def refresh(self) -> None:
+    def refresh(self) -> tuple[list[Any], list[Any]]:
+        """Bring ``facts`` up to date with the log; the listing it was built from."""
         with self.lock:
             current = self._current()
+            listing = self.listing
             stale = [f for f, sig in self.signatures.items() if current.get(f) != sig]
             fresh = [f for f, sig in current.items() if self.signatures.get(f) != sig]
             if not stale and not fresh:
-                return
+                return listing
             con = self.db.cursor()
             con.execute("BEGIN")
             try:
@@ -211,6 +222,7 @@ class _Store:
                 con.execute("ROLLBACK")
                 raise
             self.signatures = current
+            return listing
 
     def _apply(
         self,
@@ -224,7 +236,7 @@ class _Store:
             con.execute(f"DELETE FROM facts WHERE {_ROWS_OF_FILES}", params)
             con.execute("DELETE FROM log_files WHERE list_contains($files, path)", params)
         local = _LOCAL_UTC if self.tz == "UTC" else _LOCAL_TZ
-        jsonl = [f for f in fresh if f.endswith(".jsonl")]
+        jsonl = [f for f in fresh if f.endswith(JSONL_SUFFIXES)]
         parquet = [f for f in fresh if f.endswith(".parquet")]
         for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
             if files:
@@ -275,9 +287,9 @@ def connect(log_dir: LogDir, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
     and the ``pairs`` / ``raw_pairs`` views over the whole log (for queries needing texts)."""
     zone(tz)
     store = _store(log_dir, tz)
-    store.refresh()
+    listing = store.refresh()
     con = store.db.cursor()
-    logstore.create_views(con, log_dir)
+    logstore.create_views(con, log_dir, listing)
     return con
 
 

@@ -14,8 +14,14 @@ download that is not always possible, so DuckDB reads the bucket through the sam
 client, registered as a filesystem (``fsspec``'s wrapper around a pyarrow filesystem): every
 SQL text stays the same for a folder and a bucket, only the paths differ.
 
-Paths of files in a bucket are ``PurePosixPath("bucket/prefix/jsonl/date=.../x.jsonl")``;
+Paths of files in a bucket are ``PurePosixPath("bucket/prefix/jsonl/date=.../x.jsonl.zst")``;
 :meth:`S3Location.url` turns one into the URL DuckDB opens.
+
+A bucket's JSONL parts are uploaded zstd-compressed (``.jsonl.zst``, about 18 times smaller
+on real records): the object store then stores, and later serves, a fraction of the bytes, and
+it is the store's CPU per byte, not the writer's, that limits sustained ingestion when both
+share cores. Every reader takes ``.jsonl`` and ``.jsonl.zst`` alike, in a folder or a bucket
+(DuckDB decompresses by the name; :meth:`read_bytes` does for Python readers).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from typing import Any, Union
 from shadowtutor.errors import ShadowTutorError
 
 S3_SCHEME = "s3://"
+COMPRESSED = ".zst"  # a zstd-compressed part
+JSONL_SUFFIXES = (".jsonl", ".jsonl" + COMPRESSED)  # the JSONL parts, plain or compressed
 
 
 class LogStorageError(ShadowTutorError, RuntimeError):
@@ -44,6 +52,40 @@ class Entry:
     path: Any  # Path (folder) or PurePosixPath (bucket)
     size: int
     mtime_ns: int
+
+
+def is_compressed(path: Any) -> bool:
+    return str(path).endswith(COMPRESSED)
+
+
+def compress(data: bytes) -> bytes:
+    """zstd (level 3, one frame): what ``zstd``/``zstdcat`` and DuckDB read."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as out:
+        out.write(data)
+    return sink.getvalue().to_pybytes()
+
+
+def decompress(data: bytes, path: Any) -> bytes:
+    import pyarrow as pa
+
+    try:
+        return pa.input_stream(pa.py_buffer(data), compression="zstd").read()
+    except (OSError, pa.ArrowException) as exc:
+        raise CorruptPartError(
+            f"{path}: the compressed part cannot be read ({str(exc).splitlines()[0][:200]}); "
+            "it is truncated or corrupt: restore it, or move it out of the log"
+        ) from None
+
+
+class CorruptPartError(ShadowTutorError, ValueError):
+    """A compressed part whose bytes do not decompress."""
+
+
+def _suffixes(suffix: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (suffix,) if isinstance(suffix, str) else tuple(suffix)
 
 
 def is_s3(value: Any) -> bool:
@@ -84,11 +126,14 @@ class FolderLocation:
         root = self.root / kind
         return sorted(root.glob("date=*")) if root.exists() else []
 
-    def files(self, kind: str, suffix: str) -> list[Path]:
+    def files(self, kind: str, suffix: str | tuple[str, ...]) -> list[Path]:
         root = self.root / kind
-        return sorted(root.glob(f"date=*/*{suffix}")) if root.exists() else []
+        if not root.exists():
+            return []
+        ends = _suffixes(suffix)
+        return sorted(p for p in root.glob("date=*/*") if p.name.endswith(ends))
 
-    def entries(self, kind: str, suffix: str) -> list[Entry]:
+    def entries(self, kind: str, suffix: str | tuple[str, ...]) -> list[Entry]:
         out = []
         for path in self.files(kind, suffix):
             try:
@@ -102,8 +147,10 @@ class FolderLocation:
         return str(path)
 
     def read_bytes(self, path: Any) -> bytes:
+        """A file's bytes (decompressed for a ``.zst`` part)."""
         with open(path, "rb") as fh:
-            return fh.read()
+            data = fh.read()
+        return decompress(data, path) if is_compressed(path) else data
 
     def exists(self, path: Any) -> bool:
         return Path(path).exists()
@@ -168,6 +215,10 @@ class S3Location:
         self._fs: Any = None
         self._fs_lock = threading.Lock()
         self._bucket_seen = False
+        # The files of the last listing of each kind: DuckDB asks for every file it is given
+        # whether it exists (a HEAD request each, 0.4 s for 200 Parquet parts on every page
+        # view); a file just listed is answered from here (see _duckdb_filesystem).
+        self._listed: dict[str, frozenset[str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, url: str | None = None) -> S3Location:
@@ -299,12 +350,13 @@ class S3Location:
             self._bucket_seen = True
         return found
 
-    def entries(self, kind: str, suffix: str) -> list[Entry]:
+    def entries(self, kind: str, suffix: str | tuple[str, ...]) -> list[Entry]:
         from pyarrow import fs as pafs
 
         out = []
+        ends = _suffixes(suffix)
         for info in self._list(self.sub(kind)):
-            if info.type != pafs.FileType.File or not info.path.endswith(suffix):
+            if info.type != pafs.FileType.File or not info.path.endswith(ends):
                 continue
             path = PurePosixPath(info.path)
             if not path.parent.name.startswith("date="):
@@ -312,20 +364,30 @@ class S3Location:
             mtime = info.mtime_ns or 0
             out.append(Entry(path, int(info.size or 0), int(mtime)))
         out.sort(key=lambda e: str(e.path))
+        self._listed[f"{kind}|{ends}"] = frozenset(str(e.path) for e in out)
         return out
 
-    def files(self, kind: str, suffix: str) -> list[PurePosixPath]:
+    def listed(self, path: str) -> bool:
+        """Whether ``path`` was in the last listing of its kind (a file a reader was just
+        given; one removed since fails when it is read, as it would have anyway)."""
+        return any(path in files for files in list(self._listed.values()))
+
+    def files(self, kind: str, suffix: str | tuple[str, ...]) -> list[PurePosixPath]:
         return [e.path for e in self.entries(kind, suffix)]
 
     def url(self, path: Any) -> str:
         return f"{self.protocol}://{path}"
 
     def read_bytes(self, path: Any) -> bytes:
+        """An object's bytes (decompressed for a ``.zst`` part)."""
+
         def read() -> bytes:
-            with self.fs.open_input_stream(str(path)) as fh:
+            # compression=None: pyarrow would otherwise pick a codec from the name itself
+            with self.fs.open_input_stream(str(path), compression=None) as fh:
                 return fh.read()
 
-        return self._call(read)
+        data = self._call(read)
+        return decompress(data, path) if is_compressed(path) else data
 
     def exists(self, path: Any) -> bool:
         from pyarrow import fs as pafs
@@ -346,13 +408,15 @@ class S3Location:
         self._call(self.fs.copy_file, str(src), str(dst))
         self._call(self.fs.delete_file, str(src))
 
-    def upload(self, local: Path, dst: Any) -> int:
-        """Put a local file at ``dst`` (one PUT: the object appears whole or not at all) and
-        return the size the bucket reports for it."""
+    def upload(self, local: Path, dst: Any, *, compressed: bool = False) -> int:
+        """Put a local file at ``dst`` (one PUT: the object appears whole or not at all),
+        zstd-compressed first when ``compressed``, and return the size the bucket reports."""
         data = Path(local).read_bytes()
+        if compressed:
+            data = compress(data)
 
         def put() -> None:
-            with self.fs.open_output_stream(str(dst)) as out:
+            with self.fs.open_output_stream(str(dst), compression=None) as out:
                 out.write(data)
 
         self._call(put)
@@ -422,7 +486,17 @@ def _duckdb_filesystem(loc: S3Location) -> Any:
             path = str(path)
             return path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
 
+        def exists(self, path: Any, **kwargs: Any) -> bool:
+            return loc.listed(self._strip_protocol(path)) or super().exists(path, **kwargs)
+
         def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+            if mode == "rb" and is_compressed(path):
+                # DuckDB reads a compressed file as one stream, each read going on where the
+                # last stopped, from whichever of its threads holds the stream (it may seek
+                # on one and read on the next): one shared position, pyarrow's own file.
+                # Per-thread positions here made later reads start again from the top: rows
+                # came back thousands of times, or "Data corruption detected".
+                return self.fs.open_input_file(path)
             if mode == "rb":
                 return _PositionalFile(self.fs.open_input_file(path), path)
             return super()._open(path, mode, *args, **kwargs)
@@ -431,7 +505,8 @@ def _duckdb_filesystem(loc: S3Location) -> Any:
 
 
 class _PositionalFile(io.RawIOBase):
-    """A read-only remote file whose position is per thread.
+    """A read-only remote file whose position is per thread (for files DuckDB reads in
+    ranges: Parquet and plain JSONL; a compressed part is one stream, see ``_open``).
 
     DuckDB reads one file from several threads through a Python filesystem as ``seek`` then
     ``read`` on one shared handle; with a shared position two threads interleave and read each

@@ -13,8 +13,10 @@ belong.
 The log can also live in a bucket (``SHADOWTUTOR_LOG_DIR=s3://bucket/prefix``, see
 :mod:`shadowtutor.log.location`). Object storage has no append, so there each writer process
 spools to local part files under the same crash rules (:class:`SpoolWriter`), closes a part at
-a size or an age and uploads it as ``jsonl/date=YYYY-MM-DD/<host>-<pid>-<token>-<seq>.jsonl``;
-the local file is deleted only once the bucket reports the object with the same size. Every
+a size or an age and uploads it zstd-compressed as
+``jsonl/date=YYYY-MM-DD/<host>-<pid>-<token>-<seq>.jsonl.zst``; the local file is deleted only
+once the bucket reports the object with the size that was sent. Readers take plain and
+compressed parts alike, in a folder or a bucket. Every
 reader here lists, reads and hands DuckDB the files through the location, so a folder and a
 bucket read the same way.
 """
@@ -46,6 +48,8 @@ except ImportError:  # pragma: no cover - Windows
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.location import (
+    JSONL_SUFFIXES,
+    CorruptPartError,
     FolderLocation,
     LogDir,
     LogStorageError,
@@ -324,9 +328,9 @@ class SpoolWriter(LogWriter):
         ready/date=D/<same name>                        closed, waiting for its upload
 
     A part is closed when it reaches ``SHADOWTUTOR_LOG_PART_MB`` or is
-    ``SHADOWTUTOR_LOG_PART_SECONDS`` old. A background thread uploads ready parts to
-    ``jsonl/date=D/<same name>``; a part is deleted locally only after the bucket reports the
-    object with the part's size. A failed upload is retried with a growing pause (up to 30 s).
+    ``SHADOWTUTOR_LOG_PART_SECONDS`` old. A background thread uploads ready parts, zstd-compressed,
+    to ``jsonl/date=D/<same name>.zst``; a part is deleted locally only after the bucket reports
+    the object with the size sent. A failed upload is retried with a growing pause (up to 30 s).
     At start, ready parts left by any process, and open parts of processes on this machine that
     are no longer running, are uploaded. The host, pid and a random token in every name keep
     names from colliding across machines; uploading the same part twice (a crash between the
@@ -445,13 +449,13 @@ class SpoolWriter(LogWriter):
         """Upload every ready part; True when none is left. Stops at the first failure."""
         for path in self._ready():
             day = path.parent.name
-            target = self.location.sub("jsonl", day, path.name)
+            target = self.location.sub("jsonl", day, path.name + ".zst")
             try:
                 size = path.stat().st_size
                 if size == 0:
                     path.unlink()
                     continue
-                self.location.upload(path, target)
+                self.location.upload(path, target, compressed=True)
             except FileNotFoundError:  # uploaded and removed by another process
                 continue
             except Exception as exc:
@@ -606,7 +610,7 @@ class ReadReport:
 def jsonl_files(log_dir: LogDir, *, before: date | None = None) -> list[Any]:
     """The JSONL files (``Path`` in a folder, ``PurePosixPath`` in a bucket), sorted."""
     if is_s3(log_dir):
-        files = location(log_dir).files("jsonl", ".jsonl")
+        files = location(log_dir).files("jsonl", JSONL_SUFFIXES)
         if before is None:
             return files
         return [p for p in files if p.parent.name[5:] < before.isoformat()]
@@ -616,7 +620,9 @@ def jsonl_files(log_dir: LogDir, *, before: date | None = None) -> list[Any]:
     out = []
     for folder in sorted(root.glob("date=*")):
         if before is None or folder.name[5:] < before.isoformat():
-            out.extend(sorted(folder.glob("*.jsonl")))
+            out.extend(
+                sorted(p for p in folder.glob("*.jsonl*") if p.name.endswith(JSONL_SUFFIXES))
+            )
     return out
 
 
@@ -643,11 +649,16 @@ def read_jsonl(
 def _read_jsonl_lines(
     path: Any, report: ReadReport | None = None, log_dir: LogDir | None = None
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
-    if log_dir is not None and is_s3(log_dir):
-        lines = location(log_dir).read_bytes(path).split(b"\n")
-    else:
-        with open(path, "rb") as fh:
-            lines = fh.read().split(b"\n")
+    try:
+        if log_dir is not None and is_s3(log_dir):
+            lines = location(log_dir).read_bytes(path).split(b"\n")
+        else:
+            lines = FolderLocation(Path(path).parent).read_bytes(path).split(b"\n")
+    except CorruptPartError as exc:
+        if report is None:
+            raise LogReadError(str(exc)) from None
+        report.bad.append(BadLine(str(path), 0, str(exc).split(": ", 1)[-1]))
+        return
     last = len(lines) - 1 if lines and lines[-1] else len(lines) - 2
     for i, raw in enumerate(lines):
         if not raw.strip():
@@ -758,14 +769,14 @@ VALID_JSONL = (
 ).format(max_id=logrecord.MAX_ID_LENGTH, sources=", ".join(f"'{s}'" for s in logrecord.SOURCES))
 
 
-def raw_select(log_dir: LogDir) -> str:
+def raw_select(log_dir: LogDir, listing: tuple[list[Any], list[Any]] | None = None) -> str:
     """SQL selecting every valid raw record (JSONL and Parquet together); empty when none.
+    ``listing``: the log's (JSONL, Parquet) files if the caller has just listed them.
     For a bucket, the connection must have been prepared (:func:`create_views` does it)."""
     parts = []
-    jsonl = jsonl_files(log_dir)
+    jsonl, parquet = listing or (jsonl_files(log_dir), parquet_files(log_dir))
     if jsonl:
         parts.append(f"SELECT * FROM {_read_json_sql(jsonl, log_dir)} WHERE {VALID_JSONL}")
-    parquet = parquet_files(log_dir)
     if parquet:
         parts.append(f"SELECT * FROM read_parquet({_sql_list(parquet, log_dir)})")
     # Always the full column set, so a log of version 1 Parquet parts (no `request_id`,
@@ -774,11 +785,16 @@ def raw_select(log_dir: LogDir) -> str:
     return " UNION ALL BY NAME ".join([f"SELECT {cols} WHERE false", *parts])
 
 
-def create_views(con: duckdb.DuckDBPyConnection, log_dir: LogDir) -> None:
-    """Create (or replace) the views ``raw_pairs`` and ``pairs`` on a DuckDB connection."""
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    log_dir: LogDir,
+    listing: tuple[list[Any], list[Any]] | None = None,
+) -> None:
+    """Create (or replace) the views ``raw_pairs`` and ``pairs`` on a DuckDB connection
+    (over ``listing``, the (JSONL, Parquet) files just listed, or a fresh listing)."""
     if is_s3(log_dir):
         location(log_dir).prepare(con)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_pairs AS {raw_select(log_dir)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_pairs AS {raw_select(log_dir, listing)}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW pairs AS {FLAT_SELECT} FROM raw_pairs")
 
 
@@ -1016,24 +1032,31 @@ def _compact_day_bucket(loc: S3Location, day: str, files: list[Any], report: Com
     good_ids: set[str] = set()
     for rec in (r for f in files for r in read_jsonl(f, read, loc)):
         good_ids.add(rec["id"])
+    unreadable = {b.path for b in read.bad if b.line_no == 0}  # a part that does not decompress
+    readable = [f for f in files if str(f) not in unreadable]
     expected = len(good_ids - existing)
     report.bad_lines += len(read.bad)
     report.duplicates_skipped += read.records - expected
-    if not loc.exists(target):
+    if readable and not loc.exists(target):
         excluded = ""
         if others:
             excluded = f"AND id NOT IN (SELECT id FROM read_parquet({_sql_list(others, loc)}))"
         with tempfile.TemporaryDirectory(prefix="shadowtutor-compact-") as tmpdir:
             tmp = Path(tmpdir) / target.name
             con.execute(
-                f"COPY (SELECT * FROM {_read_json_sql(files, loc)} WHERE id IS NOT NULL "
+                f"COPY (SELECT * FROM {_read_json_sql(readable, loc)} WHERE id IS NOT NULL "
                 f"{excluded} QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts) = 1 "
                 f"ORDER BY ts) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
             )
             loc.upload(tmp, target)
-    written = con.execute(f"SELECT count(*) FROM read_parquet('{loc.url(target)}')").fetchone()[0]
+    written = 0
+    if readable:
+        written = con.execute(f"SELECT count(*) FROM read_parquet('{loc.url(target)}')").fetchone()[
+            0
+        ]
     if written != expected:
-        loc.delete(target)
+        if readable:
+            loc.delete(target)
         report.problems.append(
             f"{day}: Parquet part has {written} rows but the JSONL parts hold {expected} good "
             "records; JSONL kept, nothing removed"

@@ -189,3 +189,34 @@ def test_import_keeps_good_lines_names_bad_ones_and_never_duplicates(tmp_path: P
     assert count(log_dir) == (3, 3)
     models = {r["teacher"]["model"] for r in logstore.iter_records(log_dir)}
     assert models == {"gpt-4o"}
+
+
+def test_compressed_parts_in_a_folder_are_read_validated_and_compacted(tmp_path: Path) -> None:
+    """A bucket's parts are .jsonl.zst; copied into a folder (or imported), they read the same."""
+    from shadowtutor.log import analytics
+    from shadowtutor.log.location import compress
+
+    with logstore.LogWriter(tmp_path) as w:
+        w.append_many([rec(i) for i in range(5)])
+    day = tmp_path / "jsonl" / f"date={DAY.date().isoformat()}"
+    lines = b"".join(logrecord.dump_line(rec(i)) for i in range(5, 12))
+    (day / "copied-1-abc-000001.jsonl.zst").write_bytes(compress(lines))
+    (day / "broken-1-abc-000002.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd not zstd")
+    assert len(logstore.jsonl_files(tmp_path)) == 3
+    report = logstore.validate_log(tmp_path)
+    assert report.records == 12 and [
+        b.path.endswith("broken-1-abc-000002.jsonl.zst") for b in report.bad
+    ] == [True]
+    good = tmp_path / "good"
+    for f in logstore.jsonl_files(tmp_path):
+        if "broken" not in f.name:
+            target = good / f.relative_to(tmp_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.read_bytes())
+    assert count(good) == (12, 12)
+    con = analytics.connect(good)
+    assert analytics.count_pairs(con, analytics.Filters()) == 12
+    compacted = logstore.compact(tmp_path, today=DAY.date() + timedelta(days=1))
+    assert compacted.problems == [] and compacted.rows_written == 12
+    assert [Path(q).name for q in compacted.quarantined] == ["broken-1-abc-000002.jsonl.zst"]
+    assert count(tmp_path) == (12, 12) and logstore.jsonl_files(tmp_path) == []
