@@ -191,27 +191,38 @@ def side_by_side(
     """Teacher vs student, one row each: requests, cost_per_1k (USD; the student's includes
     its flat monthly cost spread over the period's days), p50_ms, p95_ms, error_rate,
     mean_similarity (student row, of ``method``), mean_review_score."""
+    # Three scans, each cheaper than one that does it all (10M pairs: 0.72 s as one query,
+    # about 0.55 s as these): the percentiles of both sides as one grouped aggregate (its
+    # two groups are finished in parallel), the sums, and the days (a DISTINCT aggregate
+    # beside the others makes DuckDB run the whole scan another way).
     row = query(
         con,
         f"""
-        SELECT *, tq[1] AS t_p50, tq[2] AS t_p95, sq[1] AS s_p50, sq[2] AS s_p95 FROM (
         SELECT count(*) AS t_req, coalesce(sum(teacher_cost_usd), 0) AS t_cost,
-          quantile_cont(teacher_latency_ms, [0.5, 0.95]) FILTER (WHERE NOT teacher_failed) AS tq,
-          avg(CASE WHEN teacher_failed THEN 1.0 ELSE 0.0 END) AS t_err,
+          count(*) FILTER (WHERE teacher_failed) / count(*) AS t_err,
           count(student_outcome) AS s_req, coalesce(sum(student_cost_usd), 0) AS s_cost,
-          quantile_cont(student_latency_ms, [0.5, 0.95]) FILTER (WHERE student_outcome = 'ok')
-            AS sq,
-          avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
-            FILTER (WHERE student_outcome IS NOT NULL) AS s_err,
+          count(*) FILTER (WHERE student_outcome <> 'ok') / count(student_outcome) AS s_err,
           avg(similarity) FILTER (WHERE similarity_method = $method) AS sim
-        FROM facts WHERE {WHERE})
+        FROM facts WHERE {WHERE}
         """,
         f,
         method=method,
     ).iloc[0]
+    q = query(
+        con,
+        f"""
+        SELECT who, quantile_cont(ms, [0.5, 0.95]) AS q FROM (
+          SELECT 'teacher' AS who, teacher_latency_ms AS ms FROM facts
+            WHERE {WHERE} AND NOT teacher_failed
+          UNION ALL
+          SELECT 'student', student_latency_ms FROM facts
+            WHERE {WHERE} AND student_outcome = 'ok'
+        ) GROUP BY who
+        """,
+        f,
+    )
+    pct = {r.who: r.q for r in q.itertuples()}
     scores = scores or ReviewScores(None, None, 0)
-    # The days in a query of their own: a DISTINCT aggregate beside the percentiles makes
-    # DuckDB run the whole scan another way, 50 % slower at 10M rows (1.2-1.3 s vs 0.8).
     days = query(con, f"SELECT count(DISTINCT lts::DATE) AS days FROM facts WHERE {WHERE}", f)
     s_cost = float(row["s_cost"]) + flat_monthly_usd * int(days["days"].iloc[0]) / DAYS_PER_MONTH
 
@@ -221,14 +232,18 @@ def side_by_side(
     def num(value: object) -> float | None:
         return None if pd.isna(value) else float(value)
 
+    def pct_at(who: str, i: int) -> float | None:
+        values = pct.get(who)
+        return None if values is None or pd.isna(values[i]) else float(values[i])
+
     return pd.DataFrame(
         [
             {
                 "model": "teacher",
                 "requests": int(row["t_req"]),
                 "cost_per_1k_usd": per_1k(float(row["t_cost"]), int(row["t_req"])),
-                "p50_ms": num(row["t_p50"]),
-                "p95_ms": num(row["t_p95"]),
+                "p50_ms": pct_at("teacher", 0),
+                "p95_ms": pct_at("teacher", 1),
                 "error_rate": num(row["t_err"]),
                 "mean_similarity": float("nan"),  # the reference itself
                 "mean_review_score": scores.teacher_mean,
@@ -237,8 +252,8 @@ def side_by_side(
                 "model": "student",
                 "requests": int(row["s_req"]),
                 "cost_per_1k_usd": per_1k(s_cost, int(row["s_req"])),
-                "p50_ms": num(row["s_p50"]),
-                "p95_ms": num(row["s_p95"]),
+                "p50_ms": pct_at("student", 0),
+                "p95_ms": pct_at("student", 1),
                 "error_rate": num(row["s_err"]),
                 "mean_similarity": num(row["sim"]),
                 "mean_review_score": scores.student_mean,
