@@ -123,13 +123,23 @@ _JSON_READER = (
     + ", ".join(f"'{k}': '{v}'" for k, v in _JSON_COLUMNS.items())
     + f"}}) WHERE {logstore.VALID_JSONL})"
 )
-# Version 1 parts have no `request_id` / `student_name`: an empty typed row names them.
-_PARQUET_READER = (
-    "(SELECT CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS VARCHAR) AS student_name, "
-    "CAST(NULL AS VARCHAR) AS filename WHERE false UNION ALL BY NAME "
-    "SELECT * FROM read_parquet($files, filename=true, union_by_name=true, "
-    "hive_partitioning=false))"
-)
+# Version 1 parts have no `request_id` / `student_name`: when none of the files read has a
+# column, it is added as NULL (see _parquet_reader). (An empty typed row joined with UNION ALL
+# BY NAME did the same for every read, but kept DuckDB from reading only the columns used:
+# 10.8 s instead of 7.3 s for 10M pairs in a bucket.)
+_PARQUET_FILES = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
+_V2_COLUMNS = ("request_id", "student_name")
+
+
+def _parquet_reader(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
+    have = {
+        row[0]
+        for row in con.execute(
+            f"DESCRIBE SELECT * FROM {_PARQUET_FILES}", {"files": files}
+        ).fetchall()
+    }
+    extra = "".join(f", CAST(NULL AS VARCHAR) AS {c}" for c in _V2_COLUMNS if c not in have)
+    return f"(SELECT *{extra} FROM {_PARQUET_FILES})"
 
 
 class LogReadError(ShadowTutorError, RuntimeError):
@@ -238,8 +248,9 @@ class _Store:
         local = _LOCAL_UTC if self.tz == "UTC" else _LOCAL_TZ
         jsonl = [f for f in fresh if f.endswith(JSONL_SUFFIXES)]
         parquet = [f for f in fresh if f.endswith(".parquet")]
-        for files, reader in ((jsonl, _JSON_READER), (parquet, _PARQUET_READER)):
+        for files, reader in ((jsonl, _JSON_READER), (parquet, None)):
             if files:
+                reader = reader or _parquet_reader(con, files)
                 sql = "INSERT INTO facts " + _FACTS_SELECT.format(
                     reader=reader,
                     local=local,
