@@ -26,7 +26,9 @@ def connect_or_stop(settings: Settings):  # noqa: ANN201
     """The analytics connection for the page, or a message naming what to fix (an unreadable
     log file, an unknown time zone) and the page stops."""
     try:
-        return analytics.connect(settings.log_path, settings.timezone)
+        return analytics.connect(
+            settings.log_path, settings.timezone, cache_dir=settings.home_path / "cache"
+        )
     except ShadowTutorError as exc:
         st.error(str(exc))
         st.stop()

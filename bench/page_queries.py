@@ -1,5 +1,6 @@
 """The queries the Cost and the Quality & latency pages run on one rerun, in page order: timed
-as "a page" by bench/analytics_bench.py (local folder) and bench/scale.py (bucket)."""
+as "a page" by bench/analytics_bench.py (local folder) and bench/scale.py (bucket). With
+``cache_dir`` the narrow table is the dashboard's (a file there), else in memory."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from shadowtutor.dashboards import budget, quality, spend
 from shadowtutor.log import analytics
 
 
-def cost_page(log: Any, now: datetime, prices: Any, f: analytics.Filters) -> None:
+def cost_page(
+    log: Any, now: datetime, prices: Any, f: analytics.Filters, cache_dir: Any = None
+) -> None:
     spend._PROMPTS.clear()
-    c = analytics.connect(log, "UTC")
+    c = analytics.connect(log, "UTC", cache_dir=cache_dir)
     w = spend.spend_windows(c, now)
     budget.project(now=now, month_to_date=w.month_to_date, daily_rate=w.trailing_7d / 7)
     analytics.filter_options(c)
@@ -26,8 +29,8 @@ def cost_page(log: Any, now: datetime, prices: Any, f: analytics.Filters) -> Non
     spend.savings_inputs(c, f, {"greeting", "casual"})
 
 
-def quality_page(log: Any, f: analytics.Filters) -> None:
-    c = analytics.connect(log, "UTC")
+def quality_page(log: Any, f: analytics.Filters, cache_dir: Any = None) -> None:
+    c = analytics.connect(log, "UTC", cache_dir=cache_dir)
     analytics.filter_options(c)
     analytics.count_pairs(c, f)
     quality.similarity_methods(c, f)

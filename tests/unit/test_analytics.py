@@ -207,3 +207,92 @@ def test_review_scores(session) -> None:
     assert (day10.student_mean, day10.teacher_mean) == (4.0, 5.0)
     none = quality.review_scores(session=session, categories=("casual",))
     assert (none.student_mean, none.reviews) == (None, 0)
+
+
+def _restart() -> None:
+    """What a new dashboard process starts with: no table in memory."""
+    with analytics._STORES_LOCK:
+        analytics._STORES.clear()
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The files each refresh reads into the table."""
+    seen: list[list[str]] = []
+    real = analytics._Store._apply
+
+    def spy(self, con, stale, fresh, current):  # noqa: ANN001, ANN202
+        seen.append(sorted(fresh))
+        return real(self, con, stale, fresh, current)
+
+    monkeypatch.setattr(analytics._Store, "_apply", spy)
+    return seen
+
+
+def test_a_restarted_dashboard_reads_only_what_changed_from_its_cache_file(
+    log_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    reads = _reads(monkeypatch)
+    assert analytics.count_pairs(analytics.connect(log_dir, cache_dir=cache), ALL) == 5
+    assert len(reads) == 1 and len(list(cache.glob("facts-*.duckdb"))) == 1
+    _restart()
+    con = analytics.connect(log_dir, cache_dir=cache)
+    assert len(reads) == 1  # nothing changed: nothing read again
+    assert analytics.count_pairs(con, ALL) == 5
+    assert analytics.filter_options(con).models == [
+        "gpt-4o", "gpt-4o-mini", "llama3", "mystery-model"
+    ]  # fmt: skip
+    assert spend.spend_by_day(con, ALL)["teacher_usd"].sum() == pytest.approx(6.5)
+    con.close()
+    _restart()
+    with logstore.LogWriter(log_dir) as writer:  # while it was down: a new file ...
+        writer.append(_record(("p6", "2026-01-12T13:00Z", "gpt-4o", 4.0, "casual", "en",
+                               "live", 100, 10, 0.0, None, 0.8)))  # fmt: skip
+    logstore.compact(log_dir, today=date(2026, 1, 12))  # ... and files replaced by Parquet
+    con = analytics.connect(log_dir, cache_dir=cache)
+    assert analytics.count_pairs(con, ALL) == 6
+    assert spend.spend_by_day(con, ALL)["teacher_usd"].sum() == pytest.approx(10.5)
+    assert all(not f.endswith(".jsonl") or "2026-01-12" in f for f in reads[-1])  # only new
+    assert len(reads) == 2
+
+
+def test_a_damaged_cache_file_is_rebuilt_and_an_old_version_removed(
+    log_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    analytics.connect(log_dir, cache_dir=cache).close()
+    [made] = list(cache.glob("facts-*.duckdb"))
+    _restart()
+    made.write_bytes(b"this is not a DuckDB database" * 100)
+    older = made.with_name(made.name.rsplit("-", 1)[0] + "-0123456789.duckdb")
+    older.write_bytes(b"a cache made by another version")
+    con = analytics.connect(log_dir, cache_dir=cache)
+    assert analytics.count_pairs(con, ALL) == 5
+    assert not older.exists() and made.exists()
+
+
+def test_a_cache_file_held_by_another_process_falls_back_to_memory(
+    log_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time\n"
+            "from shadowtutor.log import analytics\n"
+            f"analytics.connect({str(log_dir)!r}, cache_dir={str(cache)!r})\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(60)\n"
+        )],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"holding"
+        con = analytics.connect(log_dir, cache_dir=cache)
+        assert analytics.count_pairs(con, ALL) == 5
+        assert analytics._store(log_dir, "UTC", cache).path is None  # in memory
+    finally:
+        holder.kill()
+        holder.wait(10)
