@@ -50,7 +50,7 @@ def test_chat_is_forwarded_unchanged_and_shadowed(running: Running, teacher: Mod
     )
     assert got.choices[0].message.content == expected.choices[0].message.content
     assert got.usage == expected.usage
-    [rec] = running.records()
+    [rec] = running.records(expect=1)  # handed off just after the answer is sent
     assert rec["teacher"]["response"] == "echo: hello, how are you today"
     assert rec["student"]["response"] == STUDENT_SAYS
     assert rec["metadata"]["app"] == "web" and rec["user_hash"]
@@ -135,7 +135,7 @@ def test_student_faults_do_not_touch_the_answer(
     }[fault]()
     got = running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS)
     assert got.choices[0].message.content == "echo: hello, how are you today"
-    [rec] = running.records()
+    [rec] = running.records(expect=1)  # handed off just after the answer is sent
     assert rec["student"]["error"] and rec["student"]["response"] is None
 
 
@@ -155,7 +155,7 @@ def test_student_serves_when_routed(
     else:
         text = resp.choices[0].message.content
     assert text == STUDENT_SAYS
-    [rec] = running.records()
+    [rec] = running.records(expect=1)  # handed off just after the answer is sent
     assert rec["routing"]["served_by"] == "student"
     assert rec["teacher"]["response"] == "echo: hello, how are you today"
 
