@@ -2,7 +2,7 @@
 reviews does a good student need?
 
 Simulates windows (plain aggregates, as the gate sees them) for known students over many seeds
-and runs the shipped criteria (core/data/gate.toml, one candidate category) through the
+and runs the shipped criteria (core/shadowtutor/data/gate.toml, one candidate category) through the
 project's own ``decide``.
 
 1. One look per window (``--seeds``): the share of runs ending GO / NO-GO / NOT ENOUGH DATA.

@@ -1,4 +1,4 @@
-"""The collector's companion process (core/collect/companion.py): the shadow work runs in a
+"""The collector's companion process (shadowtutor/collect/companion.py): the shadow work runs in a
 child process; records, counters and metrics are the same as in-process; the child dies with
 its parent; a crashed child hands its work back to in-process workers, nothing lost."""
 

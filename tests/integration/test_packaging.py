@@ -79,8 +79,8 @@ def test_packages_list_matches_the_tree() -> None:
     listed = set(
         tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     )
-    found = {"shadowtutor." + ".".join(p.parent.relative_to(ROOT / "core").parts)
-             for p in (ROOT / "core").rglob("__init__.py")}  # fmt: skip
+    found = {"shadowtutor." + ".".join(p.parent.relative_to(ROOT / "core" / "shadowtutor").parts)
+             for p in (ROOT / "core" / "shadowtutor").rglob("__init__.py")}  # fmt: skip
     found = {name.rstrip(".") for name in found}
     assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
 

@@ -1,5 +1,5 @@
 """The companion's job frames: what the request path encodes is the job the child decodes,
-with orjson and with the standard-library fallback (core/fastjson.py)."""
+with orjson and with the standard-library fallback (core/shadowtutor/fastjson.py)."""
 
 from __future__ import annotations
 

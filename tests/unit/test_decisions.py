@@ -1,4 +1,4 @@
-"""Gate decisions store (core/gate/decisions.py), directly: recording and reading decisions,
+"""Gate decisions store (shadowtutor/gate/decisions.py), directly: recording and reading decisions,
 the chain of decisions made from the same evidence, which categories an override may release,
 the approval state and its wording, the refusals of approve / override / revoke, and the audit
 trail. The role checks are covered with the other permission tests (test_gate, test_rollout);

@@ -1,4 +1,4 @@
-"""Teacher spend queries (core/dashboards/spend.py) on the hand-worked five-pair log
+"""Teacher spend queries (core/shadowtutor/dashboards/spend.py) on the hand-worked five-pair log
 (tests/support/handlog.py): per day, hour, weekday x hour and dimension, the most expensive
 prompts, cost coverage and its message, the budget windows and the savings inputs."""
 

@@ -1,6 +1,6 @@
 """Price table and cost maths.
 
-Prices are US dollars per million tokens, shipped as data (``core/data/prices.toml``) and
+Prices are US dollars per million tokens, shipped as data (``shadowtutor/data/prices.toml``) and
 versioned; every computed cost carries the table's version. Model names are matched exactly,
 then by the longest known prefix (``gpt-4o-2024-08-06`` is priced as ``gpt-4o``; an Ollama tag
 such as ``llama3:8b`` as ``llama3``). An unknown model gets ``None``, never a silent $0.

@@ -148,7 +148,7 @@ class Settings:
     price_table: str = _setting(
         "SHADOWTUTOR_PRICE_TABLE",
         "",
-        "Path of a price table TOML replacing the shipped one (core/data/prices.toml).",
+        "Path of a price table TOML replacing the shipped one (core/shadowtutor/data/prices.toml).",
     )
     proxy_host: str = _setting("SHADOWTUTOR_PROXY_HOST", "127.0.0.1", "Address the proxy binds.")
     proxy_port: int = _setting("SHADOWTUTOR_PROXY_PORT", 8787, "Port the proxy listens on.")
