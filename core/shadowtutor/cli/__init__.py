@@ -1,13 +1,14 @@
 """ShadowTutor: shadow a paid cloud LLM with a local model, review the pairs, watch cost,
 decide with evidence when the local model may serve, and export training data.
 
-Settings come from environment variables (see the README's settings table); the defaults use
+Settings come from environment variables (see the Configuration page of the docs); the defaults use
 a SQLite file and a log folder under ~/.shadowtutor.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -43,8 +44,25 @@ COMMAND_MODULES = [
 ]
 
 
+# Where `make docs` serves the docs site from a checkout (the pages are in docs/).
+DOCS_URL = "http://127.0.0.1:8000"
+
+
 class _Group(click.Group):
-    """Turns errors a user can fix into a one-line message instead of a traceback."""
+    """Turns errors a user can fix into a one-line message instead of a traceback, and ends
+    its help with a link to its page of the docs. Its subgroups are of this class too."""
+
+    group_class = type
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        names = [c.info_name for c in reversed(list(_chain(ctx)))][1:]
+        page = f"/reference/cli/#{'-'.join(['shadowtutor', *names])}" if names else "/"
+        formatter.write_paragraph()
+        formatter.write_text(
+            f"Docs: {DOCS_URL}{page} (`make docs` in a checkout of ShadowTutor serves them; "
+            "the pages are in docs/)."
+        )
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -55,6 +73,12 @@ class _Group(click.Group):
             # a database a user can fix (unreachable, wrong password, a value too long)
             url = ctx.obj.db_url if isinstance(ctx.obj, Settings) else None
             raise click.ClickException(database.explain(exc, url)) from None
+
+
+def _chain(ctx: click.Context | None) -> Iterator[click.Context]:
+    while ctx is not None:
+        yield ctx
+        ctx = ctx.parent
 
 
 @click.group(cls=_Group, help=__doc__)
@@ -79,8 +103,8 @@ def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
 
 def actor_of(session: Session, username: str | None) -> auth.Actor:
     """The acting user a command names with ``--by``/``--as``; without one, the machine's
-    operator (``auth.SYSTEM``), who may do what needs no named account (see the README's
-    Permissions section)."""
+    operator (``auth.SYSTEM``), who may do what needs no named account (see the Security
+    and roles page of the docs)."""
     if not username:
         return auth.SYSTEM
     return accounts.require_user(session=session, username=username)
