@@ -8,7 +8,6 @@ a SQLite file and a log folder under ~/.shadowtutor.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -56,7 +55,7 @@ class _Group(click.Group):
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)
-        names = [c.info_name for c in reversed(list(_chain(ctx)))][1:]
+        names = ctx.command_path.split()[1:]  # the root's own name may be anything
         page = f"/reference/cli/#{'-'.join(['shadowtutor', *names])}" if names else "/"
         formatter.write_paragraph()
         formatter.write_text(
@@ -73,12 +72,6 @@ class _Group(click.Group):
             # a database a user can fix (unreachable, wrong password, a value too long)
             url = ctx.obj.db_url if isinstance(ctx.obj, Settings) else None
             raise click.ClickException(database.explain(exc, url)) from None
-
-
-def _chain(ctx: click.Context | None) -> Iterator[click.Context]:
-    while ctx is not None:
-        yield ctx
-        ctx = ctx.parent
 
 
 @click.group(cls=_Group, help=__doc__)
