@@ -450,7 +450,8 @@ def build(
 ) -> DemoSummary:
     """Generate the whole demo into an empty log folder and a migrated database.
 
-    ``progress`` is told what is being done, phase by phase (about 25 s at 20,000 pairs)."""
+    ``progress`` is told what is being done, phase by phase (15-25 s at 20,000 pairs on two
+    cores)."""
     if logstore.jsonl_files(log_dir) or logstore.parquet_files(log_dir):
         raise DemoError(
             f"the log folder {log_dir} already holds data; the demo only writes into an empty "
