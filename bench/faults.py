@@ -361,7 +361,7 @@ def disk_full(servers: Servers, work: Path, n: int) -> dict[str, Any]:
             subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def compaction(servers: Servers, work: Path, n: int) -> dict[str, Any]:
+def compacting(servers: Servers, work: Path, n: int) -> dict[str, Any]:
     from shadowtutor.log import compaction, read
 
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)  # today counts as a closed day
@@ -569,7 +569,7 @@ FAULTS: dict[str, Callable[[Servers, Path, int], dict[str, Any]]] = {
     "teacher_slow": teacher_slow,
     "database_hung": database_hung,
     "disk_full": disk_full,
-    "compaction": compaction,
+    "compaction": compacting,
     "none_proxy": _plain_proxy(no_fault_proxy),
     "proxy_student_down": proxy_student_down,
     "kill_proxy": kill_proxy,

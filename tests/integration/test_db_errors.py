@@ -133,9 +133,9 @@ def write_old_parquet_part(log_dir: Path, records: list[dict]) -> None:
     src.unlink()
 
 
-def _run_sql(url: str, sql: str) -> None:
+def _run_sql(url: str, statement: str) -> None:
     with db.session_scope(url) as s:
-        s.execute(text(sql))
+        s.execute(text(statement))
 
 
 @pytest.mark.parametrize(
