@@ -84,8 +84,10 @@ def test_a_compacted_part_has_the_record_parquet_schema(tmp_path: Path) -> None:
     for expected in schema.PARQUET_SCHEMA:
         got = written.field(expected.name).type
         if pa.types.is_string(expected.type):
-            assert pa.types.is_string(got) or pa.types.is_large_string(got) or str(got).startswith(
-                "extension<arrow.json"
+            assert (
+                pa.types.is_string(got)
+                or pa.types.is_large_string(got)
+                or str(got).startswith("extension<arrow.json")
             ), (expected.name, got)
         else:
             assert got == expected.type, (expected.name, got)
