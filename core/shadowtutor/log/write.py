@@ -49,9 +49,9 @@ class LogWriter:
     torn line is written first on the next call, so no line is doubled or broken.
 
     While writing, the file is locked (``flock``) and checked to still be the day's file:
-    :func:`compact` takes the same lock before it reads a file and removes the file before
-    releasing it, so lines written after a day was compacted go to a new file, never to a
-    deleted one.
+    compaction (:mod:`shadowtutor.log.compaction`) takes the same lock before it reads a file
+    and removes the file before releasing it, so lines written after a day was compacted go
+    to a new file, never to a deleted one.
 
     ``LogWriter(storage)`` for storage without append (a bucket) gives a :class:`SpoolWriter`
     (same API). Functions in
