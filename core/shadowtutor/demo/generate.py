@@ -25,8 +25,7 @@ from shadowtutor import auth, pricing, similarity
 from shadowtutor.demo import students as demo_students
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import compaction, read, schema, write
 from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate
 from shadowtutor.users import add_user, get_user
 
@@ -190,12 +189,12 @@ def generate_pairs(
                 cost_usd=0.0,
             )
         score = similarity.lexical(answer, student.get("response"))
-        record = logrecord.make_record(
+        record = schema.make_record(
             id=uuid.UUID(int=rng.getrandbits(128)).hex,
             ts=ts,
             source="demo",
-            user_hash=logrecord.pseudonymize(user),
-            conversation_id=f"c-{logrecord.pseudonymize(user)}-{ts:%Y%m%d}",
+            user_hash=schema.pseudonymize(user),
+            conversation_id=f"c-{schema.pseudonymize(user)}-{ts:%Y%m%d}",
             category=cat,
             language=lang,
             messages=messages,
@@ -216,12 +215,12 @@ def generate_pairs(
         yield DemoPair(record, flaws if "error" not in student else [])
 
 
-def write_log(log_dir: Path, pairs: list[DemoPair]) -> logstore.CompactReport:
+def write_log(log_dir: Path, pairs: list[DemoPair]) -> compaction.CompactReport:
     """Write the pairs to the log and compact closed days to Parquet (today stays JSONL)."""
-    with logstore.LogWriter(log_dir) as writer:
+    with write.LogWriter(log_dir) as writer:
         for i in range(0, len(pairs), 5000):
             writer.append_many(p.record for p in pairs[i : i + 5000])
-    return logstore.compact(log_dir)
+    return compaction.compact(log_dir)
 
 
 # --- the database ------------------------------------------------------------------------
@@ -260,7 +259,7 @@ def seed_reviews(
 
     rng = random.Random(seed + 1)
     review.seed_default_tags(session=session, actor_id=accounts["admin"])
-    good = [p for p in pairs if logrecord.student_succeeded(p.record["student"])]
+    good = [p for p in pairs if schema.student_succeeded(p.record["student"])]
     by_stratum: dict[tuple[str, str], list[DemoPair]] = {}
     for p in good:
         by_stratum.setdefault((p.record["language"], p.record["category"]), []).append(p)
@@ -360,7 +359,7 @@ def seed_judge(session: Session, pairs: list[DemoPair], *, seed: int, end: datet
         rec = p.record
         if rec["category"] not in ELIGIBLE or rec["student"]["response"] is None:
             continue
-        ts = logrecord.parse_ts(rec["ts"])
+        ts = schema.parse_ts(rec["ts"])
         if ts < since:
             continue
         sim = (rec.get("similarity") or {}).get("score") or 0.0
@@ -413,12 +412,12 @@ def _note(tags: list[str], rng: random.Random) -> str:
 def seed_budget(session: Session, pairs: list[DemoPair], admin_id: int, end: datetime) -> float:
     """A monthly budget a little under the month's projection, so the alerts have a story."""
     month_start = end.replace(day=1, hour=0)
-    last14 = [p for p in pairs if logrecord.parse_ts(p.record["ts"]) >= end - timedelta(days=14)]
+    last14 = [p for p in pairs if schema.parse_ts(p.record["ts"]) >= end - timedelta(days=14)]
     daily = sum(p.record["teacher"]["cost_usd"] or 0 for p in last14) / 14
     spent = sum(
         p.record["teacher"]["cost_usd"] or 0
         for p in pairs
-        if logrecord.parse_ts(p.record["ts"]) >= month_start
+        if schema.parse_ts(p.record["ts"]) >= month_start
     )
     next_month = (month_start + timedelta(days=32)).replace(day=1)
     projection = spent + daily * (next_month - end).total_seconds() / 86400
@@ -447,7 +446,7 @@ def build(
     end: datetime | None = None,
 ) -> DemoSummary:
     """Generate the whole demo into an empty log folder and a migrated database."""
-    if logstore.jsonl_files(log_dir) or logstore.parquet_files(log_dir):
+    if read.jsonl_files(log_dir) or read.parquet_files(log_dir):
         raise DemoError(
             f"the log folder {log_dir} already holds data; the demo only writes into an empty "
             "one (set SHADOWTUTOR_HOME to a new folder)"

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from shadowtutor import auth, similarity
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 from shadowtutor.tables import ReviewItem, Student
 
 
@@ -83,7 +83,7 @@ def extra_records(
     """The other demo students' records for the primary records of their shadowed days."""
     rng = random.Random(seed + 11)
     for rec in primary:
-        ts = logrecord.parse_ts(rec["ts"])
+        ts = schema.parse_ts(rec["ts"])
         teacher = rec["teacher"]["response"]
         for s in STUDENTS[1:]:
             if ts < end - timedelta(days=s.days) or not teacher:
@@ -105,10 +105,10 @@ def extra_records(
                     + 15 * len(text.split()),
                     cost_usd=0.0,
                 )
-            yield logrecord.make_record(
+            yield schema.make_record(
                 **{k: rec[k] for k in ("source", "user_hash", "conversation_id", "category",
                                        "language", "messages", "teacher", "routing", "metadata")},
-                id=logrecord.secondary_id(rec["id"], s.name),
+                id=schema.secondary_id(rec["id"], s.name),
                 ts=ts,
                 student=student,
                 similarity={
@@ -154,7 +154,7 @@ def seed_reviews(
             for r in records
             if r["student_name"] == s.name
             and r["category"] in ELIGIBLE
-            and logrecord.student_succeeded(r["student"])
+            and schema.student_succeeded(r["student"])
         ]
         chosen += rng.sample(mine, min(90, len(mine)))
     review.enqueue_records(

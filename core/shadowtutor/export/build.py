@@ -20,7 +20,7 @@ from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from shadowtutor.export import pii
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 
 if TYPE_CHECKING:
     from shadowtutor.export.jobs import Candidate, ExportOptions
@@ -289,7 +289,7 @@ def build_examples(
                 pair_id=cand.pair_id,
                 # a raw conversation id (an e-mail) logged before ids were pseudonymised
                 # never leaves: the export carries its pseudonym
-                conversation=logrecord.pseudonymize_conversation(snap.get("conversation_id"))
+                conversation=schema.pseudonymize_conversation(snap.get("conversation_id"))
                 or cand.pair_id,
                 language=cand.language or snap.get("language") or "unknown",
                 category=cand.category or snap.get("category") or "unknown",

@@ -44,7 +44,7 @@ from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export A
     render_files,
     split_examples,
 )
-from shadowtutor.log.record import DEFAULT_STUDENT
+from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.tables import ExportJob, Review, ReviewItem, Tag, User, utcnow
 
 FORMAT_VERSION = 1

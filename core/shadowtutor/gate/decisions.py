@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
-from shadowtutor.log.record import DEFAULT_STUDENT
+from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
 
 MIN_REASON = 15  # characters: "ok" is not a reason

@@ -28,8 +28,7 @@ from shadowtutor.gate.criteria import (
 )
 from shadowtutor.judge import scores as judge_scores
 from shadowtutor.judge.scores import JudgeRow
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read, schema, sql
 from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
 
 NONE_CATEGORY = "(none)"
@@ -49,7 +48,7 @@ def connect(log_dir: Path, student: str | None = None) -> duckdb.DuckDBPyConnect
     records instead (with several students each answer is its own record)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    logstore.create_views(con, log_dir)
+    read.create_views(con, log_dir)
     # A view cannot take a bound parameter: the name goes in as a quoted SQL string.
     where = (
         "is_primary"
@@ -58,15 +57,15 @@ def connect(log_dir: Path, student: str | None = None) -> duckdb.DuckDBPyConnect
     )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW pairs AS SELECT * FROM "
-        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE {where}"
+        f"({sql.FLAT_SELECT} FROM raw_pairs) WHERE {where}"
     )
     return con
 
 
 DayAggregates = dict[date, dict[str, Aggregate]]
 
-_ASKED = logrecord.student_asked_sql("student_")
-_OK = logrecord.student_ok_sql("student_")
+_ASKED = schema.student_asked_sql("student_")
+_OK = schema.student_ok_sql("student_")
 
 
 def log_days(

@@ -23,7 +23,7 @@ from shadowtutor import auth
 from shadowtutor.gate import decisions, routing
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
-from shadowtutor.log.record import DEFAULT_STUDENT
+from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.tables import GateDecision, RolloutEvent, as_utc, utcnow
 
 DEFAULT_SALT = "shadowtutor-rollout-1"
