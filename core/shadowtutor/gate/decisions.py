@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
@@ -35,7 +36,7 @@ def student_of(decision: GateDecision | None) -> str:
     return (decision.student if decision is not None else None) or DEFAULT_STUDENT
 
 
-def _about(stmt: Any, student: str | None) -> Any:
+def _about(stmt: SelectOfScalar[GateDecision], student: str | None) -> SelectOfScalar[GateDecision]:
     """``stmt`` narrowed to one student's decisions (None: every decision)."""
     if student is None:
         return stmt
@@ -172,7 +173,7 @@ def approve(*, session: Session, decision_id: int, actor_id: auth.Actor) -> Gate
             else "collect the missing data listed on the Readiness page"
         )
         raise DecisionError(f"decision #{decision_id} is {label(decision.outcome)}, not GO: {hint}")
-    return _event(session, decision, "approve", who.id, "")
+    return _event(session, decision_id, "approve", who.id, "")
 
 
 def override(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
@@ -197,21 +198,21 @@ def override(*, session: Session, decision_id: int, actor_id: auth.Actor, reason
             "no category can be released: each category still has criteria without enough "
             "data (INCONCLUSIVE); collect that data first"
         )
-    return _event(session, decision, "override", who.id, reason.strip())
+    return _event(session, decision_id, "override", who.id, reason.strip())
 
 
 def revoke(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
     """Withdraw the approval of a decision (``gate.approve``: admins)."""
     who = auth.require(session, actor_id, "gate.approve")
-    decision = _current(session, decision_id)
-    return _event(session, decision, "revoke", who.id, reason.strip())
+    _current(session, decision_id)  # raises unless it is a current decision
+    return _event(session, decision_id, "revoke", who.id, reason.strip())
 
 
 def _event(
-    session: Session, decision: GateDecision, kind: str, actor_id: int | None, reason: str
+    session: Session, decision_id: int, kind: str, actor_id: int | None, reason: str
 ) -> GateEvent:
     event = GateEvent(
-        decision_id=decision.id, kind=kind, actor_id=actor_id, reason=reason, created_at=utcnow()
+        decision_id=decision_id, kind=kind, actor_id=actor_id, reason=reason, created_at=utcnow()
     )
     session.add(event)
     session.flush()
@@ -233,7 +234,10 @@ class AuditRow:
 def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
     """Every decision, approval, override and rollout change, newest first."""
     names = {u.id: u.username for u in session.exec(select(User))}
-    who = lambda uid: names.get(uid, f"user #{uid}") if uid is not None else "system/CLI"  # noqa: E731
+
+    def who(uid: int | None) -> str:
+        return names.get(uid, f"user #{uid}") if uid is not None else "system/CLI"
+
     rows: list[AuditRow] = []
     for d in history(session=session, limit=limit):
         ev = d.evidence or {}
