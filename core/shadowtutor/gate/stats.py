@@ -112,7 +112,7 @@ def quantile_ranks(n: int, q: float, *, confidence: float = 0.95) -> tuple[int |
 
 
 def quantile_bounds(
-    values: Sequence[float], q: float = 0.95, *, confidence: float = 0.95
+    values: ArrayLike, q: float = 0.95, *, confidence: float = 0.95
 ) -> tuple[float | None, float | None]:
     """Distribution-free lower and upper confidence bounds of the ``q`` quantile."""
     data = np.sort(np.asarray(values, dtype=float))
@@ -124,7 +124,7 @@ def quantile_bounds(
 
 
 def quantile_n_needed(
-    values: Sequence[float], threshold: float, q: float = 0.95, *, confidence: float = 0.95
+    values: ArrayLike, threshold: float, q: float = 0.95, *, confidence: float = 0.95
 ) -> int | None:
     """Sample size at which data distributed like ``values`` would have its upper quantile
     bound at or below ``threshold``; None when the data's own quantile is above it."""
@@ -147,8 +147,8 @@ def quantile_n_needed(
 
 
 def bootstrap_mean_bounds(
-    values: Sequence[float],
-    counts: Sequence[int] | None = None,
+    values: ArrayLike,
+    counts: ArrayLike | None = None,
     *,
     confidence: float = 0.95,
     resamples: int = 2000,
@@ -384,7 +384,7 @@ def _quantile_cs_ranks(n: int, q: float, confidence: float) -> tuple[int | None,
 
 
 def quantile_cs_bounds(
-    values: Sequence[float], q: float = 0.95, *, confidence: float = 0.95
+    values: ArrayLike, q: float = 0.95, *, confidence: float = 0.95
 ) -> tuple[float | None, float | None]:
     """Anytime-valid lower and upper bounds of the ``q`` quantile (None: not enough data)."""
     data = np.sort(np.asarray(values, dtype=float))
