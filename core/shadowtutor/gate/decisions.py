@@ -21,7 +21,7 @@ from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
 from shadowtutor.log.record import DEFAULT_STUDENT
-from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
+from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, row_id, utcnow
 
 MIN_REASON = 15  # characters: "ok" is not a reason
 
@@ -173,7 +173,7 @@ def approve(*, session: Session, decision_id: int, actor_id: auth.Actor) -> Gate
             else "collect the missing data listed on the Readiness page"
         )
         raise DecisionError(f"decision #{decision_id} is {label(decision.outcome)}, not GO: {hint}")
-    return _event(session, decision_id, "approve", who.id, "")
+    return _event(session, decision, "approve", who.id, "")
 
 
 def override(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
@@ -198,21 +198,25 @@ def override(*, session: Session, decision_id: int, actor_id: auth.Actor, reason
             "no category can be released: each category still has criteria without enough "
             "data (INCONCLUSIVE); collect that data first"
         )
-    return _event(session, decision_id, "override", who.id, reason.strip())
+    return _event(session, decision, "override", who.id, reason.strip())
 
 
 def revoke(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
     """Withdraw the approval of a decision (``gate.approve``: admins)."""
     who = auth.require(session, actor_id, "gate.approve")
-    _current(session, decision_id)  # raises unless it is a current decision
-    return _event(session, decision_id, "revoke", who.id, reason.strip())
+    decision = _current(session, decision_id)
+    return _event(session, decision, "revoke", who.id, reason.strip())
 
 
 def _event(
-    session: Session, decision_id: int, kind: str, actor_id: int | None, reason: str
+    session: Session, decision: GateDecision, kind: str, actor_id: int | None, reason: str
 ) -> GateEvent:
     event = GateEvent(
-        decision_id=decision_id, kind=kind, actor_id=actor_id, reason=reason, created_at=utcnow()
+        decision_id=row_id(decision),
+        kind=kind,
+        actor_id=actor_id,
+        reason=reason,
+        created_at=utcnow(),
     )
     session.add(event)
     session.flush()
