@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_ADMIN_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test install lint bench
+.PHONY: demo test install lint typecheck bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +23,11 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_ADMIN_URL)} $(BIN)/python -m pytest
 
+# Both run in .ci/run before the tests, and in pre-commit (.pre-commit-config.yaml).
 lint: $(BIN)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The library, with the settings of [tool.mypy] in pyproject.toml.
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy

@@ -19,14 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from shadowtutor import auth, pricing, similarity
 from shadowtutor.demo import students as demo_students
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import compaction, read, schema, write
-from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate
+from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate, row_id
 from shadowtutor.users import add_user, get_user
 
 LANGUAGES = {"it": 0.4, "en": 0.3, "id": 0.3}
@@ -124,6 +124,8 @@ def generate_pairs(
     rng = random.Random(seed)
     end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     prices = pricing.load_table()
+    # every demo teacher is in the bundled price table
+    providers = {m: price.provider for m in TEACHERS if (price := prices.lookup(m)) is not None}
     users = [f"traveller{i}@example.com" for i in range(900)]
     outage_start = end - timedelta(days=max(days // 3, 1), hours=end.hour - 9)
     for ts in _timestamps(rng, pairs, end, days):
@@ -152,7 +154,7 @@ def generate_pairs(
         c_tok = max(1, round(pricing.estimate_tokens(answer) * rng.uniform(0.9, 1.2)))
         teacher = {
             "model": teacher_model,
-            "provider": prices.lookup(teacher_model).provider,
+            "provider": providers[teacher_model],
             "response": answer,
             "latency_ms": _latency(rng, 650, 14, c_tok),
             "ttft_ms": round(rng.lognormvariate(math.log(420), 0.3), 1),
@@ -236,7 +238,7 @@ def ensure_accounts(session: Session) -> dict[str, int]:
             user=UserCreate(username=username, role=role, display_name=name, password=password),
             actor_id=auth.SYSTEM,
         )
-        ids[username] = user.id
+        ids[username] = row_id(user)
     return ids
 
 
@@ -280,7 +282,7 @@ def seed_reviews(
         required_reviews=1,
         enqueued_by=accounts["admin"],
     )
-    items = list(session.exec(select(ReviewItem).where(ReviewItem.pair_id.in_(list(flaws)))))
+    items = list(session.exec(select(ReviewItem).where(col(ReviewItem.pair_id).in_(list(flaws)))))
     rng.shuffle(items)
     reviewers = {"giulia": 0.0, "made": -0.35, "sofia": 0.15}
     to_review = items[: int(len(items) * 0.7)]
@@ -325,7 +327,7 @@ def _demo_review(
     decision = "reject" if rng.random() < 0.04 else "approve"
     when = end - timedelta(days=rng.uniform(0, 25), hours=rng.uniform(0, 8))
     return Review(
-        item_id=item.id,
+        item_id=row_id(item),
         pair_id=item.pair_id,
         reviewer_id=reviewer_id,
         student_score=score,
@@ -366,7 +368,8 @@ def seed_judge(session: Session, pairs: list[DemoPair], *, seed: int, end: datet
         latent = 1 + 4 * sim**0.7 + 0.1 + rng.gauss(0, 0.3)
         if "wrong language" in p.flaws:
             latent = min(latent, 1.8)
-        calls, scores = [], []
+        calls: list[dict[str, Any]] = []
+        scores: list[tuple[int, int, str]] = []
         for order in ("teacher_first", "student_first"):
             student = max(1, min(5, round(latent + rng.gauss(0, 0.35))))
             teacher = max(3, min(5, round(4.6 + rng.gauss(0, 0.35))))
