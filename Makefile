@@ -7,7 +7,7 @@ PORT ?= 8501
 DEMO_ARGS ?=
 DOCS_PORT ?= 8000
 
-.PHONY: demo test install lint bench docs docs-build docs-generate
+.PHONY: demo test install lint typecheck bench docs docs-build docs-generate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_ADMIN_URL)} $(BIN)/python -m pytest
 
+# Both run in .ci/run before the tests, and in pre-commit (.pre-commit-config.yaml).
 lint: $(BIN)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The library, with the settings of [tool.mypy] in pyproject.toml.
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
 
 # The docs site (mkdocs-material): served with live reload on http://127.0.0.1:$(DOCS_PORT)
 docs: $(BIN)/.installed

@@ -19,15 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from shadowtutor import auth, pricing, similarity
 from shadowtutor.demo import students as demo_students
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
-from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate
+from shadowtutor.log import compaction, read, schema, write
+from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate, row_id
 from shadowtutor.users import add_user, get_user
 
 LANGUAGES = {"it": 0.4, "en": 0.3, "id": 0.3}
@@ -126,6 +125,8 @@ def generate_pairs(
     rng = random.Random(seed)
     end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     prices = pricing.load_table()
+    # every demo teacher is in the bundled price table
+    providers = {m: price.provider for m in TEACHERS if (price := prices.lookup(m)) is not None}
     users = [f"traveller{i}@example.com" for i in range(900)]
     outage_start = end - timedelta(days=max(days // 3, 1), hours=end.hour - 9)
     for ts in _timestamps(rng, pairs, end, days):
@@ -154,7 +155,7 @@ def generate_pairs(
         c_tok = max(1, round(pricing.estimate_tokens(answer) * rng.uniform(0.9, 1.2)))
         teacher = {
             "model": teacher_model,
-            "provider": prices.lookup(teacher_model).provider,
+            "provider": providers[teacher_model],
             "response": answer,
             "latency_ms": _latency(rng, 650, 14, c_tok),
             "ttft_ms": round(rng.lognormvariate(math.log(420), 0.3), 1),
@@ -191,12 +192,12 @@ def generate_pairs(
                 cost_usd=0.0,
             )
         score = similarity.lexical(answer, student.get("response"))
-        record = logrecord.make_record(
+        record = schema.make_record(
             id=uuid.UUID(int=rng.getrandbits(128)).hex,
             ts=ts,
             source="demo",
-            user_hash=logrecord.pseudonymize(user),
-            conversation_id=f"c-{logrecord.pseudonymize(user)}-{ts:%Y%m%d}",
+            user_hash=schema.pseudonymize(user),
+            conversation_id=f"c-{schema.pseudonymize(user)}-{ts:%Y%m%d}",
             category=cat,
             language=lang,
             messages=messages,
@@ -217,12 +218,12 @@ def generate_pairs(
         yield DemoPair(record, flaws if "error" not in student else [])
 
 
-def write_log(log_dir: Path, pairs: list[DemoPair]) -> logstore.CompactReport:
+def write_log(log_dir: Path, pairs: list[DemoPair]) -> compaction.CompactReport:
     """Write the pairs to the log and compact closed days to Parquet (today stays JSONL)."""
-    with logstore.LogWriter(log_dir) as writer:
+    with write.LogWriter(log_dir) as writer:
         for i in range(0, len(pairs), 5000):
             writer.append_many(p.record for p in pairs[i : i + 5000])
-    return logstore.compact(log_dir)
+    return compaction.compact(log_dir)
 
 
 # --- the database ------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def ensure_accounts(session: Session) -> dict[str, int]:
             user=UserCreate(username=username, role=role, display_name=name, password=password),
             actor_id=auth.SYSTEM,
         )
-        ids[username] = user.id
+        ids[username] = row_id(user)
     return ids
 
 
@@ -261,7 +262,7 @@ def seed_reviews(
 
     rng = random.Random(seed + 1)
     review.seed_default_tags(session=session, actor_id=accounts["admin"])
-    good = [p for p in pairs if logrecord.student_succeeded(p.record["student"])]
+    good = [p for p in pairs if schema.student_succeeded(p.record["student"])]
     by_stratum: dict[tuple[str, str], list[DemoPair]] = {}
     for p in good:
         by_stratum.setdefault((p.record["language"], p.record["category"]), []).append(p)
@@ -282,7 +283,7 @@ def seed_reviews(
         required_reviews=1,
         enqueued_by=accounts["admin"],
     )
-    items = list(session.exec(select(ReviewItem).where(ReviewItem.pair_id.in_(list(flaws)))))
+    items = list(session.exec(select(ReviewItem).where(col(ReviewItem.pair_id).in_(list(flaws)))))
     rng.shuffle(items)
     reviewers = {"giulia": 0.0, "made": -0.35, "sofia": 0.15}
     to_review = items[: int(len(items) * 0.7)]
@@ -327,7 +328,7 @@ def _demo_review(
     decision = "reject" if rng.random() < 0.04 else "approve"
     when = end - timedelta(days=rng.uniform(0, 25), hours=rng.uniform(0, 8))
     return Review(
-        item_id=item.id,
+        item_id=row_id(item),
         pair_id=item.pair_id,
         reviewer_id=reviewer_id,
         student_score=score,
@@ -361,14 +362,15 @@ def seed_judge(session: Session, pairs: list[DemoPair], *, seed: int, end: datet
         rec = p.record
         if rec["category"] not in ELIGIBLE or rec["student"]["response"] is None:
             continue
-        ts = logrecord.parse_ts(rec["ts"])
+        ts = schema.parse_ts(rec["ts"])
         if ts < since:
             continue
         sim = (rec.get("similarity") or {}).get("score") or 0.0
         latent = 1 + 4 * sim**0.7 + 0.1 + rng.gauss(0, 0.3)
         if "wrong language" in p.flaws:
             latent = min(latent, 1.8)
-        calls, scores = [], []
+        calls: list[dict[str, Any]] = []
+        scores: list[tuple[int, int, str]] = []
         for order in ("teacher_first", "student_first"):
             student = max(1, min(5, round(latent + rng.gauss(0, 0.35))))
             teacher = max(3, min(5, round(4.6 + rng.gauss(0, 0.35))))
@@ -414,12 +416,12 @@ def _note(tags: list[str], rng: random.Random) -> str:
 def seed_budget(session: Session, pairs: list[DemoPair], admin_id: int, end: datetime) -> float:
     """A monthly budget a little under the month's projection, so the alerts have a story."""
     month_start = end.replace(day=1, hour=0)
-    last14 = [p for p in pairs if logrecord.parse_ts(p.record["ts"]) >= end - timedelta(days=14)]
+    last14 = [p for p in pairs if schema.parse_ts(p.record["ts"]) >= end - timedelta(days=14)]
     daily = sum(p.record["teacher"]["cost_usd"] or 0 for p in last14) / 14
     spent = sum(
         p.record["teacher"]["cost_usd"] or 0
         for p in pairs
-        if logrecord.parse_ts(p.record["ts"]) >= month_start
+        if schema.parse_ts(p.record["ts"]) >= month_start
     )
     next_month = (month_start + timedelta(days=32)).replace(day=1)
     projection = spent + daily * (next_month - end).total_seconds() / 86400
@@ -452,7 +454,7 @@ def build(
 
     ``progress`` is told what is being done, phase by phase (15-25 s at 20,000 pairs on two
     cores)."""
-    if logstore.jsonl_files(log_dir) or logstore.parquet_files(log_dir):
+    if read.jsonl_files(log_dir) or read.parquet_files(log_dir):
         raise DemoError(
             f"the log folder {log_dir} already holds data; the demo only writes into an empty "
             "one (set SHADOWTUTOR_HOME to a new folder)"
