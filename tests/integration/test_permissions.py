@@ -445,8 +445,8 @@ def test_pages_and_menu_follow_the_table() -> None:
         assert set(registry.page(key).roles) == set(auth.roles_for(action))
 
 
-def test_readme_permissions_table_matches_the_module() -> None:
-    assert auth.markdown_table() in (ROOT / "README.md").read_text()
+def test_docs_permissions_table_matches_the_module() -> None:
+    assert auth.markdown_table() in (ROOT / "docs" / "security.md").read_text()
 
 
 def test_nothing_reaches_the_log_when_a_manager_saves(session: Session, people, tmp_path) -> None:

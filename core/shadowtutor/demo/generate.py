@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ STUDENT = "llama3.1:8b"
 QUALITY = {"greeting": 0.92, "casual": 0.78, "business": 0.62}
 LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
 ELIGIBLE = ("greeting", "casual")
+PROGRESS_EVERY = 5_000  # pairs between two progress lines while generating
 
 DEMO_ACCOUNTS = [
     ("admin", auth.ADMIN, "Alessandra", "demo-admin"),
@@ -447,15 +448,26 @@ def build(
     days: int = 60,
     seed: int = 7,
     end: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> DemoSummary:
-    """Generate the whole demo into an empty log folder and a migrated database."""
+    """Generate the whole demo into an empty log folder and a migrated database.
+
+    ``progress`` is told what is being done, phase by phase (15-25 s at 20,000 pairs on two
+    cores)."""
     if read.jsonl_files(log_dir) or read.parquet_files(log_dir):
         raise DemoError(
             f"the log folder {log_dir} already holds data; the demo only writes into an empty "
             "one (set SHADOWTUTOR_HOME to a new folder)"
         )
+    say = progress or _silent
     end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
-    generated = list(generate_pairs(pairs=pairs, days=days, seed=seed, end=end))
+    say(f"generating {pairs:,} pairs over {days} days")
+    generated = []
+    for pair in generate_pairs(pairs=pairs, days=days, seed=seed, end=end):
+        generated.append(pair)
+        if len(generated) % PROGRESS_EVERY == 0 and len(generated) < pairs:
+            say(f"  {len(generated):,} of {pairs:,} pairs")
+    say("answers of the other two demo students")
     for p in generated:  # the demo's Llama is a registered student, not the settings' one
         p.record["student_name"] = demo_students.PRIMARY
     extra = [
@@ -468,7 +480,9 @@ def build(
             lang_shift=LANG_SHIFT,
         )
     ]
+    say(f"writing {len(generated) + len(extra):,} records to {log_dir}, closed days to Parquet")
     compacted = write_log(log_dir, generated + extra)
+    say("accounts, reviews, budget, judge scores and students in the database")
     from shadowtutor import db
 
     with db.session_scope(url) as session:
@@ -487,6 +501,10 @@ def build(
         )
         judged += seed_judge(session, extra, seed=seed + 3, end=end)
     return DemoSummary(len(generated), reviews, budget, len(compacted.days), log_dir, judged)
+
+
+def _silent(message: str) -> None:
+    """The default progress: say nothing (tests and scripts)."""
 
 
 def has_reviews(session: Session) -> bool:
