@@ -1,7 +1,8 @@
 """The Readiness page's admin actions: evaluate, approve, override, advance, roll back, kill.
 
-Each button is shown only to roles that ``shadowtutor.auth`` allows its action; the role is
-checked again on the server right before it writes, and the core functions check the
+Each button is shown only to roles that ``shadowtutor.accounts.permissions`` allows its
+action; the role is checked again on the server right before it writes, and the core
+functions check the
 account once more against the database.
 """
 
@@ -12,8 +13,8 @@ from collections.abc import Callable
 import streamlit as st
 from sqlmodel import Session
 
-from shadowtutor import auth as permissions
 from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.app import auth
 from shadowtutor.app.auth import CurrentUser
 from shadowtutor.config import Settings
@@ -24,7 +25,7 @@ from shadowtutor.gate import decisions, rollout
 from shadowtutor.gate import evaluate as gate_eval
 
 FLASH = "readiness-flash"
-# The actions behind this page's buttons (shadowtutor.auth.ACTIONS).
+# The actions behind this page's buttons (shadowtutor.accounts.permissions.ACTIONS).
 ACTIONS = ("gate.approve", "gate.override", "rollout.advance", "rollout.kill")
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from shadowtutor import auth as permissions
 from shadowtutor import db, pricing
+from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.dashboards import budget, charts, spend
 from shadowtutor.errors import ShadowTutorError

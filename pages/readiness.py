@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from shadowtutor import auth as permissions
 from shadowtutor import db, students
+from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.config import shown_path
 from shadowtutor.dashboards import readiness

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from shadowtutor import db
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
 from shadowtutor.log import record as logrecord

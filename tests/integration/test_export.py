@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from shadowtutor import db
-from shadowtutor.auth import SYSTEM as OPERATOR
-from shadowtutor.auth import PermissionDenied
+from shadowtutor.accounts.permissions import SYSTEM as OPERATOR
+from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.cli import main
 from shadowtutor.export import jobs as export
 from shadowtutor.export.jobs import ExportFilters, ExportOptions

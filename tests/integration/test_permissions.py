@@ -1,13 +1,13 @@
 """Every write in the library, called as every kind of actor, on SQLite and PostgreSQL.
 
-Table-driven from ``shadowtutor.auth.ACTIONS``: ``WRITES`` names, for each action, the library
-functions it guards and how to call each one. An action without a write here fails
-(``test_every_action_has_writes``), and so does a library function that calls
-``auth.require`` without being listed (``test_every_checked_function_is_listed``).
+Table-driven from ``shadowtutor.accounts.permissions.ACTIONS``: ``WRITES`` names, for each
+action, the library functions it guards and how to call each one. An action without a write
+here fails (``test_every_action_has_writes``), and so does a library function that calls
+``permissions.require`` without being listed (``test_every_checked_function_is_listed``).
 
-For each write and actor the expectation comes from the table: the admin, reviewer and
-manager accounts are allowed exactly when their role is in the action's roles; a disabled
-admin, an unknown id and no actor at all are always refused; the operator (``auth.SYSTEM``) is
+For each write and actor the expectation comes from the table: the admin, reviewer and manager
+accounts are allowed exactly when their role is in the action's roles; a disabled admin, an
+unknown id and no actor at all are always refused; the operator (``permissions.SYSTEM``) is
 allowed where the action says so. A refused call raises ``PermissionDenied`` naming the action
 and changes nothing (every table's row count and the log folder stay as they were); an allowed
 call succeeds.
@@ -25,7 +25,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from shadowtutor import auth, db, students, users
+from shadowtutor import db, students
+from shadowtutor.accounts import permissions, users
 from shadowtutor.dashboards import budget
 from shadowtutor.export import jobs as export
 from shadowtutor.gate import criteria as gate
@@ -70,7 +71,7 @@ def _record(i: int, source: str = "live") -> dict[str, Any]:
 
 def _item(w: World) -> int:
     return review.enqueue_records(
-        session=w.session, records=[_record(1)], enqueued_by=auth.SYSTEM
+        session=w.session, records=[_record(1)], enqueued_by=permissions.SYSTEM
     ).item_ids[0]
 
 
@@ -96,7 +97,7 @@ def _tag(w: World) -> int:
 
 def _decision(w: World, **kw: Any):  # noqa: ANN202
     d = gate.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
-    return decisions.record(session=w.session, decision=d, actor_id=auth.SYSTEM)
+    return decisions.record(session=w.session, decision=d, actor_id=permissions.SYSTEM)
 
 
 def _approved_go(w: World) -> None:
@@ -202,7 +203,7 @@ def _with_decision(fn: Callable[..., object], agg: dict | None = None, **kw: Any
 
 def _retire_student(w: World, a: Any) -> Call:
     students.add(
-        session=w.session, actor_id=auth.SYSTEM, name="old", backend="ollama", model="llama3"
+        session=w.session, actor_id=permissions.SYSTEM, name="old", backend="ollama", model="llama3"
     )
     return lambda: students.retire(session=w.session, actor_id=a, name="old")
 
@@ -261,13 +262,13 @@ WRITES: dict[str, dict[str, Prepare]] = {
         "students.registry.retire": _retire_student,
     },
     "users.manage": {
-        "users.add_user": _plain(
+        "accounts.users.add_user": _plain(
             users.add_user,
             user=UserCreate(username="newcomer", role="reviewer", password="password-new"),
         ),
-        "users.set_role": _plain(users.set_role, username="target", role="manager"),
-        "users.set_disabled": _plain(users.set_disabled, username="target"),
-        "users.set_password": _plain(
+        "accounts.users.set_role": _plain(users.set_role, username="target", role="manager"),
+        "accounts.users.set_disabled": _plain(users.set_disabled, username="target"),
+        "accounts.users.set_password": _plain(
             users.set_password, username="target", password="a-new-password"
         ),
     },
@@ -289,15 +290,15 @@ CASES = [(action, name) for action, writes in WRITES.items() for name in writes]
 
 
 def test_every_action_has_writes() -> None:
-    assert set(WRITES) == set(auth.ACTIONS), "add the new action's writes to WRITES"
+    assert set(WRITES) == set(permissions.ACTIONS), "add the new action's writes to WRITES"
     assert all(WRITES.values())
 
 
 def _checked_functions() -> set[str]:
-    """``module.function`` of every function in core/ that calls ``auth.require``."""
+    """``module.function`` of every function in core/ that calls ``permissions.require``."""
     found = set()
     for path in (ROOT / "core" / "shadowtutor").rglob("*.py"):
-        if path.name == "auth.py":
+        if path == ROOT / "core" / "shadowtutor" / "accounts" / "permissions.py":
             continue
         module = ".".join(path.relative_to(ROOT / "core" / "shadowtutor").with_suffix("").parts)
         for node in ast.walk(ast.parse(path.read_text())):
@@ -309,7 +310,7 @@ def _checked_functions() -> set[str]:
                     isinstance(f, ast.Attribute)
                     and f.attr == "require"
                     and isinstance(f.value, ast.Name)
-                    and f.value.id == "auth"
+                    and f.value.id == "permissions"
                 ):
                     found.add(f"{module}.{node.name}")
     return found
@@ -325,10 +326,10 @@ def test_every_checked_function_is_listed() -> None:
 
 
 def _expected(action: str, name: str, actor: str) -> bool:
-    spec = auth.ACTIONS[action]
+    spec = permissions.ACTIONS[action]
     if actor in ("admin", "admin as User"):
-        return auth.ADMIN in spec.roles
-    if actor in auth.ROLES:
+        return permissions.ADMIN in spec.roles
+    if actor in permissions.ROLES:
         return actor in spec.roles
     if actor == "operator":
         return OPERATOR_OVERRIDES.get(name, spec.operator)
@@ -373,7 +374,7 @@ def _actor(session: Session, ids: dict[str, int], kind: str) -> Any:
         "disabled": ids["disabled"],
         "unknown": max(ids.values()) + 1000,
         "none": None,
-        "operator": auth.SYSTEM,
+        "operator": permissions.SYSTEM,
     }[kind]
 
 
@@ -394,7 +395,7 @@ def test_write_refuses_exactly_who_the_table_refuses(
             before, files = _counts(session), _files(tmp)
             try:
                 write()
-            except auth.PermissionDenied as exc:
+            except permissions.PermissionDenied as exc:
                 assert exc.action == action and f"({action})" in str(exc), str(exc)
                 assert _counts(session) == before and _files(tmp) == files, "a refusal wrote"
                 outcomes[kind] = False
@@ -407,32 +408,34 @@ def test_write_refuses_exactly_who_the_table_refuses(
 
 
 def test_the_refusal_names_the_roles_and_the_fix(session: Session, people) -> None:
-    with pytest.raises(auth.PermissionDenied) as refused:
+    with pytest.raises(permissions.PermissionDenied) as refused:
         budget.set_budget(session=session, monthly_usd=10, actor_id=people["manager"])
     assert str(refused.value) == (
         "manager is a manager; only admins may set the monthly budget (budget.set). Ask an "
         "admin to do it, or to give you the role: shadowtutor users set-role manager admin"
     )
     assert isinstance(refused.value, PermissionError)
-    with pytest.raises(auth.PermissionDenied, match="'disabled' is disabled"):
+    with pytest.raises(permissions.PermissionDenied, match="'disabled' is disabled"):
         budget.set_budget(session=session, monthly_usd=10, actor_id=people["disabled"])
-    with pytest.raises(auth.PermissionDenied, match="named account; in the CLI pass --by"):
-        export.run_export(session=session, actor_id=auth.SYSTEM, export_root=Path("/nowhere"))
+    with pytest.raises(permissions.PermissionDenied, match="named account; in the CLI pass --by"):
+        export.run_export(
+            session=session, actor_id=permissions.SYSTEM, export_root=Path("/nowhere")
+        )
 
 
 def test_a_role_change_takes_effect_at_once(session: Session, people) -> None:
     budget.set_budget(session=session, monthly_usd=10, actor_id=people["admin"])
-    users.set_role(session=session, username="admin", role="manager", actor_id=auth.SYSTEM)
-    with pytest.raises(auth.PermissionDenied, match="admin is a manager"):
+    users.set_role(session=session, username="admin", role="manager", actor_id=permissions.SYSTEM)
+    with pytest.raises(permissions.PermissionDenied, match="admin is a manager"):
         budget.set_budget(session=session, monthly_usd=20, actor_id=people["admin"])
 
 
 def test_allowed_reads_the_same_table() -> None:
-    for name, spec in auth.ACTIONS.items():
-        assert {r for r in auth.ROLES if auth.allowed(r, name)} == set(spec.roles)
-        assert not auth.allowed(None, name)
+    for name, spec in permissions.ACTIONS.items():
+        assert {r for r in permissions.ROLES if permissions.allowed(r, name)} == set(spec.roles)
+        assert not permissions.allowed(None, name)
     with pytest.raises(ValueError, match="unknown action"):
-        auth.allowed("admin", "reviews.submit")
+        permissions.allowed("admin", "reviews.submit")
 
 
 def test_pages_and_menu_follow_the_table() -> None:
@@ -444,16 +447,16 @@ def test_pages_and_menu_follow_the_table() -> None:
         "playground": "playground.save",
         "export": "export.run",
     }.items():
-        assert set(registry.page(key).roles) == set(auth.roles_for(action))
+        assert set(registry.page(key).roles) == set(permissions.roles_for(action))
 
 
 def test_readme_permissions_table_matches_the_module() -> None:
-    assert auth.markdown_table() in (ROOT / "README.md").read_text()
+    assert permissions.markdown_table() in (ROOT / "README.md").read_text()
 
 
 def test_nothing_reaches_the_log_when_a_manager_saves(session: Session, people, tmp_path) -> None:
     world = World(session, tmp_path / "w", people)
-    with pytest.raises(auth.PermissionDenied):
+    with pytest.raises(permissions.PermissionDenied):
         _save_pair(world, people["manager"], queue=False)()
     assert not (tmp_path / "w").exists()
     _save_pair(world, people["reviewer"], queue=False)()
@@ -509,7 +512,7 @@ def test_a_reviewer_queues_only_playground_pairs(session: Session, people) -> No
         review.enqueue_records(
             session=session, records=[_record(1)], enqueued_by=rita, action="playground.save"
         )
-    with pytest.raises(auth.PermissionDenied, match=r"\(review.enqueue\)"):
+    with pytest.raises(permissions.PermissionDenied, match=r"\(review.enqueue\)"):
         review.enqueue_records(session=session, records=[_record(1)], enqueued_by=rita)
     added = review.enqueue_records(
         session=session,

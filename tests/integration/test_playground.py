@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from shadowtutor import detect, pricing
-from shadowtutor.auth import PermissionDenied
+from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
 from shadowtutor.config import Settings
 from shadowtutor.log import store as logstore

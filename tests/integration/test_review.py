@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from shadowtutor import db
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import db, users
-from shadowtutor.auth import SYSTEM, PermissionDenied
+from shadowtutor import db
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout, routing
 from shadowtutor.gate.criteria import Window

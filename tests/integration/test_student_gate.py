@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import db, users
-from shadowtutor.auth import SYSTEM
+from shadowtutor import db
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, evaluate, evidence, rollout, routing

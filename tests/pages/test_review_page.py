@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select, update
 
-from shadowtutor import auth, db
+from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter
 from shadowtutor.review import queue as review
@@ -59,9 +60,9 @@ def queued(migrated):
     with LogWriter(migrated.log_path) as writer:
         writer.append_many(recs)
     with db.session_scope(migrated.db_url) as s:
-        review.seed_default_tags(session=s, actor_id=auth.SYSTEM)
+        review.seed_default_tags(session=s, actor_id=permissions.SYSTEM)
         review.enqueue_records(
-            session=s, records=recs, strategy="lowest_similarity", enqueued_by=auth.SYSTEM
+            session=s, records=recs, strategy="lowest_similarity", enqueued_by=permissions.SYSTEM
         )
     return migrated
 
@@ -282,7 +283,7 @@ def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
     )
     with db.session_scope(migrated.db_url) as s:
         review.enqueue_records(
-            session=s, records=[record], strategy="student_errors", enqueued_by=auth.SYSTEM
+            session=s, records=[record], strategy="student_errors", enqueued_by=permissions.SYSTEM
         )
     at = page_as("pages/review.py", migrated.db_url, "reviewer").run()
     assert not at.exception

@@ -8,8 +8,8 @@ import tomllib
 import numpy as np
 from sqlmodel import Session
 
-from shadowtutor import users
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions
 from shadowtutor.gate.criteria import Aggregate, Window

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowtutor.auth import PermissionDenied
+from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.dashboards import budget, quality, spend
 from shadowtutor.log import analytics
 from shadowtutor.log import store as logstore

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import users
-from shadowtutor.auth import SYSTEM, PermissionDenied
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions
 from shadowtutor.gate import evaluate as gate_eval

@@ -130,17 +130,17 @@ def test_teacher_counted_once_and_a_student_filter(tmp_path: Path, old_as: str) 
 def test_export_takes_a_student_filter(session) -> None:  # noqa: ANN001 (the db fixture)
     from sqlmodel import select
 
-    from shadowtutor import auth, users
+    from shadowtutor.accounts import permissions, users
     from shadowtutor.export import jobs as export
     from shadowtutor.review import queue as review
     from shadowtutor.tables import Review, ReviewItem, UserCreate
 
     records = [r for i in range(3) for r in _request(i, ("a", "b"))] + [_v1(9)]
-    review.enqueue_records(session=session, records=records, enqueued_by=auth.SYSTEM)
+    review.enqueue_records(session=session, records=records, enqueued_by=permissions.SYSTEM)
     who = users.add_user(
         session=session,
         user=UserCreate(username="rev-v2", role="reviewer", password="password-v2"),
-        actor_id=auth.SYSTEM,
+        actor_id=permissions.SYSTEM,
     )
     for item in session.exec(select(ReviewItem)):
         session.add(

@@ -15,13 +15,11 @@ import click
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
-from shadowtutor import auth
 from shadowtutor import (
     db as database,  # not `db`: the `shadowtutor.cli.db` submodule takes that name
 )
-from shadowtutor import (
-    users as accounts,  # not `users`: the `shadowtutor.cli.users` submodule takes that name
-)
+from shadowtutor.accounts import permissions
+from shadowtutor.accounts.users import require_user
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
 
@@ -77,13 +75,13 @@ def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
     return database.session_scope(url)
 
 
-def actor_of(session: Session, username: str | None) -> auth.Actor:
+def actor_of(session: Session, username: str | None) -> permissions.Actor:
     """The acting user a command names with ``--by``/``--as``; without one, the machine's
-    operator (``auth.SYSTEM``), who may do what needs no named account (see the README's
+    operator (``permissions.SYSTEM``), who may do what needs no named account (see the README's
     Permissions section)."""
     if not username:
-        return auth.SYSTEM
-    return accounts.require_user(session=session, username=username)
+        return permissions.SYSTEM
+    return require_user(session=session, username=username)
 
 
 BY = click.option(

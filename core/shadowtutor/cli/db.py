@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from shadowtutor import auth, db
+from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.cli import main, settings_of
 
 
@@ -42,7 +43,7 @@ def seed_tags_if_none(url: str) -> int:
     with db.session_scope(url) as session:
         if session.exec(select(Tag.id).limit(1)).first() is not None:
             return 0
-        return tags.seed_default_tags(session=session, actor_id=auth.SYSTEM)
+        return tags.seed_default_tags(session=session, actor_id=permissions.SYSTEM)
 
 
 @db_group.command("downgrade")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from shadowtutor import db, users
+from shadowtutor import db
+from shadowtutor.accounts import users
 from shadowtutor.cli import main, settings_of
 from shadowtutor.demo import generate as demo
 from shadowtutor.demo import students as demo_students

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from shadowtutor import auth, db, users
+from shadowtutor import db
+from shadowtutor.accounts import permissions, users
 from shadowtutor.cli import main, settings_of
 from shadowtutor.export import jobs as export
 
@@ -98,7 +99,7 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
     )
     with db.session_scope(settings.db_url) as session:
         actor = users.require_user(session=session, username=username)
-        auth.require(session, actor, "export.run")
+        permissions.require(session, actor, "export.run")
         n = export.count_matching(session=session, filters=filters)
         click.echo(f"{n:,} reviewed pairs match")
         if opts["dry_run"]:

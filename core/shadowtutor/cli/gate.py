@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from shadowtutor import auth, db, users
+from shadowtutor import db
+from shadowtutor.accounts import permissions, users
 from shadowtutor.cli import main, settings_of
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria as gate
@@ -26,10 +27,10 @@ def _ready(ctx: click.Context) -> Settings:
     return settings
 
 
-def _actor(settings: Settings, username: str | None) -> int | auth.SystemActor:
-    """The --by account's id; without --by, the operator (``auth.SYSTEM``)."""
+def _actor(settings: Settings, username: str | None) -> int | permissions.SystemActor:
+    """The --by account's id; without --by, the operator (``permissions.SYSTEM``)."""
     if not username:
-        return auth.SYSTEM
+        return permissions.SYSTEM
     with db.session_scope(settings.db_url) as session:
         user = users.get_user(session=session, username=username)
         if user is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from shadowtutor import users
-from shadowtutor.auth import ROLES
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import ROLES
 from shadowtutor.cli import BY, actor_of, main, session_of
 from shadowtutor.tables import UserCreate
 

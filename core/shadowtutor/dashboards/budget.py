@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import Budget
 
@@ -142,9 +142,9 @@ def current_budget(*, session: Session) -> Budget | None:
     return session.exec(stmt).first()
 
 
-def set_budget(*, session: Session, monthly_usd: float, actor_id: auth.Actor) -> Budget:
+def set_budget(*, session: Session, monthly_usd: float, actor_id: permissions.Actor) -> Budget:
     """Append a budget row (``budget.set``: admins)."""
-    who = auth.require(session, actor_id, "budget.set")
+    who = permissions.require(session, actor_id, "budget.set")
     if not monthly_usd or monthly_usd <= 0:
         raise BudgetError("the monthly budget must be more than $0")
     row = Budget(monthly_usd=float(monthly_usd), set_by=who.id)

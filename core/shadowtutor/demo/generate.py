@@ -21,14 +21,15 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from shadowtutor import auth, pricing, similarity
+from shadowtutor import pricing, similarity
+from shadowtutor.accounts import permissions
+from shadowtutor.accounts.users import add_user, get_user
 from shadowtutor.demo import students as demo_students
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate
-from shadowtutor.users import add_user, get_user
 
 LANGUAGES = {"it": 0.4, "en": 0.3, "id": 0.3}
 CATEGORIES = {"greeting": 0.3, "casual": 0.2, "business": 0.5}
@@ -40,12 +41,12 @@ LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
 ELIGIBLE = ("greeting", "casual")
 
 DEMO_ACCOUNTS = [
-    ("admin", auth.ADMIN, "Alessandra", "demo-admin"),
-    ("reviewer", auth.REVIEWER, "Rita", "demo-reviewer"),
-    ("manager", auth.MANAGER, "Marco", "demo-manager"),
-    ("giulia", auth.REVIEWER, "Giulia", "demo-reviewer"),
-    ("made", auth.REVIEWER, "Made", "demo-reviewer"),
-    ("sofia", auth.REVIEWER, "Sofia", "demo-reviewer"),
+    ("admin", permissions.ADMIN, "Alessandra", "demo-admin"),
+    ("reviewer", permissions.REVIEWER, "Rita", "demo-reviewer"),
+    ("manager", permissions.MANAGER, "Marco", "demo-manager"),
+    ("giulia", permissions.REVIEWER, "Giulia", "demo-reviewer"),
+    ("made", permissions.REVIEWER, "Made", "demo-reviewer"),
+    ("sofia", permissions.REVIEWER, "Sofia", "demo-reviewer"),
 ]
 
 
@@ -235,7 +236,7 @@ def ensure_accounts(session: Session) -> dict[str, int]:
         user = get_user(session=session, username=username) or add_user(
             session=session,
             user=UserCreate(username=username, role=role, display_name=name, password=password),
-            actor_id=auth.SYSTEM,
+            actor_id=permissions.SYSTEM,
         )
         ids[username] = user.id
     return ids

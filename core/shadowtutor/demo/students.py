@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from shadowtutor import auth, similarity
+from shadowtutor import similarity
+from shadowtutor.accounts import permissions
 from shadowtutor.log import record as logrecord
 from shadowtutor.tables import ReviewItem, Student
 
@@ -158,7 +159,7 @@ def seed_reviews(
         ]
         chosen += rng.sample(mine, min(90, len(mine)))
     review.enqueue_records(
-        session=session, records=chosen, strategy="random", enqueued_by=auth.SYSTEM
+        session=session, records=chosen, strategy="random", enqueued_by=permissions.SYSTEM
     )
     ids = {r["id"] for r in chosen}
     items = [i for i in session.exec(_items(ids))]

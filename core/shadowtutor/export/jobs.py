@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.export import docs as export_docs
 from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export API in one place)
@@ -339,7 +339,7 @@ class ExportResult:
 def run_export(
     *,
     session: Session,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     export_root: Path,
     filters: ExportFilters | None = None,
     options: ExportOptions | None = None,
@@ -348,7 +348,7 @@ def run_export(
     """Export the selected pairs into ``export_root/<export id>/`` and record the job
     (``export.run``: admins, by name: an export takes users' conversations out of
     ShadowTutor)."""
-    user = auth.require(session, actor_id, "export.run")
+    user = permissions.require(session, actor_id, "export.run")
     filters, options = filters or ExportFilters(), options or ExportOptions()
     filters.check()
     options.check()

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from shadowtutor import auth, db
+from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.gate import decisions, rollout
 from shadowtutor.gate.criteria import Decision, GateConfig, decide
@@ -39,7 +40,7 @@ def evaluate(
     settings: Settings,
     config: GateConfig,
     *,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     now: datetime | None = None,
     student: str | None = None,
 ) -> Evaluation:

@@ -19,7 +19,7 @@ import duckdb
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.gate import decisions, routing
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
@@ -226,14 +226,14 @@ def advance(
     *,
     session: Session,
     config: GateConfig,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     served_at_stage: int,
     now: datetime | None = None,
     student: str | None = None,
 ) -> RolloutEvent:
     """Move to the next stage (``rollout.advance``: admins) once nothing blocks it; the
     student of the approved decision (``student``'s newest, else the newest of all) serves."""
-    who = auth.require(session, actor_id, "rollout.advance")
+    who = permissions.require(session, actor_id, "rollout.advance")
     problems = blockers(
         session=session, config=config, served_at_stage=served_at_stage, now=now, student=student
     )
@@ -264,10 +264,10 @@ def advance(
 
 
 def rollback(
-    *, session: Session, actor_id: auth.Actor, reason: str, to_stage: int = 0
+    *, session: Session, actor_id: permissions.Actor, reason: str, to_stage: int = 0
 ) -> RolloutEvent:
     """Return to ``to_stage`` (0 %: the teacher serves everyone); ``rollout.kill``."""
-    who = auth.require(session, actor_id, "rollout.kill")
+    who = permissions.require(session, actor_id, "rollout.kill")
     cur = state(session=session)
     if to_stage >= cur.stage and cur.stage > 0:
         raise RolloutError(f"rolling back from {cur.stage}% must go to a lower stage")
@@ -282,10 +282,12 @@ def rollback(
     )
 
 
-def set_kill(*, session: Session, actor_id: auth.Actor, on: bool, reason: str = "") -> RolloutEvent:
+def set_kill(
+    *, session: Session, actor_id: permissions.Actor, on: bool, reason: str = ""
+) -> RolloutEvent:
     """Pull (``on``) or release the kill switch; the stage is kept for after the release
     (``rollout.kill``)."""
-    who = auth.require(session, actor_id, "rollout.kill")
+    who = permissions.require(session, actor_id, "rollout.kill")
     if on and not reason.strip():
         raise RolloutError(
             "give a reason to pull the kill switch (the audit trail records it; "

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadowtutor import auth, detect, pricing
+from shadowtutor import detect, pricing
+from shadowtutor.accounts import permissions
 from shadowtutor.backends import (
     Backend,
     BackendError,
@@ -405,7 +406,7 @@ def save_pair(
     index: int,
     *,
     session: Any,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     log_dir: Any,
     teacher_model: str,
     queue: bool = False,
@@ -416,7 +417,7 @@ def save_pair(
     review queue.
 
     Saving the same turn again writes nothing new and returns the same pair id."""
-    who = auth.require(session, actor_id, "playground.save")
+    who = permissions.require(session, actor_id, "playground.save")
     turn = chat.turns[index] if 0 <= index < len(chat.turns) else None
     if turn is None:
         raise PlaygroundError(f"there is no turn {index + 1} in this conversation")

@@ -6,7 +6,7 @@ on the log files still being there.
 
 Every write names the acting user: enqueueing needs ``review.enqueue`` (Playground saves
 queue their own pair under ``playground.save``); claims, reviews and edits need
-``review.submit`` for ``reviewer_id`` (see ``shadowtutor.auth``).
+``review.submit`` for ``reviewer_id`` (see ``shadowtutor.accounts.permissions``).
 
 Claims: an item shown to a reviewer is claimed for ``claim_minutes``. An item that needs one
 review is never claimed by two reviewers at once (PostgreSQL: ``SELECT ... FOR UPDATE SKIP
@@ -27,7 +27,7 @@ from sqlalchemy import case, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.judge import scores as judge_scores
 from shadowtutor.log import record as logrecord
@@ -123,7 +123,7 @@ def enqueue_records(
     records: Iterable[dict[str, Any]],
     strategy: str = "random",
     required_reviews: int = 1,
-    enqueued_by: auth.Actor,
+    enqueued_by: permissions.Actor,
     action: str = "review.enqueue",
     design_weights: Mapping[str, float] | None = None,
 ) -> EnqueueResult:
@@ -139,7 +139,7 @@ def enqueue_records(
     """
     if action not in ENQUEUE_ACTIONS:
         raise ValueError(f"enqueueing is {' or '.join(ENQUEUE_ACTIONS)}, not {action!r}")
-    who = auth.require(session, enqueued_by, action)
+    who = permissions.require(session, enqueued_by, action)
     records = list(records)
     source = ENQUEUE_ACTIONS[action]
     if source and any(r.get("source") != source for r in records):
@@ -214,11 +214,11 @@ def fill_queue(
     seed: int = 0,
     filters: sampling.Filters | None = None,
     required_reviews: int = 1,
-    enqueued_by: auth.Actor,
+    enqueued_by: permissions.Actor,
 ) -> tuple[sampling.Sample, EnqueueResult]:
     """Sample pairs from the shadow log (DuckDB connection ``con`` with the ``pairs`` view)
     that are not queued yet, and enqueue them (``review.enqueue``)."""
-    auth.require(session, enqueued_by, "review.enqueue")  # before the sampling work
+    permissions.require(session, enqueued_by, "review.enqueue")  # before the sampling work
     judged, note = None, ""
     if strategy == "judge_unsure":
         cal = judge_scores.calibrate(session)
@@ -296,7 +296,7 @@ def claim_next(
     Commit soon after: the claim protects the item from other reviewers once committed.
     ``filters`` may hold ``language`` and ``category``.
     """
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     until = now + timedelta(minutes=claim_minutes)
     where = _claimable(reviewer_id, now)
@@ -349,7 +349,7 @@ def claim_item(
 ) -> ReviewItem | None:
     """Renew (or take) the claim on one item; None when it is no longer the reviewer's to
     review (done, reviewed by them, or claimed by someone else after their claim lapsed)."""
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     result = session.execute(
         update(ReviewItem)
@@ -365,7 +365,7 @@ def claim_item(
 
 
 def release_claim(*, session: Session, item_id: int, reviewer_id: int) -> None:
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     session.execute(
         update(ReviewItem)
         .where(ReviewItem.id == item_id, ReviewItem.claimed_by == reviewer_id)
@@ -511,7 +511,7 @@ def submit_review(
     item has all its reviews already, or when another reviewer holds an unexpired claim on a
     one-review item (this reviewer's claim expired and was taken).
     """
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     # Updating the item first locks its row, so a double submit by one reviewer waits here
@@ -560,7 +560,7 @@ def edit_review(
     *, session: Session, review_id: int, reviewer_id: int, judgement: Judgement
 ) -> Review:
     """Change one's own review: a new version is appended and the earlier one kept."""
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     old = session.get(Review, review_id)

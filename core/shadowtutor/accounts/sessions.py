@@ -12,7 +12,7 @@ of the app reads the cookie (``st.context.cookies``) and :func:`resolve` checks 
 
 Only SHA-256 digests of tokens are stored. Sessions are revoked on logout and, for all of a
 user's sessions, on a password change, a role change and when the account is disabled
-(``shadowtutor.users`` calls :func:`revoke_user`).
+(``shadowtutor.accounts.users`` calls :func:`revoke_user`).
 """
 
 from __future__ import annotations
