@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shadowtutor.dashboards import budget, quality, spend
+from shadowtutor.cost import budget, spend
+from shadowtutor.dashboards import quality
 from shadowtutor.log import analytics
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from shadowtutor import db, pricing
+from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, filters
-from shadowtutor.dashboards import budget, charts, spend
+from shadowtutor.cost import budget, pricing, spend
+from shadowtutor.dashboards import charts
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria, rollout, routing
 from shadowtutor.log.analytics import Filters

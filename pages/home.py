@@ -9,7 +9,8 @@ import streamlit as st
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.app.registry import pages_for
 from shadowtutor.app.text import md
-from shadowtutor.dashboards import charts, overview, spend
+from shadowtutor.cost import spend
+from shadowtutor.dashboards import charts, overview
 from shadowtutor.log import analytics
 
 GO_TO_PER_ROW = 4

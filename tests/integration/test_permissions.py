@@ -27,7 +27,7 @@ from sqlmodel import Session, SQLModel, select
 
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions, users
-from shadowtutor.dashboards import budget
+from shadowtutor.cost import budget
 from shadowtutor.export import jobs as export
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout
@@ -235,7 +235,7 @@ WRITES: dict[str, dict[str, Prepare]] = {
         "review.tags.update_tag": _with_tag(tags.update_tag, name="renamed"),
         "review.tags.delete_tag": _with_tag(tags.delete_tag),
     },
-    "budget.set": {"dashboards.budget.set_budget": _plain(budget.set_budget, monthly_usd=500)},
+    "budget.set": {"cost.budget.set_budget": _plain(budget.set_budget, monthly_usd=500)},
     "gate.approve": {
         "gate.decisions.approve": _with_decision(decisions.approve),
         "gate.decisions.revoke": _with_decision(decisions.revoke, reason="not yet"),

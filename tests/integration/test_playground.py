@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from shadowtutor import detect, pricing
+from shadowtutor import detect
 from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
 from shadowtutor.config import Settings
+from shadowtutor.cost import pricing
 from shadowtutor.log import store as logstore
 from shadowtutor.playground import chat as playground
 from shadowtutor.playground import health

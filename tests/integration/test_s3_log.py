@@ -144,7 +144,8 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
 ) -> None:
     from sqlmodel import Session
 
-    from shadowtutor.dashboards import quality, spend
+    from shadowtutor.cost import spend
+    from shadowtutor.dashboards import quality
     from shadowtutor.export import jobs as export_jobs
     from shadowtutor.gate import evidence
     from shadowtutor.review import pick, queue

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from shadowtutor.accounts.permissions import PermissionDenied
-from shadowtutor.dashboards import budget, quality, spend
+from shadowtutor.cost import budget, spend
+from shadowtutor.dashboards import quality
 from shadowtutor.log import analytics
 from shadowtutor.log import store as logstore
 from shadowtutor.log.analytics import Filters

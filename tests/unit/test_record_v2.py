@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from shadowtutor.dashboards import spend
+from shadowtutor.cost import spend
 from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from shadowtutor.dashboards.budget import DAYS_PER_MONTH
+from shadowtutor.cost.budget import DAYS_PER_MONTH
 from shadowtutor.log.analytics import WHERE, Filters, query
 from shadowtutor.tables import Review, ReviewItem
 

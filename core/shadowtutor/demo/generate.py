@@ -21,9 +21,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from shadowtutor import pricing, similarity
+from shadowtutor import similarity
 from shadowtutor.accounts import permissions
 from shadowtutor.accounts.users import add_user, get_user
+from shadowtutor.cost import pricing
 from shadowtutor.demo import students as demo_students
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError

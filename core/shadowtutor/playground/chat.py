@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadowtutor import detect, pricing
+from shadowtutor import detect
 from shadowtutor.accounts import permissions
 from shadowtutor.backends import (
     Backend,
@@ -35,6 +35,7 @@ from shadowtutor.backends import (
     teacher_backend,
 )
 from shadowtutor.config import Settings
+from shadowtutor.cost import pricing
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter
@@ -256,7 +257,7 @@ def run_turn(
 
 def _price(turn: Turn, prices: pricing.PriceTable, settings: Settings | None) -> None:
     """Teacher cost from the price table; the student costs $0 a request when
-    :func:`shadowtutor.pricing.student_is_free` says so (the collector's rule)."""
+    :func:`shadowtutor.cost.pricing.student_is_free` says so (the collector's rule)."""
     monthly = settings.student_monthly_cost_usd if settings else 0.0
     for who, ans in (("teacher", turn.teacher), ("student", turn.student)):
         if ans is None or ans.error is not None:
