@@ -18,11 +18,11 @@ from shadowtutor.accounts import permissions
 from shadowtutor.app import auth
 from shadowtutor.app.auth import CurrentUser
 from shadowtutor.config import Settings
-from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout
 from shadowtutor.gate import evaluate as gate_eval
+from shadowtutor.views import readiness
 
 FLASH = "readiness-flash"
 # The actions behind this page's buttons (shadowtutor.accounts.permissions.ACTIONS).

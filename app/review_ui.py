@@ -13,8 +13,8 @@ import streamlit as st
 
 from shadowtutor.app import shortcuts
 from shadowtutor.app.text import md
-from shadowtutor.dashboards import display
 from shadowtutor.review import queue as review
+from shadowtutor.views import display
 
 SCORES = [1, 2, 3, 4, 5]
 KEY_HINTS = {"left": " (keys 1-5)", "right": " (Shift+1-5)", "verdict": " (Q / W / E)"}

@@ -144,8 +144,8 @@ def duck(folder: Path) -> dict:
     import page_queries  # bench/ is on the path (run as a script)
 
     from shadowtutor.cost import pricing, spend
-    from shadowtutor.dashboards import quality
     from shadowtutor.log import analytics
+    from shadowtutor.views import quality
 
     log = folder / "duck"
     log.mkdir(exist_ok=True)

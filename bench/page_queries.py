@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from shadowtutor.cost import budget, spend
-from shadowtutor.dashboards import quality
 from shadowtutor.log import analytics
+from shadowtutor.views import quality
 
 
 def cost_page(

@@ -161,8 +161,8 @@ def time_queries(log, cache_dir: Path) -> dict:  # noqa: ANN001
     import page_queries  # bench/ is on the path (run as a script)
 
     from shadowtutor.cost import pricing, spend
-    from shadowtutor.dashboards import quality
     from shadowtutor.log import analytics
+    from shadowtutor.views import quality
 
     def median_ms(fn, runs: int = 3) -> float:  # noqa: ANN001
         out = []

@@ -8,10 +8,10 @@ from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.cost import budget, pricing, spend
-from shadowtutor.dashboards import charts
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria, rollout, routing
 from shadowtutor.log.analytics import Filters
+from shadowtutor.views import charts
 
 user = auth.guard("cost")
 

@@ -11,11 +11,11 @@ from shadowtutor import db, students
 from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.config import shown_path
-from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import evidence as gate_data
 from shadowtutor.gate import routing
+from shadowtutor.views import readiness
 
 user = auth.guard("readiness")
 settings = deps.settings()

@@ -9,10 +9,10 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
-from shadowtutor.dashboards import charts, display
 from shadowtutor.log import analytics
 from shadowtutor.review import agreement
 from shadowtutor.review import progress as review_progress
+from shadowtutor.views import charts, display
 
 user = auth.guard("review-progress")
 settings = deps.settings()

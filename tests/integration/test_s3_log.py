@@ -145,11 +145,11 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
     from sqlmodel import Session
 
     from shadowtutor.cost import spend
-    from shadowtutor.dashboards import quality
     from shadowtutor.export import jobs as export_jobs
     from shadowtutor.gate import evidence
     from shadowtutor.review import pick, queue
     from shadowtutor.review.queue import Judgement
+    from shadowtutor.views import quality
     from tests.support.exportdata import add_user
 
     loc = s3.log_path

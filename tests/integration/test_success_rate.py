@@ -12,13 +12,13 @@ import duckdb
 import pytest
 
 from shadowtutor.config import Settings
-from shadowtutor.dashboards import quality
 from shadowtutor.demo import generate as demo
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import evidence
 from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
+from shadowtutor.views import quality
 
 
 def _config() -> gate.GateConfig:

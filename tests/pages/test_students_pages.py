@@ -124,7 +124,7 @@ def test_export_page_narrows_to_one_student(demo_settings: Settings) -> None:
 
 
 def test_students_table_shows_a_dash_not_none(demo_settings: Settings) -> None:
-    from shadowtutor.dashboards import display
+    from shadowtutor.views import display
 
     at = page_as("pages/students.py", demo_settings.db_url, "admin").run()
     assert not at.exception, at.exception

@@ -13,11 +13,11 @@ import pytest
 
 from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.cost import budget, spend
-from shadowtutor.dashboards import quality
 from shadowtutor.log import analytics
 from shadowtutor.log import store as logstore
 from shadowtutor.log.analytics import Filters
 from shadowtutor.tables import Budget, Review, ReviewItem, User
+from shadowtutor.views import quality
 from tests.support.handlog import ALL
 from tests.support.handlog import record as _record
 

@@ -487,7 +487,7 @@ def test_reviews_have_their_own_longer_window() -> None:
 
 
 def test_outcome_labels_are_written_once() -> None:
-    from shadowtutor.dashboards import overview, readiness
+    from shadowtutor.views import overview, readiness
 
     assert [gate.label(o) for o in (GO, NO_GO, INCONCLUSIVE)] == [
         "GO",
@@ -647,8 +647,8 @@ def test_simulated_days_share_pairs_and_reviews_whatever_the_judge() -> None:
 def test_calibration_counts_pairs_apart_from_reviews(migrated) -> None:  # noqa: ANN001
     """Issue 14 item 4: Readiness said "515 reviewed pairs" for 441 reviewed pairs: it
     counted reviews, and a pair two people reviewed counted twice."""
-    from shadowtutor.dashboards import readiness as ready
     from shadowtutor.tables import Review
+    from shadowtutor.views import readiness
 
     now = datetime.now(UTC)
     with gate_data.db.session_scope(migrated.db_url) as s:
@@ -681,8 +681,8 @@ def test_calibration_counts_pairs_apart_from_reviews(migrated) -> None:  # noqa:
         cal = gate_data.calibration(session=s, config=config())
     assert (cal.reviewed, cal.pairs) == (5, 3)
     assert cal.label == "5 reviews of 3 pairs"
-    assert "5 reviews of 3 pairs" in ready.calibration_figure(cal, 0.45).layout.title.text
-    assert "reviewed pairs" not in ready.calibration_figure(cal, 0.45).layout.title.text
+    assert "5 reviews of 3 pairs" in readiness.calibration_figure(cal, 0.45).layout.title.text
+    assert "reviewed pairs" not in readiness.calibration_figure(cal, 0.45).layout.title.text
     alone = gate.calibrate([(0.5, 4.0)] * 2, method="lexical", pair_ids=["a", "b"])
     assert alone.label == "2 reviewed pairs"
     assert gate.calibrate([(0.5, 4.0)], method="lexical").label == "1 review"
@@ -733,10 +733,10 @@ def test_evidence_carries_review_design_weights_into_the_ratings() -> None:
 def test_calibration_chart_labels_sit_outside_the_bars() -> None:
     """Issue 14 item 10: "config 0.45" was cut by the next bar and "score 4" sat on a bar;
     the labels now sit above the plot (thresholds) and right of it (the target)."""
-    from shadowtutor.dashboards import readiness as ready
+    from shadowtutor.views import readiness
 
     cal = gate.calibrate([(0.55, 3.0)] * 5 + [(0.65, 5.0)] * 5, method="lexical")
-    fig = ready.calibration_figure(cal, 0.45)
+    fig = readiness.calibration_figure(cal, 0.45)
     notes = {a.text: a for a in fig.layout.annotations}
     assert {"score 4", "config 0.45", "suggested 0.60"} <= set(notes)
     assert notes["score 4"].xref == "paper" and notes["score 4"].x >= 1  # right of the plot
