@@ -10,12 +10,12 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.app import review_ui as ui
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 
 
 def show(*, user_id: int, url: str, tag_names: list[str], tz: Any) -> None:
     with db.session_scope(url) as s:
-        mine = review.recent_reviews(session=s, reviewer_id=user_id, limit=30)
+        mine = workflow.recent_reviews(session=s, reviewer_id=user_id, limit=30)
     if not mine:
         st.info("You have no reviews yet.")
         return
@@ -38,15 +38,15 @@ def show(*, user_id: int, url: str, tag_names: list[str], tz: Any) -> None:
     values = ui.judgement_form(prefix, tag_names, slots, initial=ui.from_review(old), keys=False)
     decision = st.radio(
         "Decision",
-        review.DECISIONS,
-        index=review.DECISIONS.index(old.decision),
+        workflow.DECISIONS,
+        index=workflow.DECISIONS.index(old.decision),
         horizontal=True,
         key=f"{prefix}decision",
     )
     if st.button("Save changes", type="primary", key=f"{prefix}save"):
         try:
             with db.session_scope(url) as s:
-                new = review.edit_review(
+                new = workflow.edit_review(
                     session=s,
                     review_id=old.id,
                     reviewer_id=user_id,

@@ -26,7 +26,7 @@ from shadowtutor import db  # noqa: E402
 from shadowtutor.demo import generate as demo  # noqa: E402
 from shadowtutor.export import jobs as export  # noqa: E402
 from shadowtutor.log import record as logrecord  # noqa: E402
-from shadowtutor.review import queue as review  # noqa: E402
+from shadowtutor.review import workflow  # noqa: E402
 from shadowtutor.tables import Review, ReviewItem  # noqa: E402
 
 PII = (
@@ -47,7 +47,7 @@ def seed(url: str, n: int) -> None:
             rec["messages"][-1]["content"] += f" (ticket T-{i:06d})"
             if i % 20 == 0:
                 rec["messages"][-1]["content"] += PII.format(i=i % 1000)
-            snap = review.snapshot(rec)
+            snap = workflow.snapshot(rec)
             items.append(
                 {
                     "pair_id": rec["id"],

@@ -29,7 +29,7 @@ import numpy as np
 
 from shadowtutor.gate import criteria as gate
 from shadowtutor.judge.calibration import weighted_kappa
-from shadowtutor.review import pick
+from shadowtutor.review import sampling
 from shadowtutor.testing.gatesim import Judge, Student, day, rolling_window, window
 
 GOOD_SCORES = (0.01, 0.02, 0.07, 0.30, 0.60)
@@ -186,7 +186,7 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
             # The real queue follows the judge only when it is calibrated (weighted kappa
             # >= pick.MIN_JUDGE_KAPPA on the pairs both scored), else it samples uniformly;
             # here the judge's true kappa stands in for the measured one.
-            trusted = float(judge_kappa(JUDGES[base])) >= pick.MIN_JUDGE_KAPPA
+            trusted = float(judge_kappa(JUDGES[base])) >= sampling.MIN_JUDGE_KAPPA
             row = name if trusted else f"{name} (falls back to uniform)"
             rows.append((row, JUDGES[base], "judge_unsure" if trusted else "random"))
         for name, judge, queue in rows:

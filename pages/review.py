@@ -11,8 +11,7 @@ from shadowtutor import db
 from shadowtutor.app import auth, deps, layout, recent_reviews
 from shadowtutor.app import review_ui as ui
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.review import queue as review
-from shadowtutor.review import tags as taxonomy
+from shadowtutor.review import taxonomy, workflow
 
 user = auth.guard("review")
 settings = deps.settings()
@@ -32,16 +31,16 @@ with db.session_scope(url) as s:
     tag_names = [t.name for t in taxonomy.list_tags(session=s)]
 
 
-def current_item() -> review.ReviewItem | None:
+def current_item() -> workflow.ReviewItem | None:
     """The item this reviewer holds (claim renewed), else the next one claimed."""
     with db.session_scope(url) as s:
         held = st.session_state.get("review_item_id")
-        item = held and review.claim_item(
+        item = held and workflow.claim_item(
             session=s, item_id=held, reviewer_id=user.id, claim_minutes=settings.claim_minutes
         )
         if held and item is None:
             st.warning("Your claim on the previous pair lapsed or it was finished; moved on.")
-        item = item or review.claim_next(
+        item = item or workflow.claim_next(
             session=s, reviewer_id=user.id, claim_minutes=settings.claim_minutes
         )
     if item is not None and item.id != held:
@@ -49,10 +48,10 @@ def current_item() -> review.ReviewItem | None:
     return item
 
 
-def submit(item_id: int, judgement: review.Judgement) -> review.Review | None:
+def submit(item_id: int, judgement: workflow.Judgement) -> workflow.Review | None:
     try:  # submit_review checks the account's role itself (review.submit)
         with db.session_scope(url) as s:
-            return review.submit_review(
+            return workflow.submit_review(
                 session=s, item_id=item_id, reviewer_id=user.id, judgement=judgement
             )
     except ShadowTutorError as exc:
@@ -70,7 +69,7 @@ if view == "Queue":
             "An admin fills it on the Review queue page or with `shadowtutor review enqueue`."
         )
         st.stop()
-    swap = review.blind_order(item.id, user.id)
+    swap = workflow.blind_order(item.id, user.id)
     slots = ui.answer_slots(item, blind=blind, swap=swap)
     prefix = f"q{item.id}_"
     ui.show_header(item)

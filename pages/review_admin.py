@@ -10,9 +10,8 @@ from shadowtutor import db, students
 from shadowtutor.app import auth, deps, tag_editor
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import analytics
-from shadowtutor.review import pick as sampling
 from shadowtutor.review import progress as review_progress
-from shadowtutor.review import queue as review
+from shadowtutor.review import sampling, workflow
 
 user = auth.guard("review-queue")
 settings = deps.settings()
@@ -65,7 +64,7 @@ if go:
     )
     try:
         with db.session_scope(url) as s:
-            picked, result = review.fill_queue(
+            picked, result = workflow.fill_queue(
                 session=s,
                 con=analytics.connect(settings.log_path),
                 strategy=strategy,

@@ -18,7 +18,7 @@ from shadowtutor import db
 from shadowtutor.app.registry import pages_for
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 from tests.support import browser
 from tests.support.apputil import make_user
 
@@ -93,7 +93,7 @@ def _poisoned_home(folder: Path, base: str) -> Path:
     with logstore.LogWriter(home / "logs") as w:
         w.append_many(records)
     with db.session_scope(url) as session:
-        review.enqueue_records(session=session, records=records, enqueued_by=admin)
+        workflow.enqueue_records(session=session, records=records, enqueued_by=admin)
     return home
 
 

@@ -24,7 +24,7 @@ from shadowtutor.cli import main
 from shadowtutor.config import Settings
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 from shadowtutor.tables import ReviewItem
 
 LONG_ID = "imported-" + "x" * 61  # 70 characters
@@ -113,7 +113,7 @@ def test_a_bad_database_url_is_a_clear_message(home: Path, monkeypatch, url, say
 
 
 def test_enqueue_never_sends_an_over_long_id_to_the_database(session: Session) -> None:
-    result = review.enqueue_records(
+    result = workflow.enqueue_records(
         session=session, records=[rec(1), rec(2, id=LONG_ID)], enqueued_by=SYSTEM
     )
     assert (result.added, result.bad_ids) == (1, [LONG_ID])

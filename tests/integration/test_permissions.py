@@ -37,8 +37,7 @@ from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.log.store import LogWriter
 from shadowtutor.playground import chat as playground
-from shadowtutor.review import queue as review
-from shadowtutor.review import tags
+from shadowtutor.review import taxonomy, workflow
 from shadowtutor.tables import Review, ReviewItem, Tag, User, UserCreate
 from tests.support.exportdata import add_many
 from tests.unit.test_gate import agg, config
@@ -70,7 +69,7 @@ def _record(i: int, source: str = "live") -> dict[str, Any]:
 
 
 def _item(w: World) -> int:
-    return review.enqueue_records(
+    return workflow.enqueue_records(
         session=w.session, records=[_record(1)], enqueued_by=permissions.SYSTEM
     ).item_ids[0]
 
@@ -109,7 +108,7 @@ def _fill_queue(w: World, a: Any) -> Call:
     with LogWriter(w.tmp / "log") as writer:
         writer.append_many([_record(i) for i in range(3)])
     con = analytics.connect(w.tmp / "log")
-    return lambda: review.fill_queue(
+    return lambda: workflow.fill_queue(
         session=w.session, con=con, strategy="random", size=2, enqueued_by=a
     )
 
@@ -151,7 +150,7 @@ def _record_decision(w: World, a: Any) -> Call:
 
 def _claim_next(w: World, a: Any) -> Call:
     _item(w)
-    return lambda: review.claim_next(session=w.session, reviewer_id=a)
+    return lambda: workflow.claim_next(session=w.session, reviewer_id=a)
 
 
 def _advance(w: World, a: Any) -> Call:
@@ -163,16 +162,16 @@ def _advance(w: World, a: Any) -> Call:
 
 def _submit(w: World, a: Any) -> Call:
     item_id = _item(w)
-    judgement = review.Judgement(decision="approve", student_score=4)
-    return lambda: review.submit_review(
+    judgement = workflow.Judgement(decision="approve", student_score=4)
+    return lambda: workflow.submit_review(
         session=w.session, item_id=item_id, reviewer_id=a, judgement=judgement
     )
 
 
 def _edit(w: World, a: Any) -> Call:
     review_id = _review_of(w, a)
-    judgement = review.Judgement(decision="reject", student_score=2)
-    return lambda: review.edit_review(
+    judgement = workflow.Judgement(decision="reject", student_score=2)
+    return lambda: workflow.edit_review(
         session=w.session, review_id=review_id, reviewer_id=a, judgement=judgement
     )
 
@@ -217,23 +216,23 @@ Prepare = Callable[[World, Any], Call]  # makes what the write needs, returns th
 # action -> {function as "module.function" (its place in core/) -> how to prepare and call it}
 WRITES: dict[str, dict[str, Prepare]] = {
     "review.submit": {
-        "review.queue.claim_next": _claim_next,
-        "review.queue.claim_item": _with_item(review.claim_item),
-        "review.queue.release_claim": _with_item(review.release_claim),
-        "review.queue.submit_review": _submit,
-        "review.queue.edit_review": _edit,
+        "review.workflow.claim_next": _claim_next,
+        "review.workflow.claim_item": _with_item(workflow.claim_item),
+        "review.workflow.release_claim": _with_item(workflow.release_claim),
+        "review.workflow.submit_review": _submit,
+        "review.workflow.edit_review": _edit,
     },
     "review.enqueue": {
-        "review.queue.enqueue_records": lambda w, a: (
-            lambda: review.enqueue_records(session=w.session, records=[_record(7)], enqueued_by=a)
+        "review.workflow.enqueue_records": lambda w, a: (
+            lambda: workflow.enqueue_records(session=w.session, records=[_record(7)], enqueued_by=a)
         ),
-        "review.queue.fill_queue": _fill_queue,
+        "review.workflow.fill_queue": _fill_queue,
     },
     "tags.edit": {
-        "review.tags.seed_default_tags": _plain(tags.seed_default_tags),
-        "review.tags.add_tag": _plain(tags.add_tag, name="new tag"),
-        "review.tags.update_tag": _with_tag(tags.update_tag, name="renamed"),
-        "review.tags.delete_tag": _with_tag(tags.delete_tag),
+        "review.taxonomy.seed_default_tags": _plain(taxonomy.seed_default_tags),
+        "review.taxonomy.add_tag": _plain(taxonomy.add_tag, name="new tag"),
+        "review.taxonomy.update_tag": _with_tag(taxonomy.update_tag, name="renamed"),
+        "review.taxonomy.delete_tag": _with_tag(taxonomy.delete_tag),
     },
     "budget.set": {"cost.budget.set_budget": _plain(budget.set_budget, monthly_usd=500)},
     "gate.approve": {
@@ -499,7 +498,7 @@ def test_cli_acts_as_the_named_account_or_the_operator(migrated, tmp_path: Path)
     assert gone.exit_code == 1 and "'root' is disabled" in gone.output
     assert "kill switch ON" in run("rollout", "kill", "--reason", "drill").output
     with db.session_scope(migrated.db_url) as s:
-        assert [t.name for t in tags.list_tags(session=s)] == ["verbose"]
+        assert [t.name for t in taxonomy.list_tags(session=s)] == ["verbose"]
         assert s.exec(select(ReviewItem)).first() is None
         (event,) = rollout.history(session=s)
         assert event.action == "kill" and event.actor_id is None  # "system/CLI"
@@ -508,13 +507,13 @@ def test_cli_acts_as_the_named_account_or_the_operator(migrated, tmp_path: Path)
 def test_a_reviewer_queues_only_playground_pairs(session: Session, people) -> None:
     """Saving from the Playground may queue that pair (playground.save), nothing else."""
     rita = people["reviewer"]
-    with pytest.raises(review.ReviewError, match="only queue pairs whose source is 'playground'"):
-        review.enqueue_records(
+    with pytest.raises(workflow.ReviewError, match="only queue pairs whose source is 'playground'"):
+        workflow.enqueue_records(
             session=session, records=[_record(1)], enqueued_by=rita, action="playground.save"
         )
     with pytest.raises(permissions.PermissionDenied, match=r"\(review.enqueue\)"):
-        review.enqueue_records(session=session, records=[_record(1)], enqueued_by=rita)
-    added = review.enqueue_records(
+        workflow.enqueue_records(session=session, records=[_record(1)], enqueued_by=rita)
+    added = workflow.enqueue_records(
         session=session,
         records=[_record(2, source="playground")],
         enqueued_by=rita,
@@ -522,6 +521,6 @@ def test_a_reviewer_queues_only_playground_pairs(session: Session, people) -> No
     )
     assert added.added == 1
     with pytest.raises(ValueError, match="not 'tags.edit'"):
-        review.enqueue_records(
+        workflow.enqueue_records(
             session=session, records=[_record(3)], enqueued_by=rita, action="tags.edit"
         )

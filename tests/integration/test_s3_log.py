@@ -147,8 +147,8 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
     from shadowtutor.cost import spend
     from shadowtutor.export import jobs as export_jobs
     from shadowtutor.gate import evidence
-    from shadowtutor.review import pick, queue
-    from shadowtutor.review.queue import Judgement
+    from shadowtutor.review import sampling, workflow
+    from shadowtutor.review.workflow import Judgement
     from shadowtutor.views import quality
     from tests.support.exportdata import add_user
 
@@ -193,13 +193,13 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
     with Session(engine) as session:
         admin = add_user(session, "admin", "ada")
         session.commit()
-        picked = pick.sample(analytics.connect(loc, s3.timezone), strategy="random", size=6)
+        picked = sampling.sample(analytics.connect(loc, s3.timezone), strategy="random", size=6)
         assert len(picked.records) == 6
         assert all(r["messages"][0]["content"].startswith("question") for r in picked.records)
-        queue.enqueue_records(session=session, records=picked.records, enqueued_by=admin)
+        workflow.enqueue_records(session=session, records=picked.records, enqueued_by=admin)
         session.commit()
-        while (item := queue.claim_next(session=session, reviewer_id=admin)) is not None:
-            queue.submit_review(
+        while (item := workflow.claim_next(session=session, reviewer_id=admin)) is not None:
+            workflow.submit_review(
                 session=session,
                 item_id=item.id,
                 reviewer_id=admin,

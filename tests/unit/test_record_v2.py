@@ -17,7 +17,7 @@ from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.log.analytics import Filters
 from shadowtutor.log.store import LogWriter
-from shadowtutor.review import pick
+from shadowtutor.review import sampling
 
 TS = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -123,7 +123,7 @@ def test_teacher_counted_once_and_a_student_filter(tmp_path: Path, old_as: str) 
     raw = analytics.connect(log_dir)
     rows = raw.execute("SELECT student_name, count(*) FROM pairs GROUP BY 1 ORDER BY 1").fetchall()
     assert rows == [("a", 6), ("b", 6), ("c", 6), ("default", 4)]
-    got = pick.sample(raw, strategy="random", size=50, filters=pick.Filters(student="c"))
+    got = sampling.sample(raw, strategy="random", size=50, filters=sampling.Filters(student="c"))
     assert got.candidates == 6 and {r["student_name"] for r in got.records} == {"c"}
 
 
@@ -132,11 +132,11 @@ def test_export_takes_a_student_filter(session) -> None:  # noqa: ANN001 (the db
 
     from shadowtutor.accounts import permissions, users
     from shadowtutor.export import jobs as export
-    from shadowtutor.review import queue as review
+    from shadowtutor.review import workflow
     from shadowtutor.tables import Review, ReviewItem, UserCreate
 
     records = [r for i in range(3) for r in _request(i, ("a", "b"))] + [_v1(9)]
-    review.enqueue_records(session=session, records=records, enqueued_by=permissions.SYSTEM)
+    workflow.enqueue_records(session=session, records=records, enqueued_by=permissions.SYSTEM)
     who = users.add_user(
         session=session,
         user=UserCreate(username="rev-v2", role="reviewer", password="password-v2"),

@@ -37,13 +37,13 @@ def seed_tags_if_none(url: str) -> int:
     reviewers can tag from the first pair; a taxonomy an admin has shaped is left alone."""
     from sqlmodel import select
 
-    from shadowtutor.review import tags
+    from shadowtutor.review import taxonomy
     from shadowtutor.tables import Tag
 
     with db.session_scope(url) as session:
         if session.exec(select(Tag.id).limit(1)).first() is not None:
             return 0
-        return tags.seed_default_tags(session=session, actor_id=permissions.SYSTEM)
+        return taxonomy.seed_default_tags(session=session, actor_id=permissions.SYSTEM)
 
 
 @db_group.command("downgrade")

@@ -9,11 +9,8 @@ import click
 from shadowtutor.cli import BY, actor_of, main, session_of, settings_of
 from shadowtutor.log import analytics
 from shadowtutor.log.record import SOURCES
-from shadowtutor.review import agreement
-from shadowtutor.review import pick as sampling
+from shadowtutor.review import agreement, sampling, taxonomy, workflow
 from shadowtutor.review import progress as review_progress
-from shadowtutor.review import queue as review
-from shadowtutor.review import tags as taxonomy
 
 
 @main.group("review")
@@ -78,7 +75,7 @@ def enqueue(
         student=student,
     )
     with session_of(ctx) as session:
-        picked, result = review.fill_queue(
+        picked, result = workflow.fill_queue(
             session=session,
             con=analytics.connect(settings.log_path),
             strategy=strategy,

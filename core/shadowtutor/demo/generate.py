@@ -256,12 +256,10 @@ def seed_reviews(
     """Queue a stratified sample (as the demo admin) and review most of it; return the number
     of reviews. The reviews and the budget are written as rows, not through
     ``submit_review``/``set_budget``, because the demo backdates them into its history."""
-    from shadowtutor.review import (
-        queue as review,  # the review workflow owns the queue and the tag taxonomy
-    )
+    from shadowtutor.review import taxonomy, workflow
 
     rng = random.Random(seed + 1)
-    review.seed_default_tags(session=session, actor_id=accounts["admin"])
+    taxonomy.seed_default_tags(session=session, actor_id=accounts["admin"])
     good = [p for p in pairs if logrecord.student_succeeded(p.record["student"])]
     by_stratum: dict[tuple[str, str], list[DemoPair]] = {}
     for p in good:
@@ -276,7 +274,7 @@ def seed_reviews(
     ]
     rng.shuffle(sample)
     flaws = {p.record["id"]: p.flaws for p in sample}
-    review.enqueue_records(
+    workflow.enqueue_records(
         session=session,
         records=[p.record for p in sample],
         strategy="stratified",

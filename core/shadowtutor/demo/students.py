@@ -145,7 +145,7 @@ def seed_reviews(
 ) -> int:
     """Queue and review a sample of each extra student's eligible answers; leave a few open."""
     from shadowtutor.demo.generate import ELIGIBLE, Review  # one place for the review rows
-    from shadowtutor.review import queue as review
+    from shadowtutor.review import workflow
 
     rng = random.Random(seed + 12)
     chosen = []
@@ -158,7 +158,7 @@ def seed_reviews(
             and logrecord.student_succeeded(r["student"])
         ]
         chosen += rng.sample(mine, min(90, len(mine)))
-    review.enqueue_records(
+    workflow.enqueue_records(
         session=session, records=chosen, strategy="random", enqueued_by=permissions.SYSTEM
     )
     ids = {r["id"] for r in chosen}

@@ -39,7 +39,7 @@ from shadowtutor.cost import pricing
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 from shadowtutor.similarity import SimilarityMethod, compare, get_method
 
 TEACHER_NOT_ASKED = "not asked: Playground turn without the teacher"
@@ -436,7 +436,7 @@ def save_pair(
         turn.saved_id = record["id"]
     result = SaveResult(pair_id=record["id"], queued=turn.queued)
     if queue and not turn.queued:
-        added = review.enqueue_records(
+        added = workflow.enqueue_records(
             session=session,
             records=[record],
             strategy=REVIEW_STRATEGY,

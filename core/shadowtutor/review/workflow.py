@@ -31,16 +31,7 @@ from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.judge import scores as judge_scores
 from shadowtutor.log import record as logrecord
-from shadowtutor.review import pick as sampling
-from shadowtutor.review.tags import (  # noqa: F401  (part of this module's API: the demo seeds tags here)
-    DEFAULT_TAGS,
-    TAG_KINDS,
-    add_tag,
-    delete_tag,
-    list_tags,
-    seed_default_tags,
-    update_tag,
-)
+from shadowtutor.review import sampling
 from shadowtutor.tables import Review, ReviewItem, Tag, utcnow
 
 STRATEGIES = (*sampling.STRATEGIES, "manual", "demo")
