@@ -10,7 +10,7 @@ from shadowtutor.app import auth, deps, playground_ui
 from shadowtutor.backends.clients import student_backend
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.playground import chat as playground
-from shadowtutor.playground import health
+from shadowtutor.students import health
 
 user = auth.guard("playground")
 settings = deps.settings()

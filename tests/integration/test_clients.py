@@ -202,7 +202,7 @@ def test_factory_rejects_unknown_backend() -> None:
 
 def test_a_base_url_without_v1_gets_the_hint() -> None:
     from shadowtutor.backends.clients import BackendError, OpenAIBackend
-    from shadowtutor.playground import health
+    from shadowtutor.students import health
     from shadowtutor.testing.loopback import ModelServer
 
     with ModelServer(models=["qwen2.5"]) as server:

@@ -15,8 +15,8 @@ from shadowtutor.config import Settings
 from shadowtutor.cost import pricing
 from shadowtutor.log import store as logstore
 from shadowtutor.playground import chat as playground
-from shadowtutor.playground import health
 from shadowtutor.similarity import lexical
+from shadowtutor.students import health
 from shadowtutor.tables import ReviewItem, User
 from shadowtutor.testing.loopback import ModelServer
 

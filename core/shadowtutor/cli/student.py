@@ -6,7 +6,7 @@ import click
 
 from shadowtutor.backends import student_backend
 from shadowtutor.cli import main, settings_of
-from shadowtutor.playground import health
+from shadowtutor.students import health
 
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:
