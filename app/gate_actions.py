@@ -19,9 +19,7 @@ from shadowtutor.app import auth
 from shadowtutor.app.auth import CurrentUser
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout
-from shadowtutor.gate import evaluate as gate_eval
+from shadowtutor.gate import criteria, decisions, evaluate, rollout
 from shadowtutor.views import readiness
 
 FLASH = "readiness-flash"
@@ -54,7 +52,7 @@ def act(url: str, action: str, fn: Callable[[Session], object], done: str) -> No
 
 
 def render(
-    view: readiness.View, config: gate.GateConfig, settings: Settings, user: CurrentUser
+    view: readiness.View, config: criteria.GateConfig, settings: Settings, user: CurrentUser
 ) -> None:
     """The action buttons and forms, each for the roles allowed its action."""
     state = view.state
@@ -66,7 +64,7 @@ def render(
         "Evaluate now", type="primary", icon=":material/refresh:"
     ):
         try:
-            result = allowed("gate.approve") and gate_eval.evaluate(
+            result = allowed("gate.approve") and evaluate.evaluate(
                 settings, config, actor_id=user.id, student=view.student
             )
         except ShadowTutorError as exc:
@@ -74,12 +72,12 @@ def render(
         else:
             if not result:
                 st.stop()
-            note = f"Decision #{result.decision_id}: {gate.label(result.decision.outcome)}"
+            note = f"Decision #{result.decision_id}: {criteria.label(result.decision.outcome)}"
             st.session_state[FLASH] = note + (
                 f". AUTOMATIC ROLLBACK: {result.rollback}" if result.rollback else ""
             )
             st.rerun()
-    approvable = d is not None and d.outcome == gate.GO and not view.approval.approved
+    approvable = d is not None and d.outcome == criteria.GO and not view.approval.approved
     if may["gate.approve"] and approvable:
         if a[1].button(f"Approve GO #{d.id}", icon=":material/verified:"):
             act(
@@ -109,7 +107,7 @@ def render(
     for problem in view.blockers if may["rollout.advance"] and nxt is not None else []:
         st.caption(f"Before advancing: {problem}")
     overridable = (
-        d is not None and d.outcome == gate.NO_GO and not d.evidence.get("critical_failure")
+        d is not None and d.outcome == criteria.NO_GO and not d.evidence.get("critical_failure")
     )
     if may["gate.override"] and overridable:
         with st.form("override"):

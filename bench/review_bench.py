@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from shadowtutor import db  # noqa: E402
-from shadowtutor.demo import generate as demo  # noqa: E402
+from shadowtutor.demo import generate  # noqa: E402
 from shadowtutor.log import analytics  # noqa: E402
 from shadowtutor.review import sampling, workflow  # noqa: E402
 from shadowtutor.tables import User  # noqa: E402
@@ -71,7 +71,7 @@ def main() -> None:
         url = f"sqlite:///{home / 'bench.db'}"
         db.upgrade(url)
         start = time.perf_counter()
-        demo.build(url=url, log_dir=home / "logs", pairs=args.pairs, days=60, seed=11)
+        generate.build(url=url, log_dir=home / "logs", pairs=args.pairs, days=60, seed=11)
         print(f"demo data: {args.pairs} pairs in {time.perf_counter() - start:.1f} s")
         bench_store(url, home / "logs", "sqlite")
         if args.pg:
@@ -82,7 +82,7 @@ def main() -> None:
             pg = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
             try:
                 db.upgrade(pg)
-                demo.build(url=pg, log_dir=home / "logs-pg", pairs=args.pairs, days=60, seed=11)
+                generate.build(url=pg, log_dir=home / "logs-pg", pairs=args.pairs, days=60, seed=11)
                 bench_store(pg, home / "logs-pg", "postgres")
             finally:
                 db.get_engine(pg).dispose()

@@ -12,9 +12,7 @@ from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import evidence as gate_data
-from shadowtutor.gate import routing
+from shadowtutor.gate import criteria, evidence, routing
 from shadowtutor.views import readiness
 
 user = auth.guard("readiness")
@@ -22,7 +20,7 @@ settings = deps.settings()
 admin = any(permissions.allowed(user.role, a) for a in gate_actions.ACTIONS)
 st.title("Readiness")
 try:
-    config = gate.load_config(settings.gate_config or None)
+    config = criteria.load_config(settings.gate_config or None)
     with db.session_scope(settings.db_url) as session:
         names = [s.name for s in students.list_students(session=session)]
     student = (  # with registered students, the gate decides about one of them at a time
@@ -92,9 +90,9 @@ def replay(log_dir: str, db_url: str, config_hash: str) -> list:
 
 
 @st.cache_data(ttl=300)
-def calibration(db_url: str, config_hash: str) -> gate.Calibration:
+def calibration(db_url: str, config_hash: str) -> criteria.Calibration:
     with db.session_scope(db_url) as session:
-        return gate_data.calibration(session=session, config=config)
+        return evidence.calibration(session=session, config=config)
 
 
 st.subheader("Similarity and review scores")
@@ -112,7 +110,7 @@ st.plotly_chart(
 st.subheader("Audit trail")
 st.dataframe(readiness.audit_frame(view.audit), hide_index=True, width="stretch")
 if view.history:
-    past = {f"#{d.id} {gate.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M})": d
+    past = {f"#{d.id} {criteria.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M})": d
             for d in view.history}  # fmt: skip
     pick = st.selectbox("Evidence of decision", list(past), key="readiness-evidence")
     st.dataframe(readiness.criteria_frame(past[pick].evidence), hide_index=True, width="stretch")

@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, layout, recent_reviews
-from shadowtutor.app import review_ui as ui
+from shadowtutor.app import auth, deps, layout, recent_reviews, review_ui
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import taxonomy, workflow
 
@@ -70,32 +69,34 @@ if view == "Queue":
         )
         st.stop()
     swap = workflow.blind_order(item.id, user.id)
-    slots = ui.answer_slots(item, blind=blind, swap=swap)
+    slots = review_ui.answer_slots(item, blind=blind, swap=swap)
     prefix = f"q{item.id}_"
-    ui.show_header(item)
+    review_ui.show_header(item)
     st.caption(
         f"Held for you for {settings.claim_minutes:g} minutes after each action; then it returns "
         "to the queue."
         + (" Blind review: the models are revealed after you submit." if blind else "")
     )
-    ui.show_pair(item, slots, reveal=not blind)
+    review_ui.show_pair(item, slots, reveal=not blind)
     bar = layout.action_bar()  # scores, verdict and buttons stay in view at the bottom
     bar.caption("Your judgement (tags, note and correction below the bar)")
-    values = ui.judgement_form(prefix, tag_names, slots, bar=bar)
-    decision = ui.decision_buttons(prefix, bar=bar)
-    ui.bind_keys(prefix)
+    values = review_ui.judgement_form(prefix, tag_names, slots, bar=bar)
+    decision = review_ui.decision_buttons(prefix, bar=bar)
+    review_ui.bind_keys(prefix)
     if decision:
         seconds = round(
             time.monotonic() - st.session_state.get("review_started", time.monotonic()), 1
         )
         if decision != "skip" and blind and None in (values["left"], values["right"]):
             st.error("Score both answers (A and B) before approving or rejecting.")
-        elif saved := submit(item.id, ui.to_judgement(values, slots, decision, seconds, blind)):
+        elif saved := submit(
+            item.id, review_ui.to_judgement(values, slots, decision, seconds, blind)
+        ):
             text = f"Saved: {decision}" + (
                 f", student score {saved.student_score}" if saved.student_score else ""
             )
             if blind:
-                text += " · Revealed: " + ui.reveal_text(slots)
+                text += " · Revealed: " + review_ui.reveal_text(slots)
             st.session_state["review_last"] = text
             st.session_state.pop("review_item_id", None)
             st.rerun()

@@ -10,8 +10,7 @@ from shadowtutor import db, students
 from shadowtutor.app import auth, deps, tag_editor
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import analytics
-from shadowtutor.review import progress as review_progress
-from shadowtutor.review import sampling, workflow
+from shadowtutor.review import progress, sampling, workflow
 
 user = auth.guard("review-queue")
 settings = deps.settings()
@@ -91,7 +90,7 @@ if go:
             )
 
 with db.session_scope(url) as s:
-    prog = review_progress.progress(session=s)
+    prog = progress.progress(session=s)
 c1, c2, c3 = st.columns(3)
 c1.metric("Open items", f"{prog.queue_open:,}")
 c2.metric("Done items", f"{prog.items_done:,}")

@@ -28,15 +28,14 @@ from sqlmodel import Session, SQLModel, select
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions, users
 from shadowtutor.cost import budget
-from shadowtutor.export import jobs as export
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout
+from shadowtutor.export import jobs
+from shadowtutor.gate import criteria, decisions, rollout
 from shadowtutor.gate.criteria import Window
 from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
 from shadowtutor.log.store import LogWriter
-from shadowtutor.playground import chat as playground
+from shadowtutor.playground import chat
 from shadowtutor.review import taxonomy, workflow
 from shadowtutor.tables import Review, ReviewItem, Tag, User, UserCreate
 from tests.support.exportdata import add_many
@@ -95,7 +94,7 @@ def _tag(w: World) -> int:
 
 
 def _decision(w: World, **kw: Any):  # noqa: ANN202
-    d = gate.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
+    d = criteria.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
     return decisions.record(session=w.session, decision=d, actor_id=permissions.SYSTEM)
 
 
@@ -113,22 +112,22 @@ def _fill_queue(w: World, a: Any) -> Call:
     )
 
 
-def _chat() -> playground.Chat:
-    chat = playground.Chat(model="llama3")
-    chat.turns.append(
-        playground.Turn(
+def _chat() -> chat.Chat:
+    conversation = chat.Chat(model="llama3")
+    conversation.turns.append(
+        chat.Turn(
             prompt="Ciao!",
             messages=[{"role": "user", "content": "Ciao!"}],
-            student=playground.Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
+            student=chat.Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
         )
     )
-    return chat
+    return conversation
 
 
 def _save_pair(w: World, a: Any, queue: bool = True) -> Call:
-    chat = _chat()
-    return lambda: playground.save_pair(
-        chat,
+    conversation = _chat()
+    return lambda: chat.save_pair(
+        conversation,
         0,
         session=w.session,
         actor_id=a,
@@ -140,11 +139,11 @@ def _save_pair(w: World, a: Any, queue: bool = True) -> Call:
 
 def _export(w: World, a: Any) -> Call:
     add_many(w.session, w.ids["reviewer"], 4)
-    return lambda: export.run_export(session=w.session, actor_id=a, export_root=w.tmp / "out")
+    return lambda: jobs.run_export(session=w.session, actor_id=a, export_root=w.tmp / "out")
 
 
 def _record_decision(w: World, a: Any) -> Call:
-    d = gate.decide(config(), Window(None, None, {"greeting": agg()}))
+    d = criteria.decide(config(), Window(None, None, {"greeting": agg()}))
     return lambda: decisions.record(session=w.session, decision=d, actor_id=a)
 
 
@@ -417,9 +416,7 @@ def test_the_refusal_names_the_roles_and_the_fix(session: Session, people) -> No
     with pytest.raises(permissions.PermissionDenied, match="'disabled' is disabled"):
         budget.set_budget(session=session, monthly_usd=10, actor_id=people["disabled"])
     with pytest.raises(permissions.PermissionDenied, match="named account; in the CLI pass --by"):
-        export.run_export(
-            session=session, actor_id=permissions.SYSTEM, export_root=Path("/nowhere")
-        )
+        jobs.run_export(session=session, actor_id=permissions.SYSTEM, export_root=Path("/nowhere"))
 
 
 def test_a_role_change_takes_effect_at_once(session: Session, people) -> None:

@@ -16,8 +16,7 @@ from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.log import analytics
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.store import LogWriter
-from shadowtutor.review import progress as review_progress
-from shadowtutor.review import taxonomy, workflow
+from shadowtutor.review import progress, taxonomy, workflow
 from shadowtutor.review.taxonomy import TagError
 from shadowtutor.review.workflow import Judgement, ReviewError
 from shadowtutor.tables import Review, ReviewItem, Tag, User
@@ -296,7 +295,7 @@ def test_progress(session: Session, people) -> None:
     old.created_at = datetime.now(UTC) - timedelta(days=2)  # not today
     session.add(old)
     session.flush()
-    prog = review_progress.progress(session=session)
+    prog = progress.progress(session=session)
     assert (prog.queue_open, prog.items_done, prog.items_total) == (1, 3, 4)
     assert (prog.reviews_total, prog.reviewed_today, prog.median_seconds) == (3, 2, 20)
     ana, ben = prog.per_reviewer

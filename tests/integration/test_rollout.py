@@ -13,8 +13,7 @@ from sqlmodel import Session
 from shadowtutor import db
 from shadowtutor.accounts import users
 from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout, routing
+from shadowtutor.gate import criteria, decisions, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.tables import RolloutEvent, UserCreate, utcnow
@@ -84,7 +83,7 @@ def _admin(session: Session, role: str = "admin") -> int:
 def _approved_go(session: Session, admin: int, **kw: object) -> int:
     d = decisions.record(
         session=session,
-        decision=gate.decide(config(), Window(None, None, {"greeting": agg(**kw)})),
+        decision=criteria.decide(config(), Window(None, None, {"greeting": agg(**kw)})),
         actor_id=SYSTEM,
     )
     decisions.approve(session=session, decision_id=d.id, actor_id=admin)
@@ -159,7 +158,7 @@ def test_critical_failure_rolls_back_at_once(session: Session) -> None:
     rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
     bad = decisions.record(
         session=session,
-        decision=gate.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
+        decision=criteria.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
         actor_id=SYSTEM,
     )
     ev = rollout.apply_decision(session=session, config=cfg, decision=bad)
@@ -174,7 +173,7 @@ def test_k_failed_evaluations_in_a_row_roll_back(session: Session) -> None:
     rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
 
     def evaluation(**kw: object) -> RolloutEvent | None:
-        d = gate.decide(cfg, Window(None, None, {"greeting": agg(**kw)}))
+        d = criteria.decide(cfg, Window(None, None, {"greeting": agg(**kw)}))
         row = decisions.record(session=session, decision=d, actor_id=SYSTEM)
         return rollout.apply_decision(session=session, config=cfg, decision=row)
 

@@ -145,7 +145,7 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
     from sqlmodel import Session
 
     from shadowtutor.cost import spend
-    from shadowtutor.export import jobs as export_jobs
+    from shadowtutor.export import jobs
     from shadowtutor.gate import evidence
     from shadowtutor.review import sampling, workflow
     from shadowtutor.review.workflow import Judgement
@@ -206,9 +206,7 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
                 judgement=Judgement(decision="approve", student_score=5),
             )
             session.commit()
-        result = export_jobs.run_export(
-            session=session, actor_id=admin, export_root=tmp_path / "exports"
-        )
+        result = jobs.run_export(session=session, actor_id=admin, export_root=tmp_path / "exports")
     sft = [p for p in result.files() if p.name.startswith("sft_")]
     lines = [line for p in sft for line in p.read_text().splitlines()]
     assert len(lines) == 6  # every sampled pair, its prompt read from the bucket

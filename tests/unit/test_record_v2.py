@@ -131,7 +131,7 @@ def test_export_takes_a_student_filter(session) -> None:  # noqa: ANN001 (the db
     from sqlmodel import select
 
     from shadowtutor.accounts import permissions, users
-    from shadowtutor.export import jobs as export
+    from shadowtutor.export import jobs
     from shadowtutor.review import workflow
     from shadowtutor.tables import Review, ReviewItem, UserCreate
 
@@ -149,7 +149,7 @@ def test_export_takes_a_student_filter(session) -> None:  # noqa: ANN001 (the db
         )  # fmt: skip
     session.flush()
     for students, expected in ((("b",), 3), (("default",), 1), ((), 7)):
-        found = export.select_candidates(
-            session=session, filters=export.ExportFilters(students=students)
+        found = jobs.select_candidates(
+            session=session, filters=jobs.ExportFilters(students=students)
         )
         assert len(found) == expected, students

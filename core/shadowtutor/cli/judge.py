@@ -11,8 +11,7 @@ import click
 
 from shadowtutor import db
 from shadowtutor.cli import main, settings_of
-from shadowtutor.judge import runner, templates
-from shadowtutor.judge import scores as judge_scores
+from shadowtutor.judge import runner, scores, templates
 from shadowtutor.judge.calibration import SCALE, Calibration
 
 
@@ -102,8 +101,8 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
     settings = settings_of(ctx)
     db.require_schema(settings.db_url)
     with db.session_scope(settings.db_url) as session:
-        cal = judge_scores.calibrate(session)
-        counts = judge_scores.counts(session)
+        cal = scores.calibrate(session)
+        counts = scores.counts(session)
     if as_json:
         click.echo(json.dumps({**cal.summary(), **counts}, indent=2))
         return

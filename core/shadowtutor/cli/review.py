@@ -9,8 +9,7 @@ import click
 from shadowtutor.cli import BY, actor_of, main, session_of, settings_of
 from shadowtutor.log import analytics
 from shadowtutor.log.record import SOURCES
-from shadowtutor.review import agreement, sampling, taxonomy, workflow
-from shadowtutor.review import progress as review_progress
+from shadowtutor.review import agreement, progress, sampling, taxonomy, workflow
 
 
 @main.group("review")
@@ -106,8 +105,8 @@ def enqueue(
 def stats(ctx: click.Context) -> None:
     """Queue size, reviews today, per reviewer counts and agreement."""
     with session_of(ctx) as session:
-        prog = review_progress.progress(session=session)
-        ratings = review_progress.ratings(session=session)
+        prog = progress.progress(session=session)
+        ratings = progress.ratings(session=session)
     median = "n/a" if prog.median_seconds is None else f"{prog.median_seconds:.0f} s"
     click.echo(
         f"queue: {prog.queue_open} open, {prog.items_done} done of {prog.items_total} items\n"

@@ -25,7 +25,7 @@ from shadowtutor import similarity
 from shadowtutor.accounts import permissions
 from shadowtutor.accounts.users import add_user, get_user
 from shadowtutor.cost import pricing
-from shadowtutor.demo import students as demo_students
+from shadowtutor.demo import students
 from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
@@ -455,10 +455,10 @@ def build(
     end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     generated = list(generate_pairs(pairs=pairs, days=days, seed=seed, end=end))
     for p in generated:  # the demo's Llama is a registered student, not the settings' one
-        p.record["student_name"] = demo_students.PRIMARY
+        p.record["student_name"] = students.PRIMARY
     extra = [
         DemoPair(r)
-        for r in demo_students.extra_records(
+        for r in students.extra_records(
             [p.record for p in generated],
             seed=seed,
             end=end,
@@ -475,8 +475,8 @@ def build(
         reviews = seed_reviews(session, generated, accounts, seed=seed, end=end)
         budget = seed_budget(session, generated, accounts["admin"], end)
         judged = seed_judge(session, generated, seed=seed, end=end)
-        demo_students.register(session, seed=seed, end=end, admin_id=accounts["admin"])
-        reviews += demo_students.seed_reviews(
+        students.register(session, seed=seed, end=end, admin_id=accounts["admin"])
+        reviews += students.seed_reviews(
             session,
             [p.record for p in extra],
             seed=seed,

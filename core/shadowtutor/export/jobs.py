@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 
 from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.export import docs as export_docs
+from shadowtutor.export import docs
 from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export API in one place)
     CSV_COLUMNS,
     SPLITS,
@@ -398,7 +398,7 @@ def _export(
         "files": {},
     }
     manifest["dataset_version"] = dataset_version(files)
-    extra = export_docs.render(manifest, examples)
+    extra = docs.render(manifest, examples)
     _write_folder(folder, files, extra, manifest)
     job = ExportJob(
         created_at=now,

@@ -26,7 +26,7 @@ from shadowtutor.gate.criteria import (
     Window,
     calibrate,
 )
-from shadowtutor.judge import scores as judge_scores
+from shadowtutor.judge import scores
 from shadowtutor.judge.scores import JudgeRow
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
@@ -306,11 +306,11 @@ def judge_evidence(*, session: Session, config: GateConfig) -> tuple[list[JudgeR
     model, calibration against the human reviews); nothing when the gate does not use it."""
     if not config.use_judge:
         return [], None
-    judge = judge_scores.current_judge(session)
+    judge = scores.current_judge(session)
     if judge is None:
         return [], None
-    summary = judge_scores.calibrate(session, judge).summary()
-    return judge_scores.judge_rows(session, judge), {"model": judge[1], **summary}
+    summary = scores.calibrate(session, judge).summary()
+    return scores.judge_rows(session, judge), {"model": judge[1], **summary}
 
 
 # --- calibration and rollout figures -----------------------------------------------------

@@ -153,9 +153,9 @@ class JudgeCalibration:
 
 
 def judge_calibration(*, session: Session) -> JudgeCalibration:
-    from shadowtutor.judge import scores as judge_scores
+    from shadowtutor.judge import scores
 
-    return JudgeCalibration(judge_scores.calibrate(session), judge_scores.counts(session))
+    return JudgeCalibration(scores.calibrate(session), scores.counts(session))
 
 
 def per_day(*, session: Session, tz: tzinfo) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 
 from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.judge import scores as judge_scores
+from shadowtutor.judge import scores
 from shadowtutor.log import record as logrecord
 from shadowtutor.review import sampling
 from shadowtutor.tables import Review, ReviewItem, Tag, utcnow
@@ -212,10 +212,10 @@ def fill_queue(
     permissions.require(session, enqueued_by, "review.enqueue")  # before the sampling work
     judged, note = None, ""
     if strategy == "judge_unsure":
-        cal = judge_scores.calibrate(session)
+        cal = scores.calibrate(session)
         trusted, note = sampling.judge_trusted(cal.overall.kappa, cal.n)
         # Untrusted: no judge fields, so every pair is equally uncertain and weighs 1.
-        judged = judge_scores.sampling_fields(session) if trusted else None
+        judged = scores.sampling_fields(session) if trusted else None
     picked = sampling.sample(
         con,
         strategy=strategy,

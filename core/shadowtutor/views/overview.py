@@ -10,8 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from shadowtutor import db
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout, routing
+from shadowtutor.gate import criteria, decisions, rollout, routing
 from shadowtutor.tables import Review
 
 
@@ -25,7 +24,7 @@ class Overview:
 
     @property
     def decision_label(self) -> str:
-        return gate.label(self.decision)
+        return criteria.label(self.decision)
 
 
 def overview(url: str) -> Overview:
