@@ -1,96 +1,41 @@
-"""ShadowTutor: shadow a paid cloud LLM with a local model, review the pairs, watch cost,
-decide with evidence when the local model may serve, and export training data.
-
-Settings come from environment variables (see the README's settings table); the defaults use
-a SQLite file and a log folder under ~/.shadowtutor.
-"""
+"""The `shadowtutor` command: the root group (``root``) and one module per command group,
+registered here by name so the list of commands reads in one place."""
 
 from __future__ import annotations
 
-import importlib
-from contextlib import AbstractContextManager
-from typing import Any
-
-import click
-from sqlalchemy import exc as sa_exc
-from sqlmodel import Session
-
-from shadowtutor import (
-    db as database,  # not `db`: the `shadowtutor.cli.db` submodule takes that name
+from shadowtutor.cli import (
+    app,
+    collect,
+    config,
+    db,
+    demo,
+    export,
+    gate,
+    judge,
+    logs,
+    review,
+    students,
+    users,
 )
-from shadowtutor.accounts import permissions
-from shadowtutor.accounts.users import require_user
-from shadowtutor.config import Settings
-from shadowtutor.errors import ShadowTutorError
+from shadowtutor.cli.root import main
 
-# One module per command group; each registers itself on ``main``.
-COMMAND_MODULES = [
-    "db",
-    "users",
-    "logs",
-    "demo",
-    "app",
-    "config",
-    "export",
-    "review",
-    "collect",
-    "gate",
-    "student",
-    "students",
-    "judge",
-]
+for _command in (
+    app.app_cmd,
+    collect.proxy_cmd,
+    collect.replay_cmd,
+    config.config_cmd,
+    db.db_group,
+    demo.demo_cmd,
+    export.export_group,
+    gate.gate_group,
+    gate.rollout_group,
+    judge.judge_group,
+    logs.logs_group,
+    review.review_group,
+    students.students_group,
+    students.student_group,
+    users.users_group,
+):
+    main.add_command(_command)
 
-
-class _Group(click.Group):
-    """Turns errors a user can fix into a one-line message instead of a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ShadowTutorError as exc:
-            raise click.ClickException(str(exc)) from None
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DataError) as exc:
-            # a database a user can fix (unreachable, wrong password, a value too long)
-            url = ctx.obj.db_url if isinstance(ctx.obj, Settings) else None
-            raise click.ClickException(database.explain(exc, url)) from None
-
-
-@click.group(cls=_Group, help=__doc__)
-@click.version_option(package_name="shadowtutor")
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    ctx.obj = Settings.load()
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    """The settings loaded by the top-level command."""
-    return ctx.find_root().obj
-
-
-def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
-    """A database session, after checking the schema is at head (else a message naming
-    `shadowtutor db upgrade`)."""
-    url = settings_of(ctx).db_url
-    database.require_schema(url)
-    return database.session_scope(url)
-
-
-def actor_of(session: Session, username: str | None) -> permissions.Actor:
-    """The acting user a command names with ``--by``/``--as``; without one, the machine's
-    operator (``permissions.SYSTEM``), who may do what needs no named account (see the README's
-    Permissions section)."""
-    if not username:
-        return permissions.SYSTEM
-    return require_user(session=session, username=username)
-
-
-BY = click.option(
-    "--by",
-    "by",
-    metavar="USERNAME",
-    help="Account to act as (checked against its role); default: the operator.",
-)
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"shadowtutor.cli.{_name}")
+__all__ = ["main"]

@@ -6,10 +6,10 @@ import click
 
 from shadowtutor import db
 from shadowtutor.accounts import permissions
-from shadowtutor.cli import main, settings_of
+from shadowtutor.cli.root import settings_of
 
 
-@main.group("db")
+@click.group("db")
 def db_group() -> None:
     """Database schema: migrate (Alembic) and show where it stands."""
 

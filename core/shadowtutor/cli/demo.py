@@ -6,12 +6,12 @@ import click
 
 from shadowtutor import db
 from shadowtutor.accounts import users
-from shadowtutor.cli import main, settings_of
+from shadowtutor.cli.root import settings_of
 from shadowtutor.demo import generate, students
 from shadowtutor.gate import criteria, evaluate
 
 
-@main.command("demo")
+@click.command("demo")
 @click.option("--pairs", default=20_000, show_default=True, help="Pairs to generate.")
 @click.option("--days", default=60, show_default=True, help="Days of history, ending now.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same data.")

@@ -10,12 +10,12 @@ import time
 import click
 
 from shadowtutor import db
-from shadowtutor.cli import main, settings_of
+from shadowtutor.cli.root import settings_of
 from shadowtutor.judge import runner, scores, templates
 from shadowtutor.judge.calibration import SCALE, Calibration
 
 
-@main.group("judge")
+@click.group("judge")
 def judge_group() -> None:
     """The LLM judge: score sampled pairs 1-5 in both answer orders; check its calibration."""
 

@@ -6,13 +6,13 @@ from datetime import datetime
 
 import click
 
-from shadowtutor.cli import BY, actor_of, main, session_of, settings_of
+from shadowtutor.cli.root import BY, actor_of, session_of, settings_of
 from shadowtutor.log import analytics
 from shadowtutor.log.record import SOURCES
 from shadowtutor.review import agreement, progress, sampling, taxonomy, workflow
 
 
-@main.group("review")
+@click.group("review")
 def review_group() -> None:
     """The review queue: sample pairs from the shadow log, progress, agreement, tags."""
 

@@ -6,11 +6,11 @@ import click
 
 from shadowtutor.accounts import users
 from shadowtutor.accounts.permissions import ROLES
-from shadowtutor.cli import BY, actor_of, main, session_of
+from shadowtutor.cli.root import BY, actor_of, session_of
 from shadowtutor.tables import UserCreate
 
 
-@main.group("users")
+@click.group("users")
 def users_group() -> None:
     """Accounts: admins review, approve and export; reviewers review; managers read."""
 
