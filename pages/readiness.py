@@ -12,7 +12,7 @@ from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria, evidence, routing
+from shadowtutor.gate import criteria, evidence, killswitch
 from shadowtutor.views import readiness
 
 user = auth.guard("readiness")
@@ -43,7 +43,7 @@ if flash := st.session_state.pop(gate_actions.FLASH, None):
 level, text = readiness.headline(view)
 getattr(st, level)(text)
 state = view.state
-env_kill = routing.killed(settings)  # the one reader of the kill switch
+env_kill = killswitch.killed(settings)  # the one reader of the kill switch
 c = st.columns(4)
 c[0].metric("Rollout stage", f"{state.stage}%", help="Share of eligible traffic the student serves")
 c[1].metric("Kill switch", "ON" if state.killed else ("ON (env)" if env_kill else "off"))

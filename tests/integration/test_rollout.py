@@ -13,7 +13,7 @@ from sqlmodel import Session
 from shadowtutor import db
 from shadowtutor.accounts import users
 from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
-from shadowtutor.gate import criteria, decisions, rollout, routing
+from shadowtutor.gate import criteria, decisions, killswitch, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.tables import RolloutEvent, UserCreate, utcnow
@@ -277,10 +277,10 @@ def test_kill_switch_in_the_database_reaches_a_running_loop(
 def test_kill_switch_env_var_acts_at_once(live_rollout, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     assert routing.wait_ready()
     assert routing.route(key="u1", category="greeting").served_by == "student"
-    monkeypatch.setenv(routing.KILL_ENV, "1")
+    monkeypatch.setenv(killswitch.KILL_ENV, "1")
     r = routing.route(key="u1", category="greeting")
     assert (r.served_by, r.stage) == ("teacher", 0)
-    monkeypatch.setenv(routing.KILL_ENV, "0")
+    monkeypatch.setenv(killswitch.KILL_ENV, "0")
     assert routing.route(key="u1", category="greeting").served_by == "student"
 
 
@@ -294,16 +294,16 @@ def test_unreadable_database_means_teacher(home, monkeypatch: pytest.MonkeyPatch
 def test_current_stage(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the student serves now: the newest event's stage, 0 when killed in the database
     or by the environment's kill switch."""
-    monkeypatch.delenv(routing.KILL_ENV, raising=False)
+    monkeypatch.delenv(killswitch.KILL_ENV, raising=False)
     assert rollout.current_stage(session=session) == 0
     t = datetime(2026, 1, 1, tzinfo=UTC)
     session.add(RolloutEvent(action="advance", stage=10, created_at=t))
     session.add(RolloutEvent(action="advance", stage=25, created_at=t.replace(day=2)))
     session.flush()
     assert rollout.current_stage(session=session) == 25
-    monkeypatch.setenv(routing.KILL_ENV, "1")
+    monkeypatch.setenv(killswitch.KILL_ENV, "1")
     assert rollout.current_stage(session=session) == 0
-    monkeypatch.delenv(routing.KILL_ENV)
+    monkeypatch.delenv(killswitch.KILL_ENV)
     session.add(RolloutEvent(action="kill", stage=25, killed=True, created_at=t.replace(day=3)))
     session.flush()
     assert rollout.current_stage(session=session) == 0

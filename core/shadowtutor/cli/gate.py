@@ -11,7 +11,7 @@ from shadowtutor import db
 from shadowtutor.accounts import permissions, users
 from shadowtutor.cli.root import settings_of
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria, decisions, evaluate, evidence, rollout, routing
+from shadowtutor.gate import criteria, decisions, evaluate, evidence, killswitch, rollout
 
 
 def _config(ctx: click.Context) -> criteria.GateConfig:
@@ -181,8 +181,8 @@ def _status_lines(settings: Settings) -> list[str]:
             f"served by the student at this stage: {served:,}",
             f"approval: {decisions.approval(session=session).describe()}",
         ]
-        if routing.killed(settings):
-            lines.append(f"{routing.KILL_ENV} is set: the teacher serves everything")
+        if killswitch.killed(settings):
+            lines.append(f"{killswitch.KILL_ENV} is set: the teacher serves everything")
         problems = rollout.blockers(session=session, config=config, served_at_stage=served)
         nxt = None if cur.killed else rollout.next_stage(config, cur.stage)
         lines.append(

@@ -26,7 +26,16 @@ from shadowtutor.accounts import permissions
 from shadowtutor.accounts.users import add_user, get_user
 from shadowtutor.cost import pricing
 from shadowtutor.demo import students
-from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
+from shadowtutor.demo.students import ELIGIBLE
+from shadowtutor.demo.text import (
+    CONTACTS,
+    NOTES,
+    PHRASES,
+    POLICY,
+    SLOTS,
+    SYSTEM,
+    student_answer,
+)
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import record as logrecord
 from shadowtutor.log import store as logstore
@@ -39,7 +48,6 @@ STUDENT = "llama3.1:8b"
 # How close the student gets to the teacher (1 = same words), by category and language.
 QUALITY = {"greeting": 0.92, "casual": 0.78, "business": 0.62}
 LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
-ELIGIBLE = ("greeting", "casual")
 
 DEMO_ACCOUNTS = [
     ("admin", permissions.ADMIN, "Alessandra", "demo-admin"),
@@ -92,30 +100,6 @@ def _fill(text: str, slots: dict[str, str]) -> str:
     return text.format(**slots)
 
 
-def _student_answer(
-    rng: random.Random, teacher: str, english: str, lang: str, quality: float
-) -> tuple[str, list[str]]:
-    flaws: list[str] = []
-    if lang != "en" and rng.random() < (1 - quality) * 0.25:
-        teacher, flaws = english, ["wrong language"]
-    words = teacher.split(" ")
-    drop = (1 - quality) * 0.35
-    kept = [w for w in words if rng.random() > drop] or words[:1]
-    answer = " ".join(kept)
-    if rng.random() < (1 - quality) * 0.6:
-        answer = answer.replace("30 euro", "50 euro").replace("14 ", "30 ").replace("48 ", "24 ")
-        if answer != " ".join(kept):
-            flaws.append("factual error")
-    if rng.random() < (1 - quality) * 1.4:
-        filler = rng.choice(FILLERS["en" if "wrong language" in flaws else lang])
-        answer = f"{answer} {filler}"
-        if "AI" in filler:
-            flaws.append("robotic")
-    if quality > 0.85 and not flaws and rng.random() < 0.5:
-        flaws.append("natural phrasing")
-    return answer, flaws
-
-
 def _latency(rng: random.Random, base_ms: float, per_token_ms: float, tokens: int) -> float:
     return round(rng.lognormvariate(math.log(base_ms), 0.35) + per_token_ms * tokens, 1)
 
@@ -165,7 +149,7 @@ def generate_pairs(
             "price_version": prices.version,
         }
         quality = QUALITY[cat] + LANG_SHIFT[lang]
-        student_text, flaws = _student_answer(rng, answer, english, lang, quality)
+        student_text, flaws = student_answer(rng, answer, english, lang, quality)
         s_tok = max(1, pricing.estimate_tokens(student_text))
         student: dict[str, Any] = {
             "model": STUDENT,

@@ -26,8 +26,9 @@ from sqlmodel import Session
 
 from shadowtutor import similarity
 from shadowtutor.accounts import permissions
+from shadowtutor.demo.text import student_answer
 from shadowtutor.log import record as logrecord
-from shadowtutor.tables import ReviewItem, Student
+from shadowtutor.tables import Review, ReviewItem, Student
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class DemoStudent:
     trained: bool = False
 
 
+# The categories the student may take first: the demo reviews more of them, so the gate has
+# the reviews it asks for there.
+ELIGIBLE = ("greeting", "casual")
 PRIMARY = "llama"
 STUDENTS = (
     DemoStudent(PRIMARY, "llama3.1:8b", "", 0, {}, 380),
@@ -68,9 +72,7 @@ def export_version(seed: int) -> str:
 
 def _answer(rng: random.Random, teacher: str, lang: str, quality: float) -> str:
     """The same kinds of flaws as the demo's Llama (dropped words, wrong figures, filler)."""
-    from shadowtutor.demo.generate import _student_answer
-
-    return _student_answer(rng, teacher, teacher, lang, quality)[0]
+    return student_answer(rng, teacher, teacher, lang, quality)[0]
 
 
 def extra_records(
@@ -144,7 +146,6 @@ def seed_reviews(
     session: Session, records: list[dict], *, seed: int, end: datetime, reviewers: list[int]
 ) -> int:
     """Queue and review a sample of each extra student's eligible answers; leave a few open."""
-    from shadowtutor.demo.generate import ELIGIBLE, Review  # one place for the review rows
     from shadowtutor.review import workflow
 
     rng = random.Random(seed + 12)

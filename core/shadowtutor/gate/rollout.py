@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from shadowtutor.accounts import permissions
-from shadowtutor.gate import decisions, routing
+from shadowtutor.gate import decisions, killswitch
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.log.record import DEFAULT_STUDENT
@@ -99,7 +99,8 @@ _NEWEST_SERVING = (
 def serving_state(conn: sa.Connection) -> RolloutState:
     """What routing needs of the current state (stage, kill, categories, salt, student), read
     with one Core query on ``conn``: no ORM session and no ``since``. Every process reads it
-    every ``routing.REFRESH_SECONDS``, where the ORM's read cost four times the CPU."""
+    every ``routing.REFRESH_SECONDS`` (``shadowtutor.gate.routing``), where the ORM's read cost
+    four times the CPU."""
     row = conn.execute(_NEWEST_SERVING).first()
     if row is None:
         return RolloutState()
@@ -109,7 +110,7 @@ def serving_state(conn: sa.Connection) -> RolloutState:
 def current_stage(*, session: Session) -> int:
     """Percent of eligible traffic the student serves now: the newest rollout event's stage,
     0 when there is none or the kill switch is on (in the database or the environment)."""
-    return 0 if routing.env_killed() else state(session=session).serving
+    return 0 if killswitch.env_killed() else state(session=session).serving
 
 
 def history(*, session: Session, limit: int = 100) -> list[RolloutEvent]:

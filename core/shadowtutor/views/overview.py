@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from shadowtutor import db
-from shadowtutor.gate import criteria, decisions, rollout, routing
+from shadowtutor.gate import criteria, decisions, killswitch, rollout
 from shadowtutor.tables import Review
 
 
@@ -41,5 +41,5 @@ def overview(url: str) -> Overview:
         decision=latest.outcome if latest else None,
         decided_at=latest.created_at if latest else None,
         stage=state.stage,
-        killed=state.killed or routing.env_killed(),
+        killed=state.killed or killswitch.env_killed(),
     )
