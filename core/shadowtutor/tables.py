@@ -8,7 +8,7 @@ checks that the migrated schema and these models agree.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -17,6 +17,14 @@ from sqlmodel import Field, SQLModel
 def utcnow() -> datetime:
     """Aware UTC: every datetime column stores UTC and must be given a time zone."""
     return datetime.now(UTC)
+
+
+@overload
+def as_utc(ts: datetime) -> datetime: ...
+@overload
+def as_utc(ts: None) -> None: ...
+@overload
+def as_utc(ts: datetime | None) -> datetime | None: ...
 
 
 def as_utc(ts: datetime | None) -> datetime | None:

@@ -232,6 +232,7 @@ def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows
         """,
         {"day": day, "month": day.replace(day=1), "week": now - timedelta(days=7), "now": now},
     ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
     return SpendWindows(
         float(row[0]), float(row[1]), float(row[2]), row[3], int(row[4]), int(row[5])
     )

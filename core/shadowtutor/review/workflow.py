@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import case, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
@@ -154,7 +154,7 @@ def enqueue_records(
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         existing.update(
-            session.exec(select(ReviewItem.pair_id).where(ReviewItem.pair_id.in_(chunk)))
+            session.exec(select(col(ReviewItem.pair_id)).where(col(ReviewItem.pair_id).in_(chunk)))
         )
     now = utcnow()
     rows = []
@@ -247,31 +247,31 @@ def _reviewed_by(reviewer_id: int) -> Any:
 
 def _claimable(reviewer_id: int, now: datetime) -> list[Any]:
     free = or_(
-        ReviewItem.claimed_by.is_(None),
-        ReviewItem.claimed_until.is_(None),
-        ReviewItem.claimed_until < now,
-        ReviewItem.claimed_by == reviewer_id,
-        ReviewItem.required_reviews > 1,  # k > 1: several reviewers may hold it at once
+        col(ReviewItem.claimed_by).is_(None),
+        col(ReviewItem.claimed_until).is_(None),
+        col(ReviewItem.claimed_until) < now,
+        col(ReviewItem.claimed_by) == reviewer_id,
+        col(ReviewItem.required_reviews) > 1,  # k > 1: several reviewers may hold it at once
     )
     return [
         ReviewItem.status == "open",
-        ReviewItem.reviews_done < ReviewItem.required_reviews,
+        col(ReviewItem.reviews_done) < col(ReviewItem.required_reviews),
         free,
-        ReviewItem.id.not_in(_reviewed_by(reviewer_id)),
+        col(ReviewItem.id).not_in(_reviewed_by(reviewer_id)),
     ]
 
 
 def _queue_order(reviewer_id: int, now: datetime) -> list[Any]:
-    mine = case((ReviewItem.claimed_by == reviewer_id, 0), else_=1)
+    mine = case((col(ReviewItem.claimed_by) == reviewer_id, 0), else_=1)
     # Multi-review items someone else holds come after untouched ones.
     held = case(
         (
-            (ReviewItem.claimed_by.is_not(None)) & (ReviewItem.claimed_until >= now),
+            (col(ReviewItem.claimed_by).is_not(None)) & (col(ReviewItem.claimed_until) >= now),
             1,
         ),
         else_=0,
     )
-    return [mine, held, ReviewItem.priority.desc(), ReviewItem.id]
+    return [mine, held, col(ReviewItem.priority).desc(), col(ReviewItem.id)]
 
 
 def claim_next(
@@ -302,9 +302,9 @@ def claim_next(
         first = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
         item_id = session.execute(
             update(ReviewItem)
-            .where(ReviewItem.id == first.scalar_subquery())
+            .where(col(ReviewItem.id) == first.scalar_subquery())
             .values(claimed_by=reviewer_id, claimed_until=until)
-            .returning(ReviewItem.id)
+            .returning(col(ReviewItem.id))
             .execution_options(synchronize_session=False)
         ).scalar()
         if item_id is None:
@@ -319,7 +319,7 @@ def claim_next(
         # Conditional: only succeeds if nobody else claimed it since we looked.
         result = session.execute(
             update(ReviewItem)
-            .where(ReviewItem.id == item_id, *where)
+            .where(col(ReviewItem.id) == item_id, *where)
             .values(claimed_by=reviewer_id, claimed_until=until)
             .execution_options(synchronize_session=False)
         )
@@ -344,7 +344,7 @@ def claim_item(
     now = now or utcnow()
     result = session.execute(
         update(ReviewItem)
-        .where(ReviewItem.id == item_id, *_claimable(reviewer_id, now))
+        .where(col(ReviewItem.id) == item_id, *_claimable(reviewer_id, now))
         .values(claimed_by=reviewer_id, claimed_until=now + timedelta(minutes=claim_minutes))
         .execution_options(synchronize_session=False)
     )
@@ -359,7 +359,7 @@ def release_claim(*, session: Session, item_id: int, reviewer_id: int) -> None:
     reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     session.execute(
         update(ReviewItem)
-        .where(ReviewItem.id == item_id, ReviewItem.claimed_by == reviewer_id)
+        .where(col(ReviewItem.id) == item_id, col(ReviewItem.claimed_by) == reviewer_id)
         .values(claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
@@ -429,30 +429,30 @@ def _bump(
     done = ReviewItem.reviews_done + delta
     values: dict[str, Any] = {
         "reviews_done": done,
-        "status": case((done >= ReviewItem.required_reviews, "done"), else_="open"),
+        "status": case((done >= col(ReviewItem.required_reviews), "done"), else_="open"),
     }
     if release_for is not None:
         values["claimed_by"] = case(
-            (ReviewItem.claimed_by == release_for, None), else_=ReviewItem.claimed_by
+            (col(ReviewItem.claimed_by) == release_for, None), else_=col(ReviewItem.claimed_by)
         )
         values["claimed_until"] = case(
-            (ReviewItem.claimed_by == release_for, None), else_=ReviewItem.claimed_until
+            (col(ReviewItem.claimed_by) == release_for, None), else_=col(ReviewItem.claimed_until)
         )
-    where = [ReviewItem.id == item_id]
+    where = [col(ReviewItem.id) == item_id]
     if delta > 0:
         where += [
-            ReviewItem.status == "open",
-            ReviewItem.reviews_done < ReviewItem.required_reviews,
+            col(ReviewItem.status) == "open",
+            col(ReviewItem.reviews_done) < col(ReviewItem.required_reviews),
         ]
     if reviewer_id is not None:
         now = utcnow()
         where.append(
             or_(
-                ReviewItem.claimed_by.is_(None),
-                ReviewItem.claimed_by == reviewer_id,
-                ReviewItem.claimed_until.is_(None),
-                ReviewItem.claimed_until < now,
-                ReviewItem.required_reviews > 1,
+                col(ReviewItem.claimed_by).is_(None),
+                col(ReviewItem.claimed_by) == reviewer_id,
+                col(ReviewItem.claimed_until).is_(None),
+                col(ReviewItem.claimed_until) < now,
+                col(ReviewItem.required_reviews) > 1,
             )
         )
     result = session.execute(
@@ -560,7 +560,7 @@ def edit_review(
     # Conditional: two edits of the same version cannot both win.
     result = session.execute(
         update(Review)
-        .where(Review.id == review_id, Review.is_current)
+        .where(col(Review.id) == review_id, col(Review.is_current))
         .values(is_current=False)
         .execution_options(synchronize_session=False)
     )
@@ -590,9 +590,9 @@ def recent_reviews(
     """The reviewer's current reviews, newest first, with their items."""
     stmt = (
         select(Review, ReviewItem)
-        .join(ReviewItem, ReviewItem.id == Review.item_id)
+        .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
         .where(Review.reviewer_id == reviewer_id, Review.is_current)
-        .order_by(Review.created_at.desc(), Review.id.desc())
+        .order_by(col(Review.created_at).desc(), col(Review.id).desc())
         .limit(limit)
     )
     return [(r, i) for r, i in session.exec(stmt)]

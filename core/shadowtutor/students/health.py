@@ -155,8 +155,8 @@ def describe(backend: Backend, model: str, pulled: list[ModelInfo] | None = None
         if listed is not None and info.size_bytes is None:
             info.size_bytes = listed.size_bytes
         return info
-    listed = pulled if pulled is not None else backend.list_models()
-    for m in listed:
+    models = pulled if pulled is not None else backend.list_models()
+    for m in models:
         if same_model(m.name, model):
             return m
     raise ModelNotFound(not_pulled_message(backend, model))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -229,7 +230,7 @@ def side_by_side(
     def per_1k(cost: float, requests: int) -> float | None:
         return cost / requests * 1000 if requests else None
 
-    def num(value: object) -> float | None:
+    def num(value: Any) -> float | None:
         return None if pd.isna(value) else float(value)
 
     def pct_at(who: str, i: int) -> float | None:
