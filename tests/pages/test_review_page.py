@@ -295,9 +295,7 @@ def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
 
 
 def test_enter_in_the_queue_form_does_not_submit_it(migrated) -> None:  # noqa: ANN001
-    from tests.support.apputil import page_as as _page_as
-
-    at = _page_as("pages/review_admin.py", migrated.db_url, "admin").run()
+    at = page_as("pages/review_admin.py", migrated.db_url, "admin").run()
     assert not at.exception, at.exception
     (fill,) = [f for f in at.get("form") if f.proto.form.form_id == "fill"]
     assert fill.proto.form.enter_to_submit is False  # Enter + the button had added the pairs twice

@@ -214,7 +214,7 @@ def write_log(log_dir: Path, pairs: list[DemoPair]) -> logstore.CompactReport:
 
 
 def ensure_accounts(session: Session) -> dict[str, int]:
-    """Create the demo accounts that do not exist yet (as the operator, ``auth.SYSTEM``: the
+    """Create the demo accounts that do not exist yet (as the operator, ``permissions.SYSTEM``: the
     demo is built by whoever runs `shadowtutor demo` on the machine); return username -> id."""
     ids = {}
     for username, role, name, password in DEMO_ACCOUNTS:

@@ -45,7 +45,7 @@ def evaluate(
     student: str | None = None,
 ) -> Evaluation:
     """Gather, decide, append the decision and apply the automatic rollback rules. The actor
-    is an account allowed ``gate.approve``, or the operator (``auth.SYSTEM``: cron).
+    is an account allowed ``gate.approve``, or the operator (``permissions.SYSTEM``: cron).
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)
