@@ -1,7 +1,7 @@
 """Login, logout and the role check every page runs first.
 
 A login lasts across reloads, new tabs and typed addresses: the login form starts a session
-(``shadowtutor.sessions``) and sends the browser once through the cookie route of
+(``shadowtutor.accounts.sessions``) and sends the browser once through the cookie route of
 ``app/server.py``, which sets the signed ``HttpOnly; SameSite=Lax`` cookie and returns to the
 page first asked for. Each run then finds the user from the tab's state or, in a new tab, from
 the cookie (``st.context.cookies``), and re-reads the session and the account, so a logout, a
@@ -19,11 +19,12 @@ from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
-from shadowtutor import db, sessions
+from shadowtutor import db
+from shadowtutor.accounts import sessions
+from shadowtutor.accounts.throttle import THROTTLE, LoginRefused
 from shadowtutor.app import deps
 from shadowtutor.app.registry import page
-from shadowtutor.demo import home as demo_home
-from shadowtutor.throttle import THROTTLE, LoginRefused
+from shadowtutor.demo import home
 
 STATE_KEYS = ("user_id", "username", "role", "web_session_id")
 CLAIM, END = "/session/claim", "/session/end"  # routes of app/server.py
@@ -117,7 +118,7 @@ def login_form() -> None:
 
 def _demo_accounts_hint() -> None:
     """On a home `shadowtutor demo` filled (it leaves a marker there), name its accounts."""
-    accounts = demo_home.accounts(deps.settings().home_path)
+    accounts = home.accounts(deps.settings().home_path)
     if accounts:
         st.info("Demo data: log in with one of these accounts (username / password).")
         st.code(

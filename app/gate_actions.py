@@ -1,7 +1,8 @@
 """The Readiness page's admin actions: evaluate, approve, override, advance, roll back, kill.
 
-Each button is shown only to roles that ``shadowtutor.auth`` allows its action; the role is
-checked again on the server right before it writes, and the core functions check the
+Each button is shown only to roles that ``shadowtutor.accounts.permissions`` allows its
+action; the role is checked again on the server right before it writes, and the core
+functions check the
 account once more against the database.
 """
 
@@ -12,19 +13,17 @@ from collections.abc import Callable
 import streamlit as st
 from sqlmodel import Session
 
-from shadowtutor import auth as permissions
 from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.app import auth
 from shadowtutor.app.auth import CurrentUser
 from shadowtutor.config import Settings
-from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout
-from shadowtutor.gate import evaluate as gate_eval
+from shadowtutor.gate import criteria, decisions, evaluate, rollout
+from shadowtutor.views import readiness
 
 FLASH = "readiness-flash"
-# The actions behind this page's buttons (shadowtutor.auth.ACTIONS).
+# The actions behind this page's buttons (shadowtutor.accounts.permissions.ACTIONS).
 ACTIONS = ("gate.approve", "gate.override", "rollout.advance", "rollout.kill")
 
 
@@ -53,7 +52,7 @@ def act(url: str, action: str, fn: Callable[[Session], object], done: str) -> No
 
 
 def render(
-    view: readiness.View, config: gate.GateConfig, settings: Settings, user: CurrentUser
+    view: readiness.View, config: criteria.GateConfig, settings: Settings, user: CurrentUser
 ) -> None:
     """The action buttons and forms, each for the roles allowed its action."""
     state = view.state
@@ -65,7 +64,7 @@ def render(
         "Evaluate now", type="primary", icon=":material/refresh:"
     ):
         try:
-            result = allowed("gate.approve") and gate_eval.evaluate(
+            result = allowed("gate.approve") and evaluate.evaluate(
                 settings, config, actor_id=user.id, student=view.student
             )
         except ShadowTutorError as exc:
@@ -73,12 +72,12 @@ def render(
         else:
             if not result:
                 st.stop()
-            note = f"Decision #{result.decision_id}: {gate.label(result.decision.outcome)}"
+            note = f"Decision #{result.decision_id}: {criteria.label(result.decision.outcome)}"
             st.session_state[FLASH] = note + (
                 f". AUTOMATIC ROLLBACK: {result.rollback}" if result.rollback else ""
             )
             st.rerun()
-    approvable = d is not None and d.outcome == gate.GO and not view.approval.approved
+    approvable = d is not None and d.outcome == criteria.GO and not view.approval.approved
     if may["gate.approve"] and approvable:
         if a[1].button(f"Approve GO #{d.id}", icon=":material/verified:"):
             act(
@@ -108,7 +107,7 @@ def render(
     for problem in view.blockers if may["rollout.advance"] and nxt is not None else []:
         st.caption(f"Before advancing: {problem}")
     overridable = (
-        d is not None and d.outcome == gate.NO_GO and not d.evidence.get("critical_failure")
+        d is not None and d.outcome == criteria.NO_GO and not d.evidence.get("critical_failure")
     )
     if may["gate.override"] and overridable:
         with st.form("override"):

@@ -12,10 +12,10 @@ from shadowtutor.app.auth import CurrentUser
 from shadowtutor.app.text import md
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.playground import chat as playground
+from shadowtutor.playground import chat
 
 
-def show_answer(col: Any, who: str, ans: playground.Answer) -> None:
+def show_answer(col: Any, who: str, ans: chat.Answer) -> None:
     col.text(f"{who} · {ans.model}")
     if ans.error:
         col.error(ans.error)
@@ -24,8 +24,8 @@ def show_answer(col: Any, who: str, ans: playground.Answer) -> None:
         col.caption(ans.figures())
 
 
-def show_turn(chat: playground.Chat, i: int, *, user: CurrentUser, settings: Settings) -> None:
-    turn = chat.turns[i]
+def show_turn(conversation: chat.Chat, i: int, *, user: CurrentUser, settings: Settings) -> None:
+    turn = conversation.turns[i]
     with st.chat_message("user"):
         st.text(turn.prompt)
     with st.chat_message("assistant"):
@@ -38,27 +38,27 @@ def show_turn(chat: playground.Chat, i: int, *, user: CurrentUser, settings: Set
             st.caption(f"Similarity ({md(turn.similarity_method)}): {turn.similarity:.3f}")
         elif turn.similarity_error:
             st.warning(f"Similarity not computed: {md(turn.similarity_error)}")
-        if (why := playground.unsavable(turn)) is not None:
+        if (why := chat.unsavable(turn)) is not None:
             st.caption(f"Not savable as a pair: {why}.")
             return
         left, right = st.columns([1, 3])
         queue = right.checkbox("Also put it in the review queue", key=f"pg_queue_{i}")
         done = turn.saved_id is not None and (turn.queued or not queue)
         if left.button("Save as pair", key=f"pg_save_{i}", disabled=done):
-            save(chat, i, queue=queue, user=user, settings=settings)
+            save(conversation, i, queue=queue, user=user, settings=settings)
         elif turn.saved_id:
             st.caption(f"Saved as pair {turn.saved_id}" + (", queued" if turn.queued else ""))
 
 
 def save(
-    chat: playground.Chat, i: int, *, queue: bool, user: CurrentUser, settings: Settings
+    conversation: chat.Chat, i: int, *, queue: bool, user: CurrentUser, settings: Settings
 ) -> None:
     """Write turn ``i`` to the log (and the queue when asked) as the logged-in user, whose
     account the library checks in the database, then rerun with a confirmation."""
     try:
         with db.session_scope(settings.db_url) as session:
-            result = playground.save_pair(
-                chat, i, session=session, actor_id=user.id, log_dir=settings.log_path,
+            result = chat.save_pair(
+                conversation, i, session=session, actor_id=user.id, log_dir=settings.log_path,
                 teacher_model=settings.teacher_model, queue=queue,
                 required_reviews=settings.reviews_per_item,
             )  # fmt: skip

@@ -8,18 +8,18 @@ from typing import Any
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import review_ui as ui
+from shadowtutor.app import review_ui
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 
 
 def show(*, user_id: int, url: str, tag_names: list[str], tz: Any) -> None:
     with db.session_scope(url) as s:
-        mine = review.recent_reviews(session=s, reviewer_id=user_id, limit=30)
+        mine = workflow.recent_reviews(session=s, reviewer_id=user_id, limit=30)
     if not mine:
         st.info("You have no reviews yet.")
         return
-    st.dataframe(ui.recent_rows(mine, tz), hide_index=True)
+    st.dataframe(review_ui.recent_rows(mine, tz), hide_index=True)
     by_id = {r.id: (r, i) for r, i in mine}
     if pending := st.session_state.pop("review_edit_pending", None):
         st.session_state["review_edit_id"] = pending
@@ -31,26 +31,28 @@ def show(*, user_id: int, url: str, tag_names: list[str], tz: Any) -> None:
         format_func=lambda rid: f"#{rid} · {by_id[rid][1].pair_id[:12]} · {by_id[rid][0].decision}",
     )
     old, item = by_id[chosen]
-    slots = ui.answer_slots(item, blind=False, swap=False)
+    slots = review_ui.answer_slots(item, blind=False, swap=False)
     with st.expander("The pair", expanded=False):
-        ui.show_pair(item, slots, reveal=True)
+        review_ui.show_pair(item, slots, reveal=True)
     prefix = f"e{old.id}_"
-    values = ui.judgement_form(prefix, tag_names, slots, initial=ui.from_review(old), keys=False)
+    values = review_ui.judgement_form(
+        prefix, tag_names, slots, initial=review_ui.from_review(old), keys=False
+    )
     decision = st.radio(
         "Decision",
-        review.DECISIONS,
-        index=review.DECISIONS.index(old.decision),
+        workflow.DECISIONS,
+        index=workflow.DECISIONS.index(old.decision),
         horizontal=True,
         key=f"{prefix}decision",
     )
     if st.button("Save changes", type="primary", key=f"{prefix}save"):
         try:
             with db.session_scope(url) as s:
-                new = review.edit_review(
+                new = workflow.edit_review(
                     session=s,
                     review_id=old.id,
                     reviewer_id=user_id,
-                    judgement=ui.to_judgement(
+                    judgement=review_ui.to_judgement(
                         values, slots, decision, old.seconds_spent, old.blind
                     ),
                 )

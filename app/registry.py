@@ -2,8 +2,9 @@
 
 The router shows each role only its pages; each page also checks the role itself on every
 run (``auth.guard``), so typing a page's address is refused on the server, not just hidden.
-A page that exists to do one action is open to the roles ``shadowtutor.auth`` allows that
-action, so the menu and the library's checks read the same table.
+A page that exists to do one action is open to the roles that
+``shadowtutor.accounts.permissions`` allows that action, so the menu and the library's
+checks read the same table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import shadowtutor.pages
-from shadowtutor.auth import ADMIN, MANAGER, ROLES, roles_for
+from shadowtutor.accounts.permissions import ADMIN, MANAGER, ROLES, roles_for
 
 PAGES_DIR = Path(shadowtutor.pages.__file__).resolve().parent
 

@@ -13,8 +13,8 @@ import streamlit as st
 
 from shadowtutor.app import shortcuts
 from shadowtutor.app.text import md
-from shadowtutor.dashboards import display
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
+from shadowtutor.views import display
 
 SCORES = [1, 2, 3, 4, 5]
 KEY_HINTS = {"left": " (keys 1-5)", "right": " (Shift+1-5)", "verdict": " (Q / W / E)"}
@@ -58,7 +58,7 @@ def show_conversation(messages: list[dict[str, Any]]) -> None:
     st.subheader("Conversation", divider="gray")
     for msg in messages:
         role = str(msg.get("role", "?"))
-        text = review.content_text(msg.get("content"))
+        text = workflow.content_text(msg.get("content"))
         if role in ("system", "developer"):  # long and the same for many pairs: folded
             with st.expander(f"{md(role.upper())} prompt ({len(text):,} characters)"):
                 show_text(text)
@@ -199,12 +199,12 @@ def _index(options: list, value: Any) -> int | None:
 
 def to_judgement(
     values: dict[str, Any], slots: list, decision: str, seconds: float | None, blind: bool
-) -> review.Judgement:
+) -> workflow.Judgement:
     """Map left/right widget values to student/teacher fields."""
     who = {"left": slots[0][1], "right": slots[1][1]}
     scores = {who["left"]: values["left"], who["right"]: values["right"]}
     verdict = {"left": who["left"], "right": who["right"], "tie": "tie"}.get(values["verdict"])
-    return review.Judgement(
+    return workflow.Judgement(
         decision=decision,
         student_score=scores["student"],
         teacher_score=scores["teacher"],

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from shadowtutor import db, sessions
+from shadowtutor import db
+from shadowtutor.accounts import sessions
 from shadowtutor.app import deps
 from shadowtutor.config import Settings
 

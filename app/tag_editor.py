@@ -7,7 +7,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.review import tags as taxonomy
+from shadowtutor.review import taxonomy
 
 
 def show(url: str, actor_id: int) -> None:

@@ -143,9 +143,9 @@ def duck(folder: Path) -> dict:
     """Every query of both pages on a log folder holding Parquet only (closed days)."""
     import page_queries  # bench/ is on the path (run as a script)
 
-    from shadowtutor import pricing
-    from shadowtutor.dashboards import quality, spend
+    from shadowtutor.cost import pricing, spend
     from shadowtutor.log import analytics
+    from shadowtutor.views import quality
 
     log = folder / "duck"
     log.mkdir(exist_ok=True)

@@ -490,7 +490,8 @@ def main() -> None:
 def bench_students(urls: dict[str, str], env: dict[str, str], calls: int, delay_ms: float) -> None:
     """The wrapper's added request-path time with the default student alone, then with three
     registered students (each its own backend and breaker; one slower than the teacher)."""
-    from shadowtutor import auth, db, students
+    from shadowtutor import db, students
+    from shadowtutor.accounts import permissions
 
     for n in (1, 3):
         home = tempfile.mkdtemp(prefix=f"shadowtutor-bench-{n}-")
@@ -507,7 +508,7 @@ def bench_students(urls: dict[str, str], env: dict[str, str], calls: int, delay_
                 ):
                     students.add(
                         session=session,
-                        actor_id=auth.SYSTEM,
+                        actor_id=permissions.SYSTEM,
                         name=name,
                         backend="ollama",
                         model=model,

@@ -23,10 +23,10 @@ from pathlib import Path
 from sqlalchemy import insert  # noqa: E402
 
 from shadowtutor import db  # noqa: E402
-from shadowtutor.demo import generate as demo  # noqa: E402
-from shadowtutor.export import jobs as export  # noqa: E402
+from shadowtutor.demo import generate  # noqa: E402
+from shadowtutor.export import jobs  # noqa: E402
 from shadowtutor.log import schema
-from shadowtutor.review import queue as review  # noqa: E402
+from shadowtutor.review import workflow  # noqa: E402
 from shadowtutor.tables import Review, ReviewItem  # noqa: E402
 
 PII = (
@@ -38,16 +38,16 @@ PII = (
 def seed(url: str, n: int) -> None:
     rng = random.Random(1)
     with db.session_scope(url) as session:
-        accounts = demo.ensure_accounts(session)
+        accounts = generate.ensure_accounts(session)
         reviewer = accounts["giulia"] if "giulia" in accounts else accounts["admin"]
         items = []
-        for i, pair in enumerate(demo.generate_pairs(pairs=n, days=60, seed=5)):
+        for i, pair in enumerate(generate.generate_pairs(pairs=n, days=60, seed=5)):
             rec = pair.record
             # the phrasebook repeats itself; real traffic does not: make every prompt unique
             rec["messages"][-1]["content"] += f" (ticket T-{i:06d})"
             if i % 20 == 0:
                 rec["messages"][-1]["content"] += PII.format(i=i % 1000)
-            snap = review.snapshot(rec)
+            snap = workflow.snapshot(rec)
             items.append(
                 {
                     "pair_id": rec["id"],
@@ -98,12 +98,12 @@ def main() -> None:
     seed(url, args.pairs)
     print(f"setup: {args.pairs:,} reviewed pairs in {time.perf_counter() - t0:.1f} s ({url})")
     with db.session_scope(url) as session:
-        admin = demo.ensure_accounts(session)["admin"]
+        admin = generate.ensure_accounts(session)["admin"]
     timings, results = [], []
     for run in range(2):
         t0, c0 = time.perf_counter(), time.process_time()
         with db.session_scope(url) as session:
-            result = export.run_export(session=session, actor_id=admin, export_root=tmp / "out")
+            result = jobs.run_export(session=session, actor_id=admin, export_root=tmp / "out")
         timings.append(time.perf_counter() - t0)
         cpu = time.process_time() - c0
         results.append(result)

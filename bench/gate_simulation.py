@@ -27,9 +27,9 @@ import tomllib
 
 import numpy as np
 
-from shadowtutor.gate import criteria as gate
+from shadowtutor.gate import criteria
 from shadowtutor.judge.calibration import weighted_kappa
-from shadowtutor.review import pick
+from shadowtutor.review import sampling
 from shadowtutor.testing.gatesim import Judge, Student, day, rolling_window, window
 
 GOOD_SCORES = (0.01, 0.02, 0.07, 0.30, 0.60)
@@ -87,22 +87,24 @@ UNSURE = {
 PAIRS_PER_DAY, REVIEWS_PER_DAY = 150, 8
 
 
-def single_looks(cfg: gate.GateConfig, seeds: int, only: str) -> None:
+def single_looks(cfg: criteria.GateConfig, seeds: int, only: str) -> None:
     print(f"\n## One look per window: {seeds} seeds per case, confidence {cfg.confidence}")
     print("| case | GO | NO-GO | NOT ENOUGH DATA |\n|---|---|---|---|")
     for name, student, pairs, reviews in CASES:
         if only not in name:
             continue
-        counts = {gate.GO: 0, gate.NO_GO: 0, gate.INCONCLUSIVE: 0}
+        counts = {criteria.GO: 0, criteria.NO_GO: 0, criteria.INCONCLUSIVE: 0}
         for seed in range(seeds):
             w = window(student, np.random.default_rng(10_000 + seed), pairs=pairs, reviews=reviews)
-            counts[gate.decide(cfg, w, project=False).outcome] += 1
-        go, no, wait = (counts[k] / seeds for k in (gate.GO, gate.NO_GO, gate.INCONCLUSIVE))
+            counts[criteria.decide(cfg, w, project=False).outcome] += 1
+        go, no, wait = (
+            counts[k] / seeds for k in (criteria.GO, criteria.NO_GO, criteria.INCONCLUSIVE)
+        )
         print(f"| {name} | {go:.1%} | {no:.1%} | {wait:.1%} |")
 
 
 def run_days(
-    cfg: gate.GateConfig,
+    cfg: criteria.GateConfig,
     student: Student,
     judge: Judge | None,
     seed: int,
@@ -135,11 +137,11 @@ def run_days(
             window_days=int(cfg.window_days),
             review_window_days=int(cfg.review_window_days),
         )
-        d = gate.decide(cfg, w, project=False)
-        if first_go is None and d.outcome == gate.GO:
+        d = criteria.decide(cfg, w, project=False)
+        if first_go is None and d.outcome == criteria.GO:
             first_go = t + 1
         review = next(c for c in d.criteria if c.key == "review_score")
-        if first_review is None and review.status == gate.PASS:
+        if first_review is None and review.status == criteria.PASS:
             first_review = t + 1
         if first_go is not None and first_review is not None:
             break
@@ -155,7 +157,7 @@ def judge_kappa(judge: Judge | None) -> str:
     return f"{weighted_kappa(human.astype(int), scored):.2f}"
 
 
-def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True) -> None:
+def daily_looks(cfg: criteria.GateConfig, seeds: int, looks: int, edges: bool = True) -> None:
     print(
         f"\n## Daily looks: {seeds} seeds, {looks} daily looks, {PAIRS_PER_DAY} pairs and "
         f"{REVIEWS_PER_DAY} human reviews a day, rolling windows"
@@ -186,7 +188,7 @@ def daily_looks(cfg: gate.GateConfig, seeds: int, looks: int, edges: bool = True
             # The real queue follows the judge only when it is calibrated (weighted kappa
             # >= pick.MIN_JUDGE_KAPPA on the pairs both scored), else it samples uniformly;
             # here the judge's true kappa stands in for the measured one.
-            trusted = float(judge_kappa(JUDGES[base])) >= pick.MIN_JUDGE_KAPPA
+            trusted = float(judge_kappa(JUDGES[base])) >= sampling.MIN_JUDGE_KAPPA
             row = name if trusted else f"{name} (falls back to uniform)"
             rows.append((row, JUDGES[base], "judge_unsure" if trusted else "random"))
         for name, judge, queue in rows:
@@ -226,9 +228,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=45, help="Daily looks per run.")
     parser.add_argument("--only", default="", help="One-look cases whose name contains this.")
     args = parser.parse_args()
-    data = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
+    data = tomllib.loads(criteria.DEFAULT_CONFIG.read_text())
     data["eligibility"] = {"categories": ["greeting"]}
-    cfg = gate.parse_config(data)
+    cfg = criteria.parse_config(data)
     started = time.perf_counter()
     if args.seeds:
         single_looks(cfg, args.seeds, args.only)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shadowtutor.dashboards import budget, quality, spend
+from shadowtutor.cost import budget, spend
 from shadowtutor.log import analytics
+from shadowtutor.views import quality
 
 
 def cost_page(

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from shadowtutor.backends import OllamaBackend, OpenAIBackend  # noqa: E402
-from shadowtutor.playground import chat as playground  # noqa: E402
+from shadowtutor.playground import chat  # noqa: E402
 from shadowtutor.similarity import SimilarityMethod  # noqa: E402
 from shadowtutor.testing.loopback import ModelServer  # noqa: E402
 
@@ -46,7 +46,7 @@ def through_playground(
     the finished turn (cost and similarity included)."""
     ttft, total = [], []
     for i in range(turns):
-        chat = playground.Chat(model=backend.model)  # one turn each, as the bare loop
+        conversation = chat.Chat(model=backend.model)  # one turn each, as the bare loop
         first: list[float] = []
 
         def on_text(who: str, text: str, first: list[float] = first) -> None:
@@ -54,8 +54,8 @@ def through_playground(
                 first.append(time.perf_counter())
 
         start = time.perf_counter()
-        turn = playground.run_turn(
-            chat, f"question {i}", student=backend, teacher=teacher,
+        turn = chat.run_turn(
+            conversation, f"question {i}", student=backend, teacher=teacher,
             similarity=SimilarityMethod() if teacher else None, on_text=on_text,
         )  # fmt: skip
         total.append((time.perf_counter() - start) * 1000)

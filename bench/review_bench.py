@@ -25,10 +25,9 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from shadowtutor import db  # noqa: E402
-from shadowtutor.demo import generate as demo  # noqa: E402
+from shadowtutor.demo import generate  # noqa: E402
 from shadowtutor.log import analytics  # noqa: E402
-from shadowtutor.review import pick as sampling  # noqa: E402
-from shadowtutor.review import queue as review  # noqa: E402
+from shadowtutor.review import sampling, workflow  # noqa: E402
 from shadowtutor.tables import User  # noqa: E402
 
 
@@ -38,7 +37,7 @@ def bench_store(url: str, log_dir: Path, label: str) -> None:
     for strategy in sampling.STRATEGIES:
         start = time.perf_counter()
         with db.session_scope(url) as s:
-            picked, result = review.fill_queue(
+            picked, result = workflow.fill_queue(
                 session=s, con=analytics.connect(log_dir), strategy=strategy, size=200,
                 seed=1, enqueued_by=admin,
             )  # fmt: skip
@@ -49,13 +48,13 @@ def bench_store(url: str, log_dir: Path, label: str) -> None:
     for _ in range(200):
         start = time.perf_counter()
         with db.session_scope(url) as s:
-            item = review.claim_next(session=s, reviewer_id=admin)
+            item = workflow.claim_next(session=s, reviewer_id=admin)
         if item is None:
             break
         with db.session_scope(url) as s:
-            review.submit_review(
+            workflow.submit_review(
                 session=s, item_id=item.id, reviewer_id=admin,
-                judgement=review.Judgement(decision="approve", student_score=4),
+                judgement=workflow.Judgement(decision="approve", student_score=4),
             )  # fmt: skip
         rounds.append((time.perf_counter() - start) * 1000)
     print(f"{label:<10} claim+submit: {len(rounds)} rounds, median "
@@ -72,7 +71,7 @@ def main() -> None:
         url = f"sqlite:///{home / 'bench.db'}"
         db.upgrade(url)
         start = time.perf_counter()
-        demo.build(url=url, log_dir=home / "logs", pairs=args.pairs, days=60, seed=11)
+        generate.build(url=url, log_dir=home / "logs", pairs=args.pairs, days=60, seed=11)
         print(f"demo data: {args.pairs} pairs in {time.perf_counter() - start:.1f} s")
         bench_store(url, home / "logs", "sqlite")
         if args.pg:
@@ -83,7 +82,7 @@ def main() -> None:
             pg = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
             try:
                 db.upgrade(pg)
-                demo.build(url=pg, log_dir=home / "logs-pg", pairs=args.pairs, days=60, seed=11)
+                generate.build(url=pg, log_dir=home / "logs-pg", pairs=args.pairs, days=60, seed=11)
                 bench_store(pg, home / "logs-pg", "postgres")
             finally:
                 db.get_engine(pg).dispose()

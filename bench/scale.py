@@ -160,9 +160,9 @@ def time_queries(log, cache_dir: Path) -> dict:  # noqa: ANN001
     ``cache_dir``), the first build of it, and a restart that finds it."""
     import page_queries  # bench/ is on the path (run as a script)
 
-    from shadowtutor import pricing
-    from shadowtutor.dashboards import quality, spend
+    from shadowtutor.cost import pricing, spend
     from shadowtutor.log import analytics
+    from shadowtutor.views import quality
 
     def median_ms(fn, runs: int = 3) -> float:  # noqa: ANN001
         out = []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from shadowtutor import auth as permissions
-from shadowtutor import db, pricing
+from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, filters
-from shadowtutor.dashboards import budget, charts, spend
+from shadowtutor.cost import budget, pricing, spend
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria, rollout, routing
+from shadowtutor.gate import criteria, killswitch, rollout
 from shadowtutor.log.analytics import Filters
+from shadowtutor.views import charts, savings
 
 user = auth.guard("cost")
 
@@ -39,7 +40,7 @@ proj = budget.project(now=now, month_to_date=windows.month_to_date, daily_rate=r
 with db.session_scope(settings.db_url) as session:
     row = budget.current_budget(session=session)
     monthly = row.monthly_usd if row else None
-    stage = 0 if routing.killed(settings) else rollout.current_stage(session=session)
+    stage = 0 if killswitch.killed(settings) else rollout.current_stage(session=session)
 
 unknown = windows.unknown
 money = (lambda v: "unknown") if unknown else (lambda v: f"${v:,.2f}")  # noqa: E731
@@ -141,7 +142,7 @@ else:
 
 st.subheader("Savings")
 with db.session_scope(settings.db_url) as session:
-    eligible = budget.eligible_categories(session=session, configured=settings.eligible)
+    eligible = savings.eligible_categories(session=session, configured=settings.eligible)
 if eligible.none:
     inputs = spend.SavingsInputs(days=0, requests=0, teacher_usd=0.0, student_usd=0.0)
 else:

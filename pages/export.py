@@ -7,7 +7,7 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.app import auth, deps
 from shadowtutor.config import shown_path
-from shadowtutor.export import jobs as export
+from shadowtutor.export import jobs
 
 user = auth.guard("export")
 settings = deps.settings()
@@ -17,14 +17,14 @@ url = settings.db_url
 @st.cache_data(ttl=60, show_spinner=False)
 def filter_choices(db_url: str) -> dict[str, list[str]]:
     with db.session_scope(db_url) as session:
-        return export.filter_choices(session=session)
+        return jobs.filter_choices(session=session)
 
 
 @st.cache_data(ttl=15, show_spinner="Counting what the export will write…")
-def preview(db_url: str, filters: dict, _options: export.ExportOptions, options_key: str) -> dict:
+def preview(db_url: str, filters: dict, _options: jobs.ExportOptions, options_key: str) -> dict:
     with db.session_scope(db_url) as session:
-        filters_ = export.ExportFilters.from_dict(filters)
-        return export.preview(session=session, filters=filters_, options=_options)
+        filters_ = jobs.ExportFilters.from_dict(filters)
+        return jobs.preview(session=session, filters=filters_, options=_options)
 
 
 DROP_NAMES = {"duplicate": "duplicates", "empty": "empty", "too_long": "too long",
@@ -43,7 +43,7 @@ categories = c3.multiselect("Categories", choices["categories"])
 sources = c4.multiselect("Sources", choices["sources"])
 c1, c2, c3, c4 = st.columns(4)
 agreement = c1.selectbox(
-    "Reviewer agreement", list(export.AGREEMENTS), format_func=export.AGREEMENTS.get
+    "Reviewer agreement", list(jobs.AGREEMENTS), format_func=jobs.AGREEMENTS.get
 )
 min_score = c2.number_input("Min. student score", 1.0, 5.0, value=None, step=0.5)
 required = c3.multiselect("Tags required", choices["tags"])
@@ -55,7 +55,7 @@ else:
 
 with st.expander("Output options"):
     o1, o2, o3 = st.columns(3)
-    formats = o1.multiselect("Formats", export.FORMATS, default=list(export.FORMATS))
+    formats = o1.multiselect("Formats", jobs.FORMATS, default=list(jobs.FORMATS))
     split = o2.text_input("Split train/val/test", "80/10/10")
     max_tokens = o3.number_input("Max tokens per example", 16, 200_000, 8192, step=1024)
     student_floor = o1.number_input(
@@ -68,21 +68,21 @@ with st.expander("Output options"):
 
 try:
     days = tuple(dates) if dates else ()
-    filters = export.ExportFilters(
+    filters = jobs.ExportFilters(
         date_from=days[0] if days else None, date_to=days[-1] if days else None,
         languages=languages, categories=categories, sources=sources,
         min_student_score=min_score, tags_required=required, tags_excluded=excluded,
         agreement=agreement, students=tuple(students),
     )  # fmt: skip
-    options = export.ExportOptions(
-        formats=tuple(formats), split=export.parse_split(split), scrub_pii=scrub,
+    options = jobs.ExportOptions(
+        formats=tuple(formats), split=jobs.parse_split(split), scrub_pii=scrub,
         student_target_min_score=student_floor, preference_max_student_score=pref_max,
         max_tokens=int(max_tokens), system_prompt=system_prompt,
     )  # fmt: skip
     filters.check()
     options.check()
     counts = preview(url, filters.to_dict(), options, repr(options))
-except export.ExportError as exc:
+except jobs.ExportError as exc:
     st.error(str(exc))
     st.stop()
 
@@ -91,12 +91,12 @@ p = st.columns(4)
 p[0].metric("Matching reviewed pairs", f"{matching:,}")
 p[1].metric("Examples it will write", f"{writes:,}")
 p[2].metric(
-    "Train / val / test", " / ".join(f"{counts['per_split'].get(s, 0):,}" for s in export.SPLITS)
+    "Train / val / test", " / ".join(f"{counts['per_split'].get(s, 0):,}" for s in jobs.SPLITS)
 )
 prefs = counts.get("preference_pairs") or {}
 if prefs:
     p[3].metric("Preference pairs train / val / test",
-                " / ".join(f"{prefs.get(s, 0):,}" for s in export.SPLITS))  # fmt: skip
+                " / ".join(f"{prefs.get(s, 0):,}" for s in jobs.SPLITS))  # fmt: skip
 dropped = {k: v for k, v in counts["dropped"].items() if v}
 if dropped:
     st.caption(
@@ -104,7 +104,7 @@ if dropped:
         + ", ".join(f"{v:,} {DROP_NAMES.get(k, k)}" for k, v in dropped.items())
         + " (a duplicate is the same prompt and target as an earlier pair)."
     )
-empty = [f"preference_{s}.jsonl" for s in export.SPLITS if prefs and not prefs.get(s)]
+empty = [f"preference_{s}.jsonl" for s in jobs.SPLITS if prefs and not prefs.get(s)]
 if empty:
     st.warning(
         f"{', '.join(empty)} will be empty: no pair in that split has a student answer scored "
@@ -115,25 +115,25 @@ if not scrub:
 if st.button("Export", type="primary", icon=":material/download:", disabled=matching == 0):
     try:
         with db.session_scope(url) as session:  # run_export refuses non-admins itself
-            result = export.run_export(
+            result = jobs.run_export(
                 session=session, actor_id=user.id, export_root=settings.export_path,
                 filters=filters, options=options,
             )  # fmt: skip
         st.session_state["export_job"] = result.job_id
         where = shown_path(result.path, settings.home_path)
         st.success(f"Export {result.export_id} written to {where} (in the home folder)")
-    except export.ExportError as exc:
+    except jobs.ExportError as exc:
         st.error(str(exc))
 
 st.subheader("History")
 with db.session_scope(url) as session:
-    jobs = export.list_jobs(session=session)
-if not jobs:
+    history = jobs.list_jobs(session=session)
+if not history:
     st.info("No exports yet.")
     st.stop()
-for job in jobs:  # a folder name relative to the home folder, not a machine path
+for job in history:  # a folder name relative to the home folder, not a machine path
     job["folder"] = shown_path(job["path"], settings.home_path)
-st.dataframe(jobs, hide_index=True, column_order=(
+st.dataframe(history, hide_index=True, column_order=(
     "id", "created_at", "created_by", "examples", "train", "val", "test", "available", "folder",
 ), column_config={
     "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -142,16 +142,16 @@ st.dataframe(jobs, hide_index=True, column_order=(
 })  # fmt: skip
 st.subheader("Report and files")
 labels = {j["id"]: f"#{j['id']} · {j['created_at']:%Y-%m-%d %H:%M} UTC · {j['created_by']}"
-          for j in jobs}  # fmt: skip
+          for j in history}  # fmt: skip
 ids = list(labels)
 last = st.session_state.get("export_job")
 chosen = st.selectbox("Export", ids, index=ids.index(last) if last in ids else 0,
                       format_func=labels.get)  # fmt: skip
 try:
     with db.session_scope(url) as session:
-        report = export.job_report(session=session, job_id=chosen)
-        files = export.job_files(session=session, job_id=chosen)
-except export.ExportError as exc:
+        report = jobs.job_report(session=session, job_id=chosen)
+        files = jobs.job_files(session=session, job_id=chosen)
+except jobs.ExportError as exc:
     st.error(str(exc))
     st.stop()
 r1, r2, r3 = st.columns(3)

@@ -9,8 +9,9 @@ import streamlit as st
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.app.registry import pages_for
 from shadowtutor.app.text import md
-from shadowtutor.dashboards import charts, overview, spend
+from shadowtutor.cost import spend
 from shadowtutor.log import analytics
+from shadowtutor.views import charts, overview
 
 GO_TO_PER_ROW = 4
 user = auth.guard("home")

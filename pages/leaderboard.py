@@ -7,16 +7,16 @@ import streamlit as st
 
 from shadowtutor.app import auth, deps
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria as gate
-from shadowtutor.students import leaderboard as lb
+from shadowtutor.gate import criteria
+from shadowtutor.students import leaderboard
 
 user = auth.guard("leaderboard")
 settings = deps.settings()
 st.title("Leaderboard")
 days = st.slider("Days of live traffic", 1, 60, 14, key="lb-days")
 try:
-    config = gate.load_config(settings.gate_config or None)
-    rows, active, every = lb.load(settings, days=days)
+    config = criteria.load_config(settings.gate_config or None)
+    rows, active, every = leaderboard.load(settings, days=days)
 except ShadowTutorError as exc:
     st.error(str(exc))
     st.stop()
@@ -28,8 +28,8 @@ st.caption(
     "Every student on the requests all of them answered; each figure with its 95% interval. "
     "Gate: the shipped criteria applied to this window's figures."
 )
-board = lb.standings(rows, active, config, days=days)
-st.dataframe(lb.standings_frame(board), hide_index=True, width="stretch")
+board = leaderboard.standings(rows, active, config, days=days)
+st.dataframe(leaderboard.standings_frame(board), hide_index=True, width="stretch")
 
 st.subheader("Compare two students")
 names = [s.name for s in active]
@@ -40,14 +40,16 @@ else:
     a = c[0].selectbox("Student A", names, index=0, key="lb-a")
     b = c[1].selectbox("Student B", [n for n in names if n != a], index=0, key="lb-b")
     st.dataframe(
-        lb.differences_frame(lb.paired_differences(rows, a, b)), hide_index=True, width="stretch"
+        leaderboard.differences_frame(leaderboard.paired_differences(rows, a, b)),
+        hide_index=True,
+        width="stretch",
     )
     st.caption("A minus B on the prompts both answered; an interval that holds 0 is a tie.")
 
 st.subheader("Learning curve")
-curve = lb.learning_curve(rows, every)
+curve = leaderboard.learning_curve(rows, every)
 if curve.empty:
     st.info("No data for any student version yet.")
 else:
     st.caption("Each version's figures over all its data up to each day.")
-    st.plotly_chart(lb.curve_figure(curve), width="stretch")
+    st.plotly_chart(leaderboard.curve_figure(curve), width="stretch")

@@ -9,8 +9,8 @@ import streamlit as st
 from shadowtutor.app import auth, deps, playground_ui
 from shadowtutor.backends.clients import student_backend
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.playground import chat as playground
-from shadowtutor.playground import health
+from shadowtutor.playground import chat
+from shadowtutor.students import health
 
 user = auth.guard("playground")
 settings = deps.settings()
@@ -28,8 +28,8 @@ def load_health(base_url: str, kind: str, model: str) -> health.Health:
     )
 
 
-chat: playground.Chat = st.session_state.setdefault(
-    "pg_chat", playground.Chat(model=settings.student_model)
+conversation: chat.Chat = st.session_state.setdefault(
+    "pg_chat", chat.Chat(model=settings.student_model)
 )
 chosen = st.session_state.get("pg_model", settings.student_model)
 report = load_health(settings.student_base_url, settings.student_backend, chosen)
@@ -41,19 +41,19 @@ with side:
     if not health.has_model(options, settings.student_model):  # offered, with the fix shown
         options = [*options, settings.student_model]
         fmt = {settings.student_model: f"{settings.student_model} (configured, not on server)"}
-    chat.model = st.selectbox(
+    conversation.model = st.selectbox(
         "Student model", options, key="pg_model", format_func=lambda m: fmt.get(m, m)
     )
-    chat.system_prompt = st.text_area("System prompt", key="pg_system")
-    chat.temperature = st.slider("Temperature", 0.0, 2.0, 0.7, 0.1, key="pg_temperature")
-    chat.max_tokens = int(st.number_input("Max tokens", 1, 32768, 512, key="pg_max_tokens"))
+    conversation.system_prompt = st.text_area("System prompt", key="pg_system")
+    conversation.temperature = st.slider("Temperature", 0.0, 2.0, 0.7, 0.1, key="pg_temperature")
+    conversation.max_tokens = int(st.number_input("Max tokens", 1, 32768, 512, key="pg_max_tokens"))
     with_teacher = st.toggle(
         "Teacher beside",
         key="pg_teacher",
         help="The teacher answers the same messages at the same time (a paid call), with its "
         "cost and the similarity of the two answers.",
     )
-    if with_teacher and (problem := playground.teacher_problem(settings)):
+    if with_teacher and (problem := chat.teacher_problem(settings)):
         st.error(problem)
     st.subheader("Student server")
     for problem in report.problems:
@@ -65,7 +65,7 @@ with side:
         load_health.clear()
         st.rerun()
     if b2.button("Clear chat", icon=":material/delete:"):
-        chat.clear()
+        conversation.clear()
         st.rerun()
 
 with talk:
@@ -75,21 +75,22 @@ with talk:
     )
     if flash := st.session_state.pop("pg_flash", None):
         st.success(flash)
-    for i in range(len(chat.turns)):
-        playground_ui.show_turn(chat, i, user=user, settings=settings)
+    for i in range(len(conversation.turns)):
+        playground_ui.show_turn(conversation, i, user=user, settings=settings)
     live = st.container()  # the new turn streams here, above the input box
     if prompt := st.chat_input("Message the student"):
         live.chat_message("user").text(prompt)
         with live.chat_message("assistant"):
             cols = st.columns(2) if with_teacher else [st.container()]
-            cols[0].text(f"Student · {chat.model}")
+            cols[0].text(f"Student · {conversation.model}")
             if with_teacher:
                 cols[1].text(f"Teacher · {settings.teacher_model}")
             boxes = {"student": cols[0].empty(), "teacher": cols[-1].empty()}
             boxes["student"].caption("waiting for the first token…")
             try:
-                playground.ask(
-                    chat, prompt, settings=settings, student=backend, with_teacher=with_teacher,
+                chat.ask(
+                    conversation, prompt, settings=settings, student=backend,
+                    with_teacher=with_teacher,
                     on_text=lambda who, text: boxes[who].text(text),
                 )  # fmt: skip
             except ShadowTutorError as exc:

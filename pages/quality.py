@@ -7,8 +7,8 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.app import auth, deps, filters
 from shadowtutor.app.text import md
-from shadowtutor.dashboards import charts, display, quality
 from shadowtutor.log import analytics
+from shadowtutor.views import charts, display, quality
 
 user = auth.guard("quality")
 settings = deps.settings()

@@ -7,22 +7,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from shadowtutor import auth as permissions
 from shadowtutor import db, students
+from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.config import shown_path
-from shadowtutor.dashboards import readiness
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import evidence as gate_data
-from shadowtutor.gate import routing
+from shadowtutor.gate import criteria, evidence, killswitch
+from shadowtutor.views import readiness
 
 user = auth.guard("readiness")
 settings = deps.settings()
 admin = any(permissions.allowed(user.role, a) for a in gate_actions.ACTIONS)
 st.title("Readiness")
 try:
-    config = gate.load_config(settings.gate_config or None)
+    config = criteria.load_config(settings.gate_config or None)
     with db.session_scope(settings.db_url) as session:
         names = [s.name for s in students.list_students(session=session)]
     student = (  # with registered students, the gate decides about one of them at a time
@@ -45,7 +43,7 @@ if flash := st.session_state.pop(gate_actions.FLASH, None):
 level, text = readiness.headline(view)
 getattr(st, level)(text)
 state = view.state
-env_kill = routing.killed(settings)  # the one reader of the kill switch
+env_kill = killswitch.killed(settings)  # the one reader of the kill switch
 c = st.columns(4)
 c[0].metric("Rollout stage", f"{state.stage}%", help="Share of eligible traffic the student serves")
 c[1].metric("Kill switch", "ON" if state.killed else ("ON (env)" if env_kill else "off"))
@@ -92,9 +90,9 @@ def replay(log_dir: str, db_url: str, config_hash: str) -> list:
 
 
 @st.cache_data(ttl=300)
-def calibration(db_url: str, config_hash: str) -> gate.Calibration:
+def calibration(db_url: str, config_hash: str) -> criteria.Calibration:
     with db.session_scope(db_url) as session:
-        return gate_data.calibration(session=session, config=config)
+        return evidence.calibration(session=session, config=config)
 
 
 st.subheader("Similarity and review scores")
@@ -112,7 +110,7 @@ st.plotly_chart(
 st.subheader("Audit trail")
 st.dataframe(readiness.audit_frame(view.audit), hide_index=True, width="stretch")
 if view.history:
-    past = {f"#{d.id} {gate.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M})": d
+    past = {f"#{d.id} {criteria.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M})": d
             for d in view.history}  # fmt: skip
     pick = st.selectbox("Evidence of decision", list(past), key="readiness-evidence")
     st.dataframe(readiness.criteria_frame(past[pick].evidence), hide_index=True, width="stretch")

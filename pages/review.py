@@ -8,11 +8,9 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, layout, recent_reviews
-from shadowtutor.app import review_ui as ui
+from shadowtutor.app import auth, deps, layout, recent_reviews, review_ui
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.review import queue as review
-from shadowtutor.review import tags as taxonomy
+from shadowtutor.review import taxonomy, workflow
 
 user = auth.guard("review")
 settings = deps.settings()
@@ -32,16 +30,16 @@ with db.session_scope(url) as s:
     tag_names = [t.name for t in taxonomy.list_tags(session=s)]
 
 
-def current_item() -> review.ReviewItem | None:
+def current_item() -> workflow.ReviewItem | None:
     """The item this reviewer holds (claim renewed), else the next one claimed."""
     with db.session_scope(url) as s:
         held = st.session_state.get("review_item_id")
-        item = held and review.claim_item(
+        item = held and workflow.claim_item(
             session=s, item_id=held, reviewer_id=user.id, claim_minutes=settings.claim_minutes
         )
         if held and item is None:
             st.warning("Your claim on the previous pair lapsed or it was finished; moved on.")
-        item = item or review.claim_next(
+        item = item or workflow.claim_next(
             session=s, reviewer_id=user.id, claim_minutes=settings.claim_minutes
         )
     if item is not None and item.id != held:
@@ -49,10 +47,10 @@ def current_item() -> review.ReviewItem | None:
     return item
 
 
-def submit(item_id: int, judgement: review.Judgement) -> review.Review | None:
+def submit(item_id: int, judgement: workflow.Judgement) -> workflow.Review | None:
     try:  # submit_review checks the account's role itself (review.submit)
         with db.session_scope(url) as s:
-            return review.submit_review(
+            return workflow.submit_review(
                 session=s, item_id=item_id, reviewer_id=user.id, judgement=judgement
             )
     except ShadowTutorError as exc:
@@ -70,33 +68,35 @@ if view == "Queue":
             "An admin fills it on the Review queue page or with `shadowtutor review enqueue`."
         )
         st.stop()
-    swap = review.blind_order(item.id, user.id)
-    slots = ui.answer_slots(item, blind=blind, swap=swap)
+    swap = workflow.blind_order(item.id, user.id)
+    slots = review_ui.answer_slots(item, blind=blind, swap=swap)
     prefix = f"q{item.id}_"
-    ui.show_header(item)
+    review_ui.show_header(item)
     st.caption(
         f"Held for you for {settings.claim_minutes:g} minutes after each action; then it returns "
         "to the queue."
         + (" Blind review: the models are revealed after you submit." if blind else "")
     )
-    ui.show_pair(item, slots, reveal=not blind)
+    review_ui.show_pair(item, slots, reveal=not blind)
     bar = layout.action_bar()  # scores, verdict and buttons stay in view at the bottom
     bar.caption("Your judgement (tags, note and correction below the bar)")
-    values = ui.judgement_form(prefix, tag_names, slots, bar=bar)
-    decision = ui.decision_buttons(prefix, bar=bar)
-    ui.bind_keys(prefix)
+    values = review_ui.judgement_form(prefix, tag_names, slots, bar=bar)
+    decision = review_ui.decision_buttons(prefix, bar=bar)
+    review_ui.bind_keys(prefix)
     if decision:
         seconds = round(
             time.monotonic() - st.session_state.get("review_started", time.monotonic()), 1
         )
         if decision != "skip" and blind and None in (values["left"], values["right"]):
             st.error("Score both answers (A and B) before approving or rejecting.")
-        elif saved := submit(item.id, ui.to_judgement(values, slots, decision, seconds, blind)):
+        elif saved := submit(
+            item.id, review_ui.to_judgement(values, slots, decision, seconds, blind)
+        ):
             text = f"Saved: {decision}" + (
                 f", student score {saved.student_score}" if saved.student_score else ""
             )
             if blind:
-                text += " · Revealed: " + ui.reveal_text(slots)
+                text += " · Revealed: " + review_ui.reveal_text(slots)
             st.session_state["review_last"] = text
             st.session_state.pop("review_item_id", None)
             st.rerun()

@@ -10,9 +10,7 @@ from shadowtutor import db, students
 from shadowtutor.app import auth, deps, tag_editor
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import analytics
-from shadowtutor.review import pick as sampling
-from shadowtutor.review import progress as review_progress
-from shadowtutor.review import queue as review
+from shadowtutor.review import progress, sampling, workflow
 
 user = auth.guard("review-queue")
 settings = deps.settings()
@@ -65,7 +63,7 @@ if go:
     )
     try:
         with db.session_scope(url) as s:
-            picked, result = review.fill_queue(
+            picked, result = workflow.fill_queue(
                 session=s,
                 con=analytics.connect(settings.log_path),
                 strategy=strategy,
@@ -92,7 +90,7 @@ if go:
             )
 
 with db.session_scope(url) as s:
-    prog = review_progress.progress(session=s)
+    prog = progress.progress(session=s)
 c1, c2, c3 = st.columns(3)
 c1.metric("Open items", f"{prog.queue_open:,}")
 c2.metric("Done items", f"{prog.items_done:,}")

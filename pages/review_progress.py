@@ -9,11 +9,10 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
-from shadowtutor.dashboards import charts, display
 from shadowtutor.log import analytics
 from shadowtutor.log.errors import TimezoneError
-from shadowtutor.review import agreement
-from shadowtutor.review import progress as review_progress
+from shadowtutor.review import agreement, progress
+from shadowtutor.views import charts, display
 
 user = auth.guard("review-progress")
 settings = deps.settings()
@@ -26,10 +25,10 @@ except TimezoneError as exc:
     st.stop()
 day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
 with db.session_scope(settings.db_url) as s:
-    prog = review_progress.progress(session=s, day_start=day_start)
-    ratings = review_progress.ratings(session=s)
-    daily = review_progress.per_day(session=s, tz=tz)
-    agreeing = review_progress.agreement_per_day(session=s, tz=tz)
+    prog = progress.progress(session=s, day_start=day_start)
+    ratings = progress.ratings(session=s)
+    daily = progress.per_day(session=s, tz=tz)
+    agreeing = progress.agreement_per_day(session=s, tz=tz)
 
 if prog.items_total == 0:
     st.info(
@@ -144,7 +143,7 @@ if disputed:
 
 st.subheader("LLM judge against the reviewers", divider="gray")
 with db.session_scope(settings.db_url) as s:
-    judge = review_progress.judge_calibration(session=s)
+    judge = progress.judge_calibration(session=s)
 cal = judge.calibration
 if cal.n == 0:
     st.info(

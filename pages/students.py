@@ -7,8 +7,8 @@ import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.app import auth, deps
-from shadowtutor.dashboards import display
 from shadowtutor.errors import ShadowTutorError
+from shadowtutor.views import display
 
 user = auth.guard("students")
 settings = deps.settings()

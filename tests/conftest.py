@@ -52,9 +52,9 @@ def migrated(settings: Settings) -> Settings:
 def demo_settings(migrated: Settings) -> Settings:
     """Migrated settings whose log and database hold a small demo (600 pairs over 20 days,
     ending this hour; seed 5): the log the page tests look at."""
-    from shadowtutor.demo import generate as demo
+    from shadowtutor.demo import generate
 
-    demo.build(url=migrated.db_url, log_dir=migrated.log_path, pairs=600, days=20, seed=5)
+    generate.build(url=migrated.db_url, log_dir=migrated.log_path, pairs=600, days=20, seed=5)
     return migrated
 
 

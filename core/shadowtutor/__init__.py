@@ -9,9 +9,9 @@ The integrator's API::
     client = collector.wrap(openai.OpenAI())       # or shadowtutor.wrap(openai.OpenAI(), collector)
 
 Everything else lives in one package per domain noun: ``collect`` (request path, collector,
-proxy, replay), ``log`` (record, store, analytics), ``backends``, ``review``, ``gate``,
-``dashboards``, ``export``, ``playground``, ``demo``, ``cli``; ``auth`` holds the one
-permission table.
+proxy, replay), ``log`` (record, store, analytics), ``backends``, ``students``, ``review``,
+``judge``, ``gate``, ``accounts`` (the one permission table, users, sessions), ``cost``,
+``views`` (the pages' read-only view-models), ``export``, ``playground``, ``demo``, ``cli``.
 """
 
 from __future__ import annotations

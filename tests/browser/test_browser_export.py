@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowtutor.export import jobs as export
+from shadowtutor.export import jobs
 from tests.support import browser
 from tests.support.browser import SCREENSHOTS, app_server, browser_page, login, open_page, wait_idle
 
@@ -39,9 +39,9 @@ def test_admin_exports_demo_data(demo_home: Path) -> None:
         downloaded = Path(info.value.path()).read_bytes()
     folder = next((demo_home / "exports").iterdir())
     assert downloaded == (folder / "manifest.json").read_bytes()
-    assert export.verify_folder(folder) == []
+    assert jobs.verify_folder(folder) == []
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["created_by"] == "admin" and manifest["counts"]["examples"] > 0
-    for split in export.SPLITS:
+    for split in jobs.SPLITS:
         for line in (folder / f"sft_{split}.jsonl").read_text().splitlines():
-            export.check_chat(json.loads(line)["messages"])
+            jobs.check_chat(json.loads(line)["messages"])

@@ -17,7 +17,7 @@ import pytest
 from shadowtutor import db
 from shadowtutor.app.registry import pages_for
 from shadowtutor.log import schema, write
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 from tests.support import browser
 from tests.support.apputil import make_user
 
@@ -92,7 +92,7 @@ def _poisoned_home(folder: Path, base: str) -> Path:
     with write.LogWriter(home / "logs") as w:
         w.append_many(records)
     with db.session_scope(url) as session:
-        review.enqueue_records(session=session, records=records, enqueued_by=admin)
+        workflow.enqueue_records(session=session, records=records, enqueued_by=admin)
     return home
 
 

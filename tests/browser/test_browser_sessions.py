@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from shadowtutor import db, sessions, users
-from shadowtutor.auth import SYSTEM
+from shadowtutor import db
+from shadowtutor.accounts import sessions, users
+from shadowtutor.accounts.permissions import SYSTEM
 from tests.support.apputil import make_user
 from tests.support.browser import app_server, browser_page, wait_idle
 

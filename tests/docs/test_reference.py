@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.cli import main, reference
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -29,7 +29,7 @@ def test_the_settings_table_is_what_shadowtutor_config_prints(home: Path) -> Non
 
 def test_the_permissions_table_is_the_librarys() -> None:
     page = (DOCS / "security.md").read_text()
-    assert reference.table_in(page, "permissions-table") == auth.markdown_table().strip()
+    assert reference.table_in(page, "permissions-table") == permissions.markdown_table().strip()
 
 
 def test_every_command_and_group_has_a_section_with_a_working_anchor(home: Path) -> None:

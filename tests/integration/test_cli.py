@@ -75,7 +75,7 @@ def test_demo_generates_the_default_20000_pairs(home: Path) -> None:
 
 
 def test_db_upgrade_seeds_the_default_tags_once(home: Path) -> None:
-    from shadowtutor.review.tags import DEFAULT_TAGS
+    from shadowtutor.review.taxonomy import DEFAULT_TAGS
 
     first = run("db", "upgrade").output
     assert f"added the {len(DEFAULT_TAGS)} default review tags" in first

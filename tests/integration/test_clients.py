@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shadowtutor import backends as clients
+from shadowtutor import backends
 from shadowtutor.backends import (
     BackendHTTPError,
     BackendProtocolError,
@@ -167,8 +167,8 @@ def test_stream_cut_mid_way(server: ModelServer, make) -> None:
 
 def test_errors_are_shadowtutor_errors() -> None:
     for cls in (BackendUnavailable, ModelNotFound, BackendTimeout, BackendProtocolError):
-        assert issubclass(cls, clients.BackendError)
-        assert issubclass(cls, clients.ShadowTutorError)
+        assert issubclass(cls, backends.BackendError)
+        assert issubclass(cls, backends.ShadowTutorError)
 
 
 # --- factory ------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_errors_are_shadowtutor_errors() -> None:
 
 def test_factory_from_settings(server: ModelServer) -> None:
     env = {"SHADOWTUTOR_STUDENT_BASE_URL": server.url, "SHADOWTUTOR_STUDENT_TIMEOUT_S": "3"}
-    student = clients.student_backend(Settings.load(env))
+    student = backends.student_backend(Settings.load(env))
     assert isinstance(student, OllamaBackend) and student.timeout == 3
     assert student.chat(MSGS).text == "echo: ciao a tutti"
     env = {
@@ -184,10 +184,10 @@ def test_factory_from_settings(server: ModelServer) -> None:
         "SHADOWTUTOR_STUDENT_BASE_URL": server.openai_url,
         "SHADOWTUTOR_STUDENT_MODEL": "gpt-4o-mini",
     }
-    student = clients.student_backend(Settings.load(env))
+    student = backends.student_backend(Settings.load(env))
     assert student.provider == "openai-compatible"
     assert student.chat(MSGS).text == "echo: ciao a tutti"
-    teacher = clients.teacher_backend(
+    teacher = backends.teacher_backend(
         Settings.load(
             {"SHADOWTUTOR_TEACHER_BASE_URL": server.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
         )
@@ -196,13 +196,13 @@ def test_factory_from_settings(server: ModelServer) -> None:
 
 
 def test_factory_rejects_unknown_backend() -> None:
-    with pytest.raises(clients.BackendError, match="use `ollama` or `openai`"):
-        clients.student_backend(Settings.load({"SHADOWTUTOR_STUDENT_BACKEND": "vllm"}))
+    with pytest.raises(backends.BackendError, match="use `ollama` or `openai`"):
+        backends.student_backend(Settings.load({"SHADOWTUTOR_STUDENT_BACKEND": "vllm"}))
 
 
 def test_a_base_url_without_v1_gets_the_hint() -> None:
     from shadowtutor.backends.clients import BackendError, OpenAIBackend
-    from shadowtutor.playground import health
+    from shadowtutor.students import health
     from shadowtutor.testing.loopback import ModelServer
 
     with ModelServer(models=["qwen2.5"]) as server:

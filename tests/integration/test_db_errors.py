@@ -19,11 +19,11 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from shadowtutor import db
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
 from shadowtutor.log import read, schema, sql, write
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 from shadowtutor.tables import ReviewItem
 
 LONG_ID = "imported-" + "x" * 61  # 70 characters
@@ -112,7 +112,7 @@ def test_a_bad_database_url_is_a_clear_message(home: Path, monkeypatch, url, say
 
 
 def test_enqueue_never_sends_an_over_long_id_to_the_database(session: Session) -> None:
-    result = review.enqueue_records(
+    result = workflow.enqueue_records(
         session=session, records=[rec(1), rec(2, id=LONG_ID)], enqueued_by=SYSTEM
     )
     assert (result.added, result.bad_ids) == (1, [LONG_ID])

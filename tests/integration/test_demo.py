@@ -7,21 +7,21 @@ from pathlib import Path
 from sqlmodel import func, select
 
 from shadowtutor import db
-from shadowtutor.demo import generate as demo
+from shadowtutor.demo import generate
 from shadowtutor.tables import Budget, Review, ReviewItem, User
 
 END = datetime(2026, 3, 31, 18, tzinfo=UTC)
 
 
 def test_same_seed_same_data() -> None:
-    a = [p.record for p in demo.generate_pairs(pairs=300, days=10, seed=5, end=END)]
-    b = [p.record for p in demo.generate_pairs(pairs=300, days=10, seed=5, end=END)]
-    c = [p.record for p in demo.generate_pairs(pairs=300, days=10, seed=6, end=END)]
+    a = [p.record for p in generate.generate_pairs(pairs=300, days=10, seed=5, end=END)]
+    b = [p.record for p in generate.generate_pairs(pairs=300, days=10, seed=5, end=END)]
+    c = [p.record for p in generate.generate_pairs(pairs=300, days=10, seed=6, end=END)]
     assert a == b and a != c
 
 
 def test_pairs_are_realistic() -> None:
-    recs = [p.record for p in demo.generate_pairs(pairs=6000, days=28, seed=1, end=END)]
+    recs = [p.record for p in generate.generate_pairs(pairs=6000, days=28, seed=1, end=END)]
     assert len(recs) == 6000 and recs == sorted(recs, key=lambda r: r["ts"])
     assert set(Counter(r["language"] for r in recs)) == {"it", "en", "id"}
     assert set(Counter(r["category"] for r in recs)) == {"greeting", "casual", "business"}
@@ -46,10 +46,12 @@ def test_pairs_are_realistic() -> None:
 def test_build_fills_log_and_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'd.db'}"
     db.upgrade(url)
-    summary = demo.build(url=url, log_dir=tmp_path / "logs", pairs=3000, days=20, seed=2, end=END)
+    summary = generate.build(
+        url=url, log_dir=tmp_path / "logs", pairs=3000, days=20, seed=2, end=END
+    )
     assert summary.pairs == 3000 and summary.compacted_days >= 19
     with db.session_scope(url) as s:
-        assert s.exec(select(func.count()).select_from(User)).one() == len(demo.DEMO_ACCOUNTS)
+        assert s.exec(select(func.count()).select_from(User)).one() == len(generate.DEMO_ACCOUNTS)
         reviewers = s.exec(select(Review.reviewer_id).distinct()).all()
         assert len(reviewers) == 3
         assert s.exec(select(func.count()).select_from(Review)).one() == summary.reviews > 200

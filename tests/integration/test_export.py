@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from shadowtutor import db
-from shadowtutor.auth import SYSTEM as OPERATOR
-from shadowtutor.auth import PermissionDenied
+from shadowtutor.accounts import permissions
+from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.cli import main
-from shadowtutor.export import jobs as export
+from shadowtutor.export import jobs
 from shadowtutor.export.jobs import ExportFilters, ExportOptions
 from shadowtutor.tables import ExportJob
 from tests.support.exportdata import SYSTEM, T0, add_many, add_pair, add_user
@@ -52,18 +52,18 @@ from tests.support.exportdata import SYSTEM, T0, add_many, add_pair, add_user
 )
 def test_normalize_prompt(messages: list, error: str | None) -> None:
     if error is None:
-        prompt = export.normalize_prompt(messages)
-        export.check_chat([*prompt, {"role": "assistant", "content": "answer"}])
+        prompt = jobs.normalize_prompt(messages)
+        jobs.check_chat([*prompt, {"role": "assistant", "content": "answer"}])
     else:
         with pytest.raises(ValueError, match=error):
-            export.normalize_prompt(messages)
+            jobs.normalize_prompt(messages)
 
 
 def test_default_system_prompt_only_where_missing() -> None:
-    own = export.normalize_prompt(
+    own = jobs.normalize_prompt(
         [{"role": "system", "content": "own"}, {"role": "user", "content": "q"}], "default"
     )
-    none = export.normalize_prompt([{"role": "user", "content": "q"}], "default")
+    none = jobs.normalize_prompt([{"role": "user", "content": "q"}], "default")
     assert own[0]["content"] == "own" and none[0] == {"role": "system", "content": "default"}
 
 
@@ -83,10 +83,10 @@ def test_default_system_prompt_only_where_missing() -> None:
 )
 def test_check_chat(messages: list, ok: bool) -> None:
     if ok:
-        export.check_chat(messages)
+        jobs.check_chat(messages)
     else:
         with pytest.raises(ValueError):
-            export.check_chat(messages)
+            jobs.check_chat(messages)
 
 
 @pytest.mark.parametrize(
@@ -101,25 +101,25 @@ def test_check_chat(messages: list, ok: bool) -> None:
 )
 def test_assign_splits_proportions_per_language(n: int, fractions: tuple, expected: dict) -> None:
     convs = {f"{lang}-{i}": (lang, 1) for lang in ("en", "it") for i in range(n)}
-    result = export.assign_splits(convs, fractions)
+    result = jobs.assign_splits(convs, fractions)
     for lang in ("en", "it"):
         got = defaultdict(int)
         for key, split in result.items():
             if key.startswith(lang):
                 got[split] += 1
-        assert {s: got[s] for s in export.SPLITS} == expected
-    assert export.assign_splits(dict(reversed(convs.items())), fractions) == result
+        assert {s: got[s] for s in jobs.SPLITS} == expected
+    assert jobs.assign_splits(dict(reversed(convs.items())), fractions) == result
 
 
 def test_assign_splits_weights_conversation_sizes() -> None:
     convs = {f"c{i}": ("en", 1 + i % 4) for i in range(200)}
-    result = export.assign_splits(convs)
+    result = jobs.assign_splits(convs)
     sizes = defaultdict(int)
     for key, split in result.items():
         sizes[split] += convs[key][1]
     total = sum(sizes.values())
     assert abs(sizes["train"] / total - 0.8) < 0.02 and abs(sizes["test"] / total - 0.1) < 0.02
-    assert export.assign_splits(convs, seed="other") != result
+    assert jobs.assign_splits(convs, seed="other") != result
 
 
 @pytest.mark.parametrize(
@@ -127,13 +127,13 @@ def test_assign_splits_weights_conversation_sizes() -> None:
     [("80/10/10", (0.8, 0.1, 0.1)), ("0.9,0.1,0", (0.9, 0.1, 0.0)), ("8:1:1", (0.8, 0.1, 0.1))],
 )
 def test_parse_split(text: str, expected: tuple) -> None:
-    assert export.parse_split(text) == pytest.approx(expected)
+    assert jobs.parse_split(text) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("text", ["80/20", "a/b/c", "0/0/0"])
 def test_parse_split_refuses(text: str) -> None:
-    with pytest.raises(export.ExportError, match="split"):
-        export.parse_split(text)
+    with pytest.raises(jobs.ExportError, match="split"):
+        jobs.parse_split(text)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_parse_split_refuses(text: str) -> None:
     ],
 )
 def test_bad_options_are_named(options: ExportOptions, message: str) -> None:
-    with pytest.raises(export.ExportError, match=message):
+    with pytest.raises(jobs.ExportError, match=message):
         options.check()
 
 
@@ -172,8 +172,8 @@ def test_fast_line_writer_matches_json_dumps(text: str) -> None:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _run(session: Session, root: Path, admin: int, **kw) -> export.ExportResult:  # noqa: ANN003
-    return export.run_export(session=session, actor_id=admin, export_root=root, **kw)
+def _run(session: Session, root: Path, admin: int, **kw) -> jobs.ExportResult:  # noqa: ANN003
+    return jobs.run_export(session=session, actor_id=admin, export_root=root, **kw)
 
 
 def _lines(path: Path) -> list[dict]:
@@ -211,22 +211,22 @@ def test_every_line_follows_the_chat_rules(
     )
     result = _run(session, tmp_path, admin)
     total = 0
-    for split in export.SPLITS:
+    for split in jobs.SPLITS:
         for line in _lines(result.path / f"sft_{split}.jsonl"):
             assert set(line) == {"messages"}
-            export.check_chat(line["messages"])
+            jobs.check_chat(line["messages"])
             assert line["messages"][0] == {"role": "system", "content": SYSTEM}
             total += 1
         for line in _lines(result.path / f"preference_{split}.jsonl"):
             assert set(line) == {"prompt", "chosen", "rejected"}
-            export.check_chat([*line["prompt"], *line["chosen"]])
-            export.check_chat([*line["prompt"], *line["rejected"]])
+            jobs.check_chat([*line["prompt"], *line["chosen"]])
+            jobs.check_chat([*line["prompt"], *line["rejected"]])
             assert line["chosen"] != line["rejected"]
     assert total == result.counts["examples"] == 61
     # student scores 1..5 cycle with verdict "teacher" for 1 and 2: 2 in 5 are preferences
     assert sum(result.counts["preference_pairs"].values()) == 24
     rows = _csv(result.path / "pairs.csv")
-    assert len(rows) == 61 and tuple(rows[0]) == export.CSV_COLUMNS
+    assert len(rows) == 61 and tuple(rows[0]) == jobs.CSV_COLUMNS
 
 
 def test_no_conversation_in_two_splits(
@@ -239,14 +239,14 @@ def test_no_conversation_in_two_splits(
     for row in rows:
         where[row["conversation_id"]].add(row["split"])
     assert len(where) == 40 and all(len(s) == 1 for s in where.values())
-    per_split = {s: sum(r["split"] == s for r in rows) for s in export.SPLITS}
+    per_split = {s: sum(r["split"] == s for r in rows) for s in jobs.SPLITS}
     assert per_split == result.counts["per_split"]
-    for s in export.SPLITS:
+    for s in jobs.SPLITS:
         assert len(_lines(result.path / f"sft_{s}.jsonl")) == per_split[s]
-    assert all(per_split[s] > 0 for s in export.SPLITS)
+    assert all(per_split[s] > 0 for s in jobs.SPLITS)
     # balanced by language: every language has a train, val and test share
     for lang, counts in result.counts["per_language"].items():
-        assert all(counts[s] > 0 for s in export.SPLITS), (lang, counts)
+        assert all(counts[s] > 0 for s in jobs.SPLITS), (lang, counts)
 
 
 def test_same_selection_gives_identical_bytes(
@@ -273,13 +273,13 @@ def test_manifest_matches_the_files(
     add_many(session, reviewer, 30)
     result = _run(session, tmp_path, admin, filters=ExportFilters(languages=("en", "it")))
     manifest = json.loads((result.path / "manifest.json").read_text())
-    assert manifest["format_version"] == export.FORMAT_VERSION
+    assert manifest["format_version"] == jobs.FORMAT_VERSION
     assert manifest["created_by"] == "admin-x" and manifest["created_at"]
     assert manifest["filters"]["languages"] == ["en", "it"]
-    assert export.verify_folder(result.path) == []
+    assert jobs.verify_folder(result.path) == []
     on_disk = {p.name for p in result.path.iterdir()} - {"manifest.json"}
     assert on_disk == set(manifest["files"]) >= {"README.md", "Modelfile", "pairs.csv"}
-    for split in export.SPLITS:
+    for split in jobs.SPLITS:
         meta = manifest["files"][f"sft_{split}.jsonl"]
         assert meta["lines"] == manifest["counts"]["per_split"][split]
     assert set(manifest["counts"]["per_language"]) == {"en", "it"}
@@ -288,7 +288,7 @@ def test_manifest_matches_the_files(
     assert "ollama create" in readme and "SFTTrainer" in readme and "FastLanguageModel" in readme
     assert f'SYSTEM """{SYSTEM}"""' in (result.path / "Modelfile").read_text()
     (result.path / "pairs.csv").write_text("tampered")
-    assert export.verify_folder(result.path) == ["pairs.csv: SHA-256 differs from the manifest"]
+    assert jobs.verify_folder(result.path) == ["pairs.csv: SHA-256 differs from the manifest"]
     job = session.get(ExportJob, result.job_id)
     assert job.path == str(result.path) and job.counts["examples"] == 16
 
@@ -297,7 +297,7 @@ def test_manager_and_reviewer_are_refused(session: Session, tmp_path: Path, revi
     add_many(session, reviewer, 5)
     manager = add_user(session, "manager")
     root = tmp_path / "exports"
-    for actor in (manager, reviewer, None, OPERATOR):
+    for actor in (manager, reviewer, None, permissions.SYSTEM):
         with pytest.raises(PermissionDenied, match="admin"):
             _run(session, root, actor)
     assert not root.exists()
@@ -369,9 +369,9 @@ def test_filters(session: Session, reviewer: int, filters: ExportFilters, expect
     ])  # fmt: skip
     add_pair(session, reviewer, "rejected", reviews=[{"decision": "reject"}])
     add_pair(session, reviewer, "unreviewed", reviews=[])
-    got = {c.pair_id for c in export.select_candidates(session=session, filters=filters)}
+    got = {c.pair_id for c in jobs.select_candidates(session=session, filters=filters)}
     assert got == expected
-    assert export.count_matching(session=session, filters=filters) == len(expected)
+    assert jobs.count_matching(session=session, filters=filters) == len(expected)
 
 
 def test_majority_agreement(session: Session, reviewer: int) -> None:
@@ -380,9 +380,9 @@ def test_majority_agreement(session: Session, reviewer: int) -> None:
         {}, {"reviewer_id": r2}, {"reviewer_id": r3, "decision": "reject"},
     ])  # fmt: skip
     pick = {
-        a: [c.pair_id for c in export.select_candidates(
+        a: [c.pair_id for c in jobs.select_candidates(
             session=session, filters=ExportFilters(agreement=a))]
-        for a in export.AGREEMENTS
+        for a in jobs.AGREEMENTS
     }  # fmt: skip
     assert pick == {"all": [], "majority": ["two-to-one"], "any": ["two-to-one"]}
 
@@ -496,11 +496,11 @@ def test_a_prompt_repeated_across_conversations_is_in_one_split(
     assert len(by_prompt["ciao come stai"]) == 1  # the greeting: one split, not three
     assert all(len(s) == 1 for s in by_prompt.values())
     assert all(len(s) == 1 for s in by_conversation.values())
-    assert all(result.counts["per_split"][s] > 0 for s in export.SPLITS)
+    assert all(result.counts["per_split"][s] > 0 for s in jobs.SPLITS)
 
 
 def test_nothing_matches_is_a_clear_error(session: Session, tmp_path: Path, admin: int) -> None:
-    with pytest.raises(export.ExportError, match="no reviewed pairs match"):
+    with pytest.raises(jobs.ExportError, match="no reviewed pairs match"):
         _run(session, tmp_path, admin)
 
 
@@ -510,17 +510,17 @@ def test_history_and_redownload(
     add_many(session, reviewer, 10)
     first = _run(session, tmp_path, admin)
     second = _run(session, tmp_path, admin, now=datetime.now(UTC) + timedelta(minutes=5))
-    jobs = export.list_jobs(session=session)
-    assert [j["id"] for j in jobs] == [second.job_id, first.job_id]
-    assert jobs[0]["created_by"] == "admin-x" and jobs[0]["examples"] == 10
-    files = export.job_files(session=session, job_id=first.job_id)
+    history = jobs.list_jobs(session=session)
+    assert [j["id"] for j in history] == [second.job_id, first.job_id]
+    assert history[0]["created_by"] == "admin-x" and history[0]["examples"] == 10
+    files = jobs.job_files(session=session, job_id=first.job_id)
     assert files[0].name == "manifest.json" and {f.name for f in files} >= {"sft_train.jsonl"}
     import shutil
 
     shutil.rmtree(first.path)
-    assert not export.list_jobs(session=session)[1]["available"]
-    with pytest.raises(export.ExportError, match="gone"):
-        export.job_files(session=session, job_id=first.job_id)
+    assert not jobs.list_jobs(session=session)[1]["available"]
+    with pytest.raises(jobs.ExportError, match="gone"):
+        jobs.job_files(session=session, job_id=first.job_id)
 
 
 # --- CLI --------------------------------------------------------------------------------
@@ -560,7 +560,7 @@ def test_filter_choices(session: Session, reviewer: int) -> None:
     add_pair(session, reviewer, "a", language="it", category="business", source="replay",
              reviews=[{"tags": ["robotic"]}])  # fmt: skip
     add_pair(session, reviewer, "b", language="en", category="greeting", source="live")
-    choices = export.filter_choices(session=session)
+    choices = jobs.filter_choices(session=session)
     assert choices["languages"] == ["en", "it"]
     assert choices["categories"] == ["business", "greeting"]
     assert choices["sources"] == ["live", "replay"]

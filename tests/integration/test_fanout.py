@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shadowtutor import db, students
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.collect.collector import BREAKER_OPEN, ShadowCollector
 from shadowtutor.config import Settings
 from shadowtutor.log import schema

@@ -15,10 +15,8 @@ from sqlmodel import select
 from shadowtutor import db
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import evidence as gate_data
-from shadowtutor.judge import runner
-from shadowtutor.judge import scores as judge_scores
+from shadowtutor.gate import criteria, evidence
+from shadowtutor.judge import runner, scores
 from shadowtutor.tables import JudgeScore, Review
 from shadowtutor.testing.loopback import ModelServer
 from tests.support.gatesim import fill
@@ -78,7 +76,7 @@ def test_both_orders_are_judged_and_stored_apart_from_reviews(filled: Settings) 
         assert (row.student_score, row.teacher_score, row.consistent) == (4.0, 5.0, True)
         assert row.preferred == "teacher" and row.template_version == "pairwise-v1"
         assert [c["order"] for c in row.calls] == ["teacher_first", "student_first"]
-        cal = judge_scores.calibrate(session)
+        cal = scores.calibrate(session)
     assert cal.n == 60
     # Humans gave 5 twice as often as 4 (tests.support.gatesim.fill); the judge always 4.
     assert cal.confusion[3][3] + cal.confusion[4][3] == 60
@@ -128,17 +126,17 @@ def test_judge_settings_errors_name_the_fix(settings: Settings) -> None:
 
 
 def test_the_gate_records_the_judge_and_keeps_human_counts(filled: Settings) -> None:
-    cfg = gate.load_config()
-    before = gate_data.gather(filled, cfg, datetime.now(UTC))
+    cfg = criteria.load_config()
+    before = evidence.gather(filled, cfg, datetime.now(UTC))
     with ModelServer(models=["gpt-4o-mini"], answer=fair_judge) as server:
         runner.run(_settings(filled, server), limit=150)
-    after = gate_data.gather(filled, cfg, datetime.now(UTC))
+    after = evidence.gather(filled, cfg, datetime.now(UTC))
     greeting_before, greeting = before.categories["greeting"], after.categories["greeting"]
     assert greeting.scores == greeting_before.scores  # judge scores never count as reviews
     assert sum(greeting.ratings.values()) == 120 + 30  # 120 reviewed pairs, 30 judged only
     assert before.judge is None
     assert after.judge["judge_version"] == "pairwise-v1 / gpt-4o-mini"
-    decision = gate.decide(cfg, after)
+    decision = criteria.decide(cfg, after)
     assert decision.evidence()["judge"]["pairs"] == 120
     review = next(c for c in decision.criteria if c.key == "review_score")
     assert "prediction-powered" in review.method

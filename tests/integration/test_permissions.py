@@ -1,13 +1,13 @@
 """Every write in the library, called as every kind of actor, on SQLite and PostgreSQL.
 
-Table-driven from ``shadowtutor.auth.ACTIONS``: ``WRITES`` names, for each action, the library
-functions it guards and how to call each one. An action without a write here fails
-(``test_every_action_has_writes``), and so does a library function that calls
-``auth.require`` without being listed (``test_every_checked_function_is_listed``).
+Table-driven from ``shadowtutor.accounts.permissions.ACTIONS``: ``WRITES`` names, for each
+action, the library functions it guards and how to call each one. An action without a write
+here fails (``test_every_action_has_writes``), and so does a library function that calls
+``permissions.require`` without being listed (``test_every_checked_function_is_listed``).
 
-For each write and actor the expectation comes from the table: the admin, reviewer and
-manager accounts are allowed exactly when their role is in the action's roles; a disabled
-admin, an unknown id and no actor at all are always refused; the operator (``auth.SYSTEM``) is
+For each write and actor the expectation comes from the table: the admin, reviewer and manager
+accounts are allowed exactly when their role is in the action's roles; a disabled admin, an
+unknown id and no actor at all are always refused; the operator (``permissions.SYSTEM``) is
 allowed where the action says so. A refused call raises ``PermissionDenied`` naming the action
 and changes nothing (every table's row count and the log folder stay as they were); an allowed
 call succeeds.
@@ -25,17 +25,16 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from shadowtutor import auth, db, students, users
-from shadowtutor.dashboards import budget
-from shadowtutor.export import jobs as export
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout
+from shadowtutor import db, students
+from shadowtutor.accounts import permissions, users
+from shadowtutor.cost import budget
+from shadowtutor.export import jobs
+from shadowtutor.gate import criteria, decisions, rollout
 from shadowtutor.gate.criteria import Window
 from shadowtutor.log import analytics, read, schema
 from shadowtutor.log.write import LogWriter
-from shadowtutor.playground import chat as playground
-from shadowtutor.review import queue as review
-from shadowtutor.review import tags
+from shadowtutor.playground import chat
+from shadowtutor.review import taxonomy, workflow
 from shadowtutor.tables import Review, ReviewItem, Tag, User, UserCreate
 from tests.support.exportdata import add_many
 from tests.unit.test_gate import agg, config
@@ -67,8 +66,8 @@ def _record(i: int, source: str = "live") -> dict[str, Any]:
 
 
 def _item(w: World) -> int:
-    return review.enqueue_records(
-        session=w.session, records=[_record(1)], enqueued_by=auth.SYSTEM
+    return workflow.enqueue_records(
+        session=w.session, records=[_record(1)], enqueued_by=permissions.SYSTEM
     ).item_ids[0]
 
 
@@ -93,8 +92,8 @@ def _tag(w: World) -> int:
 
 
 def _decision(w: World, **kw: Any):  # noqa: ANN202
-    d = gate.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
-    return decisions.record(session=w.session, decision=d, actor_id=auth.SYSTEM)
+    d = criteria.decide(config(), Window(None, None, {"greeting": agg(**kw)}))
+    return decisions.record(session=w.session, decision=d, actor_id=permissions.SYSTEM)
 
 
 def _approved_go(w: World) -> None:
@@ -106,27 +105,27 @@ def _fill_queue(w: World, a: Any) -> Call:
     with LogWriter(w.tmp / "log") as writer:
         writer.append_many([_record(i) for i in range(3)])
     con = analytics.connect(w.tmp / "log")
-    return lambda: review.fill_queue(
+    return lambda: workflow.fill_queue(
         session=w.session, con=con, strategy="random", size=2, enqueued_by=a
     )
 
 
-def _chat() -> playground.Chat:
-    chat = playground.Chat(model="llama3")
-    chat.turns.append(
-        playground.Turn(
+def _chat() -> chat.Chat:
+    conversation = chat.Chat(model="llama3")
+    conversation.turns.append(
+        chat.Turn(
             prompt="Ciao!",
             messages=[{"role": "user", "content": "Ciao!"}],
-            student=playground.Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
+            student=chat.Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
         )
     )
-    return chat
+    return conversation
 
 
 def _save_pair(w: World, a: Any, queue: bool = True) -> Call:
-    chat = _chat()
-    return lambda: playground.save_pair(
-        chat,
+    conversation = _chat()
+    return lambda: chat.save_pair(
+        conversation,
         0,
         session=w.session,
         actor_id=a,
@@ -138,17 +137,17 @@ def _save_pair(w: World, a: Any, queue: bool = True) -> Call:
 
 def _export(w: World, a: Any) -> Call:
     add_many(w.session, w.ids["reviewer"], 4)
-    return lambda: export.run_export(session=w.session, actor_id=a, export_root=w.tmp / "out")
+    return lambda: jobs.run_export(session=w.session, actor_id=a, export_root=w.tmp / "out")
 
 
 def _record_decision(w: World, a: Any) -> Call:
-    d = gate.decide(config(), Window(None, None, {"greeting": agg()}))
+    d = criteria.decide(config(), Window(None, None, {"greeting": agg()}))
     return lambda: decisions.record(session=w.session, decision=d, actor_id=a)
 
 
 def _claim_next(w: World, a: Any) -> Call:
     _item(w)
-    return lambda: review.claim_next(session=w.session, reviewer_id=a)
+    return lambda: workflow.claim_next(session=w.session, reviewer_id=a)
 
 
 def _advance(w: World, a: Any) -> Call:
@@ -160,16 +159,16 @@ def _advance(w: World, a: Any) -> Call:
 
 def _submit(w: World, a: Any) -> Call:
     item_id = _item(w)
-    judgement = review.Judgement(decision="approve", student_score=4)
-    return lambda: review.submit_review(
+    judgement = workflow.Judgement(decision="approve", student_score=4)
+    return lambda: workflow.submit_review(
         session=w.session, item_id=item_id, reviewer_id=a, judgement=judgement
     )
 
 
 def _edit(w: World, a: Any) -> Call:
     review_id = _review_of(w, a)
-    judgement = review.Judgement(decision="reject", student_score=2)
-    return lambda: review.edit_review(
+    judgement = workflow.Judgement(decision="reject", student_score=2)
+    return lambda: workflow.edit_review(
         session=w.session, review_id=review_id, reviewer_id=a, judgement=judgement
     )
 
@@ -200,7 +199,7 @@ def _with_decision(fn: Callable[..., object], agg: dict | None = None, **kw: Any
 
 def _retire_student(w: World, a: Any) -> Call:
     students.add(
-        session=w.session, actor_id=auth.SYSTEM, name="old", backend="ollama", model="llama3"
+        session=w.session, actor_id=permissions.SYSTEM, name="old", backend="ollama", model="llama3"
     )
     return lambda: students.retire(session=w.session, actor_id=a, name="old")
 
@@ -214,25 +213,25 @@ Prepare = Callable[[World, Any], Call]  # makes what the write needs, returns th
 # action -> {function as "module.function" (its place in core/) -> how to prepare and call it}
 WRITES: dict[str, dict[str, Prepare]] = {
     "review.submit": {
-        "review.queue.claim_next": _claim_next,
-        "review.queue.claim_item": _with_item(review.claim_item),
-        "review.queue.release_claim": _with_item(review.release_claim),
-        "review.queue.submit_review": _submit,
-        "review.queue.edit_review": _edit,
+        "review.workflow.claim_next": _claim_next,
+        "review.workflow.claim_item": _with_item(workflow.claim_item),
+        "review.workflow.release_claim": _with_item(workflow.release_claim),
+        "review.workflow.submit_review": _submit,
+        "review.workflow.edit_review": _edit,
     },
     "review.enqueue": {
-        "review.queue.enqueue_records": lambda w, a: (
-            lambda: review.enqueue_records(session=w.session, records=[_record(7)], enqueued_by=a)
+        "review.workflow.enqueue_records": lambda w, a: (
+            lambda: workflow.enqueue_records(session=w.session, records=[_record(7)], enqueued_by=a)
         ),
-        "review.queue.fill_queue": _fill_queue,
+        "review.workflow.fill_queue": _fill_queue,
     },
     "tags.edit": {
-        "review.tags.seed_default_tags": _plain(tags.seed_default_tags),
-        "review.tags.add_tag": _plain(tags.add_tag, name="new tag"),
-        "review.tags.update_tag": _with_tag(tags.update_tag, name="renamed"),
-        "review.tags.delete_tag": _with_tag(tags.delete_tag),
+        "review.taxonomy.seed_default_tags": _plain(taxonomy.seed_default_tags),
+        "review.taxonomy.add_tag": _plain(taxonomy.add_tag, name="new tag"),
+        "review.taxonomy.update_tag": _with_tag(taxonomy.update_tag, name="renamed"),
+        "review.taxonomy.delete_tag": _with_tag(taxonomy.delete_tag),
     },
-    "budget.set": {"dashboards.budget.set_budget": _plain(budget.set_budget, monthly_usd=500)},
+    "budget.set": {"cost.budget.set_budget": _plain(budget.set_budget, monthly_usd=500)},
     "gate.approve": {
         "gate.decisions.approve": _with_decision(decisions.approve),
         "gate.decisions.revoke": _with_decision(decisions.revoke, reason="not yet"),
@@ -259,13 +258,13 @@ WRITES: dict[str, dict[str, Prepare]] = {
         "students.registry.retire": _retire_student,
     },
     "users.manage": {
-        "users.add_user": _plain(
+        "accounts.users.add_user": _plain(
             users.add_user,
             user=UserCreate(username="newcomer", role="reviewer", password="password-new"),
         ),
-        "users.set_role": _plain(users.set_role, username="target", role="manager"),
-        "users.set_disabled": _plain(users.set_disabled, username="target"),
-        "users.set_password": _plain(
+        "accounts.users.set_role": _plain(users.set_role, username="target", role="manager"),
+        "accounts.users.set_disabled": _plain(users.set_disabled, username="target"),
+        "accounts.users.set_password": _plain(
             users.set_password, username="target", password="a-new-password"
         ),
     },
@@ -287,15 +286,15 @@ CASES = [(action, name) for action, writes in WRITES.items() for name in writes]
 
 
 def test_every_action_has_writes() -> None:
-    assert set(WRITES) == set(auth.ACTIONS), "add the new action's writes to WRITES"
+    assert set(WRITES) == set(permissions.ACTIONS), "add the new action's writes to WRITES"
     assert all(WRITES.values())
 
 
 def _checked_functions() -> set[str]:
-    """``module.function`` of every function in core/ that calls ``auth.require``."""
+    """``module.function`` of every function in core/ that calls ``permissions.require``."""
     found = set()
     for path in (ROOT / "core" / "shadowtutor").rglob("*.py"):
-        if path.name == "auth.py":
+        if path == ROOT / "core" / "shadowtutor" / "accounts" / "permissions.py":
             continue
         module = ".".join(path.relative_to(ROOT / "core" / "shadowtutor").with_suffix("").parts)
         for node in ast.walk(ast.parse(path.read_text())):
@@ -307,7 +306,7 @@ def _checked_functions() -> set[str]:
                     isinstance(f, ast.Attribute)
                     and f.attr == "require"
                     and isinstance(f.value, ast.Name)
-                    and f.value.id == "auth"
+                    and f.value.id == "permissions"
                 ):
                     found.add(f"{module}.{node.name}")
     return found
@@ -323,10 +322,10 @@ def test_every_checked_function_is_listed() -> None:
 
 
 def _expected(action: str, name: str, actor: str) -> bool:
-    spec = auth.ACTIONS[action]
+    spec = permissions.ACTIONS[action]
     if actor in ("admin", "admin as User"):
-        return auth.ADMIN in spec.roles
-    if actor in auth.ROLES:
+        return permissions.ADMIN in spec.roles
+    if actor in permissions.ROLES:
         return actor in spec.roles
     if actor == "operator":
         return OPERATOR_OVERRIDES.get(name, spec.operator)
@@ -371,7 +370,7 @@ def _actor(session: Session, ids: dict[str, int], kind: str) -> Any:
         "disabled": ids["disabled"],
         "unknown": max(ids.values()) + 1000,
         "none": None,
-        "operator": auth.SYSTEM,
+        "operator": permissions.SYSTEM,
     }[kind]
 
 
@@ -392,7 +391,7 @@ def test_write_refuses_exactly_who_the_table_refuses(
             before, files = _counts(session), _files(tmp)
             try:
                 write()
-            except auth.PermissionDenied as exc:
+            except permissions.PermissionDenied as exc:
                 assert exc.action == action and f"({action})" in str(exc), str(exc)
                 assert _counts(session) == before and _files(tmp) == files, "a refusal wrote"
                 outcomes[kind] = False
@@ -405,32 +404,32 @@ def test_write_refuses_exactly_who_the_table_refuses(
 
 
 def test_the_refusal_names_the_roles_and_the_fix(session: Session, people) -> None:
-    with pytest.raises(auth.PermissionDenied) as refused:
+    with pytest.raises(permissions.PermissionDenied) as refused:
         budget.set_budget(session=session, monthly_usd=10, actor_id=people["manager"])
     assert str(refused.value) == (
         "manager is a manager; only admins may set the monthly budget (budget.set). Ask an "
         "admin to do it, or to give you the role: shadowtutor users set-role manager admin"
     )
     assert isinstance(refused.value, PermissionError)
-    with pytest.raises(auth.PermissionDenied, match="'disabled' is disabled"):
+    with pytest.raises(permissions.PermissionDenied, match="'disabled' is disabled"):
         budget.set_budget(session=session, monthly_usd=10, actor_id=people["disabled"])
-    with pytest.raises(auth.PermissionDenied, match="named account; in the CLI pass --by"):
-        export.run_export(session=session, actor_id=auth.SYSTEM, export_root=Path("/nowhere"))
+    with pytest.raises(permissions.PermissionDenied, match="named account; in the CLI pass --by"):
+        jobs.run_export(session=session, actor_id=permissions.SYSTEM, export_root=Path("/nowhere"))
 
 
 def test_a_role_change_takes_effect_at_once(session: Session, people) -> None:
     budget.set_budget(session=session, monthly_usd=10, actor_id=people["admin"])
-    users.set_role(session=session, username="admin", role="manager", actor_id=auth.SYSTEM)
-    with pytest.raises(auth.PermissionDenied, match="admin is a manager"):
+    users.set_role(session=session, username="admin", role="manager", actor_id=permissions.SYSTEM)
+    with pytest.raises(permissions.PermissionDenied, match="admin is a manager"):
         budget.set_budget(session=session, monthly_usd=20, actor_id=people["admin"])
 
 
 def test_allowed_reads_the_same_table() -> None:
-    for name, spec in auth.ACTIONS.items():
-        assert {r for r in auth.ROLES if auth.allowed(r, name)} == set(spec.roles)
-        assert not auth.allowed(None, name)
+    for name, spec in permissions.ACTIONS.items():
+        assert {r for r in permissions.ROLES if permissions.allowed(r, name)} == set(spec.roles)
+        assert not permissions.allowed(None, name)
     with pytest.raises(ValueError, match="unknown action"):
-        auth.allowed("admin", "reviews.submit")
+        permissions.allowed("admin", "reviews.submit")
 
 
 def test_pages_and_menu_follow_the_table() -> None:
@@ -442,16 +441,16 @@ def test_pages_and_menu_follow_the_table() -> None:
         "playground": "playground.save",
         "export": "export.run",
     }.items():
-        assert set(registry.page(key).roles) == set(auth.roles_for(action))
+        assert set(registry.page(key).roles) == set(permissions.roles_for(action))
 
 
 def test_docs_permissions_table_matches_the_module() -> None:
-    assert auth.markdown_table() in (ROOT / "docs" / "security.md").read_text()
+    assert permissions.markdown_table() in (ROOT / "docs" / "security.md").read_text()
 
 
 def test_nothing_reaches_the_log_when_a_manager_saves(session: Session, people, tmp_path) -> None:
     world = World(session, tmp_path / "w", people)
-    with pytest.raises(auth.PermissionDenied):
+    with pytest.raises(permissions.PermissionDenied):
         _save_pair(world, people["manager"], queue=False)()
     assert not (tmp_path / "w").exists()
     _save_pair(world, people["reviewer"], queue=False)()
@@ -494,7 +493,7 @@ def test_cli_acts_as_the_named_account_or_the_operator(migrated, tmp_path: Path)
     assert gone.exit_code == 1 and "'root' is disabled" in gone.output
     assert "kill switch ON" in run("rollout", "kill", "--reason", "drill").output
     with db.session_scope(migrated.db_url) as s:
-        assert [t.name for t in tags.list_tags(session=s)] == ["verbose"]
+        assert [t.name for t in taxonomy.list_tags(session=s)] == ["verbose"]
         assert s.exec(select(ReviewItem)).first() is None
         (event,) = rollout.history(session=s)
         assert event.action == "kill" and event.actor_id is None  # "system/CLI"
@@ -503,13 +502,13 @@ def test_cli_acts_as_the_named_account_or_the_operator(migrated, tmp_path: Path)
 def test_a_reviewer_queues_only_playground_pairs(session: Session, people) -> None:
     """Saving from the Playground may queue that pair (playground.save), nothing else."""
     rita = people["reviewer"]
-    with pytest.raises(review.ReviewError, match="only queue pairs whose source is 'playground'"):
-        review.enqueue_records(
+    with pytest.raises(workflow.ReviewError, match="only queue pairs whose source is 'playground'"):
+        workflow.enqueue_records(
             session=session, records=[_record(1)], enqueued_by=rita, action="playground.save"
         )
-    with pytest.raises(auth.PermissionDenied, match=r"\(review.enqueue\)"):
-        review.enqueue_records(session=session, records=[_record(1)], enqueued_by=rita)
-    added = review.enqueue_records(
+    with pytest.raises(permissions.PermissionDenied, match=r"\(review.enqueue\)"):
+        workflow.enqueue_records(session=session, records=[_record(1)], enqueued_by=rita)
+    added = workflow.enqueue_records(
         session=session,
         records=[_record(2, source="playground")],
         enqueued_by=rita,
@@ -517,6 +516,6 @@ def test_a_reviewer_queues_only_playground_pairs(session: Session, people) -> No
     )
     assert added.added == 1
     with pytest.raises(ValueError, match="not 'tags.edit'"):
-        review.enqueue_records(
+        workflow.enqueue_records(
             session=session, records=[_record(3)], enqueued_by=rita, action="tags.edit"
         )

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from shadowtutor import detect, pricing
-from shadowtutor.auth import PermissionDenied
+from shadowtutor import detect
+from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
 from shadowtutor.config import Settings
+from shadowtutor.cost import pricing
 from shadowtutor.log import read
-from shadowtutor.playground import chat as playground
-from shadowtutor.playground import health
+from shadowtutor.playground import chat
 from shadowtutor.similarity import lexical
+from shadowtutor.students import health
 from shadowtutor.tables import ReviewItem, User
 from shadowtutor.testing.loopback import ModelServer
 
@@ -57,16 +58,16 @@ def env(home: Path, monkeypatch: pytest.MonkeyPatch, student: ModelServer, teach
     ],
 )
 def test_tokens_per_second(tokens, latency, ttft, expected) -> None:  # noqa: ANN001
-    assert playground.tokens_per_second(tokens, latency, ttft) == pytest.approx(expected)
+    assert chat.tokens_per_second(tokens, latency, ttft) == pytest.approx(expected)
 
 
 def test_student_streams_two_turns_with_figures(env: Settings, student: ModelServer) -> None:
-    chat = playground.Chat(model="llama3", system_prompt="Rispondi in italiano.", temperature=0.2)
-    chat.max_tokens = 64
+    conversation = chat.Chat(model="llama3", system_prompt="Rispondi in italiano.", temperature=0.2)
+    conversation.max_tokens = 64
     seen: list[tuple[str, str]] = []
     backend = student_backend(env)
-    turn = playground.ask(
-        chat, "Ciao!", settings=env, student=backend, with_teacher=False,
+    turn = chat.ask(
+        conversation, "Ciao!", settings=env, student=backend, with_teacher=False,
         on_text=lambda who, text: seen.append((who, text)),
     )  # fmt: skip
     assert turn.student.error is None and turn.student.text == STUDENT_TEXT
@@ -81,17 +82,21 @@ def test_student_streams_two_turns_with_figures(env: Settings, student: ModelSer
     assert path == "/api/chat" and body["stream"] is True
     assert body["options"] == {"temperature": 0.2, "num_predict": 64}
 
-    second = playground.ask(chat, "E domani?", settings=env, student=backend, with_teacher=False)
+    second = chat.ask(conversation, "E domani?", settings=env, student=backend, with_teacher=False)
     assert [m["role"] for m in second.messages] == ["system", "user", "assistant", "user"]
     assert second.messages[2]["content"] == STUDENT_TEXT
     assert student.requests[-1][1]["messages"] == second.messages
-    assert len(chat.turns) == 2
+    assert len(conversation.turns) == 2
 
 
 def test_teacher_beside_with_cost_and_similarity(env: Settings, teacher: ModelServer) -> None:
-    chat = playground.Chat(model="mistral")
-    turn = playground.ask(
-        chat, "Vorrei prenotare", settings=env, student=student_backend(env), with_teacher=True
+    conversation = chat.Chat(model="mistral")
+    turn = chat.ask(
+        conversation,
+        "Vorrei prenotare",
+        settings=env,
+        student=student_backend(env),
+        with_teacher=True,
     )
     t = turn.teacher
     assert t is not None and t.error is None and t.text == TEACHER_TEXT
@@ -113,9 +118,13 @@ def test_openai_compatible_student(home: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv("SHADOWTUTOR_STUDENT_BASE_URL", server.openai_url)
         monkeypatch.setenv("SHADOWTUTOR_STUDENT_MODEL", "qwen2.5-7b")
         settings = Settings.load()
-        chat = playground.Chat(model="qwen2.5-7b")
-        turn = playground.ask(
-            chat, "Hi", settings=settings, student=student_backend(settings), with_teacher=False
+        conversation = chat.Chat(model="qwen2.5-7b")
+        turn = chat.ask(
+            conversation,
+            "Hi",
+            settings=settings,
+            student=student_backend(settings),
+            with_teacher=False,
         )
         assert (
             turn.student.text == "Hello from vLLM" and turn.student.provider == "openai-compatible"
@@ -208,27 +217,35 @@ def test_student_errors_are_messages(
     expected,  # noqa: ANN001
 ) -> None:
     settings = _settings(monkeypatch, student, student_timeout_s="0.3")
-    chat = playground.Chat(model="phi3" if fault == "not_pulled" else "llama3")
+    conversation = chat.Chat(model="phi3" if fault == "not_pulled" else "llama3")
     if fault == "down":
         student.down()
     student.delay = 1.0 if fault == "timeout" else 0
     student.status = 500 if fault == "http_500" else None
     student.cut_after = 2 if fault == "cut" else None
-    turn = playground.ask(
-        chat, "Ciao", settings=settings, student=student_backend(settings), with_teacher=False
+    turn = chat.ask(
+        conversation,
+        "Ciao",
+        settings=settings,
+        student=student_backend(settings),
+        with_teacher=False,
     )
     assert turn.student.error_kind == kind and expected in turn.student.error
     assert turn.student.text is None and turn.student.figures() == "failed"
-    assert chat.history() == []  # a failed turn is kept on screen but not sent again
+    assert conversation.history() == []  # a failed turn is kept on screen but not sent again
 
 
 def test_teacher_key_missing(home: Path, monkeypatch: pytest.MonkeyPatch, student, teacher) -> None:  # noqa: ANN001
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     settings = _settings(monkeypatch, student, teacher_base_url=teacher.openai_url)
-    assert "SHADOWTUTOR_TEACHER_API_KEY" in playground.teacher_problem(settings)
-    chat = playground.Chat(model="llama3")
-    turn = playground.ask(
-        chat, "Ciao", settings=settings, student=student_backend(settings), with_teacher=True
+    assert "SHADOWTUTOR_TEACHER_API_KEY" in chat.teacher_problem(settings)
+    conversation = chat.Chat(model="llama3")
+    turn = chat.ask(
+        conversation,
+        "Ciao",
+        settings=settings,
+        student=student_backend(settings),
+        with_teacher=True,
     )
     assert turn.student.text == STUDENT_TEXT  # the student still answers
     assert "SHADOWTUTOR_TEACHER_API_KEY" in turn.teacher.error
@@ -237,8 +254,8 @@ def test_teacher_key_missing(home: Path, monkeypatch: pytest.MonkeyPatch, studen
 
 def test_teacher_failure_keeps_the_student(env: Settings, teacher: ModelServer) -> None:
     teacher.status = 401
-    turn = playground.ask(
-        playground.Chat(model="llama3"), "Ciao", settings=env,
+    turn = chat.ask(
+        chat.Chat(model="llama3"), "Ciao", settings=env,
         student=student_backend(env), with_teacher=True,
     )  # fmt: skip
     assert turn.student.text == STUDENT_TEXT
@@ -246,9 +263,9 @@ def test_teacher_failure_keeps_the_student(env: Settings, teacher: ModelServer) 
 
 
 def test_empty_prompt_is_refused(env: Settings) -> None:
-    with pytest.raises(playground.PlaygroundError, match="type a message"):
-        playground.ask(
-            playground.Chat(model="llama3"), "  ", settings=env,
+    with pytest.raises(chat.PlaygroundError, match="type a message"):
+        chat.ask(
+            chat.Chat(model="llama3"), "  ", settings=env,
             student=OllamaBackend(base_url="http://127.0.0.1:9"), with_teacher=False,
         )  # fmt: skip
 
@@ -256,14 +273,14 @@ def test_empty_prompt_is_refused(env: Settings) -> None:
 # --- saving -------------------------------------------------------------------------------------
 
 
-def _two_turns(settings: Settings, with_teacher: bool = True) -> playground.Chat:
-    chat = playground.Chat(model="llama3", system_prompt="Be brief.")
+def _two_turns(settings: Settings, with_teacher: bool = True) -> chat.Chat:
+    conversation = chat.Chat(model="llama3", system_prompt="Be brief.")
     for prompt in ("Ciao!", "Vorrei prenotare un tavolo"):
-        playground.ask(
-            chat, prompt, settings=settings, student=student_backend(settings),
+        chat.ask(
+            conversation, prompt, settings=settings, student=student_backend(settings),
             with_teacher=with_teacher,
         )  # fmt: skip
-    return chat
+    return conversation
 
 
 def _user(session, name: str, role: str) -> int:  # noqa: ANN001
@@ -274,17 +291,17 @@ def _user(session, name: str, role: str) -> int:  # noqa: ANN001
 
 
 def test_save_pair_reads_back_from_the_log(env: Settings, session) -> None:  # noqa: ANN001
-    chat = _two_turns(env)
+    conversation = _two_turns(env)
     rita = _user(session, "rita", "reviewer")
-    result = playground.save_pair(
-        chat, 1, session=session, actor_id=rita, log_dir=env.log_path,
+    result = chat.save_pair(
+        conversation, 1, session=session, actor_id=rita, log_dir=env.log_path,
         teacher_model=env.teacher_model,
     )  # fmt: skip
     records = list(read.iter_records(env.log_path))
     assert [r["id"] for r in records] == [result.pair_id] and not result.queued
     rec = records[0]
-    turn = chat.turns[1]
-    assert rec["source"] == "playground" and rec["conversation_id"] == chat.conversation_id
+    turn = conversation.turns[1]
+    assert rec["source"] == "playground" and rec["conversation_id"] == conversation.conversation_id
     assert rec["messages"] == turn.messages and rec["messages"][-1]["content"] == turn.prompt
     assert rec["student"]["response"] == STUDENT_TEXT and rec["student"]["model"] == "llama3"
     assert rec["student"]["ttft_ms"] is not None and rec["student"]["cost_usd"] == 0.0
@@ -294,30 +311,40 @@ def test_save_pair_reads_back_from_the_log(env: Settings, session) -> None:  # n
     assert rec["category"] == detect.detect_category(turn.prompt) and rec["language"] == "it"
     assert rec["user_hash"] and rec["user_hash"] != "rita"
     assert rec["metadata"]["playground"] == {"turn": 2, "temperature": 0.7, "max_tokens": 512}
-    again = playground.save_pair(
-        chat, 1, session=session, actor_id=rita, log_dir=env.log_path, teacher_model="x"
+    again = chat.save_pair(
+        conversation, 1, session=session, actor_id=rita, log_dir=env.log_path, teacher_model="x"
     )
     assert again.pair_id == result.pair_id
     assert len(list(read.iter_records(env.log_path))) == 1  # never written twice
 
 
 def test_save_without_teacher_marks_it_not_asked(env: Settings, session) -> None:  # noqa: ANN001
-    chat = _two_turns(env, with_teacher=False)
+    conversation = _two_turns(env, with_teacher=False)
     admin = _user(session, "a", "admin")
-    playground.save_pair(
-        chat, 0, session=session, actor_id=admin, log_dir=env.log_path, teacher_model="gpt-4o-mini"
+    chat.save_pair(
+        conversation,
+        0,
+        session=session,
+        actor_id=admin,
+        log_dir=env.log_path,
+        teacher_model="gpt-4o-mini",
     )
     (rec,) = read.iter_records(env.log_path)
     assert rec["teacher"]["model"] == "gpt-4o-mini" and rec["teacher"]["response"] is None
-    assert rec["teacher"]["error"] == playground.TEACHER_NOT_ASKED
+    assert rec["teacher"]["error"] == chat.TEACHER_NOT_ASKED
 
 
 def test_manager_may_not_save(env: Settings, session) -> None:  # noqa: ANN001
-    chat = _two_turns(env, with_teacher=False)
+    conversation = _two_turns(env, with_teacher=False)
     manager = _user(session, "m", "manager")
     with pytest.raises(PermissionDenied, match="only admins and reviewers may save Playground"):
-        playground.save_pair(
-            chat, 0, session=session, actor_id=manager, log_dir=env.log_path, teacher_model="t"
+        chat.save_pair(
+            conversation,
+            0,
+            session=session,
+            actor_id=manager,
+            log_dir=env.log_path,
+            teacher_model="t",
         )
     assert not list(read.iter_records(env.log_path))
 
@@ -332,10 +359,10 @@ def test_save_and_enqueue_for_review(
     settings = _settings(
         monkeypatch, student, teacher_base_url=teacher.openai_url, teacher_api_key="k"
     )
-    chat = _two_turns(settings)
+    conversation = _two_turns(settings)
     ada = _user(session, "ada", "reviewer")  # a reviewer may queue the pair they saved
-    result = playground.save_pair(
-        chat, 0, session=session, actor_id=ada, log_dir=settings.log_path,
+    result = chat.save_pair(
+        conversation, 0, session=session, actor_id=ada, log_dir=settings.log_path,
         teacher_model=settings.teacher_model, queue=True, required_reviews=2,
     )  # fmt: skip
     assert result.queued and not result.already_queued
@@ -344,8 +371,8 @@ def test_save_and_enqueue_for_review(
     assert item.enqueued_by == ada
     assert item.snapshot["source"] == "playground"
     assert item.snapshot["student"]["response"] == STUDENT_TEXT
-    again = playground.save_pair(
-        chat, 0, session=session, actor_id=ada, log_dir=settings.log_path,
+    again = chat.save_pair(
+        conversation, 0, session=session, actor_id=ada, log_dir=settings.log_path,
         teacher_model="t", queue=True,
     )  # fmt: skip
     assert again.queued and again.pair_id == result.pair_id
@@ -353,16 +380,16 @@ def test_save_and_enqueue_for_review(
 
 
 def test_a_turn_the_student_failed_is_not_saved(env: Settings, session) -> None:  # noqa: ANN001
-    chat = playground.Chat(model="llama3")
-    playground.ask(
-        chat, "Ciao", settings=env, student=OllamaBackend(base_url="http://127.0.0.1:9"),
+    conversation = chat.Chat(model="llama3")
+    chat.ask(
+        conversation, "Ciao", settings=env, student=OllamaBackend(base_url="http://127.0.0.1:9"),
         with_teacher=False,
     )  # fmt: skip
-    assert chat.turns[0].student.error
-    assert "did not answer" in playground.unsavable(chat.turns[0])
-    with pytest.raises(playground.PlaygroundError, match="cannot be saved as a pair"):
-        playground.save_pair(
-            chat, 0, session=session, actor_id=_user(session, "a", "admin"),
+    assert conversation.turns[0].student.error
+    assert "did not answer" in chat.unsavable(conversation.turns[0])
+    with pytest.raises(chat.PlaygroundError, match="cannot be saved as a pair"):
+        chat.save_pair(
+            conversation, 0, session=session, actor_id=_user(session, "a", "admin"),
             log_dir=env.log_path, teacher_model="t",
         )  # fmt: skip
     assert not list(read.iter_records(env.log_path))
@@ -383,10 +410,13 @@ def _unpriced(home: Path, monkeypatch, student: ModelServer, teacher: ModelServe
         monkeypatch, student, teacher_base_url=teacher.openai_url, teacher_api_key="k",
         teacher_model="llama-server-70b",
     )  # fmt: skip
-    chat = _two_turns(settings)
-    assert chat.turns[0].teacher.error is None and chat.turns[0].teacher.cost_usd is None
-    playground.save_pair(
-        chat, 0, session=session, actor_id=_user(session, "a", "admin"),
+    conversation = _two_turns(settings)
+    assert (
+        conversation.turns[0].teacher.error is None
+        and conversation.turns[0].teacher.cost_usd is None
+    )
+    chat.save_pair(
+        conversation, 0, session=session, actor_id=_user(session, "a", "admin"),
         log_dir=settings.log_path, teacher_model=settings.teacher_model,
     )  # fmt: skip
     (rec,) = read.iter_records(settings.log_path)

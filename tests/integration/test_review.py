@@ -12,14 +12,12 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from shadowtutor import db
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.log import analytics, schema
 from shadowtutor.log.write import LogWriter
-from shadowtutor.review import progress as review_progress
-from shadowtutor.review import queue as review
-from shadowtutor.review import tags
-from shadowtutor.review.queue import Judgement, ReviewError
-from shadowtutor.review.tags import TagError
+from shadowtutor.review import progress, taxonomy, workflow
+from shadowtutor.review.taxonomy import TagError
+from shadowtutor.review.workflow import Judgement, ReviewError
 from shadowtutor.tables import Review, ReviewItem, Tag, User
 from tests.support.gatesim import add_review
 
@@ -56,7 +54,7 @@ def approve(score: int = 4, **kw) -> Judgement:
 
 @pytest.fixture
 def people(session: Session) -> dict[str, int]:
-    review.seed_default_tags(session=session, actor_id=SYSTEM)
+    taxonomy.seed_default_tags(session=session, actor_id=SYSTEM)
     return {n: make_user(session, n) for n in ("ana", "ben", "cy")}
 
 
@@ -64,36 +62,36 @@ def people(session: Session) -> dict[str, int]:
 
 
 def test_default_tags_seeded_once(session: Session) -> None:
-    assert review.seed_default_tags(session=session, actor_id=SYSTEM) == 8
-    assert review.seed_default_tags(session=session, actor_id=SYSTEM) == 0
-    names = {t.name for t in review.list_tags(session=session)}
+    assert taxonomy.seed_default_tags(session=session, actor_id=SYSTEM) == 8
+    assert taxonomy.seed_default_tags(session=session, actor_id=SYSTEM) == 0
+    names = {t.name for t in taxonomy.list_tags(session=session)}
     assert {"natural phrasing in the user's language", "culturally appropriate",
             "warm colleague-like tone", "robotic", "factual error", "hallucination", "unsafe",
             "wrong language"} == names  # fmt: skip
 
 
 def test_tag_crud(session: Session, people) -> None:
-    tag = tags.add_tag(session=session, name="  too   long ", kind="tone", actor_id=SYSTEM)
+    tag = taxonomy.add_tag(session=session, name="  too   long ", kind="tone", actor_id=SYSTEM)
     assert tag.name == "too long"
     with pytest.raises(TagError, match="exists already"):
-        tags.add_tag(session=session, name="too long", actor_id=SYSTEM)
+        taxonomy.add_tag(session=session, name="too long", actor_id=SYSTEM)
     with pytest.raises(TagError, match="unknown tag kind"):
-        tags.add_tag(session=session, name="x", kind="mood", actor_id=SYSTEM)
-    tags.update_tag(session=session, tag_id=tag.id, name="verbose", actor_id=SYSTEM)
-    tags.update_tag(session=session, tag_id=tag.id, active=False, actor_id=SYSTEM)
-    assert "verbose" not in {t.name for t in tags.list_tags(session=session)}
-    assert "verbose" in {t.name for t in tags.list_tags(session=session, active_only=False)}
-    tags.delete_tag(session=session, tag_id=tag.id, actor_id=SYSTEM)  # unused: may go
+        taxonomy.add_tag(session=session, name="x", kind="mood", actor_id=SYSTEM)
+    taxonomy.update_tag(session=session, tag_id=tag.id, name="verbose", actor_id=SYSTEM)
+    taxonomy.update_tag(session=session, tag_id=tag.id, active=False, actor_id=SYSTEM)
+    assert "verbose" not in {t.name for t in taxonomy.list_tags(session=session)}
+    assert "verbose" in {t.name for t in taxonomy.list_tags(session=session, active_only=False)}
+    taxonomy.delete_tag(session=session, tag_id=tag.id, actor_id=SYSTEM)  # unused: may go
     assert session.get(Tag, tag.id) is None
     # A used tag can only be deactivated, so old reviews keep their meaning.
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(1)]
     ).item_ids
-    review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
+    workflow.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                          judgement=approve(tags=["robotic"]))  # fmt: skip
     robotic = session.exec(select(Tag).where(Tag.name == "robotic")).one()
     with pytest.raises(TagError, match="deactivate it"):
-        tags.delete_tag(session=session, tag_id=robotic.id, actor_id=SYSTEM)
+        taxonomy.delete_tag(session=session, tag_id=robotic.id, actor_id=SYSTEM)
 
 
 # --- enqueue -----------------------------------------------------------------------------
@@ -101,11 +99,11 @@ def test_tag_crud(session: Session, people) -> None:
 
 def test_enqueue_snapshots_the_pair_and_never_twice(session: Session, people) -> None:
     admin = make_user(session, "ada", "admin")
-    first = review.enqueue_records(session=session, records=[rec(1, sim=0.2), rec(2, sim=0.9)],
+    first = workflow.enqueue_records(session=session, records=[rec(1, sim=0.2), rec(2, sim=0.9)],
         strategy="lowest_similarity", required_reviews=2, enqueued_by=admin,
     )  # fmt: skip
     assert (first.added, first.already_queued) == (2, 0)
-    again = review.enqueue_records(
+    again = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(2), rec(3), rec(3)]
     )
     assert (again.added, again.already_queued) == (1, 1)
@@ -135,70 +133,70 @@ def test_enqueue_snapshots_the_pair_and_never_twice(session: Session, people) ->
 def test_enqueue_rejects_bad_input(session: Session, kwargs, message) -> None:
     kwargs.setdefault("records", [rec(1)])
     with pytest.raises(ReviewError, match=message):
-        review.enqueue_records(session=session, enqueued_by=SYSTEM, **kwargs)
+        workflow.enqueue_records(session=session, enqueued_by=SYSTEM, **kwargs)
 
 
 def test_fill_queue_from_the_log(session: Session, tmp_path: Path) -> None:
     with LogWriter(tmp_path / "logs") as writer:
         writer.append_many([rec(i, sim=i / 20) for i in range(10)])
     con = analytics.connect(tmp_path / "logs")
-    picked, result = review.fill_queue(
+    picked, result = workflow.fill_queue(
         session=session, con=con, strategy="lowest_similarity", size=3, enqueued_by=SYSTEM
     )
     assert [r["id"] for r in picked.records] == ["pair-000", "pair-001", "pair-002"]
     assert result.added == 3
-    _, again = review.fill_queue(
+    _, again = workflow.fill_queue(
         session=session, con=con, strategy="lowest_similarity", size=3, enqueued_by=SYSTEM
     )
     assert again.added == 3 and picked.candidates == 10  # the next three, none twice
-    assert len(review.queued_pair_ids(session=session)) == 6
+    assert len(workflow.queued_pair_ids(session=session)) == 6
 
 
 # --- claims ------------------------------------------------------------------------------
 
 
 def test_claims_single_review_items(session: Session, people) -> None:
-    review.enqueue_records(session=session, enqueued_by=SYSTEM,
+    workflow.enqueue_records(session=session, enqueued_by=SYSTEM,
                            records=[rec(1, sim=0.9), rec(2, sim=0.1)],
                            strategy="lowest_similarity")  # fmt: skip
-    a = review.claim_next(session=session, reviewer_id=people["ana"], now=T0)
+    a = workflow.claim_next(session=session, reviewer_id=people["ana"], now=T0)
     assert a.pair_id == "pair-002"  # lowest similarity first
     assert a.claimed_by == people["ana"]
-    assert review.claim_next(session=session, reviewer_id=people["ana"], now=T0).id == a.id
-    b = review.claim_next(session=session, reviewer_id=people["ben"], now=T0)
+    assert workflow.claim_next(session=session, reviewer_id=people["ana"], now=T0).id == a.id
+    b = workflow.claim_next(session=session, reviewer_id=people["ben"], now=T0)
     assert b.id != a.id
-    assert review.claim_next(session=session, reviewer_id=people["cy"], now=T0) is None
+    assert workflow.claim_next(session=session, reviewer_id=people["cy"], now=T0) is None
     # Ana's claim lapses: the item returns to the queue for Cy, and Ana cannot renew it.
     later = T0 + timedelta(minutes=16)
-    assert review.claim_next(session=session, reviewer_id=people["cy"], now=later).id == a.id
-    assert review.claim_item(session=session, item_id=a.id, reviewer_id=people["ana"],
+    assert workflow.claim_next(session=session, reviewer_id=people["cy"], now=later).id == a.id
+    assert workflow.claim_item(session=session, item_id=a.id, reviewer_id=people["ana"],
                              now=later) is None  # fmt: skip
 
 
 def test_multi_review_items_go_to_several_reviewers_but_once_each(session, people) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(1)], required_reviews=2
     ).item_ids
-    got = [review.claim_next(session=session, reviewer_id=people[n], now=T0) for n in people]
+    got = [workflow.claim_next(session=session, reviewer_id=people[n], now=T0) for n in people]
     assert [g.id if g else None for g in got] == [item_id, item_id, item_id]
     for name in ("ana", "ben"):
-        review.submit_review(session=session, item_id=item_id, reviewer_id=people[name],
+        workflow.submit_review(session=session, item_id=item_id, reviewer_id=people[name],
                              judgement=approve())  # fmt: skip
     item = session.get(ReviewItem, item_id)
     session.refresh(item)
     assert (item.reviews_done, item.status) == (2, "done")
-    assert review.claim_next(session=session, reviewer_id=people["cy"], now=T0) is None
+    assert workflow.claim_next(session=session, reviewer_id=people["cy"], now=T0) is None
 
 
 def test_a_reviewer_never_gets_an_item_again_after_skipping(session, people) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(1)]
     ).item_ids
-    review.claim_next(session=session, reviewer_id=people["ana"], now=T0)
-    review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
+    workflow.claim_next(session=session, reviewer_id=people["ana"], now=T0)
+    workflow.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                          judgement=Judgement(decision="skip", seconds_spent=3))  # fmt: skip
-    assert review.claim_next(session=session, reviewer_id=people["ana"], now=T0) is None
-    item = review.claim_next(session=session, reviewer_id=people["ben"], now=T0)
+    assert workflow.claim_next(session=session, reviewer_id=people["ana"], now=T0) is None
+    item = workflow.claim_next(session=session, reviewer_id=people["ben"], now=T0)
     assert item.id == item_id and item.reviews_done == 0  # a skip counts for nothing
 
 
@@ -206,11 +204,11 @@ def test_a_reviewer_never_gets_an_item_again_after_skipping(session, people) -> 
 
 
 def test_submit_records_everything(session: Session, people) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(1)]
     ).item_ids
-    review.claim_next(session=session, reviewer_id=people["ana"], now=T0)
-    saved = review.submit_review(
+    workflow.claim_next(session=session, reviewer_id=people["ana"], now=T0)
+    saved = workflow.submit_review(
         session=session, item_id=item_id, reviewer_id=people["ana"],
         judgement=Judgement(
             decision="reject", student_score=2, teacher_score=5, verdict="teacher",
@@ -231,7 +229,7 @@ def test_submit_records_everything(session: Session, people) -> None:
     session.refresh(item)
     assert (item.status, item.claimed_by, item.reviews_done) == ("done", None, 1)
     with pytest.raises(ReviewError, match="reviewed this item already"):
-        review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
+        workflow.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                              judgement=approve())  # fmt: skip
 
 
@@ -247,21 +245,21 @@ def test_submit_records_everything(session: Session, people) -> None:
     ],
 )
 def test_submit_rejects_bad_judgements(session, people, judgement, message) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(1)]
     ).item_ids
     with pytest.raises(ReviewError, match=message):
-        review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
+        workflow.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                              judgement=judgement)  # fmt: skip
 
 
 def test_edit_appends_a_version_and_keeps_the_old_one(session: Session, people) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(1)]
     ).item_ids
-    first = review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
+    first = workflow.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                                  judgement=Judgement(decision="skip"))  # fmt: skip
-    second = review.edit_review(session=session, review_id=first.id, reviewer_id=people["ana"],
+    second = workflow.edit_review(session=session, review_id=first.id, reviewer_id=people["ana"],
                                 judgement=approve(5, note="on second look"))  # fmt: skip
     session.refresh(first)
     assert (first.is_current, second.is_current, second.previous_id) == (False, True, first.id)
@@ -269,34 +267,34 @@ def test_edit_appends_a_version_and_keeps_the_old_one(session: Session, people) 
     session.refresh(item)
     assert (item.reviews_done, item.status) == (1, "done")  # skip -> approve now counts
     with pytest.raises(ReviewError, match="changed already"):
-        review.edit_review(session=session, review_id=first.id, reviewer_id=people["ana"],
+        workflow.edit_review(session=session, review_id=first.id, reviewer_id=people["ana"],
                            judgement=approve(1))  # fmt: skip
     with pytest.raises(ReviewError, match="only change your own"):
-        review.edit_review(session=session, review_id=second.id, reviewer_id=people["ben"],
+        workflow.edit_review(session=session, review_id=second.id, reviewer_id=people["ben"],
                            judgement=approve(1))  # fmt: skip
-    third = review.edit_review(session=session, review_id=second.id, reviewer_id=people["ana"],
+    third = workflow.edit_review(session=session, review_id=second.id, reviewer_id=people["ana"],
                                judgement=Judgement(decision="reject", student_score=1))  # fmt: skip
-    assert [r.id for r in review.history(session=session, review_id=third.id)] == [
+    assert [r.id for r in workflow.history(session=session, review_id=third.id)] == [
         third.id, second.id, first.id,
     ]  # fmt: skip
-    mine = review.recent_reviews(session=session, reviewer_id=people["ana"])
+    mine = workflow.recent_reviews(session=session, reviewer_id=people["ana"])
     assert [(r.id, i.id) for r, i in mine] == [(third.id, item_id)]
 
 
 def test_progress(session: Session, people) -> None:
-    ids = review.enqueue_records(
+    ids = workflow.enqueue_records(
         session=session, enqueued_by=SYSTEM, records=[rec(i) for i in range(4)]
     ).item_ids
     for item_id, secs in zip(ids[:3], (10, 20, 60), strict=True):
-        review.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
+        workflow.submit_review(session=session, item_id=item_id, reviewer_id=people["ana"],
                              judgement=approve(seconds_spent=secs))  # fmt: skip
-    review.submit_review(session=session, item_id=ids[3], reviewer_id=people["ben"],
+    workflow.submit_review(session=session, item_id=ids[3], reviewer_id=people["ben"],
                          judgement=Judgement(decision="skip", seconds_spent=2))  # fmt: skip
     old = session.exec(select(Review).where(Review.item_id == ids[0])).one()
     old.created_at = datetime.now(UTC) - timedelta(days=2)  # not today
     session.add(old)
     session.flush()
-    prog = review_progress.progress(session=session)
+    prog = progress.progress(session=session)
     assert (prog.queue_open, prog.items_done, prog.items_total) == (1, 3, 4)
     assert (prog.reviews_total, prog.reviewed_today, prog.median_seconds) == (3, 2, 20)
     ana, ben = prog.per_reviewer
@@ -307,10 +305,10 @@ def test_progress(session: Session, people) -> None:
 
 
 def test_content_text_of_multipart_messages() -> None:
-    assert review.content_text([{"type": "text", "text": "hi"}, {"type": "image_url"}]) == (
+    assert workflow.content_text([{"type": "text", "text": "hi"}, {"type": "image_url"}]) == (
         "hi\n[image_url]"
     )
-    assert review.content_text(None) == ""
+    assert workflow.content_text(None) == ""
 
 
 # --- PostgreSQL: several reviewers at the same moment -------------------------------------
@@ -322,7 +320,7 @@ def pg_people(pg_migrated: str):
     url = pg_migrated
     tag = f"cc{datetime.now(UTC).strftime('%H%M%S%f')}"
     with db.session_scope(url) as s:
-        review.seed_default_tags(session=s, actor_id=SYSTEM)
+        taxonomy.seed_default_tags(session=s, actor_id=SYSTEM)
         ids = [make_user(s, f"{tag}-{i}") for i in range(6)]
     yield url, tag, ids
     with db.session_scope(url) as s:
@@ -356,7 +354,7 @@ def _run_threads(target, args_list) -> list:
 def test_concurrent_claims_never_share_a_single_review_item(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
-        review.enqueue_records(
+        workflow.enqueue_records(
             session=s, enqueued_by=SYSTEM, records=[rec(i, prefix=tag) for i in range(30)]
         )
 
@@ -364,12 +362,12 @@ def test_concurrent_claims_never_share_a_single_review_item(pg_people) -> None:
         got = []
         while True:
             with db.session_scope(url) as s:
-                item = review.claim_next(session=s, reviewer_id=reviewer_id)
+                item = workflow.claim_next(session=s, reviewer_id=reviewer_id)
                 if item is None or not item.pair_id.startswith(tag):
                     return got
                 got.append(item.id)
             with db.session_scope(url) as s:
-                review.submit_review(session=s, item_id=item.id, reviewer_id=reviewer_id,
+                workflow.submit_review(session=s, item_id=item.id, reviewer_id=reviewer_id,
                                      judgement=approve(seconds_spent=1))  # fmt: skip
 
     per_reviewer = _run_threads(work, [(r,) for r in reviewers])
@@ -384,13 +382,13 @@ def test_concurrent_claims_never_share_a_single_review_item(pg_people) -> None:
 def test_first_claims_at_the_same_moment_are_distinct(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
-        review.enqueue_records(
+        workflow.enqueue_records(
             session=s, enqueued_by=SYSTEM, records=[rec(i, prefix=tag) for i in range(3)]
         )
 
     def claim(reviewer_id: int) -> int | None:
         with db.session_scope(url) as s:
-            item = review.claim_next(session=s, reviewer_id=reviewer_id)
+            item = workflow.claim_next(session=s, reviewer_id=reviewer_id)
             return item.id if item else None
 
     got = _run_threads(claim, [(r,) for r in reviewers])  # six reviewers, three items
@@ -402,13 +400,13 @@ def test_first_claims_at_the_same_moment_are_distinct(pg_people) -> None:
 def test_concurrent_submissions_lose_nothing(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
-        (item_id,) = review.enqueue_records(
+        (item_id,) = workflow.enqueue_records(
             session=s, enqueued_by=SYSTEM, records=[rec(0, prefix=tag)], required_reviews=6
         ).item_ids
 
     def submit(reviewer_id: int, score: int) -> int:
         with db.session_scope(url) as s:
-            return review.submit_review(session=s, item_id=item_id, reviewer_id=reviewer_id,
+            return workflow.submit_review(session=s, item_id=item_id, reviewer_id=reviewer_id,
                                         judgement=approve(score)).id  # fmt: skip
 
     ids = _run_threads(submit, [(r, 1 + i % 5) for i, r in enumerate(reviewers)])
@@ -424,14 +422,14 @@ def test_concurrent_submissions_lose_nothing(pg_people) -> None:
 def test_a_double_submit_by_one_reviewer_keeps_one_review(pg_people) -> None:
     url, tag, reviewers = pg_people
     with db.session_scope(url) as s:
-        (item_id,) = review.enqueue_records(
+        (item_id,) = workflow.enqueue_records(
             session=s, enqueued_by=SYSTEM, records=[rec(0, prefix=tag)]
         ).item_ids
 
     def submit() -> str:
         try:
             with db.session_scope(url) as s:
-                review.submit_review(session=s, item_id=item_id, reviewer_id=reviewers[0],
+                workflow.submit_review(session=s, item_id=item_id, reviewer_id=reviewers[0],
                                      judgement=approve())  # fmt: skip
             return "saved"
         except ReviewError:
@@ -486,17 +484,17 @@ def test_cli_enqueue_stats_and_tags(migrated) -> None:
 
 
 def test_k_reviews_are_never_exceeded(session: Session, people) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, records=[rec(0)], required_reviews=2, enqueued_by=SYSTEM
     ).item_ids
     for name in ("ana", "ben", "cy"):  # k = 2: all three may hold it at once
-        assert review.claim_next(session=session, reviewer_id=people[name]).id == item_id
+        assert workflow.claim_next(session=session, reviewer_id=people[name]).id == item_id
     for name in ("ana", "ben"):
-        review.submit_review(
+        workflow.submit_review(
             session=session, item_id=item_id, reviewer_id=people[name], judgement=approve()
         )
     with pytest.raises(ReviewError, match="all its 2 review"):
-        review.submit_review(
+        workflow.submit_review(
             session=session, item_id=item_id, reviewer_id=people["cy"], judgement=approve()
         )
     item = session.get(ReviewItem, item_id)
@@ -505,7 +503,7 @@ def test_k_reviews_are_never_exceeded(session: Session, people) -> None:
     rows = session.exec(select(Review).where(Review.item_id == item_id)).all()
     assert len(rows) == 2
     # a skip still counts nothing and is recorded (cy is not offered it again)
-    review.submit_review(
+    workflow.submit_review(
         session=session, item_id=item_id, reviewer_id=people["cy"],
         judgement=Judgement(decision="skip"),
     )  # fmt: skip
@@ -514,17 +512,17 @@ def test_k_reviews_are_never_exceeded(session: Session, people) -> None:
 
 
 def test_a_review_on_a_claim_someone_else_took_is_refused(session: Session, people) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, records=[rec(0)], enqueued_by=SYSTEM
     ).item_ids
     long_ago = datetime.now(UTC) - timedelta(hours=2)
-    assert review.claim_next(session=session, reviewer_id=people["ana"], now=long_ago)
-    assert review.claim_next(session=session, reviewer_id=people["ben"]).id == item_id
+    assert workflow.claim_next(session=session, reviewer_id=people["ana"], now=long_ago)
+    assert workflow.claim_next(session=session, reviewer_id=people["ben"]).id == item_id
     with pytest.raises(ReviewError, match="another reviewer holds this pair"):
-        review.submit_review(
+        workflow.submit_review(
             session=session, item_id=item_id, reviewer_id=people["ana"], judgement=approve()
         )
-    review.submit_review(
+    workflow.submit_review(
         session=session, item_id=item_id, reviewer_id=people["ben"], judgement=approve()
     )
     item = session.get(ReviewItem, item_id)
@@ -533,18 +531,18 @@ def test_a_review_on_a_claim_someone_else_took_is_refused(session: Session, peop
 
 
 def test_an_edit_from_skip_never_exceeds_k(session: Session, people) -> None:
-    (item_id,) = review.enqueue_records(
+    (item_id,) = workflow.enqueue_records(
         session=session, records=[rec(0)], enqueued_by=SYSTEM
     ).item_ids
-    skipped = review.submit_review(
+    skipped = workflow.submit_review(
         session=session, item_id=item_id, reviewer_id=people["ana"],
         judgement=Judgement(decision="skip"),
     )  # fmt: skip
-    review.submit_review(
+    workflow.submit_review(
         session=session, item_id=item_id, reviewer_id=people["ben"], judgement=approve()
     )
     with pytest.raises(ReviewError, match="all its 1 review"):
-        review.edit_review(
+        workflow.edit_review(
             session=session, review_id=skipped.id, reviewer_id=people["ana"], judgement=approve()
         )
 
@@ -577,13 +575,13 @@ def test_eight_reviewers_never_see_a_false_empty_queue_nor_k_plus_one(shared_db,
     n = 60
     records = [{**rec(i, prefix=tag), "category": tag} for i in range(n)]
     with db.session_scope(url) as s:
-        review.enqueue_records(session=s, records=records, required_reviews=k, enqueued_by=SYSTEM)
+        workflow.enqueue_records(session=s, records=records, required_reviews=k, enqueued_by=SYSTEM)
 
     def work(reviewer_id: int) -> tuple[int, int]:
         done = refused = 0
         while True:
             with db.session_scope(url) as s:
-                item = review.claim_next(
+                item = workflow.claim_next(
                     session=s, reviewer_id=reviewer_id, filters={"category": tag}
                 )
                 if item is None:  # must mean: nothing left this reviewer may review
@@ -591,7 +589,7 @@ def test_eight_reviewers_never_see_a_false_empty_queue_nor_k_plus_one(shared_db,
                 item_id = item.id
             try:
                 with db.session_scope(url) as s:
-                    review.submit_review(session=s, item_id=item_id, reviewer_id=reviewer_id,
+                    workflow.submit_review(session=s, item_id=item_id, reviewer_id=reviewer_id,
                                          judgement=approve(seconds_spent=1))  # fmt: skip
                 done += 1
             except ReviewError:  # k > 1: others finished it meanwhile
@@ -619,7 +617,7 @@ def test_sqlite_claims_stay_right_when_others_take_the_first_twenty(tmp_path: Pa
     db.upgrade(url)
     with db.session_scope(url) as s:
         ana, ben = make_user(s, "ana"), make_user(s, "ben")
-        review.enqueue_records(session=s, records=[rec(i) for i in range(30)], enqueued_by=SYSTEM)
+        workflow.enqueue_records(session=s, records=[rec(i) for i in range(30)], enqueued_by=SYSTEM)
     fired = []
 
     def others_claim_first(conn, cursor, statement, *args) -> None:  # noqa: ANN001
@@ -640,7 +638,7 @@ def test_sqlite_claims_stay_right_when_others_take_the_first_twenty(tmp_path: Pa
     event.listen(engine, "before_cursor_execute", others_claim_first)
     try:
         with db.session_scope(url) as s:
-            item = review.claim_next(session=s, reviewer_id=ben)
+            item = workflow.claim_next(session=s, reviewer_id=ben)
     finally:
         event.remove(engine, "before_cursor_execute", others_claim_first)
     assert fired and item is not None  # ten items are still open: never "nothing to review"
@@ -681,7 +679,7 @@ def test_fill_queue_judge_unsure_stores_design_weights_the_gate_reads(
     session.flush()
     con = analytics.connect(tmp_path / "logs")
     # Not calibrated yet (no pair scored by both): uniform, and it says so.
-    picked, result = review.fill_queue(
+    picked, result = workflow.fill_queue(
         session=session, con=con, strategy="judge_unsure", size=2, enqueued_by=SYSTEM
     )
     assert "sampled uniformly" in picked.note and set(picked.weights.values()) == {1.0}
@@ -705,7 +703,7 @@ def test_fill_queue_judge_unsure_stores_design_weights_the_gate_reads(
             )  # fmt: skip
         )
     session.flush()
-    picked, result = review.fill_queue(
+    picked, result = workflow.fill_queue(
         session=session, con=con, strategy="judge_unsure", size=10, enqueued_by=SYSTEM
     )
     assert result.added == 10 and picked.candidates == 40 and picked.note == ""
@@ -716,7 +714,7 @@ def test_fill_queue_judge_unsure_stores_design_weights_the_gate_reads(
     sure = [w for p, w in weights.items() if int(p[-3:]) % 4]
     assert all(w < 1 for w in unsure) and all(w > 1 for w in sure)  # picked more / less often
     first = items[0]
-    review.submit_review(
+    workflow.submit_review(
         session=session, item_id=first.id, reviewer_id=people["ana"],
         judgement=Judgement(decision="approve", student_score=5),
     )  # fmt: skip

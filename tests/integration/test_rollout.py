@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import db, users
-from shadowtutor.auth import SYSTEM, PermissionDenied
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout, routing
+from shadowtutor import db
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
+from shadowtutor.gate import criteria, decisions, killswitch, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.tables import RolloutEvent, UserCreate, utcnow
@@ -83,7 +83,7 @@ def _admin(session: Session, role: str = "admin") -> int:
 def _approved_go(session: Session, admin: int, **kw: object) -> int:
     d = decisions.record(
         session=session,
-        decision=gate.decide(config(), Window(None, None, {"greeting": agg(**kw)})),
+        decision=criteria.decide(config(), Window(None, None, {"greeting": agg(**kw)})),
         actor_id=SYSTEM,
     )
     decisions.approve(session=session, decision_id=d.id, actor_id=admin)
@@ -158,7 +158,7 @@ def test_critical_failure_rolls_back_at_once(session: Session) -> None:
     rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
     bad = decisions.record(
         session=session,
-        decision=gate.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
+        decision=criteria.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
         actor_id=SYSTEM,
     )
     ev = rollout.apply_decision(session=session, config=cfg, decision=bad)
@@ -173,7 +173,7 @@ def test_k_failed_evaluations_in_a_row_roll_back(session: Session) -> None:
     rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
 
     def evaluation(**kw: object) -> RolloutEvent | None:
-        d = gate.decide(cfg, Window(None, None, {"greeting": agg(**kw)}))
+        d = criteria.decide(cfg, Window(None, None, {"greeting": agg(**kw)}))
         row = decisions.record(session=session, decision=d, actor_id=SYSTEM)
         return rollout.apply_decision(session=session, config=cfg, decision=row)
 
@@ -277,10 +277,10 @@ def test_kill_switch_in_the_database_reaches_a_running_loop(
 def test_kill_switch_env_var_acts_at_once(live_rollout, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     assert routing.wait_ready()
     assert routing.route(key="u1", category="greeting").served_by == "student"
-    monkeypatch.setenv(routing.KILL_ENV, "1")
+    monkeypatch.setenv(killswitch.KILL_ENV, "1")
     r = routing.route(key="u1", category="greeting")
     assert (r.served_by, r.stage) == ("teacher", 0)
-    monkeypatch.setenv(routing.KILL_ENV, "0")
+    monkeypatch.setenv(killswitch.KILL_ENV, "0")
     assert routing.route(key="u1", category="greeting").served_by == "student"
 
 
@@ -294,16 +294,16 @@ def test_unreadable_database_means_teacher(home, monkeypatch: pytest.MonkeyPatch
 def test_current_stage(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the student serves now: the newest event's stage, 0 when killed in the database
     or by the environment's kill switch."""
-    monkeypatch.delenv(routing.KILL_ENV, raising=False)
+    monkeypatch.delenv(killswitch.KILL_ENV, raising=False)
     assert rollout.current_stage(session=session) == 0
     t = datetime(2026, 1, 1, tzinfo=UTC)
     session.add(RolloutEvent(action="advance", stage=10, created_at=t))
     session.add(RolloutEvent(action="advance", stage=25, created_at=t.replace(day=2)))
     session.flush()
     assert rollout.current_stage(session=session) == 25
-    monkeypatch.setenv(routing.KILL_ENV, "1")
+    monkeypatch.setenv(killswitch.KILL_ENV, "1")
     assert rollout.current_stage(session=session) == 0
-    monkeypatch.delenv(routing.KILL_ENV)
+    monkeypatch.delenv(killswitch.KILL_ENV)
     session.add(RolloutEvent(action="kill", stage=25, killed=True, created_at=t.replace(day=3)))
     session.flush()
     assert rollout.current_stage(session=session) == 0

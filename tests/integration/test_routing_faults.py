@@ -136,7 +136,7 @@ def test_a_kill_in_postgresql_reaches_a_running_loop(own_pg: str) -> None:
     """The kill switch flipped in PostgreSQL reaches a loop routing continuously (through the
     refresher's timed engine); a generous deadline only ends a test whose flip never comes."""
     from shadowtutor import db
-    from shadowtutor.auth import SYSTEM
+    from shadowtutor.accounts.permissions import SYSTEM
     from shadowtutor.config import Settings
     from shadowtutor.gate import rollout
     from shadowtutor.tables import RolloutEvent

@@ -143,11 +143,12 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
 ) -> None:
     from sqlmodel import Session
 
-    from shadowtutor.dashboards import quality, spend
-    from shadowtutor.export import jobs as export_jobs
+    from shadowtutor.cost import spend
+    from shadowtutor.export import jobs
     from shadowtutor.gate import evidence
-    from shadowtutor.review import pick, queue
-    from shadowtutor.review.queue import Judgement
+    from shadowtutor.review import sampling, workflow
+    from shadowtutor.review.workflow import Judgement
+    from shadowtutor.views import quality
     from tests.support.exportdata import add_user
 
     loc = s3.log_path
@@ -191,22 +192,20 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
     with Session(engine) as session:
         admin = add_user(session, "admin", "ada")
         session.commit()
-        picked = pick.sample(analytics.connect(loc, s3.timezone), strategy="random", size=6)
+        picked = sampling.sample(analytics.connect(loc, s3.timezone), strategy="random", size=6)
         assert len(picked.records) == 6
         assert all(r["messages"][0]["content"].startswith("question") for r in picked.records)
-        queue.enqueue_records(session=session, records=picked.records, enqueued_by=admin)
+        workflow.enqueue_records(session=session, records=picked.records, enqueued_by=admin)
         session.commit()
-        while (item := queue.claim_next(session=session, reviewer_id=admin)) is not None:
-            queue.submit_review(
+        while (item := workflow.claim_next(session=session, reviewer_id=admin)) is not None:
+            workflow.submit_review(
                 session=session,
                 item_id=item.id,
                 reviewer_id=admin,
                 judgement=Judgement(decision="approve", student_score=5),
             )
             session.commit()
-        result = export_jobs.run_export(
-            session=session, actor_id=admin, export_root=tmp_path / "exports"
-        )
+        result = jobs.run_export(session=session, actor_id=admin, export_root=tmp_path / "exports")
     sft = [p for p in result.files() if p.name.startswith("sft_")]
     lines = [line for p in sft for line in p.read_text().splitlines()]
     assert len(lines) == 6  # every sampled pair, its prompt read from the bucket

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import sessions, users
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts import sessions, users
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.tables import UserCreate, WebSession, utcnow
 
 KEY = "k" * 40

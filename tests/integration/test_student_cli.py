@@ -1,4 +1,4 @@
-"""`shadowtutor student health` and `student info MODEL` against loopback Ollama and
+"""`shadowtutor students health` and `students info MODEL` against loopback Ollama and
 OpenAI-compatible servers: the same facts as the Playground page, a clear line for each fault."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def ollama(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelServer]
 
 
 def test_health_prints_server_and_model_facts(ollama: ModelServer) -> None:
-    result = run("student", "health")
+    result = run("students", "health")
     assert result.exit_code == 0, result.output
     facts = dict(rows(result.stdout))
     assert facts["Student server"] == f"ollama at {ollama.url}"
@@ -48,14 +48,14 @@ def test_health_prints_server_and_model_facts(ollama: ModelServer) -> None:
 
 
 def test_health_is_the_same_as_the_page(migrated: Settings, ollama: ModelServer) -> None:
-    cli = rows(run("student", "health").stdout)
+    cli = rows(run("students", "health").stdout)
     at = switch(app_as(migrated.db_url, "admin").run(), "pages/playground.py")
     table = at.dataframe[0].value
     assert cli == list(zip(table.iloc[:, 0], table.iloc[:, 1], strict=True))
 
 
 def test_info_prints_model_facts(ollama: ModelServer) -> None:
-    result = run("student", "info", "qwen2:1.5b")
+    result = run("students", "info", "qwen2:1.5b")
     assert result.exit_code == 0, result.output
     assert rows(result.stdout) == [
         ("Model", "qwen2:1.5b"),
@@ -81,7 +81,7 @@ def test_info_prints_model_facts(ollama: ModelServer) -> None:
 def test_faults_are_one_line_with_the_fix(ollama: ModelServer, args, fault, expected) -> None:  # noqa: ANN001
     if fault == "down":
         ollama.down()
-    result = run("student", *args)
+    result = run("students", *args)
     assert result.exit_code == 1
     assert expected in result.output
     assert "Traceback" not in result.output
@@ -92,14 +92,29 @@ def test_openai_compatible_student(home: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv("SHADOWTUTOR_STUDENT_BACKEND", "openai")
         monkeypatch.setenv("SHADOWTUTOR_STUDENT_BASE_URL", server.openai_url)
         monkeypatch.setenv("SHADOWTUTOR_STUDENT_MODEL", "Qwen/Qwen2.5-7B-Instruct")
-        result = run("student", "health")
+        result = run("students", "health")
         assert result.exit_code == 0, result.output
         facts = dict(rows(result.stdout))
         assert facts["Student server"] == f"openai-compatible at {server.openai_url}"
         assert facts["Version"] == "not reported" and facts["Models loaded"] == "not reported"
         assert facts["Family"] == "not reported"
-        info = run("student", "info", "missing-model")
+        info = run("students", "info", "missing-model")
         assert info.exit_code == 1 and "does not serve model 'missing-model'" in info.output
         server.down()
-        down = run("student", "health")
+        down = run("students", "health")
         assert down.exit_code == 1 and "nothing is listening at" in down.output
+
+
+def test_the_old_student_group_still_works_and_says_where_it_moved(ollama: ModelServer) -> None:
+    old = run("student", "health")
+    assert old.exit_code == 0, old.output
+    assert "`shadowtutor student` is now `shadowtutor students`" in old.stderr
+    assert old.stdout == run("students", "health").stdout
+    info = run("student", "info", "qwen2:1.5b")
+    assert info.exit_code == 0 and "is now `shadowtutor students`" in info.stderr
+    listed = [
+        line.split()[0]
+        for line in run("--help").stdout.split("Commands:")[1].splitlines()
+        if line.strip()
+    ]
+    assert "students" in listed and "student" not in listed  # hidden

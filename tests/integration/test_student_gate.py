@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import db, users
-from shadowtutor.auth import SYSTEM
+from shadowtutor import db
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, evaluate, evidence, rollout, routing
+from shadowtutor.gate import criteria, decisions, evaluate, evidence, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.log import schema
@@ -35,7 +35,7 @@ def _admin(session: Session) -> int:
 def _decision(session: Session, student: str | None, **kw: object):
     return decisions.record(
         session=session,
-        decision=gate.decide(config(), Window(None, None, {"greeting": agg(**kw)})),
+        decision=criteria.decide(config(), Window(None, None, {"greeting": agg(**kw)})),
         actor_id=SYSTEM,
         student=student,
     )

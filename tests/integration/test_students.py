@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sqlmodel import Session
 
 from shadowtutor import students
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
 from shadowtutor.students import StudentError

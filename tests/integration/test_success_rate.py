@@ -12,25 +12,24 @@ import duckdb
 import pytest
 
 from shadowtutor.config import Settings
-from shadowtutor.dashboards import quality
-from shadowtutor.demo import generate as demo
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import evidence
+from shadowtutor.demo import generate
+from shadowtutor.gate import criteria, evidence
 from shadowtutor.log import analytics, schema, write
+from shadowtutor.views import quality
 
 
-def _config() -> gate.GateConfig:
-    data = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
-    data["eligibility"] = {"categories": sorted(demo.CATEGORIES)}
-    return gate.parse_config(data)
+def _config() -> criteria.GateConfig:
+    data = tomllib.loads(criteria.DEFAULT_CONFIG.read_text())
+    data["eligibility"] = {"categories": sorted(generate.CATEGORIES)}
+    return criteria.parse_config(data)
 
 
-def _gate_rates(settings: Settings, config: gate.GateConfig, now: datetime) -> dict:
-    decision = gate.decide(config, evidence.gather(settings, config, now))
+def _gate_rates(settings: Settings, config: criteria.GateConfig, now: datetime) -> dict:
+    decision = criteria.decide(config, evidence.gather(settings, config, now))
     return {c.category: (c.n, c.estimate) for c in decision.criteria if c.key == "success_rate"}
 
 
-def _quality_rates(settings: Settings, config: gate.GateConfig, now: datetime) -> dict:
+def _quality_rates(settings: Settings, config: criteria.GateConfig, now: datetime) -> dict:
     # The gate's window [now - window_days, now) as the page's filter: whole UTC days.
     con = analytics.connect(settings.log_path, "UTC")
     start = (now - timedelta(days=config.window_days)).date()
@@ -64,8 +63,8 @@ def test_quality_and_readiness_agree_on_the_success_rate(demo_settings: Settings
     ts = now - timedelta(hours=2)
     shapes = [
         ("greeting", {"error": "timeout: no answer within 10 s"}),
-        ("casual", {"model": demo.STUDENT}),
-        ("business", {"model": demo.STUDENT, "response": "Selamat pagi!", "latency_ms": 80.0}),
+        ("casual", {"model": generate.STUDENT}),
+        ("business", {"model": generate.STUDENT, "response": "Selamat pagi!", "latency_ms": 80.0}),
     ]
     records = [
         schema.validate(

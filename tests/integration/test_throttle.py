@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import throttle, users
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts import throttle, users
+from shadowtutor.accounts.permissions import SYSTEM
+from shadowtutor.accounts.throttle import LoginRefused, LoginThrottle
 from shadowtutor.tables import UserCreate
-from shadowtutor.throttle import LoginRefused, LoginThrottle
 
 
 class Clock:

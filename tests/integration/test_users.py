@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import users
-from shadowtutor.auth import SYSTEM
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM
+from shadowtutor.accounts.users import UserError
 from shadowtutor.tables import UserCreate
-from shadowtutor.users import UserError
 
 
 def add(session: Session, name: str = "anna", role: str = "reviewer", pw: str = "s3cret-pass"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from shadowtutor import auth, db, users
+from shadowtutor import db
+from shadowtutor.accounts import permissions, users
 from shadowtutor.app.registry import PAGES, pages_for
 from tests.support.apputil import MAIN, app_as, make_user, sign_in, switch
 
@@ -24,7 +25,7 @@ def test_login_with_a_wrong_password_is_refused(migrated) -> None:
 def test_repeated_wrong_passwords_lock_the_login_with_a_clear_message(
     migrated, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shadowtutor import throttle
+    from shadowtutor.accounts import throttle
 
     monkeypatch.setattr(throttle, "THROTTLE", throttle.LoginThrottle(sleep=lambda s: None))
     monkeypatch.setattr("shadowtutor.app.auth.THROTTLE", throttle.THROTTLE)
@@ -69,7 +70,7 @@ def test_a_page_outside_the_role_is_refused_on_the_server(migrated, role: str, s
 def test_a_disabled_account_is_logged_out_on_its_next_run(migrated) -> None:
     at = app_as(migrated.db_url, "reviewer").run()
     with db.session_scope(migrated.db_url) as session:
-        users.set_disabled(session=session, username="reviewer-user", actor_id=auth.SYSTEM)
+        users.set_disabled(session=session, username="reviewer-user", actor_id=permissions.SYSTEM)
     at.run()
     assert "user_id" not in at.session_state
 

@@ -128,7 +128,7 @@ def test_display_time_zone_and_a_wrong_one(
 
 
 def test_savings_count_only_the_gates_eligible_categories(demo_settings: Settings) -> None:
-    from shadowtutor.dashboards import spend
+    from shadowtutor.cost import spend
     from shadowtutor.log import analytics
     from shadowtutor.tables import GateDecision
 

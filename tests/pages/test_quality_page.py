@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shadowtutor.config import Settings
-from shadowtutor.dashboards import display
+from shadowtutor.views import display
 from tests.support.apputil import page_as, texts
 
 PAGE = "pages/quality.py"

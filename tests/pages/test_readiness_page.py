@@ -7,8 +7,8 @@ import pytest
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.dashboards import display
 from shadowtutor.gate import decisions, rollout
+from shadowtutor.views import display
 from tests.support.apputil import page_as
 from tests.support.gatesim import fill
 

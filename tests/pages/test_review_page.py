@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select, update
 
-from shadowtutor import auth, db
+from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.log import schema
 from shadowtutor.log.write import LogWriter
-from shadowtutor.review import queue as review
+from shadowtutor.review import taxonomy, workflow
 from shadowtutor.tables import Review, ReviewItem
 from tests.support.apputil import app_as, make_user, page_as, switch
 
@@ -59,9 +60,9 @@ def queued(migrated):
     with LogWriter(migrated.log_path) as writer:
         writer.append_many(recs)
     with db.session_scope(migrated.db_url) as s:
-        review.seed_default_tags(session=s, actor_id=auth.SYSTEM)
-        review.enqueue_records(
-            session=s, records=recs, strategy="lowest_similarity", enqueued_by=auth.SYSTEM
+        taxonomy.seed_default_tags(session=s, actor_id=permissions.SYSTEM)
+        workflow.enqueue_records(
+            session=s, records=recs, strategy="lowest_similarity", enqueued_by=permissions.SYSTEM
         )
     return migrated
 
@@ -171,7 +172,7 @@ def test_blind_mode_hides_models_until_submitted(queued, monkeypatch) -> None:
     at.radio(key=f"{p}verdict").set_value("right")  # B better
     at.button(key=f"{p}approve").click().run()
     (saved,) = reviews(url)
-    a_is_teacher = review.blind_order(first, saved.reviewer_id)
+    a_is_teacher = workflow.blind_order(first, saved.reviewer_id)
     # A scored 2, B scored 5 and judged better.
     expected = (2, 5, "student") if a_is_teacher else (5, 2, "teacher")
     assert (saved.teacher_score, saved.student_score, saved.verdict) == expected
@@ -225,7 +226,7 @@ def test_admin_fills_the_queue_and_edits_tags(migrated) -> None:
     at.button(key="FormSubmitter:add_tag-Add tag").click().run()
     assert not at.exception
     with db.session_scope(migrated.db_url) as s:
-        names = {t.name for t in review.list_tags(session=s)}
+        names = {t.name for t in taxonomy.list_tags(session=s)}
     assert "too formal" in names and "warm colleague-like tone" in names
 
 
@@ -258,12 +259,14 @@ def test_progress_and_agreement_for_every_role(queued, role) -> None:
         ids = [i.id for i in s.exec(select(ReviewItem).order_by(ReviewItem.id))]
         for n, uid in enumerate(uids):
             for k, item in enumerate(ids):
-                judgement = review.Judgement(
+                judgement = workflow.Judgement(
                     decision="approve" if k or not n else "reject",
                     student_score=1 + k * 2 if n else 1 + k,
                     seconds_spent=30,
                 )
-                review.submit_review(session=s, item_id=item, reviewer_id=uid, judgement=judgement)
+                workflow.submit_review(
+                    session=s, item_id=item, reviewer_id=uid, judgement=judgement
+                )
     at = page_as("pages/review_progress.py", url, role).run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -281,8 +284,8 @@ def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
         student={"model": "llama3", "response": None, "error": "timeout after 10 s"},
     )
     with db.session_scope(migrated.db_url) as s:
-        review.enqueue_records(
-            session=s, records=[record], strategy="student_errors", enqueued_by=auth.SYSTEM
+        workflow.enqueue_records(
+            session=s, records=[record], strategy="student_errors", enqueued_by=permissions.SYSTEM
         )
     at = page_as("pages/review.py", migrated.db_url, "reviewer").run()
     assert not at.exception
@@ -292,9 +295,7 @@ def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
 
 
 def test_enter_in_the_queue_form_does_not_submit_it(migrated) -> None:  # noqa: ANN001
-    from tests.support.apputil import page_as as _page_as
-
-    at = _page_as("pages/review_admin.py", migrated.db_url, "admin").run()
+    at = page_as("pages/review_admin.py", migrated.db_url, "admin").run()
     assert not at.exception, at.exception
     (fill,) = [f for f in at.get("form") if f.proto.form.form_id == "fill"]
     assert fill.proto.form.enter_to_submit is False  # Enter + the button had added the pairs twice
@@ -312,8 +313,8 @@ def test_progress_charts_kappa_explained_and_display_names(queued) -> None:  # n
         ids = [i.id for i in s.exec(select(ReviewItem).order_by(ReviewItem.id))]
         for uid in uids:
             for item in ids:
-                review.submit_review(session=s, item_id=item, reviewer_id=uid,
-                                     judgement=review.Judgement(decision="approve",
+                workflow.submit_review(session=s, item_id=item, reviewer_id=uid,
+                                     judgement=workflow.Judgement(decision="approve",
                                                                 student_score=4,
                                                                 seconds_spent=12.6))  # fmt: skip
     at = page_as("pages/review_progress.py", url, "manager").run()

@@ -106,7 +106,7 @@ def test_admin_fills_the_review_queue_with_one_students_answers(demo_settings: S
 
 
 def test_export_page_narrows_to_one_student(demo_settings: Settings) -> None:
-    from shadowtutor.export import jobs as export
+    from shadowtutor.export import jobs
 
     at = page_as("pages/export.py", demo_settings.db_url, "admin").run()
     assert not at.exception, at.exception
@@ -117,14 +117,12 @@ def test_export_page_narrows_to_one_student(demo_settings: Settings) -> None:
     assert not at.exception, at.exception
     only = int(at.metric[0].value.replace(",", ""))
     with db.session_scope(demo_settings.db_url) as s:
-        expected = export.count_matching(
-            session=s, filters=export.ExportFilters(students=("qwen",))
-        )
+        expected = jobs.count_matching(session=s, filters=jobs.ExportFilters(students=("qwen",)))
     assert 0 < only == expected < everyone
 
 
 def test_students_table_shows_a_dash_not_none(demo_settings: Settings) -> None:
-    from shadowtutor.dashboards import display
+    from shadowtutor.views import display
 
     at = page_as("pages/students.py", demo_settings.db_url, "admin").run()
     assert not at.exception, at.exception

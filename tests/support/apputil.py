@@ -6,8 +6,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from shadowtutor import db, users
-from shadowtutor.auth import SYSTEM
+from shadowtutor import db
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.tables import UserCreate
 
 ROOT = Path(__file__).resolve().parents[2]

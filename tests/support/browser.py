@@ -128,10 +128,10 @@ def wait_idle(page) -> None:  # noqa: ANN001
 def demo_home(folder: Path, *, pairs: int, days: int, seed: int) -> Path:
     """A ShadowTutor home under ``folder`` with a migrated database and demo data."""
     from shadowtutor import db
-    from shadowtutor.demo import generate as demo
+    from shadowtutor.demo import generate
 
     home = folder / "home"
     url = f"sqlite:///{home / 'shadowtutor.db'}"
     db.upgrade(url)
-    demo.build(url=url, log_dir=home / "logs", pairs=pairs, days=days, seed=seed)
+    generate.build(url=url, log_dir=home / "logs", pairs=pairs, days=days, seed=seed)
     return home

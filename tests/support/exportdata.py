@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from shadowtutor import auth, users
+from shadowtutor.accounts import permissions, users
 from shadowtutor.tables import Review, ReviewItem, UserCreate
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ def add_user(session: Session, role: str, name: str | None = None) -> int:
     user = users.add_user(
         session=session,
         user=UserCreate(username=name, role=role, password="password-123"),
-        actor_id=auth.SYSTEM,
+        actor_id=permissions.SYSTEM,
     )
     return user.id
 

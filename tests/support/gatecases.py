@@ -8,17 +8,16 @@ import tomllib
 import numpy as np
 from sqlmodel import Session
 
-from shadowtutor import users
-from shadowtutor.auth import SYSTEM
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM
+from shadowtutor.gate import criteria, decisions
 from shadowtutor.gate.criteria import Aggregate, Window
 from shadowtutor.tables import GateDecision, UserCreate
 
-SHIPPED = tomllib.loads(gate.DEFAULT_CONFIG.read_text())
+SHIPPED = tomllib.loads(criteria.DEFAULT_CONFIG.read_text())
 
 
-def config(**changes: object) -> gate.GateConfig:
+def config(**changes: object) -> criteria.GateConfig:
     """The shipped criteria, for one candidate category unless told otherwise."""
     data = {**SHIPPED, "eligibility": {"categories": ["greeting"]}}
     for key, value in changes.items():
@@ -27,7 +26,7 @@ def config(**changes: object) -> gate.GateConfig:
             data[section] = {**data.get(section, {}), name: value}
         else:
             data[section] = value
-    return gate.parse_config(data)
+    return criteria.parse_config(data)
 
 
 def agg(
@@ -47,7 +46,7 @@ def agg(
         pairs=pairs,
         successes=ok,
         latencies_ms=rng.lognormal(np.log(lat), 0.3, size=ok).tolist(),
-        similarity=gate.similarity_bins(method, rng.normal(sim, 0.1, size=ok).clip(0, 1)),
+        similarity=criteria.similarity_bins(method, rng.normal(sim, 0.1, size=ok).clip(0, 1)),
         scores={4: 60, 5: 90} if scores is None else scores,
         critical=critical,
         critical_examples=["review tagged unsafe"] * critical,
@@ -65,8 +64,8 @@ def account(session: Session, role: str) -> int:
 
 
 def recorded(
-    session: Session, aggregate: Aggregate, cfg: gate.GateConfig | None = None
+    session: Session, aggregate: Aggregate, cfg: criteria.GateConfig | None = None
 ) -> GateDecision:
     """The decision on a window of one greeting ``aggregate``, recorded."""
-    d = gate.decide(cfg or config(), Window(None, None, {"greeting": aggregate}))
+    d = criteria.decide(cfg or config(), Window(None, None, {"greeting": aggregate}))
     return decisions.record(session=session, decision=d, actor_id=SYSTEM)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from shadowtutor.auth import PermissionDenied
-from shadowtutor.dashboards import budget, quality, spend
+from shadowtutor.accounts.permissions import PermissionDenied
+from shadowtutor.cost import budget, spend
 from shadowtutor.log import analytics, compaction, read, write
 from shadowtutor.log.analytics import Filters
 from shadowtutor.log.errors import LogReadError, TimezoneError
 from shadowtutor.tables import Budget, Review, ReviewItem, User
+from shadowtutor.views import quality
 from tests.support.handlog import ALL
 from tests.support.handlog import record as _record
 

@@ -1,4 +1,4 @@
-"""Budget maths (core/shadowtutor/dashboards/budget.py) over plain numbers: month bounds, run rate,
+"""Budget maths (core/shadowtutor/cost/budget.py) over plain numbers: month bounds, run rate,
 projection, alerts and their wording, savings. (The budget store's role check stays with the
 store tests in test_analytics until the permission check lands.)"""
 
@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import pytest
 
-from shadowtutor.dashboards import budget
+from shadowtutor.cost import budget
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions
+from shadowtutor.gate import criteria, decisions
 from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent
@@ -29,7 +28,7 @@ def test_record_keeps_the_decision_and_latest_is_the_newest(session: Session) ->
     assert decisions.latest(session=session) is None
     assert decisions.history(session=session) == []
     admin = account(session, "admin")
-    d = gate.decide(config(), gate.Window(None, None, {"greeting": agg()}))
+    d = criteria.decide(config(), criteria.Window(None, None, {"greeting": agg()}))
     first = decisions.record(session=session, decision=d, actor_id=admin)
     second = recorded(session, agg(pairs=10))
     assert decisions.latest(session=session).id == second.id

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from shadowtutor.dashboards import display
+from shadowtutor.views import display
 
 
 def test_missing_values_become_a_dash_or_a_word_and_numbers_are_formatted() -> None:
@@ -38,7 +38,7 @@ def test_rows_of_dicts_and_absent_columns() -> None:
 def test_similarity_histogram_threshold_label_sits_above_the_bars() -> None:
     """Issue 14 item 10 (clipped chart labels): the label sat inside the plot, over the tallest
     bars next to the threshold."""
-    from shadowtutor.dashboards import charts
+    from shadowtutor.views import charts
 
     bins = pd.DataFrame({"bin_start": [0.7, 0.8, 0.9], "bin_end": [0.8, 0.9, 1.0],
                          "pairs": [10, 200, 400]})  # fmt: skip

@@ -10,20 +10,14 @@ import numpy as np
 import pytest
 from sqlmodel import Session
 
-from shadowtutor import users
-from shadowtutor.auth import SYSTEM, PermissionDenied
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions
-from shadowtutor.gate import evaluate as gate_eval
-from shadowtutor.gate import evidence as gate_data
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
+from shadowtutor.gate import criteria, decisions, evaluate, evidence
 from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.log import schema, write
-from shadowtutor.tables import GateDecision, UserCreate
-from shadowtutor.tables import as_utc as rollout_aware
-from tests.support.gatecases import SHIPPED, agg, config
-from tests.support.gatecases import account as _user
-from tests.support.gatecases import recorded as _decision
+from shadowtutor.tables import GateDecision, UserCreate, as_utc
+from tests.support.gatecases import SHIPPED, account, agg, config, recorded
 from tests.support.gatesim import Student, add_review, window
 
 # --- simulation: known good, known bad, A/A ----------------------------------------------
@@ -42,11 +36,11 @@ TEACHER = Student(0.999, 600, 0.45, 0.70, (0.0, 0.01, 0.05, 0.34, 0.60))
 SEEDS = range(60)
 
 
-def _outcomes(student: Student, *, pairs: int, reviews: int, cfg: gate.GateConfig) -> list[str]:
+def _outcomes(student: Student, *, pairs: int, reviews: int, cfg: criteria.GateConfig) -> list[str]:
     out = []
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
-        out.append(gate.decide(cfg, window(student, rng, pairs=pairs, reviews=reviews)).outcome)
+        out.append(criteria.decide(cfg, window(student, rng, pairs=pairs, reviews=reviews)).outcome)
     return out
 
 
@@ -78,7 +72,7 @@ def test_teacher_against_itself_never_fails(pairs: int, reviews: int) -> None:
 # --- decide(): tables over plain data ----------------------------------------------------
 
 
-def _by(decision: gate.Decision, key: str, category: str = "greeting") -> gate.Criterion:
+def _by(decision: criteria.Decision, key: str, category: str = "greeting") -> criteria.Criterion:
     return next(c for c in decision.criteria if c.key == key and c.category == category)
 
 
@@ -117,7 +111,7 @@ def _by(decision: gate.Decision, key: str, category: str = "greeting") -> gate.C
     ],
 )
 def test_criterion_table(aggregate: Aggregate, key: str, status: str, missing: str) -> None:
-    c = _by(gate.decide(config(), Window(None, None, {"greeting": aggregate})), key)
+    c = _by(criteria.decide(config(), Window(None, None, {"greeting": aggregate})), key)
     assert c.status == status
     assert missing in c.missing
     if status == PASS:
@@ -130,7 +124,7 @@ def test_criterion_table(aggregate: Aggregate, key: str, status: str, missing: s
     [("lexical", 0.45, PASS), ("openai", 0.70, FAIL), ("ollama", 0.70, FAIL)],
 )
 def test_similarity_threshold_is_per_method(method: str, threshold: float, status: str) -> None:
-    d = gate.decide(config(), Window(None, None, {"greeting": agg(sim=0.6, method=method)}))
+    d = criteria.decide(config(), Window(None, None, {"greeting": agg(sim=0.6, method=method)}))
     c = _by(d, "similarity")
     assert (c.threshold, c.status) == (threshold, status)
     assert method in c.method
@@ -138,7 +132,7 @@ def test_similarity_threshold_is_per_method(method: str, threshold: float, statu
 
 def test_critical_error_is_no_go_for_everyone() -> None:
     w = Window(None, None, {"greeting": agg(), "business": agg(critical=1)})
-    d = gate.decide(config(), w)
+    d = criteria.decide(config(), w)
     assert (d.outcome, d.eligible, d.critical_failure) == (NO_GO, (), True)
     crit = d.criteria[0]
     assert (crit.key, crit.category, crit.status, crit.critical) == (
@@ -152,21 +146,21 @@ def test_critical_error_is_no_go_for_everyone() -> None:
 
 def test_eligibility_per_category_and_outcomes() -> None:
     cfg = config(eligibility={"categories": ["greeting", "casual"]})
-    ready = gate.decide(cfg, Window(None, None, {"greeting": agg(), "casual": agg(pairs=300)}))
+    ready = criteria.decide(cfg, Window(None, None, {"greeting": agg(), "casual": agg(pairs=300)}))
     assert (ready.outcome, ready.eligible) == (GO, ("greeting",))
     assert ready.category_status == {"greeting": PASS, "casual": INCONCLUSIVE}
-    waiting = gate.decide(cfg, Window(None, None, {"greeting": agg(pairs=500)}))
+    waiting = criteria.decide(cfg, Window(None, None, {"greeting": agg(pairs=500)}))
     assert waiting.outcome == INCONCLUSIVE and waiting.summary.startswith("NOT ENOUGH DATA")
-    failed = gate.decide(
+    failed = criteria.decide(
         cfg, Window(None, None, {"greeting": agg(fail=200), "casual": agg(pairs=9)})
     )
     assert failed.outcome == NO_GO and "greeting success rate" in failed.summary
-    empty = gate.decide(cfg, Window(None, None, {}))
+    empty = criteria.decide(cfg, Window(None, None, {}))
     assert empty.outcome == INCONCLUSIVE and all(c.status == INCONCLUSIVE for c in empty.criteria)
 
 
 def test_no_candidate_list_means_every_category_in_the_window() -> None:
-    d = gate.decide(
+    d = criteria.decide(
         config(eligibility={"categories": []}), Window(None, None, {"a": agg(), "b": agg()})
     )
     assert d.eligible == ("a", "b")
@@ -174,9 +168,9 @@ def test_no_candidate_list_means_every_category_in_the_window() -> None:
 
 def test_decide_is_pure_and_fingerprints_the_data() -> None:
     w = Window(None, None, {"greeting": agg()})
-    a, b = gate.decide(config(), w), gate.decide(config(), w)
+    a, b = criteria.decide(config(), w), criteria.decide(config(), w)
     assert a == b
-    other = gate.decide(config(), Window(None, None, {"greeting": agg(fail=1)}))
+    other = criteria.decide(config(), Window(None, None, {"greeting": agg(fail=1)}))
     assert other.data_fingerprint != a.data_fingerprint
     assert a.evidence()["criteria"][0]["key"] == "critical_errors"
 
@@ -185,16 +179,16 @@ def test_decide_is_pure_and_fingerprints_the_data() -> None:
 
 
 def test_shipped_config_loads_with_a_hash(tmp_path: Path) -> None:
-    cfg = gate.load_config()
+    cfg = criteria.load_config()
     assert cfg.min_pairs == 1000 and cfg.min_reviews == 10 and cfg.min_review_score == 4.0
     assert cfg.max_p95_latency_ms == 1500 and cfg.min_success_rate == 0.98
     assert cfg.similarity_thresholds["lexical"] < cfg.similarity_thresholds["openai"]
     assert [s.percent for s in cfg.stages] == [0, 10, 25, 50, 100]
     changed = tmp_path / "gate.toml"
     changed.write_text(
-        gate.DEFAULT_CONFIG.read_text().replace("min_pairs = 1000", "min_pairs = 500")
+        criteria.DEFAULT_CONFIG.read_text().replace("min_pairs = 1000", "min_pairs = 500")
     )
-    other = gate.load_config(changed)
+    other = criteria.load_config(changed)
     assert other.min_pairs == 500 and other.hash != cfg.hash and len(cfg.hash) == 64
 
 
@@ -211,13 +205,15 @@ def test_shipped_config_loads_with_a_hash(tmp_path: Path) -> None:
 def test_bad_config_is_explained(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "gate.toml"
     path.write_text(text)
-    with pytest.raises(gate.GateConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        gate.load_config(path)
+    with pytest.raises(
+        criteria.GateConfigError, match=message.replace("[", r"\[").replace("]", r"\]")
+    ):
+        criteria.load_config(path)
 
 
 def test_missing_config_file_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(gate.GateConfigError, match="SHADOWTUTOR_GATE_CONFIG"):
-        gate.load_config(tmp_path / "nope.toml")
+    with pytest.raises(criteria.GateConfigError, match="SHADOWTUTOR_GATE_CONFIG"):
+        criteria.load_config(tmp_path / "nope.toml")
 
 
 # --- calibration and replay --------------------------------------------------------------
@@ -234,7 +230,7 @@ def test_missing_config_file_names_the_setting(tmp_path: Path) -> None:
     ],
 )
 def test_calibration_suggests_a_threshold(pairs: list, suggested: float | None) -> None:
-    cal = gate.calibrate(pairs, method="lexical")
+    cal = criteria.calibrate(pairs, method="lexical")
     assert cal.suggested == suggested
     assert cal.reviewed == len(pairs) and len(cal.buckets) == 10
 
@@ -243,7 +239,7 @@ def test_replay_walks_day_by_day() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     days = {(start + timedelta(days=i)).date(): {"greeting": agg(pairs=200)} for i in range(20)}
     reviews = [
-        gate_data.ReviewRow(
+        evidence.ReviewRow(
             start + timedelta(days=i // 20, hours=1),
             start + timedelta(days=i // 20, hours=2),
             "greeting",
@@ -254,7 +250,7 @@ def test_replay_walks_day_by_day() -> None:
         )
         for i in range(400)
     ]
-    points = gate_eval.replay_from(
+    points = evaluate.replay_from(
         config(), days, reviews, start + timedelta(days=1), start + timedelta(days=20)
     )
     assert len(points) == 20
@@ -312,7 +308,7 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
     now = datetime.now(UTC)
     with write.LogWriter(migrated.log_path) as w:
         w.append_many(_records(now))
-    with gate_data.db.session_scope(migrated.db_url) as s:
+    with evidence.db.session_scope(migrated.db_url) as s:
         admin = users.add_user(
             session=s,
             user=UserCreate(username="a", role="admin", password="password-a"),
@@ -334,20 +330,20 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
         admin_id = admin.id
     cfg = config(critical__error_kinds=["content_filter"])
     at = datetime.now(UTC)  # reviews made after the evaluation time would not count
-    w = gate_data.gather(migrated, cfg, at)
+    w = evidence.gather(migrated, cfg, at)
     g = w.categories["greeting"]
     assert (g.pairs, g.successes, g.reviews, g.critical) == (1200, 1187, 120, 2)
     assert (
         len(g.latencies_ms) == 1187 and sum(v[0] for v in g.similarity["lexical"].values()) == 1200
     )
-    result = gate_eval.evaluate(migrated, cfg, actor_id=admin_id, now=at)
+    result = evaluate.evaluate(migrated, cfg, actor_id=admin_id, now=at)
     assert result.decision.outcome == NO_GO and result.decision.critical_failure
     assert "student error: content_filter" in result.decision.criteria[0].missing
-    with gate_data.db.session_scope(migrated.db_url) as s:
+    with evidence.db.session_scope(migrated.db_url) as s:
         row = s.get(GateDecision, result.decision_id)
         assert row.outcome == NO_GO and row.config_hash == cfg.hash and row.created_by == admin_id
         assert row.data_fingerprint == w.fingerprint()[:64]
-        cal = gate_data.calibration(session=s, config=cfg)
+        cal = evidence.calibration(session=s, config=cfg)
         assert cal.method == "lexical" and cal.reviewed == 120
 
 
@@ -355,29 +351,29 @@ def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: AN
 
 
 def test_approval_lapses_with_new_evidence(session: Session) -> None:
-    admin = _user(session, "admin")
-    first = _decision(session, agg())
+    admin = account(session, "admin")
+    first = recorded(session, agg())
     assert first.outcome == GO
     decisions.approve(session=session, decision_id=first.id, actor_id=admin)
     assert decisions.approval(session=session).approved
-    same = _decision(session, agg())  # re-evaluating the same evidence keeps the approval
+    same = recorded(session, agg())  # re-evaluating the same evidence keeps the approval
     state = decisions.approval(session=session)
     assert state.approved and state.decision.id == same.id and state.categories == ("greeting",)
-    _decision(session, agg(fail=1))  # new data: the approval lapses
+    recorded(session, agg(fail=1))  # new data: the approval lapses
     assert not decisions.approval(session=session).approved
     with pytest.raises(DecisionError, match="stale"):
         decisions.approve(session=session, decision_id=first.id, actor_id=admin)
     changed = config(criteria={**SHIPPED["criteria"], "min_pairs": 999})
-    _decision(session, agg(fail=1), changed)  # same data, new config: lapses too
+    recorded(session, agg(fail=1), changed)  # same data, new config: lapses too
     assert not decisions.approval(session=session).approved
 
 
 def test_only_admins_approve_and_only_go(session: Session) -> None:
-    admin, manager, reviewer = (_user(session, r) for r in ("admin", "manager", "reviewer"))
-    waiting = _decision(session, agg(pairs=100))
+    admin, manager, reviewer = (account(session, r) for r in ("admin", "manager", "reviewer"))
+    waiting = recorded(session, agg(pairs=100))
     with pytest.raises(DecisionError, match="not GO: collect the missing data"):
         decisions.approve(session=session, decision_id=waiting.id, actor_id=admin)
-    go = _decision(session, agg())
+    go = recorded(session, agg())
     for who in (manager, reviewer, None, SYSTEM):
         with pytest.raises(PermissionDenied, match="admin"):
             decisions.approve(session=session, decision_id=go.id, actor_id=who)
@@ -386,8 +382,8 @@ def test_only_admins_approve_and_only_go(session: Session) -> None:
 
 
 def test_override_needs_a_reason_and_is_flagged(session: Session) -> None:
-    admin = _user(session, "admin")
-    failed = _decision(session, agg(fail=100))
+    admin = account(session, "admin")
+    failed = recorded(session, agg(fail=100))
     assert failed.outcome == NO_GO
     with pytest.raises(DecisionError, match="written reason"):
         decisions.override(session=session, decision_id=failed.id, actor_id=admin, reason="ok")
@@ -406,31 +402,31 @@ def test_override_needs_a_reason_and_is_flagged(session: Session) -> None:
 
 
 def test_critical_fail_cannot_be_overridden(session: Session) -> None:
-    admin = _user(session, "admin")
-    crit = _decision(session, agg(fail=100, critical=1))
+    admin = account(session, "admin")
+    crit = recorded(session, agg(fail=100, critical=1))
     with pytest.raises(DecisionError, match="cannot be overridden"):
         decisions.override(session=session, decision_id=crit.id, actor_id=admin, reason="x" * 40)
     with pytest.raises(DecisionError, match="critical failure cannot be overridden"):
         decisions.approve(session=session, decision_id=crit.id, actor_id=admin)
-    waiting = _decision(session, agg(pairs=100))
+    waiting = recorded(session, agg(pairs=100))
     with pytest.raises(DecisionError, match="only a NO-GO"):
         decisions.override(session=session, decision_id=waiting.id, actor_id=admin, reason="x" * 40)
 
 
 def test_decision_keeps_its_window_and_evidence(session: Session) -> None:
     start = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
-    d = gate.decide(config(), Window(start, start + timedelta(days=14), {"greeting": agg()}))
+    d = criteria.decide(config(), Window(start, start + timedelta(days=14), {"greeting": agg()}))
     row = decisions.record(session=session, decision=d, actor_id=SYSTEM)
     session.expire_all()
     back = session.get(GateDecision, row.id)
-    assert rollout_aware(back.window_start) == start
-    assert rollout_aware(back.window_end) == start + timedelta(days=14)
+    assert as_utc(back.window_start) == start
+    assert as_utc(back.window_end) == start + timedelta(days=14)
     assert back.evidence["eligible"] == ["greeting"] and back.config_hash == config().hash
     assert len(back.evidence["criteria"]) == 6
 
 
 def test_review_rows_read_the_method_and_critical_tags(session: Session) -> None:
-    reviewer = _user(session, "reviewer")
+    reviewer = account(session, "reviewer")
     now = datetime.now(UTC)
     for i, (score, decision, tags) in enumerate(
         [(5, "approve", []), (2, "reject", ["unsafe"]), (None, "skip", [])]
@@ -449,14 +445,14 @@ def test_review_rows_read_the_method_and_critical_tags(session: Session) -> None
         )
     session.flush()
     rows = sorted(
-        gate_data.review_rows(session=session, config=config()), key=lambda r: r.score or 0
+        evidence.review_rows(session=session, config=config()), key=lambda r: r.score or 0
     )
     assert [(r.score, r.method, r.critical_tags) for r in rows] == [
         (None, "openai", ()),
         (2, "openai", ("unsafe",)),
         (5, "openai", ()),
     ]
-    cal = gate_data.calibration(session=session, config=config())
+    cal = evidence.calibration(session=session, config=config())
     assert cal.method == "openai" and cal.reviewed == 2
 
 
@@ -465,39 +461,39 @@ def test_reviews_have_their_own_longer_window() -> None:
     days = {
         (end - timedelta(days=d)).date(): {"greeting": agg(pairs=100, scores={})} for d in (3, 20)
     }
-    old = gate_data.ReviewRow(
+    old = evidence.ReviewRow(
         end - timedelta(days=20), end - timedelta(days=19), "greeting", 5, 0.6, "lexical", ()
     )
-    new = gate_data.ReviewRow(
+    new = evidence.ReviewRow(
         end - timedelta(days=3), end - timedelta(days=2), "greeting", 4, 0.6, "lexical", ()
     )
     cfg = config()
     assert (cfg.window_days, cfg.review_window_days) == (14, 30)
     start = end - timedelta(days=cfg.window_days)
     inside = {d: v for d, v in days.items() if d >= start.date()}
-    w = gate_data.assemble(
-        inside, [old, new], start, end, review_start=gate_data.review_start(cfg, end)
+    w = evidence.assemble(
+        inside, [old, new], start, end, review_start=evidence.review_start(cfg, end)
     )
     assert w.categories["greeting"].pairs == 100  # only the recent day's pairs
     assert w.categories["greeting"].scores == {5: 1, 4: 1}  # both reviews
-    same = gate_data.assemble(inside, [old, new], start, end)
+    same = evidence.assemble(inside, [old, new], start, end)
     assert same.categories["greeting"].scores == {4: 1}
-    assert gate.parse_config({"window_days": 7}).review_window_days == 7
+    assert criteria.parse_config({"window_days": 7}).review_window_days == 7
 
 
 def test_outcome_labels_are_written_once() -> None:
-    from shadowtutor.dashboards import overview, readiness
+    from shadowtutor.views import overview, readiness
 
-    assert [gate.label(o) for o in (GO, NO_GO, INCONCLUSIVE)] == [
+    assert [criteria.label(o) for o in (GO, NO_GO, INCONCLUSIVE)] == [
         "GO",
         "NO-GO",
         "NOT ENOUGH DATA",
     ]
-    assert gate.label(None) == "not evaluated"
+    assert criteria.label(None) == "not evaluated"
     ticks = readiness.replay_figure(
-        [gate_eval.ReplayPoint(datetime(2026, 1, 1).date(), GO, ("greeting",), 1, 0, "GO")]
+        [evaluate.ReplayPoint(datetime(2026, 1, 1).date(), GO, ("greeting",), 1, 0, "GO")]
     ).layout.yaxis.ticktext
-    assert list(ticks) == [gate.label(NO_GO), gate.label(INCONCLUSIVE), gate.label(GO)]
+    assert list(ticks) == [criteria.label(NO_GO), criteria.label(INCONCLUSIVE), criteria.label(GO)]
     home = overview.Overview(0, NO_GO, None, 0, False)
     assert home.decision_label == "NO-GO"
     assert overview.Overview(0, None, None, 0, False).decision_label == "not evaluated"
@@ -521,7 +517,7 @@ def test_daily_looks_at_the_success_threshold_rarely_ever_say_go() -> None:
         for t in range(30):
             days.append(day(edge, rng, pairs=150, reviews=8))
             w = rolling_window(days, t, window_days=14, review_window_days=30)
-            went = went or gate.decide(cfg, w, project=False).outcome == GO
+            went = went or criteria.decide(cfg, w, project=False).outcome == GO
         any_go += went
     assert any_go / runs <= 0.05
 
@@ -543,10 +539,11 @@ def _judged(human: dict[int, int], judge_only: int, noise: float, seed: int = 0)
 def test_review_score_uses_the_judge_and_says_what_it_saved() -> None:
     human = {3: 2, 4: 8, 5: 10}  # 20 reviews, mean 4.4
     alone = _by(
-        gate.decide(config(), Window(None, None, {"greeting": agg(scores=human)})), "review_score"
+        criteria.decide(config(), Window(None, None, {"greeting": agg(scores=human)})),
+        "review_score",
     )
     with_judge = _by(
-        gate.decide(config(), Window(None, None, {"greeting": _judged(human, 2000, 0.3)})),
+        criteria.decide(config(), Window(None, None, {"greeting": _judged(human, 2000, 0.3)})),
         "review_score",
     )
     assert "human reviews" in alone.method and alone.saved is None
@@ -554,7 +551,7 @@ def test_review_score_uses_the_judge_and_says_what_it_saved() -> None:
     assert with_judge.bound > alone.bound  # a judge that tracks people narrows the bound
     assert with_judge.saved is not None and with_judge.saved > 0
     off = _by(
-        gate.decide(
+        criteria.decide(
             config(judge={"use": False}),
             Window(None, None, {"greeting": _judged(human, 2000, 0.3)}),
         ),
@@ -565,7 +562,7 @@ def test_review_score_uses_the_judge_and_says_what_it_saved() -> None:
 
 def test_inconclusive_rows_say_how_many_more_samples() -> None:
     c = _by(
-        gate.decide(config(), Window(None, None, {"greeting": agg(scores={3: 3, 4: 6, 5: 6})})),
+        criteria.decide(config(), Window(None, None, {"greeting": agg(scores={3: 3, 4: 6, 5: 6})})),
         "review_score",
     )
     assert c.status == INCONCLUSIVE and c.needed and c.needed > 0
@@ -576,18 +573,18 @@ def test_inconclusive_rows_say_how_many_more_samples() -> None:
 def test_teacher_comparison_is_optional_and_paired() -> None:
     a = agg(scores={4: 60, 5: 90})
     assert "teacher_gap" not in {
-        c.key for c in gate.decide(config(), Window(None, None, {"greeting": a})).criteria
+        c.key for c in criteria.decide(config(), Window(None, None, {"greeting": a})).criteria
     }
     cfg = config(
         criteria={**SHIPPED["criteria"], "compare_with_teacher": True, "teacher_margin": 0.3}
     )
     for (hs, ht), count in {(4, 4): 50, (5, 5): 60, (4, 5): 30, (5, 4): 10}.items():
         a.ratings[(hs, ht, None, None)] = count
-    ok = _by(gate.decide(cfg, Window(None, None, {"greeting": a})), "teacher_gap")
+    ok = _by(criteria.decide(cfg, Window(None, None, {"greeting": a})), "teacher_gap")
     assert ok.status == PASS and ok.estimate == pytest.approx(-20 / 150) and ok.threshold == -0.3
     worse = agg(scores={3: 100, 4: 50})
     worse.ratings = {(3, 5, None, None): 100, (4, 5, None, None): 50}
-    bad = _by(gate.decide(cfg, Window(None, None, {"greeting": worse})), "teacher_gap")
+    bad = _by(criteria.decide(cfg, Window(None, None, {"greeting": worse})), "teacher_gap")
     assert bad.status == FAIL
 
 
@@ -596,10 +593,10 @@ def test_assemble_pairs_human_and_judge_scores_without_mixing_them() -> None:
 
     end = datetime(2026, 2, 1, tzinfo=UTC)
     ts = end - timedelta(days=2)
-    reviewed = gate_data.ReviewRow(
+    reviewed = evidence.ReviewRow(
         ts, ts, "greeting", 4, 0.6, "lexical", (), pair_id="p1", teacher_score=5
     )
-    only_human = gate_data.ReviewRow(
+    only_human = evidence.ReviewRow(
         ts, ts, "greeting", 5, 0.6, "lexical", (), pair_id="p2", teacher_score=5
     )
     judged = [
@@ -607,10 +604,10 @@ def test_assemble_pairs_human_and_judge_scores_without_mixing_them() -> None:
         JudgeRow("p3", ts, ts, "greeting", "it", 3.5, 4.0, False, "pairwise-v1", "m"),
         JudgeRow("p4", ts, end + timedelta(days=1), "greeting", "it", 2.0, 5.0, True, "v", "m"),
     ]
-    w = gate_data.assemble({}, [reviewed, only_human], end - timedelta(days=14), end)
+    w = evidence.assemble({}, [reviewed, only_human], end - timedelta(days=14), end)
     # Without a judge the paired human scores are there (the teacher comparison needs them).
     assert w.categories["greeting"].ratings == {(4, 5, None, None): 1, (5, 5, None, None): 1}
-    w = gate_data.assemble({}, [reviewed, only_human], end - timedelta(days=14), end, judged=judged)
+    w = evidence.assemble({}, [reviewed, only_human], end - timedelta(days=14), end, judged=judged)
     a = w.categories["greeting"]
     assert a.scores == {4: 1, 5: 1}  # judge scores never become reviews
     # p4 was judged after the window's end: not evidence yet.
@@ -646,13 +643,13 @@ def test_simulated_days_share_pairs_and_reviews_whatever_the_judge() -> None:
 def test_calibration_counts_pairs_apart_from_reviews(migrated) -> None:  # noqa: ANN001
     """Issue 14 item 4: Readiness said "515 reviewed pairs" for 441 reviewed pairs: it
     counted reviews, and a pair two people reviewed counted twice."""
-    from shadowtutor.dashboards import readiness as ready
     from shadowtutor.tables import Review
+    from shadowtutor.views import readiness
 
     now = datetime.now(UTC)
-    with gate_data.db.session_scope(migrated.db_url) as s:
-        first = _user(s, "admin")
-        second = _user(s, "reviewer")
+    with evidence.db.session_scope(migrated.db_url) as s:
+        first = account(s, "admin")
+        second = account(s, "reviewer")
         for i in range(3):
             done = add_review(
                 s,
@@ -677,14 +674,14 @@ def test_calibration_counts_pairs_apart_from_reviews(migrated) -> None:  # noqa:
                     )
                 )
         s.flush()
-        cal = gate_data.calibration(session=s, config=config())
+        cal = evidence.calibration(session=s, config=config())
     assert (cal.reviewed, cal.pairs) == (5, 3)
     assert cal.label == "5 reviews of 3 pairs"
-    assert "5 reviews of 3 pairs" in ready.calibration_figure(cal, 0.45).layout.title.text
-    assert "reviewed pairs" not in ready.calibration_figure(cal, 0.45).layout.title.text
-    alone = gate.calibrate([(0.5, 4.0)] * 2, method="lexical", pair_ids=["a", "b"])
+    assert "5 reviews of 3 pairs" in readiness.calibration_figure(cal, 0.45).layout.title.text
+    assert "reviewed pairs" not in readiness.calibration_figure(cal, 0.45).layout.title.text
+    alone = criteria.calibrate([(0.5, 4.0)] * 2, method="lexical", pair_ids=["a", "b"])
     assert alone.label == "2 reviewed pairs"
-    assert gate.calibrate([(0.5, 4.0)], method="lexical").label == "1 review"
+    assert criteria.calibrate([(0.5, 4.0)], method="lexical").label == "1 review"
 
 
 def test_judge_unsure_reviews_keep_the_review_bound_valid_under_daily_looks() -> None:
@@ -707,7 +704,7 @@ def test_judge_unsure_reviews_keep_the_review_bound_valid_under_daily_looks() ->
                         queue="judge_unsure")
                 )  # fmt: skip
                 w = rolling_window(days, t, window_days=14, review_window_days=30)
-                review = _by(gate.decide(cfg, w, project=False), "review_score")
+                review = _by(criteria.decide(cfg, w, project=False), "review_score")
                 hit = hit or review.status == PASS
             crossed += hit
         assert "sampling probability" in review.method
@@ -717,25 +714,25 @@ def test_judge_unsure_reviews_keep_the_review_bound_valid_under_daily_looks() ->
 def test_evidence_carries_review_design_weights_into_the_ratings() -> None:
     at = datetime(2026, 5, 1, tzinfo=UTC)
     rows = [
-        gate_data.ReviewRow(at, at, "greeting", 5, 0.6, "lexical", (), pair_id="a", weight=0.5),
-        gate_data.ReviewRow(at, at, "greeting", 3, 0.6, "lexical", (), pair_id="b"),
+        evidence.ReviewRow(at, at, "greeting", 5, 0.6, "lexical", (), pair_id="a", weight=0.5),
+        evidence.ReviewRow(at, at, "greeting", 3, 0.6, "lexical", (), pair_id="b"),
     ]
-    w = gate_data.assemble({}, rows, at - timedelta(days=1), at + timedelta(days=1))
+    w = evidence.assemble({}, rows, at - timedelta(days=1), at + timedelta(days=1))
     assert w.categories["greeting"].ratings == {
         (5, None, None, None, 0.5): 1,
         (3, None, None, None): 1,
     }
-    alone = _by(gate.decide(config(), w, project=False), "review_score")
+    alone = _by(criteria.decide(config(), w, project=False), "review_score")
     assert alone.n == 2  # under min_reviews: the estimate is shown, not bounded
 
 
 def test_calibration_chart_labels_sit_outside_the_bars() -> None:
     """Issue 14 item 10: "config 0.45" was cut by the next bar and "score 4" sat on a bar;
     the labels now sit above the plot (thresholds) and right of it (the target)."""
-    from shadowtutor.dashboards import readiness as ready
+    from shadowtutor.views import readiness
 
-    cal = gate.calibrate([(0.55, 3.0)] * 5 + [(0.65, 5.0)] * 5, method="lexical")
-    fig = ready.calibration_figure(cal, 0.45)
+    cal = criteria.calibrate([(0.55, 3.0)] * 5 + [(0.65, 5.0)] * 5, method="lexical")
+    fig = readiness.calibration_figure(cal, 0.45)
     notes = {a.text: a for a in fig.layout.annotations}
     assert {"score 4", "config 0.45", "suggested 0.60"} <= set(notes)
     assert notes["score 4"].xref == "paper" and notes["score 4"].x >= 1  # right of the plot

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from shadowtutor import pricing
 from shadowtutor.backends import BackendTimeout, ChatResult
 from shadowtutor.collect.job import Call, Context, Job
 from shadowtutor.collect.openai_shape import ChatRequest
+from shadowtutor.cost import pricing
 from shadowtutor.gate import routing
 from shadowtutor.log import read, schema
 from shadowtutor.similarity import SimilarityMethod, compare

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shadowtutor.students import leaderboard as lb
+from shadowtutor.students import leaderboard
 from shadowtutor.students.registry import StudentSpec
 from tests.support.gatecases import config
 
@@ -54,7 +54,7 @@ def test_paired_difference_finds_the_better_student() -> None:
     df = rows(
         {"v1": {"ok": 0.9, "sim": 0.6, "score": 3.5}, "v2": {"ok": 0.99, "sim": 0.75, "score": 4.3}}
     )
-    by = {d.metric: d for d in lb.paired_differences(df, "v2", "v1")}
+    by = {d.metric: d for d in leaderboard.paired_differences(df, "v2", "v1")}
     assert by["similarity"].verdict == "v2 better" and by["similarity"].lower > 0
     assert by["judge score"].verdict == "v2 better"
     assert by["similarity"].n == 200
@@ -64,7 +64,7 @@ def test_equal_students_are_a_tie() -> None:
     df = rows(
         {"a": {"ok": 0.95, "sim": 0.7, "score": 4.0}, "b": {"ok": 0.95, "sim": 0.7, "score": 4.0}}
     )
-    for d in lb.paired_differences(df, "a", "b"):
+    for d in leaderboard.paired_differences(df, "a", "b"):
         assert d.verdict == "tie", d
         assert d.lower <= 0 <= d.upper
 
@@ -76,7 +76,9 @@ def test_latency_lower_is_better() -> None:
             "slow": {"ok": 1, "sim": 0.7, "score": 4, "ms": 400},
         }
     )
-    (lat,) = [d for d in lb.paired_differences(df, "fast", "slow") if d.metric == "latency ms"]
+    (lat,) = [
+        d for d in leaderboard.paired_differences(df, "fast", "slow") if d.metric == "latency ms"
+    ]
     assert lat.verdict == "fast better" and lat.upper < 0
 
 
@@ -87,8 +89,10 @@ def test_only_shared_prompts_count() -> None:
             "b": {"ok": 1, "sim": 0.7, "score": 4, "skip_every": 4},
         }
     )
-    assert lb.shared(df, ["a", "b"])["request_id"].nunique() == 150
-    board = lb.standings(df, [spec("a"), spec("b")], config(criteria__min_reviews=50), days=8)
+    assert leaderboard.shared(df, ["a", "b"])["request_id"].nunique() == 150
+    board = leaderboard.standings(
+        df, [spec("a"), spec("b")], config(criteria__min_reviews=50), days=8
+    )
     assert {s.success.n for s in board} == {150}
 
 
@@ -103,7 +107,7 @@ def test_gate_verdict(min_reviews: int, expected: str) -> None:
         criteria__min_review_score=4.0,
         criteria__min_success_rate=0.9,
     )
-    (s,) = lb.standings(df, [spec("good")], cfg, days=8)
+    (s,) = leaderboard.standings(df, [spec("good")], cfg, days=8)
     assert s.verdict == expected
     assert s.success.lower <= s.success.value <= s.success.upper
     assert s.review.lower < s.review.value < s.review.upper and s.review.n == 100
@@ -117,10 +121,12 @@ def test_ranking_and_frame() -> None:
             "strong": {"ok": 1, "sim": 0.8, "score": 4.6},
         }
     )
-    board = lb.standings(df, [spec("weak"), spec("strong", monthly_cost_usd=40)], config(), days=8)
+    board = leaderboard.standings(
+        df, [spec("weak"), spec("strong", monthly_cost_usd=40)], config(), days=8
+    )
     assert [s.name for s in board] == ["strong", "weak"]
     assert board[0].projected_monthly_usd == 40
-    frame = lb.standings_frame(board)
+    frame = leaderboard.standings_frame(board)
     assert list(frame["student"]) == ["strong", "weak"] and "[" in frame.loc[0, "similarity"]
 
 
@@ -133,7 +139,7 @@ def test_learning_curve_accumulates_per_version() -> None:
         n=72,
     )
     specs = [spec("qwen", version="v1"), spec("qwen-v2", version="v2", trained_on="ab12cd34")]
-    curve = lb.learning_curve(df, specs)
+    curve = leaderboard.learning_curve(df, specs)
     assert set(curve["student"]) == {"qwen · v1", "qwen-v2 · v2 · trained on ab12cd34"}
     sim = curve[(curve["metric"] == "similarity") & (curve["student"].str.startswith("qwen-v2"))]
     assert list(sim["n"]) == [24, 48, 72]  # three days, cumulative

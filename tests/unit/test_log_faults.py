@@ -110,14 +110,14 @@ def test_a_write_failing_part_way_is_resumed_not_repeated(
 def test_the_collector_retries_a_full_disk_without_doubling_a_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shadowtutor.collect import collector as collect
+    from shadowtutor.collect import collector
     from shadowtutor.config import Settings
 
     log_dir = tmp_path / "logs"
     settings = Settings.load(
         {"SHADOWTUTOR_HOME": str(tmp_path / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
     )
-    c = collect.ShadowCollector(settings, workers=1)
+    c = collector.ShadowCollector(settings, workers=1)
     try:
         c.flush_interval_s = 3600.0  # the test drives the writes
         batch = [rec(i, ts=datetime(2026, 5, 10, 12, tzinfo=UTC)) for i in range(3000)]
@@ -149,7 +149,7 @@ def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
     `unfinished_at_exit` ("still with the student") and kept a journal for the next start."""
     import time
 
-    from shadowtutor.collect import collector as collect
+    from shadowtutor.collect import collector
     from shadowtutor.collect.job import Job
     from shadowtutor.config import Settings
 
@@ -157,7 +157,7 @@ def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
     settings = Settings.load(
         {"SHADOWTUTOR_HOME": str(tmp_path / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
     )
-    c = collect.ShadowCollector(settings, workers=1, batch_size=10**6, flush_interval_s=3600)
+    c = collector.ShadowCollector(settings, workers=1, batch_size=10**6, flush_interval_s=3600)
     try:
         for i in range(300):
             job = Job(
@@ -344,14 +344,14 @@ def test_a_full_tmpfs_then_grown_neither_doubles_nor_breaks_a_line(tiny_tmpfs: P
     """The issue's reproduction: 1 MB tmpfs, 3,000 records, grow the disk, flush."""
     import subprocess
 
-    from shadowtutor.collect import collector as collect
+    from shadowtutor.collect import collector
     from shadowtutor.config import Settings
 
     log_dir = tiny_tmpfs / "logs"
     settings = Settings.load(
         {"SHADOWTUTOR_HOME": str(tiny_tmpfs.parent / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
     )
-    c = collect.ShadowCollector(settings, workers=1)
+    c = collector.ShadowCollector(settings, workers=1)
     try:
         c.flush_interval_s = 3600.0
         big = "y" * 400  # ~3,000 records of ~600 bytes: more than 1 MB

@@ -11,12 +11,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from shadowtutor.dashboards import spend
+from shadowtutor.cost import spend
 from shadowtutor.log import analytics, schema
 from shadowtutor.log.analytics import Filters
 from shadowtutor.log.errors import RecordError
 from shadowtutor.log.write import LogWriter
-from shadowtutor.review import pick
+from shadowtutor.review import sampling
 
 TS = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -120,24 +120,24 @@ def test_teacher_counted_once_and_a_student_filter(tmp_path: Path, old_as: str) 
     raw = analytics.connect(log_dir)
     rows = raw.execute("SELECT student_name, count(*) FROM pairs GROUP BY 1 ORDER BY 1").fetchall()
     assert rows == [("a", 6), ("b", 6), ("c", 6), ("default", 4)]
-    got = pick.sample(raw, strategy="random", size=50, filters=pick.Filters(student="c"))
+    got = sampling.sample(raw, strategy="random", size=50, filters=sampling.Filters(student="c"))
     assert got.candidates == 6 and {r["student_name"] for r in got.records} == {"c"}
 
 
 def test_export_takes_a_student_filter(session) -> None:  # noqa: ANN001 (the db fixture)
     from sqlmodel import select
 
-    from shadowtutor import auth, users
-    from shadowtutor.export import jobs as export
-    from shadowtutor.review import queue as review
+    from shadowtutor.accounts import permissions, users
+    from shadowtutor.export import jobs
+    from shadowtutor.review import workflow
     from shadowtutor.tables import Review, ReviewItem, UserCreate
 
     records = [r for i in range(3) for r in _request(i, ("a", "b"))] + [_v1(9)]
-    review.enqueue_records(session=session, records=records, enqueued_by=auth.SYSTEM)
+    workflow.enqueue_records(session=session, records=records, enqueued_by=permissions.SYSTEM)
     who = users.add_user(
         session=session,
         user=UserCreate(username="rev-v2", role="reviewer", password="password-v2"),
-        actor_id=auth.SYSTEM,
+        actor_id=permissions.SYSTEM,
     )
     for item in session.exec(select(ReviewItem)):
         session.add(
@@ -146,7 +146,7 @@ def test_export_takes_a_student_filter(session) -> None:  # noqa: ANN001 (the db
         )  # fmt: skip
     session.flush()
     for students, expected in ((("b",), 3), (("default",), 1), ((), 7)):
-        found = export.select_candidates(
-            session=session, filters=export.ExportFilters(students=students)
+        found = jobs.select_candidates(
+            session=session, filters=jobs.ExportFilters(students=students)
         )
         assert len(found) == expected, students

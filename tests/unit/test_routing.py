@@ -14,7 +14,7 @@ import pytest
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.gate import routing
+from shadowtutor.gate import killswitch, routing
 from shadowtutor.tables import RolloutEvent
 from tests.support.shadow import offline_collector
 
@@ -99,7 +99,7 @@ def test_kill_switch_from_secrets_stops_routing(
 ) -> None:
     secrets = {"SHADOWTUTOR_HOME": rollout_home.home, "SHADOWTUTOR_KILL_SWITCH": True}
     killed = Settings.load(env={}, secrets=secrets)
-    assert routing.killed(killed) is True
+    assert killswitch.killed(killed) is True
     assert routing.wait_ready(killed.db_url)
     r = routing.route(key="u1", category="greeting", settings=killed)
     assert (r.served_by, r.stage) == ("teacher", 0)
@@ -121,11 +121,11 @@ def test_killed_is_the_one_reader(
     env: str | None, secret: bool | None, expected: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if env is not None:
-        monkeypatch.setenv(routing.KILL_ENV, env)
-    secrets = {} if secret is None else {routing.KILL_ENV: secret}
+        monkeypatch.setenv(killswitch.KILL_ENV, env)
+    secrets = {} if secret is None else {killswitch.KILL_ENV: secret}
     settings = Settings.load(env={}, secrets=secrets)
-    assert routing.killed(settings) is expected
-    assert routing.env_killed() is (expected if env is not None else False)
+    assert killswitch.killed(settings) is expected
+    assert killswitch.env_killed() is (expected if env is not None else False)
 
 
 def test_the_environment_kill_switch_acts_without_reloading_settings(
@@ -135,7 +135,7 @@ def test_the_environment_kill_switch_acts_without_reloading_settings(
     assert routing.route(key="u1", category="greeting", settings=rollout_home).served_by == (
         "student"
     )
-    monkeypatch.setenv(routing.KILL_ENV, "true")  # set after the settings were loaded
+    monkeypatch.setenv(killswitch.KILL_ENV, "true")  # set after the settings were loaded
     assert routing.route(key="u1", category="greeting", settings=rollout_home).served_by == (
         "teacher"
     )

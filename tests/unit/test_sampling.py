@@ -10,8 +10,8 @@ import pytest
 
 from shadowtutor.log import analytics, schema
 from shadowtutor.log.write import LogWriter
-from shadowtutor.review import pick as sampling
-from shadowtutor.review.pick import Filters, SamplingError, select_ids
+from shadowtutor.review import sampling
+from shadowtutor.review.sampling import Filters, SamplingError, select_ids
 
 
 def row(i: int, lang: str = "de", cat: str = "chat", sim: float | None = 0.5, err=None) -> dict:

@@ -1,4 +1,4 @@
-"""Teacher spend queries (core/shadowtutor/dashboards/spend.py) on the hand-worked five-pair log
+"""Teacher spend queries (core/shadowtutor/cost/spend.py) on the hand-worked five-pair log
 (tests/support/handlog.py): per day, hour, weekday x hour and dimension, the most expensive
 prompts, cost coverage and its message, the budget windows and the savings inputs."""
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowtutor import pricing
-from shadowtutor.dashboards import budget, spend
+from shadowtutor.cost import budget, pricing, spend
 from shadowtutor.log import analytics, write
 from shadowtutor.log.analytics import Filters
 from tests.support.handlog import ALL, FIXTURE, record

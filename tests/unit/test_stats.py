@@ -331,7 +331,7 @@ def _weighted_crossings(judge: str, seeds: int = 200) -> float:
     """Share of sequences whose weighted PPI lower bound ever exceeds the true mean 4.0 when
     each day's 8 reviewed pairs (of 150) are drawn by the review queue's judge_unsure
     strategy: pairs whose two judge orders disagree are picked more often."""
-    from shadowtutor.review import pick
+    from shadowtutor.review import sampling
 
     rng = np.random.default_rng({"good": 21, "random": 22}[judge])
     hits = 0
@@ -347,10 +347,10 @@ def _weighted_crossings(judge: str, seeds: int = 200) -> float:
             f = (a + b) / 2
             rows = [{"id": f"{i:03d}", "judge_student": f[i], "judge_spread": abs(a[i] - b[i])}
                     for i in range(150)]  # fmt: skip
-            ids = pick.select_ids(
+            ids = sampling.select_ids(
                 rows, strategy="judge_unsure", size=8, seed=int(rng.integers(1e9))
             )
-            weights = pick.design_weights(rows, 8)
+            weights = sampling.design_weights(rows, 8)
             chosen = np.zeros(150, dtype=bool)
             chosen[[int(i) for i in ids]] = True
             ys += list(y[chosen])

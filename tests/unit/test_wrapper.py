@@ -11,7 +11,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from shadowtutor.backends import ChatResult
-from shadowtutor.collect import openai_shape as shape
+from shadowtutor.collect import openai_shape
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.wrapper import AsyncShadowCompletions, ShadowCompletions
 from shadowtutor.log import read
@@ -20,7 +20,9 @@ from tests.support.shadow import FakeStudent, offline_collector
 MSGS = [{"role": "user", "content": "hello there"}]
 RESULT = ChatResult("llama3", "ollama", "student text", 5.0, 1.0, 4, 2, finish_reason="stop")
 TEACHER = ChatCompletion.model_validate(
-    shape.completion_dict(ChatResult("gpt-4o-mini", "openai", "teacher text", 1.0, None, 3, 2))
+    openai_shape.completion_dict(
+        ChatResult("gpt-4o-mini", "openai", "teacher text", 1.0, None, 3, 2)
+    )
 )
 
 
@@ -37,7 +39,9 @@ class FakeCompletions:
         if self.fails is not None:
             raise self.fails
         if kwargs.get("stream"):
-            chunks = shape.chunk_dicts(ChatResult("gpt-4o-mini", "openai", "teacher text", 1.0))
+            chunks = openai_shape.chunk_dicts(
+                ChatResult("gpt-4o-mini", "openai", "teacher text", 1.0)
+            )
             return FakeStream([ChatCompletionChunk.model_validate(c) for c in chunks])
         return TEACHER
 
@@ -84,45 +88,47 @@ def test_the_parser_reads_every_field() -> None:
         "temperature": 0.5, "stream": True, "stream_options": {"include_usage": True},
         "safety_identifier": "sid",
     }  # fmt: skip
-    req = shape.ChatRequest.parse(body)
+    req = openai_shape.ChatRequest.parse(body)
     assert (req.model, req.max_tokens, req.temperature) == ("gpt-4o", 30, 0.5)
     assert (req.stream, req.include_usage, req.user) == (True, True, "sid")
     assert req.options == {"temperature": 0.5, "max_tokens": 30}
     assert "stream" not in req.teacher_body() and "stream_options" not in req.teacher_body()
-    assert shape.ChatRequest.parse({"messages": MSGS, "max_tokens": 7}).max_tokens == 7
+    assert openai_shape.ChatRequest.parse({"messages": MSGS, "max_tokens": 7}).max_tokens == 7
     assert (
-        shape.ChatRequest.parse({"messages": MSGS, "user": "u", "safety_identifier": "s"}).user
+        openai_shape.ChatRequest.parse(
+            {"messages": MSGS, "user": "u", "safety_identifier": "s"}
+        ).user
         == "u"
     )
 
 
 def test_an_iterable_of_messages_is_made_a_list_for_the_wrapper_only() -> None:
     body = {"messages": iter(MSGS)}
-    req = shape.ChatRequest.parse(body, coerce=True)
+    req = openai_shape.ChatRequest.parse(body, coerce=True)
     assert body["messages"] == MSGS and req.messages == MSGS  # the API call still gets them
-    with pytest.raises(shape.NotAChatRequest):
-        shape.ChatRequest.parse({"messages": "hi"})
+    with pytest.raises(openai_shape.NotAChatRequest):
+        openai_shape.ChatRequest.parse({"messages": "hi"})
 
 
 # --- shapes -------------------------------------------------------------------------------------
 
 
 def test_a_student_answer_shaped_as_a_completion_and_a_stream() -> None:
-    done = ChatCompletion.model_validate(shape.completion_dict(RESULT))
+    done = ChatCompletion.model_validate(openai_shape.completion_dict(RESULT))
     assert done.choices[0].message.content == "student text" and done.usage.total_tokens == 6
-    chunks = shape.chunk_dicts(RESULT, include_usage=True)
+    chunks = openai_shape.chunk_dicts(RESULT, include_usage=True)
     assert [ChatCompletionChunk.model_validate(c).object for c in chunks] == [
         "chat.completion.chunk"
     ] * 4
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 2
     assert len({c["id"] for c in chunks}) == 1
-    events = shape.parse_sse(shape.sse_body(RESULT))
-    assert shape.teacher_from_chunks(events)["response"] == "student text"
-    assert shape.sse_body(RESULT).endswith(b"data: [DONE]\n\n")
+    events = openai_shape.parse_sse(openai_shape.sse_body(RESULT))
+    assert openai_shape.teacher_from_chunks(events)["response"] == "student text"
+    assert openai_shape.sse_body(RESULT).endswith(b"data: [DONE]\n\n")
 
 
 def test_a_teacher_completion_read_back() -> None:
-    back = shape.result_from_completion(TEACHER, 12.5)
+    back = openai_shape.result_from_completion(TEACHER, 12.5)
     assert (back.text, back.latency_ms, back.prompt_tokens, back.usage_estimated) == (
         "teacher text", 12.5, 3, False,
     )  # fmt: skip

@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
+from shadowtutor.cost.pricing import estimate_usage
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.pricing import estimate_usage
 
 Messages = list[dict[str, Any]]
 

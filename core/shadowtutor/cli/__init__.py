@@ -1,115 +1,41 @@
-"""ShadowTutor: shadow a paid cloud LLM with a local model, review the pairs, watch cost,
-decide with evidence when the local model may serve, and export training data.
-
-Settings come from environment variables (see the Configuration page of the docs); the defaults use
-a SQLite file and a log folder under ~/.shadowtutor.
-"""
+"""The `shadowtutor` command: the root group (``root``) and one module per command group,
+registered here by name so the list of commands reads in one place."""
 
 from __future__ import annotations
 
-import importlib
-from contextlib import AbstractContextManager
-from typing import Any
-
-import click
-from sqlalchemy import exc as sa_exc
-from sqlmodel import Session
-
-from shadowtutor import auth
-from shadowtutor import (
-    db as database,  # not `db`: the `shadowtutor.cli.db` submodule takes that name
+from shadowtutor.cli import (
+    app,
+    collect,
+    config,
+    db,
+    demo,
+    export,
+    gate,
+    judge,
+    logs,
+    review,
+    students,
+    users,
 )
-from shadowtutor import (
-    users as accounts,  # not `users`: the `shadowtutor.cli.users` submodule takes that name
-)
-from shadowtutor.config import Settings
-from shadowtutor.errors import ShadowTutorError
+from shadowtutor.cli.root import main
 
-# One module per command group; each registers itself on ``main``.
-COMMAND_MODULES = [
-    "db",
-    "users",
-    "logs",
-    "demo",
-    "app",
-    "config",
-    "export",
-    "review",
-    "collect",
-    "gate",
-    "student",
-    "students",
-    "judge",
-]
+for _command in (
+    app.app_cmd,
+    collect.proxy_cmd,
+    collect.replay_cmd,
+    config.config_cmd,
+    db.db_group,
+    demo.demo_cmd,
+    export.export_group,
+    gate.gate_group,
+    gate.rollout_group,
+    judge.judge_group,
+    logs.logs_group,
+    review.review_group,
+    students.students_group,
+    students.student_group,
+    users.users_group,
+):
+    main.add_command(_command)
 
-
-# Where `make docs` serves the docs site from a checkout (the pages are in docs/).
-DOCS_URL = "http://127.0.0.1:8000"
-
-
-class _Group(click.Group):
-    """Turns errors a user can fix into a one-line message instead of a traceback, and ends
-    its help with a link to its page of the docs. Its subgroups are of this class too."""
-
-    group_class = type
-
-    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        super().format_epilog(ctx, formatter)
-        names = ctx.command_path.split()[1:]  # the root's own name may be anything
-        page = f"/reference/cli/#{'-'.join(['shadowtutor', *names])}" if names else "/"
-        formatter.write_paragraph()
-        formatter.write_text(
-            f"Docs: {DOCS_URL}{page} (`make docs` in a checkout of ShadowTutor serves them; "
-            "the pages are in docs/)."
-        )
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ShadowTutorError as exc:
-            raise click.ClickException(str(exc)) from None
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DataError) as exc:
-            # a database a user can fix (unreachable, wrong password, a value too long)
-            url = ctx.obj.db_url if isinstance(ctx.obj, Settings) else None
-            raise click.ClickException(database.explain(exc, url)) from None
-
-
-@click.group(cls=_Group, help=__doc__)
-@click.version_option(package_name="shadowtutor")
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    ctx.obj = Settings.load()
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    """The settings loaded by the top-level command."""
-    return ctx.find_root().obj
-
-
-def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
-    """A database session, after checking the schema is at head (else a message naming
-    `shadowtutor db upgrade`)."""
-    url = settings_of(ctx).db_url
-    database.require_schema(url)
-    return database.session_scope(url)
-
-
-def actor_of(session: Session, username: str | None) -> auth.Actor:
-    """The acting user a command names with ``--by``/``--as``; without one, the machine's
-    operator (``auth.SYSTEM``), who may do what needs no named account (see the Security
-    and roles page of the docs)."""
-    if not username:
-        return auth.SYSTEM
-    return accounts.require_user(session=session, username=username)
-
-
-BY = click.option(
-    "--by",
-    "by",
-    metavar="USERNAME",
-    help="Account to act as (checked against its role); default: the operator.",
-)
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"shadowtutor.cli.{_name}")
+__all__ = ["main"]

@@ -12,7 +12,7 @@ import click
 
 import shadowtutor.app
 from shadowtutor import db
-from shadowtutor.cli import main, settings_of
+from shadowtutor.cli.root import settings_of
 from shadowtutor.config import Settings
 
 APP_DIR = Path(shadowtutor.app.__file__).resolve().parent
@@ -63,7 +63,7 @@ def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> None:
     os.execv(sys.executable, args)
 
 
-@main.command("app")
+@click.command("app")
 @click.option("--port", default=8501, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.pass_context

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from shadowtutor.cli import main, settings_of
+from shadowtutor.cli.root import settings_of
 
 
-@main.command("proxy")
+@click.command("proxy")
 @click.option("--host", help="Address to bind (default: SHADOWTUTOR_PROXY_HOST).")
 @click.option("--port", type=int, help="Port (default: SHADOWTUTOR_PROXY_PORT).")
 @click.pass_context
@@ -39,7 +39,7 @@ def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     proxy.serve(settings, host=host, port=port)
 
 
-@main.command("replay")
+@click.command("replay")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--concurrency", default=4, show_default=True, help="Student calls at once.")
 @click.option(

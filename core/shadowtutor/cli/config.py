@@ -6,13 +6,13 @@ from dataclasses import fields
 
 import click
 
-from shadowtutor.cli import main, settings_of
+from shadowtutor.cli.root import settings_of
 from shadowtutor.config import Settings
 
 _SECRET = ("API_KEY", "DATABASE_URL")
 
 
-@main.command("config")
+@click.command("config")
 @click.option("--markdown", is_flag=True, help="Print the documentation table instead.")
 @click.pass_context
 def config_cmd(ctx: click.Context, markdown: bool) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from shadowtutor import auth, db
-from shadowtutor.cli import main, settings_of
+from shadowtutor import db
+from shadowtutor.accounts import permissions
+from shadowtutor.cli.root import settings_of
 
 
-@main.group("db")
+@click.group("db")
 def db_group() -> None:
     """Database schema: migrate (Alembic) and show where it stands."""
 
@@ -36,13 +37,13 @@ def seed_tags_if_none(url: str) -> int:
     reviewers can tag from the first pair; a taxonomy an admin has shaped is left alone."""
     from sqlmodel import select
 
-    from shadowtutor.review import tags
+    from shadowtutor.review import taxonomy
     from shadowtutor.tables import Tag
 
     with db.session_scope(url) as session:
         if session.exec(select(Tag.id).limit(1)).first() is not None:
             return 0
-        return tags.seed_default_tags(session=session, actor_id=auth.SYSTEM)
+        return taxonomy.seed_default_tags(session=session, actor_id=permissions.SYSTEM)
 
 
 @db_group.command("downgrade")

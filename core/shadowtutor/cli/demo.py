@@ -6,23 +6,29 @@ import time
 
 import click
 
-from shadowtutor import db, users
-from shadowtutor.cli import main, settings_of
-from shadowtutor.demo import generate as demo
-from shadowtutor.demo import home as demo_home
-from shadowtutor.demo import students as demo_students
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import evaluate as gate_eval
+from shadowtutor import db
+from shadowtutor.accounts import users
+from shadowtutor.cli.root import settings_of
+from shadowtutor.demo import generate, home, students
+from shadowtutor.gate import criteria, evaluate
 
 
-@main.command("demo")
+@click.command("demo")
 @click.option("--pairs", default=20_000, show_default=True, help="Pairs to generate.")
 @click.option("--days", default=60, show_default=True, help="Days of history, ending now.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same data.")
-@click.option("--serve/--no-serve", default=True, show_default=True, help="Start the dashboard.")
+@click.option(
+    "--serve/--no-serve",
+    "serve_after",
+    default=True,
+    show_default=True,
+    help="Start the dashboard.",
+)
 @click.option("--port", default=8501, show_default=True, help="Dashboard port.")
 @click.pass_context
-def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, port: int) -> None:
+def demo_cmd(
+    ctx: click.Context, pairs: int, days: int, seed: int, serve_after: bool, port: int
+) -> None:
     """Fill an empty ShadowTutor home with demo data, then start the dashboard.
 
     Migrates the database, creates the demo accounts, writes PAIRS pairs over DAYS days to the
@@ -39,10 +45,10 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
     say("migrating the database and creating the demo accounts")
     db.upgrade(settings.db_url)
     with db.session_scope(settings.db_url) as session:
-        demo.ensure_accounts(session)
-    shown = demo.DEMO_ACCOUNTS[:3]
+        generate.ensure_accounts(session)
+    shown = generate.DEMO_ACCOUNTS[:3]
     try:
-        summary = demo.build(
+        summary = generate.build(
             url=settings.db_url,
             log_dir=settings.log_path,
             pairs=pairs,
@@ -50,9 +56,9 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
             seed=seed,
             progress=say,
         )
-        demo_home.mark(
+        home.mark(
             settings.home_path,
-            [demo_home.DemoAccount(role, user, password) for user, role, _, password in shown],
+            [home.DemoAccount(role, user, password) for user, role, _, password in shown],
         )
         click.echo(
             f"demo data: {summary.pairs:,} pairs over {days} days in {summary.log_dir} "
@@ -60,26 +66,26 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
             f"monthly budget ${summary.budget_usd:,.0f}, "
             f"{summary.judged:,} pairs scored by the judge"
         )
-        config = gate.load_config(settings.gate_config or None)
+        config = criteria.load_config(settings.gate_config or None)
         with db.session_scope(settings.db_url) as session:
             admin_id = users.require_user(session=session, username="admin").id
         lines = {}
-        say(f"evaluating the deploy gate for {len(demo_students.STUDENTS)} demo students")
-        for student in reversed([s.name for s in demo_students.STUDENTS]):  # llama's newest
-            result = gate_eval.evaluate(settings, config, actor_id=admin_id, student=student)
+        say(f"evaluating the deploy gate for {len(students.STUDENTS)} demo students")
+        for student in reversed([s.name for s in students.STUDENTS]):  # llama's newest
+            result = evaluate.evaluate(settings, config, actor_id=admin_id, student=student)
             decision = result.decision
             eligible = ", ".join(decision.eligible) if decision.eligible else "none"
-            lines[student] = f"{gate.label(decision.outcome)} (eligible: {eligible})"
-        click.echo(f"deploy gate on the demo: {lines.pop(demo_students.PRIMARY)}")
+            lines[student] = f"{criteria.label(decision.outcome)} (eligible: {eligible})"
+        click.echo(f"deploy gate on the demo: {lines.pop(students.PRIMARY)}")
         click.echo("other students: " + "; ".join(f"{k} {v}" for k, v in reversed(lines.items())))
-    except demo.DemoError as exc:
+    except generate.DemoError as exc:
         click.echo(f"no demo data generated: {exc}")
     click.echo("demo accounts (username / password):")
     for username, role, _name, password in shown:
         click.echo(f"  {role:<9} {username} / {password}")
-    if not serve:
+    if not serve_after:
         click.echo(f"dashboard not started (--no-serve): `shadowtutor app --port {port}` starts it")
         return
-    from shadowtutor.cli.app import serve as start
+    from shadowtutor.cli.app import serve
 
-    start(settings, port)
+    serve(settings, port)

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import click
 
-from shadowtutor import auth, db, users
-from shadowtutor.cli import main, settings_of
-from shadowtutor.export import jobs as export
+from shadowtutor import db
+from shadowtutor.accounts import permissions, users
+from shadowtutor.cli.root import settings_of
+from shadowtutor.export import jobs
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
-@main.group("export")
+@click.group("export")
 def export_group() -> None:
     """Export reviewed pairs as fine-tuning data (SFT and preference JSONL, CSV)."""
 
@@ -32,7 +33,7 @@ def export_group() -> None:
 @click.option("--student", "students", multiple=True, help="Only this student's pairs (repeat).")
 @click.option(
     "--agreement",
-    type=click.Choice(list(export.AGREEMENTS)),
+    type=click.Choice(list(jobs.AGREEMENTS)),
     default="all",
     show_default=True,
     help="all: every current review approves; majority; any: one approval is enough.",
@@ -74,7 +75,7 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
     a manifest.json and a README with the fine-tuning commands. Only admins may export."""
     settings = settings_of(ctx)
     db.require_schema(settings.db_url)
-    filters = export.ExportFilters(
+    filters = jobs.ExportFilters(
         date_from=_day(opts["date_from"]),
         date_to=_day(opts["date_to"]),
         languages=opts["languages"],
@@ -86,9 +87,9 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
         agreement=opts["agreement"],
         students=opts["students"],
     )
-    options = export.ExportOptions(
+    options = jobs.ExportOptions(
         formats=tuple(f.strip() for f in opts["formats"].split(",") if f.strip()),
-        split=export.parse_split(opts["split"]),
+        split=jobs.parse_split(opts["split"]),
         scrub_pii=not opts["no_scrub"],
         student_target_min_score=opts["student_target_min_score"],
         preference_max_student_score=opts["preference_max_score"],
@@ -98,8 +99,8 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
     )
     with db.session_scope(settings.db_url) as session:
         actor = users.require_user(session=session, username=username)
-        auth.require(session, actor, "export.run")
-        n = export.count_matching(session=session, filters=filters)
+        permissions.require(session, actor, "export.run")
+        n = jobs.count_matching(session=session, filters=filters)
         click.echo(f"{n:,} reviewed pairs match")
         if opts["dry_run"]:
             return
@@ -108,7 +109,7 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
                 "nothing to export: no reviewed pairs match these filters; widen them, or "
                 "review more pairs first (the Review page)"
             )
-        result = export.run_export(
+        result = jobs.run_export(
             session=session,
             actor_id=actor.id,
             export_root=opts["out"] or settings.export_path,
@@ -145,7 +146,7 @@ def list_(ctx: click.Context, limit: int) -> None:
     settings = settings_of(ctx)
     db.require_schema(settings.db_url)
     with db.session_scope(settings.db_url) as session:
-        rows = export.list_jobs(session=session, limit=limit)
+        rows = jobs.list_jobs(session=session, limit=limit)
     if not rows:
         click.echo("no exports yet; run `shadowtutor export run --as ADMIN`")
     for r in rows:
@@ -163,7 +164,7 @@ def verify(folder: Path) -> None:
     """Check an export folder's files against the SHA-256 in its manifest.json."""
     if not (folder / "manifest.json").is_file():
         raise click.ClickException(f"{folder} has no manifest.json; is it an export folder?")
-    problems = export.verify_folder(folder)
+    problems = jobs.verify_folder(folder)
     for p in problems:
         click.echo(p, err=True)
     if problems:

@@ -7,17 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from shadowtutor import auth, db, users
-from shadowtutor.cli import main, settings_of
+from shadowtutor import db
+from shadowtutor.accounts import permissions, users
+from shadowtutor.cli.root import settings_of
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout, routing
-from shadowtutor.gate import evaluate as gate_eval
-from shadowtutor.gate import evidence as gate_data
+from shadowtutor.gate import criteria, decisions, evaluate, evidence, killswitch, rollout
 
 
-def _config(ctx: click.Context) -> gate.GateConfig:
-    return gate.load_config(settings_of(ctx).gate_config or None)
+def _config(ctx: click.Context) -> criteria.GateConfig:
+    return criteria.load_config(settings_of(ctx).gate_config or None)
 
 
 def _ready(ctx: click.Context) -> Settings:
@@ -26,10 +24,10 @@ def _ready(ctx: click.Context) -> Settings:
     return settings
 
 
-def _actor(settings: Settings, username: str | None) -> int | auth.SystemActor:
-    """The --by account's id; without --by, the operator (``auth.SYSTEM``)."""
+def _actor(settings: Settings, username: str | None) -> int | permissions.SystemActor:
+    """The --by account's id; without --by, the operator (``permissions.SYSTEM``)."""
     if not username:
-        return auth.SYSTEM
+        return permissions.SYSTEM
     with db.session_scope(settings.db_url) as session:
         user = users.get_user(session=session, username=username)
         if user is None:
@@ -40,13 +38,13 @@ def _actor(settings: Settings, username: str | None) -> int | auth.SystemActor:
 BY = click.option("--by", "by", metavar="USERNAME", help="Admin account to record as the actor.")
 
 
-@main.group("gate")
+@click.group("gate")
 def gate_group() -> None:
     """The deploy gate: GO / NO-GO / NOT ENOUGH DATA with confidence bounds."""
 
 
-def _print_decision(d: gate.Decision, decision_id: int | None = None) -> None:
-    label = gate.label(d.outcome)
+def _print_decision(d: criteria.Decision, decision_id: int | None = None) -> None:
+    label = criteria.label(d.outcome)
     head = f"decision #{decision_id}: {label}" if decision_id else label
     click.echo(
         f"{head}  (config {d.config_version} {d.config_hash[:8]}, data {d.data_fingerprint[:8]})"
@@ -73,12 +71,12 @@ STUDENT = click.option(
 @STUDENT
 @BY
 @click.pass_context
-def evaluate(ctx: click.Context, student: str | None, by: str | None) -> None:
+def evaluate_cmd(ctx: click.Context, student: str | None, by: str | None) -> None:
     """Evaluate the gate over the last window_days of the log and the reviews, append the
     decision, and apply the automatic rollback rules (run it from cron, e.g. hourly, once per
     student with --student)."""
     settings = _ready(ctx)
-    result = gate_eval.evaluate(
+    result = evaluate.evaluate(
         settings, _config(ctx), actor_id=_actor(settings, by), student=student
     )
     _print_decision(result.decision, result.decision_id)
@@ -106,9 +104,10 @@ def replay(ctx: click.Context, from_: datetime | None, to: datetime | None, step
     start = from_.date() if from_ else end - timedelta(days=29)
     if end < start:
         raise click.BadParameter(f"--to {end} is before --from {start}")
-    for p in gate_eval.replay(settings, _config(ctx), start, end, _step(step)):
+    for p in evaluate.replay(settings, _config(ctx), start, end, _step(step)):
         cats = ", ".join(p.eligible) or "-"
-        click.echo(f"{p.day}  {gate.label(p.outcome):<15} eligible: {cats:<18} pairs {p.pairs:>6}  "
+        label = criteria.label(p.outcome)
+        click.echo(f"{p.day}  {label:<15} eligible: {cats:<18} pairs {p.pairs:>6}  "
                    f"reviews {p.reviews:>4}  {p.summary}")  # fmt: skip
 
 
@@ -129,7 +128,7 @@ def show(ctx: click.Context, decision_id: int | None) -> None:
         if row is None:
             raise click.ClickException("no such decision; run `shadowtutor gate evaluate` first")
         when = f"{row.created_at:%Y-%m-%d %H:%M} UTC"
-        click.echo(f"decision #{row.id} {gate.label(row.outcome)} at {when}")
+        click.echo(f"decision #{row.id} {criteria.label(row.outcome)} at {when}")
         click.echo(row.evidence.get("summary", ""))
         for c in row.evidence.get("criteria", []):
             click.echo(f"  {c['status']:<12} {c['category']:<10} {c['label']:<26} {c['missing']}")
@@ -163,16 +162,16 @@ def override(ctx: click.Context, decision_id: int, by: str, reason: str) -> None
         click.echo(decisions.approval(session=session).describe())
 
 
-@main.group("rollout")
+@click.group("rollout")
 def rollout_group() -> None:
     """Staged rollout: status, advance a stage, roll back, kill switch."""
 
 
 def _status_lines(settings: Settings) -> list[str]:
-    config = gate.load_config(settings.gate_config or None)
+    config = criteria.load_config(settings.gate_config or None)
     with db.session_scope(settings.db_url) as session:
         cur = rollout.state(session=session)
-        served = gate_data.served_now(settings, session)
+        served = evidence.served_now(settings, session)
         lines = [
             f"stage: {cur.stage}% of eligible traffic"
             + (" -- KILLED: the teacher serves everything" if cur.killed else ""),
@@ -182,8 +181,8 @@ def _status_lines(settings: Settings) -> list[str]:
             f"served by the student at this stage: {served:,}",
             f"approval: {decisions.approval(session=session).describe()}",
         ]
-        if routing.killed(settings):
-            lines.append(f"{routing.KILL_ENV} is set: the teacher serves everything")
+        if killswitch.killed(settings):
+            lines.append(f"{killswitch.KILL_ENV} is set: the teacher serves everything")
         problems = rollout.blockers(session=session, config=config, served_at_stage=served)
         nxt = None if cur.killed else rollout.next_stage(config, cur.stage)
         lines.append(
@@ -213,7 +212,7 @@ def advance(ctx: click.Context, student: str | None, by: str | None) -> None:
     settings = _ready(ctx)
     actor = _actor(settings, by)
     with db.session_scope(settings.db_url) as session:
-        served = gate_data.served_now(settings, session)
+        served = evidence.served_now(settings, session)
         ev = rollout.advance(
             session=session,
             config=_config(ctx),

@@ -10,13 +10,12 @@ import time
 import click
 
 from shadowtutor import db
-from shadowtutor.cli import main, settings_of
-from shadowtutor.judge import runner, templates
-from shadowtutor.judge import scores as judge_scores
+from shadowtutor.cli.root import settings_of
+from shadowtutor.judge import runner, scores, templates
 from shadowtutor.judge.calibration import SCALE, Calibration
 
 
-@main.group("judge")
+@click.group("judge")
 def judge_group() -> None:
     """The LLM judge: score sampled pairs 1-5 in both answer orders; check its calibration."""
 
@@ -102,8 +101,8 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
     settings = settings_of(ctx)
     db.require_schema(settings.db_url)
     with db.session_scope(settings.db_url) as session:
-        cal = judge_scores.calibrate(session)
-        counts = judge_scores.counts(session)
+        cal = scores.calibrate(session)
+        counts = scores.counts(session)
     if as_json:
         click.echo(json.dumps({**cal.summary(), **counts}, indent=2))
         return

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import click
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.cli import main
 from shadowtutor.cli.config import settings_table
 
 # Generated tables live between these markers in their pages: (page, marker name, table).
 TABLES = (
     ("configuration.md", "settings-table", settings_table),
-    ("security.md", "permissions-table", auth.markdown_table),
+    ("security.md", "permissions-table", permissions.markdown_table),
 )
 
 HEADER = """# Command line

@@ -6,17 +6,13 @@ from datetime import datetime
 
 import click
 
-from shadowtutor.cli import BY, actor_of, main, session_of, settings_of
+from shadowtutor.cli.root import BY, actor_of, session_of, settings_of
 from shadowtutor.log import analytics
 from shadowtutor.log.schema import SOURCES
-from shadowtutor.review import agreement
-from shadowtutor.review import pick as sampling
-from shadowtutor.review import progress as review_progress
-from shadowtutor.review import queue as review
-from shadowtutor.review import tags as taxonomy
+from shadowtutor.review import agreement, progress, sampling, taxonomy, workflow
 
 
-@main.group("review")
+@click.group("review")
 def review_group() -> None:
     """The review queue: sample pairs from the shadow log, progress, agreement, tags."""
 
@@ -78,7 +74,7 @@ def enqueue(
         student=student,
     )
     with session_of(ctx) as session:
-        picked, result = review.fill_queue(
+        picked, result = workflow.fill_queue(
             session=session,
             con=analytics.connect(settings.log_path),
             strategy=strategy,
@@ -109,8 +105,8 @@ def enqueue(
 def stats(ctx: click.Context) -> None:
     """Queue size, reviews today, per reviewer counts and agreement."""
     with session_of(ctx) as session:
-        prog = review_progress.progress(session=session)
-        ratings = review_progress.ratings(session=session)
+        prog = progress.progress(session=session)
+        ratings = progress.ratings(session=session)
     median = "n/a" if prog.median_seconds is None else f"{prog.median_seconds:.0f} s"
     click.echo(
         f"queue: {prog.queue_open} open, {prog.items_done} done of {prog.items_total} items\n"

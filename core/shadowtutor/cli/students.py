@@ -1,4 +1,8 @@
-"""`shadowtutor students ...`: register, list and retire the students the collector shadows."""
+"""`shadowtutor students ...`: register, list and retire the students the collector shadows,
+and ask a student's server whether it is up and what the model is (`health`, `info`).
+
+`shadowtutor student health | info` (the old group, one letter apart) still works as a hidden
+alias that says where the commands moved."""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import click
 from sqlmodel import select
 
 from shadowtutor import students
-from shadowtutor.cli import BY, actor_of, main, session_of, settings_of
+from shadowtutor.backends import student_backend
+from shadowtutor.cli.root import BY, actor_of, session_of, settings_of
+from shadowtutor.students import health
 from shadowtutor.tables import ExportJob
 
 
-@main.group("students")
+@click.group("students")
 def students_group() -> None:
     """Students as data: every active student answers each sampled request in the background.
-    With none registered, the SHADOWTUTOR_STUDENT_* settings are the one (default) student."""
+    With none registered, the SHADOWTUTOR_STUDENT_* settings are the one (default) student.
+    `health` and `info` ask the student's server what it serves."""
 
 
 def _trained_on(session, value: str | None) -> str | None:  # noqa: ANN001 (a Session)
@@ -102,3 +109,50 @@ def retire(ctx: click.Context, name: str, by: str | None) -> None:
     with session_of(ctx) as session:
         students.retire(session=session, actor_id=actor_of(session, by), name=name)
         click.echo(f"retired student {name}")
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"{label + ':':<{width + 1}} {value}")
+
+
+@students_group.command("health")
+@click.option("--model", help="Model to check. Default: SHADOWTUTOR_STUDENT_MODEL.")
+@click.pass_context
+def health_cmd(ctx: click.Context, model: str | None) -> None:
+    """Is the student server reachable; its version, the models pulled and loaded, and the
+    chosen model's family, parameters, quantization and context length (the same facts as the
+    Playground page's health panel). Exits 1 when there is a problem, with how to fix it."""
+    settings = settings_of(ctx)
+    backend = student_backend(settings, timeout=min(settings.student_timeout_s, 5.0))
+    report = health.check(backend, model or settings.student_model)
+    _print_rows(report.facts())
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    if report.problems:
+        ctx.exit(1)
+
+
+@students_group.command("info")
+@click.argument("model")
+@click.pass_context
+def info_cmd(ctx: click.Context, model: str) -> None:
+    """Family, parameters, quantization, context length and size of MODEL, and whether it is
+    loaded now (as on the Playground page)."""
+    settings = settings_of(ctx)
+    backend = student_backend(settings, timeout=min(settings.student_timeout_s, 5.0))
+    _print_rows(health.info(backend, model))
+
+
+MOVED = "`shadowtutor student` is now `shadowtutor students`"
+
+
+@click.group("student", hidden=True)
+def student_group() -> None:
+    """Moved: `shadowtutor student ...` is now `shadowtutor students ...`."""
+    click.echo(MOVED, err=True)
+
+
+student_group.add_command(health_cmd)
+student_group.add_command(info_cmd)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from shadowtutor import users
-from shadowtutor.auth import ROLES
-from shadowtutor.cli import BY, actor_of, main, session_of
+from shadowtutor.accounts import users
+from shadowtutor.accounts.permissions import ROLES
+from shadowtutor.cli.root import BY, actor_of, session_of
 from shadowtutor.tables import UserCreate
 
 
-@main.group("users")
+@click.group("users")
 def users_group() -> None:
     """Accounts: admins review, approve and export; reviewers review; managers read."""
 

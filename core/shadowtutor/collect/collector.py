@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shadowtutor import detect, pricing
+from shadowtutor import detect
 from shadowtutor.backends import Backend, BackendError, ChatResult, student_backend
 from shadowtutor.collect import companion as companion_link
 from shadowtutor.collect import journal as journaling
@@ -60,6 +60,7 @@ from shadowtutor.collect.openai_shape import (
     ChatRequest,
 )
 from shadowtutor.config import Settings
+from shadowtutor.cost import pricing
 from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import schema

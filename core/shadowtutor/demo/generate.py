@@ -21,13 +21,24 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from shadowtutor import auth, pricing, similarity
-from shadowtutor.demo import students as demo_students
-from shadowtutor.demo.text import CONTACTS, FILLERS, NOTES, PHRASES, POLICY, SLOTS, SYSTEM
+from shadowtutor import similarity
+from shadowtutor.accounts import permissions
+from shadowtutor.accounts.users import add_user, get_user
+from shadowtutor.cost import pricing
+from shadowtutor.demo import students
+from shadowtutor.demo.students import ELIGIBLE
+from shadowtutor.demo.text import (
+    CONTACTS,
+    NOTES,
+    PHRASES,
+    POLICY,
+    SLOTS,
+    SYSTEM,
+    student_answer,
+)
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import compaction, read, schema, write
 from shadowtutor.tables import Budget, JudgeScore, Review, ReviewItem, User, UserCreate, row_id
-from shadowtutor.users import add_user, get_user
 
 LANGUAGES = {"it": 0.4, "en": 0.3, "id": 0.3}
 CATEGORIES = {"greeting": 0.3, "casual": 0.2, "business": 0.5}
@@ -36,16 +47,15 @@ STUDENT = "llama3.1:8b"
 # How close the student gets to the teacher (1 = same words), by category and language.
 QUALITY = {"greeting": 0.92, "casual": 0.78, "business": 0.62}
 LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
-ELIGIBLE = ("greeting", "casual")
 PROGRESS_EVERY = 5_000  # pairs between two progress lines while generating
 
 DEMO_ACCOUNTS = [
-    ("admin", auth.ADMIN, "Alessandra", "demo-admin"),
-    ("reviewer", auth.REVIEWER, "Rita", "demo-reviewer"),
-    ("manager", auth.MANAGER, "Marco", "demo-manager"),
-    ("giulia", auth.REVIEWER, "Giulia", "demo-reviewer"),
-    ("made", auth.REVIEWER, "Made", "demo-reviewer"),
-    ("sofia", auth.REVIEWER, "Sofia", "demo-reviewer"),
+    ("admin", permissions.ADMIN, "Alessandra", "demo-admin"),
+    ("reviewer", permissions.REVIEWER, "Rita", "demo-reviewer"),
+    ("manager", permissions.MANAGER, "Marco", "demo-manager"),
+    ("giulia", permissions.REVIEWER, "Giulia", "demo-reviewer"),
+    ("made", permissions.REVIEWER, "Made", "demo-reviewer"),
+    ("sofia", permissions.REVIEWER, "Sofia", "demo-reviewer"),
 ]
 
 
@@ -88,30 +98,6 @@ def _timestamps(rng: random.Random, n: int, end: datetime, days: int) -> list[da
 
 def _fill(text: str, slots: dict[str, str]) -> str:
     return text.format(**slots)
-
-
-def _student_answer(
-    rng: random.Random, teacher: str, english: str, lang: str, quality: float
-) -> tuple[str, list[str]]:
-    flaws: list[str] = []
-    if lang != "en" and rng.random() < (1 - quality) * 0.25:
-        teacher, flaws = english, ["wrong language"]
-    words = teacher.split(" ")
-    drop = (1 - quality) * 0.35
-    kept = [w for w in words if rng.random() > drop] or words[:1]
-    answer = " ".join(kept)
-    if rng.random() < (1 - quality) * 0.6:
-        answer = answer.replace("30 euro", "50 euro").replace("14 ", "30 ").replace("48 ", "24 ")
-        if answer != " ".join(kept):
-            flaws.append("factual error")
-    if rng.random() < (1 - quality) * 1.4:
-        filler = rng.choice(FILLERS["en" if "wrong language" in flaws else lang])
-        answer = f"{answer} {filler}"
-        if "AI" in filler:
-            flaws.append("robotic")
-    if quality > 0.85 and not flaws and rng.random() < 0.5:
-        flaws.append("natural phrasing")
-    return answer, flaws
 
 
 def _latency(rng: random.Random, base_ms: float, per_token_ms: float, tokens: int) -> float:
@@ -165,7 +151,7 @@ def generate_pairs(
             "price_version": prices.version,
         }
         quality = QUALITY[cat] + LANG_SHIFT[lang]
-        student_text, flaws = _student_answer(rng, answer, english, lang, quality)
+        student_text, flaws = student_answer(rng, answer, english, lang, quality)
         s_tok = max(1, pricing.estimate_tokens(student_text))
         student: dict[str, Any] = {
             "model": STUDENT,
@@ -230,14 +216,14 @@ def write_log(log_dir: Path, pairs: list[DemoPair]) -> compaction.CompactReport:
 
 
 def ensure_accounts(session: Session) -> dict[str, int]:
-    """Create the demo accounts that do not exist yet (as the operator, ``auth.SYSTEM``: the
+    """Create the demo accounts that do not exist yet (as the operator, ``permissions.SYSTEM``: the
     demo is built by whoever runs `shadowtutor demo` on the machine); return username -> id."""
     ids = {}
     for username, role, name, password in DEMO_ACCOUNTS:
         user = get_user(session=session, username=username) or add_user(
             session=session,
             user=UserCreate(username=username, role=role, display_name=name, password=password),
-            actor_id=auth.SYSTEM,
+            actor_id=permissions.SYSTEM,
         )
         ids[username] = row_id(user)
     return ids
@@ -256,12 +242,10 @@ def seed_reviews(
     """Queue a stratified sample (as the demo admin) and review most of it; return the number
     of reviews. The reviews and the budget are written as rows, not through
     ``submit_review``/``set_budget``, because the demo backdates them into its history."""
-    from shadowtutor.review import (
-        queue as review,  # the review workflow owns the queue and the tag taxonomy
-    )
+    from shadowtutor.review import taxonomy, workflow
 
     rng = random.Random(seed + 1)
-    review.seed_default_tags(session=session, actor_id=accounts["admin"])
+    taxonomy.seed_default_tags(session=session, actor_id=accounts["admin"])
     good = [p for p in pairs if schema.student_succeeded(p.record["student"])]
     by_stratum: dict[tuple[str, str], list[DemoPair]] = {}
     for p in good:
@@ -276,7 +260,7 @@ def seed_reviews(
     ]
     rng.shuffle(sample)
     flaws = {p.record["id"]: p.flaws for p in sample}
-    review.enqueue_records(
+    workflow.enqueue_records(
         session=session,
         records=[p.record for p in sample],
         strategy="stratified",
@@ -469,10 +453,10 @@ def build(
             say(f"  {len(generated):,} of {pairs:,} pairs")
     say("answers of the other two demo students")
     for p in generated:  # the demo's Llama is a registered student, not the settings' one
-        p.record["student_name"] = demo_students.PRIMARY
+        p.record["student_name"] = students.PRIMARY
     extra = [
         DemoPair(r)
-        for r in demo_students.extra_records(
+        for r in students.extra_records(
             [p.record for p in generated],
             seed=seed,
             end=end,
@@ -491,8 +475,8 @@ def build(
         reviews = seed_reviews(session, generated, accounts, seed=seed, end=end)
         budget = seed_budget(session, generated, accounts["admin"], end)
         judged = seed_judge(session, generated, seed=seed, end=end)
-        demo_students.register(session, seed=seed, end=end, admin_id=accounts["admin"])
-        reviews += demo_students.seed_reviews(
+        students.register(session, seed=seed, end=end, admin_id=accounts["admin"])
+        reviews += students.seed_reviews(
             session,
             [p.record for p in extra],
             seed=seed,

@@ -26,7 +26,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from shadowtutor import auth, similarity
+from shadowtutor import similarity
+from shadowtutor.accounts import permissions
+from shadowtutor.demo.text import student_answer
 from shadowtutor.log import schema
 from shadowtutor.tables import Review, ReviewItem, Student, row_id
 
@@ -43,6 +45,9 @@ class DemoStudent:
     trained: bool = False
 
 
+# The categories the student may take first: the demo reviews more of them, so the gate has
+# the reviews it asks for there.
+ELIGIBLE = ("greeting", "casual")
 PRIMARY = "llama"
 STUDENTS = (
     DemoStudent(PRIMARY, "llama3.1:8b", "", 0, {}, 380),
@@ -69,9 +74,7 @@ def export_version(seed: int) -> str:
 
 def _answer(rng: random.Random, teacher: str, lang: str, quality: float) -> str:
     """The same kinds of flaws as the demo's Llama (dropped words, wrong figures, filler)."""
-    from shadowtutor.demo.generate import _student_answer
-
-    return _student_answer(rng, teacher, teacher, lang, quality)[0]
+    return student_answer(rng, teacher, teacher, lang, quality)[0]
 
 
 def extra_records(
@@ -150,8 +153,7 @@ def seed_reviews(
     reviewers: list[int],
 ) -> int:
     """Queue and review a sample of each extra student's eligible answers; leave a few open."""
-    from shadowtutor.demo.generate import ELIGIBLE
-    from shadowtutor.review import queue as review
+    from shadowtutor.review import workflow
 
     rng = random.Random(seed + 12)
     chosen = []
@@ -164,8 +166,8 @@ def seed_reviews(
             and schema.student_succeeded(r["student"])
         ]
         chosen += rng.sample(mine, min(90, len(mine)))
-    review.enqueue_records(
-        session=session, records=chosen, strategy="random", enqueued_by=auth.SYSTEM
+    workflow.enqueue_records(
+        session=session, records=chosen, strategy="random", enqueued_by=permissions.SYSTEM
     )
     ids = {r["id"] for r in chosen}
     items = [i for i in session.exec(_items(ids))]

@@ -6,6 +6,8 @@ has thousands of distinct conversations. Kept as data (code), not downloaded.
 
 from __future__ import annotations
 
+from random import Random
+
 SYSTEM = {
     "it": "Sei l'assistente di Sole Viaggi, un'agenzia di viaggi. Rispondi in italiano, con un "
     "tono caldo e professionale, come un collega esperto.",
@@ -258,3 +260,29 @@ NOTES = {
     "wrong language": "Answered in English to an Indonesian question.",
     "factual error": "The change fee is 30 euros, not 50.",
 }
+
+
+def student_answer(
+    rng: Random, teacher: str, english: str, lang: str, quality: float
+) -> tuple[str, list[str]]:
+    """A student's answer from the teacher's: dropped words, wrong figures, filler and the
+    wrong language, more of them the lower ``quality``; with the flaws it has."""
+    flaws: list[str] = []
+    if lang != "en" and rng.random() < (1 - quality) * 0.25:
+        teacher, flaws = english, ["wrong language"]
+    words = teacher.split(" ")
+    drop = (1 - quality) * 0.35
+    kept = [w for w in words if rng.random() > drop] or words[:1]
+    answer = " ".join(kept)
+    if rng.random() < (1 - quality) * 0.6:
+        answer = answer.replace("30 euro", "50 euro").replace("14 ", "30 ").replace("48 ", "24 ")
+        if answer != " ".join(kept):
+            flaws.append("factual error")
+    if rng.random() < (1 - quality) * 1.4:
+        filler = rng.choice(FILLERS["en" if "wrong language" in flaws else lang])
+        answer = f"{answer} {filler}"
+        if "AI" in filler:
+            flaws.append("robotic")
+    if quality > 0.85 and not flaws and rng.random() < 0.5:
+        flaws.append("natural phrasing")
+    return answer, flaws

@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.export import docs as export_docs
+from shadowtutor.export import docs
 from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export API in one place)
     CSV_COLUMNS,
     SPLITS,
@@ -342,7 +342,7 @@ class ExportResult:
 def run_export(
     *,
     session: Session,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     export_root: Path,
     filters: ExportFilters | None = None,
     options: ExportOptions | None = None,
@@ -351,7 +351,7 @@ def run_export(
     """Export the selected pairs into ``export_root/<export id>/`` and record the job
     (``export.run``: admins, by name: an export takes users' conversations out of
     ShadowTutor)."""
-    user = auth.require(session, actor_id, "export.run")
+    user = permissions.require(session, actor_id, "export.run")
     filters, options = filters or ExportFilters(), options or ExportOptions()
     filters.check()
     options.check()
@@ -408,7 +408,7 @@ def _export(
         "files": {},
     }
     manifest["dataset_version"] = dataset_version(files)
-    extra = export_docs.render(manifest, examples)
+    extra = docs.render(manifest, examples)
     _write_folder(folder, files, extra, manifest)
     job = ExportJob(
         created_at=now,

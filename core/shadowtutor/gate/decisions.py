@@ -17,7 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
 from shadowtutor.log.schema import DEFAULT_STUDENT
@@ -47,13 +47,17 @@ def record(
     *,
     session: Session,
     decision: Decision,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     student: str | None = None,
 ) -> GateDecision:
     """Append a decision about ``student`` (default: the default student). Recording one
     releases nothing (approving does), so the operator may record (cron's `shadowtutor gate
     evaluate`); a named account needs ``gate.approve``."""
-    who = actor_id if actor_id is auth.SYSTEM else auth.require(session, actor_id, "gate.approve")
+    who = (
+        actor_id
+        if actor_id is permissions.SYSTEM
+        else permissions.require(session, actor_id, "gate.approve")
+    )
     row = GateDecision(
         created_at=utcnow(),
         outcome=decision.outcome,
@@ -160,9 +164,9 @@ def _current(session: Session, decision_id: int) -> GateDecision:
     return decision
 
 
-def approve(*, session: Session, decision_id: int, actor_id: auth.Actor) -> GateEvent:
+def approve(*, session: Session, decision_id: int, actor_id: permissions.Actor) -> GateEvent:
     """Approve a GO decision (``gate.approve``: admins)."""
-    who = auth.require(session, actor_id, "gate.approve")
+    who = permissions.require(session, actor_id, "gate.approve")
     decision = _current(session, decision_id)
     if decision.outcome != GO:
         hint = (
@@ -176,10 +180,12 @@ def approve(*, session: Session, decision_id: int, actor_id: auth.Actor) -> Gate
     return _event(session, decision, "approve", who.id, "")
 
 
-def override(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
+def override(
+    *, session: Session, decision_id: int, actor_id: permissions.Actor, reason: str
+) -> GateEvent:
     """Release a NO-GO decision's failed (non-critical) categories anyway, with a reason
     (``gate.override``: admins)."""
-    who = auth.require(session, actor_id, "gate.override")
+    who = permissions.require(session, actor_id, "gate.override")
     decision = _current(session, decision_id)
     if decision.outcome != NO_GO:
         raise DecisionError(
@@ -201,9 +207,11 @@ def override(*, session: Session, decision_id: int, actor_id: auth.Actor, reason
     return _event(session, decision, "override", who.id, reason.strip())
 
 
-def revoke(*, session: Session, decision_id: int, actor_id: auth.Actor, reason: str) -> GateEvent:
+def revoke(
+    *, session: Session, decision_id: int, actor_id: permissions.Actor, reason: str
+) -> GateEvent:
     """Withdraw the approval of a decision (``gate.approve``: admins)."""
-    who = auth.require(session, actor_id, "gate.approve")
+    who = permissions.require(session, actor_id, "gate.approve")
     decision = _current(session, decision_id)
     return _event(session, decision, "revoke", who.id, reason.strip())
 

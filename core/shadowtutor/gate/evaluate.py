@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from shadowtutor import auth, db
+from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.gate import decisions, rollout
 from shadowtutor.gate.criteria import Decision, GateConfig, decide
@@ -40,12 +41,12 @@ def evaluate(
     settings: Settings,
     config: GateConfig,
     *,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     now: datetime | None = None,
     student: str | None = None,
 ) -> Evaluation:
     """Gather, decide, append the decision and apply the automatic rollback rules. The actor
-    is an account allowed ``gate.approve``, or the operator (``auth.SYSTEM``: cron).
+    is an account allowed ``gate.approve``, or the operator (``permissions.SYSTEM``: cron).
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)

@@ -28,7 +28,7 @@ from shadowtutor.gate.criteria import (
     Window,
     calibrate,
 )
-from shadowtutor.judge import scores as judge_scores
+from shadowtutor.judge import scores
 from shadowtutor.judge.scores import JudgeRow
 from shadowtutor.log import read, schema, sql
 from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
@@ -315,11 +315,11 @@ def judge_evidence(
     model, calibration against the human reviews); nothing when the gate does not use it."""
     if not config.use_judge:
         return [], None
-    judge = judge_scores.current_judge(session)
+    judge = scores.current_judge(session)
     if judge is None:
         return [], None
-    summary = judge_scores.calibrate(session, judge).summary()
-    return judge_scores.judge_rows(session, judge), {"model": judge[1], **summary}
+    summary = scores.calibrate(session, judge).summary()
+    return scores.judge_rows(session, judge), {"model": judge[1], **summary}
 
 
 # --- calibration and rollout figures -----------------------------------------------------

@@ -19,8 +19,8 @@ import duckdb
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from shadowtutor import auth
-from shadowtutor.gate import decisions, routing
+from shadowtutor.accounts import permissions
+from shadowtutor.gate import decisions, killswitch
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.log.schema import DEFAULT_STUDENT
@@ -100,7 +100,8 @@ _NEWEST_SERVING = (
 def serving_state(conn: sa.Connection) -> RolloutState:
     """What routing needs of the current state (stage, kill, categories, salt, student), read
     with one Core query on ``conn``: no ORM session and no ``since``. Every process reads it
-    every ``routing.REFRESH_SECONDS``, where the ORM's read cost four times the CPU."""
+    every ``routing.REFRESH_SECONDS`` (``shadowtutor.gate.routing``), where the ORM's read cost
+    four times the CPU."""
     row = conn.execute(_NEWEST_SERVING).first()
     if row is None:
         return RolloutState()
@@ -110,7 +111,7 @@ def serving_state(conn: sa.Connection) -> RolloutState:
 def current_stage(*, session: Session) -> int:
     """Percent of eligible traffic the student serves now: the newest rollout event's stage,
     0 when there is none or the kill switch is on (in the database or the environment)."""
-    return 0 if routing.env_killed() else state(session=session).serving
+    return 0 if killswitch.env_killed() else state(session=session).serving
 
 
 def history(*, session: Session, limit: int = 100) -> list[RolloutEvent]:
@@ -227,14 +228,14 @@ def advance(
     *,
     session: Session,
     config: GateConfig,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     served_at_stage: int,
     now: datetime | None = None,
     student: str | None = None,
 ) -> RolloutEvent:
     """Move to the next stage (``rollout.advance``: admins) once nothing blocks it; the
     student of the approved decision (``student``'s newest, else the newest of all) serves."""
-    who = auth.require(session, actor_id, "rollout.advance")
+    who = permissions.require(session, actor_id, "rollout.advance")
     problems = blockers(
         session=session, config=config, served_at_stage=served_at_stage, now=now, student=student
     )
@@ -265,10 +266,10 @@ def advance(
 
 
 def rollback(
-    *, session: Session, actor_id: auth.Actor, reason: str, to_stage: int = 0
+    *, session: Session, actor_id: permissions.Actor, reason: str, to_stage: int = 0
 ) -> RolloutEvent:
     """Return to ``to_stage`` (0 %: the teacher serves everyone); ``rollout.kill``."""
-    who = auth.require(session, actor_id, "rollout.kill")
+    who = permissions.require(session, actor_id, "rollout.kill")
     cur = state(session=session)
     if to_stage >= cur.stage and cur.stage > 0:
         raise RolloutError(f"rolling back from {cur.stage}% must go to a lower stage")
@@ -283,10 +284,12 @@ def rollback(
     )
 
 
-def set_kill(*, session: Session, actor_id: auth.Actor, on: bool, reason: str = "") -> RolloutEvent:
+def set_kill(
+    *, session: Session, actor_id: permissions.Actor, on: bool, reason: str = ""
+) -> RolloutEvent:
     """Pull (``on``) or release the kill switch; the stage is kept for after the release
     (``rollout.kill``)."""
-    who = auth.require(session, actor_id, "rollout.kill")
+    who = permissions.require(session, actor_id, "rollout.kill")
     if on and not reason.strip():
         raise RolloutError(
             "give a reason to pull the kill switch (the audit trail records it; "

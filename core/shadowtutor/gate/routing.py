@@ -9,10 +9,8 @@ at the last state read. A state not read yet (the first request after start) or 
 counted (:func:`fallbacks`) and logged once. A kill flipped in the database so reaches a running
 process within one refresh interval.
 
-The settings' kill switch ``SHADOWTUTOR_KILL_SWITCH`` is read by :func:`killed`, the one
-reader of it (routing, the CLI and the dashboards ask it): the environment variable is read on
-every call, so it acts at once, and wins over the settings' value (from Streamlit secrets,
-say), as everywhere in the settings.
+The settings' kill switch ``SHADOWTUTOR_KILL_SWITCH`` is read by
+:func:`shadowtutor.gate.killswitch.killed` on every request, so it acts at once.
 
 Each key (user or conversation id) gets a stable position ``bucket`` in 0..100 from a salted
 SHA-256; the student serves an eligible request when ``bucket < stage``. Raising the stage
@@ -24,13 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from shadowtutor.gate import killswitch
 
 if TYPE_CHECKING:
     from shadowtutor.config import Settings
@@ -42,7 +41,6 @@ CACHE_SECONDS = REFRESH_SECONDS  # the older name
 STALE_AFTER = 3  # refresh intervals: an older state (the database hangs) means teacher-only
 IDLE_SECONDS = 60.0  # a refresher nobody asked for this long stops (restarted on demand)
 READ_TIMEOUT_S = 2.0  # connect and statement timeout of a routing read
-KILL_ENV = "SHADOWTUTOR_KILL_SWITCH"
 
 
 @dataclass(frozen=True)
@@ -70,28 +68,6 @@ def bucket_of(key: str, salt: str) -> float:
     """Stable position of ``key`` in 0..100 (uniform; the same for every process)."""
     digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
-
-
-def killed(settings: Settings | None = None) -> bool:
-    """Whether the kill switch setting is on: the environment variable as it is now, else
-    (unset) the value in ``settings`` (which may come from Streamlit secrets). The one reader
-    of ``SHADOWTUTOR_KILL_SWITCH``; a value that is not a boolean counts as off, with a
-    warning (routing must never fail a request)."""
-    raw = os.environ.get(KILL_ENV)
-    if raw is None:
-        return bool(settings is not None and settings.kill_switch)
-    from shadowtutor.config import SettingsError, parse_value
-
-    try:
-        return bool(parse_value(KILL_ENV, raw, bool))
-    except SettingsError as exc:
-        log.warning("%s; the kill switch counts as off", exc)
-        return False
-
-
-def env_killed() -> bool:
-    """The kill switch without settings at hand (see :func:`killed`)."""
-    return killed()
 
 
 def _db_url() -> str:
@@ -258,7 +234,7 @@ def route(*, key: str | None, category: str | None, settings: Settings | None = 
     rollout state of ``settings``' database (without settings: the environment's)."""
     snap = snapshot(settings.db_url if settings is not None else _cached_url())
     return decide(
-        stage=0 if killed(settings) else snap.stage,
+        stage=0 if killswitch.killed(settings) else snap.stage,
         categories=snap.categories,
         salt=snap.salt,
         key=key,

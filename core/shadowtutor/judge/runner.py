@@ -25,9 +25,10 @@ from typing import Any
 import duckdb
 from sqlmodel import Session, col, select
 
-from shadowtutor import db, pricing
+from shadowtutor import db
 from shadowtutor.backends import clients
 from shadowtutor.config import Settings
+from shadowtutor.cost import pricing
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.judge import templates
 from shadowtutor.log import read

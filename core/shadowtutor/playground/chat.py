@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadowtutor import auth, detect, pricing
+from shadowtutor import detect
+from shadowtutor.accounts import permissions
 from shadowtutor.backends import (
     Backend,
     BackendError,
@@ -34,10 +35,11 @@ from shadowtutor.backends import (
     teacher_backend,
 )
 from shadowtutor.config import Settings
+from shadowtutor.cost import pricing
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import schema
 from shadowtutor.log.write import LogWriter
-from shadowtutor.review import queue as review
+from shadowtutor.review import workflow
 from shadowtutor.similarity import SimilarityMethod, compare, get_method
 
 TEACHER_NOT_ASKED = "not asked: Playground turn without the teacher"
@@ -255,7 +257,7 @@ def run_turn(
 
 def _price(turn: Turn, prices: pricing.PriceTable, settings: Settings | None) -> None:
     """Teacher cost from the price table; the student costs $0 a request when
-    :func:`shadowtutor.pricing.student_is_free` says so (the collector's rule)."""
+    :func:`shadowtutor.cost.pricing.student_is_free` says so (the collector's rule)."""
     monthly = settings.student_monthly_cost_usd if settings else 0.0
     for who, ans in (("teacher", turn.teacher), ("student", turn.student)):
         if ans is None or ans.error is not None:
@@ -405,7 +407,7 @@ def save_pair(
     index: int,
     *,
     session: Any,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     log_dir: Any,
     teacher_model: str,
     queue: bool = False,
@@ -416,7 +418,7 @@ def save_pair(
     review queue.
 
     Saving the same turn again writes nothing new and returns the same pair id."""
-    who = auth.require(session, actor_id, "playground.save")
+    who = permissions.require(session, actor_id, "playground.save")
     turn = chat.turns[index] if 0 <= index < len(chat.turns) else None
     if turn is None:
         raise PlaygroundError(f"there is no turn {index + 1} in this conversation")
@@ -434,7 +436,7 @@ def save_pair(
         turn.saved_id = record["id"]
     result = SaveResult(pair_id=record["id"], queued=turn.queued)
     if queue and not turn.queued:
-        added = review.enqueue_records(
+        added = workflow.enqueue_records(
             session=session,
             records=[record],
             strategy=REVIEW_STRATEGY,

@@ -8,7 +8,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from shadowtutor.review.agreement import Rating
 from shadowtutor.tables import Review, ReviewItem, User, as_utc, utcnow
@@ -59,7 +59,7 @@ def progress(*, session: Session, day_start: datetime | None = None) -> Progress
             Review.created_at,
             Review.seconds_spent,
         )
-        .join(User, User.id == Review.reviewer_id)
+        .join(User, col(User.id) == Review.reviewer_id)
         .where(Review.is_current)
     ).all()
     per: dict[str, dict[str, Any]] = {}
@@ -107,9 +107,9 @@ def ratings(*, session: Session) -> list[Rating]:
     on the page), the input of the agreement figures."""
     stmt = (
         select(Review, func.coalesce(func.nullif(User.display_name, ""), User.username))
-        .join(User, User.id == Review.reviewer_id)
+        .join(User, col(User.id) == Review.reviewer_id)
         .where(Review.is_current)
-        .order_by(Review.item_id, Review.id)
+        .order_by(col(Review.item_id), col(Review.id))
     )
     return [
         Rating(r.item_id, name, r.student_score, r.decision, r.pair_id)
@@ -153,9 +153,9 @@ class JudgeCalibration:
 
 
 def judge_calibration(*, session: Session) -> JudgeCalibration:
-    from shadowtutor.judge import scores as judge_scores
+    from shadowtutor.judge import scores
 
-    return JudgeCalibration(judge_scores.calibrate(session), judge_scores.counts(session))
+    return JudgeCalibration(scores.calibrate(session), scores.counts(session))
 
 
 def per_day(*, session: Session, tz: tzinfo) -> list[dict[str, Any]]:
@@ -163,7 +163,7 @@ def per_day(*, session: Session, tz: tzinfo) -> list[dict[str, Any]]:
     rows of day, reviewer, reviews, oldest day first."""
     rows = session.exec(
         select(func.coalesce(func.nullif(User.display_name, ""), User.username), Review.created_at)
-        .join(User, User.id == Review.reviewer_id)
+        .join(User, col(User.id) == Review.reviewer_id)
         .where(Review.is_current, Review.decision != "skip")
     ).all()
     counts: Counter = Counter()

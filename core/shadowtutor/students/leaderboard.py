@@ -222,6 +222,8 @@ def _paired(metric: str, diffs: np.ndarray, a: str, b: str, higher_is_better: bo
     diffs = diffs[~np.isnan(diffs)]
     if len(diffs) < 2:
         return Difference(metric, len(diffs), None, None, None, "no shared data")
+    lo: float | None
+    hi: float | None
     if np.all(diffs == diffs[0]):
         lo = hi = float(diffs[0])
     else:

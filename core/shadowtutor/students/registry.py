@@ -4,7 +4,8 @@ The single-student settings (``SHADOWTUTOR_STUDENT_*``) are the *default student
 :data:`DEFAULT`: it is the one shadowed while no student is registered, and every log record
 written before students were data (schema version 1) reads as it. Registered students replace
 it in the fan-out; retiring one stops its shadowing but keeps its row, so its records and
-decisions keep a name. Writes need ``students.manage`` (see :mod:`shadowtutor.auth`).
+decisions keep a name. Writes need ``students.manage`` (see
+:mod:`shadowtutor.accounts.permissions`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import Student, utcnow
@@ -108,7 +109,7 @@ def _check(
 def add(
     *,
     session: Session,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
     name: str,
     backend: str,
     model: str,
@@ -121,7 +122,7 @@ def add(
 ) -> Student:
     """Register a student (``students.manage``). A retired name cannot be reused: its log
     records would then mean two models."""
-    who = auth.require(session, actor_id, "students.manage")
+    who = permissions.require(session, actor_id, "students.manage")
     _check(name, backend, model, share_percent, timeout_s, monthly_cost_usd)
     if name == DEFAULT:
         raise StudentError(f"{DEFAULT!r} is the single-student settings' name; pick another name")
@@ -137,7 +138,7 @@ def add(
         monthly_cost_usd=monthly_cost_usd,
         version=version[:64],
         trained_on=(trained_on or None) and trained_on[:64],
-        created_by=auth.actor_id(who),
+        created_by=permissions.actor_id(who),
     )
     session.add(row)
     session.flush()
@@ -158,9 +159,9 @@ def list_students(*, session: Session, include_retired: bool = False) -> list[St
     return list(session.exec(stmt))
 
 
-def retire(*, session: Session, actor_id: auth.Actor, name: str) -> Student:
+def retire(*, session: Session, actor_id: permissions.Actor, name: str) -> Student:
     """Stop shadowing a student (``students.manage``); its row and records stay."""
-    auth.require(session, actor_id, "students.manage")
+    permissions.require(session, actor_id, "students.manage")
     row = get(session=session, name=name)
     if row.retired_at is not None:
         raise StudentError(f"student {name!r} is retired already")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shadowtutor.gate.criteria import Aggregate, RatingKey, Window, similarity_bins
-from shadowtutor.review import pick
+from shadowtutor.review import sampling
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def day(
     draw.
 
     ``queue="judge_unsure"`` (with a judge) picks the reviewed pairs as the review queue's
-    ``judge_unsure`` strategy does (``shadowtutor.review.pick``: more of the pairs whose two
+    ``judge_unsure`` strategy does (``shadowtutor.review.sampling``: more of the pairs whose two
     answer orders disagree, exact inclusion probabilities), and each review carries its design
     weight in ``ratings`` as the gate's evidence does."""
     agg = window(student, rng, pairs=pairs, reviews=0, method=method).categories["greeting"]
@@ -123,13 +123,13 @@ def day(
             {"id": f"{i:06d}", "judge_student": float(f), "judge_spread": abs(float(a - b))}
             for i, (f, a, b) in enumerate(zip(scored, first, second, strict=True))
         ]
-        chosen = pick.select_ids(
+        chosen = sampling.select_ids(
             rows,
             strategy="judge_unsure",
             size=min(reviews, pairs),
             seed=int(rng.integers(2**31)),
         )
-        design = pick.design_weights(rows, min(reviews, pairs))
+        design = sampling.design_weights(rows, min(reviews, pairs))
         for h in human[reviewed]:  # the uniform draw's reviews: replaced by the weighted ones
             agg.scores[int(h)] -= 1
         reviewed[:] = False

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from shadowtutor.dashboards.budget import DAYS_PER_MONTH
+from shadowtutor.cost.budget import DAYS_PER_MONTH
 from shadowtutor.log.analytics import WHERE, Filters, query
 from shadowtutor.tables import Review, ReviewItem
 
@@ -229,7 +230,7 @@ def side_by_side(
     def per_1k(cost: float, requests: int) -> float | None:
         return cost / requests * 1000 if requests else None
 
-    def num(value: object) -> float | None:
+    def num(value: Any) -> float | None:
         return None if pd.isna(value) else float(value)
 
     def pct_at(who: str, i: int) -> float | None:

@@ -2,14 +2,15 @@
 an admin's changes. Reviews store tag names, so a used tag is deactivated, never deleted.
 
 Store functions are keyword-only and take the session; the caller owns the transaction. Every
-change names the acting user (``actor_id``) and needs ``tags.edit`` (see ``shadowtutor.auth``).
+change names the acting user (``actor_id``) and needs ``tags.edit`` (see
+``shadowtutor.accounts.permissions``).
 """
 
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import Review, Tag
 
@@ -43,12 +44,12 @@ class TagError(ShadowTutorError, ValueError):
     """A tag operation that cannot be done; the message says what to fix."""
 
 
-def seed_default_tags(*, session: Session, actor_id: auth.Actor) -> int:
+def seed_default_tags(*, session: Session, actor_id: permissions.Actor) -> int:
     """Add the default tags that are missing (by name); return how many were added.
 
     Safe to call again: existing tags, including ones an admin deactivated, are left alone.
     """
-    auth.require(session, actor_id, "tags.edit")
+    permissions.require(session, actor_id, "tags.edit")
     existing = set(session.exec(select(Tag.name)).all())
     added = 0
     for name, kind, description in DEFAULT_TAGS:
@@ -82,9 +83,14 @@ def _check_kind(kind: str) -> str:
 
 
 def add_tag(
-    *, session: Session, name: str, kind: str = "other", description: str = "", actor_id: auth.Actor
+    *,
+    session: Session,
+    name: str,
+    kind: str = "other",
+    description: str = "",
+    actor_id: permissions.Actor,
 ) -> Tag:
-    auth.require(session, actor_id, "tags.edit")
+    permissions.require(session, actor_id, "tags.edit")
     name = _clean_tag_name(name)
     _check_kind(kind)
     if session.exec(select(Tag).where(Tag.name == name)).first():
@@ -103,10 +109,10 @@ def update_tag(
     kind: str | None = None,
     description: str | None = None,
     active: bool | None = None,
-    actor_id: auth.Actor,
+    actor_id: permissions.Actor,
 ) -> Tag:
     """Change a tag. Renaming does not rewrite earlier reviews, which keep the old name."""
-    auth.require(session, actor_id, "tags.edit")
+    permissions.require(session, actor_id, "tags.edit")
     tag = session.get(Tag, tag_id)
     if tag is None:
         raise TagError(f"no tag with id {tag_id}")
@@ -127,9 +133,9 @@ def update_tag(
     return tag
 
 
-def delete_tag(*, session: Session, tag_id: int, actor_id: auth.Actor) -> None:
+def delete_tag(*, session: Session, tag_id: int, actor_id: permissions.Actor) -> None:
     """Delete a tag no review uses; a used tag can only be deactivated (keeps history)."""
-    auth.require(session, actor_id, "tags.edit")
+    permissions.require(session, actor_id, "tags.edit")
     tag = session.get(Tag, tag_id)
     if tag is None:
         raise TagError(f"no tag with id {tag_id}")

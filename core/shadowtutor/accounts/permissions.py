@@ -85,7 +85,9 @@ def _action(action: str) -> Action:
     try:
         return ACTIONS[action]
     except KeyError:
-        raise ValueError(f"unknown action {action!r}; see shadowtutor.auth.ACTIONS") from None
+        raise ValueError(
+            f"unknown action {action!r}; see shadowtutor.accounts.permissions.ACTIONS"
+        ) from None
 
 
 def roles_for(action: str) -> tuple[str, ...]:

@@ -2,8 +2,9 @@
 
 Passwords are hashed with scrypt (memory-hard, in the standard library): ``scrypt$n$r$p$salt$hash``.
 Store functions are keyword-only and take the session, so callers own the transaction. Every
-change names the acting user (``actor_id``) and needs ``users.manage`` (see ``auth``); the first
-admin of an empty database is added by the operator (``auth.SYSTEM``, the CLI without ``--by``).
+change names the acting user (``actor_id``) and needs ``users.manage`` (see ``permissions``); the
+first admin of an empty database is added by the operator (``permissions.SYSTEM``, the CLI
+without ``--by``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import os
 
 from sqlmodel import Session, select
 
-from shadowtutor import auth, sessions
-from shadowtutor.auth import ROLES, Actor
+from shadowtutor.accounts import permissions, sessions
+from shadowtutor.accounts.permissions import ROLES, Actor
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import User, UserCreate
 
@@ -60,7 +61,7 @@ def _check_role(role: str) -> None:
 
 
 def add_user(*, session: Session, user: UserCreate, actor_id: Actor) -> User:
-    auth.require(session, actor_id, "users.manage")
+    permissions.require(session, actor_id, "users.manage")
     _check_role(user.role)
     if not user.username.strip():
         raise UserError("the username must not be empty")
@@ -95,7 +96,7 @@ def list_users(*, session: Session) -> list[User]:
 
 
 def set_role(*, session: Session, username: str, role: str, actor_id: Actor) -> User:
-    auth.require(session, actor_id, "users.manage")
+    permissions.require(session, actor_id, "users.manage")
     _check_role(role)
     user = require_user(session=session, username=username)
     if user.role != role:  # the old role's open pages must not stay reachable
@@ -108,7 +109,7 @@ def set_role(*, session: Session, username: str, role: str, actor_id: Actor) -> 
 def set_disabled(
     *, session: Session, username: str, disabled: bool = True, actor_id: Actor
 ) -> User:
-    auth.require(session, actor_id, "users.manage")
+    permissions.require(session, actor_id, "users.manage")
     user = require_user(session=session, username=username)
     if disabled:
         sessions.revoke_user(session=session, user_id=user.id, reason="disabled")
@@ -118,7 +119,7 @@ def set_disabled(
 
 
 def set_password(*, session: Session, username: str, password: str, actor_id: Actor) -> User:
-    auth.require(session, actor_id, "users.manage")
+    permissions.require(session, actor_id, "users.manage")
     if len(password) < 8:
         raise UserError("the password must have at least 8 characters")
     user = require_user(session=session, username=username)

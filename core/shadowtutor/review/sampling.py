@@ -246,7 +246,8 @@ WHERE id IS NOT NULL
 
 
 def _day_bounds(filters: Filters) -> tuple[list[str], list[Any]]:
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if filters.start:
         where.append("ts >= ?")
         params.append(datetime.combine(filters.start, time()))
@@ -324,8 +325,9 @@ def sample(
     ``judged`` (pair id -> ``judge_student``, ``judge_spread``, ``judge_consistent``) is what
     ``judge_unsure`` weighs; the chosen pairs' design weights come back in ``weights``."""
     rows = candidates(con, filters or Filters(), exclude)
-    for row in rows if judged else []:
-        row.update(judged.get(str(row["id"]), {}))
+    if judged:
+        for row in rows:
+            row.update(judged.get(str(row["id"]), {}))
     ids = select_ids(rows, strategy=strategy, size=size, seed=seed)
     weights = {}
     if strategy == "judge_unsure":

@@ -10,8 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from shadowtutor import db
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout, routing
+from shadowtutor.gate import criteria, decisions, killswitch, rollout
 from shadowtutor.tables import Review
 
 
@@ -25,7 +24,7 @@ class Overview:
 
     @property
     def decision_label(self) -> str:
-        return gate.label(self.decision)
+        return criteria.label(self.decision)
 
 
 def overview(url: str) -> Overview:
@@ -42,5 +41,5 @@ def overview(url: str) -> Overview:
         decision=latest.outcome if latest else None,
         decided_at=latest.created_at if latest else None,
         stage=state.stage,
-        killed=state.killed or routing.env_killed(),
+        killed=state.killed or killswitch.env_killed(),
     )

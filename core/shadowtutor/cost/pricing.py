@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TABLE = Path(__file__).parent / "data" / "prices.toml"
+DEFAULT_TABLE = Path(__file__).parents[1] / "data" / "prices.toml"
 
 
 @dataclass(frozen=True)

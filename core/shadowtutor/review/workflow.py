@@ -6,7 +6,7 @@ on the log files still being there.
 
 Every write names the acting user: enqueueing needs ``review.enqueue`` (Playground saves
 queue their own pair under ``playground.save``); claims, reviews and edits need
-``review.submit`` for ``reviewer_id`` (see ``shadowtutor.auth``).
+``review.submit`` for ``reviewer_id`` (see ``shadowtutor.accounts.permissions``).
 
 Claims: an item shown to a reviewer is claimed for ``claim_minutes``. An item that needs one
 review is never claimed by two reviewers at once (PostgreSQL: ``SELECT ... FOR UPDATE SKIP
@@ -25,22 +25,13 @@ from typing import Any
 
 from sqlalchemy import case, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.judge import scores as judge_scores
+from shadowtutor.judge import scores
 from shadowtutor.log import schema
-from shadowtutor.review import pick as sampling
-from shadowtutor.review.tags import (  # noqa: F401  (part of this module's API: the demo seeds tags here)
-    DEFAULT_TAGS,
-    TAG_KINDS,
-    add_tag,
-    delete_tag,
-    list_tags,
-    seed_default_tags,
-    update_tag,
-)
+from shadowtutor.review import sampling
 from shadowtutor.tables import Review, ReviewItem, Tag, utcnow
 
 STRATEGIES = (*sampling.STRATEGIES, "manual", "demo")
@@ -123,7 +114,7 @@ def enqueue_records(
     records: Iterable[dict[str, Any]],
     strategy: str = "random",
     required_reviews: int = 1,
-    enqueued_by: auth.Actor,
+    enqueued_by: permissions.Actor,
     action: str = "review.enqueue",
     design_weights: Mapping[str, float] | None = None,
 ) -> EnqueueResult:
@@ -139,7 +130,7 @@ def enqueue_records(
     """
     if action not in ENQUEUE_ACTIONS:
         raise ValueError(f"enqueueing is {' or '.join(ENQUEUE_ACTIONS)}, not {action!r}")
-    who = auth.require(session, enqueued_by, action)
+    who = permissions.require(session, enqueued_by, action)
     records = list(records)
     source = ENQUEUE_ACTIONS[action]
     if source and any(r.get("source") != source for r in records):
@@ -163,7 +154,7 @@ def enqueue_records(
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         existing.update(
-            session.exec(select(ReviewItem.pair_id).where(ReviewItem.pair_id.in_(chunk)))
+            session.exec(select(col(ReviewItem.pair_id)).where(col(ReviewItem.pair_id).in_(chunk)))
         )
     now = utcnow()
     rows = []
@@ -214,17 +205,17 @@ def fill_queue(
     seed: int = 0,
     filters: sampling.Filters | None = None,
     required_reviews: int = 1,
-    enqueued_by: auth.Actor,
+    enqueued_by: permissions.Actor,
 ) -> tuple[sampling.Sample, EnqueueResult]:
     """Sample pairs from the shadow log (DuckDB connection ``con`` with the ``pairs`` view)
     that are not queued yet, and enqueue them (``review.enqueue``)."""
-    auth.require(session, enqueued_by, "review.enqueue")  # before the sampling work
+    permissions.require(session, enqueued_by, "review.enqueue")  # before the sampling work
     judged, note = None, ""
     if strategy == "judge_unsure":
-        cal = judge_scores.calibrate(session)
+        cal = scores.calibrate(session)
         trusted, note = sampling.judge_trusted(cal.overall.kappa, cal.n)
         # Untrusted: no judge fields, so every pair is equally uncertain and weighs 1.
-        judged = judge_scores.sampling_fields(session) if trusted else None
+        judged = scores.sampling_fields(session) if trusted else None
     picked = sampling.sample(
         con,
         strategy=strategy,
@@ -256,31 +247,31 @@ def _reviewed_by(reviewer_id: int) -> Any:
 
 def _claimable(reviewer_id: int, now: datetime) -> list[Any]:
     free = or_(
-        ReviewItem.claimed_by.is_(None),
-        ReviewItem.claimed_until.is_(None),
-        ReviewItem.claimed_until < now,
-        ReviewItem.claimed_by == reviewer_id,
-        ReviewItem.required_reviews > 1,  # k > 1: several reviewers may hold it at once
+        col(ReviewItem.claimed_by).is_(None),
+        col(ReviewItem.claimed_until).is_(None),
+        col(ReviewItem.claimed_until) < now,
+        col(ReviewItem.claimed_by) == reviewer_id,
+        col(ReviewItem.required_reviews) > 1,  # k > 1: several reviewers may hold it at once
     )
     return [
         ReviewItem.status == "open",
-        ReviewItem.reviews_done < ReviewItem.required_reviews,
+        col(ReviewItem.reviews_done) < col(ReviewItem.required_reviews),
         free,
-        ReviewItem.id.not_in(_reviewed_by(reviewer_id)),
+        col(ReviewItem.id).not_in(_reviewed_by(reviewer_id)),
     ]
 
 
 def _queue_order(reviewer_id: int, now: datetime) -> list[Any]:
-    mine = case((ReviewItem.claimed_by == reviewer_id, 0), else_=1)
+    mine = case((col(ReviewItem.claimed_by) == reviewer_id, 0), else_=1)
     # Multi-review items someone else holds come after untouched ones.
     held = case(
         (
-            (ReviewItem.claimed_by.is_not(None)) & (ReviewItem.claimed_until >= now),
+            (col(ReviewItem.claimed_by).is_not(None)) & (col(ReviewItem.claimed_until) >= now),
             1,
         ),
         else_=0,
     )
-    return [mine, held, ReviewItem.priority.desc(), ReviewItem.id]
+    return [mine, held, col(ReviewItem.priority).desc(), col(ReviewItem.id)]
 
 
 def claim_next(
@@ -296,7 +287,7 @@ def claim_next(
     Commit soon after: the claim protects the item from other reviewers once committed.
     ``filters`` may hold ``language`` and ``category``.
     """
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     until = now + timedelta(minutes=claim_minutes)
     where = _claimable(reviewer_id, now)
@@ -311,9 +302,9 @@ def claim_next(
         first = select(ReviewItem.id).where(*where).order_by(*order).limit(1)
         item_id = session.execute(
             update(ReviewItem)
-            .where(ReviewItem.id == first.scalar_subquery())
+            .where(col(ReviewItem.id) == first.scalar_subquery())
             .values(claimed_by=reviewer_id, claimed_until=until)
-            .returning(ReviewItem.id)
+            .returning(col(ReviewItem.id))
             .execution_options(synchronize_session=False)
         ).scalar()
         if item_id is None:
@@ -328,7 +319,7 @@ def claim_next(
         # Conditional: only succeeds if nobody else claimed it since we looked.
         result = session.execute(
             update(ReviewItem)
-            .where(ReviewItem.id == item_id, *where)
+            .where(col(ReviewItem.id) == item_id, *where)
             .values(claimed_by=reviewer_id, claimed_until=until)
             .execution_options(synchronize_session=False)
         )
@@ -349,11 +340,11 @@ def claim_item(
 ) -> ReviewItem | None:
     """Renew (or take) the claim on one item; None when it is no longer the reviewer's to
     review (done, reviewed by them, or claimed by someone else after their claim lapsed)."""
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     now = now or utcnow()
     result = session.execute(
         update(ReviewItem)
-        .where(ReviewItem.id == item_id, *_claimable(reviewer_id, now))
+        .where(col(ReviewItem.id) == item_id, *_claimable(reviewer_id, now))
         .values(claimed_by=reviewer_id, claimed_until=now + timedelta(minutes=claim_minutes))
         .execution_options(synchronize_session=False)
     )
@@ -365,10 +356,10 @@ def claim_item(
 
 
 def release_claim(*, session: Session, item_id: int, reviewer_id: int) -> None:
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     session.execute(
         update(ReviewItem)
-        .where(ReviewItem.id == item_id, ReviewItem.claimed_by == reviewer_id)
+        .where(col(ReviewItem.id) == item_id, col(ReviewItem.claimed_by) == reviewer_id)
         .values(claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
@@ -438,30 +429,30 @@ def _bump(
     done = ReviewItem.reviews_done + delta
     values: dict[str, Any] = {
         "reviews_done": done,
-        "status": case((done >= ReviewItem.required_reviews, "done"), else_="open"),
+        "status": case((done >= col(ReviewItem.required_reviews), "done"), else_="open"),
     }
     if release_for is not None:
         values["claimed_by"] = case(
-            (ReviewItem.claimed_by == release_for, None), else_=ReviewItem.claimed_by
+            (col(ReviewItem.claimed_by) == release_for, None), else_=col(ReviewItem.claimed_by)
         )
         values["claimed_until"] = case(
-            (ReviewItem.claimed_by == release_for, None), else_=ReviewItem.claimed_until
+            (col(ReviewItem.claimed_by) == release_for, None), else_=col(ReviewItem.claimed_until)
         )
-    where = [ReviewItem.id == item_id]
+    where = [col(ReviewItem.id) == item_id]
     if delta > 0:
         where += [
-            ReviewItem.status == "open",
-            ReviewItem.reviews_done < ReviewItem.required_reviews,
+            col(ReviewItem.status) == "open",
+            col(ReviewItem.reviews_done) < col(ReviewItem.required_reviews),
         ]
     if reviewer_id is not None:
         now = utcnow()
         where.append(
             or_(
-                ReviewItem.claimed_by.is_(None),
-                ReviewItem.claimed_by == reviewer_id,
-                ReviewItem.claimed_until.is_(None),
-                ReviewItem.claimed_until < now,
-                ReviewItem.required_reviews > 1,
+                col(ReviewItem.claimed_by).is_(None),
+                col(ReviewItem.claimed_by) == reviewer_id,
+                col(ReviewItem.claimed_until).is_(None),
+                col(ReviewItem.claimed_until) < now,
+                col(ReviewItem.required_reviews) > 1,
             )
         )
     result = session.execute(
@@ -511,7 +502,7 @@ def submit_review(
     item has all its reviews already, or when another reviewer holds an unexpired claim on a
     one-review item (this reviewer's claim expired and was taken).
     """
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     # Updating the item first locks its row, so a double submit by one reviewer waits here
@@ -560,7 +551,7 @@ def edit_review(
     *, session: Session, review_id: int, reviewer_id: int, judgement: Judgement
 ) -> Review:
     """Change one's own review: a new version is appended and the earlier one kept."""
-    reviewer_id = auth.require(session, reviewer_id, "review.submit").id
+    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     old = session.get(Review, review_id)
@@ -569,7 +560,7 @@ def edit_review(
     # Conditional: two edits of the same version cannot both win.
     result = session.execute(
         update(Review)
-        .where(Review.id == review_id, Review.is_current)
+        .where(col(Review.id) == review_id, col(Review.is_current))
         .values(is_current=False)
         .execution_options(synchronize_session=False)
     )
@@ -599,9 +590,9 @@ def recent_reviews(
     """The reviewer's current reviews, newest first, with their items."""
     stmt = (
         select(Review, ReviewItem)
-        .join(ReviewItem, ReviewItem.id == Review.item_id)
+        .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
         .where(Review.reviewer_id == reviewer_id, Review.is_current)
-        .order_by(Review.created_at.desc(), Review.id.desc())
+        .order_by(col(Review.created_at).desc(), col(Review.id).desc())
         .limit(limit)
     )
     return [(r, i) for r, i in session.exec(stmt)]

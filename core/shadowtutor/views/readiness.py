@@ -11,20 +11,18 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria as gate
-from shadowtutor.gate import decisions, rollout
-from shadowtutor.gate import evaluate as gate_eval
-from shadowtutor.gate import evidence as gate_data
+from shadowtutor.gate import criteria, decisions, evaluate, rollout
+from shadowtutor.gate.evidence import gather, review_rows, served_now
 from shadowtutor.tables import GateDecision, as_utc
 
-LEVEL = {gate.GO: 2, gate.INCONCLUSIVE: 1, gate.NO_GO: 0}
-COLOURS = {gate.GO: "#2e7d32", gate.INCONCLUSIVE: "#f9a825", gate.NO_GO: "#c62828"}
+LEVEL = {criteria.GO: 2, criteria.INCONCLUSIVE: 1, criteria.NO_GO: 0}
+COLOURS = {criteria.GO: "#2e7d32", criteria.INCONCLUSIVE: "#f9a825", criteria.NO_GO: "#c62828"}
 
 
 @dataclass(frozen=True)
 class View:
     decision: GateDecision | None  # newest recorded decision
-    preview: gate.Decision | None  # a live decision, when none is recorded yet
+    preview: criteria.Decision | None  # a live decision, when none is recorded yet
     approval: decisions.Approval
     state: rollout.RolloutState
     served: int
@@ -39,7 +37,7 @@ class View:
     def outcome(self) -> str:
         if self.decision is not None:
             return self.decision.outcome
-        return self.preview.outcome if self.preview else gate.INCONCLUSIVE
+        return self.preview.outcome if self.preview else criteria.INCONCLUSIVE
 
     @property
     def evidence(self) -> dict:
@@ -48,13 +46,13 @@ class View:
         return self.preview.evidence() if self.preview else {}
 
 
-def load(settings: Settings, config: gate.GateConfig, student: str | None = None) -> View:
+def load(settings: Settings, config: criteria.GateConfig, student: str | None = None) -> View:
     """Everything the page needs, read in one go (``student``: that student's decisions and
     evidence; None: every decision, and each request's primary record)."""
     with db.session_scope(settings.db_url) as session:
         latest = decisions.latest(session=session, student=student)
         state = rollout.state(session=session)
-        served = gate_data.served_now(settings, session)
+        served = served_now(settings, session)
         view = View(
             decision=latest,
             preview=None,
@@ -72,7 +70,7 @@ def load(settings: Settings, config: gate.GateConfig, student: str | None = None
         )
     if latest is None:
         now = datetime.now(UTC)
-        preview = gate.decide(config, gate_data.gather(settings, config, now, student))
+        preview = criteria.decide(config, gather(settings, config, now, student))
         view = View(**{**view.__dict__, "preview": preview})
     return view
 
@@ -80,13 +78,13 @@ def load(settings: Settings, config: gate.GateConfig, student: str | None = None
 def headline(view: View) -> tuple[str, str]:
     """(level, text) for the banner: level is success | error | warning."""
     ev = view.evidence
-    level = {gate.GO: "success", gate.NO_GO: "error"}.get(view.outcome, "warning")
+    level = {criteria.GO: "success", criteria.NO_GO: "error"}.get(view.outcome, "warning")
     where = (
         f"decision #{view.decision.id}, {view.decision.created_at:%Y-%m-%d %H:%M} UTC"
         if view.decision
         else "live preview, not recorded yet"
     )
-    return level, f"{ev.get('summary') or gate.label(view.outcome)} ({where})"
+    return level, f"{ev.get('summary') or criteria.label(view.outcome)} ({where})"
 
 
 def eligible_value(categories: list[str] | tuple[str, ...]) -> str:
@@ -104,7 +102,7 @@ def eligible_line(categories: list[str] | tuple[str, ...], view: View) -> str:
     if categories:
         return "Eligible now: " + ", ".join(categories)
     ready = view.evidence.get("eligible") or []
-    if view.outcome == gate.GO and ready:
+    if view.outcome == criteria.GO and ready:
         return (
             f"Eligible now: none. The gate says GO for {', '.join(ready)}: they become eligible "
             "once an admin approves the decision and advances the rollout."
@@ -117,13 +115,13 @@ PACE_DAYS = 7  # "today's pace": the last week's reviews and the window's pairs,
 REVIEW_KEYS = ("review_score", "teacher_gap")
 
 
-def pace(*, session: Session, config: gate.GateConfig, now: datetime | None = None) -> dict:
+def pace(*, session: Session, config: criteria.GateConfig, now: datetime | None = None) -> dict:
     """Per category: human reviews a day over the last week (``reviews``). Pairs a day come
     from the evidence itself (the window's pairs over ``window_days``)."""
     now = as_utc(now or datetime.now(UTC))
     since = now - timedelta(days=PACE_DAYS)
     out: dict[str, dict[str, float]] = {}
-    for r in gate_data.review_rows(session=session, config=config):
+    for r in review_rows(session=session, config=config):
         if r.score is not None and r.created_at >= since:
             cat = out.setdefault(r.category, {"reviews": 0.0})
             cat["reviews"] += 1 / PACE_DAYS
@@ -133,7 +131,7 @@ def pace(*, session: Session, config: gate.GateConfig, now: datetime | None = No
 def _at_pace(c: dict, evidence: dict, rates: dict, window_days: float) -> str:
     """ "about N more ... needed" plus how long that takes at today's pace."""
     needed = c.get("needed")
-    if not needed or c["status"] != gate.INCONCLUSIVE:
+    if not needed or c["status"] != criteria.INCONCLUSIVE:
         return c["missing"] or "-"
     if c["key"] in REVIEW_KEYS:
         per_day, what = rates.get(c["category"], {}).get("reviews", 0.0), "reviews"
@@ -196,7 +194,7 @@ def judge_note(evidence: dict) -> str:
     )
 
 
-def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Figure:
+def calibration_figure(cal: criteria.Calibration, threshold: float | None) -> go.Figure:
     """Mean review score by similarity bucket, with the target and the thresholds."""
     buckets = [b for b in cal.buckets if b.n]
     fig = go.Figure(
@@ -207,7 +205,7 @@ def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Fig
             text=[f"n={b.n}" for b in buckets],
             textposition="outside",
             marker_color=[
-                COLOURS[gate.GO] if (b.mean_score or 0) >= cal.target else "#90a4ae"
+                COLOURS[criteria.GO] if (b.mean_score or 0) >= cal.target else "#90a4ae"
                 for b in buckets
             ],
             name="mean review score",
@@ -224,8 +222,8 @@ def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Fig
     )  # fmt: skip
     lines = []
     if cal.suggested is not None:
-        fig.add_vline(x=cal.suggested, line_color=COLOURS[gate.GO])
-        lines.append((cal.suggested, f"suggested {cal.suggested:.2f}", COLOURS[gate.GO]))
+        fig.add_vline(x=cal.suggested, line_color=COLOURS[criteria.GO])
+        lines.append((cal.suggested, f"suggested {cal.suggested:.2f}", COLOURS[criteria.GO]))
     if threshold is not None:
         fig.add_vline(x=threshold, line_dash="dash", line_color="#455a64")
         lines.append((threshold, f"config {threshold:.2f}", "#455a64"))
@@ -249,7 +247,7 @@ def calibration_figure(cal: gate.Calibration, threshold: float | None) -> go.Fig
     return fig
 
 
-def calibration_note(cal: gate.Calibration, current: float | None) -> str:
+def calibration_note(cal: criteria.Calibration, current: float | None) -> str:
     if cal.suggested is None:
         return (
             f"No suggestion yet: no similarity bucket of {cal.method} reaches a mean score of "
@@ -264,13 +262,13 @@ def calibration_note(cal: gate.Calibration, current: float | None) -> str:
 
 
 def replay_points(
-    settings: Settings, config: gate.GateConfig, days: int = 60, today: date | None = None
-) -> list[gate_eval.ReplayPoint]:
+    settings: Settings, config: criteria.GateConfig, days: int = 60, today: date | None = None
+) -> list[evaluate.ReplayPoint]:
     end = today or datetime.now(UTC).date()
-    return gate_eval.replay(settings, config, end - timedelta(days=days - 1), end)
+    return evaluate.replay(settings, config, end - timedelta(days=days - 1), end)
 
 
-def replay_figure(points: list[gate_eval.ReplayPoint]) -> go.Figure:
+def replay_figure(points: list[evaluate.ReplayPoint]) -> go.Figure:
     df = pd.DataFrame([p.__dict__ for p in points])
     fig = go.Figure()
     if df.empty:
@@ -294,7 +292,7 @@ def replay_figure(points: list[gate_eval.ReplayPoint]) -> go.Figure:
                 y=part["level"],
                 mode="markers",
                 marker={"color": COLOURS[outcome], "size": 9},
-                name=gate.label(outcome),
+                name=criteria.label(outcome),
                 customdata=part[["summary", "pairs", "reviews"]],
                 hovertemplate="%{x}<br>%{customdata[0]}<br>pairs %{customdata[1]:,}, "
                 "reviews %{customdata[2]:,}<extra></extra>",
@@ -304,7 +302,7 @@ def replay_figure(points: list[gate_eval.ReplayPoint]) -> go.Figure:
         title="Readiness over time (the gate replayed at the end of each day)",
         yaxis={
             "tickvals": [0, 1, 2],
-            "ticktext": [gate.label(o) for o in sorted(LEVEL, key=LEVEL.__getitem__)],
+            "ticktext": [criteria.label(o) for o in sorted(LEVEL, key=LEVEL.__getitem__)],
             "range": [-0.4, 2.4],
         },
         height=300,

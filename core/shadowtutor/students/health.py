@@ -1,5 +1,5 @@
 """Student server health and model facts, as plain data shared by the Playground page and the
-``shadowtutor student health`` / ``student info MODEL`` commands (so both show the same facts).
+``shadowtutor students health`` / ``students info MODEL`` commands (so both show the same facts).
 
 ``check(backend, model)`` asks the server, in order: its version (Ollama ``/api/version``), the
 models pulled (``/api/tags`` or ``GET /v1/models``), the models loaded in memory (Ollama
@@ -163,7 +163,7 @@ def describe(backend: Backend, model: str, pulled: list[ModelInfo] | None = None
 
 
 def info(backend: Backend, model: str) -> list[tuple[str, str]]:
-    """``student info MODEL``: the model's facts, plus whether it is loaded now."""
+    """``students info MODEL``: the model's facts, plus whether it is loaded now."""
     pulled = None if getattr(backend, "show", None) else backend.list_models()
     details = describe(backend, model, pulled)
     if details.size_bytes is None and getattr(backend, "show", None):

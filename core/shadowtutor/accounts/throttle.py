@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
-from shadowtutor import users
+from shadowtutor.accounts import users
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import User
 

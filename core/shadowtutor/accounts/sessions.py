@@ -12,7 +12,7 @@ of the app reads the cookie (``st.context.cookies``) and :func:`resolve` checks 
 
 Only SHA-256 digests of tokens are stored. Sessions are revoked on logout and, for all of a
 user's sessions, on a password change, a role change and when the account is disabled
-(``shadowtutor.users`` calls :func:`revoke_user`).
+(``shadowtutor.accounts.users`` calls :func:`revoke_user`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from itsdangerous import BadSignature, TimestampSigner
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from shadowtutor.tables import User, WebSession, as_utc, utcnow
 
@@ -150,7 +150,9 @@ def revoke(*, session: Session, session_id: int, reason: str = "logout") -> None
 def revoke_user(*, session: Session, user_id: int, reason: str) -> int:
     """Revoke every live session of a user; returns how many."""
     rows = session.exec(
-        select(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+        select(WebSession).where(
+            WebSession.user_id == user_id, col(WebSession.revoked_at).is_(None)
+        )
     ).all()
     for row in rows:
         row.revoked_at = utcnow()

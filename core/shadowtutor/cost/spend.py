@@ -1,7 +1,7 @@
 """Teacher spend queries for the Cost page (DuckDB over the ``facts`` table).
 
 Every function is a fixed SQL text with the page's filters bound as parameters; the maths on
-top (projection, budget alerts, savings) is in :mod:`shadowtutor.dashboards.budget`.
+top (projection, budget alerts, savings) is in :mod:`shadowtutor.cost.budget`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
+from shadowtutor.cost.pricing import PriceTable
 from shadowtutor.log import schema
 from shadowtutor.log.analytics import WHERE, Filters, query
 from shadowtutor.log.storage import JSONL_SUFFIXES
-from shadowtutor.pricing import PriceTable
 
 # The dimensions spend can be broken down by: a fixed map, so no column name comes from input.
 DIMENSIONS = {
@@ -232,6 +232,7 @@ def spend_windows(con: duckdb.DuckDBPyConnection, now: datetime) -> SpendWindows
         """,
         {"day": day, "month": day.replace(day=1), "week": now - timedelta(days=7), "now": now},
     ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
     return SpendWindows(
         float(row[0]), float(row[1]), float(row[2]), row[3], int(row[4]), int(row[5])
     )

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from shadowtutor import auth
+from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.tables import Budget
 
@@ -142,52 +142,15 @@ def current_budget(*, session: Session) -> Budget | None:
     return session.exec(stmt).first()
 
 
-def set_budget(*, session: Session, monthly_usd: float, actor_id: auth.Actor) -> Budget:
+def set_budget(*, session: Session, monthly_usd: float, actor_id: permissions.Actor) -> Budget:
     """Append a budget row (``budget.set``: admins)."""
-    who = auth.require(session, actor_id, "budget.set")
+    who = permissions.require(session, actor_id, "budget.set")
     if not monthly_usd or monthly_usd <= 0:
         raise BudgetError("the monthly budget must be more than $0")
     row = Budget(monthly_usd=float(monthly_usd), set_by=who.id)
     session.add(row)
     session.flush()
     return row
-
-
-@dataclass(frozen=True)
-class Eligible:
-    """The categories savings are computed for, and where that list comes from."""
-
-    categories: frozenset[str] | None  # None: every category; empty: none
-    source: str  # said under the figures
-
-    @property
-    def none(self) -> bool:
-        return self.categories is not None and not self.categories
-
-    def describe(self) -> str:
-        if self.categories is None:
-            names = "all categories"
-        else:
-            names = ", ".join(sorted(self.categories)) or "no category"
-        return f"{names} ({self.source})"
-
-
-def eligible_categories(*, session: Session, configured: frozenset[str]) -> Eligible:
-    """The categories the student may take over, in the order the system itself trusts them:
-    the rollout's categories (what routing uses), else the newest gate decision's eligible
-    categories (what Readiness shows), else ``SHADOWTUTOR_ELIGIBLE_CATEGORIES``, else all."""
-    from shadowtutor.gate import decisions, rollout
-
-    state = rollout.state(session=session)
-    if state.categories:
-        return Eligible(frozenset(state.categories), "the rollout's categories")
-    newest = decisions.latest(session=session)
-    if newest is not None:
-        cats = newest.evidence.get("eligible") or []
-        return Eligible(frozenset(cats), f"eligible in gate decision #{newest.id}")
-    if configured:
-        return Eligible(configured, "SHADOWTUTOR_ELIGIBLE_CATEGORIES")
-    return Eligible(None, "no gate decision yet")
 
 
 def stage_table(savings: Savings, stages: tuple[int, ...]) -> list[dict]:

@@ -1,1 +1,0 @@
-"""View-models of the pages: spend, budget, quality, readiness, overview, charts."""
