@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
 from shadowtutor.cli import DOCS_URL, main, reference
-from shadowtutor.demo import home as demo_home
+from shadowtutor.demo.home import MARKER, DemoAccount, accounts, mark
 from tests.support.apputil import MAIN, texts
 
 
@@ -45,7 +45,7 @@ def test_the_demo_says_what_it_does_and_where_to_log_in(home: Path) -> None:
         assert line in result.output
     assert "shadowtutor app --port 8501" in result.output  # how to start what was not started
     assert "browser" not in result.output  # it opens none
-    assert [a.username for a in demo_home.accounts(home)] == ["admin", "reviewer", "manager"]
+    assert [a.username for a in accounts(home)] == ["admin", "reviewer", "manager"]
 
 
 def test_generating_reports_a_counter_every_5000_pairs(home: Path) -> None:
@@ -63,11 +63,11 @@ def test_generating_reports_a_counter_every_5000_pairs(home: Path) -> None:
 
 
 def test_a_demo_homes_login_page_names_the_accounts(migrated) -> None:
-    demo_home.mark(
+    mark(
         migrated.home_path,
         [
-            demo_home.DemoAccount("admin", "admin", "demo-admin"),
-            demo_home.DemoAccount("manager", "manager", "demo-manager"),
+            DemoAccount("admin", "admin", "demo-admin"),
+            DemoAccount("manager", "manager", "demo-manager"),
         ],
     )
     at = AppTest.from_file(MAIN, default_timeout=60).run()
@@ -84,6 +84,6 @@ def test_a_real_homes_login_page_shows_no_password(migrated) -> None:
 
 
 def test_an_unreadable_marker_names_no_account(tmp_path: Path) -> None:
-    (tmp_path / demo_home.MARKER).write_text("{not json")
-    assert demo_home.accounts(tmp_path) == []
-    assert demo_home.accounts(tmp_path / "missing") == []
+    (tmp_path / MARKER).write_text("{not json")
+    assert accounts(tmp_path) == []
+    assert accounts(tmp_path / "missing") == []
