@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
-from shadowtutor.cli import DOCS_URL, main, reference
+from shadowtutor.cli import main, reference
+from shadowtutor.cli.root import DOCS_URL
 from shadowtutor.demo.home import MARKER, DemoAccount, accounts, mark
 from tests.support.apputil import MAIN, texts
 
