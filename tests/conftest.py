@@ -5,6 +5,11 @@ log folder in a temporary directory). Store tests run on SQLite and, when TEST_D
 names a PostgreSQL server, on a database created for this test session and dropped after it.
 `make test` and CI set TEST_DATABASE_URL, so there the PostgreSQL tests run (and fail loudly
 if the server is unreachable) instead of skipping.
+
+What is expensive is built once per session and copied or restored per test
+(:mod:`tests.support.copies`): the migrated SQLite file, the small demo (database and log
+folder), a migrated PostgreSQL template for databases of one test, and the loopback model
+servers. Under pytest-xdist every worker builds its own.
 """
 
 from __future__ import annotations
