@@ -22,6 +22,7 @@ import streamlit as st
 from shadowtutor import db, sessions
 from shadowtutor.app import deps
 from shadowtutor.app.registry import page
+from shadowtutor.demo import home as demo_home
 from shadowtutor.throttle import THROTTLE, LoginRefused
 
 STATE_KEYS = ("user_id", "username", "role", "web_session_id")
@@ -85,6 +86,7 @@ def requested_path() -> str:
 def login_form() -> None:
     st.title("ShadowTutor")
     st.caption("Shadow a paid cloud model with a local one, and move over with evidence.")
+    _demo_accounts_hint()
     with st.form("login"):
         username = st.text_input("Username")
         password = st.text_input("Password", type="password")
@@ -111,6 +113,16 @@ def login_form() -> None:
         target = f"{CLAIM}?t={quote(started.handoff)}&next={quote(requested_path())}"
         st.session_state["redirect_to"] = target
         st.rerun()
+
+
+def _demo_accounts_hint() -> None:
+    """On a home `shadowtutor demo` filled (it leaves a marker there), name its accounts."""
+    accounts = demo_home.accounts(deps.settings().home_path)
+    if accounts:
+        st.info("Demo data: log in with one of these accounts (username / password).")
+        st.code(
+            "\n".join(f"{a.role:<9} {a.username} / {a.password}" for a in accounts), language=None
+        )
 
 
 def follow_redirect() -> None:

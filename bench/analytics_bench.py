@@ -3,7 +3,7 @@
     /work/venv/bin/python bench/analytics_bench.py --pairs 1000000 5000000 --pandas-pairs 1000000
 
 For each size it generates a synthetic shadow log (closed days as Parquet, in the layout
-``logstore.compact`` writes, with realistic prompt and answer texts) straight from DuckDB,
+``log.compaction`` writes, with realistic prompt and answer texts) straight from DuckDB,
 then in a fresh process:
 - cold load: the first ``analytics.connect`` (builds the narrow ``facts`` table),
 - each query of both pages, median of 5 warm runs,

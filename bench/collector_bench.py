@@ -374,8 +374,8 @@ def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
     from shadowtutor.backends import ChatResult
     from shadowtutor.collect.collector import Job, ShadowCollector
     from shadowtutor.config import Settings
-    from shadowtutor.log import record as logrecord
-    from shadowtutor.log.store import LogWriter
+    from shadowtutor.log import schema
+    from shadowtutor.log.write import LogWriter
 
     settings = Settings.load(env)
     teacher_text = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
@@ -401,12 +401,12 @@ def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
     pipeline_cpu = n / (time.process_time() - cpu)
     assert collector.stats()["logged"] == n, collector.stats()
     collector.close()
-    sample = logrecord.make_record(
+    sample = schema.make_record(
         messages=MSGS,
         teacher={"model": "gpt-4o-mini", "response": teacher_text},
         student={"model": "llama3", "response": "Ciao, due torte costano 40 euro."},
     )
-    records = [dict(sample, id=logrecord.new_id()) for _ in range(n)]
+    records = [dict(sample, id=schema.new_id()) for _ in range(n)]
     writer = LogWriter(Path(env["SHADOWTUTOR_HOME"]) / "writer-bench")
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, n, 500):

@@ -25,7 +25,7 @@ from sqlalchemy import insert  # noqa: E402
 from shadowtutor import db  # noqa: E402
 from shadowtutor.demo import generate as demo  # noqa: E402
 from shadowtutor.export import jobs as export  # noqa: E402
-from shadowtutor.log import record as logrecord  # noqa: E402
+from shadowtutor.log import schema
 from shadowtutor.review import queue as review  # noqa: E402
 from shadowtutor.tables import Review, ReviewItem  # noqa: E402
 
@@ -55,7 +55,7 @@ def seed(url: str, n: int) -> None:
                     "language": snap["language"],
                     "category": snap["category"],
                     "similarity": snap["similarity"],
-                    "pair_ts": logrecord.parse_ts(rec["ts"]),
+                    "pair_ts": schema.parse_ts(rec["ts"]),
                     "status": "done",
                     "reviews_done": 1,
                 }

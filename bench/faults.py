@@ -184,9 +184,9 @@ def env_for(work: Path, urls: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def logged(log_dir: Path) -> list[dict[str, Any]]:
-    from shadowtutor.log import store as logstore
+    from shadowtutor.log import read
 
-    return list(logstore.iter_records(log_dir))
+    return list(read.iter_records(log_dir))
 
 
 def row(
@@ -361,23 +361,23 @@ def disk_full(servers: Servers, work: Path, n: int) -> dict[str, Any]:
             subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def compaction(servers: Servers, work: Path, n: int) -> dict[str, Any]:
-    from shadowtutor.log import store as logstore
+def compacting(servers: Servers, work: Path, n: int) -> dict[str, Any]:
+    from shadowtutor.log import compaction, read
 
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)  # today counts as a closed day
     runs = [0]
 
     def during(load: Load, log_dir: Path) -> None:
         while load.next < load.n:
-            logstore.compact(log_dir, today=tomorrow)
+            compaction.compact(log_dir, today=tomorrow)
             runs[0] += 1
             time.sleep(0.2)
 
     def after(log_dir: Path) -> None:
-        logstore.compact(log_dir, today=tomorrow)
+        compaction.compact(log_dir, today=tomorrow)
 
     result = wrapper_fault("compaction during writes", servers, work, n, during=during, after=after)
-    report = logstore.validate_log(work / "logs")
+    report = read.validate_log(work / "logs")
     result["note"] = f"{runs[0]} compactions; validate: {len(report.bad)} bad lines"
     return result
 
@@ -569,7 +569,7 @@ FAULTS: dict[str, Callable[[Servers, Path, int], dict[str, Any]]] = {
     "teacher_slow": teacher_slow,
     "database_hung": database_hung,
     "disk_full": disk_full,
-    "compaction": compaction,
+    "compaction": compacting,
     "none_proxy": _plain_proxy(no_fault_proxy),
     "proxy_student_down": proxy_student_down,
     "kill_proxy": kill_proxy,

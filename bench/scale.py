@@ -64,7 +64,7 @@ def _end() -> datetime:
 def child(index: int, pairs: int, mode: str) -> dict:
     from shadowtutor.config import Settings
     from shadowtutor.demo.generate import generate_pairs
-    from shadowtutor.log import store as logstore
+    from shadowtutor.log import write
 
     settings = Settings.load()
     records = [
@@ -124,7 +124,7 @@ def child(index: int, pairs: int, mode: str) -> dict:
         stats = collector.stats()
         assert stats["logged"] == len(records), stats
     else:
-        writer = logstore.LogWriter(settings.log_path)
+        writer = write.LogWriter(settings.log_path)
         t0 = time.perf_counter()
         last = t0
         for i in range(0, len(records), 500):
@@ -241,10 +241,10 @@ def _check_pairs(where: str, timed: dict, rows: int) -> None:
 
 
 def count_ids(log) -> tuple[int, int]:  # noqa: ANN001
-    from shadowtutor.log import store as logstore
+    from shadowtutor.log import read, sql
 
-    con = logstore._connect(log)
-    logstore.create_views(con, log)
+    con = sql.connect(log)
+    read.create_views(con, log)
     total, distinct = con.execute("SELECT count(*), count(DISTINCT id) FROM raw_pairs").fetchone()
     return int(total), int(distinct)
 
@@ -259,13 +259,12 @@ def grow(log, target: int, days: int) -> dict:  # noqa: ANN001
     measures reading, not writing: writing is timed above, by the writer processes."""
     import duckdb
 
-    from shadowtutor.log import store as logstore
-    from shadowtutor.log.location import location
+    from shadowtutor.log import sql, storage
 
-    loc = location(log)
+    loc = storage.resolve(log)
     seeds = [p for p in loc.files("parquet", ".parquet")]
-    con = logstore._connect(loc)
-    reader = f"read_parquet({logstore._sql_list(seeds, loc)}, hive_partitioning=false)"
+    con = sql.connect(loc)
+    reader = f"read_parquet({sql.sql_list(seeds, loc)}, hive_partitioning=false)"
     seed_rows = con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0]
     copies = max(0, -(-(target - seed_rows) // seed_rows))  # ceiling
     t0 = time.perf_counter()
@@ -383,12 +382,12 @@ def run(args: argparse.Namespace) -> dict:
         result["load_during"] = os.getloadavg()
 
         from shadowtutor.config import Settings
-        from shadowtutor.log import store as logstore
+        from shadowtutor.log import compaction, read, write
 
         log = Settings.load().log_path
         result["bucket_before_compact"] = count_ids(log)
         t = time.perf_counter()
-        report = logstore.compact(log)
+        report = compaction.compact(log)
         result["compact_s"] = time.perf_counter() - t
         result["compact"] = {
             "days": len(report.days),
@@ -401,17 +400,17 @@ def run(args: argparse.Namespace) -> dict:
         folder = work / "folder-log"
         if args.folder:  # the same records in a local folder, before the bucket grows
             records = []
-            for rec in logstore.iter_records(log):
+            for rec in read.iter_records(log):
                 rec.pop("date", None)  # the hive column DuckDB adds from date=...
                 records.append(rec)
             t = time.perf_counter()
-            with logstore.LogWriter(folder) as w:  # the same records, one process, a folder
+            with write.LogWriter(folder) as w:  # the same records, one process, a folder
                 for i in range(0, len(records), 500):
                     w.append_many(records[i : i + 500])
             result["folder_records_per_s_one_process"] = len(records) / (time.perf_counter() - t)
             del records
             t = time.perf_counter()
-            logstore.compact(folder)
+            compaction.compact(folder)
             result["folder_compact_s"] = time.perf_counter() - t
         if args.grow_to:
             result["grow"] = grow(log, args.grow_to, args.days)

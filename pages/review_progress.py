@@ -11,6 +11,7 @@ from shadowtutor import db
 from shadowtutor.app import auth, deps
 from shadowtutor.dashboards import charts, display
 from shadowtutor.log import analytics
+from shadowtutor.log.errors import TimezoneError
 from shadowtutor.review import agreement
 from shadowtutor.review import progress as review_progress
 
@@ -20,7 +21,7 @@ settings = deps.settings()
 st.title("Review progress")
 try:
     tz = analytics.zone(settings.timezone)
-except analytics.TimezoneError as exc:
+except TimezoneError as exc:
     st.error(str(exc))
     st.stop()
 day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -27,7 +27,7 @@ _PUBLIC = {
     "Settings": "shadowtutor.config",
     "SettingsError": "shadowtutor.config",
     "ShadowTutorError": "shadowtutor.errors",
-    "LogWriter": "shadowtutor.log.store",
+    "LogWriter": "shadowtutor.log.write",
     "student_backend": "shadowtutor.backends",
 }
 

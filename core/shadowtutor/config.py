@@ -220,12 +220,12 @@ class Settings:
 
     @property
     def log_path(self) -> Any:
-        """The log folder (a ``Path``), or an ``S3Location`` for an ``s3://`` URL; every log
+        """The log folder (a ``Path``), or an ``S3Storage`` for an ``s3://`` URL; every log
         reader and writer takes either."""
         if self.log_dir.startswith("s3://"):
-            from shadowtutor.log.location import S3Location
+            from shadowtutor.log import storage
 
-            return S3Location.from_settings(self)
+            return storage.from_settings(self, os.environ)
         return Path(self.log_dir).expanduser() if self.log_dir else self.home_path / "logs"
 
     @property

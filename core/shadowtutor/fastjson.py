@@ -11,6 +11,7 @@ from typing import Any
 try:
     import orjson
 except ImportError:  # pragma: no cover - exercised only without orjson
+    # mypy gives the name the module's type; None marks it missing (the optional-import idiom)
     orjson = None  # type: ignore[assignment]
 
 JSONDecodeError: type[ValueError] = orjson.JSONDecodeError if orjson else json.JSONDecodeError

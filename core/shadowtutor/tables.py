@@ -1,14 +1,15 @@
 """Database tables (SQLModel). Small, transactional state shared by reviewers and managers.
 
-The shadow log itself is not here: it lives in files read by DuckDB (see ``logstore``). Every
+The shadow log itself is not here: it lives in files read by DuckDB (see ``shadowtutor.log``). Every
 change to these tables goes through an Alembic migration in ``migrations/versions``; a test
 checks that the migrated schema and these models agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, overload
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -19,6 +20,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(ts: datetime) -> datetime: ...
+@overload
+def as_utc(ts: None) -> None: ...
+@overload
+def as_utc(ts: datetime | None) -> datetime | None: ...
 def as_utc(ts: datetime | None) -> datetime | None:
     """The same instant as an aware UTC datetime. Stored times are UTC, but some paths
     (SQLite, raw SQL, DuckDB) hand them back naive."""
@@ -27,8 +34,20 @@ def as_utc(ts: datetime | None) -> datetime | None:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _json(default: Any = None) -> Any:
-    factory = (lambda: dict()) if default is dict else (lambda: list())  # noqa: C408
+class _Row(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def row_id(row: _Row) -> int:
+    """The primary key of a row the session has flushed (SQLModel types it ``int | None``
+    because it is None until the INSERT)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: flush the session first")
+    return row.id
+
+
+def _json(factory: Callable[[], dict[str, Any] | list[Any]]) -> Any:
     return Field(default_factory=factory, sa_column=Column(JSON, nullable=False))
 
 
@@ -68,7 +87,7 @@ class ReviewItem(SQLModel, table=True):
     __tablename__ = "review_item"
     id: int | None = Field(default=None, primary_key=True)
     pair_id: str = Field(index=True, unique=True, max_length=64)
-    snapshot: dict = _json(dict)
+    snapshot: dict[str, Any] = _json(dict)
     language: str | None = Field(default=None, max_length=16, index=True)
     category: str | None = Field(default=None, max_length=32, index=True)
     similarity: float | None = None
@@ -96,7 +115,7 @@ class Review(SQLModel, table=True):
     teacher_score: int | None = None  # 1..5
     verdict: str | None = Field(default=None, max_length=16)  # student | tie | teacher
     decision: str = Field(max_length=16)  # approve | reject | skip
-    tags: list = _json(list)
+    tags: list[Any] = _json(list)
     note: str = ""
     corrected_answer: str | None = None
     seconds_spent: float | None = None
@@ -141,7 +160,7 @@ class GateDecision(SQLModel, table=True):
     data_fingerprint: str = Field(default="", max_length=64)
     window_start: datetime | None = None
     window_end: datetime | None = None
-    evidence: dict = _json(dict)
+    evidence: dict[str, Any] = _json(dict)
     created_by: int | None = Field(default=None, foreign_key="user.id")
     # The student the decision is about (``students.DEFAULT`` for the single-student setup;
     # NULL on decisions recorded before students were data, read as the default student).
@@ -172,7 +191,7 @@ class RolloutEvent(SQLModel, table=True):
     decision_id: int | None = Field(default=None, foreign_key="gate_decision.id")
     actor_id: int | None = Field(default=None, foreign_key="user.id")
     reason: str = ""
-    details: dict = _json(dict)
+    details: dict[str, Any] = _json(dict)
 
 
 # --- export ------------------------------------------------------------------------------
@@ -185,10 +204,10 @@ class ExportJob(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     created_by: int | None = Field(default=None, foreign_key="user.id")
     status: str = Field(default="done", max_length=16)
-    filters: dict = _json(dict)
-    counts: dict = _json(dict)
+    filters: dict[str, Any] = _json(dict)
+    counts: dict[str, Any] = _json(dict)
     path: str = Field(max_length=512)
-    manifest: dict = _json(dict)
+    manifest: dict[str, Any] = _json(dict)
 
 
 # --- judge -------------------------------------------------------------------------------
@@ -212,7 +231,7 @@ class JudgeScore(SQLModel, table=True):
     teacher_score: float | None = None
     preferred: str | None = Field(default=None, max_length=16)  # student | teacher | tie
     consistent: bool | None = None  # the same answer preferred in both orders
-    calls: list = _json(list)  # per order: order, scores, latency_ms, tokens, cost_usd, error
+    calls: list[Any] = _json(list)  # per order: order, scores, latency_ms, tokens, cost_usd, error
     cost_usd: float | None = None
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)

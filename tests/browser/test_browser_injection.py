@@ -16,8 +16,7 @@ import pytest
 
 from shadowtutor import db
 from shadowtutor.app.registry import pages_for
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import schema, write
 from shadowtutor.review import queue as review
 from tests.support import browser
 from tests.support.apputil import make_user
@@ -64,7 +63,7 @@ def _poisoned_home(folder: Path, base: str) -> Path:
     admin = make_user(url, "admin", "admin")
     now = datetime.now(UTC)
     records = [
-        logrecord.make_record(
+        schema.make_record(
             id=f"pair-{i}-{_bait(base, 'id')}",
             messages=[{"role": "user", "content": _bait(base, "prompt")}],
             teacher={
@@ -90,7 +89,7 @@ def _poisoned_home(folder: Path, base: str) -> Path:
         )
         for i in range(30)
     ]
-    with logstore.LogWriter(home / "logs") as w:
+    with write.LogWriter(home / "logs") as w:
         w.append_many(records)
     with db.session_scope(url) as session:
         review.enqueue_records(session=session, records=records, enqueued_by=admin)

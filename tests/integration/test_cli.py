@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from shadowtutor.cli import main
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 
 
 def run(*args: str, input: str | None = None):  # noqa: A002
@@ -48,12 +48,12 @@ def test_logs_import_validate_compact(home: Path, tmp_path: Path) -> None:
     good = {
         "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
     }
-    old = logrecord.make_record(
+    old = schema.make_record(
         messages=[{"role": "user", "content": "Old"}],
         teacher={"model": "gpt-4o", "response": "Old answer"},
-        ts=logrecord.parse_ts("2025-01-02T03:04:05Z"),
+        ts=schema.parse_ts("2025-01-02T03:04:05Z"),
     )
-    src.write_text(json.dumps(good) + "\n{oops\n" + logrecord.dumps(old) + "\n")
+    src.write_text(json.dumps(good) + "\n{oops\n" + schema.dumps(old) + "\n")
     result = run("logs", "import", str(src), "--teacher-model", "gpt-4o-mini")
     assert result.exit_code == 1  # some lines were bad
     assert f"{src}:2: not valid JSON" in result.output

@@ -19,8 +19,7 @@ import pytest
 from shadowtutor.collect.collector import Job, ShadowCollector
 from shadowtutor.collect.openai_shape import INCOMPLETE_STREAM
 from shadowtutor.config import Settings
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import ingest, read, schema
 from shadowtutor.testing.loopback import ModelServer
 
 MSGS = [{"role": "user", "content": "ciao come stai"}]
@@ -63,7 +62,7 @@ def client(c: ShadowCollector, teacher: ModelServer) -> Any:
 
 def records(c: ShadowCollector) -> list[dict[str, Any]]:
     assert c.flush(10)
-    return list(logstore.iter_records(c.log_dir))
+    return list(read.iter_records(c.log_dir))
 
 
 def test_a_call_with_no_messages_is_answered_but_never_logged_invalid(
@@ -74,7 +73,7 @@ def test_a_call_with_no_messages_is_answered_but_never_logged_invalid(
     assert records(collector) == []
     stats = collector.stats()
     assert stats["invalid"] == 1 and "messages" in stats["last_error"]
-    assert logstore.validate_log(collector.log_dir).bad == []
+    assert read.validate_log(collector.log_dir).bad == []
 
 
 def test_a_teacher_stream_that_never_finished_is_logged_as_an_error(
@@ -124,23 +123,23 @@ def test_raw_conversation_ids_are_pseudonymised_before_they_are_stored(
     for _ in range(2):
         create(model="gpt-4o-mini", messages=MSGS, shadow={"conversation_id": EMAIL})
     ids = {r["conversation_id"] for r in records(collector)}
-    assert ids == {logrecord.pseudonymize_conversation(EMAIL)}
+    assert ids == {schema.pseudonymize_conversation(EMAIL)}
     [cid] = ids
     assert EMAIL not in cid and len(cid) == 16
-    assert logrecord.pseudonymize_conversation(cid) == cid  # replaying it keeps it
-    raw = b"".join(p.read_bytes() for p in logstore.jsonl_files(collector.log_dir))
+    assert schema.pseudonymize_conversation(cid) == cid  # replaying it keeps it
+    raw = b"".join(p.read_bytes() for p in read.jsonl_files(collector.log_dir))
     assert b"jane" not in raw
 
 
 def test_import_pseudonymises_raw_conversation_ids(tmp_path: Path) -> None:
-    rec = logrecord.make_record(
+    rec = schema.make_record(
         messages=MSGS,
         teacher={"model": "gpt-4o", "response": "ciao"},
         conversation_id=EMAIL,
         ts=datetime(2026, 5, 1, tzinfo=UTC),
     )
     src = tmp_path / "in.jsonl"
-    src.write_text(logrecord.dumps(rec) + "\n")
-    assert logstore.import_file(src, tmp_path / "logs").imported == 1
-    [got] = logstore.iter_records(tmp_path / "logs")
-    assert got["conversation_id"] == logrecord.pseudonymize_conversation(EMAIL)
+    src.write_text(schema.dumps(rec) + "\n")
+    assert ingest.import_file(src, tmp_path / "logs").imported == 1
+    [got] = read.iter_records(tmp_path / "logs")
+    assert got["conversation_id"] == schema.pseudonymize_conversation(EMAIL)

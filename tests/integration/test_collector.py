@@ -23,7 +23,7 @@ from shadowtutor.collect.collector import (
     sampling_key,
 )
 from shadowtutor.gate import routing
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from shadowtutor.testing.loopback import ModelServer
 from tests.support.shadow import collector_for as make
 from tests.support.shadow import openai_client as plain
@@ -202,7 +202,7 @@ def test_log_folder_unwritable_then_fixed_loses_nothing(
     assert c.flush(10) is True
     assert c.stats()["logged"] == 3 and c.stats()["lost"] == 0
     c.close()
-    assert len(list(logstore.iter_records(blocker / "logs"))) == 3
+    assert len(list(read.iter_records(blocker / "logs"))) == 3
 
 
 def test_full_queue_drops_and_counts_without_blocking(
@@ -432,7 +432,7 @@ def test_close_drains_the_queue(tmp_path: Path, student: ModelServer) -> None:
     for i in range(20):
         c.submit(Job(messages=MSGS, teacher={"model": "gpt-4o-mini", "response": f"a{i}"}))
     assert c.close()
-    assert len(list(logstore.iter_records(c.log_dir))) == 20
+    assert len(list(read.iter_records(c.log_dir))) == 20
     assert c.submit(Job(messages=MSGS)) is False  # closed: counted as dropped, never raised
 
 
@@ -474,7 +474,7 @@ for i in range(5):
     client.chat.completions.create(model="gpt-4o-mini", messages=msgs)
 """  # no flush, no close: the atexit hook must drain the queue
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
-    recs = list(logstore.iter_records(log_dir))
+    recs = list(read.iter_records(log_dir))
     assert sorted(r["teacher"]["response"] for r in recs) == [f"echo: q{i}" for i in range(5)]
     assert all(r["student"]["response"] == STUDENT_SAYS for r in recs)
 
@@ -489,7 +489,7 @@ def test_close_past_its_timeout_still_logs_the_teacher_answers(
         ask(client, f"q{i}")
     c.close(timeout=0.2)  # the one worker is still waiting for the slow student
     time.sleep(1.5)  # that worker finishes; the writer thread runs until the workers end
-    recs = list(logstore.iter_records(c.log_dir))
+    recs = list(read.iter_records(c.log_dir))
     assert sorted(r["teacher"]["response"] for r in recs) == [f"echo: q{i}" for i in range(4)]
     skipped = [r for r in recs if (r["student"]["error"] or "").startswith("skipped: shut down")]
     assert len(skipped) == 3

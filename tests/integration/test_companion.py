@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shadowtutor.collect import metrics
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Job
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from shadowtutor.testing.loopback import ModelServer
 from tests.support.shadow import RunningProxy, collector_for, openai_client, records
 
@@ -116,7 +116,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # no flush, no close, no atexit
     assert proc.returncode == -9, proc.stderr
     child = int(proc.stdout.split()[0])
     assert wait_gone(child, 30), "the companion was left running after its parent died"
-    recs = list(logstore.iter_records(log_dir))
+    recs = list(read.iter_records(log_dir))
     assert sorted(r["teacher"]["response"] for r in recs) == sorted(f"a{i}" for i in range(20))
     assert all(r["student"]["error"] is None for r in recs)  # the child finished the work
 
@@ -138,7 +138,7 @@ def test_a_crashed_companion_hands_its_work_back_counted_nothing_lost_nothing_tw
         for j in jobs[6:]:
             assert c.submit(j)  # after the crash: in this process
         assert c.flush(30)
-        recs = list(logstore.iter_records(c.log_dir))
+        recs = list(read.iter_records(c.log_dir))
         ids = [r["id"] for r in recs]
         assert sorted(ids) == sorted(j.id for j in jobs)  # every job once
         assert sorted(r["teacher"]["response"] for r in recs) == sorted(

@@ -22,8 +22,7 @@ from shadowtutor import db
 from shadowtutor.auth import SYSTEM
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read, schema, sql, write
 from shadowtutor.review import queue as review
 from shadowtutor.tables import ReviewItem
 
@@ -35,7 +34,7 @@ def run(*args: str):
 
 
 def rec(i: int, **over: object) -> dict:
-    r = logrecord.make_record(
+    r = schema.make_record(
         id=f"pair-{i}",
         ts=datetime(2025, 3, 1, 9, i, tzinfo=UTC),
         source="demo",
@@ -124,19 +123,19 @@ def write_old_parquet_part(log_dir: Path, records: list[dict]) -> None:
     """A Parquet part as an older version wrote it, without checking id lengths."""
     src = log_dir / "old.json"
     src.parent.mkdir(parents=True, exist_ok=True)
-    src.write_text("".join(logrecord.dumps(r) + "\n" for r in records))
-    out = logstore.parquet_root(log_dir) / "date=2025-03-01"
+    src.write_text("".join(schema.dumps(r) + "\n" for r in records))
+    out = read.parquet_root(log_dir) / "date=2025-03-01"
     out.mkdir(parents=True)
     duckdb.sql(
-        f"COPY (SELECT * FROM {logstore._read_json_sql([src])}) "
+        f"COPY (SELECT * FROM {sql.read_json_sql([src])}) "
         f"TO '{out / 'part-old.parquet'}' (FORMAT parquet)"
     )
     src.unlink()
 
 
-def _run_sql(url: str, sql: str) -> None:
+def _run_sql(url: str, statement: str) -> None:
     with db.session_scope(url) as s:
-        s.execute(text(sql))
+        s.execute(text(statement))
 
 
 @pytest.mark.parametrize(
@@ -156,10 +155,10 @@ def test_cli_enqueue_with_an_over_long_id_in_the_log(
         db.upgrade(Settings.load().db_url)
     log_dir = Settings.load().log_path
     write_old_parquet_part(log_dir, [rec(1), rec(2, id=LONG_ID)])
-    with logstore.LogWriter(log_dir) as w:
+    with write.LogWriter(log_dir) as w:
         w.append(rec(3))
-    with open(logstore.jsonl_files(log_dir)[0], "a") as fh:  # a raw line the view skips
-        fh.write(logrecord.dumps(rec(4, id="y" * 65)) + "\n")
+    with open(read.jsonl_files(log_dir)[0], "a") as fh:  # a raw line the view skips
+        fh.write(schema.dumps(rec(4, id="y" * 65)) + "\n")
     result = run("review", "enqueue", "--size", "50")
     assert result.exit_code == 0, result.output
     assert "added 2 pairs" in result.output
@@ -167,7 +166,7 @@ def test_cli_enqueue_with_an_over_long_id_in_the_log(
     assert "Traceback" not in result.output
     # and the importer refuses such ids, naming the line
     src = home / "long.jsonl"
-    src.write_text(logrecord.dumps(rec(5, id=LONG_ID)) + "\n")
+    src.write_text(schema.dumps(rec(5, id=LONG_ID)) + "\n")
     out = run("logs", "import", str(src))
     assert out.exit_code == 1 and f"{src}:1: 'id' is 70 characters long" in out.output
 

@@ -449,13 +449,13 @@ def test_csv_guards_a_leading_minus_too(
 def test_raw_conversation_ids_are_scrubbed_before_export(
     session: Session, tmp_path: Path, admin: int, reviewer: int
 ) -> None:
-    from shadowtutor.log import record as logrecord
+    from shadowtutor.log import schema
 
     for i in range(3):  # pairs logged before conversation ids were pseudonymised
         add_pair(session, reviewer, f"c{i}", conversation_id="jane.roe@example.com")
     result = _run(session, tmp_path, admin)
     rows = _csv(result.path / "pairs.csv")
-    pseudonym = logrecord.pseudonymize_conversation("jane.roe@example.com")
+    pseudonym = schema.pseudonymize_conversation("jane.roe@example.com")
     assert {r["conversation_id"] for r in rows} == {pseudonym}
     for f in result.path.iterdir():
         assert b"jane.roe" not in f.read_bytes(), f.name

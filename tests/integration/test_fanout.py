@@ -15,7 +15,7 @@ from shadowtutor import db, students
 from shadowtutor.auth import SYSTEM
 from shadowtutor.collect.collector import BREAKER_OPEN, ShadowCollector
 from shadowtutor.config import Settings
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 from shadowtutor.students.fanout import share_takes
 from shadowtutor.students.registry import StudentSpec
 from shadowtutor.tables import Student
@@ -94,7 +94,7 @@ def test_three_students_off_the_request_path_each_recorded(tmp_path: Path, three
     assert len(by_request) == 5
     for rid, group in by_request.items():
         assert sorted(r["student_name"] for r in group) == ["llama", "mistral", "qwen"]
-        assert [logrecord.is_primary(r) for r in group].count(True) == 1
+        assert [schema.is_primary(r) for r in group].count(True) == 1
         named = {r["student_name"]: r["student"] for r in group}
         assert named["llama"]["response"] == "fast answer" and named["llama"]["error"] is None
         assert (
@@ -140,7 +140,7 @@ def test_a_students_share_sees_part_of_the_traffic(tmp_path: Path) -> None:
     assert part.count("/api/chat") == names.count("qwen")
     assert c.stats()["students"]["qwen"]["not_sampled"] == 80 - names.count("qwen")
     # every request is counted once: one primary record each
-    assert sum(logrecord.is_primary(r) for r in logged) == 80
+    assert sum(schema.is_primary(r) for r in logged) == 80
 
 
 def _spec(name: str, share: float) -> StudentSpec:
@@ -209,7 +209,7 @@ def test_the_routed_student_serves_and_leads_its_request(
             logged = records(c, expect=1)
         finally:
             c.close()
-    primary = [r for r in logged if logrecord.is_primary(r)]
+    primary = [r for r in logged if schema.is_primary(r)]
     assert [r["student_name"] for r in primary] == ["qwen"]
     assert primary[0]["routing"]["served_by"] == "student"
     assert primary[0]["student"]["response"] == "qwen says"

@@ -21,8 +21,7 @@ import pytest
 from shadowtutor.collect import journal
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read, schema, write
 from shadowtutor.testing.loopback import ModelServer
 
 
@@ -82,7 +81,7 @@ def run_child(home: Path, teacher: ModelServer, student: ModelServer, n: int, ho
 
 
 def log_records(home: Path) -> list[dict]:
-    return list(logstore.iter_records(home / "logs"))
+    return list(read.iter_records(home / "logs"))
 
 
 def test_kill_9_under_load_loses_nothing_and_doubles_nothing(
@@ -102,7 +101,7 @@ def test_kill_9_under_load_loses_nothing_and_doubles_nothing(
         f"echo: q{i}" for i in range(300)
     )
     assert all(r["metadata"]["recovered_from_journal"] for r in records)
-    assert all(logrecord.validate(r) for r in records)
+    assert all(schema.validate(r) for r in records)
     assert list((home / "logs" / "journal").glob("*.jsonl")) == []
     with ShadowCollector(Settings.load(env_for(home, slow_student))) as again:
         assert again.stats()["recovered"] == 0  # recovered once only
@@ -125,8 +124,8 @@ def test_a_stop_past_the_flush_timeout_is_counted_and_recovered(
 def test_recovery_skips_what_the_dead_writer_already_logged(home: Path) -> None:
     """The crash fell between a record's write and its done-mark in the journal."""
     log_dir = home / "logs"
-    writer = logstore.LogWriter(log_dir)
-    rec = logrecord.make_record(
+    writer = write.LogWriter(log_dir)
+    rec = schema.make_record(
         messages=[{"role": "user", "content": "hi"}], teacher={"model": "gpt-4o", "response": "hey"}
     )
     writer.append(rec)

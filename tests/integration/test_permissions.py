@@ -31,10 +31,8 @@ from shadowtutor.export import jobs as export
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, rollout
 from shadowtutor.gate.criteria import Window
-from shadowtutor.log import analytics
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log import analytics, read, schema
+from shadowtutor.log.write import LogWriter
 from shadowtutor.playground import chat as playground
 from shadowtutor.review import queue as review
 from shadowtutor.review import tags
@@ -55,9 +53,9 @@ class World:
 
 
 def _record(i: int, source: str = "live") -> dict[str, Any]:
-    return logrecord.make_record(
+    return schema.make_record(
         id=f"perm-{source}-{i}",
-        ts=logrecord.utc_now(),
+        ts=schema.utc_now(),
         source=source,
         language="en",
         category="casual",
@@ -447,8 +445,8 @@ def test_pages_and_menu_follow_the_table() -> None:
         assert set(registry.page(key).roles) == set(auth.roles_for(action))
 
 
-def test_readme_permissions_table_matches_the_module() -> None:
-    assert auth.markdown_table() in (ROOT / "README.md").read_text()
+def test_docs_permissions_table_matches_the_module() -> None:
+    assert auth.markdown_table() in (ROOT / "docs" / "security.md").read_text()
 
 
 def test_nothing_reaches_the_log_when_a_manager_saves(session: Session, people, tmp_path) -> None:
@@ -457,7 +455,7 @@ def test_nothing_reaches_the_log_when_a_manager_saves(session: Session, people, 
         _save_pair(world, people["manager"], queue=False)()
     assert not (tmp_path / "w").exists()
     _save_pair(world, people["reviewer"], queue=False)()
-    (rec,) = list(logstore.iter_records(tmp_path / "w" / "pg-log"))
+    (rec,) = list(read.iter_records(tmp_path / "w" / "pg-log"))
     assert rec["source"] == "playground"
     assert session.exec(select(ReviewItem)).first() is None  # not queued without queue=True
 

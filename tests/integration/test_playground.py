@@ -12,7 +12,7 @@ from shadowtutor import detect, pricing
 from shadowtutor.auth import PermissionDenied
 from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
 from shadowtutor.config import Settings
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from shadowtutor.playground import chat as playground
 from shadowtutor.playground import health
 from shadowtutor.similarity import lexical
@@ -280,7 +280,7 @@ def test_save_pair_reads_back_from_the_log(env: Settings, session) -> None:  # n
         chat, 1, session=session, actor_id=rita, log_dir=env.log_path,
         teacher_model=env.teacher_model,
     )  # fmt: skip
-    records = list(logstore.iter_records(env.log_path))
+    records = list(read.iter_records(env.log_path))
     assert [r["id"] for r in records] == [result.pair_id] and not result.queued
     rec = records[0]
     turn = chat.turns[1]
@@ -298,7 +298,7 @@ def test_save_pair_reads_back_from_the_log(env: Settings, session) -> None:  # n
         chat, 1, session=session, actor_id=rita, log_dir=env.log_path, teacher_model="x"
     )
     assert again.pair_id == result.pair_id
-    assert len(list(logstore.iter_records(env.log_path))) == 1  # never written twice
+    assert len(list(read.iter_records(env.log_path))) == 1  # never written twice
 
 
 def test_save_without_teacher_marks_it_not_asked(env: Settings, session) -> None:  # noqa: ANN001
@@ -307,7 +307,7 @@ def test_save_without_teacher_marks_it_not_asked(env: Settings, session) -> None
     playground.save_pair(
         chat, 0, session=session, actor_id=admin, log_dir=env.log_path, teacher_model="gpt-4o-mini"
     )
-    (rec,) = logstore.iter_records(env.log_path)
+    (rec,) = read.iter_records(env.log_path)
     assert rec["teacher"]["model"] == "gpt-4o-mini" and rec["teacher"]["response"] is None
     assert rec["teacher"]["error"] == playground.TEACHER_NOT_ASKED
 
@@ -319,7 +319,7 @@ def test_manager_may_not_save(env: Settings, session) -> None:  # noqa: ANN001
         playground.save_pair(
             chat, 0, session=session, actor_id=manager, log_dir=env.log_path, teacher_model="t"
         )
-    assert not list(logstore.iter_records(env.log_path))
+    assert not list(read.iter_records(env.log_path))
 
 
 def test_save_and_enqueue_for_review(
@@ -365,7 +365,7 @@ def test_a_turn_the_student_failed_is_not_saved(env: Settings, session) -> None:
             chat, 0, session=session, actor_id=_user(session, "a", "admin"),
             log_dir=env.log_path, teacher_model="t",
         )  # fmt: skip
-    assert not list(logstore.iter_records(env.log_path))
+    assert not list(read.iter_records(env.log_path))
 
 
 def test_an_unpriced_teacher_is_marked_cost_unknown(
@@ -389,6 +389,6 @@ def _unpriced(home: Path, monkeypatch, student: ModelServer, teacher: ModelServe
         chat, 0, session=session, actor_id=_user(session, "a", "admin"),
         log_dir=settings.log_path, teacher_model=settings.teacher_model,
     )  # fmt: skip
-    (rec,) = logstore.iter_records(settings.log_path)
+    (rec,) = read.iter_records(settings.log_path)
     assert rec["metadata"]["cost_unknown"] == ["teacher"]
     assert rec["student"]["cost_usd"] == 0.0  # the local student is priced $0

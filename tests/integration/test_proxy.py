@@ -188,14 +188,14 @@ def test_a_teacher_stream_ending_without_finish_or_done_is_logged_as_an_error(
 
 
 def test_the_conversation_header_is_stored_pseudonymised(running: Running) -> None:
-    from shadowtutor.log import record as logrecord
+    from shadowtutor.log import schema
 
     raw = "jane.roe@example.com"
     running.client().chat.completions.create(
         model="gpt-4o-mini", messages=MSGS, extra_headers={"X-ShadowTutor-Conversation": raw}
     )
     [rec] = running.records(expect=1)
-    assert rec["conversation_id"] == logrecord.pseudonymize_conversation(raw)
+    assert rec["conversation_id"] == schema.pseudonymize_conversation(raw)
     assert "jane" not in json.dumps(rec)
 
 

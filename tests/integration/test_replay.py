@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from shadowtutor.cli import main
 from shadowtutor.collect import replay
 from shadowtutor.config import Settings
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import ingest, read, schema
+from shadowtutor.log.errors import RecordError
 from shadowtutor.testing.loopback import ModelServer
 
 TEACHER = {"models": ["gpt-4o-mini"], "answer": "the teacher's fresh answer"}
@@ -39,9 +39,9 @@ def write_lines(path: Path, objs: list[Any]) -> Path:
 
 
 def our_record(i: int) -> dict[str, Any]:
-    return logrecord.make_record(
+    return schema.make_record(
         id=f"rec-{i}",
-        ts=logrecord.parse_ts("2026-10-01T10:00:00Z"),
+        ts=schema.parse_ts("2026-10-01T10:00:00Z"),
         source="live",
         messages=[{"role": "user", "content": f"question number {i}"}],
         teacher={
@@ -75,7 +75,7 @@ def mixed_file(tmp_path: Path) -> Path:
 
 
 def logged(settings: Settings) -> dict[str, dict[str, Any]]:
-    return {r["id"]: r for r in logstore.iter_records(settings.log_path)}
+    return {r["id"]: r for r in read.iter_records(settings.log_path)}
 
 
 def test_replay_mixed_file_calls_the_teacher_only_where_needed(
@@ -104,9 +104,9 @@ def test_replay_is_resumable(env: dict[str, str], tmp_path: Path, student: Model
     first = [i for i in items if i.id in ("rec-1", "rec-2")]
     write_lines(
         tmp_path / "part.jsonl",
-        [json.loads(logrecord.dumps(our_record(1))), json.loads(logrecord.dumps(our_record(2)))],
+        [json.loads(schema.dumps(our_record(1))), json.loads(schema.dumps(our_record(2)))],
     )
-    logstore.import_file(tmp_path / "part.jsonl", settings.log_path)
+    ingest.import_file(tmp_path / "part.jsonl", settings.log_path)
     assert len(first) == 2
     report = replay.replay(path, settings, concurrency=3)
     assert (report.replayed, report.already_logged) == (2, 2)
@@ -158,7 +158,7 @@ def test_student_timeouts_are_recorded(
     ],
 )
 def test_parse_item_rejects_with_a_reason(line: str, reason: str) -> None:
-    with pytest.raises(logrecord.RecordError, match=reason):
+    with pytest.raises(RecordError, match=reason):
         replay.parse_item(line)
 
 

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from shadowtutor.collect.collector import ShadowCollector
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 from shadowtutor.testing.loopback import ModelServer
 from tests.support.shadow import RunningProxy, collector_for, openai_client, records
 
@@ -123,8 +123,8 @@ CASES = {
         shadow=CONTEXT,
         pairs=[
             pair(
-                user_hash=logrecord.pseudonymize("ann@example.com"),
-                conversation_id=logrecord.pseudonymize_conversation("c-7"),
+                user_hash=schema.pseudonymize("ann@example.com"),
+                conversation_id=schema.pseudonymize_conversation("c-7"),
                 category="support",
                 language="fr",
                 metadata={"prompt_id": "faq-v3", "detected": [], "teacher_model": "gpt-4o-mini"},

@@ -13,9 +13,8 @@ from sqlmodel import Session, select
 
 from shadowtutor import db
 from shadowtutor.auth import SYSTEM
-from shadowtutor.log import analytics
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log import analytics, schema
+from shadowtutor.log.write import LogWriter
 from shadowtutor.review import progress as review_progress
 from shadowtutor.review import queue as review
 from shadowtutor.review import tags
@@ -28,7 +27,7 @@ T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
 
 def rec(i: int, *, sim: float | None = 0.5, lang: str = "de", prefix: str = "pair") -> dict:
-    return logrecord.make_record(
+    return schema.make_record(
         id=f"{prefix}-{i:03d}",
         ts=T0 + timedelta(minutes=i),
         source="demo",

@@ -22,10 +22,9 @@ from click.testing import CliRunner
 from shadowtutor import db
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
-from shadowtutor.log import analytics
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
-from shadowtutor.log.location import LogStorageError, S3Location
+from shadowtutor.log import analytics, compaction, read, schema, write
+from shadowtutor.log.errors import LogStorageError
+from shadowtutor.log.storage import S3Storage
 from shadowtutor.testing.seaweed import SeaweedServer, weed_binary
 
 BUCKET = "shadowtutor-test"
@@ -60,7 +59,7 @@ def s3(weed: SeaweedServer, home: Path, monkeypatch: pytest.MonkeyPatch) -> Sett
 
 def pairs(n: int, ts: datetime, tag: str) -> list[dict[str, Any]]:
     return [
-        logrecord.make_record(
+        schema.make_record(
             id=f"{tag}-{i}",
             ts=ts + timedelta(seconds=i),
             messages=[{"role": "user", "content": f"question {tag} {i}?"}],
@@ -81,58 +80,58 @@ def pairs(n: int, ts: datetime, tag: str) -> list[dict[str, Any]]:
     ]
 
 
-def spooled(loc: S3Location) -> list[Path]:
+def spooled(loc: S3Storage) -> list[Path]:
     return sorted(p for p in loc.spool.rglob("*.jsonl")) if loc.spool.exists() else []
 
 
 def ids_in(loc: Any) -> list[str]:
-    return [r["id"] for r in logstore.iter_records(loc)]
+    return [r["id"] for r in read.iter_records(loc)]
 
 
 def test_writer_uploads_parts_and_compaction_merges_closed_days(s3: Settings) -> None:
     loc = s3.log_path
-    assert isinstance(loc, S3Location)
+    assert isinstance(loc, S3Storage)
     written = [r for i, ts in enumerate(DAYS) for r in pairs(40, ts, f"d{i}")]
-    with logstore.LogWriter(loc) as writer:
-        assert isinstance(writer, logstore.SpoolWriter)
+    with write.LogWriter(loc) as writer:
+        assert isinstance(writer, write.SpoolWriter)
         writer.append_many(written[:60])
         writer.append_many(written[60:])
     assert spooled(loc) == []  # everything confirmed in the bucket, nothing left locally
-    parts = logstore.jsonl_files(loc)
+    parts = read.jsonl_files(loc)
     assert len(parts) == 3 and {p.parent.name[5:] for p in parts} == {
         ts.date().isoformat() for ts in DAYS
     }
     assert all(p.name.startswith(os.uname().nodename) for p in parts)  # host-pid-token-seq
 
-    report = logstore.validate_log(loc)
+    report = read.validate_log(loc)
     assert report.records == 120 and report.bad == []
 
-    compacted = logstore.compact(loc)
+    compacted = compaction.compact(loc)
     assert compacted.problems == []
     assert sorted(compacted.days) == sorted(ts.date().isoformat() for ts in DAYS[:2])
     assert compacted.rows_written == 80 and compacted.files_removed == 2
-    assert [p.parent.name[5:] for p in logstore.jsonl_files(loc)] == [NOW.date().isoformat()]
-    assert len(logstore.parquet_files(loc)) == 2
+    assert [p.parent.name[5:] for p in read.jsonl_files(loc)] == [NOW.date().isoformat()]
+    assert len(read.parquet_files(loc)) == 2
     assert sorted(ids_in(loc)) == sorted(r["id"] for r in written)  # nothing lost or doubled
 
-    again = logstore.compact(loc)  # safe to re-run
-    assert again.days == [] and again.problems == [] and len(logstore.parquet_files(loc)) == 2
+    again = compaction.compact(loc)  # safe to re-run
+    assert again.days == [] and again.problems == [] and len(read.parquet_files(loc)) == 2
 
 
 def test_compaction_with_a_writer_still_running_keeps_its_new_part(s3: Settings) -> None:
     loc = s3.log_path
     closed = DAYS[0]
-    with logstore.LogWriter(loc) as early:
+    with write.LogWriter(loc) as early:
         early.append_many(pairs(10, closed, "early"))
-    late = logstore.LogWriter(loc)  # still running; uploads a late record of that day after
+    late = write.LogWriter(loc)  # still running; uploads a late record of that day after
     try:
-        report = logstore.compact(loc)
+        report = compaction.compact(loc)
         assert report.rows_written == 10
         late.append_many(pairs(5, closed, "late") + pairs(3, closed, "early"))  # 3 replayed
     finally:
         late.close()
-    assert len(logstore.jsonl_files(loc)) == 1  # the late part is untouched
-    second = logstore.compact(loc)
+    assert len(read.jsonl_files(loc)) == 1  # the late part is untouched
+    second = compaction.compact(loc)
     assert second.problems == [] and second.rows_written == 5 and second.duplicates_skipped == 3
     assert sorted(ids_in(loc)) == sorted(
         [f"early-{i}" for i in range(10)] + [f"late-{i}" for i in range(5)]
@@ -152,9 +151,9 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
     from tests.support.exportdata import add_user
 
     loc = s3.log_path
-    with logstore.LogWriter(loc) as writer:
+    with write.LogWriter(loc) as writer:
         writer.append_many(pairs(30, DAYS[0], "old") + pairs(20, DAYS[2], "new"))
-    logstore.compact(loc)
+    compaction.compact(loc)
 
     # The Cost and Quality pages' queries (the narrow table over JSONL + Parquet objects).
     con = analytics.connect(loc, s3.timezone)
@@ -165,7 +164,7 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
     assert len(spend.top_prompts(con, everything, 5)) == 5  # texts read back from the bucket
 
     # A new part is picked up on the next connect, as with a folder.
-    with logstore.LogWriter(loc) as writer:
+    with write.LogWriter(loc) as writer:
         writer.append_many(pairs(7, DAYS[2], "newer"))
     assert analytics.count_pairs(analytics.connect(loc, s3.timezone), everything) == 57
 
@@ -175,7 +174,7 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
 
     # Import and validate through the CLI.
     jsonl = tmp_path / "more.jsonl"
-    jsonl.write_text("".join(logrecord.dumps(r) + "\n" for r in pairs(4, DAYS[1], "imp")))
+    jsonl.write_text("".join(schema.dumps(r) + "\n" for r in pairs(4, DAYS[1], "imp")))
     runner = CliRunner()
     out = runner.invoke(main, ["logs", "import", str(jsonl)])
     assert out.exit_code == 0, out.output
@@ -245,7 +244,7 @@ def _wait(predicate: Any, timeout: float, step: float = 0.2) -> bool:
 
 def test_server_restart_mid_upload_loses_nothing(s3: Settings, weed: SeaweedServer) -> None:
     loc = s3.log_path
-    writer = logstore.LogWriter(loc)
+    writer = write.LogWriter(loc)
     try:
         writer.append_many(pairs(10, DAYS[2], "before"))
         assert _wait(lambda: writer.stats()["uploaded_parts"] == 1, 10)
@@ -272,11 +271,11 @@ def test_parts_of_a_process_that_died_are_uploaded_on_the_next_start(
     script.write_text(
         "import os, sys, time\n"
         "from shadowtutor.config import Settings\n"
-        "from shadowtutor.log import record, store\n"
-        "w = store.LogWriter(Settings.load().log_path)\n"
+        "from shadowtutor.log import schema, write\n"
+        "w = write.LogWriter(Settings.load().log_path)\n"
         "msgs = [{'role': 'user', 'content': 'q'}]\n"
         "t = {'model': 'm', 'response': 'a'}\n"
-        "w.append_many([record.make_record(id=f'dead-{i}', messages=msgs, teacher=t)"
+        "w.append_many([schema.make_record(id=f'dead-{i}', messages=msgs, teacher=t)"
         " for i in range(12)])\n"
         "print('written', flush=True)\n"
         "time.sleep(60)\n"
@@ -288,8 +287,8 @@ def test_parts_of_a_process_that_died_are_uploaded_on_the_next_start(
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    assert len(spooled(loc)) == 1 and logstore.jsonl_files(loc) == []
-    with logstore.LogWriter(loc):  # the next writer on this machine finds the dead one's part
+    assert len(spooled(loc)) == 1 and read.jsonl_files(loc) == []
+    with write.LogWriter(loc):  # the next writer on this machine finds the dead one's part
         pass
     assert spooled(loc) == []
     assert sorted(ids_in(loc)) == sorted(f"dead-{i}" for i in range(12))
@@ -310,7 +309,7 @@ def test_wrong_credentials_give_a_message_naming_the_variable(
     with pytest.raises(LogStorageError, match=variable):
         analytics.connect(settings.log_path, settings.timezone)  # a page shows this text
     # A writer keeps what it could not upload and says why.
-    writer = logstore.LogWriter(settings.log_path)
+    writer = write.LogWriter(settings.log_path)
     writer.append_many(pairs(3, DAYS[2], "kept"))
     writer.close(attempts=1)
     assert variable in (writer.stats()["last_upload_error"] or "")
@@ -363,20 +362,20 @@ def test_parts_are_uploaded_zstd_compressed_and_every_reader_takes_them(s3: Sett
 
     loc = s3.log_path
     written = pairs(200, DAYS[2], "z") + pairs(50, DAYS[0], "old")
-    with logstore.LogWriter(loc) as writer:
+    with write.LogWriter(loc) as writer:
         writer.append_many(written)
-    parts = logstore.jsonl_files(loc)
+    parts = read.jsonl_files(loc)
     assert len(parts) == 2 and all(p.name.endswith(".jsonl.zst") for p in parts)
     with loc.fs.open_input_stream(str(parts[-1]), compression=None) as fh:
         raw = fh.read()
     assert raw[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame, readable by zstdcat
     plain = pa.input_stream(pa.py_buffer(raw), compression="zstd").read()
     assert len(raw) * 4 < len(plain) and plain.count(b"\n") in (50, 200)
-    assert logstore.validate_log(loc).records == 250
+    assert read.validate_log(loc).records == 250
     con = analytics.connect(loc, s3.timezone)
     assert analytics.count_pairs(con, analytics.Filters()) == 250
     assert con.execute("SELECT count(*) FROM pairs").fetchone()[0] == 250  # the wide view too
-    report = logstore.compact(loc)
+    report = compaction.compact(loc)
     assert report.problems == [] and report.rows_written == 50 and report.files_removed == 1
     assert sorted(ids_in(loc)) == sorted(r["id"] for r in written)
 
@@ -416,20 +415,20 @@ def test_a_corrupt_compressed_part_is_named_and_quarantined_and_the_rest_compact
     s3: Settings,
 ) -> None:
     loc = s3.log_path
-    with logstore.LogWriter(loc) as writer:
+    with write.LogWriter(loc) as writer:
         writer.append_many(pairs(20, DAYS[0], "good"))
     bad = loc.sub("jsonl", f"date={DAYS[0].date().isoformat()}", "other-1-x-000001.jsonl.zst")
     with loc.fs.open_output_stream(str(bad), compression=None) as out:
         out.write(b"\x28\xb5\x2f\xfd this is not a zstd frame")
-    report = logstore.validate_log(loc)
+    report = read.validate_log(loc)
     assert report.records == 20 and len(report.bad) == 1
     assert report.bad[0].path == str(bad) and "truncated or corrupt" in report.bad[0].reason
     out = CliRunner().invoke(main, ["logs", "validate"])
     assert out.exit_code != 0 and bad.name in out.output, out.output
-    compacted = logstore.compact(loc)
+    compacted = compaction.compact(loc)
     assert compacted.problems == [] and compacted.rows_written == 20
     assert compacted.quarantined == [f"s3://{loc.sub('quarantine', bad.parent.name, bad.name)}"]
-    assert logstore.jsonl_files(loc) == [] and sorted(ids_in(loc)) == sorted(
+    assert read.jsonl_files(loc) == [] and sorted(ids_in(loc)) == sorted(
         f"good-{i}" for i in range(20)
     )
 
@@ -439,18 +438,18 @@ def test_a_page_view_lists_the_bucket_once(s3: Settings, monkeypatch: pytest.Mon
     and the files in it are not asked for again one by one (at 10M pairs, 200 Parquet parts:
     0.38 s of HEAD requests on every page view, now 0.04 s for the whole connect)."""
     loc = s3.log_path
-    with logstore.LogWriter(loc) as writer:
+    with write.LogWriter(loc) as writer:
         writer.append_many(pairs(10, DAYS[0], "a") + pairs(10, DAYS[2], "b"))
-    logstore.compact(loc)
+    compaction.compact(loc)
     analytics.connect(loc, s3.timezone)
     listed: list[str] = []
-    real = S3Location.entries
+    real = S3Storage.entries
 
-    def counting(self: S3Location, kind: str, suffix: Any) -> Any:
+    def counting(self: S3Storage, kind: str, suffix: Any) -> Any:
         listed.append(kind)
         return real(self, kind, suffix)
 
-    monkeypatch.setattr(S3Location, "entries", counting)
+    monkeypatch.setattr(S3Storage, "entries", counting)
     from fsspec.implementations.arrow import ArrowFSWrapper
 
     asked: list[str] = []  # DuckDB asks whether each file it is given exists: a HEAD each

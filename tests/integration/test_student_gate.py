@@ -18,8 +18,8 @@ from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import decisions, evaluate, evidence, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log import schema
+from shadowtutor.log.write import LogWriter
 from shadowtutor.tables import UserCreate
 from tests.support.gatecases import agg, config
 
@@ -101,8 +101,8 @@ def test_only_the_approved_student_serves_and_only_one_at_a_time(session: Sessio
 
 def _pair(i: int, name: str, ok: bool, primary: bool) -> dict:
     rid = f"r-{i}"
-    return logrecord.make_record(
-        id=rid if primary else logrecord.secondary_id(rid, name),
+    return schema.make_record(
+        id=rid if primary else schema.secondary_id(rid, name),
         ts=datetime.now(UTC) - timedelta(hours=2),
         category="greeting",
         messages=[{"role": "user", "content": f"hi {i}"}],

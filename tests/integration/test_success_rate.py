@@ -16,9 +16,7 @@ from shadowtutor.dashboards import quality
 from shadowtutor.demo import generate as demo
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import evidence
-from shadowtutor.log import analytics
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import analytics, schema, write
 
 
 def _config() -> gate.GateConfig:
@@ -70,10 +68,10 @@ def test_quality_and_readiness_agree_on_the_success_rate(demo_settings: Settings
         ("business", {"model": demo.STUDENT, "response": "Selamat pagi!", "latency_ms": 80.0}),
     ]
     records = [
-        logrecord.validate(
+        schema.validate(
             {
                 "id": f"imported-{i}",
-                "ts": logrecord.format_ts(ts),
+                "ts": schema.format_ts(ts),
                 "source": "import",
                 "category": cat,
                 "language": "en",
@@ -84,7 +82,7 @@ def test_quality_and_readiness_agree_on_the_success_rate(demo_settings: Settings
         )
         for i, (cat, student) in enumerate(shapes)
     ]
-    with logstore.LogWriter(demo_settings.log_path) as writer:
+    with write.LogWriter(demo_settings.log_path) as writer:
         writer.append_many(records)
     after = _gate_rates(demo_settings, config, now)
     assert {cat: after[cat][0] - before[cat][0] for cat in after} == {
@@ -109,13 +107,13 @@ def test_quality_and_readiness_agree_on_the_success_rate(demo_settings: Settings
     ],
 )
 def test_python_and_sql_rules_agree(student: dict, asked: bool, succeeded: bool) -> None:
-    answer = logrecord.empty_answer(**student)
-    assert logrecord.student_asked(answer) is asked
-    assert logrecord.student_succeeded(answer) is succeeded
+    answer = schema.empty_answer(**student)
+    assert schema.student_asked(answer) is asked
+    assert schema.student_succeeded(answer) is succeeded
     con = duckdb.connect()
     sql = (
-        f"SELECT {logrecord.student_asked_sql('student_')}, "
-        f"{logrecord.student_ok_sql('student_')} FROM (SELECT $model AS student_model, "
+        f"SELECT {schema.student_asked_sql('student_')}, "
+        f"{schema.student_ok_sql('student_')} FROM (SELECT $model AS student_model, "
         "$response AS student_response, $error AS student_error)"
     )
     row = con.execute(sql, {k: answer[k] for k in ("model", "response", "error")}).fetchone()

@@ -10,8 +10,7 @@ from sqlmodel import select
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import schema, write
 from shadowtutor.tables import Budget
 from tests.support.apputil import page_as, texts
 
@@ -88,7 +87,7 @@ def _one_day_log(settings: Settings, teachers: list[tuple[str, float | None]]) -
     """One casual pair a minute, all on one day, for each (teacher model, cost)."""
     now = _one_day_anchor()
     records = [
-        logrecord.make_record(
+        schema.make_record(
             ts=now - timedelta(minutes=i),
             category="casual",
             language="en",
@@ -97,7 +96,7 @@ def _one_day_log(settings: Settings, teachers: list[tuple[str, float | None]]) -
         )
         for i, (model, cost) in enumerate(teachers)
     ]
-    with logstore.LogWriter(settings.log_path) as writer:
+    with write.LogWriter(settings.log_path) as writer:
         writer.append_many(records)
 
 

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from shadowtutor.tables import ReviewItem
 from shadowtutor.testing.loopback import ModelServer
 from tests.support.apputil import app_as, switch
@@ -95,7 +95,7 @@ def test_chat_two_turns_with_teacher_and_save(servers, role: str) -> None:  # no
     at.button(key="pg_save_1").click().run()
     assert not at.error, [e.value for e in at.error]
     assert "queued for review" in at.success[0].value
-    (record,) = logstore.iter_records(settings.log_path)
+    (record,) = read.iter_records(settings.log_path)
     assert record["source"] == "playground" and record["student"]["model"] == "mistral:7b"
     assert record["messages"][-1]["content"] == "Tomorrow at eight"
     assert record["teacher"]["response"] == "gpt-4o-mini says: happy to help with tomorrow at eight"
@@ -105,7 +105,7 @@ def test_chat_two_turns_with_teacher_and_save(servers, role: str) -> None:  # no
     assert at.button(key="pg_save_1").disabled  # saved and queued: nothing more to do
 
     at.button(key="pg_save_0").click().run()  # the first turn, to the log only
-    assert len(list(logstore.iter_records(settings.log_path))) == 2
+    assert len(list(read.iter_records(settings.log_path))) == 2
     clear = next(b for b in at.button if b.label == "Clear chat")
     clear.click().run()
     assert "Tomorrow at eight" not in _texts(at)
@@ -171,9 +171,7 @@ def test_log_dir_untouched_until_saved(servers) -> None:  # noqa: ANN001
     settings, _, _ = servers
     at = _open(settings, "reviewer")
     _send(at, "Hello")
-    assert not Path(settings.log_path).exists() or not list(
-        logstore.iter_records(settings.log_path)
-    )
+    assert not Path(settings.log_path).exists() or not list(read.iter_records(settings.log_path))
 
 
 def test_unknown_backend_setting_is_named(servers, monkeypatch) -> None:  # noqa: ANN001

@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select, update
 
 from shadowtutor import auth, db
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log import schema
+from shadowtutor.log.write import LogWriter
 from shadowtutor.review import queue as review
 from shadowtutor.tables import Review, ReviewItem
 from tests.support.apputil import app_as, make_user, page_as, switch
@@ -26,7 +26,7 @@ def records(n: int = 3) -> list[dict]:
     out = []
     for i in range(n):
         out.append(
-            logrecord.make_record(
+            schema.make_record(
                 id=f"pair-{i}",
                 ts=NOW - timedelta(hours=i + 1),
                 source="demo",
@@ -274,7 +274,7 @@ def test_progress_and_agreement_for_every_role(queued, role) -> None:
 
 
 def test_a_student_failure_is_shown_with_its_error(migrated) -> None:
-    record = logrecord.make_record(
+    record = schema.make_record(
         id="failed-pair",
         messages=[{"role": "user", "content": [{"type": "text", "text": "Wie spät ist es?"}]}],
         teacher={"model": "gpt-4o-mini", "response": "Es ist drei Uhr."},

@@ -10,8 +10,7 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import schema, write
 from shadowtutor.tables import Review, ReviewItem
 from shadowtutor.testing.gatesim import Student, window  # noqa: F401  (re-exported for tests)
 from tests.support.apputil import make_user
@@ -22,7 +21,7 @@ def fill(settings: Settings, *, failures: int = 0) -> None:
     now = datetime.now(UTC)
     rng = np.random.default_rng(0)
     records = [
-        logrecord.make_record(
+        schema.make_record(
             messages=[{"role": "user", "content": f"ciao {i}"}],
             teacher={"model": "gpt-4o", "response": "Ciao! Come posso aiutarti?"},
             student={
@@ -38,7 +37,7 @@ def fill(settings: Settings, *, failures: int = 0) -> None:
         )
         for i in range(1200)
     ]
-    with logstore.LogWriter(settings.log_path) as w:
+    with write.LogWriter(settings.log_path) as w:
         w.append_many(records)
     reviewer = make_user(settings.db_url, "reviewer")
     with db.session_scope(settings.db_url) as s:

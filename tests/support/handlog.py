@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import schema
 from shadowtutor.log.analytics import Filters
+from shadowtutor.log.write import LogWriter
 
 # id, ts (UTC), teacher model, teacher cost, category, language, source, teacher ms,
 # student ms, student cost, student error, similarity
@@ -26,9 +26,9 @@ ALL = Filters()
 
 def record(row: tuple) -> dict:
     pid, ts, model, cost, cat, lang, source, t_ms, s_ms, s_cost, s_err, sim = row
-    return logrecord.make_record(
+    return schema.make_record(
         id=pid,
-        ts=logrecord.parse_ts(ts),
+        ts=schema.parse_ts(ts),
         source=source,
         category=cat,
         language=lang,
@@ -50,6 +50,6 @@ def record(row: tuple) -> dict:
 
 def write(folder: Path) -> Path:
     """The five pairs as a JSONL log in ``folder``."""
-    with logstore.LogWriter(folder) as writer:
+    with LogWriter(folder) as writer:
         writer.append_many(record(r) for r in FIXTURE)
     return folder

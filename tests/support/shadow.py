@@ -13,7 +13,7 @@ from shadowtutor.backends import Backend, ChatResult
 from shadowtutor.collect import proxy
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from shadowtutor.testing.loopback import AsgiServer, ModelServer
 
 
@@ -43,7 +43,7 @@ def records(c: ShadowCollector, expect: int = 0) -> list[dict[str, Any]]:
     while c.stats()["enqueued"] < expect and time.monotonic() < deadline:
         time.sleep(0.01)
     assert c.flush(10)
-    return sorted(logstore.iter_records(c.log_dir), key=lambda r: r["ts"])
+    return sorted(read.iter_records(c.log_dir), key=lambda r: r["ts"])
 
 
 class RunningProxy:

@@ -13,9 +13,9 @@ import pytest
 
 from shadowtutor.auth import PermissionDenied
 from shadowtutor.dashboards import budget, quality, spend
-from shadowtutor.log import analytics
-from shadowtutor.log import store as logstore
+from shadowtutor.log import analytics, compaction, read, write
 from shadowtutor.log.analytics import Filters
+from shadowtutor.log.errors import LogReadError, TimezoneError
 from shadowtutor.tables import Budget, Review, ReviewItem, User
 from tests.support.handlog import ALL
 from tests.support.handlog import record as _record
@@ -37,7 +37,7 @@ def test_days_follow_the_display_time_zone(log_dir: Path) -> None:
 
 
 def test_unknown_time_zone_is_a_clear_error(log_dir: Path) -> None:
-    with pytest.raises(analytics.TimezoneError, match="SHADOWTUTOR_TIMEZONE"):
+    with pytest.raises(TimezoneError, match="SHADOWTUTOR_TIMEZONE"):
         analytics.connect(log_dir, "Mars/Olympus")
 
 
@@ -123,13 +123,13 @@ def test_empty_log(tmp_path: Path) -> None:
 
 def test_cache_follows_new_removed_and_compacted_files(log_dir: Path) -> None:
     assert analytics.count_pairs(analytics.connect(log_dir), ALL) == 5
-    with logstore.LogWriter(log_dir) as writer:
+    with write.LogWriter(log_dir) as writer:
         writer.append(_record(("p6", "2026-01-12T13:00Z", "gpt-4o", 4.0, "casual", "en",
                                "live", 100, 10, 0.0, None, 0.8)))  # fmt: skip
     con = analytics.connect(log_dir)
     assert analytics.count_pairs(con, ALL) == 6
-    logstore.compact(log_dir, today=date(2026, 2, 1))
-    assert logstore.jsonl_files(log_dir) == []
+    compaction.compact(log_dir, today=date(2026, 2, 1))
+    assert read.jsonl_files(log_dir) == []
     con = analytics.connect(log_dir)
     assert analytics.count_pairs(con, ALL) == 6
     assert spend.spend_by_day(con, ALL)["teacher_usd"].sum() == pytest.approx(10.5)
@@ -140,7 +140,7 @@ def test_unreadable_file_is_a_clear_error(log_dir: Path) -> None:
     bad = log_dir / "parquet" / "date=2026-01-01" / "part-broken.parquet"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"PAR1 this is not parquet")
-    with pytest.raises(analytics.LogReadError, match="part-broken.parquet"):
+    with pytest.raises(LogReadError, match="part-broken.parquet"):
         analytics.connect(log_dir)
     bad.unlink()
     assert analytics.count_pairs(analytics.connect(log_dir), ALL) == 5
@@ -245,10 +245,10 @@ def test_a_restarted_dashboard_reads_only_what_changed_from_its_cache_file(
     assert spend.spend_by_day(con, ALL)["teacher_usd"].sum() == pytest.approx(6.5)
     con.close()
     _restart()
-    with logstore.LogWriter(log_dir) as writer:  # while it was down: a new file ...
+    with write.LogWriter(log_dir) as writer:  # while it was down: a new file ...
         writer.append(_record(("p6", "2026-01-12T13:00Z", "gpt-4o", 4.0, "casual", "en",
                                "live", 100, 10, 0.0, None, 0.8)))  # fmt: skip
-    logstore.compact(log_dir, today=date(2026, 1, 12))  # ... and files replaced by Parquet
+    compaction.compact(log_dir, today=date(2026, 1, 12))  # ... and files replaced by Parquet
     con = analytics.connect(log_dir, cache_dir=cache)
     assert analytics.count_pairs(con, ALL) == 6
     assert spend.spend_by_day(con, ALL)["teacher_usd"].sum() == pytest.approx(10.5)

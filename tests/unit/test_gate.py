@@ -18,8 +18,7 @@ from shadowtutor.gate import evaluate as gate_eval
 from shadowtutor.gate import evidence as gate_data
 from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
 from shadowtutor.gate.decisions import DecisionError
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import schema, write
 from shadowtutor.tables import GateDecision, UserCreate
 from shadowtutor.tables import as_utc as rollout_aware
 from tests.support.gatecases import SHIPPED, agg, config
@@ -273,7 +272,7 @@ def _records(now: datetime) -> list[dict]:
     for i in range(1200):
         error = "content_filter: blocked" if i == 0 else ("timeout" if i % 100 == 1 else None)
         out.append(
-            logrecord.make_record(
+            schema.make_record(
                 messages=[{"role": "user", "content": f"ciao {i}"}],
                 teacher={"model": "gpt-4o", "response": "Ciao!", "latency_ms": 900},
                 student={
@@ -288,7 +287,7 @@ def _records(now: datetime) -> list[dict]:
             )
         )
     out.append(  # playground pairs are not evidence; nor are pairs outside the window
-        logrecord.make_record(
+        schema.make_record(
             messages=[{"role": "user", "content": "x"}],
             teacher={"response": "y"},
             student={"model": "llama3", "response": "z"},
@@ -298,7 +297,7 @@ def _records(now: datetime) -> list[dict]:
         )
     )
     out.append(
-        logrecord.make_record(
+        schema.make_record(
             messages=[{"role": "user", "content": "x"}],
             teacher={"response": "y"},
             student={"model": "llama3", "response": "z"},
@@ -311,7 +310,7 @@ def _records(now: datetime) -> list[dict]:
 
 def test_gather_and_evaluate_from_log_and_reviews(migrated) -> None:  # noqa: ANN001
     now = datetime.now(UTC)
-    with logstore.LogWriter(migrated.log_path) as w:
+    with write.LogWriter(migrated.log_path) as w:
         w.append_many(_records(now))
     with gate_data.db.session_scope(migrated.db_url) as s:
         admin = users.add_user(

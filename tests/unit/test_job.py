@@ -14,8 +14,7 @@ from shadowtutor.backends import BackendTimeout, ChatResult
 from shadowtutor.collect.job import Call, Context, Job
 from shadowtutor.collect.openai_shape import ChatRequest
 from shadowtutor.gate import routing
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read, schema
 from shadowtutor.similarity import SimilarityMethod, compare
 from tests.support.shadow import FakeStudent, offline_collector
 
@@ -37,7 +36,7 @@ def logged(tmp_path: Path, *jobs: Job, **kw: Any) -> list[dict[str, Any]]:
         for job in jobs:
             assert c.submit(job)
         assert c.flush(10)
-        return sorted(logstore.iter_records(c.log_dir), key=lambda r: r["ts"])
+        return sorted(read.iter_records(c.log_dir), key=lambda r: r["ts"])
 
 
 # --- calls and jobs ---------------------------------------------------------------------------
@@ -54,9 +53,9 @@ def test_a_call_becomes_a_job_with_its_context() -> None:
     call = Call(request, ctx, route=route, shadowed=True, category="casual", metadata={"a": 1})
     job = call.job(teacher_obj=COMPLETION, teacher_latency_ms=12.0)
     assert call.user == "ann"  # the context's user wins over the body's
-    assert job.user_hash == logrecord.pseudonymize("ann")
+    assert job.user_hash == schema.pseudonymize("ann")
     assert (job.conversation_id, job.category, job.language) == (
-        logrecord.pseudonymize_conversation("c1"),  # never stored raw
+        schema.pseudonymize_conversation("c1"),  # never stored raw
         "casual",
         "en",
     )

@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import compaction, ingest, read, schema, write
+from shadowtutor.log.errors import LogReadError, LogWriteError, RecordError
 from shadowtutor.testing.faults import FullDisk
 
 YESTERDAY = datetime(2026, 5, 9, 23, 59, 59, tzinfo=UTC)
@@ -26,7 +26,7 @@ TODAY = date(2026, 5, 10)
 
 
 def rec(i: int, ts: datetime = YESTERDAY, **over: object) -> dict:
-    r = logrecord.make_record(
+    r = schema.make_record(
         id=f"pair-{i}",
         ts=ts,
         messages=[{"role": "user", "content": f"question {i}"}],
@@ -38,7 +38,7 @@ def rec(i: int, ts: datetime = YESTERDAY, **over: object) -> dict:
 
 def count(log_dir: Path) -> tuple[int, int]:
     con = duckdb.connect()
-    logstore.create_views(con, log_dir)
+    read.create_views(con, log_dir)
     return con.execute("SELECT count(*), count(DISTINCT id) FROM pairs").fetchone()
 
 
@@ -46,29 +46,29 @@ def count(log_dir: Path) -> tuple[int, int]:
 
 
 def test_lines_written_to_a_day_after_its_compaction_are_kept(tmp_path: Path) -> None:
-    with logstore.LogWriter(tmp_path) as w:  # one writer for its lifetime, like a collector
+    with write.LogWriter(tmp_path) as w:  # one writer for its lifetime, like a collector
         w.append_many(rec(i) for i in range(100))
-        first = logstore.compact(tmp_path, today=TODAY)
+        first = compaction.compact(tmp_path, today=TODAY)
         assert first.rows_written == 100 and first.problems == []
         w.append_many(rec(i) for i in range(100, 200))  # yesterday's queue, finished late
-    report = logstore.validate_log(tmp_path)
+    report = read.validate_log(tmp_path)
     assert report.records == 200 and report.bad == []
     assert count(tmp_path) == (200, 200)
-    second = logstore.compact(tmp_path, today=TODAY)  # the new file has the old file's name
+    second = compaction.compact(tmp_path, today=TODAY)  # the new file has the old file's name
     assert second.problems == [] and second.rows_written == 100
-    assert logstore.jsonl_files(tmp_path) == [] and count(tmp_path) == (200, 200)
-    assert logstore.compact(tmp_path, today=TODAY).rows_written == 0
+    assert read.jsonl_files(tmp_path) == [] and count(tmp_path) == (200, 200)
+    assert compaction.compact(tmp_path, today=TODAY).rows_written == 0
     assert count(tmp_path) == (200, 200)
 
 
 def test_a_day_quarantined_twice_keeps_both_files(tmp_path: Path) -> None:
-    with logstore.LogWriter(tmp_path) as w:
+    with write.LogWriter(tmp_path) as w:
         for round_ in range(2):
             w.append_many(rec(round_ * 10 + i) for i in range(10))
-            path = logstore.jsonl_files(tmp_path)[0]
+            path = read.jsonl_files(tmp_path)[0]
             with open(path, "a") as fh:  # a torn line, then the writer goes on
                 fh.write('{"id": "half\n')
-            assert logstore.compact(tmp_path, today=TODAY).problems == []
+            assert compaction.compact(tmp_path, today=TODAY).problems == []
     kept = sorted((tmp_path / "quarantine").rglob("*.jsonl"))
     assert len(kept) == 2 and count(tmp_path) == (20, 20)
 
@@ -89,21 +89,21 @@ def test_a_write_failing_part_way_is_resumed_not_repeated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = [rec(i) for i in range(200)]
-    sizes = [len(logrecord.dumps(r)) + 1 for r in records]
+    sizes = [len(schema.dumps(r)) + 1 for r in records]
     disk = full_disk(monkeypatch, tmp_path, room=sum(sizes[:70]) + sizes[70] // 2)  # line 71
-    w = logstore.LogWriter(tmp_path)
-    with pytest.raises(logstore.LogWriteError) as err:
+    w = write.LogWriter(tmp_path)
+    with pytest.raises(LogWriteError) as err:
         w.append_many(records)
     assert err.value.written == 71 and err.value.errno == errno.ENOSPC and w.held == 1
-    with pytest.raises(logstore.LogWriteError) as again:  # still full: nothing more taken
+    with pytest.raises(LogWriteError) as again:  # still full: nothing more taken
         w.append_many(records[71:])
     assert again.value.written == 0 and w.held == 1
     disk.grow()
     assert w.append_many(records[71:]) == 129 and w.held == 0
     w.close()
-    report = logstore.validate_log(tmp_path)
+    report = read.validate_log(tmp_path)
     assert report.bad == [] and report.records == 200
-    assert [r["id"] for r in logstore.iter_records(tmp_path)] == [r["id"] for r in records]
+    assert [r["id"] for r in read.iter_records(tmp_path)] == [r["id"] for r in records]
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")
@@ -121,7 +121,7 @@ def test_the_collector_retries_a_full_disk_without_doubling_a_line(
     try:
         c.flush_interval_s = 3600.0  # the test drives the writes
         batch = [rec(i, ts=datetime(2026, 5, 10, 12, tzinfo=UTC)) for i in range(3000)]
-        line = len(logrecord.dumps(batch[0])) + 1
+        line = len(schema.dumps(batch[0])) + 1
         disk = full_disk(monkeypatch, log_dir, room=line * 1000 + 17)
         with c._cond:
             c._pending.extend(batch)
@@ -135,7 +135,7 @@ def test_the_collector_retries_a_full_disk_without_doubling_a_line(
         assert stats["last_error"] is None  # recovered
     finally:
         c.close(5)
-    report = logstore.validate_log(log_dir)
+    report = read.validate_log(log_dir)
     assert report.bad == [] and report.records == 3000
     assert count(log_dir) == (3000, 3000)
 
@@ -171,9 +171,9 @@ def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
             time.sleep(0.01)
         assert c._queue.unfinished_tasks == 0
         with c._cond:
-            line = len(logrecord.dumps(c._pending[0])) + 1
+            line = len(schema.dumps(c._pending[0])) + 1
         # the records' folder only: the journal beside it keeps working
-        disk = full_disk(monkeypatch, logstore.jsonl_root(log_dir), room=line * 100 + 17)
+        disk = full_disk(monkeypatch, read.jsonl_root(log_dir), room=line * 100 + 17)
         assert c._write_pending() is False
         assert 0 < c.stats()["logged"] < 300
         disk.grow()
@@ -193,7 +193,7 @@ def test_import_goes_past_undecodable_and_out_of_range_lines(tmp_path: Path) -> 
     src = tmp_path / "in.jsonl"
     late = {**rec(2), "ts": "9999-12-31T23:59:59-05:00"}
     lines = [
-        logrecord.dumps(rec(1)).encode(),
+        schema.dumps(rec(1)).encode(),
         b'{"id": "bad-utf8", "note": "\xff\xfe"}',
         json.dumps(late).encode(),
         b'{"id": "nan", "ts": "2026-05-09T10:00:00Z", "messages": [{"role": "user", '
@@ -202,11 +202,11 @@ def test_import_goes_past_undecodable_and_out_of_range_lines(tmp_path: Path) -> 
         b'"content": "q"}], "teacher": {"model": "m", "response": "a", "cost_usd": 1e999}}',
         b"[" * 100_000,
         json.dumps({**rec(3), "id": "x" * 65}).encode(),
-        logrecord.dumps(rec(4)).encode(),
+        schema.dumps(rec(4)).encode(),
     ]
     src.write_bytes(b"\n".join(lines) + b"\n")
     log_dir = tmp_path / "logs"
-    report = logstore.import_file(src, log_dir)
+    report = ingest.import_file(src, log_dir)
     assert report.imported == 2
     reasons = {b.line_no: b.reason for b in report.bad}
     assert sorted(reasons) == [2, 3, 4, 5, 6, 7]
@@ -215,18 +215,18 @@ def test_import_goes_past_undecodable_and_out_of_range_lines(tmp_path: Path) -> 
     assert "NaN" in reasons[4] and "1e999" in reasons[5]
     assert "nested too deeply" in reasons[6]
     assert "65 characters" in reasons[7]
-    written = b"".join(p.read_bytes() for p in logstore.jsonl_files(log_dir))
+    written = b"".join(p.read_bytes() for p in read.jsonl_files(log_dir))
     assert b"NaN" not in written and b"Infinity" not in written
-    assert {r["id"] for r in logstore.iter_records(log_dir)} == {"pair-1", "pair-4"}
+    assert {r["id"] for r in read.iter_records(log_dir)} == {"pair-1", "pair-4"}
 
 
 def test_the_log_never_writes_non_standard_json(tmp_path: Path) -> None:
-    with logstore.LogWriter(tmp_path) as w, pytest.raises(ValueError):
+    with write.LogWriter(tmp_path) as w, pytest.raises(ValueError):
         w.append(rec(1, similarity={"method": "x", "score": float("nan")}))
-    with pytest.raises(logrecord.RecordError):
-        logrecord.check_for_log(rec(2, metadata={"v": float("inf")}))
-    with pytest.raises(logrecord.RecordError, match="messages"):
-        logrecord.check_for_log(rec(3, messages=[]))
+    with pytest.raises(RecordError):
+        schema.check_for_log(rec(2, metadata={"v": float("inf")}))
+    with pytest.raises(RecordError, match="messages"):
+        schema.check_for_log(rec(3, messages=[]))
 
 
 def test_cli_import_names_each_bad_line_without_a_traceback(home: Path, tmp_path: Path) -> None:
@@ -235,7 +235,7 @@ def test_cli_import_names_each_bad_line_without_a_traceback(home: Path, tmp_path
     from shadowtutor.cli import main
 
     src = tmp_path / "in.jsonl"
-    good = [logrecord.dumps(rec(i)).encode() for i in (1, 2)]
+    good = [schema.dumps(rec(i)).encode() for i in (1, 2)]
     src.write_bytes(good[0] + b"\n\xff\n" + good[1])
     result = CliRunner().invoke(main, ["logs", "import", str(src)], catch_exceptions=False)
     assert result.exit_code == 1
@@ -249,29 +249,29 @@ def test_cli_import_names_each_bad_line_without_a_traceback(home: Path, tmp_path
 def invalid_lines() -> list[str]:
     good = rec(0)
     return [
-        logrecord.dumps({**good, "id": "v2", "schema_version": 3}),
-        logrecord.dumps({**good, "id": "empty", "messages": []}),
-        logrecord.dumps({**good, "id": "noteacher", "teacher": {"model": "m"}}),
-        logrecord.dumps({**good, "id": "src", "source": "twitter"}),
-        logrecord.dumps({**good, "id": "y" * 65}),
+        schema.dumps({**good, "id": "v2", "schema_version": 3}),
+        schema.dumps({**good, "id": "empty", "messages": []}),
+        schema.dumps({**good, "id": "noteacher", "teacher": {"model": "m"}}),
+        schema.dumps({**good, "id": "src", "source": "twitter"}),
+        schema.dumps({**good, "id": "y" * 65}),
     ]
 
 
 def test_schema_invalid_lines_are_quarantined_and_their_day_compacts(tmp_path: Path) -> None:
-    with logstore.LogWriter(tmp_path) as w:
+    with write.LogWriter(tmp_path) as w:
         w.append_many(rec(i) for i in range(10))
-    path = logstore.jsonl_files(tmp_path)[0]
+    path = read.jsonl_files(tmp_path)[0]
     with open(path, "a") as fh:
         fh.write("\n".join(invalid_lines()) + "\n")
     assert count(tmp_path) == (10, 10)  # the dashboards' views read only valid records
-    report = logstore.compact(tmp_path, today=TODAY)
+    report = compaction.compact(tmp_path, today=TODAY)
     assert report.problems == [] and report.rows_written == 10 and report.days == ["2026-05-09"]
     assert [b.line_no for b in report.bad] == [11, 12, 13, 14, 15]
     assert report.bad[0].reason.startswith("schema_version 3 is not supported")
     assert all(b.path == str(path) for b in report.bad)
-    assert len(report.quarantined) == 1 and logstore.jsonl_files(tmp_path) == []
+    assert len(report.quarantined) == 1 and read.jsonl_files(tmp_path) == []
     assert count(tmp_path) == (10, 10)
-    assert logstore.compact(tmp_path, today=TODAY).problems == []
+    assert compaction.compact(tmp_path, today=TODAY).problems == []
 
 
 def test_cli_compact_names_the_quarantined_lines(home: Path) -> None:
@@ -281,9 +281,9 @@ def test_cli_compact_names_the_quarantined_lines(home: Path) -> None:
     from shadowtutor.config import Settings
 
     log_dir = Settings.load().log_path
-    with logstore.LogWriter(log_dir) as w:
+    with write.LogWriter(log_dir) as w:
         w.append_many(rec(i, ts=YESTERDAY - timedelta(days=400)) for i in range(3))
-    path = logstore.jsonl_files(log_dir)[0]
+    path = read.jsonl_files(log_dir)[0]
     with open(path, "a") as fh:
         fh.write(invalid_lines()[0] + "\n")
     result = CliRunner().invoke(main, ["logs", "compact"], catch_exceptions=False)
@@ -304,16 +304,16 @@ def test_validate_names_a_truncated_parquet_part(home: Path) -> None:
     from shadowtutor.config import Settings
 
     log_dir = Settings.load().log_path
-    with logstore.LogWriter(log_dir) as w:
+    with write.LogWriter(log_dir) as w:
         w.append_many(rec(i, ts=YESTERDAY - timedelta(days=400)) for i in range(50))
-    assert logstore.compact(log_dir).problems == []
-    part = logstore.parquet_files(log_dir)[0]
+    assert compaction.compact(log_dir).problems == []
+    part = read.parquet_files(log_dir)[0]
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
-    report = logstore.validate_log(log_dir)
+    report = read.validate_log(log_dir)
     assert len(report.bad) == 1 and report.bad[0].path == str(part)
     assert "truncated or corrupt" in report.bad[0].reason
-    with pytest.raises(logstore.LogReadError, match="truncated or corrupt"):
-        list(logstore.iter_records(log_dir))
+    with pytest.raises(LogReadError, match="truncated or corrupt"):
+        list(read.iter_records(log_dir))
     result = CliRunner().invoke(main, ["logs", "validate"], catch_exceptions=False)
     assert result.exit_code == 1
     assert f"{part}:0: Parquet part cannot be read" in result.output
@@ -368,7 +368,7 @@ def test_a_full_tmpfs_then_grown_neither_doubles_nor_breaks_a_line(tiny_tmpfs: P
         assert c.stats()["logged"] == 3000 and c.stats()["last_error"] is None
     finally:
         c.close(5)
-    report = logstore.validate_log(log_dir)
+    report = read.validate_log(log_dir)
     assert report.bad == [] and report.records == 3000
     assert count(log_dir) == (3000, 3000)
 
@@ -376,9 +376,9 @@ def test_a_full_tmpfs_then_grown_neither_doubles_nor_breaks_a_line(tiny_tmpfs: P
 def test_the_dashboards_count_only_valid_records(tmp_path: Path) -> None:
     from shadowtutor.log import analytics
 
-    with logstore.LogWriter(tmp_path) as w:
+    with write.LogWriter(tmp_path) as w:
         w.append_many(rec(i) for i in range(10))
-    with open(logstore.jsonl_files(tmp_path)[0], "a") as fh:
+    with open(read.jsonl_files(tmp_path)[0], "a") as fh:
         fh.write("\n".join(invalid_lines()) + "\n")
     con = analytics.connect(tmp_path, "UTC")
     assert con.execute("SELECT count(*) FROM facts").fetchone() == (10,)

@@ -8,22 +8,18 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from shadowtutor.config import Settings
-from shadowtutor.log import store as logstore
-from shadowtutor.log.location import (
-    FolderLocation,
-    LogStorageError,
-    S3Location,
-    is_s3,
-    location,
-)
+from shadowtutor.log import storage, write
+from shadowtutor.log.errors import LogStorageError
 
 
 def test_a_folder_stays_a_path(tmp_path: Path) -> None:
     s = Settings.load({"SHADOWTUTOR_HOME": str(tmp_path)})
     assert s.log_path == tmp_path / "logs" and isinstance(s.log_path, Path)
-    assert isinstance(location(tmp_path), FolderLocation) and not is_s3(tmp_path)
-    writer = logstore.LogWriter(tmp_path)
-    assert type(writer) is logstore.LogWriter
+    assert isinstance(storage.resolve(tmp_path), storage.FolderStorage) and not storage.is_s3(
+        tmp_path
+    )
+    writer = write.LogWriter(tmp_path)
+    assert type(writer) is write.LogWriter
     writer.close()
 
 
@@ -39,7 +35,7 @@ def test_an_s3_url_gives_a_bucket_location_and_a_spooling_writer(
         }
     )
     loc = s.log_path
-    assert isinstance(loc, S3Location) and is_s3(loc) and is_s3("s3://x/y")
+    assert isinstance(loc, storage.S3Storage) and storage.is_s3(loc) and storage.is_s3("s3://x/y")
     assert (loc.bucket, loc.prefix, str(loc)) == (
         "my-bucket",
         "team/log",
@@ -50,8 +46,8 @@ def test_an_s3_url_gives_a_bucket_location_and_a_spooling_writer(
         "my-bucket/team/log/jsonl/date=2026-01-02/a.jsonl"
     )
     assert s.log_path is loc  # one client per bucket and credentials
-    writer = logstore.LogWriter(loc)
-    assert isinstance(writer, logstore.SpoolWriter)
+    writer = write.LogWriter(loc)
+    assert isinstance(writer, write.SpoolWriter)
     writer.close()  # nothing written: nothing to upload, no request made
     assert writer.stats()["parts_pending"] == 0
 
@@ -59,7 +55,7 @@ def test_an_s3_url_gives_a_bucket_location_and_a_spooling_writer(
 @pytest.mark.parametrize("url", ["s3://", "s3:///prefix"])
 def test_an_s3_url_without_bucket_is_refused(url: str, tmp_path: Path) -> None:
     with pytest.raises(LogStorageError, match="SHADOWTUTOR_LOG_DIR"):
-        S3Location(url, spool_dir=tmp_path)
+        storage.S3Storage(url, spool_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +69,7 @@ def test_an_s3_url_without_bucket_is_refused(url: str, tmp_path: Path) -> None:
 def test_half_configured_credentials_name_the_variable(
     env: dict, named: str, tmp_path: Path
 ) -> None:
-    loc = S3Location("s3://b/p", spool_dir=tmp_path, env=env)
+    loc = storage.S3Storage("s3://b/p", spool_dir=tmp_path, env=env)
     with pytest.raises(LogStorageError, match=named):
         loc.fs  # noqa: B018
 
@@ -88,5 +84,5 @@ def test_half_configured_credentials_name_the_variable(
     ],
 )
 def test_storage_errors_are_explained(error: str, named: str, tmp_path: Path) -> None:
-    loc = S3Location("s3://b/p", spool_dir=tmp_path, env={})
+    loc = storage.S3Storage("s3://b/p", spool_dir=tmp_path, env={})
     assert named in str(loc.explain(OSError(error)))

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.record import RecordError
+from shadowtutor.log import ingest, schema
+from shadowtutor.log.errors import RecordError
 
 
 def good(**over: object) -> dict:
-    rec = logrecord.make_record(
+    rec = schema.make_record(
         messages=[{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}],
         teacher={"model": "gpt-4o", "response": "Hello!", "latency_ms": 120.5, "cost_usd": 0.001},
         student={"model": "llama3", "response": "Hi!"},
@@ -21,7 +21,7 @@ def good(**over: object) -> dict:
 
 def test_a_made_record_validates_unchanged() -> None:
     rec = good()
-    assert logrecord.validate(json.loads(logrecord.dumps(rec))) == rec
+    assert schema.validate(json.loads(schema.dumps(rec))) == rec
 
 
 @pytest.mark.parametrize(
@@ -43,11 +43,11 @@ def test_a_made_record_validates_unchanged() -> None:
 )
 def test_invalid_records_say_why(change: dict, reason: str) -> None:
     with pytest.raises(RecordError, match=reason.replace("(", r"\(").replace(")", r"\)")):
-        logrecord.validate(good(**change))
+        schema.validate(good(**change))
 
 
 def test_timestamps_are_normalised_to_utc() -> None:
-    rec = logrecord.validate(good(ts="2026-03-01T10:00:00+02:00"))
+    rec = schema.validate(good(ts="2026-03-01T10:00:00+02:00"))
     assert rec["ts"] == "2026-03-01T08:00:00.000Z"
 
 
@@ -59,8 +59,8 @@ def test_openai_chat_line_becomes_a_record_with_a_stable_id() -> None:
             {"role": "assistant", "content": "Ciao! Come posso aiutarti?"},
         ]
     }
-    a = logrecord.parse_line(json.dumps(line))
-    b = logrecord.parse_line(json.dumps(line))
+    a = ingest.parse_line(json.dumps(line))
+    b = ingest.parse_line(json.dumps(line))
     assert a["id"] == b["id"] and a["id"].startswith("oai-")
     assert a["teacher"]["response"] == "Ciao! Come posso aiutarti?"
     assert [m["role"] for m in a["messages"]] == ["system", "user"]
@@ -78,13 +78,13 @@ def test_openai_chat_line_becomes_a_record_with_a_stable_id() -> None:
 )
 def test_bad_lines_say_why(line: str, reason: str) -> None:
     with pytest.raises(RecordError, match=reason):
-        logrecord.parse_line(line)
+        ingest.parse_line(line)
 
 
 def test_pseudonymize_never_keeps_the_email() -> None:
-    h = logrecord.pseudonymize("anna@example.com")
-    assert h and "anna" not in h and h == logrecord.pseudonymize("anna@example.com")
-    assert logrecord.pseudonymize(None) is None
+    h = schema.pseudonymize("anna@example.com")
+    assert h and "anna" not in h and h == schema.pseudonymize("anna@example.com")
+    assert schema.pseudonymize(None) is None
 
 
 @pytest.mark.parametrize(
@@ -96,23 +96,23 @@ def test_a_line_never_holds_a_nan_or_an_infinity(bad: object) -> None:
     rec = good()
     rec["metadata"] = {"x": bad}
     with pytest.raises(ValueError):
-        logrecord.dump_line(rec)
+        schema.dump_line(rec)
     with pytest.raises(RecordError, match="standard JSON"):
-        logrecord.check_for_log(rec)
+        schema.check_for_log(rec)
 
 
 def test_an_integer_json_cannot_carry_is_refused_with_a_reason() -> None:
     rec = good()
     rec["metadata"] = {"n": 2**70}
     with pytest.raises(RecordError, match="standard JSON"):
-        logrecord.check_for_log(rec)
+        schema.check_for_log(rec)
 
 
 def test_a_line_reads_back_as_the_record_it_was() -> None:
     rec = good()
     rec["metadata"] = {"text": 'Grüß dich 👋 \u2028 "quoted"', 3: "int key", "f": 0.1}
-    line = logrecord.dump_line(rec)
+    line = schema.dump_line(rec)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     back = json.loads(line)
     assert back["metadata"] == {"text": 'Grüß dich 👋 \u2028 "quoted"', "3": "int key", "f": 0.1}
-    assert logrecord.dumps(rec) == line[:-1].decode()
+    assert schema.dumps(rec) == line[:-1].decode()

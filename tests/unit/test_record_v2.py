@@ -12,18 +12,17 @@ import duckdb
 import pytest
 
 from shadowtutor.dashboards import spend
-from shadowtutor.log import analytics
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import analytics, schema
 from shadowtutor.log.analytics import Filters
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log.errors import RecordError
+from shadowtutor.log.write import LogWriter
 from shadowtutor.review import pick
 
 TS = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def _v1(i: int) -> dict[str, Any]:
-    rec = logrecord.make_record(
+    rec = schema.make_record(
         id=f"old-{i}",
         ts=TS - timedelta(days=1),
         messages=[{"role": "user", "content": f"old question {i}"}],
@@ -41,8 +40,8 @@ def _request(i: int, names: tuple[str, ...] = ("a", "b", "c")) -> list[dict[str,
     out = []
     for n, name in enumerate(names):
         out.append(
-            logrecord.make_record(
-                id=rid if n == 0 else logrecord.secondary_id(rid, name),
+            schema.make_record(
+                id=rid if n == 0 else schema.secondary_id(rid, name),
                 ts=TS,
                 messages=[{"role": "user", "content": f"question {i}"}],
                 teacher={"model": "gpt-4o-mini", "response": "t", "cost_usd": 0.02},
@@ -57,9 +56,9 @@ def _request(i: int, names: tuple[str, ...] = ("a", "b", "c")) -> list[dict[str,
 
 
 def test_v1_reads_as_the_default_students_primary_record() -> None:
-    rec = logrecord.validate(_v1(1))
+    rec = schema.validate(_v1(1))
     assert rec["request_id"] == "old-1" and rec["student_name"] == "default"
-    assert logrecord.is_primary(rec) and rec["schema_version"] == 2
+    assert schema.is_primary(rec) and rec["schema_version"] == 2
 
 
 @pytest.mark.parametrize(
@@ -72,25 +71,23 @@ def test_v1_reads_as_the_default_students_primary_record() -> None:
     ],
 )
 def test_v2_fields_are_checked(change: dict[str, Any], message: str) -> None:
-    with pytest.raises(logrecord.RecordError, match=message):
-        logrecord.validate({**_request(1)[1], **change})
+    with pytest.raises(RecordError, match=message):
+        schema.validate({**_request(1)[1], **change})
 
 
 def test_secondary_ids_are_stable_and_not_primary() -> None:
     a, b, _ = _request(1)
-    assert logrecord.is_primary(a) and not logrecord.is_primary(b)
-    assert b["id"] == logrecord.secondary_id("req-1", "b") and len(b["id"]) == 32
+    assert schema.is_primary(a) and not schema.is_primary(b)
+    assert b["id"] == schema.secondary_id("req-1", "b") and len(b["id"]) == 32
 
 
 def _v1_parquet(log_dir: Path, records: list[dict[str, Any]]) -> None:
     """A Parquet part as compaction wrote it before version 2: no request_id/student_name."""
     src = log_dir / "v1.jsonl"
-    src.write_text("".join(logrecord.dumps(r) + "\n" for r in records))
+    src.write_text("".join(schema.dumps(r) + "\n" for r in records))
     out = log_dir / "parquet" / "date=2026-11-29"
     out.mkdir(parents=True)
-    cols = {
-        k: v for k, v in logstore.RAW_COLUMNS.items() if k not in ("request_id", "student_name")
-    }
+    cols = {k: v for k, v in schema.RAW_COLUMNS.items() if k not in ("request_id", "student_name")}
     spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in cols.items()) + "}"
     duckdb.execute(
         f"COPY (SELECT * FROM read_json('{src}', format='newline_delimited', columns={spec})) "

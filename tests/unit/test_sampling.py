@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shadowtutor.log import analytics
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log import analytics, schema
+from shadowtutor.log.write import LogWriter
 from shadowtutor.review import pick as sampling
 from shadowtutor.review.pick import Filters, SamplingError, select_ids
 
@@ -106,7 +105,7 @@ def write_log(log_dir: Path) -> list[dict]:
         if i % 10 == 0:
             student = {"model": "llama3", "response": None, "error": "timeout after 10 s"}
         records.append(
-            logrecord.make_record(
+            schema.make_record(
                 id=f"r{i:02d}",
                 ts=DAY0 + timedelta(days=i % 4),
                 source="demo" if i < 30 else "live",
@@ -129,7 +128,7 @@ def test_sample_from_log_with_filters(tmp_path: Path) -> None:
     everything = sampling.sample(con, strategy="random", size=100)
     assert everything.candidates == 40 and len(everything.records) == 40
     rec = everything.records[0]
-    assert set(logrecord.TOP_FIELDS) - {"schema_version"} <= set(rec)
+    assert set(schema.TOP_FIELDS) - {"schema_version"} <= set(rec)
     assert isinstance(rec["messages"], list) and rec["teacher"]["model"] == "gpt-4o-mini"
 
     live = sampling.sample(con, strategy="random", size=100, filters=Filters(source="live"))

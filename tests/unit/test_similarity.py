@@ -11,7 +11,7 @@ import pytest
 from shadowtutor import similarity
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings, SettingsError
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from shadowtutor.testing.loopback import ModelServer
 
 
@@ -116,7 +116,7 @@ def test_collector_records_the_method_and_survives_its_failure(
             )
             assert reply.choices[0].message.content == "echo: again"
             c.flush()
-            recs = sorted(logstore.iter_records(c.log_dir), key=lambda r: r["ts"])
+            recs = sorted(read.iter_records(c.log_dir), key=lambda r: r["ts"])
             assert c.stats()["similarity_errors"] == 1
     assert [r["similarity"]["method"] for r in recs] == ["ollama:nomic-embed-text"] * 2
     assert recs[0]["similarity"]["score"] is not None

@@ -11,14 +11,13 @@ import pytest
 
 from shadowtutor import pricing
 from shadowtutor.dashboards import budget, spend
-from shadowtutor.log import analytics
-from shadowtutor.log import store as logstore
+from shadowtutor.log import analytics, write
 from shadowtutor.log.analytics import Filters
 from tests.support.handlog import ALL, FIXTURE, record
 
 
 def _log(folder: Path, rows: list[tuple]) -> analytics.duckdb.DuckDBPyConnection:
-    with logstore.LogWriter(folder) as writer:
+    with write.LogWriter(folder) as writer:
         writer.append_many(record(r) for r in rows)
     return analytics.connect(folder, "UTC")
 

@@ -14,7 +14,7 @@ from shadowtutor.backends import ChatResult
 from shadowtutor.collect import openai_shape as shape
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.wrapper import AsyncShadowCompletions, ShadowCompletions
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from tests.support.shadow import FakeStudent, offline_collector
 
 MSGS = [{"role": "user", "content": "hello there"}]
@@ -67,7 +67,7 @@ def collector(tmp_path: Path) -> Any:
 
 def logged(c: ShadowCollector) -> list[dict[str, Any]]:
     assert c.flush(10)
-    return list(logstore.iter_records(c.log_dir))
+    return list(read.iter_records(c.log_dir))
 
 
 def completions(c: ShadowCollector, fake: FakeCompletions | None = None) -> ShadowCompletions:

@@ -1,7 +1,7 @@
 """ShadowTutor: shadow a paid cloud LLM with a local model, review the pairs, watch cost,
 decide with evidence when the local model may serve, and export training data.
 
-Settings come from environment variables (see the README's settings table); the defaults use
+Settings come from environment variables (see the Configuration page of the docs); the defaults use
 a SQLite file and a log folder under ~/.shadowtutor.
 """
 
@@ -43,8 +43,25 @@ COMMAND_MODULES = [
 ]
 
 
+# Where `make docs` serves the docs site from a checkout (the pages are in docs/).
+DOCS_URL = "http://127.0.0.1:8000"
+
+
 class _Group(click.Group):
-    """Turns errors a user can fix into a one-line message instead of a traceback."""
+    """Turns errors a user can fix into a one-line message instead of a traceback, and ends
+    its help with a link to its page of the docs. Its subgroups are of this class too."""
+
+    group_class = type
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        names = ctx.command_path.split()[1:]  # the root's own name may be anything
+        page = f"/reference/cli/#{'-'.join(['shadowtutor', *names])}" if names else "/"
+        formatter.write_paragraph()
+        formatter.write_text(
+            f"Docs: {DOCS_URL}{page} (`make docs` in a checkout of ShadowTutor serves them; "
+            "the pages are in docs/)."
+        )
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -79,8 +96,8 @@ def session_of(ctx: click.Context) -> AbstractContextManager[Session]:
 
 def actor_of(session: Session, username: str | None) -> auth.Actor:
     """The acting user a command names with ``--by``/``--as``; without one, the machine's
-    operator (``auth.SYSTEM``), who may do what needs no named account (see the README's
-    Permissions section)."""
+    operator (``auth.SYSTEM``), who may do what needs no named account (see the Security
+    and roles page of the docs)."""
     if not username:
         return auth.SYSTEM
     return accounts.require_user(session=session, username=username)

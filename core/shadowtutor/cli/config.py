@@ -18,10 +18,7 @@ _SECRET = ("API_KEY", "DATABASE_URL")
 def config_cmd(ctx: click.Context, markdown: bool) -> None:
     """Show every setting, its environment variable and its value in effect."""
     if markdown:
-        click.echo("| variable | default | meaning |\n|---|---|---|")
-        for name, default, doc in Settings.documented():
-            shown = f"`{default}`" if default not in ("", None) else "(empty)"
-            click.echo(f"| `{name}` | {shown} | {doc} |")
+        click.echo(settings_table())
         return
     settings = settings_of(ctx)
     for f in fields(Settings):
@@ -32,3 +29,12 @@ def config_cmd(ctx: click.Context, markdown: bool) -> None:
         click.echo(f"{env:<38} {value}")
     click.echo(f"{'(database)':<38} {'***' if settings.database_url else settings.db_url}")
     click.echo(f"{'(log folder)':<38} {settings.log_path}")
+
+
+def settings_table() -> str:
+    """The docs' settings table (Configuration page), one row per setting of :class:`Settings`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, default, doc in Settings.documented():
+        shown = f"`{default}`" if default not in ("", None) else "(empty)"
+        rows.append(f"| `{name}` | {shown} | {doc} |")
+    return "\n".join(rows)

@@ -1,12 +1,15 @@
-"""`shadowtutor demo`: generate realistic demo data and open the dashboard on it."""
+"""`shadowtutor demo`: generate realistic demo data and start the dashboard on it."""
 
 from __future__ import annotations
+
+import time
 
 import click
 
 from shadowtutor import db, users
 from shadowtutor.cli import main, settings_of
 from shadowtutor.demo import generate as demo
+from shadowtutor.demo import home as demo_home
 from shadowtutor.demo import students as demo_students
 from shadowtutor.gate import criteria as gate
 from shadowtutor.gate import evaluate as gate_eval
@@ -28,12 +31,28 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
     starts on what is there.
     """
     settings = settings_of(ctx)
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        click.echo(f"[{time.monotonic() - started:5.1f} s] {message}")
+
+    say("migrating the database and creating the demo accounts")
     db.upgrade(settings.db_url)
     with db.session_scope(settings.db_url) as session:
         demo.ensure_accounts(session)
+    shown = demo.DEMO_ACCOUNTS[:3]
     try:
         summary = demo.build(
-            url=settings.db_url, log_dir=settings.log_path, pairs=pairs, days=days, seed=seed
+            url=settings.db_url,
+            log_dir=settings.log_path,
+            pairs=pairs,
+            days=days,
+            seed=seed,
+            progress=say,
+        )
+        demo_home.mark(
+            settings.home_path,
+            [demo_home.DemoAccount(role, user, password) for user, role, _, password in shown],
         )
         click.echo(
             f"demo data: {summary.pairs:,} pairs over {days} days in {summary.log_dir} "
@@ -45,6 +64,7 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
         with db.session_scope(settings.db_url) as session:
             admin_id = users.require_user(session=session, username="admin").id
         lines = {}
+        say(f"evaluating the deploy gate for {len(demo_students.STUDENTS)} demo students")
         for student in reversed([s.name for s in demo_students.STUDENTS]):  # llama's newest
             result = gate_eval.evaluate(settings, config, actor_id=admin_id, student=student)
             decision = result.decision
@@ -55,9 +75,11 @@ def demo_cmd(ctx: click.Context, pairs: int, days: int, seed: int, serve: bool, 
     except demo.DemoError as exc:
         click.echo(f"no demo data generated: {exc}")
     click.echo("demo accounts (username / password):")
-    for username, role, _name, password in demo.DEMO_ACCOUNTS[:3]:
+    for username, role, _name, password in shown:
         click.echo(f"  {role:<9} {username} / {password}")
-    if serve:
-        from shadowtutor.cli.app import serve as start
+    if not serve:
+        click.echo(f"dashboard not started (--no-serve): `shadowtutor app --port {port}` starts it")
+        return
+    from shadowtutor.cli.app import serve as start
 
-        start(settings, port)
+    start(settings, port)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from shadowtutor.cli import main, settings_of
-from shadowtutor.log import store as logstore
+from shadowtutor.log import compaction, ingest, read
 
 
 @main.group("logs")
@@ -30,7 +30,7 @@ def import_(ctx: click.Context, file: Path, teacher_model: str | None, source: s
     already in the log are skipped, so importing the same file twice adds nothing.
     """
     log_dir = settings_of(ctx).log_path
-    report = logstore.import_file(file, log_dir, source=source, teacher_model=teacher_model)
+    report = ingest.import_file(file, log_dir, source=source, teacher_model=teacher_model)
     for bad in report.bad:
         click.echo(f"{file}:{bad.line_no}: {bad.reason}", err=True)
     click.echo(
@@ -47,7 +47,7 @@ def import_(ctx: click.Context, file: Path, teacher_model: str | None, source: s
 def validate(ctx: click.Context, limit: int) -> None:
     """Read the whole log and report bad lines (torn last lines from crashes are counted)."""
     log_dir = settings_of(ctx).log_path
-    report = logstore.validate_log(log_dir)
+    report = read.validate_log(log_dir)
     for bad in report.bad[:limit]:
         click.echo(f"{bad.path}:{bad.line_no}: {bad.reason}", err=True)
     click.echo(
@@ -67,7 +67,7 @@ def compact(ctx: click.Context, limit: int) -> None:
     the validator rejects are named and their files kept in quarantine/; their day is
     compacted all the same."""
     log_dir = settings_of(ctx).log_path
-    report = logstore.compact(log_dir)
+    report = compaction.compact(log_dir)
     for bad in report.bad[:limit]:
         click.echo(f"bad line (quarantined): {bad.path}:{bad.line_no}: {bad.reason}", err=True)
     for problem in report.problems:

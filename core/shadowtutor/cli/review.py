@@ -8,7 +8,7 @@ import click
 
 from shadowtutor.cli import BY, actor_of, main, session_of, settings_of
 from shadowtutor.log import analytics
-from shadowtutor.log.record import SOURCES
+from shadowtutor.log.schema import SOURCES
 from shadowtutor.review import agreement
 from shadowtutor.review import pick as sampling
 from shadowtutor.review import progress as review_progress

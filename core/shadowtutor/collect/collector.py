@@ -62,15 +62,10 @@ from shadowtutor.collect.openai_shape import (
 from shadowtutor.config import Settings
 from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import (
-    LogWriteError,
-    LogWriter,
-    jsonl_root,
-    known_ids_in,
-    parquet_root,
-    tail_ids,
-)
+from shadowtutor.log import schema
+from shadowtutor.log.errors import LogWriteError, RecordError
+from shadowtutor.log.read import jsonl_root, known_ids_in, parquet_root, tail_ids
+from shadowtutor.log.write import LogWriter
 from shadowtutor.similarity import SimilarityMethod, compare, get_method
 from shadowtutor.students.fanout import Fanout, Lane
 
@@ -282,7 +277,7 @@ class ShadowCollector:
             self._fallback_ready.set()
         token = link.token if link is not None else None
         if token and jobs:
-            shaped = [{"id": j.id, "ts": logrecord.format_ts(j.ts) if j.ts else None} for j in jobs]
+            shaped = [{"id": j.id, "ts": schema.format_ts(j.ts) if j.ts else None} for j in jobs]
             logged = self._ids_in_log(token, shaped)
             if logged:
                 self.count("recovered_already_logged", len(logged))
@@ -442,7 +437,7 @@ class ShadowCollector:
         """
         try:
             if category is None:
-                category = detect.detect_category(logrecord.prompt_text(messages))
+                category = detect.detect_category(schema.prompt_text(messages))
             eligible = not self.eligible or category in self.eligible
             key = user or conversation_id  # a user stays with the same model across chats
             try:
@@ -529,7 +524,7 @@ class ShadowCollector:
         if job.ts is None:  # the record's time is the request's, not the worker's
             job.ts = datetime.now(UTC)
         if job.id is None:  # fixed now: the journal and the log must agree on it
-            job.id = logrecord.new_id()
+            job.id = schema.new_id()
         link = self._link
         if link is not None and not link.dead and job.teacher_call is None:
             try:
@@ -627,10 +622,10 @@ class ShadowCollector:
                 job, route, dict(shared), teacher, student, lane, teacher_estimated
             )
             if n > 0:
-                record = {**record, "id": logrecord.secondary_id(job.id, lane.name)}
+                record = {**record, "id": schema.secondary_id(job.id, lane.name)}
             try:  # never write what `logs validate` would reject (e.g. `messages: []`)
-                records.append(logrecord.check_for_log(record))
-            except logrecord.RecordError as exc:
+                records.append(schema.check_for_log(record))
+            except RecordError as exc:
                 self.count("invalid")
                 self.last_error = f"record not logged: {exc}"
         return records
@@ -656,7 +651,7 @@ class ShadowCollector:
         detected = []
         language, category = job.language, job.category
         if language is None or category is None:
-            found_language, found_category = detect.detect(logrecord.prompt_text(job.messages))
+            found_language, found_category = detect.detect(schema.prompt_text(job.messages))
             if language is None:
                 language = found_language
                 detected.append("language")
@@ -666,7 +661,7 @@ class ShadowCollector:
             detected.append("category")
         if detected:
             metadata["detected"] = detected
-        return logrecord.make_record(
+        return schema.make_record(
             id=job.id,
             ts=job.ts,
             source=job.source,

@@ -28,8 +28,8 @@ from shadowtutor.collect.openai_shape import (  # noqa: F401  (re-exported: read
 )
 from shadowtutor.errors import error_text  # noqa: F401  (re-exported)
 from shadowtutor.gate import routing
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.record import pseudonymize_conversation
+from shadowtutor.log import schema
+from shadowtutor.log.schema import pseudonymize_conversation
 
 
 @dataclass
@@ -201,7 +201,7 @@ class Call:
         ctx = self.context
         return Job(
             messages=self.request.messages,
-            user_hash=logrecord.pseudonymize(self.user),
+            user_hash=schema.pseudonymize(self.user),
             conversation_id=ctx.conversation_id,
             category=self.category,
             language=ctx.language,

@@ -44,7 +44,7 @@ from shadowtutor.backends import ChatResult
 from shadowtutor.collect.job import Job, wire_fields
 from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _teacher_fields(job: Job) -> dict[str, Any] | None:
 def encode(job: Job) -> dict[str, Any]:
     """A JSON-able copy of what a job needs to become its record without the student."""
     return wire_fields(job) | {
-        "ts": logrecord.format_ts(job.ts) if job.ts else None,
+        "ts": schema.format_ts(job.ts) if job.ts else None,
         "teacher": _teacher_fields(job),
         "student_result": asdict(job.student_result) if job.student_result else None,
     }
@@ -96,7 +96,7 @@ def decode(entry: dict[str, Any]) -> Job:
         messages=entry["messages"],
         source=entry.get("source") or "live",
         id=entry["id"],
-        ts=logrecord.parse_ts(entry["ts"]) if entry.get("ts") else None,
+        ts=schema.parse_ts(entry["ts"]) if entry.get("ts") else None,
         user_hash=entry.get("user_hash"),
         conversation_id=entry.get("conversation_id"),
         category=entry.get("category"),

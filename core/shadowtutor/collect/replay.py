@@ -33,9 +33,9 @@ from shadowtutor.collect.collector import Job, ShadowCollector
 from shadowtutor.collect.job import answer_from_result
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError, error_text
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
-from shadowtutor.log.store import BadLine
+from shadowtutor.log import ingest, read, schema
+from shadowtutor.log.errors import RecordError
+from shadowtutor.log.read import BadLine
 
 
 class ReplayError(ShadowTutorError):
@@ -83,24 +83,24 @@ def parse_item(raw: str | bytes) -> ReplayItem:
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise logrecord.RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
         if not isinstance(obj["messages"], list):
-            raise logrecord.RecordError("'messages' must be a list of chat messages")
+            raise RecordError("'messages' must be a list of chat messages")
         messages = obj["messages"]
         if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
-            rec = logrecord.from_openai_chat(obj)
+            rec = ingest.from_openai_chat(obj)
             return ReplayItem(rec["id"], rec["messages"], rec["teacher"])
         if not messages:
-            raise logrecord.RecordError("'messages' is empty: there is no prompt to replay")
+            raise RecordError("'messages' is empty: there is no prompt to replay")
         model = obj.get("model")
         return ReplayItem(
-            logrecord.openai_id(messages),
-            logrecord.validate_messages(messages),
+            ingest.openai_id(messages),
+            schema.validate_messages(messages),
             None,
             {"teacher": {"model": model}} if model else None,
         )
-    rec = logrecord.validate(obj)
+    rec = schema.validate(obj)
     teacher = rec["teacher"] if rec["teacher"].get("response") is not None else None
     return ReplayItem(rec["id"], rec["messages"], teacher, rec)
 
@@ -122,7 +122,7 @@ def read_items(path: Path) -> tuple[list[ReplayItem], list[BadLine], int]:
             lines += 1
             try:
                 item = parse_item(raw)
-            except logrecord.RecordError as exc:
+            except RecordError as exc:
                 bad.append(BadLine(str(path), line_no, str(exc)))
                 continue
             if item.id not in seen:
@@ -142,7 +142,7 @@ def _job(item: ReplayItem, max_tokens: int) -> Job:
         messages=item.messages,
         source="replay",
         id=item.id,
-        ts=logrecord.parse_ts(rec["ts"]) if rec.get("ts") else None,
+        ts=schema.parse_ts(rec["ts"]) if rec.get("ts") else None,
         user_hash=rec.get("user_hash"),
         conversation_id=rec.get("conversation_id"),
         category=rec.get("category"),
@@ -280,7 +280,7 @@ def replay(
         raise ReplayError(f"--max-tokens must be between 1 and {MAX_MAX_TOKENS}")
     report = ReplayReport()
     items, report.bad, report.lines = read_items(path)
-    known = logstore.known_ids(settings.log_path)
+    known = read.known_ids(settings.log_path)
     todo = [it for it in items if it.id not in known]
     report.already_logged = len(items) - len(todo)
     report.todo = len(todo)

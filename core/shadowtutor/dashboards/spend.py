@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 from shadowtutor.log.analytics import WHERE, Filters, query
-from shadowtutor.log.location import JSONL_SUFFIXES
+from shadowtutor.log.storage import JSONL_SUFFIXES
 from shadowtutor.pricing import PriceTable
 
 # The dimensions spend can be broken down by: a fixed map, so no column name comes from input.
@@ -173,7 +173,7 @@ def _read_prompts(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[str,
         ).fetchall()
         for pair_id, messages in rows:
             try:
-                out[pair_id] = logrecord.prompt_text(json.loads(messages))
+                out[pair_id] = schema.prompt_text(json.loads(messages))
             except (TypeError, ValueError):
                 out[pair_id] = ""
     return out

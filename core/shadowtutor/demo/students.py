@@ -21,12 +21,14 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from shadowtutor import auth, similarity
-from shadowtutor.log import record as logrecord
-from shadowtutor.tables import ReviewItem, Student
+from shadowtutor.log import schema
+from shadowtutor.tables import Review, ReviewItem, Student, row_id
 
 
 @dataclass(frozen=True)
@@ -73,17 +75,17 @@ def _answer(rng: random.Random, teacher: str, lang: str, quality: float) -> str:
 
 
 def extra_records(
-    primary: list[dict],
+    primary: list[dict[str, Any]],
     *,
     seed: int,
     end: datetime,
     quality: dict[str, float],
     lang_shift: dict[str, float],
-) -> Iterator[dict]:
+) -> Iterator[dict[str, Any]]:
     """The other demo students' records for the primary records of their shadowed days."""
     rng = random.Random(seed + 11)
     for rec in primary:
-        ts = logrecord.parse_ts(rec["ts"])
+        ts = schema.parse_ts(rec["ts"])
         teacher = rec["teacher"]["response"]
         for s in STUDENTS[1:]:
             if ts < end - timedelta(days=s.days) or not teacher:
@@ -93,7 +95,7 @@ def extra_records(
                 + lang_shift.get(rec["language"], 0.0)
                 + s.shift.get(rec["category"], 0.0)
             )
-            student: dict = {"model": s.model, "provider": "ollama"}
+            student: dict[str, Any] = {"model": s.model, "provider": "ollama"}
             if rng.random() < 0.006:
                 student["error"] = "timeout: no answer within 10.0 s"
                 student["latency_ms"] = 10000.0
@@ -105,10 +107,10 @@ def extra_records(
                     + 15 * len(text.split()),
                     cost_usd=0.0,
                 )
-            yield logrecord.make_record(
+            yield schema.make_record(
                 **{k: rec[k] for k in ("source", "user_hash", "conversation_id", "category",
                                        "language", "messages", "teacher", "routing", "metadata")},
-                id=logrecord.secondary_id(rec["id"], s.name),
+                id=schema.secondary_id(rec["id"], s.name),
                 ts=ts,
                 student=student,
                 similarity={
@@ -140,10 +142,15 @@ def register(session: Session, *, seed: int, end: datetime, admin_id: int) -> No
 
 
 def seed_reviews(
-    session: Session, records: list[dict], *, seed: int, end: datetime, reviewers: list[int]
+    session: Session,
+    records: list[dict[str, Any]],
+    *,
+    seed: int,
+    end: datetime,
+    reviewers: list[int],
 ) -> int:
     """Queue and review a sample of each extra student's eligible answers; leave a few open."""
-    from shadowtutor.demo.generate import ELIGIBLE, Review  # one place for the review rows
+    from shadowtutor.demo.generate import ELIGIBLE
     from shadowtutor.review import queue as review
 
     rng = random.Random(seed + 12)
@@ -154,7 +161,7 @@ def seed_reviews(
             for r in records
             if r["student_name"] == s.name
             and r["category"] in ELIGIBLE
-            and logrecord.student_succeeded(r["student"])
+            and schema.student_succeeded(r["student"])
         ]
         chosen += rng.sample(mine, min(90, len(mine)))
     review.enqueue_records(
@@ -168,7 +175,7 @@ def seed_reviews(
         score = max(1, min(5, round(raw)))
         session.add(
             Review(
-                item_id=item.id,
+                item_id=row_id(item),
                 pair_id=item.pair_id,
                 reviewer_id=rng.choice(reviewers),
                 student_score=score,
@@ -185,7 +192,5 @@ def seed_reviews(
     return count
 
 
-def _items(ids: set[str]):  # noqa: ANN202 (a select statement)
-    from sqlmodel import col, select
-
+def _items(ids: set[str]) -> SelectOfScalar[ReviewItem]:
     return select(ReviewItem).where(col(ReviewItem.pair_id).in_(list(ids)))

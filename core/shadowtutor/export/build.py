@@ -14,13 +14,13 @@ import io
 import json
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from shadowtutor.export import pii
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 
 if TYPE_CHECKING:
     from shadowtutor.export.jobs import Candidate, ExportOptions
@@ -82,7 +82,9 @@ def _text(content: Any) -> str:
     return ""
 
 
-def normalize_prompt(messages: Iterable[dict[str, Any]], system_prompt: str = "") -> list[dict]:
+def normalize_prompt(
+    messages: Iterable[dict[str, Any]], system_prompt: str = ""
+) -> list[dict[str, Any]]:
     """The prompt as fine-tuning messages, or raise ValueError naming the chat rule broken.
 
     Leading system (and developer) messages become one system message; then user and
@@ -211,7 +213,7 @@ def split_examples(
 
     for e in examples:
         union("c:" + e.conversation, "p:" + prompt_key(e.prompt))
-    languages: dict[str, Counter] = defaultdict(Counter)
+    languages: dict[str, Counter[str]] = defaultdict(Counter)
     for e in examples:
         languages[find("c:" + e.conversation)][e.language] += 1
     groups = {
@@ -229,20 +231,22 @@ def split_examples(
 @dataclass
 class BuildReport:
     matched: int = 0
-    dropped: Counter = field(default_factory=Counter)  # empty | too_long | duplicate | invalid_chat
-    invalid_reasons: Counter = field(default_factory=Counter)
-    pii: Counter = field(default_factory=Counter)
+    dropped: Counter[str] = field(
+        default_factory=Counter
+    )  # empty | too_long | duplicate | invalid_chat
+    invalid_reasons: Counter[str] = field(default_factory=Counter)
+    pii: Counter[str] = field(default_factory=Counter)
     pairs_with_pii: int = 0
-    target_sources: Counter = field(default_factory=Counter)
+    target_sources: Counter[str] = field(default_factory=Counter)
 
 
 def build_examples(
-    candidates: list[Candidate], snapshots: dict[int, dict], options: ExportOptions
+    candidates: list[Candidate], snapshots: Mapping[int, Mapping[str, Any]], options: ExportOptions
 ) -> tuple[list[Example], BuildReport]:
     """Examples in pair-id order, scrubbed, with empty, over-long, invalid and duplicate
     ones dropped and counted."""
     report = BuildReport(matched=len(candidates))
-    seen: set[tuple] = set()
+    seen: set[tuple[tuple[tuple[str, str], ...], str]] = set()
     shared: dict[str, str] = {}
     examples: list[Example] = []
     max_chars = options.max_tokens * 4
@@ -257,7 +261,7 @@ def build_examples(
         teacher = _text((snap.get("teacher") or {}).get("response"))
         student = _text((snap.get("student") or {}).get("response"))
         target, source = _target(cand, teacher, student, options)
-        found: Counter = Counter()
+        found: Counter[str] = Counter()
         if options.scrub_pii:
             prompt, target, teacher, student = _scrub_all(prompt, target, teacher, student, found)
         size, empty = len(target), not target.strip()
@@ -289,7 +293,7 @@ def build_examples(
                 pair_id=cand.pair_id,
                 # a raw conversation id (an e-mail) logged before ids were pseudonymised
                 # never leaves: the export carries its pseudonym
-                conversation=logrecord.pseudonymize_conversation(snap.get("conversation_id"))
+                conversation=schema.pseudonymize_conversation(snap.get("conversation_id"))
                 or cand.pair_id,
                 language=cand.language or snap.get("language") or "unknown",
                 category=cand.category or snap.get("category") or "unknown",
@@ -308,7 +312,7 @@ def build_examples(
     return examples, report
 
 
-def _target(cand: Candidate, teacher: str, student: str, options: ExportOptions) -> tuple:
+def _target(cand: Candidate, teacher: str, student: str, options: ExportOptions) -> tuple[str, str]:
     corrected = cand.corrected_answer()
     if corrected:
         return corrected, "corrected"
@@ -319,7 +323,9 @@ def _target(cand: Candidate, teacher: str, student: str, options: ExportOptions)
     return teacher, "teacher"
 
 
-def _scrub_all(prompt: list[dict], target: str, teacher: str, student: str, found: Counter):
+def _scrub_all(
+    prompt: list[dict[str, Any]], target: str, teacher: str, student: str, found: Counter[str]
+) -> tuple[list[dict[str, Any]], str, str, str]:
     scrub = pii.scrub
     for msg in prompt:  # the prompt's dicts are this function's own (normalize_prompt)
         res = scrub(msg["content"])
@@ -396,11 +402,11 @@ def render_files(examples: list[Example], options: ExportOptions) -> dict[str, b
             files[f"preference_{split}.jsonl"] = "".join(p for p in prefs if p).encode()
     if "csv" in options.formats:
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        table = csv.writer(buf, lineterminator="\n")
+        table.writerow(CSV_COLUMNS)
         cell = _csv_cell
         rows = sorted(ordered, key=lambda e: (SPLITS.index(e.split), e.pair_id))
-        writer.writerows(
+        table.writerows(
             (
                 e.split, cell(e.pair_id), cell(e.conversation), e.ts, cell(e.language),
                 cell(e.category), cell(e.source), cell(e.prompt[-1]["content"]), cell(e.target),
@@ -415,13 +421,15 @@ def render_files(examples: list[Example], options: ExportOptions) -> dict[str, b
 
 
 def _breakdown(examples: list[Example], attr: str) -> dict[str, dict[str, int]]:
-    out: dict[str, Counter] = defaultdict(Counter)
+    out: dict[str, Counter[str]] = defaultdict(Counter)
     for e in examples:
         out[getattr(e, attr)][e.split] += 1
     return {k: {s: out[k][s] for s in SPLITS} for k in sorted(out)}
 
 
-def counts_of(examples: list[Example], report: BuildReport, files: dict[str, bytes]) -> dict:
+def counts_of(
+    examples: list[Example], report: BuildReport, files: dict[str, bytes]
+) -> dict[str, Any]:
     per_split = Counter(e.split for e in examples)
     prefs = {s: files.get(f"preference_{s}.jsonl", b"").count(b"\n") for s in SPLITS}
     return {

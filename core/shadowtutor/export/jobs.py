@@ -19,14 +19,14 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
@@ -44,8 +44,8 @@ from shadowtutor.export.build import (  # noqa: F401  (re-exported: the export A
     render_files,
     split_examples,
 )
-from shadowtutor.log.record import DEFAULT_STUDENT
-from shadowtutor.tables import ExportJob, Review, ReviewItem, Tag, User, utcnow
+from shadowtutor.log.schema import DEFAULT_STUDENT
+from shadowtutor.tables import ExportJob, Review, ReviewItem, Tag, User, row_id, utcnow
 
 FORMAT_VERSION = 1
 FORMATS = ("sft", "preference", "csv")
@@ -156,7 +156,8 @@ def parse_split(text: str) -> tuple[float, float, float]:
     total = sum(values)
     if total <= 0:
         raise ExportError(f"split {text!r}: the shares add up to zero")
-    return tuple(v / total for v in values)  # type: ignore[return-value]
+    train, val, test = (v / total for v in values)
+    return train, val, test
 
 
 # --- selection -------------------------------------------------------------------------
@@ -168,7 +169,7 @@ class Candidate:
     pair_id: str
     language: str | None
     category: str | None
-    reviews: list[Any] = field(default_factory=list)  # current, not skipped
+    reviews: list[_ReviewRow] = field(default_factory=list)  # current, not skipped
 
     student_score: float | None = None  # mean of the reviews' student scores
     tags: list[str] = field(default_factory=list)  # union of the reviews' tags
@@ -199,14 +200,14 @@ class Candidate:
 def _item_conditions(filters: ExportFilters) -> list[Any]:
     conds: list[Any] = []
     if filters.date_from:
-        conds.append(ReviewItem.pair_ts >= datetime.combine(filters.date_from, time(), UTC))
+        conds.append(col(ReviewItem.pair_ts) >= datetime.combine(filters.date_from, time(), UTC))
     if filters.date_to:
         end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
-        conds.append(ReviewItem.pair_ts < end)
+        conds.append(col(ReviewItem.pair_ts) < end)
     if filters.languages:
-        conds.append(ReviewItem.language.in_(filters.languages))
+        conds.append(col(ReviewItem.language).in_(filters.languages))
     if filters.categories:
-        conds.append(ReviewItem.category.in_(filters.categories))
+        conds.append(col(ReviewItem.category).in_(filters.categories))
     if filters.sources:
         conds.append(ReviewItem.snapshot["source"].as_string().in_(filters.sources))
     return conds
@@ -227,7 +228,8 @@ def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candi
     filters.check()
     conds = _item_conditions(filters)
     rows = session.exec(
-        select(
+        # sqlmodel types select() for up to four columns; with more it has no overload.
+        select(  # type: ignore[call-overload,misc]
             ReviewItem.id,
             ReviewItem.pair_id,
             ReviewItem.language,
@@ -239,8 +241,8 @@ def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candi
             Review.tags,
             Review.corrected_answer,
         )
-        .join(Review, Review.item_id == ReviewItem.id)
-        .where(Review.is_current, Review.decision != "skip", *conds)
+        .join(Review, col(Review.item_id) == col(ReviewItem.id))
+        .where(col(Review.is_current), Review.decision != "skip", *conds)
     )
     by_item: dict[int, Candidate] = {}
     for row in rows:
@@ -271,8 +273,8 @@ def select_candidates(*, session: Session, filters: ExportFilters) -> list[Candi
     return out
 
 
-def _student_of(snapshot: dict) -> str:
-    return snapshot.get("student_name") or DEFAULT_STUDENT
+def _student_of(snapshot: Mapping[str, Any]) -> str:
+    return str(snapshot.get("student_name") or DEFAULT_STUDENT)
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ class _ReviewRow:
     decision: str
     student_score: int | None
     verdict: str | None
-    tags: list
+    tags: list[Any]
     corrected_answer: str | None
 
 
@@ -309,12 +311,12 @@ def filter_choices(*, session: Session) -> dict[str, list[str]]:
     }
 
 
-def _load_snapshots(session: Session, ids: list[int]) -> dict[int, dict]:
-    out: dict[int, dict] = {}
+def _load_snapshots(session: Session, ids: list[int]) -> dict[int, Mapping[str, Any]]:
+    out: dict[int, Mapping[str, Any]] = {}
     for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]
-        stmt = select(ReviewItem.id, ReviewItem.snapshot).where(ReviewItem.id.in_(chunk))
-        out.update((i, s) for i, s in session.exec(stmt))
+        stmt = select(ReviewItem.id, ReviewItem.snapshot).where(col(ReviewItem.id).in_(chunk))
+        out.update((i, s) for i, s in session.exec(stmt) if i is not None)  # stored ids are set
     return out
 
 
@@ -330,7 +332,8 @@ class ExportResult:
 
     @property
     def counts(self) -> dict[str, Any]:
-        return self.manifest["counts"]
+        counts: dict[str, Any] = self.manifest["counts"]
+        return counts
 
     def files(self) -> list[Path]:
         return [self.path / name for name in self.manifest["files"]]
@@ -354,13 +357,20 @@ def run_export(
     options.check()
     with _gc_paused():
         return _export(
-            session, user, Path(export_root).expanduser().resolve(), filters, options, now
+            session,
+            user.username,
+            user.id,
+            Path(export_root).expanduser().resolve(),
+            filters,
+            options,
+            now,
         )
 
 
 def _export(
     session: Session,
-    user: User,
+    username: str,
+    user_id: int | None,
     export_root: Path,
     filters: ExportFilters,
     options: ExportOptions,
@@ -383,11 +393,11 @@ def _export(
     files = render_files(examples, options)
     now = now or utcnow()
     export_id, folder = _new_folder(export_root, now)
-    manifest = {
+    manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "export_id": export_id,
         "created_at": now.astimezone(UTC).isoformat(timespec="seconds"),
-        "created_by": user.username,
+        "created_by": username,
         "filters": filters.to_dict(),
         "options": {
             **asdict(options),
@@ -402,7 +412,7 @@ def _export(
     _write_folder(folder, files, extra, manifest)
     job = ExportJob(
         created_at=now,
-        created_by=user.id,
+        created_by=user_id,
         status="done",
         filters=filters.to_dict(),
         counts=manifest["counts"],
@@ -411,10 +421,10 @@ def _export(
     )
     session.add(job)
     session.flush()
-    return ExportResult(job_id=job.id, export_id=export_id, path=folder, manifest=manifest)
+    return ExportResult(job_id=row_id(job), export_id=export_id, path=folder, manifest=manifest)
 
 
-def preview(*, session: Session, filters: ExportFilters, options: ExportOptions) -> dict:
+def preview(*, session: Session, filters: ExportFilters, options: ExportOptions) -> dict[str, Any]:
     """The counts an export with these filters and options would write (the manifest's
     ``counts``: examples per split, preference pairs per split, what is dropped and why),
     computed exactly as :func:`run_export` does, without writing anything."""
@@ -425,7 +435,7 @@ def preview(*, session: Session, filters: ExportFilters, options: ExportOptions)
         return counts_of([], BuildReport(), {})
     snapshots = _load_snapshots(session, [c.item_id for c in candidates])
     examples, report = build_examples(candidates, snapshots, options)
-    sizes: dict[str, list] = {}
+    sizes: dict[str, list[Any]] = {}  # conversation -> [language, examples]
     for e in examples:
         sizes.setdefault(e.conversation, [e.language, 0])[1] += 1
     splits = assign_splits({k: (v[0], v[1]) for k, v in sizes.items()}, options.split, options.seed)
@@ -466,7 +476,7 @@ def dataset_version(files: dict[str, bytes]) -> str:
 
 
 def _write_folder(
-    folder: Path, files: dict[str, bytes], extra: dict[str, bytes], manifest: dict
+    folder: Path, files: dict[str, bytes], extra: dict[str, bytes], manifest: dict[str, Any]
 ) -> None:
     """Write into a hidden partial folder, then rename: a failed export leaves nothing."""
     partial = folder.parent / f".partial-{folder.name}"
@@ -496,8 +506,8 @@ def list_jobs(*, session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """Past exports, newest first, as plain rows (for the page and the CLI)."""
     stmt = (
         select(ExportJob, User.username)
-        .join(User, User.id == ExportJob.created_by, isouter=True)
-        .order_by(ExportJob.created_at.desc(), ExportJob.id.desc())
+        .join(User, col(User.id) == col(ExportJob.created_by), isouter=True)
+        .order_by(col(ExportJob.created_at).desc(), col(ExportJob.id).desc())
         .limit(limit)
     )
     rows = []

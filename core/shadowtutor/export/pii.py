@@ -129,12 +129,12 @@ _NOT_PHONE_BEFORE = re.compile(
 # match itself when it is kept).
 
 
-def _email(m: re.Match[str], counts: Counter) -> str:
+def _email(m: re.Match[str], counts: Counter[str]) -> str:
     counts["email"] += 1
     return PLACEHOLDERS["email"]
 
 
-def _iban(m: re.Match[str], counts: Counter) -> str:
+def _iban(m: re.Match[str], counts: Counter[str]) -> str:
     s = m.group(0)
     if iban_ok(s):
         counts["iban"] += 1
@@ -157,7 +157,7 @@ def _card_layout(groups: list[str]) -> bool:
     return all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4
 
 
-def _card_run(m: re.Match[str], counts: Counter) -> str:
+def _card_run(m: re.Match[str], counts: Counter[str]) -> str:
     """Replace every Luhn-valid window of 13-19 digits (whole groups) inside a digit run,
     so a card next to another number ("ref 12 4111 1111 1111 1111") is still found."""
     run = m.group(0)
@@ -190,12 +190,12 @@ def _card_run(m: re.Match[str], counts: Counter) -> str:
     return "".join(out)
 
 
-def _ipv4(m: re.Match[str], counts: Counter) -> str:
+def _ipv4(m: re.Match[str], counts: Counter[str]) -> str:
     counts["ip"] += 1
     return PLACEHOLDERS["ip"]
 
 
-def _ipv6(m: re.Match[str], counts: Counter) -> str:
+def _ipv6(m: re.Match[str], counts: Counter[str]) -> str:
     s = m.group(0)
     groups = [g for g in s.split(":") if g]
     if len(groups) < 2 or max(len(g) for g in groups) < 3:
@@ -226,7 +226,7 @@ def _is_phone(m: re.Match[str]) -> bool:
     return not _NOT_PHONE_BEFORE.search(before)
 
 
-def _phone(m: re.Match[str], counts: Counter) -> str:
+def _phone(m: re.Match[str], counts: Counter[str]) -> str:
     if not _is_phone(m):
         return m.group(0)
     counts["phone"] += 1
@@ -258,9 +258,9 @@ def _scrub_cached(text: str) -> ScrubResult:
     ipv6 = ":" in text and _HINT_IPV6.search(text) is not None
     if not (email or digits or ipv4 or ipv6):
         return ScrubResult(text, {})
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
 
-    def run(pattern: re.Pattern[str], fn: Callable[[re.Match[str], Counter], str]) -> str:
+    def run(pattern: re.Pattern[str], fn: Callable[[re.Match[str], Counter[str]], str]) -> str:
         return pattern.sub(lambda m: fn(m, counts), text)
 
     if email:
@@ -277,7 +277,7 @@ def _scrub_cached(text: str) -> ScrubResult:
     return ScrubResult(text, {k: v for k, v in sorted(counts.items()) if v})
 
 
-def add_counts(total: Counter, counts: dict[str, int]) -> None:
+def add_counts(total: Counter[str], counts: dict[str, int]) -> None:
     """Add one result's counts to a running total."""
     for kind, n in counts.items():
         total[kind] += n

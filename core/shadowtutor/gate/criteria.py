@@ -140,7 +140,10 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
         raise GateConfigError(
             f"{path}: [[rollout.stages]] percents must rise strictly from 0 to 100, got {percents}"
         )
-    strs = lambda section, key: tuple(str(x) for x in get(section, key, list, []))  # noqa: E731
+
+    def strs(section: str, key: str) -> tuple[str, ...]:
+        return tuple(str(x) for x in get(section, key, list, []))
+
     return GateConfig(
         version=str(get(None, "version", str, "unversioned")),
         hash=hash_
@@ -176,6 +179,10 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
 
 # --- the window: plain aggregates --------------------------------------------------------
 
+# A key of ``Aggregate.ratings``: (human student, human teacher, judge student, judge teacher)
+# scores, None where missing, and a fifth element, the design weight, when it is not 1.
+RatingKey = tuple[float | None, ...]
+
 
 @dataclass
 class Aggregate:
@@ -193,7 +200,7 @@ class Aggregate:
     # Scores of the pairs people reviewed or the judge scored, as
     # (human student, human teacher, judge student, judge teacher) -> count; None where that
     # score is missing. Human scores also count in ``scores``; judge ones never do.
-    ratings: dict[tuple, int] = field(default_factory=dict)
+    ratings: dict[RatingKey, int] = field(default_factory=dict)
 
     def add(self, other: Aggregate) -> Aggregate:
         self.pairs += other.pairs
@@ -207,8 +214,8 @@ class Aggregate:
                 slot[1] += total
         for score, count in other.scores.items():
             self.scores[score] = self.scores.get(score, 0) + count
-        for key, count in other.ratings.items():
-            self.ratings[key] = self.ratings.get(key, 0) + count
+        for rating, count in other.ratings.items():
+            self.ratings[rating] = self.ratings.get(rating, 0) + count
         self.critical += other.critical
         self.critical_examples.extend(
             other.critical_examples[: max(0, 5 - len(self.critical_examples))]
@@ -472,7 +479,9 @@ def _similarity(
             f"{config.min_similarity_pairs - n} more {cat} pairs with a similarity needed",
             needed=config.min_similarity_pairs - n,
         )
-    lo, hi = stats.betting_mean_bounds(means, counts, lo=0.0, hi=1.0, confidence=conf)
+    bounds = stats.betting_mean_bounds(means, counts, lo=0.0, hi=1.0, confidence=conf)
+    assert bounds is not None  # every bin holds at least one pair
+    lo, hi = bounds
     status = _three_way(lo, hi, threshold, True)
     need = None
     if status == INCONCLUSIVE and project and est > threshold:
@@ -499,18 +508,24 @@ def _similarity(
     )
 
 
-def design_weight(key: tuple) -> float:
+def design_weight(key: RatingKey) -> float:
     """The design weight of a ``ratings`` key: its fifth element when the review came from a
     queue that sampled with unequal probabilities (``judge_unsure``), else 1."""
-    return float(key[4]) if len(key) > 4 else 1.0
+    weight = key[4] if len(key) > 4 else None
+    return 1.0 if weight is None else float(weight)
 
 
 def _ppi_inputs(
-    agg: Aggregate, pick: Callable[[tuple], tuple[float | None, float | None]]
+    agg: Aggregate, pick: Callable[[RatingKey], tuple[float | None, float | None]]
 ) -> tuple[list[float], ...]:
     """(human, judge-on-the-same-pair, counts, design weights) and (judge only, counts) from
     ``ratings``; ``pick`` maps a ratings key to (human value, judge value)."""
-    hy, hf, hw, hd, ju, jw = [], [], [], [], [], []
+    hy: list[float] = []
+    hf: list[float] = []
+    hw: list[float] = []
+    hd: list[float] = []
+    ju: list[float] = []
+    jw: list[float] = []
     for key, count in agg.ratings.items():
         y, f = pick(key)
         if y is not None and f is not None:
@@ -575,7 +590,7 @@ def _ppi_criterion(
             needed=config.min_reviews - n,
         )
 
-    def fit(k: float, judge: bool = True):  # noqa: ANN202
+    def fit(k: float, judge: bool = True) -> stats.PPIEstimate | None:
         if judge:
             return stats.ppi_mean(
                 hy, hf, ju, human_counts=np.multiply(hw, k), judge_counts=np.multiply(jw, k),
@@ -588,6 +603,9 @@ def _ppi_criterion(
             lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
         )  # fmt: skip
 
+    def passes(got: stats.PPIEstimate | None) -> bool:
+        return got is not None and got.lower >= threshold
+
     got = fit(1.0)
     if got is None:
         return Criterion(key, label, cat, INCONCLUSIVE, n, est0, None, threshold, how,
@@ -596,10 +614,10 @@ def _ppi_criterion(
     need = saved = None
     if project and got.estimate > threshold:
         if status == INCONCLUSIVE:
-            need = _scaled_needed(lambda k: fit(k).lower >= threshold, n)
+            need = _scaled_needed(lambda k: passes(fit(k)), n)
         if use_judge and n_all:
             # What people alone would need for the same PASS, from the reviews' own spread.
-            human_need = _scaled_needed(lambda k: fit(k, False).lower >= threshold, n)
+            human_need = _scaled_needed(lambda k: passes(fit(k, False)), n)
             with_judge = n if status == PASS else need
             if human_need is not None and with_judge is not None:
                 saved = max(0, human_need - max(n, with_judge))
@@ -672,7 +690,7 @@ def _teacher_gap(
             slot = (float(hs - ht), design_weight(key))
             diffs[slot] = diffs.get(slot, 0) + count
 
-    def pick(k: tuple) -> tuple[float | None, float | None]:
+    def pick(k: RatingKey) -> tuple[float | None, float | None]:
         hs, ht, js, jt = k[:4]
         human = None if hs is None or ht is None else float(hs - ht)
         judge = None if js is None or jt is None else float(js - jt)
@@ -804,15 +822,12 @@ def _success(
         need = None
         if project and est > thr:
             cnts = np.asarray([n - k, k], dtype=float)
-            need = _scaled_needed(
-                lambda f: (
-                    stats.betting_mean_bounds(
-                        [0.0, 1.0], cnts * f, lo=0.0, hi=1.0, confidence=conf
-                    )[0]
-                    >= thr
-                ),
-                n,
-            )
+
+            def passes(f: float) -> bool:
+                b = stats.betting_mean_bounds([0.0, 1.0], cnts * f, lo=0.0, hi=1.0, confidence=conf)
+                return b is not None and b[0] >= thr
+
+            need = _scaled_needed(passes, n)
         needed = None if need is None else max(need - n, 1)
         missing = (
             f"about {needed:,} more {cat} requests needed (success {est:.1%})"

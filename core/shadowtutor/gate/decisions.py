@@ -15,12 +15,13 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
-from shadowtutor.log.record import DEFAULT_STUDENT
-from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, utcnow
+from shadowtutor.log.schema import DEFAULT_STUDENT
+from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, row_id, utcnow
 
 MIN_REASON = 15  # characters: "ok" is not a reason
 
@@ -35,7 +36,7 @@ def student_of(decision: GateDecision | None) -> str:
     return (decision.student if decision is not None else None) or DEFAULT_STUDENT
 
 
-def _about(stmt: Any, student: str | None) -> Any:
+def _about(stmt: SelectOfScalar[GateDecision], student: str | None) -> SelectOfScalar[GateDecision]:
     """``stmt`` narrowed to one student's decisions (None: every decision)."""
     if student is None:
         return stmt
@@ -211,7 +212,11 @@ def _event(
     session: Session, decision: GateDecision, kind: str, actor_id: int | None, reason: str
 ) -> GateEvent:
     event = GateEvent(
-        decision_id=decision.id, kind=kind, actor_id=actor_id, reason=reason, created_at=utcnow()
+        decision_id=row_id(decision),
+        kind=kind,
+        actor_id=actor_id,
+        reason=reason,
+        created_at=utcnow(),
     )
     session.add(event)
     session.flush()
@@ -233,7 +238,10 @@ class AuditRow:
 def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
     """Every decision, approval, override and rollout change, newest first."""
     names = {u.id: u.username for u in session.exec(select(User))}
-    who = lambda uid: names.get(uid, f"user #{uid}") if uid is not None else "system/CLI"  # noqa: E731
+
+    def who(uid: int | None) -> str:
+        return names.get(uid, f"user #{uid}") if uid is not None else "system/CLI"
+
     rows: list[AuditRow] = []
     for d in history(session=session, limit=limit):
         ev = d.evidence or {}

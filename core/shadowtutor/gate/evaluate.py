@@ -26,6 +26,7 @@ from shadowtutor.gate.evidence import (
     window_bounds,
 )
 from shadowtutor.judge.scores import JudgeRow
+from shadowtutor.tables import row_id
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def evaluate(
             session=session, decision=decision, actor_id=actor_id, student=student
         )
         back = rollout.apply_decision(session=session, config=config, decision=row)
-        return Evaluation(decision, row.id, back.reason if back else None)
+        return Evaluation(decision, row_id(row), back.reason if back else None)
 
 
 # --- replay ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from sqlmodel import Session, col, select
@@ -23,13 +24,13 @@ from shadowtutor.gate.criteria import (
     Aggregate,
     Calibration,
     GateConfig,
+    RatingKey,
     Window,
     calibrate,
 )
 from shadowtutor.judge import scores as judge_scores
 from shadowtutor.judge.scores import JudgeRow
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read, schema, sql
 from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
 
 NONE_CATEGORY = "(none)"
@@ -49,7 +50,7 @@ def connect(log_dir: Path, student: str | None = None) -> duckdb.DuckDBPyConnect
     records instead (with several students each answer is its own record)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    logstore.create_views(con, log_dir)
+    read.create_views(con, log_dir)
     # A view cannot take a bound parameter: the name goes in as a quoted SQL string.
     where = (
         "is_primary"
@@ -58,15 +59,15 @@ def connect(log_dir: Path, student: str | None = None) -> duckdb.DuckDBPyConnect
     )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW pairs AS SELECT * FROM "
-        f"({logstore.FLAT_SELECT} FROM raw_pairs) WHERE {where}"
+        f"({sql.FLAT_SELECT} FROM raw_pairs) WHERE {where}"
     )
     return con
 
 
 DayAggregates = dict[date, dict[str, Aggregate]]
 
-_ASKED = logrecord.student_asked_sql("student_")
-_OK = logrecord.student_ok_sql("student_")
+_ASKED = schema.student_asked_sql("student_")
+_OK = schema.student_ok_sql("student_")
 
 
 def log_days(
@@ -142,8 +143,9 @@ def critical_tag_names(*, session: Session, config: GateConfig) -> set[str]:
 def review_rows(*, session: Session, config: GateConfig) -> list[ReviewRow]:
     """Current reviews with their pair's time, category and similarity."""
     critical = critical_tag_names(session=session, config=config)
+    # sqlmodel types select() for up to four columns; with more it has no overload.
     stmt = (
-        select(
+        select(  # type: ignore[call-overload,misc]
             Review.student_score,
             Review.decision,
             Review.tags,
@@ -253,7 +255,12 @@ def _add_ratings(
             continue
         j = judge.get(r.pair_id)
         reviewed.add(r.pair_id)
-        key: tuple = (r.score, r.teacher_score, j.student if j else None, j.teacher if j else None)
+        key: RatingKey = (
+            r.score,
+            r.teacher_score,
+            j.student if j else None,
+            j.teacher if j else None,
+        )
         if r.weight != 1.0:  # a review from a judge_unsure queue: its design weight goes along
             key = (*key, round(r.weight, 6))
         ratings = cats.setdefault(r.category, Aggregate()).ratings
@@ -301,7 +308,9 @@ def gather(
     return window
 
 
-def judge_evidence(*, session: Session, config: GateConfig) -> tuple[list[JudgeRow], dict | None]:
+def judge_evidence(
+    *, session: Session, config: GateConfig
+) -> tuple[list[JudgeRow], dict[str, Any] | None]:
     """The current judge's scores and what a decision records about it (template version,
     model, calibration against the human reviews); nothing when the gate does not use it."""
     if not config.use_judge:
@@ -318,18 +327,23 @@ def judge_evidence(*, session: Session, config: GateConfig) -> tuple[list[JudgeR
 
 def calibration(*, session: Session, config: GateConfig, method: str | None = None) -> Calibration:
     """Mean review score by similarity bucket, for the most reviewed similarity method."""
-    rows = [r for r in review_rows(session=session, config=config) if r.score and r.similarity]
+    # (method, pair id, similarity, score) of the reviews with both figures
+    rated = [
+        (r.method or "unknown", r.pair_id, r.similarity, r.score)
+        for r in review_rows(session=session, config=config)
+        if r.score and r.similarity
+    ]
     if method is None:
         counts: dict[str, int] = defaultdict(int)
-        for r in rows:
-            counts[r.method or "unknown"] += 1
+        for row_method, *_ in rated:
+            counts[row_method] += 1
         method = max(counts, key=counts.__getitem__) if counts else "lexical"
-    mine = [r for r in rows if (r.method or "unknown") == method]
+    mine = [row for row in rated if row[0] == method]
     return calibrate(
-        [(r.similarity, r.score) for r in mine],
+        [(similarity, score) for _, _, similarity, score in mine],
         method=method,
         target=config.min_review_score,
-        pair_ids=[r.pair_id for r in mine],
+        pair_ids=[pair_id for _, pair_id, _, _ in mine],
     )
 
 

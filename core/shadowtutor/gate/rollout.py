@@ -23,7 +23,7 @@ from shadowtutor import auth
 from shadowtutor.gate import decisions, routing
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
-from shadowtutor.log.record import DEFAULT_STUDENT
+from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.tables import GateDecision, RolloutEvent, as_utc, utcnow
 
 DEFAULT_SALT = "shadowtutor-rollout-1"
@@ -88,6 +88,7 @@ def state(*, session: Session) -> RolloutState:
     return state_of(newest_event(session=session))
 
 
+# SQLModel's types leave out the __table__ that SQLAlchemy gives every mapped class.
 _SERVING = RolloutEvent.__table__.c  # type: ignore[attr-defined]
 _NEWEST_SERVING = (
     sa.select(_SERVING.id, _SERVING.stage, _SERVING.killed, _SERVING.details)
@@ -346,4 +347,4 @@ def served_at_stage(con: duckdb.DuckDBPyConnection, stage: int, since: datetime 
         "AND ts >= $since AND is_primary",
         {"stage": float(stage), "since": since.astimezone(UTC).replace(tzinfo=None)},
     ).fetchone()
-    return int(row[0] or 0)
+    return int(row[0] or 0) if row else 0

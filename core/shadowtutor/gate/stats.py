@@ -24,6 +24,7 @@ from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def z_value(confidence: float) -> float:
@@ -90,7 +91,8 @@ def _binom_cdf_all(n: int, p: float) -> np.ndarray:
     log_pmf += ks * math.log(p) + (n - ks) * math.log1p(-p)
     pmf = np.exp(log_pmf - log_pmf.max())
     cdf = np.cumsum(pmf) / pmf.sum()
-    return np.minimum(cdf, 1.0)
+    capped: np.ndarray = np.minimum(cdf, 1.0)
+    return capped
 
 
 def quantile_ranks(n: int, q: float, *, confidence: float = 0.95) -> tuple[int | None, int | None]:
@@ -110,7 +112,7 @@ def quantile_ranks(n: int, q: float, *, confidence: float = 0.95) -> tuple[int |
 
 
 def quantile_bounds(
-    values: Sequence[float], q: float = 0.95, *, confidence: float = 0.95
+    values: ArrayLike, q: float = 0.95, *, confidence: float = 0.95
 ) -> tuple[float | None, float | None]:
     """Distribution-free lower and upper confidence bounds of the ``q`` quantile."""
     data = np.sort(np.asarray(values, dtype=float))
@@ -122,7 +124,7 @@ def quantile_bounds(
 
 
 def quantile_n_needed(
-    values: Sequence[float], threshold: float, q: float = 0.95, *, confidence: float = 0.95
+    values: ArrayLike, threshold: float, q: float = 0.95, *, confidence: float = 0.95
 ) -> int | None:
     """Sample size at which data distributed like ``values`` would have its upper quantile
     bound at or below ``threshold``; None when the data's own quantile is above it."""
@@ -145,8 +147,8 @@ def quantile_n_needed(
 
 
 def bootstrap_mean_bounds(
-    values: Sequence[float],
-    counts: Sequence[int] | None = None,
+    values: ArrayLike,
+    counts: ArrayLike | None = None,
     *,
     confidence: float = 0.95,
     resamples: int = 2000,
@@ -264,7 +266,8 @@ def _log_capital(
     growth = np.log1p(fracs[None, :, None] * scaled[:, None, :])  # (M, G, V)
     logs = growth @ cnts  # (M, G)
     top = logs.max(axis=1)
-    return top + np.log(np.exp(logs - top[:, None]).mean(axis=1))
+    capital: np.ndarray = top + np.log(np.exp(logs - top[:, None]).mean(axis=1))
+    return capital
 
 
 def _betting_lower(vals: np.ndarray, cnts: np.ndarray, lo: float, alpha: float) -> float:
@@ -285,8 +288,8 @@ def _betting_lower(vals: np.ndarray, cnts: np.ndarray, lo: float, alpha: float) 
 
 
 def betting_mean_bounds(
-    values: Sequence[float],
-    counts: Sequence[int] | None = None,
+    values: ArrayLike,
+    counts: ArrayLike | None = None,
     *,
     lo: float,
     hi: float,
@@ -350,7 +353,8 @@ def _rank_capital(n: int, q: float, side: str) -> np.ndarray:
     else:
         logs = (n - s) * np.log1p(f * q / (1 - q)) + s * np.log1p(-f)
     top = logs.max(axis=1)
-    return top + np.log(np.exp(logs - top[:, None]).mean(axis=1))
+    capital: np.ndarray = top + np.log(np.exp(logs - top[:, None]).mean(axis=1))
+    return capital
 
 
 def quantile_cs_ranks(
@@ -380,7 +384,7 @@ def _quantile_cs_ranks(n: int, q: float, confidence: float) -> tuple[int | None,
 
 
 def quantile_cs_bounds(
-    values: Sequence[float], q: float = 0.95, *, confidence: float = 0.95
+    values: ArrayLike, q: float = 0.95, *, confidence: float = 0.95
 ) -> tuple[float | None, float | None]:
     """Anytime-valid lower and upper bounds of the ``q`` quantile (None: not enough data)."""
     data = np.sort(np.asarray(values, dtype=float))
@@ -460,8 +464,8 @@ def ppi_mean(
     judge_on_human: Sequence[float],
     judge_only: Sequence[float],
     *,
-    human_counts: Sequence[float] | None = None,
-    judge_counts: Sequence[float] | None = None,
+    human_counts: ArrayLike | None = None,
+    judge_counts: ArrayLike | None = None,
     human_weights: Sequence[float] | None = None,
     lo: float,
     hi: float,
@@ -521,8 +525,8 @@ def _ppi_weighted(
     human: Sequence[float],
     judge_on_human: Sequence[float],
     judge_only: Sequence[float],
-    human_counts: Sequence[float] | None,
-    judge_counts: Sequence[float] | None,
+    human_counts: ArrayLike | None,
+    judge_counts: ArrayLike | None,
     human_weights: Sequence[float],
     *,
     lo: float,

@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class Calibration:
     groups: tuple[Agreement, ...]
     confusion: tuple[tuple[int, ...], ...]  # human score (rows 1..5) x judge score (cols 1..5)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """JSON-ready figures stored with gate decisions."""
         o = self.overall
         return {

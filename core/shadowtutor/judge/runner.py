@@ -30,7 +30,7 @@ from shadowtutor.backends import clients
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.judge import templates
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read
 from shadowtutor.tables import JudgeScore, ReviewItem, as_utc
 
 log = logging.getLogger("shadowtutor.judge")
@@ -115,7 +115,7 @@ def candidate_pairs(
     queued = set(session.exec(select(ReviewItem.pair_id)))
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    logstore.create_views(con, settings.log_path)
+    read.create_views(con, settings.log_path)
     start = (now - timedelta(days=days)).astimezone(UTC).replace(tzinfo=None)
     rows = con.execute(
         """SELECT id, ts, category, language, messages, teacher_response, student_response

@@ -53,6 +53,7 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
         JudgeScore.model == model,
         col(JudgeScore.student_score).is_not(None),
     )
+    # The WHERE already leaves out rows without a student score; the test here tells mypy.
     return [
         JudgeRow(
             r.pair_id,
@@ -67,6 +68,7 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
             model,
         )
         for r in session.exec(stmt)
+        if r.student_score is not None
     ]
 
 
@@ -88,6 +90,8 @@ def sampling_fields(
     )
     out: dict[str, dict[str, float | bool | None]] = {}
     for r in session.exec(stmt):
+        if r.student_score is None:  # left out by the WHERE; the test here tells mypy
+            continue
         orders = {c.get("order"): c for c in r.calls or []}
         # The student's answer is B when the teacher goes first, A when it goes second.
         first = orders.get("teacher_first", {}).get("score_b")
@@ -121,6 +125,8 @@ def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibra
             )
         )
         for pair_id, score, category, language in session.exec(stmt):
+            if score is None:  # left out by the WHERE; the test here tells mypy
+                continue
             j = scored[pair_id]
             rows.append(
                 calibration.Rated(

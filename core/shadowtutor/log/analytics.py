@@ -7,7 +7,7 @@ file by file: on each :func:`connect` only files that are new or changed since t
 (by size and modification time) are read again, and rows of removed files are dropped, so
 compaction (JSONL files replaced by Parquet) is followed without a full reload. A log in a
 bucket works the same way: the listing gives each object's size and time, and DuckDB reads the
-new objects through the bucket's client (:mod:`shadowtutor.log.location`).
+new objects through the bucket's client (:mod:`shadowtutor.log.storage`).
 
 Every query is a fixed SQL text with bound parameters; the page's filters are parameters too
 (never formatted into SQL). Absent category, language or source values read as ``(none)``.
@@ -28,10 +28,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 import pandas as pd
 
-from shadowtutor.errors import ShadowTutorError
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
-from shadowtutor.log.location import JSONL_SUFFIXES, FolderLocation, LogDir, location
+from shadowtutor.log import read, schema, sql, storage
+from shadowtutor.log.errors import LogReadError, TimezoneError
+from shadowtutor.log.storage import JSONL_SUFFIXES, LogDir
 
 log = logging.getLogger("shadowtutor.analytics")
 
@@ -68,7 +67,7 @@ _ROWS_OF_FILES = (
 )
 # From the raw (nested) record to a facts row. ``_file`` is a hash of the file's path (the
 # path itself is in ``log_files``). ``student_outcome``: NULL when the student was not asked,
-# ok when it answered (the one rule of "success" in :mod:`shadowtutor.log.record`, which the
+# ok when it answered (the one rule of "success" in :mod:`shadowtutor.log.schema`, which the
 # gate uses too), else timeout | error (a timeout is an error whose text says so; an answer
 # with neither a response nor an error is an error). The local time is
 # computed once here; for UTC it is the timestamp itself (the ICU conversion is the costliest
@@ -93,31 +92,33 @@ FROM (
   FROM {reader}
 ) WHERE id IS NOT NULL AND ts IS NOT NULL
 """
-_STUDENT_ASKED = logrecord.student_asked_sql("student.")
-_STUDENT_OK = logrecord.student_ok_sql("student.")
+_STUDENT_ASKED = schema.student_asked_sql("student.")
+_STUDENT_OK = schema.student_ok_sql("student.")
 _LOCAL_UTC = "ts"
 _LOCAL_TZ = "timezone($tz, ts AT TIME ZONE 'UTC')"
-_ANSWER = (
-    "STRUCT(model VARCHAR, latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, "
-    "cost_usd DOUBLE, error VARCHAR)"
+# The student's response is read only to tell an answer from none (``student_outcome``); the
+# teacher's too: the validity check needs to know there is one.
+_ANSWER = schema.duckdb_type(
+    schema.Answer,
+    ("model", "latency_ms", "prompt_tokens", "completion_tokens", "cost_usd", "error", "response"),
 )
-# The student's response is read only to tell an answer from none (``student_outcome``).
-_STUDENT = _ANSWER[:-1] + ", response VARCHAR)"
-_TEACHER = _STUDENT  # the response too: the validity check needs to know there is one
 _JSON_COLUMNS = {
-    "id": "VARCHAR",
-    "ts": "VARCHAR",
-    "schema_version": "INTEGER",
-    "source": "VARCHAR",
-    "category": "VARCHAR",
-    "language": "VARCHAR",
-    "messages": "JSON",
-    "teacher": _TEACHER,
-    "student": _STUDENT,
-    "similarity": "STRUCT(method VARCHAR, score DOUBLE)",
-    "routing": "STRUCT(served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN)",
-    "request_id": "VARCHAR",
-    "student_name": "VARCHAR",
+    name: _ANSWER if name in ("teacher", "student") else schema.RAW_COLUMNS[name]
+    for name in (
+        "id",
+        "ts",
+        "schema_version",
+        "source",
+        "category",
+        "language",
+        "messages",
+        "teacher",
+        "student",
+        "similarity",
+        "routing",
+        "request_id",
+        "student_name",
+    )
 }
 # Only the lines the log's validator accepts (as far as SQL can tell): a schema-invalid line
 # is named by `logs validate`, quarantined by `logs compact` and never counted here.
@@ -125,7 +126,7 @@ _JSON_READER = (
     "(SELECT * FROM read_json($files, format='newline_delimited', ignore_errors=true, "
     "filename=true, maximum_object_size=67108864, columns={"
     + ", ".join(f"'{k}': '{v}'" for k, v in _JSON_COLUMNS.items())
-    + f"}}) WHERE {logstore.VALID_JSONL})"
+    + f"}}) WHERE {sql.VALID_JSONL})"
 )
 # Version 1 parts have no `request_id` / `student_name`: when none of the files read has a
 # column, it is added as NULL (see _parquet_reader). (An empty typed row joined with UNION ALL
@@ -146,14 +147,6 @@ def _parquet_reader(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
     return f"(SELECT *{extra} FROM {_PARQUET_FILES})"
 
 
-class LogReadError(ShadowTutorError, RuntimeError):
-    """A log file DuckDB cannot read (for example a truncated Parquet part)."""
-
-
-class TimezoneError(ShadowTutorError, ValueError):
-    """The configured display time zone is not a known IANA name."""
-
-
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
@@ -170,7 +163,7 @@ def zone(name: str) -> ZoneInfo:
 _CACHE_VERSION = hashlib.sha256(
     "\n".join(
         [_FACTS_DDL, _FACTS_SELECT, _JSON_READER, _PARQUET_FILES, _OPTIONS_SQL, _LOCAL_TZ]
-        + [_STUDENT_ASKED, _STUDENT_OK, logrecord.DEFAULT_STUDENT, str(_V2_COLUMNS)]
+        + [_STUDENT_ASKED, _STUDENT_OK, schema.DEFAULT_STUDENT, str(_V2_COLUMNS)]
     ).encode()
 ).hexdigest()[:10]
 
@@ -182,7 +175,7 @@ class _Store:
 
     def __init__(self, log_dir: LogDir, tz: str, cache_dir: Path | None = None):
         self.log_dir = log_dir
-        self.loc = location(log_dir)
+        self.loc = storage.resolve(log_dir)
         self.tz = tz
         self.path: Path | None = None
         self.db = self._open(cache_dir) if cache_dir is not None else duckdb.connect()
@@ -220,6 +213,7 @@ class _Store:
             log.warning("analytics cache folder %s cannot be used (%s)", cache_dir, exc)
             self.path = None
             return duckdb.connect()
+        problem: duckdb.Error
         for attempt in (1, 2):
             try:
                 return duckdb.connect(str(self.path))
@@ -238,27 +232,11 @@ class _Store:
         return duckdb.connect()
 
     def _current(self) -> dict[str, tuple[int, int]]:
-        if not isinstance(self.loc, FolderLocation):  # a bucket: one listing per kind
-            jsonl = self.loc.entries("jsonl", JSONL_SUFFIXES)
-            parquet = self.loc.entries("parquet", ".parquet")
-            self.listing = ([e.path for e in jsonl], [e.path for e in parquet])
-            return {self.loc.url(e.path): (e.size, e.mtime_ns) for e in jsonl + parquet}
-        out = {}
-        listing: tuple[list[Any], list[Any]] = ([], [])
-        for files, found in zip(
-            listing,
-            (logstore.jsonl_files(self.log_dir), logstore.parquet_files(self.log_dir)),
-            strict=True,
-        ):
-            for path in found:
-                try:
-                    st = path.stat()
-                except FileNotFoundError:  # removed by a concurrent compaction
-                    continue
-                out[str(path)] = (st.st_size, st.st_mtime_ns)
-                files.append(path)
-        self.listing = listing
-        return out
+        """One listing of each kind, with sizes and times (a bucket: one request each)."""
+        jsonl = self.loc.entries("jsonl", JSONL_SUFFIXES)
+        parquet = self.loc.entries("parquet", ".parquet")
+        self.listing = ([e.path for e in jsonl], [e.path for e in parquet])
+        return {self.loc.url(e.path): (e.size, e.mtime_ns) for e in jsonl + parquet}
 
     def refresh(self) -> tuple[list[Any], list[Any]]:
         """Bring ``facts`` up to date with the log; the listing it was built from."""
@@ -276,8 +254,9 @@ class _Store:
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
-                if not isinstance(self.loc, FolderLocation) and "AWS Error" in str(exc):
-                    raise self.loc.explain(exc) from exc  # the bucket, not a file, failed
+                failed = self.loc.read_error(exc)
+                if failed is not None:
+                    raise failed from exc  # the storage, not a file, failed
                 raise LogReadError(
                     f"could not read the shadow log in {self.log_dir}: {exc}. Move the file it "
                     "names out of the log folder (or run `shadowtutor logs validate`) and reload."
@@ -310,7 +289,7 @@ class _Store:
                     local=local,
                     asked=_STUDENT_ASKED,
                     ok=_STUDENT_OK,
-                    default=logrecord.DEFAULT_STUDENT,
+                    default=schema.DEFAULT_STUDENT,
                 )
                 con.execute(
                     sql, {"files": files} | ({} if local == _LOCAL_UTC else {"tz": self.tz})
@@ -333,24 +312,18 @@ class _Store:
             con.execute(_OPTIONS_SQL.format(scope=_ROWS_OF_FILES), {"files": fresh})
 
 
-_STORES: OrderedDict[tuple[str, str], _Store] = OrderedDict()
+_STORES: OrderedDict[tuple[str, str, str], _Store] = OrderedDict()
 _STORES_LOCK = threading.Lock()
 _MAX_STORES = 4
 
 
 def _store(log_dir: LogDir, tz: str, cache_dir: Path | None = None) -> _Store:
-    loc = location(log_dir)
-    # A bucket: one store per location object (a change of credentials gives a new one).
-    key = (
-        loc.key if isinstance(loc, FolderLocation) else f"{loc.key}|{id(loc)}",
-        tz,
-        str(cache_dir),
-    )
+    loc = storage.resolve(log_dir)
+    key = (loc.instance_key, tz, str(cache_dir))
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:
-            where = loc.root if isinstance(loc, FolderLocation) else loc
-            store = _STORES[key] = _Store(where, tz, cache_dir)
+            store = _STORES[key] = _Store(loc, tz, cache_dir)
             while len(_STORES) > _MAX_STORES:
                 _STORES.popitem(last=False)
         _STORES.move_to_end(key)
@@ -368,7 +341,7 @@ def connect(
     store = _store(log_dir, tz, cache_dir)
     listing = store.refresh()
     con = store.db.cursor()
-    logstore.create_views(con, log_dir, listing)
+    read.create_views(con, log_dir, listing)
     return con
 
 
@@ -455,9 +428,11 @@ def filter_options(con: duckdb.DuckDBPyConnection) -> FilterOptions:
         "SELECT kind, value FROM facts_options ORDER BY kind, value"
     ).fetchall():
         values[kind].append(value)
-    first, last, pairs = con.execute(
-        "SELECT min(lts)::DATE, max(lts)::DATE, count(*) FILTER (WHERE is_primary) FROM facts"
-    ).fetchone()
+    first, last, pairs = _row(
+        con.execute(
+            "SELECT min(lts)::DATE, max(lts)::DATE, count(*) FILTER (WHERE is_primary) FROM facts"
+        )
+    )
     return FilterOptions(
         models=values["model"],
         categories=values["category"],
@@ -471,7 +446,14 @@ def filter_options(con: duckdb.DuckDBPyConnection) -> FilterOptions:
 
 
 def count_pairs(con: duckdb.DuckDBPyConnection, f: Filters) -> int:
-    return int(con.execute(f"SELECT count(*) FROM facts WHERE {WHERE}", f.params()).fetchone()[0])
+    return int(_row(con.execute(f"SELECT count(*) FROM facts WHERE {WHERE}", f.params()))[0])
+
+
+def _row(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The one row of an aggregate query (always there)."""
+    row = cur.fetchone()
+    assert row is not None
+    return row
 
 
 # --- home --------------------------------------------------------------------------------
@@ -493,8 +475,9 @@ def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
         now = now.astimezone(zone("UTC")).replace(tzinfo=None)
     since = now - timedelta(days=7)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    row = con.execute(
-        """
+    row = _row(
+        con.execute(
+            """
         SELECT
           count(*) FILTER (WHERE ts >= $since),
           sum(teacher_cost_usd) FILTER (WHERE ts >= $month_start),
@@ -504,8 +487,9 @@ def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
             FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL)
         FROM facts WHERE ts <= $now AND is_primary
         """,
-        {"since": since, "month_start": month_start, "now": now},
-    ).fetchone()
+            {"since": since, "month_start": month_start, "now": now},
+        )
+    )
     sim = con.execute(
         """
         SELECT similarity_method, avg(similarity) FROM facts

@@ -35,8 +35,8 @@ from shadowtutor.backends import (
 )
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.log import record as logrecord
-from shadowtutor.log.store import LogWriter
+from shadowtutor.log import schema
+from shadowtutor.log.write import LogWriter
 from shadowtutor.review import queue as review
 from shadowtutor.similarity import SimilarityMethod, compare, get_method
 
@@ -97,7 +97,7 @@ class Turn:
     similarity_error: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
-    ts: str = field(default_factory=lambda: logrecord.format_ts(logrecord.utc_now()))
+    ts: str = field(default_factory=lambda: schema.format_ts(schema.utc_now()))
     saved_id: str | None = None
     queued: bool = False
 
@@ -111,7 +111,7 @@ class Chat:
     temperature: float = 0.7
     max_tokens: int = 512
     turns: list[Turn] = field(default_factory=list)
-    conversation_id: str = field(default_factory=logrecord.new_id)
+    conversation_id: str = field(default_factory=schema.new_id)
 
     def history(self) -> list[dict[str, Any]]:
         """System prompt and the earlier successful turns (user, student's answer)."""
@@ -127,7 +127,7 @@ class Chat:
     def clear(self) -> None:
         """Forget the turns and start a new conversation id (settings stay)."""
         self.turns = []
-        self.conversation_id = logrecord.new_id()
+        self.conversation_id = schema.new_id()
 
 
 def tokens_per_second(
@@ -369,13 +369,13 @@ def build_record(
     ]
     if unpriced:  # as the collector marks them: the Cost page counts these as unknown
         metadata["cost_unknown"] = unpriced
-    return logrecord.make_record(
-        ts=logrecord.parse_ts(turn.ts),
+    return schema.make_record(
+        ts=schema.parse_ts(turn.ts),
         source="playground",
         messages=turn.messages,
         teacher=teacher,
         student=_answer_fields(turn.student),
-        user_hash=logrecord.pseudonymize(username),
+        user_hash=schema.pseudonymize(username),
         conversation_id=chat.conversation_id,
         category=detect.detect_category(turn.prompt),
         language=detect.detect_language(turn.prompt),
@@ -428,7 +428,7 @@ def save_pair(
     if turn.saved_id:
         record["id"] = turn.saved_id
     else:
-        record = logrecord.validate(record)
+        record = schema.validate(record)
         with LogWriter(log_dir) as writer:
             writer.append(record)
         turn.saved_id = record["id"]

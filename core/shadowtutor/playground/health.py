@@ -150,13 +150,13 @@ def describe(backend: Backend, model: str, pulled: list[ModelInfo] | None = None
     Raises :class:`ModelNotFound` (with the fix) when the server does not have it."""
     show = getattr(backend, "show", None)
     if show is not None:
-        info = show(model)
+        info: ModelInfo = show(model)
         listed = next((m for m in pulled or [] if same_model(m.name, model)), None)
         if listed is not None and info.size_bytes is None:
             info.size_bytes = listed.size_bytes
         return info
-    listed = pulled if pulled is not None else backend.list_models()
-    for m in listed:
+    models = pulled if pulled is not None else backend.list_models()
+    for m in models:
         if same_model(m.name, model):
             return m
     raise ModelNotFound(not_pulled_message(backend, model))

@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.log.record import DEFAULT_STUDENT, SOURCES
+from shadowtutor.log.schema import DEFAULT_STUDENT, SOURCES
 
 STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "judge_unsure")
 STRATEGY_HELP = {

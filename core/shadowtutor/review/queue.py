@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 from shadowtutor import auth
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.judge import scores as judge_scores
-from shadowtutor.log import record as logrecord
+from shadowtutor.log import schema
 from shadowtutor.review import pick as sampling
 from shadowtutor.review.tags import (  # noqa: F401  (part of this module's API: the demo seeds tags here)
     DEFAULT_TAGS,
@@ -71,13 +71,13 @@ def snapshot(record: dict[str, Any]) -> dict[str, Any]:
         "language": record.get("language"),
         "category": record.get("category"),
         "messages": record.get("messages") or [],
-        "teacher": logrecord.empty_answer(**(record.get("teacher") or {})),
-        "student": logrecord.empty_answer(**(record.get("student") or {})),
+        "teacher": schema.empty_answer(**(record.get("teacher") or {})),
+        "student": schema.empty_answer(**(record.get("student") or {})),
         "similarity": sim.get("score"),
         "similarity_method": sim.get("method"),
         "served_by": routing.get("served_by"),
         "request_id": record.get("request_id") or record["id"],
-        "student_name": record.get("student_name") or logrecord.DEFAULT_STUDENT,
+        "student_name": record.get("student_name") or schema.DEFAULT_STUDENT,
     }
 
 
@@ -127,7 +127,7 @@ def enqueue_records(
     action: str = "review.enqueue",
     design_weights: Mapping[str, float] | None = None,
 ) -> EnqueueResult:
-    """Put log records (dicts as in ``shadowtutor.log.record``) into the review queue, as
+    """Put log records (dicts as in ``shadowtutor.log.schema``) into the review queue, as
     ``enqueued_by`` (allowed ``review.enqueue``; or ``playground.save`` for Playground pairs
     only, which is how a reviewer queues the pair they just saved).
 
@@ -154,7 +154,7 @@ def enqueue_records(
         if not record.get("id"):
             raise ReviewError("every record to enqueue needs an 'id'")
         pair_id = str(record["id"])
-        if len(pair_id) > logrecord.MAX_ID_LENGTH:  # the pair_id column holds 64 characters
+        if len(pair_id) > schema.MAX_ID_LENGTH:  # the pair_id column holds 64 characters
             bad_ids.append(pair_id)
             continue
         unique.setdefault(pair_id, record)
@@ -181,7 +181,7 @@ def enqueue_records(
                 "language": (snap["language"] or None) and snap["language"][:16],
                 "category": (snap["category"] or None) and snap["category"][:32],
                 "similarity": snap["similarity"],
-                "pair_ts": logrecord.parse_ts(ts) if isinstance(ts, str) else ts,
+                "pair_ts": schema.parse_ts(ts) if isinstance(ts, str) else ts,
                 "strategy": strategy,
                 "priority": priority_for(strategy, record),
                 "required_reviews": required_reviews,

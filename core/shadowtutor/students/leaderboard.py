@@ -22,8 +22,7 @@ from sqlmodel import Session, col, select
 
 from shadowtutor.gate import stats
 from shadowtutor.gate.criteria import GateConfig
-from shadowtutor.log import record as logrecord
-from shadowtutor.log import store as logstore
+from shadowtutor.log import read, schema
 from shadowtutor.students.registry import StudentSpec
 from shadowtutor.tables import JudgeScore, Review
 
@@ -31,10 +30,10 @@ ONE_SIDED = 0.975  # two one-sided bounds: a 95% interval
 
 _ROWS = f"""
 SELECT request_id, student_name, id, ts, category, student_model,
-       {logrecord.student_ok_sql("student_")} AS ok, student_latency_ms, similarity,
+       {schema.student_ok_sql("student_")} AS ok, student_latency_ms, similarity,
        student_cost_usd
 FROM pairs
-WHERE ts >= $since AND coalesce(source, '') <> 'playground' AND {logrecord.student_asked_sql()}
+WHERE ts >= $since AND coalesce(source, '') <> 'playground' AND {schema.student_asked_sql()}
 """
 
 
@@ -43,7 +42,7 @@ def load_rows(log_dir: Any, session: Session, since: datetime) -> pd.DataFrame:
     current reviews) and its judge score, when there are."""
     con = duckdb.connect()  # every student's records (the gate's connection has one a request)
     con.execute("SET TimeZone = 'UTC'")
-    logstore.create_views(con, log_dir)
+    read.create_views(con, log_dir)
     df = con.execute(_ROWS, {"since": since.astimezone(UTC).replace(tzinfo=None)}).df()
     if df.empty:
         return df.assign(review=pd.Series(dtype=float), judge=pd.Series(dtype=float))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shadowtutor.gate.criteria import Aggregate, Window, similarity_bins
+from shadowtutor.gate.criteria import Aggregate, RatingKey, Window, similarity_bins
 from shadowtutor.review import pick
 
 
@@ -69,7 +69,8 @@ class Judge:
         if self.random:
             return rng.integers(1, 6, size=len(human)).astype(float)
         raw = human + self.bias + rng.normal(0, self.noise, size=len(human))
-        return np.clip(np.rint(raw), 1, 5)
+        clipped: np.ndarray = np.clip(np.rint(raw), 1, 5)
+        return clipped
 
     def orders(self, human: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The student's score in each answer order."""
@@ -77,7 +78,8 @@ class Judge:
 
     def score(self, human: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         first, second = self.orders(human, rng)
-        return (first + second) / 2
+        mean: np.ndarray = (first + second) / 2
+        return mean
 
 
 def day(
@@ -137,7 +139,7 @@ def day(
             agg.scores[int(human[int(i)])] = agg.scores.get(int(human[int(i)]), 0) + 1
         agg.scores = {k: v for k, v in agg.scores.items() if v}
     for h, f, r, w in zip(human, scored, reviewed, weights, strict=True):
-        key: tuple = (int(h) if r else None, None, float(f), None)
+        key: RatingKey = (int(h) if r else None, None, float(f), None)
         if r and w != 1.0:
             key = (*key, round(float(w), 6))
         agg.ratings[key] = agg.ratings.get(key, 0) + 1

@@ -241,7 +241,8 @@ class _QuietServer(ThreadingHTTPServer):
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -13,6 +13,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyarrow import fs as pafs
 
 ACCESS_KEY = "shadowtutor-test"
 SECRET_KEY = "shadowtutor-test-secret"
@@ -58,7 +62,7 @@ class SeaweedServer:
         }
         self.config.write_text(json.dumps({"identities": [identity]}))
         self.master, self.volume, self.filer, self.s3 = free_ports(4)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.folder / "weed.log"
 
     @property
@@ -124,7 +128,7 @@ class SeaweedServer:
             time.sleep(0.5)
         raise RuntimeError(f"SeaweedFS S3 did not answer within {timeout} s: {last}")
 
-    def client(self):  # noqa: ANN201
+    def client(self) -> pafs.S3FileSystem:
         from pyarrow import fs as pafs
 
         return pafs.S3FileSystem(

@@ -1,19 +1,18 @@
-"""The shadow log record (schema version 2): building, validating, converting.
+"""The shadow log record (schema version 2), defined once: fields, validation, encoding.
 
-A record is a plain ``dict`` that serialises to one JSON line. Field names are the contract
-between the collector, imports, DuckDB queries and tests (documented in the README):
-
-    id, ts, schema_version, source, user_hash, conversation_id, category, language,
-    messages, teacher, student, similarity, routing, metadata, request_id, student_name
+A record is a plain ``dict`` that serialises to one JSON line. Its fields are the dataclasses
+:class:`Record`, :class:`Answer`, :class:`Similarity` and :class:`Routing` below; everything
+else that names them is derived from those: the field lists the validator checks
+(:data:`TOP_FIELDS`, :data:`ANSWER_FIELDS`), the DuckDB columns the log's SQL reads
+(:data:`RAW_COLUMNS`, :data:`ANSWER_STRUCT`) and the Parquet schema of a compacted part
+(:data:`PARQUET_SCHEMA`). The field names are the contract between the collector, imports,
+DuckDB queries and tests (documented in the README).
 
 Version 2 (several students): one record per (request, student). The records of one request
 share ``request_id``; the one whose ``id`` equals it is the request's *primary* record, and
 only the primary record's teacher cost and tokens are counted (the others repeat the teacher's
 answer so each record is a whole pair). A version 1 record reads as the primary record of its
 own request, answered by the default student (:data:`DEFAULT_STUDENT`).
-
-``teacher`` and ``student`` are :data:`ANSWER_FIELDS` objects; ``similarity`` is
-``{method, score}``; ``routing`` is ``{served_by, stage, bucket, eligible}``.
 """
 
 from __future__ import annotations
@@ -23,49 +22,140 @@ import json
 import math
 import re
 import uuid
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_type_hints
 
 import orjson
+import pyarrow as pa
 
-from shadowtutor.errors import ShadowTutorError
+from shadowtutor.log.errors import RecordError
+
+# --- the record, defined once ------------------------------------------------------------
+# Each field names its column type: DuckDB's name and Arrow's type (Parquet). ``json`` is a
+# nested free-form value (messages, metadata), kept as JSON text in DuckDB and Parquet.
+_TYPES: dict[str, tuple[str, pa.DataType]] = {
+    "text": ("VARCHAR", pa.string()),
+    "int": ("INTEGER", pa.int32()),
+    "bigint": ("BIGINT", pa.int64()),
+    "double": ("DOUBLE", pa.float64()),
+    "bool": ("BOOLEAN", pa.bool_()),
+    "json": ("JSON", pa.string()),
+}
+
+
+def _column(kind: str, default: Any = None) -> Any:
+    if isinstance(default, list | dict):
+        return field(default_factory=type(default), metadata={"kind": kind})
+    return field(default=default, metadata={"kind": kind})
+
+
+@dataclass
+class Answer:
+    """One model's answer (the teacher's or the student's)."""
+
+    model: str | None = _column("text")
+    provider: str | None = _column("text")
+    response: str | None = _column("text")
+    latency_ms: float | None = _column("double")
+    ttft_ms: float | None = _column("double")
+    prompt_tokens: int | None = _column("bigint")
+    completion_tokens: int | None = _column("bigint")
+    cost_usd: float | None = _column("double")
+    price_version: str | None = _column("text")
+    error: str | None = _column("text")
+
+
+@dataclass
+class Similarity:
+    method: str | None = _column("text")
+    score: float | None = _column("double")
+
+
+@dataclass
+class Routing:
+    served_by: str | None = _column("text", "teacher")
+    stage: float | None = _column("double", 0)
+    bucket: float | None = _column("double")
+    eligible: bool | None = _column("bool")
+
+
+@dataclass
+class Record:
+    """One logged pair. ``request_id`` and ``student_name`` are new in version 2."""
+
+    id: str = _column("text", "")
+    ts: str = _column("text", "")
+    schema_version: int = _column("int", 2)
+    source: str | None = _column("text")
+    user_hash: str | None = _column("text")
+    conversation_id: str | None = _column("text")
+    category: str | None = _column("text")
+    language: str | None = _column("text")
+    messages: list[dict[str, Any]] = _column("json", [])
+    teacher: Answer = field(default_factory=Answer)
+    student: Answer = field(default_factory=Answer)
+    similarity: Similarity = field(default_factory=Similarity)
+    routing: Routing = field(default_factory=Routing)
+    metadata: dict[str, Any] = _column("json", {})
+    request_id: str | None = _column("text")
+    student_name: str | None = _column("text")
+
+
+def _nested(cls: type, name: str) -> type | None:
+    hint = get_type_hints(cls)[name]
+    return hint if isinstance(hint, type) and is_dataclass(hint) else None
+
+
+def duckdb_type(cls: type, names: tuple[str, ...] | None = None) -> str:
+    """The DuckDB STRUCT of a dataclass of the record (of the fields ``names`` only)."""
+    columns = duckdb_columns(cls)
+    picked = names or tuple(columns)
+    return "STRUCT(" + ", ".join(f"{n} {columns[n]}" for n in picked) + ")"
+
+
+def duckdb_columns(cls: type) -> dict[str, str]:
+    out = {}
+    for f in fields(cls):
+        inner = _nested(cls, f.name)
+        out[f.name] = duckdb_type(inner) if inner else _TYPES[f.metadata["kind"]][0]
+    return out
+
+
+def arrow_type(cls: type) -> pa.StructType:
+    return pa.struct(arrow_fields(cls))
+
+
+def arrow_fields(cls: type) -> list[pa.Field]:
+    out = []
+    for f in fields(cls):
+        inner = _nested(cls, f.name)
+        out.append(pa.field(f.name, arrow_type(inner) if inner else _TYPES[f.metadata["kind"]][1]))
+    return out
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.default_factory is not MISSING:  # type: ignore[misc]
+            out[f.name] = f.default_factory()  # type: ignore[misc]
+        else:
+            out[f.name] = f.default
+    return out
+
+
+TOP_FIELDS = tuple(f.name for f in fields(Record))
+ANSWER_FIELDS = tuple(f.name for f in fields(Answer))
+_NUMERIC = tuple(f.name for f in fields(Answer) if f.metadata["kind"] in ("double", "bigint"))
+ANSWER_STRUCT = duckdb_type(Answer)
+RAW_COLUMNS = duckdb_columns(Record)  # how DuckDB reads a JSONL line
+PARQUET_SCHEMA = pa.schema(arrow_fields(Record))  # the columns of a compacted Parquet part
 
 SCHEMA_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
 DEFAULT_STUDENT = "default"  # the single-student settings' student (shadowtutor.students)
 SOURCES = ("live", "replay", "playground", "import", "demo")
 ROLES = ("system", "user", "assistant", "tool", "developer")
-ANSWER_FIELDS = (
-    "model",
-    "provider",
-    "response",
-    "latency_ms",
-    "ttft_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "price_version",
-    "error",
-)
-TOP_FIELDS = (
-    "id",
-    "ts",
-    "schema_version",
-    "source",
-    "user_hash",
-    "conversation_id",
-    "category",
-    "language",
-    "messages",
-    "teacher",
-    "student",
-    "similarity",
-    "routing",
-    "metadata",
-    "request_id",
-    "student_name",
-)
-_NUMERIC = ("latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd")
 MAX_ID_LENGTH = 64  # the review queue's pair_id column (VARCHAR(64) on PostgreSQL)
 _PSEUDONYM = re.compile(r"[0-9a-f]{16}")
 
@@ -91,20 +181,16 @@ def student_ok_sql(prefix: str = "student_") -> str:
 
 def student_asked(student: dict[str, Any] | None) -> bool:
     """The record's ``student`` answer says the student was asked (see the SQL above)."""
-    return bool(student) and (student.get("model") is not None or student.get("error") is not None)
+    if not student:
+        return False
+    return student.get("model") is not None or student.get("error") is not None
 
 
 def student_succeeded(student: dict[str, Any] | None) -> bool:
     """The student was asked and answered: a response and no error."""
-    return (
-        student_asked(student)
-        and student.get("error") is None
-        and student.get("response") is not None
-    )
-
-
-class RecordError(ShadowTutorError, ValueError):
-    """A record that does not follow the schema; the message says which field and why."""
+    if not student or not student_asked(student):
+        return False
+    return student.get("error") is None and student.get("response") is not None
 
 
 def new_id() -> str:
@@ -185,9 +271,8 @@ def make_record(
         "messages": messages,
         "teacher": empty_answer(**teacher),
         "student": empty_answer(**(student or {})),
-        "similarity": similarity or {"method": None, "score": None},
-        "routing": routing
-        or {"served_by": "teacher", "stage": 0, "bucket": None, "eligible": None},
+        "similarity": similarity or _defaults(Similarity),
+        "routing": routing or _defaults(Routing),
         "metadata": metadata or {},
         "request_id": request_id or id,
         "student_name": student_name or DEFAULT_STUDENT,
@@ -259,12 +344,8 @@ def validate(obj: Any) -> dict[str, Any]:
         student_name=obj.get("student_name"),
     )
     if record["routing"] is not None:
-        record["routing"] = {
-            "served_by": record["routing"].get("served_by", "teacher"),
-            "stage": record["routing"].get("stage", 0),
-            "bucket": record["routing"].get("bucket"),
-            "eligible": record["routing"].get("eligible"),
-        }
+        given = record["routing"]
+        record["routing"] = {k: given.get(k, d) for k, d in _defaults(Routing).items()}
     return record
 
 
@@ -325,38 +406,6 @@ def _validate_similarity(sim: Any) -> dict[str, Any] | None:
     return {"method": sim.get("method"), "score": score}
 
 
-def openai_id(messages: list[dict[str, Any]]) -> str:
-    """The id of an OpenAI chat line: a hash of its messages, so the same line imported or
-    replayed twice gets the same id."""
-    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:32]
-    return f"oai-{digest}"
-
-
-def from_openai_chat(obj: Any, *, line_no: int | None = None) -> dict[str, Any]:
-    """Convert an OpenAI chat fine-tuning line ``{"messages": [...]}`` into a record.
-
-    The last assistant message is the teacher's answer; the messages before it are the prompt.
-    The id is a hash of the content, so importing the same line twice yields the same id.
-    """
-    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
-        raise RecordError("an OpenAI chat line must be an object with a 'messages' list")
-    messages = validate_messages(obj["messages"])
-    last = messages[-1]
-    if last.get("role") != "assistant" or not isinstance(last.get("content"), str):
-        raise RecordError("the last message must be the assistant's (teacher's) answer")
-    prompt = messages[:-1]
-    if not prompt:
-        raise RecordError("there is no prompt before the assistant's answer")
-    extra = {k: v for k, v in obj.items() if k != "messages"}
-    return make_record(
-        id=openai_id(messages),
-        source="import",
-        messages=prompt,
-        teacher={"model": str(obj.get("model") or "unknown"), "response": last["content"]},
-        metadata=extra if extra else {},
-    )
-
-
 def _refuse_constant(name: str) -> Any:
     raise RecordError(f"not standard JSON: {name} is not a JSON number")
 
@@ -379,14 +428,6 @@ def loads(line: str | bytes) -> Any:
         raise RecordError(f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
     except RecursionError:
         raise RecordError("not valid JSON (nested too deeply)") from None
-
-
-def parse_line(line: str | bytes) -> dict[str, Any]:
-    """Parse one JSON line in either our schema or OpenAI chat format into a valid record."""
-    obj = loads(line)
-    if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
-        return from_openai_chat(obj)
-    return validate(obj)
 
 
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE

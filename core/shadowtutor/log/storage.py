@@ -1,48 +1,51 @@
-"""Where the shadow log lives: a local folder, or a bucket on S3-compatible object storage.
+"""Where the shadow log lives, behind one interface: a local folder or an S3 bucket.
 
-``SHADOWTUTOR_LOG_DIR`` is either a folder or ``s3://bucket/prefix``. Both have the same layout
-(``jsonl/date=YYYY-MM-DD/...``, ``parquet/date=YYYY-MM-DD/...``, ``quarantine/...``) and the
-store, analytics, sampling, the gate and export read them through the same few calls here:
-list the files of a kind, read one file's bytes, give DuckDB a path it can open, delete, move.
+Both hold the same layout (``jsonl/date=YYYY-MM-DD/...``, ``parquet/date=YYYY-MM-DD/...``,
+``quarantine/...``) and the writers, readers, SQL and compaction use them only through
+:class:`Storage`: list the files of a kind, read one file's bytes, give DuckDB a URL it can
+open, put a finished local file in place, move, delete. Nothing outside this module asks
+which kind of storage it has.
 
-A folder is used exactly as before (``Path`` objects, ``os``/``glob``, DuckDB reading the files
-itself). A bucket is reached with ``pyarrow.fs.S3FileSystem`` (pyarrow is already a dependency;
-its C++ client speaks AWS S3, MinIO, Ceph, R2 and SeaweedFS) configured by the standard
-variables ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``
-(and ``AWS_SESSION_TOKEN``). DuckDB's own S3 support (the httpfs extension) is a separate
-download that is not always possible, so DuckDB reads the bucket through the same pyarrow
-client, registered as a filesystem (``fsspec``'s wrapper around a pyarrow filesystem): every
-SQL text stays the same for a folder and a bucket, only the paths differ.
+A folder is used with ``Path`` objects and ``os`` calls, and DuckDB reads its files itself. A
+bucket is reached with ``pyarrow.fs.S3FileSystem`` (its C++ client speaks AWS S3, MinIO, Ceph,
+R2 and SeaweedFS) configured by the ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` (and ``AWS_SESSION_TOKEN``) values the caller passes
+in; DuckDB reads the bucket through the same client registered as a filesystem
+(:mod:`shadowtutor.log.bucketfs`), so every SQL text is the same for both, only the URLs differ.
 
-Paths of files in a bucket are ``PurePosixPath("bucket/prefix/jsonl/date=.../x.jsonl.zst")``;
-:meth:`S3Location.url` turns one into the URL DuckDB opens.
+The log package never reads the environment: the caller builds the storage from the settings'
+strings (:func:`from_settings`, :func:`open_log`).
 
-A bucket's JSONL parts are uploaded zstd-compressed (``.jsonl.zst``, about 18 times smaller
-on real records): the object store then stores, and later serves, a fraction of the bytes, and
-it is the store's CPU per byte, not the writer's, that limits sustained ingestion when both
-share cores. Every reader takes ``.jsonl`` and ``.jsonl.zst`` alike, in a folder or a bucket
-(DuckDB decompresses by the name; :meth:`read_bytes` does for Python readers).
+Paths of files in a bucket are ``PurePosixPath("bucket/prefix/jsonl/date=.../x.jsonl.zst")``.
+A bucket's JSONL parts are uploaded zstd-compressed (``.jsonl.zst``, about 18 times smaller on
+real records): the object store then stores, and later serves, a fraction of the bytes. Every
+reader takes ``.jsonl`` and ``.jsonl.zst`` alike, in a folder or a bucket (DuckDB decompresses
+by the name; :meth:`Storage.read_bytes` does for Python readers).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import tempfile
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
-from shadowtutor.errors import ShadowTutorError
+try:  # POSIX; elsewhere compaction and writers do not lock (one process at a time)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from shadowtutor.log import bucketfs
+from shadowtutor.log.errors import CorruptPartError, LogStorageError
 
 S3_SCHEME = "s3://"
 COMPRESSED = ".zst"  # a zstd-compressed part
 JSONL_SUFFIXES = (".jsonl", ".jsonl" + COMPRESSED)  # the JSONL parts, plain or compressed
-
-
-class LogStorageError(ShadowTutorError, RuntimeError):
-    """The log's object storage cannot be used; the message names the variable to fix."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,44 @@ class Entry:
     path: Any  # Path (folder) or PurePosixPath (bucket)
     size: int
     mtime_ns: int
+
+
+class Storage(Protocol):
+    """What the log's writers, readers, SQL and compaction need from where it lives.
+
+    ``key`` names the place stably (cache file names), ``instance_key`` this object in
+    in-process caches (a bucket: one per client). ``url`` is the name DuckDB opens a file by,
+    ``display`` how a report names it. ``put_file`` puts a finished local file in place whole
+    (the local file is gone after); ``staging`` gives the local path to write it first.
+    ``hold`` gives the files that are safe to remove while it lasts (compaction). ``prepare``
+    makes a DuckDB connection able to read the storage; ``read_error`` finds the storage's
+    own failure in a DuckDB error. ``appends``: whether writers append to the log's own files
+    (a folder); object storage has no append, so there writers spool parts and upload them.
+    """
+
+    kind: str
+    appends: bool
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def instance_key(self) -> str: ...
+    @property
+    def root(self) -> Any: ...
+    def sub(self, *parts: str) -> Any: ...
+    def entries(self, kind: str, suffix: str | tuple[str, ...]) -> list[Entry]: ...
+    def files(self, kind: str, suffix: str | tuple[str, ...]) -> list[Any]: ...
+    def url(self, path: Any) -> str: ...
+    def display(self, path: Any) -> str: ...
+    def read_bytes(self, path: Any) -> bytes: ...
+    def exists(self, path: Any) -> bool: ...
+    def delete(self, path: Any) -> None: ...
+    def move(self, src: Any, dst: Any) -> None: ...
+    def put_file(self, local: Path, dst: Any) -> None: ...
+    def staging(self, dst: Any) -> AbstractContextManager[Path]: ...
+    def hold(self, files: list[Any]) -> AbstractContextManager[list[Any]]: ...
+    def prepare(self, con: Any) -> None: ...
+    def read_error(self, exc: BaseException) -> LogStorageError | None: ...
 
 
 def is_compressed(path: Any) -> bool:
@@ -80,34 +121,36 @@ def decompress(data: bytes, path: Any) -> bytes:
         ) from None
 
 
-class CorruptPartError(ShadowTutorError, ValueError):
-    """A compressed part whose bytes do not decompress."""
-
-
 def _suffixes(suffix: str | tuple[str, ...]) -> tuple[str, ...]:
     return (suffix,) if isinstance(suffix, str) else tuple(suffix)
 
 
 def is_s3(value: Any) -> bool:
-    return isinstance(value, S3Location) or str(value).startswith(S3_SCHEME)
+    return isinstance(value, S3Storage) or str(value).startswith(S3_SCHEME)
 
 
-def location(value: Any) -> FolderLocation | S3Location:
-    """The location for a folder path, an ``s3://`` URL, or a location (returned as is)."""
-    if isinstance(value, FolderLocation | S3Location):
+LogDir = Union[Path, str, "Storage"]  # noqa: UP007  (forward reference)
+
+
+def resolve(value: LogDir) -> Storage:
+    """The storage for a folder path, or a storage (returned as is). A bucket is built from
+    the settings (:func:`from_settings`): its URL alone does not say how to reach it."""
+    if not isinstance(value, Path | str):
         return value
     if is_s3(value):
-        from shadowtutor.config import Settings
-
-        return S3Location.from_settings(Settings.load(), str(value))
-    return FolderLocation(Path(value))
+        raise LogStorageError(
+            f"the log bucket {value} needs its settings: pass settings.log_path "
+            "(or storage.from_settings(settings, env)) instead of the URL"
+        )
+    return FolderStorage(Path(value))
 
 
 # --- a folder ----------------------------------------------------------------------------
 
 
-class FolderLocation:
+class FolderStorage:
     kind = "folder"
+    appends = True
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -119,12 +162,12 @@ class FolderLocation:
     def key(self) -> str:
         return str(self.root.resolve())
 
+    @property
+    def instance_key(self) -> str:
+        return self.key
+
     def sub(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
-
-    def day_folders(self, kind: str) -> list[Path]:
-        root = self.root / kind
-        return sorted(root.glob("date=*")) if root.exists() else []
 
     def files(self, kind: str, suffix: str | tuple[str, ...]) -> list[Path]:
         root = self.root / kind
@@ -144,6 +187,9 @@ class FolderLocation:
         return out
 
     def url(self, path: Any) -> str:
+        return str(path)
+
+    def display(self, path: Any) -> str:
         return str(path)
 
     def read_bytes(self, path: Any) -> bytes:
@@ -166,11 +212,71 @@ class FolderLocation:
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, dst)
 
+    @contextmanager
+    def staging(self, dst: Any) -> Iterator[Path]:
+        """Next to ``dst``, so that :meth:`put_file` is one rename on the same disk."""
+        tmp = Path(dst).with_suffix(Path(dst).suffix + ".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextmanager
+    def hold(self, files: list[Any]) -> Iterator[list[Path]]:
+        """Lock every file (writers take the same lock for each write and, finding the file
+        gone afterwards, start a new one), so no line lands in a file being removed; the
+        files still in place are given."""
+        fds = []
+        held = []
+        try:
+            for f in files:
+                try:
+                    fd = os.open(f, os.O_RDONLY)
+                except FileNotFoundError:  # removed by a concurrent compaction
+                    continue
+                fds.append(fd)
+                lock_file(fd)
+                if is_file_at(fd, f):
+                    held.append(f)
+            yield held
+        finally:
+            for fd in fds:
+                unlock_file(fd)
+                os.close(fd)
+
     def prepare(self, con: Any) -> None:
-        """Make a DuckDB connection able to read this location (nothing to do for a folder)."""
+        """Nothing to do: DuckDB reads a folder's files itself."""
+
+    def read_error(self, exc: BaseException) -> LogStorageError | None:
+        return None
 
 
-LogDir = Union[Path, str, FolderLocation, "S3Location"]  # noqa: UP007  (forward reference)
+def lock_file(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def unlock_file(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def is_file_at(fd: int, path: Path | str) -> bool:
+    """Whether the open file is still the one at ``path`` (not removed, not moved away)."""
+    st = os.fstat(fd)
+    if st.st_nlink == 0:
+        return False
+    try:
+        at = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (at.st_dev, at.st_ino) == (st.st_dev, st.st_ino)
 
 
 # --- a bucket ----------------------------------------------------------------------------
@@ -180,10 +286,11 @@ def _env(env: Any, name: str) -> str:
     return (env.get(name) or "").strip()
 
 
-class S3Location:
+class S3Storage:
     """``s3://bucket/prefix``: the log in a bucket, with a local spool for the writers."""
 
     kind = "s3"
+    appends = False
 
     def __init__(
         self,
@@ -192,7 +299,7 @@ class S3Location:
         spool_dir: Path,
         part_bytes: int = 8 * 1024 * 1024,
         part_seconds: float = 30.0,
-        env: Any = None,
+        env: Mapping[str, str] | None = None,
     ):
         if not url.startswith(S3_SCHEME):
             raise LogStorageError(f"SHADOWTUTOR_LOG_DIR={url!r} is not an s3://bucket/prefix URL")
@@ -204,12 +311,12 @@ class S3Location:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url_text = f"{S3_SCHEME}{bucket}" + (f"/{self.prefix}" if self.prefix else "")
-        self.env = dict(os.environ if env is None else env)
+        self.env = dict(env or {})
         self.endpoint = _env(self.env, "AWS_ENDPOINT_URL")
         self.part_bytes = max(1, int(part_bytes))
         self.part_seconds = max(0.05, float(part_seconds))
         digest = hashlib.sha256(f"{self.endpoint}|{self.url_text}".encode()).hexdigest()
-        # Each bucket's writers on this machine share one spool folder (see store.SpoolWriter).
+        # Each bucket's writers on this machine share one spool folder (see write.SpoolWriter).
         self.spool = Path(spool_dir).expanduser() / digest[:12]
         self.protocol = "stlog" + digest[:8]
         self._fs: Any = None
@@ -217,32 +324,22 @@ class S3Location:
         self._bucket_seen = False
         # The files of the last listing of each kind: DuckDB asks for every file it is given
         # whether it exists (a HEAD request each, 0.4 s for 200 Parquet parts on every page
-        # view); a file just listed is answered from here (see _duckdb_filesystem).
+        # view); a file just listed is answered from here (see bucketfs).
         self._listed: dict[str, frozenset[str]] = {}
-
-    @classmethod
-    def from_settings(cls, settings: Any, url: str | None = None) -> S3Location:
-        spool = (
-            Path(settings.log_spool_dir).expanduser()
-            if settings.log_spool_dir
-            else settings.home_path / "spool"
-        )
-        return _cached(
-            url or settings.log_dir,
-            spool,
-            int(settings.log_part_mb * 1024 * 1024),
-            float(settings.log_part_seconds),
-        )
 
     def __str__(self) -> str:
         return self.url_text
 
     def __repr__(self) -> str:
-        return f"S3Location({self.url_text!r})"
+        return f"S3Storage({self.url_text!r})"
 
     @property
     def key(self) -> str:
         return f"{self.endpoint}|{self.url_text}"
+
+    @property
+    def instance_key(self) -> str:
+        return f"{self.key}|{id(self)}"  # a change of credentials gives a new object
 
     @property
     def root(self) -> PurePosixPath:
@@ -378,6 +475,9 @@ class S3Location:
     def url(self, path: Any) -> str:
         return f"{self.protocol}://{path}"
 
+    def display(self, path: Any) -> str:
+        return f"{S3_SCHEME}{path}"
+
     def read_bytes(self, path: Any) -> bytes:
         """An object's bytes (decompressed for a ``.zst`` part)."""
 
@@ -432,6 +532,22 @@ class S3Location:
         self.upload(local, dst)
         Path(local).unlink()
 
+    @contextmanager
+    def staging(self, dst: Any) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="shadowtutor-compact-") as tmpdir:
+            # the same day folder as in the bucket: DuckDB adds its ``date`` column alike
+            folder = Path(tmpdir) / PurePosixPath(dst).parent.name
+            folder.mkdir()
+            yield folder / PurePosixPath(dst).name
+
+    @contextmanager
+    def hold(self, files: list[Any]) -> Iterator[list[Any]]:
+        """Every file: objects are never appended to, so none can change under a reader."""
+        yield list(files)
+
+    def read_error(self, exc: BaseException) -> LogStorageError | None:
+        return self.explain(exc) if "AWS Error" in str(exc) else None
+
     def prepare(self, con: Any) -> None:
         """Register the bucket's client with a DuckDB connection (once per database)."""
         try:
@@ -440,13 +556,13 @@ class S3Location:
         except Exception:  # older DuckDB: try registering anyway
             pass
         try:
-            con.register_filesystem(_duckdb_filesystem(self))
+            con.register_filesystem(bucketfs.filesystem(self))
         except Exception as exc:
             if "already" not in str(exc).lower():
                 raise
 
 
-_CACHE: dict[tuple[Any, ...], S3Location] = {}
+_CACHE: dict[tuple[Any, ...], S3Storage] = {}
 _CACHE_LOCK = threading.Lock()
 _AWS_VARS = (
     "AWS_ENDPOINT_URL",
@@ -458,97 +574,46 @@ _AWS_VARS = (
 )
 
 
-def _cached(url: str, spool: Path, part_bytes: int, part_seconds: float) -> S3Location:
-    """One location object (one S3 client) per URL, spool, part limits and credentials."""
-    key = (url, str(spool), part_bytes, part_seconds) + tuple(os.environ.get(v) for v in _AWS_VARS)
+def open_log(
+    url: str,
+    *,
+    spool_dir: Path,
+    part_mb: float,
+    part_seconds: float,
+    env: Mapping[str, str],
+) -> S3Storage:
+    """One storage object (one S3 client) per URL, spool, part limits and credentials
+    (``env``: the ``AWS_*`` values, usually the process environment, read by the caller)."""
+    part_bytes = int(part_mb * 1024 * 1024)
+    aws = {v: env[v] for v in _AWS_VARS if env.get(v) is not None}
+    key = (url, str(spool_dir), part_bytes, float(part_seconds)) + tuple(
+        aws.get(v) for v in _AWS_VARS
+    )
     with _CACHE_LOCK:
-        loc = _CACHE.get(key)
-        if loc is None:
-            loc = _CACHE[key] = S3Location(
-                url, spool_dir=spool, part_bytes=part_bytes, part_seconds=part_seconds
+        found = _CACHE.get(key)
+        if found is None:
+            found = _CACHE[key] = S3Storage(
+                url,
+                spool_dir=spool_dir,
+                part_bytes=part_bytes,
+                part_seconds=float(part_seconds),
+                env=aws,
             )
-        return loc
+        return found
 
 
-def _duckdb_filesystem(loc: S3Location) -> Any:
-    from fsspec.implementations.arrow import ArrowFSWrapper
-
-    prefix = f"{loc.protocol}://"
-
-    class _BucketFS(ArrowFSWrapper):
-        protocol = loc.protocol
-        root_marker = ""
-
-        @classmethod
-        def _strip_protocol(cls, path: Any) -> Any:
-            if isinstance(path, list):
-                return [cls._strip_protocol(p) for p in path]
-            path = str(path)
-            return path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
-
-        def exists(self, path: Any, **kwargs: Any) -> bool:
-            return loc.listed(self._strip_protocol(path)) or super().exists(path, **kwargs)
-
-        def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-            if mode == "rb" and is_compressed(path):
-                # DuckDB reads a compressed file as one stream, each read going on where the
-                # last stopped, from whichever of its threads holds the stream (it may seek
-                # on one and read on the next): one shared position, pyarrow's own file.
-                # Per-thread positions here made later reads start again from the top: rows
-                # came back thousands of times, or "Data corruption detected".
-                return self.fs.open_input_file(path)
-            if mode == "rb":
-                return _PositionalFile(self.fs.open_input_file(path), path)
-            return super()._open(path, mode, *args, **kwargs)
-
-    return _BucketFS(loc.fs)
-
-
-class _PositionalFile(io.RawIOBase):
-    """A read-only remote file whose position is per thread (for files DuckDB reads in
-    ranges: Parquet and plain JSONL; a compressed part is one stream, see ``_open``).
-
-    DuckDB reads one file from several threads through a Python filesystem as ``seek`` then
-    ``read`` on one shared handle; with a shared position two threads interleave and read each
-    other's bytes (Parquet "Invalid data", wrong columns). Here every thread has its own
-    position and each read is a positional ``read_at`` (thread-safe in pyarrow)."""
-
-    def __init__(self, raw: Any, path: str):
-        super().__init__()
-        self._raw = raw
-        self.path = path
-        self.size = raw.size()
-        self._local = threading.local()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return getattr(self._local, "pos", 0)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.tell(), 2: self.size}[whence]
-        self._local.pos = max(0, base + offset)
-        return self._local.pos
-
-    def read(self, size: int = -1) -> bytes:
-        pos = self.tell()
-        if size is None or size < 0:
-            size = self.size - pos
-        size = max(0, min(size, self.size - pos))
-        data = self._raw.read_at(size, pos) if size else b""
-        self._local.pos = pos + len(data)
-        return bytes(data)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
+def from_settings(settings: Any, env: Mapping[str, str]) -> S3Storage:
+    """The bucket named by ``settings.log_dir`` (an ``s3://`` URL), with the settings' spool
+    folder and part limits; ``env`` gives the ``AWS_*`` credentials and endpoint."""
+    spool = (
+        Path(settings.log_spool_dir).expanduser()
+        if settings.log_spool_dir
+        else settings.home_path / "spool"
+    )
+    return open_log(
+        settings.log_dir,
+        spool_dir=spool,
+        part_mb=float(settings.log_part_mb),
+        part_seconds=float(settings.log_part_seconds),
+        env=env,
+    )

@@ -1,0 +1,93 @@
+"""The record is defined once (``shadowtutor.log.schema``): the validator's field lists, the
+DuckDB columns and the Parquet schema all come from it, and agree with it and each other."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shadowtutor.log import compaction, read, schema, write
+
+DUCKDB_TO_ARROW = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
+
+
+def _struct_fields(text: str) -> dict[str, str]:
+    inner = text.removeprefix("STRUCT(").removesuffix(")")
+    return dict(part.split(" ", 1) for part in inner.split(", "))
+
+
+def test_every_field_of_the_record_is_in_the_validator_duckdb_and_parquet() -> None:
+    names = [f.name for f in fields(schema.Record)]
+    assert list(schema.TOP_FIELDS) == names
+    assert list(schema.RAW_COLUMNS) == names
+    assert schema.PARQUET_SCHEMA.names == names
+    answer = [f.name for f in fields(schema.Answer)]
+    assert list(schema.ANSWER_FIELDS) == answer
+    assert list(_struct_fields(schema.ANSWER_STRUCT)) == answer
+    for side in ("teacher", "student"):
+        assert schema.RAW_COLUMNS[side] == schema.ANSWER_STRUCT
+        parquet = schema.PARQUET_SCHEMA.field(side).type
+        assert [parquet.field(i).name for i in range(parquet.num_fields)] == answer
+
+
+@pytest.mark.parametrize("name", schema.TOP_FIELDS)
+def test_duckdb_and_parquet_types_agree(name: str) -> None:
+    duck = schema.RAW_COLUMNS[name]
+    arrow = schema.PARQUET_SCHEMA.field(name).type
+    if duck.startswith("STRUCT("):
+        members = _struct_fields(duck)
+        assert pa.types.is_struct(arrow) and arrow.num_fields == len(members)
+        for i, (member, kind) in enumerate(members.items()):
+            assert arrow.field(i).name == member
+            assert arrow.field(i).type == DUCKDB_TO_ARROW[kind], (name, member)
+    else:
+        assert arrow == DUCKDB_TO_ARROW[duck], name
+
+
+def test_a_built_record_has_exactly_the_defined_fields_and_validates() -> None:
+    rec = schema.make_record(
+        messages=[{"role": "user", "content": "q"}], teacher={"model": "t", "response": "a"}
+    )
+    assert tuple(rec) == schema.TOP_FIELDS
+    for side in ("teacher", "student"):
+        assert tuple(rec[side]) == schema.ANSWER_FIELDS
+    assert tuple(rec["similarity"]) == tuple(f.name for f in fields(schema.Similarity))
+    assert tuple(rec["routing"]) == tuple(f.name for f in fields(schema.Routing))
+    assert schema.validate(rec) == rec
+
+
+def test_a_compacted_part_has_the_record_parquet_schema(tmp_path: Path) -> None:
+    rec = schema.make_record(
+        ts=datetime(2026, 5, 10, 12, tzinfo=UTC),
+        messages=[{"role": "user", "content": "q"}],
+        teacher={"model": "t", "response": "a", "prompt_tokens": 3, "cost_usd": 0.1},
+        student={"model": "s", "response": "b", "latency_ms": 12.5},
+    )
+    with write.LogWriter(tmp_path) as writer:
+        writer.append(rec)
+    report = compaction.compact(tmp_path, today=datetime(2026, 5, 11, tzinfo=UTC).date())
+    assert report.rows_written == 1
+    (part,) = read.parquet_files(tmp_path)
+    written = pq.read_schema(part)
+    for expected in schema.PARQUET_SCHEMA:
+        got = written.field(expected.name).type
+        if pa.types.is_string(expected.type):
+            assert (
+                pa.types.is_string(got)
+                or pa.types.is_large_string(got)
+                or str(got).startswith("extension<arrow.json")
+            ), (expected.name, got)
+        else:
+            assert got == expected.type, (expected.name, got)
