@@ -23,9 +23,13 @@ demo: $(BIN)/.installed
 	SHADOWTUTOR_HOME=$${SHADOWTUTOR_HOME:-$(CURDIR)/.demo-home} $(BIN)/shadowtutor demo --port $(PORT) $(DEMO_ARGS)
 
 # The whole suite, PostgreSQL tests included (TEST_DATABASE_URL names a server where a
-# throwaway database is created and dropped).
+# throwaway database is created and dropped). The tests mostly wait (model servers, timeouts,
+# subprocesses, the browser), so TEST_WORKERS pytest-xdist workers run them side by side, one
+# test file per worker at a time (module fixtures are built once). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
 test: $(BIN)/.installed
-	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_ADMIN_URL)} $(BIN)/python -m pytest
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_ADMIN_URL)} $(BIN)/python -m pytest \
+		-n $(TEST_WORKERS) --dist loadfile
 
 # Both run in .ci/run before the tests, and in pre-commit (.pre-commit-config.yaml).
 lint: $(BIN)/.installed

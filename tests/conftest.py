@@ -5,12 +5,16 @@ log folder in a temporary directory). Store tests run on SQLite and, when TEST_D
 names a PostgreSQL server, on a database created for this test session and dropped after it.
 `make test` and CI set TEST_DATABASE_URL, so there the PostgreSQL tests run (and fail loudly
 if the server is unreachable) instead of skipping.
+
+What is expensive is built once per session and copied or restored per test
+(:mod:`tests.support.copies`): the migrated SQLite file, the small demo (database and log
+folder), a migrated PostgreSQL template for databases of one test, and the loopback model
+servers. Under pytest-xdist every worker builds its own.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
+from tests.support import copies
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,20 +46,33 @@ def settings(home: Path) -> Settings:
     return Settings.load()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; tests get copies of it."""
+    return copies.migrate_template(tmp_path_factory.mktemp("template") / "migrated.db")
+
+
 @pytest.fixture
-def migrated(settings: Settings) -> Settings:
-    """Settings whose SQLite database is migrated to head."""
-    db.upgrade(settings.db_url)
+def migrated(settings: Settings, sqlite_template: Path) -> Settings:
+    """Settings whose SQLite database is migrated to head (a copy of the session's template)."""
+    copies.copy_sqlite(sqlite_template, settings.db_url)
     return settings
 
 
-@pytest.fixture
-def demo_settings(migrated: Settings) -> Settings:
-    """Migrated settings whose log and database hold a small demo (600 pairs over 20 days,
-    ending this hour; seed 5): the log the page tests look at."""
-    from shadowtutor.demo import generate
+@pytest.fixture(scope="session")
+def demo_template(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> copies.DemoCopies:
+    """The demo of ``demo_settings``, generated once per session (again if the hour changed)."""
+    return copies.DemoCopies(tmp_path_factory.mktemp("demo"), sqlite_template)
 
-    generate.build(url=migrated.db_url, log_dir=migrated.log_path, pairs=600, days=20, seed=5)
+
+@pytest.fixture
+def demo_settings(migrated: Settings, demo_template: copies.DemoCopies) -> Settings:
+    """Migrated settings whose log and database hold a small demo (600 pairs over 20 days,
+    ending this hour; seed 5): the log the page tests look at. A private copy of the
+    session's demo, so a test may write to it."""
+    demo_template.copy_into(migrated)
     return migrated
 
 
@@ -62,8 +80,8 @@ def demo_settings(migrated: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """URL of a PostgreSQL database created for this test session (dropped afterwards)."""
+def pg_admin_url() -> str:
+    """TEST_DATABASE_URL, checked reachable: the server where test databases are made."""
     admin_url = os.environ.get("TEST_DATABASE_URL")
     if not admin_url:
         pytest.skip("TEST_DATABASE_URL is not set (make test and CI set it)")
@@ -77,17 +95,15 @@ def pg_url() -> Iterator[str]:
             f"reachable ({exc.__class__.__name__}). Start it with: pg_ctlcluster "
             "--skip-systemctl-redirect $(ls /etc/postgresql) main start"
         )
-    name = f"shadowtutor_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    admin.dispose()
+    return admin_url
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """URL of a PostgreSQL database created for this test session (dropped afterwards)."""
+    with copies.pg_database(pg_admin_url, "shadowtutor_test") as url:
         yield url
-    finally:
-        db.dispose_engines(url)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -96,13 +112,31 @@ def pg_migrated(pg_url: str) -> str:
     return pg_url
 
 
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> Iterator[str]:
+    """Name of a PostgreSQL database migrated to head once per session, to copy from (no
+    connection stays open to it: PostgreSQL copies only a database nobody is connected to)."""
+    with copies.pg_database(pg_admin_url, "shadowtutor_tmpl") as url:
+        db.upgrade(url)
+        db.dispose_engines(url)
+        yield make_url(url).database or ""
+
+
+@pytest.fixture
+def pg_fresh(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    """URL of a PostgreSQL database at head for this test alone (``CREATE DATABASE ...
+    TEMPLATE``, about 0.1 s); dropped after the test."""
+    with copies.pg_database(pg_admin_url, "shadowtutor_t", template=pg_template) as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database at head: a fresh SQLite file, or the session's PostgreSQL database."""
+    """A database at head: a fresh SQLite file (a copy of the session's migrated template),
+    or the session's PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        db.upgrade(url)
-        return url
+        template = request.getfixturevalue("sqlite_template")
+        return copies.copy_sqlite(template, f"sqlite:///{tmp_path / 'store.db'}")
     return request.getfixturevalue("pg_migrated")
 
 
@@ -120,25 +154,43 @@ def session(db_url: str) -> Iterator[Session]:
 # --- model servers and routing for the request-path tests ---------------------------------
 
 
-def _server(request: pytest.FixtureRequest, name: str, default: dict[str, Any]) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def model_servers() -> Iterator[dict[tuple[str, str], Any]]:
+    """The loopback servers of this session, one per distinct set of ModelServer arguments;
+    ``teacher`` and ``student`` restore one before each test instead of starting a new one."""
+    servers: dict[tuple[str, str], Any] = {}
+    yield servers
+    for srv in servers.values():
+        srv.down()
+
+
+def _server(request: pytest.FixtureRequest, name: str, default: dict[str, Any]) -> Any:
     from shadowtutor.testing.loopback import ModelServer
 
-    with ModelServer(**getattr(request.module, name, default)) as srv:
-        yield srv
+    servers = request.getfixturevalue("model_servers")
+    kwargs = getattr(request.module, name, default)
+    key = (name, repr(sorted(kwargs.items())))
+    srv = servers.get(key)
+    if srv is None:
+        srv = servers[key] = ModelServer(**kwargs)
+    else:
+        srv.restore()
+    return srv
 
 
 @pytest.fixture
-def teacher(request: pytest.FixtureRequest) -> Iterator[Any]:
+def teacher(request: pytest.FixtureRequest) -> Any:
     """A loopback teacher (OpenAI protocol); a test module sets ``TEACHER = {...}`` (the
-    ModelServer arguments) to change it. Default: gpt-4o-mini, echoing the prompt."""
-    yield from _server(request, "TEACHER", {"models": ["gpt-4o-mini"]})
+    ModelServer arguments) to change it. Default: gpt-4o-mini, echoing the prompt. Shared
+    by the tests of the session, each getting it as constructed (switches off, no requests)."""
+    return _server(request, "TEACHER", {"models": ["gpt-4o-mini"]})
 
 
 @pytest.fixture
-def student(request: pytest.FixtureRequest) -> Iterator[Any]:
+def student(request: pytest.FixtureRequest) -> Any:
     """A loopback student (Ollama protocol); a test module sets ``STUDENT = {...}``.
-    Default: llama3, echoing the prompt."""
-    yield from _server(request, "STUDENT", {"models": ["llama3"]})
+    Default: llama3, echoing the prompt. Shared and restored like ``teacher``."""
+    return _server(request, "STUDENT", {"models": ["llama3"]})
 
 
 @pytest.fixture

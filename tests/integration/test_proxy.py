@@ -97,7 +97,7 @@ def test_authorization_forwarded_or_configured(running: Running, teacher: ModelS
 def test_models_and_health(running: Running) -> None:
     assert [m.id for m in running.client().models.list()] == ["gpt-4o-mini"]
     running.client().chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-    running.collector.flush()
+    running.records(expect=1)  # the hand-off comes after the answer's bytes: wait, then flush
     health = httpx.get(f"{running.url}/healthz").json()
     assert health["status"] == "ok"
     assert health["collector"]["logged"] == 1 and health["collector"]["breaker"] == "closed"

@@ -106,29 +106,11 @@ def test_a_locked_rollout_table_does_not_slow_a_call(
 
 
 @pytest.fixture
-def own_pg(pg_url: str) -> Any:
-    """A PostgreSQL database of this test alone (the kill it commits must not reach others)."""
-    import uuid
-
-    from sqlalchemy.engine import make_url
-
-    from shadowtutor import db
-
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"shadowtutor_kill_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    db.upgrade(url)
-    try:
-        yield url
-    finally:
-        routing.clear_cache()
-        for timeout in (None, routing.READ_TIMEOUT_S):
-            db.get_engine(url, timeout).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def own_pg(pg_fresh: str) -> Any:
+    """A PostgreSQL database of this test alone (the kill it commits must not reach others);
+    ``pg_fresh`` closes its engines and drops it."""
+    yield pg_fresh
+    routing.clear_cache()
 
 
 @pytest.mark.postgres

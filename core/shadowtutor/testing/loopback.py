@@ -106,6 +106,20 @@ class ModelServer:
         version: str = "0.6.3",
         context_length: int = 8192,
     ):
+        # what restore() goes back to: a server shared by many tests starts each one as built
+        self._initial: dict[str, Any] = {
+            "models": list(models or ["llama3", "gpt-4o-mini", "nomic-embed-text"]),
+            "answer": answer,
+            "delay": delay,
+            "status": status,
+            "malformed": malformed,
+            "cut_after": cut_after,
+            "stop_after": None,
+            "usage": usage,
+            "chunk_delay": chunk_delay,
+            "version": version,
+            "context_length": context_length,
+        }
         self.models = list(models or ["llama3", "gpt-4o-mini", "nomic-embed-text"])
         self.answer = answer
         self.delay = delay
@@ -146,7 +160,11 @@ class ModelServer:
         httpd = _QuietServer(("127.0.0.1", self.port), handler)
         httpd.daemon_threads = True
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        # A short poll interval: down() waits up to one interval for the serving loop to stop,
+        # and tests start and stop these servers hundreds of times.
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def down(self) -> None:
@@ -192,6 +210,14 @@ class ModelServer:
         )
         self.chunk_delay = 0.0
         self.stop_after = None
+
+    def restore(self) -> None:
+        """Back to the server as constructed: listening, with its constructor's answer, models
+        and switches, and no counted or kept requests (a server shared between tests)."""
+        self.reset()
+        for name, value in self._initial.items():
+            setattr(self, name, list(value) if name == "models" else value)
+        self.up()
 
     def _note(self, path: str, body: Any, headers: dict[str, str]) -> None:
         with self._lock:
