@@ -43,13 +43,13 @@ class DemoCopies:
         self.built: dict[datetime, Path] = {}
 
     def source(self) -> Path:
-        from shadowtutor.demo import generate as demo
+        from shadowtutor.demo import generate
 
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         if end not in self.built:
             home = self.folder / end.strftime("%Y%m%d%H")
             url = copy_sqlite(self.sqlite_template, f"sqlite:///{home / 'store.db'}")
-            demo.build(url=url, log_dir=home / "logs", pairs=600, days=20, seed=5, end=end)
+            generate.build(url=url, log_dir=home / "logs", pairs=600, days=20, seed=5, end=end)
             db.dispose_engines(url)
             self.built[end] = home
         return self.built[end]
