@@ -6,10 +6,10 @@ import click
 
 from shadowtutor import db
 from shadowtutor.accounts import permissions
-from shadowtutor.cli.root import settings_of
+from shadowtutor.cli.root import Group, settings_of
 
 
-@click.group("db")
+@click.group("db", cls=Group)
 def db_group() -> None:
     """Database schema: migrate (Alembic) and show where it stands."""
 

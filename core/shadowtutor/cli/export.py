@@ -9,13 +9,13 @@ import click
 
 from shadowtutor import db
 from shadowtutor.accounts import permissions, users
-from shadowtutor.cli.root import settings_of
+from shadowtutor.cli.root import Group, settings_of
 from shadowtutor.export import jobs
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
-@click.group("export")
+@click.group("export", cls=Group)
 def export_group() -> None:
     """Export reviewed pairs as fine-tuning data (SFT and preference JSONL, CSV)."""
 

@@ -9,7 +9,7 @@ import click
 
 from shadowtutor import db
 from shadowtutor.accounts import permissions, users
-from shadowtutor.cli.root import settings_of
+from shadowtutor.cli.root import Group, settings_of
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria, decisions, evaluate, evidence, killswitch, rollout
 
@@ -38,7 +38,7 @@ def _actor(settings: Settings, username: str | None) -> int | permissions.System
 BY = click.option("--by", "by", metavar="USERNAME", help="Admin account to record as the actor.")
 
 
-@click.group("gate")
+@click.group("gate", cls=Group)
 def gate_group() -> None:
     """The deploy gate: GO / NO-GO / NOT ENOUGH DATA with confidence bounds."""
 
@@ -162,7 +162,7 @@ def override(ctx: click.Context, decision_id: int, by: str, reason: str) -> None
         click.echo(decisions.approval(session=session).describe())
 
 
-@click.group("rollout")
+@click.group("rollout", cls=Group)
 def rollout_group() -> None:
     """Staged rollout: status, advance a stage, roll back, kill switch."""
 

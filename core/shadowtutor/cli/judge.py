@@ -10,12 +10,12 @@ import time
 import click
 
 from shadowtutor import db
-from shadowtutor.cli.root import settings_of
+from shadowtutor.cli.root import Group, settings_of
 from shadowtutor.judge import runner, scores, templates
 from shadowtutor.judge.calibration import SCALE, Calibration
 
 
-@click.group("judge")
+@click.group("judge", cls=Group)
 def judge_group() -> None:
     """The LLM judge: score sampled pairs 1-5 in both answer orders; check its calibration."""
 

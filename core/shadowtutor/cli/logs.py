@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from shadowtutor.cli.root import settings_of
+from shadowtutor.cli.root import Group, settings_of
 from shadowtutor.log import compaction, ingest, read
 
 
-@click.group("logs")
+@click.group("logs", cls=Group)
 def logs_group() -> None:
     """The shadow log: import, validate, compact to Parquet."""
 

@@ -6,13 +6,13 @@ from datetime import datetime
 
 import click
 
-from shadowtutor.cli.root import BY, actor_of, session_of, settings_of
+from shadowtutor.cli.root import BY, Group, actor_of, session_of, settings_of
 from shadowtutor.log import analytics
 from shadowtutor.log.schema import SOURCES
 from shadowtutor.review import agreement, progress, sampling, taxonomy, workflow
 
 
-@click.group("review")
+@click.group("review", cls=Group)
 def review_group() -> None:
     """The review queue: sample pairs from the shadow log, progress, agreement, tags."""
 

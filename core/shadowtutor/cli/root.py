@@ -24,7 +24,7 @@ from shadowtutor.errors import ShadowTutorError
 DOCS_URL = "http://127.0.0.1:8000"
 
 
-class _Group(click.Group):
+class Group(click.Group):
     """Turns errors a user can fix into a one-line message instead of a traceback, and ends
     its help with a link to its page of the docs. Its subgroups are of this class too."""
 
@@ -51,7 +51,7 @@ class _Group(click.Group):
             raise click.ClickException(db.explain(exc, url)) from None
 
 
-@click.group(cls=_Group, help=__doc__)
+@click.group(cls=Group, help=__doc__)
 @click.version_option(package_name="shadowtutor")
 @click.pass_context
 def main(ctx: click.Context) -> None:

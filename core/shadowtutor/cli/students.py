@@ -11,12 +11,12 @@ from sqlmodel import select
 
 from shadowtutor import students
 from shadowtutor.backends import student_backend
-from shadowtutor.cli.root import BY, actor_of, session_of, settings_of
+from shadowtutor.cli.root import BY, Group, actor_of, session_of, settings_of
 from shadowtutor.students import health
 from shadowtutor.tables import ExportJob
 
 
-@click.group("students")
+@click.group("students", cls=Group)
 def students_group() -> None:
     """Students as data: every active student answers each sampled request in the background.
     With none registered, the SHADOWTUTOR_STUDENT_* settings are the one (default) student.
@@ -148,7 +148,7 @@ def info_cmd(ctx: click.Context, model: str) -> None:
 MOVED = "`shadowtutor student` is now `shadowtutor students`"
 
 
-@click.group("student", hidden=True)
+@click.group("student", hidden=True, cls=Group)
 def student_group() -> None:
     """Moved: `shadowtutor student ...` is now `shadowtutor students ...`."""
     click.echo(MOVED, err=True)

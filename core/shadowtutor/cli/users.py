@@ -6,11 +6,11 @@ import click
 
 from shadowtutor.accounts import users
 from shadowtutor.accounts.permissions import ROLES
-from shadowtutor.cli.root import BY, actor_of, session_of
+from shadowtutor.cli.root import BY, Group, actor_of, session_of
 from shadowtutor.tables import UserCreate
 
 
-@click.group("users")
+@click.group("users", cls=Group)
 def users_group() -> None:
     """Accounts: admins review, approve and export; reviewers review; managers read."""
 
