@@ -25,7 +25,7 @@ caller; :meth:`ShadowCollector.stats` counts what happened, and :meth:`flush` (a
 interpreter exit) drains the queue and writes what is pending.
 
 The job type and answer extraction live in :mod:`shadowtutor.collect.job`, the breaker in
-:mod:`shadowtutor.collect.breaker`, the client wrapper in :mod:`shadowtutor.collect.wrapper`,
+:mod:`shadowtutor.backends.breaker`, the client wrapper in :mod:`shadowtutor.collect.wrapper`,
 the proxy in :mod:`shadowtutor.collect.proxy`.
 
 Cost policy: the teacher's cost is tokens times the versioned price table; a model missing
@@ -52,9 +52,9 @@ from typing import Any
 
 from shadowtutor import detect, pricing
 from shadowtutor.backends import Backend, BackendError, ChatResult, student_backend
+from shadowtutor.backends.breaker import Breaker
 from shadowtutor.collect import companion as companion_link
 from shadowtutor.collect import journal as journaling
-from shadowtutor.collect.breaker import Breaker
 from shadowtutor.collect.job import Call, Context, Job, answer_from_result, as_message
 from shadowtutor.collect.openai_shape import (
     ChatRequest,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor.backends import Backend, BackendError, student_backend, teacher_backend
-from shadowtutor.collect.breaker import Breaker
+from shadowtutor.backends.breaker import Breaker
 from shadowtutor.collect.collector import Job, ShadowCollector
 from shadowtutor.collect.job import answer_from_result
 from shadowtutor.config import Settings
