@@ -371,7 +371,7 @@ def bench_wrappers(
 
 
 def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
-    from shadowtutor.backends import ChatResult
+    from shadowtutor.backends import Answer
     from shadowtutor.collect.collector import Job, ShadowCollector
     from shadowtutor.config import Settings
     from shadowtutor.log import record as logrecord
@@ -379,9 +379,7 @@ def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
 
     settings = Settings.load(env)
     teacher_text = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
-    student = ChatResult(
-        "llama3", "ollama", "Ciao, due torte costano 40 euro.", 900.0, 120.0, 30, 12
-    )
+    student = Answer("llama3", "ollama", "Ciao, due torte costano 40 euro.", 900.0, 120.0, 30, 12)
     collector = ShadowCollector(
         settings, workers=1, queue_size=n + 1, log_dir=Path(env["SHADOWTUTOR_HOME"]) / "rec-bench"
     )

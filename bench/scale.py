@@ -82,7 +82,7 @@ def child(index: int, pairs: int, mode: str) -> dict:
     sys.stdin.readline()
     started = time.time()
     if mode == "collector":
-        from shadowtutor.backends.clients import ChatResult
+        from shadowtutor.backends import Answer
         from shadowtutor.collect.collector import Job, ShadowCollector
 
         collector = ShadowCollector(
@@ -93,7 +93,7 @@ def child(index: int, pairs: int, mode: str) -> dict:
         last = t0
         for rec in records:
             s = rec["student"]
-            result = ChatResult(
+            result = Answer(
                 text=s.get("response") or "",
                 model=s.get("model") or "llama3",
                 provider=s.get("provider") or "ollama",

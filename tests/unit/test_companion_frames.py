@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult
+from shadowtutor.backends import Answer
 from shadowtutor.collect import companion
 from shadowtutor.collect.job import Job
 from shadowtutor.gate import routing
@@ -35,7 +35,7 @@ def test_a_job_crosses_the_pipe_unchanged(encoder: str) -> None:
         teacher_raw=b'data: {"x": 1}\n\ndata: [DONE]\n\n',
         teacher_sse=True,
         teacher_latency_ms=51.2,
-        student_result=ChatResult("llama3", "ollama", "ok", 12.5, 3.0, 4, 1),
+        student_result=Answer("llama3", "ollama", "ok", 12.5, 3.0, 4, 1),
     )
     data = companion.encode_job(job)
     got, form = companion.decode_job(memoryview(data)[5:])

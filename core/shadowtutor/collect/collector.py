@@ -51,11 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor import detect, pricing
-from shadowtutor.backends import Backend, BackendError, ChatResult, student_backend
+from shadowtutor.backends import Answer, Backend, BackendError, student_backend
 from shadowtutor.backends.breaker import Breaker
 from shadowtutor.collect import companion as companion_link
 from shadowtutor.collect import journal as journaling
-from shadowtutor.collect.job import Call, Context, Job, answer_from_result, as_message
+from shadowtutor.collect import records
+from shadowtutor.collect.job import Call, Context, Job, as_message
 from shadowtutor.collect.openai_shape import (
     ChatRequest,
 )
@@ -476,7 +477,7 @@ class ShadowCollector:
         )
         return call
 
-    def student_call(self, call: Call) -> ChatResult | None:
+    def student_call(self, call: Call) -> Answer | None:
         """Ask the student to serve ``call`` (routed to it): its answer, or None when the
         breaker is open or the student failed; then the call falls back to the teacher (the
         failure counted in ``student_fallbacks`` and kept for the record). Never raises.
@@ -699,7 +700,7 @@ class ShadowCollector:
             if given is not None:
                 answer.update(given)
             elif job.teacher_call is not None:
-                answer.update(answer_from_result(job.teacher_call()))
+                answer.update(records.work_fields(job.teacher_call()))
         except Exception as exc:
             answer["error"] = error_text(exc)
             self.count("teacher_errors")
@@ -723,7 +724,7 @@ class ShadowCollector:
         lane = lane or self.fanout.lane(None)
         served = lane is self.fanout.lane(getattr(job.route, "student", None))
         if served and job.student_result is not None:  # this student served the user
-            return answer_from_result(job.student_result)
+            return records.work_fields(job.student_result)
         base = {"model": lane.backend.model, "provider": lane.backend.provider}
         if job.student_error is not None and (served or self._closed):
             return {**base, "error": job.student_error}  # at shutdown: no student is asked
@@ -751,7 +752,7 @@ class ShadowCollector:
         lane.breaker.success()
         self.count("student_ok")
         lane.counts["ok"] += 1
-        return answer_from_result(result)
+        return records.work_fields(result)
 
     def _cost(
         self, answer: dict[str, Any], who: str, metadata: dict[str, Any], lane: Lane | None = None

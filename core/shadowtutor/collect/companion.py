@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult
+from shadowtutor.backends import Answer
 from shadowtutor.collect.job import Job, wire_fields
 from shadowtutor.collect.openai_shape import teacher_from_chunks, teacher_from_completion
 from shadowtutor.gate import routing
@@ -141,7 +141,7 @@ def decode_job(payload: bytes | memoryview) -> tuple[Job, str]:
         teacher_sse=bool(f.get("sse")),
         teacher_latency_ms=f.get("teacher_latency_ms"),
         teacher_ttft_ms=f.get("teacher_ttft_ms"),
-        student_result=ChatResult(*result) if result else None,
+        student_result=Answer(*result) if result else None,
         student_error=f.get("student_error"),
     )
     job.conversation_id = f.get("conversation_id")  # already pseudonymised by the parent

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult
+from shadowtutor.backends import Answer
 from shadowtutor.collect.job import Job, wire_fields
 from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
@@ -108,7 +108,7 @@ def decode(entry: dict[str, Any]) -> Job:
         teacher=teacher,
         teacher_latency_ms=entry.get("teacher_latency_ms"),
         teacher_ttft_ms=entry.get("teacher_ttft_ms"),
-        student_result=ChatResult(**result) if result else None,
+        student_result=Answer(**result) if result else None,
         student_error=None if result else (entry.get("student_error") or NOT_ASKED),
     )
 

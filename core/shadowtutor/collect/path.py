@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from shadowtutor.backends import ChatResult, StreamClock
+from shadowtutor.backends import Answer, StreamClock
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call
 
-STUDENT = "student"  # the walk needs the student's answer (ChatResult or None)
+STUDENT = "student"  # the walk needs the student's answer (Answer or None)
 TEACHER = "teacher"  # the walk needs the teacher's reply (or its exception)
 
 Walk = Generator[str, Any, Any]
@@ -96,11 +96,11 @@ class RequestPath:
         teacher's error as the app must see it."""
         raise NotImplementedError
 
-    def background_teacher(self, call: Call) -> Callable[[], ChatResult]:
+    def background_teacher(self, call: Call) -> Callable[[], Answer]:
         """A blocking teacher call for a worker thread, when the student served the user."""
         raise NotImplementedError
 
-    def student_reply(self, call: Call, result: ChatResult) -> Any:
+    def student_reply(self, call: Call, result: Answer) -> Any:
         """The student's answer shaped as the teacher's response."""
         raise NotImplementedError
 

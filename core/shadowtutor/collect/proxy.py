@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult, StreamClock, teacher_api_key
+from shadowtutor.backends import Answer, StreamClock, teacher_api_key
 from shadowtutor.collect import metrics
 from shadowtutor.collect import upstream as lean
 from shadowtutor.collect.collector import ShadowCollector
@@ -341,14 +341,14 @@ class Proxy(AsyncRequestPath):
                 self.stream_failed(None)
             await upstream.aclose()
 
-    def student_reply(self, call: Call, result: ChatResult) -> Response:
+    def student_reply(self, call: Call, result: Answer) -> Response:
         assert call.request is not None
         if call.stream:
             body = sse_body(result, include_usage=call.request.include_usage)
             return Response(body, media_type="text/event-stream")
         return JSONResponse(completion_dict(result))
 
-    def background_teacher(self, call: Call) -> Callable[[], ChatResult]:
+    def background_teacher(self, call: Call) -> Callable[[], Answer]:
         assert call.request is not None
         headers = _forward_headers(call.origin[0], self.api_key)
         payload = call.request.teacher_body()
@@ -359,7 +359,7 @@ class Proxy(AsyncRequestPath):
             resp.raise_for_status()
             return resp.json()
 
-        def ask() -> ChatResult:
+        def ask() -> Answer:
             return result_from_completion(*timed(post))
 
         return ask

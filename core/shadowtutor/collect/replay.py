@@ -29,8 +29,8 @@ from typing import Any
 
 from shadowtutor.backends import Backend, BackendError, student_backend, teacher_backend
 from shadowtutor.backends.breaker import Breaker
+from shadowtutor.collect import records
 from shadowtutor.collect.collector import Job, ShadowCollector
-from shadowtutor.collect.job import answer_from_result
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError, error_text
 from shadowtutor.log import record as logrecord
@@ -227,7 +227,7 @@ class _Run:
                 with self.lock:
                     self.teacher_errors.append((item.id, error_text(exc)))
                 return
-            job.teacher = answer_from_result(result)
+            job.teacher = records.work_fields(result)
             job.metadata["teacher_called"] = True
         if self.stop.is_set():
             return

@@ -39,7 +39,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from shadowtutor.backends import ChatResult, StreamClock
+from shadowtutor.backends import Answer, StreamClock
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (  # noqa: F401  (completion_dict, chunk_dicts,
@@ -205,12 +205,12 @@ class _OpenAICompletions(_Delegate, RequestPath):
         assert call.request is not None
         body = call.request.teacher_body()
 
-        def ask() -> ChatResult:
+        def ask() -> Answer:
             return result_from_completion(*timed(lambda: self._sync_create(**body)))
 
         return ask
 
-    def student_reply(self, call: Call, result: ChatResult) -> Any:
+    def student_reply(self, call: Call, result: Answer) -> Any:
         assert call.request is not None
         if call.stream:
             include = call.request.include_usage
