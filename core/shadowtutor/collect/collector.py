@@ -608,7 +608,7 @@ class ShadowCollector:
         shared = dict(job.metadata)
         job.messages = [as_message(m) for m in job.messages]
         teacher = self._teacher_answer(job, shared)
-        teacher_estimated = teacher.pop("_estimated", False)
+        teacher_estimated = bool(teacher.pop(records.ESTIMATED, False))
         route = job.route or routing.Route("teacher", 0, None, None)
         served = route.student
         key = sampling_key(job.messages, job.conversation_id, job.user_hash)
@@ -622,24 +622,23 @@ class ShadowCollector:
         self._cost(teacher, "teacher", shared)
         if teacher_estimated:
             self.count("usage_estimated")
-        records = []
+        out = []
         for n, (lane, student) in enumerate(found):
             record = self._record(
-                job, route, dict(shared), teacher, student, lane, teacher_estimated
+                job, dict(shared), teacher, dict(student), lane, teacher_estimated
             )
             if n > 0:
-                record = {**record, "id": logrecord.secondary_id(job.id, lane.name)}
+                record = records.secondary(record, job.id or "", lane.name)
             try:  # never write what `logs validate` would reject (e.g. `messages: []`)
-                records.append(logrecord.check_for_log(record))
+                out.append(logrecord.check_for_log(record))
             except logrecord.RecordError as exc:
                 self.count("invalid")
                 self.last_error = f"record not logged: {exc}"
-        return records
+        return out
 
     def _record(
         self,
         job: Job,
-        route: routing.Route,
         metadata: dict[str, Any],
         teacher: dict[str, Any],
         student: dict[str, Any],
@@ -647,47 +646,20 @@ class ShadowCollector:
         teacher_estimated: bool,
     ) -> dict[str, Any]:
         estimated = ["teacher"] if teacher_estimated else []
-        if student.pop("_estimated", False):
+        if student.pop(records.ESTIMATED, False):
             estimated.append("student")
         if estimated:
             metadata["usage_estimated"] = estimated
             self.count("usage_estimated", len(estimated) - teacher_estimated)
         self._cost(student, "student", metadata, lane)
         similarity = self._similarity(teacher, student, metadata) if student else None
-        detected = []
-        language, category = job.language, job.category
-        if language is None or category is None:
-            found_language, found_category = detect.detect(logrecord.prompt_text(job.messages))
-            if language is None:
-                language = found_language
-                detected.append("language")
-            if category is None:
-                category = found_category
-        if job.category is None or job.category_detected:
-            detected.append("category")
-        if detected:
-            metadata["detected"] = detected
-        return logrecord.make_record(
-            id=job.id,
-            ts=job.ts,
-            source=job.source,
-            messages=job.messages,
-            teacher=dict(teacher),
+        return records.build(
+            job,
+            teacher=teacher,
             student=student,
-            user_hash=job.user_hash,
-            conversation_id=job.conversation_id,
-            category=category,
-            language=language,
-            similarity=similarity,
-            routing={
-                "served_by": route.served_by,
-                "stage": route.stage,
-                "bucket": route.bucket,
-                "eligible": route.eligible,
-            },
-            metadata=metadata,
-            request_id=job.id,
             student_name=lane.name,
+            similarity=similarity,
+            metadata=metadata,
         )
 
     def _teacher_answer(self, job: Job, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -712,7 +684,7 @@ class ShadowCollector:
             price = self.prices.lookup(answer["model"])
             answer["provider"] = price.provider if price else "openai"
         if answer.get("response") is not None and answer.get("prompt_tokens") is None:
-            answer["prompt_tokens"], answer["completion_tokens"], answer["_estimated"] = (
+            answer["prompt_tokens"], answer["completion_tokens"], answer[records.ESTIMATED] = (
                 pricing.estimate_usage(job.messages, answer["response"])
             )
         return answer
@@ -757,26 +729,16 @@ class ShadowCollector:
     def _cost(
         self, answer: dict[str, Any], who: str, metadata: dict[str, Any], lane: Lane | None = None
     ) -> None:
-        if answer.get("response") is None or answer.get("cost_usd") is not None:
-            return  # nothing answered, or a replayed record that already has its cost
-        model = answer.get("model")
         monthly = self.settings.student_monthly_cost_usd
         if lane is not None and lane.spec.registered:
             monthly = lane.spec.monthly_cost_usd or 0.0
-        if who == "student" and pricing.student_is_free(
-            answer.get("provider"), model, self.prices, monthly
-        ):
-            answer["cost_usd"] = 0.0
-            answer["price_version"] = self.prices.version
-            return
-        cost = self.prices.cost(model, answer.get("prompt_tokens"), answer.get("completion_tokens"))
-        if cost is None:
+        fields = records.cost_fields(answer, who, self.prices, monthly)
+        if fields is None:
             metadata.setdefault("cost_unknown", []).append(who)
             with self._count_lock:
-                self._unknown[str(model)] += 1
-            return
-        answer["cost_usd"] = round(cost, 10)
-        answer["price_version"] = self.prices.version
+                self._unknown[str(answer.get("model"))] += 1
+        else:
+            answer.update(fields)
 
     def _similarity(
         self, teacher: dict[str, Any], student: dict[str, Any], metadata: dict[str, Any]
