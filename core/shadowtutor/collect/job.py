@@ -1,5 +1,5 @@
 """What one request is while it is answered (:class:`Call`) and what the request path hands
-to the collector's workers (:class:`Job`).
+to the collector's executor (:class:`Job`).
 
 A :class:`Call` is made by :meth:`ShadowCollector.begin` from the parsed request and the
 caller's :class:`Context`: the route, whether the pair is shadowed, the category, and what

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer
@@ -32,7 +32,7 @@ class NotAChatRequest(ValueError):
     """The body has no list of messages: not ours to judge (the teacher answers it)."""
 
 
-def _iterable_of_messages(value: Any) -> bool:
+def _iterable_of_messages(value: Any) -> TypeGuard[Iterable[Any]]:
     """An iterable the OpenAI client would send as a JSON array of messages (a tuple, a
     generator), not a string, bytes or a mapping (which it sends as they are)."""
     if isinstance(value, str | bytes | bytearray | Mapping) or value is None:

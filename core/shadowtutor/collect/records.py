@@ -1,8 +1,8 @@
 """Building a shadow record: pure functions, a job and its answers in, a record out.
 
-No threads, no I/O: the collector's workers ask the teacher and the students (and the
-similarity method) and call these to price the answers and assemble the record; the
-playground and replay serialize their answers with :func:`answer_fields`.
+No threads, no I/O: :class:`shadowtutor.collect.work.Work` asks the teacher and the students
+(and the similarity method) and calls these to price the answers and assemble the record;
+the playground and replay serialize their answers with :func:`answer_fields`.
 
 Cost policy: the teacher's cost is tokens times the versioned price table; a model missing
 from the table gets ``cost_usd: null`` and its name in ``metadata.cost_unknown``, never a
@@ -19,7 +19,7 @@ from shadowtutor import detect, pricing
 from shadowtutor.backends import Answer
 from shadowtutor.collect.job import Job
 from shadowtutor.gate import routing
-from shadowtutor.log import record as logrecord
+from shadowtutor.log.record import make_record, prompt_text, secondary_id
 
 ESTIMATED = "_estimated"  # an answer's fields while a job is processed: tokens estimated?
 NO_ROUTE = routing.Route("teacher", 0, None, None)
@@ -76,7 +76,7 @@ def language_and_category(job: Job) -> tuple[str | None, str | None, list[str]]:
     detected = []
     language, category = job.language, job.category
     if language is None or category is None:
-        found_language, found_category = detect.detect(logrecord.prompt_text(job.messages))
+        found_language, found_category = detect.detect(prompt_text(job.messages))
         if language is None:
             language = found_language
             detected.append("language")
@@ -101,7 +101,7 @@ def build(
     if detected:
         metadata = metadata | {"detected": detected}
     route = job.route or NO_ROUTE
-    return logrecord.make_record(
+    return make_record(
         id=job.id,
         ts=job.ts,
         source=job.source,
@@ -127,4 +127,4 @@ def build(
 
 def secondary(record: dict[str, Any], job_id: str, student_name: str) -> dict[str, Any]:
     """A record of a further student of the same job: its own id, the job's ``request_id``."""
-    return {**record, "id": logrecord.secondary_id(job_id, student_name)}
+    return {**record, "id": secondary_id(job_id, student_name)}

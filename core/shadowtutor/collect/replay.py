@@ -30,7 +30,8 @@ from typing import Any
 from shadowtutor.backends import Backend, BackendError, student_backend, teacher_backend
 from shadowtutor.backends.breaker import Breaker
 from shadowtutor.collect import records
-from shadowtutor.collect.collector import Job, ShadowCollector
+from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.collect.job import Job
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError, error_text
 from shadowtutor.log import record as logrecord
