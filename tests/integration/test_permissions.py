@@ -26,6 +26,7 @@ from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from shadowtutor import auth, db, students, users
+from shadowtutor.backends import Answer
 from shadowtutor.dashboards import budget
 from shadowtutor.export import jobs as export
 from shadowtutor.gate import criteria as gate
@@ -119,7 +120,7 @@ def _chat() -> playground.Chat:
         playground.Turn(
             prompt="Ciao!",
             messages=[{"role": "user", "content": "Ciao!"}],
-            student=playground.Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
+            student=Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
         )
     )
     return chat

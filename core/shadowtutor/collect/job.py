@@ -19,14 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from shadowtutor.backends import Answer
-from shadowtutor.collect.openai_shape import (  # noqa: F401  (re-exported: reading answers)
+from shadowtutor.collect.openai_shape import (
     ChatRequest,
-    parse_sse,
     teacher_from_chunks,
     teacher_from_completion,
     teacher_from_raw,
 )
-from shadowtutor.errors import error_text  # noqa: F401  (re-exported)
+from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import record as logrecord
 from shadowtutor.log.record import pseudonymize_conversation

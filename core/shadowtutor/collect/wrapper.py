@@ -41,8 +41,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from shadowtutor.backends import Answer, StreamClock
 from shadowtutor.collect.job import Call, Context
-from shadowtutor.collect.openai_shape import (  # noqa: F401  (completion_dict, chunk_dicts,
-    ChatRequest,  # result_from_completion are also importable from here, as before)
+from shadowtutor.collect.openai_shape import (
+    ChatRequest,
     chunk_dicts,
     completion_dict,
     result_from_completion,
