@@ -10,12 +10,13 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.app.auth import CurrentUser
 from shadowtutor.app.text import md
+from shadowtutor.backends.answer import Answer
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.playground import chat
 
 
-def show_answer(col: Any, who: str, ans: chat.Answer) -> None:
+def show_answer(col: Any, who: str, ans: Answer) -> None:
     col.text(f"{who} · {ans.model}")
     if ans.error:
         col.error(ans.error)

@@ -335,7 +335,7 @@ def bench_wrappers(
     targets = {"plain": chat(plain), "wrapped": chat(wrapped)}
     rounds(targets, 40, 4)
     collector.flush(60)
-    companion_pid = collector._link.pid if collector._link is not None else None
+    companion_pid = collector.companion.pid if collector.companion is not None else None
     # CPU of a plain call alone, to take out of the interleaved run's total.
     c0 = time.process_time()
     for _ in range(200):
@@ -371,17 +371,16 @@ def bench_wrappers(
 
 
 def bench_records(env: dict[str, str], n: int) -> dict[str, float]:
-    from shadowtutor.backends import ChatResult
-    from shadowtutor.collect.collector import Job, ShadowCollector
+    from shadowtutor.backends import Answer
+    from shadowtutor.collect.collector import ShadowCollector
+    from shadowtutor.collect.job import Job
     from shadowtutor.config import Settings
     from shadowtutor.log import schema
     from shadowtutor.log.write import LogWriter
 
     settings = Settings.load(env)
     teacher_text = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
-    student = ChatResult(
-        "llama3", "ollama", "Ciao, due torte costano 40 euro.", 900.0, 120.0, 30, 12
-    )
+    student = Answer("llama3", "ollama", "Ciao, due torte costano 40 euro.", 900.0, 120.0, 30, 12)
     collector = ShadowCollector(
         settings, workers=1, queue_size=n + 1, log_dir=Path(env["SHADOWTUTOR_HOME"]) / "rec-bench"
     )

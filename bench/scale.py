@@ -82,18 +82,19 @@ def child(index: int, pairs: int, mode: str) -> dict:
     sys.stdin.readline()
     started = time.time()
     if mode == "collector":
-        from shadowtutor.backends.clients import ChatResult
-        from shadowtutor.collect.collector import Job, ShadowCollector
+        from shadowtutor.backends import Answer
+        from shadowtutor.collect.collector import ShadowCollector
+        from shadowtutor.collect.job import Job
 
         collector = ShadowCollector(
             settings, queue_size=len(records) + 1, workers=2, record_breaker_skips=False
         )
-        writer = collector._writer
+        writer = collector.writer
         t0 = time.perf_counter()
         last = t0
         for rec in records:
             s = rec["student"]
-            result = ChatResult(
+            result = Answer(
                 text=s.get("response") or "",
                 model=s.get("model") or "llama3",
                 provider=s.get("provider") or "ollama",

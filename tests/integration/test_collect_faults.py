@@ -16,7 +16,8 @@ from typing import Any
 import openai
 import pytest
 
-from shadowtutor.collect.collector import Job, ShadowCollector
+from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.collect.job import Job
 from shadowtutor.collect.openai_shape import INCOMPLETE_STREAM
 from shadowtutor.config import Settings
 from shadowtutor.log import ingest, read, schema

@@ -15,13 +15,9 @@ from typing import Any
 import openai
 import pytest
 
-from shadowtutor.collect.collector import (
-    Breaker,
-    Job,
-    bucket,
-    sampled,
-    sampling_key,
-)
+from shadowtutor.backends.breaker import Breaker
+from shadowtutor.collect.job import Job
+from shadowtutor.collect.sampling import bucket, sampled, sampling_key
 from shadowtutor.gate import routing
 from shadowtutor.log import read
 from shadowtutor.testing.loopback import ModelServer

@@ -55,7 +55,7 @@ def test_the_companion_writes_the_records_and_its_counters_reach_stats(
 ) -> None:
     c = collector_for(tmp_path, student, COMPANION)
     try:
-        link = c._link
+        link = c.companion
         assert link is not None and link.pid != os.getpid()
         scrape = metrics.for_collector(c)  # before the calls: its histograms see them
         client = c.wrap(openai_client(teacher))
@@ -107,7 +107,7 @@ c = ShadowCollector(s, log_dir="{log_dir}", companion=True)
 for i in range(20):
     c.submit(Job(messages=[{{"role": "user", "content": f"q{{i}}"}}],
                  teacher={{"model": "gpt-4o-mini", "response": f"a{{i}}"}}))
-print(c._link.pid, flush=True)
+print(c.companion.pid, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # no flush, no close, no atexit
 """
     proc = subprocess.run(
@@ -127,7 +127,7 @@ def test_a_crashed_companion_hands_its_work_back_counted_nothing_lost_nothing_tw
     student.delay = 0.2  # jobs wait in the child: journaled there, not logged yet
     c = collector_for(tmp_path, student, COMPANION | {"SHADOWTUTOR_STUDENT_TIMEOUT_S": "5"})
     try:
-        link = c._link
+        link = c.companion
         assert link is not None
         jobs = [job(i) for i in range(10)]
         for j in jobs[:6]:
@@ -159,7 +159,7 @@ def test_a_companion_that_cannot_start_leaves_the_work_here_counted(
     c = collector_for(tmp_path, student, COMPANION)
     monkeypatch.undo()
     try:
-        assert c._link is None
+        assert c.companion is None
         s = c.stats()
         assert s["companion_failures"] == 1 and "companion did not start" in s["last_error"]
         assert c.submit(job(1))
@@ -178,7 +178,7 @@ def test_an_injected_student_keeps_the_work_in_process_and_says_why(
     backend = student_backend(base.settings)
     base.close()
     with ShadowCollector(base.settings, student=backend, companion=True) as c:
-        assert c._link is None and "companion not used" in (c.last_error or "")
+        assert c.companion is None and "companion not used" in (c.last_error or "")
 
 
 def test_the_proxy_with_a_companion_forwards_and_logs(
@@ -204,7 +204,7 @@ def test_the_proxy_with_a_companion_forwards_and_logs(
         assert health["logged"] == 4 and health["companion"]["alive"]
     finally:
         running.close()  # the proxy's shutdown closes the collector and its companion
-    assert wait_gone(c._link.pid, 10)
+    assert wait_gone(c.companion.pid, 10)
 
 
 def test_an_unshadowed_stream_passes_through_as_it_comes(

@@ -13,7 +13,8 @@ import pytest
 
 from shadowtutor import db, students
 from shadowtutor.accounts.permissions import SYSTEM
-from shadowtutor.collect.collector import BREAKER_OPEN, ShadowCollector
+from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.collect.work import BREAKER_OPEN
 from shadowtutor.config import Settings
 from shadowtutor.log import schema
 from shadowtutor.students.fanout import share_takes

@@ -27,6 +27,7 @@ from sqlmodel import Session, SQLModel, select
 
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions, users
+from shadowtutor.backends import Answer
 from shadowtutor.cost import budget
 from shadowtutor.export import jobs
 from shadowtutor.gate import criteria, decisions, rollout
@@ -116,7 +117,7 @@ def _chat() -> chat.Chat:
         chat.Turn(
             prompt="Ciao!",
             messages=[{"role": "user", "content": "Ciao!"}],
-            student=chat.Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
+            student=Answer(model="llama3", provider="ollama", text="Ciao, come va?"),
         )
     )
     return conversation

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from shadowtutor import detect
 from shadowtutor.accounts.permissions import PermissionDenied
-from shadowtutor.backends import ModelNotFound, OllamaBackend, student_backend
+from shadowtutor.backends import ModelNotFound, OllamaBackend, answer, student_backend
 from shadowtutor.config import Settings
 from shadowtutor.cost import pricing
 from shadowtutor.log import read
@@ -58,7 +58,7 @@ def env(home: Path, monkeypatch: pytest.MonkeyPatch, student: ModelServer, teach
     ],
 )
 def test_tokens_per_second(tokens, latency, ttft, expected) -> None:  # noqa: ANN001
-    assert chat.tokens_per_second(tokens, latency, ttft) == pytest.approx(expected)
+    assert answer.tokens_per_second(tokens, latency, ttft) == pytest.approx(expected)
 
 
 def test_student_streams_two_turns_with_figures(env: Settings, student: ModelServer) -> None:

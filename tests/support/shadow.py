@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 
-from shadowtutor.backends import Backend, ChatResult
+from shadowtutor.backends import Answer, Backend
 from shadowtutor.collect import proxy
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
@@ -76,11 +76,11 @@ class FakeStudent(Backend):
         self.fails = fails
         self.calls: list[dict[str, Any]] = []
 
-    def chat(self, messages: Any, **options: Any) -> ChatResult:  # type: ignore[override]
+    def chat(self, messages: Any, **options: Any) -> Answer:  # type: ignore[override]
         self.calls.append({"messages": messages, **options})
         if self.fails is not None:
             raise self.fails
-        return ChatResult(
+        return Answer(
             model="llama3", provider="ollama", text=self.text, latency_ms=5.0, ttft_ms=1.0,
             prompt_tokens=3, completion_tokens=2,
         )  # fmt: skip

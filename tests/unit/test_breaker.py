@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shadowtutor.collect.breaker import Breaker
+from shadowtutor.backends.breaker import Breaker
 
 
 @pytest.fixture

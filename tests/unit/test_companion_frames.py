@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult
-from shadowtutor.collect import companion
+from shadowtutor.backends import Answer
+from shadowtutor.collect import frames
 from shadowtutor.collect.job import Job
 from shadowtutor.gate import routing
 
@@ -35,10 +35,10 @@ def test_a_job_crosses_the_pipe_unchanged(encoder: str) -> None:
         teacher_raw=b'data: {"x": 1}\n\ndata: [DONE]\n\n',
         teacher_sse=True,
         teacher_latency_ms=51.2,
-        student_result=ChatResult("llama3", "ollama", "ok", 12.5, 3.0, 4, 1),
+        student_result=Answer("llama3", "ollama", "ok", 12.5, 3.0, 4, 1),
     )
-    data = companion.encode_job(job)
-    got, form = companion.decode_job(memoryview(data)[5:])
+    data = frames.encode_job(job)
+    got, form = frames.decode_job(memoryview(data)[5:])
     assert form == "fields" and got.teacher is None
     assert got.teacher_raw == job.teacher_raw and got.teacher_sse
     assert got.messages == job.messages and got.ts == job.ts and got.id == "abc"
@@ -54,8 +54,8 @@ def test_a_response_object_becomes_answer_fields_and_a_closure_stays(encoder: st
         "choices": [{"message": {"content": "Ciao!"}}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 2},
     }
-    got, form = companion.decode_job(
-        memoryview(companion.encode_job(Job(messages=[], id="1", teacher_obj=completion)))[5:]
+    got, form = frames.decode_job(
+        memoryview(frames.encode_job(Job(messages=[], id="1", teacher_obj=completion)))[5:]
     )
     assert form == "obj" and got.teacher == {
         "model": "gpt-4o-mini",
@@ -64,7 +64,7 @@ def test_a_response_object_becomes_answer_fields_and_a_closure_stays(encoder: st
         "completion_tokens": 2,
     }
     with pytest.raises(ValueError, match="background teacher call"):
-        companion.encode_job(Job(messages=[], teacher_call=lambda: None))  # type: ignore[arg-type,return-value]
+        frames.encode_job(Job(messages=[], teacher_call=lambda: None))  # type: ignore[arg-type,return-value]
 
 
 def test_the_serving_student_crosses_the_pipe_and_the_journal() -> None:
@@ -74,6 +74,6 @@ def test_the_serving_student_crosses_the_pipe_and_the_journal() -> None:
 
     route = routing.Route("student", 25, 3.5, True, "qwen-v2")
     job = Job(messages=[{"role": "user", "content": "hi"}], id="s1", route=route)
-    got, _ = companion.decode_job(memoryview(companion.encode_job(job))[5:])
+    got, _ = frames.decode_job(memoryview(frames.encode_job(job))[5:])
     assert got.route == route
     assert journal.decode(journal.encode(job)).route == route

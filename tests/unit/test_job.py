@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shadowtutor.backends import BackendTimeout, ChatResult
+from shadowtutor.backends import Answer, BackendTimeout
 from shadowtutor.collect.job import Call, Context, Job
 from shadowtutor.collect.openai_shape import ChatRequest
 from shadowtutor.cost import pricing
@@ -113,8 +113,8 @@ def test_every_teacher_form_gives_the_same_answer(
 
 
 def test_a_background_teacher_call_and_a_student_that_served(tmp_path: Path) -> None:
-    served = ChatResult("llama3", "ollama", "served text", 4.0, 1.0, 2, 2)
-    teacher = ChatResult("gpt-4o-mini", "openai", "teacher text", 30.0, None, 5, 2)
+    served = Answer("llama3", "ollama", "served text", 4.0, 1.0, 2, 2)
+    teacher = Answer("gpt-4o-mini", "openai", "teacher text", 30.0, None, 5, 2)
     student = FakeStudent()
     job = Job(
         messages=MSGS,
@@ -130,7 +130,7 @@ def test_a_background_teacher_call_and_a_student_that_served(tmp_path: Path) -> 
 
 
 def test_a_failing_teacher_call_is_recorded_not_raised(tmp_path: Path) -> None:
-    def broken() -> ChatResult:
+    def broken() -> Answer:
         raise RuntimeError("teacher down")
 
     [rec] = logged(

@@ -110,24 +110,24 @@ def test_a_write_failing_part_way_is_resumed_not_repeated(
 def test_the_collector_retries_a_full_disk_without_doubling_a_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shadowtutor.collect import collector
+    from shadowtutor.collect.collector import ShadowCollector
     from shadowtutor.config import Settings
 
     log_dir = tmp_path / "logs"
     settings = Settings.load(
         {"SHADOWTUTOR_HOME": str(tmp_path / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
     )
-    c = collector.ShadowCollector(settings, workers=1)
+    c = ShadowCollector(settings, workers=1)
     try:
-        c.flush_interval_s = 3600.0  # the test drives the writes
+        c.executor.flush_interval_s = 3600.0  # the test drives the writes
         batch = [rec(i, ts=datetime(2026, 5, 10, 12, tzinfo=UTC)) for i in range(3000)]
         line = len(schema.dumps(batch[0])) + 1
         disk = full_disk(monkeypatch, log_dir, room=line * 1000 + 17)
-        with c._cond:
-            c._pending.extend(batch)
-        assert c._write_pending() is False
+        with c.executor._cond:
+            c.executor._pending.extend(batch)
+        assert c.executor._write_pending() is False
         assert c.stats()["last_error"].startswith("log write to")
-        assert c._write_pending() is False  # a retry while the disk is still full
+        assert c.executor._write_pending() is False  # a retry while the disk is still full
         disk.grow()
         assert c.flush(5) is True
         stats = c.stats()
@@ -149,7 +149,7 @@ def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
     `unfinished_at_exit` ("still with the student") and kept a journal for the next start."""
     import time
 
-    from shadowtutor.collect import collector
+    from shadowtutor.collect.collector import ShadowCollector
     from shadowtutor.collect.job import Job
     from shadowtutor.config import Settings
 
@@ -157,7 +157,7 @@ def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
     settings = Settings.load(
         {"SHADOWTUTOR_HOME": str(tmp_path / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
     )
-    c = collector.ShadowCollector(settings, workers=1, batch_size=10**6, flush_interval_s=3600)
+    c = ShadowCollector(settings, workers=1, batch_size=10**6, flush_interval_s=3600)
     try:
         for i in range(300):
             job = Job(
@@ -167,19 +167,19 @@ def test_records_written_before_a_full_disk_are_marked_done_in_the_journal(
             )
             assert c.submit(job, block=True)
         deadline = time.monotonic() + 10
-        while c._queue.unfinished_tasks and time.monotonic() < deadline:
+        while c.executor._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert c._queue.unfinished_tasks == 0
-        with c._cond:
-            line = len(schema.dumps(c._pending[0])) + 1
+        assert c.executor._queue.unfinished_tasks == 0
+        with c.executor._cond:
+            line = len(schema.dumps(c.executor._pending[0])) + 1
         # the records' folder only: the journal beside it keeps working
         disk = full_disk(monkeypatch, read.jsonl_root(log_dir), room=line * 100 + 17)
-        assert c._write_pending() is False
+        assert c.executor._write_pending() is False
         assert 0 < c.stats()["logged"] < 300
         disk.grow()
         assert c.flush(5) is True
         assert c.stats()["logged"] == 300
-        assert c._journal.pending() == 0
+        assert c.executor._journal.pending() == 0
     finally:
         closed = c.close(5)
     assert closed and c.stats()["unfinished_at_exit"] == 0
@@ -344,24 +344,24 @@ def test_a_full_tmpfs_then_grown_neither_doubles_nor_breaks_a_line(tiny_tmpfs: P
     """The issue's reproduction: 1 MB tmpfs, 3,000 records, grow the disk, flush."""
     import subprocess
 
-    from shadowtutor.collect import collector
+    from shadowtutor.collect.collector import ShadowCollector
     from shadowtutor.config import Settings
 
     log_dir = tiny_tmpfs / "logs"
     settings = Settings.load(
         {"SHADOWTUTOR_HOME": str(tiny_tmpfs.parent / "home"), "SHADOWTUTOR_LOG_DIR": str(log_dir)}
     )
-    c = collector.ShadowCollector(settings, workers=1)
+    c = ShadowCollector(settings, workers=1)
     try:
-        c.flush_interval_s = 3600.0
+        c.executor.flush_interval_s = 3600.0
         big = "y" * 400  # ~3,000 records of ~600 bytes: more than 1 MB
         batch = [
             rec(i, ts=datetime(2026, 5, 10, 12, tzinfo=UTC), metadata={"pad": big})
             for i in range(3000)
         ]
-        with c._cond:
-            c._pending.extend(batch)
-        assert c._write_pending() is False  # ENOSPC part way
+        with c.executor._cond:
+            c.executor._pending.extend(batch)
+        assert c.executor._write_pending() is False  # ENOSPC part way
         assert 0 < c.stats()["logged"] < 3000
         subprocess.run(["mount", "-o", "remount,size=16m", str(tiny_tmpfs)], check=True)
         assert c.flush(5) is True

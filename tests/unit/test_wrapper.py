@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from shadowtutor.backends import ChatResult
+from shadowtutor.backends import Answer
 from shadowtutor.collect import openai_shape
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.wrapper import AsyncShadowCompletions, ShadowCompletions
@@ -18,11 +18,9 @@ from shadowtutor.log import read
 from tests.support.shadow import FakeStudent, offline_collector
 
 MSGS = [{"role": "user", "content": "hello there"}]
-RESULT = ChatResult("llama3", "ollama", "student text", 5.0, 1.0, 4, 2, finish_reason="stop")
+RESULT = Answer("llama3", "ollama", "student text", 5.0, 1.0, 4, 2, finish_reason="stop")
 TEACHER = ChatCompletion.model_validate(
-    openai_shape.completion_dict(
-        ChatResult("gpt-4o-mini", "openai", "teacher text", 1.0, None, 3, 2)
-    )
+    openai_shape.completion_dict(Answer("gpt-4o-mini", "openai", "teacher text", 1.0, None, 3, 2))
 )
 
 
@@ -39,9 +37,7 @@ class FakeCompletions:
         if self.fails is not None:
             raise self.fails
         if kwargs.get("stream"):
-            chunks = openai_shape.chunk_dicts(
-                ChatResult("gpt-4o-mini", "openai", "teacher text", 1.0)
-            )
+            chunks = openai_shape.chunk_dicts(Answer("gpt-4o-mini", "openai", "teacher text", 1.0))
             return FakeStream([ChatCompletionChunk.model_validate(c) for c in chunks])
         return TEACHER
 

@@ -1,7 +1,9 @@
 """Model backends the student (and the teacher, and the judge) is reached through.
 
-* :mod:`shadowtutor.backends.base`: the :class:`Backend` interface, :class:`ChatResult`,
+* :mod:`shadowtutor.backends.answer`: :class:`Answer`, one model's answer (everyone's type).
+* :mod:`shadowtutor.backends.base`: the :class:`Backend` interface,
   :class:`ChatChunk`, :class:`ModelInfo`, the errors, and the stream timing written once.
+* :mod:`shadowtutor.backends.breaker`: :class:`Breaker`, a backend's circuit breaker.
 * :mod:`shadowtutor.backends.ollama`: :class:`OllamaBackend` (the official ``ollama`` client).
 * :mod:`shadowtutor.backends.openai`: :class:`OpenAIBackend` (any OpenAI-compatible server).
 
@@ -15,6 +17,7 @@ import os
 from collections.abc import Callable
 
 from shadowtutor.backends.base import (
+    Answer,
     Backend,
     BackendError,
     BackendHTTPError,
@@ -22,7 +25,6 @@ from shadowtutor.backends.base import (
     BackendTimeout,
     BackendUnavailable,
     ChatChunk,
-    ChatResult,
     Messages,
     ModelInfo,
     ModelNotFound,
@@ -42,7 +44,7 @@ __all__ = [
     "BackendTimeout",
     "BackendUnavailable",
     "ChatChunk",
-    "ChatResult",
+    "Answer",
     "Messages",
     "ModelInfo",
     "ModelNotFound",

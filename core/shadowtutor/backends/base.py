@@ -6,9 +6,10 @@ does the rest for every backend alike: the time to first token and the total lat
 (:class:`StreamClock`), the total-time timeout, the token counts (the server's, else
 estimated), the end-of-stream check, and turning every failure into a :class:`BackendError`.
 
-``chat()`` returns a :class:`ChatResult` (text, latency, tokens, and whether the tokens were
-estimated). ``stream_chat()`` yields :class:`ChatChunk` pieces as they arrive; the first
-carries the time to first token and the last has ``done=True`` and the complete ``result``::
+``chat()`` returns an :class:`~shadowtutor.backends.answer.Answer` (text, latency, tokens, and
+whether the tokens were estimated). ``stream_chat()`` yields :class:`ChatChunk` pieces as they
+arrive; the first carries the time to first token and the last has ``done=True`` and the
+complete ``result``::
 
     backend = student_backend(Settings.load())
     for chunk in backend.stream_chat([{"role": "user", "content": "Ciao!"}]):
@@ -31,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from shadowtutor.backends.answer import Answer
 from shadowtutor.cost.pricing import estimate_usage
 from shadowtutor.errors import ShadowTutorError
 
@@ -84,22 +86,6 @@ class BackendProtocolError(BackendError):
 
 
 @dataclass
-class ChatResult:
-    """One complete answer. ``usage_estimated`` is True when the server sent no token counts
-    and ``prompt_tokens``/``completion_tokens`` were estimated from the text."""
-
-    model: str
-    provider: str
-    text: str
-    latency_ms: float
-    ttft_ms: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    usage_estimated: bool = False
-    finish_reason: str | None = None
-
-
-@dataclass
 class ChatChunk:
     """A piece of a streamed answer; the last one has ``done=True`` and ``result`` set."""
 
@@ -107,7 +93,7 @@ class ChatChunk:
     elapsed_ms: float
     first: bool = False
     done: bool = False
-    result: ChatResult | None = None
+    result: Answer | None = None
 
 
 @dataclass
@@ -184,7 +170,7 @@ class Backend:
         model: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
-    ) -> ChatResult:
+    ) -> Answer:
         result = None
         for chunk in self.stream_chat(
             messages, model=model, temperature=temperature, max_tokens=max_tokens
@@ -236,7 +222,7 @@ class Backend:
             messages, text, end.prompt_tokens, end.completion_tokens
         )
         latency = clock.elapsed_ms()
-        result = ChatResult(
+        result = Answer(
             model=name,
             provider=self.provider,
             text=text,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from urllib.parse import urlsplit
 
 import httpx
@@ -67,7 +67,7 @@ class LeanClient:
             conn = self._local.conn = cls(self.host, self.port, timeout=self.timeout)
         return conn
 
-    def stream_lines(self, path: str, body: bytes) -> Iterator[bytes]:
+    def stream_lines(self, path: str, body: bytes) -> Generator[bytes, None, None]:
         """The response body's non-empty lines as they arrive (a generator: closing it early
         drops the connection)."""
         url = f"{'https' if self.https else 'http'}://{self.host}:{self.port}{self.prefix}{path}"

@@ -128,7 +128,8 @@ class OpenAIBackend(Backend):
                 if chunk.get("error"):
                     raise openai.APIError(
                         str((chunk["error"] or {}).get("message") or chunk["error"]),
-                        httpx.Request("POST", self.base_url),
+                        # openai types its errors with its own httpx fork; only carried
+                        httpx.Request("POST", self.base_url),  # type: ignore[arg-type]
                         body=chunk,
                     )
                 usage = chunk.get("usage") or None
@@ -144,9 +145,10 @@ class OpenAIBackend(Backend):
                     completion_tokens=usage.get("completion_tokens") if usage else None,
                 )
         except StatusError as exc:
-            raise self.client._make_status_error_from_response(exc.response()) from exc
+            response = exc.response()  # openai types it with its own httpx fork: only carried
+            raise self.client._make_status_error_from_response(response) from exc  # type: ignore[arg-type]
         except httpx.ConnectError as exc:
-            raise openai.APIConnectionError(request=exc.request) from exc
+            raise openai.APIConnectionError(request=exc.request) from exc  # type: ignore[arg-type]
         finally:
             lines.close()
 

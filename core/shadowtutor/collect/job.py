@@ -1,5 +1,5 @@
 """What one request is while it is answered (:class:`Call`) and what the request path hands
-to the collector's workers (:class:`Job`).
+to the collector's executor (:class:`Job`).
 
 A :class:`Call` is made by :meth:`ShadowCollector.begin` from the parsed request and the
 caller's :class:`Context`: the route, whether the pair is shadowed, the category, and what
@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shadowtutor.backends import ChatResult
-from shadowtutor.collect.openai_shape import (  # noqa: F401  (re-exported: reading answers)
+from shadowtutor.backends import Answer
+from shadowtutor.collect.openai_shape import (
     ChatRequest,
-    parse_sse,
     teacher_from_chunks,
     teacher_from_completion,
     teacher_from_raw,
 )
-from shadowtutor.errors import error_text  # noqa: F401  (re-exported)
+from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import schema
 from shadowtutor.log.schema import pseudonymize_conversation
@@ -39,7 +38,7 @@ class Job:
     The teacher's answer comes in exactly one form: ``teacher_obj`` (a ChatCompletion or its
     dict), ``teacher_chunks`` (stream chunks, objects or dicts), ``teacher_raw`` (proxy bytes:
     JSON, or SSE when ``teacher_sse``), ``teacher`` (ready answer fields, e.g. from a replayed
-    record) or ``teacher_call`` (a callable returning a ChatResult, run in the background).
+    record) or ``teacher_call`` (a callable returning a Answer, run in the background).
     """
 
     messages: list[dict[str, Any]]
@@ -58,10 +57,10 @@ class Job:
     teacher_raw: bytes | None = None
     teacher_sse: bool = False
     teacher: dict[str, Any] | None = None
-    teacher_call: Callable[[], ChatResult] | None = None
+    teacher_call: Callable[[], Answer] | None = None
     teacher_latency_ms: float | None = None
     teacher_ttft_ms: float | None = None
-    student_result: ChatResult | None = None  # the student already answered (it served)
+    student_result: Answer | None = None  # the student already answered (it served)
     student_error: str | None = None  # the student already failed (serving fell back)
     category_detected: bool = False  # the request path detected the category (for routing)
 
@@ -114,19 +113,6 @@ def as_message(msg: Any) -> dict[str, Any]:
     if hasattr(msg, "model_dump"):  # a ChatCompletionMessage passed back in
         return msg.model_dump(exclude_none=True)
     return dict(msg)
-
-
-def answer_from_result(result: ChatResult) -> dict[str, Any]:
-    return {
-        "model": result.model,
-        "provider": result.provider,
-        "response": result.text,
-        "latency_ms": round(result.latency_ms, 3),
-        "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "_estimated": result.usage_estimated,
-    }
 
 
 # --- one request while it is answered -------------------------------------------------------

@@ -40,11 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult
+from shadowtutor.backends import Answer
 from shadowtutor.collect.job import Job, wire_fields
 from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import schema
+from shadowtutor.log.read import jsonl_root, known_ids_in, parquet_root, tail_ids
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def encode(job: Job) -> dict[str, Any]:
 
 
 def decode(entry: dict[str, Any]) -> Job:
-    """The job of a journal entry, ready for the collector's ``_process`` (no student call)."""
+    """The job of a journal entry, ready for :meth:`Work.records_of` (no student call)."""
     result = entry.get("student_result")
     route = entry.get("route")
     teacher = entry.get("teacher")
@@ -108,7 +109,7 @@ def decode(entry: dict[str, Any]) -> Job:
         teacher=teacher,
         teacher_latency_ms=entry.get("teacher_latency_ms"),
         teacher_ttft_ms=entry.get("teacher_ttft_ms"),
-        student_result=ChatResult(**result) if result else None,
+        student_result=Answer(**result) if result else None,
         student_error=None if result else (entry.get("student_error") or NOT_ASKED),
     )
 
@@ -217,7 +218,7 @@ class Journal:
             self._rotate()
         lines = [fastjson.dumps({"j": encode(job)}, default=str).decode() for job in jobs]
         for job in jobs:
-            self._file_of[job.id] = self._current
+            self._file_of[job.id or ""] = self._current
             self._outstanding[self._current] += 1
         by_file: dict[int, list[str]] = {}
         for id_ in done:
@@ -307,3 +308,21 @@ def pending_entries(path: Path) -> tuple[list[dict[str, Any]], int]:
 def entry_day(entry: dict[str, Any]) -> str | None:
     ts = entry.get("ts")
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).date().isoformat() if ts else None
+
+
+def logged_ids(log_dir: Any, token: str, entries: list[dict[str, Any]]) -> set[str]:
+    """Ids of ``entries`` the dead writer ``token`` already logged: its records reach the log up
+    to one journal commit before their done-mark, so the tail of its own files suffices."""
+    wanted = {e["id"] for e in entries}
+    found: set[str] = set()
+    if not isinstance(log_dir, Path):  # a bucket: compaction drops a repeated id
+        return found
+    for day in {entry_day(e) for e in entries} - {None}:
+        path = jsonl_root(log_dir) / f"date={day}" / f"{token}.jsonl"
+        if path.exists():
+            found |= wanted & tail_ids(path)
+        else:  # compacted since: the day's Parquet
+            found |= wanted & known_ids_in(
+                sorted(parquet_root(log_dir).glob(f"date={day}/*.parquet"))
+            )
+    return found

@@ -55,8 +55,8 @@ class _StatsCollector(Collector):
         if collector is None:
             return
         s = collector.stats()
-        writer = getattr(collector, "_writer", None)
-        up = writer.stats() if writer is not None and hasattr(writer, "stats") else {}
+        writer = collector.writer
+        up = writer.stats() if hasattr(writer, "stats") else {}  # a bucket's uploads
 
         def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
             return CounterMetricFamily(PREFIX + name, doc, value=float(value))
@@ -148,9 +148,7 @@ class CollectorMetrics:
             registry=self.registry,
         )
         self.registry.register(_StatsCollector(collector))
-        writer = getattr(collector, "_writer", None)
-        if writer is not None and hasattr(writer, "listeners"):
-            writer.listeners.append(self.observe)
+        collector.writer.listeners.append(self.observe)
 
     def observe(self, records: list[dict[str, Any]]) -> None:
         for rec in records:

@@ -7,7 +7,7 @@
 * :func:`completion_dict`, :func:`chunk_dicts` and :func:`sse_body` shape a student's answer
   as the teacher's response (a ``chat.completion``, its ``chat.completion.chunk`` stream, or
   that stream as server-sent events); :func:`result_from_completion` reads a teacher's
-  response back as a :class:`ChatResult`.
+  response back as a :class:`Answer`.
 * :func:`teacher_from_completion`, :func:`teacher_from_chunks` and :func:`parse_sse` read the
   answer fields of a record out of a response object, stream chunks (objects or dicts) or an
   SSE body.
@@ -20,10 +20,10 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult
+from shadowtutor.backends import Answer
 
 # --- requests -------------------------------------------------------------------------------
 
@@ -32,7 +32,7 @@ class NotAChatRequest(ValueError):
     """The body has no list of messages: not ours to judge (the teacher answers it)."""
 
 
-def _iterable_of_messages(value: Any) -> bool:
+def _iterable_of_messages(value: Any) -> TypeGuard[Iterable[Any]]:
     """An iterable the OpenAI client would send as a JSON array of messages (a tuple, a
     generator), not a string, bytes or a mapping (which it sends as they are)."""
     if isinstance(value, str | bytes | bytearray | Mapping) or value is None:
@@ -92,7 +92,7 @@ class ChatRequest:
 # --- shaping a student answer as an OpenAI response ---------------------------------------------
 
 
-def completion_dict(result: ChatResult, *, id: str | None = None) -> dict[str, Any]:
+def completion_dict(result: Answer, *, id: str | None = None) -> dict[str, Any]:
     """An OpenAI chat.completion object (as a dict) carrying a student's answer."""
     return {
         "id": id or f"chatcmpl-st-{uuid.uuid4().hex[:24]}",
@@ -116,7 +116,7 @@ def completion_dict(result: ChatResult, *, id: str | None = None) -> dict[str, A
 
 
 def chunk_dicts(
-    result: ChatResult, *, include_usage: bool = False, id: str | None = None
+    result: Answer, *, include_usage: bool = False, id: str | None = None
 ) -> list[dict[str, Any]]:
     """The chat.completion.chunk objects (as dicts) of a student's answer, as a stream."""
     full = completion_dict(result, id=id)
@@ -135,7 +135,7 @@ def chunk_dicts(
     return chunks
 
 
-def sse_body(result: ChatResult, *, include_usage: bool = False) -> bytes:
+def sse_body(result: Answer, *, include_usage: bool = False) -> bytes:
     """A student's answer as the server-sent events of a streamed chat completion."""
     events = b"".join(
         b"data: " + json.dumps(c).encode() + b"\n\n"
@@ -144,10 +144,10 @@ def sse_body(result: ChatResult, *, include_usage: bool = False) -> bytes:
     return events + b"data: [DONE]\n\n"
 
 
-def result_from_completion(obj: Any, latency_ms: float) -> ChatResult:
-    """A ChatResult from a teacher's ChatCompletion (for the background teacher call)."""
+def result_from_completion(obj: Any, latency_ms: float) -> Answer:
+    """A Answer from a teacher's ChatCompletion (for the background teacher call)."""
     answer = teacher_from_completion(obj)
-    return ChatResult(
+    return Answer(
         model=answer["model"] or "unknown",
         provider="openai",
         text=answer["response"],

@@ -9,7 +9,7 @@ proxy alike.
    teacher stream is teed so the app reads it as it comes.
 3. **hand-off**: for a shadowed request, :meth:`ShadowCollector.hand_off` queues the pair
    (the student's answer with a background teacher call, or the teacher's answer in whatever
-   form the path has it: a response, stream chunks, raw bytes) for the collector's workers.
+   form the path has it: a response, stream chunks, raw bytes) for the collector's executor.
 
 The walk is written once, in :meth:`RequestPath.walk`, as a generator that yields the I/O it
 needs (:data:`STUDENT`, :data:`TEACHER`) and gets the results (or the teacher's exception)
@@ -26,22 +26,37 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Protocol
 
-from shadowtutor.backends import ChatResult, StreamClock
-from shadowtutor.collect.collector import ShadowCollector
-from shadowtutor.collect.job import Call
+from shadowtutor.backends import Answer, StreamClock
+from shadowtutor.collect.job import Call, Context
+from shadowtutor.collect.openai_shape import ChatRequest
 
-STUDENT = "student"  # the walk needs the student's answer (ChatResult or None)
+STUDENT = "student"  # the walk needs the student's answer (Answer or None)
 TEACHER = "teacher"  # the walk needs the teacher's reply (or its exception)
 
 Walk = Generator[str, Any, Any]
 
 
+class Front(Protocol):
+    """What the request path asks of the collector
+    (:class:`~shadowtutor.collect.collector.ShadowCollector`)."""
+
+    def begin(self, request: ChatRequest, context: Context, origin: Any = None) -> Call: ...
+
+    def student_call(self, call: Call) -> Answer | None: ...
+
+    def hand_off(self, call: Call, **answers: Any) -> None: ...
+
+    def teacher_failed(self) -> None: ...
+
+    def stream_abandoned(self) -> None: ...
+
+
 class RequestPath:
     """All the logic of serving one request (see the module docstring); no I/O."""
 
-    def __init__(self, collector: ShadowCollector):
+    def __init__(self, collector: Front):
         self.collector = collector
 
     def walk(self, call: Call) -> Walk:
@@ -96,11 +111,11 @@ class RequestPath:
         teacher's error as the app must see it."""
         raise NotImplementedError
 
-    def background_teacher(self, call: Call) -> Callable[[], ChatResult]:
+    def background_teacher(self, call: Call) -> Callable[[], Answer]:
         """A blocking teacher call for a worker thread, when the student served the user."""
         raise NotImplementedError
 
-    def student_reply(self, call: Call, result: ChatResult) -> Any:
+    def student_reply(self, call: Call, result: Answer) -> Any:
         """The student's answer shaped as the teacher's response."""
         raise NotImplementedError
 

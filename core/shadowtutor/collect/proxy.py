@@ -41,9 +41,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult, StreamClock, teacher_api_key
+from shadowtutor.backends import Answer, StreamClock, teacher_api_key
 from shadowtutor.collect import metrics
-from shadowtutor.collect import upstream as lean
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -53,7 +52,7 @@ from shadowtutor.collect.openai_shape import (
     sse_body,
 )
 from shadowtutor.collect.path import AsyncRequestPath, timed
-from shadowtutor.collect.upstream import Upstream
+from shadowtutor.collect.upstream import Upstream, usable
 from shadowtutor.config import Settings
 
 DEFAULT_TEACHER = "https://api.openai.com/v1"
@@ -90,7 +89,7 @@ def _response_headers(resp: httpx.Response) -> dict[str, str]:
 
 # The server's own `date` and `server` headers are off (see serve()): a forwarded answer
 # carries the teacher's, each once; an answer the proxy makes itself gets these.
-UVICORN_OPTIONS = {"server_header": False, "date_header": False}
+UVICORN_OPTIONS: dict[str, Any] = {"server_header": False, "date_header": False}
 SERVER_NAME = "shadowtutor-proxy"
 
 
@@ -174,6 +173,8 @@ class Proxy(AsyncRequestPath):
     """The proxy's state (settings, the teacher connection pool, the collector) and its side
     of the request path: the teacher over HTTP, answers as HTTP responses."""
 
+    collector: ShadowCollector
+
     def __init__(self, settings: Settings, collector: ShadowCollector | None = None):
         super().__init__(collector or ShadowCollector(settings))
         self.settings = settings
@@ -186,8 +187,8 @@ class Proxy(AsyncRequestPath):
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0), limits=limits)
-        if lean.usable(self.teacher_url):  # the chat calls' lean client
-            self.upstream = lean.Upstream(self.teacher_url)
+        if usable(self.teacher_url):  # the chat calls' lean client
+            self.upstream = Upstream(self.teacher_url)
         try:
             yield
         finally:
@@ -341,14 +342,14 @@ class Proxy(AsyncRequestPath):
                 self.stream_failed(None)
             await upstream.aclose()
 
-    def student_reply(self, call: Call, result: ChatResult) -> Response:
+    def student_reply(self, call: Call, result: Answer) -> Response:
         assert call.request is not None
         if call.stream:
             body = sse_body(result, include_usage=call.request.include_usage)
             return Response(body, media_type="text/event-stream")
         return JSONResponse(completion_dict(result))
 
-    def background_teacher(self, call: Call) -> Callable[[], ChatResult]:
+    def background_teacher(self, call: Call) -> Callable[[], Answer]:
         assert call.request is not None
         headers = _forward_headers(call.origin[0], self.api_key)
         payload = call.request.teacher_body()
@@ -359,7 +360,7 @@ class Proxy(AsyncRequestPath):
             resp.raise_for_status()
             return resp.json()
 
-        def ask() -> ChatResult:
+        def ask() -> Answer:
             return result_from_completion(*timed(post))
 
         return ask

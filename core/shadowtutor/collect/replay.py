@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor.backends import Backend, BackendError, student_backend, teacher_backend
-from shadowtutor.collect.breaker import Breaker
-from shadowtutor.collect.collector import Job, ShadowCollector
-from shadowtutor.collect.job import answer_from_result
+from shadowtutor.backends.breaker import Breaker
+from shadowtutor.collect import records
+from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.collect.job import Job
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError, error_text
 from shadowtutor.log import ingest, read, schema
@@ -227,7 +228,7 @@ class _Run:
                 with self.lock:
                     self.teacher_errors.append((item.id, error_text(exc)))
                 return
-            job.teacher = answer_from_result(result)
+            job.teacher = records.work_fields(result)
             job.metadata["teacher_called"] = True
         if self.stop.is_set():
             return

@@ -39,16 +39,15 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from shadowtutor.backends import ChatResult, StreamClock
-from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.backends import Answer, StreamClock
 from shadowtutor.collect.job import Call, Context
-from shadowtutor.collect.openai_shape import (  # noqa: F401  (completion_dict, chunk_dicts,
-    ChatRequest,  # result_from_completion are also importable from here, as before)
+from shadowtutor.collect.openai_shape import (
+    ChatRequest,
     chunk_dicts,
     completion_dict,
     result_from_completion,
 )
-from shadowtutor.collect.path import AsyncRequestPath, RequestPath, SyncRequestPath, timed
+from shadowtutor.collect.path import AsyncRequestPath, Front, RequestPath, SyncRequestPath, timed
 
 # --- tee streams --------------------------------------------------------------------------------
 
@@ -61,7 +60,7 @@ class TeeStream:
 
     def __init__(self, stream: Any, clock: StreamClock, path: RequestPath, call: Call):
         self._stream = stream
-        self._next = getattr(stream, "__next__", None)
+        self._next: Any = getattr(stream, "__next__", None)
         self._clock = clock
         self._path = path
         self._call = call
@@ -185,7 +184,7 @@ class _OpenAICompletions(_Delegate, RequestPath):
     """The request path's OpenAI-client side, shared by the sync and the async wrapper: how
     to ask the wrapped client and how its answers look. Only the I/O differs below."""
 
-    def __init__(self, target: Any, collector: ShadowCollector, sync_create: Any):
+    def __init__(self, target: Any, collector: Front, sync_create: Any):
         _Delegate.__init__(self, target)
         RequestPath.__init__(self, collector)
         self._sync_create = sync_create  # background teacher calls run on worker threads
@@ -205,12 +204,12 @@ class _OpenAICompletions(_Delegate, RequestPath):
         assert call.request is not None
         body = call.request.teacher_body()
 
-        def ask() -> ChatResult:
+        def ask() -> Answer:
             return result_from_completion(*timed(lambda: self._sync_create(**body)))
 
         return ask
 
-    def student_reply(self, call: Call, result: ChatResult) -> Any:
+    def student_reply(self, call: Call, result: Answer) -> Any:
         assert call.request is not None
         if call.stream:
             include = call.request.include_usage
@@ -255,7 +254,7 @@ class _ShadowChat(_Delegate):
 class ShadowClient(_Delegate):
     """The wrapped client: ``chat.completions.create`` is shadowed, the rest is the original."""
 
-    def __init__(self, client: Any, collector: ShadowCollector):
+    def __init__(self, client: Any, collector: Front):
         super().__init__(client)
         self.collector = collector
         if isinstance(client, openai.AsyncOpenAI):
@@ -282,7 +281,7 @@ class ShadowClient(_Delegate):
         return self._target
 
 
-def wrap(client: Any, collector: ShadowCollector) -> ShadowClient:
+def wrap(client: Any, collector: Front) -> ShadowClient:
     """Wrap an OpenAI or AsyncOpenAI client (anything else: a TypeError naming what is
     supported)."""
     if not isinstance(client, openai.OpenAI | openai.AsyncOpenAI):

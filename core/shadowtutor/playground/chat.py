@@ -28,12 +28,13 @@ from typing import Any
 from shadowtutor import detect
 from shadowtutor.accounts import permissions
 from shadowtutor.backends import (
+    Answer,
     Backend,
     BackendError,
-    ChatResult,
     teacher_api_key,
     teacher_backend,
 )
+from shadowtutor.collect import records
 from shadowtutor.config import Settings
 from shadowtutor.cost import pricing
 from shadowtutor.errors import ShadowTutorError
@@ -48,42 +49,6 @@ REVIEW_STRATEGY = "manual"
 
 class PlaygroundError(ShadowTutorError):
     """A Playground action that cannot be done (the message says why)."""
-
-
-@dataclass
-class Answer:
-    """One model's answer to a turn, with its figures; ``error`` set when it failed."""
-
-    model: str
-    provider: str
-    text: str | None = None
-    error: str | None = None
-    error_kind: str | None = None
-    ttft_ms: float | None = None
-    latency_ms: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    usage_estimated: bool = False
-    tokens_per_s: float | None = None
-    cost_usd: float | None = None
-    price_version: str | None = None
-
-    def figures(self) -> str:
-        """One line of figures for a caption: TTFT, latency, tokens/s, tokens, cost."""
-        if self.error is not None:
-            return "failed"
-        parts = [
-            f"TTFT {_ms(self.ttft_ms)}",
-            f"total {_ms(self.latency_ms)}",
-            f"{self.tokens_per_s:,.1f} tokens/s" if self.tokens_per_s else "tokens/s n/a",
-            f"{self.completion_tokens or 0} tokens"
-            + (" (estimated)" if self.usage_estimated else ""),
-        ]
-        if self.cost_usd == 0:
-            parts.append("cost $0 (local)")
-        elif self.cost_usd is not None:
-            parts.append(f"cost ${self.cost_usd:.6f}")
-        return " · ".join(parts)
 
 
 @dataclass
@@ -132,17 +97,6 @@ class Chat:
         self.conversation_id = schema.new_id()
 
 
-def tokens_per_second(
-    completion_tokens: int | None, latency_ms: float | None, ttft_ms: float | None
-) -> float | None:
-    """Decode rate after the first token (see the module docstring); None when unknown."""
-    if not completion_tokens or not latency_ms or latency_ms <= 0:
-        return None
-    if ttft_ms is not None and completion_tokens > 1 and latency_ms > ttft_ms:
-        return (completion_tokens - 1) / ((latency_ms - ttft_ms) / 1000)
-    return completion_tokens / (latency_ms / 1000)
-
-
 def teacher_problem(settings: Settings) -> str | None:
     """Why the teacher cannot be asked (no API key), or None."""
     if teacher_api_key(settings):
@@ -150,24 +104,6 @@ def teacher_problem(settings: Settings) -> str | None:
     return (
         "the teacher needs an API key: set SHADOWTUTOR_TEACHER_API_KEY (or OPENAI_API_KEY) "
         "and restart, or turn 'Teacher beside' off"
-    )
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f} ms"
-
-
-def _answer(result: ChatResult) -> Answer:
-    return Answer(
-        model=result.model,
-        provider=result.provider,
-        text=result.text,
-        ttft_ms=result.ttft_ms,
-        latency_ms=result.latency_ms,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        usage_estimated=result.usage_estimated,
-        tokens_per_s=tokens_per_second(result.completion_tokens, result.latency_ms, result.ttft_ms),
     )
 
 
@@ -191,7 +127,7 @@ def _produce(
             result = chunk.result or result
         if result is None:
             raise BackendError(f"{backend.describe()} ended the answer without a result")
-        out.put((who, None, _answer(result)))
+        out.put((who, None, result))
     except Exception as exc:  # every failure is reported in the turn, never raised
         out.put((who, None, _failed(backend, model, exc)))
 
@@ -315,25 +251,6 @@ def ask(
 # --- saving ------------------------------------------------------------------------------------
 
 
-def _answer_fields(ans: Answer) -> dict[str, Any]:
-    return {
-        "model": ans.model,
-        "provider": ans.provider,
-        "response": ans.text if ans.error is None else None,
-        "latency_ms": _round(ans.latency_ms),
-        "ttft_ms": _round(ans.ttft_ms),
-        "prompt_tokens": ans.prompt_tokens,
-        "completion_tokens": ans.completion_tokens,
-        "cost_usd": ans.cost_usd,
-        "price_version": ans.price_version,
-        "error": ans.error,
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
 def build_record(
     chat: Chat, index: int, *, username: str | None, teacher_model: str
 ) -> dict[str, Any]:
@@ -343,7 +260,7 @@ def build_record(
     except IndexError:
         raise PlaygroundError(f"there is no turn {index + 1} in this conversation") from None
     teacher = (
-        _answer_fields(turn.teacher)
+        records.answer_fields(turn.teacher, digits=1)
         if turn.teacher is not None
         else {"model": teacher_model, "provider": "openai", "error": TEACHER_NOT_ASKED}
     )
@@ -376,7 +293,7 @@ def build_record(
         source="playground",
         messages=turn.messages,
         teacher=teacher,
-        student=_answer_fields(turn.student),
+        student=records.answer_fields(turn.student, digits=1),
         user_hash=schema.pseudonymize(username),
         conversation_id=chat.conversation_id,
         category=detect.detect_category(turn.prompt),

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor.backends import Backend, student_backend
-from shadowtutor.collect.breaker import Breaker
+from shadowtutor.backends.breaker import Breaker
 from shadowtutor.config import Settings
 from shadowtutor.gate import routing
 from shadowtutor.students.registry import DEFAULT, StudentSpec, active_specs, default_spec

@@ -5,10 +5,10 @@ The app's request path only decides and hands off. With the companion on
 turns it on unless the setting says ``0``), the hand-off is one ``os.write`` of a pre-encoded
 frame to a pipe (non-blocking, 1 MiB of kernel buffer; what does not fit waits in a bounded
 backlog that a sender thread writes; past that bound the job is dropped and counted). A child
-process (``python -m shadowtutor.collect.companion``) reads the frames and runs an ordinary
-in-process :class:`~shadowtutor.collect.collector.ShadowCollector` on them: the per-job
-processing (job -> record: student call, similarity, detection, encoding, writing) is the same
-``_process`` as without the companion, only in another interpreter, so it never competes with
+process (:mod:`shadowtutor.collect.executors.child`) reads the frames and runs the same
+:class:`~shadowtutor.collect.executors.threads.ThreadExecutor` on them as without the
+companion: the per-job :class:`~shadowtutor.collect.work.Work` (student call, similarity,
+detection, the record) and the writer, only in another interpreter, so it never competes with
 the app's requests for the GIL.
 
 Guarantees, as in-process:
@@ -28,127 +28,35 @@ Guarantees, as in-process:
 * **flush / close**: ``flush()`` sends a flush frame behind the jobs and waits for the child's
   answer; ``close()`` ends the pipe, waits for the child to write everything and exit.
 
-Frames: 4-byte big-endian length, 1-byte kind, payload. ``J`` a job (4-byte length of its
-JSON fields, the fields, then the teacher's raw proxy bytes if any), ``F`` a flush
-(``{"n", "timeout"}``), ``C`` the configuration (first frame). Replies: JSON lines.
+Frames: :mod:`shadowtutor.collect.frames`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import logging
 import os
 import select
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 from shadowtutor import fastjson
-from shadowtutor.backends import ChatResult
-from shadowtutor.collect.job import Job, wire_fields
-from shadowtutor.collect.openai_shape import teacher_from_chunks, teacher_from_completion
-from shadowtutor.gate import routing
+from shadowtutor.collect import frames, journal
+from shadowtutor.collect.counters import ADDED, STAT_KEYS, Counters
+from shadowtutor.collect.executors.threads import ThreadExecutor
+from shadowtutor.collect.job import Job
+from shadowtutor.log.schema import format_ts
 
 log = logging.getLogger("shadowtutor.companion")
 
 PIPE_SIZE = 1 << 20  # asked of the kernel; the hand-off never blocks while this holds
-PUSH_S = 1.0  # the child's stats/ack interval: at most 1 report a second (each wakes two threads)
-# The child's scheduling priority: background work, so on a busy box the app's requests get
-# the CPU first (a child that falls behind fills its pipe; then jobs are dropped, counted).
-NICE = 10
-_HEAD = struct.Struct(">IB")
-_LEN = struct.Struct(">I")
 F_SETPIPE_SZ = 1031
-
-
-# --- frames ------------------------------------------------------------------------------------
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(exclude_none=True)
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)  # type: ignore[arg-type]
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    return str(obj)
-
-
-def frame(kind: bytes, payload: bytes) -> bytes:
-    return _HEAD.pack(len(payload) + 1, kind[0]) + payload
-
-
-def encode_job(job: Job) -> bytes:
-    """One ``J`` frame for a job (the request path's only encoding: once, with orjson).
-
-    The teacher's raw proxy bytes go as they are (parsed in the child); a response object or
-    stream chunks become answer fields here (attribute reads, no serialisation of the object).
-    A job with a background teacher call cannot cross (a closure): ValueError.
-    """
-    if job.teacher_call is not None:
-        raise ValueError("a background teacher call runs in this process")
-    teacher = job.teacher
-    form = "fields"
-    if teacher is None:
-        if job.teacher_obj is not None:
-            teacher, form = teacher_from_completion(job.teacher_obj), "obj"
-        elif job.teacher_chunks is not None:
-            teacher, form = teacher_from_chunks(job.teacher_chunks), "chunks"
-    result = job.student_result
-    fields = wire_fields(job) | {
-        "ts": job.ts.timestamp() if job.ts else None,
-        "teacher": teacher,
-        "form": form,
-        "sse": job.teacher_sse,
-        "student_result": dataclasses.astuple(result) if result is not None else None,
-    }
-    body = fastjson.dumps(fields, default=_default)
-    raw = job.teacher_raw or b""
-    return _HEAD.pack(len(body) + len(raw) + 5, 74) + _LEN.pack(len(body)) + body + raw
-
-
-def decode_job(payload: bytes | memoryview) -> tuple[Job, str]:
-    """The job of a ``J`` payload, and the form its teacher answer had."""
-    (n,) = _LEN.unpack_from(payload, 0)
-    f = fastjson.loads(payload[4 : 4 + n])
-    raw = bytes(payload[4 + n :])
-    route = f.get("route")
-    result = f.get("student_result")
-    from datetime import datetime
-
-    job = Job(
-        messages=f["messages"],
-        source=f.get("source") or "live",
-        id=f["id"],
-        ts=datetime.fromtimestamp(f["ts"], UTC) if f.get("ts") is not None else None,
-        user_hash=f.get("user_hash"),
-        category=f.get("category"),
-        language=f.get("language"),
-        category_detected=bool(f.get("category_detected")),
-        metadata=f.get("metadata") or {},
-        route=routing.Route(*route) if route else None,
-        options=f.get("options") or {},
-        teacher=f.get("teacher"),
-        teacher_raw=raw if raw else None,
-        teacher_sse=bool(f.get("sse")),
-        teacher_latency_ms=f.get("teacher_latency_ms"),
-        teacher_ttft_ms=f.get("teacher_ttft_ms"),
-        student_result=ChatResult(*result) if result else None,
-        student_error=f.get("student_error"),
-    )
-    job.conversation_id = f.get("conversation_id")  # already pseudonymised by the parent
-    return job, f.get("form") or "fields"
-
-
-# --- the parent's side -------------------------------------------------------------------------
+CHILD = "shadowtutor.collect.executors.child"  # the module the child process runs
 
 SENT, FULL, DEAD = "sent", "full", "dead"
 
@@ -176,7 +84,7 @@ class Link:
             pass
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shadowtutor.collect.companion", str(job_r), str(reply_w)],
+                [sys.executable, "-m", CHILD, str(job_r), str(reply_w)],
                 pass_fds=(job_r, reply_w),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
@@ -203,7 +111,7 @@ class Link:
         self._flush_ok: dict[int, bool] = {}
         self._flush_n = 0
         self._exited = threading.Event()
-        self._write(frame(b"C", fastjson.dumps(config, default=_default)))
+        self._write(frames.frame(frames.CONFIG, fastjson.dumps(config, default=frames.default)))
         os.set_blocking(self._w, False)
         self._sender = threading.Thread(target=self._send_loop, name="companion-send", daemon=True)
         self._reader = threading.Thread(target=self._read_loop, name="companion-read", daemon=True)
@@ -350,7 +258,9 @@ class Link:
             n = self._flush_n
             event = self._flushes[n] = threading.Event()
             try:
-                self._write_blocking(frame(b"F", fastjson.dumps({"n": n, "timeout": timeout})))
+                self._write_blocking(
+                    frames.frame(frames.FLUSH, fastjson.dumps({"n": n, "timeout": timeout}))
+                )
             except OSError:
                 return False
         left = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
@@ -392,163 +302,178 @@ class Link:
         self.proc.kill()
 
 
-# --- the child's side --------------------------------------------------------------------------
+# --- the executor ------------------------------------------------------------------------------
+
+LocalFactory = Callable[[set[str] | None], ThreadExecutor]
+Listener = Callable[[list[dict[str, Any]]], None]
 
 
-def _read_exact(fd: int, n: int) -> bytes | None:
-    parts = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
-            return None
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
+class CompanionExecutor:
+    """Hands each job to the companion process; when the child is gone before :meth:`close`,
+    the work runs in this process from then on (``local``: how to start the in-process
+    executor, with the ids its journal recovery must leave alone), nothing lost or twice."""
 
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        counters: Counters,
+        local: LocalFactory,
+        listeners: list[Listener],
+        backlog_cap: int,
+    ):
+        self.counters = counters
+        self.listeners = listeners
+        self._make_local = local
+        self.local: ThreadExecutor | None = None
+        self._local_lock = threading.Lock()
+        self._fallback_ready = threading.Event()
+        self._final: dict[str, Any] = {}
+        self.link = Link(config, on_dead=self._died, on_records=self._tell, backlog_cap=backlog_cap)
 
-class _Child:
-    def __init__(self, rfd: int, wfd: int):
-        self.rfd = rfd
-        self.out = os.fdopen(wfd, "wb", buffering=0)
-        self.out_lock = threading.Lock()
-        self.parent = os.getppid()
-        self.committed = 0
-        self.skipped = 0  # frames that could not become jobs (counted as lost)
-        self.records: list[dict[str, Any]] = []
-        self.stop = threading.Event()
-        self.changed = threading.Event()
-
-    def reply(self, msg: dict[str, Any]) -> None:
-        data = fastjson.dumps(msg, default=_default) + b"\n"
-        with self.out_lock:
+    def _tell(self, records: list[dict[str, Any]]) -> None:
+        """The child wrote ``records``: this process's listeners (the metrics' latency
+        histograms) hear of them."""
+        for listener in list(self.listeners):
             try:
-                self.out.write(data)
-            except OSError:
-                pass  # the parent is gone; we finish and exit all the same
+                listener(records)
+            except Exception:
+                log.exception("log listener failed")
 
-    def snapshot(self, **extra: Any) -> dict[str, Any]:
-        records, self.records = self.records, []
-        return {
-            "ack": self.committed + self.skipped,
-            "stats": self.collector.stats(),
-            "records": records,
-            **extra,
-        }
+    def _start_local(self, skip: set[str] | None = None) -> ThreadExecutor:
+        with self._local_lock:
+            if self.local is None:
+                self.local = self._make_local(skip)
+            return self.local
 
-    def on_commit(self, jobs: list[Job]) -> None:
-        self.committed += len(jobs)
-        self.changed.set()
+    # --- jobs ----------------------------------------------------------------------------------
+    def submit(self, job: Job, *, block: bool = False, timeout: float | None = None) -> bool:
+        """The job encoded once and written to the child's pipe (a job with a background
+        teacher call, a closure, stays in this process)."""
+        link = self.link
+        if not link.dead and job.teacher_call is None:
+            try:
+                data = frames.encode_job(job)
+            except Exception as exc:  # not encodable (an odd message object): done here
+                self.counters.last_error = f"companion hand-off: {exc!r}"
+            else:
+                sent = link.send(data)
+                if sent == SENT:
+                    self.counters.count("enqueued")
+                    return True
+                if sent == FULL and not block:
+                    self.counters.count("dropped")
+                    return False
+        return self._submit_here(job, block=block, timeout=timeout)
 
-    def on_records(self, records: list[dict[str, Any]]) -> None:
-        for rec in records:  # what the metrics' histograms read, nothing else
-            t, s = rec.get("teacher") or {}, rec.get("student") or {}
-            self.records.append(
-                {
-                    "teacher": {"latency_ms": t.get("latency_ms")},
-                    "student": {"latency_ms": s.get("latency_ms"), "error": s.get("error")},
-                }
-            )
-        self.changed.set()
+    def _submit_here(
+        self, job: Job, *, block: bool, timeout: float | None, counted: bool = True
+    ) -> bool:
+        if self.link.dead:  # the fallback recovers first (never twice)
+            self._fallback_ready.wait(30.0)
+        local = self._start_local()
+        return local.submit(job, block=block, timeout=timeout, counted=counted)
 
-    def push_loop(self) -> None:
-        """Report when something happened (at most every PUSH_S); idle, only check that the
-        parent lives, once a second."""
-        while not self.stop.is_set():
-            if not self.changed.wait(1.0):
-                if os.getppid() != self.parent:  # the parent died; a leaked pipe end
-                    log.warning("companion: parent %d is gone, stopping", self.parent)
-                    os.close(self.rfd)  # the read loop ends
-                    return
-                continue
-            if self.stop.wait(PUSH_S):  # gather what else happens meanwhile
-                return
-            self.changed.clear()
-            self.reply(self.snapshot())
-
-    def run(self) -> int:
-        from shadowtutor.collect.collector import ShadowCollector
-        from shadowtutor.config import Settings
-
-        head = _read_exact(self.rfd, 5)
-        if head is None:
-            return 0
-        size, kind = _HEAD.unpack(head)
-        config = fastjson.loads(_read_exact(self.rfd, size - 1) or b"{}")
-        settings = Settings(**config.pop("settings"))
-        self.collector = c = ShadowCollector(
-            settings, companion=False, refresh_routing=False, journal_inline=True, **config
-        )
-        assert c._journal is not None
-        c._journal.on_commit = self.on_commit
-        c._writer.listeners.append(self.on_records)
-        self.reply({"ready": c._writer.token})
-        threading.Thread(target=self.push_loop, name="companion-push", daemon=True).start()
+    def _died(self, data: list[bytes], why: str) -> None:
+        """The companion is gone before close(): run the work here from now on, log what its
+        journal holds, and process the frames it had not journaled (never twice)."""
+        self.counters.count("companion_failures")
+        self.counters.last_error = f"{why}: the shadow work runs in this process now"
+        log.warning("%s", self.counters.last_error)
+        jobs: list[Job] = []
+        for one in data:
+            try:
+                jobs.append(frames.decode_job(memoryview(one)[5:])[0])
+            except Exception:
+                self.counters.count("lost")
+        link = self.link
+        gauges = {"queue_depth": 0, "unwritten": 0, "journal_pending": 0}  # void now
+        link.stats = self._final = dict(link.stats) | gauges  # its counters stay
         try:
-            while True:
-                try:
-                    head = _read_exact(self.rfd, 5)
-                except OSError:
-                    head = None
-                if head is None:
-                    break
-                size, kind = _HEAD.unpack(head)
-                payload = _read_exact(self.rfd, size - 1)
-                if payload is None:
-                    break
-                if kind == 74:  # J
-                    self.job(payload)
-                elif kind == 70:  # F
-                    req = fastjson.loads(payload)
-                    threading.Thread(target=self.flush, args=(req,), daemon=True).start()
+            local = self._start_local(skip={j.id for j in jobs if j.id})
         finally:
-            ok = c.close(timeout=config.get("close_timeout", 30.0))
-            self.stop.set()
-            self.committed = self.committed  # close() committed the journal's last lines
-            self.reply(self.snapshot(closed=ok))
-        return 0
+            self._fallback_ready.set()
+        if link.token and jobs:
+            shaped = [{"id": j.id, "ts": format_ts(j.ts) if j.ts else None} for j in jobs]
+            logged = journal.logged_ids(local.log_dir, link.token, shaped)
+            if logged:
+                self.counters.count("recovered_already_logged", len(logged))
+                jobs = [j for j in jobs if j.id not in logged]
+        for job in jobs:
+            self.counters.count("recovered")
+            self._submit_here(job, block=True, timeout=30.0, counted=False)
 
-    def job(self, payload: bytes) -> None:
-        try:
-            job, form = decode_job(payload)
-        except Exception as exc:
-            self.skipped += 1
-            self.collector.count("lost")
-            self.collector.last_error = f"companion: unreadable job frame: {exc!r}"
-            return
-        if form != "fields" and (job.teacher or {}).get("error"):
-            self.collector.count("teacher_errors")  # a stream that never finished
-        # Blocking: the parent already counted the hand-off; a full queue here waits (the
-        # pipe and the parent's bounded backlog are the queue the request path sees).
-        self.collector.submit(job, block=True)
+    # --- flush / close / stats -----------------------------------------------------------------
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        link = self.link
+        ok = True
+        if not link.dead:
+            ok = link.flush(timeout)
+            if link.dead:  # it died meanwhile: its jobs are here now
+                ok = True
+        if self.local is None:
+            return ok
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.local.flush(left) and ok
 
-    def flush(self, req: dict[str, Any]) -> None:
-        # The child's journal writes inline: once flushed, its lines are already written.
-        ok = self.collector.flush(req.get("timeout"))
-        self.reply(self.snapshot(flushed=req["n"], ok=ok))
+    def close(self, timeout: float | None = 30.0) -> bool:
+        link = self.link
+        linked_ok = True
+        if not link.dead:
+            linked_ok = link.close(timeout)
+            self._final = dict(link.stats)
+        if self.local is None:  # the companion did it all
+            return linked_ok and not self._final.get("unfinished_at_exit", 0)
+        return self.local.close(timeout) and linked_ok
+
+    def stats(self) -> dict[str, Any]:
+        """The child's counters (as of its last report, at most about a second old, exact
+        after :meth:`flush`), the frames in flight, and the in-process executor's gauges."""
+        link = self.link
+        child = link.stats or self._final
+        counts = {k: child.get(k, 0) for k in STAT_KEYS if k != "enqueued"}
+        counts["enqueued"] = -child.get("dropped", 0)  # the hand-off counted it here, once
+        more: dict[str, Any] = {k: child.get(k, 0) for k in ADDED} | {
+            "counts": counts,
+            "breaker": child.get("breaker"),
+            "unknown_models": child.get("unknown_models"),
+            "students": child.get("students"),
+            "last_error": child.get("last_error"),
+            "companion": {
+                "pid": link.pid,
+                "alive": not link.dead,
+                "in_flight": 0 if link.dead else link.in_flight(),
+                "backlog": link.backlog(),
+                "error": link.error,
+            },
+        }
+        if not link.dead:
+            more["queue_depth"] += link.in_flight()
+        if self.local is not None:
+            here = self.local.stats()
+            for k in ("queue_depth", "unwritten", "journal_pending", "journal_errors"):
+                more[k] += here[k]
+            more["last_error"] = here["last_error"] or more["last_error"]
+        return more
 
 
-def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.WARNING, format="companion: %(message)s")
+def start_companion(
+    config: dict[str, Any],
+    *,
+    counters: Counters,
+    local: LocalFactory,
+    listeners: list[Listener],
+    backlog_cap: int,
+) -> CompanionExecutor | None:
+    """A :class:`CompanionExecutor` with its child started; None when the child cannot start
+    (counted in ``companion_failures``, said in ``last_error``: the work runs here)."""
     try:
-        os.nice(NICE)
-    except OSError:
-        pass
-    child = _Child(int(argv[1]), int(argv[2]))
-    try:
-        return child.run()
+        return CompanionExecutor(
+            config, counters=counters, local=local, listeners=listeners, backlog_cap=backlog_cap
+        )
     except Exception as exc:
-        child.reply({"error": f"companion failed: {exc!r}"})
-        raise
-
-
-def config_for(collector: Any, settings: Any, overrides: dict[str, Any]) -> dict[str, Any]:
-    """What the child needs to build the same collector (settings and constructor overrides)."""
-    return {"settings": dataclasses.asdict(settings), **overrides}
-
-
-def log_dir_ok(log_dir: Any) -> bool:
-    return isinstance(log_dir, Path)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+        counters.count("companion_failures")
+        counters.last_error = f"companion did not start ({exc!r}): the shadow work runs here"
+        log.warning("%s", counters.last_error)
+        return None
