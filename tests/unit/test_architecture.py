@@ -149,11 +149,38 @@ def _package(module: str) -> str:
 
 
 def test_no_import_cycle_between_packages() -> None:
+    assert _cycles(_rooms()) == []
+
+
+def _rooms() -> dict[str, set[str]]:
+    """Each package of the library and the packages it imports."""
     rooms: dict[str, set[str]] = {}
     for module, targets in _import_graph().items():
         here = _package(module)
         rooms.setdefault(here, set()).update(t for t in map(_package, targets) if t != here)
-    assert _cycles(rooms) == []
+    return rooms
+
+
+def _documented_rooms() -> dict[str, set[str]]:
+    """docs/architecture.md's table: package -> the packages it may import."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text.split("<!-- rooms-table -->")[1].split("<!-- /rooms-table -->")[0]
+    rows = [line for line in table.strip().splitlines()[2:] if line.startswith("|")]
+    documented = {}
+    for row in rows:
+        package, _holds, may = (c.strip() for c in row.strip().strip("|").split("|"))
+        documented[package.strip("`")] = {m.strip().strip("`") for m in may.split(",") if m}
+    return documented
+
+
+def test_every_package_imports_only_what_the_architecture_page_allows() -> None:
+    rooms, documented = _rooms(), _documented_rooms()
+    missing = sorted(set(rooms) - set(documented) - {"shadowtutor"})
+    assert missing == [], f"packages not named in docs/architecture.md: {missing}"
+    unknown = sorted(set(documented) - set(rooms))
+    assert unknown == [], f"docs/architecture.md names packages that do not exist: {unknown}"
+    extra = {p: sorted(rooms[p] - documented[p]) for p in documented if rooms[p] - documented[p]}
+    assert extra == {}, f"imports the architecture page does not allow: {extra}"
 
 
 def test_no_import_cycle_inside_a_package() -> None:
