@@ -27,7 +27,7 @@ from pathlib import Path
 from itsdangerous import BadSignature, TimestampSigner
 from sqlmodel import Session, col, select
 
-from shadowtutor.tables import User, WebSession, as_utc, utcnow
+from shadowtutor.tables import User, WebSession, as_utc, row_id, utcnow
 
 COOKIE = "shadowtutor_session"
 HANDOFF_SECONDS = 120
@@ -80,7 +80,7 @@ def start(*, session: Session, user_id: int, hours: float) -> Started:
     )
     session.add(row)
     session.flush()
-    return Started(row.id, handoff)
+    return Started(row_id(row), handoff)
 
 
 def claim(*, session: Session, handoff: str, key: str) -> tuple[str, int] | None:
@@ -94,7 +94,9 @@ def claim(*, session: Session, handoff: str, key: str) -> tuple[str, int] | None
         return None
     row.handoff_hash = None  # one use only, valid or not
     session.add(row)
-    if as_utc(row.handoff_expires_at) < now or as_utc(row.expires_at) <= now:
+    handoff_expires = as_utc(row.handoff_expires_at)
+    # a handoff is always stored with its expiry; one without is as good as stale
+    if handoff_expires is None or handoff_expires < now or as_utc(row.expires_at) <= now:
         return None
     token = _secrets.token_urlsafe(32)
     row.token_hash = _digest(token)
@@ -135,7 +137,7 @@ def _live(session: Session, row: WebSession) -> Resolved | None:
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         return None
-    return Resolved(row.id, user)
+    return Resolved(row_id(row), user)
 
 
 def revoke(*, session: Session, session_id: int, reason: str = "logout") -> None:

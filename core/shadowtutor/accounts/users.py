@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from shadowtutor.accounts import permissions, sessions
 from shadowtutor.accounts.permissions import ROLES, Actor
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.tables import User, UserCreate
+from shadowtutor.tables import User, UserCreate, row_id
 
 _N, _R, _P = 2**14, 8, 1  # 16 MiB of memory per hash
 
@@ -100,7 +100,7 @@ def set_role(*, session: Session, username: str, role: str, actor_id: Actor) -> 
     _check_role(role)
     user = require_user(session=session, username=username)
     if user.role != role:  # the old role's open pages must not stay reachable
-        sessions.revoke_user(session=session, user_id=user.id, reason="role change")
+        sessions.revoke_user(session=session, user_id=row_id(user), reason="role change")
     user.role = role
     session.add(user)
     return user
@@ -112,7 +112,7 @@ def set_disabled(
     permissions.require(session, actor_id, "users.manage")
     user = require_user(session=session, username=username)
     if disabled:
-        sessions.revoke_user(session=session, user_id=user.id, reason="disabled")
+        sessions.revoke_user(session=session, user_id=row_id(user), reason="disabled")
     user.disabled = disabled
     session.add(user)
     return user
@@ -123,7 +123,7 @@ def set_password(*, session: Session, username: str, password: str, actor_id: Ac
     if len(password) < 8:
         raise UserError("the password must have at least 8 characters")
     user = require_user(session=session, username=username)
-    sessions.revoke_user(session=session, user_id=user.id, reason="password change")
+    sessions.revoke_user(session=session, user_id=row_id(user), reason="password change")
     user.password_hash = hash_password(password)
     session.add(user)
     return user

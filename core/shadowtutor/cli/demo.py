@@ -11,6 +11,7 @@ from shadowtutor.accounts import users
 from shadowtutor.cli.root import settings_of
 from shadowtutor.demo import generate, home, students
 from shadowtutor.gate import criteria, evaluate
+from shadowtutor.tables import row_id
 
 
 @click.command("demo")
@@ -68,7 +69,7 @@ def demo_cmd(
         )
         config = criteria.load_config(settings.gate_config or None)
         with db.session_scope(settings.db_url) as session:
-            admin_id = users.require_user(session=session, username="admin").id
+            admin_id = row_id(users.require_user(session=session, username="admin"))
         lines = {}
         say(f"evaluating the deploy gate for {len(students.STUDENTS)} demo students")
         for student in reversed([s.name for s in students.STUDENTS]):  # llama's newest

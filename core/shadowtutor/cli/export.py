@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +12,7 @@ from shadowtutor import db
 from shadowtutor.accounts import permissions, users
 from shadowtutor.cli.root import Group, settings_of
 from shadowtutor.export import jobs
+from shadowtutor.tables import row_id
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -70,7 +72,7 @@ def export_group() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Only count the matching pairs.")
 @click.pass_context
-def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
+def run(ctx: click.Context, /, username: str, **opts: Any) -> None:
     """Select reviewed pairs, scrub personal data, split by conversation and write the files,
     a manifest.json and a README with the fine-tuning commands. Only admins may export."""
     settings = settings_of(ctx)
@@ -111,7 +113,7 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
             )
         result = jobs.run_export(
             session=session,
-            actor_id=actor.id,
+            actor_id=row_id(actor),
             export_root=opts["out"] or settings.export_path,
             filters=filters,
             options=options,
@@ -120,11 +122,11 @@ def run(ctx: click.Context, username: str, **opts) -> None:  # noqa: ANN003
     click.echo(f"export {result.export_id} (job {result.job_id}) -> {result.path}")
 
 
-def _day(value: datetime | None):  # noqa: ANN202
+def _day(value: datetime | None) -> date | None:
     return value.date() if value else None
 
 
-def _report(counts: dict) -> None:
+def _report(counts: dict[str, Any]) -> None:
     split = counts["per_split"]
     click.echo(
         f"{counts['examples']:,} examples: train {split['train']:,}, val {split['val']:,}, "

@@ -12,6 +12,7 @@ from shadowtutor.accounts import permissions, users
 from shadowtutor.cli.root import Group, settings_of
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria, decisions, evaluate, evidence, killswitch, rollout
+from shadowtutor.tables import row_id
 
 
 def _config(ctx: click.Context) -> criteria.GateConfig:
@@ -32,7 +33,7 @@ def _actor(settings: Settings, username: str | None) -> int | permissions.System
         user = users.get_user(session=session, username=username)
         if user is None:
             raise click.ClickException(f"no user {username!r}; see `shadowtutor users list`")
-        return user.id
+        return row_id(user)
 
 
 BY = click.option("--by", "by", metavar="USERNAME", help="Admin account to record as the actor.")

@@ -60,7 +60,8 @@ def main(ctx: click.Context) -> None:
 
 def settings_of(ctx: click.Context) -> Settings:
     """The settings loaded by the top-level command."""
-    return ctx.find_root().obj
+    settings: Settings = ctx.find_root().obj  # click types Context.obj as Any
+    return settings
 
 
 def session_of(ctx: click.Context) -> AbstractContextManager[Session]:

@@ -7,7 +7,7 @@ alias that says where the commands moved."""
 from __future__ import annotations
 
 import click
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from shadowtutor import students
 from shadowtutor.backends import student_backend
@@ -23,7 +23,7 @@ def students_group() -> None:
     `health` and `info` ask the student's server what it serves."""
 
 
-def _trained_on(session, value: str | None) -> str | None:  # noqa: ANN001 (a Session)
+def _trained_on(session: Session, value: str | None) -> str | None:
     """An export's dataset version from an export id (folder name) or the version itself."""
     if not value:
         return None

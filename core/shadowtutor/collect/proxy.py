@@ -237,9 +237,10 @@ class Proxy(AsyncRequestPath):
         else:
             call = self.collector.begin(chat, _context(request), origin)
         try:
-            return await self.run(call)
+            response: Response = await self.run(call)  # the path returns what the front builds
         except TeacherFailed as failed:
             return failed.response
+        return response
 
     # --- the request path's I/O and shapes ------------------------------------------------------
     async def ask_teacher(self, call: Call) -> tuple[httpx.Response, bytes | None]:

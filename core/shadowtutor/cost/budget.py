@@ -153,7 +153,7 @@ def set_budget(*, session: Session, monthly_usd: float, actor_id: permissions.Ac
     return row
 
 
-def stage_table(savings: Savings, stages: tuple[int, ...]) -> list[dict]:
+def stage_table(savings: Savings, stages: tuple[int, ...]) -> list[dict[str, str | float]]:
     """Net monthly savings at each rollout stage (the flat student cost paid at every one)."""
     gross = savings.teacher_monthly - savings.student_monthly
     return [

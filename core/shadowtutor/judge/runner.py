@@ -177,6 +177,8 @@ def judge_pair(
             result = backend.chat(
                 template.messages(conversation, a, b), temperature=0.0, max_tokens=200
             )
+            # chat() raises on a failure, so its answer is a complete one
+            assert result.text is not None and result.latency_ms is not None
             call.update(
                 latency_ms=round(result.latency_ms, 1),
                 prompt_tokens=result.prompt_tokens,

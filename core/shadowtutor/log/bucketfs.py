@@ -33,7 +33,8 @@ def filesystem(loc: Any) -> Any:
             return path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
 
         def exists(self, path: Any, **kwargs: Any) -> bool:
-            return loc.listed(self._strip_protocol(path)) or super().exists(path, **kwargs)
+            found: bool = loc.listed(self._strip_protocol(path)) or super().exists(path, **kwargs)
+            return found
 
         def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
             if mode == "rb" and str(path).endswith(".zst"):
@@ -63,7 +64,7 @@ class _PositionalFile(io.RawIOBase):
         super().__init__()
         self._raw = raw
         self.path = path
-        self.size = raw.size()
+        self.size: int = raw.size()
         self._local = threading.local()
 
     def readable(self) -> bool:
@@ -73,12 +74,14 @@ class _PositionalFile(io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        return getattr(self._local, "pos", 0)
+        pos: int = getattr(self._local, "pos", 0)
+        return pos
 
     def seek(self, offset: int, whence: int = 0) -> int:
         base = {0: 0, 1: self.tell(), 2: self.size}[whence]
-        self._local.pos = max(0, base + offset)
-        return self._local.pos
+        pos = max(0, base + offset)
+        self._local.pos = pos
+        return pos
 
     def read(self, size: int = -1) -> bytes:
         pos = self.tell()

@@ -126,7 +126,7 @@ def arrow_type(cls: type) -> pa.StructType:
     return pa.struct(arrow_fields(cls))
 
 
-def arrow_fields(cls: type) -> list[pa.Field]:
+def arrow_fields(cls: type) -> list[pa.Field[pa.DataType]]:
     out = []
     for f in fields(cls):
         inner = _nested(cls, f.name)
@@ -137,8 +137,8 @@ def arrow_fields(cls: type) -> list[pa.Field]:
 def _defaults(cls: type) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(cls):
-        if f.default_factory is not MISSING:  # type: ignore[misc]
-            out[f.name] = f.default_factory()  # type: ignore[misc]
+        if f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
         else:
             out[f.name] = f.default
     return out

@@ -433,7 +433,7 @@ class S3Storage:
         from pyarrow import fs as pafs
 
         sel = pafs.FileSelector(str(base), recursive=True, allow_not_found=True)
-        found = self._call(self.fs.get_file_info, sel)
+        found: list[Any] = self._call(self.fs.get_file_info, sel)
         if not found and not self._bucket_seen:  # an empty listing: is the bucket there?
             info = self._call(self.fs.get_file_info, self.bucket)
             if info.type == pafs.FileType.NotFound:
@@ -484,7 +484,8 @@ class S3Storage:
         def read() -> bytes:
             # compression=None: pyarrow would otherwise pick a codec from the name itself
             with self.fs.open_input_stream(str(path), compression=None) as fh:
-                return fh.read()
+                data: bytes = fh.read()
+                return data
 
         data = self._call(read)
         return decompress(data, path) if is_compressed(path) else data
@@ -493,7 +494,8 @@ class S3Storage:
         from pyarrow import fs as pafs
 
         info = self._call(self.fs.get_file_info, str(path))
-        return info.type == pafs.FileType.File
+        is_file: bool = info.type == pafs.FileType.File
+        return is_file
 
     def size_of(self, path: Any) -> int | None:
         from pyarrow import fs as pafs

@@ -113,8 +113,17 @@ def _failed(backend: Backend, model: str, exc: Exception) -> Answer:
     return Answer(model=model, provider=backend.provider, error=text, error_kind=kind)
 
 
+# (who, piece of text, None) while a model streams, then (who, None, its Answer)
+_Piece = tuple[str, str, None] | tuple[str, None, Answer]
+
+
 def _produce(
-    who: str, backend: Backend, model: str, chat: Chat, messages: list, out: queue.Queue
+    who: str,
+    backend: Backend,
+    model: str,
+    chat: Chat,
+    messages: list[dict[str, Any]],
+    out: queue.Queue[_Piece],
 ) -> None:
     """Stream one model into ``out`` as (who, piece, None) and finally (who, None, Answer)."""
     try:
@@ -152,7 +161,7 @@ def run_turn(
         raise PlaygroundError("type a message first")
     messages = chat.history() + [{"role": "user", "content": prompt}]
     prices = prices or pricing.load_table(settings.price_table if settings else "")
-    out: queue.Queue = queue.Queue()
+    out: queue.Queue[_Piece] = queue.Queue()
     jobs = {"student": (student, chat.model)}
     if teacher is not None:
         jobs["teacher"] = (teacher, teacher.model)
@@ -167,6 +176,7 @@ def run_turn(
         if answer is not None:
             answers[who] = answer
             continue
+        assert piece is not None  # see _Piece: no answer yet, so a piece of text
         texts[who] += piece
         if on_text is not None:
             on_text(who, texts[who])

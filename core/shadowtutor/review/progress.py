@@ -166,7 +166,7 @@ def per_day(*, session: Session, tz: tzinfo) -> list[dict[str, Any]]:
         .join(User, col(User.id) == Review.reviewer_id)
         .where(Review.is_current, Review.decision != "skip")
     ).all()
-    counts: Counter = Counter()
+    counts: Counter[tuple[date, str]] = Counter()
     for name, created_at in rows:
         counts[(as_utc(created_at).astimezone(tz).date(), name)] += 1
     return [
@@ -183,7 +183,7 @@ def agreement_per_day(*, session: Session, tz: tzinfo) -> list[dict[str, Any]]:
             Review.is_current, Review.decision != "skip"
         )
     ).all()
-    items: dict[int, list] = {}
+    items: dict[int, list[tuple[str, datetime]]] = {}
     for item_id, decision, created_at in rows:
         items.setdefault(item_id, []).append((decision, as_utc(created_at)))
     per: dict[date, list[int]] = {}

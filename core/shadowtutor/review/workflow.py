@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, insert, or_, update
+from sqlalchemy import Insert, Table, case, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -32,7 +32,7 @@ from shadowtutor.errors import ShadowTutorError
 from shadowtutor.judge import scores
 from shadowtutor.log import schema
 from shadowtutor.review import sampling
-from shadowtutor.tables import Review, ReviewItem, Tag, utcnow
+from shadowtutor.tables import Review, ReviewItem, Tag, row_id, utcnow
 
 STRATEGIES = (*sampling.STRATEGIES, "manual", "demo")
 DECISIONS = ("approve", "reject", "skip")
@@ -93,7 +93,9 @@ class EnqueueResult:
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     dialect = session.get_bind().dialect.name
-    table = ReviewItem.__table__
+    # SQLModel sets __table__ on every table class, but its stubs do not declare it
+    table: Table = ReviewItem.__table__  # type: ignore[attr-defined]
+    stmt: Insert
     if dialect == "postgresql":
         stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["pair_id"])
     elif dialect == "sqlite":
@@ -287,7 +289,7 @@ def claim_next(
     Commit soon after: the claim protects the item from other reviewers once committed.
     ``filters`` may hold ``language`` and ``category``.
     """
-    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
+    reviewer_id = row_id(permissions.require(session, reviewer_id, "review.submit"))
     now = now or utcnow()
     until = now + timedelta(minutes=claim_minutes)
     where = _claimable(reviewer_id, now)
@@ -317,7 +319,7 @@ def claim_next(
     candidates = [item_id] if item_id is not None else []
     for item_id in candidates:
         # Conditional: only succeeds if nobody else claimed it since we looked.
-        result = session.execute(
+        result = session.exec(
             update(ReviewItem)
             .where(col(ReviewItem.id) == item_id, *where)
             .values(claimed_by=reviewer_id, claimed_until=until)
@@ -340,9 +342,9 @@ def claim_item(
 ) -> ReviewItem | None:
     """Renew (or take) the claim on one item; None when it is no longer the reviewer's to
     review (done, reviewed by them, or claimed by someone else after their claim lapsed)."""
-    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
+    reviewer_id = row_id(permissions.require(session, reviewer_id, "review.submit"))
     now = now or utcnow()
-    result = session.execute(
+    result = session.exec(
         update(ReviewItem)
         .where(col(ReviewItem.id) == item_id, *_claimable(reviewer_id, now))
         .values(claimed_by=reviewer_id, claimed_until=now + timedelta(minutes=claim_minutes))
@@ -356,7 +358,7 @@ def claim_item(
 
 
 def release_claim(*, session: Session, item_id: int, reviewer_id: int) -> None:
-    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
+    reviewer_id = row_id(permissions.require(session, reviewer_id, "review.submit"))
     session.execute(
         update(ReviewItem)
         .where(col(ReviewItem.id) == item_id, col(ReviewItem.claimed_by) == reviewer_id)
@@ -455,7 +457,7 @@ def _bump(
                 col(ReviewItem.required_reviews) > 1,
             )
         )
-    result = session.execute(
+    result = session.exec(
         update(ReviewItem)
         .where(*where)
         .values(**values)
@@ -502,7 +504,7 @@ def submit_review(
     item has all its reviews already, or when another reviewer holds an unexpired claim on a
     one-review item (this reviewer's claim expired and was taken).
     """
-    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
+    reviewer_id = row_id(permissions.require(session, reviewer_id, "review.submit"))
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     # Updating the item first locks its row, so a double submit by one reviewer waits here
@@ -514,6 +516,7 @@ def submit_review(
         reviewer_id=reviewer_id,
     )  # fmt: skip
     item = session.get(ReviewItem, item_id)
+    assert item is not None  # _bump has just updated its row
     session.refresh(item)
     if _has_reviewed(session, item_id, reviewer_id):
         raise ReviewError(
@@ -551,14 +554,14 @@ def edit_review(
     *, session: Session, review_id: int, reviewer_id: int, judgement: Judgement
 ) -> Review:
     """Change one's own review: a new version is appended and the earlier one kept."""
-    reviewer_id = permissions.require(session, reviewer_id, "review.submit").id
+    reviewer_id = row_id(permissions.require(session, reviewer_id, "review.submit"))
     judgement.checked()
     tags = _check_tags(session, judgement.tags)
     old = session.get(Review, review_id)
     if old is None or old.reviewer_id != reviewer_id:
         raise ReviewError("you can only change your own reviews")
     # Conditional: two edits of the same version cannot both win.
-    result = session.execute(
+    result = session.exec(
         update(Review)
         .where(col(Review.id) == review_id, col(Review.is_current))
         .values(is_current=False)

@@ -167,7 +167,7 @@ def standings(
         )
         out.append(Standing(**{**s.__dict__, "verdict": _verdict(s, config)}))
 
-    def key(s: Standing) -> tuple:
+    def key(s: Standing) -> tuple[float, float, float]:
         return (-(s.review.lower or 0), -(s.judge.value or 0), -(s.success.lower or 0))
 
     return sorted(out, key=key)
@@ -306,7 +306,7 @@ def learning_curve(rows: pd.DataFrame, specs: list[StudentSpec]) -> pd.DataFrame
                 if len(vals):
                     out.append(
                         {
-                            "student": labels[name],
+                            "student": labels[str(name)],
                             "day": day,
                             "metric": metric,
                             "value": float(vals.mean()),

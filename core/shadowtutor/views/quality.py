@@ -118,10 +118,14 @@ def latency_by_day(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
         """,
         f,
     )
+    # records, not itertuples: the quantiles are list cells, which pandas' stubs type as scalars
     rows = [
-        {"day": r.day, "who": who, "calls": int(calls), "p50": q[0], "p95": q[1], "p99": q[2]}
-        for r in wide.itertuples()
-        for who, calls, q in (("student", r.s_calls, r.s_q), ("teacher", r.t_calls, r.t_q))
+        {"day": r["day"], "who": who, "calls": int(calls), "p50": q[0], "p95": q[1], "p99": q[2]}
+        for r in wide.to_dict("records")
+        for who, calls, q in (
+            ("student", r["s_calls"], r["s_q"]),
+            ("teacher", r["t_calls"], r["t_q"]),
+        )
         if calls and q is not None
     ]
     return pd.DataFrame(rows, columns=["day", "who", "calls", "p50", "p95", "p99"])
@@ -222,7 +226,7 @@ def side_by_side(
         """,
         f,
     )
-    pct = {r.who: r.q for r in q.itertuples()}
+    pct = dict(zip(q["who"], q["q"], strict=True))  # who -> [p50, p95] (a list cell)
     scores = scores or ReviewScores(None, None, 0)
     days = query(con, f"SELECT count(DISTINCT lts::DATE) AS days FROM facts WHERE {WHERE}", f)
     s_cost = float(row["s_cost"]) + flat_monthly_usd * int(days["days"].iloc[0]) / DAYS_PER_MONTH

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -40,7 +41,7 @@ class View:
         return self.preview.outcome if self.preview else criteria.INCONCLUSIVE
 
     @property
-    def evidence(self) -> dict:
+    def evidence(self) -> dict[str, Any]:
         if self.decision is not None:
             return self.decision.evidence
         return self.preview.evidence() if self.preview else {}
@@ -115,7 +116,9 @@ PACE_DAYS = 7  # "today's pace": the last week's reviews and the window's pairs,
 REVIEW_KEYS = ("review_score", "teacher_gap")
 
 
-def pace(*, session: Session, config: criteria.GateConfig, now: datetime | None = None) -> dict:
+def pace(
+    *, session: Session, config: criteria.GateConfig, now: datetime | None = None
+) -> dict[str, dict[str, float]]:
     """Per category: human reviews a day over the last week (``reviews``). Pairs a day come
     from the evidence itself (the window's pairs over ``window_days``)."""
     now = as_utc(now or datetime.now(UTC))
@@ -128,7 +131,12 @@ def pace(*, session: Session, config: criteria.GateConfig, now: datetime | None 
     return out
 
 
-def _at_pace(c: dict, evidence: dict, rates: dict, window_days: float) -> str:
+def _at_pace(
+    c: dict[str, Any],
+    evidence: dict[str, Any],
+    rates: dict[str, dict[str, float]],
+    window_days: float,
+) -> str:
     """ "about N more ... needed" plus how long that takes at today's pace."""
     needed = c.get("needed")
     if not needed or c["status"] != criteria.INCONCLUSIVE:
@@ -150,7 +158,9 @@ def _at_pace(c: dict, evidence: dict, rates: dict, window_days: float) -> str:
 
 
 def criteria_frame(
-    evidence: dict, rates: dict | None = None, window_days: float = 14.0
+    evidence: dict[str, Any],
+    rates: dict[str, dict[str, float]] | None = None,
+    window_days: float = 14.0,
 ) -> pd.DataFrame:
     """One row a criterion; what is missing comes right after the status. Bounds are anytime
     valid (they hold at every evaluation); "Judge saved" is the human reviews the judge made
@@ -177,7 +187,7 @@ def criteria_frame(
     return pd.DataFrame(rows)
 
 
-def judge_note(evidence: dict) -> str:
+def judge_note(evidence: dict[str, Any]) -> str:
     """One line on the judge behind the evidence (never counted as reviews)."""
     j = evidence.get("judge")
     if not j:
@@ -291,8 +301,8 @@ def replay_figure(points: list[evaluate.ReplayPoint]) -> go.Figure:
                 x=part["day"],
                 y=part["level"],
                 mode="markers",
-                marker={"color": COLOURS[outcome], "size": 9},
-                name=criteria.label(outcome),
+                marker={"color": COLOURS[str(outcome)], "size": 9},
+                name=criteria.label(str(outcome)),
                 customdata=part[["summary", "pairs", "reviews"]],
                 hovertemplate="%{x}<br>%{customdata[0]}<br>pairs %{customdata[1]:,}, "
                 "reviews %{customdata[2]:,}<extra></extra>",
