@@ -24,6 +24,7 @@ from shadowtutor.accounts import sessions
 from shadowtutor.accounts.throttle import THROTTLE, LoginRefused
 from shadowtutor.app import deps
 from shadowtutor.app.registry import page
+from shadowtutor.app.text import inert
 from shadowtutor.demo import home
 
 STATE_KEYS = ("user_id", "username", "role", "web_session_id")
@@ -102,7 +103,7 @@ def login_form() -> None:
                     client=st.context.ip_address,
                 )
             except LoginRefused as exc:
-                st.error(str(exc))
+                st.error(inert(exc))
                 return
             started = sessions.start(
                 session=session, user_id=user.id, hours=deps.settings().session_hours

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from shadowtutor.app import auth, deps, playground_ui
+from shadowtutor.app.text import inert
 from shadowtutor.backends.clients import student_backend
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.playground import chat
@@ -17,7 +18,7 @@ settings = deps.settings()
 try:
     backend = student_backend(settings)
 except ShadowTutorError as exc:  # e.g. SHADOWTUTOR_STUDENT_BACKEND is neither ollama nor openai
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 
 
@@ -54,10 +55,10 @@ with side:
         "cost and the similarity of the two answers.",
     )
     if with_teacher and (problem := chat.teacher_problem(settings)):
-        st.error(problem)
+        st.error(inert(problem))
     st.subheader("Student server")
     for problem in report.problems:
-        st.error(problem)
+        st.error(inert(problem))
     facts = pd.DataFrame(report.facts(), columns=["Fact", "Value"])
     st.dataframe(facts, hide_index=True, height=35 * len(facts) + 38)
     b1, b2 = st.columns(2)
@@ -74,7 +75,7 @@ with talk:
         "beside it. 'Save as pair' writes a turn to the shadow log."
     )
     if flash := st.session_state.pop("pg_flash", None):
-        st.success(flash)
+        st.success(inert(flash))
     for i in range(len(conversation.turns)):
         playground_ui.show_turn(conversation, i, user=user, settings=settings)
     live = st.container()  # the new turn streams here, above the input box
@@ -94,6 +95,6 @@ with talk:
                     on_text=lambda who, text: boxes[who].text(text),
                 )  # fmt: skip
             except ShadowTutorError as exc:
-                st.error(str(exc))
+                st.error(inert(exc))
                 st.stop()
         st.rerun()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps, layout, recent_reviews, review_ui
+from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import taxonomy, workflow
 
@@ -54,13 +55,13 @@ def submit(item_id: int, judgement: workflow.Judgement) -> workflow.Review | Non
                 session=s, item_id=item_id, reviewer_id=user.id, judgement=judgement
             )
     except ShadowTutorError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         return None
 
 
 if view == "Queue":
     if last := st.session_state.pop("review_last", None):
-        st.success(last)
+        st.success(inert(last))
     item = current_item()
     if item is None:
         st.info(

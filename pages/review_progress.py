@@ -9,6 +9,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
+from shadowtutor.app.text import inert
 from shadowtutor.log import analytics
 from shadowtutor.log.errors import TimezoneError
 from shadowtutor.review import agreement, progress
@@ -21,7 +22,7 @@ st.title("Review progress")
 try:
     tz = analytics.zone(settings.timezone)
 except TimezoneError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
 with db.session_scope(settings.db_url) as s:
