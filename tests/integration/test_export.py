@@ -612,3 +612,27 @@ def test_the_manifest_records_its_dataset_version(
     version = a.manifest["dataset_version"]
     assert len(version) == 16 and version == b.manifest["dataset_version"]  # same data
     assert f"--trained-on {version}" in (a.path / "README.md").read_text()
+
+
+def test_the_preview_is_the_exports_own_computation(
+    session: Session, tmp_path: Path, admin: int, reviewer: int
+) -> None:
+    """Issue 27 item 4: the page previewed 234/30/28 (preference 22/1/4) and the export wrote
+    251/21/20 (24/3/0): the preview split by conversation only, the export also keeps one
+    prompt asked in several conversations in one split."""
+    for i in range(120):  # 40 prompts, each asked in three conversations, answered differently
+        add_pair(
+            session,
+            reviewer,
+            f"s{i:03d}",
+            question=f"shared question {i % 40}?",
+            teacher=f"teacher answer {i}.",
+            conversation_id=f"c{i}",
+            language=("en", "it")[i % 2],
+            reviews=[{"student_score": 1 + i % 5}],
+        )
+    preview = jobs.preview(session=session, filters=ExportFilters(), options=ExportOptions())
+    written = _run(session, tmp_path, admin).counts
+    assert preview["per_split"] == written["per_split"]
+    assert preview["preference_pairs"] == written["preference_pairs"]
+    assert preview == written

@@ -376,20 +376,16 @@ def _export(
     options: ExportOptions,
     now: datetime | None,
 ) -> ExportResult:
-    candidates = select_candidates(session=session, filters=filters)
-    if not candidates:
+    examples, report = _plan(session, filters, options)
+    if not report.matched:
         raise ExportError(
             "no reviewed pairs match these filters; widen them (or review more pairs) first"
         )
-    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
-    examples, report = build_examples(candidates, snapshots, options)
-    snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
     if not examples:
         raise ExportError(
             f"all {report.matched} matching pairs were dropped ({dict(report.dropped)}); "
             "check the max tokens setting and the pairs' messages"
         )
-    split_examples(examples, options.split, options.seed)
     files = render_files(examples, options)
     now = now or utcnow()
     export_id, folder = _new_folder(export_root, now)
@@ -424,23 +420,28 @@ def _export(
     return ExportResult(job_id=row_id(job), export_id=export_id, path=folder, manifest=manifest)
 
 
+def _plan(
+    session: Session, filters: ExportFilters, options: ExportOptions
+) -> tuple[list[Example], BuildReport]:
+    """The examples an export writes, each with its split, and what was dropped: the one
+    computation behind both :func:`run_export` and :func:`preview`."""
+    candidates = select_candidates(session=session, filters=filters)
+    if not candidates:
+        return [], BuildReport()
+    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
+    examples, report = build_examples(candidates, snapshots, options)
+    snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
+    split_examples(examples, options.split, options.seed)
+    return examples, report
+
+
 def preview(*, session: Session, filters: ExportFilters, options: ExportOptions) -> dict[str, Any]:
     """The counts an export with these filters and options would write (the manifest's
     ``counts``: examples per split, preference pairs per split, what is dropped and why),
-    computed exactly as :func:`run_export` does, without writing anything."""
+    from the export's own computation (:func:`_plan`), without writing anything."""
     filters.check()
     options.check()
-    candidates = select_candidates(session=session, filters=filters)
-    if not candidates:
-        return counts_of([], BuildReport(), {})
-    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
-    examples, report = build_examples(candidates, snapshots, options)
-    sizes: dict[str, list[Any]] = {}  # conversation -> [language, examples]
-    for e in examples:
-        sizes.setdefault(e.conversation, [e.language, 0])[1] += 1
-    splits = assign_splits({k: (v[0], v[1]) for k, v in sizes.items()}, options.split, options.seed)
-    for e in examples:
-        e.split = splits[e.conversation]
+    examples, report = _plan(session, filters, options)
     return counts_of(examples, report, render_files(examples, options) if examples else {})
 
 
