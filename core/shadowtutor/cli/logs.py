@@ -72,6 +72,10 @@ def compact(ctx: click.Context, limit: int) -> None:
         click.echo(f"bad line (quarantined): {bad.path}:{bad.line_no}: {bad.reason}", err=True)
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
+    if report.swept:
+        click.echo(f"removed {len(report.swept)} staging file(s) a killed compaction left")
+    for day in report.already_compacted:
+        click.echo(f"{day}: already compacted by another run (nothing to do)")
     click.echo(
         f"compacted {len(report.days)} day(s): {report.rows_written} rows written, "
         f"{report.duplicates_skipped} duplicates skipped, {report.bad_lines} bad lines, "
