@@ -636,3 +636,29 @@ def test_the_preview_is_the_exports_own_computation(
     assert preview["per_split"] == written["per_split"]
     assert preview["preference_pairs"] == written["preference_pairs"]
     assert preview == written
+
+
+@pytest.mark.parametrize(
+    ("out", "code", "expected"),
+    [
+        ("a-file", 2, "is a file"),  # click's own check of --out
+        ("a-file/sub", 1, "is a file, not a folder"),
+        ("/sys/shadowtutor-export", 1, "cannot create the export folder"),
+    ],
+)
+def test_cli_export_to_a_file_or_an_unwritable_folder_says_so(
+    migrated, tmp_path: Path, out: str, code: int, expected: str
+) -> None:
+    """Issue 27 item 6: `export run --out` to a file or an unwritable folder printed a raw
+    NotADirectoryError / PermissionError traceback."""
+    with db.session_scope(migrated.db_url) as s:
+        add_many(s, add_user(s, "reviewer"), 5)
+        add_user(s, "admin", "ada")
+    (tmp_path / "a-file").write_text("not a folder\n")
+    target = out if out.startswith("/") else str(tmp_path / out)
+    result = CliRunner().invoke(main, ["export", "run", "--as", "ada", "--out", target])
+    assert result.exit_code == code, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, OSError)
+    with db.session_scope(migrated.db_url) as s:
+        assert jobs.list_jobs(session=s) == []  # no job recorded for an export not written

@@ -355,12 +355,13 @@ def run_export(
     filters, options = filters or ExportFilters(), options or ExportOptions()
     filters.check()
     options.check()
+    root = writable_folder(Path(export_root).expanduser().resolve())
     with _gc_paused():
         return _export(
             session,
             user.username,
             user.id,
-            Path(export_root).expanduser().resolve(),
+            root,
             filters,
             options,
             now,
@@ -405,7 +406,13 @@ def _export(
     }
     manifest["dataset_version"] = dataset_version(files)
     extra = docs.render(manifest, examples)
-    _write_folder(folder, files, extra, manifest)
+    try:
+        _write_folder(folder, files, extra, manifest)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile: nothing is left
+        raise ExportError(
+            f"could not write the export into {folder.parent} ({exc.strerror or exc}); "
+            "nothing was written"
+        ) from None
     job = ExportJob(
         created_at=now,
         created_by=user_id,
@@ -433,6 +440,30 @@ def _plan(
     snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
     split_examples(examples, options.split, options.seed)
     return examples, report
+
+
+def writable_folder(root: Path) -> Path:
+    """``root``, created if missing, or ExportError saying why an export cannot go there (a
+    file on the way, no permission), before any work is done."""
+    blocker = next((p for p in (root, *root.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ExportError(
+            f"{blocker} is a file, not a folder: give --out (or SHADOWTUTOR_EXPORT_DIR) a "
+            "folder, which is created if missing"
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot create the export folder {root} ({exc.strerror or exc}): pick a folder "
+            "you can write to with --out (or SHADOWTUTOR_EXPORT_DIR)"
+        ) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ExportError(
+            f"cannot write into the export folder {root} (permission denied): pick a folder "
+            "you can write to with --out (or SHADOWTUTOR_EXPORT_DIR)"
+        )
+    return root
 
 
 def preview(*, session: Session, filters: ExportFilters, options: ExportOptions) -> dict[str, Any]:
