@@ -52,6 +52,20 @@ def _cookie() -> str | None:
 
 
 def current_user() -> CurrentUser | None:
+    try:
+        return _current_user()
+    except db.DatabaseError:
+        # The database is unreachable (a restart, say): the identity this tab's previous run
+        # checked stands for this run, so that a page can keep what was typed and say what
+        # was not saved. Every action still goes through the database, which refuses it.
+        state = st.session_state
+        if state.get("user_id") is None or not state.get("role"):
+            raise
+        name = str(state.get("username") or "")
+        return CurrentUser(int(state["user_id"]), name, str(state["role"]), name)
+
+
+def _current_user() -> CurrentUser | None:
     ws_id = st.session_state.get("web_session_id")
     user_id = st.session_state.get("user_id")
     with db.session_scope(deps.settings().db_url) as session:
