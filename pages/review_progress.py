@@ -10,6 +10,7 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.app import auth, deps
 from shadowtutor.app.text import inert
+from shadowtutor.judge import scores
 from shadowtutor.log import analytics
 from shadowtutor.log.errors import TimezoneError
 from shadowtutor.review import agreement, progress
@@ -165,7 +166,8 @@ else:
     k4.metric(
         "Judge runs",
         f"{judge.counts['scored']:,} scored",
-        help=f"{judge.counts['failed']:,} failed; cost ${judge.counts['cost_usd']:.4f}",
+        help=f"{judge.counts['failed']:,} failed; "
+        + scores.cost_text(judge.counts["cost_usd"], judge.counts["unpriced"]),
     )
     st.caption(
         "Judge scores are stored apart from reviews and never count as reviews; the gate "
