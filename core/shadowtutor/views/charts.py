@@ -122,7 +122,10 @@ def similarity_trend(
     fig.update_yaxes(range=[0, 1], title="similarity", secondary_y=False)
     fig.update_yaxes(range=[0, 1], title=f"share of pairs ≥ {threshold:.2f}", tickformat=".0%",
                      secondary_y=True)  # fmt: skip
-    return _style(fig, "Similarity per day")
+    _style(fig, "Similarity per day")
+    # below the plot: at the right it covered the share axis and its title
+    fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"})
+    return fig
 
 
 def similarity_breakdown(df: pd.DataFrame, dimension: str) -> go.Figure:
