@@ -36,7 +36,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _rows(log_dir: LogDir, where: list[str], params: dict[str, Any], limit: int) -> list[dict]:
+def _rows(
+    log_dir: LogDir, where: list[str], params: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
     con = sql.connect(log_dir)
     read.create_views(con, log_dir)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
@@ -66,7 +68,8 @@ def newest(
     since: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The newest pairs first, of one student, one category, and since a time when given."""
-    where, params = [], {}
+    where: list[str] = []
+    params: dict[str, Any] = {}
     if student is not None:
         where.append("student_name = $student")
         params["student"] = student
