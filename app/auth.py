@@ -24,6 +24,7 @@ from shadowtutor.accounts import sessions
 from shadowtutor.accounts.throttle import THROTTLE, LoginRefused
 from shadowtutor.app import deps
 from shadowtutor.app.registry import page
+from shadowtutor.app.text import inert
 from shadowtutor.demo import home
 
 STATE_KEYS = ("user_id", "username", "role", "web_session_id")
@@ -51,6 +52,20 @@ def _cookie() -> str | None:
 
 
 def current_user() -> CurrentUser | None:
+    try:
+        return _current_user()
+    except db.DatabaseError:
+        # The database is unreachable (a restart, say): the identity this tab's previous run
+        # checked stands for this run, so that a page can keep what was typed and say what
+        # was not saved. Every action still goes through the database, which refuses it.
+        state = st.session_state
+        if state.get("user_id") is None or not state.get("role"):
+            raise
+        name = str(state.get("username") or "")
+        return CurrentUser(int(state["user_id"]), name, str(state["role"]), name)
+
+
+def _current_user() -> CurrentUser | None:
     ws_id = st.session_state.get("web_session_id")
     user_id = st.session_state.get("user_id")
     with db.session_scope(deps.settings().db_url) as session:
@@ -102,7 +117,7 @@ def login_form() -> None:
                     client=st.context.ip_address,
                 )
             except LoginRefused as exc:
-                st.error(str(exc))
+                st.error(inert(exc))
                 return
             started = sessions.start(
                 session=session, user_id=user.id, hours=deps.settings().session_hours

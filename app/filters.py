@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from shadowtutor.app.text import inert
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import analytics
@@ -30,7 +31,7 @@ def connect_or_stop(settings: Settings):  # noqa: ANN201
             settings.log_path, settings.timezone, cache_dir=settings.home_path / "cache"
         )
     except ShadowTutorError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         st.stop()
 
 

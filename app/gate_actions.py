@@ -17,6 +17,7 @@ from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.app import auth
 from shadowtutor.app.auth import CurrentUser
+from shadowtutor.app.text import inert
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria, decisions, evaluate, rollout
@@ -45,7 +46,7 @@ def act(url: str, action: str, fn: Callable[[Session], object], done: str) -> No
         with db.session_scope(url) as session:
             fn(session)
     except ShadowTutorError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         return
     st.session_state[FLASH] = done
     st.rerun()
@@ -68,7 +69,7 @@ def render(
                 settings, config, actor_id=user.id, student=view.student
             )
         except ShadowTutorError as exc:
-            st.error(str(exc))
+            st.error(inert(exc))
         else:
             if not result:
                 st.stop()
@@ -105,7 +106,7 @@ def render(
             f"Advanced to {nxt}%",
         )
     for problem in view.blockers if may["rollout.advance"] and nxt is not None else []:
-        st.caption(f"Before advancing: {problem}")
+        st.caption(f"Before advancing: {inert(problem)}")
     overridable = (
         d is not None and d.outcome == criteria.NO_GO and not d.evidence.get("critical_failure")
     )

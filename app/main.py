@@ -54,4 +54,10 @@ with st.sidebar:
         auth.logout()
         st.rerun()
 
+# An address that names no page (a typo, an old bookmark) lands on Home: say so, once.
+typed = registry.unknown_page(auth.requested_path(), st.get_option("server.baseUrlPath"))
+if typed and nav.url_path == "" and st.session_state.get("unknown_page_said") != typed:
+    st.session_state["unknown_page_said"] = typed
+    st.warning(f"There is no page at /{md(typed)}: here is Home. The menu lists your pages.")
+
 nav.run()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app.auth import CurrentUser
-from shadowtutor.app.text import md
+from shadowtutor.app.text import inert, md
 from shadowtutor.backends.answer import Answer
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
@@ -40,7 +40,7 @@ def show_turn(conversation: chat.Chat, i: int, *, user: CurrentUser, settings: S
         elif turn.similarity_error:
             st.warning(f"Similarity not computed: {md(turn.similarity_error)}")
         if (why := chat.unsavable(turn)) is not None:
-            st.caption(f"Not savable as a pair: {why}.")
+            st.caption(f"Not savable as a pair: {inert(why)}.")
             return
         left, right = st.columns([1, 3])
         queue = right.checkbox("Also put it in the review queue", key=f"pg_queue_{i}")
@@ -64,7 +64,7 @@ def save(
                 required_reviews=settings.reviews_per_item,
             )  # fmt: skip
     except ShadowTutorError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         return
     st.session_state["pg_flash"] = (
         f"Saved turn {i + 1} as pair {result.pair_id} in the shadow log (source playground)"

@@ -9,6 +9,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import review_ui
+from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import workflow
 
@@ -57,7 +58,7 @@ def show(*, user_id: int, url: str, tag_names: list[str], tz: Any) -> None:
                     ),
                 )
         except ShadowTutorError as exc:
-            st.error(str(exc))
+            st.error(inert(exc))
         else:
             st.session_state["review_edit_pending"] = new.id
             st.session_state["review_edit_msg"] = (

@@ -97,3 +97,15 @@ def page(key: str) -> PageSpec:
 
 def pages_for(role: str | None) -> list[PageSpec]:
     return [p for p in PAGES if role in p.roles]
+
+
+def unknown_page(path: str, base_url_path: str = "") -> str | None:
+    """The page name of an address that names no page (the router shows Home instead), or
+    None: ``/cots`` gives ``cots``; ``/`` and ``/cost`` give None. ``base_url_path`` is
+    Streamlit's ``server.baseUrlPath`` (the app served under a prefix)."""
+    parts = [p for p in path.split("/") if p]
+    prefix = [p for p in base_url_path.split("/") if p]
+    if parts[: len(prefix)] == prefix:
+        parts = parts[len(prefix) :]
+    name = "/".join(parts)
+    return name if name and name not in {spec.key for spec in PAGES} else None

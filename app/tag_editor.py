@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
+from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import taxonomy
 
@@ -14,7 +15,7 @@ def show(url: str, actor_id: int) -> None:
     with db.session_scope(url) as s:
         tags = taxonomy.list_tags(session=s, active_only=False)
     if msg := st.session_state.pop("tag_message", None):
-        st.success(msg)
+        st.success(inert(msg))
     if st.button("Add the default tags that are missing", key="seed_tags"):
         with db.session_scope(url) as s:
             st.session_state["tag_message"] = (
@@ -48,7 +49,7 @@ def show(url: str, actor_id: int) -> None:
                     )
                 st.rerun()
             except ShadowTutorError as exc:
-                st.error(str(exc))
+                st.error(inert(exc))
     if tags:
         with edit_col, st.form("edit_tag"):
             st.markdown("**Change a tag**")
@@ -79,4 +80,4 @@ def show(url: str, actor_id: int) -> None:
                             )
                     st.rerun()
                 except ShadowTutorError as exc:
-                    st.error(str(exc))
+                    st.error(inert(exc))

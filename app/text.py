@@ -24,3 +24,17 @@ def md(value: Any) -> str:
         return "—"
     text = " ".join(str(value).splitlines())
     return _PUNCTUATION.sub(r"\\\1", text)
+
+
+# What opens a fetch, a link or a style in Streamlit's Markdown: images and links (``[``,
+# ``]``), raw HTML and autolinks (``<``, ``>``), a bare URL or address (``://``, ``www.``,
+# ``@``); a backslash first, so that a value's own backslash cannot undo the escapes.
+_OPENERS = re.compile(r"([\\\[\]<>@])|(?<=\w)(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
+
+
+def inert(message: Any) -> str:
+    """A whole sentence that carries untrusted values (a library message, an exception's
+    text) as Markdown that fetches, links and restyles nothing, while its own wording
+    (backticks, colons, slashes, percentages) still reads as written. Prefer :func:`md` on
+    the values where the page builds the sentence itself."""
+    return _OPENERS.sub(lambda m: "\\" + (m.group(1) or m.group(2) or m.group(3)), str(message))

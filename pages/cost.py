@@ -7,6 +7,7 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, filters
+from shadowtutor.app.text import inert
 from shadowtutor.cost import budget, pricing, spend
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria, killswitch, rollout
@@ -30,7 +31,7 @@ con = filters.connect_or_stop(settings)
 try:
     prices = pricing.load_table(settings.price_table)
 except FileNotFoundError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 
 now = filters.local_now(settings.timezone)
@@ -57,7 +58,7 @@ c[2].metric(
 )
 c[3].metric("Monthly budget", "not set" if monthly is None else f"${monthly:,.2f}")
 if unknown:
-    st.error(spend.unknown_spend_message(spend.cost_coverage(con, Filters(), prices)))
+    st.error(inert(spend.unknown_spend_message(spend.cost_coverage(con, Filters(), prices))))
 elif monthly is not None:
     severity, text = budget.alert_message(budget.budget_status(proj, monthly), proj)
     getattr(st, severity)(text)
@@ -75,14 +76,14 @@ if permissions.allowed(user.role, "budget.set"):
                 with db.session_scope(settings.db_url) as session:
                     budget.set_budget(session=session, monthly_usd=amount, actor_id=user.id)
             except ShadowTutorError as exc:
-                st.error(str(exc))
+                st.error(inert(exc))
             else:
                 st.rerun()
 
 f = filters.selection(con, "cost", settings.timezone)
 message = spend.coverage_message(spend.cost_coverage(con, f, prices))
 if message:
-    st.warning(message)
+    st.warning(inert(message))
 
 by_day = spend.spend_by_day(con, f)
 if len(by_day) == 1:
@@ -156,16 +157,18 @@ s = budget.savings(
 )
 if eligible.none:
     st.info(
-        f"No category is eligible yet ({eligible.source}): the student takes no traffic, so "
-        "nothing is saved. Readiness shows what is missing."
+        inert(
+            f"No category is eligible yet ({eligible.source}): the student takes no traffic, "
+            "so nothing is saved. Readiness shows what is missing."
+        )
     )
 c = st.columns(3)
 c[0].metric(f"Per month at the current stage ({stage}%)", f"${s.at_stage:,.2f}")
 c[1].metric("Per month at 100% of eligible traffic", f"${s.at_full:,.2f}")
 c[2].metric("Teacher cost of eligible traffic / month", f"${s.teacher_monthly:,.2f}")
 st.caption(
-    f"Only eligible traffic counts: {eligible.describe()}. From {inputs.requests:,} eligible "
-    f"pairs over {inputs.days:,} days, scaled to 30 days. Student per-token cost "
+    f"Only eligible traffic counts: {inert(eligible.describe())}. From {inputs.requests:,} "
+    f"eligible pairs over {inputs.days:,} days, scaled to 30 days. Student per-token cost "
     f"${s.student_monthly:,.2f}/month; flat student cost ${s.flat_monthly:,.2f}/month is paid "
     "at every stage."
 )

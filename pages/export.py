@@ -6,6 +6,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
+from shadowtutor.app.text import inert
 from shadowtutor.config import shown_path
 from shadowtutor.export import jobs
 
@@ -83,7 +84,7 @@ try:
     options.check()
     counts = preview(url, filters.to_dict(), options, repr(options))
 except jobs.ExportError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 
 matching, writes = counts["matched"], counts["examples"]
@@ -123,7 +124,7 @@ if st.button("Export", type="primary", icon=":material/download:", disabled=matc
         where = shown_path(result.path, settings.home_path)
         st.success(f"Export {result.export_id} written to {where} (in the home folder)")
     except jobs.ExportError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
 
 st.subheader("History")
 with db.session_scope(url) as session:
@@ -152,7 +153,7 @@ try:
         report = jobs.job_report(session=session, job_id=chosen)
         files = jobs.job_files(session=session, job_id=chosen)
 except jobs.ExportError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 r1, r2, r3 = st.columns(3)
 r1.dataframe(report["splits"], hide_index=True)

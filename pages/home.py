@@ -20,7 +20,7 @@ settings = deps.settings()
 st.title("ShadowTutor")
 st.caption(
     f"The teacher answers every user; the student shadows it. Signed in as "
-    f"{user.display_name} ({user.role}). Times in {settings.timezone}."
+    f"{md(user.display_name)} ({user.role}). Times in {settings.timezone}."
 )
 
 now = datetime.now(UTC)

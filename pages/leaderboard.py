@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor.app import auth, deps
+from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria
 from shadowtutor.students import leaderboard
@@ -18,7 +19,7 @@ try:
     config = criteria.load_config(settings.gate_config or None)
     rows, active, every = leaderboard.load(settings, days=days)
 except ShadowTutorError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 if rows.empty:
     st.info("No student answers in this period yet: the collector logs them as traffic comes.")

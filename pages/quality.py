@@ -55,7 +55,9 @@ else:
         else:
             filters.chart(
                 by_day,
-                lambda d: charts.similarity_trend(d, threshold),
+                lambda d: charts.similarity_trend(
+                    d, threshold, partial_day=filters.local_now(settings.timezone).date()
+                ),
                 name="similarity_by_day",
                 empty="No similarity scores.",
             )

@@ -9,6 +9,7 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps, layout, recent_reviews, review_ui
+from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import taxonomy, workflow
 
@@ -26,12 +27,32 @@ view = st.radio(
     label_visibility="collapsed",
 )
 
-with db.session_scope(url) as s:
-    tag_names = [t.name for t in taxonomy.list_tags(session=s)]
+try:
+    with db.session_scope(url) as s:
+        tag_names = [t.name for t in taxonomy.list_tags(session=s)]
+    st.session_state["review_tag_names"] = tag_names
+except db.DatabaseError:  # unreachable: the last tags, so the form and what was typed stay
+    if "review_tag_names" not in st.session_state:
+        raise
+    tag_names = st.session_state["review_tag_names"]
 
 
 def current_item() -> workflow.ReviewItem | None:
-    """The item this reviewer holds (claim renewed), else the next one claimed."""
+    """The item this reviewer holds (claim renewed), else the next one claimed. While the
+    database is unreachable, the item already shown stays (its submit then says it was not
+    saved, and the same click saves it once the database is back)."""
+    try:
+        item = _claimed_item()
+    except db.DatabaseError:
+        shown = st.session_state.get("review_item")
+        if shown is None or shown.id != st.session_state.get("review_item_id"):
+            raise
+        return shown
+    st.session_state["review_item"] = item
+    return item
+
+
+def _claimed_item() -> workflow.ReviewItem | None:
     with db.session_scope(url) as s:
         held = st.session_state.get("review_item_id")
         item = held and workflow.claim_item(
@@ -54,13 +75,13 @@ def submit(item_id: int, judgement: workflow.Judgement) -> workflow.Review | Non
                 session=s, item_id=item_id, reviewer_id=user.id, judgement=judgement
             )
     except ShadowTutorError as exc:
-        st.error(str(exc))
+        st.error(f"Your review was not saved: {inert(exc)}. What you entered is kept below.")
         return None
 
 
 if view == "Queue":
     if last := st.session_state.pop("review_last", None):
-        st.success(last)
+        st.success(inert(last))
     item = current_item()
     if item is None:
         st.info(

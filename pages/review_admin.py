@@ -8,6 +8,7 @@ import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.app import auth, deps, tag_editor
+from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log import analytics
 from shadowtutor.review import progress, sampling, workflow
@@ -74,7 +75,7 @@ if go:
                 enqueued_by=user.id,
             )
     except ShadowTutorError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
     else:
         if result.added:
             st.success(
@@ -82,7 +83,7 @@ if go:
                 f"{result.already_queued:,} already queued)."
             )
         if picked.note:
-            st.info(picked.note[0].upper() + picked.note[1:] + ".")
+            st.info(inert(picked.note[0].upper() + picked.note[1:] + "."))
         else:
             st.warning(
                 f"No pairs added: {picked.candidates:,} candidates matched the filters and "

@@ -9,6 +9,8 @@ import streamlit as st
 
 from shadowtutor import db
 from shadowtutor.app import auth, deps
+from shadowtutor.app.text import inert
+from shadowtutor.judge import scores
 from shadowtutor.log import analytics
 from shadowtutor.log.errors import TimezoneError
 from shadowtutor.review import agreement, progress
@@ -21,7 +23,7 @@ st.title("Review progress")
 try:
     tz = analytics.zone(settings.timezone)
 except TimezoneError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 day_start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
 with db.session_scope(settings.db_url) as s:
@@ -164,7 +166,8 @@ else:
     k4.metric(
         "Judge runs",
         f"{judge.counts['scored']:,} scored",
-        help=f"{judge.counts['failed']:,} failed; cost ${judge.counts['cost_usd']:.4f}",
+        help=f"{judge.counts['failed']:,} failed; "
+        + scores.cost_text(judge.counts["cost_usd"], judge.counts["unpriced"]),
     )
     st.caption(
         "Judge scores are stored apart from reviews and never count as reviews; the gate "

@@ -7,12 +7,17 @@ import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.app import auth, deps
+from shadowtutor.app.text import inert, md
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.views import display
+
+FLASH = "students-flash"
 
 user = auth.guard("students")
 settings = deps.settings()
 st.title("Students")
+if flash := st.session_state.pop(FLASH, None):
+    st.success(inert(flash))
 try:
     with db.session_scope(settings.db_url) as session:
         rows = students.list_students(session=session, include_retired=True)
@@ -34,7 +39,7 @@ try:
             ]
         )
 except ShadowTutorError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 if table.empty:
     spec = students.default_spec(settings)
@@ -72,20 +77,45 @@ with st.form("add-student", clear_on_submit=True):
                     version=version.strip(),
                     trained_on=trained_on.strip() or None,
                 )
-            st.success(f"Registered {name.strip()}: shadowed within seconds.")
+            # after the rerun, so that the message stays (a rerun clears what this run drew)
+            st.session_state[FLASH] = f"Registered {name.strip()}: shadowed within seconds."
             st.rerun()
         except ShadowTutorError as exc:
-            st.error(str(exc))
+            st.error(inert(exc))
 
 active = [r for r in table.to_dict("records") if r["state"] == "active"] if len(table) else []
 if active:
     st.subheader("Retire a student")
-    c = st.columns([2, 1])
-    gone = c[0].selectbox("Student", [r["name"] for r in active], key="retire-name")
-    if c[1].button("Retire", key="retire"):
-        try:
-            with db.session_scope(settings.db_url) as session:
-                students.retire(session=session, actor_id=user.id, name=gone)
-            st.rerun()
-        except ShadowTutorError as exc:
-            st.error(str(exc))
+    gone = st.selectbox(
+        "Student",
+        [r["name"] for r in active],
+        index=None,  # no default: retiring is never one click on the first name
+        placeholder="Pick the student to retire",
+        key="retire-name",
+    )
+    reason = ""
+    if gone is not None:
+        with db.session_scope(settings.db_url) as session:
+            stage = students.registry.serving_stage(session=session, name=gone)
+        if stage:
+            st.warning(
+                f"{md(gone)} serves {stage}% of eligible traffic now. Retiring it first rolls "
+                "the rollout back to the teacher (0%), with your reason in the audit trail."
+            )
+            reason = st.text_input("Reason for the rollback", key="retire-reason")
+        sure = st.checkbox(
+            f"Retire {md(gone)}: it is no longer shadowed, and its name cannot be registered again",
+            key="retire-confirm",
+        )
+        if st.button("Retire", key="retire", disabled=not sure or (stage > 0 and not reason)):
+            try:
+                with db.session_scope(settings.db_url) as session:
+                    done = students.retire(
+                        session=session, actor_id=user.id, name=gone, rollback_reason=reason
+                    )
+                    st.session_state[FLASH] = done.describe()
+                for key in ("retire-name", "retire-reason", "retire-confirm"):
+                    st.session_state.pop(key, None)
+                st.rerun()
+            except ShadowTutorError as exc:
+                st.error(inert(exc))

@@ -171,9 +171,21 @@ def session_scope(url: str, timeout_s: float | None = None) -> Iterator[Session]
         try:
             yield session
             session.commit()
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            # an unreachable or restarting server: a message naming the fix, not a driver's
+            # traceback (nothing of the session was committed)
+            _rollback_quietly(session)
+            raise DatabaseError(explain(exc, url)) from exc
         except Exception:
             session.rollback()
             raise
+
+
+def _rollback_quietly(session: Session) -> None:
+    try:
+        session.rollback()
+    except sa_exc.SQLAlchemyError:  # the connection is gone: nothing to roll back on it
+        pass
 
 
 def alembic_config(url: str) -> Config:

@@ -1,8 +1,9 @@
 """Logged values are untrusted: Markdown in any of them (pair id, category, language, model
 names, similarity method, conversation id, answers, errors, tags of the caller) must never make
-a reviewer's or a manager's browser fetch anything. Every page is opened as an admin over a
-log whose every field carries an image pointing at a tracking server on loopback; the tracking
-server must see no request at all."""
+a reviewer's or a manager's browser fetch anything. Every page is opened as every role over a
+log whose every field carries an image pointing at a tracking server on loopback, with a
+teacher that has no price (so the Cost page's "Spend unknown" message names the model: issue
+27 item 2); the tracking server must see no request at all."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from shadowtutor import db
+from shadowtutor.accounts import permissions
 from shadowtutor.app.registry import pages_for
 from shadowtutor.log import schema, write
 from shadowtutor.review import workflow
@@ -61,17 +63,19 @@ def _poisoned_home(folder: Path, base: str) -> Path:
     url = f"sqlite:///{home / 'shadowtutor.db'}"
     db.upgrade(url)
     admin = make_user(url, "admin", "admin")
+    for role in permissions.ROLES:
+        make_user(url, role, role)
     now = datetime.now(UTC)
     records = [
         schema.make_record(
-            id=f"pair-{i}-{_bait(base, 'id')}",
+            id=f"p{i}-![]({base}/id.png)",  # the whole bait would pass MAX_ID_LENGTH
             messages=[{"role": "user", "content": _bait(base, "prompt")}],
             teacher={
                 "model": _bait(base, "teacher-model"),
                 "provider": _bait(base, "provider"),
                 "response": _bait(base, "teacher-answer"),
                 "latency_ms": 900.0,
-                "cost_usd": 0.001,
+                "cost_usd": None,  # unpriced: the Cost page names the model in its error
             },
             student={
                 "model": _bait(base, "student-model"),
@@ -96,15 +100,18 @@ def _poisoned_home(folder: Path, base: str) -> Path:
     return home
 
 
-def test_no_page_fetches_anything_a_logged_value_points_at(tmp_path: Path, tracker: str) -> None:
+@pytest.mark.parametrize("role", permissions.ROLES)
+def test_no_page_fetches_anything_a_logged_value_points_at(
+    tmp_path: Path, tracker: str, role: str
+) -> None:
     home = _poisoned_home(tmp_path, tracker)
     with browser.app_server(home) as base, browser.browser_page(height=1400) as page:
         page.goto(base)
-        page.locator("input[aria-label=Username]").fill("admin")
-        page.locator("input[type=password]").fill("password-admin")
+        page.locator("input[aria-label=Username]").fill(role)
+        page.locator("input[type=password]").fill(f"password-{role}")
         page.get_by_role("button", name="Log in").click()
         page.get_by_text("Log out").wait_for()
-        for spec in pages_for("admin"):
+        for spec in pages_for(role):
             sidebar = page.locator('[data-testid="stSidebar"]')
             sidebar.get_by_role("link", name=spec.title, exact=True).click()
             heading = HEADINGS.get(spec.key, spec.title)
@@ -114,5 +121,6 @@ def test_no_page_fetches_anything_a_logged_value_points_at(tmp_path: Path, track
             for tooltip in page.locator('[data-testid="stTooltipIcon"]').all()[:20]:
                 if tooltip.is_visible():  # help tooltips render Markdown only when shown
                     tooltip.hover(timeout=10_000)
+            page.mouse.move(1, 1)  # an open tooltip covers the menu's next link
             page.wait_for_timeout(300)
-    assert _Tracker.hits == [], f"pages fetched logged URLs: {sorted(set(_Tracker.hits))}"
+    assert _Tracker.hits == [], f"{role}: pages fetched logged URLs: {sorted(set(_Tracker.hits))}"

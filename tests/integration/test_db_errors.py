@@ -181,3 +181,13 @@ def test_one_engine_per_url_however_it_is_asked_for(tmp_path) -> None:  # noqa: 
         assert db.get_engine(url, 2) is not db.get_engine(url)
     finally:
         db.dispose_engines(url)
+
+
+def test_a_session_on_an_unreachable_server_raises_a_clear_error(home: Path) -> None:
+    """Issue 27 item 6: a review submitted while PostgreSQL restarted raised the driver's raw
+    OperationalError; the library's error names the database and the fix."""
+    url = f"postgresql://ann:secret@127.0.0.1:{closed_port()}/shadow"
+    with pytest.raises(db.DatabaseError, match="cannot use the database at .*127.0.0.1") as err:
+        with db.session_scope(url) as session:
+            session.exec(select(ReviewItem)).first()
+    assert "secret" not in str(err.value) and "DATABASE_URL" in str(err.value)

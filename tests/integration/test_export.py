@@ -612,3 +612,53 @@ def test_the_manifest_records_its_dataset_version(
     version = a.manifest["dataset_version"]
     assert len(version) == 16 and version == b.manifest["dataset_version"]  # same data
     assert f"--trained-on {version}" in (a.path / "README.md").read_text()
+
+
+def test_the_preview_is_the_exports_own_computation(
+    session: Session, tmp_path: Path, admin: int, reviewer: int
+) -> None:
+    """Issue 27 item 4: the page previewed 234/30/28 (preference 22/1/4) and the export wrote
+    251/21/20 (24/3/0): the preview split by conversation only, the export also keeps one
+    prompt asked in several conversations in one split."""
+    for i in range(120):  # 40 prompts, each asked in three conversations, answered differently
+        add_pair(
+            session,
+            reviewer,
+            f"s{i:03d}",
+            question=f"shared question {i % 40}?",
+            teacher=f"teacher answer {i}.",
+            conversation_id=f"c{i}",
+            language=("en", "it")[i % 2],
+            reviews=[{"student_score": 1 + i % 5}],
+        )
+    preview = jobs.preview(session=session, filters=ExportFilters(), options=ExportOptions())
+    written = _run(session, tmp_path, admin).counts
+    assert preview["per_split"] == written["per_split"]
+    assert preview["preference_pairs"] == written["preference_pairs"]
+    assert preview == written
+
+
+@pytest.mark.parametrize(
+    ("out", "code", "expected"),
+    [
+        ("a-file", 2, "is a file"),  # click's own check of --out
+        ("a-file/sub", 1, "is a file, not a folder"),
+        ("/sys/shadowtutor-export", 1, "cannot create the export folder"),
+    ],
+)
+def test_cli_export_to_a_file_or_an_unwritable_folder_says_so(
+    migrated, tmp_path: Path, out: str, code: int, expected: str
+) -> None:
+    """Issue 27 item 6: `export run --out` to a file or an unwritable folder printed a raw
+    NotADirectoryError / PermissionError traceback."""
+    with db.session_scope(migrated.db_url) as s:
+        add_many(s, add_user(s, "reviewer"), 5)
+        add_user(s, "admin", "ada")
+    (tmp_path / "a-file").write_text("not a folder\n")
+    target = out if out.startswith("/") else str(tmp_path / out)
+    result = CliRunner().invoke(main, ["export", "run", "--as", "ada", "--out", target])
+    assert result.exit_code == code, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, OSError)
+    with db.session_scope(migrated.db_url) as s:
+        assert jobs.list_jobs(session=s) == []  # no job recorded for an export not written

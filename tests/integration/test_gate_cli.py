@@ -42,7 +42,10 @@ def test_full_rollout_and_kill_from_the_cli(migrated: Settings) -> None:
 
     assert "kill switch ON" in run("rollout", "kill", "--reason", "drill").output
     assert "KILLED" in run("rollout", "status").output
-    assert "stage 10% applies again" in run("rollout", "unkill").output
+    bare = run("rollout", "unkill")  # issue 27 item 7: releasing needs a reason like pulling
+    assert bare.exit_code == 1 and "give a reason to release the kill switch" in bare.output
+    assert "KILLED" in run("rollout", "status").output
+    assert "stage 10% applies again" in run("rollout", "unkill", "--reason", "drill over").output
     assert "rolled back to 0%" in run("rollout", "rollback", "--reason", "test").output
     again = run("rollout", "advance", "--by", "root")
     assert again.exit_code == 1 and "no automatic re-promotion" in again.output

@@ -158,3 +158,23 @@ def test_cli_run_and_calibration(filled: Settings, monkeypatch: pytest.MonkeyPat
     assert summary["pairs"] == 4 and summary["scored"] == 4
     result = CliRunner().invoke(main, ["judge", "run", "--template", "nope"])
     assert result.exit_code != 0 and "unknown judge template 'nope'" in result.output
+
+
+def test_an_unpriced_judge_model_costs_unknown_never_zero(filled: Settings) -> None:
+    """Issue 27 item 13: a self-hosted judge printed `cost $0.0000` (never a silent $0)."""
+    with ModelServer(models=["my-judge"], answer=fair_judge) as server:
+        env = {
+            "SHADOWTUTOR_HOME": filled.home,
+            "SHADOWTUTOR_JUDGE_BACKEND": "openai",
+            "SHADOWTUTOR_JUDGE_BASE_URL": server.openai_url,
+            "SHADOWTUTOR_JUDGE_MODEL": "my-judge",
+        }
+        report = runner.run(Settings.load(env=env), limit=3)
+    assert report.pairs == 3 and report.unpriced_calls == 6
+    assert "cost unknown" in report.line() and "$0.0000" not in report.line()
+    with db.session_scope(filled.db_url) as session:
+        counts = scores.counts(session)
+    assert counts["unpriced"] == 3
+    assert scores.cost_text(counts["cost_usd"], counts["unpriced"]).startswith("cost unknown")
+    assert scores.cost_text(0.0123, 0) == "cost $0.0123"
+    assert scores.cost_text(0.0123, 2) == "cost $0.0123 plus unknown for 2 unpriced"

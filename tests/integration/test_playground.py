@@ -415,6 +415,8 @@ def _unpriced(home: Path, monkeypatch, student: ModelServer, teacher: ModelServe
         conversation.turns[0].teacher.error is None
         and conversation.turns[0].teacher.cost_usd is None
     )
+    # issue 27 item 13: the figures showed no cost at all, not even "unknown"
+    assert "cost unknown" in conversation.turns[0].teacher.figures()
     chat.save_pair(
         conversation, 0, session=session, actor_id=_user(session, "a", "admin"),
         log_dir=settings.log_path, teacher_model=settings.teacher_model,

@@ -197,10 +197,17 @@ def test_kill_keeps_the_stage_and_blocks_advancing(session: Session) -> None:
     assert state.killed and state.stage == 10 and state.serving == 0
     with pytest.raises(RolloutError, match="kill switch is on"):
         rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=10**6)
-    rollout.set_kill(session=session, actor_id=SYSTEM, on=False)  # the CLI operator may release
+    with pytest.raises(RolloutError, match="give a reason to release the kill switch"):
+        rollout.set_kill(session=session, actor_id=SYSTEM, on=False, reason="  ")
+    assert rollout.state(session=session).killed  # issue 27 item 7: no release without a reason
+    # the CLI operator may release
+    rollout.set_kill(session=session, actor_id=SYSTEM, on=False, reason="incident 42 resolved")
     assert rollout.state(session=session).serving == 10
     trail = decisions.audit(session=session)
-    assert [r.what for r in trail[:2]] == ["rollout unkill -> 10%", "rollout kill -> 10% KILLED"]
+    assert [r.what for r in trail[:2]] == [
+        "kill switch released by system/CLI: incident 42 resolved; back to 10%",
+        "kill switch pulled by admin-r: incident 42; the teacher serves every request",
+    ]
 
 
 # --- the kill switch reaching a running proxy --------------------------------------------

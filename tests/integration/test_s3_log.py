@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,9 @@ from shadowtutor.cli import main
 from shadowtutor.config import Settings
 from shadowtutor.log import analytics, compaction, read, schema, write
 from shadowtutor.log.errors import LogStorageError
-from shadowtutor.log.storage import S3Storage
+from shadowtutor.log.storage import STAGING_PREFIX, S3Storage
 from shadowtutor.testing.seaweed import SeaweedServer, weed_binary
+from tests.support.killed_compaction import killed_compaction
 
 BUCKET = "shadowtutor-test"
 NOW = datetime.now(UTC)
@@ -461,3 +464,48 @@ def test_a_page_view_lists_the_bucket_once(s3: Settings, monkeypatch: pytest.Mon
     assert sorted(listed) == ["jsonl", "parquet"]
     assert asked == []  # every file was in the listing just made
     assert con.execute("SELECT count(*) FROM pairs").fetchone()[0] == 20
+
+
+def test_two_compactions_of_one_bucket_day_the_loser_says_so(
+    s3: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 5: of two `logs compact` on one bucket day at once, the loser exited 1
+    with a raw FileNotFoundError or a credentials hint for an object another run removed."""
+    loc = s3.log_path
+    assert isinstance(loc, S3Storage)
+    with write.LogWriter(loc) as writer:
+        writer.append_many(pairs(20, DAYS[0], "race"))
+    hold = S3Storage.hold
+    raced: list[bool] = []
+
+    @contextmanager
+    def other_run_first(self: S3Storage, files: list[Any]) -> Iterator[list[Any]]:
+        if not raced:  # the other run compacts the day between this run's listing and reading
+            raced.append(True)
+            assert compaction.compact(loc).rows_written == 20
+        with hold(self, files) as held:
+            yield held
+
+    monkeypatch.setattr(S3Storage, "hold", other_run_first)
+    out = CliRunner().invoke(main, ["logs", "compact"])
+    assert out.exit_code == 0, out.output
+    assert "Traceback" not in out.output and "AWS_ACCESS_KEY_ID" not in out.output
+    assert "already compacted by another run" in out.output
+    assert sorted(ids_in(loc)) == sorted(f"race-{i}" for i in range(20))  # nothing lost/doubled
+
+
+def test_a_compaction_killed_with_sigkill_leaves_staging_the_next_run_removes(
+    s3: Settings,
+) -> None:
+    """Issue 27 item 5: a bucket's compaction stages its part locally; kill -9 left it."""
+    loc = s3.log_path
+    assert isinstance(loc, S3Storage)
+    with write.LogWriter(loc) as writer:
+        writer.append_many(pairs(10, DAYS[0], "killed"))
+    killed_compaction(str(s3.log_dir))
+    mine = f"{STAGING_PREFIX}{os.uname().nodename.replace('.', '-')}_"
+    left = [p for p in Path(tempfile.gettempdir()).glob(f"{mine}*") if p.is_dir()]
+    assert left  # the killed run's staging folder
+    report = compaction.compact(loc)
+    assert set(map(str, left)) <= set(report.swept) and not any(p.exists() for p in left)
+    assert report.rows_written == 10 and report.problems == []

@@ -7,11 +7,13 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import Session
 
-from shadowtutor import students
+from shadowtutor import db, students
 from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
+from shadowtutor.gate import rollout
 from shadowtutor.students import StudentError
+from shadowtutor.tables import RolloutEvent
 
 
 def _add(session: Session, name: str, **kw):
@@ -100,3 +102,62 @@ def test_trained_on_an_export_links_its_dataset_version(migrated: Settings) -> N
     out = _run("students", "add", "ft", "--model", "ft:v2", "--trained-on", "20261201-120000")
     assert out.exit_code == 0, out.output
     assert f"trained-on {version}" in _run("students", "list").output
+
+
+def _serve(session: Session, name: str, stage: int = 10) -> None:
+    """The rollout at ``stage`` % with ``name`` serving (as an advance after a GO leaves it)."""
+    session.add(
+        RolloutEvent(action="advance", stage=stage, killed=False, reason="GO #1",
+                     details={"categories": ["greeting"], "student": name})
+    )  # fmt: skip
+    session.flush()
+
+
+def test_retiring_the_serving_student_is_refused(session: Session) -> None:
+    """Issue 27 item 3: one click retired the student serving 10 % of live traffic, and the
+    rollout still named it."""
+    _add(session, "llama")
+    _add(session, "qwen")
+    _serve(session, "llama")
+    with pytest.raises(StudentError, match=r"llama serves 10% of eligible traffic"):
+        students.retire(session=session, actor_id=SYSTEM, name="llama")
+    assert students.get(session=session, name="llama").retired_at is None
+    students.retire(session=session, actor_id=SYSTEM, name="qwen")  # not serving: retired
+
+
+def test_retiring_the_serving_student_with_a_reason_rolls_back_first(session: Session) -> None:
+    _add(session, "llama")
+    _serve(session, "llama", stage=25)
+    result = students.retire(
+        session=session, actor_id=SYSTEM, name="llama", rollback_reason="its server is gone"
+    )
+    assert result.rolled_back_from == 25
+    assert "rolled back from 25% to the teacher" in result.describe()
+    now = rollout.state(session=session)
+    assert now.stage == 0
+    (event, *_) = rollout.history(session=session)
+    assert event.action == "rollback"
+    assert event.reason == "retiring student llama: its server is gone"
+    assert students.get(session=session, name="llama").retired_at is not None
+
+
+def test_re_registering_a_retired_name_says_it_is_retired(session: Session) -> None:
+    _add(session, "llama")
+    students.retire(session=session, actor_id=SYSTEM, name="llama")
+    with pytest.raises(StudentError, match="exists already and is retired"):
+        _add(session, "llama")
+
+
+def test_cli_retire_of_the_serving_student_asks_for_a_rollback_reason(migrated: Settings) -> None:
+    assert _run("students", "add", "llama", "--model", "llama3").exit_code == 0
+    with db.session_scope(migrated.db_url) as session:
+        _serve(session, "llama")
+    refused = CliRunner().invoke(main, ["students", "retire", "llama"])
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "llama serves 10% of eligible traffic" in refused.output
+    assert "--rollback-reason" in refused.output
+    out = _run("students", "retire", "llama", "--rollback-reason", "server retired")
+    assert out.exit_code == 0, out.output
+    assert "rolled back from 10% to the teacher" in out.output
+    with db.session_scope(migrated.db_url) as session:
+        assert rollout.state(session=session).stage == 0

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from shadowtutor import db
 from shadowtutor.accounts import permissions, users
-from shadowtutor.app.registry import PAGES, pages_for
+from shadowtutor.app.registry import PAGES, pages_for, unknown_page
 from tests.support.apputil import MAIN, app_as, make_user, sign_in, switch
 
 
@@ -80,3 +80,19 @@ def test_the_app_refuses_a_database_behind_head(settings) -> None:
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     assert "Run `shadowtutor db upgrade`" in at.error[0].value
     assert len(at.text_input) == 0  # no login form on a stale schema
+
+
+@pytest.mark.parametrize(
+    ("path", "base", "unknown"),
+    [
+        ("/", "", None),
+        ("/cost", "", None),
+        ("/cots", "", "cots"),
+        ("/shadow/", "shadow", None),
+        ("/shadow/review", "/shadow", None),
+        ("/shadow/nope/", "shadow", "nope"),
+    ],
+)
+def test_an_unknown_page_address_is_named(path: str, base: str, unknown: str | None) -> None:
+    """Issue 27 item 12: a typed unknown page went to Home without a word."""
+    assert unknown_page(path, base) == unknown

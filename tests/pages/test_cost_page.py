@@ -3,6 +3,7 @@ manager cannot; empty log, a single day and unknown models each get a clear mess
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -164,3 +165,15 @@ def test_every_pair_unpriced_shows_unknown_spend_not_zero(migrated: Settings) ->
     error = texts(at.error)
     assert "Spend unknown" in error and "llama-server" in error
     assert "SHADOWTUTOR_PRICE_TABLE" in error
+
+
+def test_an_unpriced_model_name_with_markdown_is_shown_as_text(migrated: Settings) -> None:
+    """Issue 27 item 2: a logged model name with an image in it reached the "Spend unknown"
+    error as Markdown, so every admin's and manager's browser fetched the image."""
+    _one_day_log(migrated, [("gpt ![](http://127.0.0.1:9/x.png) <img src=x>", None)] * 3)
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    error = texts(at.error)
+    assert "Spend unknown" in error
+    assert not re.search(r"(?<!\\)[\[<]", error)  # escaped: shown, never rendered
+    assert "gpt !\\[\\](http\\://127.0.0.1:9/x.png) \\<img src=x\\>" in error

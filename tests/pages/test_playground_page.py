@@ -11,7 +11,8 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from shadowtutor import db
+from shadowtutor import db, students
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.config import Settings
 from shadowtutor.log import read
 from shadowtutor.tables import ReviewItem
@@ -125,8 +126,16 @@ def test_server_down_says_how_to_start_it(servers) -> None:  # noqa: ANN001
     errors = [e.value for e in at.error]
     assert any("ollama serve" in e for e in errors), errors
     assert at.selectbox(key="pg_model").options == ["llama3 (configured, not on server)"]
+    # issue 27 item 12: the input is off while the server is known down, said once
+    assert at.chat_input[0].disabled
+    assert sum("ollama serve" in e.value for e in at.error) == 1
+    assert any("The student server is down" in c.value for c in at.caption)
+    student.up()
+    at = next(b for b in at.button if b.label == "Refresh").click().run()
+    assert not at.chat_input[0].disabled and not at.error
+    student.down()  # down again during a turn (the health check said up): one message a turn
     _send(at, "Hello?")
-    assert sum("ollama serve" in e.value for e in at.error) == 2  # health panel and the turn
+    assert sum("ollama serve" in e.value for e in at.error) == 1
     # a failed turn offers no "Save as pair" and says why
     assert not [b for b in at.button if b.label == "Save as pair"]
     assert any("Not savable as a pair" in c.value for c in at.caption)
@@ -178,3 +187,19 @@ def test_unknown_backend_setting_is_named(servers, monkeypatch) -> None:  # noqa
     monkeypatch.setenv("SHADOWTUTOR_STUDENT_BACKEND", "vllm")
     at = _open(Settings.load(), "admin")
     assert any("SHADOWTUTOR_STUDENT_BACKEND='vllm'" in e.value for e in at.error)
+
+
+def test_registered_students_are_offered(servers) -> None:  # noqa: ANN001
+    """Issue 27 item 12: with students registered, the picker offered the settings' model
+    ("llama3 (configured, not on server)") instead of the registered students."""
+    settings, student, _ = servers
+    with db.session_scope(settings.db_url) as s:
+        for name in ("qwen-v2", "llama-ft"):
+            students.add(session=s, actor_id=SYSTEM, name=name, backend="ollama",
+                         model="llama3", base_url=student.url)  # fmt: skip
+    at = _open(settings, "admin")
+    picker = at.selectbox(key="pg_student")
+    assert picker.options == ["qwen-v2 · llama3", "llama-ft · llama3"]  # in registration order
+    at = picker.set_value("llama-ft").run()
+    _send(at, "Ciao")
+    assert "llama3 says: happy to help with ciao" in _texts(at)

@@ -69,7 +69,10 @@ def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
     assert not _state(migrated).killed
 
     trail = _audit(at)
-    assert {"rollout kill -> 0% KILLED", "approve decision #1"} <= set(trail["What"])
+    assert "approve decision #1" in set(trail["What"])
+    pulled = "kill switch pulled by admin-user: incident drill; the teacher serves every request"
+    released = "kill switch released by admin-user: incident drill; back to 0%"
+    assert {pulled, released} <= set(trail["What"])
     evidence = at.dataframe[-1].value  # the chosen decision's criteria
     assert at.selectbox(key="readiness-evidence").value.startswith("#1 GO")
     assert "Success rate" in set(evidence["Criterion"])

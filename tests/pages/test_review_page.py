@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
 from sqlmodel import select, update
 
 from shadowtutor import db
@@ -14,6 +18,7 @@ from shadowtutor.log.write import LogWriter
 from shadowtutor.review import taxonomy, workflow
 from shadowtutor.tables import Review, ReviewItem
 from tests.support.apputil import app_as, make_user, page_as, switch
+from tests.support.tcpgate import TcpGate
 
 NOW = datetime.now(UTC)
 HOSTILE = (
@@ -328,3 +333,53 @@ def test_progress_charts_kappa_explained_and_display_names(queued) -> None:  # n
     # Both always approved: kappa is undefined, said in words (issue 14 item 10: raw None)
     assert pairs["Cohen's kappa"].tolist() == ["n/a (one decision)"]
     assert any("removes the agreement expected by chance" in c.value for c in at.caption)
+
+
+@pytest.fixture
+def own_pg(pg_url: str) -> Iterator[URL]:
+    """A migrated PostgreSQL database of this test alone (the session's one is shared)."""
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"shadowtutor_restart_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_url).set(database=name)
+    db.upgrade(url.render_as_string(hide_password=False))
+    try:
+        yield url
+    finally:
+        db.dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_review_submitted_while_postgresql_is_down_is_kept_and_saved_on_retry(
+    own_pg: URL, home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 6: a review submitted while PostgreSQL restarted raised a raw
+    OperationalError; the page now says it was not saved, keeps the scores, and a retry saves."""
+    url = own_pg
+    with TcpGate(url.port or 5432) as gate:
+        through = url.set(host="127.0.0.1", port=gate.port).render_as_string(hide_password=False)
+        monkeypatch.setenv("DATABASE_URL", through)
+        recs = records()
+        with LogWriter(home / "logs") as writer:
+            writer.append_many(recs)
+        with db.session_scope(through) as s:
+            workflow.enqueue_records(session=s, records=recs, enqueued_by=permissions.SYSTEM)
+        at = page_as("pages/review.py", through, "reviewer").run()
+        p = f"q{item_id(at)}_"
+        at.radio(key=f"{p}left").set_value(4)
+        at.radio(key=f"{p}right").set_value(5)
+        gate.down()  # the server restarts
+        at.button(key=f"{p}approve").click().run()
+        assert not at.exception, at.exception
+        error = " ".join(e.value for e in at.error)
+        assert "Your review was not saved" in error and "cannot use the database" in error
+        assert (at.radio(key=f"{p}left").value, at.radio(key=f"{p}right").value) == (4, 5)
+        gate.up()  # back: the same click saves it
+        at.button(key=f"{p}approve").click().run()
+        assert not at.exception, at.exception
+        assert "Saved: approve" in at.success[0].value
+        assert [(r.decision, r.student_score) for r in reviews(through)] == [("approve", 4)]

@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 
 from shadowtutor import db, students
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.config import Settings
+from shadowtutor.gate import rollout
+from shadowtutor.tables import RolloutEvent
 from tests.support.apputil import page_as, texts
 
 
@@ -26,10 +29,65 @@ def test_admin_registers_and_retires_a_student(migrated: Settings) -> None:
         assert (row.name, row.model, row.version) == ("qwen", "qwen2.5:7b", "v1")
     table = at.dataframe[0].value
     assert list(table["name"]) == ["qwen"] and list(table["state"]) == ["active"]
+    assert "Registered qwen: shadowed within seconds." in texts(at.success)  # it stays
+    at = at.selectbox(key="retire-name").select("qwen").run()
+    at = at.checkbox(key="retire-confirm").check().run()
     at = next(b for b in at.button if b.label == "Retire").click().run()
     assert not at.exception, at.exception
     with db.session_scope(migrated.db_url) as s:
         assert students.list_students(session=s) == []
+    assert "Retired student qwen" in texts(at.success)
+
+
+def _serving_llama(url: str) -> None:
+    with db.session_scope(url) as s:
+        students.add(session=s, actor_id=SYSTEM, name="llama", backend="ollama", model="l3")
+        students.add(session=s, actor_id=SYSTEM, name="qwen", backend="ollama", model="q")
+        s.add(
+            RolloutEvent(action="advance", stage=10, killed=False, reason="GO #1",
+                         details={"categories": ["greeting"], "student": "llama"})
+        )  # fmt: skip
+
+
+def test_retire_asks_for_confirmation_and_no_student_is_preselected(migrated: Settings) -> None:
+    """Issue 27 item 3: the picker defaulted to the first student and one click retired it."""
+    _serving_llama(migrated.db_url)
+    at = page_as("pages/students.py", migrated.db_url, "admin").run()
+    assert at.selectbox(key="retire-name").value is None
+    assert not [b for b in at.button if b.label == "Retire"]
+    at = at.selectbox(key="retire-name").select("qwen").run()
+    retire = next(b for b in at.button if b.label == "Retire")
+    assert retire.disabled  # until the confirmation is ticked
+    with db.session_scope(migrated.db_url) as s:
+        assert len(students.list_students(session=s)) == 2
+
+
+def test_retiring_the_serving_student_rolls_back_with_a_reason(migrated: Settings) -> None:
+    _serving_llama(migrated.db_url)
+    at = page_as("pages/students.py", migrated.db_url, "admin").run()
+    at = at.selectbox(key="retire-name").select("llama").run()
+    assert "llama serves 10% of eligible traffic now" in texts(at.warning)
+    at = at.checkbox(key="retire-confirm").check().run()
+    assert next(b for b in at.button if b.label == "Retire").disabled  # no reason yet
+    at = at.text_input(key="retire-reason").input("its GPU box is gone").run()
+    at = next(b for b in at.button if b.label == "Retire").click().run()
+    assert not at.exception, at.exception
+    assert "rolled back from 10% to the teacher" in texts(at.success)
+    with db.session_scope(migrated.db_url) as s:
+        assert [r.name for r in students.list_students(session=s)] == ["qwen"]
+        assert rollout.state(session=s).stage == 0
+        assert rollout.history(session=s)[0].reason == "retiring student llama: its GPU box is gone"
+
+
+def test_re_registering_a_retired_name_says_it_is_retired(migrated: Settings) -> None:
+    with db.session_scope(migrated.db_url) as s:
+        students.add(session=s, actor_id=SYSTEM, name="old", backend="ollama", model="m")
+        students.retire(session=s, actor_id=SYSTEM, name="old")
+    at = page_as("pages/students.py", migrated.db_url, "admin").run()
+    at.text_input[0].input("old")
+    at.text_input[1].input("m2")
+    at = at.button[0].click().run()
+    assert "exists already and is retired" in texts(at.error)
 
 
 def test_a_bad_registration_says_what_to_fix(migrated: Settings) -> None:

@@ -153,8 +153,8 @@ def test_audit_trail_is_newest_first_with_names_and_flags(session: Session) -> N
     rows = decisions.audit(session=session)
     assert [r.what for r in rows] == [
         f"decision #{failed.id}: NO-GO",
-        "rollout kill -> 10% KILLED",
-        "rollout advance -> 10%",
+        "kill switch pulled by system/CLI: outage; the teacher serves every request",
+        "rollout advanced by admin-x to 10%",
         f"override decision #{failed.id}",
     ]
     assert [r.who for r in rows] == ["system/CLI", "system/CLI", "admin-x", "admin-x"]

@@ -20,6 +20,7 @@ import pytest
 from shadowtutor.log import compaction, ingest, read, schema, write
 from shadowtutor.log.errors import LogReadError, LogWriteError, RecordError
 from shadowtutor.testing.faults import FullDisk
+from tests.support.killed_compaction import killed_compaction
 
 YESTERDAY = datetime(2026, 5, 9, 23, 59, 59, tzinfo=UTC)
 TODAY = date(2026, 5, 10)
@@ -383,3 +384,18 @@ def test_the_dashboards_count_only_valid_records(tmp_path: Path) -> None:
     con = analytics.connect(tmp_path, "UTC")
     assert con.execute("SELECT count(*) FROM facts").fetchone() == (10,)
     assert con.execute("SELECT count(*) FROM pairs").fetchone() == (10,)
+
+
+def test_a_compaction_killed_with_sigkill_leaves_tmp_files_the_next_run_removes(
+    tmp_path: Path,
+) -> None:
+    """Issue 27 item 5: kill -9 of `logs compact` left `.tmp` files no later run removed."""
+    with write.LogWriter(tmp_path) as w:
+        w.append_many([rec(i) for i in range(10)])
+    killed_compaction(str(tmp_path))
+    left = sorted((tmp_path / "parquet").glob("date=*/*.tmp"))
+    assert len(left) == 2  # the staged part and the validated lines
+    report = compaction.compact(tmp_path)
+    assert sorted(report.swept) == [str(p) for p in left]
+    assert list((tmp_path / "parquet").glob("date=*/*.tmp")) == []
+    assert report.rows_written == 10 and count(tmp_path) == (10, 10)

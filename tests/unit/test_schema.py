@@ -91,3 +91,35 @@ def test_a_compacted_part_has_the_record_parquet_schema(tmp_path: Path) -> None:
             ), (expected.name, got)
         else:
             assert got == expected.type, (expected.name, got)
+
+
+BAIT = "![](http://127.0.0.1:9/x.png)"
+
+
+@pytest.mark.parametrize(
+    "name", ["en", "pt-BR", "llama3.1:8b", "hf.co/org/Model-GGUF:Q4_K_M", "small talk", "日本語"]
+)
+def test_real_labels_are_valid(name: str) -> None:
+    assert schema.label_problem(name) is None
+
+
+@pytest.mark.parametrize("name", [BAIT, "<img src=x>", "x" * 101, "  ", "a\nb", ":red[x]"])
+def test_labels_that_carry_markup_or_are_too_long_are_invalid(name: str) -> None:
+    assert schema.label_problem(name)
+
+
+def test_the_written_record_never_carries_an_invalid_label() -> None:
+    """Issue 27 item 2: the proxy stored `X-ShadowTutor-Language: ![](...)` verbatim."""
+    record = schema.make_record(
+        messages=[{"role": "user", "content": "hi"}],
+        teacher={"model": f"gpt {BAIT}", "response": "hello"},
+        student={"model": "llama3", "response": "hi"},
+        category="greeting",
+        language=BAIT,
+    )
+    written = schema.check_for_log(record)
+    assert written["language"] is None and written["category"] == "greeting"
+    assert written["teacher"]["model"] == "invalid" and written["student"]["model"] == "llama3"
+    assert written["metadata"]["invalid_labels"] == ["language", "teacher.model"]
+    assert BAIT not in schema.dumps(written)
+    assert record["language"] == BAIT  # the caller's dict is left as it was

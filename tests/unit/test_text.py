@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shadowtutor.app.text import md
+from shadowtutor.app.text import inert, md
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,21 @@ def test_plain_text_and_none() -> None:
     assert md("greeting") == "greeting"
     assert md(0.5) == "0\\.5"
     assert md(None) == "—"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "gpt ![](http://tracker.example/t.png)",
+        "<img src='http://tracker.example/t.png'>",
+        "[click](http://tracker.example)",
+        "see http://tracker.example or www.tracker.example or a@tracker.example",
+        "back\\[slash](http://tracker.example)",
+    ],
+)
+def test_inert_sentences_open_no_image_link_or_html(value: str) -> None:
+    """Issue 27 item 2: a library message carrying a logged value goes through inert()."""
+    escaped = inert(f"Spend unknown: {value}. Run `shadowtutor replay`, 80/10/10.")
+    assert not re.search(r"(?<!\\)[\[\]<>@]", escaped.replace("\\\\", ""))
+    assert "://" not in escaped.replace("\\://", "") and "www." not in escaped
+    assert escaped.startswith("Spend unknown: ") and "`shadowtutor replay`, 80/10/10." in escaped

@@ -51,6 +51,8 @@ class Answer:
             parts.append("cost $0 (local)")
         elif self.cost_usd is not None:
             parts.append(f"cost ${self.cost_usd:.6f}")
+        else:  # never a silent $0: a model the price table does not know
+            parts.append("cost unknown (not in the price table)")
         return " · ".join(parts)
 
 

@@ -36,7 +36,13 @@ def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
         f"{settings.student_backend} {settings.student_model} at {settings.student_base_url}; "
         f"log {settings.log_path}"
     )
-    proxy.serve(settings, host=host, port=port)
+    try:
+        proxy.serve(settings, host=host, port=port)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a proxy in a terminal is stopped: the server has shut down cleanly
+        # (uvicorn re-raises the signal once it has), so not click's "Aborted!" and exit 1
+        pass
+    click.echo("shadowtutor proxy stopped")
 
 
 @click.command("replay")

@@ -109,5 +109,5 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
     print_calibration(cal)
     click.echo(
         f"\njudge rows: {counts['scored']} scored, {counts['failed']} failed, "
-        f"cost ${counts['cost_usd']:.4f}"
+        + scores.cost_text(counts["cost_usd"], counts["unpriced"])
     )

@@ -2,17 +2,64 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from shadowtutor.cli.root import Group, settings_of
-from shadowtutor.log import compaction, ingest, read
+from shadowtutor.log import browse, compaction, ingest, read
 
 
 @click.group("logs", cls=Group)
 def logs_group() -> None:
-    """The shadow log: import, validate, compact to Parquet."""
+    """The shadow log: import, validate, compact to Parquet, show and tail pairs."""
+
+
+@logs_group.command("show")
+@click.argument("pair_id")
+@click.pass_context
+def show(ctx: click.Context, pair_id: str) -> None:
+    """Print one pair: what it is, the conversation and both answers."""
+    log_dir = settings_of(ctx).log_path
+    row = browse.find(log_dir, pair_id)
+    if row is None:
+        raise click.ClickException(
+            f"no pair {pair_id!r} in the log at {log_dir} (`shadowtutor logs tail` lists the "
+            "newest pairs with their ids)"
+        )
+    click.echo(browse.as_text(row))
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    try:
+        return browse.parse_since(value) if value else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@logs_group.command("tail")
+@click.option("-n", "--lines", "limit", default=20, show_default=True, help="Pairs to list.")
+@click.option("--student", help="Only this student's pairs (`shadowtutor students list`).")
+@click.option("--category", help="Only pairs of this category.")
+@click.option(
+    "--since", callback=_since, help="Only pairs since: a span (30m, 2h, 7d) or a UTC time."
+)
+@click.pass_context
+def tail(
+    ctx: click.Context,
+    limit: int,
+    student: str | None,
+    category: str | None,
+    since: datetime | None,
+) -> None:
+    """List the newest pairs, newest first, one a line (`logs show ID` prints one whole)."""
+    log_dir = settings_of(ctx).log_path
+    rows = browse.newest(log_dir, limit=limit, student=student, category=category, since=since)
+    if not rows:
+        click.echo(f"no pairs match in the log at {log_dir}")
+    for row in rows:
+        click.echo(browse.as_line(row))
 
 
 @logs_group.command("import")
@@ -72,6 +119,10 @@ def compact(ctx: click.Context, limit: int) -> None:
         click.echo(f"bad line (quarantined): {bad.path}:{bad.line_no}: {bad.reason}", err=True)
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
+    if report.swept:
+        click.echo(f"removed {len(report.swept)} staging file(s) a killed compaction left")
+    for day in report.already_compacted:
+        click.echo(f"{day}: already compacted by another run (nothing to do)")
     click.echo(
         f"compacted {len(report.days)} day(s): {report.rows_written} rows written, "
         f"{report.duplicates_skipped} duplicates skipped, {report.bad_lines} bad lines, "

@@ -102,13 +102,24 @@ def list_(ctx: click.Context, everyone: bool) -> None:
 
 @students_group.command("retire")
 @click.argument("name")
+@click.option(
+    "--rollback-reason",
+    default=None,
+    help="Retire the student the rollout serves: roll back to the teacher first, with this "
+    "reason in the audit trail (without it, retiring the serving student is refused).",
+)
 @BY
 @click.pass_context
-def retire(ctx: click.Context, name: str, by: str | None) -> None:
+def retire(ctx: click.Context, name: str, rollback_reason: str | None, by: str | None) -> None:
     """Stop shadowing a student; its records and decisions keep its name."""
     with session_of(ctx) as session:
-        students.retire(session=session, actor_id=actor_of(session, by), name=name)
-        click.echo(f"retired student {name}")
+        done = students.retire(
+            session=session,
+            actor_id=actor_of(session, by),
+            name=name,
+            rollback_reason=rollback_reason,
+        )
+        click.echo(done.describe())
 
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:

@@ -355,12 +355,13 @@ def run_export(
     filters, options = filters or ExportFilters(), options or ExportOptions()
     filters.check()
     options.check()
+    root = writable_folder(Path(export_root).expanduser().resolve())
     with _gc_paused():
         return _export(
             session,
             user.username,
             user.id,
-            Path(export_root).expanduser().resolve(),
+            root,
             filters,
             options,
             now,
@@ -376,20 +377,16 @@ def _export(
     options: ExportOptions,
     now: datetime | None,
 ) -> ExportResult:
-    candidates = select_candidates(session=session, filters=filters)
-    if not candidates:
+    examples, report = _plan(session, filters, options)
+    if not report.matched:
         raise ExportError(
             "no reviewed pairs match these filters; widen them (or review more pairs) first"
         )
-    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
-    examples, report = build_examples(candidates, snapshots, options)
-    snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
     if not examples:
         raise ExportError(
             f"all {report.matched} matching pairs were dropped ({dict(report.dropped)}); "
             "check the max tokens setting and the pairs' messages"
         )
-    split_examples(examples, options.split, options.seed)
     files = render_files(examples, options)
     now = now or utcnow()
     export_id, folder = _new_folder(export_root, now)
@@ -409,7 +406,13 @@ def _export(
     }
     manifest["dataset_version"] = dataset_version(files)
     extra = docs.render(manifest, examples)
-    _write_folder(folder, files, extra, manifest)
+    try:
+        _write_folder(folder, files, extra, manifest)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile: nothing is left
+        raise ExportError(
+            f"could not write the export into {folder.parent} ({exc.strerror or exc}); "
+            "nothing was written"
+        ) from None
     job = ExportJob(
         created_at=now,
         created_by=user_id,
@@ -424,23 +427,52 @@ def _export(
     return ExportResult(job_id=row_id(job), export_id=export_id, path=folder, manifest=manifest)
 
 
+def _plan(
+    session: Session, filters: ExportFilters, options: ExportOptions
+) -> tuple[list[Example], BuildReport]:
+    """The examples an export writes, each with its split, and what was dropped: the one
+    computation behind both :func:`run_export` and :func:`preview`."""
+    candidates = select_candidates(session=session, filters=filters)
+    if not candidates:
+        return [], BuildReport()
+    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
+    examples, report = build_examples(candidates, snapshots, options)
+    snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
+    split_examples(examples, options.split, options.seed)
+    return examples, report
+
+
+def writable_folder(root: Path) -> Path:
+    """``root``, created if missing, or ExportError saying why an export cannot go there (a
+    file on the way, no permission), before any work is done."""
+    blocker = next((p for p in (root, *root.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ExportError(
+            f"{blocker} is a file, not a folder: give --out (or SHADOWTUTOR_EXPORT_DIR) a "
+            "folder, which is created if missing"
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot create the export folder {root} ({exc.strerror or exc}): pick a folder "
+            "you can write to with --out (or SHADOWTUTOR_EXPORT_DIR)"
+        ) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ExportError(
+            f"cannot write into the export folder {root} (permission denied): pick a folder "
+            "you can write to with --out (or SHADOWTUTOR_EXPORT_DIR)"
+        )
+    return root
+
+
 def preview(*, session: Session, filters: ExportFilters, options: ExportOptions) -> dict[str, Any]:
     """The counts an export with these filters and options would write (the manifest's
     ``counts``: examples per split, preference pairs per split, what is dropped and why),
-    computed exactly as :func:`run_export` does, without writing anything."""
+    from the export's own computation (:func:`_plan`), without writing anything."""
     filters.check()
     options.check()
-    candidates = select_candidates(session=session, filters=filters)
-    if not candidates:
-        return counts_of([], BuildReport(), {})
-    snapshots = _load_snapshots(session, [c.item_id for c in candidates])
-    examples, report = build_examples(candidates, snapshots, options)
-    sizes: dict[str, list[Any]] = {}  # conversation -> [language, examples]
-    for e in examples:
-        sizes.setdefault(e.conversation, [e.language, 0])[1] += 1
-    splits = assign_splits({k: (v[0], v[1]) for k, v in sizes.items()}, options.split, options.seed)
-    for e in examples:
-        e.split = splits[e.conversation]
+    examples, report = _plan(session, filters, options)
     return counts_of(examples, report, render_files(examples, options) if examples else {})
 
 

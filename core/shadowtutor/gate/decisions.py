@@ -243,6 +243,25 @@ class AuditRow:
     flagged: bool = False
 
 
+def rollout_words(action: str, stage: int, previous: int | None, who: str, reason: str) -> str:
+    """A rollout event as the audit trail says it, e.g. "kill switch released by ann: the
+    incident is over; back to 10%"."""
+    since = "" if previous is None else f"from {previous}% "
+    match action:
+        case "kill":
+            return f"kill switch pulled by {who}: {reason}; the teacher serves every request"
+        case "unkill":
+            return f"kill switch released by {who}: {reason}; back to {stage}%"
+        case "advance":
+            return f"rollout advanced by {who} {since}to {stage}%"
+        case "rollback":
+            return f"rolled back by {who} {since}to {stage}%"
+        case "auto_rollback":
+            return f"rolled back automatically {since}to {stage}%"
+        case _:
+            return f"rollout {action} by {who}: stage {stage}%"
+
+
 def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
     """Every decision, approval, override and rollout change, newest first."""
     names = {u.id: u.username for u in session.exec(select(User))}
@@ -274,13 +293,13 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
         )
     stmt = select(RolloutEvent).order_by(col(RolloutEvent.id).desc()).limit(limit)
     for r in session.exec(stmt):
-        state = f"{r.stage}%" + (" KILLED" if r.killed else "")
         cats = ", ".join(r.details.get("categories", [])) if r.details else ""
+        previous = (r.details or {}).get("previous_stage")
         rows.append(
             AuditRow(
                 r.created_at,
                 who(r.actor_id),
-                f"rollout {r.action} -> {state}",
+                rollout_words(r.action, r.stage, previous, who(r.actor_id), r.reason),
                 "; ".join(x for x in (r.reason, cats and f"categories: {cats}") if x),
                 flagged=r.action in ("auto_rollback", "kill"),
             )

@@ -288,12 +288,13 @@ def set_kill(
     *, session: Session, actor_id: permissions.Actor, on: bool, reason: str = ""
 ) -> RolloutEvent:
     """Pull (``on``) or release the kill switch; the stage is kept for after the release
-    (``rollout.kill``)."""
+    (``rollout.kill``). Both need a reason: the audit trail says why the teacher took every
+    request, and why the student may serve again."""
     who = permissions.require(session, actor_id, "rollout.kill")
-    if on and not reason.strip():
+    if not reason.strip():
         raise RolloutError(
-            "give a reason to pull the kill switch (the audit trail records it; "
-            "`--reason` in the CLI)"
+            f"give a reason to {'pull' if on else 'release'} the kill switch (the audit trail "
+            "records it; `--reason` in the CLI)"
         )
     cur = state(session=session)
     return _append(
@@ -303,7 +304,7 @@ def set_kill(
         stage=cur.stage,
         killed=on,
         actor_id=who.id,
-        reason=reason.strip() or ("kill switch pulled" if on else "kill switch released"),
+        reason=reason.strip(),
     )
 
 

@@ -30,7 +30,7 @@ from shadowtutor.backends import clients
 from shadowtutor.config import Settings
 from shadowtutor.cost import pricing
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.judge import templates
+from shadowtutor.judge import scores, templates
 from shadowtutor.log import read
 from shadowtutor.tables import JudgeScore, ReviewItem, as_utc
 
@@ -148,13 +148,15 @@ class RunReport:
     calls: int = 0
     failures: int = 0  # calls that failed (error, timeout or an unreadable verdict)
     failed_pairs: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # of the priced calls
+    unpriced_calls: int = 0  # answered calls of a model the price table does not know
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"judged {self.pairs} pairs with {self.calls} calls ({self.failures} failed, "
-            f"{self.failed_pairs} pairs without a score), cost ${self.cost_usd:.4f}"
+            f"{self.failed_pairs} pairs without a score), "
+            + scores.cost_text(self.cost_usd, self.unpriced_calls, unit="calls")
         )
 
 
@@ -251,6 +253,9 @@ def run(
         report.calls += len(row.calls)
         report.failures += sum("error" in c for c in row.calls)
         report.cost_usd += row.cost_usd or 0.0
+        report.unpriced_calls += sum(
+            "error" not in c and c.get("cost_usd") is None for c in row.calls
+        )
         if row.error:
             report.failed_pairs += 1
             if len(report.errors) < 5:

@@ -141,11 +141,25 @@ def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibra
 
 
 def counts(session: Session) -> dict[str, int | float]:
-    """Judge rows, usable ones, failed ones and their total cost (for pages and the CLI)."""
+    """Judge rows, usable ones, failed ones, the total cost of the priced ones, and the
+    scored rows without a cost (a model not in the price table) for pages and the CLI."""
     rows = session.exec(select(JudgeScore.student_score, JudgeScore.cost_usd)).all()
     return {
         "rows": len(rows),
         "scored": sum(s is not None for s, _ in rows),
         "failed": sum(s is None for s, _ in rows),
         "cost_usd": float(sum(c or 0.0 for _, c in rows)),
+        "unpriced": sum(s is not None and c is None for s, c in rows),
     }
+
+
+def cost_text(total_usd: float, unpriced: int | float, *, unit: str = "unpriced") -> str:
+    """The judge's cost in words: never a silent $0 for a model the price table lacks."""
+    if unpriced and not total_usd:
+        return (
+            "cost unknown (the judge model is not in the price table; add it to a price "
+            "table and point SHADOWTUTOR_PRICE_TABLE at it)"
+        )
+    if unpriced:
+        return f"cost ${total_usd:.4f} plus unknown for {int(unpriced):,} {unit}"
+    return f"cost ${total_usd:.4f}"

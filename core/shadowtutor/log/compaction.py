@@ -32,8 +32,11 @@ class CompactReport:
     bad_lines: int = 0
     files_removed: int = 0
     quarantined: list[str] = field(default_factory=list)  # files with bad lines, moved aside
+    swept: list[str] = field(default_factory=list)  # staging files a killed run left, removed
     bad: list[BadLine] = field(default_factory=list)  # each bad line: file, number, reason
     problems: list[str] = field(default_factory=list)
+    # days another run compacted while this one read them (their files vanished): nothing to do
+    already_compacted: list[str] = field(default_factory=list)
 
 
 def compact(log_dir: LogDir, *, today: date | None = None) -> CompactReport:
@@ -48,16 +51,21 @@ def compact(log_dir: LogDir, *, today: date | None = None) -> CompactReport:
     """
     today = today or datetime.now(UTC).date()
     where = storage.resolve(log_dir)
-    report = CompactReport()
+    report = CompactReport(swept=where.sweep_staging())
     by_day: dict[str, list[Any]] = {}
     for path in read.jsonl_files(where, before=today):
         by_day.setdefault(path.parent.name[5:], []).append(path)
     for day, files in sorted(by_day.items()):
         # Hold the day's files (a folder locks them against its writers), so no line lands
         # in a file being removed.
-        with where.hold(files) as held:
-            if held:
-                _compact_day(where, day, held, report)
+        try:
+            with where.hold(files) as held:
+                if held:
+                    _compact_day(where, day, held, report)
+        except FileNotFoundError:
+            # Only a compaction removes a closed day's files: another run took this day
+            # between our listing and our reading, and publishes (or published) its part.
+            report.already_compacted.append(day)
     return report
 
 
@@ -75,7 +83,8 @@ def _compact_day(
     # a local file of the validated lines, so its row count always matches theirs.
     building = where.sub("parquet", f"date={day}", f"part-{uuid.uuid4().hex[:8]}.parquet")
     with where.staging(building) as staged:
-        valid = staged.with_name(f".{day}-{uuid.uuid4().hex[:8]}.validated.jsonl.tmp")
+        owner = storage.staging_owner()  # in the name: see Storage.sweep_staging
+        valid = staged.with_name(f".{day}-{uuid.uuid4().hex[:8]}.validated.{owner}.tmp")
         try:
             with open(valid, "wb") as out:
                 for f in files:

@@ -466,9 +466,53 @@ def dumps(record: dict[str, Any]) -> str:
     return dump_line(record)[:-1].decode()
 
 
+# Labels come from callers' headers and request bodies (category, language, model names) and
+# are shown on every page: only characters that real names use, so none carries Markdown or
+# HTML (an image there would make every viewer's browser fetch it).
+MAX_LABEL_LENGTH = 100
+_LABEL = re.compile(r"[\w .:/@+,=-]+")
+LABEL_FIELDS = ("category", "language", "teacher.model", "student.model")
+
+
+def label_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a category, language or model name (None when it can): at
+    most :data:`MAX_LABEL_LENGTH` characters of letters, digits, spaces and ``._:/@+,=-``."""
+    if not value.strip():
+        return "it is blank"
+    if len(value) > MAX_LABEL_LENGTH:
+        return f"it is {len(value)} characters long (at most {MAX_LABEL_LENGTH})"
+    if not _LABEL.fullmatch(value):
+        bad = sorted({c for c in value if not _LABEL.fullmatch(c)})
+        return "it contains " + " ".join(repr(c) for c in bad)
+    return None
+
+
+def checked_labels(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with every invalid label (:data:`LABEL_FIELDS`) replaced: a category or
+    language by None, a model name by ``"invalid"``; the names of the replaced fields are in
+    ``metadata.invalid_labels`` (never their values)."""
+    replaced: list[str] = []
+    out = dict(record)
+    for name in LABEL_FIELDS:
+        part, _, key = name.rpartition(".")
+        holder = dict(out[part]) if part else out
+        value = holder.get(key)
+        if not isinstance(value, str) or label_problem(value) is None:
+            continue
+        holder[key] = "invalid" if key == "model" else None
+        replaced.append(name)
+        if part:
+            out[part] = holder
+    if replaced:
+        out["metadata"] = {**(out.get("metadata") or {}), "invalid_labels": replaced}
+    return out
+
+
 def check_for_log(record: dict[str, Any]) -> dict[str, Any]:
     """The record as it will be written, or RecordError: it must pass :func:`validate` (so
-    ``logs validate`` never flags what the collector wrote) and serialise as standard JSON."""
+    ``logs validate`` never flags what the collector wrote) and serialise as standard JSON.
+    Invalid labels are replaced first (:func:`checked_labels`)."""
+    record = checked_labels(record)
     validate(record)
     try:
         dumps(record)

@@ -25,8 +25,11 @@ by the name; :meth:`Storage.read_bytes` does for Python readers).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -90,6 +93,7 @@ class Storage(Protocol):
     def move(self, src: Any, dst: Any) -> None: ...
     def put_file(self, local: Path, dst: Any) -> None: ...
     def staging(self, dst: Any) -> AbstractContextManager[Path]: ...
+    def sweep_staging(self) -> list[str]: ...
     def hold(self, files: list[Any]) -> AbstractContextManager[list[Any]]: ...
     def prepare(self, con: Any) -> None: ...
     def read_error(self, exc: BaseException) -> LogStorageError | None: ...
@@ -214,13 +218,25 @@ class FolderStorage:
 
     @contextmanager
     def staging(self, dst: Any) -> Iterator[Path]:
-        """Next to ``dst``, so that :meth:`put_file` is one rename on the same disk."""
-        tmp = Path(dst).with_suffix(Path(dst).suffix + ".tmp")
+        """Next to ``dst``, so that :meth:`put_file` is one rename on the same disk; named
+        ``<dst>.<owner>.tmp`` (see :meth:`sweep_staging`)."""
+        tmp = Path(dst).with_name(f"{Path(dst).name}.{staging_owner()}.tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             yield tmp
         finally:
             tmp.unlink(missing_ok=True)
+
+    def sweep_staging(self) -> list[str]:
+        """Remove the ``.tmp`` files a killed compaction left in ``parquet/``; their names."""
+        root = self.root / "parquet"
+        gone = []
+        for tmp in sorted(root.glob("date=*/*.tmp")) if root.exists() else []:
+            owner = tmp.name[: -len(".tmp")].rpartition(".")[2]
+            if owner_gone(owner):
+                tmp.unlink(missing_ok=True)
+                gone.append(str(tmp))
+        return gone
 
     @contextmanager
     def hold(self, files: list[Any]) -> Iterator[list[Path]]:
@@ -280,6 +296,40 @@ def is_file_at(fd: int, path: Path | str) -> bool:
 
 
 # --- a bucket ----------------------------------------------------------------------------
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# A compaction's staging files carry their owner ("<host>_<pid>"), so that the next run can
+# remove what a killed one left (kill -9 runs no cleanup) and never what a running one uses.
+STAGING_PREFIX = "shadowtutor-compact-"
+
+
+def staging_owner() -> str:
+    return f"{socket.gethostname().replace('.', '-').replace('_', '-')}_{os.getpid()}"
+
+
+def owner_gone(owner: str) -> bool:
+    """Whether the staging owner ``<host>_<pid>`` is a process of this machine that is gone
+    (an owner on another machine, or a name without one, is never judged gone)."""
+    host, _, pid = owner.rpartition("_")
+    mine = socket.gethostname().replace(".", "-").replace("_", "-")
+    return host == mine and pid.isdigit() and not process_alive(int(pid))
+
+
+def _missing_object(exc: BaseException) -> bool:
+    """Whether a storage error says the object is not there (removed meanwhile, say)."""
+    up = str(exc).upper().replace("_", "")
+    return "NOSUCHKEY" in up or "PATH DOES NOT EXIST" in up
 
 
 def _env(env: Any, name: str) -> str:
@@ -423,6 +473,8 @@ class S3Storage:
         except (OSError, ValueError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
+            if _missing_object(exc):  # a missing object is not a credentials problem
+                raise FileNotFoundError(errno.ENOENT, str(exc).splitlines()[0][:300]) from exc
             raise self.explain(exc) from exc
 
     # --- the same calls as a folder ----------------------------------------------------
@@ -536,11 +588,23 @@ class S3Storage:
 
     @contextmanager
     def staging(self, dst: Any) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="shadowtutor-compact-") as tmpdir:
+        prefix = f"{STAGING_PREFIX}{staging_owner()}."
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmpdir:
             # the same day folder as in the bucket: DuckDB adds its ``date`` column alike
             folder = Path(tmpdir) / PurePosixPath(dst).parent.name
             folder.mkdir()
             yield folder / PurePosixPath(dst).name
+
+    def sweep_staging(self) -> list[str]:
+        """Remove the local staging folders a killed compaction left (objects are put whole
+        in one PUT, so the bucket holds none); their names."""
+        gone = []
+        for folder in sorted(Path(tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*.*")):
+            owner = folder.name[len(STAGING_PREFIX) :].rpartition(".")[0]
+            if folder.is_dir() and owner_gone(owner):
+                shutil.rmtree(folder, ignore_errors=True)
+                gone.append(str(folder))
+        return gone
 
     @contextmanager
     def hold(self, files: list[Any]) -> Iterator[list[Any]]:

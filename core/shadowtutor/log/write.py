@@ -336,7 +336,7 @@ class SpoolWriter(LogWriter):
             parts = path.stem.rsplit("-", 3)
             if len(parts) != 4 or parts[0] != host or not parts[1].isdigit():
                 continue
-            if _alive(int(parts[1])):
+            if storage.process_alive(int(parts[1])):
                 continue
             target = self._ready_dir / path.parent.name / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -443,16 +443,6 @@ class SpoolWriter(LogWriter):
             self._ready_dir,
             self.last_upload_error,
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _PartialWrite(Exception):

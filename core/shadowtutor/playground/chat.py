@@ -317,8 +317,8 @@ def build_record(
 def unsavable(turn: Turn) -> str | None:
     """Why a turn cannot be saved as a pair (None when it can): the student must have
     answered (a turn without the teacher is saved with the teacher marked not asked)."""
-    if turn.student.error is not None:
-        return f"the student did not answer ({turn.student.error})"
+    if turn.student.error is not None:  # its error is shown with the answer, not repeated
+        return "the student did not answer"
     return None
 
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError
+from shadowtutor.gate import rollout
 from shadowtutor.tables import Student, utcnow
 
 DEFAULT = "default"
@@ -126,7 +127,14 @@ def add(
     _check(name, backend, model, share_percent, timeout_s, monthly_cost_usd)
     if name == DEFAULT:
         raise StudentError(f"{DEFAULT!r} is the single-student settings' name; pick another name")
-    if session.exec(select(Student).where(Student.name == name)).first() is not None:
+    existing = session.exec(select(Student).where(Student.name == name)).first()
+    if existing is not None and existing.retired_at is not None:
+        raise StudentError(
+            f"a student named {name!r} exists already and is retired: a retired name keeps "
+            "its meaning in the log and decisions, so register the new model under a new name "
+            "(e.g. with a version suffix)"
+        )
+    if existing is not None:
         raise StudentError(f"a student named {name!r} exists already (`shadowtutor students list`)")
     row = Student(
         name=name,
@@ -159,16 +167,61 @@ def list_students(*, session: Session, include_retired: bool = False) -> list[St
     return list(session.exec(stmt))
 
 
-def retire(*, session: Session, actor_id: permissions.Actor, name: str) -> Student:
-    """Stop shadowing a student (``students.manage``); its row and records stay."""
+@dataclass(frozen=True)
+class Retired:
+    """What retiring did: the student's row, and the stage the rollout left when it served."""
+
+    student: Student
+    rolled_back_from: int = 0
+
+    def describe(self) -> str:
+        text = f"Retired student {self.student.name}: it is no longer shadowed"
+        if self.rolled_back_from:
+            text += (
+                f"; the rollout rolled back from {self.rolled_back_from}% to the teacher, "
+                "which answers every request again"
+            )
+        return text + ". Its records and decisions keep its name."
+
+
+def serving_stage(*, session: Session, name: str) -> int:
+    """The percent of eligible traffic ``name`` serves now (0: it serves none)."""
+    cur = rollout.state(session=session)
+    return cur.stage if cur.stage > 0 and (cur.student or DEFAULT) == name else 0
+
+
+def retire(
+    *,
+    session: Session,
+    actor_id: permissions.Actor,
+    name: str,
+    rollback_reason: str | None = None,
+) -> Retired:
+    """Stop shadowing a student (``students.manage``); its row and records stay. The student
+    the rollout serves is refused, unless ``rollback_reason`` is given: then the rollout first
+    rolls back to the teacher (0 %, ``rollout.kill``) with that reason in its audit trail."""
     permissions.require(session, actor_id, "students.manage")
     row = get(session=session, name=name)
     if row.retired_at is not None:
         raise StudentError(f"student {name!r} is retired already")
+    stage = serving_stage(session=session, name=name)
+    if stage and not (rollback_reason or "").strip():
+        raise StudentError(
+            f"student {name} serves {stage}% of eligible traffic now: retiring it would leave "
+            "the rollout serving a student that is gone. Roll back to the teacher first "
+            "(Readiness, or `shadowtutor gate rollback`), or retire it with a reason to roll "
+            "back (`--rollback-reason`)"
+        )
+    if stage:
+        rollout.rollback(
+            session=session,
+            actor_id=actor_id,
+            reason=f"retiring student {name}: {(rollback_reason or '').strip()}",
+        )
     row.retired_at = utcnow()
     session.add(row)
     session.flush()
-    return row
+    return Retired(student=row, rolled_back_from=stage)
 
 
 def active_specs(

@@ -6,9 +6,12 @@ for an empty frame first (and say why there is nothing to draw) before calling t
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 TEACHER, STUDENT = "#4C78A8", "#F58518"
@@ -94,15 +97,35 @@ def similarity_histogram(df: pd.DataFrame, method: str, threshold: float) -> go.
     return fig
 
 
-def similarity_trend(df: pd.DataFrame, threshold: float) -> go.Figure:
-    fig = go.Figure()
-    fig.add_scatter(x=df["day"], y=df["mean"], name="mean", line_color=STUDENT)
-    fig.add_scatter(x=df["day"], y=df["p10"], name="10th percentile", line_dash="dot")
-    fig.add_scatter(
-        x=df["day"], y=df["share_above"], name=f"share ≥ {threshold:.2f}", line_color=TEACHER
-    )
-    fig.update_yaxes(range=[0, 1])
-    return _style(fig, "Similarity per day")
+def similarity_trend(
+    df: pd.DataFrame, threshold: float, partial_day: date | None = None
+) -> go.Figure:
+    """Mean and 10th percentile similarity (left axis) and the share of pairs at or above
+    ``threshold`` (right axis, in %) per day. ``partial_day`` (today, still filling) is shown
+    as markers of its own, not joined to the lines: its few pairs so far are no dip."""
+    is_partial = pd.to_datetime(df["day"]).dt.date == partial_day
+    whole, today = df[~is_partial], df[is_partial]
+    share = f"share ≥ {threshold:.2f}"
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    series = (("mean", "mean", STUDENT, "solid"), ("p10", "10th percentile", STUDENT, "dot"))
+    for column, name, color, dash in series:
+        fig.add_scatter(x=whole["day"], y=whole[column], name=name,
+                        line={"color": color, "dash": dash}, mode="lines")  # fmt: skip
+    fig.add_scatter(x=whole["day"], y=whole["share_above"], name=share,
+                    line={"color": TEACHER}, mode="lines", secondary_y=True)  # fmt: skip
+    if len(today):
+        fig.add_scatter(
+            x=today["day"], y=today["mean"], mode="markers", name="today so far (mean)",
+            marker={"color": STUDENT, "symbol": "circle-open", "size": 9},
+            hovertext=[f"{int(n):,} pairs so far" for n in today["pairs"]],
+        )  # fmt: skip
+    fig.update_yaxes(range=[0, 1], title="similarity", secondary_y=False)
+    fig.update_yaxes(range=[0, 1], title=f"share of pairs ≥ {threshold:.2f}", tickformat=".0%",
+                     secondary_y=True)  # fmt: skip
+    _style(fig, "Similarity per day")
+    # below the plot: at the right it covered the share axis and its title
+    fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"})
+    return fig
 
 
 def similarity_breakdown(df: pd.DataFrame, dimension: str) -> go.Figure:
