@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from shadowtutor.backends.answer import Answer
 from shadowtutor.backends.base import (
-    Answer,
     Backend,
     BackendError,
     BackendHTTPError,

@@ -179,11 +179,13 @@ class ShadowCollector:
         user: str | None = None,
         conversation_id: str | None = None,
         category: str | None = None,
+        kind: str = "plain",
     ) -> tuple[routing.Route, bool, str | None]:
         """(route, shadowed?, category) for one request; never raises.
 
         The category is the caller's, else detected (cheap keyword rules) because routing and
-        eligibility need it before the request is answered.
+        eligibility need it before the request is answered. A request whose ``kind`` the
+        student may not serve (:func:`routing.by_kind`) goes to the teacher, counted by reason.
         """
         try:
             if category is None:
@@ -198,6 +200,10 @@ class ShadowCollector:
                 route = routing.Route("teacher", 0, None, eligible)
             if route.served_by == "student" and not eligible:
                 route = routing.Route("teacher", route.stage, route.bucket, eligible)
+            route = routing.by_kind(route, kind)
+            if route.reason is not None:
+                self.count("teacher_only")
+                self.counters.teacher_only(route.reason)
             if not eligible:
                 self.count("ineligible")
                 return route, False, category
@@ -218,6 +224,7 @@ class ShadowCollector:
             user=call.user,
             conversation_id=context.conversation_id,
             category=context.category,
+            kind=request.kind,
         )
         return call
 
