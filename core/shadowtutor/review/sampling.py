@@ -312,8 +312,9 @@ def _decode_nested(record: dict[str, Any]) -> None:
             part[inner] = json.loads(part[inner])
     request = record.get("request")
     if not isinstance(request, dict) or request.get("kind") is None:
-        record["request"] = {"kind": "plain", "tools": None, "tools_hash": None}
-        record["request"]["schema_hash"] = None
+        record["request"] = dict.fromkeys(("tools", "tools_hash", "schema_hash")) | {
+            "kind": "plain"
+        }
 
 
 @dataclass(frozen=True)
