@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from shadowtutor.collect.collector import ShadowCollector
@@ -322,3 +323,95 @@ def test_an_ollama_server_refuses_openai_shaped_messages(student: ModelServer) -
     body["messages"] = CONVERSATION[1:]
     resp = httpx.post(f"{student.url}/api/chat", json=body)
     assert resp.status_code == 400 and "cannot unmarshal string" in resp.json()["error"]
+
+
+# --- every call style of the wrapped client --------------------------------------------------
+
+
+class Booking(pydantic.BaseModel):
+    city: str
+    people: int
+
+
+def test_parse_is_shadowed_and_always_served_by_the_teacher(
+    tmp_path: Path,
+    teacher: ModelServer,
+    student: ModelServer,
+    route_to_student,  # noqa: ANN001
+) -> None:
+    route_to_student(stage=100, bucket=3.0)
+    env = {"SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
+    with collector_for(tmp_path, student, env) as c:
+        client = c.wrap(openai_client(teacher))
+        resp = client.chat.completions.parse(
+            model="gpt-4o-mini", messages=MSGS, response_format=Booking
+        )
+        (record,) = records(c, expect=1)
+        stats = c.stats()
+    assert resp.choices[0].message.parsed == Booking(**TEACHER_JSON)
+    assert record["request"]["kind"] == "json_schema" and record["request"]["schema_hash"]
+    assert json.loads(record["teacher"]["response"]) == TEACHER_JSON
+    assert record["routing"]["served_by"] == "teacher"
+    assert stats["teacher_only_by_reason"] == {"kind: json_schema": 1}
+    (_, sent) = student.requests[-1]
+    assert sent["format"]["properties"] == {
+        "city": {"title": "City", "type": "string"},
+        "people": {"title": "People", "type": "integer"},
+    }
+
+
+def test_a_plain_parse_is_held_from_the_student_by_its_call_style(
+    tmp_path: Path,
+    teacher: ModelServer,
+    student: ModelServer,
+    route_to_student,  # noqa: ANN001
+) -> None:
+    route_to_student(stage=100, bucket=3.0)
+    env = {"SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
+    with collector_for(tmp_path, student, env) as c:
+
+        async def run() -> Any:
+            raw = openai.AsyncOpenAI(base_url=teacher.openai_url, api_key="k", max_retries=0)
+            return await c.wrap(raw).chat.completions.parse(model="gpt-4o-mini", messages=MSGS)
+
+        resp = asyncio.run(run())
+        (record,) = records(c, expect=1)
+        stats = c.stats()
+    assert resp.choices[0].message.content == "echo: book a table for two in Rome"
+    assert record["routing"]["reason"] == "call: parse"
+    assert stats["teacher_only_by_reason"] == {"call: parse": 1}
+    assert stats["served_by_student"] == 0
+
+
+def test_with_options_gives_a_wrapped_client(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    env = {"SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
+    with collector_for(tmp_path, student, env) as c:
+        client = c.wrap(openai_client(teacher)).with_options(timeout=5.0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, tools=TOOLS)
+        (record,) = records(c, expect=1)
+    assert record["teacher"]["tool_calls"][0]["name"] == "book_table"
+
+
+def test_raw_response_and_stream_calls_are_passed_through_counted_and_said_once(
+    tmp_path: Path,
+    teacher: ModelServer,
+    student: ModelServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = {"SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
+    with collector_for(tmp_path, student, env) as c:
+        completions = c.wrap(openai_client(teacher)).chat.completions
+        for _ in range(2):
+            raw = completions.with_raw_response.create(model="gpt-4o-mini", messages=MSGS)
+            assert raw.parse().choices[0].message.content.startswith("echo:")
+        with completions.stream(model="gpt-4o-mini", messages=MSGS) as events:
+            final = events.get_final_completion()
+        assert final.choices[0].message.content.startswith("echo:")
+        logged = records(c)
+        stats = c.stats()
+    assert logged == [] and stats["unrecorded_calls"] == 3
+    warned = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+    assert len(warned) == 2  # once per call style
+    assert "with_raw_response.create()" in warned[0] and "stream()" in warned[1]

@@ -11,11 +11,11 @@ from collections import Counter
 from typing import Any
 
 STAT_KEYS = (
-    "enqueued dropped not_sampled ineligible logged student_ok student_errors student_unsupported "
-    "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
-    "lost usage_estimated served_by_student student_fallbacks route_errors "
-    "streams_abandoned teacher_only invalid recovered recovered_already_logged unfinished_at_exit "
-    "companion_failures"
+    "enqueued dropped not_sampled ineligible logged student_ok student_errors "
+    "student_unsupported student_timeouts breaker_skipped teacher_errors similarity_errors "
+    "write_errors lost usage_estimated served_by_student student_fallbacks route_errors "
+    "streams_abandoned teacher_only unrecorded_calls invalid recovered "
+    "recovered_already_logged unfinished_at_exit companion_failures"
 ).split()
 
 
