@@ -115,7 +115,8 @@ def as_message(msg: Any) -> dict[str, Any]:
     if isinstance(msg, dict):
         return msg
     if hasattr(msg, "model_dump"):  # a ChatCompletionMessage passed back in
-        return dict(msg.model_dump(exclude_none=True))
+        dumped: dict[str, Any] = msg.model_dump(exclude_none=True)
+        return dumped
     return dict(msg)
 
 

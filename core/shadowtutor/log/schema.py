@@ -165,7 +165,7 @@ def arrow_type(cls: type) -> pa.StructType:
     return pa.struct(arrow_fields(cls))
 
 
-def arrow_fields(cls: type) -> list[pa.Field[Any]]:
+def arrow_fields(cls: type) -> list[pa.Field[pa.DataType]]:
     out = []
     for f in fields(cls):
         inner = _nested(cls, f.name)
