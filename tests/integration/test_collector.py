@@ -388,7 +388,13 @@ def test_student_serves_when_routed(
             text = resp.choices[0].message.content
         assert text == STUDENT_SAYS
         [rec] = records(c)
-    assert rec["routing"] == {"served_by": "student", "stage": 10, "bucket": 3.0, "eligible": True}
+    assert rec["routing"] == {
+        "served_by": "student",
+        "stage": 10,
+        "bucket": 3.0,
+        "eligible": True,
+        "reason": None,
+    }
     assert rec["teacher"]["response"] == "echo: ciao come stai"  # asked in the background
     assert teacher.count("/v1/chat/completions") == 1
 

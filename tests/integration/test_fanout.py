@@ -90,7 +90,7 @@ def test_three_students_off_the_request_path_each_recorded(tmp_path: Path, three
     assert len(logged) == 15
     by_request: dict[str, list[dict[str, Any]]] = {}
     for r in logged:
-        assert r["schema_version"] == 2
+        assert r["schema_version"] == schema.SCHEMA_VERSION == 3
         by_request.setdefault(r["request_id"], []).append(r)
     assert len(by_request) == 5
     for rid, group in by_request.items():

@@ -62,6 +62,9 @@ def test_a_response_object_becomes_answer_fields_and_a_closure_stays(encoder: st
         "response": "Ciao!",
         "prompt_tokens": 5,
         "completion_tokens": 2,
+        "tool_calls": None,
+        "refusal": None,
+        "finish_reason": None,
     }
     with pytest.raises(ValueError, match="background teacher call"):
         frames.encode_job(Job(messages=[], teacher_call=lambda: None))  # type: ignore[arg-type,return-value]

@@ -250,7 +250,7 @@ def test_cli_import_names_each_bad_line_without_a_traceback(home: Path, tmp_path
 def invalid_lines() -> list[str]:
     good = rec(0)
     return [
-        schema.dumps({**good, "id": "v2", "schema_version": 3}),
+        schema.dumps({**good, "id": "v2", "schema_version": 4}),
         schema.dumps({**good, "id": "empty", "messages": []}),
         schema.dumps({**good, "id": "noteacher", "teacher": {"model": "m"}}),
         schema.dumps({**good, "id": "src", "source": "twitter"}),
@@ -268,7 +268,7 @@ def test_schema_invalid_lines_are_quarantined_and_their_day_compacts(tmp_path: P
     report = compaction.compact(tmp_path, today=TODAY)
     assert report.problems == [] and report.rows_written == 10 and report.days == ["2026-05-09"]
     assert [b.line_no for b in report.bad] == [11, 12, 13, 14, 15]
-    assert report.bad[0].reason.startswith("schema_version 3 is not supported")
+    assert report.bad[0].reason.startswith("schema_version 4 is not supported")
     assert all(b.path == str(path) for b in report.bad)
     assert len(report.quarantined) == 1 and read.jsonl_files(tmp_path) == []
     assert count(tmp_path) == (10, 10)
@@ -289,7 +289,7 @@ def test_cli_compact_names_the_quarantined_lines(home: Path) -> None:
         fh.write(invalid_lines()[0] + "\n")
     result = CliRunner().invoke(main, ["logs", "compact"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert f"{path}:4: schema_version 3 is not supported" in result.output
+    assert f"{path}:4: schema_version 4 is not supported" in result.output
     assert "3 rows written" in result.output and "1 with bad lines kept in quarantine" in (
         result.output
     )

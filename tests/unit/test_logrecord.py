@@ -29,7 +29,7 @@ def test_a_made_record_validates_unchanged() -> None:
     [
         ({"id": None}, "missing required field 'id'"),
         ({"ts": "yesterday"}, "'ts' is not an ISO 8601 timestamp"),
-        ({"schema_version": 3}, "schema_version 3 is not supported"),
+        ({"schema_version": 4}, "schema_version 4 is not supported"),
         ({"source": "twitter"}, "'source' must be one of"),
         ({"messages": []}, "'messages' must be a non-empty list"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "is not a chat role"),

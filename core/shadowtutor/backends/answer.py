@@ -1,7 +1,8 @@
 """One model's answer: what a backend returns, the playground shows, a job carries and the
 record stores (its fields, serialized by :func:`shadowtutor.collect.records.answer_fields`).
 
-A complete answer has ``text``; a failed one has ``error`` (and ``error_kind``, the
+A complete answer has ``text`` ("" when it is only ``tool_calls``, which keep each call's
+arguments exactly as sent); a failed one has ``error`` (and ``error_kind``, the
 :class:`~shadowtutor.backends.base.BackendError` kind) and no text. ``usage_estimated`` is
 True when the server sent no token counts and ``prompt_tokens``/``completion_tokens`` were
 estimated from the text. ``cost_usd``/``price_version`` are set by whoever prices it.
@@ -10,6 +11,7 @@ estimated from the text. ``cost_usd``/``price_version`` are set by whoever price
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -29,6 +31,9 @@ class Answer:
     error_kind: str | None = None
     cost_usd: float | None = None
     price_version: str | None = None
+    # [{name, arguments}]: arguments exactly as sent (OpenAI: JSON text; Ollama: an object)
+    tool_calls: list[dict[str, Any]] | None = None
+    refusal: str | None = None
 
     @property
     def tokens_per_s(self) -> float | None:

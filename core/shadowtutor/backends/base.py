@@ -119,6 +119,32 @@ class Piece:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # tool-call parts: [{index, name, arguments}]; a text argument is a piece to append (an
+    # OpenAI stream's delta), an object is the whole arguments (Ollama's)
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class _CallParts:
+    """The tool calls of one stream, assembled from its :class:`Piece` parts."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, Any]] = {}
+
+    def add(self, parts: list[dict[str, Any]]) -> None:
+        for n, part in enumerate(parts):
+            call = self.calls.setdefault(part.get("index", n), {"name": "", "arguments": None})
+            call["name"] = call["name"] or part.get("name") or ""
+            args = part.get("arguments")
+            if isinstance(args, str):
+                call["arguments"] = (call["arguments"] or "") + args
+            elif args is not None:
+                call["arguments"] = args
+
+    def result(self) -> list[dict[str, Any]] | None:
+        found = [self.calls[i] for i in sorted(self.calls)]
+        return [
+            c | {"arguments": {} if c["arguments"] is None else c["arguments"]} for c in found
+        ] or None
 
 
 class StreamClock:
@@ -170,10 +196,15 @@ class Backend:
         model: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        features: dict[str, Any] | None = None,
     ) -> Answer:
         result = None
         for chunk in self.stream_chat(
-            messages, model=model, temperature=temperature, max_tokens=max_tokens
+            messages,
+            model=model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            features=features,
         ):
             result = chunk.result or result
         assert result is not None
@@ -186,16 +217,20 @@ class Backend:
         model: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        features: dict[str, Any] | None = None,
     ) -> Iterator[ChatChunk]:
+        """The answer as it streams (see the module docstring). ``features`` are the
+        request's tools, tool choice and response format (OpenAI's shapes; each backend
+        translates them for its server)."""
         name = model or self.model
         clock = StreamClock()
         parts: list[str] = []
+        calls = _CallParts()
         end = Piece()
-        options = {"temperature": temperature, "max_tokens": max_tokens}
+        options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        options = {k: v for k, v in options.items() if v is not None} | (features or {})
         try:
-            pieces = self._pieces(
-                name, messages, {k: v for k, v in options.items() if v is not None}
-            )
+            pieces = self._pieces(name, messages, options)
             try:
                 for piece in pieces:
                     elapsed = clock.elapsed_ms()
@@ -206,6 +241,9 @@ class Backend:
                     if piece.prompt_tokens is not None or piece.completion_tokens is not None:
                         end.prompt_tokens = piece.prompt_tokens
                         end.completion_tokens = piece.completion_tokens
+                    if piece.tool_calls:
+                        calls.add(piece.tool_calls)
+                        clock.tick()
                     if piece.text:
                         parts.append(piece.text)
                         yield ChatChunk(text=piece.text, elapsed_ms=elapsed, first=clock.tick())
@@ -232,6 +270,7 @@ class Backend:
             completion_tokens=completion,
             usage_estimated=estimated,
             finish_reason=end.finish_reason,
+            tool_calls=calls.result(),
         )
         yield ChatChunk(text="", elapsed_ms=latency, done=True, result=result)
 
@@ -239,7 +278,9 @@ class Backend:
         self, name: str, messages: Messages, options: dict[str, Any]
     ) -> Generator[Piece, None, None]:
         """Open the server's stream of model ``name`` and yield its parts; ``options`` holds
-        ``temperature`` and ``max_tokens`` when the caller set them."""
+        ``temperature`` and ``max_tokens`` when the caller set them, and the request's
+        features (``tools``, ``tool_choice``, ``parallel_tool_calls``, ``response_format``)
+        in OpenAI's shapes."""
         raise NotImplementedError
 
     def _error(self, exc: Exception, model: str | None = None) -> BackendError:

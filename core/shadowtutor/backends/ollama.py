@@ -2,10 +2,12 @@
 (:mod:`shadowtutor.backends.http`), everything else through the official ``ollama`` client.
 
 Chat (plain and streaming, timed by :class:`shadowtutor.backends.base.Backend`), options
-(``temperature``, ``num_predict`` for max tokens), ``keep_alive``; and, for the Playground and
-health checks, ``list_models()`` (``/api/tags``), ``loaded_models()`` (``/api/ps``),
-``show(name)`` (family, parameter size, quantization, context length), ``version()`` and
-``embed(texts)`` for the embedding similarity method.
+(``temperature``, ``num_predict`` for max tokens), ``keep_alive``; an OpenAI request
+translated for the Ollama API (:func:`ollama_messages`, :func:`ollama_features`: string
+content plus ``images``, tool-call arguments as objects, ``tools``, ``format``); and, for
+the Playground and health checks, ``list_models()`` (``/api/tags``), ``loaded_models()``
+(``/api/ps``), ``show(name)`` (family, parameter size, quantization, context length),
+``version()`` and ``embed(texts)`` for the embedding similarity method.
 """
 
 from __future__ import annotations
@@ -32,6 +34,74 @@ from shadowtutor.backends.base import (
     Piece,
 )
 from shadowtutor.backends.http import LeanClient, StatusError
+
+# The request's keys that are not messages or sampling options (OpenAI's shapes).
+FEATURES = ("tools", "tool_choice", "parallel_tool_calls", "functions", "response_format")
+
+
+def ollama_features(features: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI request's features in the Ollama API: ``tools`` (the same shape; the older
+    ``functions`` wrapped as tools), ``format`` (a JSON schema, or ``"json"`` for JSON mode).
+    ``tool_choice`` and ``parallel_tool_calls`` have no Ollama equivalent and are left out."""
+    out: dict[str, Any] = {}
+    tools = features.get("tools") or [
+        {"type": "function", "function": fn} for fn in features.get("functions") or []
+    ]
+    if tools:
+        out["tools"] = tools
+    response_format = features.get("response_format")
+    if isinstance(response_format, dict):
+        if response_format.get("type") == "json_object":
+            out["format"] = "json"
+        elif response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema")
+            out["format"] = schema or "json"
+    return out
+
+
+def ollama_message(message: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAI chat message in the Ollama API's form: content parts become a string
+    (the text parts joined) plus ``images`` (base64, from ``data:`` URLs), tool-call
+    arguments a JSON object instead of JSON text."""
+    out = dict(message)
+    content = message.get("content")
+    if isinstance(content, list):
+        texts, images = [], []
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") in ("text", "input_text"):
+                texts.append(str(part.get("text") or ""))
+            elif part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url") or "")
+                if url.startswith("data:") and "," in url:
+                    images.append(url.split(",", 1)[1])
+        out["content"] = "\n".join(texts)
+        if images:
+            out["images"] = images
+    elif content is None:
+        out["content"] = ""
+    calls = message.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [_ollama_call(c) for c in calls if isinstance(c, dict)]
+    return out
+
+
+def _ollama_call(call: dict[str, Any]) -> dict[str, Any]:
+    fn = dict(call.get("function") or {})
+    args = fn.get("arguments")
+    if isinstance(args, str):
+        try:
+            fn["arguments"] = json.loads(args) if args.strip() else {}
+        except ValueError:
+            fn["arguments"] = {}
+    return {"function": fn}
+
+
+def ollama_messages(messages: Messages) -> Messages:
+    """The messages in the Ollama API's form (see :func:`ollama_message`); messages already
+    in it go unchanged."""
+    return [ollama_message(m) if isinstance(m, dict) else m for m in messages]
 
 
 class OllamaBackend(Backend):
@@ -90,9 +160,15 @@ class OllamaBackend(Backend):
         # /api/chat through the lean client (kept-alive http.client, one JSON parse per
         # line): the same request the ollama SDK sends, at a fraction of its CPU.
         options = dict(options)
+        features = {k: options.pop(k) for k in FEATURES if k in options}
         if "max_tokens" in options:
             options["num_predict"] = options.pop("max_tokens")
-        body: dict[str, Any] = {"model": name, "messages": messages, "stream": True}
+        body: dict[str, Any] = {
+            "model": name,
+            "messages": ollama_messages(messages),
+            "stream": True,
+        }
+        body |= ollama_features(features)
         if options:
             body["options"] = options
         if self.keep_alive is not None:
@@ -104,7 +180,13 @@ class OllamaBackend(Backend):
                 if part.get("error"):
                     raise ollama.ResponseError(str(part["error"]))
                 message = part.get("message") or {}
+                calls = message.get("tool_calls") or None
                 yield Piece(
+                    tool_calls=[
+                        {"index": n, **(c.get("function") or {})} for n, c in enumerate(calls)
+                    ]
+                    if calls
+                    else None,
                     text=message.get("content") or "",
                     done=bool(part.get("done")),
                     finish_reason=part.get("done_reason"),

@@ -1,10 +1,11 @@
 """A model behind an OpenAI-compatible API: the teacher (OpenAI itself, or Claude behind an
 OpenAI-compatible endpoint) or a student on vLLM, llama.cpp, RunPod.
 
-Chat (plain and streaming, timed by :class:`shadowtutor.backends.base.Backend`) through the
-lean HTTP client (:mod:`shadowtutor.backends.http`); ``list_models()`` and ``embed(texts)``
-through the ``openai`` client with its own ``base_url``
-and key.
+Chat (plain and streaming, timed by :class:`shadowtutor.backends.base.Backend`; the
+request's tools, tool choice and response format sent as they are, streamed tool-call deltas
+assembled) through the lean HTTP client (:mod:`shadowtutor.backends.http`);
+``list_models()`` and ``embed(texts)`` through the ``openai`` client with its own
+``base_url`` and key.
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ from shadowtutor.backends.base import (
     Piece,
 )
 from shadowtutor.backends.http import LeanClient, StatusError
+
+
+def _call_parts(delta: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A stream delta's tool-call parts (:class:`Piece`'s form: index, name, argument text)."""
+    calls = delta.get("tool_calls")
+    if not calls:
+        return None
+    return [
+        {
+            "index": c.get("index", n),
+            "name": (c.get("function") or {}).get("name"),
+            "arguments": (c.get("function") or {}).get("arguments") or "",
+        }
+        for n, c in enumerate(calls)
+        if isinstance(c, dict)
+    ]
 
 
 class OpenAIBackend(Backend):
@@ -143,6 +160,7 @@ class OpenAIBackend(Backend):
                     finish_reason=finish,
                     prompt_tokens=usage.get("prompt_tokens") if usage else None,
                     completion_tokens=usage.get("completion_tokens") if usage else None,
+                    tool_calls=_call_parts(delta),
                 )
         except StatusError as exc:
             response = exc.response()  # openai types it with its own httpx fork: only carried

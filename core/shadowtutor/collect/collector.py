@@ -104,6 +104,7 @@ class ShadowCollector:
         self.queue_size = max(1, s.queue_size if queue_size is None else queue_size)
         self.writer = LogWriter(self.log_dir)
         self._closed = False
+        self._warned_styles: set[str] = set()
         threads = {
             "workers": max(1, s.workers if workers is None else workers),
             "queue_size": self.queue_size,
@@ -179,11 +180,13 @@ class ShadowCollector:
         user: str | None = None,
         conversation_id: str | None = None,
         category: str | None = None,
+        kind: str = "plain",
     ) -> tuple[routing.Route, bool, str | None]:
         """(route, shadowed?, category) for one request; never raises.
 
         The category is the caller's, else detected (cheap keyword rules) because routing and
-        eligibility need it before the request is answered.
+        eligibility need it before the request is answered. A request whose ``kind`` the
+        student may not serve (:func:`routing.by_kind`) goes to the teacher, counted by reason.
         """
         try:
             if category is None:
@@ -198,6 +201,10 @@ class ShadowCollector:
                 route = routing.Route("teacher", 0, None, eligible)
             if route.served_by == "student" and not eligible:
                 route = routing.Route("teacher", route.stage, route.bucket, eligible)
+            route = routing.by_kind(route, kind)
+            if route.reason is not None:
+                self.count("teacher_only")
+                self.counters.teacher_only(route.reason)
             if not eligible:
                 self.count("ineligible")
                 return route, False, category
@@ -218,6 +225,7 @@ class ShadowCollector:
             user=call.user,
             conversation_id=context.conversation_id,
             category=context.category,
+            kind=request.kind,
         )
         return call
 
@@ -252,6 +260,28 @@ class ShadowCollector:
             self.submit(call.job(**answers))
         except Exception as exc:
             self.last_error = f"submit: {exc!r}"
+
+    def teacher_only(self, call: Call, reason: str) -> None:
+        """``call`` may not be served by the student (a call style whose answer the student
+        cannot give, e.g. ``parse()``): routed to it, it goes to the teacher, counted by
+        ``reason``."""
+        if call.route.served_by == "student":
+            r = call.route
+            call.route = routing.Route("teacher", r.stage, r.bucket, r.eligible, None, reason)
+            self.count("teacher_only")
+            self.counters.teacher_only(reason)
+
+    def unrecorded(self, style: str) -> None:
+        """A call the wrapper passes through without a record (``with_raw_response``,
+        ``stream()``...): counted, and said once per style in a warning."""
+        self.count("unrecorded_calls")
+        if style not in self._warned_styles:
+            self._warned_styles.add(style)
+            log.warning(
+                "ShadowTutor: %s calls go to the teacher untouched and are not recorded "
+                "(counted in stats()['unrecorded_calls']); use create() to shadow them",
+                style,
+            )
 
     def teacher_failed(self) -> None:
         """The teacher answered the app with an error (the app gets it unchanged)."""

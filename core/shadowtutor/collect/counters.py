@@ -12,10 +12,10 @@ from typing import Any
 
 STAT_KEYS = (
     "enqueued dropped not_sampled ineligible logged student_ok student_errors "
-    "student_timeouts breaker_skipped teacher_errors similarity_errors write_errors "
-    "lost usage_estimated served_by_student student_fallbacks route_errors "
-    "streams_abandoned invalid recovered recovered_already_logged unfinished_at_exit "
-    "companion_failures"
+    "student_unsupported student_timeouts breaker_skipped teacher_errors similarity_errors "
+    "write_errors lost usage_estimated served_by_student student_fallbacks route_errors "
+    "streams_abandoned teacher_only unrecorded_calls invalid recovered "
+    "recovered_already_logged unfinished_at_exit companion_failures"
 ).split()
 
 
@@ -26,6 +26,7 @@ class Counters:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._unknown: Counter[str] = Counter()
+        self._teacher_only: Counter[str] = Counter()
         self.last_error: str | None = None
 
     def count(self, name: str, n: int = 1) -> None:
@@ -35,6 +36,16 @@ class Counters:
     def unknown_model(self, model: str) -> None:
         with self._lock:
             self._unknown[model] += 1
+
+    def teacher_only(self, reason: str) -> None:
+        """A request routed to the student was answered by the teacher for ``reason`` (its
+        kind: ``kind: tools``)."""
+        with self._lock:
+            self._teacher_only[reason] += 1
+
+    def teacher_only_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._teacher_only)
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
         """(every :data:`STAT_KEYS` count, the unknown models' counts)."""

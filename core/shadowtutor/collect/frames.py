@@ -87,6 +87,8 @@ def decode_job(payload: bytes | memoryview) -> tuple[Job, str]:
         metadata=f.get("metadata") or {},
         route=routing.Route(*route) if route else None,
         options=f.get("options") or {},
+        kind=f.get("kind") or "plain",
+        features=dict(f.get("features") or {}),
         teacher=f.get("teacher"),
         teacher_raw=raw if raw else None,
         teacher_sse=bool(f.get("sse")),

@@ -52,6 +52,8 @@ class Job:
     metadata: dict[str, Any] = field(default_factory=dict)
     route: routing.Route | None = None
     options: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens
+    kind: str = "plain"  # the request's kind (openai_shape.request_kind)
+    features: dict[str, Any] = field(default_factory=dict)  # tools, response_format...
     teacher_obj: Any = None
     teacher_chunks: list[Any] | None = None
     teacher_raw: bytes | None = None
@@ -99,8 +101,10 @@ def wire_fields(job: Job) -> dict[str, Any]:
         "language": job.language,
         "category_detected": job.category_detected,
         "metadata": job.metadata,
-        "route": [r.served_by, r.stage, r.bucket, r.eligible, r.student] if r else None,
+        "route": [r.served_by, r.stage, r.bucket, r.eligible, r.student, r.reason] if r else None,
         "options": job.options,
+        "kind": job.kind,
+        "features": job.features,
         "teacher_latency_ms": job.teacher_latency_ms,
         "teacher_ttft_ms": job.teacher_ttft_ms,
         "student_error": job.student_error,
@@ -195,6 +199,8 @@ class Call:
             metadata=self.metadata | {"teacher_model": self.request.model},
             route=self.route,
             options=self.request.options,
+            kind=self.request.kind,
+            features=self.request.features,
             student_error=self.student_error,
             category_detected=ctx.category is None,
             **answers,

@@ -106,6 +106,8 @@ def decode(entry: dict[str, Any]) -> Job:
         metadata=dict(entry.get("metadata") or {}) | {"recovered_from_journal": True},
         route=routing.Route(*route) if route else None,
         options=dict(entry.get("options") or {}),
+        kind=entry.get("kind") or "plain",
+        features=dict(entry.get("features") or {}),
         teacher=teacher,
         teacher_latency_ms=entry.get("teacher_latency_ms"),
         teacher_ttft_ms=entry.get("teacher_ttft_ms"),

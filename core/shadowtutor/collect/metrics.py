@@ -19,6 +19,8 @@ Metric names (all prefixed ``shadowtutor_``):
 - ``records_logged_total``, ``records_lost_total``, ``log_write_errors_total``
 - ``student_outcomes_total{outcome}``: ``ok``, ``error``, ``timeout``, ``breaker_skipped``
 - ``teacher_errors_total``, ``served_by_student_total``, ``student_fallbacks_total``
+- ``teacher_only_total{reason}``: requests routed to the student that the teacher answered,
+  by reason (``kind: tools``, ``kind: json_schema``...: the student serves plain requests only)
 - ``teacher_latency_seconds``, ``student_latency_seconds``: histograms (the student's only
   for answers it gave)
 - ``queue_depth``, ``queue_size``, ``unwritten_records``: gauges
@@ -102,6 +104,14 @@ class _StatsCollector(Collector):
             "Student-served requests that fell back.",
             s.get("student_fallbacks", 0),
         )
+        held = CounterMetricFamily(
+            PREFIX + "teacher_only",
+            "Requests routed to the student that the teacher answered, by reason.",
+            labels=["reason"],
+        )
+        for reason, n in sorted((s.get("teacher_only_by_reason") or {}).items()):
+            held.add_metric([reason], float(n))
+        yield held
         yield counter(
             "breaker_opened", "Times the circuit breaker opened.", s.get("breaker_opened", 0)
         )

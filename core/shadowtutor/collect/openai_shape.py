@@ -2,8 +2,10 @@
 
 * :class:`ChatRequest` is the one parser of an OpenAI chat request (the wrapper's ``create``
   arguments and the proxy's JSON body alike): messages, model, ``max_completion_tokens`` (or
-  the older ``max_tokens``), temperature, ``stream``, ``stream_options.include_usage`` and the
-  end user (``user``, or its successor ``safety_identifier``).
+  the older ``max_tokens``), temperature, ``stream``, ``stream_options.include_usage``, the
+  end user (``user``, or its successor ``safety_identifier``), the request's kind
+  (:func:`request_kind`) and what the student must get besides the messages (:data:`FEATURES`:
+  tools, tool choice, response format).
 * :func:`completion_dict`, :func:`chunk_dicts` and :func:`sse_body` shape a student's answer
   as the teacher's response (a ``chat.completion``, its ``chat.completion.chunk`` stream, or
   that stream as server-sent events); :func:`result_from_completion` reads a teacher's
@@ -19,13 +21,40 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer
 
 # --- requests -------------------------------------------------------------------------------
+
+# The request's keys the student gets as they are (translated for its API by its backend).
+FEATURES = ("tools", "tool_choice", "parallel_tool_calls", "functions", "response_format")
+KINDS = ("plain", "tools", "json_object", "json_schema", "images")
+
+
+def request_kind(body: Mapping[str, Any]) -> str:
+    """The request's kind (:data:`KINDS`), from its keys alone: tools (or the older
+    ``functions``) win over a response format, which wins over image parts; anything else is
+    ``plain``. Pure and cheap: it runs on the request path for every request."""
+    if body.get("tools") or body.get("functions"):
+        return "tools"
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping):
+        kind = response_format.get("type")
+        if kind in ("json_object", "json_schema"):
+            return str(kind)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            content = message.get("content") if isinstance(message, Mapping) else None
+            if isinstance(content, list) and any(
+                isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image")
+                for part in content
+            ):
+                return "images"
+    return "plain"
 
 
 class NotAChatRequest(ValueError):
@@ -52,6 +81,8 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     user: str | None
+    kind: str = "plain"
+    features: dict[str, Any] = field(default_factory=dict)  # FEATURES the request carries
 
     @classmethod
     def parse(cls, body: dict[str, Any], *, coerce: bool = False) -> ChatRequest:
@@ -77,6 +108,8 @@ class ChatRequest:
             stream=bool(body.get("stream")),
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
             user=user if isinstance(user, str) else None,
+            kind=request_kind(body),
+            features={k: body[k] for k in FEATURES if body.get(k) is not None},
         )
 
     @property
@@ -102,7 +135,7 @@ def completion_dict(result: Answer, *, id: str | None = None) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text},
+                "message": _message(result),
                 "finish_reason": result.finish_reason or "stop",
                 "logprobs": None,
             }
@@ -113,6 +146,21 @@ def completion_dict(result: Answer, *, id: str | None = None) -> dict[str, Any]:
             "total_tokens": (result.prompt_tokens or 0) + (result.completion_tokens or 0),
         },
     }
+
+
+def _message(result: Answer) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if result.tool_calls:
+        message["content"] = result.text or None
+        message["tool_calls"] = [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for i, c in enumerate(result.tool_calls)
+        ]
+    return message
 
 
 def chunk_dicts(
@@ -155,6 +203,9 @@ def result_from_completion(obj: Any, latency_ms: float) -> Answer:
         prompt_tokens=answer["prompt_tokens"],
         completion_tokens=answer["completion_tokens"],
         usage_estimated=answer["prompt_tokens"] is None,
+        finish_reason=answer["finish_reason"],
+        tool_calls=answer["tool_calls"],
+        refusal=answer["refusal"],
     )
 
 
@@ -169,17 +220,68 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+def _call(name: Any, arguments: Any) -> dict[str, Any]:
+    return {"name": name or "", "arguments": arguments if arguments is not None else ""}
+
+
+def tool_calls_of(message: Any) -> list[dict[str, Any]] | None:
+    """A message's tool calls as the record keeps them, ``[{name, arguments}]`` with the
+    arguments exactly as sent (OpenAI's JSON text), the older ``function_call`` included;
+    None when it has none."""
+    calls = [
+        _call(_get(fn, "name"), _get(fn, "arguments"))
+        for fn in (_get(c, "function") for c in _get(message, "tool_calls") or [])
+    ]
+    legacy = _get(message, "function_call")
+    if legacy is not None:
+        calls.append(_call(_get(legacy, "name"), _get(legacy, "arguments")))
+    return calls or None
+
+
 def teacher_from_completion(obj: Any) -> dict[str, Any]:
-    """Answer fields from a ChatCompletion (object or dict)."""
+    """Answer fields from a ChatCompletion (object or dict): the text ("" for an answer
+    that is only tool calls: those are in ``tool_calls``), tool calls, refusal, finish
+    reason and token counts."""
     choices = _get(obj, "choices") or []
-    message = _get(choices[0], "message") if choices else None
+    choice = choices[0] if choices else None
+    message = _get(choice, "message")
     usage = _get(obj, "usage")
     return {
         "model": _get(obj, "model"),
         "response": _get(message, "content") or "",
         "prompt_tokens": _get(usage, "prompt_tokens"),
         "completion_tokens": _get(usage, "completion_tokens"),
+        "tool_calls": tool_calls_of(message),
+        "refusal": _get(message, "refusal"),
+        "finish_reason": _get(choice, "finish_reason"),
     }
+
+
+class _Calls:
+    """Streamed tool-call deltas assembled: by ``index``, the name from the first delta that
+    has one, the arguments' pieces joined in order."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, str] = {}
+        self.arguments: dict[int, list[str]] = {}
+
+    def add(self, delta: Any) -> None:
+        for n, call in enumerate(_get(delta, "tool_calls") or []):
+            index = _get(call, "index", n)
+            fn = _get(call, "function")
+            if _get(fn, "name"):
+                self.names.setdefault(index, _get(fn, "name"))
+            self.arguments.setdefault(index, []).append(_get(fn, "arguments") or "")
+        legacy = _get(delta, "function_call")
+        if legacy is not None:
+            if _get(legacy, "name"):
+                self.names.setdefault(-1, _get(legacy, "name"))
+            self.arguments.setdefault(-1, []).append(_get(legacy, "arguments") or "")
+
+    def calls(self) -> list[dict[str, Any]] | None:
+        order = sorted(set(self.names) | set(self.arguments), key=lambda i: (i < 0, i))
+        found = [_call(self.names.get(i), "".join(self.arguments.get(i, []))) for i in order]
+        return found or None
 
 
 INCOMPLETE_STREAM = "incomplete: the teacher's stream ended without a finish reason or [DONE]"
@@ -193,21 +295,30 @@ def teacher_from_chunks(chunks: list[Any], *, done: bool = False) -> dict[str, A
     :data:`INCOMPLETE_STREAM` as its error, so it is never taken for a complete answer.
     """
     parts: list[str] = []
+    refusal: list[str] = []
+    calls = _Calls()
     model = None
     usage = None
-    finished = done
+    finish = None
     for chunk in chunks:
         model = model or _get(chunk, "model")
         usage = _get(chunk, "usage") or usage
         for choice in _get(chunk, "choices") or []:
             if _get(choice, "index", 0) == 0:
-                parts.append(_get(_get(choice, "delta"), "content") or "")
-                finished = finished or bool(_get(choice, "finish_reason"))
+                delta = _get(choice, "delta")
+                parts.append(_get(delta, "content") or "")
+                refusal.append(_get(delta, "refusal") or "")
+                calls.add(delta)
+                finish = _get(choice, "finish_reason") or finish
+    finished = done or bool(finish)
     answer = {
         "model": model,
         "response": "".join(parts),
         "prompt_tokens": _get(usage, "prompt_tokens"),
         "completion_tokens": _get(usage, "completion_tokens"),
+        "tool_calls": calls.calls(),
+        "refusal": "".join(refusal) or None,
+        "finish_reason": finish,
     }
     if not finished:
         answer["error"] = INCOMPLETE_STREAM

@@ -13,10 +13,13 @@ spread per record, because the share depends on the month's volume.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from shadowtutor import detect
 from shadowtutor.backends import Answer
+from shadowtutor.collect import agreement
 from shadowtutor.collect.job import Job
 from shadowtutor.cost import pricing
 from shadowtutor.gate import routing
@@ -39,6 +42,9 @@ def answer_fields(answer: Answer, *, digits: int = 3) -> dict[str, Any]:
         "cost_usd": answer.cost_usd,
         "price_version": answer.price_version,
         "error": answer.error,
+        "tool_calls": answer.tool_calls if answer.error is None else None,
+        "refusal": answer.refusal,
+        "finish_reason": answer.finish_reason,
     }
 
 
@@ -88,6 +94,30 @@ def language_and_category(job: Job) -> tuple[str | None, str | None, list[str]]:
     return language, category, detected
 
 
+def digest(value: Any) -> str:
+    """A short stable hash of a JSON value (canonical: sorted keys, no spaces)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def request_fields(job: Job) -> dict[str, Any]:
+    """The record's ``request``: the kind, the tool names, hashes of the tool definitions
+    and of the response format's schema."""
+    tools = job.features.get("tools") or job.features.get("functions")
+    names = None
+    if isinstance(tools, list):
+        names = [
+            str((t.get("function") or t).get("name", "")) for t in tools if isinstance(t, dict)
+        ]
+    schema = agreement.schema_of(job.features)
+    return {
+        "kind": job.kind,
+        "tools": names,
+        "tools_hash": digest(tools) if tools else None,
+        "schema_hash": digest(schema) if schema else None,
+    }
+
+
 def build(
     job: Job,
     *,
@@ -96,6 +126,7 @@ def build(
     student_name: str,
     similarity: dict[str, Any] | None,
     metadata: dict[str, Any],
+    agreed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of one job and one student's answer (priced, scored, as in the log)."""
     language, category, detected = language_and_category(job)
@@ -119,10 +150,14 @@ def build(
             "stage": route.stage,
             "bucket": route.bucket,
             "eligible": route.eligible,
+            "reason": route.reason,
         },
         metadata=metadata,
         request_id=job.id,
         student_name=student_name,
+        protocol="openai.chat",
+        request=request_fields(job),
+        agreement=agreed,
     )
 
 

@@ -5,16 +5,19 @@ build the records (:mod:`shadowtutor.collect.records`).
 child; it calls the student (timeout ``SHADOWTUTOR_STUDENT_TIMEOUT_S``) unless that student's
 circuit breaker is open, and counts what happened in the shared :class:`Counters`. Every
 shadowed request becomes a record, student failures included (``student.error`` says
-``timeout: ...``, ``unavailable: ...``, ``circuit breaker open`` ...).
+``timeout: ...``, ``unavailable: ...``, ``circuit breaker open`` ...). A student whose
+server refuses a feature of the request (an HTTP 400 to tools, a JSON schema, images) is
+recorded as ``unsupported: tools`` (``schema``, ``images``) and counted apart
+(``student_unsupported``), never as a breaker failure.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from shadowtutor.backends import Backend, BackendError, student_backend
+from shadowtutor.backends import Backend, BackendError, BackendHTTPError, student_backend
 from shadowtutor.backends.breaker import Breaker
-from shadowtutor.collect import records
+from shadowtutor.collect import agreement, records
 from shadowtutor.collect.counters import Counters, merged
 from shadowtutor.collect.job import Job, as_message
 from shadowtutor.collect.sampling import sampling_key
@@ -27,6 +30,17 @@ from shadowtutor.similarity import SimilarityMethod, compare, get_method
 from shadowtutor.students.fanout import Fanout, Lane
 
 BREAKER_OPEN = "circuit breaker open"
+# What a student's 400 to a request of each kind means: its server lacks the feature.
+FEATURE_OF_KIND = {"tools": "tools", "json_schema": "schema", "json_object": "schema"}
+FEATURE_OF_KIND["images"] = "images"
+
+
+def unsupported(exc: Exception, kind: str) -> str | None:
+    """The feature a student's server refused (``tools``, ``schema``, ``images``): an HTTP
+    400 to a request of that kind; None for any other failure (a quality failure)."""
+    if isinstance(exc, BackendHTTPError) and exc.status == 400:
+        return FEATURE_OF_KIND.get(kind)
+    return None
 
 
 class Work:
@@ -115,7 +129,7 @@ class Work:
             metadata["usage_estimated"] = estimated
             self.count("usage_estimated", len(estimated) - teacher_estimated)
         self._price(student, "student", metadata, lane)
-        similarity = self._similarity(teacher, student, metadata) if student else None
+        similarity, agreed = self._compare(job, teacher, student, metadata)
         return records.build(
             job,
             teacher=teacher,
@@ -123,7 +137,28 @@ class Work:
             student_name=lane.name,
             similarity=similarity,
             metadata=metadata,
+            agreed=agreed,
         )
+
+    def _compare(
+        self, job: Job, teacher: dict[str, Any], student: dict[str, Any], metadata: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(similarity, agreement) of a pair, by what the answers are
+        (:mod:`shadowtutor.collect.agreement`): tool calls and JSON get no text similarity."""
+        if not student:
+            return None, None
+        answered = student.get("error") is None and not teacher.get("error")
+        schema = agreement.schema_of(job.features)
+        if answered and agreement.needs_calls(teacher, student):
+            tools = job.features.get("tools") or job.features.get("functions")
+            return self._no_text(), agreement.tool_calls(teacher, student, tools)
+        if answered and schema is not None:
+            return self._no_text(), agreement.json_answers(teacher, student, schema)
+        similarity = self._similarity(teacher, student, metadata)
+        return similarity, agreement.text(similarity) if answered else None
+
+    def _no_text(self) -> dict[str, Any]:
+        return {"method": self.similarity.name, "score": None}
 
     def teacher_answer(self, job: Job) -> dict[str, Any]:
         """The teacher's answer fields, from the job's form or a background call now."""
@@ -168,13 +203,21 @@ class Work:
             if not self.record_breaker_skips:
                 return None
             return {**base, "error": BREAKER_OPEN}
+        features: dict[str, Any] = {"features": job.features} if job.features else {}
         try:
             result = lane.backend.chat(
                 job.messages,
                 temperature=job.options.get("temperature"),
                 max_tokens=job.options.get("max_tokens"),
+                **features,
             )
         except Exception as exc:
+            missing = unsupported(exc, job.kind)
+            if missing is not None:  # the server is up; it cannot do what was asked
+                lane.breaker.success()
+                self.count("student_unsupported")
+                lane.counts["unsupported"] += 1
+                return {**base, "error": f"unsupported: {missing} ({error_text(exc)})"}
             lane.breaker.failure()
             self.count("student_errors")
             lane.counts["errors"] += 1
@@ -221,6 +264,7 @@ class Work:
             "breaker_opened": self.breaker.opened_count,
             "breaker_abandoned_probes": self.breaker.abandoned_probes,
             "unknown_models": unknown,
+            "teacher_only_by_reason": self.counters.teacher_only_counts(),
             "last_error": self.counters.last_error,
             "similarity_method": self.similarity.name,
             "students": self.fanout.stats(),

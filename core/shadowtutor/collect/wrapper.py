@@ -9,8 +9,14 @@
 ``client.chat.completions.create(...)`` returns exactly what the unwrapped client returns: the
 same ``ChatCompletion`` object, or for ``stream=True`` the same chunk objects in the same order
 (the stream is teed: the app iterates it as usual, and the record is made after the last
-chunk). Teacher errors are raised exactly as the unwrapped client raises them. Everything else
-on the client (``embeddings``, ``models``, ``with_options``...) is the original, untouched.
+chunk). Teacher errors are raised exactly as the unwrapped client raises them.
+``client.chat.completions.parse(...)`` is shadowed the same way (its pydantic
+``response_format`` read as its JSON schema; the teacher always serves it, since its answer is
+a parsed object), and ``client.with_options(...)`` (``copy()``) returns a wrapped client.
+``chat.completions.stream(...)``, ``with_raw_response`` and ``with_streaming_response`` go to
+the teacher untouched and are not recorded: each style is said once in a warning and counted
+in ``stats()["unrecorded_calls"]``. Everything else on the client (``embeddings``,
+``models``...) is the original, untouched.
 
 Optional per-call context, removed before the call reaches the API::
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+from openai.lib._parsing import type_to_response_format_param
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from shadowtutor.backends import Answer, StreamClock
@@ -189,16 +196,42 @@ class _OpenAICompletions(_Delegate, RequestPath):
         RequestPath.__init__(self, collector)
         self._sync_create = sync_create  # background teacher calls run on worker threads
 
-    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any], shadow: Any) -> Call:
+    def begin(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], shadow: Any, method: str = "create"
+    ) -> Call:
+        """The call of ``method`` (``create``, or ``parse``: its answer is a parsed object the
+        student cannot give, so the teacher serves it at every stage)."""
+        origin = (method, args, kwargs)
         try:
+            if method == "parse":
+                request = ChatRequest.parse(parse_body(kwargs), coerce=True)
+                kwargs["messages"] = request.body["messages"]  # a generator is used up
+                call = self.collector.begin(request, Context.from_shadow(shadow), origin)
+                self.collector.teacher_only(call, "call: parse")
+                return call
             request = ChatRequest.parse(kwargs, coerce=True)
-            return self.collector.begin(request, Context.from_shadow(shadow), (args, kwargs))
+            return self.collector.begin(request, Context.from_shadow(shadow), origin)
         except Exception:  # never into the app: the call goes to the teacher untouched
-            return Call(None, origin=(args, kwargs))
+            return Call(None, origin=origin)
 
     def ask_teacher(self, call: Call) -> Any:
-        args, kwargs = call.origin
-        return self._target.create(*args, **kwargs)
+        method, args, kwargs = call.origin
+        return getattr(self._target, method)(*args, **kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """``chat.completions.stream(...)``: passed to the teacher untouched, not recorded
+        (said once, counted in ``unrecorded_calls``); ``create(stream=True)`` is shadowed."""
+        self.collector.unrecorded("chat.completions.stream()")
+        return self._target.stream(*args, **kwargs)
+
+    @property
+    def with_raw_response(self) -> Any:
+        return _Unrecorded(self._target.with_raw_response, self.collector, "with_raw_response")
+
+    @property
+    def with_streaming_response(self) -> Any:
+        target = self._target.with_streaming_response
+        return _Unrecorded(target, self.collector, "with_streaming_response")
 
     def background_teacher(self, call: Call) -> Any:
         assert call.request is not None
@@ -226,10 +259,13 @@ class _OpenAICompletions(_Delegate, RequestPath):
 
 
 class ShadowCompletions(_OpenAICompletions, SyncRequestPath):
-    """``client.chat.completions`` with a shadowed ``create``."""
+    """``client.chat.completions`` with a shadowed ``create`` and ``parse``."""
 
     def create(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.run(self.begin(args, kwargs, shadow))
+
+    def parse(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self.run(self.begin(args, kwargs, shadow, "parse"))
 
     def tee(self, call: Call, reply: Any, clock: StreamClock) -> Any:
         return TeeStream(reply, clock, self, call)
@@ -241,6 +277,9 @@ class AsyncShadowCompletions(_OpenAICompletions, AsyncRequestPath):
     async def create(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return await self.run(self.begin(args, kwargs, shadow))
 
+    async def parse(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return await self.run(self.begin(args, kwargs, shadow, "parse"))
+
     def tee(self, call: Call, reply: Any, clock: StreamClock) -> Any:
         return AsyncTeeStream(reply, clock, self, call)
 
@@ -251,8 +290,41 @@ class _ShadowChat(_Delegate):
         self.completions = completions
 
 
+class _Unrecorded(_Delegate):
+    """``completions.with_raw_response`` (or ``with_streaming_response``): every call goes to
+    the teacher untouched, counted and said once (its raw HTTP response is the app's)."""
+
+    def __init__(self, target: Any, collector: Front, style: str):
+        super().__init__(target)
+        self._collector = collector
+        self._style = style
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._target, name)
+        if not callable(found):
+            return found
+        style = f"chat.completions.{self._style}.{name}()"
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._collector.unrecorded(style)
+            return found(*args, **kwargs)
+
+        return call
+
+
+def parse_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``parse()``'s arguments as the request body it sends: a pydantic ``response_format``
+    becomes its JSON schema (the request's kind and what the student gets)."""
+    body = dict(kwargs)
+    response_format = body.get("response_format")
+    if isinstance(response_format, type):
+        body["response_format"] = type_to_response_format_param(response_format)
+    return body
+
+
 class ShadowClient(_Delegate):
-    """The wrapped client: ``chat.completions.create`` is shadowed, the rest is the original."""
+    """The wrapped client: ``chat.completions.create`` and ``parse`` are shadowed, and
+    ``with_options()`` (``copy()``) gives a wrapped client; the rest is the original."""
 
     def __init__(self, client: Any, collector: Front):
         super().__init__(client)
@@ -279,6 +351,12 @@ class ShadowClient(_Delegate):
     @property
     def unwrapped(self) -> Any:
         return self._target
+
+    def with_options(self, *args: Any, **kwargs: Any) -> ShadowClient:
+        """The client's ``with_options(...)``, wrapped like this one (same collector)."""
+        return ShadowClient(self._target.with_options(*args, **kwargs), self.collector)
+
+    copy = with_options
 
 
 def wrap(client: Any, collector: Front) -> ShadowClient:

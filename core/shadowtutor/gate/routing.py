@@ -16,6 +16,11 @@ Each key (user or conversation id) gets a stable position ``bucket`` in 0..100 f
 SHA-256; the student serves an eligible request when ``bucket < stage``. Raising the stage
 only adds buckets, so a user served by the student at 10 % is still served at 25 %. Anything
 uncertain (no key, no category, a database that cannot be read) goes to the teacher.
+
+The request's kind (``plain``, ``tools``, ``json_object``, ``json_schema``, ``images``) is
+seen too (:func:`by_kind`): until the gate decides per kind, the student serves ``plain``
+requests only, and a request of any other kind routed to it goes to the teacher at every
+stage, the route saying why (``reason``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Route:
     bucket: float | None  # the request's position 0..100 in the stable hash ring
     eligible: bool | None  # whether the request's category may go to the student
     student: str | None = None  # which student serves at stage > 0 (its approved GO)
+    reason: str | None = None  # why the teacher serves a request routed to the student
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,20 @@ def route(*, key: str | None, category: str | None, settings: Settings | None = 
         category=category,
         student=snap.student,
     )
+
+
+# The kinds of request a student may serve once it has its GO: the gate's decisions are per
+# category, not yet per kind, and a GO earned on prose says nothing of tool calls or JSON.
+SERVED_KINDS = frozenset({"plain"})
+
+
+def by_kind(route: Route, kind: str) -> Route:
+    """``route`` with the request's ``kind`` seen: a request the student would serve goes to
+    the teacher when the student may not serve its kind (:data:`SERVED_KINDS`), with the
+    reason ``kind: <kind>``. Pure."""
+    if route.served_by != "student" or kind in SERVED_KINDS:
+        return route
+    return Route("teacher", route.stage, route.bucket, route.eligible, None, f"kind: {kind}")
 
 
 def decide(

@@ -79,7 +79,7 @@ def _compact_day(
     found = read.ReadReport()
     good_ids: set[str] = set()
     # Only records the validator accepts go into Parquet (a line it rejects, say a
-    # `schema_version: 3`, is named and quarantined with its file): the part is written from
+    # `schema_version: 4`, is named and quarantined with its file): the part is written from
     # a local file of the validated lines, so its row count always matches theirs.
     building = where.sub("parquet", f"date={day}", f"part-{uuid.uuid4().hex[:8]}.parquet")
     with where.staging(building) as staged:

@@ -1,7 +1,8 @@
-"""The shadow log record (schema version 2), defined once: fields, validation, encoding.
+"""The shadow log record (schema version 3), defined once: fields, validation, encoding.
 
 A record is a plain ``dict`` that serialises to one JSON line. Its fields are the dataclasses
-:class:`Record`, :class:`Answer`, :class:`Similarity` and :class:`Routing` below; everything
+:class:`Record`, :class:`Request`, :class:`Answer`, :class:`Similarity`, :class:`Agreement`
+and :class:`Routing` below; everything
 else that names them is derived from those: the field lists the validator checks
 (:data:`TOP_FIELDS`, :data:`ANSWER_FIELDS`), the DuckDB columns the log's SQL reads
 (:data:`RAW_COLUMNS`, :data:`ANSWER_STRUCT`) and the Parquet schema of a compacted part
@@ -13,6 +14,14 @@ share ``request_id``; the one whose ``id`` equals it is the request's *primary* 
 only the primary record's teacher cost and tokens are counted (the others repeat the teacher's
 answer so each record is a whole pair). A version 1 record reads as the primary record of its
 own request, answered by the default student (:data:`DEFAULT_STUDENT`).
+
+Version 3 (what was asked and answered): the record names its ``protocol`` (``openai.chat``)
+and its ``request`` (its kind: ``plain``, ``tools``, ``json_object``, ``json_schema``,
+``images``; the tool names; hashes of the tool definitions and of the JSON schema); each
+answer carries its ``tool_calls`` (``[{name, arguments}]``, the arguments exactly as sent),
+``refusal`` and ``finish_reason``; ``agreement`` compares the two answers by what they are
+(text, tool calls, JSON), with its method. Versions 1 and 2 read as before, their request of
+kind ``plain`` (:func:`validate`).
 """
 
 from __future__ import annotations
@@ -64,6 +73,19 @@ class Answer:
     cost_usd: float | None = _column("double")
     price_version: str | None = _column("text")
     error: str | None = _column("text")
+    tool_calls: list[dict[str, Any]] | None = _column("json")  # [{name, arguments}], version 3
+    refusal: str | None = _column("text")
+    finish_reason: str | None = _column("text")
+
+
+@dataclass
+class Request:
+    """What was asked, besides the messages (version 3; older records: kind ``plain``)."""
+
+    kind: str | None = _column("text", "plain")
+    tools: list[str] | None = _column("json")  # the tool names, in the request's order
+    tools_hash: str | None = _column("text")  # of the tool definitions (canonical JSON)
+    schema_hash: str | None = _column("text")  # of the response format's JSON schema
 
 
 @dataclass
@@ -73,20 +95,34 @@ class Similarity:
 
 
 @dataclass
+class Agreement:
+    """How far the student's answer agrees with the teacher's, by what they are (version 3):
+    ``kind`` ``text`` (the similarity), ``tool_calls`` or ``json``; ``score`` in 0..1;
+    ``details`` the parts of the score (name, required and all arguments; validity, fields)."""
+
+    kind: str | None = _column("text")
+    method: str | None = _column("text")
+    score: float | None = _column("double")
+    details: dict[str, Any] | None = _column("json")
+
+
+@dataclass
 class Routing:
     served_by: str | None = _column("text", "teacher")
     stage: float | None = _column("double", 0)
     bucket: float | None = _column("double")
     eligible: bool | None = _column("bool")
+    reason: str | None = _column("text")  # why the teacher served a request routed to the student
 
 
 @dataclass
 class Record:
-    """One logged pair. ``request_id`` and ``student_name`` are new in version 2."""
+    """One logged pair. ``request_id`` and ``student_name`` are new in version 2;
+    ``protocol``, ``request`` and ``agreement`` in version 3."""
 
     id: str = _column("text", "")
     ts: str = _column("text", "")
-    schema_version: int = _column("int", 2)
+    schema_version: int = _column("int", 3)
     source: str | None = _column("text")
     user_hash: str | None = _column("text")
     conversation_id: str | None = _column("text")
@@ -100,6 +136,9 @@ class Record:
     metadata: dict[str, Any] = _column("json", {})
     request_id: str | None = _column("text")
     student_name: str | None = _column("text")
+    protocol: str | None = _column("text")
+    request: Request = field(default_factory=Request)
+    agreement: Agreement = field(default_factory=Agreement)
 
 
 def _nested(cls: type, name: str) -> type | None:
@@ -151,8 +190,10 @@ ANSWER_STRUCT = duckdb_type(Answer)
 RAW_COLUMNS = duckdb_columns(Record)  # how DuckDB reads a JSONL line
 PARQUET_SCHEMA = pa.schema(arrow_fields(Record))  # the columns of a compacted Parquet part
 
-SCHEMA_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
+PROTOCOLS = ("openai.chat",)
+KINDS = ("plain", "tools", "json_object", "json_schema", "images")
 DEFAULT_STUDENT = "default"  # the single-student settings' student (shadowtutor.students)
 SOURCES = ("live", "replay", "playground", "import", "demo")
 ROLES = ("system", "user", "assistant", "tool", "developer")
@@ -254,10 +295,13 @@ def make_record(
     metadata: dict[str, Any] | None = None,
     request_id: str | None = None,
     student_name: str | None = None,
+    protocol: str | None = "openai.chat",
+    request: dict[str, Any] | None = None,
+    agreement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build a complete record; missing answer fields are filled with ``None``. Without a
     ``request_id`` the record is its own request's primary record; without a
-    ``student_name`` it is the default student's."""
+    ``student_name`` it is the default student's; without a ``request`` a plain one."""
     id = id or new_id()
     return {
         "id": id,
@@ -276,6 +320,9 @@ def make_record(
         "metadata": metadata or {},
         "request_id": request_id or id,
         "student_name": student_name or DEFAULT_STUDENT,
+        "protocol": protocol,
+        "request": _defaults(Request) | (request or {}),
+        "agreement": _defaults(Agreement) | (agreement or {}),
     }
 
 
@@ -309,7 +356,8 @@ def validate(obj: Any) -> dict[str, Any]:
         )
     if obj.get("schema_version", SCHEMA_VERSION) not in SUPPORTED_VERSIONS:
         raise RecordError(
-            f"schema_version {obj.get('schema_version')!r} is not supported (expected 1 or 2)"
+            f"schema_version {obj.get('schema_version')!r} is not supported "
+            f"(expected {', '.join(map(str, SUPPORTED_VERSIONS))})"
         )
     for name in ("request_id", "student_name"):
         value = obj.get(name)
@@ -342,11 +390,54 @@ def validate(obj: Any) -> dict[str, Any]:
         metadata=obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {},
         request_id=obj.get("request_id"),
         student_name=obj.get("student_name"),
+        protocol=_opt_str(obj, "protocol") or "openai.chat",
+        request=_validate_request(obj.get("request")),
+        agreement=_validate_agreement(obj.get("agreement")),
     )
     if record["routing"] is not None:
         given = record["routing"]
         record["routing"] = {k: given.get(k, d) for k, d in _defaults(Routing).items()}
     return record
+
+
+def _validate_request(request: Any) -> dict[str, Any]:
+    """The request's fields; a record before version 3 (none) asked a ``plain`` request."""
+    if request is None:
+        return _defaults(Request)
+    if not isinstance(request, dict):
+        raise RecordError("'request' must be an object {kind, tools, tools_hash, schema_hash}")
+    extra = set(request) - set(_defaults(Request))
+    if extra:
+        raise RecordError(f"unknown field(s) in 'request': {', '.join(sorted(extra))}")
+    out = _defaults(Request) | request
+    if out["kind"] is None:
+        out["kind"] = "plain"
+    if out["kind"] not in KINDS:
+        raise RecordError(f"'request.kind' must be one of {', '.join(KINDS)}, not {out['kind']!r}")
+    tools = out["tools"]
+    if tools is not None and not (
+        isinstance(tools, list) and all(isinstance(t, str) for t in tools)
+    ):
+        raise RecordError("'request.tools' must be a list of tool names")
+    return out
+
+
+def _validate_agreement(agreement: Any) -> dict[str, Any]:
+    if agreement is None:
+        return _defaults(Agreement)
+    if not isinstance(agreement, dict):
+        raise RecordError("'agreement' must be an object {kind, method, score, details}")
+    extra = set(agreement) - set(_defaults(Agreement))
+    if extra:
+        raise RecordError(f"unknown field(s) in 'agreement': {', '.join(sorted(extra))}")
+    score = agreement.get("score")
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1
+    ):
+        raise RecordError("'agreement.score' must be a number from 0 to 1")
+    if agreement.get("details") is not None and not isinstance(agreement["details"], dict):
+        raise RecordError("'agreement.details' must be an object")
+    return _defaults(Agreement) | agreement
 
 
 def _opt_str(obj: dict[str, Any], name: str) -> str | None:
@@ -391,6 +482,12 @@ def _validate_answer(name: str, answer: Any, *, required: bool) -> dict[str, Any
             raise RecordError(f"'{name}.{key}' must not be negative")
     if answer.get("response") is not None and not isinstance(answer["response"], str):
         raise RecordError(f"'{name}.response' must be text")
+    calls = answer.get("tool_calls")
+    if calls is not None and not (
+        isinstance(calls, list)
+        and all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls)
+    ):
+        raise RecordError(f"'{name}.tool_calls' must be a list of {{name, arguments}}")
     return answer
 
 

@@ -47,17 +47,21 @@ def read_json_sql(paths: Iterable[Any], log_dir: LogDir | None = None) -> str:
 
 # The JSONL lines the queries read: those :func:`schema.validate` would accept, as far as
 # SQL can tell (Parquet parts hold only validated records). A line it rejects (a
-# `schema_version: 3`, no messages, no teacher answer) is counted by `logs validate` and
+# `schema_version: 4`, no messages, no teacher answer) is counted by `logs validate` and
 # quarantined by `logs compact`, never counted by the dashboards.
 VALID_JSONL = (
-    "id IS NOT NULL AND length(id) <= {max_id} AND coalesce(schema_version, 1) IN (1, 2) "
+    "id IS NOT NULL AND length(id) <= {max_id} AND coalesce(schema_version, 1) IN ({versions}) "
     "AND try_cast(left(replace(ts, 'T', ' '), 23) AS TIMESTAMP) IS NOT NULL "
     "AND json_type(messages) = 'ARRAY' AND json_array_length(messages) > 0 "
     "AND teacher.model IS NOT NULL AND teacher.model <> '' "
     "AND (teacher.response IS NOT NULL OR coalesce(teacher.error, '') <> '') "
     "AND (source IS NULL OR source IN ({sources})) "
     "AND (similarity.score IS NULL OR similarity.score BETWEEN 0 AND 1)"
-).format(max_id=schema.MAX_ID_LENGTH, sources=", ".join(f"'{s}'" for s in schema.SOURCES))
+).format(
+    versions=", ".join(map(str, schema.SUPPORTED_VERSIONS)),
+    max_id=schema.MAX_ID_LENGTH,
+    sources=", ".join(f"'{s}'" for s in schema.SOURCES),
+)
 
 
 def raw_select(log_dir: LogDir, listing: tuple[list[Any], list[Any]]) -> str:

@@ -284,7 +284,8 @@ def fetch_records(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[dict[s
     cur = con.execute(
         "SELECT id, ts, source, user_hash, conversation_id, category, language, messages, "
         "teacher, student, similarity, routing, metadata, coalesce(request_id, id) AS request_id, "
-        f"coalesce(student_name, '{DEFAULT_STUDENT}') AS student_name FROM raw_pairs "
+        f"coalesce(student_name, '{DEFAULT_STUDENT}') AS student_name, "
+        "coalesce(protocol, 'openai.chat') AS protocol, request, agreement FROM raw_pairs "
         "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
         [ids],
     )
@@ -296,8 +297,24 @@ def fetch_records(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[dict[s
             if isinstance(record[key], str):
                 record[key] = json.loads(record[key])
         record["metadata"] = record["metadata"] or {}
+        _decode_nested(record)
         found.setdefault(record["id"], record)
     return [found[i] for i in ids if i in found]
+
+
+def _decode_nested(record: dict[str, Any]) -> None:
+    """The JSON members of the record's structs (DuckDB gives them as text), decoded; a
+    record before version 3 gets the plain request it asked."""
+    nested = (("teacher", "tool_calls"), ("student", "tool_calls"))
+    for outer, inner in (*nested, ("request", "tools"), ("agreement", "details")):
+        part = record.get(outer)
+        if isinstance(part, dict) and isinstance(part.get(inner), str):
+            part[inner] = json.loads(part[inner])
+    request = record.get("request")
+    if not isinstance(request, dict) or request.get("kind") is None:
+        record["request"] = dict.fromkeys(("tools", "tools_hash", "schema_hash")) | {
+            "kind": "plain"
+        }
 
 
 @dataclass(frozen=True)

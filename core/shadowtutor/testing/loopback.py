@@ -33,7 +33,17 @@ Fault switches (attributes, change them at any time, or pass them to the constru
                     no finish reason and no ``[DONE]`` (an upstream that gave up)
 ``usage``           False: leave the ``usage`` block / Ollama token counts out
 ``chunk_delay``     streaming: seconds to sleep before each chunk (tokens arriving slowly)
+``refuse``          a set of features (``tools``, ``schema``) answered with a 400, as a server
+                    without them answers (llama.cpp without ``--jinja``, an Ollama model
+                    without tool support)
+``strict_ollama``   ``/api/chat`` refuses OpenAI-shaped messages (list content, string
+                    tool-call arguments) with Ollama's 400
 ==================  ===================================================================
+
+Tools and JSON (:mod:`shadowtutor.testing.structured`): a request with ``tools`` is answered
+with a tool call (``tool_answer``, a callable ``(tools, messages) -> [{name, arguments}]``;
+by default a call to the first tool), streamed as tool-call deltas; a request with a JSON
+``response_format`` (OpenAI) or ``format`` (Ollama) gets JSON text filled from its schema.
 
 ``down()`` closes the listening socket (clients get "connection refused", as when the server
 is not running); ``up()`` listens again on the same port. A model not in ``models`` gets the
@@ -57,6 +67,8 @@ from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from shadowtutor.testing import structured
 
 Answer = str | Callable[[list[dict[str, Any]], str], str]
 MODEL_CALLS = ("/v1/chat/completions", "/v1/embeddings", "/api/chat", "/api/embed")
@@ -119,6 +131,9 @@ class ModelServer:
             "chunk_delay": chunk_delay,
             "version": version,
             "context_length": context_length,
+            "tool_answer": structured.default_tool_calls,
+            "refuse": set(),
+            "strict_ollama": False,
         }
         self.models = list(models or ["llama3", "gpt-4o-mini", "nomic-embed-text"])
         self.answer = answer
@@ -131,6 +146,9 @@ class ModelServer:
         self.chunk_delay = chunk_delay
         self.version = version
         self.context_length = context_length
+        self.tool_answer: structured.ToolAnswer = structured.default_tool_calls
+        self.refuse: set[str] = set()
+        self.strict_ollama = False
         self.requests: list[tuple[str, Any]] = []
         self.headers: list[dict[str, str]] = []  # request headers, in the order received
         self._counts: Counter[str] = Counter()
@@ -210,13 +228,15 @@ class ModelServer:
         )
         self.chunk_delay = 0.0
         self.stop_after = None
+        self.refuse = set()
+        self.strict_ollama = False
 
     def restore(self) -> None:
         """Back to the server as constructed: listening, with its constructor's answer, models
         and switches, and no counted or kept requests (a server shared between tests)."""
         self.reset()
         for name, value in self._initial.items():
-            setattr(self, name, list(value) if name == "models" else value)
+            setattr(self, name, type(value)(value) if name in ("models", "refuse") else value)
         self.up()
 
     def _note(self, path: str, body: Any, headers: dict[str, str]) -> None:
@@ -227,6 +247,20 @@ class ModelServer:
 
     def text_for(self, messages: list[dict[str, Any]], model: str) -> str:
         return self.answer(messages, model) if callable(self.answer) else self.answer
+
+    def reply_for(self, body: dict[str, Any], json_format: Any) -> tuple[str, list[dict[str, Any]]]:
+        """(text, tool calls) for a chat request: tool calls when it has tools, JSON text when
+        it asks for JSON (``json_format``), else the configured answer."""
+        messages = body.get("messages") or []
+        model = body.get("model", "")
+        if body.get("tools"):
+            calls = self.tool_answer(body["tools"], messages)
+            if calls:
+                return "", calls
+        schema = structured.schema_of(json_format)
+        if schema is not None:
+            return structured.json_text(schema, messages), []
+        return self.text_for(messages, model), []
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -420,8 +454,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self._openai_invalid_messages(body.get("messages", [])):
             return
+        refused = structured.refusal(body, srv.refuse, model, ollama=False)
+        if refused:
+            err = {"message": refused, "type": "invalid_request_error", "code": None}
+            self._send(400, {"error": err})
+            return
         messages = body.get("messages") or []
-        text = srv.text_for(messages, model)
+        text, calls = srv.reply_for(body, body.get("response_format"))
+        finish = "tool_calls" if calls else "stop"
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages) + 3
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -436,8 +476,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text or None}
+                        | ({"tool_calls": structured.openai_tool_calls(calls)} if calls else {}),
+                        "finish_reason": finish,
                     }
                 ],
             }
@@ -450,7 +491,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self._start_chunked("text/event-stream")
-        pieces = [{"role": "assistant", "content": ""}] + [{"content": w} for w in words(text)]
+        pieces: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        pieces += [{"content": w} for w in words(text)]
+        if calls:
+            pieces = [{"role": "assistant", "content": None}, *structured.openai_tool_deltas(calls)]
         for i, delta in enumerate(pieces):
             if srv.cut_after is not None and i >= srv.cut_after:
                 self._cut()
@@ -467,7 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
         final = {
             **base,
             "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
         }
         self._chunk(b"data: " + json.dumps(final).encode() + b"\n\n")
         if include_usage and srv.usage:
@@ -511,7 +555,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self._ollama_missing(model):
             return
         messages = body.get("messages") or []
-        text = srv.text_for(messages, model)
+        refused = structured.refusal(body, srv.refuse, model, ollama=True)
+        if srv.strict_ollama:
+            refused = refused or structured.ollama_rejection(messages)
+        if refused:
+            self._send(400, {"error": refused})
+            return
+        text, calls = srv.reply_for(body, body.get("format"))
+        tool_calls = [{"function": c} for c in calls]
         options = body.get("options") or {}
         if options.get("num_predict"):
             text = " ".join(text.split(" ")[: int(options["num_predict"])])
@@ -529,7 +580,8 @@ class _Handler(BaseHTTPRequestHandler):
             **counts,
         }
         if body.get("stream") is False:
-            payload = {**final, "message": {"role": "assistant", "content": text}}
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            payload = {**final, "message": message | ({"tool_calls": tool_calls} if calls else {})}
             if srv.cut_after is not None:
                 self._send_cut(payload)
             else:
@@ -541,6 +593,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._cut()
                 return
             part = {**base, "message": {"role": "assistant", "content": piece}, "done": False}
+            self._chunk(json.dumps(part).encode() + b"\n")
+        if calls:  # Ollama sends a model's tool calls whole, in one part
+            part = {**base, "done": False}
+            part["message"] = {"role": "assistant", "content": "", "tool_calls": tool_calls}
             self._chunk(json.dumps(part).encode() + b"\n")
         self._chunk(json.dumps(final).encode() + b"\n")
         self._end_chunked()
