@@ -223,9 +223,9 @@ class Settings:
         """The log folder (a ``Path``), or an ``S3Storage`` for an ``s3://`` URL; every log
         reader and writer takes either."""
         if self.log_dir.startswith("s3://"):
-            from shadowtutor.log import storage
+            from shadowtutor.log import bucket
 
-            return storage.from_settings(self, os.environ)
+            return bucket.from_settings(self, os.environ)
         return Path(self.log_dir).expanduser() if self.log_dir else self.home_path / "logs"
 
     @property

@@ -25,8 +25,9 @@ from shadowtutor import db
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
 from shadowtutor.log import analytics, compaction, read, schema, write
+from shadowtutor.log.bucket import S3Storage
 from shadowtutor.log.errors import LogStorageError
-from shadowtutor.log.storage import STAGING_PREFIX, S3Storage
+from shadowtutor.log.storage import STAGING_PREFIX
 from shadowtutor.testing.seaweed import SeaweedServer, weed_binary
 from tests.support.killed_compaction import killed_compaction
 

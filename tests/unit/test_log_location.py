@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from shadowtutor.config import Settings
-from shadowtutor.log import storage, write
+from shadowtutor.log import bucket, storage, write
 from shadowtutor.log.errors import LogStorageError
 
 
@@ -35,7 +35,7 @@ def test_an_s3_url_gives_a_bucket_location_and_a_spooling_writer(
         }
     )
     loc = s.log_path
-    assert isinstance(loc, storage.S3Storage) and storage.is_s3(loc) and storage.is_s3("s3://x/y")
+    assert isinstance(loc, bucket.S3Storage) and storage.is_s3(loc) and storage.is_s3("s3://x/y")
     assert (loc.bucket, loc.prefix, str(loc)) == (
         "my-bucket",
         "team/log",
@@ -55,7 +55,7 @@ def test_an_s3_url_gives_a_bucket_location_and_a_spooling_writer(
 @pytest.mark.parametrize("url", ["s3://", "s3:///prefix"])
 def test_an_s3_url_without_bucket_is_refused(url: str, tmp_path: Path) -> None:
     with pytest.raises(LogStorageError, match="SHADOWTUTOR_LOG_DIR"):
-        storage.S3Storage(url, spool_dir=tmp_path)
+        bucket.S3Storage(url, spool_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_an_s3_url_without_bucket_is_refused(url: str, tmp_path: Path) -> None:
 def test_half_configured_credentials_name_the_variable(
     env: dict, named: str, tmp_path: Path
 ) -> None:
-    loc = storage.S3Storage("s3://b/p", spool_dir=tmp_path, env=env)
+    loc = bucket.S3Storage("s3://b/p", spool_dir=tmp_path, env=env)
     with pytest.raises(LogStorageError, match=named):
         loc.fs  # noqa: B018
 
@@ -84,5 +84,5 @@ def test_half_configured_credentials_name_the_variable(
     ],
 )
 def test_storage_errors_are_explained(error: str, named: str, tmp_path: Path) -> None:
-    loc = storage.S3Storage("s3://b/p", spool_dir=tmp_path, env={})
+    loc = bucket.S3Storage("s3://b/p", spool_dir=tmp_path, env={})
     assert named in str(loc.explain(OSError(error)))

@@ -16,7 +16,7 @@ from typing import Any
 
 def filesystem(loc: Any) -> Any:
     """An fsspec filesystem over the bucket's pyarrow client, under the storage's own
-    protocol name (``loc``: a :class:`~shadowtutor.log.storage.S3Storage`)."""
+    protocol name (``loc``: a :class:`~shadowtutor.log.bucket.S3Storage`)."""
     from fsspec.implementations.arrow import ArrowFSWrapper
 
     prefix = f"{loc.protocol}://"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shadowtutor.log import schema, storage
+from shadowtutor.log import bucket, schema, storage
 from shadowtutor.log.errors import LogWriteError
 from shadowtutor.log.storage import LogDir
 
@@ -245,7 +245,7 @@ class SpoolWriter(LogWriter):
 
     def __init__(self, log_dir: LogDir):
         loc = storage.resolve(log_dir)
-        assert isinstance(loc, storage.S3Storage)
+        assert isinstance(loc, bucket.S3Storage)
         self.location = loc
         self.log_dir = loc  # type: ignore[assignment]
         self._lock = threading.Lock()
