@@ -57,7 +57,7 @@ def summary(values: list[float]) -> str:
 
 
 def serve(delay_ms: float) -> None:
-    from shadowtutor.testing.loopback import ModelServer
+    from shadowtutor.testing.modelserver import ModelServer
 
     answer = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
     teacher = ModelServer(models=["gpt-4o-mini"], answer=answer, delay=delay_ms / 1000)
@@ -237,19 +237,19 @@ def bench_proxies(
     import httpx
     import openai
 
-    from shadowtutor.testing.loopback import _free_port
+    from shadowtutor.testing.listeners import free_port
 
     procs: dict[str, subprocess.Popen[Any]] = {}
     base_urls = {"teacher": urls["teacher"]}
     try:
         for name, share in (("shadowed", "100"), ("forwarding", "0")):
-            port = _free_port()
+            port = free_port()
             procs[name] = start_proxy(
                 env | {"SHADOWTUTOR_SAMPLE_PERCENT": share, "SHADOWTUTOR_COMPANION": "1"}, port
             )
             base_urls[name] = f"http://127.0.0.1:{port}/v1"
         if litellm:
-            port = _free_port()
+            port = free_port()
             procs["litellm"] = start_litellm(litellm, urls["teacher"], port)
             base_urls["litellm"] = f"http://127.0.0.1:{port}/v1"
         clients = {

@@ -59,7 +59,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def serve() -> None:
-    from shadowtutor.testing.loopback import ModelServer
+    from shadowtutor.testing.modelserver import ModelServer
 
     answer = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
     servers = {
@@ -308,7 +308,7 @@ def teacher_slow(servers: Servers, work: Path, n: int) -> dict[str, Any]:
 
 
 def database_hung(servers: Servers, work: Path, n: int) -> dict[str, Any]:
-    from shadowtutor.testing.loopback import SilentListener
+    from shadowtutor.testing.listeners import SilentListener
 
     with SilentListener() as hung:
         url = f"postgresql://postgres@127.0.0.1:{hung.port}/shadowtutor"

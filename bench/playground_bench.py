@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from shadowtutor.backends import OllamaBackend, OpenAIBackend  # noqa: E402
 from shadowtutor.playground import chat  # noqa: E402
 from shadowtutor.similarity import SimilarityMethod  # noqa: E402
-from shadowtutor.testing.loopback import ModelServer  # noqa: E402
+from shadowtutor.testing.modelserver import ModelServer  # noqa: E402
 
 
 def p95(values: list[float]) -> float:

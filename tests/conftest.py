@@ -165,7 +165,7 @@ def model_servers() -> Iterator[dict[tuple[str, str], Any]]:
 
 
 def _server(request: pytest.FixtureRequest, name: str, default: dict[str, Any]) -> Any:
-    from shadowtutor.testing.loopback import ModelServer
+    from shadowtutor.testing.modelserver import ModelServer
 
     servers = request.getfixturevalue("model_servers")
     kwargs = getattr(request.module, name, default)

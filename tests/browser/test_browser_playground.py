@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shadowtutor import db
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.apputil import make_user
 from tests.support.browser import SCREENSHOTS, app_server, browser_page, login, open_page, wait_idle
 

@@ -13,7 +13,7 @@ import pytest
 
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 STUDENT_SAYS = "ciao sto bene grazie"
 MESSAGES = [{"role": "user", "content": "ciao come stai"}]

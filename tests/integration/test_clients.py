@@ -17,7 +17,7 @@ from shadowtutor.backends import (
     OpenAIBackend,
 )
 from shadowtutor.config import Settings
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "ciao a tutti"}]
 
@@ -203,7 +203,7 @@ def test_factory_rejects_unknown_backend() -> None:
 def test_a_base_url_without_v1_gets_the_hint() -> None:
     from shadowtutor.backends.clients import BackendError, OpenAIBackend
     from shadowtutor.students import health
-    from shadowtutor.testing.loopback import ModelServer
+    from shadowtutor.testing.modelserver import ModelServer
 
     with ModelServer(models=["qwen2.5"]) as server:
         backend = OpenAIBackend(base_url=server.url, model="qwen2.5", timeout=5)  # no /v1

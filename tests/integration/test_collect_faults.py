@@ -21,7 +21,7 @@ from shadowtutor.collect.job import Job
 from shadowtutor.collect.openai_shape import INCOMPLETE_STREAM
 from shadowtutor.config import Settings
 from shadowtutor.log import ingest, read, schema
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 MSGS = [{"role": "user", "content": "ciao come stai"}]
 EMAIL = "jane.roe@example.com"

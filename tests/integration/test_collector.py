@@ -20,7 +20,7 @@ from shadowtutor.collect.job import Job
 from shadowtutor.collect.sampling import bucket, sampled, sampling_key
 from shadowtutor.gate import routing
 from shadowtutor.log import read
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.shadow import collector_for as make
 from tests.support.shadow import openai_client as plain
 from tests.support.shadow import records

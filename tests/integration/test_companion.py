@@ -19,7 +19,7 @@ from shadowtutor.collect import metrics
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Job
 from shadowtutor.log import read
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.shadow import RunningProxy, collector_for, openai_client, records
 
 COMPANION = {"SHADOWTUTOR_COMPANION": "1"}

@@ -20,7 +20,7 @@ from shadowtutor.log import schema
 from shadowtutor.students.fanout import share_takes
 from shadowtutor.students.registry import StudentSpec
 from shadowtutor.tables import Student
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.shadow import openai_client, records
 
 MSGS = [{"role": "user", "content": "hello, how are you today?"}]

@@ -22,7 +22,7 @@ from shadowtutor.collect import journal
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
 from shadowtutor.log import read, schema, write
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from shadowtutor.config import Settings
 from shadowtutor.gate import criteria, evidence
 from shadowtutor.judge import runner, scores
 from shadowtutor.tables import JudgeScore, Review
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.gatesim import fill
 
 

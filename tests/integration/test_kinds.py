@@ -16,7 +16,7 @@ import pydantic
 import pytest
 
 from shadowtutor.collect.collector import ShadowCollector
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.shadow import RunningProxy, collector_for, openai_client, records
 
 STUDENT = {"models": ["llama3"], "answer": "student prose"}

@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from shadowtutor.collect import metrics, proxy
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
-from shadowtutor.testing.loopback import AsgiServer, ModelServer
+from shadowtutor.testing.listeners import AsgiServer
+from shadowtutor.testing.modelserver import ModelServer
 
 MSGS = [{"role": "user", "content": "hello, how are you today"}]
 

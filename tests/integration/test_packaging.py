@@ -96,7 +96,7 @@ def test_demo_and_wrapper_run_outside_the_checkout(installed: Installed, tmp_pat
 
     script = """
 import json, openai, shadowtutor
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 with ModelServer() as teacher, ModelServer() as student:
     import os
     os.environ["SHADOWTUTOR_STUDENT_BASE_URL"] = student.url

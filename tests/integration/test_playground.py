@@ -18,7 +18,7 @@ from shadowtutor.playground import chat
 from shadowtutor.similarity import lexical
 from shadowtutor.students import health
 from shadowtutor.tables import ReviewItem, User
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 STUDENT_TEXT = "Ciao! Posso aiutarti a prenotare un tavolo per stasera."
 TEACHER_TEXT = "Ciao! Certo, posso aiutarti a prenotare un tavolo per stasera alle otto."

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from shadowtutor.config import Settings
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.shadow import RunningProxy as Running
 
 MSGS = [{"role": "user", "content": "hello, how are you today"}]

@@ -14,7 +14,7 @@ from shadowtutor.collect import replay
 from shadowtutor.config import Settings
 from shadowtutor.log import ingest, read, schema
 from shadowtutor.log.errors import RecordError
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 TEACHER = {"models": ["gpt-4o-mini"], "answer": "the teacher's fresh answer"}
 

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from shadowtutor.gate import routing
-from shadowtutor.testing.loopback import ModelServer, SilentListener
+from shadowtutor.testing.listeners import SilentListener
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.shadow import collector_for, openai_client
 
 MSGS = [{"role": "user", "content": "ciao, come stai?"}]

@@ -220,7 +220,7 @@ def test_dashboard_sampling_gate_cli_and_export_read_the_bucket(
 def test_collector_writes_into_the_bucket(s3: Settings) -> None:
     from shadowtutor.collect.collector import ShadowCollector
     from shadowtutor.collect.job import Job
-    from shadowtutor.testing.loopback import ModelServer
+    from shadowtutor.testing.modelserver import ModelServer
 
     with ModelServer(models=["llama3"], answer="ciao") as student:
         settings = Settings.load(dict(os.environ) | {"SHADOWTUTOR_STUDENT_BASE_URL": student.url})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 
 def _chat(srv: ModelServer) -> httpx.Response:

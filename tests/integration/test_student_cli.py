@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from shadowtutor.cli import main
 from shadowtutor.config import Settings
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.apputil import app_as, switch
 
 

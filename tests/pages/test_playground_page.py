@@ -16,7 +16,7 @@ from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.config import Settings
 from shadowtutor.log import read
 from shadowtutor.tables import ReviewItem
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 from tests.support.apputil import app_as, switch
 
 PAGE = "pages/playground.py"

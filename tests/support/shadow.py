@@ -14,7 +14,8 @@ from shadowtutor.collect import proxy
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings
 from shadowtutor.log import read
-from shadowtutor.testing.loopback import AsgiServer, ModelServer
+from shadowtutor.testing.listeners import AsgiServer
+from shadowtutor.testing.modelserver import ModelServer
 
 
 def collector_for(

@@ -12,7 +12,7 @@ from shadowtutor import similarity
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.config import Settings, SettingsError
 from shadowtutor.log import read
-from shadowtutor.testing.loopback import ModelServer
+from shadowtutor.testing.modelserver import ModelServer
 
 
 @pytest.mark.parametrize(

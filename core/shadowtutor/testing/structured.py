@@ -1,4 +1,4 @@
-"""What the loopback model servers (:mod:`shadowtutor.testing.loopback`) answer to a request
+"""What the loopback model servers (:mod:`shadowtutor.testing.modelserver`) answer to a request
 with tools or a JSON format, in either protocol, and what a real Ollama refuses.
 
 * :func:`default_tool_calls`: a call to the request's first tool, its arguments filled from
