@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import stats
+from shadowtutor.gate import rectified, stats
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "gate.toml"
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -555,24 +555,23 @@ def _ppi_criterion(
     what: str,
     name: str,
 ) -> Criterion:
-    """A mean of human ratings against a threshold: the human mean alone, or the
-    prediction-powered mean when the judge has scored enough of the same pairs."""
+    """A mean of human ratings against a threshold: the exact betting bound of the human
+    mean alone, or (with judge scores) the tightest of it and the prediction-powered bounds
+    (:mod:`shadowtutor.gate.rectified`). Reviews from a queue that favoured some pairs
+    (judge_unsure) carry design weights: those keep the weighted asymptotic bound."""
     values, counts = human[0], human[1]
     weights = human[2] if len(human) > 2 else [1.0] * len(values)
     n_all = int(sum(counts))
     hy, hf, hw, hd, ju, jw = paired
-    n_paired = int(sum(hw))
-    use_judge = config.use_judge and n_paired >= config.min_reviews and sum(jw) > 0
-    if not use_judge:  # the human mean: the PPI estimate with no judge
-        hy, hf, hw, hd, ju, jw = values, [0.0] * len(values), counts, weights, [], []
-    # Reviews from a queue that favoured some pairs (judge_unsure) carry design weights;
-    # without any, the plain (uniform-sample) estimator is used.
-    weighted = any(w != 1.0 for w in hd)
-    n = n_paired if use_judge else n_all
-    how = (
-        "prediction-powered (judge + human reviews), asymptotic confidence sequence"
-        if use_judge
-        else "asymptotic confidence sequence (human reviews)"
+    weighted = any(w != 1.0 for w in weights) or any(w != 1.0 for w in hd)
+    # Whether the judge takes a share of the error depends on the judge's presence only,
+    # never on how its scores look, so the split is fixed before the data are seen.
+    use_judge = config.use_judge and sum(jw) > 0 and (weighted or n_all > 0)
+    if weighted and not (use_judge and sum(hw) >= config.min_reviews):
+        use_judge = False
+    n = int(sum(hw)) if weighted and use_judge else n_all
+    how = ("prediction-powered (judge + human reviews), " if use_judge else "human reviews, ") + (
+        "asymptotic confidence sequence" if weighted else "betting confidence sequence"
     )
     est0 = float(np.dot(values, counts) / n_all) if n_all else None
     if n < config.min_reviews:
@@ -590,20 +589,25 @@ def _ppi_criterion(
             needed=config.min_reviews - n,
         )
 
-    def fit(k: float, judge: bool = True) -> stats.PPIEstimate | None:
-        if judge:
-            return stats.ppi_mean(
-                hy, hf, ju, human_counts=np.multiply(hw, k), judge_counts=np.multiply(jw, k),
-                human_weights=hd if weighted else None,
-                lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
+    def fit(k: float, judge: bool = True) -> rectified.MeanBound | stats.PPIEstimate | None:
+        if weighted:
+            ys, fs, ws, ds, us, wus = (
+                (hy, hf, hw, hd, ju, jw) if judge and use_judge
+                else (values, [0.0] * len(values), counts, weights, [], [])
             )  # fmt: skip
-        return stats.ppi_mean(
-            values, [0.0] * len(values), [], human_counts=np.multiply(counts, k * n / n_all),
-            human_weights=weights if any(w != 1.0 for w in weights) else None,
-            lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
-        )  # fmt: skip
+            return stats.ppi_mean(
+                ys, fs, us, human_counts=np.multiply(ws, k), judge_counts=np.multiply(wus, k),
+                human_weights=ds, lo=lo, hi=hi, confidence=conf,
+                tuned_for=max(50.0, float(config.min_reviews)),
+            )  # fmt: skip
+        if judge and use_judge:
+            return rectified.judged_bound(
+                values, np.multiply(counts, k), (hy, hf, np.multiply(hw, k)),
+                (ju, np.multiply(jw, k)), lo=lo, hi=hi, confidence=conf,
+            )  # fmt: skip
+        return rectified.human_bound(values, np.multiply(counts, k), lo=lo, hi=hi, confidence=conf)
 
-    def passes(got: stats.PPIEstimate | None) -> bool:
+    def passes(got: rectified.MeanBound | stats.PPIEstimate | None) -> bool:
         return got is not None and got.lower >= threshold
 
     got = fit(1.0)
@@ -616,7 +620,7 @@ def _ppi_criterion(
         if status == INCONCLUSIVE:
             need = _scaled_needed(lambda k: passes(fit(k)), n)
         if use_judge and n_all:
-            # What people alone would need for the same PASS, from the reviews' own spread.
+            # What people alone would need for the same PASS, at the full error.
             human_need = _scaled_needed(lambda k: passes(fit(k, False)), n)
             with_judge = n if status == PASS else need
             if human_need is not None and with_judge is not None:
@@ -738,14 +742,18 @@ def _mean_missing(
 def _p95(
     config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
 ) -> Criterion:
-    label, how = "Student P95 latency (ms)", "order-statistic confidence sequence, upper bound"
-    thr, data = config.max_p95_latency_ms, agg.latencies_ms
+    """The P95 latency's upper bound over every request asked: errors and timeouts count as
+    slower than any answer (a student that times out on its slow requests must not get a
+    better P95 for it)."""
+    label = "Student P95 latency (ms)"
+    how = "order-statistic confidence sequence, upper bound; errors and timeouts count as slowest"
+    thr = config.max_p95_latency_ms
+    failed = max(0, agg.pairs - agg.successes)
+    data = sorted(agg.latencies_ms) + [math.inf] * failed
     n = len(data)
     if n == 0:
-        return _inconclusive(
-            "p95_latency", label, cat, 0, None, thr, how, f"no answered {cat} requests yet"
-        )
-    est = float(np.quantile(data, 0.95))
+        return _inconclusive("p95_latency", label, cat, 0, None, thr, how, f"no {cat} requests yet")
+    est = _finite(float(np.quantile(data, 0.95, method="higher")))
     lo, hi = stats.quantile_cs_bounds(data, 0.95, confidence=conf)
     if hi is None:
         need_n = next(
@@ -761,28 +769,33 @@ def _p95(
             None,
             thr,
             how,
-            f"{need_n - n:,} more answered {cat} requests needed for a P95 bound",
+            f"{need_n - n:,} more {cat} requests needed for a P95 bound",
             needed=need_n - n,
         )
     status = _three_way(lo if lo is not None else -math.inf, hi, thr, False)
     missing, needed = "", None
+    shown = "over 5 % failed" if est is None else f"{est:,.0f} ms"
     if status == FAIL:
-        missing = (
-            f"P95 {est:,.0f} ms is confidently above {thr:,.0f} ms: the student must get faster"
-        )
+        missing = f"P95 {shown} is confidently above {thr:,.0f} ms: the student must get faster"
     elif status == INCONCLUSIVE:
         need = _quantile_needed(data, thr, 0.95, conf) if project else None
         needed = None if need is None else max(need - n, 1)
         missing = (
-            f"about {needed:,} more answered {cat} requests needed (P95 {est:,.0f} ms)"
+            f"about {needed:,} more {cat} requests needed (P95 {shown})"
             if needed
-            else f"more answered {cat} requests needed (P95 {est:,.0f} ms)"
-            if not project and est < thr
-            else f"P95 {est:,.0f} ms is not below {thr:,.0f} ms; more data will not fix that"
+            else f"more {cat} requests needed (P95 {shown})"
+            if not project and est is not None and est < thr
+            else f"P95 {shown} is not below {thr:,.0f} ms; more data will not fix that"
         )
     return Criterion(
-        "p95_latency", label, cat, status, n, est, hi, thr, how, missing, needed=needed, upper=lo
-    )
+        "p95_latency", label, cat, status, n, est, _finite(hi), thr, how, missing,
+        needed=needed, upper=_finite(lo) if lo is not None else None,
+    )  # fmt: skip
+
+
+def _finite(value: float) -> float | None:
+    """A latency as stored: None for "slower than any answer" (a failed request)."""
+    return value if math.isfinite(value) else None
 
 
 def _quantile_needed(data: list[float], threshold: float, q: float, conf: float) -> int | None:
