@@ -76,6 +76,8 @@ st.caption(
     "Bounds are anytime valid: each holds at every evaluation, however often the gate is "
     "looked at, so a GO reached early stands."
 )
+if budget := readiness.budget_note(view.evidence):
+    st.caption(budget)
 st.text(readiness.judge_note(view.evidence))  # names a model: text, never Markdown
 
 if admin:

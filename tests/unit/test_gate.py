@@ -791,3 +791,16 @@ def test_timeouts_count_as_slower_than_any_bound_in_the_p95() -> None:
     got = _by(criteria.decide(config(), Window(None, None, {"greeting": a})), "p95_latency")
     assert got.n == len(asked) and got.status == FAIL and "errors and timeouts" in got.method
     assert got.estimate is None and "over 5 % failed" in got.missing
+
+
+def test_students_under_test_share_one_error_budget() -> None:
+    """Issue 26 item 3: each student got the full 5 %; three students at the bar gave a
+    7-18 % chance of some false GO. The budget is now split over students x categories and
+    written on the decision."""
+    cfg = config()
+    one, text_one = criteria.error_budget(cfg, 1, 1)
+    three, text = criteria.error_budget(cfg, 3, 2)
+    assert one == pytest.approx(0.95) and three == pytest.approx(1 - 0.05 / 6)
+    assert "3 student(s) x 2 categories = 6 claim(s)" in text
+    d = criteria.decide(cfg, Window(None, None, {"greeting": agg()}), students=3)
+    assert d.evidence()["budget"].startswith("error budget 5% for the family: 3 student(s)")

@@ -299,6 +299,7 @@ class Decision:
     window_start: datetime | None
     window_end: datetime | None
     judge: dict[str, Any] | None = None  # judge version and calibration, when one was used
+    budget: str = ""  # how the error budget is split (:func:`error_budget`)
 
     def evidence(self) -> dict[str, Any]:
         """JSON-ready evidence stored with the decision."""
@@ -311,6 +312,8 @@ class Decision:
         }
         if self.judge:
             out["judge"] = self.judge
+        if self.budget:
+            out["budget"] = self.budget
         return out
 
 
@@ -318,15 +321,36 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-def decide(config: GateConfig, window: Window, *, project: bool = True) -> Decision:
+def error_budget(config: GateConfig, students: int, categories: int) -> tuple[float, str]:
+    """The confidence of each bound and the budget in words. One error budget (1 -
+    ``confidence``) for the family: a wrong GO is a wrong claim about one (student, category),
+    so the budget is split evenly over the students under test times the candidate categories
+    (Bonferroni). Within a category every criterion must PASS (an intersection-union test):
+    a category wrongly declared ready needs the criterion it misses to pass wrongly, so the
+    criteria need no split of their own."""
+    alpha = 1 - config.confidence
+    claims = max(1, students) * max(1, categories)
+    each = alpha / claims
+    words = (
+        f"error budget {alpha:.0%} for the family: {max(1, students)} student(s) x "
+        f"{max(1, categories)} categor{'y' if categories == 1 else 'ies'} = {claims} claim(s), "
+        f"{each:.3%} each; within a category every criterion must pass, so criteria share "
+        "their category's part"
+    )
+    return 1 - each, words
+
+
+def decide(
+    config: GateConfig, window: Window, *, project: bool = True, students: int = 1
+) -> Decision:
     """The gate's decision for one window. Pure: same config and data, same decision.
 
     Every bound is anytime valid (see :mod:`shadowtutor.gate.stats`): it holds however often
-    the gate is evaluated, so a GO reached early stands. ``project=False`` skips working out
-    how many more samples each undecided criterion needs (simulations)."""
+    the gate is evaluated, so a GO reached early stands. ``students``: how many students are
+    under test at once (they share the error budget, :func:`error_budget`). ``project=False``
+    skips working out how many more samples each undecided criterion needs (simulations)."""
     candidates = list(config.categories) or sorted(window.categories)
-    # Bonferroni over the candidate categories: GO means "at least one category is ready".
-    conf = 1 - (1 - config.confidence) / max(1, len(candidates))
+    conf, budget = error_budget(config, students, len(candidates))
     criteria: list[Criterion] = [_critical(config, window)]
     status: dict[str, str] = {}
     for cat in candidates:
@@ -377,6 +401,7 @@ def decide(config: GateConfig, window: Window, *, project: bool = True) -> Decis
         window_start=window.start,
         window_end=window.end,
         judge=window.judge,
+        budget=budget,
     )
 
 

@@ -24,6 +24,7 @@ from shadowtutor.gate.evidence import (
     log_days,
     review_rows,
     review_start,
+    students_under_test,
     window_bounds,
 )
 from shadowtutor.judge.scores import JudgeRow
@@ -50,7 +51,8 @@ def evaluate(
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)
-    decision = decide(config, gather(settings, config, now, student))
+    window = gather(settings, config, now, student)
+    decision = decide(config, window, students=students_under_test(settings))
     with db.session_scope(settings.db_url) as session:
         row = decisions.record(
             session=session, decision=decision, actor_id=actor_id, student=student

@@ -31,6 +31,7 @@ from shadowtutor.gate.criteria import (
 from shadowtutor.judge import scores
 from shadowtutor.judge.scores import JudgeRow
 from shadowtutor.log import read, schema, sql
+from shadowtutor.students import registry
 from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
 
 NONE_CATEGORY = "(none)"
@@ -306,6 +307,13 @@ def gather(
     )
     window.judge = judge_info
     return window
+
+
+def students_under_test(settings: Settings) -> int:
+    """How many students share the gate's error budget: the registered, unretired ones (at
+    least the default student)."""
+    with db.session_scope(settings.db_url) as session:
+        return max(1, len(registry.list_students(session=session)))
 
 
 def judge_evidence(

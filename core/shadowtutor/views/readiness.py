@@ -12,7 +12,7 @@ from sqlmodel import Session
 from shadowtutor import db
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria, decisions, evaluate, rollout
-from shadowtutor.gate.evidence import gather, review_rows, served_now
+from shadowtutor.gate.evidence import gather, review_rows, served_now, students_under_test
 from shadowtutor.tables import GateDecision, as_utc
 
 LEVEL = {criteria.GO: 2, criteria.INCONCLUSIVE: 1, criteria.NO_GO: 0}
@@ -70,7 +70,8 @@ def load(settings: Settings, config: criteria.GateConfig, student: str | None = 
         )
     if latest is None:
         now = datetime.now(UTC)
-        preview = criteria.decide(config, gather(settings, config, now, student))
+        window = gather(settings, config, now, student)
+        preview = criteria.decide(config, window, students=students_under_test(settings))
         view = View(**{**view.__dict__, "preview": preview})
     return view
 
@@ -175,6 +176,12 @@ def criteria_frame(
         for c in evidence.get("criteria", [])
     ]
     return pd.DataFrame(rows)
+
+
+def budget_note(evidence: dict) -> str:
+    """How the error budget is spent, in words ("" for decisions recorded before it was)."""
+    budget = evidence.get("budget")
+    return f"Error budget: {budget}." if budget else ""
 
 
 def judge_note(evidence: dict) -> str:
