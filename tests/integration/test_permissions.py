@@ -241,7 +241,7 @@ WRITES: dict[str, dict[str, Prepare]] = {
     },
     "gate.override": {
         "gate.decisions.override": _with_decision(
-            decisions.override, agg={"fail": 100}, reason="a known network blip, fixed since"
+            decisions.override, agg={"fail": 70}, reason="a known network blip, fixed since"
         ),
     },
     "rollout.advance": {"gate.rollout.advance": _advance},
