@@ -12,7 +12,7 @@ from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, gate_actions
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria, evidence, killswitch
+from shadowtutor.gate import buckets, criteria, evidence, killswitch
 from shadowtutor.views import readiness
 
 user = auth.guard("readiness")
@@ -76,6 +76,8 @@ st.caption(
     "Bounds are anytime valid: each holds at every evaluation, however often the gate is "
     "looked at, so a GO reached early stands."
 )
+if since := readiness.epoch_note(view.evidence):
+    st.text(since)  # the reason may be an admin's words: text, never Markdown
 if budget := readiness.budget_note(view.evidence):
     st.caption(budget)
 st.text(readiness.judge_note(view.evidence))  # names a model: text, never Markdown
@@ -92,7 +94,7 @@ def replay(log_dir: str, db_url: str, config_hash: str) -> list:
 
 
 @st.cache_data(ttl=300)
-def calibration(db_url: str, config_hash: str) -> criteria.Calibration:
+def calibration(db_url: str, config_hash: str) -> buckets.Calibration:
     with db.session_scope(db_url) as session:
         return evidence.calibration(session=session, config=config)
 

@@ -11,8 +11,8 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria, decisions, evaluate, rollout
-from shadowtutor.gate.evidence import gather, review_rows, served_now, students_under_test
+from shadowtutor.gate import buckets, criteria, decisions, evaluate, rollout
+from shadowtutor.gate.evidence import review_rows, served_now
 from shadowtutor.tables import GateDecision, as_utc
 
 LEVEL = {criteria.GO: 2, criteria.INCONCLUSIVE: 1, criteria.NO_GO: 0}
@@ -70,8 +70,7 @@ def load(settings: Settings, config: criteria.GateConfig, student: str | None = 
         )
     if latest is None:
         now = datetime.now(UTC)
-        window = gather(settings, config, now, student)
-        preview = criteria.decide(config, window, students=students_under_test(settings))
+        preview = evaluate.current(settings, config, now=now, student=student)
         view = View(**{**view.__dict__, "preview": preview})
     return view
 
@@ -178,6 +177,15 @@ def criteria_frame(
     return pd.DataFrame(rows)
 
 
+def epoch_note(evidence: dict) -> str:
+    """ "Evidence since <date>, because <reason>." ("" for decisions from before epochs)."""
+    epoch = evidence.get("epoch")
+    if not epoch:
+        return ""
+    since = as_utc(datetime.fromisoformat(epoch["since"]))
+    return f"Evidence since {since:%Y-%m-%d %H:%M} UTC, because {epoch['reason']}."
+
+
 def budget_note(evidence: dict) -> str:
     """How the error budget is spent, in words ("" for decisions recorded before it was)."""
     budget = evidence.get("budget")
@@ -201,7 +209,7 @@ def judge_note(evidence: dict) -> str:
     )
 
 
-def calibration_figure(cal: criteria.Calibration, threshold: float | None) -> go.Figure:
+def calibration_figure(cal: buckets.Calibration, threshold: float | None) -> go.Figure:
     """Mean review score by similarity bucket, with the target and the thresholds."""
     buckets = [b for b in cal.buckets if b.n]
     fig = go.Figure(
@@ -254,7 +262,7 @@ def calibration_figure(cal: criteria.Calibration, threshold: float | None) -> go
     return fig
 
 
-def calibration_note(cal: criteria.Calibration, current: float | None) -> str:
+def calibration_note(cal: buckets.Calibration, current: float | None) -> str:
     if cal.suggested is None:
         return (
             f"No suggestion yet: no similarity bucket of {cal.method} reaches a mean score of "
