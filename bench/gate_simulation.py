@@ -27,7 +27,7 @@ import tomllib
 
 import numpy as np
 
-from shadowtutor.gate import criteria
+from shadowtutor.gate import criteria, outcomes
 from shadowtutor.judge.calibration import weighted_kappa
 from shadowtutor.review import sampling
 from shadowtutor.testing.gatesim import Judge, Student, day, rolling_window, window
@@ -93,12 +93,12 @@ def single_looks(cfg: criteria.GateConfig, seeds: int, only: str) -> None:
     for name, student, pairs, reviews in CASES:
         if only not in name:
             continue
-        counts = {criteria.GO: 0, criteria.NO_GO: 0, criteria.INCONCLUSIVE: 0}
+        counts = {criteria.GO: 0, criteria.NO_GO: 0, outcomes.INCONCLUSIVE: 0}
         for seed in range(seeds):
             w = window(student, np.random.default_rng(10_000 + seed), pairs=pairs, reviews=reviews)
             counts[criteria.decide(cfg, w, project=False).outcome] += 1
         go, no, wait = (
-            counts[k] / seeds for k in (criteria.GO, criteria.NO_GO, criteria.INCONCLUSIVE)
+            counts[k] / seeds for k in (criteria.GO, criteria.NO_GO, outcomes.INCONCLUSIVE)
         )
         print(f"| {name} | {go:.1%} | {no:.1%} | {wait:.1%} |")
 
@@ -141,7 +141,7 @@ def run_days(
         if first_go is None and d.outcome == criteria.GO:
             first_go = t + 1
         review = next(c for c in d.criteria if c.key == "review_score")
-        if first_review is None and review.status == criteria.PASS:
+        if first_review is None and review.status == outcomes.PASS:
             first_review = t + 1
         if first_go is not None and first_review is not None:
             break

@@ -12,8 +12,9 @@ import pytest
 from sqlmodel import Session, select
 
 from shadowtutor.gate import criteria, decisions
-from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS
+from shadowtutor.gate.criteria import GO, NO_GO
 from shadowtutor.gate.decisions import DecisionError
+from shadowtutor.gate.outcomes import FAIL, INCONCLUSIVE, PASS
 from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent
 from tests.support.gatecases import account, agg, config, recorded
 

@@ -13,8 +13,9 @@ from sqlmodel import Session
 from shadowtutor.accounts import users
 from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
 from shadowtutor.gate import buckets, criteria, decisions, evaluate, evidence
-from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
+from shadowtutor.gate.criteria import GO, NO_GO, Aggregate, Window
 from shadowtutor.gate.decisions import DecisionError
+from shadowtutor.gate.outcomes import FAIL, INCONCLUSIVE, PASS, Criterion
 from shadowtutor.log import schema, write
 from shadowtutor.tables import GateDecision, UserCreate, as_utc
 from tests.support.gatecases import SHIPPED, account, agg, config, recorded
@@ -72,7 +73,7 @@ def test_teacher_against_itself_never_fails(pairs: int, reviews: int) -> None:
 # --- decide(): tables over plain data ----------------------------------------------------
 
 
-def _by(decision: criteria.Decision, key: str, category: str = "greeting") -> criteria.Criterion:
+def _by(decision: criteria.Decision, key: str, category: str = "greeting") -> Criterion:
     return next(c for c in decision.criteria if c.key == key and c.category == category)
 
 

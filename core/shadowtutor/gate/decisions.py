@@ -19,7 +19,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
+from shadowtutor.gate.criteria import GO, NO_GO, Decision, label
+from shadowtutor.gate.outcomes import FAIL, PASS
 from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.tables import (
     GateDecision,

@@ -71,3 +71,18 @@ def mean_missing(
     if need is None:
         return f"mean {name} {est:.3g} is not above {thr:g}; more data is unlikely to change that"
     return f"about {max(need - n, 1):,} more {what} needed (mean {est:.3g} is close to {thr:g})"
+
+
+def inconclusive(
+    key: str,
+    label: str,
+    cat: str,
+    n: int,
+    est: float | None,
+    thr: float | None,
+    how: str,
+    missing: str,
+) -> Criterion:
+    """A criterion without the data to decide: INCONCLUSIVE, so no bound; ``missing`` says what
+    would change that."""
+    return Criterion(key, label, cat, INCONCLUSIVE, n, est, None, thr, how, missing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -11,12 +12,12 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.gate import buckets, criteria, decisions, evaluate, rollout
+from shadowtutor.gate import buckets, criteria, decisions, evaluate, outcomes, rollout
 from shadowtutor.gate.evidence import review_rows, served_now
 from shadowtutor.tables import GateDecision, as_utc
 
-LEVEL = {criteria.GO: 2, criteria.INCONCLUSIVE: 1, criteria.NO_GO: 0}
-COLOURS = {criteria.GO: "#2e7d32", criteria.INCONCLUSIVE: "#f9a825", criteria.NO_GO: "#c62828"}
+LEVEL = {criteria.GO: 2, outcomes.INCONCLUSIVE: 1, criteria.NO_GO: 0}
+COLOURS = {criteria.GO: "#2e7d32", outcomes.INCONCLUSIVE: "#f9a825", criteria.NO_GO: "#c62828"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class View:
     def outcome(self) -> str:
         if self.decision is not None:
             return self.decision.outcome
-        return self.preview.outcome if self.preview else criteria.INCONCLUSIVE
+        return self.preview.outcome if self.preview else outcomes.INCONCLUSIVE
 
     @property
     def evidence(self) -> dict:
@@ -131,7 +132,7 @@ def pace(*, session: Session, config: criteria.GateConfig, now: datetime | None 
 def _at_pace(c: dict, evidence: dict, rates: dict, window_days: float) -> str:
     """ "about N more ... needed" plus how long that takes at today's pace."""
     needed = c.get("needed")
-    if not needed or c["status"] != criteria.INCONCLUSIVE:
+    if not needed or c["status"] != outcomes.INCONCLUSIVE:
         return c["missing"] or "-"
     if c["key"] in REVIEW_KEYS:
         per_day, what = rates.get(c["category"], {}).get("reviews", 0.0), "reviews"
@@ -177,7 +178,7 @@ def criteria_frame(
     return pd.DataFrame(rows)
 
 
-def epoch_note(evidence: dict) -> str:
+def epoch_note(evidence: dict[str, Any]) -> str:
     """ "Evidence since <date>, because <reason>." ("" for decisions from before epochs)."""
     epoch = evidence.get("epoch")
     if not epoch:
@@ -186,7 +187,7 @@ def epoch_note(evidence: dict) -> str:
     return f"Evidence since {since:%Y-%m-%d %H:%M} UTC, because {epoch['reason']}."
 
 
-def budget_note(evidence: dict) -> str:
+def budget_note(evidence: dict[str, Any]) -> str:
     """How the error budget is spent, in words ("" for decisions recorded before it was)."""
     budget = evidence.get("budget")
     return f"Error budget: {budget}." if budget else ""
