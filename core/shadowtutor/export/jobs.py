@@ -389,7 +389,7 @@ def _export(
             f"all {report.matched} matching pairs were dropped ({dict(report.dropped)}); "
             "check the max tokens setting and the pairs' messages"
         )
-    split_examples(examples, options.split, options.seed)
+    report.moved_to_train = split_examples(examples, options.split, options.seed)
     files = render_files(examples, options)
     now = now or utcnow()
     export_id, folder = _new_folder(export_root, now)
@@ -435,12 +435,7 @@ def preview(*, session: Session, filters: ExportFilters, options: ExportOptions)
         return counts_of([], BuildReport(), {})
     snapshots = _load_snapshots(session, [c.item_id for c in candidates])
     examples, report = build_examples(candidates, snapshots, options)
-    sizes: dict[str, list[Any]] = {}  # conversation -> [language, examples]
-    for e in examples:
-        sizes.setdefault(e.conversation, [e.language, 0])[1] += 1
-    splits = assign_splits({k: (v[0], v[1]) for k, v in sizes.items()}, options.split, options.seed)
-    for e in examples:
-        e.split = splits[e.conversation]
+    report.moved_to_train = split_examples(examples, options.split, options.seed)
     return counts_of(examples, report, render_files(examples, options) if examples else {})
 
 
