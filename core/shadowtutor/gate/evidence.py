@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from shadowtutor import db
 from shadowtutor.config import Settings
@@ -25,8 +25,7 @@ from shadowtutor.gate.criteria import Aggregate, GateConfig, RatingKey, Window
 from shadowtutor.judge import scores
 from shadowtutor.judge.scores import JudgeRow
 from shadowtutor.log import read, schema, sql
-from shadowtutor.students import registry
-from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
+from shadowtutor.tables import Review, ReviewItem, Student, Tag, as_utc
 
 NONE_CATEGORY = "(none)"
 
@@ -313,8 +312,11 @@ def gather(
 def students_under_test(settings: Settings) -> int:
     """How many students share the gate's error budget: the registered, unretired ones (at
     least the default student)."""
+    # The table, not shadowtutor.students: the students package imports the collector, which
+    # imports the gate.
+    stmt = select(func.count()).select_from(Student).where(col(Student.retired_at).is_(None))
     with db.session_scope(settings.db_url) as session:
-        return max(1, len(registry.list_students(session=session)))
+        return max(1, int(session.exec(stmt).one()))
 
 
 def judge_evidence(
