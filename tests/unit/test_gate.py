@@ -799,18 +799,18 @@ def test_students_under_test_share_one_error_budget() -> None:
     """Issue 26 item 3: each student got the full 5 %; three students at the bar gave a
     7-18 % chance of some false GO, and a changed criteria file started over at 5 %. The
     budget is now split over students x categories and spent over evidence epochs (the k-th
-    gets 6 / (pi**2 k**2) of it, adding up to 1), and written on the decision."""
+    gets 0.8 * 0.2**(k - 1) of it, adding up to 1), and written on the decision."""
     cfg = config()
-    first = 6 / np.pi**2
+    first = 0.8
     one, _ = criteria.error_budget(cfg, 1, 1)
     three, text = criteria.error_budget(cfg, 3, 2)
     second, _ = criteria.error_budget(cfg, 1, 1, epoch=2)
     assert one == pytest.approx(1 - 0.05 * first) and three == pytest.approx(1 - 0.05 * first / 6)
-    assert second == pytest.approx(1 - 0.05 * first / 4)
-    assert sum(6 / (np.pi * k) ** 2 for k in range(1, 100_000)) == pytest.approx(1, abs=1e-4)
+    assert second == pytest.approx(1 - 0.05 * 0.16)
+    assert sum(0.8 * 0.2 ** (k - 1) for k in range(1, 60)) == pytest.approx(1)
     assert "3 student(s) x 2 categories = 6 claim(s)" in text
     d = criteria.decide(cfg, Window(None, None, {"greeting": agg()}), students=3)
-    assert d.evidence()["budget"].startswith("error budget 5% for the family: epoch 1 spends 61%")
+    assert d.evidence()["budget"].startswith("error budget 5% for the family: epoch 1 spends 80%")
 
 
 def test_a_growing_sample_keeps_daily_looks_valid_where_a_sliding_window_does_not() -> None:

@@ -6,14 +6,13 @@ size, from the first review, whatever the distribution (skewed, bimodal, all top
 The large-sample (Gaussian-mixture) bound used before crossed 11.5 % of the time over 45
 daily looks when scores were mostly 4s with 1 in 15 a 1 (issue 26).
 
-With a judge, the prediction-powered mean is ``lambda * judge mean + mean(human - lambda *
-judge)``: each part is a bounded mean with its own betting sequence, the rectified terms
-``y - lambda * f`` on their known range and the judge's mean over the pairs people did not
-review on the scale's range. ``lambda`` is never fitted to the data (a fitted weight is not
-predictable, so the bet would not be a martingale): it comes from a fixed grid, each grid
-point with its share of the error. The human-only bound keeps half of the error, so the
-judge-assisted bound is never looser than a human-only one at half the error, and a judge
-that tracks people narrows it.
+With a judge, the mean is ``lambda * judge mean + mean(human - lambda * judge)``
+(prediction-powered): for each candidate mean one test martingale, a weighted average of bets
+on the human ratings alone and on the rectified terms ``y - lambda * f`` (their known range),
+the candidate shifted by lambda times the judge mean's own betting bound. ``lambda`` is never
+fitted to the data (a fitted weight is not predictable, so the bet would not be a
+martingale): it comes from a fixed grid. The human bets keep ``HUMAN_SHARE`` of the weight, so
+a useless judge costs little, and a judge that tracks people narrows the bound.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from numpy.typing import ArrayLike
 from shadowtutor.gate import stats
 
 JUDGE_WEIGHTS = (0.5, 1.0)  # the lambdas bet on, besides 0 (the human ratings alone)
-HUMAN_SHARE = 0.5  # of the mixture's weight, for the bets on the human ratings alone
+HUMAN_SHARE = 0.75  # of the mixture's weight, for the bets on the human ratings alone
 JUDGE_MEAN = 0.1  # of the error, for the bounds of the judge's mean over unreviewed pairs
 
 
