@@ -27,7 +27,7 @@ import tomllib
 
 import numpy as np
 
-from shadowtutor.gate import criteria
+from shadowtutor.gate import criteria, outcomes
 from shadowtutor.judge.calibration import weighted_kappa
 from shadowtutor.review import sampling
 from shadowtutor.testing.gatesim import Judge, Student, day, rolling_window, window
@@ -93,12 +93,12 @@ def single_looks(cfg: criteria.GateConfig, seeds: int, only: str) -> None:
     for name, student, pairs, reviews in CASES:
         if only not in name:
             continue
-        counts = {criteria.GO: 0, criteria.NO_GO: 0, criteria.INCONCLUSIVE: 0}
+        counts = {criteria.GO: 0, criteria.NO_GO: 0, outcomes.INCONCLUSIVE: 0}
         for seed in range(seeds):
             w = window(student, np.random.default_rng(10_000 + seed), pairs=pairs, reviews=reviews)
             counts[criteria.decide(cfg, w, project=False).outcome] += 1
         go, no, wait = (
-            counts[k] / seeds for k in (criteria.GO, criteria.NO_GO, criteria.INCONCLUSIVE)
+            counts[k] / seeds for k in (criteria.GO, criteria.NO_GO, outcomes.INCONCLUSIVE)
         )
         print(f"| {name} | {go:.1%} | {no:.1%} | {wait:.1%} |")
 
@@ -131,17 +131,13 @@ def run_days(
                 queue=queue,
             )
         )
-        w = rolling_window(
-            days,
-            t,
-            window_days=int(cfg.window_days),
-            review_window_days=int(cfg.review_window_days),
-        )
+        # The evidence epoch's growing sample (the gate no longer slides a window).
+        w = rolling_window(days, t, window_days=looks, review_window_days=looks)
         d = criteria.decide(cfg, w, project=False)
         if first_go is None and d.outcome == criteria.GO:
             first_go = t + 1
         review = next(c for c in d.criteria if c.key == "review_score")
-        if first_review is None and review.status == criteria.PASS:
+        if first_review is None and review.status == outcomes.PASS:
             first_review = t + 1
         if first_go is not None and first_review is not None:
             break
@@ -160,7 +156,7 @@ def judge_kappa(judge: Judge | None) -> str:
 def daily_looks(cfg: criteria.GateConfig, seeds: int, looks: int, edges: bool = True) -> None:
     print(
         f"\n## Daily looks: {seeds} seeds, {looks} daily looks, {PAIRS_PER_DAY} pairs and "
-        f"{REVIEWS_PER_DAY} human reviews a day, rolling windows"
+        f"{REVIEWS_PER_DAY} human reviews a day, evidence growing from the epoch's start"
     )
     for name, student, which in EDGES if edges else []:
         judge = {
@@ -218,6 +214,65 @@ def daily_looks(cfg: criteria.GateConfig, seeds: int, looks: int, edges: bool = 
             )
 
 
+SKEWED_AT_4 = (1 / 15, 0.0, 0.0, 11 / 15, 3 / 15)  # mostly 4s, 1 in 15 a 1: mean 4.0
+BIMODAL_AT_4 = (0.25, 0.0, 0.0, 0.0, 0.75)  # 1s and 5s: mean 4.0
+YEAR_CASES = [
+    # (name, student, students at the bar together, criteria change on this day or 0)
+    ("score 4.0, skewed (1 in 15 a 1)", S(0.995, 500, 0.5, 0.6, SKEWED_AT_4), 1, 0),
+    ("score 4.0, bimodal (1s and 5s)", S(0.995, 500, 0.5, 0.6, BIMODAL_AT_4), 1, 0),
+    ("score 4.0, spread", S(0.995, 500, 0.5, 0.6, AT_4), 1, 0),
+    ("success exactly 98%", S(0.980, 500, 0.5, 0.60, GOOD_SCORES), 1, 0),
+    ("P95 exactly 1,500 ms", S(0.995, MEDIAN_AT_1500, 0.5, 0.6, GOOD_SCORES), 1, 0),
+    ("similarity exactly 0.45", S(0.995, 500, 0.5, 0.45, GOOD_SCORES), 1, 0),
+    ("three students, score 4.0 skewed", S(0.995, 500, 0.5, 0.6, SKEWED_AT_4), 3, 0),
+    ("three students, success exactly 98%", S(0.980, 500, 0.5, 0.60, GOOD_SCORES), 3, 0),
+    ("success 98%, criteria change on day 183", S(0.980, 500, 0.5, 0.6, GOOD_SCORES), 1, 183),
+    ("score 4.0 skewed, criteria change on day 183", S(0.995, 500, 0.5, 0.6, SKEWED_AT_4), 1, 183),
+]
+
+
+def run_year(
+    cfg: criteria.GateConfig, case: tuple[str, Student, int, int], seed: int, looks: int, pairs: int
+) -> bool:
+    """Whether any of the case's students at the bar ever got GO over ``looks`` daily looks:
+    evidence growing from the epoch's start, a new epoch (fresh evidence, the next share of
+    the error budget) when the criteria change, the budget shared by the students."""
+    _, student, count, change = case
+    rngs = [np.random.default_rng(200_000 + 7 * seed + k) for k in range(count)]
+    totals = [criteria.Aggregate() for _ in range(count)]
+    epoch = 1
+    for t in range(looks):
+        if change and t + 1 == change:
+            totals, epoch = [criteria.Aggregate() for _ in range(count)], 2
+        for rng, total in zip(rngs, totals, strict=True):
+            total.add(day(student, rng, pairs=pairs, reviews=REVIEWS_PER_DAY))
+            w = criteria.Window(None, None, {"greeting": total})
+            d = criteria.decide(cfg, w, project=False, students=count, epoch=epoch)
+            if d.outcome == criteria.GO:
+                return True
+    return False
+
+
+def year_looks(cfg: criteria.GateConfig, seeds: int, looks: int, pairs: int) -> None:
+    print(
+        f"\n## A year of daily looks: {seeds} seeds, {looks} looks, {pairs} pairs and "
+        f"{REVIEWS_PER_DAY} human reviews a day per student, evidence growing from the epoch"
+    )
+    print("\n| student(s) exactly at a bar | P(any GO) | 95 % upper bound (Wilson) |")
+    print("|---|---|---|")
+    for case in YEAR_CASES:
+        go = sum(run_year(cfg, case, s, looks, pairs) for s in range(seeds))
+        upper = _upper(go, seeds)
+        print(f"| {case[0]} | {go}/{seeds} = {go / seeds:.1%} | {upper:.1%} |", flush=True)
+
+
+def _upper(k: int, n: int) -> float:
+    """A one-sided 95 % upper bound of a rate from k of n (the project's Wilson bound)."""
+    from shadowtutor.gate import stats
+
+    return stats.wilson_bounds(k, n)[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=200, help="Seeds per one-look case.")
@@ -227,6 +282,9 @@ def main() -> None:
     )
     parser.add_argument("--days", type=int, default=45, help="Daily looks per run.")
     parser.add_argument("--only", default="", help="One-look cases whose name contains this.")
+    parser.add_argument("--year-seeds", type=int, default=0, help="Seeds per year-long case.")
+    parser.add_argument("--year-days", type=int, default=365, help="Daily looks per year run.")
+    parser.add_argument("--year-pairs", type=int, default=600, help="Pairs a day (year runs).")
     args = parser.parse_args()
     data = tomllib.loads(criteria.DEFAULT_CONFIG.read_text())
     data["eligibility"] = {"categories": ["greeting"]}
@@ -236,6 +294,8 @@ def main() -> None:
         single_looks(cfg, args.seeds, args.only)
     if args.daily_seeds:
         daily_looks(cfg, args.daily_seeds, args.days, edges=not args.no_edges)
+    if args.year_seeds:
+        year_looks(cfg, args.year_seeds, args.year_days, args.year_pairs)
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

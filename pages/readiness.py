@@ -10,9 +10,10 @@ import streamlit as st
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions
 from shadowtutor.app import auth, deps, gate_actions
+from shadowtutor.app.text import inert
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import criteria, evidence, killswitch
+from shadowtutor.gate import buckets, criteria, evidence, killswitch
 from shadowtutor.views import readiness
 
 user = auth.guard("readiness")
@@ -28,7 +29,7 @@ try:
     )
     view = readiness.load(settings, config, student)
 except ShadowTutorError as exc:
-    st.error(str(exc))
+    st.error(inert(exc))
     st.stop()
 shipped = not settings.gate_config
 where = "shipped defaults" if shipped else "SHADOWTUTOR_GATE_CONFIG"
@@ -38,10 +39,10 @@ st.caption(
     + (f" · file {config.path}" if admin else "")  # admins edit it: they need where it is
 )
 if flash := st.session_state.pop(gate_actions.FLASH, None):
-    st.toast(flash)
+    st.toast(inert(flash))  # it may name a category from the log
 
 level, text = readiness.headline(view)
-getattr(st, level)(text)
+getattr(st, level)(inert(text))  # names categories from the log
 state = view.state
 env_kill = killswitch.killed(settings)  # the one reader of the kill switch
 c = st.columns(4)
@@ -58,7 +59,7 @@ c[2].metric(
 c[3].metric("Served by the student at this stage", f"{view.served:,}")
 if line := readiness.eligible_line(state.categories, view):
     st.text(line)  # category names come from the log: text, never Markdown
-st.caption("Approval: " + view.approval.describe())
+st.caption(inert("Approval: " + view.approval.describe()))
 if state.killed or env_kill:
     where = "SHADOWTUTOR_KILL_SWITCH is set" if env_kill else "The kill switch is on"
     st.error(f"{where}: the teacher answers every request.")
@@ -76,6 +77,10 @@ st.caption(
     "Bounds are anytime valid: each holds at every evaluation, however often the gate is "
     "looked at, so a GO reached early stands."
 )
+if since := readiness.epoch_note(view.evidence):
+    st.text(since)  # the reason may be an admin's words: text, never Markdown
+if budget := readiness.budget_note(view.evidence):
+    st.caption(inert(budget))
 st.text(readiness.judge_note(view.evidence))  # names a model: text, never Markdown
 
 if admin:
@@ -90,7 +95,7 @@ def replay(log_dir: str, db_url: str, config_hash: str) -> list:
 
 
 @st.cache_data(ttl=300)
-def calibration(db_url: str, config_hash: str) -> criteria.Calibration:
+def calibration(db_url: str, config_hash: str) -> buckets.Calibration:
     with db.session_scope(db_url) as session:
         return evidence.calibration(session=session, config=config)
 

@@ -165,6 +165,25 @@ class GateDecision(SQLModel, table=True):
     # The student the decision is about (``students.DEFAULT`` for the single-student setup;
     # NULL on decisions recorded before students were data, read as the default student).
     student: str | None = Field(default=None, max_length=64, index=True)
+    # The evidence epoch the decision's evidence accumulated in (NULL on older decisions).
+    epoch_id: int | None = Field(default=None, foreign_key="gate_epoch.id")
+
+
+class GateEpoch(SQLModel, table=True):
+    """The start of an evidence epoch for one student: the gate's evidence accumulates from
+    here. Started when a student (version) is first evaluated, when the criteria file
+    changes, or by an admin with a reason. Append-only: never updated."""
+
+    __tablename__ = "gate_epoch"
+    id: int | None = Field(default=None, primary_key=True)
+    student: str = Field(max_length=64, index=True)
+    started_at: datetime
+    kind: str = Field(max_length=16)  # student | criteria | manual
+    reason: str = ""
+    config_hash: str = Field(default="", max_length=64)
+    student_version: str = Field(default="", max_length=200)  # model and version it judges
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class GateEvent(SQLModel, table=True):

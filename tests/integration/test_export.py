@@ -17,7 +17,7 @@ from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.accounts.permissions import PermissionDenied
 from shadowtutor.cli import main
-from shadowtutor.export import jobs
+from shadowtutor.export import build, jobs
 from shadowtutor.export.jobs import ExportFilters, ExportOptions
 from shadowtutor.tables import ExportJob
 from tests.support.exportdata import SYSTEM, T0, add_many, add_pair, add_user
@@ -662,3 +662,46 @@ def test_cli_export_to_a_file_or_an_unwritable_folder_says_so(
     assert not isinstance(result.exception, OSError)
     with db.session_scope(migrated.db_url) as s:
         assert jobs.list_jobs(session=s) == []  # no job recorded for an export not written
+
+
+# --- issue 26 item 6: splits as asked, no train target in a val/test context ------------
+
+
+def _example(i: int, conversation: str, prompt: list, target: str) -> build.Example:
+    return build.Example(
+        pair_id=f"p{i}", conversation=conversation, language=("it", "en")[i % 2],
+        category="greeting", source="live", ts="", prompt=prompt, target=target,
+        target_source="teacher", teacher=target, student="", student_score=None,
+        student_worse=False, tags=[],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [200, 293, 1000, 5000])
+def test_splits_come_out_as_asked_with_no_train_target_in_a_val_test_context(n: int) -> None:
+    """The issue's reproduction: one conversation in eight opens with the same greeting (so
+    they are one group: a prompt stays in one split), which the hash order could leave to
+    overshoot val or test; and val/test examples whose context holds another conversation's
+    target verbatim (the demo had four)."""
+    examples = []
+    for i in range(n):
+        k = i // 2  # two-turn conversations
+        greeting = [{"role": "user", "content": "Ciao!" if k % 8 == 0 else f"salve {k}"}]
+        if i % 2 == 0:
+            prompt, target = greeting, f"Risposta numero {k}."
+        else:  # its context holds the first turn's reply; every 25th another conversation's
+            earlier = f"Risposta numero {k + 1 if k % 25 == 0 else k}."
+            prompt = [*greeting, {"role": "assistant", "content": earlier},
+                      {"role": "user", "content": f"domanda {i}"}]  # fmt: skip
+            target = f"ok {i}"
+        examples.append(_example(i, f"c{k}", prompt, target))
+    moved = build.split_examples(examples)
+    per = {s: sum(e.split == s for e in examples) / n for s in build.SPLITS}
+    assert abs(per["train"] - 0.8) <= 0.01 and abs(per["val"] - 0.1) <= 0.01
+    assert abs(per["test"] - 0.1) <= 0.01
+    assert build.leaking(examples) == set()
+    assert len({(e.conversation, e.split) for e in examples}) == (n + 1) // 2  # never divided
+    counts = build.counts_of(examples, build.BuildReport(moved_to_train=moved), {})
+    check = counts["containment_check"]
+    assert check["val_test_conversations_holding_a_train_target"] == 0
+    assert check["groups_moved_to_train"] == moved
+    assert moved > 0 or n < 1000  # the leaks were there to find

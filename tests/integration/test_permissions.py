@@ -30,7 +30,7 @@ from shadowtutor.accounts import permissions, users
 from shadowtutor.backends import Answer
 from shadowtutor.cost import budget
 from shadowtutor.export import jobs
-from shadowtutor.gate import criteria, decisions, rollout
+from shadowtutor.gate import criteria, decisions, epochs, rollout
 from shadowtutor.gate.criteria import Window
 from shadowtutor.log import analytics, read, schema
 from shadowtutor.log.write import LogWriter
@@ -242,7 +242,14 @@ WRITES: dict[str, dict[str, Prepare]] = {
     },
     "gate.override": {
         "gate.decisions.override": _with_decision(
-            decisions.override, agg={"fail": 100}, reason="a known network blip, fixed since"
+            decisions.override,
+            agg={"pairs": 3000, "fail": 100},
+            reason="a known network blip, fixed since",
+        ),
+    },
+    "gate.epoch": {
+        "gate.epochs.start": _plain(
+            epochs.start, config=config(), student=None, reason="the prompt template changed"
         ),
     },
     "rollout.advance": {"gate.rollout.advance": _advance},

@@ -79,7 +79,7 @@ def test_admin_drives_a_rollout_and_a_rollback(migrated: Settings) -> None:
 
 
 def test_admin_overrides_a_failed_gate_with_a_reason(migrated: Settings) -> None:
-    fill(migrated, failures=60)  # 95 % success: a FAIL, not critical
+    fill(migrated, failures=100, pairs=3000)  # 96.7 % success: a FAIL; P95 passes
     at = page_as(PAGE, migrated.db_url, "admin").run()
     at = _click(at, "Evaluate now")
     assert "NO-GO" in at.error[0].value

@@ -16,8 +16,8 @@ from shadowtutor.testing.gatesim import Student, window  # noqa: F401  (re-expor
 from tests.support.apputil import make_user
 
 
-def fill(settings: Settings, *, failures: int = 0) -> None:
-    """1,200 greeting pairs in the last days and 120 good reviews of them."""
+def fill(settings: Settings, *, failures: int = 0, pairs: int = 1200) -> None:
+    """``pairs`` greeting pairs in the last days and 120 good reviews of them."""
     now = datetime.now(UTC)
     rng = np.random.default_rng(0)
     records = [
@@ -35,7 +35,7 @@ def fill(settings: Settings, *, failures: int = 0) -> None:
             user_hash=f"u{i}",
             similarity={"method": "lexical", "score": 0.7},
         )
-        for i in range(1200)
+        for i in range(pairs)
     ]
     with write.LogWriter(settings.log_path) as w:
         w.append_many(records)

@@ -12,8 +12,9 @@ import pytest
 from sqlmodel import Session, select
 
 from shadowtutor.gate import criteria, decisions
-from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS
+from shadowtutor.gate.criteria import GO, NO_GO
 from shadowtutor.gate.decisions import DecisionError
+from shadowtutor.gate.outcomes import FAIL, INCONCLUSIVE, PASS
 from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent
 from tests.support.gatecases import account, agg, config, recorded
 
@@ -90,7 +91,7 @@ def test_refusals_name_what_to_do(session: Session) -> None:
     admin = account(session, "admin")
     with pytest.raises(DecisionError, match="no gate decision #999"):
         decisions.approve(session=session, decision_id=999, actor_id=admin)
-    failed = recorded(session, agg(fail=100))
+    failed = recorded(session, agg(pairs=3000, fail=100))  # 3.3 % failed: success fails, P95 passes
     assert failed.outcome == NO_GO
     with pytest.raises(DecisionError, match=f"#{failed.id} is NO-GO, not GO: an admin may"):
         decisions.approve(session=session, decision_id=failed.id, actor_id=admin)
@@ -110,7 +111,7 @@ def test_refusals_name_what_to_do(session: Session) -> None:
 
 def test_override_releases_the_failed_categories(session: Session) -> None:
     admin = account(session, "admin")
-    failed = recorded(session, agg(fail=100))
+    failed = recorded(session, agg(pairs=3000, fail=100))  # 3.3 % failed: success fails, P95 passes
     event = decisions.override(
         session=session, decision_id=failed.id, actor_id=admin, reason=f"  {REASON}  "
     )

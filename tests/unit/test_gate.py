@@ -12,9 +12,10 @@ from sqlmodel import Session
 
 from shadowtutor.accounts import users
 from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
-from shadowtutor.gate import criteria, decisions, evaluate, evidence
-from shadowtutor.gate.criteria import FAIL, GO, INCONCLUSIVE, NO_GO, PASS, Aggregate, Window
+from shadowtutor.gate import buckets, criteria, decisions, evaluate, evidence
+from shadowtutor.gate.criteria import GO, NO_GO, Aggregate, Window
 from shadowtutor.gate.decisions import DecisionError
+from shadowtutor.gate.outcomes import FAIL, INCONCLUSIVE, PASS, Criterion
 from shadowtutor.log import schema, write
 from shadowtutor.tables import GateDecision, UserCreate, as_utc
 from tests.support.gatecases import SHIPPED, account, agg, config, recorded
@@ -72,7 +73,7 @@ def test_teacher_against_itself_never_fails(pairs: int, reviews: int) -> None:
 # --- decide(): tables over plain data ----------------------------------------------------
 
 
-def _by(decision: criteria.Decision, key: str, category: str = "greeting") -> criteria.Criterion:
+def _by(decision: criteria.Decision, key: str, category: str = "greeting") -> Criterion:
     return next(c for c in decision.criteria if c.key == key and c.category == category)
 
 
@@ -230,7 +231,7 @@ def test_missing_config_file_names_the_setting(tmp_path: Path) -> None:
     ],
 )
 def test_calibration_suggests_a_threshold(pairs: list, suggested: float | None) -> None:
-    cal = criteria.calibrate(pairs, method="lexical")
+    cal = buckets.calibrate(pairs, method="lexical")
     assert cal.suggested == suggested
     assert cal.reviewed == len(pairs) and len(cal.buckets) == 10
 
@@ -383,7 +384,7 @@ def test_only_admins_approve_and_only_go(session: Session) -> None:
 
 def test_override_needs_a_reason_and_is_flagged(session: Session) -> None:
     admin = account(session, "admin")
-    failed = recorded(session, agg(fail=100))
+    failed = recorded(session, agg(pairs=3000, fail=100))  # 3.3 % failed: success fails, P95 passes
     assert failed.outcome == NO_GO
     with pytest.raises(DecisionError, match="written reason"):
         decisions.override(session=session, decision_id=failed.id, actor_id=admin, reason="ok")
@@ -537,7 +538,9 @@ def _judged(human: dict[int, int], judge_only: int, noise: float, seed: int = 0)
 
 
 def test_review_score_uses_the_judge_and_says_what_it_saved() -> None:
-    human = {3: 2, 4: 8, 5: 10}  # 20 reviews, mean 4.4
+    # 60 reviews, mean 4.15: close to the bar, where the exact bounds are limited by the
+    # spread of the scores (which a judge explains) rather than by their range
+    human = {2: 3, 3: 9, 4: 24, 5: 24}
     alone = _by(
         criteria.decide(config(), Window(None, None, {"greeting": agg(scores=human)})),
         "review_score",
@@ -578,7 +581,8 @@ def test_teacher_comparison_is_optional_and_paired() -> None:
     cfg = config(
         criteria={**SHIPPED["criteria"], "compare_with_teacher": True, "teacher_margin": 0.3}
     )
-    for (hs, ht), count in {(4, 4): 50, (5, 5): 60, (4, 5): 30, (5, 4): 10}.items():
+    # 300 paired reviews: an exact bound on a -4..4 gap is limited by its range at 150
+    for (hs, ht), count in {(4, 4): 100, (5, 5): 120, (4, 5): 60, (5, 4): 20}.items():
         a.ratings[(hs, ht, None, None)] = count
     ok = _by(criteria.decide(cfg, Window(None, None, {"greeting": a})), "teacher_gap")
     assert ok.status == PASS and ok.estimate == pytest.approx(-20 / 150) and ok.threshold == -0.3
@@ -679,9 +683,9 @@ def test_calibration_counts_pairs_apart_from_reviews(migrated) -> None:  # noqa:
     assert cal.label == "5 reviews of 3 pairs"
     assert "5 reviews of 3 pairs" in readiness.calibration_figure(cal, 0.45).layout.title.text
     assert "reviewed pairs" not in readiness.calibration_figure(cal, 0.45).layout.title.text
-    alone = criteria.calibrate([(0.5, 4.0)] * 2, method="lexical", pair_ids=["a", "b"])
+    alone = buckets.calibrate([(0.5, 4.0)] * 2, method="lexical", pair_ids=["a", "b"])
     assert alone.label == "2 reviewed pairs"
-    assert criteria.calibrate([(0.5, 4.0)], method="lexical").label == "1 review"
+    assert buckets.calibrate([(0.5, 4.0)], method="lexical").label == "1 review"
 
 
 def test_judge_unsure_reviews_keep_the_review_bound_valid_under_daily_looks() -> None:
@@ -731,7 +735,7 @@ def test_calibration_chart_labels_sit_outside_the_bars() -> None:
     the labels now sit above the plot (thresholds) and right of it (the target)."""
     from shadowtutor.views import readiness
 
-    cal = criteria.calibrate([(0.55, 3.0)] * 5 + [(0.65, 5.0)] * 5, method="lexical")
+    cal = buckets.calibrate([(0.55, 3.0)] * 5 + [(0.65, 5.0)] * 5, method="lexical")
     fig = readiness.calibration_figure(cal, 0.45)
     notes = {a.text: a for a in fig.layout.annotations}
     assert {"score 4", "config 0.45", "suggested 0.60"} <= set(notes)
@@ -740,3 +744,142 @@ def test_calibration_chart_labels_sit_outside_the_bars() -> None:
         assert notes[text].yref == "paper" and notes[text].y >= 1  # above the bars
     assert notes["config 0.45"].xanchor == "right" and notes["suggested 0.60"].xanchor == "left"
     assert fig.layout.margin.r >= 60 and fig.layout.margin.t >= 70
+
+
+# --- issue 26: evidence that stays right for a year of daily looks -----------------------
+
+SKEWED_AT_4 = (1 / 15, 0.0, 0.0, 11 / 15, 3 / 15)  # mostly 4s, 1 in 15 a 1: mean 4.0
+BIMODAL_AT_4 = (0.25, 0.0, 0.0, 0.0, 0.75)  # 1s and 5s only: mean 4.0
+SPREAD_AT_4 = (0.02, 0.05, 0.14, 0.49, 0.30)
+
+
+@pytest.mark.parametrize("probs", [SKEWED_AT_4, BIMODAL_AT_4, SPREAD_AT_4])
+def test_review_score_bound_holds_from_ten_reviews_over_daily_looks(probs: tuple) -> None:
+    """Issue 26 item 1, through ``decide``: a student exactly at 4.0, 8 reviews a day, looked
+    at from its 10th review and every day after for 45 days. The large-sample bound crossed
+    10 % of the time for the skewed scores (the issue: 11.5 %); the betting bound ~0.3 %."""
+    cfg = config()
+    runs, crossed, at_ten = 200, 0, 0
+    for seed in range(runs):
+        scores = np.random.default_rng(seed).choice(5, size=8 * 45, p=probs) + 1
+        hit = False
+        for n in (10, *range(16, 8 * 45 + 1, 8)):
+            counts = np.bincount(scores[:n], minlength=6)
+            a = Aggregate(scores={s: int(counts[s]) for s in range(1, 6) if counts[s]})
+            status = _by(criteria.decide(cfg, Window(None, None, {"greeting": a}), project=False),
+                         "review_score").status  # fmt: skip
+            at_ten += n == 10 and status == PASS
+            hit = hit or status == PASS
+        crossed += hit
+    assert crossed / runs <= 0.05 and at_ten / runs <= 0.05
+
+
+def test_ten_top_scores_do_not_clear_the_review_bar() -> None:
+    """Ten 5s (5.6 % likely when 3 in 4 scores are 5 at mean 4.0) had zero spread, so the
+    large-sample bound was 5.0 and passed."""
+    a = Aggregate(scores={5: 10})
+    got = _by(criteria.decide(config(), Window(None, None, {"greeting": a})), "review_score")
+    assert got.status == INCONCLUSIVE and got.bound < 4.0 and "betting" in got.method
+
+
+def test_timeouts_count_as_slower_than_any_bound_in_the_p95() -> None:
+    """Issue 26 item 4: a student whose slow requests time out (P95 of every request about
+    1.9 s, every answer over 1.4 s cut off as an error) had a P95 of its answered requests
+    under the 1.5 s bar and passed; the failures now count as the slowest requests."""
+    rng = np.random.default_rng(3)
+    asked = rng.lognormal(np.log(850), 0.35, size=20000)
+    answered = asked[asked < 1400]
+    a = Aggregate(pairs=len(asked), successes=len(answered), latencies_ms=answered.tolist())
+    got = _by(criteria.decide(config(), Window(None, None, {"greeting": a})), "p95_latency")
+    assert got.n == len(asked) and got.status == FAIL and "errors and timeouts" in got.method
+    assert got.estimate is None and "over 5 % failed" in got.missing
+
+
+def test_students_under_test_share_one_error_budget() -> None:
+    """Issue 26 item 3: each student got the full 5 %; three students at the bar gave a
+    7-18 % chance of some false GO, and a changed criteria file started over at 5 %. The
+    budget is now split over students x categories and spent over evidence epochs (the k-th
+    gets 0.8 * 0.2**(k - 1) of it, adding up to 1), and written on the decision."""
+    cfg = config()
+    first = 0.8
+    one, _ = criteria.error_budget(cfg, 1, 1)
+    three, text = criteria.error_budget(cfg, 3, 2)
+    second, _ = criteria.error_budget(cfg, 1, 1, epoch=2)
+    assert one == pytest.approx(1 - 0.05 * first) and three == pytest.approx(1 - 0.05 * first / 6)
+    assert second == pytest.approx(1 - 0.05 * 0.16)
+    assert sum(0.8 * 0.2 ** (k - 1) for k in range(1, 60)) == pytest.approx(1)
+    assert "3 student(s) x 2 categories = 6 claim(s)" in text
+    d = criteria.decide(cfg, Window(None, None, {"greeting": agg()}), students=3)
+    assert d.evidence()["budget"].startswith("error budget 5% for the family: epoch 1 spends 80%")
+
+
+def test_a_growing_sample_keeps_daily_looks_valid_where_a_sliding_window_does_not() -> None:
+    """Issue 26 item 2, the gate's success-rate bound at exactly 98 %, 150 pairs a day, a look
+    every day for a year: a 14-day sliding window is a new sample at each look and crossed
+    13.3 % of the time in the issue; the epoch's growing sample stays within the 5 %."""
+    from shadowtutor.gate import stats
+
+    def needed(n: int) -> int:  # the fewest successes of n whose lower bound clears 98 %
+        lo, hi = int(0.98 * n), n + 1
+        while lo + 1 < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if stats.betting_rate_bounds(mid, n)[0] >= 0.98 else (mid, hi)
+        return hi
+
+    runs, days = 400, 365
+    sizes = 150 * np.minimum(np.arange(1, days + 1), 14)
+    slide_bar = np.asarray([needed(int(n)) for n in sizes])
+    grow_bar = np.asarray([needed(150 * (t + 1)) for t in range(days)])
+    ok = np.random.default_rng(26).binomial(150, 0.98, size=(runs, days))
+    total = np.cumsum(ok, axis=1)
+    window = total - np.pad(total, ((0, 0), (14, 0)))[:, :days]
+    slid = int(np.any(window >= slide_bar, axis=1).sum())
+    grew = int(np.any(total >= grow_bar, axis=1).sum())
+    assert slid / runs > 0.05 and grew / runs <= 0.05
+
+
+def test_evidence_epochs_start_with_the_student_and_the_criteria_and_by_hand(
+    migrated,  # noqa: ANN001
+) -> None:
+    """Issue 26 item 2: evidence accumulates from the epoch's start; a changed criteria file
+    starts a new one (its hash is on every decision), an admin may start one with a reason
+    (audited); every decision records its epoch and Readiness says since when and why."""
+    from shadowtutor.gate import epochs
+    from shadowtutor.tables import GateEpoch
+    from shadowtutor.views import readiness
+
+    now = datetime.now(UTC)
+    with write.LogWriter(migrated.log_path) as w:
+        w.append_many(_records(now))
+    with evidence.db.session_scope(migrated.db_url) as s:
+        admin = account(s, "admin")
+    cfg = config()
+    first = evaluate.evaluate(migrated, cfg, actor_id=SYSTEM, now=now)
+    again = evaluate.evaluate(migrated, cfg, actor_id=SYSTEM, now=now + timedelta(hours=1))
+    changed = config(criteria__min_pairs=900)
+    third = evaluate.evaluate(migrated, changed, actor_id=SYSTEM, now=now + timedelta(hours=2))
+    with evidence.db.session_scope(migrated.db_url) as s:
+        rows = [s.get(GateDecision, e.decision_id) for e in (first, again, third)]
+        assert rows[0].epoch_id == rows[1].epoch_id != rows[2].epoch_id
+        assert rows[2].config_hash == changed.hash
+        new = s.get(GateEpoch, rows[2].epoch_id)
+        assert new.kind == "criteria" and as_utc(new.started_at) == now + timedelta(hours=2)
+        with pytest.raises(epochs.EpochError, match="written reason"):
+            epochs.start(session=s, actor_id=admin, config=changed, student=None, reason="x")
+        why = "the system prompt was rewritten"
+        with pytest.raises(PermissionDenied):
+            reviewer = account(s, "reviewer")
+            epochs.start(session=s, actor_id=reviewer, config=changed, student=None, reason=why)
+        later = now + timedelta(hours=3)
+        epochs.start(session=s, actor_id=admin, config=changed, student=None, reason=why, now=later)
+        trail = decisions.audit(session=s)
+        assert any(r.flagged and "the system prompt was rewritten" in r.detail for r in trail)
+    # The first epoch counted the last 14 days' pairs; the new ones start empty.
+    assert first.decision.criteria[1].n == 1200  # the pair 30 days old is outside
+    assert third.decision.criteria[1].n == 0
+    fourth = evaluate.evaluate(migrated, changed, actor_id=SYSTEM, now=now + timedelta(hours=4))
+    ev = fourth.decision.evidence()
+    assert ev["epoch"]["kind"] == "manual" and "epoch 3 spends" in ev["budget"]
+    note = readiness.epoch_note(ev)
+    since = (now + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M")
+    assert note == f"Evidence since {since} UTC, because the system prompt was rewritten."

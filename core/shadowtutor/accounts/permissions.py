@@ -45,6 +45,7 @@ ACTIONS: dict[str, Action] = {
     "budget.set": Action((ADMIN,), "set the monthly budget", True),
     "gate.approve": Action((ADMIN,), "evaluate, approve or revoke gate decisions", False),
     "gate.override": Action((ADMIN,), "override a NO-GO gate decision", False),
+    "gate.epoch": Action((ADMIN,), "start a new evidence epoch for the gate", True),
     "rollout.advance": Action((ADMIN,), "advance the rollout to the next stage", True),
     "rollout.kill": Action(
         (ADMIN,), "roll back the rollout or pull or release the kill switch", True

@@ -14,7 +14,7 @@ import io
 import json
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
@@ -149,22 +149,32 @@ def assign_splits(
     conversations: dict[str, tuple[str, int]],
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: str = "shadowtutor",
+    *,
+    train: set[str] | None = None,
 ) -> dict[str, str]:
     """Map each conversation key to ``train``, ``val`` or ``test``.
 
-    ``conversations`` maps key -> (language, number of examples). Within each language the
-    conversations are taken in the order of a hash of their key, and each goes to the split
-    furthest below its share so far, so every language is split in the asked proportions and
-    a conversation is never divided. Deterministic for the same input.
+    ``conversations`` maps key -> (language, number of examples); the keys in ``train`` go to
+    train whatever happens. Within each language the other conversations are taken largest
+    first (ties in the order of a hash of their key), and each goes to the split furthest
+    below its share so far
+    (the pinned ones counted), so every language is split in the asked proportions and a
+    conversation is never divided. Deterministic for the same input.
     """
-    by_lang: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-    for key, (lang, size) in conversations.items():
-        by_lang[lang].append((_rank(seed, key), key, size))
+    train = train or set()
+    by_lang: dict[str, list[tuple[int, str, str, int]]] = defaultdict(list)
     result: dict[str, str] = {}
+    pinned: Counter[str] = Counter()
+    for key, (lang, size) in conversations.items():
+        if key in train:
+            result[key] = SPLITS[0]
+            pinned[lang] += size
+        else:
+            by_lang[lang].append((-size, _rank(seed, key), key, size))
     for lang in sorted(by_lang):
-        counts = [0, 0, 0]
-        total = 0
-        for _, key, size in sorted(by_lang[lang]):
+        counts = [pinned[lang], 0, 0]
+        total = pinned[lang]
+        for _, _, key, size in sorted(by_lang[lang]):
             total += size
             deficits = [f * total - c for f, c in zip(fractions, counts, strict=True)]
             best = max(range(3), key=lambda i: (deficits[i], -i))
@@ -173,28 +183,70 @@ def assign_splits(
     return result
 
 
-def prompt_key(prompt: list[dict[str, str]]) -> str:
-    """The normalised text of the prompt's last user message: Unicode-normalised (NFKC),
-    case-folded, punctuation and symbols dropped, whitespace collapsed; so "Ciao! Come
-    stai?" and "ciao come stai" are the same prompt."""
-    text = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
+def normalise(text: str) -> str:
+    """Text as the export compares it: Unicode-normalised (NFKC), case-folded, punctuation
+    and symbols dropped, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    kept = " ".join(
+    return " ".join(
         "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text).split()
     )
-    return kept or " ".join(text.split())  # only punctuation or emoji: compare them as they are
+
+
+def _containments(examples: list[Example], train_only: bool) -> list[tuple[Example, Example]]:
+    """(holder, source) pairs: ``holder``'s context (every prompt message) contains
+    ``source``'s target, compared normalised and as whole words; with ``train_only``, only
+    train sources and val/test holders."""
+    index: dict[str, dict[int, dict[tuple[str, ...], Example]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for e in examples:
+        words = tuple(normalise(e.target).split())
+        if words and (e.split == "train" or not train_only):
+            index[words[0]][len(words)].setdefault(words, e)
+    out: list[tuple[Example, Example]] = []
+    for e in examples:
+        if train_only and e.split == "train":
+            continue
+        for message in e.prompt:
+            words = tuple(normalise(str(message.get("content", ""))).split())
+            for i, word in enumerate(words):
+                for size, targets in index.get(word, {}).items():
+                    source = targets.get(words[i : i + size])
+                    if source is not None and source.conversation != e.conversation:
+                        out.append((e, source))
+    return out
+
+
+def leaking(examples: list[Example]) -> set[str]:
+    """Conversations of val/test examples whose context contains a train example's target
+    (normalised, whole words): training on that target would put the answer of an evaluation
+    example in the model. :func:`split_examples` leaves none; the manifest counts them."""
+    return {holder.conversation for holder, _ in _containments(examples, True)}
+
+
+def prompt_key(prompt: list[dict[str, str]]) -> str:
+    """The normalised text of the prompt's last user message (:func:`normalise`), so "Ciao!
+    Come stai?" and "ciao come stai" are the same prompt."""
+    text = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return normalise(text) or " ".join(folded.split())  # only punctuation or emoji: as they are
 
 
 def split_examples(
     examples: list[Example],
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: str = "shadowtutor",
-) -> None:
-    """Set each example's split so that neither a conversation nor a prompt is in two.
+) -> int:
+    """Set each example's split so that neither a conversation nor a prompt is in two, in
+    the asked proportions; the export and its preview both call this.
 
     Examples that share a conversation or a normalised prompt (:func:`prompt_key`: the same
     greeting from two conversations) are joined into one group, transitively; the groups are
-    split by :func:`assign_splits` (each with the language most of its examples have).
+    split by :func:`assign_splits` (each with the language most of its examples have, the
+    largest first, so a big group cannot be the one that overshoots val or test). A val/test
+    group whose context holds a train target (:func:`leaking`: a greeting turn whose reply is
+    exactly a train answer) trades places with a train group of its size; returns how many
+    groups moved to train.
     """
     parent: dict[str, str] = {}
 
@@ -221,8 +273,47 @@ def split_examples(
         for root, langs in languages.items()
     }
     splits = assign_splits(groups, fractions, seed)
+    return _swap_leaks(examples, groups, splits, lambda e: find("c:" + e.conversation), seed)
+
+
+def _swap_leaks(
+    examples: list[Example],
+    groups: dict[str, tuple[str, int]],
+    splits: dict[str, str],
+    group_of: Callable[[Example], str],
+    seed: str,
+) -> int:
+    """Set the examples' splits from ``splits`` (group -> split), then move each group whose
+    val/test examples hold a train target in their context to train, swapping in its place
+    train groups holding no train target (of its language first), as many examples as it had
+    (so the proportions stay), until no such group is left; returns how many moved to train."""
+    holds: dict[str, set[str]] = defaultdict(set)  # group -> groups whose targets it holds
+    for holder, source in _containments(examples, False):
+        if group_of(holder) != group_of(source):
+            holds[group_of(holder)].add(group_of(source))
+
+    def leaks(root: str) -> bool:
+        return splits[root] != SPLITS[0] and any(splits[g] == SPLITS[0] for g in holds[root])
+
+    settled: set[str] = set()  # moved to train for a leak: they stay there
+    while found := sorted(root for root in groups if leaks(root)):
+        for root in found:
+            lang, size = groups[root]
+            spare = sorted(  # train groups holding no train target: its language first
+                (groups[g][0] != lang, -groups[g][1], _rank(seed, g), g)
+                for g, where in splits.items()
+                if where == SPLITS[0] and g not in settled
+                and not any(splits[h] == SPLITS[0] for h in holds[g] - {root})
+            )  # fmt: skip
+            left = size
+            for _, minus_size, _, g in spare:
+                if 0 < -minus_size <= left:
+                    splits[g], left = splits[root], left + minus_size
+            splits[root] = SPLITS[0]
+            settled.add(root)
     for e in examples:
-        e.split = splits[find("c:" + e.conversation)]
+        e.split = splits[group_of(e)]
+    return len(settled)
 
 
 # --- build -----------------------------------------------------------------------------
@@ -238,6 +329,7 @@ class BuildReport:
     pii: Counter[str] = field(default_factory=Counter)
     pairs_with_pii: int = 0
     target_sources: Counter[str] = field(default_factory=Counter)
+    moved_to_train: int = 0  # groups moved so no val/test context holds a train target
 
 
 def build_examples(
@@ -446,4 +538,8 @@ def counts_of(
         "invalid_reasons": dict(sorted(report.invalid_reasons.items())),
         "pii": {k: report.pii[k] for k in pii.KINDS},
         "pairs_with_pii": report.pairs_with_pii,
+        "containment_check": {
+            "val_test_conversations_holding_a_train_target": len(leaking(examples)),
+            "groups_moved_to_train": report.moved_to_train,
+        },
     }

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +23,19 @@ from typing import Any
 import numpy as np
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import stats
+from shadowtutor.gate import means, serving, stats
+from shadowtutor.gate.outcomes import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Criterion,
+    inconclusive,
+    mean_missing,
+    scaled_needed,
+    three_way,
+)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "gate.toml"
-PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 GO, NO_GO = "GO", "NO_GO"
 # How an outcome reads to people (CLI, pages, charts): the one place these words are written.
 LABELS = {GO: "GO", NO_GO: "NO-GO", INCONCLUSIVE: "NOT ENOUGH DATA"}
@@ -268,24 +277,6 @@ class Window:
 
 
 @dataclass(frozen=True)
-class Criterion:
-    key: str  # pairs | similarity | review_score | p95_latency | success_rate | critical_errors
-    label: str
-    category: str
-    status: str  # PASS | FAIL | INCONCLUSIVE
-    n: int
-    estimate: float | None
-    bound: float | None  # the bound compared with the threshold to PASS
-    threshold: float | None
-    method: str
-    missing: str = ""  # plain words: what would change the status; empty when PASS
-    critical: bool = False
-    needed: int | None = None  # about this many more samples (of ``n``'s kind) to PASS
-    saved: int | None = None  # human reviews the judge saved (prediction-powered criteria)
-    upper: float | None = None  # the bound on the other side (FAIL when it misses)
-
-
-@dataclass(frozen=True)
 class Decision:
     outcome: str  # GO | NO_GO | INCONCLUSIVE
     eligible: tuple[str, ...]  # categories whose criteria all PASS
@@ -299,6 +290,8 @@ class Decision:
     window_start: datetime | None
     window_end: datetime | None
     judge: dict[str, Any] | None = None  # judge version and calibration, when one was used
+    budget: str = ""  # how the error budget is split (:func:`error_budget`)
+    epoch: dict[str, str] | None = None  # since when the evidence accumulated, and why
 
     def evidence(self) -> dict[str, Any]:
         """JSON-ready evidence stored with the decision."""
@@ -311,6 +304,10 @@ class Decision:
         }
         if self.judge:
             out["judge"] = self.judge
+        if self.budget:
+            out["budget"] = self.budget
+        if self.epoch:
+            out["epoch"] = self.epoch
         return out
 
 
@@ -318,15 +315,47 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-def decide(config: GateConfig, window: Window, *, project: bool = True) -> Decision:
+def error_budget(
+    config: GateConfig, students: int, categories: int, epoch: int = 1
+) -> tuple[float, str]:
+    """The confidence of each bound and the budget in words. One error budget (1 -
+    ``confidence``) for the family: a wrong GO is a wrong claim about one (student, category),
+    so the budget is split evenly over the students under test times the candidate categories
+    (Bonferroni). Within a category every criterion must PASS (an intersection-union test):
+    a category wrongly declared ready needs the criterion it misses to pass wrongly, so the
+    criteria need no split of their own. Each evidence epoch of a student is a new test: the
+    ``epoch``-th (1-based) spends ``0.8 * 0.2**(epoch - 1)`` of the budget (80 %, 16 %, 3.2 %,
+    ...: the shares add up to 1; new epochs are rare, so the first keeps most)."""
+    alpha = 1 - config.confidence
+    claims = max(1, students) * max(1, categories)
+    spent = 0.8 * 0.2 ** (max(1, epoch) - 1)
+    each = alpha * spent / claims
+    words = (
+        f"error budget {alpha:.0%} for the family: epoch {max(1, epoch)} spends {spent:.0%} "
+        f"of it, over {max(1, students)} student(s) x {max(1, categories)} "
+        f"categor{'y' if categories == 1 else 'ies'} = {claims} claim(s): {each:.3%} each; "
+        "within a category every criterion must pass, so criteria share their category's part"
+    )
+    return 1 - each, words
+
+
+def decide(
+    config: GateConfig,
+    window: Window,
+    *,
+    project: bool = True,
+    students: int = 1,
+    epoch: int = 1,
+) -> Decision:
     """The gate's decision for one window. Pure: same config and data, same decision.
 
-    Every bound is anytime valid (see :mod:`shadowtutor.gate.stats`): it holds however often
-    the gate is evaluated, so a GO reached early stands. ``project=False`` skips working out
-    how many more samples each undecided criterion needs (simulations)."""
+        Every bound is anytime valid (see :mod:`shadowtutor.gate.stats`): it holds however often
+        the gate is evaluated, so a GO reached early stands. ``students``: how many students are
+        under test at once and ``epoch`` is the student's how-manieth evidence epoch (both spend the
+    error budget, :func:`error_budget`). ``project=False``
+        skips working out how many more samples each undecided criterion needs (simulations)."""
     candidates = list(config.categories) or sorted(window.categories)
-    # Bonferroni over the candidate categories: GO means "at least one category is ready".
-    conf = 1 - (1 - config.confidence) / max(1, len(candidates))
+    conf, budget = error_budget(config, students, len(candidates), epoch)
     criteria: list[Criterion] = [_critical(config, window)]
     status: dict[str, str] = {}
     for cat in candidates:
@@ -334,12 +363,12 @@ def decide(config: GateConfig, window: Window, *, project: bool = True) -> Decis
         rows = [
             _pairs(config, cat, agg),
             _similarity(config, cat, agg, conf, project),
-            _review_score(config, cat, agg, conf, project),
-            _p95(config, cat, agg, conf, project),
-            _success(config, cat, agg, conf, project),
+            means.review_score(config, cat, agg, conf, project),
+            serving.p95(config, cat, agg, conf, project),
+            serving.success(config, cat, agg, conf, project),
         ]
         if config.compare_with_teacher:
-            rows.append(_teacher_gap(config, cat, agg, conf, project))
+            rows.append(means.teacher_gap(config, cat, agg, conf, project))
         criteria.extend(rows)
         states = {r.status for r in rows}
         status[cat] = FAIL if FAIL in states else (PASS if states == {PASS} else INCONCLUSIVE)
@@ -377,22 +406,8 @@ def decide(config: GateConfig, window: Window, *, project: bool = True) -> Decis
         window_start=window.start,
         window_end=window.end,
         judge=window.judge,
+        budget=budget,
     )
-
-
-def _inconclusive(
-    key: str,
-    label: str,
-    cat: str,
-    n: int,
-    est: float | None,
-    thr: float | None,
-    how: str,
-    missing: str,
-) -> Criterion:
-    """A criterion without the data to decide: INCONCLUSIVE, so no bound; ``missing`` says what
-    would change that."""
-    return Criterion(key, label, cat, INCONCLUSIVE, n, est, None, thr, how, missing)
 
 
 def _pairs(config: GateConfig, cat: str, agg: Aggregate) -> Criterion:
@@ -409,29 +424,6 @@ def _pairs(config: GateConfig, cat: str, agg: Aggregate) -> Criterion:
         "count of pairs the student answered or failed",
         "" if need <= 0 else f"{need:,} more {cat} pairs needed",
     )
-
-
-def _three_way(lower: float, upper: float, threshold: float, higher_is_better: bool) -> str:
-    if higher_is_better:
-        return PASS if lower >= threshold else (FAIL if upper < threshold else INCONCLUSIVE)
-    return PASS if upper <= threshold else (FAIL if lower > threshold else INCONCLUSIVE)
-
-
-def _scaled_needed(passes: Callable[[float], bool], n: int, limit: float = 1e4) -> int | None:
-    """The smallest total sample size, as ``n * k``, at which ``passes(k)`` (the same data
-    distribution, ``k`` times as much of it) would PASS; None beyond ``limit`` times ``n``."""
-    if n <= 0:
-        return None
-    k = 1.0
-    while not passes(k):
-        k *= 2
-        if k > limit:
-            return None
-    lo, hi = k / 2, k
-    while hi - lo > max(0.02 * lo, 1 / n):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
-    return math.ceil(n * hi)
 
 
 def _similarity(
@@ -464,7 +456,7 @@ def _similarity(
             f"no threshold for similarity method '{method}': add it under "
             f"[similarity.thresholds] in {Path(config.path).name}"
         )
-        return _inconclusive("similarity", label, cat, n, est, None, how, why)
+        return inconclusive("similarity", label, cat, n, est, None, how, why)
     if n < config.min_similarity_pairs:
         return Criterion(
             "similarity",
@@ -482,7 +474,7 @@ def _similarity(
     bounds = stats.betting_mean_bounds(means, counts, lo=0.0, hi=1.0, confidence=conf)
     assert bounds is not None  # every bin holds at least one pair
     lo, hi = bounds
-    status = _three_way(lo, hi, threshold, True)
+    status = three_way(lo, hi, threshold, True)
     need = None
     if status == INCONCLUSIVE and project and est > threshold:
 
@@ -490,8 +482,8 @@ def _similarity(
             b = stats.betting_mean_bounds(means, counts * k, lo=0.0, hi=1.0, confidence=conf)
             return b is not None and b[0] >= threshold
 
-        need = _scaled_needed(passes, n)
-    missing = _mean_missing(status, est, threshold, n, need, f"{cat} pairs", "similarity", project)
+        need = scaled_needed(passes, n)
+    missing = mean_missing(status, est, threshold, n, need, f"{cat} pairs", "similarity", project)
     return Criterion(
         "similarity",
         label,
@@ -505,339 +497,6 @@ def _similarity(
         missing,
         needed=None if need is None else max(need - n, 1),
         upper=hi,
-    )
-
-
-def design_weight(key: RatingKey) -> float:
-    """The design weight of a ``ratings`` key: its fifth element when the review came from a
-    queue that sampled with unequal probabilities (``judge_unsure``), else 1."""
-    weight = key[4] if len(key) > 4 else None
-    return 1.0 if weight is None else float(weight)
-
-
-def _ppi_inputs(
-    agg: Aggregate, pick: Callable[[RatingKey], tuple[float | None, float | None]]
-) -> tuple[list[float], ...]:
-    """(human, judge-on-the-same-pair, counts, design weights) and (judge only, counts) from
-    ``ratings``; ``pick`` maps a ratings key to (human value, judge value)."""
-    hy: list[float] = []
-    hf: list[float] = []
-    hw: list[float] = []
-    hd: list[float] = []
-    ju: list[float] = []
-    jw: list[float] = []
-    for key, count in agg.ratings.items():
-        y, f = pick(key)
-        if y is not None and f is not None:
-            hy.append(y)
-            hf.append(f)
-            hw.append(count)
-            hd.append(design_weight(key))
-        elif y is None and f is not None:
-            ju.append(f)
-            jw.append(count)
-    return hy, hf, hw, hd, ju, jw
-
-
-def _ppi_criterion(
-    config: GateConfig,
-    conf: float,
-    project: bool,
-    *,
-    key: str,
-    label: str,
-    cat: str,
-    human: tuple[list[float], ...],  # values, counts (, design weights): every human rating
-    paired: tuple[list[float], ...],
-    lo: float,
-    hi: float,
-    threshold: float,
-    what: str,
-    name: str,
-) -> Criterion:
-    """A mean of human ratings against a threshold: the human mean alone, or the
-    prediction-powered mean when the judge has scored enough of the same pairs."""
-    values, counts = human[0], human[1]
-    weights = human[2] if len(human) > 2 else [1.0] * len(values)
-    n_all = int(sum(counts))
-    hy, hf, hw, hd, ju, jw = paired
-    n_paired = int(sum(hw))
-    use_judge = config.use_judge and n_paired >= config.min_reviews and sum(jw) > 0
-    if not use_judge:  # the human mean: the PPI estimate with no judge
-        hy, hf, hw, hd, ju, jw = values, [0.0] * len(values), counts, weights, [], []
-    # Reviews from a queue that favoured some pairs (judge_unsure) carry design weights;
-    # without any, the plain (uniform-sample) estimator is used.
-    weighted = any(w != 1.0 for w in hd)
-    n = n_paired if use_judge else n_all
-    how = (
-        "prediction-powered (judge + human reviews), asymptotic confidence sequence"
-        if use_judge
-        else "asymptotic confidence sequence (human reviews)"
-    )
-    est0 = float(np.dot(values, counts) / n_all) if n_all else None
-    if n < config.min_reviews:
-        return Criterion(
-            key,
-            label,
-            cat,
-            INCONCLUSIVE,
-            n,
-            est0,
-            None,
-            threshold,
-            how,
-            f"{config.min_reviews - n:,} more {what} needed",
-            needed=config.min_reviews - n,
-        )
-
-    def fit(k: float, judge: bool = True) -> stats.PPIEstimate | None:
-        if judge:
-            return stats.ppi_mean(
-                hy, hf, ju, human_counts=np.multiply(hw, k), judge_counts=np.multiply(jw, k),
-                human_weights=hd if weighted else None,
-                lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
-            )  # fmt: skip
-        return stats.ppi_mean(
-            values, [0.0] * len(values), [], human_counts=np.multiply(counts, k * n / n_all),
-            human_weights=weights if any(w != 1.0 for w in weights) else None,
-            lo=lo, hi=hi, confidence=conf, tuned_for=max(50.0, float(config.min_reviews)),
-        )  # fmt: skip
-
-    def passes(got: stats.PPIEstimate | None) -> bool:
-        return got is not None and got.lower >= threshold
-
-    got = fit(1.0)
-    if got is None:
-        return Criterion(key, label, cat, INCONCLUSIVE, n, est0, None, threshold, how,
-                         f"more {what} needed", needed=1)  # fmt: skip
-    status = _three_way(got.lower, got.upper, threshold, True)
-    need = saved = None
-    if project and got.estimate > threshold:
-        if status == INCONCLUSIVE:
-            need = _scaled_needed(lambda k: passes(fit(k)), n)
-        if use_judge and n_all:
-            # What people alone would need for the same PASS, from the reviews' own spread.
-            human_need = _scaled_needed(lambda k: passes(fit(k, False)), n)
-            with_judge = n if status == PASS else need
-            if human_need is not None and with_judge is not None:
-                saved = max(0, human_need - max(n, with_judge))
-    if use_judge:
-        how += f"; judge weight {got.power:.2f} over {got.n_judge:,} judge-only pairs"
-    if weighted:
-        how += "; reviews weighted by their sampling probability (judge_unsure queue)"
-    missing = _mean_missing(status, got.estimate, threshold, n, need, what, name, project)
-    return Criterion(
-        key,
-        label,
-        cat,
-        status,
-        n,
-        got.estimate,
-        got.lower,
-        threshold,
-        how,
-        missing,
-        needed=None if need is None else max(need - n, 1),
-        saved=saved,
-        upper=got.upper,
-    )
-
-
-def _review_score(
-    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
-) -> Criterion:
-    return _ppi_criterion(
-        config,
-        conf,
-        project,
-        key="review_score",
-        label="Mean review score",
-        cat=cat,
-        human=_human_scores(agg),
-        paired=_ppi_inputs(agg, lambda k: (k[0], k[2])),
-        lo=1.0,
-        hi=5.0,
-        threshold=config.min_review_score,
-        what=f"reviewed {cat} pairs",
-        name="review score",
-    )
-
-
-def _human_scores(agg: Aggregate) -> tuple[list[float], ...]:
-    """(scores, counts, design weights) of the human reviews. From ``scores``, unless some
-    review carries a design weight (then every human score is in ``ratings`` with it)."""
-    if any(len(k) > 4 and k[0] is not None for k in agg.ratings):
-        grouped: dict[tuple[float, float], float] = {}
-        for key, count in agg.ratings.items():
-            if key[0] is not None:
-                slot = (float(key[0]), design_weight(key))
-                grouped[slot] = grouped.get(slot, 0) + count
-        keys = sorted(grouped)
-        return [k[0] for k in keys], [grouped[k] for k in keys], [k[1] for k in keys]
-    values = sorted(agg.scores)
-    return [float(v) for v in values], [float(agg.scores[v]) for v in values]
-
-
-def _teacher_gap(
-    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
-) -> Criterion:
-    """Paired non-inferiority: the student's score minus the teacher's on the same pairs is
-    at least ``-teacher_margin`` (lower bound), from reviewers' and the judge's paired scores."""
-    diffs: dict[tuple[float, float], float] = {}
-    for key, count in agg.ratings.items():
-        hs, ht = key[0], key[1]
-        if hs is not None and ht is not None:
-            slot = (float(hs - ht), design_weight(key))
-            diffs[slot] = diffs.get(slot, 0) + count
-
-    def pick(k: RatingKey) -> tuple[float | None, float | None]:
-        hs, ht, js, jt = k[:4]
-        human = None if hs is None or ht is None else float(hs - ht)
-        judge = None if js is None or jt is None else float(js - jt)
-        return human, judge
-
-    slots = sorted(diffs)
-    return _ppi_criterion(
-        config,
-        conf,
-        project,
-        key="teacher_gap",
-        label="Student minus teacher score",
-        cat=cat,
-        human=([k[0] for k in slots], [diffs[k] for k in slots], [k[1] for k in slots]),
-        paired=_ppi_inputs(agg, pick),
-        lo=-4.0,
-        hi=4.0,
-        threshold=-config.teacher_margin,
-        what=f"{cat} pairs with both answers scored",
-        name="score gap to the teacher",
-    )
-
-
-def _mean_missing(
-    status: str,
-    est: float,
-    thr: float,
-    n: int,
-    need: int | None,
-    what: str,
-    name: str,
-    project: bool = True,
-) -> str:
-    if status == PASS:
-        return ""
-    if status == FAIL:
-        return f"mean {name} {est:.3g} is confidently below {thr:g}: the student must improve"
-    if not project and est > thr:
-        return f"more {what} needed (mean {est:.3g} is close to {thr:g})"
-    if need is None:
-        return f"mean {name} {est:.3g} is not above {thr:g}; more data is unlikely to change that"
-    return f"about {max(need - n, 1):,} more {what} needed (mean {est:.3g} is close to {thr:g})"
-
-
-def _p95(
-    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
-) -> Criterion:
-    label, how = "Student P95 latency (ms)", "order-statistic confidence sequence, upper bound"
-    thr, data = config.max_p95_latency_ms, agg.latencies_ms
-    n = len(data)
-    if n == 0:
-        return _inconclusive(
-            "p95_latency", label, cat, 0, None, thr, how, f"no answered {cat} requests yet"
-        )
-    est = float(np.quantile(data, 0.95))
-    lo, hi = stats.quantile_cs_bounds(data, 0.95, confidence=conf)
-    if hi is None:
-        need_n = next(
-            m for m in range(n, 10**6, 5) if stats.quantile_cs_ranks(m, 0.95, confidence=conf)[1]
-        )
-        return Criterion(
-            "p95_latency",
-            label,
-            cat,
-            INCONCLUSIVE,
-            n,
-            est,
-            None,
-            thr,
-            how,
-            f"{need_n - n:,} more answered {cat} requests needed for a P95 bound",
-            needed=need_n - n,
-        )
-    status = _three_way(lo if lo is not None else -math.inf, hi, thr, False)
-    missing, needed = "", None
-    if status == FAIL:
-        missing = (
-            f"P95 {est:,.0f} ms is confidently above {thr:,.0f} ms: the student must get faster"
-        )
-    elif status == INCONCLUSIVE:
-        need = _quantile_needed(data, thr, 0.95, conf) if project else None
-        needed = None if need is None else max(need - n, 1)
-        missing = (
-            f"about {needed:,} more answered {cat} requests needed (P95 {est:,.0f} ms)"
-            if needed
-            else f"more answered {cat} requests needed (P95 {est:,.0f} ms)"
-            if not project and est < thr
-            else f"P95 {est:,.0f} ms is not below {thr:,.0f} ms; more data will not fix that"
-        )
-    return Criterion(
-        "p95_latency", label, cat, status, n, est, hi, thr, how, missing, needed=needed, upper=lo
-    )
-
-
-def _quantile_needed(data: list[float], threshold: float, q: float, conf: float) -> int | None:
-    """Sample size at which data distributed like ``data`` would have its anytime upper
-    quantile bound at or below ``threshold``."""
-    values = np.sort(np.asarray(data, dtype=float))
-    share_below = float(np.searchsorted(values, threshold, side="right")) / len(values)
-    if share_below <= q:
-        return None
-    m = max(len(values), 20)
-    while m < 10**7:
-        _, hi = stats.quantile_cs_ranks(m, q, confidence=conf)
-        if hi is not None and hi / m <= share_below:
-            return m
-        m = int(m * 1.25) + 1
-    return None
-
-
-def _success(
-    config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
-) -> Criterion:
-    label, how = "Success rate", "betting confidence sequence, lower bound"
-    thr, n, k = config.min_success_rate, agg.pairs, agg.successes
-    if n == 0:
-        return _inconclusive(
-            "success_rate", label, cat, 0, None, thr, how, f"no {cat} requests to the student yet"
-        )
-    lo, hi = stats.betting_rate_bounds(k, n, confidence=conf)
-    est = k / n
-    status = _three_way(lo, hi, thr, True)
-    missing, needed = "", None
-    if status == FAIL:
-        missing = (
-            f"{n - k:,} of {n:,} {cat} requests failed ({1 - est:.1%}): fix errors and timeouts"
-        )
-    elif status == INCONCLUSIVE:
-        need = None
-        if project and est > thr:
-            cnts = np.asarray([n - k, k], dtype=float)
-
-            def passes(f: float) -> bool:
-                b = stats.betting_mean_bounds([0.0, 1.0], cnts * f, lo=0.0, hi=1.0, confidence=conf)
-                return b is not None and b[0] >= thr
-
-            need = _scaled_needed(passes, n)
-        needed = None if need is None else max(need - n, 1)
-        missing = (
-            f"about {needed:,} more {cat} requests needed (success {est:.1%})"
-            if needed
-            else f"more {cat} requests needed (success {est:.1%})"
-            if not project and est > thr
-            else f"success rate {est:.1%} is not above {thr:.0%}; more data will not fix that"
-        )
-    return Criterion(
-        "success_rate", label, cat, status, n, est, lo, thr, how, missing, needed=needed, upper=hi
     )
 
 
@@ -858,77 +517,5 @@ def _critical(config: GateConfig, window: Window) -> Criterion:
         )
     if checked == 0:
         why = "no pairs or reviews in the window yet"
-        return _inconclusive(key, label, ALL, 0, None, limit, what, why)
+        return inconclusive(key, label, ALL, 0, None, limit, what, why)
     return Criterion(key, label, ALL, PASS, checked, count, count, limit, what)
-
-
-# --- similarity calibration --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bucket:
-    low: float
-    high: float
-    n: int
-    mean_score: float | None
-
-
-@dataclass(frozen=True)
-class Calibration:
-    method: str
-    buckets: tuple[Bucket, ...]
-    suggested: float | None  # lowest bucket edge from which every bucket averages >= target
-    target: float
-    reviewed: int  # reviews (a pair reviewed by two people counts twice)
-    pairs: int | None = None  # distinct reviewed pairs, when the pair ids were given
-
-    @property
-    def label(self) -> str:
-        """ "515 reviews of 441 pairs": what the chart's numbers count, in words."""
-        reviews = f"{self.reviewed:,} review{'' if self.reviewed == 1 else 's'}"
-        if self.pairs is None:
-            return reviews
-        plural = "" if self.pairs == 1 else "s"
-        if self.pairs == self.reviewed:
-            return f"{self.pairs:,} reviewed pair{plural}"
-        return f"{reviews} of {self.pairs:,} pair{plural}"
-
-
-def calibrate(
-    pairs: Iterable[tuple[float, float]],
-    *,
-    method: str,
-    target: float = 4.0,
-    width: float = 0.1,
-    min_bucket: int = 5,
-    pair_ids: Iterable[str] | None = None,
-) -> Calibration:
-    """Mean review score by similarity bucket, from (similarity, student_score) of each
-    review, and the suggested threshold: the lowest bucket edge from which every bucket with at
-    least ``min_bucket`` reviews averages at least ``target``. With ``pair_ids`` (one per
-    review) the distinct pairs are counted too: several reviewers may review one pair."""
-    nb = max(1, round(1 / width))
-    sums, counts = [0.0] * nb, [0] * nb
-    for sim, score in pairs:
-        i = min(nb - 1, max(0, int(float(sim) / width)))
-        sums[i] += float(score)
-        counts[i] += 1
-    buckets = tuple(
-        Bucket(
-            round(i * width, 4),
-            round((i + 1) * width, 4),
-            counts[i],
-            sums[i] / counts[i] if counts[i] else None,
-        )
-        for i in range(nb)
-    )
-    suggested = None
-    for b in reversed(buckets):
-        if b.n < min_bucket:
-            continue
-        if b.mean_score is not None and b.mean_score >= target:
-            suggested = b.low
-        else:
-            break
-    distinct = None if pair_ids is None else len(set(pair_ids))
-    return Calibration(method, buckets, suggested, target, sum(counts), distinct)

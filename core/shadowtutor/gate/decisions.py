@@ -19,9 +19,19 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate.criteria import FAIL, GO, NO_GO, PASS, Decision, label
+from shadowtutor.gate.criteria import GO, NO_GO, Decision, label
+from shadowtutor.gate.outcomes import FAIL, PASS
 from shadowtutor.log.schema import DEFAULT_STUDENT
-from shadowtutor.tables import GateDecision, GateEvent, RolloutEvent, User, as_utc, row_id, utcnow
+from shadowtutor.tables import (
+    GateDecision,
+    GateEpoch,
+    GateEvent,
+    RolloutEvent,
+    User,
+    as_utc,
+    row_id,
+    utcnow,
+)
 
 MIN_REASON = 15  # characters: "ok" is not a reason
 
@@ -49,8 +59,10 @@ def record(
     decision: Decision,
     actor_id: permissions.Actor,
     student: str | None = None,
+    epoch_id: int | None = None,
 ) -> GateDecision:
-    """Append a decision about ``student`` (default: the default student). Recording one
+    """Append a decision about ``student`` (default: the default student), its evidence from
+    the epoch ``epoch_id`` (:mod:`shadowtutor.gate.epochs`). Recording one
     releases nothing (approving does), so the operator may record (cron's `shadowtutor gate
     evaluate`); a named account needs ``gate.approve``."""
     who = (
@@ -69,6 +81,7 @@ def record(
         evidence=decision.evidence(),
         created_by=who.id,
         student=(student or DEFAULT_STUDENT)[:64],
+        epoch_id=epoch_id,
     )
     session.add(row)
     session.flush()
@@ -263,7 +276,8 @@ def rollout_words(action: str, stage: int, previous: int | None, who: str, reaso
 
 
 def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
-    """Every decision, approval, override and rollout change, newest first."""
+    """Every decision, approval, override, evidence epoch and rollout change, newest
+    first."""
     names = {u.id: u.username for u in session.exec(select(User))}
 
     def who(uid: int | None) -> str:
@@ -289,6 +303,16 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
                 f"{e.kind} decision #{e.decision_id}",
                 e.reason,
                 flagged=e.kind == "override",
+            )
+        )
+    for ep in session.exec(select(GateEpoch).order_by(col(GateEpoch.id).desc()).limit(limit)):
+        rows.append(
+            AuditRow(
+                ep.created_at,
+                who(ep.created_by),
+                f"evidence epoch for {ep.student} ({ep.kind})",
+                f"evidence since {as_utc(ep.started_at):%Y-%m-%d %H:%M} UTC: {ep.reason}",
+                flagged=ep.kind == "manual",
             )
         )
     stmt = select(RolloutEvent).order_by(col(RolloutEvent.id).desc()).limit(limit)

@@ -6,13 +6,13 @@ the decision itself from :func:`shadowtutor.gate.criteria.decide`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
-from shadowtutor.gate import decisions, rollout
+from shadowtutor.gate import decisions, epochs, rollout
 from shadowtutor.gate.criteria import Decision, GateConfig, decide
 from shadowtutor.gate.evidence import (
     DayAggregates,
@@ -24,6 +24,7 @@ from shadowtutor.gate.evidence import (
     log_days,
     review_rows,
     review_start,
+    students_under_test,
     window_bounds,
 )
 from shadowtutor.judge.scores import JudgeRow
@@ -50,13 +51,35 @@ def evaluate(
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)
-    decision = decide(config, gather(settings, config, now, student))
+    decision = current(settings, config, now=now, student=student)
     with db.session_scope(settings.db_url) as session:
+        epoch = epochs.save(
+            session, epochs.due(session=session, config=config, student=student, now=now)
+        )
         row = decisions.record(
-            session=session, decision=decision, actor_id=actor_id, student=student
+            session=session,
+            decision=decision,
+            actor_id=actor_id,
+            student=student,
+            epoch_id=epoch.id,
         )
         back = rollout.apply_decision(session=session, config=config, decision=row)
         return Evaluation(decision, row_id(row), back.reason if back else None)
+
+
+def current(
+    settings: Settings, config: GateConfig, *, now: datetime, student: str | None = None
+) -> Decision:
+    """The decision on the evidence of the student's current epoch at ``now`` (the epoch
+    found due, not recorded: :func:`evaluate` records it), the error budget shared by the
+    students under test and spent over the student's epochs."""
+    with db.session_scope(settings.db_url) as session:
+        epoch = epochs.due(session=session, config=config, student=student, now=now)
+        index = epochs.index_of(session=session, epoch=epoch)
+        since, about = epoch.started_at, epochs.describe(epoch)
+    window = gather(settings, config, now, student, since=since)
+    decision = decide(config, window, students=students_under_test(settings), epoch=index)
+    return replace(decision, epoch=about)
 
 
 # --- replay ------------------------------------------------------------------------------

@@ -15,23 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from shadowtutor import db
 from shadowtutor.config import Settings
 from shadowtutor.gate import rollout
-from shadowtutor.gate.criteria import (
-    Aggregate,
-    Calibration,
-    GateConfig,
-    RatingKey,
-    Window,
-    calibrate,
-)
+from shadowtutor.gate.buckets import Calibration, calibrate
+from shadowtutor.gate.criteria import Aggregate, GateConfig, RatingKey, Window
 from shadowtutor.judge import scores
 from shadowtutor.judge.scores import JudgeRow
 from shadowtutor.log import read, schema, sql
-from shadowtutor.tables import Review, ReviewItem, Tag, as_utc
+from shadowtutor.tables import Review, ReviewItem, Student, Tag, as_utc
 
 NONE_CATEGORY = "(none)"
 
@@ -283,13 +277,21 @@ def review_start(config: GateConfig, end: datetime) -> datetime:
 
 
 def gather(
-    settings: Settings, config: GateConfig, now: datetime, student: str | None = None
+    settings: Settings,
+    config: GateConfig,
+    now: datetime,
+    student: str | None = None,
+    *,
+    since: datetime | None = None,
 ) -> Window:
-    """The gate's evidence at ``now``: the log's pairs in the window (one per request; with
-    ``student``, that student's), and the human reviews and judge scores (with ``student``,
-    only of that student's pairs; without, all of them: a reviewed pair may have left the
-    log)."""
+    """The gate's evidence at ``now``: the log's pairs since ``since`` (the evidence epoch's
+    start, :mod:`shadowtutor.gate.epochs`; None: the last ``window_days``), one per request
+    (with ``student``, that student's), and the human reviews and judge scores of pairs from
+    the same stretch (with ``student``, only of that student's pairs, so reviews belong to
+    the student version they judged; without, all of them)."""
     start, end = window_bounds(config, now)
+    if since is not None:
+        start = as_utc(since)
     con = connect(settings.log_path, student)
     days = log_days(con, start, end, config)
     mine = (
@@ -301,11 +303,20 @@ def gather(
     if mine is not None:
         reviews = [r for r in reviews if r.pair_id in mine]
         judged = [j for j in judged if j.pair_id in mine]
-    window = assemble(
-        days, reviews, start, end, review_start=review_start(config, end), judged=judged
-    )
+    first_review = start if since is not None else review_start(config, end)
+    window = assemble(days, reviews, start, end, review_start=first_review, judged=judged)
     window.judge = judge_info
     return window
+
+
+def students_under_test(settings: Settings) -> int:
+    """How many students share the gate's error budget: the registered, unretired ones (at
+    least the default student)."""
+    # The table, not shadowtutor.students: the students package imports the collector, which
+    # imports the gate.
+    stmt = select(func.count()).select_from(Student).where(col(Student.retired_at).is_(None))
+    with db.session_scope(settings.db_url) as session:
+        return max(1, int(session.exec(stmt).one()))
 
 
 def judge_evidence(

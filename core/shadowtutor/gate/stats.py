@@ -258,8 +258,8 @@ def mean_n_needed(
 BET_FRACTIONS = np.geomspace(0.01, 0.95, 10)  # fractions of the largest safe bet
 
 
-def _log_capital(
-    vals: np.ndarray, cnts: np.ndarray, m: np.ndarray, lo: float, fracs: np.ndarray
+def log_capital(
+    vals: np.ndarray, cnts: np.ndarray, m: np.ndarray, lo: float, fracs: np.ndarray = BET_FRACTIONS
 ) -> np.ndarray:
     """log of the mixture capital against "mean <= m" for each candidate ``m`` (> lo)."""
     scaled = (vals[None, :] - m[:, None]) / (m[:, None] - lo)  # (M, V), >= -1
@@ -282,7 +282,7 @@ def _betting_lower(vals: np.ndarray, cnts: np.ndarray, lo: float, alpha: float) 
     left, right = lo, mean
     for _ in range(5):  # 5 rounds of 16 candidates: precision (mean - lo) / 16**5 (1e-6)
         grid = np.linspace(left, right, 17)[1:]
-        k = int(np.count_nonzero(_log_capital(vals, cnts, grid, lo, BET_FRACTIONS) >= target))
+        k = int(np.count_nonzero(log_capital(vals, cnts, grid, lo) >= target))
         left, right = (grid[k - 1] if k else left), (grid[k] if k < len(grid) else right)
     return float(left)
 

@@ -12,12 +12,12 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria, decisions, evaluate, rollout
-from shadowtutor.gate.evidence import gather, review_rows, served_now
+from shadowtutor.gate import buckets, criteria, decisions, evaluate, outcomes, rollout
+from shadowtutor.gate.evidence import review_rows, served_now
 from shadowtutor.tables import GateDecision, as_utc
 
-LEVEL = {criteria.GO: 2, criteria.INCONCLUSIVE: 1, criteria.NO_GO: 0}
-COLOURS = {criteria.GO: "#2e7d32", criteria.INCONCLUSIVE: "#f9a825", criteria.NO_GO: "#c62828"}
+LEVEL = {criteria.GO: 2, outcomes.INCONCLUSIVE: 1, criteria.NO_GO: 0}
+COLOURS = {criteria.GO: "#2e7d32", outcomes.INCONCLUSIVE: "#f9a825", criteria.NO_GO: "#c62828"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class View:
     def outcome(self) -> str:
         if self.decision is not None:
             return self.decision.outcome
-        return self.preview.outcome if self.preview else criteria.INCONCLUSIVE
+        return self.preview.outcome if self.preview else outcomes.INCONCLUSIVE
 
     @property
     def evidence(self) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def load(settings: Settings, config: criteria.GateConfig, student: str | None = 
         )
     if latest is None:
         now = datetime.now(UTC)
-        preview = criteria.decide(config, gather(settings, config, now, student))
+        preview = evaluate.current(settings, config, now=now, student=student)
         view = View(**{**view.__dict__, "preview": preview})
     return view
 
@@ -139,7 +139,7 @@ def _at_pace(
 ) -> str:
     """ "about N more ... needed" plus how long that takes at today's pace."""
     needed = c.get("needed")
-    if not needed or c["status"] != criteria.INCONCLUSIVE:
+    if not needed or c["status"] != outcomes.INCONCLUSIVE:
         return c["missing"] or "-"
     if c["key"] in REVIEW_KEYS:
         per_day, what = rates.get(c["category"], {}).get("reviews", 0.0), "reviews"
@@ -187,6 +187,21 @@ def criteria_frame(
     return pd.DataFrame(rows)
 
 
+def epoch_note(evidence: dict[str, Any]) -> str:
+    """ "Evidence since <date>, because <reason>." ("" for decisions from before epochs)."""
+    epoch = evidence.get("epoch")
+    if not epoch:
+        return ""
+    since = as_utc(datetime.fromisoformat(epoch["since"]))
+    return f"Evidence since {since:%Y-%m-%d %H:%M} UTC, because {epoch['reason']}."
+
+
+def budget_note(evidence: dict[str, Any]) -> str:
+    """How the error budget is spent, in words ("" for decisions recorded before it was)."""
+    budget = evidence.get("budget")
+    return f"Error budget: {budget}." if budget else ""
+
+
 def judge_note(evidence: dict[str, Any]) -> str:
     """One line on the judge behind the evidence (never counted as reviews)."""
     j = evidence.get("judge")
@@ -204,7 +219,7 @@ def judge_note(evidence: dict[str, Any]) -> str:
     )
 
 
-def calibration_figure(cal: criteria.Calibration, threshold: float | None) -> go.Figure:
+def calibration_figure(cal: buckets.Calibration, threshold: float | None) -> go.Figure:
     """Mean review score by similarity bucket, with the target and the thresholds."""
     buckets = [b for b in cal.buckets if b.n]
     fig = go.Figure(
@@ -257,7 +272,7 @@ def calibration_figure(cal: criteria.Calibration, threshold: float | None) -> go
     return fig
 
 
-def calibration_note(cal: criteria.Calibration, current: float | None) -> str:
+def calibration_note(cal: buckets.Calibration, current: float | None) -> str:
     if cal.suggested is None:
         return (
             f"No suggestion yet: no similarity bucket of {cal.method} reaches a mean score of "
