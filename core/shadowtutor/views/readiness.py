@@ -199,7 +199,7 @@ def epoch_note(evidence: dict[str, Any]) -> str:
 def budget_note(evidence: dict[str, Any]) -> str:
     """How the error budget is spent, in words ("" for decisions recorded before it was)."""
     budget = evidence.get("budget")
-    return f"Error budget: {budget}." if budget else ""
+    return f"{budget[:1].upper()}{budget[1:]}." if budget else ""  # it starts "error budget"
 
 
 def judge_note(evidence: dict[str, Any]) -> str:
