@@ -15,7 +15,6 @@ call succeeds.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from shadowtutor.log.write import LogWriter
 from shadowtutor.playground import chat
 from shadowtutor.review import taxonomy, workflow
 from shadowtutor.tables import Review, ReviewItem, Tag, User, UserCreate
+from tests.support import codescan
 from tests.support.exportdata import add_many
 from tests.unit.test_gate import agg, config
 
@@ -300,24 +300,7 @@ def test_every_action_has_writes() -> None:
 
 def _checked_functions() -> set[str]:
     """``module.function`` of every function in core/ that calls ``permissions.require``."""
-    found = set()
-    for path in (ROOT / "core" / "shadowtutor").rglob("*.py"):
-        if path == ROOT / "core" / "shadowtutor" / "accounts" / "permissions.py":
-            continue
-        module = ".".join(path.relative_to(ROOT / "core" / "shadowtutor").with_suffix("").parts)
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.FunctionDef):
-                continue
-            for call in ast.walk(node):
-                f = getattr(call, "func", None)
-                if (
-                    isinstance(f, ast.Attribute)
-                    and f.attr == "require"
-                    and isinstance(f.value, ast.Name)
-                    and f.value.id == "permissions"
-                ):
-                    found.add(f"{module}.{node.name}")
-    return found
+    return {f"{m.removeprefix('shadowtutor.')}.{f}" for m, f in codescan.permission_checked()}
 
 
 # Functions that check but are not writes of their own: the CLI checks early, before work.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support import codescan
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -215,26 +217,6 @@ WRITE_METHODS = {"add", "add_all", "commit", "delete", "flush", "bulk_save_objec
 WRITE_STATEMENTS = {"insert", "update", "delete"}
 
 
-def _permission_checked() -> set[tuple[str, str]]:
-    """(module, function) of every library function that calls ``permissions.require``: the
-    writes."""
-    found = set()
-    for module, path in _library_modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            for call in ast.walk(node):
-                f = getattr(call, "func", None)
-                if (
-                    isinstance(f, ast.Attribute)
-                    and f.attr == "require"
-                    and isinstance(f.value, ast.Name)
-                    and f.value.id == "permissions"
-                ):
-                    found.add((module, node.name))
-    return found
-
-
 def _view_writes(path: Path, writes: set[tuple[str, str]]) -> list[str]:
     tree = ast.parse(path.read_text())
     modules = _library_modules()
@@ -266,7 +248,7 @@ def _view_writes(path: Path, writes: set[tuple[str, str]]) -> list[str]:
 
 
 def test_views_never_write() -> None:
-    writes = _permission_checked()
+    writes = codescan.permission_checked()
     offenders = {
         path.name: found
         for path in sorted((LIBRARY / "views").glob("*.py"))
