@@ -116,7 +116,13 @@ def quantile_bounds(
 ) -> tuple[float | None, float | None]:
     """Distribution-free lower and upper confidence bounds of the ``q`` quantile."""
     data = np.sort(np.asarray(values, dtype=float))
-    lo, hi = quantile_ranks(len(data), q, confidence=confidence)
+    return _order_statistics(data, *quantile_ranks(len(data), q, confidence=confidence))
+
+
+def _order_statistics(
+    data: np.ndarray, lo: int | None, hi: int | None
+) -> tuple[float | None, float | None]:
+    """The ``lo``-th and ``hi``-th smallest of sorted ``data`` (1-based; None stays None)."""
     return (
         None if lo is None else float(data[lo - 1]),
         None if hi is None else float(data[hi - 1]),
@@ -388,11 +394,7 @@ def quantile_cs_bounds(
 ) -> tuple[float | None, float | None]:
     """Anytime-valid lower and upper bounds of the ``q`` quantile (None: not enough data)."""
     data = np.sort(np.asarray(values, dtype=float))
-    lo, hi = quantile_cs_ranks(len(data), q, confidence=confidence)
-    return (
-        None if lo is None else float(data[lo - 1]),
-        None if hi is None else float(data[hi - 1]),
-    )
+    return _order_statistics(data, *quantile_cs_ranks(len(data), q, confidence=confidence))
 
 
 def asymptotic_cs_halfwidth(
