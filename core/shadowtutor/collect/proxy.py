@@ -6,7 +6,9 @@ Point any app's OpenAI ``base_url`` at ``http://HOST:PORT/v1``. Endpoints:
   (``SHADOWTUTOR_TEACHER_BASE_URL``); the teacher's status, body and streamed events come back
   unchanged, errors included. The answer is handed to the :class:`ShadowCollector` only after
   it has been sent (for streams, after the last event).
-* ``GET /v1/models`` — the teacher's model list, forwarded.
+* every other path and method (``/v1/embeddings``, ``/v1/models``, ``/v1/models/{id}``, any
+  unknown path) — forwarded to the teacher unchanged and unshadowed, counted by path
+  (:mod:`shadowtutor.collect.forward`).
 * ``GET /healthz`` — ``{"status": "ok", "collector": stats()}``.
 * ``GET /metrics`` — Prometheus text format (:mod:`shadowtutor.collect.metrics`).
 
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
@@ -42,7 +45,7 @@ from starlette.routing import Route
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer, StreamClock, teacher_api_key
-from shadowtutor.collect import metrics
+from shadowtutor.collect import forward, metrics
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -182,6 +185,13 @@ class Proxy(AsyncRequestPath):
         self.api_key = teacher_api_key(settings)
         self.http: httpx.AsyncClient | None = None
         self.upstream: Upstream | None = None
+        anthropic_key = settings.anthropic_api_key or os.environ.get("ANTHROPIC_API_KEY", "")
+        self.upstreams = forward.Upstreams(
+            self.teacher_url, self.api_key, settings.anthropic_base_url, anthropic_key
+        )
+        self.forwarder = forward.Forwarder(
+            self.upstreams, lambda: self.http, self.collector.counters.forwarded
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -201,9 +211,10 @@ class Proxy(AsyncRequestPath):
         routes = Starlette(
             routes=[
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/models", self.models, methods=["GET"]),
                 Route("/healthz", self.health, methods=["GET"]),
                 Route("/metrics", metrics.endpoint(self.collector), methods=["GET"]),
+                # last: whatever no route above takes goes to the teacher, unshadowed
+                Route("/{path:path}", self.forwarder.forward, methods=forward.METHODS),
             ],
             lifespan=self.lifespan,
         )
@@ -214,16 +225,6 @@ class Proxy(AsyncRequestPath):
         return JSONResponse(
             {"status": "ok", "teacher": self.teacher_url, "collector": self.collector.stats()}
         )
-
-    async def models(self, request: Request) -> Response:
-        assert self.http is not None
-        try:
-            resp = await self.http.get(
-                f"{self.teacher_url}/models", headers=_forward_headers(request, self.api_key)
-            )
-        except httpx.HTTPError as exc:
-            return _unreachable(self.teacher_url, exc)
-        return Response(resp.content, resp.status_code, _response_headers(resp))
 
     async def chat(self, request: Request) -> Response:
         raw = await request.body()
@@ -413,8 +414,6 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
 
     The shadow work runs in a companion process (forwarding never waits behind it) unless
     ``SHADOWTUTOR_COMPANION=0`` says otherwise."""
-    import os
-
     if os.environ.get("SHADOWTUTOR_COMPANION") is None:
         settings = dataclasses.replace(settings, companion=True)
     config = uvicorn.Config(

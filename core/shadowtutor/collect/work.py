@@ -265,6 +265,7 @@ class Work:
             "breaker_abandoned_probes": self.breaker.abandoned_probes,
             "unknown_models": unknown,
             "teacher_only_by_reason": self.counters.teacher_only_counts(),
+            "forwarded_by_path": self.counters.forwarded_counts(),
             "last_error": self.counters.last_error,
             "similarity_method": self.similarity.name,
             "students": self.fanout.stats(),

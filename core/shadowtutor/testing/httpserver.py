@@ -48,7 +48,15 @@ from shadowtutor.testing.listeners import free_port
 Answer = str | Callable[[list[dict[str, Any]], str], str]
 # The calls the fault switches hit: a model's work, in either protocol (listing models or the
 # version stays up, as on a real server whose model is failing).
-MODEL_CALLS = ("/v1/chat/completions", "/v1/embeddings", "/api/chat", "/api/embed")
+MODEL_CALLS = (
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/messages",
+    "/v1/responses",
+    "/api/chat",
+    "/api/embed",
+)
 Route = Callable[["Exchange", Any], None]
 
 
@@ -356,7 +364,8 @@ class Exchange(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         body = self.read_json() if method == "POST" else None
         self.server_ref._note(path, body, dict(self.headers.items()))
-        route = self.server_ref.routes.get((method, path))
+        routes = self.server_ref.routes
+        route = routes.get((method, path)) or routes.get((method, path.rsplit("/", 1)[0] + "/{id}"))
         if route is None:
             self.send(404, {"error": f"no route {method} {path}"})
             return
