@@ -83,6 +83,11 @@ class ChatRequest:
     user: str | None
     kind: str = "plain"
     features: dict[str, Any] = field(default_factory=dict)  # FEATURES the request carries
+    # The API the request was made in (the record's ``protocol``): ``openai.chat``, or a
+    # request of another API read into this form (``collect.anthropic_shape``,
+    # ``collect.responses_shape``): ``messages`` and ``features`` in OpenAI's chat shapes,
+    # ``body`` as the caller sent it.
+    protocol: str = "openai.chat"
 
     @classmethod
     def parse(cls, body: dict[str, Any], *, coerce: bool = False) -> ChatRequest:

@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer, StreamClock, teacher_api_key
-from shadowtutor.collect import forward, metrics
+from shadowtutor.collect import forward, metrics, proxy_protocols
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -122,16 +122,23 @@ class _Front:
     raised for the server to log. Everything else (other paths, lifespan) goes through the
     Starlette app. Every response gets the origin headers (:func:`_with_origin`)."""
 
-    def __init__(self, chat: Callable[[Request], Any], app: Starlette):
+    def __init__(
+        self,
+        chat: Callable[[Request], Any],
+        app: Starlette,
+        fast: dict[str, Callable[[Request], Any]] | None = None,
+    ):
         self.chat = chat
         self.app = app
+        self.fast = {"/v1/chat/completions": chat} | (fast or {})  # POST path -> handler
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         send = _with_origin(send)
-        if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
+        handler = self.fast.get(scope["path"])
+        if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)  # the same routes, the same handlers
             return
         started = False
@@ -142,7 +149,7 @@ class _Front:
             await send(message)
 
         try:
-            response = await self.chat(Request(scope, receive))
+            response = await handler(Request(scope, receive))
             await response(scope, receive, tracked)
         except Exception:
             if not started:
@@ -192,6 +199,7 @@ class Proxy(AsyncRequestPath):
         self.forwarder = forward.Forwarder(
             self.upstreams, lambda: self.http, self.collector.counters.forwarded
         )
+        self.protocols = proxy_protocols.Protocols(self, _context)  # /v1/messages, /v1/responses
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -204,6 +212,7 @@ class Proxy(AsyncRequestPath):
         finally:
             if self.upstream is not None:
                 await self.upstream.aclose()
+            await self.protocols.aclose()
             await self.http.aclose()
             await asyncio.to_thread(self.collector.close)
 
@@ -213,12 +222,13 @@ class Proxy(AsyncRequestPath):
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/healthz", self.health, methods=["GET"]),
                 Route("/metrics", metrics.endpoint(self.collector), methods=["GET"]),
+                *self.protocols.routes(),
                 # last: whatever no route above takes goes to the teacher, unshadowed
                 Route("/{path:path}", self.forwarder.forward, methods=forward.METHODS),
             ],
             lifespan=self.lifespan,
         )
-        return _Front(self.chat, routes)
+        return _Front(self.chat, routes, self.protocols.fast())
 
     # --- endpoints -------------------------------------------------------------------------------
     async def health(self, request: Request) -> JSONResponse:

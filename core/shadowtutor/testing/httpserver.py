@@ -124,6 +124,7 @@ class LoopbackServer:
             "tool_answer": structured.default_tool_calls,
             "refuse": set(),
             "strict_ollama": False,
+            "cache_usage": None,
         }
         self.models = list(models or ["llama3", "gpt-4o-mini", "nomic-embed-text"])
         self.answer = answer
@@ -139,6 +140,7 @@ class LoopbackServer:
         self.tool_answer: structured.ToolAnswer = structured.default_tool_calls
         self.refuse: set[str] = set()
         self.strict_ollama = False
+        self.cache_usage: tuple[int, int] | None = None  # Anthropic: (cache written, read)
         self.requests: list[tuple[str, Any]] = []
         self.headers: list[dict[str, str]] = []  # request headers, in the order received
         self._counts: Counter[str] = Counter()
@@ -220,6 +222,7 @@ class LoopbackServer:
         self.stop_after = None
         self.refuse = set()
         self.strict_ollama = False
+        self.cache_usage = None
 
     def restore(self) -> None:
         """Back to the server as constructed: listening, with its constructor's answer, models
@@ -342,7 +345,11 @@ class Exchange(BaseHTTPRequestHandler):
         if srv.delay:
             time.sleep(srv.delay)
         if srv.status:
-            if ollama:
+            if path == "/v1/messages":  # Anthropic's error object
+                kind = {529: "overloaded_error", 429: "rate_limit_error"}.get(srv.status)
+                err = {"type": kind or "api_error", "message": f"loopback fault: HTTP {srv.status}"}
+                self.send(srv.status, {"type": "error", "error": err})
+            elif ollama:
                 self.send(srv.status, {"error": f"loopback fault: HTTP {srv.status}"})
             else:
                 err = {"message": f"loopback fault: HTTP {srv.status}", "type": "server_error"}
