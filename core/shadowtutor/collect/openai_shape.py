@@ -214,6 +214,25 @@ def result_from_completion(obj: Any, latency_ms: float) -> Answer:
     )
 
 
+def answer_of(fields: Mapping[str, Any], latency_ms: float, provider: str) -> Answer:
+    """An :class:`Answer` from a teacher's answer fields, as any protocol's reader gives
+    them (a background teacher call of the Messages or Responses API)."""
+    return Answer(
+        model=fields.get("model") or "unknown",
+        provider=provider,
+        text=fields.get("response"),
+        latency_ms=latency_ms,
+        prompt_tokens=fields.get("prompt_tokens"),
+        completion_tokens=fields.get("completion_tokens"),
+        usage_estimated=fields.get("prompt_tokens") is None,
+        finish_reason=fields.get("finish_reason"),
+        tool_calls=fields.get("tool_calls"),
+        refusal=fields.get("refusal"),
+        cache_creation_tokens=fields.get("cache_creation_tokens"),
+        cache_read_tokens=fields.get("cache_read_tokens"),
+    )
+
+
 # --- reading a teacher's response -----------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ from shadowtutor import fastjson
 from shadowtutor.backends import Answer, StreamClock
 from shadowtutor.collect import anthropic_shape, forward, responses_shape
 from shadowtutor.collect.job import Call, Context
-from shadowtutor.collect.openai_shape import ChatRequest
+from shadowtutor.collect.openai_shape import ChatRequest, answer_of
 from shadowtutor.collect.path import AsyncRequestPath, Front, timed
 from shadowtutor.collect.upstream import Upstream, usable
 
@@ -60,6 +60,7 @@ class Spec:
     student_json: Callable[[Answer, dict[str, Any]], dict[str, Any]]
     student_sse: Callable[[Answer, dict[str, Any]], bytes]
     unreachable: Callable[[str, Exception], Response]
+    provider: str  # the teacher's, for a background call's answer
 
 
 def _anthropic_unreachable(where: str, exc: Exception) -> Response:
@@ -77,6 +78,7 @@ MESSAGES = Spec(
     student_json=lambda result, body: anthropic_shape.message_dict(result),
     student_sse=lambda result, body: anthropic_shape.sse_body(result),
     unreachable=_anthropic_unreachable,
+    provider="anthropic",
 )
 RESPONSES = Spec(
     protocol=responses_shape.PROTOCOL,
@@ -88,6 +90,7 @@ RESPONSES = Spec(
     student_json=responses_shape.response_dict,
     student_sse=responses_shape.sse_body,
     unreachable=forward.unreachable,
+    provider="openai",
 )
 
 
@@ -257,7 +260,7 @@ class ProtocolRoute(AsyncRequestPath):
         assert call.request is not None
         headers = self.headers(call.origin[0])
         payload = self.spec.teacher_body(call.request)
-        url, read = self.url, self.spec.read
+        url, read, provider = self.url, self.spec.read, self.spec.provider
 
         def post() -> Any:
             resp = httpx.post(url, json=payload, headers=headers, timeout=120.0)
@@ -266,27 +269,9 @@ class ProtocolRoute(AsyncRequestPath):
 
         def ask() -> Answer:
             obj, latency = timed(post)
-            return answer_of(read(obj), latency)
+            return answer_of(read(obj), latency, provider)
 
         return ask
-
-
-def answer_of(fields: dict[str, Any], latency_ms: float) -> Answer:
-    """An :class:`Answer` from a teacher's answer fields (a background teacher call)."""
-    return Answer(
-        model=fields.get("model") or "unknown",
-        provider="anthropic" if fields.get("cache_creation_tokens") is not None else "openai",
-        text=fields.get("response"),
-        latency_ms=latency_ms,
-        prompt_tokens=fields.get("prompt_tokens"),
-        completion_tokens=fields.get("completion_tokens"),
-        usage_estimated=fields.get("prompt_tokens") is None,
-        finish_reason=fields.get("finish_reason"),
-        tool_calls=fields.get("tool_calls"),
-        refusal=fields.get("refusal"),
-        cache_creation_tokens=fields.get("cache_creation_tokens"),
-        cache_read_tokens=fields.get("cache_read_tokens"),
-    )
 
 
 class Protocols:

@@ -204,7 +204,9 @@ def teacher_from_response(obj: Any) -> dict[str, Any]:
         elif kind == "function_call":
             calls.append({"name": _get(item, "name") or "", "arguments": _get(item, "arguments")})
     usage = _get(obj, "usage")
-    cached = _get(_get(usage, "input_tokens_details"), "cached_tokens")
+    details = _get(usage, "input_tokens_details")
+    cached = _get(details, "cached_tokens")
+    written = _get(details, "cache_write_tokens")
     status = _get(obj, "status")
     reason = _get(_get(obj, "incomplete_details"), "reason")
     return {
@@ -212,6 +214,7 @@ def teacher_from_response(obj: Any) -> dict[str, Any]:
         "response": "".join(texts),
         "prompt_tokens": _get(usage, "input_tokens"),
         "completion_tokens": _get(usage, "output_tokens"),
+        "cache_creation_tokens": written or None,
         "cache_read_tokens": cached or None,
         "tool_calls": calls or None,
         "refusal": "".join(refusals) or None,
@@ -333,7 +336,7 @@ def response_dict(
         "metadata": body.get("metadata") or {},
         "usage": {
             "input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": completion,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt + completion,

@@ -116,7 +116,7 @@ def responses(ex: Exchange, body: dict[str, Any]) -> None:
         "tools": body.get("tools") or [],
         "usage": {
             "input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": cached},
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
             "output_tokens": completion,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt + completion,
