@@ -1,6 +1,8 @@
 """Replay past conversations through the student (``shadowtutor replay FILE``).
 
-FILE is JSON lines in our log schema or OpenAI chat format (``{"messages": [...]}``). For each
+FILE is JSON lines in our log schema, OpenAI chat format (``{"messages": [...]}``) or Claude's
+Messages format (``{"system": ..., "messages": [...]}`` with content blocks: read into the
+record's chat form, recorded as protocol ``anthropic.messages``). For each
 line the student answers the prompt; the teacher is called only when the line has no teacher
 answer (an OpenAI line not ending with an assistant message, or one of our records whose
 teacher has no ``response``). The pair is written to the shadow log with ``source: replay``
@@ -34,7 +36,7 @@ from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Job
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError, error_text
-from shadowtutor.log import ingest, read, schema
+from shadowtutor.log import claude, ingest, read, schema
 from shadowtutor.log.errors import RecordError
 from shadowtutor.log.read import BadLine
 
@@ -86,6 +88,8 @@ def parse_item(raw: str | bytes) -> ReplayItem:
     except json.JSONDecodeError as exc:
         raise RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
+        if isinstance(obj["messages"], list) and claude.is_claude(obj):
+            return _claude_item(obj)
         if not isinstance(obj["messages"], list):
             raise RecordError("'messages' must be a list of chat messages")
         messages = obj["messages"]
@@ -104,6 +108,27 @@ def parse_item(raw: str | bytes) -> ReplayItem:
     rec = schema.validate(obj)
     teacher = rec["teacher"] if rec["teacher"].get("response") is not None else None
     return ReplayItem(rec["id"], rec["messages"], teacher, rec)
+
+
+def _claude_item(obj: dict[str, Any]) -> ReplayItem:
+    """A Claude-style conversation line (Messages format): its prompt in the record's chat
+    form; the teacher's answer its last assistant turn, else the teacher is asked."""
+    turns = obj["messages"]
+    origin = {"protocol": "anthropic.messages"}
+    if turns and isinstance(turns[-1], dict) and turns[-1].get("role") == "assistant":
+        rec = ingest.from_claude(obj)
+        return ReplayItem(rec["id"], rec["messages"], rec["teacher"], origin)
+    if not turns:
+        raise RecordError("'messages' is empty: there is no prompt to replay")
+    try:
+        messages = claude.chat_messages(obj)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordError(f"the messages cannot be read: {exc}") from None
+    model = obj.get("model")
+    teacher = {"teacher": {"model": model}} if model else {}
+    return ReplayItem(
+        ingest.claude_id(obj), schema.validate_messages(messages), None, origin | teacher
+    )
 
 
 def read_items(path: Path) -> tuple[list[ReplayItem], list[BadLine], int]:
@@ -150,6 +175,7 @@ def _job(item: ReplayItem, max_tokens: int) -> Job:
         language=rec.get("language"),
         metadata=dict(rec.get("metadata") or {}),
         options={"max_tokens": max_tokens},
+        protocol=rec.get("protocol") or "openai.chat",
     )
     return job
 
