@@ -255,3 +255,43 @@ def test_the_async_sdk_and_an_image(running: Running, student: ModelServer) -> N
     assert rec["request"]["kind"] == "images"
     asked = [b for p, b in student.requests if p == "/api/chat"][-1]
     assert asked["messages"][0]["images"] == ["iVBORw0KGgo="]
+
+
+def test_a_teacher_stream_cut_mid_way_reaches_the_app_cut(
+    running: Running, teacher: ModelServer
+) -> None:
+    teacher.cut_after = 3
+    with pytest.raises(Exception):  # noqa: B017 (the SDK's or httpx's error for a cut stream)
+        with claude(running.url).messages.stream(model=MODEL, max_tokens=64, messages=MSGS) as s:
+            "".join(s.text_stream)
+    assert running.records() == []
+    assert running.collector.stats()["teacher_errors"] == 1
+
+
+def test_with_the_companion_process(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    settings = Settings.load(
+        {
+            "SHADOWTUTOR_HOME": str(tmp_path / "home"),
+            "SHADOWTUTOR_ANTHROPIC_BASE_URL": teacher.url,
+            "SHADOWTUTOR_STUDENT_BASE_URL": student.url,
+            "SHADOWTUTOR_COMPANION": "1",
+        }
+    )
+    run = Running(settings)
+    try:
+        assert run.collector.companion is not None
+        client = claude(run.url)
+        client.messages.create(model=MODEL, max_tokens=64, messages=MSGS, tools=[WEATHER])
+        with client.messages.stream(model=MODEL, max_tokens=64, messages=MSGS) as s:
+            "".join(s.text_stream)
+        recs = run.records(expect=2)
+    finally:
+        run.close()
+    assert [r["protocol"] for r in recs] == ["anthropic.messages"] * 2
+    called, streamed = recs
+    assert called["teacher"]["tool_calls"][0]["name"] == "get_weather"
+    assert called["request"]["kind"] == "tools"
+    assert streamed["teacher"]["response"] == "echo: hello, how are you today"
+    assert streamed["student"]["response"] == "I am fine thank you"
