@@ -153,6 +153,7 @@ def test_tool_use_and_tool_results(
             ],
         },
     ]
+    student.strict_ollama = True  # refuses OpenAI-shaped messages, as a real Ollama does
     got = claude(running.url).messages.create(
         model=MODEL, max_tokens=64, messages=turns, tools=[WEATHER]
     )
@@ -295,3 +296,33 @@ def test_with_the_companion_process(
     assert called["request"]["kind"] == "tools"
     assert streamed["teacher"]["response"] == "echo: hello, how are you today"
     assert streamed["student"]["response"] == "I am fine thank you"
+
+
+def test_an_openai_compatible_student(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    settings = Settings.load(
+        {
+            "SHADOWTUTOR_HOME": str(tmp_path / "home"),
+            "SHADOWTUTOR_ANTHROPIC_BASE_URL": teacher.url,
+            "SHADOWTUTOR_STUDENT_BACKEND": "openai",
+            "SHADOWTUTOR_STUDENT_BASE_URL": student.openai_url,
+            "SHADOWTUTOR_STUDENT_TIMEOUT_S": "2",
+        }
+    )
+    run = Running(settings)
+    try:
+        claude(run.url).messages.create(
+            model=MODEL, max_tokens=64, system="Be brief.", messages=MSGS, tools=[WEATHER]
+        )
+        [rec] = run.records(expect=1)
+    finally:
+        run.close()
+    asked = [b for p, b in student.requests if p == "/v1/chat/completions"][-1]
+    assert asked["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert asked["tools"][0]["function"]["name"] == "get_weather"
+    assert asked["max_tokens"] == 64
+    assert rec["student"]["tool_calls"] == [
+        {"name": "get_weather", "arguments": '{"city": "hello, how are you today"}'}
+    ]
+    assert rec["agreement"]["kind"] == "tool_calls" and rec["agreement"]["score"] == 1.0
