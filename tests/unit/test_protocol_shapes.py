@@ -3,6 +3,7 @@ read into the record's fields, student answers shaped as the protocol's, cache p
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anthropic
@@ -209,3 +210,34 @@ def test_cache_tokens_are_priced_at_the_cache_prices() -> None:
     # a model without cache prices: cached tokens cost as input
     assert table.cost("gpt-4o", 1_000_000, 0, cache_read=500_000) == pytest.approx(2.5)
     assert table.lookup("claude-opus-4-5-20251101").input_per_m == 5.0  # type: ignore[union-attr]
+
+
+def test_the_protocol_crosses_the_companion_pipe_and_the_journal() -> None:
+    from shadowtutor.collect import frames, journal
+    from shadowtutor.collect.job import Job
+
+    message = {
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 5, "output_tokens": 3, "cache_read_input_tokens": 10},
+    }
+    raw = json.dumps(message).encode()
+    job = Job(messages=[{"role": "user", "content": "x"}], id="j1", teacher_raw=raw)
+    job.protocol = "anthropic.messages"
+    got, _ = frames.decode_job(memoryview(frames.encode_job(job))[5:])
+    assert got.protocol == "anthropic.messages"
+    back = journal.decode(journal.encode(job) | {"ts": None})
+    for each in (got, back):
+        fields = each.teacher_fields()
+        assert fields is not None and each.protocol == "anthropic.messages"
+        assert fields["tool_calls"] == [{"name": "f", "arguments": {"a": 1}}]
+        assert (fields["prompt_tokens"], fields["cache_read_tokens"]) == (15, 10)
+    # the object the wrapper holds (an SDK Message) crosses as its fields
+    obj = anthropic.types.Message.model_validate(
+        message | {"id": "m", "type": "message", "role": "assistant", "stop_sequence": None}
+    )
+    sent = Job(messages=[{"role": "user", "content": "x"}], id="j2", teacher_obj=obj)
+    sent.protocol = "anthropic.messages"
+    got, form = frames.decode_job(memoryview(frames.encode_job(sent))[5:])
+    assert form == "obj" and got.teacher_fields()["tool_calls"][0]["name"] == "f"  # type: ignore[index]
