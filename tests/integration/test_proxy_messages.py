@@ -326,3 +326,24 @@ def test_an_openai_compatible_student(
         {"name": "get_weather", "arguments": '{"city": "hello, how are you today"}'}
     ]
     assert rec["agreement"]["kind"] == "tool_calls" and rec["agreement"]["score"] == 1.0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_failing_student_falls_back_to_the_teacher(
+    running: Running,
+    student: ModelServer,
+    route_to_student: Callable[..., None],
+    stream: bool,
+) -> None:
+    route_to_student(stage=25, bucket=1.0)
+    student.status = 500
+    client = claude(running.url)
+    if stream:
+        with client.messages.stream(model=MODEL, max_tokens=64, messages=MSGS) as s:
+            text = "".join(s.text_stream)
+    else:
+        text = client.messages.create(model=MODEL, max_tokens=64, messages=MSGS).content[0].text
+    assert text == "echo: hello, how are you today"  # the teacher's, as if nothing happened
+    [rec] = running.records(expect=1)
+    assert rec["routing"]["served_by"] == "teacher" and "fallback" in rec["metadata"]
+    assert rec["student"]["error"] and running.collector.stats()["student_fallbacks"] == 1
