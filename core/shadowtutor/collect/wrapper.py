@@ -42,6 +42,7 @@ background so the pair is still logged.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import openai
@@ -351,8 +352,13 @@ class ShadowClient(_Delegate):
                 client.chat.completions, collector, client.chat.completions.create
             )
         self.chat = _ShadowChat(client.chat, completions)
-        # responses.create (collect.wrapper_protocols)
-        self.responses = wrapper_protocols.shadow_responses(client, collector, sync, STREAMS)
+        self._sync = sync
+
+    @functools.cached_property
+    def responses(self) -> Any:
+        """``responses`` with ``create`` shadowed (:mod:`shadowtutor.collect.wrapper_protocols`),
+        made on first use: the SDK imports its Responses types only then."""
+        return wrapper_protocols.shadow_responses(self._target, self.collector, self._sync, STREAMS)
 
     @property
     def unwrapped(self) -> Any:
