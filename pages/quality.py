@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, filters
+from shadowtutor.app import auth, deps, filters, kinds
 from shadowtutor.app.text import md
 from shadowtutor.log import analytics
 from shadowtutor.views import charts, display, quality
@@ -87,6 +87,8 @@ with c[1]:
         name="student_failures_by_day",
         empty="The student has not been called in this selection.",
     )
+
+kinds.quality_section(con, f, method)
 
 st.subheader("Teacher vs student")
 start, end = analytics.utc_bounds(f, settings.timezone)

@@ -240,9 +240,11 @@ class ShadowCollector:
             try:
                 # the request's tools and response format too: a kind with its own GO is
                 # served with them (in the student's API's form, as the shadow call gets them)
-                features = {"features": call.request.features} if call.request.features else {}
-                result = lane.backend.chat(
-                    call.request.messages, **call.request.options, **features
+                request, features = call.request, call.request.features
+                result = (
+                    lane.backend.chat(request.messages, **request.options, features=features)
+                    if features
+                    else lane.backend.chat(request.messages, **request.options)
                 )
             except Exception as exc:
                 lane.breaker.failure()
