@@ -88,8 +88,6 @@ with c[1]:
         empty="The student has not been called in this selection.",
     )
 
-kinds.quality_section(con, f, method)
-
 st.subheader("Teacher vs student")
 start, end = analytics.utc_bounds(f, settings.timezone)
 with db.session_scope(settings.db_url) as session:
@@ -132,3 +130,5 @@ st.caption(
     "language (model and source filters do not apply to reviews). The student's cost includes "
     f"its flat ${settings.student_monthly_cost_usd:,.2f}/month spread over the period's days."
 )
+
+kinds.quality_section(con, f, method)
