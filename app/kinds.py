@@ -22,7 +22,13 @@ def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, method: str | No
     if df.empty:
         st.info("No pairs in this selection.")
         return
-    st.dataframe(kinds.quality_table(df), hide_index=True, width="stretch")
+    help_of = st.column_config.Column
+    st.dataframe(
+        kinds.quality_table(df),
+        hide_index=True,
+        width="stretch",
+        column_config={name: help_of(help=text) for name, text in kinds.COLUMN_HELP.items()},
+    )
     filters.chart(
         kinds.outcome_counts(df),
         kinds.outcome_figure,

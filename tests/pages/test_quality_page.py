@@ -29,9 +29,9 @@ def test_quality_page_on_demo_data(demo_settings: Settings, role: str) -> None:
     assert "current reviews" in " ".join(c.value for c in at.caption)
     by_kind = at.dataframe[1].value.set_index("Kind")
     assert by_kind.index.tolist() == ["plain", "tools", "json_schema"]
-    assert by_kind.loc["tools", "Tool calls agree"].endswith("%")  # some disagree
+    assert by_kind.loc["tools", "Calls agree"].endswith("%")  # some disagree
     assert by_kind.loc["json_schema", "Valid JSON"].endswith("%")
-    assert by_kind.loc["plain", "Tool calls agree"] == "-"
+    assert by_kind.loc["plain", "Calls agree"] == "-"
 
 
 def test_quality_by_kind_shows_unsupported_requests_apart(demo_settings: Settings) -> None:
@@ -40,7 +40,7 @@ def test_quality_by_kind_shows_unsupported_requests_apart(demo_settings: Setting
     at.selectbox(key="quality-student").select("qwen").run()  # its server refused tools
     assert not at.exception, at.exception
     by_kind = at.dataframe[1].value.set_index("Kind")
-    assert int(by_kind.loc["tools", "Unsupported (apart)"].replace(",", "")) > 0
+    assert int(by_kind.loc["tools", "Unsupported"].replace(",", "")) > 0
     assert by_kind.loc["tools", "Failed"] == "0"  # unsupported is not a failure
 
 

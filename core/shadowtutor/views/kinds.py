@@ -84,8 +84,24 @@ def quality_by_kind(
     return df.reset_index(drop=True)
 
 
+COLUMN_HELP = {
+    "Answered": "the student answered without an error or a timeout",
+    "Failed": "errors and timeouts (unsupported requests are not counted here)",
+    "Failure rate": "failed of those the student's server took",
+    "Unsupported": "the student's server refused the request's feature (tools, a schema, images): "
+    "counted apart, not as failures",
+    "Calls agree": "pairs compared by tool calls whose calls agree in full: the same functions "
+    "with JSON-equal arguments",
+    "Call score": "mean graded tool-call score: name, required arguments, all arguments",
+    "Valid JSON": "answers that parse as JSON and fit the request's schema",
+    "Similarity": "mean similarity of text answers (the method chosen above)",
+    "P95 ms": "the student's P95 latency of answered requests",
+}
+
+
 def quality_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The page's table of :func:`quality_by_kind`: numbers as text, a dash for none."""
+    """The page's table of :func:`quality_by_kind`: numbers as text, a dash for none
+    (what each column means: :data:`COLUMN_HELP`)."""
 
     def share(value: Any) -> str:
         return "-" if pd.isna(value) else f"{value:.1%}"
@@ -97,21 +113,22 @@ def quality_table(df: pd.DataFrame) -> pd.DataFrame:
         {
             "Kind": df["kind"],
             "Requests": df["requests"].map("{:,}".format),
-            "Student answered": df["answered"].map("{:,}".format),
+            "Answered": df["answered"].map("{:,}".format),
             "Failed": df["failed"].map("{:,}".format),
             "Failure rate": df["failure_rate"].map(share),
-            "Unsupported (apart)": df["unsupported"].map("{:,}".format),
-            "Tool calls agree": df["tool_agreement"].map(share),
-            "Tool-call score": df["tool_score"].map(lambda v: number(v, "{:.3f}")),
+            "Unsupported": df["unsupported"].map("{:,}".format),
+            "Calls agree": df["tool_agreement"].map(share),
+            "Call score": df["tool_score"].map(lambda v: number(v, "{:.3f}")),
             "Valid JSON": df["json_validity"].map(share),
-            "Mean similarity (text)": df["mean_similarity"].map(lambda v: number(v, "{:.3f}")),
-            "Student P95 ms": df["p95_ms"].map(number),
+            "Similarity": df["mean_similarity"].map(lambda v: number(v, "{:.3f}")),
+            "P95 ms": df["p95_ms"].map(number),
         }
     )
 
 
 def outcome_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """kind, segment, pairs: the student's outcomes per kind, as :data:`SEGMENTS`."""
+    """kind, segment, pairs, share: the student's outcomes per kind, as :data:`SEGMENTS`,
+    and each one's share of its kind's pairs."""
     rows = []
     for raw in df.to_dict("records"):
         r: dict[str, Any] = {str(k): v for k, v in raw.items()}
@@ -124,12 +141,17 @@ def outcome_counts(df: pd.DataFrame) -> pd.DataFrame:
             "failed": int(r["failed"]),
             "unsupported": int(r["unsupported"]),
         }
-        rows += [{"kind": r["kind"], "segment": k, "pairs": v} for k, v in counts.items()]
-    return pd.DataFrame(rows, columns=["kind", "segment", "pairs"])
+        total = max(1, sum(counts.values()))
+        rows += [
+            {"kind": r["kind"], "segment": k, "pairs": v, "share": v / total}
+            for k, v in counts.items()
+        ]
+    return pd.DataFrame(rows, columns=["kind", "segment", "pairs", "share"])
 
 
 def outcome_figure(counts: pd.DataFrame) -> go.Figure:
-    """The student's outcomes per kind of request, stacked (pairs)."""
+    """The student's outcomes per kind of request, as shares of the kind's pairs (stacked to
+    100 %: a small kind reads as well as plain chat), the counts on hover."""
     fig = go.Figure()
     for key, (name, colour) in SEGMENTS.items():
         part = counts[counts["segment"] == key]
@@ -137,17 +159,18 @@ def outcome_figure(counts: pd.DataFrame) -> go.Figure:
             continue
         fig.add_bar(
             x=part["kind"],
-            y=part["pairs"],
+            y=part["share"],
+            customdata=part["pairs"],
             name=name,
             marker_color=colour,
-            hovertemplate="%{x}: %{y:,} pairs<extra>" + name + "</extra>",
+            hovertemplate="%{x}: %{customdata:,} pairs (%{y:.1%})<extra>" + name + "</extra>",
         )
     fig.update_layout(
         barmode="stack",
         title="The student's answers by kind of request",
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=340,
-        yaxis_title="pairs",
+        yaxis={"title": "share of the kind's pairs", "tickformat": ".0%"},
         legend={"orientation": "h", "y": -0.15},
     )
     return fig
