@@ -45,8 +45,7 @@ CREATE TABLE IF NOT EXISTS facts (
   student_model VARCHAR, student_latency_ms DOUBLE, student_cost_usd DOUBLE,
   student_outcome VARCHAR, similarity_method VARCHAR, similarity DOUBLE,
   request_id VARCHAR, student_name VARCHAR, is_primary BOOLEAN,
-  request_kind VARCHAR, agreement_kind VARCHAR, agreement_score DOUBLE, agreement_valid BOOLEAN,
-  student_unsupported BOOLEAN
+  request_kind VARCHAR, agreement_kind VARCHAR, agreement_score DOUBLE, agreement_valid BOOLEAN
 );
 CREATE TABLE IF NOT EXISTS log_files (_file UBIGINT, path VARCHAR, size BIGINT, mtime_ns BIGINT);
 CREATE TABLE IF NOT EXISTS facts_options (kind VARCHAR, value VARCHAR);
@@ -72,8 +71,8 @@ _ROWS_OF_FILES = (
 # ok when it answered (the one rule of "success" in :mod:`shadowtutor.log.schema`, which the
 # gate uses too), else timeout | error (a timeout is an error whose text says so; an answer
 # with neither a response nor an error is an error; one whose server refused the request's
-# feature, "unsupported: ...", is an error here and flagged ``student_unsupported``, so the
-# by-kind figures count it apart, as the gate does). The request's kind and the answers'
+# feature, "unsupported: ...", is ``unsupported``: no failure, left out of the error rates
+# as the gate leaves it out of the success rate). The request's kind and the answers'
 # agreement (version 3; older records: plain, no agreement) come along. The local time is
 # computed once here; for UTC it is the timestamp itself (the ICU conversion is the costliest
 # step of a load).
@@ -85,14 +84,14 @@ SELECT hash(filename), id, ts, {local},
   student.model, student.latency_ms, student.cost_usd,
   CASE WHEN NOT {asked} THEN NULL
        WHEN {ok} THEN 'ok'
+       WHEN {unsupported} THEN 'unsupported'
        WHEN regexp_matches(lower(student.error), 'time ?out|timed out|deadline') THEN 'timeout'
        ELSE 'error' END,
   similarity.method, similarity.score,
   coalesce(request_id, id), coalesce(student_name, '{default}'),
   request_id IS NULL OR request_id = id,
   coalesce(request.kind, 'plain'), agreement.kind, agreement.score,
-  TRY_CAST(json_extract_string(agreement.details, '$.valid') AS BOOLEAN),
-  coalesce({unsupported}, false)
+  TRY_CAST(json_extract_string(agreement.details, '$.valid') AS BOOLEAN)
 FROM (
   SELECT * EXCLUDE (ts), coalesce(
       try_strptime(CAST(ts AS VARCHAR), '%Y-%m-%dT%H:%M:%S.%gZ'),
@@ -500,7 +499,8 @@ def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
           quantile_cont(student_latency_ms, 0.95)
             FILTER (WHERE ts >= $since AND student_outcome = 'ok'),
           avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
-            FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL)
+            FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL
+                    AND student_outcome <> 'unsupported')
         FROM facts WHERE ts <= $now AND is_primary
         """,
             {"since": since, "month_start": month_start, "now": now},

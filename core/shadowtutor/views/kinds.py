@@ -51,9 +51,8 @@ def quality_by_kind(
         f"""
         SELECT request_kind AS kind, count(*) AS requests,
           count(*) FILTER (WHERE student_outcome = 'ok') AS answered,
-          count(*) FILTER (WHERE student_outcome IS NOT NULL AND student_outcome <> 'ok'
-                           AND NOT student_unsupported) AS failed,
-          count(*) FILTER (WHERE student_unsupported) AS unsupported,
+          count(*) FILTER (WHERE student_outcome IN ('error', 'timeout')) AS failed,
+          count(*) FILTER (WHERE student_outcome = 'unsupported') AS unsupported,
           count(*) FILTER (WHERE student_outcome = 'ok' AND agreement_kind = 'tool_calls')
             AS tool_pairs,
           count(*) FILTER (WHERE student_outcome = 'ok' AND agreement_kind = 'tool_calls'
