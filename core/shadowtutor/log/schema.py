@@ -86,6 +86,9 @@ class Request:
     tools: list[str] | None = _column("json")  # the tool names, in the request's order
     tools_hash: str | None = _column("text")  # of the tool definitions (canonical JSON)
     schema_hash: str | None = _column("text")  # of the response format's JSON schema
+    # the request's tools (or functions), tool_choice, parallel_tool_calls and response_format
+    # as the app sent them, for review, export and replay (version 3; a record without it: None)
+    features: dict[str, Any] | None = _column("json")
 
 
 @dataclass
@@ -405,7 +408,9 @@ def _validate_request(request: Any) -> dict[str, Any]:
     if request is None:
         return _defaults(Request)
     if not isinstance(request, dict):
-        raise RecordError("'request' must be an object {kind, tools, tools_hash, schema_hash}")
+        raise RecordError(
+            "'request' must be an object {kind, tools, tools_hash, schema_hash, features}"
+        )
     extra = set(request) - set(_defaults(Request))
     if extra:
         raise RecordError(f"unknown field(s) in 'request': {', '.join(sorted(extra))}")
@@ -419,6 +424,12 @@ def _validate_request(request: Any) -> dict[str, Any]:
         isinstance(tools, list) and all(isinstance(t, str) for t in tools)
     ):
         raise RecordError("'request.tools' must be a list of tool names")
+    features = out["features"]
+    if features is not None and not isinstance(features, dict):
+        raise RecordError(
+            "'request.features' must be an object {tools, tool_choice, parallel_tool_calls, "
+            "functions, response_format}"
+        )
     return out
 
 
