@@ -45,12 +45,15 @@ def pretty_json(value: Any) -> str:
 def _parsed_arguments(value: Any) -> Any:
     if isinstance(value, list):
         return [_parsed_arguments(v) for v in value]
-    if isinstance(value, dict) and isinstance(value.get("arguments"), str):
+    if not isinstance(value, dict):
+        return value
+    out = {k: _parsed_arguments(v) if k == "function" else v for k, v in value.items()}
+    if isinstance(out.get("arguments"), str):
         try:
-            return value | {"arguments": json.loads(value["arguments"])}
+            out["arguments"] = json.loads(out["arguments"])
         except ValueError:  # not JSON: shown as the text the model sent
-            return value
-    return value
+            pass
+    return out
 
 
 def _fmt(value: Any, fmt: str, unit: str = "") -> str:
@@ -98,10 +101,11 @@ def show_request(request: dict[str, Any], agreement: dict[str, Any]) -> None:
             if features.get("tool_choice") is not None:
                 st.caption("tool_choice")
                 show_json(features["tool_choice"])
-    if isinstance(features.get("response_format"), dict):
+    response_format = features.get("response_format")
+    if isinstance(response_format, dict):
         with st.expander("Response format (JSON schema)"):
-            show_json(features["response_format"])
-    elif kind in ("tools", "json_schema"):
+            show_json(response_format)
+    if (kind == "tools" and not tools) or (kind == "json_schema" and not response_format):
         st.caption(
             "The tool definitions and the schema were not kept with this pair (logged before "
             "the record stored them): the tool names and hashes above are what is known."

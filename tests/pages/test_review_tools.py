@@ -140,13 +140,17 @@ def test_tool_calls_are_reviewed_as_json_code_with_their_definitions(queued_tool
     assert json.dumps(TOOLS, indent=2, ensure_ascii=False) in json_codes
     assert '"auto"' in json_codes
     # the conversation's earlier call and the tool's answer
-    assert any('"name": "cancel"' in c for c in json_codes)
+    earlier = [
+        {"id": "call_1", "type": "function", "function": {"name": "cancel", "arguments": {}}}
+    ]
+    assert json.dumps(earlier, indent=2) in json_codes  # its arguments shown parsed too
     assert "cancelled " + HOSTILE in codes
     rendered = [m.value for m in at.markdown] + [c.value for c in at.caption]
     assert not any("<script>" in v or "](http" in v for v in rendered)
     captions = " ".join(c.value for c in at.caption)
     assert "Request kind tools" in captions and "finish tool\\_calls" in captions
     assert "agreement (tool\\_calls) 0.50" in captions
+    assert "were not kept with this pair" not in captions  # they were
     # the same scores and tags as any pair
     item = at.session_state["review_item_id"]
     p = f"q{item}_"

@@ -553,7 +553,7 @@ def _non_finite(value: Any) -> bool:
     if kind is dict:
         value = value.values()
     elif kind is float:
-        return value != value or value == _INF or value == _NINF
+        return bool(value != value or value == _INF or value == _NINF)
     elif kind is not list and kind is not tuple:
         return False
     for item in value:  # a plain loop: any() over a generator costs twice as much here
