@@ -196,6 +196,8 @@ def test_tools_and_json_pairs_are_exported_in_openai_form(
     assert sum(result.counts["per_kind"]["tools"].values()) == 6
     assert sum(result.counts["per_kind"]["json_schema"].values()) == 1
     assert result.counts["tools_without_definitions"] == 0
+    readme = (result.path / "README.md").read_text(encoding="utf-8")
+    assert "Examples by request kind: json_schema 1, tools 6." in readme
     csv_text = (result.path / "pairs.csv").read_text(encoding="utf-8")
     assert '""name"": ""book_table""' in csv_text  # the calls as JSON in the target column
 
