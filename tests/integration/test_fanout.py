@@ -288,3 +288,31 @@ def test_each_record_lists_only_its_own_unknown_costs(tmp_path: Path) -> None:
             c.close()
     unknown = {r["student_name"]: r["metadata"].get("cost_unknown") for r in logged}
     assert unknown == {"llama": ["teacher"], "vllm": ["teacher", "student"]}
+
+
+def test_a_registration_reaches_a_running_collector_within_two_seconds(tmp_path: Path) -> None:
+    """Issue 27 item 13: a request sent ~6 s after `students add` still went only to the
+    settings' `default` student (the list was re-read in the background, after the job)."""
+    from shadowtutor.students import fanout
+
+    s = _settings(tmp_path, SHADOWTUTOR_BREAKER_FAILURES="50")
+    with (
+        ModelServer(models=["llama3"], answer="default says") as default,
+        ModelServer(models=["qwen2.5:7b"], answer="qwen says") as qwen,
+        ModelServer(models=["gpt-4o-mini"], answer="teacher") as teacher,
+    ):
+        s2 = Settings.load(
+            {"SHADOWTUTOR_HOME": s.home, "SHADOWTUTOR_STUDENT_BASE_URL": default.url}
+        )
+        c = ShadowCollector(s2)
+        try:
+            client = c.wrap(openai_client(teacher))
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            assert {r["student_name"] for r in records(c, expect=1)} == {"default"}
+            _register(s, "qwen", qwen)
+            time.sleep(fanout.REFRESH_S + 0.2)  # the documented bound, measured from here
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            logged = records(c, expect=2)
+        finally:
+            c.close()
+    assert [r["student_name"] for r in logged] == ["default", "qwen"]
