@@ -425,5 +425,6 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
         **UVICORN_OPTIONS,
         proxy_headers=False,  # X-Forwarded-* are not read here; no middleware to rewrite them
         access_log=False,
+        timeout_keep_alive=settings.proxy_keep_alive_s,  # idle connections are closed
     )
     QuietServer(config).run()
