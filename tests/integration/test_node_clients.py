@@ -1,9 +1,8 @@
-"""The Node SDKs (``@anthropic-ai/sdk`` and ``openai``) through the proxy: Claude's Messages
-API (plain and streamed), the Responses API and a forwarded embeddings call.
-
-Nothing is downloaded here: the test runs when ``SHADOWTUTOR_NODE_MODULES`` names a folder
-whose ``node_modules`` holds both SDKs (``npm install @anthropic-ai/sdk openai`` in a scratch
-folder) and ``node`` is on the PATH; otherwise it is skipped, saying so."""
+"""The official Node `openai` client (tests/node, installed by `make node-deps`) through the
+proxy (issue 25): a tools request and a JSON-schema request, complete and streamed (tool-call
+deltas assembled by the app), against the loopback teacher and student; the app gets the
+teacher's tool call and JSON, and the records carry both sides' calls / JSON and their
+agreement, the student having got the tools and the schema in the Ollama API's form."""
 
 from __future__ import annotations
 
@@ -11,101 +10,105 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shadowtutor.config import Settings
 from shadowtutor.testing.modelserver import ModelServer
-from tests.support.shadow import RunningProxy as Running
+from tests.support.shadow import RunningProxy, collector_for, records
 
-TEACHER = {"models": ["claude-haiku-4-5", "gpt-4o-mini", "text-embedding-3-small"]}
-STUDENT = {"models": ["llama3"], "answer": "I am fine thank you"}
-FOLDER = Path(os.environ.get("SHADOWTUTOR_NODE_MODULES", "/nonexistent")) / "node_modules"
-
-pytestmark = [
-    pytest.mark.usefixtures("home"),
-    pytest.mark.skipif(
-        shutil.which("node") is None or not (FOLDER / "@anthropic-ai" / "sdk").is_dir(),
-        reason="set SHADOWTUTOR_NODE_MODULES to a folder with `npm install @anthropic-ai/sdk "
-        "openai` done (and have node on the PATH) to run the Node SDK tests",
-    ),
-]
-
-SCRIPT = r"""
-const Anthropic = require("@anthropic-ai/sdk");
-const OpenAI = require("openai");
-const base = process.argv[2];
-const teacher = process.argv[3];
-(async () => {
-  const claude = new Anthropic({ baseURL: base, apiKey: "sk-ant-node", maxRetries: 0 });
-  const msgs = [{ role: "user", content: "hello from node" }];
-  const message = await claude.messages.create({
-    model: "claude-haiku-4-5", max_tokens: 64, system: "Be brief.", messages: msgs,
-  });
-  const stream = claude.messages.stream({
-    model: "claude-haiku-4-5", max_tokens: 64, messages: msgs,
-  });
-  let streamed = "";
-  stream.on("text", (t) => { streamed += t; });
-  const final = await stream.finalMessage();
-  const openai = new OpenAI({ baseURL: base + "/v1", apiKey: "sk-node", maxRetries: 0 });
-  const response = await openai.responses.create({ model: "gpt-4o-mini", input: "hi node" });
-  const embed = { model: "text-embedding-3-small", input: "x y" };
-  const embedded = await openai.embeddings.create(embed);
-  const direct = new OpenAI({ baseURL: teacher, apiKey: "sk-node", maxRetries: 0 });
-  const same = JSON.stringify(embedded) === JSON.stringify(await direct.embeddings.create(embed));
-  console.log(JSON.stringify({
-    message: message.content[0].text, streamed, final: final.stop_reason,
-    response: response.output_text, embeddings_same: same,
-  }));
-})().catch((e) => { console.error(e); process.exit(1); });
-"""
-
-
-@pytest.fixture
-def running(tmp_path: Path, teacher: ModelServer, student: ModelServer) -> Iterator[Running]:
-    settings = Settings.load(
-        {
-            "SHADOWTUTOR_HOME": str(tmp_path / "home"),
-            "SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url,
-            "SHADOWTUTOR_ANTHROPIC_BASE_URL": teacher.url,
-            "SHADOWTUTOR_STUDENT_BASE_URL": student.url,
-            "SHADOWTUTOR_STUDENT_TIMEOUT_S": "2",
-        }
-    )
-    run = Running(settings)
-    yield run
-    run.close()
-
-
-def test_the_node_sdks_through_the_proxy(
-    running: Running, teacher: ModelServer, tmp_path: Path
-) -> None:
-    script = tmp_path / "clients.cjs"
-    script.write_text(SCRIPT)
-    env = {"PATH": os.environ["PATH"], "NODE_PATH": str(FOLDER)}
-    done = subprocess.run(
-        ["node", str(script), running.url, teacher.openai_url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
-    assert got == {
-        "message": "echo: hello from node",
-        "streamed": "echo: hello from node",
-        "final": "end_turn",
-        "response": "echo: hi node",
-        "embeddings_same": True,
+NODE_DIR = Path(__file__).resolve().parent.parent / "node"
+MSG = "book a table for two in Rome"
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "book_table",
+            "description": "Book a table",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "people": {"type": "integer"}},
+                "required": ["city", "people"],
+            },
+        },
     }
-    recs = running.records(expect=3)
-    assert sorted(r["protocol"] for r in recs) == [
-        "anthropic.messages",
-        "anthropic.messages",
-        "openai.responses",
-    ]
-    assert running.collector.stats()["forwarded_by_path"] == {"/v1/embeddings": 1}
+]
+SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "booking",
+        "schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "people": {"type": "integer"}},
+            "required": ["city", "people"],
+        },
+    },
+}
+# what the loopback teacher answers (testing.structured: arguments filled from the schema)
+TEACHER_ARGS = {"city": MSG, "people": 1}
+
+pytestmark = pytest.mark.usefixtures("home")
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        pytest.skip("Node is not installed (the Node client tests need it)")
+    if not (NODE_DIR / "node_modules" / "openai" / "package.json").is_file():
+        pytest.fail("the Node openai client is not installed: run `make node-deps` (CI does)")
+    return found
+
+
+def test_node_openai_client_tools_and_json_schema_through_the_proxy(
+    node: str, tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    env = {"SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
+    with collector_for(tmp_path, student, env) as c:
+        running = RunningProxy(c.settings, c)
+        try:
+            done = subprocess.run(
+                [node, str(NODE_DIR / "tools_through_proxy.mjs")],
+                env=os.environ
+                | {
+                    "BASE_URL": f"{running.url}/v1",
+                    "TOOLS": json.dumps(TOOLS),
+                    "SCHEMA": json.dumps(SCHEMA),
+                },
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            logged = records(c, expect=4)
+        finally:
+            running.close()
+    got = json.loads(done.stdout)
+    # the app got the teacher's tool call and JSON, complete and streamed
+    assert got["tools"] == {"name": "book_table", "arguments": TEACHER_ARGS}
+    assert got["tools_finish"] == "tool_calls"
+    assert got["tools_stream"]["calls"] == [{"name": "book_table", "arguments": TEACHER_ARGS}]
+    assert got["tools_stream"]["deltas"] >= 2  # the call came in pieces
+    assert got["json"] == got["json_stream"] == TEACHER_ARGS
+    assert teacher.count("/v1/chat/completions") == 4
+    # the records: both sides' calls or JSON, the agreement, no similarity of empty text
+    kinds = sorted(r["request"]["kind"] for r in logged)
+    assert kinds == ["json_schema", "json_schema", "tools", "tools"]
+    for record in logged:
+        assert record["similarity"]["score"] is None
+        assert record["agreement"]["score"] is not None
+        if record["request"]["kind"] == "tools":
+            (call,) = record["teacher"]["tool_calls"]  # streamed deltas assembled too
+            assert (call["name"], json.loads(call["arguments"])) == ("book_table", TEACHER_ARGS)
+            assert record["student"]["tool_calls"][0]["name"] == "book_table"
+            assert record["agreement"]["kind"] == "tool_calls"
+            assert record["request"]["features"]["tools"] == TOOLS
+        else:
+            assert json.loads(record["teacher"]["response"]) == TEACHER_ARGS
+            assert record["agreement"]["kind"] == "json"
+            assert record["request"]["features"]["response_format"] == SCHEMA
+    # the student got the tools and the schema in the Ollama API's own form
+    bodies = [b for p, b in student.requests if p == "/api/chat"]
+    assert sum(b.get("tools") == TOOLS for b in bodies) == 2
+    assert sum(b.get("format") == SCHEMA["json_schema"]["schema"] for b in bodies) == 2
