@@ -197,6 +197,11 @@ def test_the_configured_key_and_an_unreachable_upstream(
     assert httpx.post(f"{running.url}/v1/messages", json=body, headers=headers).status_code == 200
     seen = {k.lower(): v for k, v in teacher.headers[-1].items()}
     assert seen["x-api-key"] == "sk-ant-configured"
+    own = headers | {"x-api-key": "sk-ant-own", "anthropic-beta": "b-1"}
+    assert httpx.post(f"{running.url}/v1/messages", json=body, headers=own).status_code == 200
+    seen = {k.lower(): v for k, v in teacher.headers[-1].items()}
+    assert (seen["x-api-key"], seen["anthropic-beta"]) == ("sk-ant-own", "b-1")
+    assert seen["anthropic-version"] == "2023-06-01"
     tokens = httpx.post(f"{running.url}/v1/messages/count_tokens", json=body, headers=headers)
     assert tokens.status_code == 404 and teacher.count("/v1/messages/count_tokens") == 1
     teacher.down()
