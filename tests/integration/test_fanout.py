@@ -316,3 +316,22 @@ def test_a_registration_reaches_a_running_collector_within_two_seconds(tmp_path:
         finally:
             c.close()
     assert [r["student_name"] for r in logged] == ["default", "qwen"]
+
+
+def test_a_registered_student_that_is_down_is_named_not_the_default_setting(
+    tmp_path: Path,
+) -> None:
+    """Issue 27 item 13: a registered student's server down said to fix
+    SHADOWTUTOR_STUDENT_BASE_URL, a setting that is not its address."""
+    from shadowtutor.students import fanout
+    from shadowtutor.testing.listeners import free_port
+
+    s = _settings(tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"
+    spec = StudentSpec(name="qwen", backend="ollama", base_url=dead, model="qwen2.5:7b",
+                       timeout_s=2.0)  # fmt: skip
+    with pytest.raises(Exception) as caught:
+        fanout.registered_backend(spec, s).chat(MSGS)
+    text = str(caught.value)
+    assert "SHADOWTUTOR_STUDENT_BASE_URL" not in text
+    assert "'qwen'" in text and "shadowtutor students list" in text

@@ -66,6 +66,18 @@ class Lane:
 Ask = Callable[[Lane], dict[str, Any] | None]
 
 
+def registered_backend(spec: StudentSpec, settings: Settings) -> Backend:
+    """A registered student's backend; when its server is down its message names the
+    student and where its address is (not the settings of the single default student)."""
+    backend = student_backend(spec.settings(settings))
+    if spec.registered and hasattr(backend, "address_hint"):
+        backend.address_hint = (
+            f"check the address of the registered student {spec.name!r} "
+            "(`shadowtutor students list`; a student's address is set when it is registered)"
+        )
+    return backend
+
+
 class Fanout:
     """The lanes of one collector (see the module docstring)."""
 
@@ -161,7 +173,7 @@ class Fanout:
             lane = old.get(spec.name)
             if lane is None or lane.spec != spec:  # new, or changed: a fresh backend
                 breaker = lane.breaker if lane else self._new_breaker()
-                lane = Lane(spec, student_backend(spec.settings(self.settings)), breaker)
+                lane = Lane(spec, registered_backend(spec, self.settings), breaker)
             lanes.append(lane)
         return lanes
 
