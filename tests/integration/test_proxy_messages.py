@@ -357,3 +357,15 @@ def test_a_failing_student_falls_back_to_the_teacher(
     [rec] = running.records(expect=1)
     assert rec["routing"]["served_by"] == "teacher" and "fallback" in rec["metadata"]
     assert rec["student"]["error"] and running.collector.stats()["student_fallbacks"] == 1
+
+
+def test_the_events_reach_the_app_as_they_come(running: Running, teacher: ModelServer) -> None:
+    teacher.chunk_delay = 0.2  # about a dozen events: the whole stream takes ~2.4 s
+    start = time.monotonic()
+    arrivals = []
+    with claude(running.url).messages.stream(model=MODEL, max_tokens=64, messages=MSGS) as s:
+        for _ in s:
+            arrivals.append(time.monotonic() - start)
+    assert arrivals[-1] > 2.0 and arrivals[0] < arrivals[-1] - 1.5  # not read whole first
+    [rec] = running.records(expect=1)
+    assert rec["teacher"]["ttft_ms"] < rec["teacher"]["latency_ms"] - 1000
