@@ -108,6 +108,9 @@ class OllamaBackend(Backend):
     """A model served by Ollama, through the official ``ollama`` client."""
 
     provider = "ollama"
+    # What to fix when nothing listens: the settings' student by default; a registered
+    # student's backend names the student instead (students.fanout).
+    address_hint = "fix SHADOWTUTOR_STUDENT_BASE_URL"
 
     def __init__(
         self,
@@ -139,7 +142,7 @@ class OllamaBackend(Backend):
         if isinstance(exc, ConnectionError | httpx.ConnectError):
             return BackendUnavailable(
                 f"no Ollama server is running at {self.base_url}; start it with `ollama serve` "
-                "or fix SHADOWTUTOR_STUDENT_BASE_URL"
+                f"or {self.address_hint}"
             )
         if isinstance(exc, httpx.TimeoutException):
             return BackendTimeout(f"Ollama at {self.base_url} did not answer in {self.timeout:g} s")

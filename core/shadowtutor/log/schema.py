@@ -215,6 +215,23 @@ STUDENT_ASKED_SQL = "({p}model IS NOT NULL OR {p}error IS NOT NULL)"
 STUDENT_OK_SQL = "({p}model IS NOT NULL AND {p}error IS NULL AND {p}response IS NOT NULL)"
 
 
+# The student's server refused a feature of the request (tools, a JSON schema, images): the
+# collector records the error "unsupported: <feature> (...)". Such a pair is counted apart
+# from quality failures: the student was asked, but it is no failure of its answers.
+UNSUPPORTED = "unsupported:"
+STUDENT_UNSUPPORTED_SQL = "({p}error IS NOT NULL AND starts_with({p}error, 'unsupported:'))"
+
+
+def student_unsupported_sql(prefix: str = "student_") -> str:
+    return STUDENT_UNSUPPORTED_SQL.format(p=prefix)
+
+
+def student_unsupported(student: dict[str, Any] | None) -> bool:
+    """The student's server refused the request's feature (see the SQL above)."""
+    error = (student or {}).get("error")
+    return isinstance(error, str) and error.startswith(UNSUPPORTED)
+
+
 def student_asked_sql(prefix: str = "student_") -> str:
     return STUDENT_ASKED_SQL.format(p=prefix)
 
