@@ -102,6 +102,10 @@ def test_a_large_shared_prompt_group_in_one_language_does_not_skew_the_whole_spl
     build.split_examples(examples)
     per = {s: sum(e.split == s for e in examples) for s in build.SPLITS}
     assert per == {"train": 160, "val": 20, "test": 20}
-    check = build.split_check(examples, (0.8, 0.1, 0.1))
+    report = build.BuildReport()
+    build.split_examples(examples, report=report)  # again: the same split, its report
+    assert {s: sum(e.split == s for e in examples) for s in build.SPLITS} == per
+    check = build.split_check(examples, (0.8, 0.1, 0.1), report.largest_group)
+    assert check == build.split_check(examples, (0.8, 0.1, 0.1))  # the groups found again
     assert check["within_one_point"] and check["expected"] and check["largest_group"] == 90
     assert build.leaking(examples) == set()

@@ -115,3 +115,19 @@ def test_normalised_json_values() -> None:
         "b": 1,
     }
     assert agreement.normalised(True) is True  # a boolean is not the number 1
+
+
+def test_a_schema_is_checked_once_and_a_broken_one_is_named() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    agreement._validator.cache_clear()
+    for got in ('{"n": 1}', '{"n": "1"}', "{}"):
+        agreement.json_answers({"response": '{"n": 1}'}, {"response": got}, schema)
+    assert agreement._validator.cache_info().misses == 1  # one check of the schema, 3 answers
+    bad = agreement.json_answers({"response": "{}"}, {"response": "{}"}, {"type": 7})
+    assert bad["details"]["error"].startswith("the schema is not valid:")
+    wrong = agreement.json_answers({"response": '{"n": 1}'}, {"response": '{"n": "1"}'}, schema)
+    assert wrong["details"] == {
+        "valid": False,
+        "fields": 0.0,
+        "error": "'1' is not of type 'integer'",
+    }

@@ -101,3 +101,29 @@ def test_old_and_new_records_read_together(tmp_path: Path, compacted: bool) -> N
     assert new["agreement"]["details"] == {"name": 1.0}
     assert old["request"]["kind"] == "plain" and old["protocol"] == "openai.chat"
     assert old["teacher"]["tool_calls"] is None
+
+
+def test_the_request_features_are_kept_as_json_even_with_an_odd_value() -> None:
+    """request.features holds what the app sent; a value JSON cannot hold (a client's
+    sentinel object) is written as its text, never making the record unwritable."""
+    from shadowtutor.collect import records
+    from shadowtutor.collect.job import Job
+
+    class Sentinel:
+        def __str__(self) -> str:
+            return "NOT_GIVEN"
+
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    job = Job(
+        messages=[{"role": "user", "content": "q"}],
+        kind="tools",
+        features={"tools": tools, "tool_choice": Sentinel()},
+    )
+    fields = records.request_fields(job)
+    assert fields["features"] == {"tools": tools, "tool_choice": "NOT_GIVEN"}
+    record = schema.make_record(
+        messages=job.messages, teacher={"model": "m", "response": ""}, request=fields
+    )
+    assert schema.dump_line(schema.check_for_log(record)).endswith(b"\n")
+    plain = records.request_fields(Job(messages=job.messages))
+    assert plain["features"] is None and plain["kind"] == "plain"

@@ -55,8 +55,9 @@ def _print_decision(d: criteria.Decision, decision_id: int | None = None) -> Non
         est = "-" if c.estimate is None else f"{c.estimate:.4g}"
         bound = "-" if c.bound is None else f"{c.bound:.4g}"
         thr = "-" if c.threshold is None else f"{c.threshold:.4g}"
+        cell = c.category if c.kind == "plain" else f"{c.category} {c.kind}"  # by kind
         click.echo(
-            f"  {c.status:<12} {c.category:<10} {c.label:<26} n={c.n:<7} est={est:<9} "
+            f"  {c.status:<12} {cell:<10} {c.label:<26} n={c.n:<7} est={est:<9} "
             f"bound={bound:<9} thr={thr:<7} {c.missing}"
         )
 
@@ -132,7 +133,9 @@ def show(ctx: click.Context, decision_id: int | None) -> None:
         click.echo(f"decision #{row.id} {criteria.label(row.outcome)} at {when}")
         click.echo(row.evidence.get("summary", ""))
         for c in row.evidence.get("criteria", []):
-            click.echo(f"  {c['status']:<12} {c['category']:<10} {c['label']:<26} {c['missing']}")
+            kind = c.get("kind", "plain")
+            cell = c["category"] if kind == "plain" else f"{c['category']} {kind}"
+            click.echo(f"  {c['status']:<12} {cell:<10} {c['label']:<26} {c['missing']}")
         click.echo(decisions.approval(session=session).describe())
 
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import Any
 
-from shadowtutor import detect
+from shadowtutor import detect, fastjson
 from shadowtutor.backends import Answer
 from shadowtutor.collect import agreement
 from shadowtutor.collect.job import Job
@@ -116,8 +116,15 @@ def request_fields(job: Job) -> dict[str, Any]:
         "tools_hash": digest(tools) if tools else None,
         "schema_hash": digest(schema) if schema else None,
         # what review, export and replay need; a plain request has none
-        "features": dict(job.features) if job.features else None,
+        "features": json_copy(job.features) if job.features else None,
     }
+
+
+def json_copy(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` as the JSON the app's client sent: an object JSON cannot hold (a client
+    sentinel, a set) is written as its text rather than making the record unwritable."""
+    copied: dict[str, Any] = fastjson.loads(fastjson.dumps(value, default=str))
+    return copied
 
 
 def build(

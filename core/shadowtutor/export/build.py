@@ -9,6 +9,7 @@ is deterministic: the same input gives the same bytes.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -383,6 +384,14 @@ def normalise(text: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _words(text: str) -> tuple[str, ...]:
+    """The normalised words of a text; cached, since a system prompt or a greeting is in
+    thousands of examples and the containment check reads every context twice (the split's
+    and the manifest's)."""
+    return tuple(normalise(text).split())
+
+
 def _containments(examples: list[Example], train_only: bool) -> list[tuple[Example, Example]]:
     """(holder, source) pairs: ``holder``'s context (every prompt message) contains
     ``source``'s target, compared normalised and as whole words; with ``train_only``, only
@@ -391,7 +400,7 @@ def _containments(examples: list[Example], train_only: bool) -> list[tuple[Examp
         lambda: defaultdict(dict)
     )
     for e in examples:
-        words = tuple(normalise(e.target).split())
+        words = _words(e.target)
         if words and (e.split == "train" or not train_only):
             index[words[0]][len(words)].setdefault(words, e)
     out: list[tuple[Example, Example]] = []
@@ -399,7 +408,7 @@ def _containments(examples: list[Example], train_only: bool) -> list[tuple[Examp
         if train_only and e.split == "train":
             continue
         for message in e.prompt:
-            words = tuple(normalise(str(message.get("content", ""))).split())
+            words = _words(str(message.get("content", "")))
             for i, word in enumerate(words):
                 for size, targets in index.get(word, {}).items():
                     source = targets.get(words[i : i + size])
@@ -427,6 +436,7 @@ def split_examples(
     examples: list[Example],
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: str = "shadowtutor",
+    report: BuildReport | None = None,
 ) -> int:
     """Set each example's split so that neither a conversation nor a prompt is in two, in
     the asked proportions; the export and its preview both call this.
@@ -439,6 +449,7 @@ def split_examples(
     exactly a train answer) trades places with a train group of its size; returns how many
     groups moved to train.
     """
+    _words.cache_clear()  # a new export's texts: the last one's need not stay in memory
     group_of = group_finder(examples)
     languages: dict[str, Counter[str]] = defaultdict(Counter)
     for e in examples:
@@ -451,6 +462,9 @@ def split_examples(
     holds = _holds(examples, group_of)
     moved = _swap_leaks(examples, groups, splits, group_of, seed, holds)
     _rebalance(examples, groups, splits, group_of, fractions, seed, holds)
+    if report is not None:
+        report.moved_to_train = moved
+        report.largest_group = max((size for _, size in groups.values()), default=0)
     return moved
 
 
@@ -633,6 +647,7 @@ class BuildReport:
     moved_to_train: int = 0  # groups moved so no val/test context holds a train target
     tools_without_definitions: int = 0  # tools examples whose pair did not keep the tools
     asked: tuple[float, ...] = (0.8, 0.1, 0.1)  # the split asked for (train, val, test)
+    largest_group: int | None = None  # examples in the split's largest group (split_examples)
 
 
 def build_examples(
@@ -643,7 +658,7 @@ def build_examples(
     function-calling form) and its line carries the tool definitions; a JSON pair's line
     carries its response format (:func:`extras_of`)."""
     report = BuildReport(matched=len(candidates))
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[Any, ...]] = set()
     shared: dict[str, str] = {}
     examples: list[Example] = []
     max_chars = options.max_tokens * 4
@@ -690,10 +705,10 @@ def build_examples(
             text = prompt[0]["content"]
             prompt[0]["content"] = shared.setdefault(text, text)
         extras = extras_of(request.get("features"), kind)
-        key = (
-            json.dumps([prompt, extras], sort_keys=True),
-            json.dumps([target, canonical_calls(target_calls)]),
-        )
+        key: tuple[Any, ...] = (tuple((m["role"], m.get("content", "")) for m in prompt), target)
+        if extras or target_calls or any("tool_calls" in m or m["role"] == "tool" for m in prompt):
+            # tools and JSON examples: their calls, tool answers and definitions count too
+            key += (json.dumps([prompt, extras, canonical_calls(target_calls)], sort_keys=True),)
         if key in seen:
             report.dropped["duplicate"] += 1
             continue
@@ -914,7 +929,9 @@ SPLIT_TOLERANCE = 0.01  # one point of share: what "split as asked" allows
 SPLIT_MIN_EXAMPLES = 200  # below this, whole conversations cannot reach one point
 
 
-def split_check(examples: list[Example], asked: Sequence[float]) -> dict[str, Any]:
+def split_check(
+    examples: list[Example], asked: Sequence[float], largest_group: int | None = None
+) -> dict[str, Any]:
     """The split asked and got (shares of the examples), whether every share is within one
     point of the asked one, and whether the export is big enough (:data:`SPLIT_MIN_EXAMPLES`)
     for that to be expected. When one group (conversations joined by a shared prompt) is most
@@ -924,14 +941,15 @@ def split_check(examples: list[Example], asked: Sequence[float]) -> dict[str, An
     per = Counter(e.split for e in examples)
     got = {s: round(per[s] / n, 4) if n else 0.0 for s in SPLITS}
     want = dict(zip(SPLITS, (round(float(f), 4) for f in asked), strict=True))
-    group_of = group_finder(examples)
-    sizes = Counter(group_of(e) for e in examples)
+    if largest_group is None:  # not given by split_examples: the groups found again
+        group_of = group_finder(examples)
+        largest_group = max(Counter(group_of(e) for e in examples).values(), default=0)
     return {
         "asked": want,
         "got": got,
         "within_one_point": all(abs(got[s] - want[s]) <= SPLIT_TOLERANCE + 1e-9 for s in SPLITS),
         "expected": n >= SPLIT_MIN_EXAMPLES,
-        "largest_group": max(sizes.values(), default=0),
+        "largest_group": largest_group,
     }
 
 
@@ -956,7 +974,7 @@ def counts_of(
         "pairs_with_pii": report.pairs_with_pii,
         "per_kind": _breakdown(examples, "kind"),
         "tools_without_definitions": report.tools_without_definitions,
-        "split_check": split_check(examples, report.asked),
+        "split_check": split_check(examples, report.asked, report.largest_group),
         "containment_check": {
             "val_test_conversations_holding_a_train_target": len(leaking(examples)),
             "groups_moved_to_train": report.moved_to_train,

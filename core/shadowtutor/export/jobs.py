@@ -438,7 +438,7 @@ def _plan(
     snapshots = _load_snapshots(session, [c.item_id for c in candidates])
     examples, report = build_examples(candidates, snapshots, options)
     snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
-    report.moved_to_train = split_examples(examples, options.split, options.seed)
+    split_examples(examples, options.split, options.seed, report)
     report.asked = tuple(options.split)
     return examples, report
 
