@@ -253,14 +253,19 @@ def run_year(
     return False
 
 
-def year_looks(cfg: criteria.GateConfig, seeds: int, looks: int, pairs: int) -> None:
+def year_looks(
+    cfg: criteria.GateConfig, seeds: int, looks: int, pairs: int, which: str = ""
+) -> None:
     print(
         f"\n## A year of daily looks: {seeds} seeds, {looks} looks, {pairs} pairs and "
         f"{REVIEWS_PER_DAY} human reviews a day per student, evidence growing from the epoch"
     )
     print("\n| student(s) exactly at a bar | P(any GO) | 95 % upper bound (Wilson) |")
     print("|---|---|---|")
-    for case in YEAR_CASES:
+    picked = {int(i) for i in which.split(",") if i.strip()} if which else None
+    for i, case in enumerate(YEAR_CASES):
+        if picked is not None and i not in picked:
+            continue
         go = sum(run_year(cfg, case, s, looks, pairs) for s in range(seeds))
         upper = _upper(go, seeds)
         print(f"| {case[0]} | {go}/{seeds} = {go / seeds:.1%} | {upper:.1%} |", flush=True)
@@ -285,6 +290,9 @@ def main() -> None:
     parser.add_argument("--year-seeds", type=int, default=0, help="Seeds per year-long case.")
     parser.add_argument("--year-days", type=int, default=365, help="Daily looks per year run.")
     parser.add_argument("--year-pairs", type=int, default=600, help="Pairs a day (year runs).")
+    parser.add_argument(
+        "--year-cases", default="", help="Year cases to run, by 0-based index (e.g. 0,1,2)."
+    )
     args = parser.parse_args()
     data = tomllib.loads(criteria.DEFAULT_CONFIG.read_text())
     data["eligibility"] = {"categories": ["greeting"]}
@@ -295,7 +303,7 @@ def main() -> None:
     if args.daily_seeds:
         daily_looks(cfg, args.daily_seeds, args.days, edges=not args.no_edges)
     if args.year_seeds:
-        year_looks(cfg, args.year_seeds, args.year_days, args.year_pairs)
+        year_looks(cfg, args.year_seeds, args.year_days, args.year_pairs, args.year_cases)
     print(f"({time.perf_counter() - started:.0f} s)")
 
 
