@@ -224,6 +224,16 @@ def assemble(
     # Paired scores (human student/teacher, judge student/teacher): the teacher comparison
     # needs them even without a judge.
     _add_ratings(cats, reviews, judged or [], review_start, end, as_of)
+    for a in cats.values():  # gathered: the similarity criterion is calibrated from reviews
+        a.sim_reviews = a.sim_reviews or {}
+    for r in reviews:
+        if r.pair_ts is None or not review_start <= r.pair_ts < end or r.created_at > as_of:
+            continue
+        if r.score is None or r.similarity is None or not r.method:
+            continue
+        cells = cats[r.category].sim_reviews.setdefault(r.method, {})  # type: ignore[union-attr]
+        cell = (round(float(r.similarity), 2), float(r.score))
+        cells[cell] = cells.get(cell, 0) + 1
     return Window(start, end, cats)
 
 

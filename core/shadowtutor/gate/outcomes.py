@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+# A criterion that does not take part in the decision (similarity where it does not predict
+# the review score: the reviews decide); shown with why.
+LEFT_OUT = "LEFT OUT"
 
 
 @dataclass(frozen=True)
