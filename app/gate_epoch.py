@@ -12,7 +12,7 @@ from shadowtutor.app import gate_actions
 from shadowtutor.app.auth import CurrentUser
 from shadowtutor.config import Settings
 from shadowtutor.gate import criteria, epochs
-from shadowtutor.views import epoch as epoch_view
+from shadowtutor.views import epoch
 
 ACTION = "gate.epoch"
 
@@ -26,7 +26,7 @@ def render(
 ) -> None:
     """The pending-epoch line for everyone; the start form for the roles allowed it."""
     with db.session_scope(settings.db_url) as session:
-        note = epoch_view.pending_note(session=session, student=student, evidence=evidence)
+        note = epoch.pending_note(session=session, student=student, evidence=evidence)
     if note:
         st.text(note)  # the reason is an admin's words: text, never Markdown
     if not permissions.allowed(user.role, ACTION):

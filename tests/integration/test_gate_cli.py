@@ -83,7 +83,7 @@ def test_an_admin_starts_an_evidence_epoch_from_the_cli(migrated: Settings) -> N
     and audited; the evidence so far lapses for the next decisions."""
     from shadowtutor import db
     from shadowtutor.gate import decisions
-    from shadowtutor.views import epoch as epoch_view
+    from shadowtutor.views import epoch
     from shadowtutor.views import readiness
 
     fill(migrated)
@@ -112,7 +112,7 @@ def test_an_admin_starts_an_evidence_epoch_from_the_cli(migrated: Settings) -> N
         assert row.who == "root" and row.flagged and "the system prompt changed" in row.detail
 
         before = decisions.latest(session=s).evidence
-        pending = epoch_view.pending_note(session=s, student=None, evidence=before)
+        pending = epoch.pending_note(session=s, student=None, evidence=before)
     assert pending.startswith("A new evidence epoch started since this decision (manual): ")
     assert "because the system prompt changed. Evaluate the gate" in pending
 
@@ -120,5 +120,5 @@ def test_an_admin_starts_an_evidence_epoch_from_the_cli(migrated: Settings) -> N
     assert "GO for greeting" not in after.output and "NOT ENOUGH DATA" in after.output
     with db.session_scope(migrated.db_url) as s:
         now = decisions.latest(session=s).evidence
-        assert epoch_view.pending_note(session=s, student=None, evidence=now) == ""
+        assert epoch.pending_note(session=s, student=None, evidence=now) == ""
     assert readiness.epoch_note(now).endswith("because the system prompt changed.")
