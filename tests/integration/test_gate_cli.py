@@ -83,8 +83,7 @@ def test_an_admin_starts_an_evidence_epoch_from_the_cli(migrated: Settings) -> N
     and audited; the evidence so far lapses for the next decisions."""
     from shadowtutor import db
     from shadowtutor.gate import decisions
-    from shadowtutor.views import epoch
-    from shadowtutor.views import readiness
+    from shadowtutor.views import epoch, readiness
 
     fill(migrated)
     make_user(migrated.db_url, "admin", "root")
