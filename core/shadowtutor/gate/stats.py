@@ -274,10 +274,21 @@ BET_FRACTIONS = np.concatenate([np.geomspace(0.005, 0.05, 4)[:-1], np.linspace(0
 
 
 def log_capital(
-    vals: np.ndarray, cnts: np.ndarray, m: np.ndarray, lo: float, fracs: np.ndarray = BET_FRACTIONS
+    vals: np.ndarray,
+    cnts: np.ndarray,
+    m: np.ndarray,
+    lo: float,
+    fracs: np.ndarray = BET_FRACTIONS,
+    design: np.ndarray | None = None,
 ) -> np.ndarray:
-    """log of the mixture capital against "mean <= m" for each candidate ``m`` (> lo)."""
+    """log of the mixture capital against "mean <= m" for each candidate ``m`` (> lo).
+
+    ``design`` (each value's design weight over the largest possible one, in (0, 1]): values
+    drawn with unequal probabilities, whose population mean is the mean of ``weight * value``
+    (Hansen-Hurwitz); the bet on each is scaled by its weight, so it stays safe."""
     scaled = (vals[None, :] - m[:, None]) / (m[:, None] - lo)  # (M, V), >= -1
+    if design is not None:
+        scaled = scaled * design[None, :]  # still >= -1: the weights are at most 1
     growth = np.log1p(fracs[None, :, None] * scaled[:, None, :])  # (M, G, V)
     logs = growth @ cnts  # (M, G)
     top = logs.max(axis=1)
