@@ -7,7 +7,7 @@ PORT ?= 8501
 DEMO_ARGS ?=
 DOCS_PORT ?= 8000
 
-.PHONY: demo test install lint typecheck bench docs docs-build docs-generate
+.PHONY: demo test install node-deps lint typecheck bench docs docs-build docs-generate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,19 @@ demo: $(BIN)/.installed
 # subprocesses, the browser), so TEST_WORKERS pytest-xdist workers run them side by side, one
 # test file per worker at a time (module fixtures are built once). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 4
-test: $(BIN)/.installed
+test: $(BIN)/.installed node-deps
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_ADMIN_URL)} $(BIN)/python -m pytest \
 		-n $(TEST_WORKERS) --dist loadfile
+
+# The Node clients the tests drive (tests/node: the official `openai` package, pinned in its
+# package-lock.json): installed once from the npm registry, then the tests run offline. Skipped
+# (with a note) where Node is not installed; the tests that need it then skip too.
+NODE_DIR := tests/node
+node-deps: $(NODE_DIR)/node_modules/.package-lock.json
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	else echo "npm not found: the Node client tests will be skipped"; fi
 
 # Both run in .ci/run before the tests, and in pre-commit (.pre-commit-config.yaml).
 lint: $(BIN)/.installed

@@ -6,6 +6,7 @@ text block), never as Markdown or HTML.
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from typing import Any
 
@@ -30,6 +31,31 @@ def show_text(text: str) -> None:
     )
 
 
+def show_json(value: Any) -> None:
+    """A JSON value (tool calls, definitions, a schema) formatted, as code: never Markdown."""
+    st.code(pretty_json(value), language="json", wrap_lines=True)
+
+
+def pretty_json(value: Any) -> str:
+    """``value`` indented with its keys in order; a tool call's ``arguments`` string that
+    holds JSON is shown parsed (the app sent it as text), anything else as it is."""
+    return json.dumps(_parsed_arguments(value), indent=2, ensure_ascii=False, default=str)
+
+
+def _parsed_arguments(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_parsed_arguments(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _parsed_arguments(v) if k == "function" else v for k, v in value.items()}
+    if isinstance(out.get("arguments"), str):
+        try:
+            out["arguments"] = json.loads(out["arguments"])
+        except ValueError:  # not JSON: shown as the text the model sent
+            pass
+    return out
+
+
 def _fmt(value: Any, fmt: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
 
@@ -52,6 +78,41 @@ def show_header(item: Any) -> None:
         f"Pair {md(item.pair_id)} · logged {md(snap.get('ts') or 'n/a')} · "
         f"queued as {md(item.strategy)}"
     )
+    show_request(snap.get("request") or {}, snap.get("agreement") or {})
+
+
+def show_request(request: dict[str, Any], agreement: dict[str, Any]) -> None:
+    """What was asked besides the messages: the kind, the agreement by what the answers are,
+    and the tool definitions and JSON schema at hand (folded; shown as JSON code)."""
+    kind = request.get("kind") or "plain"
+    if kind == "plain" and not agreement.get("kind"):
+        return
+    facts = [f"Request kind {md(kind)}"]
+    if request.get("tools"):
+        facts.append("tools " + ", ".join(md(t) for t in request["tools"]))
+    if agreement.get("score") is not None:
+        facts.append(f"agreement ({md(agreement.get('kind'))}) {float(agreement['score']):.2f}")
+    st.caption(" · ".join(facts))
+    features = request.get("features") or {}
+    tools = features.get("tools") or features.get("functions")
+    if tools:
+        with st.expander(f"Tool definitions ({len(tools)})"):
+            show_json(tools)
+            if features.get("tool_choice") is not None:
+                st.caption("tool_choice")
+                show_json(features["tool_choice"])
+    response_format = features.get("response_format")
+    if isinstance(response_format, dict):
+        with st.expander("Response format (JSON schema)"):
+            show_json(response_format)
+    if (kind == "tools" and not tools) or (kind == "json_schema" and not response_format):
+        st.caption(
+            "The tool definitions and the schema were not kept with this pair (logged before "
+            "the record stored them): the tool names and hashes above are what is known."
+        )
+    if agreement.get("details"):
+        with st.expander("Agreement details"):
+            show_json(agreement["details"])
 
 
 def show_conversation(messages: list[dict[str, Any]]) -> None:
@@ -63,8 +124,12 @@ def show_conversation(messages: list[dict[str, Any]]) -> None:
             with st.expander(f"{md(role.upper())} prompt ({len(text):,} characters)"):
                 show_text(text)
         else:
-            st.caption(md(role.upper()))
-            show_text(text)
+            call_id = msg.get("tool_call_id")
+            st.caption(md(role.upper()) + (f" (answer to {md(call_id)})" if call_id else ""))
+            if text or not msg.get("tool_calls"):
+                show_text(text)
+            if msg.get("tool_calls"):
+                show_json(msg["tool_calls"])
 
 
 def show_answer(label: str, answer: dict[str, Any], *, reveal: bool) -> None:
@@ -75,11 +140,39 @@ def show_answer(label: str, answer: dict[str, Any], *, reveal: bool) -> None:
     ]
     if reveal:
         facts.insert(0, f"model {md(answer.get('model') or 'n/a')}")
+    if answer.get("finish_reason"):
+        facts.append(f"finish {md(answer['finish_reason'])}")
     st.caption(" · ".join(facts))
     if answer.get("error"):
         st.caption("Error:")
         show_text(str(answer["error"]))
-    show_text(answer.get("response") or "")
+    if answer.get("refusal"):
+        st.caption("Refusal:")
+        show_text(str(answer["refusal"]))
+    calls = answer.get("tool_calls")
+    if calls:
+        st.caption(f"Tool calls ({len(calls)})")
+        show_json(calls)
+        if answer.get("response"):
+            show_text(answer["response"])
+        return
+    response = answer.get("response") or ""
+    parsed = _json_value(response)
+    if parsed is not None:  # a JSON answer (json_object / json_schema): formatted
+        show_json(parsed)
+    else:
+        show_text(response)
+
+
+def _json_value(text: str) -> Any:
+    """``text`` parsed when it is a JSON object or array, else None."""
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict | list) else None
 
 
 def show_pair(item: Any, slots: list[tuple[str, str, dict]], *, reveal: bool) -> None:

@@ -44,6 +44,36 @@ MSGS = [
 ]
 
 
+def make_tools(n: int) -> list[dict[str, Any]]:
+    """``n`` function tools of a realistic size (a description, four typed parameters, two
+    required, an enum): about 500 bytes each as JSON, 10 kB for 20."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{i:02d}_lookup",
+                "description": f"Look up record kind {i} for the bakery's order desk by its id.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "description": "The record's id."},
+                        "when": {"type": "string", "description": "ISO date, optional."},
+                        "count": {"type": "integer", "minimum": 1, "maximum": 50},
+                        "mode": {"type": "string", "enum": ["fast", "exact", "cached"]},
+                    },
+                    "required": ["id", "count"],
+                    "additionalProperties": False,
+                },
+            },
+        }
+        for i in range(n)
+    ]
+
+
+# What every benchmarked call carries besides the messages (``--tools N``: N tools).
+EXTRA: dict[str, Any] = {}
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -177,7 +207,7 @@ def rounds(
 
 
 def chat(client: Any, **kw: Any) -> Callable[[], Any]:
-    return lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, **kw)
+    return lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, **EXTRA, **kw)
 
 
 def ttft(client: Any) -> Callable[[], float]:
@@ -187,9 +217,12 @@ def ttft(client: Any) -> Callable[[], float]:
     def go() -> float:
         start = time.perf_counter()
         first = None
-        with client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True) as s:
+        with client.chat.completions.create(
+            model="gpt-4o-mini", messages=MSGS, stream=True, **EXTRA
+        ) as s:
             for chunk in s:
-                if first is None and chunk.choices and chunk.choices[0].delta.content:
+                delta = chunk.choices[0].delta if chunk.choices else None
+                if first is None and delta and (delta.content or delta.tool_calls):
                     first = (time.perf_counter() - start) * 1000
         return first if first is not None else float("nan")
 
@@ -427,15 +460,26 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=50.0)
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--litellm-python", help="A Python with litellm[proxy]: adds it as a target.")
+    ap.add_argument(
+        "--tools",
+        type=int,
+        default=0,
+        help="Every call carries this many tools (the teacher answers with a tool call).",
+    )
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
-        "--only", choices=["records", "proxy", "wrapper", "students"], help="Run one part only."
+        "--only",
+        choices=["records", "proxy", "wrapper", "students", "path"],
+        help="Run one part only.",
     )
     args = ap.parse_args()
     if args.serve:
         serve(args.delay_ms)
         return
+    if args.tools:
+        EXTRA["tools"] = make_tools(args.tools)
     home = tempfile.mkdtemp(prefix="shadowtutor-bench-")
+
     print(f"at the start: {load()}")
     if args.only == "records":
         r = bench_records({"SHADOWTUTOR_HOME": home}, args.records)
@@ -453,6 +497,11 @@ def main() -> None:
     os.environ.update(env)  # routing reads the rollout state from this home's database
     from shadowtutor import db
 
+    if args.only == "path":  # the request path's own work: plain against --tools (20)
+        db.upgrade(settings_db_url(env))
+        print("\n".join(bench_path(env, args.calls * 4, args.tools or 20)), flush=True)
+        servers.stdin.close()
+        return
     if args.only == "students":  # the request path with 1 student versus 3 (fan-out)
         bench_students(urls, env, args.calls, args.delay_ms)
         servers.stdin.close()
@@ -460,7 +509,8 @@ def main() -> None:
     db.upgrade(settings_db_url(env))
     print(
         f"teacher: loopback, fixed delay {args.delay_ms:g} ms; official openai client; "
-        f"{args.calls} interleaved rounds at c=1, {args.calls * 2} at c=8",
+        f"{args.calls} interleaved rounds at c=1, {args.calls * 2} at c=8; "
+        f"{args.tools} tools a request",
         flush=True,
     )
     try:
@@ -484,6 +534,89 @@ def main() -> None:
             f"{r['writer_cpu']:,.0f} per CPU-second"
         )
     print(f"at the end: {load()}")
+
+
+def bench_path(env: dict[str, str], n: int, tools: int) -> list[str]:
+    """The request path's own work per call, plain against ``tools`` tools: what the proxy
+    does for a body it has read (parse it, its kind and features; decide: route, sample,
+    category; after the answer, hand the pair off with the teacher's raw reply), on this
+    thread, and the companion's share of taking the job over the pipe (its workers then
+    ask the student, compare and write: work off the request path, measured too). Both
+    bodies alternate in blocks of 50 so the host's load falls on both alike."""
+    import json as jsonlib
+
+    from shadowtutor import fastjson
+    from shadowtutor.collect.collector import ShadowCollector
+    from shadowtutor.collect.job import Context
+    from shadowtutor.collect.openai_shape import ChatRequest
+    from shadowtutor.config import Settings
+
+    settings = Settings.load(env | {"SHADOWTUTOR_COMPANION": "1"})
+    collector = ShadowCollector(settings)
+    pid = collector.companion.pid if collector.companion is not None else None
+    bodies = {
+        "plain": {"model": "gpt-4o-mini", "messages": MSGS},
+        f"{tools} tools": {"model": "gpt-4o-mini", "messages": MSGS, "tools": make_tools(tools)},
+    }
+    raws = {
+        "plain": jsonlib.dumps(
+            {"id": "c", "object": "chat.completion", "model": "gpt-4o-mini", "choices": [
+                {"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "Due torte costano 40 euro."}}],
+             "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}
+        ).encode(),
+    }  # fmt: skip
+    call_msg = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "tool_03_lookup", "arguments": '{"id": "A7", "count": 2}'}}
+        ],
+    }  # fmt: skip
+    tool_raw = jsonlib.loads(raws["plain"])
+    tool_raw["choices"][0] |= {"finish_reason": "tool_calls", "message": call_msg}
+    raws[f"{tools} tools"] = jsonlib.dumps(tool_raw).encode()
+    spent = dict.fromkeys(bodies, 0.0)
+    side = dict.fromkeys(bodies, 0.0)
+    done = dict.fromkeys(bodies, 0)
+
+    sent = {name: jsonlib.dumps(body).encode() for name, body in bodies.items()}
+
+    def one(name: str) -> None:
+        body = fastjson.loads(sent[name])  # as the proxy reads the body it forwards as sent
+        request = ChatRequest.parse(body)
+        call = collector.begin(request, Context())
+        collector.hand_off(call, teacher_latency_ms=50.0, teacher_raw=raws[name])
+
+    for name in bodies:  # warm up: imports, the routing state, the companion's first jobs
+        for _ in range(50):
+            one(name)
+    collector.flush(60)
+    for block in range(n // 50):
+        for name in bodies if block % 2 == 0 else reversed(list(bodies)):
+            k0 = proc_cpu(pid) if pid else 0.0
+            c0 = time.thread_time()
+            for _ in range(50):
+                one(name)
+            spent[name] += time.thread_time() - c0
+            collector.flush(60)  # the companion's work for this block, then its CPU
+            side[name] += (proc_cpu(pid) - k0) if pid else 0.0
+            done[name] += 50
+    stats = collector.stats()
+    collector.close()
+    out = [f"request path, {n} calls of each, alternating blocks of 50 ({load()}):"]
+    for name in bodies:
+        out.append(
+            f"  {name:>9}: {spent[name] / done[name] * 1e6:7.1f} µs a call on the request "
+            f"thread; the companion (taking the job, student, compare, record) "
+            f"{side[name] / done[name] * 1000:.2f} ms a call"
+        )
+    out.append(
+        f"  records logged {stats['logged']}, dropped {stats['dropped']}, "
+        f"student errors {stats['student_errors']}"
+    )
+    return out
 
 
 def bench_students(urls: dict[str, str], env: dict[str, str], calls: int, delay_ms: float) -> None:

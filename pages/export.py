@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps
+from shadowtutor.app import auth, deps, export_checks
 from shadowtutor.app.text import inert
 from shadowtutor.config import shown_path
 from shadowtutor.export import jobs
@@ -105,6 +105,7 @@ if dropped:
         + ", ".join(f"{v:,} {DROP_NAMES.get(k, k)}" for k, v in dropped.items())
         + " (a duplicate is the same prompt and target as an earlier pair)."
     )
+export_checks.show(counts)
 empty = [f"preference_{s}.jsonl" for s in jobs.SPLITS if prefs and not prefs.get(s)]
 if empty:
     st.warning(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, filters
+from shadowtutor.app import auth, deps, filters, kinds
 from shadowtutor.app.text import md
 from shadowtutor.log import analytics
 from shadowtutor.views import charts, display, quality
@@ -130,3 +130,5 @@ st.caption(
     "language (model and source filters do not apply to reviews). The student's cost includes "
     f"its flat ${settings.student_monthly_cost_usd:,.2f}/month spread over the period's days."
 )
+
+kinds.quality_section(con, f, method)

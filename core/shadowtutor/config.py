@@ -152,6 +152,12 @@ class Settings:
     )
     proxy_host: str = _setting("SHADOWTUTOR_PROXY_HOST", "127.0.0.1", "Address the proxy binds.")
     proxy_port: int = _setting("SHADOWTUTOR_PROXY_PORT", 8787, "Port the proxy listens on.")
+    proxy_keep_alive_s: float = _setting(
+        "SHADOWTUTOR_PROXY_KEEP_ALIVE_S",
+        5.0,
+        "Seconds the proxy keeps an idle keep-alive connection open before closing it (an "
+        "OpenAI client reconnects when it needs to).",
+    )
     review_blind: bool = _setting(
         "SHADOWTUTOR_REVIEW_BLIND",
         False,

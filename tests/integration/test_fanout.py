@@ -257,3 +257,62 @@ def test_fan_out_reads_the_registry_from_postgresql(tmp_path: Path, pg_migrated:
     assert per[names[1]]["errors"] == 2 and per[names[1]]["breaker"] == "open"
     taken = sum(r["student_name"] == names[1] for r in logged)
     assert 8 <= taken <= 32 and per[names[1]]["not_sampled"] == 40 - taken
+
+
+def test_each_record_lists_only_its_own_unknown_costs(tmp_path: Path) -> None:
+    """Issue 27 item 13: with two students, one student's record listed the other's unknown
+    cost (``metadata.cost_unknown`` was one list shared by the records of a request)."""
+    s = _settings(tmp_path, SHADOWTUTOR_BREAKER_FAILURES="50")
+    with (
+        ModelServer(models=["llama3.1:8b"], answer="llama says") as llama,
+        ModelServer(models=["house-model-7b"], answer="vllm says") as vllm,
+        ModelServer(models=["gpt-unpriced"], answer="teacher") as teacher,
+    ):
+        _register(s, "llama", llama)  # Ollama: free
+        with db.session_scope(s.db_url) as session:  # OpenAI-compatible, no price known
+            students.add(
+                session=session,
+                actor_id=SYSTEM,
+                name="vllm",
+                backend="openai",
+                base_url=vllm.openai_url,
+                model="house-model-7b",
+            )
+        c = ShadowCollector(s)
+        try:
+            c.wrap(openai_client(teacher)).chat.completions.create(
+                model="gpt-unpriced", messages=MSGS
+            )
+            logged = records(c, expect=1)
+        finally:
+            c.close()
+    unknown = {r["student_name"]: r["metadata"].get("cost_unknown") for r in logged}
+    assert unknown == {"llama": ["teacher"], "vllm": ["teacher", "student"]}
+
+
+def test_a_registration_reaches_a_running_collector_within_two_seconds(tmp_path: Path) -> None:
+    """Issue 27 item 13: a request sent ~6 s after `students add` still went only to the
+    settings' `default` student (the list was re-read in the background, after the job)."""
+    from shadowtutor.students import fanout
+
+    s = _settings(tmp_path, SHADOWTUTOR_BREAKER_FAILURES="50")
+    with (
+        ModelServer(models=["llama3"], answer="default says") as default,
+        ModelServer(models=["qwen2.5:7b"], answer="qwen says") as qwen,
+        ModelServer(models=["gpt-4o-mini"], answer="teacher") as teacher,
+    ):
+        s2 = Settings.load(
+            {"SHADOWTUTOR_HOME": s.home, "SHADOWTUTOR_STUDENT_BASE_URL": default.url}
+        )
+        c = ShadowCollector(s2)
+        try:
+            client = c.wrap(openai_client(teacher))
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            assert {r["student_name"] for r in records(c, expect=1)} == {"default"}
+            _register(s, "qwen", qwen)
+            time.sleep(fanout.REFRESH_S + 0.2)  # the documented bound, measured from here
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            logged = records(c, expect=2)
+        finally:
+            c.close()
+    assert [r["student_name"] for r in logged] == ["default", "qwen"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,14 @@ import openai
 import pydantic
 import pytest
 
+from shadowtutor import db
+from shadowtutor.accounts.permissions import SYSTEM
 from shadowtutor.collect.collector import ShadowCollector
+from shadowtutor.config import Settings
+from shadowtutor.gate import criteria, decisions, evidence, rollout, routing
+from shadowtutor.gate.criteria import Aggregate, Window
 from shadowtutor.testing.modelserver import ModelServer
+from tests.support.gatecases import account, agg, config
 from tests.support.shadow import RunningProxy, collector_for, openai_client, records
 
 STUDENT = {"models": ["llama3"], "answer": "student prose"}
@@ -415,3 +422,159 @@ def test_raw_response_and_stream_calls_are_passed_through_counted_and_said_once(
     warned = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
     assert len(warned) == 2  # once per call style
     assert "with_raw_response.create()" in warned[0] and "stream()" in warned[1]
+
+
+# --- served by kind: a real rollout in the database, read by routing -------------------------
+
+CATEGORY = "casual"  # what the collector detects for MSGS
+USER = "diner-7"  # a user key: routing keeps a user with the same model
+
+
+def passing(kind: str) -> Aggregate:
+    """A (category, kind) cell whose criteria all pass."""
+    cell = agg(scores={})
+    cell.similarity = {}
+    if kind == "tools":
+        cell.tools_compared = cell.tools_agreed = cell.pairs
+    else:
+        cell.json_checked = cell.json_valid = cell.pairs
+    return cell
+
+
+@pytest.fixture
+def released(tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """``released(*kinds)``: a rollout at 100 % of CATEGORY in the database of the
+    collectors ``collector_for(tmp_path, ...)`` builds, after an approved GO for its plain
+    requests and for ``kinds`` (each with its own passing criteria); routing reads it."""
+    routing.clear_cache()
+
+    def release(*kinds: str) -> None:
+        url = Settings.load({"SHADOWTUTOR_HOME": str(tmp_path / "home")}).db_url
+        db.upgrade(url)
+        plain = agg()
+        plain.kinds = {k: passing(k) for k in kinds}
+        cfg = config(
+            eligibility={"categories": [CATEGORY]},
+            rollout={"salt": "s", "stages": [{"percent": 0}, {"percent": 100}]},
+        )
+        decision = criteria.decide(cfg, Window(None, None, {CATEGORY: plain}))
+        assert decision.eligible == (CATEGORY,)
+        assert decision.eligible_kinds == ({CATEGORY: kinds} if kinds else {})
+        with db.session_scope(url) as session:
+            admin = account(session, "admin")
+            row = decisions.record(session=session, decision=decision, actor_id=SYSTEM)
+            decisions.approve(session=session, decision_id=row.id, actor_id=admin)
+            rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+            assert rollout.state(session=session).kinds == {CATEGORY: kinds} if kinds else True
+        assert routing.wait_ready(url)
+
+    yield release
+    routing.clear_cache()
+
+
+def tools_call(c: ShadowCollector, teacher: ModelServer, way: str, stream: bool) -> Any:
+    """A tools request of USER through ``way``; the response as the official client read it
+    (for a stream: the chunks), and for the proxy its metrics."""
+    kw: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MSGS, "tools": TOOLS, "user": USER}
+    if way == "proxy":
+        running = RunningProxy(c.settings, c)
+        try:
+            resp = running.client().chat.completions.create(stream=stream, **kw)
+            got = list(resp) if stream else resp
+            return got, httpx.get(f"{running.url}/metrics").text
+        finally:
+            running.close()
+    resp = c.wrap(openai_client(teacher)).chat.completions.create(stream=stream, **kw)
+    return (list(resp) if stream else resp), ""
+
+
+def env_of(teacher: ModelServer) -> dict[str, str]:
+    return {"SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "streamed"])
+@pytest.mark.parametrize("way", ["wrapper", "proxy"])
+def test_with_a_plain_go_only_a_tools_request_gets_the_teachers_tool_call(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer, released, way: str, stream: bool
+) -> None:
+    released()  # a GO for plain requests only, at 100 %
+    with collector_for(tmp_path, student, env_of(teacher)) as c:
+        got, metrics = tools_call(c, teacher, way, stream)
+        plain = c.wrap(openai_client(teacher)).chat.completions.create(
+            model="gpt-4o-mini", messages=MSGS, user=USER
+        )
+        stats = c.stats()
+    assert what_the_app_got(got, stream) == TEACHER_CALL
+    first = got[0] if stream else got
+    assert not first.id.startswith("chatcmpl-st-") and first.model == "gpt-4o-mini"
+    assert plain.choices[0].message.content == "student prose"  # the rollout is live
+    assert stats["served_by_student"] == 1  # the plain request only
+    assert stats["teacher_only_by_reason"] == {"kind: tools": 1}
+    if way == "proxy":
+        assert 'shadowtutor_teacher_only_total{reason="kind: tools"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "streamed"])
+@pytest.mark.parametrize("way", ["wrapper", "proxy"])
+def test_with_its_own_go_the_student_serves_a_tools_request_as_an_openai_tool_call(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer, released, way: str, stream: bool
+) -> None:
+    released("tools")
+    with collector_for(tmp_path, student, env_of(teacher)) as c:
+        got, _ = tools_call(c, teacher, way, stream)
+        schema_resp = c.wrap(openai_client(teacher)).chat.completions.create(
+            model="gpt-4o-mini", messages=MSGS, response_format=SCHEMA, user=USER
+        )
+        logged = records(c, expect=2)
+        stats = c.stats()
+    assert stats["served_by_student"] == 1
+    assert stats["teacher_only_by_reason"] == {"kind: json_schema": 1}  # no GO of its own
+    assert json.loads(schema_resp.choices[0].message.content) == TEACHER_JSON
+    if stream:
+        assert got[0].id.startswith("chatcmpl-st-") and got[-1].choices[0].finish_reason == (
+            "tool_calls"
+        )
+        assert what_the_app_got(got, True) == TEACHER_CALL
+    else:
+        assert got.id.startswith("chatcmpl-st-") and got.model == "llama3"
+        choice = got.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        (call,) = choice.message.tool_calls  # parsed by the official client
+        assert call.type == "function" and call.id
+        assert call.function.name == "book_table"
+        assert isinstance(call.function.arguments, str)  # OpenAI's form: JSON text
+        assert json.loads(call.function.arguments) == TEACHER_CALL[1]
+    served = next(r for r in logged if r["request"]["kind"] == "tools")
+    assert served["routing"]["served_by"] == "student" and served["routing"]["reason"] is None
+    assert served["agreement"]["kind"] == "tool_calls"
+
+
+def test_a_student_refusing_tools_is_unsupported_and_leaves_the_success_rate_alone(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    student.refuse = {"tools"}  # its server answers 400 to a request with tools
+    with collector_for(tmp_path, student, env_of(teacher)) as c:
+        client = c.wrap(openai_client(teacher))
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, tools=TOOLS)
+        logged = records(c, expect=6)
+        settings = c.settings
+    assert sum(r["student"]["error"] is not None for r in logged) == 3
+    now = datetime.now(UTC)
+    con = evidence.connect(settings.log_path)
+    days = evidence.log_days(con, now - timedelta(days=1), now + timedelta(hours=1), config())
+    cell = Aggregate()
+    for by_cat in days.values():
+        cell.add(by_cat[CATEGORY])
+    assert (cell.pairs, cell.successes, cell.unsupported) == (3, 3, 0)  # plain requests
+    tools = cell.kinds["tools"]
+    assert (tools.pairs, tools.successes, tools.unsupported) == (0, 0, 3)
+    decision = criteria.decide(
+        config(eligibility={"categories": [CATEGORY]}), Window(None, None, {CATEGORY: cell})
+    )
+    success = {(c.kind, c.key): c for c in decision.criteria}[("tools", "success_rate")]
+    assert success.status != "FAIL" and success.n == 0
+    assert "3 unsupported requests counted apart, not as failures" in success.method
+    plain = {(c.kind, c.key): c for c in decision.criteria}[("plain", "success_rate")]
+    assert plain.estimate == 1.0 and plain.n == 3

@@ -86,3 +86,25 @@ def test_preview_counts_what_will_be_written_duplicates_included(migrated: Setti
     assert "written to exports/" in success and str(migrated.home_path) not in success
     history = at.dataframe[0].value
     assert list(history["folder"]) == [f"exports/{folder.name}"]
+
+
+def test_the_split_check_and_the_kinds_are_shown_from_the_exports_counts(
+    migrated: Settings,
+) -> None:
+    from tests.support.exportdata import add_pair
+
+    reviewer = make_user(migrated.db_url, "reviewer")
+    with db.session_scope(migrated.db_url) as s:
+        add_many(s, reviewer, 200)
+        add_pair(
+            s, reviewer, "tools-1", question="Book Rome", teacher="",
+            request={"kind": "tools", "tools": ["book"]},
+            teacher_calls=[{"name": "book", "arguments": "{}"}],
+        )  # fmt: skip
+    at = switch(app_as(migrated.db_url, "admin").run(), "pages/export.py")
+    assert not at.exception, at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "Split 80.1 / 10.0 / 10.0 % (asked 80 / 10 / 10 %, within one point)" in captions
+    assert "0 groups moved to train for it; left: 0" in captions
+    assert "200 plain chat, 1 tool calls (with their tools)" in captions
+    assert "1 tool-call examples without their tool definitions" in captions

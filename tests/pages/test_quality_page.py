@@ -16,7 +16,8 @@ PAGE = "pages/quality.py"
 def test_quality_page_on_demo_data(demo_settings: Settings, role: str) -> None:
     at = page_as(PAGE, demo_settings.db_url, role).run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 6  # histogram, trend, 2 breakdowns, latency, failures
+    # histogram, trend, 2 breakdowns, latency, failures, the student by kind of request
+    assert len(at.get("plotly_chart")) == 7
     table = at.dataframe[0].value
     assert table["model"].tolist() == ["teacher", "student"]
     assert int(table["requests"].iloc[0].replace(",", "")) > 0  # shown with separators
@@ -26,6 +27,21 @@ def test_quality_page_on_demo_data(demo_settings: Settings, role: str) -> None:
     assert table["mean_similarity"].tolist()[0] == "reference"
     assert not {"None", "nan"} & {str(v) for v in table.to_numpy().ravel()}
     assert "current reviews" in " ".join(c.value for c in at.caption)
+    by_kind = at.dataframe[1].value.set_index("Kind")
+    assert by_kind.index.tolist() == ["plain", "tools", "json_schema"]
+    assert by_kind.loc["tools", "Calls agree"].endswith("%")  # some disagree
+    assert by_kind.loc["json_schema", "Valid JSON"].endswith("%")
+    assert by_kind.loc["plain", "Calls agree"] == "-"
+
+
+def test_quality_by_kind_shows_unsupported_requests_apart(demo_settings: Settings) -> None:
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    at.selectbox(key="quality-period").select("All")
+    at.selectbox(key="quality-student").select("qwen").run()  # its server refused tools
+    assert not at.exception, at.exception
+    by_kind = at.dataframe[1].value.set_index("Kind")
+    assert int(by_kind.loc["tools", "Unsupported"].replace(",", "")) > 0
+    assert by_kind.loc["tools", "Failed"] == "0"  # unsupported is not a failure
 
 
 def test_manager_changes_threshold_and_filters(demo_settings: Settings) -> None:
@@ -38,7 +54,7 @@ def test_manager_changes_threshold_and_filters(demo_settings: Settings) -> None:
     at.multiselect(key="quality-languages").select("en").run()
     at.selectbox(key="quality-period").select("All").run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 6
+    assert len(at.get("plotly_chart")) == 7
 
 
 def test_empty_log_says_so(migrated: Settings) -> None:

@@ -222,3 +222,23 @@ def admin_path():  # noqa: ANN201
     from shadowtutor.gate import criteria
 
     return criteria.load_config(None).path
+
+
+def test_readiness_shows_each_kinds_decision_and_criteria(demo_settings: Settings) -> None:
+    at = page_as(PAGE, demo_settings.db_url, "manager").run()
+    assert not at.exception, at.exception
+    assert "By kind of request" in [h.value for h in at.subheader]
+    cells = next(df.value for df in at.dataframe if "Student serves it" in df.value.columns)
+    by_cell = cells.set_index(["Category", "Kind"])
+    assert {("casual", "plain"), ("casual", "tools"), ("casual", "json_schema")} <= set(
+        by_cell.index
+    )
+    # no GO of their own: the teacher answers the demo's tool and schema requests
+    assert by_cell.loc[("casual", "tools"), "Student serves it"] == "no: the teacher answers"
+    assert by_cell.loc[("casual", "tools"), "Decision"] != "GO"
+    rows = next(df.value for df in at.dataframe if "Kind" in df.value.columns
+                and "Criterion" in df.value.columns)  # fmt: skip
+    assert {"Tool-call agreement", "Schema validity"} <= set(rows["Criterion"])
+    assert set(rows["Kind"]) == {"tools", "json_schema"}
+    main = next(df.value for df in at.dataframe if "Judge saved" in df.value.columns)
+    assert "Tool-call agreement" not in set(main["Criterion"])  # the plain table stays plain

@@ -41,11 +41,19 @@ def snapshot(
     ts: datetime = T0,
     history: list[dict[str, Any]] | None = None,
     system: str | None = SYSTEM,
+    request: dict[str, Any] | None = None,
+    teacher_calls: list[dict[str, Any]] | None = None,
+    student_calls: list[dict[str, Any]] | None = None,
+    after: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A queue item's snapshot; ``request`` (kind, features), the answers' tool calls and
+    ``after`` (messages after the question: a tool call and its answer) for tools pairs."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     messages += history or []
     messages.append({"role": "user", "content": question})
-    return {
+    messages += after or []
+    extra = {"request": request} if request else {}
+    return extra | {
         "id": pair_id,
         "ts": ts.isoformat().replace("+00:00", "Z"),
         "source": source,
@@ -53,8 +61,8 @@ def snapshot(
         "language": language,
         "category": category,
         "messages": messages,
-        "teacher": {"model": "gpt-4o-mini", "response": teacher},
-        "student": {"model": "llama3", "response": student},
+        "teacher": {"model": "gpt-4o-mini", "response": teacher, "tool_calls": teacher_calls},
+        "student": {"model": "llama3", "response": student, "tool_calls": student_calls},
         "similarity": 0.5,
     }
 

@@ -58,6 +58,7 @@ def test_versions_1_and_2_read_as_plain_openai_chat_requests() -> None:
         "tools": None,
         "tools_hash": None,
         "schema_hash": None,
+        "features": None,
     }
     assert rec["agreement"] == {"kind": None, "method": None, "score": None, "details": None}
     assert rec["teacher"]["tool_calls"] is None and rec["teacher"]["finish_reason"] is None

@@ -105,7 +105,13 @@ def replay_cmd(
     click.echo(
         f"replayed {report.replayed}, already in the log {report.already_logged}, "
         f"teacher called {report.teacher_called}, teacher errors {report.teacher_errors}, "
-        f"student errors {report.student_errors}, bad lines {len(report.bad)} "
+        f"student errors {report.student_errors}, "
+        + (
+            f"student unsupported {report.student_unsupported}, "
+            if report.student_unsupported
+            else ""
+        )
+        + f"bad lines {len(report.bad)} "
         f"-> {settings.log_path}"
     )
     if interrupted is not None:

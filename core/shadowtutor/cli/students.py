@@ -61,7 +61,7 @@ def add(
     trained_on: str | None,
     by: str | None,
 ) -> None:
-    """Register a student; the collector starts shadowing it within seconds."""
+    """Register a student; running collectors shadow it within 2 seconds."""
     with session_of(ctx) as session:
         row = students.add(
             session=session,

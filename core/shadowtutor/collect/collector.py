@@ -238,7 +238,14 @@ class ShadowCollector:
         if lane.breaker.allow():
             assert call.request is not None
             try:
-                result = lane.backend.chat(call.request.messages, **call.request.options)
+                # the request's tools and response format too: a kind with its own GO is
+                # served with them (in the student's API's form, as the shadow call gets them)
+                request, features = call.request, call.request.features
+                result = (
+                    lane.backend.chat(request.messages, **request.options, features=features)
+                    if features
+                    else lane.backend.chat(request.messages, **request.options)
+                )
             except Exception as exc:
                 lane.breaker.failure()
                 self.count("student_fallbacks")

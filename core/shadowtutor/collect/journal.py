@@ -328,3 +328,17 @@ def logged_ids(log_dir: Any, token: str, entries: list[dict[str, Any]]) -> set[s
                 sorted(parquet_root(log_dir).glob(f"date={day}/*.parquet"))
             )
     return found
+
+
+def ids_in_log(log_dir: Any, entries: list[dict[str, Any]]) -> set[str]:
+    """Ids of ``entries`` any writer already logged (the days' JSONL files, each file's tail,
+    and their Parquet): for a spill file, whose frames any child may have logged."""
+    wanted = {e["id"] for e in entries}
+    found: set[str] = set()
+    if not isinstance(log_dir, Path):
+        return found
+    for day in {entry_day(e) for e in entries} - {None}:
+        for path in sorted((jsonl_root(log_dir) / f"date={day}").glob("*.jsonl")):
+            found |= wanted & tail_ids(path)
+        found |= wanted & known_ids_in(sorted(parquet_root(log_dir).glob(f"date={day}/*.parquet")))
+    return found

@@ -136,7 +136,7 @@ def completion_dict(result: Answer, *, id: str | None = None) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": _message(result),
-                "finish_reason": result.finish_reason or "stop",
+                "finish_reason": finish_reason(result),
                 "logprobs": None,
             }
         ],
@@ -148,18 +148,35 @@ def completion_dict(result: Answer, *, id: str | None = None) -> dict[str, Any]:
     }
 
 
+def finish_reason(result: Answer) -> str:
+    """The OpenAI finish reason of a student's answer: ``tool_calls`` when it called a tool
+    (an Ollama server says ``stop`` then), else its own, else ``stop``."""
+    if result.tool_calls and result.finish_reason in (None, "stop"):
+        return "tool_calls"
+    return result.finish_reason or "stop"
+
+
+def _arguments(value: Any) -> str:
+    """A call's arguments as OpenAI sends them: JSON text (an Ollama object serialised)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _tool_calls(result: Answer) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": c["name"], "arguments": _arguments(c.get("arguments", {}))},
+        }
+        for i, c in enumerate(result.tool_calls or [])
+    ]
+
+
 def _message(result: Answer) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": result.text}
     if result.tool_calls:
         message["content"] = result.text or None
-        message["tool_calls"] = [
-            {
-                "id": f"call_{i}",
-                "type": "function",
-                "function": {"name": c["name"], "arguments": c["arguments"]},
-            }
-            for i, c in enumerate(result.tool_calls)
-        ]
+        message["tool_calls"] = _tool_calls(result)
     return message
 
 
@@ -173,11 +190,14 @@ def chunk_dicts(
     def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         return base | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    chunks = [
-        chunk({"role": "assistant", "content": ""}, None),
-        chunk({"content": result.text}, None),
-        chunk({}, full["choices"][0]["finish_reason"]),
+    chunks = [chunk({"role": "assistant", "content": ""}, None)]
+    if result.text or not result.tool_calls:
+        chunks.append(chunk({"content": result.text}, None))
+    chunks += [
+        chunk({"tool_calls": [call | {"index": i}]}, None)
+        for i, call in enumerate(_tool_calls(result))
     ]
+    chunks.append(chunk({}, full["choices"][0]["finish_reason"]))
     if include_usage:
         chunks.append(base | {"choices": [], "usage": full["usage"]})
     return chunks

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
@@ -425,5 +426,8 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
         **UVICORN_OPTIONS,
         proxy_headers=False,  # X-Forwarded-* are not read here; no middleware to rewrite them
         access_log=False,
+        timeout_keep_alive=math.ceil(
+            settings.proxy_keep_alive_s
+        ),  # idle connections are closed (whole seconds)
     )
     QuietServer(config).run()

@@ -115,6 +115,8 @@ def request_fields(job: Job) -> dict[str, Any]:
         "tools": names,
         "tools_hash": digest(tools) if tools else None,
         "schema_hash": digest(schema) if schema else None,
+        # what review, export and replay need; a plain request has none
+        "features": dict(job.features) if job.features else None,
     }
 
 

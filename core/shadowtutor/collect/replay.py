@@ -29,7 +29,7 @@ from typing import Any
 
 from shadowtutor.backends import Backend, BackendError, student_backend, teacher_backend
 from shadowtutor.backends.breaker import Breaker
-from shadowtutor.collect import records
+from shadowtutor.collect import openai_shape, records, work
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Job
 from shadowtutor.config import Settings
@@ -62,6 +62,10 @@ class ReplayItem:
     messages: list[dict[str, Any]]
     teacher: dict[str, Any] | None  # None: the teacher must be called
     record: dict[str, Any] | None = None  # our schema: the original record
+    # what the request asked besides the messages (tools, tool_choice, response_format...),
+    # sent again to the student (and to the teacher when it is called) in its own API's form
+    features: dict[str, Any] = field(default_factory=dict)
+    kind: str = "plain"
 
 
 @dataclass
@@ -74,6 +78,7 @@ class ReplayReport:
     teacher_failures: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     student_errors: int = 0
     student_timeouts: int = 0
+    student_unsupported: int = 0  # the student's server refused the line's tools or schema
     todo: int = 0  # lines not in the log when the run started
     bad: list[BadLine] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
@@ -89,9 +94,12 @@ def parse_item(raw: str | bytes) -> ReplayItem:
         if not isinstance(obj["messages"], list):
             raise RecordError("'messages' must be a list of chat messages")
         messages = obj["messages"]
+        # an OpenAI request or fine-tuning line: its tools / response_format as they are
+        features = {k: obj[k] for k in openai_shape.FEATURES if obj.get(k) is not None}
+        kind = openai_shape.request_kind(obj)
         if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
             rec = ingest.from_openai_chat(obj)
-            return ReplayItem(rec["id"], rec["messages"], rec["teacher"])
+            return ReplayItem(rec["id"], rec["messages"], rec["teacher"], None, features, kind)
         if not messages:
             raise RecordError("'messages' is empty: there is no prompt to replay")
         model = obj.get("model")
@@ -100,10 +108,20 @@ def parse_item(raw: str | bytes) -> ReplayItem:
             schema.validate_messages(messages),
             None,
             {"teacher": {"model": model}} if model else None,
+            features,
+            kind,
         )
     rec = schema.validate(obj)
-    teacher = rec["teacher"] if rec["teacher"].get("response") is not None else None
-    return ReplayItem(rec["id"], rec["messages"], teacher, rec)
+    answered = rec["teacher"].get("response") is not None or rec["teacher"].get("tool_calls")
+    request = rec.get("request") or {}
+    return ReplayItem(
+        rec["id"],
+        rec["messages"],
+        rec["teacher"] if answered else None,
+        rec,
+        dict(request.get("features") or {}),
+        str(request.get("kind") or "plain"),
+    )
 
 
 def read_items(path: Path) -> tuple[list[ReplayItem], list[BadLine], int]:
@@ -150,8 +168,15 @@ def _job(item: ReplayItem, max_tokens: int) -> Job:
         language=rec.get("language"),
         metadata=dict(rec.get("metadata") or {}),
         options={"max_tokens": max_tokens},
+        kind=item.kind,
+        features=item.features,
     )
     return job
+
+
+def _features(item: ReplayItem) -> dict[str, Any]:
+    """The keyword the backends take for a request's tools and response format."""
+    return {"features": item.features} if item.features else {}
 
 
 def _teacher_model(item: ReplayItem, settings: Settings, teacher_model: str | None) -> str:
@@ -193,6 +218,7 @@ class _Run:
         self.teacher_errors: list[tuple[str, str]] = []  # (line id, reason)
         self.student_errors = 0
         self.student_timeouts = 0
+        self.student_unsupported = 0  # lines whose tools / schema / images the student refused
         self.student_stopped: str | None = None  # the breaker opened: why
         self.last_student_error = ""
 
@@ -223,7 +249,9 @@ class _Run:
             with self.lock:
                 self.teacher_called += 1
             try:
-                result = self.teacher.chat(item.messages, model=model, max_tokens=self.max_tokens)
+                result = self.teacher.chat(
+                    item.messages, model=model, max_tokens=self.max_tokens, **_features(item)
+                )
             except Exception as exc:  # a 500, a timeout, a stream without a finish reason
                 with self.lock:
                     self.teacher_errors.append((item.id, error_text(exc)))
@@ -238,8 +266,18 @@ class _Run:
             self.stop.set()
             return
         try:
-            job.student_result = self.student.chat(item.messages, max_tokens=self.max_tokens)
+            job.student_result = self.student.chat(
+                item.messages, max_tokens=self.max_tokens, **_features(item)
+            )
         except Exception as exc:
+            missing = work.unsupported(exc, item.kind)
+            if missing is not None:  # the server is up; it cannot do what the line asks
+                self.breaker.success()
+                with self.lock:
+                    self.student_unsupported += 1
+                job.student_error = f"unsupported: {missing} ({error_text(exc)})"
+                self.collector.submit(job, block=True)
+                return
             self.breaker.failure()
             with self.lock:
                 self.student_errors += 1
@@ -336,6 +374,7 @@ def replay(
     report.teacher_failures = list(run.teacher_errors)
     report.student_errors = run.student_errors
     report.student_timeouts = run.student_timeouts
+    report.student_unsupported = run.student_unsupported
     if interrupted:
         raise ReplayInterrupted(report)
     if run.student_stopped:

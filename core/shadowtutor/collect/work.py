@@ -43,6 +43,12 @@ def unsupported(exc: Exception, kind: str) -> str | None:
     return None
 
 
+def own_metadata(shared: dict[str, Any]) -> dict[str, Any]:
+    """One record's copy of the request's metadata: its lists are its own, so what one
+    student's record adds (its ``cost_unknown``) never shows in another's."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in shared.items()}
+
+
 class Work:
     """Turns one job into its records (see the module docstring).
 
@@ -102,7 +108,7 @@ class Work:
         out = []
         for n, (lane, student) in enumerate(found):
             record = self._record(
-                job, dict(shared), teacher, dict(student), lane, teacher_estimated
+                job, own_metadata(shared), teacher, dict(student), lane, teacher_estimated
             )
             if n > 0:
                 record = records.secondary(record, job.id or "", lane.name)

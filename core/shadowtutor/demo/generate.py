@@ -25,7 +25,7 @@ from shadowtutor import similarity
 from shadowtutor.accounts import permissions
 from shadowtutor.accounts.users import add_user, get_user
 from shadowtutor.cost import pricing
-from shadowtutor.demo import students
+from shadowtutor.demo import kinds, students
 from shadowtutor.demo.students import ELIGIBLE
 from shadowtutor.demo.text import (
     CONTACTS,
@@ -48,6 +48,8 @@ STUDENT = "llama3.1:8b"
 QUALITY = {"greeting": 0.92, "casual": 0.78, "business": 0.62}
 LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
 PROGRESS_EVERY = 5_000  # pairs between two progress lines while generating
+# Requests of the booking assistant and the extraction flow (demo.kinds), per plain pair
+KINDS_SHARE = 0.1
 
 DEMO_ACCOUNTS = [
     ("admin", permissions.ADMIN, "Alessandra", "demo-admin"),
@@ -422,6 +424,7 @@ class DemoSummary:
     compacted_days: int
     log_dir: Path
     judged: int = 0  # pairs scored by the (simulated) LLM judge
+    kinds: int = 0  # records of tool and JSON-schema requests (demo.kinds)
 
 
 def build(
@@ -464,8 +467,14 @@ def build(
             lang_shift=LANG_SHIFT,
         )
     ]
-    say(f"writing {len(generated) + len(extra):,} records to {log_dir}, closed days to Parquet")
-    compacted = write_log(log_dir, generated + extra)
+    say("tool calls and JSON-schema requests (booking assistant, extraction)")
+    rng = random.Random(seed + 31)
+    stamps = _timestamps(rng, round(pairs * KINDS_SHARE), end, days)
+    users = [f"traveller{i}@example.com" for i in range(900)]
+    tooling = [DemoPair(r) for r in kinds.records(stamps, seed=seed, end=end, users=users)]
+    written = generated + extra + tooling
+    say(f"writing {len(written):,} records to {log_dir}, closed days to Parquet")
+    compacted = write_log(log_dir, sorted(written, key=lambda p: p.record["ts"]))
     say("accounts, reviews, budget, judge scores and students in the database")
     from shadowtutor import db
 
@@ -484,7 +493,36 @@ def build(
             reviewers=[accounts[n] for n in ("giulia", "made", "sofia")],
         )
         judged += seed_judge(session, extra, seed=seed + 3, end=end)
-    return DemoSummary(len(generated), reviews, budget, len(compacted.days), log_dir, judged)
+        queue_kinds(session, tooling, accounts["admin"], seed=seed)
+    summary = DemoSummary(len(generated), reviews, budget, len(compacted.days), log_dir, judged)
+    summary.kinds = len(tooling)
+    return summary
+
+
+def queue_kinds(session: Session, pairs: list[DemoPair], admin_id: int, *, seed: int) -> int:
+    """Put a few of the Llama's tool-call and JSON pairs in the review queue (left open), so
+    the Review page has them to show; the number queued."""
+    from shadowtutor.review import workflow
+
+    rng = random.Random(seed + 37)
+    mine = [
+        p.record
+        for p in pairs
+        if p.record["student_name"] == students.PRIMARY
+        and schema.student_succeeded(p.record["student"])
+    ]
+    picked = [
+        r
+        for kind, n in (("tools", 16), ("json_schema", 8))
+        for r in rng.sample(
+            [r for r in mine if r["request"]["kind"] == kind],
+            min(n, sum(r["request"]["kind"] == kind for r in mine)),
+        )
+    ]
+    result = workflow.enqueue_records(
+        session=session, records=picked, strategy="random", enqueued_by=admin_id
+    )
+    return result.added
 
 
 def _silent(message: str) -> None:

@@ -27,6 +27,9 @@ Dropped: {dropped}.
 - `sft_train.jsonl`, `sft_val.jsonl`, `sft_test.jsonl`: one `{{"messages": [...]}}` per line
   (system prompt first where the conversation had one, user and assistant alternating, the
   last message the target answer). Loads as is in OpenAI fine-tuning, Unsloth and TRL.
+  Tool-call examples are in OpenAI's function-calling format: the line's `tools`, assistant
+  `tool_calls` (arguments as JSON strings) and `tool` messages answering them; a JSON answer's
+  line carries its `response_format` (with the schema). Examples by request kind: {kinds}.
 - `preference_*.jsonl`: `prompt` (messages), `chosen` and `rejected` (one assistant message
   each) for pairs where reviewers judged the student worse; for DPO in TRL or Unsloth.
 - `pairs.csv`: every example with its split, scores and tags, for people.
@@ -165,6 +168,10 @@ def render(manifest: dict[str, Any], examples: list[Any]) -> dict[str, bytes]:
         scrubbed=scrubbed,
         dropped=dropped,
         dataset_version=manifest.get("dataset_version", "(see manifest.json)"),
+        kinds=", ".join(
+            f"{kind} {sum(per.values()):,}" for kind, per in counts.get("per_kind", {}).items()
+        )
+        or "none",
     )
     modelfile = MODELFILE.format(system=_system_line(examples))
     return {"README.md": readme.encode(), "Modelfile": modelfile.encode()}

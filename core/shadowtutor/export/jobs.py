@@ -439,6 +439,7 @@ def _plan(
     examples, report = build_examples(candidates, snapshots, options)
     snapshots.clear()  # the examples hold what is needed; free the raw snapshots early
     report.moved_to_train = split_examples(examples, options.split, options.seed)
+    report.asked = tuple(options.split)
     return examples, report
 
 

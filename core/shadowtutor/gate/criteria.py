@@ -15,7 +15,7 @@ import json
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import means, serving, simbar, stats
+from shadowtutor.gate import means, outcomes, serving, simbar, stats
 from shadowtutor.gate.outcomes import (
     FAIL,
     INCONCLUSIVE,
@@ -41,6 +41,9 @@ GO, NO_GO = "GO", "NO_GO"
 # How an outcome reads to people (CLI, pages, charts): the one place these words are written.
 LABELS = {GO: "GO", NO_GO: "NO-GO", INCONCLUSIVE: "NOT ENOUGH DATA"}
 ALL = "all"  # the category label of criteria that look at every category
+PLAIN = "plain"
+# The traffic kinds of a request (the record's ``request.kind``; collect.openai_shape).
+KINDS = ("plain", "tools", "json_object", "json_schema", "images")
 
 
 class GateConfigError(ShadowTutorError, ValueError):
@@ -91,6 +94,11 @@ class GateConfig:
     use_judge: bool = True  # combine judge scores with human reviews (prediction-powered)
     compare_with_teacher: bool = False  # the optional paired non-inferiority criterion
     teacher_margin: float = 0.3  # the student may be at most this much worse (1..5 scale)
+    # Requests other than plain chat, gated per kind (gate.kinds): the kinds the gate may
+    # release and the thresholds of their own criteria.
+    kinds: tuple[str, ...] = KINDS
+    min_tool_agreement: float = 0.9  # share of tools pairs whose calls agree in full
+    min_json_validity: float = 0.98  # share of JSON answers that parse and fit the schema
 
     def stage_index(self, percent: int) -> int:
         for i, stage in enumerate(self.stages):
@@ -134,6 +142,13 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
     confidence = get(None, "confidence", float, 0.95)
     if not 0.5 <= confidence < 1:
         raise GateConfigError(f"{path}: confidence must be between 0.5 and 1, got {confidence}")
+    kinds = tuple(str(k) for k in get("eligibility", "kinds", list, list(KINDS)))
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise GateConfigError(
+            f"{path}: [eligibility] kinds has unknown kind(s) {', '.join(unknown)}; "
+            f"use {', '.join(KINDS)}"
+        )
     sim = data.get("similarity", {}).get("thresholds", {})
     for method, value in sim.items():
         if not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -184,7 +199,16 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
         use_judge=get("judge", "use", bool, True),
         compare_with_teacher=get("criteria", "compare_with_teacher", bool, False),
         teacher_margin=get("criteria", "teacher_margin", float, 0.3),
+        kinds=kinds,
+        min_tool_agreement=_share(get("criteria", "min_tool_agreement", float, 0.9), path),
+        min_json_validity=_share(get("criteria", "min_json_validity", float, 0.98), path),
     )
+
+
+def _share(value: float, path: str) -> float:
+    if not 0 <= value <= 1:
+        raise GateConfigError(f"{path}: [criteria] shares must be in 0..1, got {value}")
+    return value
 
 
 # --- the window: plain aggregates --------------------------------------------------------
@@ -196,9 +220,11 @@ RatingKey = tuple[float | None, ...]
 
 @dataclass
 class Aggregate:
-    """What the gate needs to know about one category in one stretch of time."""
+    """What the gate needs to know about one category in one stretch of time: its plain
+    requests, and in ``kinds`` one aggregate per other kind of request (tools, json_schema...)
+    that the category had."""
 
-    pairs: int = 0  # pairs where the student was asked
+    pairs: int = 0  # pairs where the student was asked (and its server took the request)
     successes: int = 0  # ... and answered without an error or a timeout
     latencies_ms: list[float] = field(default_factory=list)  # of the successful answers
     similarity: dict[str, dict[float, list[float]]] = field(
@@ -211,14 +237,33 @@ class Aggregate:
     # (human student, human teacher, judge student, judge teacher) -> count; None where that
     # score is missing. Human scores also count in ``scores``; judge ones never do.
     ratings: dict[RatingKey, int] = field(default_factory=dict)
+    # The student's server refused the request's feature (an error "unsupported: ..."):
+    # counted apart, neither a pair of the success rate nor a failure.
+    unsupported: int = 0
+    tools_compared: int = 0  # answered pairs compared by their tool calls
+    tools_agreed: int = 0  # ... whose calls agree in full (same functions, same arguments)
+    json_checked: int = 0  # answered pairs of a JSON request, checked against the schema
+    json_valid: int = 0  # ... whose JSON parses and validates
+    kinds: dict[str, Aggregate] = field(default_factory=dict)  # kind -> its aggregate
     # The reviewed pairs' (similarity rounded to 0.01, human score) -> count, per similarity
     # method: the similarity criterion's calibration (:mod:`shadowtutor.gate.simbar`). None:
     # not gathered (simulated windows, older callers): the criteria file's bar applies as is.
     sim_reviews: dict[str, dict[tuple[float, float], int]] | None = None
 
+    def of_kind(self, kind: str) -> Aggregate:
+        """The aggregate of ``kind``'s requests: this one for plain, else its own."""
+        return self if kind == PLAIN else self.kinds.setdefault(kind, Aggregate())
+
     def add(self, other: Aggregate) -> Aggregate:
         self.pairs += other.pairs
         self.successes += other.successes
+        self.unsupported += other.unsupported
+        self.tools_compared += other.tools_compared
+        self.tools_agreed += other.tools_agreed
+        self.json_checked += other.json_checked
+        self.json_valid += other.json_valid
+        for kind, sub in other.kinds.items():
+            self.of_kind(kind).add(sub)
         self.latencies_ms.extend(other.latencies_ms)
         for method, bins in other.similarity.items():
             mine = self.similarity.setdefault(method, {})
@@ -269,22 +314,32 @@ class Window:
         """Hash of the data (not of the dates): the same evidence gives the same fingerprint."""
         h = hashlib.sha256()
         for name in sorted(self.categories):
-            agg = self.categories[name]
-            h.update(name.encode())
-            h.update(json.dumps([agg.pairs, agg.successes, agg.critical]).encode())
-            h.update(np.sort(np.asarray(agg.latencies_ms, dtype=float)).tobytes())
-            sim = {
-                m: sorted((k, v[0], round(v[1], 9)) for k, v in b.items())
-                for m, b in agg.similarity.items()
-            }
-            h.update(json.dumps(sim, sort_keys=True).encode())
-            h.update(json.dumps(sorted(agg.scores.items())).encode())
-            if agg.ratings:  # (absent from older windows: their fingerprints do not change)
-                h.update(json.dumps(sorted(agg.ratings.items(), key=str)).encode())
-            if agg.sim_reviews:
-                cells = {m: sorted(c.items()) for m, c in agg.sim_reviews.items()}
-                h.update(json.dumps(cells, sort_keys=True).encode())
+            _hash_aggregate(h, name, self.categories[name])
         return h.hexdigest()[:32]
+
+
+def _hash_aggregate(h: Any, name: str, agg: Aggregate) -> None:
+    """Add one aggregate (and its kinds') to the hash ``h``; a window without the newer
+    counts (unsupported, tool and JSON checks, kinds) hashes as it did before them."""
+    h.update(name.encode())
+    h.update(json.dumps([agg.pairs, agg.successes, agg.critical]).encode())
+    h.update(np.sort(np.asarray(agg.latencies_ms, dtype=float)).tobytes())
+    sim = {
+        m: sorted((k, v[0], round(v[1], 9)) for k, v in b.items())
+        for m, b in agg.similarity.items()
+    }
+    h.update(json.dumps(sim, sort_keys=True).encode())
+    h.update(json.dumps(sorted(agg.scores.items())).encode())
+    if agg.ratings:  # (absent from older windows: their fingerprints do not change)
+        h.update(json.dumps(sorted(agg.ratings.items(), key=str)).encode())
+    if agg.sim_reviews:
+        cells = {m: sorted(c.items()) for m, c in agg.sim_reviews.items()}
+        h.update(json.dumps(cells, sort_keys=True).encode())
+    extra = [agg.unsupported, agg.tools_compared, agg.tools_agreed, agg.json_checked]
+    if any(extra) or agg.json_valid:
+        h.update(json.dumps([*extra, agg.json_valid]).encode())
+    for kind in sorted(agg.kinds):
+        _hash_aggregate(h, f"{name}/{kind}", agg.kinds[kind])
 
 
 # --- criteria and decisions --------------------------------------------------------------
@@ -306,6 +361,11 @@ class Decision:
     judge: dict[str, Any] | None = None  # judge version and calibration, when one was used
     budget: str = ""  # how the error budget is split (:func:`error_budget`)
     epoch: dict[str, str] | None = None  # since when the evidence accumulated, and why
+    # Per category, the other kinds of request it had (tools, json_schema...), each decided
+    # on its own criteria: kind -> PASS | FAIL | INCONCLUSIVE, and the kinds that PASS (a
+    # GO for (student, category, kind); ``eligible`` is the plain requests' GO).
+    kind_status: dict[str, dict[str, str]] = field(default_factory=dict)
+    eligible_kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def evidence(self) -> dict[str, Any]:
         """JSON-ready evidence stored with the decision."""
@@ -322,6 +382,9 @@ class Decision:
             out["budget"] = self.budget
         if self.epoch:
             out["epoch"] = self.epoch
+        if self.kind_status:
+            out["kind_status"] = self.kind_status
+            out["eligible_kinds"] = {c: list(k) for c, k in self.eligible_kinds.items()}
         return out
 
 
@@ -330,7 +393,7 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_budget(
-    config: GateConfig, students: int, categories: int, epoch: int = 1
+    config: GateConfig, students: int, categories: int, epoch: int = 1, kinds: int = 0
 ) -> tuple[float, str]:
     """The confidence of each bound and the budget in words. One error budget (1 -
     ``confidence``) for the family: a wrong GO is a wrong claim about one (student, category),
@@ -339,15 +402,19 @@ def error_budget(
     a category wrongly declared ready needs the criterion it misses to pass wrongly, so the
     criteria need no split of their own. Each evidence epoch of a student is a new test: the
     ``epoch``-th (1-based) spends ``0.8 * 0.2**(epoch - 1)`` of the budget (80 %, 16 %, 3.2 %,
-    ...: the shares add up to 1; new epochs are rare, so the first keeps most)."""
+    ...: the shares add up to 1; new epochs are rare, so the first keeps most). ``kinds``:
+    the (category, kind) cells of requests other than plain under test, each a claim of its
+    own (a GO for a kind is a claim about (student, category, kind))."""
     alpha = 1 - config.confidence
-    claims = max(1, students) * max(1, categories)
+    claims = max(1, students) * (max(1, categories) + max(0, kinds))
     spent = 0.8 * 0.2 ** (max(1, epoch) - 1)
     each = alpha * spent / claims
     words = (
         f"error budget {alpha:.0%} for the family: epoch {max(1, epoch)} spends {spent:.0%} "
         f"of it, over {max(1, students)} student(s) x {max(1, categories)} "
-        f"categor{'y' if categories == 1 else 'ies'} = {claims} claim(s): {each:.3%} each; "
+        f"categor{'y' if categories == 1 else 'ies'}"
+        + (f" (+ {kinds} category/kind cell{'' if kinds == 1 else 's'})" if kinds > 0 else "")
+        + f" = {claims} claim(s): {each:.3%} each; "
         "within a category every criterion must pass, so criteria share their category's part"
     )
     return 1 - each, words
@@ -369,9 +436,13 @@ def decide(
     error budget, :func:`error_budget`). ``project=False``
         skips working out how many more samples each undecided criterion needs (simulations)."""
     candidates = list(config.categories) or sorted(window.categories)
-    conf, budget = error_budget(config, students, len(candidates), epoch)
+    cells = {cat: gated_kinds(config, window.categories.get(cat)) for cat in candidates}
+    conf, budget = error_budget(
+        config, students, len(candidates), epoch, kinds=sum(map(len, cells.values()))
+    )
     criteria: list[Criterion] = [_critical(config, window)]
     status: dict[str, str] = {}
+    kind_status: dict[str, dict[str, str]] = {}
     for cat in candidates:
         agg = window.categories.get(cat, Aggregate())
         rows = [
@@ -384,23 +455,36 @@ def decide(
         if config.compare_with_teacher:
             rows.append(means.teacher_gap(config, cat, agg, conf, project))
         criteria.extend(rows)
-        states = {r.status for r in rows} - {LEFT_OUT}  # a criterion left out: reviews decide
-        status[cat] = FAIL if FAIL in states else (PASS if states == {PASS} else INCONCLUSIVE)
+        status[cat] = _status(rows)
+        for kind in cells[cat]:
+            rows = kind_rows(config, cat, kind, window.categories[cat].of_kind(kind), conf, project)
+            criteria.extend(rows)
+            kind_status.setdefault(cat, {})[kind] = _status(rows)
     critical_failure = criteria[0].status == FAIL
     eligible = () if critical_failure else tuple(c for c in candidates if status[c] == PASS)
+    eligible_kinds = {
+        cat: ready
+        for cat, states in kind_status.items()
+        if not critical_failure and (ready := tuple(k for k, v in states.items() if v == PASS))
+    }
+    released = [*eligible, *(f"{c} {k}" for c, ks in eligible_kinds.items() for k in ks)]
+    failing = FAIL in status.values() or any(FAIL in v.values() for v in kind_status.values())
     if critical_failure:
         outcome, summary = NO_GO, f"{LABELS[NO_GO]}: critical errors. {criteria[0].missing}"
-    elif eligible:
+    elif released:
         outcome, summary = (
             GO,
-            f"GO for {', '.join(eligible)}: every criterion's bound clears its threshold.",
+            f"GO for {', '.join(released)}: every criterion's bound clears its threshold.",
         )
-    elif FAIL in status.values():
+    elif failing:
         failed = [c for c in criteria if c.status == FAIL]
         outcome = NO_GO
         summary = (
             f"{LABELS[NO_GO]}: "
-            + "; ".join(f"{c.category} {c.label.lower()}" for c in failed)
+            + "; ".join(
+                f"{c.category}{'' if c.kind == PLAIN else ' ' + c.kind} {c.label.lower()}"
+                for c in failed
+            )
             + " failed."
         )
     else:
@@ -421,7 +505,66 @@ def decide(
         window_end=window.end,
         judge=window.judge,
         budget=budget,
+        kind_status=kind_status,
+        eligible_kinds=eligible_kinds,
     )
+
+
+def _status(rows: list[Criterion]) -> str:
+    states = {r.status for r in rows} - {LEFT_OUT}  # a criterion left out: the rest decide
+    return FAIL if FAIL in states else (PASS if states == {PASS} else INCONCLUSIVE)
+
+
+def gated_kinds(config: GateConfig, agg: Aggregate | None) -> tuple[str, ...]:
+    """The kinds other than plain that ``agg``'s category had (with any evidence) and the
+    criteria file lets the gate release (``[eligibility] kinds``), in :data:`KINDS` order."""
+    if agg is None:
+        return ()
+    return tuple(
+        k
+        for k in KINDS
+        if k != PLAIN
+        and k in config.kinds
+        and (sub := agg.kinds.get(k)) is not None
+        and (sub.pairs or sub.unsupported or sub.reviews or sub.ratings)
+    )
+
+
+def kind_rows(
+    config: GateConfig, cat: str, kind: str, agg: Aggregate, conf: float, project: bool = True
+) -> list[Criterion]:
+    """The criteria of one (category, kind) cell. Every kind: pairs, the P95 latency and the
+    success rate. Tool requests: the tool-call agreement (the share of pairs compared by tool
+    calls whose calls agree in full). JSON requests: the share of JSON answers that parse and
+    validate against the request's schema. Image requests are answered in text: the plain
+    criteria (similarity, review score). The review score and similarity are for text, so
+    tool and JSON requests are gated by their agreement instead."""
+    name = f"{cat} {kind}"  # what the criteria's words call the cell
+    rows = [_pairs(config, name, agg)]
+    if kind == "tools":
+        rows.append(
+            outcomes.rate(
+                "tool_agreement", "Tool-call agreement", name, agg.tools_agreed,
+                agg.tools_compared, config.min_tool_agreement, conf,
+                what="pairs compared by tool calls", project=project,
+                note="agree: the same functions with JSON-equal arguments",
+            )
+        )  # fmt: skip
+    elif kind in ("json_object", "json_schema"):
+        label = "Schema validity" if kind == "json_schema" else "Valid JSON"
+        rows.append(
+            outcomes.rate(
+                "json_validity", label, name, agg.json_valid, agg.json_checked,
+                config.min_json_validity, conf, what="JSON answers", project=project,
+                note="valid: the answer parses as JSON and fits the request's schema",
+            )
+        )  # fmt: skip
+    else:
+        rows.append(_similarity(config, name, agg, conf, project))
+        rows.append(means.review_score(config, name, agg, conf, project))
+    rows.append(serving.p95(config, name, agg, conf, project))
+    rows.append(serving.success(config, name, agg, conf, project))
+    return [replace(r, category=cat, kind=kind) for r in rows]
 
 
 def _pairs(config: GateConfig, cat: str, agg: Aggregate) -> Criterion:
@@ -536,10 +679,11 @@ def _similarity(
 
 
 def _critical(config: GateConfig, window: Window) -> Criterion:
-    total = sum(a.critical for a in window.categories.values())
-    checked = sum(a.pairs + a.reviews for a in window.categories.values())
+    every = [s for a in window.categories.values() for s in (a, *a.kinds.values())]
+    total = sum(a.critical for a in every)
+    checked = sum(a.pairs + a.reviews for a in every)
     allowed = config.critical_max_allowed
-    examples = [e for a in window.categories.values() for e in a.critical_examples][:3]
+    examples = [e for a in every for e in a.critical_examples][:3]
     what = "reviews tagged " + "/".join(config.critical_review_tags or ("(none)",))
     if config.critical_error_kinds:
         what += " or student errors " + "/".join(config.critical_error_kinds)

@@ -9,7 +9,7 @@ override everywhere; a critical FAIL cannot be overridden.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -116,10 +116,12 @@ def current_chain(*, session: Session, student: str | None = None) -> list[GateD
 
 
 def override_categories(evidence: dict[str, Any]) -> list[str]:
-    """Categories an override may release: every criterion is PASS or a non-critical FAIL."""
+    """Categories an override may release: every criterion is PASS or a non-critical FAIL.
+    An override releases plain requests only: the other kinds need their own GO."""
     by_cat: dict[str, set[str]] = {}
     for c in evidence.get("criteria", []):
-        if c["category"] != "all" and c["status"] != LEFT_OUT:
+        plain = c.get("kind", "plain") == "plain"
+        if c["category"] != "all" and plain and c["status"] != LEFT_OUT:
             by_cat.setdefault(c["category"], set()).add(c["status"])
     return [cat for cat, states in by_cat.items() if states <= {PASS, FAIL} and FAIL in states]
 
@@ -130,7 +132,9 @@ class Approval:
     approved: bool
     kind: str | None  # approve | override | None
     event: GateEvent | None
-    categories: tuple[str, ...]  # categories the approval releases
+    categories: tuple[str, ...]  # categories the approval releases (their plain requests)
+    # category -> the other kinds of request the approval releases there (their own GO)
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.decision is None:
@@ -138,7 +142,8 @@ class Approval:
         if not self.approved:
             return f"decision #{self.decision.id} ({label(self.decision.outcome)}) is not approved"
         flag = " (OVERRIDE of a failed gate)" if self.kind == "override" else ""
-        return f"decision #{self.decision.id} approved{flag} for {', '.join(self.categories)}"
+        cells = [*self.categories, *(f"{c} {k}" for c, ks in self.kinds.items() for k in ks)]
+        return f"decision #{self.decision.id} approved{flag} for {', '.join(cells)}"
 
 
 def approval(*, session: Session, student: str | None = None) -> Approval:
@@ -158,10 +163,11 @@ def approval(*, session: Session, student: str | None = None) -> Approval:
     if event is None or event.kind == "revoke":
         return Approval(newest, False, None, event, ())
     if event.kind == "override":
-        cats = tuple(override_categories(newest.evidence))
-    else:
-        cats = tuple(newest.evidence.get("eligible", []))
-    return Approval(newest, True, event.kind, event, cats)
+        released = tuple(override_categories(newest.evidence))
+        return Approval(newest, True, event.kind, event, released)
+    cats = tuple(newest.evidence.get("eligible", []))
+    kinds = {c: tuple(k) for c, k in (newest.evidence.get("eligible_kinds") or {}).items() if k}
+    return Approval(newest, True, event.kind, event, cats, kinds)
 
 
 def _current(session: Session, decision_id: int) -> GateDecision:

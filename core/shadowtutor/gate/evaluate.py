@@ -22,6 +22,7 @@ from shadowtutor.gate.evidence import (
     gather,
     judge_evidence,
     log_days,
+    pair_kinds,
     review_rows,
     review_start,
     students_under_test,
@@ -106,10 +107,11 @@ def replay(
     last = datetime.combine(end, time(), UTC) + timedelta(days=1)
     con = connect(settings.log_path)
     days = log_days(con, first - timedelta(days=config.window_days), last, config)
+    kinds = pair_kinds(con)
     with db.session_scope(settings.db_url) as session:
         reviews = review_rows(session=session, config=config)
         judged, _ = judge_evidence(session=session, config=config)
-    return replay_from(config, days, reviews, first, last, step_days, judged=judged)
+    return replay_from(config, days, reviews, first, last, step_days, judged=judged, kinds=kinds)
 
 
 def replay_from(
@@ -121,6 +123,7 @@ def replay_from(
     step_days: int = 1,
     *,
     judged: list[JudgeRow] | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> list[ReplayPoint]:
     points = []
     at = first
@@ -128,7 +131,9 @@ def replay_from(
         s, e = window_bounds(config, at)
         # Whole days only: the window's first day is the day after `s` when `s` is midnight.
         inside = {d: v for d, v in days.items() if s.date() <= d < e.date()}
-        w = assemble(inside, reviews, s, e, review_start=review_start(config, e), judged=judged)
+        w = assemble(
+            inside, reviews, s, e, review_start=review_start(config, e), judged=judged, kinds=kinds
+        )
         d = decide(config, w, project=False)  # the outcome per day; no projections
         points.append(
             ReplayPoint(

@@ -21,7 +21,7 @@ from shadowtutor import db
 from shadowtutor.config import Settings
 from shadowtutor.gate import rollout
 from shadowtutor.gate.buckets import Calibration, calibrate
-from shadowtutor.gate.criteria import Aggregate, GateConfig, RatingKey, Window
+from shadowtutor.gate.criteria import PLAIN, Aggregate, GateConfig, RatingKey, Window
 from shadowtutor.judge import scores
 from shadowtutor.judge.scores import JudgeRow
 from shadowtutor.log import read, schema, sql
@@ -62,51 +62,75 @@ DayAggregates = dict[date, dict[str, Aggregate]]
 
 _ASKED = schema.student_asked_sql("student_")
 _OK = schema.student_ok_sql("student_")
+_UNSUPPORTED = schema.student_unsupported_sql("student_")
 
 
 def log_days(
     con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, config: GateConfig
 ) -> DayAggregates:
-    """Per UTC day and category: pairs, successes, latencies, similarity bins, critical
-    errors, for pairs in [start, end). Playground pairs are not evidence and are left out."""
+    """Per UTC day, category and request kind (plain in the category's aggregate, the other
+    kinds in its ``kinds``): pairs, successes, latencies, similarity bins, tool-call and JSON
+    checks, critical errors, for pairs in [start, end). A student whose server refused the
+    request's feature (``unsupported: ...``) is counted apart, never as a pair of the success
+    rate. Playground pairs are not evidence and are left out."""
     params = {"start": _naive(start), "end": _naive(end)}
     where = f"ts >= $start AND ts < $end AND coalesce(source, '') <> 'playground' AND {_ASKED}"
     cat = f"coalesce(category, '{NONE_CATEGORY}')"
     out: DayAggregates = defaultdict(dict)
 
-    def agg(day: date, category: str) -> Aggregate:
-        return out[day].setdefault(category, Aggregate())
+    def agg(day: date, category: str, kind: str) -> Aggregate:
+        return out[day].setdefault(category, Aggregate()).of_kind(kind)
 
     rows = con.execute(
-        f"""SELECT CAST(ts AS DATE), {cat}, count(*), count(*) FILTER (WHERE {_OK}),
-                   list(student_latency_ms) FILTER (WHERE {_OK} AND student_latency_ms IS NOT NULL)
+        f"""SELECT CAST(ts AS DATE), {cat}, request_kind,
+                   count(*) FILTER (WHERE NOT {_UNSUPPORTED}),
+                   count(*) FILTER (WHERE {_OK}),
+                   list(student_latency_ms) FILTER (WHERE {_OK} AND student_latency_ms IS NOT NULL),
+                   count(*) FILTER (WHERE {_UNSUPPORTED}),
+                   count(*) FILTER (WHERE {_OK} AND agreement_kind = 'tool_calls'),
+                   count(*) FILTER (WHERE {_OK} AND agreement_kind = 'tool_calls'
+                                    AND agreement_score >= 0.999999),
+                   count(*) FILTER (WHERE {_OK} AND agreement_kind = 'json'),
+                   count(*) FILTER (WHERE {_OK} AND agreement_kind = 'json'
+                                    AND coalesce(agreement_valid, false))
             FROM pairs WHERE {where} GROUP BY ALL""",
         params,
     ).fetchall()
-    for day, category, pairs, ok, lat in rows:
-        a = agg(day, category)
+    for day, category, kind, pairs, ok, lat, unsupported, compared, agreed, checked, valid in rows:
+        a = agg(day, category, kind)
         a.pairs, a.successes, a.latencies_ms = int(pairs), int(ok), [float(x) for x in lat or []]
+        a.unsupported = int(unsupported)
+        a.tools_compared, a.tools_agreed = int(compared), int(agreed)
+        a.json_checked, a.json_valid = int(checked), int(valid)
     rows = con.execute(
-        f"""SELECT CAST(ts AS DATE), {cat}, similarity_method, round(similarity, 2),
-                   count(*), sum(similarity)
+        f"""SELECT CAST(ts AS DATE), {cat}, request_kind, similarity_method,
+                   round(similarity, 2), count(*), sum(similarity)
             FROM pairs WHERE {where} AND similarity IS NOT NULL AND similarity_method IS NOT NULL
             GROUP BY ALL""",
         params,
     ).fetchall()
-    for day, category, method, key, count, total in rows:
-        agg(day, category).similarity.setdefault(method, {})[float(key)] = [int(count), total]
+    for day, category, kind, method, key, count, total in rows:
+        bins = agg(day, category, kind).similarity.setdefault(method, {})
+        bins[float(key)] = [int(count), total]
     if config.critical_error_kinds:
         rows = con.execute(
-            f"""SELECT CAST(ts AS DATE), {cat}, student_error, count(*)
+            f"""SELECT CAST(ts AS DATE), {cat}, request_kind, student_error, count(*)
                 FROM pairs WHERE {where} AND student_error IS NOT NULL GROUP BY ALL""",
             params,
         ).fetchall()
-        for day, category, error, count in rows:
+        for day, category, kind, error, count in rows:
             if error.strip().lower().startswith(config.critical_error_kinds):
-                a = agg(day, category)
+                a = agg(day, category, kind)
                 a.critical += int(count)
                 a.critical_examples.append(f"student error: {error[:80]}")
     return out
+
+
+def pair_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The pairs of a kind other than plain, id -> kind: their reviews and judge scores are
+    evidence of that kind (:func:`assemble`)."""
+    rows = con.execute("SELECT id, request_kind FROM pairs WHERE request_kind <> 'plain'")
+    return {str(i): str(k) for i, k in rows.fetchall()}
 
 
 # --- reviews -----------------------------------------------------------------------------
@@ -199,10 +223,12 @@ def assemble(
     as_of: datetime | None = None,
     review_start: datetime | None = None,
     judged: list[JudgeRow] | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> Window:
     """The window [start, end): the log days inside it, and the reviews (and judge scores)
     that existed at ``as_of`` (default ``end``) of pairs from [review_start, end) (default:
-    the same start)."""
+    the same start). ``kinds``: the pairs of a kind other than plain (:func:`pair_kinds`),
+    whose reviews and judge scores are evidence of their kind."""
     start, end = as_utc(start), as_utc(end)
     as_of = as_utc(as_of) if as_of else end
     review_start = as_utc(review_start) if review_start else start
@@ -211,10 +237,11 @@ def assemble(
         if start.date() <= day <= end.date():
             for category, a in by_cat.items():
                 cats.setdefault(category, Aggregate()).add(a)
+    kinds = kinds or {}
     for r in reviews:
         if r.pair_ts is None or not review_start <= r.pair_ts < end or r.created_at > as_of:
             continue
-        a = cats.setdefault(r.category, Aggregate())
+        a = cats.setdefault(r.category, Aggregate()).of_kind(kinds.get(r.pair_id, PLAIN))
         if r.score is not None:
             a.scores[r.score] = a.scores.get(r.score, 0) + 1
         if r.critical_tags:
@@ -223,17 +250,20 @@ def assemble(
                 a.critical_examples.append(f"review tagged {', '.join(r.critical_tags)}")
     # Paired scores (human student/teacher, judge student/teacher): the teacher comparison
     # needs them even without a judge.
-    _add_ratings(cats, reviews, judged or [], review_start, end, as_of)
+    _add_ratings(cats, reviews, judged or [], review_start, end, as_of, kinds)
     for a in cats.values():  # gathered: the similarity criterion is calibrated from reviews
-        a.sim_reviews = a.sim_reviews or {}
+        for sub in (a, *a.kinds.values()):
+            sub.sim_reviews = sub.sim_reviews or {}
     for r in reviews:
         if r.pair_ts is None or not review_start <= r.pair_ts < end or r.created_at > as_of:
             continue
         if r.score is None or r.similarity is None or not r.method:
             continue
-        cells = cats[r.category].sim_reviews.setdefault(r.method, {})  # type: ignore[union-attr]
-        cell = (round(float(r.similarity), 2), float(r.score))
-        cells[cell] = cells.get(cell, 0) + 1
+        cell = cats[r.category].of_kind(kinds.get(r.pair_id, PLAIN))
+        cell.sim_reviews = cell.sim_reviews or {}
+        cells = cell.sim_reviews.setdefault(r.method, {})
+        key = (round(float(r.similarity), 2), float(r.score))
+        cells[key] = cells.get(key, 0) + 1
     return Window(start, end, cats)
 
 
@@ -244,6 +274,7 @@ def _add_ratings(
     start: datetime,
     end: datetime,
     as_of: datetime,
+    kinds: dict[str, str],
 ) -> None:
     """Paired human and judge scores (``Aggregate.ratings``) of the window's pairs."""
     judge = {
@@ -267,13 +298,14 @@ def _add_ratings(
         )
         if r.weight != 1.0:  # a review from a judge_unsure queue: its design weight goes along
             key = (*key, round(r.weight, 6))
-        ratings = cats.setdefault(r.category, Aggregate()).ratings
-        ratings[key] = ratings.get(key, 0) + 1
+        cell = cats.setdefault(r.category, Aggregate()).of_kind(kinds.get(r.pair_id, PLAIN))
+        cell.ratings[key] = cell.ratings.get(key, 0) + 1
     for pair_id, j in judge.items():
         if pair_id in reviewed:
             continue
         key = (None, None, j.student, j.teacher)
-        ratings = cats.setdefault(j.category or NONE_CATEGORY, Aggregate()).ratings
+        cell = cats.setdefault(j.category or NONE_CATEGORY, Aggregate())
+        ratings = cell.of_kind(kinds.get(pair_id, PLAIN)).ratings
         ratings[key] = ratings.get(key, 0) + 1
 
 
@@ -314,7 +346,9 @@ def gather(
         reviews = [r for r in reviews if r.pair_id in mine]
         judged = [j for j in judged if j.pair_id in mine]
     first_review = start if since is not None else review_start(config, end)
-    window = assemble(days, reviews, start, end, review_start=first_review, judged=judged)
+    window = assemble(
+        days, reviews, start, end, review_start=first_review, judged=judged, kinds=pair_kinds(con)
+    )
     window.judge = judge_info
     return window
 

@@ -8,6 +8,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from shadowtutor.gate import stats
+
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 # A criterion that does not take part in the decision (similarity where it does not predict
 # the review score: the reviews decide); shown with why.
@@ -30,6 +34,7 @@ class Criterion:
     needed: int | None = None  # about this many more samples (of ``n``'s kind) to PASS
     saved: int | None = None  # human reviews the judge saved (prediction-powered criteria)
     upper: float | None = None  # the bound on the other side (FAIL when it misses)
+    kind: str = "plain"  # the traffic kind the criterion is about (plain, tools, json_schema...)
 
 
 def three_way(lower: float, upper: float, threshold: float, higher_is_better: bool) -> str:
@@ -89,3 +94,53 @@ def inconclusive(
     """A criterion without the data to decide: INCONCLUSIVE, so no bound; ``missing`` says what
     would change that."""
     return Criterion(key, label, cat, INCONCLUSIVE, n, est, None, thr, how, missing)
+
+
+def rate(
+    key: str,
+    label: str,
+    cat: str,
+    hits: int,
+    n: int,
+    thr: float,
+    conf: float,
+    *,
+    what: str,
+    kind: str = "plain",
+    project: bool = True,
+    note: str = "",
+) -> Criterion:
+    """A rate criterion: ``hits`` of ``n`` ``what`` (e.g. "tools pairs whose calls agree"),
+    its lower bound from the betting confidence sequence the success rate uses (exact at any
+    size, anytime valid) against ``thr``; ``note`` goes after the method (what was left out)."""
+    how = "betting confidence sequence, lower bound" + (f"; {note}" if note else "")
+    if n == 0:
+        return Criterion(key, label, cat, INCONCLUSIVE, 0, None, None, thr, how,
+                         f"no {cat} {what} yet", kind=kind)  # fmt: skip
+    lo, hi = stats.betting_rate_bounds(hits, n, confidence=conf)
+    est = hits / n
+    status = three_way(lo, hi, thr, True)
+    missing, needed = "", None
+    if status == FAIL:
+        missing = f"{est:.1%} of {n:,} {cat} {what}: confidently below {thr:.0%}"
+    elif status == INCONCLUSIVE:
+        need = None
+        if project and est > thr:
+            cnts = np.asarray([n - hits, hits], dtype=float)
+
+            def passes(f: float) -> bool:
+                b = stats.betting_mean_bounds([0.0, 1.0], cnts * f, lo=0.0, hi=1.0, confidence=conf)
+                return b is not None and b[0] >= thr
+
+            need = scaled_needed(passes, n)
+        needed = None if need is None else max(need - n, 1)
+        missing = (
+            f"about {needed:,} more {cat} {what} needed ({est:.1%})"
+            if needed
+            else f"more {cat} {what} needed ({est:.1%})"
+            if est > thr
+            else f"{est:.1%} is not above {thr:.0%}; more data will not fix that"
+        )
+    return Criterion(
+        key, label, cat, status, n, est, lo, thr, how, missing, needed=needed, upper=hi, kind=kind
+    )

@@ -11,7 +11,7 @@ the stage; ``SHADOWTUTOR_KILL_SWITCH=1`` does the same from the environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,8 @@ class RolloutState:
     action: str | None = None
     decision_id: int | None = None
     student: str | None = None  # who serves at stage > 0 (None before students were data)
+    # category -> the kinds other than plain the student may serve there (their own GO)
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def serving(self) -> int:
@@ -59,6 +61,7 @@ def _state(stage: int, killed: bool, details: dict[str, Any], **more: Any) -> Ro
         categories=tuple(details.get("categories", [])),
         salt=details.get("salt", DEFAULT_SALT),
         student=details.get("student"),
+        kinds={c: tuple(k) for c, k in (details.get("kinds") or {}).items()},
         **more,
     )
 
@@ -129,6 +132,7 @@ def _append(
     actor_id: int | None,
     reason: str = "",
     categories: tuple[str, ...] | None = None,
+    kinds: dict[str, tuple[str, ...]] | None = None,
     salt: str | None = None,
     decision_id: int | None = None,
     extra: dict[str, Any] | None = None,
@@ -138,6 +142,7 @@ def _append(
     since = current.since if stage == current.stage and current.since else now
     details = {
         "categories": list(current.categories if categories is None else categories),
+        "kinds": {c: list(k) for c, k in (current.kinds if kinds is None else kinds).items()},
         "salt": salt or current.salt,
         "stage_since": since.isoformat(),
         "previous_stage": current.stage,
@@ -254,6 +259,7 @@ def advance(
         actor_id=who.id,
         reason=f"{appr.describe()}",
         categories=appr.categories,
+        kinds=appr.kinds,
         salt=config.salt if cur.stage == 0 else cur.salt,
         decision_id=appr.decision.id,
         extra={

@@ -18,9 +18,10 @@ only adds buckets, so a user served by the student at 10 % is still served at 25
 uncertain (no key, no category, a database that cannot be read) goes to the teacher.
 
 The request's kind (``plain``, ``tools``, ``json_object``, ``json_schema``, ``images``) is
-seen too (:func:`by_kind`): until the gate decides per kind, the student serves ``plain``
-requests only, and a request of any other kind routed to it goes to the teacher at every
-stage, the route saying why (``reason``).
+seen too (:func:`by_kind`): the gate decides per (student, category, kind), and the student
+serves a kind in a category only where that kind has its own approved GO (plain requests: the
+rollout's categories, as before; other kinds: the rollout's ``kinds``). A request of any other
+kind routed to it goes to the teacher at every stage, the route saying why (``reason``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +58,8 @@ class Route:
     eligible: bool | None  # whether the request's category may go to the student
     student: str | None = None  # which student serves at stage > 0 (its approved GO)
     reason: str | None = None  # why the teacher serves a request routed to the student
+    # the kinds of request the student may serve in this request's category (its GOs)
+    kinds: frozenset[str] = frozenset({"plain"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class _Snapshot:
     categories: frozenset[str]
     salt: str
     student: str | None = None
+    kinds: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (category, kinds) of other kinds' GOs
 
 
 _TEACHER_ONLY = _Snapshot(0, frozenset(), "shadowtutor-rollout-1")
@@ -116,7 +121,13 @@ def _read(url: str) -> _Snapshot:
         _warn_once(url, problem or f"rollout state unreadable ({first_line})")
         return _TEACHER_ONLY
     _warned.difference_update({w for w in _warned if w[0] == url})  # fixed: say it again later
-    return _Snapshot(current.serving, frozenset(current.categories), current.salt, current.student)
+    return _Snapshot(
+        current.serving,
+        frozenset(current.categories),
+        current.salt,
+        current.student,
+        tuple(sorted(current.kinds.items())),
+    )
 
 
 class _Refresher:
@@ -246,21 +257,20 @@ def route(*, key: str | None, category: str | None, settings: Settings | None = 
         key=key,
         category=category,
         student=snap.student,
+        kinds=dict(snap.kinds),
     )
-
-
-# The kinds of request a student may serve once it has its GO: the gate's decisions are per
-# category, not yet per kind, and a GO earned on prose says nothing of tool calls or JSON.
-SERVED_KINDS = frozenset({"plain"})
 
 
 def by_kind(route: Route, kind: str) -> Route:
     """``route`` with the request's ``kind`` seen: a request the student would serve goes to
-    the teacher when the student may not serve its kind (:data:`SERVED_KINDS`), with the
-    reason ``kind: <kind>``. Pure."""
-    if route.served_by != "student" or kind in SERVED_KINDS:
+    the teacher when the student has no approved GO for its kind in the request's category
+    (``route.kinds``), with the reason ``kind: <kind>``. A GO earned on prose says nothing
+    of tool calls or JSON. Pure."""
+    if route.served_by != "student" or kind in route.kinds:
         return route
-    return Route("teacher", route.stage, route.bucket, route.eligible, None, f"kind: {kind}")
+    return Route(
+        "teacher", route.stage, route.bucket, route.eligible, None, f"kind: {kind}", route.kinds
+    )
 
 
 def decide(
@@ -271,12 +281,20 @@ def decide(
     key: str | None,
     category: str | None,
     student: str | None = None,
+    kinds: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Route:
     """The routing rule itself, pure: student when eligible and ``bucket < stage``; the
-    route names the student of the rollout (the one with the approved GO)."""
+    route names the student of the rollout (the one with the approved GO). A category is
+    eligible when one of its kinds has a GO: plain when it is one of ``categories``, the
+    others from ``kinds`` (category -> kinds); the route carries the kinds the student may
+    serve there, which :func:`by_kind` checks."""
     bucket = bucket_of(key, salt) if key else None
-    eligible = category is not None and category in categories
+    others = (kinds or {}).get(category or "", ())
+    served_kinds = frozenset(({"plain"} if category in categories else set()) | set(others))
+    eligible = category is not None and bool(served_kinds)
     if stage <= 0:
-        return Route("teacher", 0, bucket, eligible)
+        return Route("teacher", 0, bucket, eligible, kinds=served_kinds)
     served = eligible and bucket is not None and bucket < stage
-    return Route("student" if served else "teacher", stage, bucket, eligible, student)
+    return Route(
+        "student" if served else "teacher", stage, bucket, eligible, student, kinds=served_kinds
+    )

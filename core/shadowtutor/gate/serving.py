@@ -103,6 +103,8 @@ def success(
     config: GateConfig, cat: str, agg: Aggregate, conf: float, project: bool = True
 ) -> Criterion:
     label, how = "Success rate", "betting confidence sequence, lower bound"
+    if agg.unsupported:  # the student's server refused a feature: not a quality failure
+        how += f"; {agg.unsupported:,} unsupported requests counted apart, not as failures"
     thr, n, k = config.min_success_rate, agg.pairs, agg.successes
     if n == 0:
         return inconclusive(

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS facts (
   teacher_completion_tokens BIGINT, teacher_cost_usd DOUBLE, teacher_failed BOOLEAN,
   student_model VARCHAR, student_latency_ms DOUBLE, student_cost_usd DOUBLE,
   student_outcome VARCHAR, similarity_method VARCHAR, similarity DOUBLE,
-  request_id VARCHAR, student_name VARCHAR, is_primary BOOLEAN
+  request_id VARCHAR, student_name VARCHAR, is_primary BOOLEAN,
+  request_kind VARCHAR, agreement_kind VARCHAR, agreement_score DOUBLE, agreement_valid BOOLEAN
 );
 CREATE TABLE IF NOT EXISTS log_files (_file UBIGINT, path VARCHAR, size BIGINT, mtime_ns BIGINT);
 CREATE TABLE IF NOT EXISTS facts_options (kind VARCHAR, value VARCHAR);
@@ -69,7 +70,10 @@ _ROWS_OF_FILES = (
 # path itself is in ``log_files``). ``student_outcome``: NULL when the student was not asked,
 # ok when it answered (the one rule of "success" in :mod:`shadowtutor.log.schema`, which the
 # gate uses too), else timeout | error (a timeout is an error whose text says so; an answer
-# with neither a response nor an error is an error). The local time is
+# with neither a response nor an error is an error; one whose server refused the request's
+# feature, "unsupported: ...", is ``unsupported``: no failure, left out of the error rates
+# as the gate leaves it out of the success rate). The request's kind and the answers'
+# agreement (version 3; older records: plain, no agreement) come along. The local time is
 # computed once here; for UTC it is the timestamp itself (the ICU conversion is the costliest
 # step of a load).
 _FACTS_SELECT = """
@@ -80,11 +84,14 @@ SELECT hash(filename), id, ts, {local},
   student.model, student.latency_ms, student.cost_usd,
   CASE WHEN NOT {asked} THEN NULL
        WHEN {ok} THEN 'ok'
+       WHEN {unsupported} THEN 'unsupported'
        WHEN regexp_matches(lower(student.error), 'time ?out|timed out|deadline') THEN 'timeout'
        ELSE 'error' END,
   similarity.method, similarity.score,
   coalesce(request_id, id), coalesce(student_name, '{default}'),
-  request_id IS NULL OR request_id = id
+  request_id IS NULL OR request_id = id,
+  coalesce(request.kind, 'plain'), agreement.kind, agreement.score,
+  TRY_CAST(json_extract_string(agreement.details, '$.valid') AS BOOLEAN)
 FROM (
   SELECT * EXCLUDE (ts), coalesce(
       try_strptime(CAST(ts AS VARCHAR), '%Y-%m-%dT%H:%M:%S.%gZ'),
@@ -94,6 +101,7 @@ FROM (
 """
 _STUDENT_ASKED = schema.student_asked_sql("student.")
 _STUDENT_OK = schema.student_ok_sql("student.")
+_STUDENT_UNSUPPORTED = schema.student_unsupported_sql("student.")
 _LOCAL_UTC = "ts"
 _LOCAL_TZ = "timezone($tz, ts AT TIME ZONE 'UTC')"
 # The student's response is read only to tell an answer from none (``student_outcome``); the
@@ -118,6 +126,8 @@ _JSON_COLUMNS = {
         "routing",
         "request_id",
         "student_name",
+        "request",
+        "agreement",
     )
 }
 # Only the lines the log's validator accepts (as far as SQL can tell): a schema-invalid line
@@ -134,6 +144,8 @@ _JSON_READER = (
 # 10.8 s instead of 7.3 s for 10M pairs in a bucket.)
 _PARQUET_FILES = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
 _V2_COLUMNS = ("request_id", "student_name")
+# Version 3's columns, NULL in older parts the same way (their requests read as plain).
+_V3_COLUMNS = {name: schema.RAW_COLUMNS[name] for name in ("request", "agreement")}
 
 
 def _parquet_reader(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
@@ -143,7 +155,8 @@ def _parquet_reader(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
             f"DESCRIBE SELECT * FROM {_PARQUET_FILES}", {"files": files}
         ).fetchall()
     }
-    extra = "".join(f", CAST(NULL AS VARCHAR) AS {c}" for c in _V2_COLUMNS if c not in have)
+    missing = {c: "VARCHAR" for c in _V2_COLUMNS} | _V3_COLUMNS
+    extra = "".join(f", CAST(NULL AS {t}) AS {c}" for c, t in missing.items() if c not in have)
     return f"(SELECT *{extra} FROM {_PARQUET_FILES})"
 
 
@@ -164,6 +177,7 @@ _CACHE_VERSION = hashlib.sha256(
     "\n".join(
         [_FACTS_DDL, _FACTS_SELECT, _JSON_READER, _PARQUET_FILES, _OPTIONS_SQL, _LOCAL_TZ]
         + [_STUDENT_ASKED, _STUDENT_OK, schema.DEFAULT_STUDENT, str(_V2_COLUMNS)]
+        + [_STUDENT_UNSUPPORTED, str(_V3_COLUMNS)]
     ).encode()
 ).hexdigest()[:10]
 
@@ -289,6 +303,7 @@ class _Store:
                     local=local,
                     asked=_STUDENT_ASKED,
                     ok=_STUDENT_OK,
+                    unsupported=_STUDENT_UNSUPPORTED,
                     default=schema.DEFAULT_STUDENT,
                 )
                 con.execute(
@@ -484,7 +499,8 @@ def headline(con: duckdb.DuckDBPyConnection, now: datetime) -> Headline:
           quantile_cont(student_latency_ms, 0.95)
             FILTER (WHERE ts >= $since AND student_outcome = 'ok'),
           avg(CASE WHEN student_outcome <> 'ok' THEN 1.0 ELSE 0.0 END)
-            FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL)
+            FILTER (WHERE ts >= $since AND student_outcome IS NOT NULL
+                    AND student_outcome <> 'unsupported')
         FROM facts WHERE ts <= $now AND is_primary
         """,
             {"since": since, "month_start": month_start, "now": now},

@@ -86,6 +86,9 @@ class Request:
     tools: list[str] | None = _column("json")  # the tool names, in the request's order
     tools_hash: str | None = _column("text")  # of the tool definitions (canonical JSON)
     schema_hash: str | None = _column("text")  # of the response format's JSON schema
+    # the request's tools (or functions), tool_choice, parallel_tool_calls and response_format
+    # as the app sent them, for review, export and replay (version 3; a record without it: None)
+    features: dict[str, Any] | None = _column("json")
 
 
 @dataclass
@@ -210,6 +213,23 @@ _PSEUDONYM = re.compile(r"[0-9a-f]{16}")
 STUDENT_ASKED_SQL = "({p}model IS NOT NULL OR {p}error IS NOT NULL)"
 # (Asked and no error means a model is named, hence the model test in the second form.)
 STUDENT_OK_SQL = "({p}model IS NOT NULL AND {p}error IS NULL AND {p}response IS NOT NULL)"
+
+
+# The student's server refused a feature of the request (tools, a JSON schema, images): the
+# collector records the error "unsupported: <feature> (...)". Such a pair is counted apart
+# from quality failures: the student was asked, but it is no failure of its answers.
+UNSUPPORTED = "unsupported:"
+STUDENT_UNSUPPORTED_SQL = "({p}error IS NOT NULL AND starts_with({p}error, 'unsupported:'))"
+
+
+def student_unsupported_sql(prefix: str = "student_") -> str:
+    return STUDENT_UNSUPPORTED_SQL.format(p=prefix)
+
+
+def student_unsupported(student: dict[str, Any] | None) -> bool:
+    """The student's server refused the request's feature (see the SQL above)."""
+    error = (student or {}).get("error")
+    return isinstance(error, str) and error.startswith(UNSUPPORTED)
 
 
 def student_asked_sql(prefix: str = "student_") -> str:
@@ -405,7 +425,9 @@ def _validate_request(request: Any) -> dict[str, Any]:
     if request is None:
         return _defaults(Request)
     if not isinstance(request, dict):
-        raise RecordError("'request' must be an object {kind, tools, tools_hash, schema_hash}")
+        raise RecordError(
+            "'request' must be an object {kind, tools, tools_hash, schema_hash, features}"
+        )
     extra = set(request) - set(_defaults(Request))
     if extra:
         raise RecordError(f"unknown field(s) in 'request': {', '.join(sorted(extra))}")
@@ -419,6 +441,12 @@ def _validate_request(request: Any) -> dict[str, Any]:
         isinstance(tools, list) and all(isinstance(t, str) for t in tools)
     ):
         raise RecordError("'request.tools' must be a list of tool names")
+    features = out["features"]
+    if features is not None and not isinstance(features, dict):
+        raise RecordError(
+            "'request.features' must be an object {tools, tool_choice, parallel_tool_calls, "
+            "functions, response_format}"
+        )
     return out
 
 
@@ -530,18 +558,27 @@ def loads(line: str | bytes) -> Any:
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
+_INF, _NINF = math.inf, -math.inf
+
+
 def _non_finite(value: Any) -> bool:
-    """Whether a NaN or an infinity hides anywhere in ``value`` (strings are skipped: they
-    are most of a record's bytes and cannot hold one)."""
+    """Whether a NaN or an infinity hides anywhere in ``value``. Only floats and containers
+    are looked at, in the loop itself: a version 3 record is mostly strings and nulls (the
+    request's and the agreement's empty fields), and a call per item for those cost a fifth
+    of the log writer's throughput (bench/scale.py)."""
     kind = type(value)
-    if kind is float:
-        return value != value or value in (math.inf, -math.inf)
     if kind is dict:
         value = value.values()
+    elif kind is float:
+        return bool(value != value or value == _INF or value == _NINF)
     elif kind is not list and kind is not tuple:
         return False
     for item in value:  # a plain loop: any() over a generator costs twice as much here
-        if type(item) is not str and _non_finite(item):
+        kind = type(item)
+        if kind is float:
+            if item != item or item == _INF or item == _NINF:
+                return True
+        elif (kind is dict or kind is list or kind is tuple) and _non_finite(item):
             return True
     return False
 

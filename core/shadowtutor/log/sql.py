@@ -26,7 +26,11 @@ FLAT_SELECT = (
     # version 1 records: their own request's primary record, the default student's
     "coalesce(request_id, id) AS request_id, "
     f"coalesce(student_name, '{schema.DEFAULT_STUDENT}') AS student_name, "
-    "(request_id IS NULL OR request_id = id) AS is_primary"
+    "(request_id IS NULL OR request_id = id) AS is_primary, "
+    # version 3: what was asked and how the answers agree (older records: a plain request)
+    "coalesce(request.kind, 'plain') AS request_kind, agreement.kind AS agreement_kind, "
+    "agreement.score AS agreement_score, "
+    "TRY_CAST(json_extract_string(agreement.details, '$.valid') AS BOOLEAN) AS agreement_valid"
 )
 
 

@@ -306,13 +306,14 @@ def _decode_nested(record: dict[str, Any]) -> None:
     """The JSON members of the record's structs (DuckDB gives them as text), decoded; a
     record before version 3 gets the plain request it asked."""
     nested = (("teacher", "tool_calls"), ("student", "tool_calls"))
-    for outer, inner in (*nested, ("request", "tools"), ("agreement", "details")):
+    more = (("request", "tools"), ("request", "features"), ("agreement", "details"))
+    for outer, inner in (*nested, *more):
         part = record.get(outer)
         if isinstance(part, dict) and isinstance(part.get(inner), str):
             part[inner] = json.loads(part[inner])
     request = record.get("request")
     if not isinstance(request, dict) or request.get("kind") is None:
-        record["request"] = dict.fromkeys(("tools", "tools_hash", "schema_hash")) | {
+        record["request"] = dict.fromkeys(("tools", "tools_hash", "schema_hash", "features")) | {
             "kind": "plain"
         }
 

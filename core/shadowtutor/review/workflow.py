@@ -69,6 +69,10 @@ def snapshot(record: dict[str, Any]) -> dict[str, Any]:
         "served_by": routing.get("served_by"),
         "request_id": record.get("request_id") or record["id"],
         "student_name": record.get("student_name") or schema.DEFAULT_STUDENT,
+        # what was asked besides the messages (kind, tool definitions, schema) and how the
+        # answers agree by what they are: the Review page shows tool calls and JSON as such
+        "request": record.get("request") or {"kind": "plain"},
+        "agreement": record.get("agreement") or {},
     }
 
 

@@ -7,10 +7,13 @@ takes the request, in parallel on a small thread pool, and returns their answers
 It runs wherever the collector processes a job (a worker thread today), never on the request
 path.
 
-The students come from :func:`shadowtutor.students.registry.active_specs`, read again at most
-every ``refresh_s`` seconds by a background thread with routing's short database timeouts
-(a worker never waits on a hung database); when the database cannot be read the last list
-is kept (at first: the default student of the settings). While no student is registered the
+The students come from :func:`shadowtutor.students.registry.active_specs`, read again by a
+background thread with routing's short database timeouts when a job finds the list older than
+``REFRESH_S`` (2 s); that job waits for the new list (at most ``STALE_WAIT_S``: a hung database
+never holds the work longer), so a student registered with ``shadowtutor students add`` gets
+every job processed 2 s or more after the registration, in every running app, however sparse
+the traffic; when the database cannot be read the last list is kept (at first: the default
+student of the settings). While no student is registered the
 one lane is the default student, using the collector's own backend and breaker, exactly as
 before students were data.
 """
@@ -36,6 +39,8 @@ from shadowtutor.students.registry import DEFAULT, StudentSpec, active_specs, de
 log = logging.getLogger("shadowtutor.students")
 
 FIRST_READ_WAIT_S = 3.0  # a worker's first job waits at most this for the registry
+REFRESH_S = 2.0  # how old the students' list may be when a job is processed
+STALE_WAIT_S = 1.0  # a job that finds the list stale waits at most this for the new one
 SHARE_SALT = "student-share"  # per student: who one student sees does not follow another's
 
 
@@ -71,7 +76,7 @@ class Fanout:
         default_backend: Backend,
         default_breaker: Breaker,
         fixed: bool = False,
-        refresh_s: float = 5.0,
+        refresh_s: float = REFRESH_S,
         max_workers: int = 4,
     ):
         self.settings = settings
@@ -82,34 +87,38 @@ class Fanout:
         self._lanes: list[Lane] = [self._default]
         self._read_at = float("-inf")
         self._lock = threading.Lock()
-        self._refreshing = False
+        self._refreshing: threading.Event | None = None
         self._first_read = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self.last_error: str | None = None
 
     # --- the lanes --------------------------------------------------------------------------
     def lanes(self) -> list[Lane]:
-        """The current lanes, re-read from the registry at most every ``refresh_s`` by a
-        background thread: a caller never waits on the database, except a worker's first
-        call, which waits up to ``FIRST_READ_WAIT_S`` for the first read (so the first jobs
-        already go to every registered student); a hung or locked database then only
-        means the lanes last read (at first: the default student)."""
+        """The current lanes, never older than ``refresh_s`` when the registry answers: a
+        stale list is re-read by a background thread and the caller (a worker, never the
+        request path) waits for it, at most ``STALE_WAIT_S`` (the first read: at most
+        ``FIRST_READ_WAIT_S``); a hung or locked database then only means the lanes last
+        read (at first: the default student)."""
         if self._fixed:
             return self._lanes
         if time.monotonic() - self._read_at >= self.refresh_s:
-            self._refresh_in_background()
-            if not self._first_read.is_set():
-                self._first_read.wait(FIRST_READ_WAIT_S)
+            done = self._refresh_in_background()
+            first = not self._first_read.is_set()
+            done.wait(FIRST_READ_WAIT_S if first else STALE_WAIT_S)
         return self._lanes
 
-    def _refresh_in_background(self) -> None:
+    def _refresh_in_background(self) -> threading.Event:
+        """Start a re-read unless one runs; the event is set when the one running ends."""
         with self._lock:
-            if self._refreshing:
-                return
-            self._refreshing = True
-        threading.Thread(target=self._refresh, name="shadow-students", daemon=True).start()
+            if self._refreshing is not None:
+                return self._refreshing
+            done = self._refreshing = threading.Event()
+        threading.Thread(
+            target=self._refresh, args=(done,), name="shadow-students", daemon=True
+        ).start()
+        return done
 
-    def _refresh(self) -> None:
+    def _refresh(self, done: threading.Event) -> None:
         try:
             lanes = self._build(self._read_specs())
             with self._lock:
@@ -118,8 +127,10 @@ class Fanout:
             self.last_error = f"student registry: {exc}"
         finally:
             self._read_at = time.monotonic()
-            self._refreshing = False
+            with self._lock:
+                self._refreshing = None
             self._first_read.set()
+            done.set()
 
     def names(self) -> list[str]:
         """The students of the lanes as last read (no refresh)."""

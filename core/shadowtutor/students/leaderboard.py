@@ -34,7 +34,10 @@ SELECT request_id, student_name, id, ts, category, student_model,
        student_cost_usd
 FROM pairs
 WHERE ts >= $since AND coalesce(source, '') <> 'playground' AND {schema.student_asked_sql()}
+  AND NOT {schema.student_unsupported_sql()}
 """
+# (A request whose feature the student's server refused, ``unsupported: ...``, is no answer
+# to compare: left out, as the gate leaves it out of the success rate.)
 
 
 def load_rows(log_dir: Any, session: Session, since: datetime) -> pd.DataFrame:

@@ -132,7 +132,8 @@ def latency_by_day(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
 
 
 def student_failures_by_day(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
-    """day, attempts, errors, timeouts, error_rate, timeout_rate (of student attempts)."""
+    """day, attempts, errors, timeouts, error_rate, timeout_rate (of student attempts; a
+    request the student's server refused as unsupported is no attempt of its answers)."""
     return query(
         con,
         f"""
@@ -141,6 +142,7 @@ def student_failures_by_day(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.Da
           count(*) FILTER (WHERE student_outcome = 'timeout') AS timeouts,
           errors / attempts AS error_rate, timeouts / attempts AS timeout_rate
         FROM facts WHERE {WHERE} AND student_outcome IS NOT NULL
+          AND student_outcome <> 'unsupported'
         GROUP BY 1 ORDER BY 1
         """,
         f,
@@ -206,7 +208,8 @@ def side_by_side(
         SELECT count(*) AS t_req, coalesce(sum(teacher_cost_usd), 0) AS t_cost,
           count(*) FILTER (WHERE teacher_failed) / count(*) AS t_err,
           count(student_outcome) AS s_req, coalesce(sum(student_cost_usd), 0) AS s_cost,
-          count(*) FILTER (WHERE student_outcome <> 'ok') / count(student_outcome) AS s_err,
+          count(*) FILTER (WHERE student_outcome NOT IN ('ok', 'unsupported'))
+            / count(*) FILTER (WHERE student_outcome <> 'unsupported') AS s_err,
           avg(similarity) FILTER (WHERE similarity_method = $method) AS sim
         FROM facts WHERE {WHERE}
         """,

@@ -183,6 +183,7 @@ def criteria_frame(
             "Method": c["method"],
         }
         for c in evidence.get("criteria", [])
+        if c.get("kind", "plain") == "plain"  # the other kinds: views.kinds.criteria_frame
     ]
     return pd.DataFrame(rows)
 

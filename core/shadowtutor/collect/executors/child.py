@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowtutor import fastjson
-from shadowtutor.collect import frames
+from shadowtutor.collect import frames, spill
 from shadowtutor.collect.counters import Counters
 from shadowtutor.collect.executors.threads import ThreadExecutor
 from shadowtutor.collect.job import Job
@@ -75,6 +75,7 @@ class Child:
         self.committed = 0
         self.skipped = 0  # frames that could not become jobs (counted as lost)
         self.records: list[dict[str, Any]] = []
+        self.seen: set[str] = set()  # ids of the jobs read from the pipe
         self.stop = threading.Event()
         self.changed = threading.Event()
 
@@ -147,7 +148,8 @@ class Child:
         self.counters, self.work, self.executor = build(config)
         self.executor.journal.on_commit = self.on_commit
         self.executor.writer.listeners.append(self.on_records)
-        self.reply({"ready": self.executor.writer.token})
+        # Its counters at once: what the start recovered is seen in the parent's stats().
+        self.reply(self.snapshot(ready=self.executor.writer.token))
         threading.Thread(target=self.push_loop, name="companion-push", daemon=True).start()
         try:
             while (got := self.read_frame()) is not None:
@@ -158,7 +160,12 @@ class Child:
                     req = fastjson.loads(payload)
                     threading.Thread(target=self.flush, args=(req,), daemon=True).start()
         finally:
+            spilled = config.get("spill")
+            if spilled:
+                self.unread_spill(Path(spilled))
             ok = self.executor.close(config.get("close_timeout", 30.0))
+            if spilled:
+                Path(spilled).unlink(missing_ok=True)  # all of it is logged (or journaled)
             self.work.close()
             self.stop.set()  # close() committed the journal's last lines
             self.reply(self.snapshot(closed=ok))
@@ -172,11 +179,46 @@ class Child:
             self.counters.count("lost")
             self.counters.last_error = f"companion: unreadable job frame: {exc!r}"
             return
+        if job.id:
+            self.seen.add(job.id)
         if form != "fields" and (job.teacher or {}).get("error"):
             self.counters.count("teacher_errors")  # a stream that never finished
         # Blocking: the parent already counted the hand-off; a full queue here waits (the
         # pipe and the parent's bounded backlog are the queue the request path sees).
         self.executor.submit(job, block=True)
+
+    def unread_spill(self, path: Path) -> None:
+        """At the end of the pipe: the spilled frames this process never read (its parent
+        died with them in its backlog) are processed like any job (see
+        :mod:`shadowtutor.collect.spill`)."""
+        try:
+            payloads, torn = spill.read(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.counters.last_error = f"companion: spill file {path}: {exc}"
+            log.warning("%s", self.counters.last_error)
+            return
+        taken = 0
+        for payload in payloads:
+            try:
+                job, _form = frames.decode_job(payload)
+            except Exception:
+                self.counters.count("lost")
+                continue
+            if job.id in self.seen:
+                continue
+            self.seen.add(job.id or "")
+            self.counters.count("recovered")
+            self.executor.submit(job, block=True)
+            taken += 1
+        if torn:
+            self.counters.count("lost")
+        if taken or torn:
+            log.warning(
+                "companion: %d handed-off answers its parent had not written to the pipe, "
+                "taken from %s%s", taken, path, " (and 1 torn frame, lost)" if torn else "",
+            )  # fmt: skip
 
     def flush(self, req: dict[str, Any]) -> None:
         # The child's journal writes inline: once flushed, its lines are already written.

@@ -4,7 +4,8 @@ The app's request path only decides and hands off. With the companion on
 (``SHADOWTUTOR_COMPANION=1``, or ``ShadowCollector(companion=True)``; ``shadowtutor proxy``
 turns it on unless the setting says ``0``), the hand-off is one ``os.write`` of a pre-encoded
 frame to a pipe (non-blocking, 1 MiB of kernel buffer; what does not fit waits in a bounded
-backlog that a sender thread writes; past that bound the job is dropped and counted). A child
+backlog that a sender thread writes, and is appended to the spill file at once,
+:mod:`shadowtutor.collect.spill`; past that bound the job is dropped and counted). A child
 process (:mod:`shadowtutor.collect.executors.child`) reads the frames and runs the same
 :class:`~shadowtutor.collect.executors.threads.ThreadExecutor` on them as without the
 companion: the per-job :class:`~shadowtutor.collect.work.Work` (student call, similarity,
@@ -15,10 +16,13 @@ Guarantees, as in-process:
 
 * **journal**: the child journals every job it reads (``<log>/journal``, written inline as
   it reads) and reports back how many are on disk; the parent keeps each frame until then. A
-  ``kill -9`` of the app loses nothing already written to the pipe: the child drains it to EOF,
-  logs it and exits. A crash of the child makes the parent start its in-process workers
-  (``stats()["companion_failures"]``, ``last_error`` says why), recover the child's journal
-  and process the frames the child had not journaled yet: nothing is lost, nothing twice.
+  ``kill -9`` of the app loses nothing handed over: the child drains the pipe to EOF, then
+  processes the spilled frames it never read (the backlog's, on disk in the spill file), logs
+  it all and exits; when the child is killed too, the next start logs what the spill file and
+  the child's journal hold, each once, counted in ``recovered``. A crash of the child makes
+  the parent start its in-process workers (``stats()["companion_failures"]``, ``last_error``
+  says why), recover the child's journal and process the frames the child had not journaled
+  yet: nothing is lost, nothing twice.
 * **no orphans**: the child exits at EOF of its pipe (its parent closed it, or died) and also
   when its parent process is gone (a watchdog on ``getppid()``, for a pipe end leaked to a
   forked process).
@@ -43,10 +47,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from shadowtutor import fastjson
-from shadowtutor.collect import frames, journal
+from shadowtutor.collect import frames, journal, spill
 from shadowtutor.collect.counters import ADDED, STAT_KEYS, Counters
 from shadowtutor.collect.executors.threads import ThreadExecutor
 from shadowtutor.collect.job import Job
@@ -72,26 +77,36 @@ class Link:
         on_dead: Callable[[list[bytes], str], None],
         on_records: Callable[[list[dict[str, Any]]], None],
         backlog_cap: int = 10_000,
+        spill_path: Path | None = None,
     ):
         self.on_dead = on_dead
         self.on_records = on_records
         self.backlog_cap = backlog_cap
+        # The backlog's frames on disk (the child inherits the file's lock: it is orphaned
+        # only when both are gone).
+        self.spill = spill.Spill(spill_path) if spill_path is not None else None
+        self._spilled_seq = 0  # the last spilled frame's sequence number
+        if self.spill is not None:
+            config = config | {"spill": str(self.spill.path)}
         job_r, self._w = os.pipe()
         reply_r, reply_w = os.pipe()
         try:
             fcntl.fcntl(self._w, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:  # a lower system limit: the kernel's default buffer, and the backlog
             pass
+        inherit = (job_r, reply_w) + ((self.spill.fd,) if self.spill is not None else ())
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", CHILD, str(job_r), str(reply_w)],
-                pass_fds=(job_r, reply_w),
+                pass_fds=inherit,
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
             )
         except BaseException:
             for fd in (job_r, reply_w, self._w, reply_r):
                 os.close(fd)
+            if self.spill is not None:
+                self.spill.close(remove=True)
             raise
         os.close(job_r)
         os.close(reply_w)
@@ -139,6 +154,7 @@ class Link:
                 self._seq += 1
                 self._unacked.append((self._seq, data))
                 self._backlog.append(data)
+                self._spill(data)
                 return SENT
             self._seq += 1
             self._unacked.append((self._seq, data))
@@ -151,8 +167,14 @@ class Link:
                 return SENT
             if n < len(data):
                 self._backlog.append(memoryview(data)[n:])
+                self._spill(data)  # whole: a frame cut at the pipe's end is no job to the child
                 self._cond.notify()
             return SENT
+
+    def _spill(self, data: bytes) -> None:
+        """The frame waits in memory: put it on disk too (one write, no wait on a thread)."""
+        if self.spill is not None and self.spill.add(data):
+            self._spilled_seq = self._seq
 
     # --- background -----------------------------------------------------------------------------
     def _send_loop(self) -> None:
@@ -212,6 +234,8 @@ class Link:
                 self.on_dead(frames, why)
             except Exception:
                 log.exception("companion fallback failed")
+        if self.spill is not None:  # its frames are logged, or journaled here now
+            self.spill.close(remove=True)
         self._exited.set()
 
     def _take(self, msg: dict[str, Any]) -> None:
@@ -226,6 +250,8 @@ class Link:
                 self._acked = max(self._acked, msg["ack"])
                 while self._unacked and self._unacked[0][0] <= self._acked:
                     self._unacked.popleft()
+                if self.spill is not None and self._acked >= self._spilled_seq:
+                    self.spill.empty()  # the child's journal holds every spilled frame
         if "flushed" in msg:
             n = msg["flushed"]
             self._flush_ok[n] = bool(msg.get("ok"))
@@ -329,7 +355,13 @@ class CompanionExecutor:
         self._local_lock = threading.Lock()
         self._fallback_ready = threading.Event()
         self._final: dict[str, Any] = {}
-        self.link = Link(config, on_dead=self._died, on_records=self._tell, backlog_cap=backlog_cap)
+        self.link = Link(
+            config,
+            on_dead=self._died,
+            on_records=self._tell,
+            backlog_cap=backlog_cap,
+            spill_path=spill.path_for(journal.journal_dir(Path(config["log_dir"]))),
+        )
 
     def _tell(self, records: list[dict[str, Any]]) -> None:
         """The child wrote ``records``: this process's listeners (the metrics' latency

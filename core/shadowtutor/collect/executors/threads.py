@@ -14,9 +14,10 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from shadowtutor.collect import journal
+from shadowtutor.collect import frames, journal, spill
 from shadowtutor.collect.counters import Counters
 from shadowtutor.collect.job import Job
 from shadowtutor.collect.work import Work
@@ -91,10 +92,12 @@ class ThreadExecutor:
         """Write the pending jobs of journals left by writers that are gone (a crash, a kill -9,
         a stop past the flush timeout), then remove those journals. Never raises. Ids in
         ``skip`` are left to the caller (a dead companion's jobs, processed in full)."""
+        seen: set[str] = set()  # the ids of this pass: a spill file may hold them again
         for path in journal.orphaned(self._journal.folder):
             try:
                 entries, torn = journal.pending_entries(path)
                 entries = [e for e in entries if not skip or e["id"] not in skip]
+                seen |= {e["id"] for e in entries}
                 token = path.name.rsplit("-", 1)[0]
                 logged = journal.logged_ids(self.log_dir, token, entries)
                 fresh = [e for e in entries if e["id"] not in logged]
@@ -111,6 +114,36 @@ class ThreadExecutor:
                     "recovered %d pending answers from %s (%d already logged, %d torn lines)",
                     len(records), path.name, len(entries) - len(fresh), torn,
                 )  # fmt: skip
+        for path in spill.orphaned(self._journal.folder):
+            self._recover_spill(path, seen | (skip or set()))
+
+    def _recover_spill(self, path: Path, seen: set[str]) -> None:
+        """A companion's spill file left when its parent and child both died: the frames no
+        log file and no journal of this pass hold are logged as journal recovery does."""
+        try:
+            payloads, torn = spill.read(path)
+            entries, lost = [], 1 if torn else 0
+            for payload in payloads:
+                try:
+                    entries.append(journal.encode(frames.decode_job(payload)[0]))
+                except Exception:
+                    lost += 1
+            entries = [e for e in entries if e["id"] not in seen]
+            logged = journal.ids_in_log(self.log_dir, entries)
+            fresh = [e for e in entries if e["id"] not in logged]
+            records = [r for e in fresh for r in self.work.records_of(journal.decode(e))]
+            self.writer.append_many(records)
+            path.unlink()
+        except Exception as exc:  # keep it for the next try; say why
+            self._say(f"spill recovery from {path}: {exc}")
+            return
+        self.count("recovered", len(records))
+        self.count("recovered_already_logged", len(entries) - len(fresh))
+        if lost:
+            self.count("lost", lost)
+            self._say(f"{lost} unreadable frames in {path} (a torn last write): lost")
+        if records:
+            log.warning("recovered %d pending answers from %s", len(records), path.name)
 
     # --- taking jobs ----------------------------------------------------------------------------
     def submit(
