@@ -251,6 +251,10 @@ class LoopbackServer:
             if calls:
                 return "", calls
         schema = structured.schema_of(json_format)
+        if schema is not None and not schema.get("properties"):  # plain JSON mode
+            found = structured.json_object_in(self.text_for(messages, model))
+            if found is not None:  # the configured answer holds one: a model in JSON mode
+                return found, []  # would have written only that object
         if schema is not None:
             return structured.json_text(schema, messages), []
         return self.text_for(messages, model), []
