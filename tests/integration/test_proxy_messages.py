@@ -293,11 +293,11 @@ def test_with_the_companion_process(
         client.messages.create(model=MODEL, max_tokens=64, messages=MSGS, tools=[WEATHER])
         with client.messages.stream(model=MODEL, max_tokens=64, messages=MSGS) as s:
             "".join(s.text_stream)
-        deadline = time.monotonic() + 30  # a loaded host: the companion reports each second
-        recs = run.records()
-        while len(recs) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            recs = run.records()
+        # a loaded host: the companion child may still be starting (imports) when asked
+        deadline = time.monotonic() + 60
+        while not run.collector.flush(5) and time.monotonic() < deadline:
+            pass
+        recs = run.records(expect=2)
     finally:
         run.close()
     assert [r["protocol"] for r in recs] == ["anthropic.messages"] * 2
