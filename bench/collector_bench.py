@@ -2,6 +2,7 @@
 
     cd /work/main && .venv/bin/python bench/collector_bench.py            # issue 17's setup
     .venv/bin/python bench/collector_bench.py --only proxy --litellm-python /opt/litellm/bin/python
+    .venv/bin/python bench/collector_bench.py --only messages --calls 200   # /v1/messages vs chat
 
 One run, against a loopback teacher with a fixed delay (50 ms by default), with the official
 ``openai`` client as the caller (one client per target, reusing its connections as an app's
@@ -46,6 +47,9 @@ MSGS = [
     {"role": "system", "content": "You are the assistant of an Italian bakery."},
     {"role": "user", "content": "Ciao! Vorrei ordinare due torte per sabato, quanto costano?"},
 ]
+
+
+CLAUDE = "claude-haiku-4-5"
 
 
 def make_tools(n: int) -> list[dict[str, Any]]:
@@ -94,13 +98,15 @@ def serve(delay_ms: float) -> None:
     from shadowtutor.testing.modelserver import ModelServer
 
     answer = "Ciao! Due torte costano 40 euro in tutto; le prepariamo per sabato mattina."
-    teacher = ModelServer(models=["gpt-4o-mini"], answer=answer, delay=delay_ms / 1000)
+    teacher = ModelServer(
+        models=["gpt-4o-mini", CLAUDE], answer=answer, delay=delay_ms / 1000
+    )  # chat at /v1/chat/completions, Claude's Messages at /v1/messages
     student = ModelServer(models=["llama3"], answer="Ciao, due torte costano 40 euro.")
     others = [  # for --only students: two more students, one of them slower than the teacher
         ModelServer(models=["qwen2.5:7b"], answer="Due torte: 40 euro.", delay=0.002),
         ModelServer(models=["mistral:7b"], answer="Ciao! 40 euro per due.", delay=0.05),
     ]
-    urls = {"teacher": teacher.openai_url, "student": student.url}
+    urls = {"teacher": teacher.openai_url, "teacher_root": teacher.url, "student": student.url}
     urls |= {f"student{i + 2}": s.url for i, s in enumerate(others)}
     print(json.dumps(urls), flush=True)
     sys.stdin.read()  # until the parent closes our stdin
@@ -378,6 +384,70 @@ def bench_proxies(
     return lines
 
 
+def bench_messages(urls: dict[str, str], env: dict[str, str], calls: int) -> list[str]:
+    """One shadowed proxy (its own process, companion on), every call shadowed: chat through it
+    (official openai client) against chat straight to the teacher, then Claude's Messages API
+    through it (official anthropic client) against Messages straight to the teacher; the added
+    p50/p99 and the proxy's CPU per request (with its companion), each API in its own phase."""
+    import anthropic
+    import httpx
+    import openai
+
+    from shadowtutor.testing.listeners import free_port
+
+    port = free_port()
+    proc = start_proxy(
+        env
+        | {
+            "SHADOWTUTOR_SAMPLE_PERCENT": "100",
+            "SHADOWTUTOR_COMPANION": "1",
+            "SHADOWTUTOR_ANTHROPIC_BASE_URL": urls["teacher_root"],
+        },
+        port,
+    )
+    proxy = f"http://127.0.0.1:{port}"
+
+    def claude(base_url: str) -> Callable[[], Any]:
+        client = anthropic.Anthropic(base_url=base_url, api_key="sk-bench", max_retries=0)
+        system, user = MSGS[0]["content"], MSGS[1]
+        return lambda: client.messages.create(
+            model=CLAUDE, max_tokens=256, system=system, messages=[user]
+        )
+
+    def gpt(base_url: str) -> Callable[[], Any]:
+        return chat(openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0))
+
+    targets = {
+        "chat": {"direct": gpt(urls["teacher"]), "proxy": gpt(f"{proxy}/v1")},
+        "messages": {"direct": claude(urls["teacher_root"]), "proxy": claude(proxy)},
+    }
+    lines = [
+        "| API through the shadowed proxy | concurrency | +p50 / +p99 | CPU ms/request | host |",
+        "|---|---|---|---|---|",
+    ]
+    try:
+        for pair in targets.values():
+            rounds(pair, 40, 4)  # warm
+        for conc, n in ((1, calls), (8, calls * 2)):
+            for api, pair in targets.items():
+                cpu0 = tree_cpu(proc.pid)
+                lat = rounds(pair, n, conc)
+                time.sleep(1.0)  # the shadow work of the last calls
+                cpu = (tree_cpu(proc.pid) - cpu0) / n * 1000
+                r = row("proxy", lat, "direct")
+                lines.append(f"| {api} | {conc} | {r['p50']} / {r['p99']} | {cpu:.2f} | {load()} |")
+                print(f"  {api} c={conc} done", flush=True)
+        h = httpx.get(f"{proxy}/healthz").json()["collector"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    lines.append(
+        f"collector: logged {h['logged']}, dropped {h['dropped']}, "
+        f"student errors {h['student_errors']}"
+    )
+    return lines
+
+
 def bench_wrappers(
     urls: dict[str, str], env: dict[str, str], calls: int, companion: bool
 ) -> list[str]:
@@ -496,8 +566,8 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
         "--only",
-        choices=["records", "proxy", "wrapper", "students", "path"],
-        help="Run one part only.",
+        choices=["records", "proxy", "wrapper", "students", "path", "messages"],
+        help="Run one part only (messages: Claude's Messages API through the proxy vs chat).",
     )
     args = ap.parse_args()
     if args.serve:
@@ -543,6 +613,8 @@ def main() -> None:
     try:
         if args.only in (None, "proxy"):
             print("\n".join(bench_proxies(urls, env, args.calls, args.litellm_python)), flush=True)
+        if args.only in (None, "messages"):
+            print("\n".join(bench_messages(urls, env, args.calls)), flush=True)
         if args.only in (None, "wrapper"):
             for companion in (True, False):
                 print(bench_wrappers(urls, env, args.calls, companion)[-1], flush=True)

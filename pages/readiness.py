@@ -9,7 +9,7 @@ import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions
-from shadowtutor.app import auth, deps, gate_actions, kinds
+from shadowtutor.app import auth, deps, gate_actions, gate_epoch, kinds
 from shadowtutor.app.text import inert
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
@@ -79,6 +79,7 @@ st.caption(
 )
 if since := readiness.epoch_note(view.evidence):
     st.text(since)  # the reason may be an admin's words: text, never Markdown
+gate_epoch.render(settings, config, user, student, view.evidence)
 if budget := readiness.budget_note(view.evidence):
     st.caption(inert(budget))
 st.text(readiness.judge_note(view.evidence))  # names a model: text, never Markdown

@@ -7,6 +7,7 @@ The integrator's API::
 
     collector = shadowtutor.ShadowCollector()      # settings from the environment
     client = collector.wrap(openai.OpenAI())       # or shadowtutor.wrap(openai.OpenAI(), collector)
+    claude = collector.wrap(anthropic.Anthropic()) # Claude's Messages API (anthropic: optional)
 
 Everything else lives in one package per domain noun: ``collect`` (request path, collector,
 proxy, replay), ``log`` (record, store, analytics), ``backends``, ``students``, ``review``,

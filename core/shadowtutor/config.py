@@ -77,6 +77,18 @@ class Settings:
         "",
         "API key for the teacher. Empty: `OPENAI_API_KEY` is used.",
     )
+    anthropic_base_url: str = _setting(
+        "SHADOWTUTOR_ANTHROPIC_BASE_URL",
+        "https://api.anthropic.com",
+        "Base URL of the Anthropic Messages API the proxy forwards `/v1/messages` (and every "
+        "request carrying `anthropic-version`) to, without `/v1`; one proxy fronts both teachers.",
+    )
+    anthropic_api_key: str = _setting(
+        "SHADOWTUTOR_ANTHROPIC_API_KEY",
+        "",
+        "API key for the Anthropic teacher, sent as `x-api-key` when the caller sends none. "
+        "Empty: `ANTHROPIC_API_KEY` is used.",
+    )
     teacher_model: str = _setting(
         "SHADOWTUTOR_TEACHER_MODEL", "gpt-4o-mini", "Teacher model used by replay and playground."
     )

@@ -85,7 +85,7 @@ def test_a_kill_9_with_a_backlog_loses_no_answered_request(
             )
             assert out.choices[0].message.content.startswith(f"echo: q{i} ")
             answered.append(f"q{i}")
-        deadline = time.monotonic() + 10  # every hand-off made (each after its answer)
+        deadline = time.monotonic() + 30  # every hand-off made (each after its answer)
         while time.monotonic() < deadline:
             companion = httpx.get(f"{url}/healthz").json()["collector"]["companion"]
             if companion["backlog"] and companion["in_flight"] >= N - 2:
@@ -126,7 +126,7 @@ def test_when_parent_and_child_both_die_the_next_start_logs_each_answer_once(
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i} {PAD}"}]
             )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             companion = httpx.get(f"{url}/healthz").json()["collector"]["companion"]
             if companion["backlog"] and companion["in_flight"] >= N - 2:
@@ -145,7 +145,7 @@ def test_when_parent_and_child_both_die_the_next_start_logs_each_answer_once(
     student.down()
     proc, url = start_proxy(home, teacher, student)
     try:
-        deadline = time.monotonic() + 10  # the child reports its counters within a second
+        deadline = time.monotonic() + 60  # the child starts (slow on a busy host), then reports
         while time.monotonic() < deadline:
             stats = httpx.get(f"{url}/healthz").json()["collector"]
             if stats["recovered"]:

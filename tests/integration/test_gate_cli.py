@@ -76,3 +76,48 @@ def test_bad_gate_config_is_one_line(migrated: Settings, monkeypatch, tmp_path) 
     out = run("gate", "evaluate")
     assert out.exit_code == 1 and "cannot read the gate config" in out.output
     assert "Traceback" not in out.output
+
+
+def test_an_admin_starts_an_evidence_epoch_from_the_cli(migrated: Settings) -> None:
+    """Issue 26: `shadowtutor gate epoch start --student S --reason TEXT`, permission-checked
+    and audited; the evidence so far lapses for the next decisions."""
+    from shadowtutor import db
+    from shadowtutor.gate import decisions
+    from shadowtutor.views import epoch, readiness
+
+    fill(migrated)
+    make_user(migrated.db_url, "admin", "root")
+    make_user(migrated.db_url, "reviewer", "rita")
+    assert "GO for greeting" in run("gate", "evaluate").output  # epoch 1: the default student's
+
+    short = run("gate", "epoch", "start", "--reason", "new prompt", "--by", "root")
+    assert short.exit_code == 1 and "written reason of at least 15 characters" in short.output
+    denied = run("gate", "epoch", "start", "--reason", "the system prompt changed", "--by", "rita")
+    assert denied.exit_code == 1 and "(gate.epoch)" in denied.output
+    unknown = run(
+        "gate", "epoch", "start", "--student", "nobody", "--reason", "the system prompt changed"
+    )
+    assert unknown.exit_code == 1 and "no student 'nobody'" in unknown.output
+    missing = run("gate", "epoch", "start", "--by", "root")
+    assert missing.exit_code == 2 and "--reason" in missing.output
+
+    ok = run("gate", "epoch", "start", "--reason", "the system prompt changed", "--by", "root")
+    assert ok.exit_code == 0, ok.output
+    assert "evidence epoch 2 for default started: evidence since " in ok.output
+    assert ok.output.rstrip().endswith("UTC, because the system prompt changed")
+    with db.session_scope(migrated.db_url) as s:
+        trail = decisions.audit(session=s)
+        row = next(r for r in trail if r.what.startswith("evidence epoch for default (manual)"))
+        assert row.who == "root" and row.flagged and "the system prompt changed" in row.detail
+
+        before = decisions.latest(session=s).evidence
+        pending = epoch.pending_note(session=s, student=None, evidence=before)
+    assert pending.startswith("A new evidence epoch started since this decision (manual): ")
+    assert "because the system prompt changed. Evaluate the gate" in pending
+
+    after = run("gate", "evaluate")  # the pairs before the new epoch no longer count
+    assert "GO for greeting" not in after.output and "NOT ENOUGH DATA" in after.output
+    with db.session_scope(migrated.db_url) as s:
+        now = decisions.latest(session=s).evidence
+        assert epoch.pending_note(session=s, student=None, evidence=now) == ""
+    assert readiness.epoch_note(now).endswith("because the system prompt changed.")

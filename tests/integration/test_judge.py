@@ -178,3 +178,34 @@ def test_an_unpriced_judge_model_costs_unknown_never_zero(filled: Settings) -> N
     assert scores.cost_text(counts["cost_usd"], counts["unpriced"]).startswith("cost unknown")
     assert scores.cost_text(0.0123, 0) == "cost $0.0123"
     assert scores.cost_text(0.0123, 2) == "cost $0.0123 plus unknown for 2 unpriced"
+
+
+@pytest.mark.parametrize("kind", ["openai", "ollama"])
+def test_the_judge_asks_for_json_output(filled: Settings, kind: str) -> None:
+    """Issue 27 item 13: the judge did not ask for JSON output where the server offers it
+    (OpenAI's JSON mode, Ollama's `format: "json"`)."""
+    with ModelServer(models=["gpt-4o-mini"], answer=fair_judge) as server:
+        env = {
+            "SHADOWTUTOR_HOME": filled.home,
+            "SHADOWTUTOR_JUDGE_BACKEND": kind,
+            "SHADOWTUTOR_JUDGE_BASE_URL": server.openai_url if kind == "openai" else server.url,
+            "SHADOWTUTOR_JUDGE_MODEL": "gpt-4o-mini",
+        }
+        report = runner.run(Settings.load(env=env), limit=3)
+        bodies = [body for path, body in server.requests if "chat" in path]
+    assert (report.pairs, report.failures) == (3, 0)
+    assert len(bodies) == 6
+    if kind == "openai":
+        assert all(b["response_format"] == {"type": "json_object"} for b in bodies)
+    else:
+        assert all(b["format"] == "json" for b in bodies)
+
+
+def test_a_server_without_json_mode_is_asked_again_without_it(filled: Settings) -> None:
+    with ModelServer(models=["gpt-4o-mini"], answer=fair_judge) as server:
+        server.refuse = {"schema"}  # llama.cpp without a grammar: "response_format ... 400"
+        report = runner.run(_settings(filled, server), limit=3)
+        bodies = [body for path, body in server.requests if "chat" in path]
+    assert (report.pairs, report.failures) == (3, 0)
+    assert len(bodies) == 7  # the refused first call, then six plain ones
+    assert [("response_format" in b) for b in bodies] == [True] + [False] * 6

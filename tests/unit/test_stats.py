@@ -380,3 +380,22 @@ def test_weighted_ppi_with_equal_weights_matches_the_plain_human_mean() -> None:
     assert (weighted.estimate, weighted.lower) == pytest.approx((plain.estimate, plain.lower))
     with pytest.raises(ValueError, match="design weight"):
         stats.ppi_mean(y, np.zeros(50), [], human_weights=np.zeros(50), lo=1, hi=5)
+
+
+def test_quantile_cs_ranks_by_bisection_equal_the_scan_of_every_count() -> None:
+    """The anytime quantile ranks are found by bisection (a year of 600 pairs a day is 219,000
+    counts, looked at daily); they equal the scan of every count's capital."""
+
+    def scan(n: int, q: float, conf: float) -> tuple[int | None, int | None]:
+        target = math.log(1 / (1 - conf))
+        up = np.nonzero(stats._rank_capital(n, q, "up") >= target)[0]
+        down = np.nonzero(stats._rank_capital(n, q, "down") >= target)[0]
+        return (
+            int(down[-1]) + 1 if len(down) else None,
+            int(up[0]) if len(up) and 1 <= up[0] <= n else None,
+        )
+
+    for n in [*range(1, 120, 7), 500, 4_000, 50_000]:
+        for q in (0.5, 0.95, 0.99):
+            for conf in (0.95, 0.9996):
+                assert stats.quantile_cs_ranks(n, q, confidence=conf) == scan(n, q, conf)

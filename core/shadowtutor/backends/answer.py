@@ -34,6 +34,9 @@ class Answer:
     # [{name, arguments}]: arguments exactly as sent (OpenAI: JSON text; Ollama: an object)
     tool_calls: list[dict[str, Any]] | None = None
     refusal: str | None = None
+    # prompt tokens written to / read from a prompt cache (part of prompt_tokens)
+    cache_creation_tokens: int | None = None
+    cache_read_tokens: int | None = None
 
     @property
     def tokens_per_s(self) -> float | None:

@@ -16,12 +16,15 @@ from shadowtutor.cli.root import settings_of
 @click.option("--port", type=int, help="Port (default: SHADOWTUTOR_PROXY_PORT).")
 @click.pass_context
 def proxy_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run an OpenAI-compatible proxy that shadows every chat call.
+    """Run an OpenAI- and Anthropic-compatible proxy that shadows every chat call.
 
-    Point your app's OpenAI base URL at http://HOST:PORT/v1. Calls are forwarded unchanged to
-    the teacher (SHADOWTUTOR_TEACHER_BASE_URL; the caller's Authorization header, else
-    SHADOWTUTOR_TEACHER_API_KEY / OPENAI_API_KEY); the student answers in the background and
-    the pair lands in the shadow log. GET /healthz shows the collector's counters.
+    Point your app's OpenAI base URL at http://HOST:PORT/v1 (an Anthropic client's at
+    http://HOST:PORT). Calls are forwarded unchanged to the teacher
+    (SHADOWTUTOR_TEACHER_BASE_URL; the caller's Authorization header, else
+    SHADOWTUTOR_TEACHER_API_KEY / OPENAI_API_KEY; Claude's /v1/messages to
+    SHADOWTUTOR_ANTHROPIC_BASE_URL); chat completions, /v1/messages and /v1/responses are
+    shadowed: the student answers in the background and the pair lands in the shadow log.
+    Every other path is forwarded unshadowed. GET /healthz shows the collector's counters.
     """
     from shadowtutor import backends
     from shadowtutor.collect import proxy

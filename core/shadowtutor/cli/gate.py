@@ -11,7 +11,15 @@ from shadowtutor import db
 from shadowtutor.accounts import permissions, users
 from shadowtutor.cli.root import Group, settings_of
 from shadowtutor.config import Settings
-from shadowtutor.gate import criteria, decisions, evaluate, evidence, killswitch, rollout
+from shadowtutor.gate import (
+    criteria,
+    decisions,
+    epochs,
+    evaluate,
+    evidence,
+    killswitch,
+    rollout,
+)
 from shadowtutor.tables import row_id
 
 
@@ -164,6 +172,32 @@ def override(ctx: click.Context, decision_id: int, by: str, reason: str) -> None
     with db.session_scope(settings.db_url) as session:
         decisions.override(session=session, decision_id=decision_id, actor_id=actor, reason=reason)
         click.echo(decisions.approval(session=session).describe())
+
+
+@gate_group.group("epoch", cls=Group)
+def epoch_group() -> None:
+    """Evidence epochs: where the gate's evidence starts, and why."""
+
+
+@epoch_group.command("start")
+@STUDENT
+@click.option(
+    "--reason", required=True, help="Why the evidence so far no longer counts (kept, audited)."
+)
+@BY
+@click.pass_context
+def epoch_start(ctx: click.Context, student: str | None, reason: str, by: str | None) -> None:
+    """Start a new evidence epoch for a student by hand (admins, or the operator without
+    --by): the evidence gathered so far lapses, the next decisions count from now and spend
+    the epoch's share of the error budget. Recorded in the audit trail with the reason."""
+    settings = _ready(ctx)
+    actor = _actor(settings, by)
+    with db.session_scope(settings.db_url) as session:
+        row = epochs.start(
+            session=session, actor_id=actor, config=_config(ctx), student=student, reason=reason
+        )
+        index = epochs.index_of(session=session, epoch=row)
+        click.echo(f"evidence epoch {index} for {row.student} started: " + epochs.since_words(row))
 
 
 @click.group("rollout", cls=Group)

@@ -312,7 +312,8 @@ class ShadowCollector:
         return self.executor.submit(job, block=block, timeout=timeout)
 
     def wrap(self, client: Any) -> Any:
-        """Wrap an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client (see ``collect.wrapper``)."""
+        """Wrap an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client, or an
+        ``anthropic.Anthropic`` or ``AsyncAnthropic`` one (see ``collect.wrapper``)."""
         from shadowtutor.collect.wrapper import wrap
 
         return wrap(client, self)

@@ -15,7 +15,7 @@ STAT_KEYS = (
     "student_unsupported student_timeouts breaker_skipped teacher_errors similarity_errors "
     "write_errors lost usage_estimated served_by_student student_fallbacks route_errors "
     "streams_abandoned teacher_only unrecorded_calls invalid recovered "
-    "recovered_already_logged unfinished_at_exit companion_failures"
+    "recovered_already_logged unfinished_at_exit companion_failures context_held"
 ).split()
 
 
@@ -27,6 +27,7 @@ class Counters:
         self._counts: Counter[str] = Counter()
         self._unknown: Counter[str] = Counter()
         self._teacher_only: Counter[str] = Counter()
+        self._forwarded: Counter[str] = Counter()
         self.last_error: str | None = None
 
     def count(self, name: str, n: int = 1) -> None:
@@ -46,6 +47,16 @@ class Counters:
     def teacher_only_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._teacher_only)
+
+    def forwarded(self, path: str) -> None:
+        """The proxy passed a request it does not shadow to the teacher (``path``: its label,
+        :func:`shadowtutor.collect.forward.path_label`)."""
+        with self._lock:
+            self._forwarded[path] += 1
+
+    def forwarded_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._forwarded)
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
         """(every :data:`STAT_KEYS` count, the unknown models' counts)."""

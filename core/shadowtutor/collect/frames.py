@@ -15,7 +15,6 @@ from typing import Any
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer
 from shadowtutor.collect.job import Job, wire_fields
-from shadowtutor.collect.openai_shape import teacher_from_chunks, teacher_from_completion
 from shadowtutor.gate import routing
 
 HEAD = struct.Struct(">IB")
@@ -52,9 +51,9 @@ def encode_job(job: Job) -> bytes:
     form = "fields"
     if teacher is None:
         if job.teacher_obj is not None:
-            teacher, form = teacher_from_completion(job.teacher_obj), "obj"
+            teacher, form = job.teacher_fields(), "obj"
         elif job.teacher_chunks is not None:
-            teacher, form = teacher_from_chunks(job.teacher_chunks), "chunks"
+            teacher, form = job.teacher_fields(), "chunks"
     result = job.student_result
     fields = wire_fields(job) | {
         "ts": job.ts.timestamp() if job.ts else None,
@@ -88,6 +87,7 @@ def decode_job(payload: bytes | memoryview) -> tuple[Job, str]:
         route=routing.Route(*route) if route else None,
         options=f.get("options") or {},
         kind=f.get("kind") or "plain",
+        protocol=f.get("protocol") or "openai.chat",
         features=dict(f.get("features") or {}),
         teacher=f.get("teacher"),
         teacher_raw=raw if raw else None,

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from shadowtutor.backends import Answer
+from shadowtutor.collect import anthropic_shape, responses_shape
 from shadowtutor.collect.openai_shape import (
     ChatRequest,
     teacher_from_chunks,
@@ -29,6 +30,21 @@ from shadowtutor.errors import error_text
 from shadowtutor.gate import routing
 from shadowtutor.log import schema
 from shadowtutor.log.schema import pseudonymize_conversation
+
+# protocol -> how its teacher answers read: (a response object, stream events, raw bytes)
+READERS: dict[str, tuple[Callable[[Any], dict[str, Any]], Any, Any]] = {
+    "openai.chat": (teacher_from_completion, teacher_from_chunks, teacher_from_raw),
+    anthropic_shape.PROTOCOL: (
+        anthropic_shape.teacher_from_message,
+        anthropic_shape.teacher_from_events,
+        anthropic_shape.teacher_from_raw,
+    ),
+    responses_shape.PROTOCOL: (
+        responses_shape.teacher_from_response,
+        responses_shape.teacher_from_events,
+        responses_shape.teacher_from_raw,
+    ),
+}
 
 
 @dataclass
@@ -53,6 +69,7 @@ class Job:
     route: routing.Route | None = None
     options: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens
     kind: str = "plain"  # the request's kind (openai_shape.request_kind)
+    protocol: str = "openai.chat"  # the API the request was made in (READERS)
     features: dict[str, Any] = field(default_factory=dict)  # tools, response_format...
     teacher_obj: Any = None
     teacher_chunks: list[Any] | None = None
@@ -77,12 +94,15 @@ class Job:
         not parse (the journal and the record each say so in their own way)."""
         if self.teacher is not None:
             return dict(self.teacher)
+        from_obj, from_events, from_raw = READERS.get(self.protocol, READERS["openai.chat"])
         if self.teacher_obj is not None:
-            return teacher_from_completion(self.teacher_obj)
+            return from_obj(self.teacher_obj)
         if self.teacher_chunks is not None:
-            return teacher_from_chunks(self.teacher_chunks)
+            found: dict[str, Any] = from_events(self.teacher_chunks)
+            return found
         if self.teacher_raw is not None:
-            return teacher_from_raw(self.teacher_raw, self.teacher_sse)
+            raw: dict[str, Any] = from_raw(self.teacher_raw, self.teacher_sse)
+            return raw
         return None
 
 
@@ -104,6 +124,7 @@ def wire_fields(job: Job) -> dict[str, Any]:
         "route": [r.served_by, r.stage, r.bucket, r.eligible, r.student, r.reason] if r else None,
         "options": job.options,
         "kind": job.kind,
+        "protocol": job.protocol,
         "features": job.features,
         "teacher_latency_ms": job.teacher_latency_ms,
         "teacher_ttft_ms": job.teacher_ttft_ms,
@@ -200,6 +221,7 @@ class Call:
             route=self.route,
             options=self.request.options,
             kind=self.request.kind,
+            protocol=self.request.protocol,
             features=self.request.features,
             student_error=self.student_error,
             category_detected=ctx.category is None,

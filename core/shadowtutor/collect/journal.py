@@ -107,6 +107,7 @@ def decode(entry: dict[str, Any]) -> Job:
         route=routing.Route(*route) if route else None,
         options=dict(entry.get("options") or {}),
         kind=entry.get("kind") or "plain",
+        protocol=entry.get("protocol") or "openai.chat",
         features=dict(entry.get("features") or {}),
         teacher=teacher,
         teacher_latency_ms=entry.get("teacher_latency_ms"),

@@ -21,6 +21,9 @@ Metric names (all prefixed ``shadowtutor_``):
 - ``teacher_errors_total``, ``served_by_student_total``, ``student_fallbacks_total``
 - ``teacher_only_total{reason}``: requests routed to the student that the teacher answered,
   by reason (``kind: tools``, ``kind: json_schema``...: the student serves plain requests only)
+- ``forwarded_total{path}``: requests the proxy passed to the teacher without shadowing them
+  (embeddings, completions, model details, any path it does not shadow), by path (ids shown as
+  ``{id}``)
 - ``teacher_latency_seconds``, ``student_latency_seconds``: histograms (the student's only
   for answers it gave)
 - ``queue_depth``, ``queue_size``, ``unwritten_records``: gauges
@@ -112,6 +115,14 @@ class _StatsCollector(Collector):
         for reason, n in sorted((s.get("teacher_only_by_reason") or {}).items()):
             held.add_metric([reason], float(n))
         yield held
+        forwarded = CounterMetricFamily(
+            PREFIX + "forwarded",
+            "Requests the proxy passed to the teacher unshadowed (paths it does not shadow).",
+            labels=["path"],
+        )
+        for path, n in sorted((s.get("forwarded_by_path") or {}).items()):
+            forwarded.add_metric([path], float(n))
+        yield forwarded
         yield counter(
             "breaker_opened", "Times the circuit breaker opened.", s.get("breaker_opened", 0)
         )

@@ -83,6 +83,11 @@ class ChatRequest:
     user: str | None
     kind: str = "plain"
     features: dict[str, Any] = field(default_factory=dict)  # FEATURES the request carries
+    # The API the request was made in (the record's ``protocol``): ``openai.chat``, or a
+    # request of another API read into this form (``collect.anthropic_shape``,
+    # ``collect.responses_shape``): ``messages`` and ``features`` in OpenAI's chat shapes,
+    # ``body`` as the caller sent it.
+    protocol: str = "openai.chat"
 
     @classmethod
     def parse(cls, body: dict[str, Any], *, coerce: bool = False) -> ChatRequest:
@@ -226,6 +231,25 @@ def result_from_completion(obj: Any, latency_ms: float) -> Answer:
         finish_reason=answer["finish_reason"],
         tool_calls=answer["tool_calls"],
         refusal=answer["refusal"],
+    )
+
+
+def answer_of(fields: Mapping[str, Any], latency_ms: float, provider: str) -> Answer:
+    """An :class:`Answer` from a teacher's answer fields, as any protocol's reader gives
+    them (a background teacher call of the Messages or Responses API)."""
+    return Answer(
+        model=fields.get("model") or "unknown",
+        provider=provider,
+        text=fields.get("response"),
+        latency_ms=latency_ms,
+        prompt_tokens=fields.get("prompt_tokens"),
+        completion_tokens=fields.get("completion_tokens"),
+        usage_estimated=fields.get("prompt_tokens") is None,
+        finish_reason=fields.get("finish_reason"),
+        tool_calls=fields.get("tool_calls"),
+        refusal=fields.get("refusal"),
+        cache_creation_tokens=fields.get("cache_creation_tokens"),
+        cache_read_tokens=fields.get("cache_read_tokens"),
     )
 
 

@@ -6,7 +6,9 @@ Point any app's OpenAI ``base_url`` at ``http://HOST:PORT/v1``. Endpoints:
   (``SHADOWTUTOR_TEACHER_BASE_URL``); the teacher's status, body and streamed events come back
   unchanged, errors included. The answer is handed to the :class:`ShadowCollector` only after
   it has been sent (for streams, after the last event).
-* ``GET /v1/models`` — the teacher's model list, forwarded.
+* every other path and method (``/v1/embeddings``, ``/v1/models``, ``/v1/models/{id}``, any
+  unknown path) — forwarded to the teacher unchanged and unshadowed, counted by path
+  (:mod:`shadowtutor.collect.forward`).
 * ``GET /healthz`` — ``{"status": "ok", "collector": stats()}``.
 * ``GET /metrics`` — Prometheus text format (:mod:`shadowtutor.collect.metrics`).
 
@@ -28,6 +30,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
@@ -43,7 +46,7 @@ from starlette.routing import Route
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer, StreamClock, teacher_api_key
-from shadowtutor.collect import metrics
+from shadowtutor.collect import forward, metrics, proxy_protocols
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -120,16 +123,23 @@ class _Front:
     raised for the server to log. Everything else (other paths, lifespan) goes through the
     Starlette app. Every response gets the origin headers (:func:`_with_origin`)."""
 
-    def __init__(self, chat: Callable[[Request], Any], app: Starlette):
+    def __init__(
+        self,
+        chat: Callable[[Request], Any],
+        app: Starlette,
+        fast: dict[str, Callable[[Request], Any]] | None = None,
+    ):
         self.chat = chat
         self.app = app
+        self.fast = {"/v1/chat/completions": chat} | (fast or {})  # POST path -> handler
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         send = _with_origin(send)
-        if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
+        handler = self.fast.get(scope["path"])
+        if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)  # the same routes, the same handlers
             return
         started = False
@@ -140,7 +150,7 @@ class _Front:
             await send(message)
 
         try:
-            response = await self.chat(Request(scope, receive))
+            response = await handler(Request(scope, receive))
             await response(scope, receive, tracked)
         except Exception:
             if not started:
@@ -183,6 +193,14 @@ class Proxy(AsyncRequestPath):
         self.api_key = teacher_api_key(settings)
         self.http: httpx.AsyncClient | None = None
         self.upstream: Upstream | None = None
+        anthropic_key = settings.anthropic_api_key or os.environ.get("ANTHROPIC_API_KEY", "")
+        self.upstreams = forward.Upstreams(
+            self.teacher_url, self.api_key, settings.anthropic_base_url, anthropic_key
+        )
+        self.forwarder = forward.Forwarder(
+            self.upstreams, lambda: self.http, self.collector.counters.forwarded
+        )
+        self.protocols = proxy_protocols.Protocols(self, _context)  # /v1/messages, /v1/responses
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -195,6 +213,7 @@ class Proxy(AsyncRequestPath):
         finally:
             if self.upstream is not None:
                 await self.upstream.aclose()
+            await self.protocols.aclose()
             await self.http.aclose()
             await asyncio.to_thread(self.collector.close)
 
@@ -202,29 +221,21 @@ class Proxy(AsyncRequestPath):
         routes = Starlette(
             routes=[
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/models", self.models, methods=["GET"]),
                 Route("/healthz", self.health, methods=["GET"]),
                 Route("/metrics", metrics.endpoint(self.collector), methods=["GET"]),
+                *self.protocols.routes(),
+                # last: whatever no route above takes goes to the teacher, unshadowed
+                Route("/{path:path}", self.forwarder.forward, methods=forward.METHODS),
             ],
             lifespan=self.lifespan,
         )
-        return _Front(self.chat, routes)
+        return _Front(self.chat, routes, self.protocols.fast())
 
     # --- endpoints -------------------------------------------------------------------------------
     async def health(self, request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": "ok", "teacher": self.teacher_url, "collector": self.collector.stats()}
         )
-
-    async def models(self, request: Request) -> Response:
-        assert self.http is not None
-        try:
-            resp = await self.http.get(
-                f"{self.teacher_url}/models", headers=_forward_headers(request, self.api_key)
-            )
-        except httpx.HTTPError as exc:
-            return _unreachable(self.teacher_url, exc)
-        return Response(resp.content, resp.status_code, _response_headers(resp))
 
     async def chat(self, request: Request) -> Response:
         raw = await request.body()
@@ -414,8 +425,6 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
 
     The shadow work runs in a companion process (forwarding never waits behind it) unless
     ``SHADOWTUTOR_COMPANION=0`` says otherwise."""
-    import os
-
     if os.environ.get("SHADOWTUTOR_COMPANION") is None:
         settings = dataclasses.replace(settings, companion=True)
     config = uvicorn.Config(

@@ -45,6 +45,8 @@ def answer_fields(answer: Answer, *, digits: int = 3) -> dict[str, Any]:
         "tool_calls": answer.tool_calls if answer.error is None else None,
         "refusal": answer.refusal,
         "finish_reason": answer.finish_reason,
+        "cache_creation_tokens": answer.cache_creation_tokens,
+        "cache_read_tokens": answer.cache_read_tokens,
     }
 
 
@@ -71,7 +73,13 @@ def cost_fields(
         answer.get("provider"), model, prices, monthly_usd
     ):
         return {"cost_usd": 0.0, "price_version": prices.version}
-    cost = prices.cost(model, answer.get("prompt_tokens"), answer.get("completion_tokens"))
+    cost = prices.cost(
+        model,
+        answer.get("prompt_tokens"),
+        answer.get("completion_tokens"),
+        cache_write=answer.get("cache_creation_tokens"),
+        cache_read=answer.get("cache_read_tokens"),
+    )
     if cost is None:
         return None
     return {"cost_usd": round(cost, 10), "price_version": prices.version}
@@ -164,7 +172,7 @@ def build(
         metadata=metadata,
         request_id=job.id,
         student_name=student_name,
-        protocol="openai.chat",
+        protocol=job.protocol,
         request=request_fields(job),
         agreement=agreed,
     )

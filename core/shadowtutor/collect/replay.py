@@ -1,6 +1,8 @@
 """Replay past conversations through the student (``shadowtutor replay FILE``).
 
-FILE is JSON lines in our log schema or OpenAI chat format (``{"messages": [...]}``). For each
+FILE is JSON lines in our log schema, OpenAI chat format (``{"messages": [...]}``) or Claude's
+Messages format (``{"system": ..., "messages": [...]}`` with content blocks: read into the
+record's chat form, recorded as protocol ``anthropic.messages``). For each
 line the student answers the prompt; the teacher is called only when the line has no teacher
 answer (an OpenAI line not ending with an assistant message, or one of our records whose
 teacher has no ``response``). The pair is written to the shadow log with ``source: replay``
@@ -29,12 +31,12 @@ from typing import Any
 
 from shadowtutor.backends import Backend, BackendError, student_backend, teacher_backend
 from shadowtutor.backends.breaker import Breaker
-from shadowtutor.collect import openai_shape, records, work
+from shadowtutor.collect import anthropic_shape, openai_shape, records, work
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Job
 from shadowtutor.config import Settings
 from shadowtutor.errors import ShadowTutorError, error_text
-from shadowtutor.log import ingest, read, schema
+from shadowtutor.log import claude, ingest, read, schema
 from shadowtutor.log.errors import RecordError
 from shadowtutor.log.read import BadLine
 
@@ -91,6 +93,8 @@ def parse_item(raw: str | bytes) -> ReplayItem:
     except json.JSONDecodeError as exc:
         raise RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
+        if isinstance(obj["messages"], list) and claude.is_claude(obj):
+            return _claude_item(obj)
         if not isinstance(obj["messages"], list):
             raise RecordError("'messages' must be a list of chat messages")
         messages = obj["messages"]
@@ -121,6 +125,38 @@ def parse_item(raw: str | bytes) -> ReplayItem:
         rec,
         dict(request.get("features") or {}),
         str(request.get("kind") or "plain"),
+    )
+
+
+def _claude_item(obj: dict[str, Any]) -> ReplayItem:
+    """A Claude-style conversation line (Messages format): its prompt in the record's chat
+    form, its tools as the student gets them; the teacher's answer its last assistant turn,
+    else the teacher is asked."""
+    turns = obj["messages"]
+    origin = {"protocol": "anthropic.messages"}
+    answered = bool(turns) and isinstance(turns[-1], dict) and turns[-1].get("role") == "assistant"
+    if not turns:
+        raise RecordError("'messages' is empty: there is no prompt to replay")
+    try:
+        asked = anthropic_shape.parse_request(
+            {**obj, "messages": turns[:-1] if answered else turns}
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordError(f"the messages cannot be read: {exc}") from None
+    if answered:
+        rec = ingest.from_claude(obj)
+        return ReplayItem(
+            rec["id"], rec["messages"], rec["teacher"], origin, asked.features, asked.kind
+        )
+    model = obj.get("model")
+    teacher = {"teacher": {"model": model}} if model else {}
+    return ReplayItem(
+        ingest.claude_id(obj),
+        schema.validate_messages(asked.messages),
+        None,
+        origin | teacher,
+        asked.features,
+        asked.kind,
     )
 
 
@@ -170,6 +206,7 @@ def _job(item: ReplayItem, max_tokens: int) -> Job:
         options={"max_tokens": max_tokens},
         kind=item.kind,
         features=item.features,
+        protocol=rec.get("protocol") or "openai.chat",
     )
     return job
 

@@ -20,6 +20,7 @@ from shadowtutor.backends.breaker import Breaker
 from shadowtutor.collect import agreement, records
 from shadowtutor.collect.counters import Counters, merged
 from shadowtutor.collect.job import Job, as_message
+from shadowtutor.collect.responses_shape import CONTEXT_HELD
 from shadowtutor.collect.sampling import sampling_key
 from shadowtutor.config import Settings
 from shadowtutor.cost import pricing
@@ -95,9 +96,16 @@ class Work:
         teacher_estimated = bool(teacher.pop(records.ESTIMATED, False))
         route = job.route or records.NO_ROUTE
         key = sampling_key(job.messages, job.conversation_id, job.user_hash)
-        found, lead, taken = self.fanout.answers(
-            key, lambda lane: self.student_answer(job, lane), first=route.student
-        )
+        if job.metadata.get("context") == CONTEXT_HELD:
+            # the teacher holds the conversation (previous_response_id): the student would
+            # answer a partial context, so it is not asked and nothing is compared
+            self.count("context_held")
+            found: list[tuple[Lane, dict[str, Any]]] = []
+            lead, taken = self.fanout.lane(route.student), 0
+        else:
+            found, lead, taken = self.fanout.answers(
+                key, lambda lane: self.student_answer(job, lane), first=route.student
+            )
         if not found:
             if taken:  # asked, but a skip that is not recorded (record_breaker_skips=False)
                 return []
@@ -271,6 +279,7 @@ class Work:
             "breaker_abandoned_probes": self.breaker.abandoned_probes,
             "unknown_models": unknown,
             "teacher_only_by_reason": self.counters.teacher_only_counts(),
+            "forwarded_by_path": self.counters.forwarded_counts(),
             "last_error": self.counters.last_error,
             "similarity_method": self.similarity.name,
             "students": self.fanout.stats(),

@@ -15,8 +15,10 @@ chunk). Teacher errors are raised exactly as the unwrapped client raises them.
 a parsed object), and ``client.with_options(...)`` (``copy()``) returns a wrapped client.
 ``chat.completions.stream(...)``, ``with_raw_response`` and ``with_streaming_response`` go to
 the teacher untouched and are not recorded: each style is said once in a warning and counted
-in ``stats()["unrecorded_calls"]``. Everything else on the client (``embeddings``,
-``models``...) is the original, untouched.
+in ``stats()["unrecorded_calls"]``. ``client.responses.create(...)`` (streamed too) and a
+wrapped ``anthropic.Anthropic`` / ``AsyncAnthropic`` client's ``messages.create`` and
+``messages.stream`` are shadowed by :mod:`shadowtutor.collect.wrapper_protocols`. Everything
+else on the client (``embeddings``, ``models``...) is the original, untouched.
 
 Optional per-call context, removed before the call reaches the API::
 
@@ -40,6 +42,7 @@ background so the pair is still logged.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import openai
@@ -47,6 +50,7 @@ from openai.lib._parsing import type_to_response_format_param
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from shadowtutor.backends import Answer, StreamClock
+from shadowtutor.collect import wrapper_protocols
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
     ChatRequest,
@@ -329,6 +333,7 @@ class ShadowClient(_Delegate):
     def __init__(self, client: Any, collector: Front):
         super().__init__(client)
         self.collector = collector
+        sync = client
         if isinstance(client, openai.AsyncOpenAI):
             # Background teacher calls run on worker threads, which need a sync client.
             sync = openai.OpenAI(
@@ -347,6 +352,13 @@ class ShadowClient(_Delegate):
                 client.chat.completions, collector, client.chat.completions.create
             )
         self.chat = _ShadowChat(client.chat, completions)
+        self._sync = sync
+
+    @functools.cached_property
+    def responses(self) -> Any:
+        """``responses`` with ``create`` shadowed (:mod:`shadowtutor.collect.wrapper_protocols`),
+        made on first use: the SDK imports its Responses types only then."""
+        return wrapper_protocols.shadow_responses(self._target, self.collector, self._sync, STREAMS)
 
     @property
     def unwrapped(self) -> Any:
@@ -359,12 +371,19 @@ class ShadowClient(_Delegate):
     copy = with_options
 
 
-def wrap(client: Any, collector: Front) -> ShadowClient:
-    """Wrap an OpenAI or AsyncOpenAI client (anything else: a TypeError naming what is
-    supported)."""
+STREAMS = (TeeStream, AsyncTeeStream, _ListStream)  # what the other protocols' calls use
+
+
+def wrap(client: Any, collector: Front) -> Any:
+    """Wrap an OpenAI or AsyncOpenAI client, or an Anthropic or AsyncAnthropic one
+    (:mod:`shadowtutor.collect.wrapper_protocols`); anything else: a TypeError naming what is
+    supported."""
+    other = wrapper_protocols.wrap_anthropic(client, collector, STREAMS)
+    if other is not None:
+        return other
     if not isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
         raise TypeError(
-            f"ShadowCollector.wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, "
-            f"not {type(client).__name__}"
+            f"ShadowCollector.wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, or an "
+            f"anthropic.Anthropic or anthropic.AsyncAnthropic one, not {type(client).__name__}"
         )
     return ShadowClient(client, collector)

@@ -23,6 +23,9 @@ class Price:
     provider: str
     input_per_m: float
     output_per_m: float
+    # prompt-cache prices (writing, reading); None: those tokens are priced as input
+    cache_write_per_m: float | None = None
+    cache_read_per_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,27 @@ class PriceTable:
         return self.prices[max(candidates, key=len)] if candidates else None
 
     def cost(
-        self, model: str | None, prompt_tokens: int | None, completion_tokens: int | None
+        self,
+        model: str | None,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        *,
+        cache_write: int | None = None,
+        cache_read: int | None = None,
     ) -> float | None:
-        """Dollars for one call, or None when the model is unknown or tokens are missing."""
+        """Dollars for one call, or None when the model is unknown or tokens are missing.
+        ``cache_write`` and ``cache_read`` are the parts of ``prompt_tokens`` written to and
+        read from a prompt cache, priced at the model's cache prices when it has them."""
         price = self.lookup(model)
         if price is None or prompt_tokens is None or completion_tokens is None:
             return None
-        return (prompt_tokens * price.input_per_m + completion_tokens * price.output_per_m) / 1e6
+        write, read = cache_write or 0, cache_read or 0
+        plain = max(0, prompt_tokens - write - read)
+        base = price.input_per_m
+        write_per_m = base if price.cache_write_per_m is None else price.cache_write_per_m
+        read_per_m = base if price.cache_read_per_m is None else price.cache_read_per_m
+        dollars = plain * base + write * write_per_m + read * read_per_m
+        return (dollars + completion_tokens * price.output_per_m) / 1e6
 
 
 @lru_cache(maxsize=8)
@@ -61,7 +78,12 @@ def load_table(path: str = "") -> PriceTable:
         ) from None
     prices = {
         name.lower(): Price(
-            name.lower(), p.get("provider", ""), float(p["input"]), float(p["output"])
+            name.lower(),
+            p.get("provider", ""),
+            float(p["input"]),
+            float(p["output"]),
+            float(p["cache_write"]) if "cache_write" in p else None,
+            float(p["cache_read"]) if "cache_read" in p else None,
         )
         for name, p in data.get("models", {}).items()
     }

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import means, outcomes, serving, stats
+from shadowtutor.gate import means, outcomes, serving, simbar, stats
 from shadowtutor.gate.outcomes import (
     FAIL,
     INCONCLUSIVE,
+    LEFT_OUT,
     PASS,
     Criterion,
     inconclusive,
@@ -244,6 +245,10 @@ class Aggregate:
     json_checked: int = 0  # answered pairs of a JSON request, checked against the schema
     json_valid: int = 0  # ... whose JSON parses and validates
     kinds: dict[str, Aggregate] = field(default_factory=dict)  # kind -> its aggregate
+    # The reviewed pairs' (similarity rounded to 0.01, human score) -> count, per similarity
+    # method: the similarity criterion's calibration (:mod:`shadowtutor.gate.simbar`). None:
+    # not gathered (simulated windows, older callers): the criteria file's bar applies as is.
+    sim_reviews: dict[str, dict[tuple[float, float], int]] | None = None
 
     def of_kind(self, kind: str) -> Aggregate:
         """The aggregate of ``kind``'s requests: this one for plain, else its own."""
@@ -270,6 +275,12 @@ class Aggregate:
             self.scores[score] = self.scores.get(score, 0) + count
         for rating, count in other.ratings.items():
             self.ratings[rating] = self.ratings.get(rating, 0) + count
+        if other.sim_reviews is not None:
+            mine_sr = self.sim_reviews = self.sim_reviews or {}
+            for method, cells in other.sim_reviews.items():
+                slots = mine_sr.setdefault(method, {})
+                for cell, count in cells.items():
+                    slots[cell] = slots.get(cell, 0) + count
         self.critical += other.critical
         self.critical_examples.extend(
             other.critical_examples[: max(0, 5 - len(self.critical_examples))]
@@ -321,6 +332,9 @@ def _hash_aggregate(h: Any, name: str, agg: Aggregate) -> None:
     h.update(json.dumps(sorted(agg.scores.items())).encode())
     if agg.ratings:  # (absent from older windows: their fingerprints do not change)
         h.update(json.dumps(sorted(agg.ratings.items(), key=str)).encode())
+    if agg.sim_reviews:
+        cells = {m: sorted(c.items()) for m, c in agg.sim_reviews.items()}
+        h.update(json.dumps(cells, sort_keys=True).encode())
     extra = [agg.unsupported, agg.tools_compared, agg.tools_agreed, agg.json_checked]
     if any(extra) or agg.json_valid:
         h.update(json.dumps([*extra, agg.json_valid]).encode())
@@ -497,7 +511,7 @@ def decide(
 
 
 def _status(rows: list[Criterion]) -> str:
-    states = {r.status for r in rows}
+    states = {r.status for r in rows} - {LEFT_OUT}  # a criterion left out: the rest decide
     return FAIL if FAIL in states else (PASS if states == {PASS} else INCONCLUSIVE)
 
 
@@ -594,6 +608,27 @@ def _similarity(
     threshold = config.similarity_thresholds.get(method)
     est = float(means @ counts / n)
     how = f"betting confidence sequence, lower bound ({method})"
+    if agg.sim_reviews is not None:  # calibrated from the category's reviewed pairs
+        cal = simbar.calibrate(
+            agg.sim_reviews.get(method, {}),
+            method=method,
+            target=config.min_review_score,
+            confidence=conf,
+            min_pairs=max(30, config.min_similarity_pairs),
+            min_reviews=config.min_reviews,
+        )
+        said = cal.words(config.min_review_score)
+        if not cal.used:
+            why = (
+                f"left out: similarity does not (yet) predict the review score here ({said}); "
+                "the reviews decide"
+            )
+            return Criterion("similarity", label, cat, LEFT_OUT, n, est, None, None, how, why)
+        if cal.bar is not None:
+            threshold = cal.bar
+            how += f"; bar calibrated from reviews: {said}"
+        else:
+            how += f"; bar from {Path(config.path).name} ({said})"
     if threshold is None:
         why = (
             f"no threshold for similarity method '{method}': add it under "

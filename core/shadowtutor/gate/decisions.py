@@ -20,7 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from shadowtutor.accounts import permissions
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate.criteria import GO, NO_GO, Decision, label
-from shadowtutor.gate.outcomes import FAIL, PASS
+from shadowtutor.gate.outcomes import FAIL, LEFT_OUT, PASS
 from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.tables import (
     GateDecision,
@@ -120,7 +120,8 @@ def override_categories(evidence: dict[str, Any]) -> list[str]:
     An override releases plain requests only: the other kinds need their own GO."""
     by_cat: dict[str, set[str]] = {}
     for c in evidence.get("criteria", []):
-        if c["category"] != "all" and c.get("kind", "plain") == "plain":
+        plain = c.get("kind", "plain") == "plain"
+        if c["category"] != "all" and plain and c["status"] != LEFT_OUT:
             by_cat.setdefault(c["category"], set()).add(c["status"])
     return [cat for cat, states in by_cat.items() if states <= {PASS, FAIL} and FAIL in states]
 

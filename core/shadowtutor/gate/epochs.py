@@ -113,6 +113,11 @@ def start(
     if len(reason.strip()) < MIN_REASON:
         raise EpochError(f"a new epoch needs a written reason of at least {MIN_REASON} characters")
     name = student or DEFAULT_STUDENT
+    known = session.exec(select(Student).where(Student.name == name)).first()
+    if known is None and name != DEFAULT_STUDENT:
+        raise EpochError(
+            f"no student {name!r}: `shadowtutor students list` shows the registered ones"
+        )
     epoch = GateEpoch(
         student=name,
         started_at=as_utc(now) if now else utcnow(),
@@ -134,3 +139,8 @@ def describe(epoch: GateEpoch) -> dict[str, str]:
         "kind": epoch.kind,
         "reason": epoch.reason,
     }
+
+
+def since_words(epoch: GateEpoch) -> str:
+    """ "evidence since 2026-12-07 06:10 UTC, because <reason>": the epoch in words."""
+    return f"evidence since {as_utc(epoch.started_at):%Y-%m-%d %H:%M} UTC, because {epoch.reason}"

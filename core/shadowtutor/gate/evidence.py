@@ -251,6 +251,19 @@ def assemble(
     # Paired scores (human student/teacher, judge student/teacher): the teacher comparison
     # needs them even without a judge.
     _add_ratings(cats, reviews, judged or [], review_start, end, as_of, kinds)
+    for a in cats.values():  # gathered: the similarity criterion is calibrated from reviews
+        for sub in (a, *a.kinds.values()):
+            sub.sim_reviews = sub.sim_reviews or {}
+    for r in reviews:
+        if r.pair_ts is None or not review_start <= r.pair_ts < end or r.created_at > as_of:
+            continue
+        if r.score is None or r.similarity is None or not r.method:
+            continue
+        cell = cats[r.category].of_kind(kinds.get(r.pair_id, PLAIN))
+        cell.sim_reviews = cell.sim_reviews or {}
+        cells = cell.sim_reviews.setdefault(r.method, {})
+        key = (round(float(r.similarity), 2), float(r.score))
+        cells[key] = cells.get(key, 0) + 1
     return Window(start, end, cats)
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from shadowtutor.gate import rectified, stats
+from shadowtutor.gate import rectified
 from shadowtutor.gate.outcomes import (
     INCONCLUSIVE,
     PASS,
@@ -73,7 +73,8 @@ def _ppi_criterion(
     """A mean of human ratings against a threshold: the exact betting bound of the human
     mean alone, or (with judge scores) the tightest of it and the prediction-powered bounds
     (:mod:`shadowtutor.gate.rectified`). Reviews from a queue that favoured some pairs
-    (judge_unsure) carry design weights: those keep the weighted asymptotic bound."""
+    (judge_unsure) carry design weights, and every bet is scaled by its review's weight
+    (exact and anytime too)."""
     values, counts = human[0], human[1]
     weights = human[2] if len(human) > 2 else [1.0] * len(values)
     n_all = int(sum(counts))
@@ -86,7 +87,7 @@ def _ppi_criterion(
         use_judge = False
     n = int(sum(hw)) if weighted and use_judge else n_all
     how = ("prediction-powered (judge + human reviews), " if use_judge else "human reviews, ") + (
-        "asymptotic confidence sequence" if weighted else "betting confidence sequence"
+        "betting confidence sequence"
     )
     est0 = float(np.dot(values, counts) / n_all) if n_all else None
     if n < config.min_reviews:
@@ -104,25 +105,21 @@ def _ppi_criterion(
             needed=config.min_reviews - n,
         )
 
-    def fit(k: float, judge: bool = True) -> rectified.MeanBound | stats.PPIEstimate | None:
-        if weighted:
-            ys, fs, ws, ds, us, wus = (
-                (hy, hf, hw, hd, ju, jw) if judge and use_judge
-                else (values, [0.0] * len(values), counts, weights, [], [])
-            )  # fmt: skip
-            return stats.ppi_mean(
-                ys, fs, us, human_counts=np.multiply(ws, k), judge_counts=np.multiply(wus, k),
-                human_weights=ds, lo=lo, hi=hi, confidence=conf,
-                tuned_for=max(50.0, float(config.min_reviews)),
-            )  # fmt: skip
+    def fit(k: float, judge: bool = True) -> rectified.MeanBound | None:
+        design = (weights, hd) if weighted else (None, None)
         if judge and use_judge:
+            # Weighted reviews: the judge's mean is over every judged pair, reviewed or not.
+            only = (list(ju) + list(hf), list(jw) + list(hw)) if weighted else (ju, jw)
             return rectified.judged_bound(
                 values, np.multiply(counts, k), (hy, hf, np.multiply(hw, k)),
-                (ju, np.multiply(jw, k)), lo=lo, hi=hi, confidence=conf,
+                (only[0], np.multiply(only[1], k)), lo=lo, hi=hi, confidence=conf,
+                human_weights=design[0], paired_weights=design[1],
             )  # fmt: skip
-        return rectified.human_bound(values, np.multiply(counts, k), lo=lo, hi=hi, confidence=conf)
+        return rectified.human_bound(
+            values, np.multiply(counts, k), lo=lo, hi=hi, confidence=conf, weights=design[0]
+        )
 
-    def passes(got: rectified.MeanBound | stats.PPIEstimate | None) -> bool:
+    def passes(got: rectified.MeanBound | None) -> bool:
         return got is not None and got.lower >= threshold
 
     got = fit(1.0)

@@ -13,6 +13,9 @@ import numpy as np
 from shadowtutor.gate import stats
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+# A criterion that does not take part in the decision (similarity where it does not predict
+# the review score: the reviews decide); shown with why.
+LEFT_OUT = "LEFT OUT"
 
 
 @dataclass(frozen=True)

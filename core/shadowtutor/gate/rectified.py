@@ -43,40 +43,78 @@ class MeanBound:
     power: float  # the judge's weight behind the bound (0: the human reviews alone)
 
 
+# The largest design weight a review can carry: the judge_unsure queue spreads half its
+# sampling weight evenly (shadowtutor.review.sampling.UNIFORM_SHARE), so no pair is picked at
+# under half the uniform rate and no weight exceeds 2. The bets are scaled by weight / this
+# (a larger observed weight raises it: the bets must stay safe for every weight seen).
+DESIGN_WEIGHT_MAX = 2.0
+
+
+def _design(weights: ArrayLike | None, cap: float) -> np.ndarray | None:
+    """Design weights over their cap, for :func:`shadowtutor.gate.stats.log_capital`."""
+    return None if weights is None else np.asarray(weights, dtype=float) / cap
+
+
+def weight_cap(*weights: ArrayLike | None) -> float:
+    """The cap the design weights are scaled by: :data:`DESIGN_WEIGHT_MAX` or the largest
+    weight given, whichever is larger."""
+    seen = [float(np.max(w)) for w in weights if w is not None and np.size(w)]
+    return max([DESIGN_WEIGHT_MAX, *seen])
+
+
 def human_bound(
-    values: ArrayLike, counts: ArrayLike, *, lo: float, hi: float, confidence: float
+    values: ArrayLike,
+    counts: ArrayLike,
+    *,
+    lo: float,
+    hi: float,
+    confidence: float,
+    weights: ArrayLike | None = None,
 ) -> MeanBound | None:
-    """The betting confidence sequence of the human ratings' mean; None without ratings."""
+    """The betting confidence sequence of the human ratings' mean; None without ratings.
+
+    ``weights``: design weights (``rate / inclusion probability``) of reviews picked with
+    unequal probabilities (the judge_unsure queue): the population mean is the mean of
+    ``weight * rating``, and each bet is on ``weight * (rating - m)`` (exact, anytime)."""
     vals = np.asarray(values, dtype=float)
     cnts = np.asarray(counts, dtype=float)
     n = float(cnts.sum())
     if n <= 0:
         return None
-    got = stats.betting_mean_bounds(vals, cnts, lo=lo, hi=hi, confidence=confidence)
-    assert got is not None  # n > 0
-    return MeanBound(float(vals @ cnts / n), got[0], got[1], round(n), 0, 0.0)
+    if weights is None:
+        got = stats.betting_mean_bounds(vals, cnts, lo=lo, hi=hi, confidence=confidence)
+        assert got is not None  # n > 0
+        return MeanBound(float(vals @ cnts / n), got[0], got[1], round(n), 0, 0.0)
+    d = np.asarray(weights, dtype=float)
+    design = _design(d, weight_cap(d))
+    alpha = 1 - confidence
+    vals = np.clip(vals, lo, hi)
+    lower = _mixed_lower([(vals, cnts, lo, 0.0, design)], [1.0], lo, hi, alpha)
+    upper = -_mixed_lower([(-vals, cnts, -hi, 0.0, design)], [1.0], -hi, -lo, alpha)
+    estimate = float((d * vals) @ cnts / float(d @ cnts))  # the weighted (Hajek) mean
+    return MeanBound(estimate, max(lo, lower), min(hi, upper), round(n), 0, 0.0)
 
 
 JudgeParts = tuple[np.ndarray, np.ndarray, float]  # (terms, counts, lowest possible term)
 
 
+Part = tuple[np.ndarray, np.ndarray, float, float, np.ndarray | None]
+
+
 def _mixed_lower(
-    parts: Sequence[tuple[np.ndarray, np.ndarray, float, float]],
-    weights: Sequence[float],
-    lo: float,
-    hi: float,
-    alpha: float,
+    parts: Sequence[Part], weights: Sequence[float], lo: float, hi: float, alpha: float
 ) -> float:
     """The smallest t not rejected by the weighted average of the parts' betting martingales,
-    part ``(x, counts, x_lo, shift)`` betting against "mean of x <= t - shift"."""
+    part ``(x, counts, x_lo, shift, design)`` betting against "mean of x <= t - shift" (with
+    ``design``: the population mean of ``design weight * x``, the bets scaled by it)."""
     target = math.log(1 / alpha)
     logw = np.log(np.asarray(weights, dtype=float))
 
     def rejected(grid: np.ndarray) -> np.ndarray:
         logs = np.stack(
             [
-                stats.log_capital(x, c, grid - shift, x_lo) + lw
-                for (x, c, x_lo, shift), lw in zip(parts, logw, strict=True)
+                stats.log_capital(x, c, grid - shift, x_lo, design=design) + lw
+                for (x, c, x_lo, shift, design), lw in zip(parts, logw, strict=True)
             ]
         )
         top = logs.max(axis=0)
@@ -101,6 +139,8 @@ def judged_bound(
     lo: float,
     hi: float,
     confidence: float,
+    human_weights: ArrayLike | None = None,
+    paired_weights: ArrayLike | None = None,
 ) -> MeanBound | None:
     """The prediction-powered betting bound: one test martingale per candidate mean, the
     weighted average of bets on the human ratings alone (lambda 0) and on the rectified terms
@@ -110,8 +150,13 @@ def judged_bound(
     bets carry the bound (at a little more than half the error).
 
     ``paired`` is (human, judge, counts) of the pairs both scored, ``judge_only`` (judge,
-    counts) of the pairs only the judge scored. The reviewed pairs must be a uniform sample of
-    the judged ones (the judge's mean over the rest then has the same expectation)."""
+    counts) of the pairs only the judge scored. The reviewed pairs are a uniform sample of the
+    judged ones, or (with ``human_weights`` and ``paired_weights``, the design weights of the
+    reviews in ``human`` and ``paired``) a sample with known unequal probabilities (the
+    judge_unsure queue): then every bet is on ``weight * (term - candidate)``, whose mean
+    under the queue's sampling is the population's (exact and anytime, as without weights),
+    and ``judge_only`` must hold every judged pair, reviewed or not (the judge's mean over
+    the whole population)."""
     alpha = 1 - confidence
     y_all = np.asarray(human, dtype=float)
     w_all = np.asarray(human_counts, dtype=float)
@@ -123,19 +168,25 @@ def judged_bound(
     u = np.asarray(judge_only[0], dtype=float)
     wu = np.asarray(judge_only[1], dtype=float)
     n_human, mean_all = round(float(w_all.sum())), float(y_all @ w_all / w_all.sum())
+    cap = weight_cap(human_weights, paired_weights)
+    d_all = _design(human_weights, cap)
+    d_pair = _design(paired_weights, cap)
+    if human_weights is not None:
+        hw = np.asarray(human_weights, dtype=float)
+        mean_all = float((hw * y_all) @ w_all / float(hw @ w_all))
     if w.sum() <= 0 or wu.sum() <= 0:
         share = HUMAN_SHARE * (1 - JUDGE_MEAN) * alpha  # what the human bets get with a judge
-        return human_bound(y_all, w_all, lo=lo, hi=hi, confidence=1 - share)
+        return human_bound(y_all, w_all, lo=lo, hi=hi, confidence=1 - share, weights=human_weights)
     mu_bounds = stats.betting_mean_bounds(u, wu, lo=lo, hi=hi, confidence=1 - JUDGE_MEAN * alpha)
     assert mu_bounds is not None
     mu_lo, mu_hi = mu_bounds
     rest = (1 - JUDGE_MEAN) * alpha
     weights = [HUMAN_SHARE] + [(1 - HUMAN_SHARE) / len(JUDGE_WEIGHTS)] * len(JUDGE_WEIGHTS)
-    lower_parts = [(y_all, w_all, lo, 0.0)] + [
-        (y - lam * f, w, lo - lam * hi, lam * mu_lo) for lam in JUDGE_WEIGHTS
+    lower_parts: list[Part] = [(y_all, w_all, lo, 0.0, d_all)] + [
+        (y - lam * f, w, lo - lam * hi, lam * mu_lo, d_pair) for lam in JUDGE_WEIGHTS
     ]
-    upper_parts = [(-y_all, w_all, -hi, 0.0)] + [
-        (lam * f - y, w, lam * lo - hi, -lam * mu_hi) for lam in JUDGE_WEIGHTS
+    upper_parts: list[Part] = [(-y_all, w_all, -hi, 0.0, d_all)] + [
+        (lam * f - y, w, lam * lo - hi, -lam * mu_hi, d_pair) for lam in JUDGE_WEIGHTS
     ]
     lower = _mixed_lower(lower_parts, weights, lo, hi, rest)
     upper = -_mixed_lower(upper_parts, weights, -hi, -lo, rest)
@@ -145,7 +196,9 @@ def judged_bound(
     ]
     power = (0.0, *JUDGE_WEIGHTS)[int(np.argmin(spreads))]
     mu = float(u @ wu / wu.sum())
-    estimate = mean_all if power == 0 else float((y - power * f) @ w / w.sum()) + power * mu
+    pw = np.ones(len(y)) if paired_weights is None else np.asarray(paired_weights, dtype=float)
+    rect = float((pw * (y - power * f)) @ w / float(pw @ w))  # weighted (Hajek) when weighted
+    estimate = mean_all if power == 0 else rect + power * mu
     return MeanBound(
         estimate, max(lo, lower), min(hi, upper), n_human, round(float(wu.sum())), power
     )

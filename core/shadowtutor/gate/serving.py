@@ -32,7 +32,9 @@ def p95(
     how = "order-statistic confidence sequence, upper bound; errors and timeouts count as slowest"
     thr = config.max_p95_latency_ms
     failed = max(0, agg.pairs - agg.successes)
-    data = sorted(agg.latencies_ms) + [math.inf] * failed
+    data = np.concatenate(  # sorted; a year of daily looks sorts 219,000 latencies a day
+        [np.sort(np.asarray(agg.latencies_ms, dtype=float)), np.full(failed, math.inf)]
+    )
     n = len(data)
     if n == 0:
         return inconclusive("p95_latency", label, cat, 0, None, thr, how, f"no {cat} requests yet")
@@ -81,7 +83,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _quantile_needed(data: list[float], threshold: float, q: float, conf: float) -> int | None:
+def _quantile_needed(data: np.ndarray, threshold: float, q: float, conf: float) -> int | None:
     """Sample size at which data distributed like ``data`` would have its anytime upper
     quantile bound at or below ``threshold``."""
     values = np.sort(np.asarray(data, dtype=float))

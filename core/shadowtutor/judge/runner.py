@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -160,6 +161,26 @@ class RunReport:
         )
 
 
+# JSON output where the server offers it: OpenAI's JSON mode; the Ollama backend sends it
+# as Ollama's `format: "json"`. The verdict is then one JSON object, nothing around it.
+JSON_OUTPUT: dict[str, Any] = {"response_format": {"type": "json_object"}}
+_PLAIN_ONLY: weakref.WeakSet[clients.Backend] = weakref.WeakSet()  # servers that refused it
+
+
+def ask(backend: clients.Backend, messages: list[dict[str, Any]]) -> clients.Answer:
+    """One judge call, asking for JSON output; a server that refuses JSON mode (HTTP 400) is
+    asked again without it, and this backend is not asked for JSON again."""
+    if backend not in _PLAIN_ONLY:
+        try:
+            return backend.chat(messages, temperature=0.0, max_tokens=200, features=JSON_OUTPUT)
+        except clients.BackendHTTPError as exc:
+            if exc.status != 400:
+                raise
+            _PLAIN_ONLY.add(backend)
+            log.warning("the judge's server refused JSON mode (%s); asking without it", exc)
+    return backend.chat(messages, temperature=0.0, max_tokens=200)
+
+
 def judge_pair(
     backend: clients.Backend,
     pair: Pair,
@@ -176,9 +197,7 @@ def judge_pair(
     ):
         call: dict[str, Any] = {"order": order}
         try:
-            result = backend.chat(
-                template.messages(conversation, a, b), temperature=0.0, max_tokens=200
-            )
+            result = ask(backend, template.messages(conversation, a, b))
             # chat() raises on a failure, so its answer is a complete one
             assert result.text is not None and result.latency_ms is not None
             call.update(

@@ -1,4 +1,6 @@
-"""Importing JSONL into the shadow log: our schema or OpenAI chat fine-tuning lines.
+"""Importing JSONL into the shadow log: our schema, OpenAI chat fine-tuning lines, or
+Claude-style conversations (Anthropic's Messages format: ``{"system", "messages", "model"}``
+with content blocks; :mod:`shadowtutor.log.claude`).
 
 Good lines are kept, bad lines reported with their reason; ids already in the log (or earlier
 in the same file) are skipped, so re-running an import never duplicates a record.
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shadowtutor.log import read, schema
+from shadowtutor.log import claude, read, schema
 from shadowtutor.log.errors import RecordError
 from shadowtutor.log.read import BadLine
 from shadowtutor.log.storage import LogDir
@@ -104,9 +106,46 @@ def from_openai_chat(obj: Any, *, line_no: int | None = None) -> dict[str, Any]:
     )
 
 
+def claude_id(obj: dict[str, Any]) -> str:
+    """The id of a Claude-style line: a hash of its system prompt and messages."""
+    content = {"system": obj.get("system"), "messages": obj.get("messages")}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
+    return f"claude-{digest}"
+
+
+def from_claude(obj: Any) -> dict[str, Any]:
+    """Convert a Claude-style conversation line (Messages format) into a record of protocol
+    ``anthropic.messages``: the last assistant turn is the teacher's answer (its text and
+    tool calls), the turns before it (and ``system``) the prompt, in the record's chat form."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+        raise RecordError("a Claude-style line must be an object with a 'messages' list")
+    turns = obj["messages"]
+    if not turns or not isinstance(turns[-1], dict) or turns[-1].get("role") != "assistant":
+        raise RecordError("the last message must be the assistant's (teacher's) answer")
+    try:
+        prompt = claude.chat_messages({"system": obj.get("system"), "messages": turns[:-1]})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordError(f"the messages cannot be read: {exc}") from None
+    if not any(m.get("role") != "system" for m in prompt):
+        raise RecordError("there is no prompt before the assistant's answer")
+    teacher = claude.answer_of(turns[-1]) | {"model": str(obj.get("model") or "unknown")}
+    extra = {k: v for k, v in obj.items() if k not in ("messages", "system", "model")}
+    return schema.make_record(
+        id=claude_id(obj),
+        source="import",
+        messages=schema.validate_messages(prompt),
+        teacher=teacher,
+        metadata=extra,
+        protocol="anthropic.messages",
+    )
+
+
 def parse_line(line: str | bytes) -> dict[str, Any]:
-    """Parse one JSON line in either our schema or OpenAI chat format into a valid record."""
+    """Parse one JSON line in our schema, OpenAI chat format or Claude's Messages format into
+    a valid record."""
     obj = schema.loads(line)
-    if isinstance(obj, dict) and "teacher" not in obj and "messages" in obj:
+    if isinstance(obj, dict) and "teacher" not in obj and ("messages" in obj or "system" in obj):
+        if claude.is_claude(obj):
+            return schema.validate(from_claude(obj))
         return from_openai_chat(obj)
     return schema.validate(obj)

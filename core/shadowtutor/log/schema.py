@@ -76,6 +76,10 @@ class Answer:
     tool_calls: list[dict[str, Any]] | None = _column("json")  # [{name, arguments}], version 3
     refusal: str | None = _column("text")
     finish_reason: str | None = _column("text")
+    # Prompt tokens written to / read from a prompt cache (Anthropic's cache creation and cache
+    # read, OpenAI's cached tokens): part of prompt_tokens, priced at the cache prices.
+    cache_creation_tokens: int | None = _column("bigint")
+    cache_read_tokens: int | None = _column("bigint")
 
 
 @dataclass
@@ -195,7 +199,7 @@ PARQUET_SCHEMA = pa.schema(arrow_fields(Record))  # the columns of a compacted P
 
 SCHEMA_VERSION = 3
 SUPPORTED_VERSIONS = (1, 2, 3)
-PROTOCOLS = ("openai.chat",)
+PROTOCOLS = ("openai.chat", "anthropic.messages", "openai.responses")
 KINDS = ("plain", "tools", "json_object", "json_schema", "images")
 DEFAULT_STUDENT = "default"  # the single-student settings' student (shadowtutor.students)
 SOURCES = ("live", "replay", "playground", "import", "demo")

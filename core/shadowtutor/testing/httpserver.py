@@ -48,7 +48,15 @@ from shadowtutor.testing.listeners import free_port
 Answer = str | Callable[[list[dict[str, Any]], str], str]
 # The calls the fault switches hit: a model's work, in either protocol (listing models or the
 # version stays up, as on a real server whose model is failing).
-MODEL_CALLS = ("/v1/chat/completions", "/v1/embeddings", "/api/chat", "/api/embed")
+MODEL_CALLS = (
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/messages",
+    "/v1/responses",
+    "/api/chat",
+    "/api/embed",
+)
 Route = Callable[["Exchange", Any], None]
 
 
@@ -116,6 +124,7 @@ class LoopbackServer:
             "tool_answer": structured.default_tool_calls,
             "refuse": set(),
             "strict_ollama": False,
+            "cache_usage": None,
         }
         self.models = list(models or ["llama3", "gpt-4o-mini", "nomic-embed-text"])
         self.answer = answer
@@ -131,6 +140,7 @@ class LoopbackServer:
         self.tool_answer: structured.ToolAnswer = structured.default_tool_calls
         self.refuse: set[str] = set()
         self.strict_ollama = False
+        self.cache_usage: tuple[int, int] | None = None  # Anthropic: (cache written, read)
         self.requests: list[tuple[str, Any]] = []
         self.headers: list[dict[str, str]] = []  # request headers, in the order received
         self._counts: Counter[str] = Counter()
@@ -212,6 +222,7 @@ class LoopbackServer:
         self.stop_after = None
         self.refuse = set()
         self.strict_ollama = False
+        self.cache_usage = None
 
     def restore(self) -> None:
         """Back to the server as constructed: listening, with its constructor's answer, models
@@ -240,6 +251,10 @@ class LoopbackServer:
             if calls:
                 return "", calls
         schema = structured.schema_of(json_format)
+        if schema is not None and not schema.get("properties"):  # plain JSON mode
+            found = structured.json_object_in(self.text_for(messages, model))
+            if found is not None:  # the configured answer holds one: a model in JSON mode
+                return found, []  # would have written only that object
         if schema is not None:
             return structured.json_text(schema, messages), []
         return self.text_for(messages, model), []
@@ -334,7 +349,11 @@ class Exchange(BaseHTTPRequestHandler):
         if srv.delay:
             time.sleep(srv.delay)
         if srv.status:
-            if ollama:
+            if path == "/v1/messages":  # Anthropic's error object
+                kind = {529: "overloaded_error", 429: "rate_limit_error"}.get(srv.status)
+                err = {"type": kind or "api_error", "message": f"loopback fault: HTTP {srv.status}"}
+                self.send(srv.status, {"type": "error", "error": err})
+            elif ollama:
                 self.send(srv.status, {"error": f"loopback fault: HTTP {srv.status}"})
             else:
                 err = {"message": f"loopback fault: HTTP {srv.status}", "type": "server_error"}
@@ -356,7 +375,8 @@ class Exchange(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         body = self.read_json() if method == "POST" else None
         self.server_ref._note(path, body, dict(self.headers.items()))
-        route = self.server_ref.routes.get((method, path))
+        routes = self.server_ref.routes
+        route = routes.get((method, path)) or routes.get((method, path.rsplit("/", 1)[0] + "/{id}"))
         if route is None:
             self.send(404, {"error": f"no route {method} {path}"})
             return

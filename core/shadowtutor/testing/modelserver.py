@@ -1,8 +1,10 @@
 """Real HTTP model servers on 127.0.0.1 for tests and benchmarks.
 
-One :class:`ModelServer` speaks both protocols a ShadowTutor installation meets: **OpenAI**
-(teacher, or an OpenAI-compatible student such as vLLM / llama.cpp;
-:mod:`shadowtutor.testing.openai_protocol`) and **Ollama** (student;
+One :class:`ModelServer` speaks the protocols a ShadowTutor installation meets: **OpenAI**
+chat (teacher, or an OpenAI-compatible student such as vLLM / llama.cpp;
+:mod:`shadowtutor.testing.openai_protocol`), **OpenAI Responses**
+(:mod:`shadowtutor.testing.responses_protocol`), **Anthropic Messages** (a Claude teacher;
+:mod:`shadowtutor.testing.anthropic_protocol`) and **Ollama** (student;
 :mod:`shadowtutor.testing.ollama_protocol`). It listens on a free port in a background thread
 (:mod:`shadowtutor.testing.httpserver`: the fault switches, ``down()`` / ``up()``, what it
 counts and keeps) and is driven by the real ``openai`` and ``ollama`` clients::
@@ -27,11 +29,21 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from shadowtutor.testing import ollama_protocol, openai_protocol
+from shadowtutor.testing import (
+    anthropic_protocol,
+    ollama_protocol,
+    openai_protocol,
+    responses_protocol,
+)
 from shadowtutor.testing.httpserver import LoopbackServer, Route
 
 
 class ModelServer(LoopbackServer):
     """An OpenAI + Ollama speaking HTTP server on 127.0.0.1 (see the module docstring)."""
 
-    routes: ClassVar[dict[tuple[str, str], Route]] = openai_protocol.ROUTES | ollama_protocol.ROUTES
+    routes: ClassVar[dict[tuple[str, str], Route]] = (
+        openai_protocol.ROUTES
+        | ollama_protocol.ROUTES
+        | anthropic_protocol.ROUTES
+        | responses_protocol.ROUTES
+    )

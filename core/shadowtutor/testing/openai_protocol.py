@@ -4,7 +4,8 @@ the teacher or an OpenAI-compatible student (vLLM, llama.cpp) speaks it.
 ``POST /v1/chat/completions`` (plain JSON, or server-sent events with ``stream: true``; the
 ``usage`` block is sent in the answer, and as a last chunk when
 ``stream_options.include_usage`` is true; tool calls streamed as tool-call deltas),
-``GET /v1/models``, ``POST /v1/embeddings``. A model the server does not have gets OpenAI's 404
+``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/embeddings``, ``POST /v1/completions``
+(the legacy text completions, plain or streamed). A model the server does not have gets OpenAI's 404
 ``model_not_found``, ``messages`` that is not an array of objects OpenAI's 400.
 """
 
@@ -162,8 +163,48 @@ def embeddings(ex: Exchange, body: dict[str, Any]) -> None:
     ex.send(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
 
+def model(ex: Exchange, _body: Any) -> None:
+    name = ex.path.split("?", 1)[0].rsplit("/", 1)[-1]
+    if _missing(ex, name):
+        return
+    ex.send(200, {"id": name, "object": "model", "created": 0, "owned_by": "loopback"})
+
+
+def completions(ex: Exchange, body: dict[str, Any]) -> None:
+    """The legacy ``/v1/completions``: the prompt echoed (``echo: <prompt>``)."""
+    srv = ex.server_ref
+    name = body.get("model", "")
+    if _missing(ex, name):
+        return
+    prompt = body.get("prompt")
+    text = srv.text_for([{"role": "user", "content": str(prompt)}], name)
+    base = {"id": f"cmpl-{srv.count()}", "created": int(time.time()), "model": name}
+    tokens = len(str(prompt).split())
+    usage = {
+        "prompt_tokens": tokens,
+        "completion_tokens": len(text.split()),
+        "total_tokens": tokens + len(text.split()),
+    }
+    if not body.get("stream"):
+        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}
+        ex.send(200, {**base, "object": "text_completion", "choices": [choice], "usage": usage})
+        return
+    ex.start_chunked("text/event-stream")
+    for piece in words(text):
+        choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": None}
+        chunk = {**base, "object": "text_completion", "choices": [choice]}
+        ex.chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    last = {"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}
+    chunk = {**base, "object": "text_completion", "choices": [last]}
+    ex.chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    ex.chunk(b"data: [DONE]\n\n")
+    ex.end_chunked()
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/chat/completions"): chat,
     ("GET", "/v1/models"): models,
+    ("GET", "/v1/models/{id}"): model,
     ("POST", "/v1/embeddings"): embeddings,
+    ("POST", "/v1/completions"): completions,
 }

@@ -5,7 +5,8 @@ with tools or a JSON format, in either protocol, and what a real Ollama refuses.
   the tool's parameter schema (strings from the last user message), so the same request
   gets the same call from every server (teacher and student agree unless a test says not).
 * :func:`json_text`: a JSON answer for ``response_format`` (OpenAI) or ``format`` (Ollama):
-  an object filled from the schema, or ``{"answer": ...}`` for plain JSON mode.
+  an object filled from the schema, or ``{"answer": ...}`` for plain JSON mode (where the
+  configured answer holds a JSON object, that object: :func:`json_object_in`).
 * :func:`openai_tool_deltas`: the streamed ``tool_calls`` deltas of OpenAI's chunks (the
   arguments cut in pieces, as a real server sends them).
 * :func:`ollama_rejection`: the 400 a real Ollama answers to OpenAI-shaped messages (content
@@ -85,6 +86,22 @@ def schema_of(response_format: Any) -> dict[str, Any] | None:
             return dict((response_format.get("json_schema") or {}).get("schema") or {})
         if kind == "object" or "properties" in response_format:  # Ollama: the schema itself
             return response_format
+    return None
+
+
+def json_object_in(text: str) -> str | None:
+    """The first JSON object inside ``text`` (re-encoded), else None."""
+    decoder = json.JSONDecoder()
+    at = text.find("{")
+    while at >= 0:
+        try:
+            value, _end = decoder.raw_decode(text, at)
+        except ValueError:
+            at = text.find("{", at + 1)
+            continue
+        if isinstance(value, dict):
+            return json.dumps(value)
+        at = text.find("{", at + 1)
     return None
 
 
