@@ -11,6 +11,7 @@ from shadowtutor import db
 from shadowtutor.accounts import users
 from shadowtutor.config import Settings
 from shadowtutor.export import build, jobs
+from tests.integration.test_export_tools import check_openai_line
 
 
 def no_better_move(examples: list[build.Example], asked: tuple[float, ...]) -> None:
@@ -77,7 +78,10 @@ def test_the_demo_is_split_as_near_as_asked_as_its_groups_allow_and_says_so(
     for e in examples:
         sizes[group_of(e)] = sizes.get(group_of(e), 0) + 1
     assert check["expected"] and check["largest_group"] == max(sizes.values())
-    print("test demo split:", per, "largest group", check["largest_group"])
+    print("test demo split:", per, "largest group", check["largest_group"], counts["per_kind"])
+    for split in jobs.SPLITS:  # the demo's tools and JSON pairs too: lines OpenAI takes
+        for raw in (result.path / f"sft_{split}.jsonl").read_text().splitlines():
+            check_openai_line(json.loads(raw))
     containment = counts["containment_check"]
     assert containment["val_test_conversations_holding_a_train_target"] == 0
     assert containment["groups_moved_to_train"] >= 0
