@@ -355,3 +355,42 @@ def test_ctrl_c_stops_at_once_writes_what_is_done_and_says_how_to_resume(
     resumed = replay.replay(path, settings)
     assert (resumed.replayed, resumed.already_logged) == (40 - len(done), len(done))
     assert len(logged(settings)) == 40
+
+
+def test_replay_asks_the_registered_students_not_the_default(
+    env: dict[str, str], tmp_path: Path, student: ModelServer
+) -> None:
+    """Issue 27 item 13: `shadowtutor replay` always used the settings' `default` student,
+    never the registered ones."""
+    from shadowtutor import db, students
+    from shadowtutor.accounts.permissions import SYSTEM
+
+    settings = Settings.load()
+    db.upgrade(settings.db_url)
+    with (
+        ModelServer(models=["qwen2.5:7b"], answer="qwen says") as qwen,
+        ModelServer(models=["mistral:7b"], answer="mistral says") as mistral,
+    ):
+        with db.session_scope(settings.db_url) as session:
+            for name, server, model in (("qwen", qwen, "qwen2.5:7b"),
+                                        ("mistral", mistral, "mistral:7b")):  # fmt: skip
+                students.add(session=session, actor_id=SYSTEM, name=name, backend="ollama",
+                             base_url=server.url, model=model)  # fmt: skip
+        path = write_lines(tmp_path / "in.jsonl", [our_record(1), our_record(2)])
+        result = CliRunner().invoke(main, ["replay", str(path)])
+        assert result.exit_code == 0, result.output
+        assert "students (registered, each asked): qwen, mistral" in result.output
+        assert "replayed 2," in result.output
+        assert student.count("/api/chat") == 0  # the settings' student is not asked
+        recs = list(read.iter_records(settings.log_path))
+        again = CliRunner().invoke(main, ["replay", str(path)])  # resumable: nothing twice
+    by_student = sorted(
+        (r["request_id"], r["student_name"], r["student"]["response"]) for r in recs
+    )
+    assert by_student == [
+        ("rec-1", "mistral", "mistral says"), ("rec-1", "qwen", "qwen says"),
+        ("rec-2", "mistral", "mistral says"), ("rec-2", "qwen", "qwen says"),
+    ]  # fmt: skip
+    assert sum(schema.is_primary(r) for r in recs) == 2
+    assert "already in the log 2" in again.output
+    assert len(list(read.iter_records(settings.log_path))) == 4

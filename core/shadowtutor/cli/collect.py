@@ -69,6 +69,9 @@ def replay_cmd(
 ) -> None:
     """Replay FILE (our log schema or OpenAI chat JSONL) through the student.
 
+    With students registered (`shadowtutor students add`), every active one answers each
+    line, as on live traffic (one record per student); else the SHADOWTUTOR_STUDENT_* one.
+
     The teacher is called only for lines without a teacher answer; a line whose teacher call
     fails is not written (counted as a teacher error, exit status 1) and is retried by the next
     run. Lines whose id is already in the log are skipped, so re-running the same command
@@ -99,6 +102,8 @@ def replay_cmd(
     finally:
         if bar:
             bar[0].__exit__(None, None, None)
+    if report.students:
+        click.echo(f"students (registered, each asked): {', '.join(report.students)}")
     for bad in report.bad:
         click.echo(f"{file}:{bad.line_no}: {bad.reason}", err=True)
     for line_id, reason in report.teacher_failures[:5]:

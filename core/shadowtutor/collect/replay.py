@@ -1,5 +1,9 @@
 """Replay past conversations through the student (``shadowtutor replay FILE``).
 
+With students registered, every active registered student answers each line through the
+collector's fan-out, as on live traffic (one record per student, the lead one the line's
+primary record); with none, the settings' student (``SHADOWTUTOR_STUDENT_*``) does.
+
 FILE is JSON lines in our log schema, OpenAI chat format (``{"messages": [...]}``) or Claude's
 Messages format (``{"system": ..., "messages": [...]}`` with content blocks: read into the
 record's chat form, recorded as protocol ``anthropic.messages``). For each
@@ -39,6 +43,7 @@ from shadowtutor.errors import ShadowTutorError, error_text
 from shadowtutor.log import claude, ingest, read, schema
 from shadowtutor.log.errors import RecordError
 from shadowtutor.log.read import BadLine
+from shadowtutor.students import registry
 
 
 class ReplayError(ShadowTutorError):
@@ -82,6 +87,7 @@ class ReplayReport:
     student_timeouts: int = 0
     student_unsupported: int = 0  # the student's server refused the line's tools or schema
     todo: int = 0  # lines not in the log when the run started
+    students: list[str] = field(default_factory=list)  # the registered students asked
     bad: list[BadLine] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -234,7 +240,7 @@ class _Run:
         settings: Settings,
         collector: ShadowCollector,
         teacher: Backend,
-        student: Backend,
+        student: Backend | None,  # None: the collector asks every registered student
         *,
         max_tokens: int,
         teacher_model: str | None,
@@ -297,6 +303,9 @@ class _Run:
             job.metadata["teacher_called"] = True
         if self.stop.is_set():
             return
+        if self.student is None:  # the registered students: the collector's fan-out asks
+            self.collector.submit(job, block=True)  # each one, as for live traffic
+            return
         if not self.breaker.allow():
             with self.lock:
                 self.student_stopped = self.student_stopped or "the circuit breaker is open"
@@ -327,6 +336,19 @@ class _Run:
         if self.stop.is_set():
             return  # interrupted while the student answered: asked again next run
         self.collector.submit(job, block=True)  # the collector only prices and writes: fast
+
+
+def registered_students(settings: Settings) -> list[str]:
+    """The active registered students (the live ones), or [] when none is registered or the
+    database cannot be read (the settings' student then answers)."""
+    url = settings.db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []
+    try:
+        specs = registry.active_specs(settings, live=True)
+    except Exception:
+        return []
+    return [spec.name for spec in specs if spec.registered]
 
 
 def replay(
@@ -365,15 +387,26 @@ def replay(
     if not todo:
         return report
     teacher = teacher or teacher_backend(settings)
-    student = student or student_backend(settings)
-    collector = ShadowCollector(
-        settings,
-        student=student,
-        workers=1,
-        queue_size=concurrency * 2,
-        sample_percent=100,
-        record_breaker_skips=False,
-    )
+    report.students = registered_students(settings) if student is None else []
+    if report.students:  # every active registered student answers, as on live traffic
+        collector = ShadowCollector(
+            settings,
+            workers=concurrency,
+            queue_size=concurrency * 2,
+            sample_percent=100,
+            record_breaker_skips=False,
+            companion=False,
+        )
+    else:
+        student = student or student_backend(settings)
+        collector = ShadowCollector(
+            settings,
+            student=student,
+            workers=1,
+            queue_size=concurrency * 2,
+            sample_percent=100,
+            record_breaker_skips=False,
+        )
     run = _Run(
         todo,
         settings,
@@ -412,6 +445,11 @@ def replay(
     report.student_errors = run.student_errors
     report.student_timeouts = run.student_timeouts
     report.student_unsupported = run.student_unsupported
+    if report.students:  # a record per student: count the lines, and the students' errors
+        report.replayed = len({it.id for it in todo} & read.known_ids(settings.log_path))
+        report.student_errors = report.stats.get("student_errors", 0)
+        report.student_timeouts = report.stats.get("student_timeouts", 0)
+        report.student_unsupported = report.stats.get("student_unsupported", 0)
     if interrupted:
         raise ReplayInterrupted(report)
     if run.student_stopped:
