@@ -621,7 +621,11 @@ def main() -> None:
     finally:
         assert servers.stdin is not None
         servers.stdin.close()
-        servers.wait(10)
+        try:  # a loaded host can take longer than 10 s to let it finish its last requests
+            servers.wait(30)
+        except subprocess.TimeoutExpired:
+            servers.kill()
+            servers.wait(10)
     if args.only is None:
         r = bench_records(env, args.records)
         print(
