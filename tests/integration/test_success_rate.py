@@ -25,8 +25,15 @@ def _config() -> criteria.GateConfig:
 
 
 def _gate_rates(settings: Settings, config: criteria.GateConfig, now: datetime) -> dict:
+    # The gate decides each kind of request (plain, tools, JSON...) apart; the Quality page
+    # counts a category's requests of every kind: the kinds' counts and successes add up.
     decision = criteria.decide(config, evidence.gather(settings, config, now))
-    return {c.category: (c.n, c.estimate) for c in decision.criteria if c.key == "success_rate"}
+    sums: dict[str, tuple[int, float]] = {}
+    for c in decision.criteria:
+        if c.key == "success_rate":
+            n, ok = sums.get(c.category, (0, 0.0))
+            sums[c.category] = (n + c.n, ok + c.n * (c.estimate or 0.0))
+    return {cat: (n, ok / n if n else 0.0) for cat, (n, ok) in sums.items()}
 
 
 def _quality_rates(settings: Settings, config: criteria.GateConfig, now: datetime) -> dict:

@@ -113,7 +113,8 @@ def open_page(page, title: str, wait_for_text: str) -> None:  # noqa: ANN001
     """Open a page from the sidebar menu (a reload would start a new, logged-out session) and
     wait until ``wait_for_text`` shows and the app is idle."""
     page.locator('[data-testid="stSidebar"]').get_by_role("link", name=title).click()
-    page.get_by_text(wait_for_text).first.wait_for()
+    # the first visible match: the same words may also sit in a closed expander or a help text
+    page.get_by_text(wait_for_text).filter(visible=True).first.wait_for()
     wait_idle(page)
 
 

@@ -165,10 +165,10 @@ def generate_pairs(
         roll = rng.random()
         if in_outage:
             student["error"] = "connection refused: Ollama is not running at http://gpu-box:11434"
-        elif roll < 0.004:
+        elif roll < 0.0025:
             student["error"] = "timeout: no answer within 10.0 s"
             student["latency_ms"] = 10000.0
-        elif roll < 0.007:
+        elif roll < 0.004:
             student["error"] = "HTTP 500 from Ollama: model runner has unexpectedly stopped"
             student["latency_ms"] = _latency(rng, 120, 0, 0)
         else:
