@@ -3,7 +3,8 @@
 Prices are US dollars per million tokens, shipped as data (``shadowtutor/data/prices.toml``) and
 versioned; every computed cost carries the table's version. Model names are matched exactly,
 then by the longest known prefix (``gpt-4o-2024-08-06`` is priced as ``gpt-4o``; an Ollama tag
-such as ``llama3:8b`` as ``llama3``), unless what follows names another tier (``gpt-5-pro``). An unknown model gets ``None``, never a silent $0.
+such as ``llama3:8b`` as ``llama3``), unless what follows names another
+tier (``gpt-5-pro``). An unknown model gets ``None``, never a silent $0.
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ class PriceTable:
         candidates = [
             k
             for k in self.prices
-            if base == k
-            or base.startswith(k + "-") and not _OTHER_TIER.match(base[len(k) + 1 :])
+            if base == k or base.startswith(k + "-") and not _OTHER_TIER.match(base[len(k) + 1 :])
         ]
         return self.prices[max(candidates, key=len)] if candidates else None
 
