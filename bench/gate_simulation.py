@@ -182,16 +182,26 @@ def daily_looks(cfg: criteria.GateConfig, seeds: int, looks: int, edges: bool = 
     never = math.inf
     for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE)):
         baseline: list[float] = []
-        rows = [(name, judge, "random") for name, judge in JUDGES.items()]
+        rows = []
+        for name, judge in JUDGES.items():
+            # The gate uses a judge only when it was calibrated before the evidence epoch
+            # (weighted kappa >= MIN_JUDGE_KAPPA, shadowtutor.gate.evidence.judge_trusted):
+            # here its kappa on separate data stands in for that calibration.
+            if judge is not None and float(judge_kappa(judge)) < sampling.MIN_JUDGE_KAPPA:
+                rows.append((f"{name} (not calibrated: not used)", judge, "ignored"))
+            else:
+                rows.append((name, judge, "random"))
         for name, base in UNSURE.items():
             # The real queue follows the judge only when it is calibrated (weighted kappa
             # >= pick.MIN_JUDGE_KAPPA on the pairs both scored), else it samples uniformly;
             # here the judge's true kappa stands in for the measured one.
             trusted = float(judge_kappa(JUDGES[base])) >= sampling.MIN_JUDGE_KAPPA
-            row = name if trusted else f"{name} (falls back to uniform)"
-            rows.append((row, JUDGES[base], "judge_unsure" if trusted else "random"))
+            row = name if trusted else f"{name} (falls back to uniform; not used)"
+            rows.append((row, JUDGES[base], "judge_unsure" if trusted else "ignored"))
         for name, judge, queue in rows:
-            runs = [run_days(cfg, student, judge, s, looks, queue) for s in range(seeds)]
+            gate_judge = None if queue == "ignored" else judge  # the same human reviews
+            queue = "random" if queue == "ignored" else queue
+            runs = [run_days(cfg, student, gate_judge, s, looks, queue) for s in range(seeds)]
             # Medians over every run, a run that never got there counting as "later than
             # all": a median over the successful runs only would favour the luckiest samples.
             go_days = [never if g is None else g for g, _ in runs]

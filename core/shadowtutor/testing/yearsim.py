@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -233,6 +234,8 @@ def decide_year(config: GateConfig, key: str, streams: list[Stream], change: int
     return Agreement(first_go, looks, differ, go_without)
 
 
-def at_p95(bar_ms: float, sigma: float = 0.5) -> float:
-    """The log-normal median whose P95 is exactly ``bar_ms``."""
-    return bar_ms / math.exp(1.6448536 * sigma)
+def at_p95(bar_ms: float, sigma: float = 0.5, success: float = 1.0) -> float:
+    """The log-normal median that puts the P95 of every request asked exactly at ``bar_ms``
+    when a share ``1 - success`` of them fail (failures count as slowest): 95 % of the
+    requests are answered at or under the bar."""
+    return bar_ms / math.exp(NormalDist().inv_cdf(0.95 / success) * sigma)
