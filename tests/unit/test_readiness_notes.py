@@ -21,3 +21,16 @@ def test_the_epoch_line_says_since_when_and_why() -> None:
         "Evidence since 2026-10-08 04:00 UTC, because student llama registered."
     )
     assert readiness.epoch_note({}) == ""
+
+
+def test_the_judge_line_says_when_the_gate_leaves_the_judge_out() -> None:
+    """A judge not calibrated before the evidence epoch is not used by the gate: the line
+    said its scores were combined with the reviews whatever the decision did."""
+    judge = {"judge_version": "pairwise-v1 / m", "weighted_kappa": 0.81, "pairs": 40}
+    used = {**judge, "before_epoch": {"used": True, "why": "used: weighted kappa 0.80"}}
+    assert "are combined with human reviews" in readiness.judge_note({"judge": used})
+    why = "not used: before the evidence epoch the judge was calibrated on 0 reviewed pairs"
+    left = {**judge, "before_epoch": {"used": False, "why": why}}
+    note = readiness.judge_note({"judge": left})
+    assert "leaves its scores out: not used: before the evidence epoch" in note
+    assert "combined" not in note

@@ -213,10 +213,16 @@ def judge_note(evidence: dict[str, Any]) -> str:
         )
     kappa = "-" if j.get("weighted_kappa") is None else f"{j['weighted_kappa']:.2f}"
     bias = "-" if j.get("mean_bias") is None else f"{j['mean_bias']:+.2f}"
-    return (
+    said = (
         f"Judge {j.get('judge_version')}: weighted kappa {kappa} and mean bias {bias} against "
-        f"people on {j.get('pairs', 0):,} pairs both scored. Judge scores are combined with "
-        "human reviews (prediction-powered) and are never counted as reviews."
+        f"people on {j.get('pairs', 0):,} pairs both scored. "
+    )
+    before = j.get("before_epoch")
+    if before and not before.get("used"):  # calibrated too late: the reviews decide alone
+        return said + f"The gate leaves its scores out: {before.get('why', 'not calibrated')}."
+    return said + (
+        "Judge scores are combined with human reviews (prediction-powered) and are never "
+        "counted as reviews."
     )
 
 
