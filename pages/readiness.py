@@ -43,6 +43,8 @@ if flash := st.session_state.pop(gate_actions.FLASH, None):
 
 level, text = readiness.headline(view)
 getattr(st, level)(inert(text))  # names categories from the log
+if made_under := readiness.criteria_note(view.decision, config):
+    st.caption(inert(made_under))
 state = view.state
 env_kill = killswitch.killed(settings)  # the one reader of the kill switch
 c = st.columns(4)
@@ -117,7 +119,7 @@ st.plotly_chart(
 st.subheader("Audit trail")
 st.dataframe(readiness.audit_frame(view.audit), hide_index=True, width="stretch")
 if view.history:
-    past = {f"#{d.id} {criteria.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M})": d
-            for d in view.history}  # fmt: skip
+    past = {f"#{d.id} {criteria.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M}, "
+            f"criteria sha256 {d.config_hash[:8]})": d for d in view.history}  # fmt: skip
     pick = st.selectbox("Evidence of decision", list(past), key="readiness-evidence")
     st.dataframe(readiness.criteria_frame(past[pick].evidence), hide_index=True, width="stretch")

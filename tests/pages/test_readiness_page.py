@@ -168,6 +168,34 @@ def _judge_everything(settings: Settings) -> None:
             )
 
 
+def _calibrated_before_the_epoch(settings: Settings) -> None:
+    """40 pairs from a month ago, reviewed then and scored by the same judge (agreeing): the
+    judge's calibration from before the evidence epoch, which the gate needs to use it."""
+    from datetime import UTC, datetime, timedelta
+
+    from shadowtutor.tables import JudgeScore
+    from tests.support.apputil import make_user
+    from tests.support.gatesim import add_review
+
+    then = datetime.now(UTC) - timedelta(days=30)
+    reviewer = make_user(settings.db_url, "reviewer", "calibrator")
+    with db.session_scope(settings.db_url) as s:
+        for i in range(40):
+            score = 3 + i % 3
+            review = add_review(
+                s, pair_id=f"old-{i:03d}", category="greeting", similarity=0.7, pair_ts=then,
+                method="lexical", reviewer_id=reviewer, score=score, decision="approve",
+            )  # fmt: skip
+            review.created_at = then + timedelta(hours=1)
+            s.add(
+                JudgeScore(
+                    pair_id=f"old-{i:03d}", template_version="pairwise-v1", model="judge-model",
+                    category="greeting", language="it", pair_ts=then,
+                    student_score=float(score), teacher_score=5.0, consistent=True,
+                )
+            )  # fmt: skip
+
+
 def test_readiness_shows_anytime_bounds_and_the_judge(migrated: Settings) -> None:
     fill(migrated)
     at = page_as(PAGE, migrated.db_url, "manager").run()
@@ -175,6 +203,11 @@ def test_readiness_shows_anytime_bounds_and_the_judge(migrated: Settings) -> Non
     assert "Judge saved" in table.columns
     assert any("No LLM judge scores" in t.value for t in at.text)
     _judge_everything(migrated)
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    # Calibrated only on the epoch's own reviews: the gate leaves the judge out and says so.
+    note = next(t.value for t in at.text if t.value.startswith("Judge "))
+    assert "leaves its scores out" in note
+    _calibrated_before_the_epoch(migrated)
     at = page_as(PAGE, migrated.db_url, "manager").run()
     assert not at.exception, at.exception
     note = next(t.value for t in at.text if t.value.startswith("Judge "))

@@ -30,6 +30,7 @@ from shadowtutor.demo.students import ELIGIBLE
 from shadowtutor.demo.text import (
     CONTACTS,
     NOTES,
+    OPENERS,
     PHRASES,
     POLICY,
     SLOTS,
@@ -132,7 +133,7 @@ def generate_pairs(
         user = users[min(int(rng.paretovariate(1.2)) - 1, len(users) - 1) * 7 % len(users)]
         messages = [{"role": "system", "content": SYSTEM[lang] + POLICY}]
         if cat != "greeting" and rng.random() < 0.3:  # a greeting exchange came first
-            hello, reply = (_fill(t, slot) for t in rng.choice(PHRASES[lang]["greeting"]))
+            hello, reply = (_fill(t, slot) for t in rng.choice(OPENERS[lang]))
             messages += [
                 {"role": "user", "content": hello},
                 {"role": "assistant", "content": reply},

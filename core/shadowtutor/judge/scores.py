@@ -107,15 +107,19 @@ def sampling_fields(
     return out
 
 
-def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibration.Calibration:
-    """Agreement of the judge with the current human student scores of the same pairs."""
+def calibrate(
+    session: Session, judge: tuple[str, str] | None = None, *, before: datetime | None = None
+) -> calibration.Calibration:
+    """Agreement of the judge with the current human student scores of the same pairs;
+    with ``before``, only the reviews written before it (the gate's calibration from before
+    an evidence epoch: data the epoch's test does not use)."""
     judge = judge or current_judge(session)
     label = f"{judge[0]} / {judge[1]}" if judge else "(no judge scores yet)"
     scored = {r.pair_id: r for r in judge_rows(session, judge)} if judge else {}
     rows = []
     if scored:
         stmt = (
-            select(Review.pair_id, Review.student_score, ReviewItem.category, ReviewItem.language)
+            select(Review, ReviewItem.category, ReviewItem.language)
             .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
             .where(
                 col(Review.is_current),
@@ -124,9 +128,12 @@ def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibra
                 col(Review.pair_id).in_(list(scored)),
             )
         )
-        for pair_id, score, category, language in session.exec(stmt):
+        for review, category, language in session.exec(stmt):
+            pair_id, score = review.pair_id, review.student_score
             if score is None:  # left out by the WHERE; the test here tells mypy
                 continue
+            if before is not None and as_utc(review.created_at) >= as_utc(before):
+                continue  # written in the epoch (SQLite hands times back naive: compared here)
             j = scored[pair_id]
             rows.append(
                 calibration.Rated(

@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 
 from shadowtutor.errors import ShadowTutorError
+from shadowtutor.judge import calibration
 from shadowtutor.log.schema import DEFAULT_STUDENT, SOURCES
 
 STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "judge_unsure")
@@ -48,9 +49,10 @@ STRATEGY_HELP = {
 UNIFORM_SHARE = 0.5  # judge_unsure: the share of the sampling weight spread evenly
 # judge_unsure trusts the judge's uncertainty only once the judge is calibrated: unequal
 # weights cost variance, which only a judge that tracks people pays back. Below this weighted
-# kappa (or with fewer pairs scored by both) the strategy samples uniformly and says so.
-MIN_JUDGE_KAPPA = 0.4
-MIN_CALIBRATION_PAIRS = 30
+# kappa (or with fewer pairs scored by both) the strategy samples uniformly and says so. The
+# gate uses the judge by the same rule (shadowtutor.judge.calibration).
+MIN_JUDGE_KAPPA = calibration.MIN_JUDGE_KAPPA
+MIN_CALIBRATION_PAIRS = calibration.MIN_CALIBRATION_PAIRS
 MAX_SIZE = 10_000
 
 

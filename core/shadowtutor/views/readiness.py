@@ -88,6 +88,24 @@ def headline(view: View) -> tuple[str, str]:
     return level, f"{ev.get('summary') or criteria.label(view.outcome)} ({where})"
 
 
+def criteria_note(decision: GateDecision | None, config: criteria.GateConfig) -> str:
+    """Which criteria file the shown decision was made under (its version and SHA-256, kept
+    on every decision), and whether the file has changed since ("" for a live preview, which
+    uses the current file)."""
+    if decision is None:
+        return ""
+    said = (
+        f"Decision #{decision.id} was made under criteria version "
+        f"{decision.config_version or '(unversioned)'}, sha256 {decision.config_hash[:12]}"
+    )
+    if decision.config_hash == config.hash:
+        return said + " (the current file)."
+    return said + (
+        f"; the criteria file has changed since (now version {config.version}, sha256 "
+        f"{config.hash[:12]}): the next evaluation starts a new evidence epoch."
+    )
+
+
 def eligible_value(categories: list[str] | tuple[str, ...]) -> str:
     """The metric's value: how many categories the rollout serves ("none yet", never "-"); the
     names go in :func:`eligible_line`, where they are never cut."""
@@ -213,10 +231,16 @@ def judge_note(evidence: dict[str, Any]) -> str:
         )
     kappa = "-" if j.get("weighted_kappa") is None else f"{j['weighted_kappa']:.2f}"
     bias = "-" if j.get("mean_bias") is None else f"{j['mean_bias']:+.2f}"
-    return (
+    said = (
         f"Judge {j.get('judge_version')}: weighted kappa {kappa} and mean bias {bias} against "
-        f"people on {j.get('pairs', 0):,} pairs both scored. Judge scores are combined with "
-        "human reviews (prediction-powered) and are never counted as reviews."
+        f"people on {j.get('pairs', 0):,} pairs both scored. "
+    )
+    before = j.get("before_epoch")
+    if before and not before.get("used"):  # calibrated too late: the reviews decide alone
+        return said + f"The gate leaves its scores out: {before.get('why', 'not calibrated')}."
+    return said + (
+        "Judge scores are combined with human reviews (prediction-powered) and are never "
+        "counted as reviews."
     )
 
 
