@@ -142,6 +142,7 @@ def _tables(con: duckdb.DuckDBPyConnection, with_feedback: bool = True) -> None:
         ("r7", "greeting", "teacher", 0, 5, True, "plain", None),  # at 0 %: outside
         ("r8", "greeting", "teacher", 10, None, True, "plain", None),  # no user key: outside
         ("r9", "casual", "teacher", 10, 60, True, "plain", None),
+        ("r10", "greeting", "student", 25, 20, True, "plain", None),  # a later stage
     ]
     con.executemany(
         "INSERT INTO pairs VALUES (?, ?, 'default', ?, ?, ?, ?, ?, ?, NULL, "
@@ -175,11 +176,13 @@ def test_counts_from_pairs_joined_to_feedback() -> None:
     _tables(con)
     assert guard_evidence.has_feedback(con) and guard_evidence.feedback_events(con) == 9
     got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
-    assert got["greeting"] == Arms(
+    at_10 = Arms(
         ArmCounts(answers=3, rated=2, thumbs_down=1, regenerates=1, errors=1),
         ArmCounts(answers=2, rated=1, thumbs_down=1, regenerates=0, errors=0),
     )
-    assert got["casual"] == Arms(ArmCounts(), ArmCounts(answers=1))
+    assert got["greeting"] == (at_10, Arms(ArmCounts(answers=1), ArmCounts()))  # per stage
+    assert guard.pooled(got["greeting"]).student.answers == 4
+    assert got["casual"] == (Arms(ArmCounts(), ArmCounts(answers=1)),)
     assert guard_evidence.counts(con, datetime(2026, 12, 6, tzinfo=UTC)) == {}
 
 
@@ -188,7 +191,7 @@ def test_counts_without_feedback_still_count_answers_and_errors() -> None:
     _tables(con, with_feedback=False)
     assert not guard_evidence.has_feedback(con) and guard_evidence.feedback_events(con) == 0
     got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
-    assert got["greeting"].student == ArmCounts(answers=3, errors=1)
+    assert got["greeting"][0].student == ArmCounts(answers=3, errors=1)
 
 
 # --- evaluate, from a real log ---------------------------------------------------------------

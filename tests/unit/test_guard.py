@@ -28,7 +28,9 @@ def arms(student: tuple[int, int], teacher: tuple[int, int], signal: str = "thum
     return Arms(one(*student), one(*teacher))
 
 
-def verdict(a: Arms, signal: str = "thumbs_down", margin: float = 1.0) -> guard.Comparison:
+def verdict(
+    a: Arms | list[Arms], signal: str = "thumbs_down", margin: float = 1.0
+) -> guard.Comparison:
     return guard.compare(
         "greeting", signal, a, margin_points=margin, min_events=100,
         alpha_worse=0.05 * 0.8 / 6, alpha_no_worse=0.02,
@@ -129,6 +131,17 @@ def test_the_evidence_is_a_lower_bound_between_grid_points() -> None:
     student = guard._log_above(ks * one, (ns - ks) * one, (fine + d)[None, :])
     teacher = guard._log_below(kt * one, (nt - kt) * one, fine[None, :])
     assert guard.worse_evidence(ks, ns, kt, nt, d)[0] <= (student + teacher).min() + 1e-9
+
+
+def test_stages_are_strata_not_pooled() -> None:
+    """Both arms fail 10 % at the 10 % stage and 20 % at the 50 % stage: pooled, the student
+    (more of whose answers came at 50 %) looks 4.8 points worse; per stage it is equal."""
+    at_10 = Arms(ArmCounts(answers=1000, errors=100), ArmCounts(answers=9000, errors=900))
+    at_50 = Arms(ArmCounts(answers=5000, errors=1000), ArmCounts(answers=5000, errors=1000))
+    assert verdict(guard.pooled([at_10, at_50]), "error", 0.5).outcome == WORSE
+    row = verdict([at_10, at_50], "error", 0.5)
+    assert row.outcome == UNDECIDED and row.lower < 0
+    assert (row.student_n, row.student_events) == (6000, 1100)  # the rates read pooled
 
 
 def test_report_per_category_and_reason() -> None:

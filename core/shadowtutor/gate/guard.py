@@ -31,7 +31,7 @@ an intersection-union test, so it shares that claim's part of the budget
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -182,19 +182,24 @@ def difference_bounds(
     teacher: tuple[ArrayLike, ArrayLike],
     alpha_lower: float,
     alpha_upper: float,
+    *,
+    strata: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Anytime-valid bounds of (student rate - teacher rate), from (events, n) per arm: the
     lower bound holds with probability 1 - ``alpha_lower`` at every look, the upper with 1 -
     ``alpha_upper``: the largest difference the WORSE test rejects, the smallest the
-    NO_WORSE test rejects (bisection; 2**-24 precision)."""
+    NO_WORSE test rejects (bisection; 2**-24 precision). Each element is a comparison of its
+    own; with ``strata`` the elements are the strata of one comparison (one bound)."""
     ks, ns = (np.atleast_1d(np.asarray(x, dtype=float)) for x in student)
     kt, nt = (np.atleast_1d(np.asarray(x, dtype=float)) for x in teacher)
+    size = 1 if strata else len(ks)
 
     def search(test: Any, target: float, rising: bool) -> np.ndarray:
-        left, right = np.full(ks.shape, -1.0), np.full(ks.shape, 1.0)
+        left, right = np.full(size, -1.0), np.full(size, 1.0)
         for _ in range(24):
             mid = (left + right) / 2
-            hit = test(ks, ns, kt, nt, mid) >= target
+            value = test(ks, ns, kt, nt, mid)
+            hit = (value.sum(keepdims=True) if strata else value) >= target
             # WORSE rejects small differences (the bound is the last one it rejects);
             # NO_WORSE rejects large ones (the bound is the first one it rejects).
             left, right = (
@@ -239,31 +244,66 @@ class Comparison:
         return self.teacher_events / self.teacher_n if self.teacher_n else None
 
 
+def stratified_evidence(test: Any, strata: Sequence[Arms], signal: str, margin: float) -> float:
+    """The log capital of ``test`` (:func:`worse_evidence` or :func:`no_worse_evidence`)
+    over strata: the sum of each stratum's. Each rollout stage is a stratum: the student's
+    share changes between stages while the users' rates may drift, so pooling the stages
+    would compare the student's later days with the teacher's earlier ones (Simpson's
+    paradox: at stages 10 -> 25 -> 50 % and rates doubling over 70 days, a pooled test rolled
+    an equal student back in 14 % of the runs). Within a stage the split is fixed, so both
+    arms see the same days; a stage's capital, frozen when it ends, times the next one's is
+    still below a test supermartingale, so the sum keeps the guarantee."""
+    rows = np.array([[*a.student.events(signal), *a.teacher.events(signal)] for a in strata])
+    ks, ns, kt, nt = rows.T.astype(float)
+    return float(test(ks, ns, kt, nt, margin).sum())
+
+
+def strata_of(arms: Arms | Sequence[Arms]) -> tuple[Arms, ...]:
+    """One category's counts per stratum (one ``Arms``: one stratum)."""
+    return (arms,) if isinstance(arms, Arms) else tuple(arms) or (Arms(),)
+
+
+def pooled(arms: Arms | Sequence[Arms]) -> Arms:
+    """The strata's counts added up (what people read: the rates over the epoch)."""
+    rows = strata_of(arms)
+    student, teacher = rows[0].student, rows[0].teacher
+    for a in rows[1:]:
+        student, teacher = student.add(a.student), teacher.add(a.teacher)
+    return Arms(student, teacher)
+
+
 def compare(
     category: str,
     signal: str,
-    arms: Arms,
+    arms: Arms | Sequence[Arms],
     *,
     margin_points: float,
     min_events: int,
     alpha_worse: float,
     alpha_no_worse: float,
 ) -> Comparison:
-    """The verdict on one signal of one category (see the module docstring)."""
-    ks, ns = arms.student.events(signal)
-    kt, nt = arms.teacher.events(signal)
+    """The verdict on one signal of one category (see the module docstring); ``arms``: the
+    counts, or the counts per rollout stage (:func:`stratified_evidence`)."""
+    strata = strata_of(arms)
+    total = pooled(strata)
+    ks, ns = total.student.events(signal)
+    kt, nt = total.teacher.events(signal)
     margin = margin_points / 100
     row = Comparison(category, signal, UNDECIDED, ks, ns, kt, nt, None, None, margin)
     short = [f"{min_events - n:,} more {who} {OUT_OF[signal]}"
              for who, n in ((STUDENT, ns), (TEACHER, nt)) if n < min_events]  # fmt: skip
     if short:
         return replace(row, why=" and ".join(short) + f" needed (at least {min_events:,} each)")
-    lo, hi = difference_bounds((ks, ns), (kt, nt), alpha_worse, alpha_no_worse)
+    cols = np.array([[*a.student.events(signal), *a.teacher.events(signal)] for a in strata]).T
+    lo, hi = difference_bounds(
+        (cols[0], cols[1]), (cols[2], cols[3]), alpha_worse, alpha_no_worse, strata=True
+    )
     row = replace(row, lower=float(lo[0]), upper=float(hi[0]))
     # The verdicts are the tests at the margin itself (the bounds are for reading).
-    if worse_evidence(ks, ns, kt, nt, margin)[0] >= math.log(1 / alpha_worse):
+    if stratified_evidence(worse_evidence, strata, signal, margin) >= math.log(1 / alpha_worse):
         return replace(row, outcome=WORSE)
-    if no_worse_evidence(ks, ns, kt, nt, margin)[0] >= math.log(1 / alpha_no_worse):
+    no_worse = stratified_evidence(no_worse_evidence, strata, signal, margin)
+    if no_worse >= math.log(1 / alpha_no_worse):
         return replace(row, outcome=NO_WORSE)
     return replace(row, why="the bounds still straddle the margin: more answers needed")
 
@@ -358,7 +398,7 @@ class Report:
 
 def assess(
     config: criteria.GateConfig,
-    counts: Mapping[str, Arms],
+    counts: Mapping[str, Arms | Sequence[Arms]],
     *,
     student: str,
     categories: tuple[str, ...] | None = None,
@@ -367,8 +407,8 @@ def assess(
     since: str = "",
 ) -> Report:
     """The guard's report on ``counts`` (category -> both arms' counts, cumulative since the
-    epoch began). ``categories``: those under comparison (default: the criteria file's
-    eligible categories, else every category counted)."""
+    epoch began, or per rollout stage since then). ``categories``: those under comparison
+    (default: the criteria file's eligible categories, else every category counted)."""
     cats = categories or config.categories or tuple(sorted(counts))
     spend = budget(config, len(cats), epoch=epoch, students=students)
     rows = [

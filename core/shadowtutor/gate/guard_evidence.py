@@ -53,14 +53,16 @@ def feedback_events(con: duckdb.DuckDBPyConnection) -> int:
 
 def counts(
     con: duckdb.DuckDBPyConnection, since: datetime, until: datetime | None = None
-) -> dict[str, guard.Arms]:
-    """Per category, both arms' counts from ``since`` (up to ``until``), on a connection
-    with the ``pairs`` view (one row a request: :func:`shadowtutor.gate.evidence.connect`)."""
+) -> dict[str, tuple[guard.Arms, ...]]:
+    """Per category, both arms' counts per rollout stage (in the stages' order; the guard's
+    strata, :func:`shadowtutor.gate.guard.stratified_evidence`) from ``since`` (up to
+    ``until``), on a connection with the ``pairs`` view (one row a request:
+    :func:`shadowtutor.gate.evidence.connect`)."""
     source = "feedback" if has_feedback(con) else f"({_NO_FEEDBACK})"
     down = ", ".join(f"'{v}'" for v in DOWN)
     sql = f"""
         WITH arms AS (
-            SELECT request_id, category,
+            SELECT request_id, category, stage,
                    CASE WHEN bucket < stage THEN 'student' ELSE 'teacher' END AS arm,
                    coalesce(CASE WHEN served_by = 'student' THEN student_error
                                  ELSE teacher_error END, '') <> '' AS failed
@@ -73,7 +75,7 @@ def counts(
         thumbs AS (SELECT request_id, arg_max(value, ts) AS value FROM fb
                    WHERE kind = 'thumbs' GROUP BY request_id),
         regen AS (SELECT DISTINCT request_id FROM fb WHERE kind = 'regenerate')
-        SELECT a.category, a.arm, count(*) AS answers, count(t.request_id) AS rated,
+        SELECT a.category, a.stage, a.arm, count(*) AS answers, count(t.request_id) AS rated,
                count(*) FILTER (WHERE t.value IN ({down})) AS thumbs_down,
                count(r.request_id) AS regenerates, count(*) FILTER (WHERE a.failed) AS errors
         FROM arms a LEFT JOIN thumbs t USING (request_id) LEFT JOIN regen r USING (request_id)
@@ -81,14 +83,18 @@ def counts(
     """
     end = until or datetime(9999, 1, 1, tzinfo=UTC)
     params = {"since": _naive(since), "until": _naive(end)}
-    out: dict[str, dict[str, guard.ArmCounts]] = {}
-    for cat, arm, *numbers in con.execute(sql, params).fetchall():
-        out.setdefault(cat, {})[arm] = guard.ArmCounts(*(int(x) for x in numbers))
-    return {
-        cat: guard.Arms(
-            arms.get(guard.STUDENT, guard.ArmCounts()), arms.get(guard.TEACHER, guard.ArmCounts())
+    out: dict[str, dict[float, dict[str, guard.ArmCounts]]] = {}
+    for cat, stage, arm, *numbers in con.execute(sql, params).fetchall():
+        out.setdefault(cat, {}).setdefault(stage, {})[arm] = guard.ArmCounts(
+            *(int(x) for x in numbers)
         )
-        for cat, arms in out.items()
+    empty = guard.ArmCounts()
+    return {
+        cat: tuple(
+            guard.Arms(arms.get(guard.STUDENT, empty), arms.get(guard.TEACHER, empty))
+            for _, arms in sorted(stages.items())
+        )
+        for cat, stages in out.items()
     }
 
 
