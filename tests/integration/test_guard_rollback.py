@@ -13,13 +13,12 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.accounts.permissions import SYSTEM
-from shadowtutor.gate import criteria, decisions, evaluate, guard, guard_evidence, rollout
-from shadowtutor.gate.criteria import Window
+from shadowtutor.gate import decisions, evaluate, guard, guard_evidence, rollout
 from shadowtutor.gate.guard import ArmCounts, Arms
 from shadowtutor.gate.rollout import RolloutError
-from shadowtutor.log import schema, write
 from shadowtutor.log.schema import DEFAULT_STUDENT
-from tests.support.gatecases import account, agg, config
+from tests.support import guardlog
+from tests.support.gatecases import config
 
 BAD = Arms(  # 18 % thumbs down against 12 %
     ArmCounts(answers=10000, rated=5000, thumbs_down=900, regenerates=300, errors=20),
@@ -31,17 +30,7 @@ SAME = Arms(
 )
 
 
-def _rolled_out(session: Session, cfg: criteria.GateConfig) -> int:
-    """An approved GO for greeting and the rollout at 10 %; the admin's id."""
-    admin = account(session, "admin")
-    d = decisions.record(
-        session=session,
-        decision=criteria.decide(cfg, Window(None, None, {"greeting": agg()})),
-        actor_id=SYSTEM,
-    )
-    decisions.approve(session=session, decision_id=d.id, actor_id=admin)
-    rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
-    return admin
+_rolled_out = guardlog.rolled_out
 
 
 def test_worse_rolls_back_with_the_evidence_audited(session: Session) -> None:
@@ -203,29 +192,7 @@ def test_evaluate_rolls_back_on_the_students_errors(migrated) -> None:  # noqa: 
     evidence as the reason."""
     now = datetime.now(UTC)
     cfg = config()
-    with db.session_scope(migrated.db_url) as session:
-        _rolled_out(session, cfg)
-        session.commit()
-    records = []
-    for i in range(6000):
-        bucket = i % 100
-        arm = "student" if bucket < 10 else "teacher"
-        failed = (i // 100) % 12 == 0 if arm == "student" else i % 200 == 199
-        error = "HTTP 500" if failed else None
-        records.append(
-            schema.make_record(
-                messages=[{"role": "user", "content": f"ciao {i}"}],
-                teacher={"model": "gpt-4o", "response": None if failed and arm == "teacher"
-                         else "Ciao!", "error": error if arm == "teacher" else None},
-                student={"model": "llama3", "response": None if error else "Ciao",
-                         "error": error if arm == "student" else None},
-                ts=now - timedelta(minutes=1 + i % 600),
-                category="greeting",
-                routing={"served_by": arm, "stage": 10, "bucket": bucket, "eligible": True},
-            )
-        )  # fmt: skip
-    with write.LogWriter(migrated.log_path) as w:
-        w.append_many(records)
+    guardlog.write_rollout(migrated, cfg)
     result = evaluate.evaluate(migrated, cfg, actor_id=SYSTEM, now=now)
     assert result.feedback is not None
     errors = next(c for c in result.feedback.comparisons if c.signal == "error")

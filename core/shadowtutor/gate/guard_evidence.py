@@ -16,6 +16,7 @@ any regenerate counts once. Errors are the answer the user got being an error.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
@@ -58,6 +59,13 @@ def counts(
     strata, :func:`shadowtutor.gate.guard.stratified_evidence`) from ``since`` (up to
     ``until``), on a connection with the ``pairs`` view (one row a request:
     :func:`shadowtutor.gate.evidence.connect`)."""
+    return {cat: tuple(stages.values()) for cat, stages in by_stage(con, since, until).items()}
+
+
+def by_stage(
+    con: duckdb.DuckDBPyConnection, since: datetime, until: datetime | None = None
+) -> dict[str, dict[int, guard.Arms]]:
+    """:func:`counts` keyed by the stage (percent), in the stages' order."""
     source = "feedback" if has_feedback(con) else f"({_NO_FEEDBACK})"
     down = ", ".join(f"'{v}'" for v in DOWN)
     sql = f"""
@@ -83,17 +91,17 @@ def counts(
     """
     end = until or datetime(9999, 1, 1, tzinfo=UTC)
     params = {"since": _naive(since), "until": _naive(end)}
-    out: dict[str, dict[float, dict[str, guard.ArmCounts]]] = {}
+    out: dict[str, dict[int, dict[str, guard.ArmCounts]]] = {}
     for cat, stage, arm, *numbers in con.execute(sql, params).fetchall():
-        out.setdefault(cat, {}).setdefault(stage, {})[arm] = guard.ArmCounts(
+        out.setdefault(cat, {}).setdefault(round(stage), {})[arm] = guard.ArmCounts(
             *(int(x) for x in numbers)
         )
     empty = guard.ArmCounts()
     return {
-        cat: tuple(
-            guard.Arms(arms.get(guard.STUDENT, empty), arms.get(guard.TEACHER, empty))
-            for _, arms in sorted(stages.items())
-        )
+        cat: {
+            stage: guard.Arms(arms.get(guard.STUDENT, empty), arms.get(guard.TEACHER, empty))
+            for stage, arms in sorted(stages.items())
+        }
         for cat, stages in out.items()
     }
 
@@ -103,23 +111,44 @@ def _naive(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where the guard's evidence about a student starts, and the rollout it is about."""
+
+    since: datetime  # the evidence epoch's start
+    epoch: int  # the student's how-manieth epoch (it spends the budget)
+    words: str  # since when and why, in words
+    state: rollout.RolloutState
+
+
+def scope(
+    settings: Settings, config: criteria.GateConfig, *, now: datetime, student: str | None
+) -> Scope:
+    with db.session_scope(settings.db_url) as session:
+        epoch = epochs.due(session=session, config=config, student=student, now=now)
+        index = epochs.index_of(session=session, epoch=epoch)
+        state = rollout.state(session=session)
+    return Scope(epoch.started_at, index, epochs.since_words(epoch), state)
+
+
 def report(
     settings: Settings,
     config: criteria.GateConfig,
     *,
     now: datetime,
     student: str | None = None,
+    found: dict[str, tuple[guard.Arms, ...]] | None = None,
+    where: Scope | None = None,
 ) -> guard.Report:
     """The guard's report on ``student`` (None: the default student) from the evidence of
-    its current epoch up to ``now``: the rollout's categories while it runs, else the
-    criteria file's eligible ones, else every category counted."""
+    its current epoch up to ``now`` (``found``: those counts, already read; ``where``: the
+    scope, already read): the rollout's categories while it runs, else the criteria file's
+    eligible ones, else every category counted."""
     name = student or DEFAULT_STUDENT
-    with db.session_scope(settings.db_url) as session:
-        epoch = epochs.due(session=session, config=config, student=student, now=now)
-        index = epochs.index_of(session=session, epoch=epoch)
-        state = rollout.state(session=session)
-    con = evidence.connect(settings.log_path, student)
-    found = counts(con, epoch.started_at, now)
+    where = where or scope(settings, config, now=now, student=student)
+    state, index = where.state, where.epoch
+    if found is None:
+        found = counts(evidence.connect(settings.log_path, student), where.since, now)
     cats = tuple(state.categories) if state.stage > 0 and state.categories else None
     return guard.assess(
         config,
@@ -128,5 +157,5 @@ def report(
         categories=cats,
         epoch=index,
         students=evidence.students_under_test(settings),
-        since=epochs.since_words(epoch),
+        since=where.words,
     )
