@@ -11,13 +11,14 @@ rate. The guard looks once a day at the cumulative counts, with the library's ow
 
 1. Student equal to the teacher: P(any automatic rollback) over 30 and 365 daily looks, with
    a Wilson 95 % upper bound, for typical, low and skewed base rates, a stage of 50 %, a
-   weekly cycle of the base rates and a rollout that moves through its stages while the rates
-   drift.
+   weekly cycle of the base rates, a rollout that moves through its stages while the rates
+   drift, and a student exactly at every margin (the hardest case that must not roll back).
 2. Student worse: days to the rollback (median, 90th percentile) for a thumbs-down rate 3
    points worse (15 % against 12 %) at 10 % of 2,000 requests a day with 5 % of answers rated,
    and variations (more rated, higher stages, a smaller margin, errors 2 % against 0.5 %).
 
-    .venv/bin/python bench/guard_simulation.py [--runs 1000] [--worse-runs 400] [--quick]
+    .venv/bin/python bench/guard_simulation.py [--runs 2000] [--worse-runs 400]
+        [--worse-days 730] [--only equal|worse] [--quick]
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def simulate(scn: Scenario, runs: int, days: int, seed: int, cats: int = 2) -> n
 def pooled_stage_check(runs: int, seed: int) -> float:
     """The stages scenario with the stages pooled (what the guard does not do): the share
     of runs an equal student is rolled back in 365 looks."""
-    scn = NULLS[-1]
+    scn = NULLS[6]
     rng = np.random.default_rng(seed)
     target = math.log(1 / guard.budget(CONFIG, 2).alpha_worse)
     shape = (runs, 2, len(SIGNALS))
@@ -185,6 +186,19 @@ NULLS = [
     ),  # fmt: skip
 ]
 
+AT_MARGIN = {"thumbs_down": 0.13, "regenerate": 0.04, "error": 0.01}  # typical + the margins
+NULLS += [
+    Scenario("student exactly at the margins (13 % / 4 % / 1 %), stage 10 %", TYPICAL, AT_MARGIN),
+    Scenario(
+        "... at the margins, stage 50 %, 20 % rated, 20,000 requests a day",
+        TYPICAL,
+        AT_MARGIN,
+        stage=lambda d: 0.5,
+        rated=0.2,
+        requests=20000,
+    ),  # fmt: skip
+]
+
 WORSE_3 = {"thumbs_down": 0.15}
 ALTERNATIVES = [
     Scenario(
@@ -203,46 +217,58 @@ ALTERNATIVES = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000, help="runs per equal-student case")
+    parser.add_argument("--runs", type=int, default=2000, help="runs per equal-student case")
     parser.add_argument("--worse-runs", type=int, default=400, help="runs per worse case")
     parser.add_argument("--worse-days", type=int, default=730)
     parser.add_argument("--quick", action="store_true", help="100 runs each, for a smoke test")
+    parser.add_argument("--only", choices=("equal", "worse"), help="one of the two tables")
     args = parser.parse_args()
     if args.quick:
         args.runs = args.worse_runs = 100
     print(f"# guard simulation; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f} at start")  # fmt: skip
     print(f"# {guard.budget(CONFIG, 2).words}")
-    print("\n| student equal to the teacher | runs | rollbacks in 30 looks | in 365 looks |")
+    if args.only != "worse":
+        equal(args.runs)
+    if args.only != "equal":
+        worse(args.worse_runs, args.worse_days)
+    print(f"\n(load {os.getloadavg()[0]:.1f} at end)")
+
+
+def equal(runs: int) -> None:
+    print("\n| student no worse than the margins | runs | rollbacks in 30 looks | in 365 looks |")
     print("|---|---|---|---|")
     t0 = time.perf_counter()
     for i, scn in enumerate(NULLS):
-        first = simulate(scn, args.runs, 365, seed=100 + i)
+        first = simulate(scn, runs, 365, seed=100 + i)
         cells = []
         for looks in (30, 365):
             k = int((first <= looks).sum())
-            cells.append(f"{k} ({k / args.runs:.1%}; ≤ {wilson_upper(k, args.runs):.1%})")
-        print(f"| {scn.name} | {args.runs:,} | {cells[0]} | {cells[1]} |", flush=True)
-    pooled = pooled_stage_check(args.runs, seed=100 + len(NULLS) - 1)
+            cells.append(f"{k} ({k / runs:.1%}; ≤ {wilson_upper(k, runs):.1%})")
+        print(f"| {scn.name} | {runs:,} | {cells[0]} | {cells[1]} |", flush=True)
+    pooled = pooled_stage_check(runs, seed=100 + 6)
     print(f"\nThe stages case with the stages pooled instead of strata: {pooled:.1%} rolled back")
     print(f"\n(seconds: {time.perf_counter() - t0:.0f})")
+
+
+def worse(runs: int, days: int) -> None:
     print("\n| student worse | runs | median days to rollback | 90th percentile | "
-          f"not within {args.worse_days} days |")  # fmt: skip
+          f"not within {days} days |")  # fmt: skip
     print("|---|---|---|---|---|")
     t0 = time.perf_counter()
     for i, scn in enumerate(ALTERNATIVES):
-        first = simulate(scn, args.worse_runs, args.worse_days, seed=200 + i)
+        first = simulate(scn, runs, days, seed=200 + i)
         ordered = np.sort(first)
         med = ordered[math.ceil(0.5 * len(ordered)) - 1]
         p90 = ordered[math.ceil(0.9 * len(ordered)) - 1]
         never = int(np.isinf(first).sum())
 
         def show(x: float) -> str:
-            return f"> {args.worse_days}" if math.isinf(x) else f"{x:.0f}"
+            return f"> {days}" if math.isinf(x) else f"{x:.0f}"
 
-        print(f"| {scn.name} | {args.worse_runs:,} | {show(med)} | {show(p90)} | "
-              f"{never / args.worse_runs:.0%} |", flush=True)  # fmt: skip
-    print(f"\n(seconds: {time.perf_counter() - t0:.0f}; load {os.getloadavg()[0]:.1f} at end)")
+        print(f"| {scn.name} | {runs:,} | {show(med)} | {show(p90)} | "
+              f"{never / runs:.0%} |", flush=True)  # fmt: skip
+    print(f"\n(seconds: {time.perf_counter() - t0:.0f})")
 
 
 if __name__ == "__main__":
