@@ -74,8 +74,9 @@ def test_stage_lines_and_home() -> None:
         CONFIG, {"greeting": tuple(by_stage["greeting"].values())}, student="s",
         categories=("greeting",),
     )  # fmt: skip
+    shown = list(report.comparisons)
     view = guard.FeedbackView(
-        report, [guard.verdict_line(c, 0.95) for c in report.comparisons], lines, 0, 10
+        report, shown, [guard.verdict_line(c, 0.95) for c in shown], lines, 3, 10
     )
     assert guard.summary(view) == (
         "Users' feedback at 10 %: 0 worse, 0 no worse, 3 not decided (student against "

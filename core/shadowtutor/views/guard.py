@@ -38,7 +38,7 @@ PHRASES = {
 HOW_TO_SEND = (
     "no user feedback recorded yet: send it with POST /v1/feedback on the proxy (the "
     "X-ShadowTutor-Request-Id of the answer, kind thumbs and value up or down), "
-    "collector.feedback(...) in the wrapper, or `shadowtutor feedback import FILE`; until "
+    "collector.feedback(...) in the wrapper, or shadowtutor feedback import FILE; until "
     "then only errors are compared"
 )
 
@@ -64,14 +64,17 @@ def verdict_line(row: Comparison, confidence: float) -> str:
     )
 
 
-def stage_lines(by_stage: Mapping[str, Mapping[int, Arms]]) -> list[str]:
+def stage_lines(
+    by_stage: Mapping[str, Mapping[int, Arms]],
+    signals: tuple[str, ...] = ("thumbs_down", "regenerate", "error"),
+) -> list[str]:
     """Per category and stage, both arms' thumbs-down and regenerate rates, e.g.
     "greeting at 10 %: thumbs down 11.8 % of 93 rated vs 12.1 % of 840; regenerated ..."."""
     out = []
     for cat, stages in by_stage.items():
         for stage, arms in stages.items():
             parts = []
-            for signal in ("thumbs_down", "regenerate", "error"):
+            for signal in signals:
                 (ks, ns), (kt, nt) = arms.student.events(signal), arms.teacher.events(signal)
                 if ns or nt:
                     parts.append(
@@ -85,7 +88,8 @@ def stage_lines(by_stage: Mapping[str, Mapping[int, Arms]]) -> list[str]:
 @dataclass(frozen=True)
 class FeedbackView:
     report: guard.Report
-    lines: list[str]  # one verdict per category and signal
+    shown: list[Comparison]  # the comparisons shown (errors only while no feedback is recorded)
+    lines: list[str]  # one verdict per comparison shown
     stages: list[str]  # the rates per category and stage
     feedback_events: int  # feedback events in the log (0: none recorded yet)
     stage: int  # the rollout's stage now
@@ -125,10 +129,13 @@ def load(
         )
     if events == 0:
         notes.append(HOW_TO_SEND)
+    # Without any feedback the thumbs and regenerates compare nothing: not shown, said so.
+    shown = [c for c in report.comparisons if events or c.signal == "error"]
     return FeedbackView(
         report=report,
-        lines=[verdict_line(c, report.confidence) for c in report.comparisons],
-        stages=stage_lines(found),
+        shown=shown,
+        lines=[verdict_line(c, report.confidence) for c in shown],
+        stages=stage_lines(found) if events else stage_lines(found, ("error",)),
         feedback_events=events,
         stage=where.state.stage,
         notes=notes,
@@ -137,7 +144,7 @@ def load(
 
 def home_lines(view: FeedbackView) -> list[str]:
     """Home's lines: the thumbs-down verdicts, and anything WORSE."""
-    rows = view.report.comparisons
+    rows = view.shown
     return [
         line
         for row, line in zip(rows, view.lines, strict=True)
@@ -148,7 +155,7 @@ def home_lines(view: FeedbackView) -> list[str]:
 def summary(view: FeedbackView) -> str:
     """One line for Home: the verdicts counted, e.g. "users' feedback at 10 %: 1 worse, 2 no
     worse, 3 not decided (student against teacher)"."""
-    rows = view.report.comparisons
+    rows = view.shown
     counts = {o: sum(c.outcome == o for c in rows) for o in (WORSE, NO_WORSE, UNDECIDED)}
     return (
         f"Users' feedback at {view.stage} %: {counts[WORSE]} worse, {counts[NO_WORSE]} no worse, "
