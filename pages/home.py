@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from shadowtutor.app import auth, deps, filters
+from shadowtutor.app import auth, deps, filters, guard
 from shadowtutor.app.registry import pages_for
 from shadowtutor.app.text import md
 from shadowtutor.cost import spend
@@ -67,6 +67,8 @@ last_30 = analytics.Filters(start=(now - timedelta(days=29)).date(), end=now.dat
 daily = spend.spend_by_day(con, last_30)
 if not daily.empty:
     st.plotly_chart(charts.spend_trend(daily), width="stretch")
+
+guard.render(settings, compact=True)
 
 st.subheader("Go to")
 links = [p for p in pages_for(user.role) if p.key != "home"]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import means, outcomes, serving, simbar, stats
+from shadowtutor.gate import guard_config, means, outcomes, serving, simbar, stats
 from shadowtutor.gate.outcomes import (
     FAIL,
     INCONCLUSIVE,
@@ -99,6 +99,8 @@ class GateConfig:
     kinds: tuple[str, ...] = KINDS
     min_tool_agreement: float = 0.9  # share of tools pairs whose calls agree in full
     min_json_validity: float = 0.98  # share of JSON answers that parse and fit the schema
+    # Users' reactions during a rollout, student-served against teacher-served (gate.guard).
+    guard: guard_config.GuardConfig = field(default_factory=guard_config.GuardConfig)
 
     def stage_index(self, percent: int) -> int:
         for i, stage in enumerate(self.stages):
@@ -169,6 +171,11 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
     def strs(section: str, key: str) -> tuple[str, ...]:
         return tuple(str(x) for x in get(section, key, list, []))
 
+    try:
+        guard = guard_config.parse(data.get("guard", {}))
+    except guard_config.GuardConfigError as exc:
+        raise GateConfigError(f"{path}: {exc}") from None
+
     return GateConfig(
         version=str(get(None, "version", str, "unversioned")),
         hash=hash_
@@ -202,6 +209,7 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
         kinds=kinds,
         min_tool_agreement=_share(get("criteria", "min_tool_agreement", float, 0.9), path),
         min_json_validity=_share(get("criteria", "min_json_validity", float, 0.98), path),
+        guard=guard,
     )
 
 

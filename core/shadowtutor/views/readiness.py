@@ -12,7 +12,16 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.gate import buckets, criteria, decisions, evaluate, outcomes, rollout
+from shadowtutor.gate import (
+    buckets,
+    criteria,
+    decisions,
+    evaluate,
+    guard,
+    guard_evidence,
+    outcomes,
+    rollout,
+)
 from shadowtutor.gate.evidence import review_rows, served_now
 from shadowtutor.tables import GateDecision, as_utc
 
@@ -33,6 +42,7 @@ class View:
     history: list[GateDecision]  # newest first, for looking up a past decision's evidence
     pace: dict[str, dict[str, float]] = field(default_factory=dict)  # see ``pace``
     student: str | None = None  # the student these decisions are about (None: any)
+    feedback: guard.Report | None = None  # users' feedback, student against teacher
 
     @property
     def outcome(self) -> str:
@@ -50,6 +60,7 @@ class View:
 def load(settings: Settings, config: criteria.GateConfig, student: str | None = None) -> View:
     """Everything the page needs, read in one go (``student``: that student's decisions and
     evidence; None: every decision, and each request's primary record)."""
+    feedback = guard_evidence.report(settings, config, now=datetime.now(UTC), student=student)
     with db.session_scope(settings.db_url) as session:
         latest = decisions.latest(session=session, student=student)
         state = rollout.state(session=session)
@@ -61,13 +72,18 @@ def load(settings: Settings, config: criteria.GateConfig, student: str | None = 
             state=state,
             served=served,
             blockers=rollout.blockers(
-                session=session, config=config, served_at_stage=served, student=student
+                session=session,
+                config=config,
+                served_at_stage=served,
+                student=student,
+                feedback=feedback,
             ),
             next_stage=rollout.next_stage(config, state.stage),
             audit=decisions.audit(session=session),
             history=decisions.history(session=session, limit=200, student=student),
             pace=pace(session=session, config=config),
             student=student,
+            feedback=feedback,
         )
     if latest is None:
         now = datetime.now(UTC)
