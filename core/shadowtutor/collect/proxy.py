@@ -46,7 +46,7 @@ from starlette.routing import Route
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer, StreamClock, teacher_api_key
-from shadowtutor.collect import forward, metrics, proxy_protocols
+from shadowtutor.collect import forward, metrics, proxy_protocols, request_ids
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -251,7 +251,8 @@ class Proxy(AsyncRequestPath):
         try:
             response: Response = await self.run(call)  # the path returns what the front builds
         except TeacherFailed as failed:
-            return failed.response
+            response = failed.response
+        response.headers[request_ids.HEADER] = call.id
         return response
 
     # --- the request path's I/O and shapes ------------------------------------------------------
