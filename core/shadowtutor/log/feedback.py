@@ -28,6 +28,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, fields
+from dataclasses import field as dc_field
 from datetime import datetime
 from typing import Any
 
@@ -298,3 +299,36 @@ def create_view(con: Any, log_dir: Any) -> None:
     loc = storage.resolve(log_dir)
     urls = [loc.url(p) for p in files(log_dir)]
     con.execute(f"CREATE OR REPLACE TEMP VIEW feedback AS {read_sql(urls) if urls else EMPTY_SQL}")
+
+
+@dataclass
+class Scan:
+    """What the feedback part holds: valid events (each id once), lines repeating an
+    event already seen, and bad lines (with their reasons; a torn last line after a crash
+    is one)."""
+
+    events: int = 0
+    repeated: int = 0
+    bad: list[tuple[str, int, str]] = dc_field(default_factory=list)
+    ids: set[str] = dc_field(default_factory=set)
+
+
+def scan(log_dir: Any) -> Scan:
+    """Read every feedback line of the log and check it (:func:`validate`)."""
+    loc = storage.resolve(log_dir)
+    out = Scan()
+    for path in files(log_dir):
+        for i, raw in enumerate(loc.read_bytes(path).split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            try:
+                rec = validate(schema.loads(raw))
+            except RecordError as exc:
+                out.bad.append((str(path), i, str(exc)))
+                continue
+            if rec["id"] in out.ids:
+                out.repeated += 1
+            else:
+                out.ids.add(rec["id"])
+                out.events += 1
+    return out
