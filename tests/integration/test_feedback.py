@@ -205,3 +205,46 @@ def test_a_regenerate_and_an_abandoned_conversation_are_recorded(
         (shadowtutor.request_id(first), "regenerate", "implicit"),
         (shadowtutor.request_id(again), "abandoned", "implicit"),
     ]
+
+
+def test_feedback_import_keys_rows_by_id_or_by_conversation_and_time(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    from click.testing import CliRunner
+
+    from shadowtutor.cli import main
+
+    with collector_for(tmp_path, student) as c:
+        client = c.wrap(openai.OpenAI(base_url=teacher.openai_url, api_key="k", max_retries=0))
+        conv = {"conversation_id": "ticket-9"}
+        one = client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, shadow=conv)
+        records(c, expect=1)
+        log_dir = c.log_dir
+    rid = shadowtutor.request_id(one)
+    [rec] = list(read.iter_records(log_dir))
+    later = rec["ts"].replace("Z", "+00:00")
+    table = tmp_path / "feedback.csv"
+    table.write_text(
+        "request_id,conversation_id,ts,kind,value,comment\n"
+        f"{rid},,,thumbs,down,slow\n"
+        f",ticket-9,{later},rating,2,\n"  # by conversation and time
+        f",ticket-9,2020-01-01T00:00:00Z,rating,2,\n"  # before any answer: unresolved
+        f"{rid},,,thumbs,down,slow\n"  # twice in the file
+        f"{'e' * 32},,,flag,spam,\n"  # no such answer: kept, counted
+        f"{rid},,,thumbs,sideways,\n"
+    )
+    env = {"SHADOWTUTOR_HOME": str(tmp_path / "home")}
+    out = CliRunner().invoke(main, ["feedback", "import", str(table)], env=env)
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0] == (
+        "6 rows: 3 imported (1 of them for an id with no pair in the log, kept), 1 duplicate, "
+        "1 malformed, 1 unresolved, 0 not written"
+    )
+    assert "line 4: no answer of that conversation" in out.output
+    assert "line 7: a thumbs 'value' is up or down" in out.output
+    again = CliRunner().invoke(main, ["feedback", "import", str(table)], env=env)
+    assert "0 imported" in again.output and "4 duplicate" in again.output  # nothing doubled
+    stats = CliRunner().invoke(main, ["feedback", "stats"], env=env)
+    assert stats.output.startswith("3 feedback events")
+    assert "flag        import           1  (1 without a pair in the log)" in stats.output
+    assert "rating      import           1  (0 without a pair in the log)" in stats.output

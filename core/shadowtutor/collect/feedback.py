@@ -132,6 +132,12 @@ class FeedbackDesk:
             events.append(self._implicit.popleft())
         return self.take(events, source="implicit") if events else []
 
+    def remember(self, event_ids: set[str]) -> None:
+        """Events already in the log (an import): sent again, they are duplicates."""
+        with self._lock:
+            for eid in event_ids:
+                self._seen.put(eid, True)
+
     def knows(self, request_id: str) -> bool:
         return request_id in self._known
 
