@@ -18,7 +18,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def resolve(
     if not keyed:
         return []
     conv = [schema.pseudonymize_conversation(str(r["conversation_id"])) for r in keyed]
-    times = []
+    times: list[datetime | None] = []
     for r in keyed:
         try:
             times.append(schema.parse_ts(str(r["ts"])).replace(tzinfo=None))
