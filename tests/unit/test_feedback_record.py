@@ -175,3 +175,75 @@ def test_a_quiet_conversation_is_abandoned_on_its_last_answer() -> None:
         {"request_id": "r3", "kind": "abandoned", "conversation_id": "c2"},
     ]
     assert conv.expired() == []
+
+
+def _pair(i: int, category: str = "greeting", served_by: str = "teacher") -> dict[str, Any]:
+    from shadowtutor.log import schema
+
+    return schema.make_record(
+        id=f"{i:032x}",
+        ts=datetime(2026, 12, 1, 12, i % 60, tzinfo=UTC),
+        messages=[{"role": "user", "content": f"q{i}"}],
+        teacher={"model": "gpt-4o-mini", "response": "a"},
+        student={"model": "llama3", "response": "b"},
+        category=category,
+        routing={"served_by": served_by, "stage": 10, "bucket": 1.0, "eligible": True},
+    )
+
+
+def test_the_review_queue_can_sample_the_pairs_users_disliked(tmp_path: Path) -> None:
+    from shadowtutor.review import sampling
+
+    with LogWriter(tmp_path) as w:
+        w.append_many([_pair(i) for i in range(20)])
+    desk = FeedbackDesk(tmp_path)
+    disliked = [f"{i:032x}" for i in (3, 7, 11)]
+    desk.take(
+        [{"request_id": disliked[0], "kind": "thumbs", "value": "down"}]
+        + [{"request_id": disliked[1], "kind": "rating", "value": 1}]
+        + [{"request_id": disliked[2], "kind": "correction", "value": "better"}]
+        + [{"request_id": f"{5:032x}", "kind": "thumbs", "value": "up"}]  # liked: not picked
+        + [{"request_id": f"{6:032x}", "kind": "rating", "value": 4}]
+    )
+    desk.close()
+    con = sql.connect(tmp_path)
+    read.create_views(con, tmp_path)
+    picked = sampling.sample(con, strategy="negative_feedback", size=10)
+    assert sorted(r["id"] for r in picked.records) == disliked and picked.candidates == 20
+
+
+def test_arm_counts_fold_each_answers_feedback_by_who_served_it(tmp_path: Path) -> None:
+    from shadowtutor.views import feedback as feedback_views
+
+    pairs = [_pair(i, served_by="student" if i % 2 else "teacher") for i in range(12)]
+    pairs.append(_pair(12, category="casual"))
+    pairs[4]["teacher"] = {**pairs[4]["teacher"], "response": None, "error": "HTTP 500"}
+    with LogWriter(tmp_path) as w:
+        w.append_many(pairs)
+    desk = FeedbackDesk(tmp_path)
+    rid = [p["request_id"] for p in pairs]
+    desk.take(
+        [
+            {"request_id": rid[1], "kind": "thumbs", "value": "up", "ts": "2026-12-01T13:00:00Z"},
+            {"request_id": rid[1], "kind": "thumbs", "value": "down", "ts": "2026-12-02T00:00:00Z"},
+            {"request_id": rid[3], "kind": "thumbs", "value": "down", "ts": "2026-12-01T13:00:00Z"},
+            {"request_id": rid[3], "kind": "thumbs", "value": "up", "ts": "2026-12-02T00:00:00Z"},
+            {"request_id": rid[5], "kind": "rating", "value": 1},
+            {"request_id": rid[5], "kind": "regenerate"},
+            {"request_id": rid[2], "kind": "thumbs", "value": "down"},
+            {"request_id": rid[2], "kind": "flag", "value": "rude"},
+        ]
+    )
+    desk.close()
+    con = sql.connect(tmp_path)
+    read.create_views(con, tmp_path)
+    got = feedback_views.arm_counts(con, datetime(2026, 12, 1, tzinfo=UTC), None)
+    assert got == [
+        feedback_views.ArmCounts("casual", "teacher", 1, 0, 0, 0, 0, 0, 0),
+        # answers 1, 3, 5, 7, 9, 11: 1 now down (the latest thumbs), 3 now up, 5 rated 1
+        feedback_views.ArmCounts("greeting", "student", 6, 3, 1, 1, 0, 2, 0),
+        feedback_views.ArmCounts("greeting", "teacher", 6, 1, 1, 0, 1, 1, 0),
+    ]
+    only = feedback_views.arm_counts(con, datetime(2026, 12, 1, tzinfo=UTC), None, "casual")
+    assert [a.category for a in only] == ["casual"]
+    assert feedback_views.arm_counts(con, datetime(2026, 12, 2, tzinfo=UTC), None) == []

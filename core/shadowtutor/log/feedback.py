@@ -256,12 +256,22 @@ def _ts(value: Any) -> datetime:
 
 def negative_sql(prefix: str = "") -> str:
     """SQL: the event says the answer was bad (thumbs down, a rating at most 40 % of its
-    scale, a correction, a flag, a regenerate)."""
+    scale, a correction, a flag, a regenerate). An answer's thumbs count by the latest one
+    (:data:`DISLIKED_SQL`)."""
     p = prefix
     return (
         f"(({p}kind = 'thumbs' AND {p}value < 0) OR ({p}kind = 'rating' AND "
         f"{p}value <= 0.4 * {p}scale) OR {p}kind IN ('correction', 'flag', 'regenerate'))"
     )
+
+
+# The request ids whose answer users disliked: the latest thumbs is down, or any other event
+# says it was bad (a thumbs changed from down to up is no longer a complaint).
+DISLIKED_SQL = (
+    "SELECT request_id FROM feedback GROUP BY request_id HAVING "
+    "coalesce(arg_max(value, ts) FILTER (WHERE kind = 'thumbs') < 0, false) "
+    f"OR coalesce(bool_or({negative_sql()}) FILTER (WHERE kind <> 'thumbs'), false)"
+)
 
 
 def read_sql(urls: list[str]) -> str:
