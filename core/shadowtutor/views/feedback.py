@@ -78,8 +78,8 @@ def _connect(con_or_settings: Any) -> duckdb.DuckDBPyConnection:
         con = sql.connect(log_dir)
         read.create_views(con, log_dir)
         return con
-    con: duckdb.DuckDBPyConnection = con_or_settings
-    return con
+    given: duckdb.DuckDBPyConnection = con_or_settings
+    return given
 
 
 def _naive_utc(ts: datetime | None) -> datetime | None:
