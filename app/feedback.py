@@ -22,7 +22,9 @@ def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, tz: str) -> None
         "regenerates are recorded from the traffic).",
     )
     st.caption(
-        "Thumbs down: the share of rated answers whose latest thumbs is down. Regenerated: "
-        "the share of answers the conversation asked again within the regenerate window. "
-        "Each side is the answers it served (after a GO the student serves its share)."
+        f"Each day shows the week up to it (a side's week with fewer than {feedback.MIN_COUNT} "
+        "rated answers, or answers, has no point). Thumbs down: the share of rated answers "
+        "whose latest thumbs is down. Regenerated: the share of answers the conversation "
+        "asked again within the regenerate window. Each side is the answers it served (after "
+        "a GO the student serves its share of the users)."
     )

@@ -121,9 +121,12 @@ def arm_counts(
 
 
 def by_day(con: duckdb.DuckDBPyConnection, f: Filters, tz: str = "UTC") -> pd.DataFrame:
-    """day, arm, answers, rated, thumbs_down, regenerates, thumbs_down_rate (of rated
-    answers), regenerate_rate (of answers): the filter's period and categories, by the local
-    day of the answer; empty when no answer in the selection has feedback."""
+    """day, arm, the day's answers, rated, thumbs_down and regenerates, and over the trailing
+    week (:data:`WINDOW_DAYS` days up to the day): thumbs_down_rate (of rated answers),
+    regenerate_rate (of answers; each none below :data:`MIN_COUNT`) and the counts behind
+    them (``*_7d``). The filter's period
+    and categories, by the local day of the answer; each side from its first answer on;
+    empty when no answer in the selection has feedback."""
     start, end = analytics.utc_bounds(f, tz)
     answers = con.execute(
         f"SELECT ts, category, arm, rated, thumbs_down, regenerated FROM ({_ANSWERS})",
@@ -135,32 +138,45 @@ def by_day(con: duckdb.DuckDBPyConnection, f: Filters, tz: str = "UTC") -> pd.Da
         return pd.DataFrame(columns=_DAY_COLUMNS)
     local = pd.to_datetime(answers["ts"]).dt.tz_localize("UTC").dt.tz_convert(analytics.zone(tz))
     answers["day"] = local.dt.date
-    out = (
-        answers.groupby(["day", "arm"])
+    daily = (
+        answers.groupby(["arm", "day"])
         .agg(
             answers=("ts", "size"),
             rated=("rated", "sum"),
             thumbs_down=("thumbs_down", "sum"),
             regenerates=("regenerated", "sum"),
         )
-        .reset_index()
+        .astype(int)
     )
-    out["thumbs_down_rate"] = (out["thumbs_down"] / out["rated"].where(out["rated"] > 0)).astype(
-        float
-    )
-    out["regenerate_rate"] = (out["regenerates"] / out["answers"]).astype(float)
+    days = pd.date_range(min(answers["day"]), max(answers["day"]), freq="D").date
+    parts = []
+    for arm, part in daily.groupby(level="arm"):
+        part = part.droplevel("arm").reindex(days, fill_value=0)
+        # a trailing week: one day holds a handful of rated answers on the smaller side
+        week = part.rolling(WINDOW_DAYS, min_periods=1).sum()
+        enough_rated = week["rated"].where(week["rated"] >= MIN_COUNT)
+        part["thumbs_down_rate"] = week["thumbs_down"] / enough_rated
+        enough = week["answers"].where(week["answers"] >= MIN_COUNT)
+        part["regenerate_rate"] = week["regenerates"] / enough
+        part["rated_7d"], part["thumbs_down_7d"] = week["rated"], week["thumbs_down"]
+        part["answers_7d"], part["regenerates_7d"] = week["answers"], week["regenerates"]
+        first = part.index[part["answers"] > 0][0]  # from the side's first answer on
+        parts.append(part.loc[first:].rename_axis("day").reset_index().assign(arm=str(arm)))
+    out = pd.concat(parts, ignore_index=True)
     return out[_DAY_COLUMNS]
 
 
+WINDOW_DAYS = 7
+MIN_COUNT = 20  # a week with fewer rated answers (or answers) has no rate: one in two is noise
 _DAY_COLUMNS = [
     "day", "arm", "answers", "rated", "thumbs_down", "regenerates", "thumbs_down_rate",
-    "regenerate_rate",
+    "regenerate_rate", "answers_7d", "rated_7d", "thumbs_down_7d", "regenerates_7d",
 ]  # fmt: skip
 
 
 def figure(df: pd.DataFrame) -> go.Figure:
     """Thumbs-down rate (of rated answers, solid) and regenerate rate (of answers, dotted)
-    per day, one colour for each side: who served the answer."""
+    of the trailing week, per day, one colour for each side: who served the answer."""
     fig = go.Figure()
     for arm, color in (("teacher", TEACHER), ("student", STUDENT)):
         part = df[df["arm"] == arm]
@@ -171,22 +187,22 @@ def figure(df: pd.DataFrame) -> go.Figure:
             y=part["thumbs_down_rate"],
             name=f"{arm}: thumbs down",
             line={"color": color},
-            customdata=part[["thumbs_down", "rated"]],
-            hovertemplate="%{x}<br>%{y:.1%} (%{customdata[0]} of %{customdata[1]} rated)"
-            "<extra></extra>",
+            customdata=part[["thumbs_down_7d", "rated_7d"]],
+            hovertemplate="%{x}<br>%{y:.1%} (%{customdata[0]} of %{customdata[1]} rated "
+            "in 7 days)<extra></extra>",
         )
         fig.add_scatter(
             x=part["day"],
             y=part["regenerate_rate"],
             name=f"{arm}: regenerated",
             line={"color": color, "dash": "dot"},
-            customdata=part[["regenerates", "answers"]],
-            hovertemplate="%{x}<br>%{y:.1%} (%{customdata[0]} of %{customdata[1]} answers)"
-            "<extra></extra>",
+            customdata=part[["regenerates_7d", "answers_7d"]],
+            hovertemplate="%{x}<br>%{y:.1%} (%{customdata[0]} of %{customdata[1]} answers "
+            "in 7 days)<extra></extra>",
         )
     fig.update_yaxes(title="share", tickformat=".0%", rangemode="tozero")
     fig.update_layout(
-        title="Users' feedback per day, by who served the answer",
+        title="Users' feedback by who served the answer (each day: the week up to it)",
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=340,
     )
