@@ -213,7 +213,7 @@ def test_the_review_queue_can_sample_the_pairs_users_disliked(tmp_path: Path) ->
 
 
 def test_arm_counts_fold_each_answers_feedback_by_who_served_it(tmp_path: Path) -> None:
-    from shadowtutor.views import feedback as feedback_views
+    from shadowtutor.views.feedback import ArmCounts, arm_counts
 
     pairs = [_pair(i, served_by="student" if i % 2 else "teacher") for i in range(12)]
     pairs.append(_pair(12, category="casual"))
@@ -237,13 +237,13 @@ def test_arm_counts_fold_each_answers_feedback_by_who_served_it(tmp_path: Path) 
     desk.close()
     con = sql.connect(tmp_path)
     read.create_views(con, tmp_path)
-    got = feedback_views.arm_counts(con, datetime(2026, 12, 1, tzinfo=UTC), None)
+    got = arm_counts(con, datetime(2026, 12, 1, tzinfo=UTC), None)
     assert got == [
-        feedback_views.ArmCounts("casual", "teacher", 1, 0, 0, 0, 0, 0, 0),
+        ArmCounts("casual", "teacher", 1, 0, 0, 0, 0, 0, 0),
         # answers 1, 3, 5, 7, 9, 11: 1 now down (the latest thumbs), 3 now up, 5 rated 1
-        feedback_views.ArmCounts("greeting", "student", 6, 3, 1, 1, 0, 2, 0),
-        feedback_views.ArmCounts("greeting", "teacher", 6, 1, 1, 0, 1, 1, 0),
+        ArmCounts("greeting", "student", 6, 3, 1, 1, 0, 2, 0),
+        ArmCounts("greeting", "teacher", 6, 1, 1, 0, 1, 1, 0),
     ]
-    only = feedback_views.arm_counts(con, datetime(2026, 12, 1, tzinfo=UTC), None, "casual")
+    only = arm_counts(con, datetime(2026, 12, 1, tzinfo=UTC), None, "casual")
     assert [a.category for a in only] == ["casual"]
-    assert feedback_views.arm_counts(con, datetime(2026, 12, 2, tzinfo=UTC), None) == []
+    assert arm_counts(con, datetime(2026, 12, 2, tzinfo=UTC), None) == []
