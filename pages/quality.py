@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, filters, kinds
+from shadowtutor.app import auth, deps, feedback, filters, kinds
 from shadowtutor.app.text import md
 from shadowtutor.log import analytics
 from shadowtutor.views import charts, display, quality
@@ -132,3 +132,4 @@ st.caption(
 )
 
 kinds.quality_section(con, f, method)
+feedback.quality_section(con, f, settings.timezone)

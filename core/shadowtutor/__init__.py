@@ -25,6 +25,7 @@ _PUBLIC = {
     "ShadowCollector": "shadowtutor.collect.collector",
     "Job": "shadowtutor.collect.job",
     "wrap": "shadowtutor.collect.wrapper",
+    "request_id": "shadowtutor.collect.request_ids",
     "Settings": "shadowtutor.config",
     "SettingsError": "shadowtutor.config",
     "ShadowTutorError": "shadowtutor.errors",

@@ -170,6 +170,24 @@ class Settings:
         "Seconds the proxy keeps an idle keep-alive connection open before closing it (an "
         "OpenAI client reconnects when it needs to).",
     )
+    feedback_key: str = _setting(
+        "SHADOWTUTOR_FEEDBACK_KEY",
+        "",
+        "Key an app must send (`Authorization: Bearer KEY`) to post to the proxy's "
+        "`/v1/feedback`. Empty: feedback is taken only from loopback callers (127.0.0.1, ::1).",
+    )
+    regenerate_window_s: float = _setting(
+        "SHADOWTUTOR_REGENERATE_WINDOW_S",
+        120.0,
+        "Seconds within which a conversation sending the same last user message again counts "
+        "as a regenerate of the earlier answer (implicit feedback). 0: not recorded.",
+    )
+    abandon_after_s: float = _setting(
+        "SHADOWTUTOR_ABANDON_AFTER_S",
+        1800.0,
+        "Seconds of silence after an answer after which its conversation counts as abandoned "
+        "on that answer (implicit feedback). 0: not recorded.",
+    )
     review_blind: bool = _setting(
         "SHADOWTUTOR_REVIEW_BLIND",
         False,

@@ -16,8 +16,10 @@ PAGE = "pages/quality.py"
 def test_quality_page_on_demo_data(demo_settings: Settings, role: str) -> None:
     at = page_as(PAGE, demo_settings.db_url, role).run()
     assert not at.exception, at.exception
-    # histogram, trend, 2 breakdowns, latency, failures, the student by kind of request
-    assert len(at.get("plotly_chart")) == 7
+    # histogram, trend, 2 breakdowns, latency, failures, the student by kind of request,
+    # users' feedback by who served
+    assert len(at.get("plotly_chart")) == 8
+    assert "Users' feedback" in [h.value for h in at.subheader]
     table = at.dataframe[0].value
     assert table["model"].tolist() == ["teacher", "student"]
     assert int(table["requests"].iloc[0].replace(",", "")) > 0  # shown with separators
@@ -54,7 +56,7 @@ def test_manager_changes_threshold_and_filters(demo_settings: Settings) -> None:
     at.multiselect(key="quality-languages").select("en").run()
     at.selectbox(key="quality-period").select("All").run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 7
+    assert len(at.get("plotly_chart")) == 8
 
 
 def test_empty_log_says_so(migrated: Settings) -> None:

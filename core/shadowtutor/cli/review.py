@@ -24,7 +24,9 @@ def review_group() -> None:
     default="random",
     show_default=True,
     help="random; stratified (language x category); lowest_similarity; student_errors; "
-    "judge_unsure (more of the pairs the LLM judge is unsure of, weighted for the gate).",
+    "judge_unsure (more of the pairs the LLM judge is unsure of, weighted for the gate); "
+    "negative_feedback (pairs users thumbed down, rated low, corrected, flagged or "
+    "regenerated).",
 )
 @click.option("--size", type=click.IntRange(1, sampling.MAX_SIZE), default=50, show_default=True)
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC).")

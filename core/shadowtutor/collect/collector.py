@@ -43,8 +43,10 @@ from shadowtutor.collect.counters import Counters
 from shadowtutor.collect.executors.base import Executor
 from shadowtutor.collect.executors.companion import CompanionExecutor, Link, start_companion
 from shadowtutor.collect.executors.threads import ThreadExecutor
+from shadowtutor.collect.feedback import FeedbackDesk, Outcome
 from shadowtutor.collect.job import Call, Context, Job
 from shadowtutor.collect.openai_shape import ChatRequest
+from shadowtutor.collect.request_ids import request_id
 from shadowtutor.collect.sampling import sampled, sampling_key
 from shadowtutor.collect.work import Work
 from shadowtutor.config import Settings
@@ -103,6 +105,11 @@ class ShadowCollector:
         self.eligible = s.eligible
         self.queue_size = max(1, s.queue_size if queue_size is None else queue_size)
         self.writer = LogWriter(self.log_dir)
+        self.feedback_desk = FeedbackDesk(
+            self.log_dir,
+            regenerate_window_s=s.regenerate_window_s,
+            abandon_after_s=s.abandon_after_s,
+        )
         self._closed = False
         self._warned_styles: set[str] = set()
         threads = {
@@ -170,6 +177,10 @@ class ShadowCollector:
                 self.fanout.lanes()  # the students too: serving never reads the registry
             except Exception as exc:  # routing reports its own problems; never die here
                 self.last_error = f"routing refresh: {exc!r}"
+            try:
+                self.feedback_desk.tick()  # implicit feedback, off the request path
+            except Exception as exc:
+                self.last_error = f"implicit feedback: {exc!r}"
             time.sleep(1.0)
 
     # --- request path ----------------------------------------------------------------------------
@@ -227,6 +238,7 @@ class ShadowCollector:
             category=context.category,
             kind=request.kind,
         )
+        self.feedback_desk.request(call.id, context.conversation_id, request.messages)
         return call
 
     def student_call(self, call: Call) -> Answer | None:
@@ -311,6 +323,27 @@ class ShadowCollector:
             job.id = schema.new_id()
         return self.executor.submit(job, block=block, timeout=timeout)
 
+    def feedback(
+        self,
+        answer: Any,
+        kind: str,
+        value: Any = None,
+        *,
+        comment: str | None = None,
+        **fields: Any,
+    ) -> Outcome:
+        """Record a user's feedback on an answer: ``answer`` is what a wrapped client returned
+        (or its request id, ``shadowtutor.request_id(response)``); ``kind`` is ``thumbs``
+        (value ``"up"`` / ``"down"``), ``rating`` (a number, ``scale=`` 5 unless given),
+        ``correction`` (value: the answer the user wanted), ``flag`` (value: the reason) or
+        ``regenerate`` / ``abandoned``; ``fields``: ``event_id``, ``user``, ``conversation_id``,
+        ``ts``, ``metadata``, ``text``, ``scale``. Written to the log before it returns; never
+        raises: the :class:`Outcome` says accepted, duplicate, malformed or write_failed
+        (each counted in ``stats()["feedback"]``)."""
+        rid = answer if isinstance(answer, str) else request_id(answer)
+        event = {"request_id": rid, "kind": kind, "value": value, "comment": comment} | fields
+        return self.feedback_desk.take([event])[0]
+
     def wrap(self, client: Any) -> Any:
         """Wrap an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client, or an
         ``anthropic.Anthropic`` or ``AsyncAnthropic`` one (see ``collect.wrapper``)."""
@@ -325,6 +358,7 @@ class ShadowCollector:
         exact after :meth:`flush`)."""
         out = {"companion": None} | self.work.stats(self.executor.stats())
         return out | {
+            "feedback": self.feedback_desk.stats(),
             "queue_size": self.queue_size,
             "routing_fallbacks": routing.fallbacks(),
             "log_dir": str(self.log_dir),
@@ -335,6 +369,7 @@ class ShadowCollector:
 
         True when nothing is left; False when the timeout passed or the log is unwritable.
         """
+        self.feedback_desk.tick()
         return self.executor.flush(timeout)
 
     def close(self, timeout: float | None = 30.0) -> bool:
@@ -344,6 +379,7 @@ class ShadowCollector:
         done = self.executor.close(timeout)
         self._closed = True
         self.work.close()
+        self.feedback_desk.close()
         self.writer.close()
         _LIVE.discard(self)
         return done

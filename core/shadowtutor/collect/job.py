@@ -189,6 +189,9 @@ class Call:
     origin: Any = None
     student_error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the request's id from its start: the app gets it with the answer (collect.request_ids),
+    # its record carries it as request_id, its feedback is keyed by it
+    id: str = field(default_factory=schema.new_id)
 
     @property
     def user(self) -> str | None:
@@ -213,6 +216,7 @@ class Call:
         ctx = self.context
         return Job(
             messages=self.request.messages,
+            id=self.id,
             user_hash=schema.pseudonymize(self.user),
             conversation_id=ctx.conversation_id,
             category=self.category,

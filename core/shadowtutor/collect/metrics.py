@@ -29,6 +29,9 @@ Metric names (all prefixed ``shadowtutor_``):
 - ``queue_depth``, ``queue_size``, ``unwritten_records``: gauges
 - ``breaker_state{state}``: 1 for the current state (``closed``, ``open``, ``half-open``);
   ``breaker_opened_total``
+- ``feedback_events_total{outcome}``: feedback taken (``accepted``; ``unknown_id`` of those
+  for an id this process did not answer) or not (``duplicate``, ``malformed``,
+  ``write_failed``, ``untrusted``)
 - ``log_upload_lag_seconds``: age of the oldest record not yet in the bucket (0 for a folder);
   ``log_parts_pending``, ``log_uploaded_parts_total``, ``log_upload_errors_total``
 """
@@ -47,6 +50,14 @@ from prometheus_client.registry import Collector
 PREFIX = "shadowtutor_"
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BREAKER_STATES = ("closed", "open", "half-open")
+FEEDBACK_OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "malformed",
+    "unknown_id",
+    "write_failed",
+    "untrusted",
+)
 
 
 class _StatsCollector(Collector):
@@ -149,6 +160,16 @@ class _StatsCollector(Collector):
         )
         yield counter("log_uploaded_parts", "Log parts uploaded.", up.get("uploaded_parts", 0))
         yield counter("log_upload_errors", "Failed log part uploads.", up.get("upload_errors", 0))
+        feedback = CounterMetricFamily(
+            PREFIX + "feedback_events",
+            "Feedback events by outcome (accepted, duplicate, malformed, unknown_id: accepted "
+            "for an id this process did not answer, write_failed, untrusted).",
+            labels=["outcome"],
+        )
+        fb = s.get("feedback") or {}
+        for outcome in FEEDBACK_OUTCOMES:
+            feedback.add_metric([outcome], float(fb.get(outcome, 0)))
+        yield feedback
 
 
 class CollectorMetrics:

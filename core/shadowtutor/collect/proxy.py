@@ -9,6 +9,8 @@ Point any app's OpenAI ``base_url`` at ``http://HOST:PORT/v1``. Endpoints:
 * every other path and method (``/v1/embeddings``, ``/v1/models``, ``/v1/models/{id}``, any
   unknown path) — forwarded to the teacher unchanged and unshadowed, counted by path
   (:mod:`shadowtutor.collect.forward`).
+* ``POST /v1/feedback`` — users' feedback on an answer, by the ``X-ShadowTutor-Request-Id``
+  every answer carries (:mod:`shadowtutor.collect.feedback_http`).
 * ``GET /healthz`` — ``{"status": "ok", "collector": stats()}``.
 * ``GET /metrics`` — Prometheus text format (:mod:`shadowtutor.collect.metrics`).
 
@@ -46,7 +48,7 @@ from starlette.routing import Route
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer, StreamClock, teacher_api_key
-from shadowtutor.collect import forward, metrics, proxy_protocols
+from shadowtutor.collect import feedback_http, forward, metrics, proxy_protocols, request_ids
 from shadowtutor.collect.collector import ShadowCollector
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
@@ -201,6 +203,7 @@ class Proxy(AsyncRequestPath):
             self.upstreams, lambda: self.http, self.collector.counters.forwarded
         )
         self.protocols = proxy_protocols.Protocols(self, _context)  # /v1/messages, /v1/responses
+        self.feedback = feedback_http.endpoint(self.collector.feedback_desk, settings.feedback_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -223,13 +226,16 @@ class Proxy(AsyncRequestPath):
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/healthz", self.health, methods=["GET"]),
                 Route("/metrics", metrics.endpoint(self.collector), methods=["GET"]),
+                Route(feedback_http.PATH, self.feedback, methods=["POST"]),
                 *self.protocols.routes(),
                 # last: whatever no route above takes goes to the teacher, unshadowed
                 Route("/{path:path}", self.forwarder.forward, methods=forward.METHODS),
             ],
             lifespan=self.lifespan,
         )
-        return _Front(self.chat, routes, self.protocols.fast())
+        return _Front(
+            self.chat, routes, self.protocols.fast() | {feedback_http.PATH: self.feedback}
+        )
 
     # --- endpoints -------------------------------------------------------------------------------
     async def health(self, request: Request) -> JSONResponse:
@@ -251,7 +257,8 @@ class Proxy(AsyncRequestPath):
         try:
             response: Response = await self.run(call)  # the path returns what the front builds
         except TeacherFailed as failed:
-            return failed.response
+            response = failed.response
+        response.headers[request_ids.HEADER] = call.id
         return response
 
     # --- the request path's I/O and shapes ------------------------------------------------------

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer, StreamClock
-from shadowtutor.collect import anthropic_shape, forward, responses_shape
+from shadowtutor.collect import anthropic_shape, forward, request_ids, responses_shape
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import ChatRequest, answer_of
 from shadowtutor.collect.path import AsyncRequestPath, Front, timed
@@ -153,7 +153,8 @@ class ProtocolRoute(AsyncRequestPath):
         try:
             response: Response = await self.run(call)
         except Failed as failed:
-            return failed.response
+            response = failed.response
+        response.headers[request_ids.HEADER] = call.id
         return response
 
     # --- the request path's I/O and shapes ------------------------------------------------------

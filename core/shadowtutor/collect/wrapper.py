@@ -50,7 +50,7 @@ from openai.lib._parsing import type_to_response_format_param
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from shadowtutor.backends import Answer, StreamClock
-from shadowtutor.collect import wrapper_protocols
+from shadowtutor.collect import request_ids, wrapper_protocols
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import (
     ChatRequest,
@@ -266,10 +266,12 @@ class ShadowCompletions(_OpenAICompletions, SyncRequestPath):
     """``client.chat.completions`` with a shadowed ``create`` and ``parse``."""
 
     def create(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return self.run(self.begin(args, kwargs, shadow))
+        call = self.begin(args, kwargs, shadow)
+        return request_ids.tag(self.run(call), call.id)
 
     def parse(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return self.run(self.begin(args, kwargs, shadow, "parse"))
+        call = self.begin(args, kwargs, shadow, "parse")
+        return request_ids.tag(self.run(call), call.id)
 
     def tee(self, call: Call, reply: Any, clock: StreamClock) -> Any:
         return TeeStream(reply, clock, self, call)
@@ -279,10 +281,12 @@ class AsyncShadowCompletions(_OpenAICompletions, AsyncRequestPath):
     """``client.chat.completions`` of an AsyncOpenAI client with a shadowed ``create``."""
 
     async def create(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return await self.run(self.begin(args, kwargs, shadow))
+        call = self.begin(args, kwargs, shadow)
+        return request_ids.tag(await self.run(call), call.id)
 
     async def parse(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return await self.run(self.begin(args, kwargs, shadow, "parse"))
+        call = self.begin(args, kwargs, shadow, "parse")
+        return request_ids.tag(await self.run(call), call.id)
 
     def tee(self, call: Call, reply: Any, clock: StreamClock) -> Any:
         return AsyncTeeStream(reply, clock, self, call)

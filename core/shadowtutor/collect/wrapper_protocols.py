@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shadowtutor.backends import Answer, StreamClock
-from shadowtutor.collect import anthropic_shape, responses_shape
+from shadowtutor.collect import anthropic_shape, request_ids, responses_shape
 from shadowtutor.collect.job import Call, Context
 from shadowtutor.collect.openai_shape import ChatRequest, answer_of
 from shadowtutor.collect.path import AsyncRequestPath, Front, RequestPath, SyncRequestPath, timed
@@ -151,7 +151,8 @@ class _Responses(_ProtocolCalls):
 class _SyncMixin(SyncRequestPath):
     def create(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         calls: Any = self
-        return self.run(calls.begin(args, kwargs, shadow))
+        call = calls.begin(args, kwargs, shadow)
+        return request_ids.tag(self.run(call), call.id)
 
     def tee(self, call: Call, reply: Any, clock: StreamClock) -> Any:
         calls: Any = self
@@ -161,7 +162,8 @@ class _SyncMixin(SyncRequestPath):
 class _AsyncMixin(AsyncRequestPath):
     async def create(self, *args: Any, shadow: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         calls: Any = self
-        return await self.run(calls.begin(args, kwargs, shadow))
+        call = calls.begin(args, kwargs, shadow)
+        return request_ids.tag(await self.run(call), call.id)
 
     def tee(self, call: Call, reply: Any, clock: StreamClock) -> Any:
         calls: Any = self

@@ -25,7 +25,7 @@ from shadowtutor import similarity
 from shadowtutor.accounts import permissions
 from shadowtutor.accounts.users import add_user, get_user
 from shadowtutor.cost import pricing
-from shadowtutor.demo import kinds, students
+from shadowtutor.demo import feedback, kinds, students
 from shadowtutor.demo.students import ELIGIBLE
 from shadowtutor.demo.text import (
     CONTACTS,
@@ -426,6 +426,7 @@ class DemoSummary:
     log_dir: Path
     judged: int = 0  # pairs scored by the (simulated) LLM judge
     kinds: int = 0  # records of tool and JSON-schema requests (demo.kinds)
+    feedback: int = 0  # users' feedback events (demo.feedback)
 
 
 def build(
@@ -455,6 +456,8 @@ def build(
         generated.append(pair)
         if len(generated) % PROGRESS_EVERY == 0 and len(generated) < pairs:
             say(f"  {len(generated):,} of {pairs:,} pairs")
+    say("a canary of the last four weeks (the student serves some users)")
+    served = feedback.serve([p.record for p in generated], end=end, eligible=ELIGIBLE)
     say("answers of the other two demo students")
     for p in generated:  # the demo's Llama is a registered student, not the settings' one
         p.record["student_name"] = students.PRIMARY
@@ -476,6 +479,9 @@ def build(
     written = generated + extra + tooling
     say(f"writing {len(written):,} records to {log_dir}, closed days to Parquet")
     compacted = write_log(log_dir, sorted(written, key=lambda p: p.record["ts"]))
+    reactions = feedback.events([p.record for p in generated], end=end, seed=seed)
+    say(f"{len(reactions):,} users' feedback events ({served:,} answers served by the student)")
+    feedback.write_events(log_dir, reactions)
     say("accounts, reviews, budget, judge scores and students in the database")
     from shadowtutor import db
 
@@ -497,6 +503,7 @@ def build(
         queue_kinds(session, tooling, accounts["admin"], seed=seed)
     summary = DemoSummary(len(generated), reviews, budget, len(compacted.days), log_dir, judged)
     summary.kinds = len(tooling)
+    summary.feedback = len(reactions)
     return summary
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from shadowtutor.log import schema, sql, storage
+from shadowtutor.log import feedback, schema, sql, storage
 from shadowtutor.log.errors import CorruptPartError, LogReadError, RecordError
 from shadowtutor.log.storage import JSONL_SUFFIXES, LogDir
 
@@ -160,12 +160,14 @@ def create_views(
     log_dir: LogDir,
     listing: tuple[list[Any], list[Any]] | None = None,
 ) -> None:
-    """Create (or replace) the views ``raw_pairs`` and ``pairs`` on a DuckDB connection
-    (over ``listing``, the (JSONL, Parquet) files just listed, or a fresh listing)."""
+    """Create (or replace) the views ``raw_pairs``, ``pairs`` and ``feedback`` on a DuckDB
+    connection (over ``listing``, the (JSONL, Parquet) files just listed, or a fresh
+    listing; ``feedback`` over its own part)."""
     storage.resolve(log_dir).prepare(con)
     listing = listing or (jsonl_files(log_dir), parquet_files(log_dir))
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw_pairs AS {sql.raw_select(log_dir, listing)}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW pairs AS {sql.FLAT_SELECT} FROM raw_pairs")
+    feedback.create_view(con, log_dir)  # users' feedback, joinable to pairs on request_id
 
 
 def known_ids(log_dir: LogDir) -> set[str]:

@@ -63,8 +63,9 @@ class LogWriter:
             return super().__new__(SpoolWriter)
         return super().__new__(cls)
 
-    def __init__(self, log_dir: LogDir):
+    def __init__(self, log_dir: LogDir, part: str = "jsonl"):
         self.log_dir = Path(storage.resolve(log_dir).root)
+        self.part = part  # the log's folder of this kind of record (feedback: its own)
         self._token = _token()
         self._fds: dict[str, int] = {}
         self._paths: dict[str, str] = {}
@@ -88,7 +89,7 @@ class LogWriter:
         path = self._paths.get(day)
         if path is None:  # cached: building a Path costs more than the write itself
             path = self._paths[day] = str(
-                self.log_dir / "jsonl" / f"date={day}" / f"{self._token}.jsonl"
+                self.log_dir / self.part / f"date={day}" / f"{self._token}.jsonl"
             )
         return path
 
@@ -243,15 +244,17 @@ class SpoolWriter(LogWriter):
     upload and the local delete) writes the same bytes to the same name.
     """
 
-    def __init__(self, log_dir: LogDir):
+    def __init__(self, log_dir: LogDir, part: str = "jsonl"):
         loc = storage.resolve(log_dir)
         assert isinstance(loc, bucket.S3Storage)
         self.location = loc
         self.log_dir = loc  # type: ignore[assignment]
+        self.part = part
         self._lock = threading.Lock()
         self.listeners = []
-        self._open_dir = loc.spool / "open"
-        self._ready_dir = loc.spool / "ready"
+        spool = loc.spool if part == "jsonl" else loc.spool / part  # each part its own spool
+        self._open_dir = spool / "open"
+        self._ready_dir = spool / "ready"
         self._counts = {"uploaded_parts": 0, "upload_errors": 0}
         self.last_upload_error: str | None = None
         self.last_upload_lag_s = 0.0
@@ -355,7 +358,7 @@ class SpoolWriter(LogWriter):
         """Upload every ready part; True when none is left. Stops at the first failure."""
         for path in self._ready():
             day = path.parent.name
-            target = self.location.sub("jsonl", day, path.name + ".zst")
+            target = self.location.sub(self.part, day, path.name + ".zst")
             try:
                 size = path.stat().st_size
                 if size == 0:

@@ -11,6 +11,8 @@ Strategies (all deterministic for a given seed):
   a cell with too few pairs gives its share to the others.
 - ``lowest_similarity``: the pairs where the student differed most from the teacher.
 - ``student_errors``: pairs where the student failed or timed out.
+- ``negative_feedback``: pairs whose answer users reacted badly to (thumbs down, a low rating,
+  a correction, a flag, a regenerate: :func:`shadowtutor.log.feedback.negative_sql`).
 - ``judge_unsure``: pairs the LLM judge is unsure of are picked more often (its two answer
   orders disagree, it prefers different answers in the two orders, its score disagrees with
   the similarity, or it has not scored the pair), yet the gate's estimate stays unbiased: half
@@ -36,15 +38,25 @@ import duckdb
 
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.judge import calibration
+from shadowtutor.log import feedback
 from shadowtutor.log.schema import DEFAULT_STUDENT, SOURCES
 
-STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "judge_unsure")
+STRATEGIES = (
+    "random",
+    "stratified",
+    "lowest_similarity",
+    "student_errors",
+    "judge_unsure",
+    "negative_feedback",
+)
 STRATEGY_HELP = {
     "random": "a uniform random sample",
     "stratified": "equal shares of each language x category",
     "lowest_similarity": "lowest teacher-student similarity first",
     "student_errors": "student errors and timeouts",
     "judge_unsure": "more of the pairs the LLM judge is unsure of (weighted, so unbiased)",
+    "negative_feedback": "pairs with negative feedback from users (thumbs down, a low rating, "
+    "a correction, a flag, a regenerate)",
 }
 UNIFORM_SHARE = 0.5  # judge_unsure: the share of the sampling weight spread evenly
 # judge_unsure trusts the judge's uncertainty only once the judge is calibrated: unequal
@@ -112,6 +124,9 @@ def select_ids(
     if strategy == "student_errors":
         failed = [r for r in ordered if is_student_failure(r)]
         return [str(r["id"]) for r in rng.sample(failed, min(size, len(failed)))]
+    if strategy == "negative_feedback":
+        disliked = [r for r in ordered if r.get("negative_feedback")]
+        return [str(r["id"]) for r in rng.sample(disliked, min(size, len(disliked)))]
     if strategy == "judge_unsure":
         return _systematic(ordered, inclusion_probabilities(ordered, size), rng)
     return _stratified(ordered, size, rng)
@@ -239,9 +254,10 @@ def _stratified(rows: list[dict[str, Any]], size: int, rng: random.Random) -> li
 
 # --- reading the log ---------------------------------------------------------------------
 
-_CANDIDATES = """
+_CANDIDATES = f"""
 SELECT id, ts, source, language, category, similarity, student_error, student_model,
-       student_response IS NULL AS student_response_missing
+       student_response IS NULL AS student_response_missing,
+       request_id IN ({feedback.DISLIKED_SQL}) AS negative_feedback
 FROM pairs
 WHERE id IS NOT NULL
 """

@@ -82,7 +82,7 @@ def priority_for(strategy: str, record: dict[str, Any]) -> float:
     if strategy == "lowest_similarity":
         score = (record.get("similarity") or {}).get("score")
         return 1.0 - float(score) if score is not None else 0.0
-    if strategy == "student_errors":
+    if strategy in ("student_errors", "negative_feedback"):
         return 1.0
     return 0.0
 

@@ -1,0 +1,30 @@
+"""The Quality page's section on users' feedback (thumbs down and regenerates per day, by
+who served the answer)."""
+
+from __future__ import annotations
+
+import duckdb
+import streamlit as st
+
+from shadowtutor.app import filters
+from shadowtutor.log.analytics import Filters
+from shadowtutor.views import feedback
+
+
+def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, tz: str) -> None:
+    st.subheader("Users' feedback")
+    filters.chart(
+        feedback.by_day(con, f, tz),
+        feedback.figure,
+        name="feedback_by_day",
+        empty="No answer in this selection has users' feedback yet (an app sends it with "
+        "POST /v1/feedback on the proxy or collector.feedback(...) in the wrapper; "
+        "regenerates are recorded from the traffic).",
+    )
+    st.caption(
+        f"Each day shows the week up to it (a side's week with fewer than {feedback.MIN_COUNT} "
+        "rated answers, or answers, has no point). Thumbs down: the share of rated answers "
+        "whose latest thumbs is down. Regenerated: the share of answers the conversation "
+        "asked again within the regenerate window. Each side is the answers it served (after "
+        "a GO the student serves its share of the users)."
+    )
