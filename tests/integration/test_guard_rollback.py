@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.accounts.permissions import SYSTEM
-from shadowtutor.gate import decisions, evaluate, guard, guard_evidence, rollout
+from shadowtutor.gate import decisions, evaluate, evidence, guard, guard_evidence, rollout
 from shadowtutor.gate.guard import ArmCounts, Arms
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.log.schema import DEFAULT_STUDENT
@@ -204,3 +204,28 @@ def test_evaluate_rolls_back_on_the_students_errors(migrated) -> None:  # noqa: 
     with db.session_scope(migrated.db_url) as session:
         assert rollout.state(session=session).stage == 0
         assert rollout.history(session=session)[0].action == "auto_rollback"
+
+
+def test_thumbs_written_by_the_feedback_desk_are_counted_by_the_guard(migrated) -> None:  # noqa: ANN001
+    """The feedback room stores a thumb as 1 / -1 (a double): the guard reads those records
+    from the log's own ``feedback`` view and counts the downs (it compared '-1.0' with '-1'
+    and found none)."""
+    from shadowtutor.log import feedback, write
+
+    cfg = config()
+    guardlog.write_rollout(migrated, cfg, requests=400)
+    con = evidence.connect(migrated.log_path)
+    ids = [r[0] for r in con.execute("SELECT request_id FROM pairs ORDER BY request_id").fetchall()]
+    events = [
+        feedback.event({"request_id": rid, "kind": "thumbs", "value": "down" if i % 4 else "up"})
+        for i, rid in enumerate(ids[:40])
+    ]
+    with write.LogWriter(migrated.log_path, part=feedback.PART) as w:
+        w.append_many(events)
+    con = evidence.connect(migrated.log_path)
+    got = guard.pooled(
+        guard_evidence.counts(con, datetime.now(UTC) - timedelta(days=1))["greeting"]
+    )
+    rated = got.student.rated + got.teacher.rated
+    down = got.student.thumbs_down + got.teacher.thumbs_down
+    assert (rated, down) == (40, 30)

@@ -26,7 +26,8 @@ from shadowtutor.config import Settings
 from shadowtutor.gate import criteria, epochs, evidence, guard, rollout
 from shadowtutor.log.schema import DEFAULT_STUDENT
 
-# A thumb's value that means "down" (as sent: a word, a number or a boolean).
+# A thumb's value that means "down": the feedback room stores -1 (a double, any negative
+# number counts); a table of the app's own may say it in words or as a boolean.
 DOWN = ("down", "-1", "0", "false", "thumbs_down", "no", "bad")
 
 _NO_FEEDBACK = (
@@ -84,7 +85,8 @@ def by_stage(
                    WHERE kind = 'thumbs' GROUP BY request_id),
         regen AS (SELECT DISTINCT request_id FROM fb WHERE kind = 'regenerate')
         SELECT a.category, a.stage, a.arm, count(*) AS answers, count(t.request_id) AS rated,
-               count(*) FILTER (WHERE t.value IN ({down})) AS thumbs_down,
+               count(*) FILTER (WHERE t.value IN ({down})
+                                OR TRY_CAST(t.value AS DOUBLE) < 0) AS thumbs_down,
                count(r.request_id) AS regenerates, count(*) FILTER (WHERE a.failed) AS errors
         FROM arms a LEFT JOIN thumbs t USING (request_id) LEFT JOIN regen r USING (request_id)
         GROUP BY ALL ORDER BY ALL
