@@ -20,6 +20,7 @@ from shadowtutor.gate import (
     killswitch,
     rollout,
 )
+from shadowtutor.router import schedule
 from shadowtutor.tables import row_id
 
 
@@ -92,6 +93,7 @@ def evaluate_cmd(ctx: click.Context, student: str | None, by: str | None) -> Non
     _print_decision(result.decision, result.decision_id)
     if result.rollback:
         click.echo(f"AUTOMATIC ROLLBACK to 0%: {result.rollback}", err=True)
+    click.echo(f"router: {schedule.retrain_due(settings, _config(ctx), student=student).note}")
 
 
 def _step(value: str) -> int:
