@@ -108,7 +108,11 @@ def rollback_cmd(
     """Make an earlier VERSION the active one."""
     with session_of(ctx) as session:
         store.rollback(
-            session, actor=actor_of(session, by), student=student, version=version, reason=reason
+            session=session,
+            actor_id=actor_of(session, by),
+            student=student,
+            version=version,
+            reason=reason,
         )
     click.echo(f"router of {student}: version {version} is active")
 
@@ -124,6 +128,10 @@ def mode_cmd(ctx: click.Context, mode: str, student: str, reason: str, by: str |
     applies on top); `category`: the gate's category GOs decide."""
     with session_of(ctx) as session:
         store.set_mode(
-            session, actor=actor_of(session, by), student=student, mode=mode, reason=reason
+            session=session,
+            actor_id=actor_of(session, by),
+            student=student,
+            mode=mode,
+            reason=reason,
         )
     click.echo(f"router of {student}: mode {mode}")

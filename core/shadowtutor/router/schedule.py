@@ -56,8 +56,8 @@ def train(
     students = students_under_test(settings)
     with db.session_scope(settings.db_url) as session:
         return store.train(
-            session,
-            actor=actor,
+            session=session,
+            actor_id=actor,
             config=config,
             student=student,
             students=students,

@@ -155,9 +155,9 @@ def _metrics(scores: list[float], ys: list[bool]) -> dict[str, Any]:
 
 
 def train(
-    session: Session,
     *,
-    actor: permissions.Actor,
+    session: Session,
+    actor_id: permissions.Actor,
     config: GateConfig,
     student: str,
     students: int,
@@ -170,7 +170,7 @@ def train(
     people's labels (and the judge's, see :mod:`shadowtutor.router.labels`); it becomes the
     active version, the mode kept. ``judge_records``: the log records of pairs only the judge
     scored (the caller reads the log)."""
-    who = permissions.require(session, actor, "router.manage")
+    who = permissions.require(session, actor_id, "router.manage")
     if not 0.5 <= floor < 1:
         raise RouterError(f"the floor is an acceptable rate between 0.5 and 1, not {floor}")
     human = labels.human_labels(session, student=student, bar=config.min_review_score)
@@ -225,10 +225,10 @@ def train(
 
 
 def rollback(
-    session: Session, *, actor: permissions.Actor, student: str, version: int, reason: str
+    *, session: Session, actor_id: permissions.Actor, student: str, version: int, reason: str
 ) -> RouterEvent:
     """Make an earlier ``version`` the active one again (``router.manage``)."""
-    who = permissions.require(session, actor, "router.manage")
+    who = permissions.require(session, actor_id, "router.manage")
     row = session.exec(
         select(RouterModel).where(RouterModel.student == student, RouterModel.version == version)
     ).first()
@@ -249,11 +249,11 @@ def rollback(
 
 
 def set_mode(
-    session: Session, *, actor: permissions.Actor, student: str, mode: str, reason: str
+    *, session: Session, actor_id: permissions.Actor, student: str, mode: str, reason: str
 ) -> RouterEvent:
     """``routed``: the router decides per request (the rollout's stage still applies on top);
     ``category``: the gate's category GOs decide again (``router.manage``)."""
-    who = permissions.require(session, actor, "router.manage")
+    who = permissions.require(session, actor_id, "router.manage")
     if mode not in MODES:
         raise RouterError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
     current = state(session, student)
