@@ -205,3 +205,12 @@ def test_an_unreadable_state_keeps_the_gate_decision(tmp_path: Path) -> None:
     assert live.apply(route, url=url, messages=[], category="greeting") == route
     assert time.monotonic() - start < 1.0  # it never waits for the database
     assert live.counts()["state_not_read"] == 1
+
+
+def test_the_routers_reader_never_creates_a_database_file(tmp_path: Path) -> None:
+    """A collector starts before `db upgrade`: the router's reader must not create an empty
+    SQLite file, which routing would then report as a database without schema."""
+    path = tmp_path / "shadowtutor.db"
+    assert live.wait_ready(f"sqlite:///{path}")
+    assert not path.exists()
+    assert live.snapshot(f"sqlite:///{path}") == {}

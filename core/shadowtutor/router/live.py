@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from shadowtutor.gate.routing import Route
@@ -84,6 +85,8 @@ def _read(url: str, loaded: dict[int, Active]) -> dict[str, Active]:
     from shadowtutor.tables import RouterEvent, RouterModel
 
     out: dict[str, Active] = {}
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return out  # connecting would create an empty database file (routing says so)
     with db.session_scope(url, READ_TIMEOUT_S) as session:
         events = session.exec(select(RouterEvent).order_by(col(RouterEvent.id))).all()
         newest = {e.student: e for e in events}

@@ -72,6 +72,29 @@ def fit(examples: Sequence[Example], *, n_features: int = N_FEATURES) -> Scorer:
     )
 
 
+def out_of_fold_scores(examples: Sequence[Example], folds: int = 5, seed: int = 0) -> list[float]:
+    """Each example's score by a model that did not learn from it (``folds``-fold cross-fitting,
+    scikit-learn's ``StratifiedKFold``): how fresh requests score, where the scores of the
+    examples a model learned from run high. The threshold grid is cut from these."""
+    from sklearn.model_selection import StratifiedKFold
+
+    x = vectorizer().transform([e.text for e in examples])
+    y = np.array([1 if e.acceptable else 0 for e in examples])
+    w = np.array([e.weight for e in examples], dtype=float)
+    out = np.full(len(examples), np.nan)
+    k = min(folds, int(min(y.sum(), len(y) - y.sum())))
+    if k < 2:
+        return [float("nan")] * len(examples)
+    for learn, score in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y):
+        if len(set(y[learn].tolist())) < 2:
+            continue
+        fold = LogisticRegression(C=C, max_iter=1000).fit(
+            x[learn], y[learn], sample_weight=w[learn]
+        )
+        out[score] = fold.predict_proba(x[score])[:, 1]
+    return [float(v) for v in out]
+
+
 def sklearn_scores(scorer: Scorer, texts: Sequence[str]) -> list[float]:
     """The scorer's probabilities computed by scikit-learn (for tests and offline scoring of
     many requests at once)."""

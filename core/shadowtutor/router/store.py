@@ -111,7 +111,9 @@ def fit_version(
     """The model, the per-category choices and held-out metrics, from labels. Pure apart from
     the learning. ``alpha_of(categories)`` gives each category's level."""
     scorer = model.fit(found.train)
-    train_scores = model.sklearn_scores(scorer, [e.text for e in found.train])
+    # the grid is cut from scores of models that did not learn the example (cross-fitted):
+    # a model's own training examples score higher than the requests it will see
+    train_scores = model.out_of_fold_scores(found.train)
     held_scores = model.sklearn_scores(scorer, [lab.text for lab in found.held_out])
     cats = sorted({lab.category for lab in found.held_out})
     alpha = float(alpha_of(len(cats)))
@@ -119,7 +121,11 @@ def fit_version(
     for cat in cats:
         idx = [i for i, lab in enumerate(found.held_out) if lab.category == cat]
         grid = threshold.grid(
-            [s for s, c in zip(train_scores, found.train_categories, strict=True) if c == cat],
+            [
+                s
+                for s, c in zip(train_scores, found.train_categories, strict=True)
+                if c == cat and s == s  # NaN: a fold without both labels
+            ],
             threshold.start_share(len(idx), floor, alpha),
         )
         choice = threshold.choose(
