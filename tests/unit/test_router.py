@@ -37,12 +37,20 @@ def test_the_request_path_scorer_gives_scikit_learns_probability() -> None:
     rng = random.Random(1)
     texts = [
         features.request_text(_messages(rng, rng.randrange(1, 40)), category=c, kind="plain")
-        for c in ("business", "greeting", None)
+        for c in ("business", "greeting", None, "Small-Talk", "café au lait")
         for _ in range(30)
-    ] + ["", "Ünïcödé wörds ÀÉ 東京 straße", "a b c"]
+    ] + ["", "Ünïcödé wörds ÀÉ 東京 straße İstanbul", "a b c"]
     expected = model.sklearn_scores(scorer, texts)
     for text, want in zip(texts, expected, strict=True):
         assert scorer.score_text(text) == pytest.approx(want, abs=1e-9)
+    # and the request path's tokens (never joined into a text) score the same
+    for c in ("business", "Small-Talk", "café au lait"):
+        msgs = _messages(rng, 20)
+        text = features.request_text(msgs, category=c, kind="json_schema", tools=3)
+        [want] = model.sklearn_scores(scorer, [text])
+        assert scorer.score(msgs, category=c, kind="json_schema", tools=3) == pytest.approx(
+            want, abs=1e-9
+        )
 
 
 def test_small_hash_spaces_collide_and_still_agree() -> None:
