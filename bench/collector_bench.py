@@ -764,8 +764,6 @@ def settings_db_url(env: dict[str, str]) -> str:
     return Settings.load(env).db_url
 
 
-
-
 def bench_router(n: int) -> list[str]:
     """The router's decision on the request path (``router.live.decide``: the request's text
     and markers, the hashed tokens, the dot product, the threshold), each call timed alone,
@@ -795,8 +793,9 @@ def bench_router(n: int) -> list[str]:
     active = live.Active(1, "routed", {"business": 0.6, "casual": 0.5, "greeting": 0.3}, scorer)
     route = Route("student", 100, 5.0, True, "llama")
     rng = random.Random(0)
-    long_text = " ".join(rng.choice(["prenotazione", "bagaglio", "rimborso", "volo", "data"])
-                         for _ in range(400))[:1200]  # fmt: skip (the router reads its last 500)
+    long_text = " ".join(
+        rng.choice(["prenotazione", "bagaglio", "rimborso", "volo", "data"]) for _ in range(400)
+    )[:1200]  # fmt: skip (the router reads its last 500)
     cases = {
         "bakery request": [MSGS],
         "demo requests": [r["messages"] for r in pairs[:500]],

@@ -29,6 +29,7 @@ import os
 import random
 import statistics
 import time
+from datetime import UTC, datetime
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ def demo_part(n_labels: int, floor: float) -> list[str]:
     t0 = time.monotonic()
     pairs = list(generate_pairs(pairs=20_000, days=60, seed=7))
     rng = random.Random(11)
+    now = datetime.now(UTC)
     ok_pairs = [p for p in pairs if p.record["student"].get("response") is not None]
 
     def reviewed(i: int, p: Any) -> bool:
@@ -120,7 +122,7 @@ def demo_part(n_labels: int, floor: float) -> list[str]:
             language=rec["language"],
             snapshot={"teacher": {"response": rec["teacher"]["response"]}},
         )
-        review = _demo_review(rng, item, 1, 0.0, {rec["id"]: p.flaws}, rec["ts"])
+        review = _demo_review(rng, item, 1, 0.0, {rec["id"]: p.flaws}, now)
         return (review.student_score or 0) >= BAR
 
     rng.shuffle(ok_pairs)

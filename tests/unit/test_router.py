@@ -79,8 +79,15 @@ def test_the_stored_form_round_trips_and_is_not_a_pickle() -> None:
     assert b"pickle" not in data and data[:2] == b"PK"  # a zip of plain arrays
     back = model.loads(data)
     assert back == Scorer(dict(scorer.weights), scorer.intercept, scorer.n_features)
-    with pytest.raises(model.RouterModelError, match="cannot be read"):
+    with pytest.raises(model.RouterModelError, match="cannot be used"):
         model.loads(b"not a model")
+
+
+def test_a_model_made_with_other_features_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = model.dumps(model.fit(_examples()))
+    monkeypatch.setattr(model, "FEATURES_VERSION", features.FEATURES_VERSION + 1)
+    with pytest.raises(model.RouterModelError, match="features version 1, .* version 2: train"):
+        model.loads(data)
 
 
 def test_one_label_only_is_a_clear_error() -> None:

@@ -27,6 +27,9 @@ from sklearn.utils import murmurhash3_32
 
 from shadowtutor import detect
 
+# What the tokens are (this module's text, markers and pattern): a stored model records it, and
+# a model made with other tokens is refused (it would score other features than it learned).
+FEATURES_VERSION = 1
 N_FEATURES = 2**18
 TEXT_CHARS = 400  # the user turns' last characters the router reads (bounded cost: 50 µs)
 # scikit-learn's default token pattern without its \b anchors, which change nothing (a greedy

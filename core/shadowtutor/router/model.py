@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.router.features import N_FEATURES, TOKEN, Scorer
+from shadowtutor.router.features import FEATURES_VERSION, N_FEATURES, TOKEN, Scorer
 
 C = 1.0  # inverse regularisation strength of the logistic model
 
@@ -115,6 +115,7 @@ def dumps(scorer: Scorer) -> bytes:
         weights=np.array([scorer.weights[int(c)] for c in cols], dtype=np.float64),
         intercept=np.array([scorer.intercept]),
         n_features=np.array([scorer.n_features], dtype=np.int64),
+        features_version=np.array([FEATURES_VERSION], dtype=np.int64),
     )
     return buf.getvalue()
 
@@ -122,6 +123,12 @@ def dumps(scorer: Scorer) -> bytes:
 def loads(data: bytes) -> Scorer:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            made = int(z["features_version"][0]) if "features_version" in z else 0
+            if made != FEATURES_VERSION:
+                raise RouterModelError(
+                    f"it was trained on features version {made}, this ShadowTutor computes "
+                    f"version {FEATURES_VERSION}: train a new version (shadowtutor router train)"
+                )
             cols, weights = z["columns"].tolist(), z["weights"].tolist()
             return Scorer(
                 weights=dict(zip(cols, weights, strict=True)),
@@ -129,4 +136,4 @@ def loads(data: bytes) -> Scorer:
                 n_features=int(z["n_features"][0]),
             )
     except Exception as exc:
-        raise RouterModelError(f"the stored router cannot be read: {exc}") from exc
+        raise RouterModelError(f"the stored router cannot be used: {exc}") from exc
