@@ -768,9 +768,10 @@ def bench_router(n: int) -> list[str]:
     """The router's decision on the request path (``router.live.decide``: the request's text
     and markers, the hashed tokens, the dot product, the threshold), each call timed alone,
     wall (``perf_counter_ns``: the loaded host's preemptions included) and this thread's CPU
-    (``thread_time_ns``: the decision's own cost), for its p50/p99/p99.9: a router trained on 3,000 demo requests; the
-    bench's bakery request, the demo's own requests, a 1,200-character one (the most the router
-    reads), and requests whose every word is new (the token hash cache misses)."""
+    (``thread_time_ns``: the decision's own cost), for its p50/p99/p99.9: a router trained on
+    3,000 demo requests; the bench's bakery request, the demo's own requests, a 1,200-character
+    one (the router reads its last 400), and requests whose every word is new (the token hash
+    cache misses)."""
     import random
     import statistics
 

@@ -29,10 +29,10 @@ import os
 import random
 import statistics
 import time
-from datetime import UTC, datetime
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from shadowtutor.gate.criteria import load_config
