@@ -11,6 +11,12 @@ Strategies (all deterministic for a given seed):
   a cell with too few pairs gives its share to the others.
 - ``lowest_similarity``: the pairs where the student differed most from the teacher.
 - ``student_errors``: pairs where the student failed or timed out.
+- ``router_sides``: pairs the request router scored (routed mode), from both sides of its
+  threshold: equal shares of those at or above it, those below it, and those of categories
+  without a certified threshold, each drawn uniformly within its side, so every pair's
+  inclusion probability is known (its side's draws over its side's pairs) and each chosen pair
+  carries its design weight like ``judge_unsure``'s: the router's audit and the next version's
+  labels stay unbiased although the student served only one side.
 - ``judge_unsure``: pairs the LLM judge is unsure of are picked more often (its two answer
   orders disagree, it prefers different answers in the two orders, its score disagrees with
   the similarity, or it has not scored the pair), yet the gate's estimate stays unbiased: half
@@ -37,13 +43,21 @@ import duckdb
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.log.schema import DEFAULT_STUDENT, SOURCES
 
-STRATEGIES = ("random", "stratified", "lowest_similarity", "student_errors", "judge_unsure")
+STRATEGIES = (
+    "random",
+    "stratified",
+    "lowest_similarity",
+    "student_errors",
+    "judge_unsure",
+    "router_sides",
+)
 STRATEGY_HELP = {
     "random": "a uniform random sample",
     "stratified": "equal shares of each language x category",
     "lowest_similarity": "lowest teacher-student similarity first",
     "student_errors": "student errors and timeouts",
     "judge_unsure": "more of the pairs the LLM judge is unsure of (weighted, so unbiased)",
+    "router_sides": "both sides of the request router's threshold (weighted, so unbiased)",
 }
 UNIFORM_SHARE = 0.5  # judge_unsure: the share of the sampling weight spread evenly
 # judge_unsure trusts the judge's uncertainty only once the judge is calibrated: unequal
@@ -112,7 +126,64 @@ def select_ids(
         return [str(r["id"]) for r in rng.sample(failed, min(size, len(failed)))]
     if strategy == "judge_unsure":
         return _systematic(ordered, inclusion_probabilities(ordered, size), rng)
+    if strategy == "router_sides":
+        sides = router_sides(ordered)
+        taken = side_allocation({k: len(v) for k, v in sides.items()}, size)
+        return [str(r["id"]) for k, v in sides.items() for r in rng.sample(v, taken[k])]
     return _stratified(ordered, size, rng)
+
+
+def side_of(row: dict[str, Any]) -> str | None:
+    """``above`` / ``below`` the router's threshold, ``uncertified`` (its category had no
+    threshold), or None (no router scored the pair)."""
+    score, limit = row.get("router_score"), row.get("router_threshold")
+    if score is None:
+        return None
+    if limit is None:
+        return "uncertified"
+    return "above" if float(score) >= float(limit) else "below"
+
+
+def router_sides(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    sides: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        side = side_of(row)
+        if side is not None:
+            sides.setdefault(side, []).append(row)
+    return dict(sorted(sides.items()))
+
+
+def side_allocation(counts: Mapping[str, int], size: int) -> dict[str, int]:
+    """Draws per side: equal shares of ``size``, a side with fewer pairs giving the rest to
+    the others. Depends on the counts only, so each pair's inclusion probability is known."""
+    taken = dict.fromkeys(counts, 0)
+    left = min(size, sum(counts.values()))
+    while left > 0:
+        open_ = [k for k in sorted(counts) if taken[k] < counts[k]]
+        share = max(1, left // len(open_))
+        for k in open_:
+            step = min(share, counts[k] - taken[k], left)
+            taken[k] += step
+            left -= step
+            if left == 0:
+                break
+    return taken
+
+
+def side_weights(rows: Iterable[dict[str, Any]], size: int) -> dict[str, float]:
+    """id -> design weight of every pair the router scored: the overall rate over its side's
+    inclusion probability (draws / pairs of its side)."""
+    sides = router_sides(_ordered(rows))
+    counts = {k: len(v) for k, v in sides.items()}
+    taken = side_allocation(counts, size)
+    total = sum(counts.values())
+    rate = min(1.0, size / total) if total else 1.0
+    return {
+        str(r["id"]): rate / (taken[k] / counts[k])
+        for k, v in sides.items()
+        if taken[k] > 0
+        for r in v
+    }
 
 
 def _ordered(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -239,7 +310,7 @@ def _stratified(rows: list[dict[str, Any]], size: int, rng: random.Random) -> li
 
 _CANDIDATES = """
 SELECT id, ts, source, language, category, similarity, student_error, student_model,
-       student_response IS NULL AS student_response_missing
+       student_response IS NULL AS student_response_missing, router_score, router_threshold
 FROM pairs
 WHERE id IS NOT NULL
 """
@@ -348,8 +419,10 @@ def sample(
             row.update(judged.get(str(row["id"]), {}))
     ids = select_ids(rows, strategy=strategy, size=size, seed=seed)
     weights = {}
-    if strategy == "judge_unsure":
-        every = design_weights(rows, size)
+    if strategy in ("judge_unsure", "router_sides"):
+        every = (
+            design_weights(rows, size) if strategy == "judge_unsure" else side_weights(rows, size)
+        )
         weights = {i: every[i] for i in ids}
     return Sample(
         strategy=strategy,

@@ -5,7 +5,9 @@ review bar of the criteria file (``min_review_score``); a review without a score
 decision (``approve`` acceptable, ``reject`` not; ``skip`` says nothing). Only people's labels
 decide the threshold's guarantee (:mod:`shadowtutor.router.threshold`); they are split by a
 stable hash of the pair id, half to learn from and half held out, so a retrained version never
-tests on a pair an earlier version learned from.
+tests on a pair an earlier version learned from. A pair queued with a design weight (sampled
+unevenly: ``judge_unsure``, ``router_sides``) is only learned from, weighted by it: the
+threshold's test needs pairs drawn as the traffic comes.
 
 The LLM judge's verdicts (score at least the bar) only add training examples, and only once
 the judge is measured against people: on the pairs both scored, ``q1 = P(person says
@@ -44,6 +46,7 @@ class Labelled:
     text: str
     acceptable: bool
     at: datetime | None  # when the label was given (the newest review)
+    weight: float = 1.0  # the review item's design weight (1: sampled uniformly)
 
 
 @dataclass
@@ -98,7 +101,9 @@ def human_labels(session: Session, *, student: str, bar: float) -> list[Labelled
             ok = all(r.decision == "approve" for r in reviews)
         snap = items[pair_id].snapshot
         when = max(as_utc(r.created_at) for r in reviews)
-        out.append(Labelled(pair_id, snap.get("category") or "unknown", text_of(snap), ok, when))
+        weight = float(snap.get("design_weight") or 1.0)
+        cat = snap.get("category") or "unknown"
+        out.append(Labelled(pair_id, cat, text_of(snap), ok, when, weight))
     return out
 
 
@@ -138,7 +143,11 @@ def assemble(
     labels = Labels()
     by_source: Counter[str] = Counter()
     for lab in human:
-        if held_out(lab.pair_id):
+        if lab.weight != 1.0:  # sampled unevenly: learned from (weighted), never a test pair
+            labels.train.append(Example(lab.text, lab.acceptable, lab.weight))
+            labels.train_categories.append(lab.category)
+            by_source["human_train_weighted"] += 1
+        elif held_out(lab.pair_id):
             labels.held_out.append(lab)
             by_source["human_held_out"] += 1
         else:
