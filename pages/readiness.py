@@ -9,7 +9,7 @@ import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions
-from shadowtutor.app import auth, deps, gate_actions, gate_epoch, guard, kinds
+from shadowtutor.app import auth, deps, gate_actions, gate_epoch, guard, kinds, router
 from shadowtutor.app.text import inert
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
@@ -87,6 +87,7 @@ if budget := readiness.budget_note(view.evidence):
 st.text(readiness.judge_note(view.evidence))  # names a model: text, never Markdown
 kinds.readiness_section(view)
 guard.render(settings, student)
+router.render(settings, config, student)
 
 if admin:
     gate_actions.render(view, config, settings, user)

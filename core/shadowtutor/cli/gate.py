@@ -22,6 +22,7 @@ from shadowtutor.gate import (
     killswitch,
     rollout,
 )
+from shadowtutor.router import schedule
 from shadowtutor.tables import row_id
 
 
@@ -102,6 +103,7 @@ def evaluate_cmd(ctx: click.Context, student: str | None, by: str | None) -> Non
         )
     if result.rollback:
         click.echo(f"AUTOMATIC ROLLBACK to 0%: {result.rollback}", err=True)
+    click.echo(f"router: {schedule.retrain_due(settings, _config(ctx), student=student).note}")
 
 
 def _step(value: str) -> int:
