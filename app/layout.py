@@ -4,6 +4,10 @@ from a model, a user or the log).
 * On a narrow screen (a phone, 390 px) the sidebar is an overlay; Streamlit closes it after a
   click in its own page menu but not after an ``st.page_link``, which our role-filtered menu
   uses. :func:`close_sidebar_on_mobile` closes it once a menu link is clicked.
+* At 1,024 px Streamlit's wide layout left 560 px for the page (a 300 px sidebar and 80 px
+  of padding each side): metric values read "1,334 …", tables hid their evidence columns.
+  :data:`SIDEBAR_PX` narrows the sidebar and :func:`tighten` trims the padding and the metric
+  font on screens up to :data:`NARROW_MAX_PX`, so a laptop gets about 740 px.
 * The Review page's judgement and actions sit in a bar that stays in view at the bottom of
   the window (:data:`ACTION_BAR`, a keyed ``st.container``), so mouse users do not scroll on
   every pair.
@@ -14,6 +18,8 @@ from __future__ import annotations
 import streamlit as st
 
 MOBILE_MAX_PX = 768  # Streamlit's own breakpoint for the overlay sidebar
+SIDEBAR_PX = 232  # the menu's longest label ("Quality & latency") with its icon, not cut
+NARROW_MAX_PX = 1280
 ACTION_BAR = "review-actions"
 
 _CLOSE_SIDEBAR = f"""<script>
@@ -41,6 +47,21 @@ div:has(> .st-key-{ACTION_BAR}) {{
   box-shadow: 0 -6px 12px -10px rgba(0, 0, 0, 0.35);
 }}
 </style>"""
+
+
+# Streamlit's top padding (6rem) pushed every page down by a header's height again; a
+# narrower screen gets narrower margins and metric values that fit their column.
+_TIGHTEN = f"""<style>
+[data-testid="stMainBlockContainer"] {{ padding-top: 3.5rem; padding-bottom: 3rem; }}
+@media (max-width: {NARROW_MAX_PX}px) {{
+  [data-testid="stMainBlockContainer"] {{ padding-left: 1.5rem; padding-right: 1.5rem; }}
+  [data-testid="stMetricValue"] {{ font-size: 1.7rem; }}
+}}
+</style>"""
+
+
+def tighten() -> None:
+    st.html(_TIGHTEN)
 
 
 def close_sidebar_on_mobile() -> None:
