@@ -111,3 +111,18 @@ def test_two_identical_reviewed_prompts_call_no_winner() -> None:
 def test_the_gate_verdict_sits_next_to_the_student() -> None:
     board = [leaderboard.Standing("a", "m", "", *(leaderboard.Metric(0, None),) * 5, None, "x")]
     assert list(leaderboard.standings_frame(board).columns)[:3] == ["rank", "student", "gate"]
+
+
+def test_learning_curve_panels_keep_apart() -> None:
+    """At 1,024 px the panels' titles sat on the x ticks of the row above (issue 27 item 9)."""
+    days = pd.date_range("2026-11-20", periods=10, freq="D")
+    curve = pd.DataFrame(
+        [{"student": s, "day": d, "metric": m, "value": 0.9, "n": 10}
+         for s in ("a", "b") for d in days
+         for m in ("success rate", "similarity", "human score", "judge score")]
+    )  # fmt: skip
+    fig = leaderboard.curve_figure(curve)
+    rows = sorted({tuple(ax.domain) for name, ax in fig.layout.to_plotly_json().items()
+                   if name.startswith("yaxis") for ax in [fig.layout[name]]})  # fmt: skip
+    assert len(rows) == 2
+    assert rows[1][0] - rows[0][1] >= 0.1  # the gap between the two rows of panels
