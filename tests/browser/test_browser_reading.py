@@ -111,4 +111,4 @@ def test_review_score_radios_keep_one_row_at_1024px(demo_home: Path) -> None:
         assert groups.count() == 3
         for i in range(3):
             box = groups.nth(i).bounding_box()
-            assert box is not None and box["height"] <= 40, (i, box)  # two rows: 70 px
+            assert box is not None and box["height"] <= 40, (i, box)  # wrapped: 61 px
