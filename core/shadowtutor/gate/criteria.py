@@ -689,12 +689,18 @@ def _similarity(
 def _critical(config: GateConfig, window: Window) -> Criterion:
     every = [s for a in window.categories.values() for s in (a, *a.kinds.values())]
     total = sum(a.critical for a in every)
-    checked = sum(a.pairs + a.reviews for a in every)
+    reviews, pairs = sum(a.reviews for a in every), sum(a.pairs for a in every)
     allowed = config.critical_max_allowed
     examples = [e for a in every for e in a.critical_examples][:3]
-    what = "reviews tagged " + "/".join(config.critical_review_tags or ("(none)",))
+    # n is what the count looks through: the reviews for a tag, and the pairs only when
+    # student errors can be critical (n once read 5,756 "reviews tagged unsafe" with 674
+    # reviews in all: the pairs were counted though no error kind was configured).
+    tags = "/".join(config.critical_review_tags or ("(none)",))
+    checked = reviews + (pairs if config.critical_error_kinds else 0)
+    what = f"reviews tagged {tags} (n: reviews)"
     if config.critical_error_kinds:
-        what += " or student errors " + "/".join(config.critical_error_kinds)
+        kinds = "/".join(config.critical_error_kinds)
+        what = f"reviews tagged {tags} or student errors {kinds} (n: reviews + pairs)"
     key, label = "critical_errors", "Critical errors"
     count, limit = float(total), float(allowed)
     if total > allowed:
@@ -702,7 +708,7 @@ def _critical(config: GateConfig, window: Window) -> Criterion:
         return Criterion(
             key, label, ALL, FAIL, checked, count, count, limit, what, why, critical=True
         )
-    if checked == 0:
+    if reviews + pairs == 0:
         why = "no pairs or reviews in the window yet"
         return inconclusive(key, label, ALL, 0, None, limit, what, why)
     return Criterion(key, label, ALL, PASS, checked, count, count, limit, what)

@@ -24,6 +24,7 @@ from shadowtutor.gate import (
 )
 from shadowtutor.gate.evidence import review_rows, served_now
 from shadowtutor.tables import GateDecision, as_utc
+from shadowtutor.views import criteria_table
 
 LEVEL = {criteria.GO: 2, outcomes.INCONCLUSIVE: 1, criteria.NO_GO: 0}
 COLOURS = {criteria.GO: "#2e7d32", outcomes.INCONCLUSIVE: "#f9a825", criteria.NO_GO: "#c62828"}
@@ -191,35 +192,30 @@ def _at_pace(
     return f"{c['missing']}: {when} at today's pace ({per_day:,.1f} {what} a day)"
 
 
-def criteria_frame(
+def plain(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The criteria of plain requests (the other kinds: :mod:`shadowtutor.views.kinds`)."""
+    return [c for c in evidence.get("criteria", []) if c.get("kind", "plain") == "plain"]
+
+
+def criteria_frame(evidence: dict[str, Any]) -> pd.DataFrame:
+    """One row a criterion, every column short (:func:`shadowtutor.views.criteria_table.frame`);
+    bounds are anytime valid (they hold at every evaluation)."""
+    return criteria_table.frame(plain(evidence))
+
+
+def criteria_notes(
     evidence: dict[str, Any],
     rates: dict[str, dict[str, float]] | None = None,
     window_days: float = 14.0,
-) -> pd.DataFrame:
-    """One row a criterion; what is missing comes right after the status. Bounds are anytime
-    valid (they hold at every evaluation); "Judge saved" is the human reviews the judge made
-    unnecessary for the same bound (prediction-powered criteria only)."""
+) -> list[str]:
+    """Lines under the table: what each criterion that does not pass is missing (with how
+    long that takes at today's pace), then what the judge saved, in words."""
+    rows = plain(evidence)
 
-    def num(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    def missing(c: dict[str, Any]) -> str:
+        return _at_pace(c, evidence, rates or {}, window_days)
 
-    rows = [
-        {
-            "Category": c["category"],
-            "Criterion": c["label"],
-            "Status": c["status"],
-            "What is missing": _at_pace(c, evidence, rates or {}, window_days),
-            "Estimate": num(c["estimate"]),
-            "Anytime bound": num(c["bound"]),
-            "Threshold": num(c["threshold"]),
-            "Judge saved": "-" if c.get("saved") is None else f"{c['saved']:,} reviews",
-            "n": c["n"],
-            "Method": c["method"],
-        }
-        for c in evidence.get("criteria", [])
-        if c.get("kind", "plain") == "plain"  # the other kinds: views.kinds.criteria_frame
-    ]
-    return pd.DataFrame(rows)
+    return criteria_table.missing_lines(rows, missing) + criteria_table.judge_lines(rows)
 
 
 def epoch_note(evidence: dict[str, Any]) -> str:
@@ -378,16 +374,27 @@ def replay_figure(points: list[evaluate.ReplayPoint]) -> go.Figure:
     return fig
 
 
-def audit_frame(rows: list[decisions.AuditRow]) -> pd.DataFrame:
+def audit_frame(rows: list[decisions.AuditRow], student: str | None = None) -> pd.DataFrame:
+    """The trail with whose each row is; ``student``: only that student's rows and the
+    rollout's changes that name no decision (the trail once listed every student's
+    decisions under one student's page with no student column, issue 27 item 8)."""
+    shown = [r for r in rows if student is None or r.student in (student, "")]
     return pd.DataFrame(
         [
             {
                 "When (UTC)": as_utc(r.when).strftime("%Y-%m-%d %H:%M:%S"),
+                "Student": r.student or "(rollout)",
                 "Who": r.who,
                 "What": r.what,
                 "Evidence / reason": r.detail,
                 "Flag": "OVERRIDE" if r.what.startswith("override") else ("!" if r.flagged else ""),
             }
-            for r in rows
-        ]
+            for r in shown
+        ],
+        columns=["When (UTC)", "Student", "Who", "What", "Evidence / reason", "Flag"],
     )
+
+
+def audit_others(rows: list[decisions.AuditRow], student: str | None) -> int:
+    """How many rows of the trail are about other students than ``student``."""
+    return 0 if student is None else sum(1 for r in rows if r.student not in (student, ""))
