@@ -32,7 +32,8 @@ def test_home_page_shows_headline_figures(demo_home: Path) -> None:
             "Student serves",
         )
         for label in labels:
-            assert page.get_by_text(label).is_visible()
+            # exact: Home also says "The student serves no users now" (users' feedback)
+            assert page.get_by_text(label, exact=True).is_visible()
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert len(values) == 8 and all(v and v != "n/a" for v in values), values
         page.locator('[data-testid="stPlotlyChart"]').first.wait_for()

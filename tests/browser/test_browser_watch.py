@@ -48,6 +48,6 @@ def test_cost_and_quality_pages(demo_home: Path) -> None:
 
         open_page(page, "Quality & latency", wait_for_text="Teacher vs student")
         page.locator(".js-plotly-plot").first.wait_for()
-        assert _charts(page, 7) == 7
+        assert _charts(page, 8) == 8
         assert not page.locator('[data-testid="stException"]').count()
         _shoot(page, "quality.png")
