@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.accounts.permissions import SYSTEM
-from shadowtutor.gate import decisions, evaluate, guard, guard_evidence, rollout
+from shadowtutor.cli import main
+from shadowtutor.gate import criteria, decisions, evaluate, guard, guard_evidence, rollout
 from shadowtutor.gate.guard import ArmCounts, Arms
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.log.schema import DEFAULT_STUDENT
@@ -204,3 +206,19 @@ def test_evaluate_rolls_back_on_the_students_errors(migrated) -> None:  # noqa: 
     with db.session_scope(migrated.db_url) as session:
         assert rollout.state(session=session).stage == 0
         assert rollout.history(session=session)[0].action == "auto_rollback"
+
+
+def test_gate_evaluate_from_the_cli_says_why_it_rolled_back(migrated) -> None:  # noqa: ANN001
+    guardlog.write_rollout(migrated, criteria.load_config())
+    result = CliRunner().invoke(main, ["gate", "evaluate"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "users' feedback, greeting error: WORSE (student 8.3 % of 600, teacher 0.6 % of " \
+        "5,400; difference +" in result.output  # fmt: skip
+    assert "AUTOMATIC ROLLBACK to 0%: users' feedback: the student's answers are worse" in (
+        result.output
+    )
+    status = CliRunner().invoke(main, ["rollout", "status"], catch_exceptions=False).output
+    assert "stage: 0%" in status
+    assert "users' feedback: the student's answers are worse than the teacher's in greeting" in (
+        status
+    )

@@ -10,8 +10,9 @@ switch are outside the experiment and not counted.
 
 Users' reactions come from the DuckDB view ``feedback`` (columns ``request_id``, ``kind``:
 thumbs, rating, correction, flag, regenerate, abandon; ``value``, ``ts``, ``source``) when
-the connection has one: a request's newest thumb says whether it was rated and whether down;
-any regenerate counts once. Errors are the answer the user got being an error.
+the connection has one: a request's newest thumb says whether it was rated and whether down
+(``DOWN``: the values that mean down); a regenerate counts once, for the request it names
+(the answer the user asked again for). Errors are the answer the user got being an error.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from shadowtutor.gate import criteria, epochs, evidence, guard, rollout
 from shadowtutor.log.schema import DEFAULT_STUDENT
 
 # A thumb's value that means "down" (as sent: a word, a number or a boolean).
-DOWN = ("down", "-1", "0", "false", "thumbs_down", "no", "bad")
+DOWN = ("down", "-1", "-1.0", "0", "0.0", "false", "thumbs_down", "no", "bad")
 
 _NO_FEEDBACK = (
     "SELECT CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS VARCHAR) AS kind, "
