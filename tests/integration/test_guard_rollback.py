@@ -222,3 +222,18 @@ def test_gate_evaluate_from_the_cli_says_why_it_rolled_back(migrated) -> None:  
     assert "users' feedback: the student's answers are worse than the teacher's in greeting" in (
         status
     )
+
+
+def test_only_the_serving_students_records_count(migrated) -> None:  # noqa: ANN001
+    """Every student's record of a request carries the request's route: another student's
+    records in the student's arm hold the serving student's answers, so they say nothing."""
+    import shadowtutor.views.guard
+
+    cfg = config()
+    guardlog.write_rollout(migrated, cfg)
+    now = datetime.now(UTC)
+    other = guard_evidence.report(migrated, cfg, now=now, student="other")
+    assert all(c.student_n == 0 and c.outcome == guard.UNDECIDED for c in other.comparisons)
+    view = shadowtutor.views.guard.load(migrated, cfg, "other")
+    assert view.notes[0].startswith("other does not serve users in this rollout")
+    assert view.report.student == DEFAULT_STUDENT and view.report.worse

@@ -132,6 +132,13 @@ def scope(
     return Scope(epoch.started_at, index, epochs.since_words(epoch), state)
 
 
+def serves(state: rollout.RolloutState, name: str) -> bool:
+    """Is ``name`` the student of the rollout (serving now, or the last to serve before a
+    rollback)? Every student's record of a request carries the request's route, so only the
+    serving student's records say what users got; before any rollout, anyone may."""
+    return state.student is None and state.stage == 0 or (state.student or DEFAULT_STUDENT) == name
+
+
 def report(
     settings: Settings,
     config: criteria.GateConfig,
@@ -148,7 +155,9 @@ def report(
     name = student or DEFAULT_STUDENT
     where = where or scope(settings, config, now=now, student=student)
     state, index = where.state, where.epoch
-    if found is None:
+    if not serves(state, name):
+        found = {}  # its records in the student's arm hold another student's served answers
+    elif found is None:
         found = counts(evidence.connect(settings.log_path, student), where.since, now)
     cats = tuple(state.categories) if state.stage > 0 and state.categories else None
     return guard.assess(
