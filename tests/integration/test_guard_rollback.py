@@ -5,6 +5,7 @@ as the reason, audited; the advance can require NO_WORSE; the counts come from t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -119,7 +120,8 @@ def _tables(con: duckdb.DuckDBPyConnection, with_feedback: bool = True) -> None:
     con.execute(
         "CREATE TABLE pairs (request_id VARCHAR, category VARCHAR, student_name VARCHAR, "
         "served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN, request_kind VARCHAR, "
-        "student_error VARCHAR, teacher_error VARCHAR, ts TIMESTAMP)"
+        "student_error VARCHAR, teacher_error VARCHAR, ts TIMESTAMP, user_hash VARCHAR, "
+        "conversation_id VARCHAR)"
     )
     rows = [
         # request, category, served_by, stage, bucket, eligible, kind, student error
@@ -137,7 +139,7 @@ def _tables(con: duckdb.DuckDBPyConnection, with_feedback: bool = True) -> None:
     ]
     con.executemany(
         "INSERT INTO pairs VALUES (?, ?, 'default', ?, ?, ?, ?, ?, ?, NULL, "
-        "TIMESTAMP '2026-12-05 10:00:00')",
+        "TIMESTAMP '2026-12-05 10:00:00', NULL, NULL)",
         [list(r) for r in rows],
     )
     if not with_feedback:
@@ -162,11 +164,18 @@ def _tables(con: duckdb.DuckDBPyConnection, with_feedback: bool = True) -> None:
     )
 
 
+def _plain(arms: Arms) -> Arms:
+    """``arms`` without the design effects (tested on their own below)."""
+    one = (1.0, 1.0, 1.0)
+    return Arms(replace(arms.student, design=one), replace(arms.teacher, design=one))
+
+
 def test_counts_from_pairs_joined_to_feedback() -> None:
     con = duckdb.connect()
     _tables(con)
     assert guard_evidence.has_feedback(con) and guard_evidence.feedback_events(con) == 9
-    got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
+    got = {c: tuple(map(_plain, arms)) for c, arms in
+           guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC)).items()}  # fmt: skip
     at_10 = Arms(
         ArmCounts(answers=3, rated=2, thumbs_down=1, regenerates=1, errors=1),
         ArmCounts(answers=2, rated=1, thumbs_down=1, regenerates=0, errors=0),
@@ -177,12 +186,40 @@ def test_counts_from_pairs_joined_to_feedback() -> None:
     assert guard_evidence.counts(con, datetime(2026, 12, 6, tzinfo=UTC)) == {}
 
 
+def test_a_users_alike_answers_count_less() -> None:
+    """Ten users of ten requests each in the teacher's arm; two of them get an error every
+    time: the errors come in clumps, so the arm's error rate is worth far fewer than 100
+    independent answers (design effect about 10); one request per user: about 1."""
+    con = duckdb.connect()
+    _tables(con, with_feedback=False)
+    con.execute("DELETE FROM pairs")
+    con.executemany(
+        "INSERT INTO pairs VALUES (?, 'greeting', 'default', 'teacher', 10, 50, true, 'plain', "
+        "NULL, ?, TIMESTAMP '2026-12-05 10:00:00', ?, NULL)",
+        [
+            [f"c{u}-{i}", "HTTP 500" if u < 2 else None, f"user{u}"]
+            for u in range(10)
+            for i in range(10)
+        ]  # fmt: skip
+        + [[f"s{i}", "HTTP 500" if i < 20 else None, f"solo{i}"] for i in range(100)],
+    )
+    con.execute("UPDATE pairs SET category = 'casual' WHERE request_id LIKE 's%'")
+    got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
+    clumped, spread = got["greeting"][0].teacher, got["casual"][0].teacher
+    assert (clumped.errors, clumped.answers) == (20, 100) == (spread.errors, spread.answers)
+    assert clumped.design[2] == pytest.approx(100 / 9, rel=0.01)  # 10 x 10/9
+    assert spread.design[2] == pytest.approx(100 / 99)
+    assert clumped.effective("error") == pytest.approx(
+        (20 / clumped.design[2], 100 / clumped.design[2])
+    )
+
+
 def test_counts_without_feedback_still_count_answers_and_errors() -> None:
     con = duckdb.connect()
     _tables(con, with_feedback=False)
     assert not guard_evidence.has_feedback(con) and guard_evidence.feedback_events(con) == 0
     got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
-    assert got["greeting"][0].student == ArmCounts(answers=3, errors=1)
+    assert _plain(got["greeting"][0]).student == ArmCounts(answers=3, errors=1)
 
 
 # --- evaluate, from a real log ---------------------------------------------------------------
