@@ -134,8 +134,8 @@ def load(
     )  # fmt: skip
     if where.state.stage == 0:
         notes.append(
-            "The student serves no users now (stage 0 %): the comparison grows with each "
-            "stage of a rollout."
+            "No users are served by the student now (stage 0 %): the comparison grows with "
+            "each stage of a rollout."
         )
     if events == 0:
         notes.append(HOW_TO_SEND)
@@ -160,6 +160,17 @@ def home_lines(view: FeedbackView) -> list[str]:
         for row, line in zip(rows, view.lines, strict=True)
         if row.signal == "thumbs_down" or row.outcome == WORSE
     ]
+
+
+def idle(view: FeedbackView) -> bool:
+    """No rollout and nothing counted yet: Home says so in one line (:data:`IDLE`)."""
+    return view.stage == 0 and not any(c.student_n for c in view.shown)
+
+
+IDLE = (
+    "Users' feedback: no rollout yet; the student's and the teacher's users are compared "
+    "from the first stage on (Readiness)."
+)
 
 
 def summary(view: FeedbackView) -> str:
