@@ -22,11 +22,14 @@ def render(settings: Settings, student: str | None = None, *, compact: bool = Fa
     except ShadowTutorError as exc:
         st.error(inert(exc))
         return
+    if compact and guard.idle(view):
+        st.text(guard.IDLE)
+        return
     st.subheader("Users' feedback: student against teacher")
     if compact:
         st.text(guard.summary(view))
-    for line in guard.home_lines(view) if compact else view.lines:
-        st.text(line)
+    for line in [] if guard.idle(view) else guard.home_lines(view) if compact else view.lines:
+        st.text(line)  # before any rollout there is nothing to compare: the notes say so
     for note in view.notes:
         st.text(note)
     if compact:

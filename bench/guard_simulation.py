@@ -215,23 +215,125 @@ ALTERNATIVES = [
 ]
 
 
+def sticky_users(
+    runs: int, days: int, sd: float, users: int, seed: int, per_user: float = 1.0,
+    design: bool = True,
+) -> np.ndarray:  # fmt: skip
+    """Thumbs down only, one category, an equal student, but by user: ``users`` people, each
+    with their own thumbs-down propensity (a Beta distribution of mean 12 % and standard
+    deviation ``sd``), the same people every day (``per_user`` requests each on average, 5 %
+    rated),
+    the first 10 % of them in the student's arm (the stable hash keeps a user in an arm). The
+    day of the first WORSE per run (inf: none), at the shipped per-test error; ``design``:
+    with each arm's design effect, as the guard does (without: every answer independent)."""
+    rng = np.random.default_rng(seed)
+    target = math.log(1 / guard.budget(CONFIG, 2).alpha_worse)
+    mean = 0.12
+    conc = mean * (1 - mean) / sd**2 - 1  # Beta(a, b) with a + b = conc
+    p = rng.beta(mean * conc, (1 - mean) * conc, (runs, users))
+    student = np.arange(users) < users // 10
+    r_u, d_u = np.zeros((runs, users)), np.zeros((runs, users))
+    first = np.full(runs, np.inf)
+    margin = np.full(runs, CONFIG.guard.margins["thumbs_down"] / 100)
+    for day in range(days):
+        rated = rng.poisson(0.05 * per_user, (runs, users))
+        r_u += rated
+        d_u += rng.binomial(rated, p)
+        arms = [arm_sums(r_u[:, who], d_u[:, who], design) for who in (student, ~student)]
+        (ks, ns), (kt, nt) = arms
+        hit = worse_now([(ks, ns, kt, nt)], margin, target, CONFIG.guard.min_events)
+        first = np.where(np.isinf(first) & hit, day + 1, first)
+    return first
+
+
+def arm_sums(r: np.ndarray, d: np.ndarray, design: bool) -> tuple[np.ndarray, np.ndarray]:
+    """An arm's (events, n) from its users' counts (runs x users), divided by the arm's
+    design effect as ``guard.design_effect`` computes it (when ``design``)."""
+    n, k = r.sum(axis=1), d.sum(axis=1)
+    if not design:
+        return k, n
+    users = (r > 0).sum(axis=1)
+    p = np.where(n > 0, k / np.maximum(n, 1), 0)
+    robust = ((d - p[:, None] * r) ** 2).sum(axis=1) * users / np.maximum(users - 1, 1)
+    binomial = n * p * (1 - p)
+    ok = (users >= 2) & (k > 0) & (k < n)
+    deff = np.where(ok, np.maximum(1.0, robust / np.where(ok, binomial, 1)), 1.0)
+    return k / deff, n / deff
+
+
+def users_table(runs: int) -> None:
+    print(
+        "\n| thumbs down by user, equal student, one test at "
+        f"{guard.budget(CONFIG, 2).alpha_worse:.3%} | runs | WORSE in 30 looks | in 365 looks |"
+    )
+    print("|---|---|---|---|")
+    cases = [(0.0, 2000, 1.0, True), (0.05, 2000, 1.0, True), (0.13, 2000, 1.0, True),
+             (0.13, 20000, 0.1, True), (0.13, 500, 4.0, True), (0.13, 200, 10.0, True),
+             (0.13, 500, 4.0, False), (0.13, 200, 10.0, False)]  # fmt: skip
+    for i, (sd, users, per_user, design) in enumerate(cases):
+        first = (
+            sticky_users(
+                runs,
+                365,
+                sd,
+                users,
+                seed=300 + (i if i < 6 else i - 2),
+                per_user=per_user,
+                design=design,
+            )  # fmt: skip
+            if sd
+            else simulate_one(runs, 365, seed=300 + i)
+        )
+        cells = []
+        for looks in (30, 365):
+            k = int((first <= looks).sum())
+            cells.append(f"{k} ({k / runs:.1%}; ≤ {wilson_upper(k, runs):.1%})")
+        who = (
+            "independent answers"
+            if not sd
+            else f"{users:,} users x {per_user:g} requests a day, propensity sd {sd:.0%}"
+            + ("" if design else ", answers taken as independent (no design effect)")
+        )
+        print(f"| {who} | {runs:,} | {cells[0]} | {cells[1]} |", flush=True)
+
+
+def simulate_one(runs: int, days: int, seed: int) -> np.ndarray:
+    """``sticky_users``' baseline: every answer independent at 12 %."""
+    rng = np.random.default_rng(seed)
+    target = math.log(1 / guard.budget(CONFIG, 2).alpha_worse)
+    ks, ns, kt, nt = (np.zeros(runs) for _ in range(4))
+    first = np.full(runs, np.inf)
+    margin = np.full(runs, CONFIG.guard.margins["thumbs_down"] / 100)
+    for day in range(days):
+        a, b = rng.poisson(0.05 * 200, runs), rng.poisson(0.05 * 1800, runs)
+        ns += a
+        nt += b
+        ks += rng.binomial(a, 0.12)
+        kt += rng.binomial(b, 0.12)
+        hit = worse_now([(ks, ns, kt, nt)], margin, target, CONFIG.guard.min_events)
+        first = np.where(np.isinf(first) & hit, day + 1, first)
+    return first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000, help="runs per equal-student case")
     parser.add_argument("--worse-runs", type=int, default=400, help="runs per worse case")
     parser.add_argument("--worse-days", type=int, default=730)
     parser.add_argument("--quick", action="store_true", help="100 runs each, for a smoke test")
-    parser.add_argument("--only", choices=("equal", "worse"), help="one of the two tables")
+    parser.add_argument("--only", choices=("equal", "worse", "users"), help="one table")
     args = parser.parse_args()
     if args.quick:
         args.runs = args.worse_runs = 100
     print(f"# guard simulation; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f} at start")  # fmt: skip
     print(f"# {guard.budget(CONFIG, 2).words}")
-    if args.only != "worse":
+    if args.only in (None, "equal"):
         equal(args.runs)
-    if args.only != "equal":
+    if args.only in (None, "worse"):
         worse(args.worse_runs, args.worse_days)
+    if args.only in (None, "users"):
+        users_table(args.worse_runs)
     print(f"\n(load {os.getloadavg()[0]:.1f} at end)")
 
 

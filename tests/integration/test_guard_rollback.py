@@ -5,15 +5,18 @@ as the reason, audited; the advance can require NO_WORSE; the counts come from t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.accounts.permissions import SYSTEM
-from shadowtutor.gate import decisions, evaluate, evidence, guard, guard_evidence, rollout
+from shadowtutor.cli import main
+from shadowtutor.gate import criteria, decisions, evaluate, evidence, guard, guard_evidence, rollout
 from shadowtutor.gate.guard import ArmCounts, Arms
 from shadowtutor.gate.rollout import RolloutError
 from shadowtutor.log.schema import DEFAULT_STUDENT
@@ -117,7 +120,8 @@ def _tables(con: duckdb.DuckDBPyConnection, with_feedback: bool = True) -> None:
     con.execute(
         "CREATE TABLE pairs (request_id VARCHAR, category VARCHAR, student_name VARCHAR, "
         "served_by VARCHAR, stage DOUBLE, bucket DOUBLE, eligible BOOLEAN, request_kind VARCHAR, "
-        "student_error VARCHAR, teacher_error VARCHAR, ts TIMESTAMP)"
+        "student_error VARCHAR, teacher_error VARCHAR, ts TIMESTAMP, user_hash VARCHAR, "
+        "conversation_id VARCHAR)"
     )
     rows = [
         # request, category, served_by, stage, bucket, eligible, kind, student error
@@ -135,7 +139,7 @@ def _tables(con: duckdb.DuckDBPyConnection, with_feedback: bool = True) -> None:
     ]
     con.executemany(
         "INSERT INTO pairs VALUES (?, ?, 'default', ?, ?, ?, ?, ?, ?, NULL, "
-        "TIMESTAMP '2026-12-05 10:00:00')",
+        "TIMESTAMP '2026-12-05 10:00:00', NULL, NULL)",
         [list(r) for r in rows],
     )
     if not with_feedback:
@@ -160,11 +164,18 @@ def _tables(con: duckdb.DuckDBPyConnection, with_feedback: bool = True) -> None:
     )
 
 
+def _plain(arms: Arms) -> Arms:
+    """``arms`` without the design effects (tested on their own below)."""
+    one = (1.0, 1.0, 1.0)
+    return Arms(replace(arms.student, design=one), replace(arms.teacher, design=one))
+
+
 def test_counts_from_pairs_joined_to_feedback() -> None:
     con = duckdb.connect()
     _tables(con)
     assert guard_evidence.has_feedback(con) and guard_evidence.feedback_events(con) == 9
-    got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
+    got = {c: tuple(map(_plain, arms)) for c, arms in
+           guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC)).items()}  # fmt: skip
     at_10 = Arms(
         ArmCounts(answers=3, rated=2, thumbs_down=1, regenerates=1, errors=1),
         ArmCounts(answers=2, rated=1, thumbs_down=1, regenerates=0, errors=0),
@@ -175,12 +186,40 @@ def test_counts_from_pairs_joined_to_feedback() -> None:
     assert guard_evidence.counts(con, datetime(2026, 12, 6, tzinfo=UTC)) == {}
 
 
+def test_a_users_alike_answers_count_less() -> None:
+    """Ten users of ten requests each in the teacher's arm; two of them get an error every
+    time: the errors come in clumps, so the arm's error rate is worth far fewer than 100
+    independent answers (design effect about 10); one request per user: about 1."""
+    con = duckdb.connect()
+    _tables(con, with_feedback=False)
+    con.execute("DELETE FROM pairs")
+    con.executemany(
+        "INSERT INTO pairs VALUES (?, 'greeting', 'default', 'teacher', 10, 50, true, 'plain', "
+        "NULL, ?, TIMESTAMP '2026-12-05 10:00:00', ?, NULL)",
+        [
+            [f"c{u}-{i}", "HTTP 500" if u < 2 else None, f"user{u}"]
+            for u in range(10)
+            for i in range(10)
+        ]  # fmt: skip
+        + [[f"s{i}", "HTTP 500" if i < 20 else None, f"solo{i}"] for i in range(100)],
+    )
+    con.execute("UPDATE pairs SET category = 'casual' WHERE request_id LIKE 's%'")
+    got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
+    clumped, spread = got["greeting"][0].teacher, got["casual"][0].teacher
+    assert (clumped.errors, clumped.answers) == (20, 100) == (spread.errors, spread.answers)
+    assert clumped.design[2] == pytest.approx(100 / 9, rel=0.01)  # 10 x 10/9
+    assert spread.design[2] == pytest.approx(100 / 99)
+    assert clumped.effective("error") == pytest.approx(
+        (20 / clumped.design[2], 100 / clumped.design[2])
+    )
+
+
 def test_counts_without_feedback_still_count_answers_and_errors() -> None:
     con = duckdb.connect()
     _tables(con, with_feedback=False)
     assert not guard_evidence.has_feedback(con) and guard_evidence.feedback_events(con) == 0
     got = guard_evidence.counts(con, datetime(2026, 12, 1, tzinfo=UTC))
-    assert got["greeting"][0].student == ArmCounts(answers=3, errors=1)
+    assert _plain(got["greeting"][0]).student == ArmCounts(answers=3, errors=1)
 
 
 # --- evaluate, from a real log ---------------------------------------------------------------
@@ -229,3 +268,34 @@ def test_thumbs_written_by_the_feedback_desk_are_counted_by_the_guard(migrated) 
     rated = got.student.rated + got.teacher.rated
     down = got.student.thumbs_down + got.teacher.thumbs_down
     assert (rated, down) == (40, 30)
+
+
+def test_gate_evaluate_from_the_cli_says_why_it_rolled_back(migrated) -> None:  # noqa: ANN001
+    guardlog.write_rollout(migrated, criteria.load_config())
+    result = CliRunner().invoke(main, ["gate", "evaluate"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "users' feedback, greeting error: WORSE (student 8.3 % of 600, teacher 0.6 % of " \
+        "5,400; difference +" in result.output  # fmt: skip
+    assert "AUTOMATIC ROLLBACK to 0%: users' feedback: the student's answers are worse" in (
+        result.output
+    )
+    status = CliRunner().invoke(main, ["rollout", "status"], catch_exceptions=False).output
+    assert "stage: 0%" in status
+    assert "users' feedback: the student's answers are worse than the teacher's in greeting" in (
+        status
+    )
+
+
+def test_only_the_serving_students_records_count(migrated) -> None:  # noqa: ANN001
+    """Every student's record of a request carries the request's route: another student's
+    records in the student's arm hold the serving student's answers, so they say nothing."""
+    import shadowtutor.views.guard
+
+    cfg = config()
+    guardlog.write_rollout(migrated, cfg)
+    now = datetime.now(UTC)
+    other = guard_evidence.report(migrated, cfg, now=now, student="other")
+    assert all(c.student_n == 0 and c.outcome == guard.UNDECIDED for c in other.comparisons)
+    view = shadowtutor.views.guard.load(migrated, cfg, "other")
+    assert view.notes[0].startswith("other does not serve users in this rollout")
+    assert view.report.student == DEFAULT_STUDENT and view.report.worse

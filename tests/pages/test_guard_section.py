@@ -39,3 +39,17 @@ def test_readiness_and_home_show_the_comparison(migrated: Settings) -> None:
         "teacher, per category and signal)" in texts
     )
     assert any(t.startswith("greeting: student errors more frequent") for t in texts)
+
+
+def test_before_any_rollout_the_section_says_so_in_few_words(migrated: Settings) -> None:
+    at = page_as("pages/readiness.py", migrated.db_url, "manager").run()
+    assert not at.exception, at.exception
+    texts = [t.value for t in at.text]
+    assert any(t.startswith("No users are served by the student now (stage 0 %)") for t in texts)
+    assert not any(t.startswith(("greeting:", "casual:")) for t in texts)  # nothing to compare
+    home = app_as(migrated.db_url, "reviewer").run()
+    assert not home.exception, home.exception
+    assert [t.value for t in home.text if "Users' feedback" in t.value] == [
+        "Users' feedback: no rollout yet; the student's and the teacher's users are compared "
+        "from the first stage on (Readiness)."
+    ]

@@ -83,3 +83,11 @@ def test_stage_lines_and_home() -> None:
         "teacher, per category and signal)"
     )
     assert len(guard.home_lines(view)) == 1 and "thumbs down" in guard.home_lines(view)[0]
+
+
+def test_home_says_one_line_before_any_rollout() -> None:
+    report = assess(CONFIG, {}, student="s", categories=("greeting",))
+    shown = [c for c in report.comparisons if c.signal == "error"]
+    view = guard.FeedbackView(report, shown, [], [], 0, 0)
+    assert guard.idle(view) and "no rollout yet" in guard.IDLE
+    assert not guard.idle(guard.FeedbackView(report, shown, [], [], 0, 10))

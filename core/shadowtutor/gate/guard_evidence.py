@@ -8,10 +8,14 @@ fell back to the teacher stays in its arm, or its failures would move to the tea
 Requests without a user key, other kinds of request and everything at 0 % or under the kill
 switch are outside the experiment and not counted.
 
+The counts are summed per user too (the user key, else the conversation), for each arm's
+design effect (:func:`shadowtutor.gate.guard.design_effect`): the split is by user.
+
 Users' reactions come from the DuckDB view ``feedback`` (columns ``request_id``, ``kind``:
 thumbs, rating, correction, flag, regenerate, abandon; ``value``, ``ts``, ``source``) when
-the connection has one: a request's newest thumb says whether it was rated and whether down;
-any regenerate counts once. Errors are the answer the user got being an error.
+the connection has one: a request's newest thumb says whether it was rated and whether down
+(``DOWN``: the values that mean down); a regenerate counts once, for the request it names
+(the answer the user asked again for). Errors are the answer the user got being an error.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def by_stage(
     sql = f"""
         WITH arms AS (
             SELECT request_id, category, stage,
+                   coalesce(user_hash, conversation_id, request_id) AS who,
                    CASE WHEN bucket < stage THEN 'student' ELSE 'teacher' END AS arm,
                    coalesce(CASE WHEN served_by = 'student' THEN student_error
                                  ELSE teacher_error END, '') <> '' AS failed
@@ -83,20 +88,39 @@ def by_stage(
                       trim(lower(CAST(value AS VARCHAR)), '"') AS value, ts FROM {source}),
         thumbs AS (SELECT request_id, arg_max(value, ts) AS value FROM fb
                    WHERE kind = 'thumbs' GROUP BY request_id),
-        regen AS (SELECT DISTINCT request_id FROM fb WHERE kind = 'regenerate')
-        SELECT a.category, a.stage, a.arm, count(*) AS answers, count(t.request_id) AS rated,
-               count(*) FILTER (WHERE t.value IN ({down})
-                                OR TRY_CAST(t.value AS DOUBLE) < 0) AS thumbs_down,
-               count(r.request_id) AS regenerates, count(*) FILTER (WHERE a.failed) AS errors
-        FROM arms a LEFT JOIN thumbs t USING (request_id) LEFT JOIN regen r USING (request_id)
-        GROUP BY ALL ORDER BY ALL
+        regen AS (SELECT DISTINCT request_id FROM fb WHERE kind = 'regenerate'),
+        users AS (
+            SELECT a.category, a.stage, a.arm, a.who, count(*) AS n, count(t.request_id) AS r,
+                   count(*) FILTER (WHERE t.value IN ({down})
+                                    OR TRY_CAST(t.value AS DOUBLE) < 0) AS d,
+                   count(rg.request_id) AS g, count(*) FILTER (WHERE a.failed) AS e
+            FROM arms a LEFT JOIN thumbs t USING (request_id)
+                 LEFT JOIN regen rg USING (request_id)
+            GROUP BY ALL
+        )
+        SELECT category, stage, arm, sum(n), sum(r), sum(d), sum(g), sum(e),
+               count(*) FILTER (WHERE r > 0), sum(d * d), sum(d * r), sum(r * r),
+               count(*), sum(g * g), sum(g * n), sum(n * n), sum(e * e), sum(e * n)
+        FROM users GROUP BY ALL ORDER BY ALL
     """
     end = until or datetime(9999, 1, 1, tzinfo=UTC)
     params = {"since": _naive(since), "until": _naive(end)}
     out: dict[str, dict[int, dict[str, guard.ArmCounts]]] = {}
-    for cat, stage, arm, *numbers in con.execute(sql, params).fetchall():
+    for cat, stage, arm, *row in con.execute(sql, params).fetchall():
+        n, r, d, g, e, rated_users, dd, dr, rr, users, gg, gn, nn, ee, en = (
+            float(x or 0) for x in row
+        )
         out.setdefault(cat, {}).setdefault(round(stage), {})[arm] = guard.ArmCounts(
-            *(int(x) for x in numbers)
+            answers=int(n),
+            rated=int(r),
+            thumbs_down=int(d),
+            regenerates=int(g),
+            errors=int(e),
+            design=(  # per user: the split is by user (guard.design_effect)
+                guard.design_effect(int(rated_users), r, d, dd, dr, rr),
+                guard.design_effect(int(users), n, g, gg, gn, nn),
+                guard.design_effect(int(users), n, e, ee, en, nn),
+            ),
         )
     empty = guard.ArmCounts()
     return {
@@ -133,6 +157,13 @@ def scope(
     return Scope(epoch.started_at, index, epochs.since_words(epoch), state)
 
 
+def serves(state: rollout.RolloutState, name: str) -> bool:
+    """Is ``name`` the student of the rollout (serving now, or the last to serve before a
+    rollback)? Every student's record of a request carries the request's route, so only the
+    serving student's records say what users got; before any rollout, anyone may."""
+    return state.student is None and state.stage == 0 or (state.student or DEFAULT_STUDENT) == name
+
+
 def report(
     settings: Settings,
     config: criteria.GateConfig,
@@ -149,7 +180,9 @@ def report(
     name = student or DEFAULT_STUDENT
     where = where or scope(settings, config, now=now, student=student)
     state, index = where.state, where.epoch
-    if found is None:
+    if not serves(state, name):
+        found = {}  # its records in the student's arm hold another student's served answers
+    elif found is None:
         found = counts(evidence.connect(settings.log_path, student), where.since, now)
     cats = tuple(state.categories) if state.stage > 0 and state.categories else None
     return guard.assess(

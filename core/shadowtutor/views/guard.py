@@ -13,6 +13,7 @@ from shadowtutor.config import Settings
 from shadowtutor.gate import criteria, evidence, guard, guard_evidence
 from shadowtutor.gate.guard import NO_WORSE, UNDECIDED, WORSE, Arms, Comparison, pct, points
 from shadowtutor.gate.guard_config import OUT_OF
+from shadowtutor.log.schema import DEFAULT_STUDENT
 
 # How each signal's verdict reads: (no worse, worse, undecided) and the rate's name.
 PHRASES = {
@@ -116,16 +117,25 @@ def load(
     """Everything the Readiness and Home sections show, read once."""
     now = datetime.now(UTC)
     where = guard_evidence.scope(settings, config, now=now, student=student)
+    notes = []
+    name = student or DEFAULT_STUDENT
+    if not guard_evidence.serves(where.state, name):
+        serving = where.state.student or DEFAULT_STUDENT
+        notes.append(
+            f"{name} does not serve users in this rollout: the comparison is about {serving}, "
+            "whose answers users got."
+        )
+        student = serving
+        where = guard_evidence.scope(settings, config, now=now, student=student)
     found, events = guard_counts(settings, student, where.since)
     report = guard_evidence.report(
         settings, config, now=now, student=student, where=where,
         found={cat: tuple(stages.values()) for cat, stages in found.items()},
     )  # fmt: skip
-    notes = []
     if where.state.stage == 0:
         notes.append(
-            "The student serves no users now (stage 0 %): the comparison grows with each "
-            "stage of a rollout."
+            "No users are served by the student now (stage 0 %): the comparison grows with "
+            "each stage of a rollout."
         )
     if events == 0:
         notes.append(HOW_TO_SEND)
@@ -150,6 +160,17 @@ def home_lines(view: FeedbackView) -> list[str]:
         for row, line in zip(rows, view.lines, strict=True)
         if row.signal == "thumbs_down" or row.outcome == WORSE
     ]
+
+
+def idle(view: FeedbackView) -> bool:
+    """No rollout and nothing counted yet: Home says so in one line (:data:`IDLE`)."""
+    return view.stage == 0 and not any(c.student_n for c in view.shown)
+
+
+IDLE = (
+    "Users' feedback: no rollout yet; the student's and the teacher's users are compared "
+    "from the first stage on (Readiness)."
+)
 
 
 def summary(view: FeedbackView) -> str:
