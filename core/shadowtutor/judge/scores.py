@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy
 from sqlmodel import Session, col, select
 
 from shadowtutor.judge import calibration, templates
@@ -50,13 +51,14 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
     version, model = judge
     # The columns only: whole rows decoded each one's JSON ``calls`` and built an ORM object,
     # 14 of the Readiness replay's 21 s on the demo (issue 27 item 11).
-    stmt = select(
-        JudgeScore.pair_id, JudgeScore.pair_ts, JudgeScore.created_at, JudgeScore.category,
-        JudgeScore.language, JudgeScore.student_score, JudgeScore.teacher_score,
-        JudgeScore.consistent,
+    # (sqlalchemy's select: sqlmodel's is typed for at most four columns)
+    stmt = sqlalchemy.select(
+        col(JudgeScore.pair_id), col(JudgeScore.pair_ts), col(JudgeScore.created_at),
+        col(JudgeScore.category), col(JudgeScore.language), col(JudgeScore.student_score),
+        col(JudgeScore.teacher_score), col(JudgeScore.consistent),
     ).where(
-        JudgeScore.template_version == version,
-        JudgeScore.model == model,
+        col(JudgeScore.template_version) == version,
+        col(JudgeScore.model) == model,
         col(JudgeScore.student_score).is_not(None),
     )  # fmt: skip
     # The WHERE already leaves out rows without a student score; the test here tells mypy.
@@ -74,7 +76,7 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
             model,
         )
         for pair_id, pair_ts, created_at, category, language, student, teacher, consistent in (
-            session.exec(stmt)
+            session.execute(stmt)
         )
         if student is not None
     ]
