@@ -7,7 +7,8 @@
 Per page, the median over ``--runs`` of:
 
 * **first chart**: from the click in the menu to the page's first chart drawn (a Plotly
-  figure with its SVG, else a table or a metric: pages without a chart), on the first visit
+  figure with its SVG; a page without one: its first table, metric, form, chat input,
+  message or code block, such as the Review page's question), on the first visit
   of the run's browser session (the app's caches may be warm from an earlier run: each run
   is a new login, as a person's next day is);
 * **settled**: to the page finished (the script done, every chart drawn, no spinner);
@@ -52,7 +53,7 @@ PAGES = {
 }
 
 # True once the page titled ``title`` shows its first chart (a page without one: its first
-# table, metric, form, chat input or message).
+# table, metric, form, chat input, message or code block: the Review page's question).
 _FIRST = """([title, chart]) => {
   const main = document.querySelector('[data-testid="stMain"]');
   if (!main) return false;
@@ -62,6 +63,7 @@ _FIRST = """([title, chart]) => {
   const what = chart ? '.js-plotly-plot .main-svg' : [
     '[data-testid="stDataFrame"] canvas', '[data-testid="stMetric"]', '[data-testid="stForm"]',
     '[data-testid="stChatInput"]', '[data-testid="stAlert"]', '[data-testid="stTextArea"]',
+    '[data-testid="stCode"]',
   ].join(', ');
   return [...main.querySelectorAll(what)].some(fresh);
 }"""

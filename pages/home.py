@@ -38,7 +38,7 @@ if figures.pairs_7d == 0 and figures.teacher_spend_mtd is None:
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Pairs, last 7 days", f"{figures.pairs_7d:,}")
 c2.metric(
-    "Teacher spend, month to date",
+    "Teacher spend this month",
     "n/a" if figures.teacher_spend_mtd is None else f"${figures.teacher_spend_mtd:,.2f}",
 )
 c3.metric(

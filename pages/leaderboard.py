@@ -49,7 +49,8 @@ if rows.empty:
 
 st.caption(
     "Every student on the requests all of them answered; each figure with its 95% interval. "
-    f"Gate: the shipped criteria applied to this window's figures. Up to {TTL_S} s old."
+    f"Gate: the shipped criteria applied to this window's figures. Up to {TTL_S // 60} "
+    "minutes old."
 )
 st.dataframe(
     table,

@@ -78,7 +78,8 @@ with side:
         st.error(inert(problem))
     facts = pd.DataFrame(report.facts(), columns=["Fact", "Value"])
     st.dataframe(facts, hide_index=True, height=35 * len(facts) + 38)
-    b1, b2 = st.columns(2)
+    # a row that wraps: two columns cut "Clear chat" to "Clear …" at 1,024 px (issue 27)
+    b1 = b2 = st.container(horizontal=True)
     if b1.button("Refresh", icon=":material/refresh:"):
         load_health.clear()
         st.rerun()

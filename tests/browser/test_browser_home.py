@@ -24,7 +24,7 @@ def test_home_page_shows_headline_figures(demo_home: Path) -> None:
         page.get_by_text("Pairs, last 7 days").wait_for()
         wait_idle(page)
         labels = (
-            "Teacher spend, month to date",
+            "Teacher spend this month",
             "Mean similarity, 7 days",
             "Student P95 latency, 7 days",
             "Reviews done",

@@ -37,9 +37,10 @@ def num(value: float | None) -> str:
 
 
 def short_method(method: str) -> str:
-    """The method's first clause with its statistic's short name ("betting CS, lower bound")."""
+    """The method's first clause with its statistic's short name ("betting CS (lexical)")."""
     head = re.split(r";|: ", method or "", maxsplit=1)[0].strip()
     head = head.replace(" (n: reviews)", "").replace(_OLD_CRITICAL, "")
+    head = head.replace(", lower bound", "").replace(", upper bound", "")  # in the full text
     for long, short in _SHORT:
         head = head.replace(long, short)
     return head or "-"
