@@ -51,11 +51,16 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
     version, model = judge
     # The columns only: whole rows decoded each one's JSON ``calls`` and built an ORM object,
     # 14 of the Readiness replay's 21 s on the demo (issue 27 item 11).
-    # (sqlalchemy's select: sqlmodel's is typed for at most four columns)
+    # SQLAlchemy's select: SQLModel's is typed for at most four columns.
     stmt = sqlalchemy.select(
-        col(JudgeScore.pair_id), col(JudgeScore.pair_ts), col(JudgeScore.created_at),
-        col(JudgeScore.category), col(JudgeScore.language), col(JudgeScore.student_score),
-        col(JudgeScore.teacher_score), col(JudgeScore.consistent),
+        *(
+            col(c)
+            for c in (
+                JudgeScore.pair_id, JudgeScore.pair_ts, JudgeScore.created_at,
+                JudgeScore.category, JudgeScore.language, JudgeScore.student_score,
+                JudgeScore.teacher_score, JudgeScore.consistent,
+            )
+        )
     ).where(
         col(JudgeScore.template_version) == version,
         col(JudgeScore.model) == model,
@@ -117,15 +122,19 @@ def sampling_fields(
     return out
 
 
-def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibration.Calibration:
-    """Agreement of the judge with the current human student scores of the same pairs."""
+def calibrate(
+    session: Session, judge: tuple[str, str] | None = None, *, before: datetime | None = None
+) -> calibration.Calibration:
+    """Agreement of the judge with the current human student scores of the same pairs;
+    with ``before``, only the reviews written before it (the gate's calibration from before
+    an evidence epoch: data the epoch's test does not use)."""
     judge = judge or current_judge(session)
     label = f"{judge[0]} / {judge[1]}" if judge else "(no judge scores yet)"
     scored = {r.pair_id: r for r in judge_rows(session, judge)} if judge else {}
     rows = []
     if scored:
         stmt = (
-            select(Review.pair_id, Review.student_score, ReviewItem.category, ReviewItem.language)
+            select(Review, ReviewItem.category, ReviewItem.language)
             .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
             .where(
                 col(Review.is_current),
@@ -134,9 +143,12 @@ def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibra
                 col(Review.pair_id).in_(list(scored)),
             )
         )
-        for pair_id, score, category, language in session.exec(stmt):
+        for review, category, language in session.exec(stmt):
+            pair_id, score = review.pair_id, review.student_score
             if score is None:  # left out by the WHERE; the test here tells mypy
                 continue
+            if before is not None and as_utc(review.created_at) >= as_utc(before):
+                continue  # written in the epoch (SQLite hands times back naive: compared here)
             j = scored[pair_id]
             rows.append(
                 calibration.Rated(
