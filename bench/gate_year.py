@@ -27,7 +27,7 @@ import numpy as np
 from shadowtutor.gate import criteria, means, outcomes, stats
 from shadowtutor.gate.criteria import Aggregate
 from shadowtutor.testing import yearsim
-from shadowtutor.testing.gatesim import Student
+from shadowtutor.testing.gatesim import Judge, Student
 
 GOOD = (0.01, 0.02, 0.07, 0.30, 0.60)
 DISTRIBUTIONS = {  # mean exactly 4.0 each
@@ -47,6 +47,7 @@ SUCCESS = Student(0.980, 500, 0.5, 0.6, GOOD)
 P95 = Student(0.995, AT_P95, 0.5, 0.6, GOOD)
 SIMILAR = Student(0.995, 500, 0.5, 0.45, GOOD)
 SKEWED = at_score(DISTRIBUTIONS["skewed (4s and 5s, 1 in 15 a 1)"])
+BIMODAL = at_score(DISTRIBUTIONS["bimodal (1 in 4 a 1, else 5)"])
 # (name, student, students at the bar together, criteria change on this day or 0, criterion)
 CASES: list[tuple[str, Student, int, int, str]] = [
     *((f"score 4.0, {n}", at_score(p), 1, 0, "review_score") for n, p in DISTRIBUTIONS.items()),
@@ -60,7 +61,13 @@ CASES: list[tuple[str, Student, int, int, str]] = [
     ("criteria change on day 183: score 4.0 skewed", SKEWED, 1, 183, "review_score"),
     ("criteria change on day 183: success 98 %", SUCCESS, 1, 183, "success_rate"),
     ("criteria change on day 183: P95 1,500 ms", P95, 1, 183, "p95_latency"),
+    ("score 4.0 skewed, kappa-0.8 judge scoring every pair", SKEWED, 1, 0, "review_score"),
+    ("score 4.0 bimodal, kappa-0.8 judge scoring every pair", BIMODAL, 1, 0, "review_score"),
+    ("three students: score 4.0 skewed, kappa-0.8 judge", SKEWED, 3, 0, "review_score"),
 ]
+# Cases with a judge (calibrated before the epoch, so the gate uses it): its scores of every
+# pair, the reviewed ones included, go into the review bound's mixture of bets.
+JUDGED = {name: Judge(noise=0.8) for name, *_ in CASES if "judge" in name}
 
 
 def streams(
@@ -77,6 +84,7 @@ def streams(
             bar_ms=1500.0,
             keep=keep,
             only="" if keep else key,
+            judge=JUDGED.get(case[0]),
         )
         for k in range(count)
     ]

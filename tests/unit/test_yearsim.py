@@ -61,3 +61,27 @@ def test_only_draws_what_the_criterion_reads_and_the_rest_the_same() -> None:
                         bar_ms=1500.0, only="p95_latency")  # fmt: skip
     assert (full.ok == part.ok).all() and (full.below == part.below).all()
     assert (full.scores == part.scores).all() and part.bin_counts.sum() == 0
+
+
+def test_fast_looks_with_a_judge_give_decides_status() -> None:
+    """The judge-assisted review bound (its mixture of bets) through the fast looks and
+    through ``decide``: the same status at every look, and a PASS among them."""
+    from shadowtutor.testing.gatesim import Judge
+
+    streams = [
+        yearsim.draw(
+            NEAR["review_score"],
+            np.random.default_rng([7, k]),
+            days=30,
+            pairs=150,
+            reviews=16,
+            bar_ms=1500.0,
+            keep=True,
+            judge=Judge(noise=0.8),
+        )
+        for k in range(2)
+    ]
+    got = yearsim.decide_year(_cfg(), "review_score", streams, change=20)
+    fast = yearsim.first_pass(_cfg(), "review_score", streams, change=20)
+    assert got.looks == 60 and got.differ == 0 and got.go_without_pass == 0
+    assert fast is not None and fast < 30

@@ -30,8 +30,8 @@ from statistics import NormalDist
 import numpy as np
 
 from shadowtutor.gate import criteria, means, outcomes, serving, stats
-from shadowtutor.gate.criteria import Aggregate, GateConfig, Window
-from shadowtutor.testing.gatesim import Student
+from shadowtutor.gate.criteria import Aggregate, GateConfig, RatingKey, Window
+from shadowtutor.testing.gatesim import Judge, Student
 
 CATEGORY = "greeting"
 METHOD = "lexical"
@@ -50,6 +50,13 @@ class Stream:
     scores: np.ndarray  # (days, 5) review scores 1..5
     latencies: list[np.ndarray] | None = None  # per day, kept for decide_year
     sims: list[np.ndarray] | None = None
+    # With a judge scoring every pair: (days, 5, 9) the reviewed pairs by (human score, judge
+    # score 1, 1.5, .. 5) and (days, 9) the pairs only the judge scored.
+    paired: np.ndarray | None = None
+    judge_only: np.ndarray | None = None
+
+
+JUDGE_SCALE = np.arange(1.0, 5.01, 0.5)  # a judge's score: the mean of two orders' 1..5
 
 
 def draw(
@@ -62,12 +69,14 @@ def draw(
     bar_ms: float,
     keep: bool = False,
     only: str = "",
+    judge: Judge | None = None,
 ) -> Stream:
     """``days`` days of one student: ``pairs`` requests and ``reviews`` reviews a day;
     ``keep`` keeps the latencies and similarities themselves (for :func:`decide_year`).
     ``only`` (a criterion's key): skip drawing what that criterion does not read (zeros);
-    each part has its own generator, so the parts drawn are the same either way."""
-    rngs = rng.spawn(4)
+    each part has its own generator, so the parts drawn are the same either way. ``judge``
+    scores every pair (the reviewed ones and the rest), from its own generator."""
+    rngs = rng.spawn(5)
     ok = rngs[0].binomial(pairs, student.success, size=days)
     answered = np.arange(pairs)[None, :] < ok[:, None]  # (days, pairs)
     shape = (days, pairs) if only in ("", "p95_latency") else (days, 0)
@@ -78,6 +87,9 @@ def draw(
     answered_sims = answered[:, : shape[1]]
     answered = answered[:, : lat.shape[1]]
     scores = rngs[3].multinomial(reviews, student.score_probs, size=days)
+    paired = judge_only = None
+    if judge is not None:
+        paired, judge_only = _judged(student, judge, rngs[4], scores, pairs)
     below = np.count_nonzero(answered & (lat <= bar_ms), axis=1)
     keys = np.round(sims, 2)  # the bins of criteria.similarity_bins
     slot = np.rint(keys * 100).astype(np.int64) + 101 * np.arange(days)[:, None]
@@ -93,7 +105,27 @@ def draw(
         scores=scores,
         latencies=[lat[d, : ok[d]] for d in range(days)] if keep else None,
         sims=[sims[d, : ok[d]] for d in range(days)] if keep else None,
+        paired=paired,
+        judge_only=judge_only,
     )
+
+
+def _judged(
+    student: Student, judge: Judge, rng: np.random.Generator, scores: np.ndarray, pairs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The judge's scores of each day's reviewed pairs (their human scores given) and of
+    the other pairs (human scores drawn, unseen), counted by score."""
+    days, reviews = scores.shape[0], int(scores[0].sum())
+    human = np.repeat(np.tile(np.arange(1.0, 6.0), days), scores.ravel())  # day by day
+    day_of = np.repeat(np.arange(days), reviews)
+    f = judge.score(human, rng)
+    cell = np.rint((f - 1) * 2).astype(np.int64)
+    paired = np.zeros((days, 5, 9))
+    np.add.at(paired, (day_of, human.astype(np.int64) - 1, cell), 1)
+    rest = rng.choice(np.arange(1.0, 6.0), size=days * (pairs - reviews), p=student.score_probs)
+    g = np.rint((judge.score(rest, rng) - 1) * 2).astype(np.int64)
+    only = np.bincount(np.repeat(np.arange(days), pairs - reviews) * 9 + g, minlength=days * 9)
+    return paired, only.reshape(days, 9).astype(float)
 
 
 def epochs(days: int, change: int) -> list[tuple[int, int, int]]:
@@ -114,6 +146,14 @@ def running(stream: Stream, start: int, end: int) -> dict[str, np.ndarray]:
         "bin_counts": np.cumsum(stream.bin_counts[part], axis=0),
         "bin_sums": np.cumsum(stream.bin_sums[part], axis=0),
         "scores": np.cumsum(stream.scores[part], axis=0),
+        **(
+            {}
+            if stream.paired is None or stream.judge_only is None
+            else {
+                "paired": np.cumsum(stream.paired[part], axis=0),
+                "judge_only": np.cumsum(stream.judge_only[part], axis=0),
+            }
+        ),
     }
 
 
@@ -146,6 +186,12 @@ def status_at(
             return outcomes.INCONCLUSIVE
         _, hi = stats.quantile_cs_ranks(n, 0.95, confidence=conf)
         return outcomes.PASS if hi is not None and below >= hi else outcomes.INCONCLUSIVE
+    if key == "review_score" and "paired" in sums:  # a judge's mixture: no shortcut
+        agg = Aggregate(
+            scores={s + 1: int(c) for s, c in enumerate(sums["scores"][i]) if c},
+            ratings=judged_ratings(sums["paired"][i], sums["judge_only"][i]),
+        )
+        return means.review_score(config, CATEGORY, agg, conf, project=False).status
     if key == "review_score":
         counts = sums["scores"][i]
         scale = np.arange(1.0, 6.0)
@@ -170,6 +216,16 @@ def status_at(
     raise ValueError(f"no fast look for criterion {key!r}")
 
 
+def judged_ratings(paired: np.ndarray, judge_only: np.ndarray) -> dict[RatingKey, int]:
+    """``Aggregate.ratings`` from counts by (human score, judge score) and by judge score."""
+    out: dict[RatingKey, int] = {}
+    for h, c in zip(*np.nonzero(paired), strict=True):
+        out[(int(h) + 1, None, float(JUDGE_SCALE[c]), None)] = int(paired[h, c])
+    for c in np.nonzero(judge_only)[0]:
+        out[(None, None, float(JUDGE_SCALE[c]), None)] = int(judge_only[c])
+    return out
+
+
 def first_pass(config: GateConfig, key: str, streams: list[Stream], change: int = 0) -> int | None:
     """The first day (1-based) on which criterion ``key`` PASSes for any of the students
     (each with its own ``streams``, sharing the error budget), looked at daily; None: never.
@@ -189,12 +245,18 @@ def day_aggregate(stream: Stream, d: int) -> Aggregate:
     """Day ``d`` of a kept stream as the gate's evidence gatherer gives it."""
     assert stream.latencies is not None and stream.sims is not None, "draw(..., keep=True)"
     counts = stream.scores[d]
+    ratings = (
+        {}
+        if stream.paired is None or stream.judge_only is None
+        else judged_ratings(stream.paired[d], stream.judge_only[d])
+    )
     return Aggregate(
         pairs=int(stream.pairs[d]),
         successes=int(stream.ok[d]),
         latencies_ms=stream.latencies[d].tolist(),
         similarity=criteria.similarity_bins(METHOD, stream.sims[d].tolist()),
         scores={s + 1: int(c) for s, c in enumerate(counts) if c},
+        ratings=ratings,
     )
 
 
