@@ -6,8 +6,9 @@ categories' users, picked by a stable hash of the user as routing picks them: 10
 ``metadata.fallback`` says why). The DB's rollout state is not touched: the log shows what a
 canary looked like.
 
-Users react to the answers of both sides in those weeks: a share rate them (thumbs, some a
-1-5 rating), thumbs down more often in business than in greeting, some regenerate; the
+Users react to the answers (the teacher's all along, both sides' in the canary's weeks): a
+share rate them (thumbs, some a 1-5 rating), thumbs down more often in business than in
+greeting, some regenerate; the
 student's answers are liked as often as the teacher's in greeting and a little less in casual
 (:data:`STUDENT_WORSE`), so the comparison of the two sides has something to find there.
 """
@@ -69,14 +70,12 @@ def serve(records: list[dict[str, Any]], *, end: datetime, eligible: tuple[str, 
 
 
 def events(records: list[dict[str, Any]], *, end: datetime, seed: int) -> list[dict[str, Any]]:
-    """The users' feedback on the answers of the canary's weeks (both sides)."""
+    """The users' feedback on the answers (the teacher's all along, both sides' in the
+    canary's weeks)."""
     rng = random.Random(seed + 53)
-    since = end - timedelta(days=CANARY[0][0])
     out = []
     for rec in records:
         ts = schema.parse_ts(rec["ts"])
-        if ts < since:
-            continue
         cat = rec["category"]
         student = rec["routing"]["served_by"] == "student"
         later = min(end, ts + timedelta(minutes=rng.uniform(0.2, 20)))
