@@ -8,12 +8,17 @@ import streamlit as st
 
 from shadowtutor.app import filters
 from shadowtutor.log.analytics import Filters
+from shadowtutor.log.errors import LogReadError
 from shadowtutor.views import feedback
 
 
 def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, tz: str) -> None:
     st.subheader("Users' feedback")
-    df = feedback.by_day(con, f, tz)
+    try:
+        df = feedback.by_day(con, f, tz)
+    except LogReadError as exc:
+        st.error(str(exc))
+        return
     filters.chart(
         df,
         feedback.figure,

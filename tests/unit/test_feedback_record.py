@@ -276,3 +276,30 @@ def test_the_chart_compares_like_with_like_and_skips_thin_weeks(tmp_path: Path) 
     assert rows["student"].rated == 5 < MIN_COUNT  # too few rated for a rate
     assert rows["student"].thumbs_down_rate != rows["student"].thumbs_down_rate  # NaN
     assert rows["student"].regenerate_rate == 0.0  # 30 answers: enough for that rate
+
+
+def test_a_corrupt_feedback_file_is_named_and_breaks_nothing_else(tmp_path: Path) -> None:
+    from shadowtutor.log.analytics import Filters
+    from shadowtutor.log.errors import LogReadError
+    from shadowtutor.review import sampling
+    from shadowtutor.views.feedback import arm_counts, by_day
+
+    with LogWriter(tmp_path) as w:
+        w.append_many([_pair(i) for i in range(5)])
+    day = tmp_path / "feedback" / "date=2026-12-01"
+    day.mkdir(parents=True)
+    (day / "broken.jsonl.zst").write_bytes(b"not zstd at all")
+    (day / "torn.jsonl").write_bytes(b'{"id": "x", "kind": "thu')
+    found = feedback.scan(tmp_path)
+    assert [(Path(p).name, n) for p, n, _ in found.bad] == [
+        ("broken.jsonl.zst", 0),
+        ("torn.jsonl", 1),
+    ]
+    con = sql.connect(tmp_path)
+    read.create_views(con, tmp_path)
+    with pytest.raises(LogReadError, match="feedback stats"):
+        by_day(con, Filters())
+    with pytest.raises(LogReadError, match="feedback stats"):
+        arm_counts(con, None, None)
+    picked = sampling.sample(con, strategy="random", size=3)  # the pairs' rules still work
+    assert len(picked.records) == 3

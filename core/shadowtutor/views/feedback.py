@@ -100,7 +100,21 @@ def arm_counts(
     of ``student``'s records (None: each request's primary record); ``category`` picks one.
     ``con_or_settings``: a DuckDB connection with the log's views, or the settings."""
     con = _connect(con_or_settings)
-    rows = con.execute(
+    try:
+        rows = _arm_rows(con, since, student, category, until)
+    except duckdb.Error as exc:
+        raise feedback.unreadable(exc) from exc
+    return [ArmCounts(str(c), str(a), *(int(n) for n in counts)) for c, a, *counts in rows]
+
+
+def _arm_rows(
+    con: duckdb.DuckDBPyConnection,
+    since: datetime | None,
+    student: str | None,
+    category: str | None,
+    until: datetime | None,
+) -> list[Any]:
+    return con.execute(
         f"""
         SELECT category, arm, count(*), count(*) FILTER (WHERE rated),
           count(*) FILTER (WHERE thumbs_down), count(*) FILTER (WHERE regenerated),
@@ -117,7 +131,6 @@ def arm_counts(
             "category": category,
         },
     ).fetchall()
-    return [ArmCounts(str(c), str(a), *(int(n) for n in counts)) for c, a, *counts in rows]
 
 
 def by_day(con: duckdb.DuckDBPyConnection, f: Filters, tz: str = "UTC") -> pd.DataFrame:
@@ -129,10 +142,13 @@ def by_day(con: duckdb.DuckDBPyConnection, f: Filters, tz: str = "UTC") -> pd.Da
     categories it served (``attrs["categories"]``); each side from its first answer on, all
     from the first day with feedback; empty when no answer in the selection has feedback."""
     start, end = analytics.utc_bounds(f, tz)
-    answers = con.execute(
-        f"SELECT ts, category, arm, rated, thumbs_down, regenerated FROM ({_ANSWERS})",
-        {"since": _naive_utc(start), "until": _naive_utc(end), "student": f.student},
-    ).df()
+    try:
+        answers = con.execute(
+            f"SELECT ts, category, arm, rated, thumbs_down, regenerated FROM ({_ANSWERS})",
+            {"since": _naive_utc(start), "until": _naive_utc(end), "student": f.student},
+        ).df()
+    except duckdb.Error as exc:
+        raise feedback.unreadable(exc) from exc
     if f.categories:
         answers = answers[answers["category"].isin(f.categories)]
     if answers.empty or not (answers["rated"].any() or answers["regenerated"].any()):
