@@ -102,6 +102,7 @@ def render(
                 actor_id=user.id,
                 served_at_stage=view.served,
                 student=view.student,
+                feedback=view.feedback,
             ),
             f"Advanced to {nxt}%",
         )

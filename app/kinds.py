@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import streamlit as st
 
-from shadowtutor.app import filters
+from shadowtutor.app import criteria_ui, filters
 from shadowtutor.log.analytics import Filters
 from shadowtutor.views import kinds
 from shadowtutor.views.readiness import View
@@ -53,7 +53,19 @@ def readiness_section(view: View) -> None:
     if table.empty:
         st.info("No decision yet: evaluate the gate first.")
         return
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={  # the whole table at 1,024 px
+            "Category": {"width": 80},
+            "Kind": {"width": 95},
+            "What it asks": {"width": 230},
+            "Status": {"width": 96},
+            "Decision": {"width": 80},
+            "Student serves it": {"width": 150},
+        },
+    )
     st.caption(
         "Each kind of request has its own GO: the student serves a kind in a category only "
         "when that kind's criteria pass and an admin approved the decision; any other request "
@@ -64,9 +76,6 @@ def readiness_section(view: View) -> None:
     if rows.empty:
         st.text("No request of a kind other than plain in this evidence.")
         return
-    st.dataframe(
-        rows,
-        hide_index=True,
-        width="stretch",
-        column_config={"What is missing": st.column_config.TextColumn(width="large")},
+    criteria_ui.show(
+        rows, kinds.criteria_notes(evidence), kinds.other(evidence), "kinds", kind_column=True
     )

@@ -15,7 +15,13 @@ from shadowtutor.app.text import md
 
 # The icon is drawn here: a Material icon name would make the browser fetch it from Google's
 # font servers, and nothing the app serves may reach an outside host.
-st.set_page_config(page_title="ShadowTutor", page_icon=icon.favicon(), layout="wide")
+st.set_page_config(
+    page_title="ShadowTutor",
+    page_icon=icon.favicon(),
+    layout="wide",
+    initial_sidebar_state=layout.SIDEBAR_PX,
+)
+layout.tighten()
 
 status = db.schema_status(deps.settings().db_url)
 if not status.ok:

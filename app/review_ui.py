@@ -60,24 +60,24 @@ def _fmt(value: Any, fmt: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
 
 
-def show_header(item: Any) -> None:
+def show_header(item: Any, *, tz: Any = None, note: str = "") -> None:
+    """The pair's facts in one caption line (five metrics took a screen's fifth and pushed
+    both answers below the fold, issue 27 item 10); ``note`` follows them."""
     snap = item.snapshot
-    cols = st.columns(5)
-    # Every value here came from the log: metric values, help and captions render Markdown.
+    # Every value here came from the log: the caption renders Markdown, so each is escaped.
     method = snap.get("similarity_method")
-    cols[0].metric(
-        "Similarity",
-        _fmt(snap.get("similarity"), ".3f"),
-        help=f"Method: {md(method)}" if method else None,
-    )
-    cols[1].metric("Language", md(snap.get("language") or "n/a"))
-    cols[2].metric("Category", md(snap.get("category") or "n/a"))
-    cols[3].metric("Reviews", f"{item.reviews_done} of {item.required_reviews}")
-    cols[4].metric("Source", md(snap.get("source") or "n/a"))
-    st.caption(
-        f"Pair {md(item.pair_id)} · logged {md(snap.get('ts') or 'n/a')} · "
-        f"queued as {md(item.strategy)}"
-    )
+    similarity = _fmt(snap.get("similarity"), ".3f") + (f" ({md(method)})" if method else "")
+    facts = [
+        f"Similarity {similarity}",
+        md(snap.get("language") or "language n/a"),
+        md(snap.get("category") or "category n/a"),
+        f"reviews {item.reviews_done} of {item.required_reviews}",
+        f"source {md(snap.get('source') or 'n/a')}",
+        f"pair {md(item.pair_id)}",
+        f"logged {md(display.moment(snap.get('ts'), tz))}",
+        f"queued as {md(item.strategy)}",
+    ]
+    st.caption(" · ".join(facts) + (f". {note}" if note else ""))
     show_request(snap.get("request") or {}, snap.get("agreement") or {})
 
 
@@ -115,15 +115,28 @@ def show_request(request: dict[str, Any], agreement: dict[str, Any]) -> None:
             show_json(agreement["details"])
 
 
+def earlier_turns(messages: list[dict[str, Any]]) -> int:
+    """How many messages (system prompts aside) come before the last user message: the
+    earlier turns, folded so that the question asked and both answers fit one screen."""
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+    return sum(1 for m in messages[:last] if m.get("role") not in ("system", "developer"))
+
+
 def show_conversation(messages: list[dict[str, Any]]) -> None:
-    st.subheader("Conversation", divider="gray")
+    folded = earlier_turns(messages)
+    shown = 0
+    earlier: Any = None
     for msg in messages:
         role = str(msg.get("role", "?"))
         text = workflow.content_text(msg.get("content"))
         if role in ("system", "developer"):  # long and the same for many pairs: folded
             with st.expander(f"{md(role.upper())} prompt ({len(text):,} characters)"):
                 show_text(text)
-        else:
+            continue
+        if folded and earlier is None:  # where the first of them was
+            earlier = st.expander(f"Earlier turns ({folded} messages)")
+        with earlier if shown < folded else nullcontext():
+            shown += 1
             call_id = msg.get("tool_call_id")
             st.caption(md(role.upper()) + (f" (answer to {md(call_id)})" if call_id else ""))
             if text or not msg.get("tool_calls"):
@@ -133,7 +146,7 @@ def show_conversation(messages: list[dict[str, Any]]) -> None:
 
 
 def show_answer(label: str, answer: dict[str, Any], *, reveal: bool) -> None:
-    st.subheader(label, divider="gray")
+    st.subheader(label)
     facts = [
         f"latency {_fmt(answer.get('latency_ms'), ',.0f', ' ms')}",
         f"tokens {_fmt(answer.get('completion_tokens'), ',d')}",

@@ -16,6 +16,9 @@ project's own ``decide``.
    ``judge_unsure`` strategy (weighted by their design weights).
 
     .venv/bin/python bench/gate_simulation.py [--seeds 500] [--daily-seeds 200] [--days 45]
+
+A year of daily looks (365, 600 pairs a day, several students, a criteria change):
+``bench/gate_year.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import tomllib
 
 import numpy as np
 
-from shadowtutor.gate import criteria, means, outcomes, serving
+from shadowtutor.gate import criteria, outcomes
 from shadowtutor.judge.calibration import weighted_kappa
 from shadowtutor.review import sampling
 from shadowtutor.testing.gatesim import Judge, Student, day, rolling_window, window
@@ -179,16 +182,26 @@ def daily_looks(cfg: criteria.GateConfig, seeds: int, looks: int, edges: bool = 
     never = math.inf
     for label, student in (("good (mean 4.46)", GOOD), ("close (mean 4.20)", CLOSE)):
         baseline: list[float] = []
-        rows = [(name, judge, "random") for name, judge in JUDGES.items()]
+        rows = []
+        for name, judge in JUDGES.items():
+            # The gate uses a judge only when it was calibrated before the evidence epoch
+            # (weighted kappa >= MIN_JUDGE_KAPPA, shadowtutor.gate.evidence.judge_trusted):
+            # here its kappa on separate data stands in for that calibration.
+            if judge is not None and float(judge_kappa(judge)) < sampling.MIN_JUDGE_KAPPA:
+                rows.append((f"{name} (not calibrated: not used)", judge, "ignored"))
+            else:
+                rows.append((name, judge, "random"))
         for name, base in UNSURE.items():
             # The real queue follows the judge only when it is calibrated (weighted kappa
             # >= pick.MIN_JUDGE_KAPPA on the pairs both scored), else it samples uniformly;
             # here the judge's true kappa stands in for the measured one.
             trusted = float(judge_kappa(JUDGES[base])) >= sampling.MIN_JUDGE_KAPPA
-            row = name if trusted else f"{name} (falls back to uniform)"
-            rows.append((row, JUDGES[base], "judge_unsure" if trusted else "random"))
+            row = name if trusted else f"{name} (falls back to uniform; not used)"
+            rows.append((row, JUDGES[base], "judge_unsure" if trusted else "ignored"))
         for name, judge, queue in rows:
-            runs = [run_days(cfg, student, judge, s, looks, queue) for s in range(seeds)]
+            gate_judge = None if queue == "ignored" else judge  # the same human reviews
+            queue = "random" if queue == "ignored" else queue
+            runs = [run_days(cfg, student, gate_judge, s, looks, queue) for s in range(seeds)]
             # Medians over every run, a run that never got there counting as "later than
             # all": a median over the successful runs only would favour the luckiest samples.
             go_days = [never if g is None else g for g, _ in runs]
@@ -214,132 +227,6 @@ def daily_looks(cfg: criteria.GateConfig, seeds: int, looks: int, edges: bool = 
             )
 
 
-SKEWED_AT_4 = (1 / 15, 0.0, 0.0, 11 / 15, 3 / 15)  # mostly 4s, 1 in 15 a 1: mean 4.0
-BIMODAL_AT_4 = (0.25, 0.0, 0.0, 0.0, 0.75)  # 1s and 5s: mean 4.0
-YEAR_CASES = [
-    # (name, student, students at the bar together, criteria change on this day or 0, the
-    # criterion at its bar)
-    ("score 4.0, skewed (1 in 15 a 1)", S(0.995, 500, 0.5, 0.6, SKEWED_AT_4), 1, 0, "review_score"),
-    ("score 4.0, bimodal (1s and 5s)", S(0.995, 500, 0.5, 0.6, BIMODAL_AT_4), 1, 0, "review_score"),
-    ("score 4.0, spread", S(0.995, 500, 0.5, 0.6, AT_4), 1, 0, "review_score"),
-    ("success exactly 98%", S(0.980, 500, 0.5, 0.60, GOOD_SCORES), 1, 0, "success_rate"),
-    (
-        "P95 exactly 1,500 ms",
-        S(0.995, MEDIAN_AT_1500, 0.5, 0.6, GOOD_SCORES), 1, 0, "p95_latency",
-    ),
-    ("similarity exactly 0.45", S(0.995, 500, 0.5, 0.45, GOOD_SCORES), 1, 0, "similarity"),
-    (
-        "three students, score 4.0 skewed",
-        S(0.995, 500, 0.5, 0.6, SKEWED_AT_4), 3, 0, "review_score",
-    ),
-    (
-        "three students, success exactly 98%",
-        S(0.980, 500, 0.5, 0.60, GOOD_SCORES), 3, 0, "success_rate",
-    ),
-    (
-        "success 98%, criteria change on day 183",
-        S(0.980, 500, 0.5, 0.6, GOOD_SCORES), 1, 183, "success_rate",
-    ),
-    (
-        "score 4.0 skewed, criteria change on day 183",
-        S(0.995, 500, 0.5, 0.6, SKEWED_AT_4), 1, 183, "review_score",
-    ),
-]  # fmt: skip
-YearCase = tuple[str, Student, int, int, str]
-
-
-def _at_bar(
-    cfg: criteria.GateConfig, key: str, agg: criteria.Aggregate, conf: float
-) -> outcomes.Criterion:
-    """The case's criterion at its bar, by the function ``decide`` calls for it."""
-    if key == "review_score":
-        return means.review_score(cfg, "greeting", agg, conf, project=False)
-    if key == "success_rate":
-        return serving.success(cfg, "greeting", agg, conf, project=False)
-    if key == "p95_latency":
-        return serving.p95(cfg, "greeting", agg, conf, project=False)
-    return criteria._similarity(cfg, "greeting", agg, conf, project=False)
-
-
-def run_year_fast(
-    cfg: criteria.GateConfig, case: YearCase, seed: int, looks: int, pairs: int
-) -> bool:
-    """Whether the criterion at its bar ever PASSed for any of the case's students: an upper
-    bound of P(any GO) (a GO needs every criterion to pass), a look costing one criterion, not
-    six, and the latencies kept sorted as they come (the same data as :func:`run_year`)."""
-    _, student, count, change, key = case
-    rngs = [np.random.default_rng(200_000 + 7 * seed + k) for k in range(count)]
-    totals = [criteria.Aggregate() for _ in range(count)]
-    epoch = 1
-    for t in range(looks):
-        if change and t + 1 == change:
-            totals, epoch = [criteria.Aggregate() for _ in range(count)], 2
-        conf, _ = criteria.error_budget(cfg, count, 1, epoch)
-        for rng, total in zip(rngs, totals, strict=True):
-            new = day(student, rng, pairs=pairs, reviews=REVIEWS_PER_DAY)
-            lat = np.sort(np.concatenate([np.asarray(total.latencies_ms), new.latencies_ms]))
-            new.latencies_ms = []
-            total.latencies_ms = []
-            total.add(new)
-            total.latencies_ms = lat  # type: ignore[assignment]  # an array: sorted already
-            if _at_bar(cfg, key, total, conf).status == outcomes.PASS:
-                return True
-    return False
-
-
-def run_year(cfg: criteria.GateConfig, case: YearCase, seed: int, looks: int, pairs: int) -> bool:
-    """Whether any of the case's students at the bar ever got GO over ``looks`` daily looks:
-    evidence growing from the epoch's start, a new epoch (fresh evidence, the next share of
-    the error budget) when the criteria change, the budget shared by the students."""
-    _, student, count, change, _ = case
-    rngs = [np.random.default_rng(200_000 + 7 * seed + k) for k in range(count)]
-    totals = [criteria.Aggregate() for _ in range(count)]
-    epoch = 1
-    for t in range(looks):
-        if change and t + 1 == change:
-            totals, epoch = [criteria.Aggregate() for _ in range(count)], 2
-        for rng, total in zip(rngs, totals, strict=True):
-            total.add(day(student, rng, pairs=pairs, reviews=REVIEWS_PER_DAY))
-            w = criteria.Window(None, None, {"greeting": total})
-            d = criteria.decide(cfg, w, project=False, students=count, epoch=epoch)
-            if d.outcome == criteria.GO:
-                return True
-    return False
-
-
-def year_looks(
-    cfg: criteria.GateConfig,
-    seeds: int,
-    looks: int,
-    pairs: int,
-    which: str = "",
-    fast: bool = False,
-) -> None:
-    print(
-        f"\n## A year of daily looks: {seeds} seeds, {looks} looks, {pairs} pairs and "
-        f"{REVIEWS_PER_DAY} human reviews a day per student, evidence growing from the epoch"
-        + (" (the criterion at its bar alone: an upper bound of P(any GO))" if fast else "")
-    )
-    what = "P(criterion at its bar ever PASS) >= P(any GO)" if fast else "P(any GO)"
-    print(f"\n| student(s) exactly at a bar | {what} | 95 % upper bound (Wilson) |")
-    print("|---|---|---|")
-    picked = {int(i) for i in which.split(",") if i.strip()} if which else None
-    for i, case in enumerate(YEAR_CASES):
-        if picked is not None and i not in picked:
-            continue
-        run = run_year_fast if fast else run_year
-        go = sum(run(cfg, case, s, looks, pairs) for s in range(seeds))
-        upper = _upper(go, seeds)
-        print(f"| {case[0]} | {go}/{seeds} = {go / seeds:.1%} | {upper:.1%} |", flush=True)
-
-
-def _upper(k: int, n: int) -> float:
-    """A one-sided 95 % upper bound of a rate from k of n (the project's Wilson bound)."""
-    from shadowtutor.gate import stats
-
-    return stats.wilson_bounds(k, n)[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=200, help="Seeds per one-look case.")
@@ -349,17 +236,6 @@ def main() -> None:
     )
     parser.add_argument("--days", type=int, default=45, help="Daily looks per run.")
     parser.add_argument("--only", default="", help="One-look cases whose name contains this.")
-    parser.add_argument("--year-seeds", type=int, default=0, help="Seeds per year-long case.")
-    parser.add_argument("--year-days", type=int, default=365, help="Daily looks per year run.")
-    parser.add_argument("--year-pairs", type=int, default=600, help="Pairs a day (year runs).")
-    parser.add_argument(
-        "--year-cases", default="", help="Year cases to run, by 0-based index (e.g. 0,1,2)."
-    )
-    parser.add_argument(
-        "--year-fast",
-        action="store_true",
-        help="Year runs: only the criterion at its bar (an upper bound of P(any GO)).",
-    )
     args = parser.parse_args()
     data = tomllib.loads(criteria.DEFAULT_CONFIG.read_text())
     data["eligibility"] = {"categories": ["greeting"]}
@@ -369,11 +245,6 @@ def main() -> None:
         single_looks(cfg, args.seeds, args.only)
     if args.daily_seeds:
         daily_looks(cfg, args.daily_seeds, args.days, edges=not args.no_edges)
-    if args.year_seeds:
-        year_looks(
-            cfg, args.year_seeds, args.year_days, args.year_pairs, args.year_cases,
-            args.year_fast,
-        )  # fmt: skip
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

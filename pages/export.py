@@ -96,8 +96,9 @@ p[2].metric(
 )
 prefs = counts.get("preference_pairs") or {}
 if prefs:
-    p[3].metric("Preference pairs train / val / test",
-                " / ".join(f"{prefs.get(s, 0):,}" for s in jobs.SPLITS))  # fmt: skip
+    p[3].metric("Preference pairs",  # a longer label was cut to "…" at 1,024 px
+                " / ".join(f"{prefs.get(s, 0):,}" for s in jobs.SPLITS),
+                help="train / val / test, as the splits next to it")  # fmt: skip
 dropped = {k: v for k, v in counts["dropped"].items() if v}
 if dropped:
     st.caption(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from shadowtutor.app import auth, deps, filters
+from shadowtutor.app import auth, deps, filters, guard
 from shadowtutor.app.registry import pages_for
 from shadowtutor.app.text import md
 from shadowtutor.cost import spend
@@ -51,9 +51,10 @@ c4.metric(
     "n/a" if figures.student_p95_ms_7d is None else f"{figures.student_p95_ms_7d:,.0f} ms",
 )
 c5, c6, c7, c8 = st.columns(4)
-c5.metric(
-    "Student errors and timeouts, 7 days",
+c5.metric(  # a short label: the long one was cut to "Student errors and timeo…" at 1,024 px
+    "Student failures, 7 days",
     "n/a" if figures.student_error_rate_7d is None else f"{figures.student_error_rate_7d:.1%}",
+    help="Share of the student's answers that were errors or timeouts",
 )
 c6.metric("Reviews done", f"{state.reviews_done:,}")
 c7.metric(
@@ -67,6 +68,8 @@ last_30 = analytics.Filters(start=(now - timedelta(days=29)).date(), end=now.dat
 daily = spend.spend_by_day(con, last_30)
 if not daily.empty:
     st.plotly_chart(charts.spend_trend(daily), width="stretch")
+
+guard.render(settings, compact=True)
 
 st.subheader("Go to")
 links = [p for p in pages_for(user.role) if p.key != "home"]

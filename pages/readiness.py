@@ -5,11 +5,13 @@ Everyone here may read; only admins may act (the role is checked again before ea
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+
 import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions
-from shadowtutor.app import auth, deps, gate_actions, gate_epoch, kinds
+from shadowtutor.app import auth, criteria_ui, deps, gate_actions, gate_epoch, guard, kinds, router
 from shadowtutor.app.text import inert
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
@@ -43,6 +45,8 @@ if flash := st.session_state.pop(gate_actions.FLASH, None):
 
 level, text = readiness.headline(view)
 getattr(st, level)(inert(text))  # names categories from the log
+if made_under := readiness.criteria_note(view.decision, config):
+    st.caption(inert(made_under))
 state = view.state
 env_kill = killswitch.killed(settings)  # the one reader of the kill switch
 c = st.columns(4)
@@ -56,7 +60,11 @@ c[2].metric(
     "approves it and advances the rollout; the stage says how much of their traffic the "
     "student serves.",
 )
-c[3].metric("Served by the student at this stage", f"{view.served:,}")
+c[3].metric(
+    "Served by the student",
+    f"{view.served:,}",
+    help="Requests the student answered at the current stage",
+)
 if line := readiness.eligible_line(state.categories, view):
     st.text(line)  # category names come from the log: text, never Markdown
 st.caption(inert("Approval: " + view.approval.describe()))
@@ -65,13 +73,11 @@ if state.killed or env_kill:
     st.error(f"{where}: the teacher answers every request.")
 
 st.subheader("Criteria")
-table = readiness.criteria_frame(view.evidence, view.pace, config.window_days)
-st.dataframe(
-    table,
-    hide_index=True,
-    width="stretch",
-    height=36 * (len(table) + 1) + 4,
-    column_config={"What is missing": st.column_config.TextColumn(width="large")},
+criteria_ui.show(
+    readiness.criteria_frame(view.evidence),
+    readiness.criteria_notes(view.evidence, view.pace, config.window_days),
+    readiness.plain(view.evidence),
+    key="criteria",
 )
 st.caption(
     "Bounds are anytime valid: each holds at every evaluation, however often the gate is "
@@ -84,6 +90,8 @@ if budget := readiness.budget_note(view.evidence):
     st.caption(inert(budget))
 st.text(readiness.judge_note(view.evidence))  # names a model: text, never Markdown
 kinds.readiness_section(view)
+guard.render(settings, student)
+router.render(settings, config, student)
 
 if admin:
     gate_actions.render(view, config, settings, user)
@@ -91,9 +99,16 @@ else:
     st.caption("Read-only: only admins evaluate, approve, advance, roll back or kill.")
 
 
-@st.cache_data(ttl=300, show_spinner="Replaying the gate day by day…")
-def replay(log_dir: str, db_url: str, config_hash: str) -> list:
-    return readiness.replay_points(settings, config)
+# The past days' points change only when old data arrives late: computed once a day (the
+# whole replay took 11-40 s on the demo, on every visit after 5 minutes; issue 27 item 11).
+@st.cache_data(ttl=86_400, show_spinner="Replaying the gate day by day (once a day)…")
+def replay_past(log_dir: str, db_url: str, config_hash: str, today: date) -> list:
+    return readiness.replay_points(settings, config, days=59, today=today - timedelta(days=1))
+
+
+@st.cache_data(ttl=300, show_spinner="Replaying today…")
+def replay_today(log_dir: str, db_url: str, config_hash: str, today: date) -> list:
+    return readiness.replay_points(settings, config, days=1, today=today)
 
 
 @st.cache_data(ttl=300)
@@ -109,15 +124,38 @@ st.plotly_chart(readiness.calibration_figure(cal, current), width="stretch")
 st.caption(readiness.calibration_note(cal, current))
 
 st.subheader("Readiness over time")
+today = datetime.now(UTC).date()
 st.plotly_chart(
-    readiness.replay_figure(replay(str(settings.log_path), settings.db_url, config.hash)),
+    readiness.replay_figure(
+        replay_past(str(settings.log_path), settings.db_url, config.hash, today)
+        + replay_today(str(settings.log_path), settings.db_url, config.hash, today)
+    ),
     width="stretch",
 )
 
+st.caption("Past days are replayed once a day, today every 5 minutes.")
+
 st.subheader("Audit trail")
-st.dataframe(readiness.audit_frame(view.audit), hide_index=True, width="stretch")
+others = readiness.audit_others(view.audit, student)
+every = others > 0 and st.toggle(f"Show the other students' rows too ({others:,})", key="audit-all")
+st.dataframe(
+    readiness.audit_frame(view.audit, None if every else student),
+    hide_index=True,
+    width="stretch",
+    column_config={  # fits 1,024 px: the reason, last, is cut there (hover shows it whole)
+        "When (UTC)": {"width": 150},
+        "Student": {"width": 80},
+        "Who": {"width": 90},
+        "What": {"width": 200},
+        "Evidence / reason": {"width": 160},
+        "Flag": {"width": 50},
+    },
+)
 if view.history:
-    past = {f"#{d.id} {criteria.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M})": d
-            for d in view.history}  # fmt: skip
+    past = {f"#{d.id} {criteria.label(d.outcome)} ({d.created_at:%Y-%m-%d %H:%M}, "
+            f"criteria sha256 {d.config_hash[:8]})": d for d in view.history}  # fmt: skip
     pick = st.selectbox("Evidence of decision", list(past), key="readiness-evidence")
-    st.dataframe(readiness.criteria_frame(past[pick].evidence), hide_index=True, width="stretch")
+    old = past[pick].evidence
+    criteria_ui.show(
+        readiness.criteria_frame(old), readiness.criteria_notes(old), readiness.plain(old), "past"
+    )

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps, layout, recent_reviews, review_ui
+from shadowtutor.app import auth, deps, layout, recent_reviews, review_ui, review_window
 from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.review import taxonomy, workflow
@@ -61,7 +61,10 @@ def _claimed_item() -> workflow.ReviewItem | None:
         if held and item is None:
             st.warning("Your claim on the previous pair lapsed or it was finished; moved on.")
         item = item or workflow.claim_next(
-            session=s, reviewer_id=user.id, claim_minutes=settings.claim_minutes
+            session=s,
+            reviewer_id=user.id,
+            claim_minutes=settings.claim_minutes,
+            prefer_since=review_window.prefer_since(windows),
         )
     if item is not None and item.id != held:
         st.session_state.update(review_item_id=item.id, review_started=time.monotonic())
@@ -79,7 +82,9 @@ def submit(item_id: int, judgement: workflow.Judgement) -> workflow.Review | Non
         return None
 
 
+tz = ZoneInfo(settings.timezone)
 if view == "Queue":
+    windows = review_window.current()
     if last := st.session_state.pop("review_last", None):
         st.success(inert(last))
     item = current_item()
@@ -92,12 +97,14 @@ if view == "Queue":
     swap = workflow.blind_order(item.id, user.id)
     slots = review_ui.answer_slots(item, blind=blind, swap=swap)
     prefix = f"q{item.id}_"
-    review_ui.show_header(item)
-    st.caption(
-        f"Held for you for {settings.claim_minutes:g} minutes after each action; then it returns "
-        "to the queue."
-        + (" Blind review: the models are revealed after you submit." if blind else "")
+    review_ui.show_header(
+        item,
+        tz=tz,
+        note=f"Held for you for {settings.claim_minutes:g} minutes after each action."
+        + (" Blind review: the models are revealed after you submit." if blind else ""),
     )
+    if late := review_window.outside(item, windows, tz):
+        st.warning(inert(late))  # names a student from the log
     review_ui.show_pair(item, slots, reveal=not blind)
     bar = layout.action_bar()  # scores, verdict and buttons stay in view at the bottom
     bar.caption("Your judgement (tags, note and correction below the bar)")
@@ -122,6 +129,4 @@ if view == "Queue":
             st.session_state.pop("review_item_id", None)
             st.rerun()
 else:
-    recent_reviews.show(
-        user_id=user.id, url=url, tag_names=tag_names, tz=ZoneInfo(settings.timezone)
-    )
+    recent_reviews.show(user_id=user.id, url=url, tag_names=tag_names, tz=tz)

@@ -113,6 +113,11 @@ def detect_language(text: str | None) -> str | None:
     return _language(words(text))
 
 
+def language_of(tokens: list[str]) -> str | None:
+    """:func:`detect_language` of words already split and lowercased (the router's)."""
+    return _language(tokens)
+
+
 def detect_category(text: str | None) -> str:
     """``business``, ``greeting`` or ``casual`` by the rules in the module docstring."""
     return _category(words(text))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, overload
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -297,3 +297,42 @@ class WebSession(SQLModel, table=True):
     revoked_reason: str = Field(default="", max_length=32)
     handoff_hash: str | None = Field(default=None, max_length=64, index=True)
     handoff_expires_at: datetime | None = None
+
+
+# --- routers -----------------------------------------------------------------------------
+
+
+class RouterModel(SQLModel, table=True):
+    """One trained version of a student's router (``shadowtutor.router``): the model's bytes
+    (data, never a pickle), what it learned from (``counts``), and per category the threshold
+    with its guarantee and the frontier (``choices``). Rows are only added."""
+
+    __tablename__ = "router_model"
+    id: int | None = Field(default=None, primary_key=True)
+    student: str = Field(max_length=64, index=True)
+    version: int  # 1, 2, ... per student
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    floor: float  # the acceptable rate the thresholds guarantee
+    alpha: float  # each category's error level, from the gate's budget
+    counts: dict[str, Any] = _json(dict)
+    choices: dict[str, Any] = _json(dict)
+    metrics: dict[str, Any] = _json(dict)
+    labels_through: datetime | None = None  # the newest label it learned from
+    model: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class RouterEvent(SQLModel, table=True):
+    """The router's history, appended only: a version trained or rolled back to (the newest
+    event names the active version) and the routing mode (``category``: the gate's categories
+    decide; ``routed``: the router decides per request)."""
+
+    __tablename__ = "router_event"
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    student: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=16)  # train | rollback | mode
+    router_id: int | None = Field(default=None, foreign_key="router_model.id")
+    mode: str = Field(default="category", max_length=16)  # category | routed
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    reason: str = ""

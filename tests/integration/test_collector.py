@@ -394,6 +394,9 @@ def test_student_serves_when_routed(
         "bucket": 3.0,
         "eligible": True,
         "reason": None,
+        "router_version": None,
+        "router_score": None,
+        "router_threshold": None,
     }
     assert rec["teacher"]["response"] == "echo: ciao come stai"  # asked in the background
     assert teacher.count("/v1/chat/completions") == 1

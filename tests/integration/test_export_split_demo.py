@@ -45,9 +45,9 @@ def no_better_move(examples: list[build.Example], asked: tuple[float, ...]) -> N
 def test_the_demo_is_split_as_near_as_asked_as_its_groups_allow_and_says_so(
     demo_settings: Settings, tmp_path: Path
 ) -> None:
-    """The test demo (600 pairs): a greeting opens many conversations, so one group holds
-    most of the examples and its reply sits in many other contexts; the split is as near
-    80/10/10 as whole, leak-free groups allow, and the manifest says how near and why."""
+    """The test demo (600 pairs): 80/10/10 within one point, whole conversations and prompt
+    groups in one split, no val/test context holding a train target, and the manifest says
+    how near and why."""
     with db.session_scope(demo_settings.db_url) as s:
         admin = users.get_user(session=s, username="admin")
         assert admin is not None
@@ -72,6 +72,14 @@ def test_the_demo_is_split_as_near_as_asked_as_its_groups_allow_and_says_so(
     assert check["got"] == {k: round(v / n, 4) for k, v in per.items()}
     assert check["within_one_point"] == all(
         abs(per[k] / n - check["asked"][k]) <= 0.01 for k in per
+    )
+    # Issue 26: the demo's greeting and question templates vary (names, cities, months) and
+    # the greeting turn before a question is never another example's answer, so its groups
+    # are small and 80/10/10 is reached within one point (it was 181/14/17 of 212: one group
+    # held 142 examples and its greeting replies sat in the other conversations' contexts).
+    assert check["largest_group"] <= 0.15 * n  # was 142 of 212, 67 of 205 an hour later
+    assert check["within_one_point"] and all(
+        abs(per[k] / n - want) <= 0.01 for k, want in check["asked"].items()
     )
     group_of = build.group_finder(examples)
     sizes: dict[str, int] = {}

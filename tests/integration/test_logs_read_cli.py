@@ -78,3 +78,26 @@ def test_parse_since() -> None:
     assert browse.parse_since("2h", NOW) == NOW - timedelta(hours=2)
     assert browse.parse_since("1.5d", NOW) == NOW - timedelta(days=1.5)
     assert browse.parse_since("2026-12-07", NOW) == datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def test_logs_show_prints_tool_calls_and_the_request_kind(home: Path) -> None:
+    # a teacher's tool call has no text: `logs show` printed an empty answer for it
+    call = {"name": "book_table", "arguments": {"people": 2, "time": "19:30"}}
+    record = schema.make_record(
+        id="tools-1",
+        ts=NOW - timedelta(minutes=5),
+        messages=[{"role": "user", "content": "A table for two at 19:30"}],
+        teacher={"model": "claude-haiku-4-5", "response": "", "tool_calls": [call],
+                 "finish_reason": "tool_use"},
+        student={"model": "llama3", "response": "Sure, booked!", "finish_reason": "stop"},
+        request={"kind": "tools", "tools": ["book_table"]},
+        agreement={"kind": "tool_calls", "method": "tool_calls", "score": 0.0},
+        protocol="anthropic.messages",
+    )  # fmt: skip
+    with write.LogWriter(home / "logs") as w:
+        w.append_many([record])
+    out = run("logs", "show", "tools-1")
+    assert out.exit_code == 0, out.output
+    assert "kind tools (book_table)" in out.output and "anthropic.messages" in out.output
+    assert 'called book_table({"people": 2, "time": "19:30"})' in out.output
+    assert "Sure, booked!" in out.output and "agreement 0.00 (tool_calls)" in out.output

@@ -35,6 +35,7 @@ from shadowtutor.log import analytics, read, schema
 from shadowtutor.log.write import LogWriter
 from shadowtutor.playground import chat
 from shadowtutor.review import taxonomy, workflow
+from shadowtutor.router import store
 from shadowtutor.tables import Review, ReviewItem, Tag, User, UserCreate
 from tests.support import codescan
 from tests.support.exportdata import add_many
@@ -205,6 +206,47 @@ def _retire_student(w: World, a: Any) -> Call:
     return lambda: students.retire(session=w.session, actor_id=a, name="old")
 
 
+def _reviewed(w: World) -> None:
+    """Reviewed pairs of the default student, acceptable and not: what a router learns from."""
+    records = [_record(i) for i in range(40)]
+    items = workflow.enqueue_records(
+        session=w.session, records=records, enqueued_by=permissions.SYSTEM
+    ).item_ids
+    for i, item_id in enumerate(items):
+        score = 5 if i % 2 else 2
+        w.session.add(
+            Review(
+                item_id=item_id,
+                pair_id=f"perm-live-{i}",
+                reviewer_id=w.ids["reviewer"],
+                decision="approve",
+                student_score=score,
+            )
+        )
+    w.session.flush()
+
+
+def _router(w: World, trained: bool = True) -> None:
+    _reviewed(w)
+    if trained:
+        store.train(
+            session=w.session,
+            actor_id=permissions.SYSTEM,
+            config=config(),
+            student=schema.DEFAULT_STUDENT,
+            students=1,
+        )
+
+
+def _router_write(fn: Callable[..., object], trained: bool = True, **kw: Any) -> Prepare:
+    def prepare(w: World, a: Any) -> Call:
+        _router(w, trained)
+        student = schema.DEFAULT_STUDENT
+        return lambda: fn(session=w.session, actor_id=a, student=student, **kw)
+
+    return prepare
+
+
 def _plain(fn: Callable[..., object], **kw: Any) -> Prepare:
     return lambda w, a: lambda: fn(session=w.session, actor_id=a, **kw)
 
@@ -259,6 +301,13 @@ WRITES: dict[str, dict[str, Prepare]] = {
     },
     "export.run": {"export.jobs.run_export": _export},
     "playground.save": {"playground.chat.save_pair": _save_pair},
+    "router.manage": {
+        "router.store.train": _router_write(
+            store.train, trained=False, config=config(), students=1
+        ),
+        "router.store.rollback": _router_write(store.rollback, version=1, reason="drill"),
+        "router.store.set_mode": _router_write(store.set_mode, mode="routed", reason="drill"),
+    },
     "students.manage": {
         "students.registry.add": _plain(
             students.add, name="qwen", backend="ollama", model="qwen2.5:7b"

@@ -168,21 +168,56 @@ def _judge_everything(settings: Settings) -> None:
             )
 
 
+def _calibrated_before_the_epoch(settings: Settings) -> None:
+    """40 pairs from a month ago, reviewed then and scored by the same judge (agreeing): the
+    judge's calibration from before the evidence epoch, which the gate needs to use it."""
+    from datetime import UTC, datetime, timedelta
+
+    from shadowtutor.tables import JudgeScore
+    from tests.support.apputil import make_user
+    from tests.support.gatesim import add_review
+
+    then = datetime.now(UTC) - timedelta(days=30)
+    reviewer = make_user(settings.db_url, "reviewer", "calibrator")
+    with db.session_scope(settings.db_url) as s:
+        for i in range(40):
+            score = 3 + i % 3
+            review = add_review(
+                s, pair_id=f"old-{i:03d}", category="greeting", similarity=0.7, pair_ts=then,
+                method="lexical", reviewer_id=reviewer, score=score, decision="approve",
+            )  # fmt: skip
+            review.created_at = then + timedelta(hours=1)
+            s.add(
+                JudgeScore(
+                    pair_id=f"old-{i:03d}", template_version="pairwise-v1", model="judge-model",
+                    category="greeting", language="it", pair_ts=then,
+                    student_score=float(score), teacher_score=5.0, consistent=True,
+                )
+            )  # fmt: skip
+
+
 def test_readiness_shows_anytime_bounds_and_the_judge(migrated: Settings) -> None:
     fill(migrated)
     at = page_as(PAGE, migrated.db_url, "manager").run()
-    table = next(df.value for df in at.dataframe if "Anytime bound" in df.value.columns)
-    assert "Judge saved" in table.columns
+    table = next(df.value for df in at.dataframe if "Bound" in df.value.columns)
+    assert {"Estimate", "Bound", "Threshold", "n", "Method"} <= set(table.columns)
     assert any("No LLM judge scores" in t.value for t in at.text)
     _judge_everything(migrated)
+    at = page_as(PAGE, migrated.db_url, "manager").run()
+    # Calibrated only on the epoch's own reviews: the gate leaves the judge out and says so.
+    note = next(t.value for t in at.text if t.value.startswith("Judge "))
+    assert "leaves its scores out" in note
+    _calibrated_before_the_epoch(migrated)
     at = page_as(PAGE, migrated.db_url, "manager").run()
     assert not at.exception, at.exception
     note = next(t.value for t in at.text if t.value.startswith("Judge "))
     assert "pairwise-v1 / judge-model" in note and "weighted kappa 1.00" in note
-    table = next(df.value for df in at.dataframe if "Anytime bound" in df.value.columns)
+    table = next(df.value for df in at.dataframe if "Bound" in df.value.columns)
     review = table[(table["Criterion"] == "Mean review score")].iloc[0]
-    assert "prediction-powered" in review["Method"]
-    assert review["Judge saved"].endswith("reviews")
+    assert review["Method"].startswith("judge + reviews")
+    lines = " ".join(t.value for t in at.text)
+    assert "prediction-powered" in lines  # the method in full, under the table
+    assert "Mean review score: the judge" in lines  # what it saved, in words
 
 
 def test_review_progress_shows_the_judge_apart_from_reviews(migrated: Settings) -> None:
@@ -236,9 +271,9 @@ def test_readiness_shows_each_kinds_decision_and_criteria(demo_settings: Setting
     # no GO of their own: the teacher answers the demo's tool and schema requests
     assert by_cell.loc[("casual", "tools"), "Student serves it"] == "no: the teacher answers"
     assert by_cell.loc[("casual", "tools"), "Decision"] != "GO"
-    rows = next(df.value for df in at.dataframe if "Kind" in df.value.columns
-                and "Criterion" in df.value.columns)  # fmt: skip
+    rows = next(df.value for df in at.dataframe if "Criterion" in df.value.columns
+                and df.value["Category"].str.contains(" · ").all())  # fmt: skip
     assert {"Tool-call agreement", "Schema validity"} <= set(rows["Criterion"])
-    assert set(rows["Kind"]) == {"tools", "json_schema"}
-    main = next(df.value for df in at.dataframe if "Judge saved" in df.value.columns)
+    assert {c.split(" · ")[1] for c in rows["Category"]} == {"tools", "json_schema"}
+    main = next(df.value for df in at.dataframe if "Bound" in df.value.columns)
     assert "Tool-call agreement" not in set(main["Criterion"])  # the plain table stays plain

@@ -118,12 +118,21 @@ def open_page(page, title: str, wait_for_text: str) -> None:  # noqa: ANN001
     wait_idle(page)
 
 
+# The script has finished (the app hides Streamlit's status widget, so its absence proved
+# nothing) and no element is still loading its code.
+_IDLE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && app.getAttribute('data-test-script-state') === 'notRunning'
+    && !document.querySelector('[data-testid="stStatusWidget"]')
+    && !document.querySelector('[data-testid="stMain"] [data-testid^="stSkeleton"]');
+}"""
+
+
 def wait_idle(page) -> None:  # noqa: ANN001
-    """Wait until Streamlit has finished running the script (no 'Running...' indicator)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
-    )
+    """Wait until Streamlit has finished running the script and drawn what it sent."""
+    page.wait_for_function(_IDLE, timeout=60_000)
     page.wait_for_timeout(500)
+    page.wait_for_function(_IDLE, timeout=60_000)  # a rerun may have started meanwhile
 
 
 def demo_home(folder: Path, *, pairs: int, days: int, seed: int) -> Path:

@@ -108,4 +108,5 @@ def test_readiness_rows_per_category_and_kind() -> None:
     rows = kinds.decision_frame(d.evidence(), released).set_index("Kind")
     assert rows.loc["tools", "Student serves it"] == "yes, at 25%"
     crit = kinds.criteria_frame(d.evidence())
-    assert set(crit["Kind"]) == {"tools"} and "Tool-call agreement" in set(crit["Criterion"])
+    assert set(crit["Category"]) == {"greeting · tools"}
+    assert "Tool-call agreement" in set(crit["Criterion"])

@@ -168,3 +168,14 @@ def test_savings_inputs_follow_the_filters_and_a_student_without_costs(
         pytest.approx(5.0),
         0.0,
     )  # days: of the period
+
+
+def test_a_snapshot_is_priced_as_its_model_but_a_different_tier_is_unknown() -> None:
+    table = pricing.load_table()
+    # a dated snapshot or an Ollama tag is the same model at the same price
+    assert table.lookup("gpt-5-2025-08-07").model == "gpt-5"  # type: ignore[union-attr]
+    assert table.lookup("gpt-4o-mini-2024-07-18").model == "gpt-4o-mini"  # type: ignore[union-attr]
+    assert table.lookup("llama3:8b").model == "llama3"  # type: ignore[union-attr]
+    # another tier of a known model has prices of its own: unknown, never the base's price
+    for model in ("gpt-5-pro", "o3-pro", "gpt-4o-audio-preview", "gpt-5-codex", "o3-deep-research"):
+        assert table.lookup(model) is None, model

@@ -52,6 +52,9 @@ ACTIONS: dict[str, Action] = {
     ),
     "export.run": Action((ADMIN,), "export training data", False),
     "playground.save": Action((ADMIN, REVIEWER), "save Playground turns as pairs", False),
+    "router.manage": Action(
+        (ADMIN,), "train, roll back or switch on a student's request router", True
+    ),
     "students.manage": Action((ADMIN,), "register or retire students", True),
     "users.manage": Action((ADMIN,), "add accounts or change their role, state or password", True),
 }

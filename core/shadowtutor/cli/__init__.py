@@ -15,6 +15,7 @@ from shadowtutor.cli import (
     judge,
     logs,
     review,
+    router,
     students,
     users,
 )
@@ -34,6 +35,7 @@ for _command in (
     judge.judge_group,
     logs.logs_group,
     review.review_group,
+    router.router_group,
     students.students_group,
     students.student_group,
     users.users_group,

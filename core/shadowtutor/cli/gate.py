@@ -17,9 +17,12 @@ from shadowtutor.gate import (
     epochs,
     evaluate,
     evidence,
+    guard,
+    guard_evidence,
     killswitch,
     rollout,
 )
+from shadowtutor.router import schedule
 from shadowtutor.tables import row_id
 
 
@@ -90,8 +93,17 @@ def evaluate_cmd(ctx: click.Context, student: str | None, by: str | None) -> Non
         settings, _config(ctx), actor_id=_actor(settings, by), student=student
     )
     _print_decision(result.decision, result.decision_id)
+    for row in result.feedback.comparisons if result.feedback else ():
+        click.echo(
+            f"users' feedback, {row.category} {row.signal}: {guard.LABELS[row.outcome]} "
+            f"(student {guard.pct(row.student_rate)} of {row.student_n:,}, teacher "
+            f"{guard.pct(row.teacher_rate)} of {row.teacher_n:,}; difference "
+            f"{guard.points(row.lower)} to {guard.points(row.upper)}, margin "
+            f"{row.margin * 100:g} pts)"
+        )
     if result.rollback:
         click.echo(f"AUTOMATIC ROLLBACK to 0%: {result.rollback}", err=True)
+    click.echo(f"router: {schedule.retrain_due(settings, _config(ctx), student=student).note}")
 
 
 def _step(value: str) -> int:
@@ -221,7 +233,12 @@ def _status_lines(settings: Settings) -> list[str]:
         ]
         if killswitch.killed(settings):
             lines.append(f"{killswitch.KILL_ENV} is set: the teacher serves everything")
-        problems = rollout.blockers(session=session, config=config, served_at_stage=served)
+        feedback = guard_evidence.report(
+            settings, config, now=datetime.now(UTC), student=cur.student if cur.stage else None
+        )
+        problems = rollout.blockers(
+            session=session, config=config, served_at_stage=served, feedback=feedback
+        )
         nxt = None if cur.killed else rollout.next_stage(config, cur.stage)
         lines.append(
             f"next stage {nxt}%: " + ("ready" if not problems else "; ".join(problems))
@@ -249,14 +266,17 @@ def advance(ctx: click.Context, student: str | None, by: str | None) -> None:
     only one student serves at a time."""
     settings = _ready(ctx)
     actor = _actor(settings, by)
+    config = _config(ctx)
+    feedback = guard_evidence.report(settings, config, now=datetime.now(UTC), student=student)
     with db.session_scope(settings.db_url) as session:
         served = evidence.served_now(settings, session)
         ev = rollout.advance(
             session=session,
-            config=_config(ctx),
+            config=config,
             actor_id=actor,
             served_at_stage=served,
             student=student,
+            feedback=feedback,
         )
         click.echo(
             f"advanced to {ev.stage}% for {', '.join(ev.details['categories'])} "

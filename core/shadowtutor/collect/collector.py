@@ -53,6 +53,7 @@ from shadowtutor.config import Settings
 from shadowtutor.gate import routing
 from shadowtutor.log import schema
 from shadowtutor.log.write import LogWriter
+from shadowtutor.router import live
 from shadowtutor.similarity import SimilarityMethod
 
 log = logging.getLogger("shadowtutor.collector")
@@ -174,6 +175,7 @@ class ShadowCollector:
         while not self._closed:
             try:
                 routing.watch(self.settings.db_url)
+                live.watch(self.settings.db_url)  # the request router's state, read likewise
                 self.fanout.lanes()  # the students too: serving never reads the registry
             except Exception as exc:  # routing reports its own problems; never die here
                 self.last_error = f"routing refresh: {exc!r}"
@@ -210,6 +212,10 @@ class ShadowCollector:
                 self.count("route_errors")
                 self.last_error = f"route(): {exc!r}"
                 route = routing.Route("teacher", 0, None, eligible)
+            # in routed mode the student's router decides per request (never raises)
+            route = live.apply(
+                route, url=self.settings.db_url, messages=messages, category=category, kind=kind
+            )
             if route.served_by == "student" and not eligible:
                 route = routing.Route("teacher", route.stage, route.bucket, eligible)
             route = routing.by_kind(route, kind)

@@ -14,8 +14,7 @@ from typing import Any
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer
-from shadowtutor.collect.job import Job, wire_fields
-from shadowtutor.gate import routing
+from shadowtutor.collect.job import Job, route_of, wire_fields
 
 HEAD = struct.Struct(">IB")
 LEN = struct.Struct(">I")
@@ -84,7 +83,7 @@ def decode_job(payload: bytes | memoryview) -> tuple[Job, str]:
         language=f.get("language"),
         category_detected=bool(f.get("category_detected")),
         metadata=f.get("metadata") or {},
-        route=routing.Route(*route) if route else None,
+        route=route_of(route),
         options=f.get("options") or {},
         kind=f.get("kind") or "plain",
         protocol=f.get("protocol") or "openai.chat",

@@ -106,6 +106,33 @@ class Job:
         return None
 
 
+def wire_route(r: routing.Route | None) -> list[Any] | None:
+    """A route as JSON (its kinds left out: they were checked before the job existed)."""
+    if r is None:
+        return None
+    fields = [r.served_by, r.stage, r.bucket, r.eligible, r.student, r.reason]
+    return fields + [r.router_version, r.router_score, r.router_threshold]
+
+
+def route_of(wire: list[Any] | None) -> routing.Route | None:
+    """The route of :func:`wire_route` (older entries have the first six fields only)."""
+    if not wire:
+        return None
+    more = list(wire[6:9]) + [None] * (9 - len(wire))
+    served_by, stage, bucket, eligible, student, reason = (list(wire) + [None] * 6)[:6]
+    return routing.Route(
+        served_by,
+        stage,
+        bucket,
+        eligible,
+        student,
+        reason,
+        router_version=more[0],
+        router_score=more[1],
+        router_threshold=more[2],
+    )
+
+
 def wire_fields(job: Job) -> dict[str, Any]:
     """The fields of a job that cross to another process or a restart as they are (JSON-able):
     the journal and the companion's frame add the time, the teacher's answer and the student's
@@ -121,7 +148,7 @@ def wire_fields(job: Job) -> dict[str, Any]:
         "language": job.language,
         "category_detected": job.category_detected,
         "metadata": job.metadata,
-        "route": [r.served_by, r.stage, r.bucket, r.eligible, r.student, r.reason] if r else None,
+        "route": wire_route(r),
         "options": job.options,
         "kind": job.kind,
         "protocol": job.protocol,

@@ -41,9 +41,8 @@ from typing import Any
 
 from shadowtutor import fastjson
 from shadowtutor.backends import Answer
-from shadowtutor.collect.job import Job, wire_fields
+from shadowtutor.collect.job import Job, route_of, wire_fields
 from shadowtutor.errors import error_text
-from shadowtutor.gate import routing
 from shadowtutor.log import schema
 from shadowtutor.log.read import jsonl_root, known_ids_in, parquet_root, tail_ids
 
@@ -104,7 +103,7 @@ def decode(entry: dict[str, Any]) -> Job:
         language=entry.get("language"),
         category_detected=bool(entry.get("category_detected")),
         metadata=dict(entry.get("metadata") or {}) | {"recovered_from_journal": True},
-        route=routing.Route(*route) if route else None,
+        route=route_of(route),
         options=dict(entry.get("options") or {}),
         kind=entry.get("kind") or "plain",
         protocol=entry.get("protocol") or "openai.chat",

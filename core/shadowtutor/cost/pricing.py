@@ -3,11 +3,13 @@
 Prices are US dollars per million tokens, shipped as data (``shadowtutor/data/prices.toml``) and
 versioned; every computed cost carries the table's version. Model names are matched exactly,
 then by the longest known prefix (``gpt-4o-2024-08-06`` is priced as ``gpt-4o``; an Ollama tag
-such as ``llama3:8b`` as ``llama3``). An unknown model gets ``None``, never a silent $0.
+such as ``llama3:8b`` as ``llama3``), unless what follows names another
+tier (``gpt-5-pro``). An unknown model gets ``None``, never a silent $0.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TABLE = Path(__file__).parents[1] / "data" / "prices.toml"
+# After a known model's name, these start another tier with prices of its own (gpt-5-pro,
+# o3-deep-research, gpt-4o-audio-preview): such a model is unknown, never priced as the base.
+_OTHER_TIER = re.compile(
+    r"(pro|mini|nano|turbo|audio|realtime|search|codex|chat|deep-research|transcribe|tts|"
+    r"image|instant|thinking)(\b|-|$)"
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,11 @@ class PriceTable:
         if name in self.prices:
             return self.prices[name]
         base = name.split(":", 1)[0]
-        candidates = [k for k in self.prices if base == k or base.startswith(k + "-")]
+        candidates = [
+            k
+            for k in self.prices
+            if base == k or base.startswith(k + "-") and not _OTHER_TIER.match(base[len(k) + 1 :])
+        ]
         return self.prices[max(candidates, key=len)] if candidates else None
 
     def cost(

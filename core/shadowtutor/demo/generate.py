@@ -30,6 +30,7 @@ from shadowtutor.demo.students import ELIGIBLE
 from shadowtutor.demo.text import (
     CONTACTS,
     NOTES,
+    OPENERS,
     PHRASES,
     POLICY,
     SLOTS,
@@ -46,6 +47,11 @@ TEACHERS = {"gpt-4o": 0.5, "gpt-4o-mini": 0.2, "gpt-4.1": 0.15, "claude-sonnet-4
 STUDENT = "llama3.1:8b"
 # How close the student gets to the teacher (1 = same words), by category and language.
 QUALITY = {"greeting": 0.92, "casual": 0.78, "business": 0.62}
+# Business requests differ inside the category (the router's reason to exist): changing a date,
+# a package price or adding a bag is easy for the student; refunds, visas and insurance are
+# not. Per prompt of PHRASES[lang]["business"]; their mean is the category's QUALITY. The
+# answer is drawn from its own random stream, so every other pair stays as it was.
+BUSINESS_PROMPT_QUALITY = (0.9, 0.4, 0.88, 0.35, 0.92, 0.27)
 LANG_SHIFT = {"it": 0.0, "en": 0.05, "id": -0.12}
 PROGRESS_EVERY = 5_000  # pairs between two progress lines while generating
 # Requests of the booking assistant and the extraction flow (demo.kinds), per plain pair
@@ -117,7 +123,7 @@ def generate_pairs(
     providers = {m: price.provider for m in TEACHERS if (price := prices.lookup(m)) is not None}
     users = [f"traveller{i}@example.com" for i in range(900)]
     outage_start = end - timedelta(days=max(days // 3, 1), hours=end.hour - 9)
-    for ts in _timestamps(rng, pairs, end, days):
+    for count, ts in enumerate(_timestamps(rng, pairs, end, days)):
         lang = _pick(rng, LANGUAGES)
         cat = _pick(rng, CATEGORIES)
         index = rng.randrange(len(PHRASES[lang][cat]))
@@ -132,7 +138,7 @@ def generate_pairs(
         user = users[min(int(rng.paretovariate(1.2)) - 1, len(users) - 1) * 7 % len(users)]
         messages = [{"role": "system", "content": SYSTEM[lang] + POLICY}]
         if cat != "greeting" and rng.random() < 0.3:  # a greeting exchange came first
-            hello, reply = (_fill(t, slot) for t in rng.choice(PHRASES[lang]["greeting"]))
+            hello, reply = (_fill(t, slot) for t in rng.choice(OPENERS[lang]))
             messages += [
                 {"role": "user", "content": hello},
                 {"role": "assistant", "content": reply},
@@ -154,6 +160,10 @@ def generate_pairs(
         }
         quality = QUALITY[cat] + LANG_SHIFT[lang]
         student_text, flaws = student_answer(rng, answer, english, lang, quality)
+        if cat == "business":  # by prompt, from its own stream (see BUSINESS_PROMPT_QUALITY)
+            own = random.Random(f"{seed}:business:{count}")
+            quality = BUSINESS_PROMPT_QUALITY[index] + LANG_SHIFT[lang]
+            student_text, flaws = student_answer(own, answer, english, lang, quality)
         s_tok = max(1, pricing.estimate_tokens(student_text))
         student: dict[str, Any] = {
             "model": STUDENT,

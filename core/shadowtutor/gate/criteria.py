@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from shadowtutor.errors import ShadowTutorError
-from shadowtutor.gate import means, outcomes, serving, simbar, stats
+from shadowtutor.gate import guard_config, means, outcomes, serving, simbar, stats
 from shadowtutor.gate.outcomes import (
     FAIL,
     INCONCLUSIVE,
@@ -99,6 +99,8 @@ class GateConfig:
     kinds: tuple[str, ...] = KINDS
     min_tool_agreement: float = 0.9  # share of tools pairs whose calls agree in full
     min_json_validity: float = 0.98  # share of JSON answers that parse and fit the schema
+    # Users' reactions during a rollout, student-served against teacher-served (gate.guard).
+    guard: guard_config.GuardConfig = field(default_factory=guard_config.GuardConfig)
 
     def stage_index(self, percent: int) -> int:
         for i, stage in enumerate(self.stages):
@@ -169,6 +171,11 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
     def strs(section: str, key: str) -> tuple[str, ...]:
         return tuple(str(x) for x in get(section, key, list, []))
 
+    try:
+        guard = guard_config.parse(data.get("guard", {}))
+    except guard_config.GuardConfigError as exc:
+        raise GateConfigError(f"{path}: {exc}") from None
+
     return GateConfig(
         version=str(get(None, "version", str, "unversioned")),
         hash=hash_
@@ -202,6 +209,7 @@ def parse_config(data: Mapping[str, Any], *, hash_: str = "", path: str = "<dict
         kinds=kinds,
         min_tool_agreement=_share(get("criteria", "min_tool_agreement", float, 0.9), path),
         min_json_validity=_share(get("criteria", "min_json_validity", float, 0.98), path),
+        guard=guard,
     )
 
 
@@ -681,12 +689,18 @@ def _similarity(
 def _critical(config: GateConfig, window: Window) -> Criterion:
     every = [s for a in window.categories.values() for s in (a, *a.kinds.values())]
     total = sum(a.critical for a in every)
-    checked = sum(a.pairs + a.reviews for a in every)
+    reviews, pairs = sum(a.reviews for a in every), sum(a.pairs for a in every)
     allowed = config.critical_max_allowed
     examples = [e for a in every for e in a.critical_examples][:3]
-    what = "reviews tagged " + "/".join(config.critical_review_tags or ("(none)",))
+    # n is what the count looks through: the reviews for a tag, and the pairs only when
+    # student errors can be critical (n once read 5,756 "reviews tagged unsafe" with 674
+    # reviews in all: the pairs were counted though no error kind was configured).
+    tags = "/".join(config.critical_review_tags or ("(none)",))
+    checked = reviews + (pairs if config.critical_error_kinds else 0)
+    what = f"reviews tagged {tags} (n: reviews)"
     if config.critical_error_kinds:
-        what += " or student errors " + "/".join(config.critical_error_kinds)
+        kinds = "/".join(config.critical_error_kinds)
+        what = f"reviews tagged {tags} or student errors {kinds} (n: reviews + pairs)"
     key, label = "critical_errors", "Critical errors"
     count, limit = float(total), float(allowed)
     if total > allowed:
@@ -694,7 +708,7 @@ def _critical(config: GateConfig, window: Window) -> Criterion:
         return Criterion(
             key, label, ALL, FAIL, checked, count, count, limit, what, why, critical=True
         )
-    if checked == 0:
+    if reviews + pairs == 0:
         why = "no pairs or reviews in the window yet"
         return inconclusive(key, label, ALL, 0, None, limit, what, why)
     return Criterion(key, label, ALL, PASS, checked, count, count, limit, what)

@@ -260,6 +260,9 @@ class AuditRow:
     what: str
     detail: str
     flagged: bool = False
+    # The student the row is about ("" for a rollout change not tied to a decision): the
+    # trail lists every student's decisions, so the page says whose each one is.
+    student: str = ""
 
 
 def rollout_words(action: str, stage: int, previous: int | None, who: str, reason: str) -> str:
@@ -290,7 +293,18 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
         return names.get(uid, f"user #{uid}") if uid is not None else "system/CLI"
 
     rows: list[AuditRow] = []
-    for d in history(session=session, limit=limit):
+    decided = history(session=session, limit=limit)
+    whose = {d.id: d.student or DEFAULT_STUDENT for d in decided}
+
+    def about(decision_id: int | None) -> str:
+        if decision_id is None:
+            return ""
+        if decision_id not in whose:  # older than the newest ``limit`` decisions
+            d = session.get(GateDecision, decision_id)
+            whose[decision_id] = (d.student or DEFAULT_STUDENT) if d else ""
+        return whose[decision_id]
+
+    for d in decided:
         ev = d.evidence or {}
         rows.append(
             AuditRow(
@@ -299,6 +313,7 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
                 f"decision #{d.id}: {label(d.outcome)}",
                 f"{ev.get('summary', '')} [config {d.config_version} {d.config_hash[:8]}, "
                 f"data {d.data_fingerprint[:8]}]",
+                student=whose[d.id],
             )
         )
     for e in session.exec(select(GateEvent).order_by(col(GateEvent.id).desc()).limit(limit)):
@@ -309,6 +324,7 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
                 f"{e.kind} decision #{e.decision_id}",
                 e.reason,
                 flagged=e.kind == "override",
+                student=about(e.decision_id),
             )
         )
     for ep in session.exec(select(GateEpoch).order_by(col(GateEpoch.id).desc()).limit(limit)):
@@ -319,6 +335,7 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
                 f"evidence epoch for {ep.student} ({ep.kind})",
                 f"evidence since {as_utc(ep.started_at):%Y-%m-%d %H:%M} UTC: {ep.reason}",
                 flagged=ep.kind == "manual",
+                student=ep.student,
             )
         )
     stmt = select(RolloutEvent).order_by(col(RolloutEvent.id).desc()).limit(limit)
@@ -332,6 +349,7 @@ def audit(*, session: Session, limit: int = 200) -> list[AuditRow]:
                 rollout_words(r.action, r.stage, previous, who(r.actor_id), r.reason),
                 "; ".join(x for x in (r.reason, cats and f"categories: {cats}") if x),
                 flagged=r.action in ("auto_rollback", "kill"),
+                student=about(r.decision_id),
             )
         )
     rows.sort(key=lambda r: as_utc(r.when), reverse=True)

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
-from shadowtutor.gate import decisions, epochs, rollout
+from shadowtutor.gate import decisions, epochs, guard, guard_evidence, rollout
 from shadowtutor.gate.criteria import Decision, GateConfig, decide
 from shadowtutor.gate.evidence import (
     DayAggregates,
@@ -37,6 +37,7 @@ class Evaluation:
     decision: Decision
     decision_id: int
     rollback: str | None  # the automatic rollback's reason, when one happened
+    feedback: guard.Report | None = None  # the guard's report on users' feedback
 
 
 def evaluate(
@@ -47,12 +48,14 @@ def evaluate(
     now: datetime | None = None,
     student: str | None = None,
 ) -> Evaluation:
-    """Gather, decide, append the decision and apply the automatic rollback rules. The actor
+    """Gather, decide, append the decision and apply the automatic rollback rules (the
+    gate's, then the guard's on users' feedback, :func:`rollout.apply_guard`). The actor
     is an account allowed ``gate.approve``, or the operator (``permissions.SYSTEM``: cron).
     ``student``: decide about that student's records and reviews only (None: the default
     student, or with several students each request's primary record)."""
     now = now or datetime.now(UTC)
     decision = current(settings, config, now=now, student=student)
+    feedback = guard_evidence.report(settings, config, now=now, student=student)
     with db.session_scope(settings.db_url) as session:
         epoch = epochs.save(
             session, epochs.due(session=session, config=config, student=student, now=now)
@@ -65,7 +68,9 @@ def evaluate(
             epoch_id=epoch.id,
         )
         back = rollout.apply_decision(session=session, config=config, decision=row)
-        return Evaluation(decision, row_id(row), back.reason if back else None)
+        if back is None:
+            back = rollout.apply_guard(session=session, config=config, report=feedback)
+        return Evaluation(decision, row_id(row), back.reason if back else None, feedback)
 
 
 def current(

@@ -4,8 +4,10 @@ the kill switch.
 State is the newest ``RolloutEvent`` row; rows are only appended, so the table is also the
 history. Advancing is always a person's act (an admin, with an approved GO or an override of
 a newer decision than the last rollback): nothing re-promotes automatically. Rolling back is
-automatic on a critical failure (at once) and after ``failures_to_rollback`` NO-GO decisions
-in a row during a stage. The kill switch sends every request to the teacher without changing
+automatic on a critical failure (at once), after ``failures_to_rollback`` NO-GO decisions
+in a row during a stage, and when the users' feedback on the student's answers is WORSE than
+on the teacher's beyond the criteria file's margin (:func:`apply_guard`, the guard of
+:mod:`shadowtutor.gate.guard`). The kill switch sends every request to the teacher without changing
 the stage; ``SHADOWTUTOR_KILL_SWITCH=1`` does the same from the environment.
 """
 
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from shadowtutor.accounts import permissions
-from shadowtutor.gate import decisions, killswitch
+from shadowtutor.gate import decisions, guard, killswitch
 from shadowtutor.gate.criteria import NO_GO, GateConfig
 from shadowtutor.gate.decisions import DecisionError
 from shadowtutor.log.schema import DEFAULT_STUDENT
@@ -186,9 +188,12 @@ def blockers(
     served_at_stage: int,
     now: datetime | None = None,
     student: str | None = None,
+    feedback: guard.Report | None = None,
 ) -> list[str]:
     """Why the rollout (of ``student``; None: of whoever the newest decision is about) may not
-    advance now, in plain words; empty when it may. Only one student serves at a time."""
+    advance now, in plain words; empty when it may. Only one student serves at a time.
+    ``feedback``: the guard's report on the serving student, which the criteria file's
+    ``[guard] require_no_worse`` asks for (NO_WORSE in every eligible category)."""
     now = now or utcnow()
     cur = state(session=session)
     out: list[str] = []
@@ -226,7 +231,31 @@ def blockers(
                 f"{rule.min_hours - hours:.1f} more hours at {cur.stage}% needed "
                 f"({hours:.1f} h of {rule.min_hours:g} h)"
             )
+    out.extend(_feedback_blockers(config, cur, feedback))
     return out
+
+
+def _feedback_blockers(
+    config: GateConfig, cur: RolloutState, feedback: guard.Report | None
+) -> list[str]:
+    """What the users' feedback says against advancing (see :func:`blockers`)."""
+    if feedback is not None and feedback.worse:
+        return [
+            "users' feedback: the student's answers are worse than the teacher's in "
+            + ", ".join(dict.fromkeys(c.category for c in feedback.worse))
+            + " (a new evidence epoch, e.g. a new student version, must start first)"
+        ]
+    if not config.guard.require_no_worse or cur.stage == 0 or cur.killed:
+        return []  # at 0 % there is no comparison yet: the first stage makes one
+    if feedback is None:
+        return ["users' feedback was not compared (the criteria file requires NO WORSE)"]
+    pending = [c for c in cur.categories if feedback.of(c) != guard.NO_WORSE]
+    if not pending:
+        return []
+    return [
+        "users' feedback not yet shown no worse than the teacher's (the criteria file "
+        f"requires it) in {', '.join(pending)}"
+    ]
 
 
 def advance(
@@ -237,12 +266,19 @@ def advance(
     served_at_stage: int,
     now: datetime | None = None,
     student: str | None = None,
+    feedback: guard.Report | None = None,
 ) -> RolloutEvent:
     """Move to the next stage (``rollout.advance``: admins) once nothing blocks it; the
-    student of the approved decision (``student``'s newest, else the newest of all) serves."""
+    student of the approved decision (``student``'s newest, else the newest of all) serves.
+    ``feedback``: the guard's report on the serving student (see :func:`blockers`)."""
     who = permissions.require(session, actor_id, "rollout.advance")
     problems = blockers(
-        session=session, config=config, served_at_stage=served_at_stage, now=now, student=student
+        session=session,
+        config=config,
+        served_at_stage=served_at_stage,
+        now=now,
+        student=student,
+        feedback=feedback,
     )
     if problems:
         raise RolloutError("cannot advance: " + "; ".join(problems))
@@ -345,6 +381,36 @@ def apply_decision(
         actor_id=None,
         reason=reason,
         decision_id=decision.id,
+    )
+
+
+def apply_guard(
+    *, session: Session, config: GateConfig, report: guard.Report, now: datetime | None = None
+) -> RolloutEvent | None:
+    """The guard's automatic rollback: when the users' feedback on the serving student's
+    answers is WORSE than on the teacher's in one of the rollout's categories, back to 0 %
+    at once, with the evidence as the reason (audited as ``auto_rollback``; the operator's
+    ``rollout.kill``). Nothing happens at 0 %, about another student, or with ``[guard]
+    rollback = false``."""
+    cur = state(session=session)
+    if cur.stage == 0 or not config.guard.rollback:
+        return None
+    if report.student != (cur.student or DEFAULT_STUDENT):
+        return None
+    worse = [c for c in report.worse if not cur.categories or c.category in cur.categories]
+    if not worse:
+        return None
+    who = permissions.require(session, permissions.SYSTEM, "rollout.kill")
+    return _append(
+        session,
+        current=cur,
+        action="auto_rollback",
+        stage=0,
+        killed=cur.killed,
+        actor_id=who.id,
+        reason=report.reason(),
+        extra={"guard": report.evidence()},
+        now=now,
     )
 
 

@@ -60,6 +60,11 @@ class Route:
     reason: str | None = None  # why the teacher serves a request routed to the student
     # the kinds of request the student may serve in this request's category (its GOs)
     kinds: frozenset[str] = frozenset({"plain"})
+    # the request router's version, its P(acceptable) for this request and the category's
+    # threshold (shadowtutor.router.live; None without a router in routed mode)
+    router_version: int | None = None
+    router_score: float | None = None
+    router_threshold: float | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,11 @@ from typing import Any
 import numpy as np
 
 SCALE = (1, 2, 3, 4, 5)
+# A judge counts as calibrated from this weighted kappa against people on at least this many
+# pairs both scored: the review queue's judge_unsure follows it from there, and the gate uses
+# its scores when it was so before the evidence epoch (shadowtutor.gate.evidence).
+MIN_JUDGE_KAPPA = 0.4
+MIN_CALIBRATION_PAIRS = 30
 
 
 def weighted_kappa(human: Sequence[int], judge: Sequence[int], *, k: int = 5) -> float:

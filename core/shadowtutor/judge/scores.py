@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy
 from sqlmodel import Session, col, select
 
 from shadowtutor.judge import calibration, templates
@@ -48,27 +49,41 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
     if judge is None:
         return []
     version, model = judge
-    stmt = select(JudgeScore).where(
-        JudgeScore.template_version == version,
-        JudgeScore.model == model,
+    # The columns only: whole rows decoded each one's JSON ``calls`` and built an ORM object,
+    # 14 of the Readiness replay's 21 s on the demo (issue 27 item 11).
+    # SQLAlchemy's select: SQLModel's is typed for at most four columns.
+    stmt = sqlalchemy.select(
+        *(
+            col(c)
+            for c in (
+                JudgeScore.pair_id, JudgeScore.pair_ts, JudgeScore.created_at,
+                JudgeScore.category, JudgeScore.language, JudgeScore.student_score,
+                JudgeScore.teacher_score, JudgeScore.consistent,
+            )
+        )
+    ).where(
+        col(JudgeScore.template_version) == version,
+        col(JudgeScore.model) == model,
         col(JudgeScore.student_score).is_not(None),
-    )
+    )  # fmt: skip
     # The WHERE already leaves out rows without a student score; the test here tells mypy.
     return [
         JudgeRow(
-            r.pair_id,
-            as_utc(r.pair_ts) if r.pair_ts else None,
-            as_utc(r.created_at),
-            r.category,
-            r.language,
-            float(r.student_score),
-            float(r.teacher_score if r.teacher_score is not None else r.student_score),
-            bool(r.consistent),
+            pair_id,
+            as_utc(pair_ts) if pair_ts else None,
+            as_utc(created_at),
+            category,
+            language,
+            float(student),
+            float(teacher if teacher is not None else student),
+            bool(consistent),
             version,
             model,
         )
-        for r in session.exec(stmt)
-        if r.student_score is not None
+        for pair_id, pair_ts, created_at, category, language, student, teacher, consistent in (
+            session.execute(stmt)
+        )
+        if student is not None
     ]
 
 
@@ -107,15 +122,19 @@ def sampling_fields(
     return out
 
 
-def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibration.Calibration:
-    """Agreement of the judge with the current human student scores of the same pairs."""
+def calibrate(
+    session: Session, judge: tuple[str, str] | None = None, *, before: datetime | None = None
+) -> calibration.Calibration:
+    """Agreement of the judge with the current human student scores of the same pairs;
+    with ``before``, only the reviews written before it (the gate's calibration from before
+    an evidence epoch: data the epoch's test does not use)."""
     judge = judge or current_judge(session)
     label = f"{judge[0]} / {judge[1]}" if judge else "(no judge scores yet)"
     scored = {r.pair_id: r for r in judge_rows(session, judge)} if judge else {}
     rows = []
     if scored:
         stmt = (
-            select(Review.pair_id, Review.student_score, ReviewItem.category, ReviewItem.language)
+            select(Review, ReviewItem.category, ReviewItem.language)
             .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
             .where(
                 col(Review.is_current),
@@ -124,9 +143,12 @@ def calibrate(session: Session, judge: tuple[str, str] | None = None) -> calibra
                 col(Review.pair_id).in_(list(scored)),
             )
         )
-        for pair_id, score, category, language in session.exec(stmt):
+        for review, category, language in session.exec(stmt):
+            pair_id, score = review.pair_id, review.student_score
             if score is None:  # left out by the WHERE; the test here tells mypy
                 continue
+            if before is not None and as_utc(review.created_at) >= as_utc(before):
+                continue  # written in the epoch (SQLite hands times back naive: compared here)
             j = scored[pair_id]
             rows.append(
                 calibration.Rated(

@@ -42,8 +42,14 @@ def _rows(
     con = sql.connect(log_dir)
     read.create_views(con, log_dir)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
+    # the flat row, and from the raw record what a pair's text needs besides (the protocol,
+    # the tool names the request offered)
     cur = con.execute(
-        f"SELECT * FROM pairs {clause} ORDER BY ts DESC, id LIMIT {int(limit)}", params
+        "SELECT p.*, r.protocol AS protocol, r.request.tools AS request_tools FROM pairs p "
+        "JOIN (SELECT id, protocol, request FROM raw_pairs) r USING (id) "
+        f"{clause.replace('WHERE ', 'WHERE p.', 1) if clause else ''} "
+        f"ORDER BY p.ts DESC, p.id LIMIT {int(limit)}",
+        params,
     )
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -92,12 +98,33 @@ def _answer(row: dict[str, Any], who: str) -> str:
         facts.append(f"{row[f'{who}_latency_ms']:,.0f} ms")
     cost = row[f"{who}_cost_usd"]
     facts.append("cost unknown" if cost is None else f"${cost:.6f}")
+    if row.get(f"{who}_finish_reason"):
+        facts.append(f"finish {row[f'{who}_finish_reason']}")
     head = f"{who.upper()} ({', '.join(facts)})"
     if row[f"{who}_error"]:
         return f"{head}: error: {row[f'{who}_error']}"
-    if row[f"{who}_response"] is None:
+    calls = _json(row.get(f"{who}_tool_calls")) or []
+    if row[f"{who}_response"] is None and not calls:
         return f"{head}: not asked"
-    return f"{head}:\n{row[f'{who}_response']}"
+    parts = [row[f"{who}_response"]] if row[f"{who}_response"] else []
+    if row.get(f"{who}_refusal"):
+        parts.append(f"refused: {row[f'{who}_refusal']}")
+    for call in calls:  # a tool call has no text: its name and arguments, as sent
+        arguments = call.get("arguments") if isinstance(call, dict) else call
+        name = call.get("name", "?") if isinstance(call, dict) else "?"
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        parts.append(f"called {name}({text})")
+    return f"{head}:\n" + "\n".join(parts)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as DuckDB hands it over (text, or already a list)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 def _content(message: dict[str, Any]) -> str:
@@ -117,6 +144,13 @@ def as_text(row: dict[str, Any]) -> str:
         f"{row['language'] or 'n/a'} · similarity {similarity} · served by "
         f"{row['served_by'] or 'teacher'}"
     )
+    kind = row.get("request_kind") or "plain"
+    if kind != "plain" or (row.get("protocol") or "openai.chat") != "openai.chat":
+        tools = _json(row.get("request_tools")) or []
+        head += f"\nkind {kind}" + (f" ({', '.join(map(str, tools))})" if tools else "")
+        head += f" · protocol {row.get('protocol') or 'openai.chat'}"
+        if row.get("agreement_score") is not None:
+            head += f" · agreement {row['agreement_score']:.2f} ({row.get('agreement_kind')})"
     turns = [f"{m.get('role', '?').upper()}: {_content(m)}" for m in row["messages"]]
     return "\n\n".join([head, *turns, _answer(row, "teacher"), _answer(row, "student")])
 

@@ -120,6 +120,12 @@ class Routing:
     bucket: float | None = _column("double")
     eligible: bool | None = _column("bool")
     reason: str | None = _column("text")  # why the teacher served a request routed to the student
+    # The request router (shadowtutor.router) in routed mode: its version, the request's
+    # P(acceptable) and the category's threshold (None: no router decided). Optional fields
+    # of version 3: older records read them as None.
+    router_version: int | None = _column("int")
+    router_score: float | None = _column("double")
+    router_threshold: float | None = _column("double")
 
 
 @dataclass

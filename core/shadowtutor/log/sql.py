@@ -30,7 +30,10 @@ FLAT_SELECT = (
     # version 3: what was asked and how the answers agree (older records: a plain request)
     "coalesce(request.kind, 'plain') AS request_kind, agreement.kind AS agreement_kind, "
     "agreement.score AS agreement_score, "
-    "TRY_CAST(json_extract_string(agreement.details, '$.valid') AS BOOLEAN) AS agreement_valid"
+    "TRY_CAST(json_extract_string(agreement.details, '$.valid') AS BOOLEAN) AS agreement_valid, "
+    # the request router's version, score and threshold (routed mode; older records: NULL)
+    "routing.router_version AS router_version, routing.router_score AS router_score, "
+    "routing.router_threshold AS router_threshold"
 )
 
 

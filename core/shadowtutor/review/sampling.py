@@ -13,6 +13,12 @@ Strategies (all deterministic for a given seed):
 - ``student_errors``: pairs where the student failed or timed out.
 - ``negative_feedback``: pairs whose answer users reacted badly to (thumbs down, a low rating,
   a correction, a flag, a regenerate: :func:`shadowtutor.log.feedback.negative_sql`).
+- ``router_sides``: pairs the request router scored (routed mode), from both sides of its
+  threshold: equal shares of those at or above it, those below it, and those of categories
+  without a certified threshold, each drawn uniformly within its side, so every pair's
+  inclusion probability is known (its side's draws over its side's pairs) and each chosen pair
+  carries its design weight like ``judge_unsure``'s: the router's audit and the next version's
+  labels stay unbiased although the student served only one side.
 - ``judge_unsure``: pairs the LLM judge is unsure of are picked more often (its two answer
   orders disagree, it prefers different answers in the two orders, its score disagrees with
   the similarity, or it has not scored the pair), yet the gate's estimate stays unbiased: half
@@ -37,6 +43,7 @@ from typing import Any
 import duckdb
 
 from shadowtutor.errors import ShadowTutorError
+from shadowtutor.judge import calibration
 from shadowtutor.log import feedback
 from shadowtutor.log.schema import DEFAULT_STUDENT, SOURCES
 
@@ -47,6 +54,7 @@ STRATEGIES = (
     "student_errors",
     "judge_unsure",
     "negative_feedback",
+    "router_sides",
 )
 STRATEGY_HELP = {
     "random": "a uniform random sample",
@@ -56,13 +64,15 @@ STRATEGY_HELP = {
     "judge_unsure": "more of the pairs the LLM judge is unsure of (weighted, so unbiased)",
     "negative_feedback": "pairs with negative feedback from users (thumbs down, a low rating, "
     "a correction, a flag, a regenerate)",
+    "router_sides": "both sides of the request router's threshold (weighted, so unbiased)",
 }
 UNIFORM_SHARE = 0.5  # judge_unsure: the share of the sampling weight spread evenly
 # judge_unsure trusts the judge's uncertainty only once the judge is calibrated: unequal
 # weights cost variance, which only a judge that tracks people pays back. Below this weighted
-# kappa (or with fewer pairs scored by both) the strategy samples uniformly and says so.
-MIN_JUDGE_KAPPA = 0.4
-MIN_CALIBRATION_PAIRS = 30
+# kappa (or with fewer pairs scored by both) the strategy samples uniformly and says so. The
+# gate uses the judge by the same rule (shadowtutor.judge.calibration).
+MIN_JUDGE_KAPPA = calibration.MIN_JUDGE_KAPPA
+MIN_CALIBRATION_PAIRS = calibration.MIN_CALIBRATION_PAIRS
 MAX_SIZE = 10_000
 
 
@@ -127,7 +137,64 @@ def select_ids(
         return [str(r["id"]) for r in rng.sample(disliked, min(size, len(disliked)))]
     if strategy == "judge_unsure":
         return _systematic(ordered, inclusion_probabilities(ordered, size), rng)
+    if strategy == "router_sides":
+        sides = router_sides(ordered)
+        taken = side_allocation({k: len(v) for k, v in sides.items()}, size)
+        return [str(r["id"]) for k, v in sides.items() for r in rng.sample(v, taken[k])]
     return _stratified(ordered, size, rng)
+
+
+def side_of(row: dict[str, Any]) -> str | None:
+    """``above`` / ``below`` the router's threshold, ``uncertified`` (its category had no
+    threshold), or None (no router scored the pair)."""
+    score, limit = row.get("router_score"), row.get("router_threshold")
+    if score is None:
+        return None
+    if limit is None:
+        return "uncertified"
+    return "above" if float(score) >= float(limit) else "below"
+
+
+def router_sides(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    sides: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        side = side_of(row)
+        if side is not None:
+            sides.setdefault(side, []).append(row)
+    return dict(sorted(sides.items()))
+
+
+def side_allocation(counts: Mapping[str, int], size: int) -> dict[str, int]:
+    """Draws per side: equal shares of ``size``, a side with fewer pairs giving the rest to
+    the others. Depends on the counts only, so each pair's inclusion probability is known."""
+    taken = dict.fromkeys(counts, 0)
+    left = min(size, sum(counts.values()))
+    while left > 0:
+        open_ = [k for k in sorted(counts) if taken[k] < counts[k]]
+        share = max(1, left // len(open_))
+        for k in open_:
+            step = min(share, counts[k] - taken[k], left)
+            taken[k] += step
+            left -= step
+            if left == 0:
+                break
+    return taken
+
+
+def side_weights(rows: Iterable[dict[str, Any]], size: int) -> dict[str, float]:
+    """id -> design weight of every pair the router scored: the overall rate over its side's
+    inclusion probability (draws / pairs of its side)."""
+    sides = router_sides(_ordered(rows))
+    counts = {k: len(v) for k, v in sides.items()}
+    taken = side_allocation(counts, size)
+    total = sum(counts.values())
+    rate = min(1.0, size / total) if total else 1.0
+    return {
+        str(r["id"]): rate / (taken[k] / counts[k])
+        for k, v in sides.items()
+        if taken[k] > 0
+        for r in v
+    }
 
 
 def _ordered(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -254,7 +321,8 @@ def _stratified(rows: list[dict[str, Any]], size: int, rng: random.Random) -> li
 
 _CANDIDATES = """
 SELECT id, ts, source, language, category, similarity, student_error, student_model,
-       student_response IS NULL AS student_response_missing, {disliked} AS negative_feedback
+       student_response IS NULL AS student_response_missing, router_score, router_threshold,
+       {disliked} AS negative_feedback
 FROM pairs
 WHERE id IS NOT NULL
 """
@@ -371,8 +439,10 @@ def sample(
             row.update(judged.get(str(row["id"]), {}))
     ids = select_ids(rows, strategy=strategy, size=size, seed=seed)
     weights = {}
-    if strategy == "judge_unsure":
-        every = design_weights(rows, size)
+    if strategy in ("judge_unsure", "router_sides"):
+        every = (
+            design_weights(rows, size) if strategy == "judge_unsure" else side_weights(rows, size)
+        )
         weights = {i: every[i] for i in ids}
     return Sample(
         strategy=strategy,

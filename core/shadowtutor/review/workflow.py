@@ -267,8 +267,13 @@ def _claimable(reviewer_id: int, now: datetime) -> list[Any]:
     ]
 
 
-def _queue_order(reviewer_id: int, now: datetime) -> list[Any]:
+def _queue_order(
+    reviewer_id: int, now: datetime, prefer_since: datetime | None = None
+) -> list[Any]:
     mine = case((col(ReviewItem.claimed_by) == reviewer_id, 0), else_=1)
+    # Pairs inside the gate's evidence window first: a review of an older pair does not
+    # count toward the gate (the queue once served a pair 37 days old; issue 27 item 10).
+    recent = [case((col(ReviewItem.pair_ts) >= prefer_since, 0), else_=1)] if prefer_since else []
     # Multi-review items someone else holds come after untouched ones.
     held = case(
         (
@@ -277,7 +282,7 @@ def _queue_order(reviewer_id: int, now: datetime) -> list[Any]:
         ),
         else_=0,
     )
-    return [mine, held, col(ReviewItem.priority).desc(), col(ReviewItem.id)]
+    return [mine, held, *recent, col(ReviewItem.priority).desc(), col(ReviewItem.id)]
 
 
 def claim_next(
@@ -287,11 +292,13 @@ def claim_next(
     claim_minutes: float = 15.0,
     now: datetime | None = None,
     filters: dict[str, Any] | None = None,
+    prefer_since: datetime | None = None,
 ) -> ReviewItem | None:
     """Claim the next item for a reviewer (their own unexpired claim first) or None.
 
     Commit soon after: the claim protects the item from other reviewers once committed.
-    ``filters`` may hold ``language`` and ``category``.
+    ``filters`` may hold ``language`` and ``category``; ``prefer_since``: pairs logged since
+    then come before older ones (the gate's evidence window, which the caller knows).
     """
     reviewer_id = row_id(permissions.require(session, reviewer_id, "review.submit"))
     now = now or utcnow()
@@ -300,7 +307,7 @@ def claim_next(
     for key in ("language", "category"):
         if filters and filters.get(key):
             where.append(getattr(ReviewItem, key) == filters[key])
-    order = _queue_order(reviewer_id, now)
+    order = _queue_order(reviewer_id, now, prefer_since)
     if session.get_bind().dialect.name != "postgresql":
         # SQLite has one writer at a time: choosing and claiming in one UPDATE is atomic, so
         # "nothing to review" means exactly that (a list read first could all be taken by

@@ -27,6 +27,10 @@ from shadowtutor.students.registry import StudentSpec
 from shadowtutor.tables import JudgeScore, Review
 
 ONE_SIDED = 0.975  # two one-sided bounds: a 95% interval
+# Fewer shared prompts than this with a metric from both students: no difference is called.
+# (Two reviewed prompts that differ by the same amount gave a zero-width "interval" and a
+# winner; issue 27 item 8.)
+MIN_PAIRED = 10
 
 _ROWS = f"""
 SELECT request_id, student_name, id, ts, category, student_model,
@@ -190,9 +194,8 @@ def standings_frame(rows: list[Standing]) -> pd.DataFrame:
             {
                 "rank": i,
                 "student": s.name,
-                "model": s.model,
-                "version": s.version,
-                "prompts": s.success.n,
+                # the verdict next to the name: last, it sat off the right edge (issue 27)
+                "gate": s.verdict,
                 "success rate": show(s.success, ".1%"),
                 "P95 latency ms": show(s.p95_ms, ".0f"),
                 "similarity": show(s.similarity, ".2f"),
@@ -201,7 +204,9 @@ def standings_frame(rows: list[Standing]) -> pd.DataFrame:
                 "projected USD/month": "n/a"
                 if s.projected_monthly_usd is None
                 else f"{s.projected_monthly_usd:,.2f}",
-                "gate": s.verdict,
+                "prompts": s.success.n,
+                "model": s.model,
+                "version": s.version,
             }
             for i, s in enumerate(rows, start=1)
         ]
@@ -218,13 +223,13 @@ class Difference:
     mean: float | None  # a minus b
     lower: float | None
     upper: float | None
-    verdict: str  # "<a> better" | "<b> better" | "tie" | "no shared data"
+    verdict: str  # "<a> better" | "<b> better" | "tie" | "too few shared prompts"
 
 
 def _paired(metric: str, diffs: np.ndarray, a: str, b: str, higher_is_better: bool) -> Difference:
     diffs = diffs[~np.isnan(diffs)]
-    if len(diffs) < 2:
-        return Difference(metric, len(diffs), None, None, None, "no shared data")
+    if len(diffs) < MIN_PAIRED:
+        return Difference(metric, len(diffs), None, None, None, "too few shared prompts")
     lo: float | None
     hi: float | None
     if np.all(diffs == diffs[0]):
@@ -259,28 +264,58 @@ def paired_differences(rows: pd.DataFrame, a: str, b: str) -> list[Difference]:
         ("latency ms", "student_latency_ms", False),
     ):
         if wide.empty or (column, a) not in wide or (column, b) not in wide:
-            out.append(Difference(metric, 0, None, None, None, "no shared data"))
+            out.append(Difference(metric, 0, None, None, None, "too few shared prompts"))
             continue
         diffs = (wide[(column, a)] - wide[(column, b)]).to_numpy(dtype=float)
         out.append(_paired(metric, diffs, a, b, higher))
     return out
 
 
+# How each metric's difference reads: success in percentage points, latency in whole ms.
+_DIFF_FORMAT = {"success": (100.0, "+.1f", " pp"), "latency ms": (1.0, "+,.0f", " ms")}
+
+
+def _signed(metric: str, value: float) -> str:
+    scale, fmt, unit = _DIFF_FORMAT.get(metric, (1.0, "+.2f", ""))
+    text = f"{value * scale:{fmt}}"
+    if not text.strip("+-0.,"):  # rounds to zero: no sign ("-0.0 pp" read as a loss)
+        text = text.lstrip("+-")
+    return f"{text}{unit}"
+
+
+def no_comparison(d: Difference) -> str:
+    """Why a metric has no difference, in words ("shared prompts 1 · n/a · no shared data"
+    said nothing a reader could act on)."""
+    what = {"success": "an answer", "latency ms": "a latency"}.get(d.metric, f"a {d.metric}")
+    if d.n == 0:
+        return f"no prompt has {what} from both students: nothing to compare yet"
+    return (
+        f"only {d.n} prompt{'' if d.n == 1 else 's'} with {what} from both students: "
+        f"too few to compare ({MIN_PAIRED} needed)"
+    )
+
+
 def differences_frame(diffs: list[Difference]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
+    rows = []
+    for d in diffs:
+        if d.mean is None:
+            rows.append({"metric": d.metric, "shared prompts": d.n, "difference": "",
+                         "95% interval": "", "verdict": no_comparison(d)})  # fmt: skip
+            continue
+        interval = (
+            "" if d.lower is None or d.upper is None
+            else f"[{_signed(d.metric, d.lower)}, {_signed(d.metric, d.upper)}]"
+        )  # fmt: skip
+        rows.append(
             {
                 "metric": d.metric,
                 "shared prompts": d.n,
-                "difference": "n/a" if d.mean is None else f"{d.mean:+.3f}",
-                "95% interval": "n/a"
-                if d.lower is None or d.upper is None
-                else f"[{d.lower:+.3f}, {d.upper:+.3f}]",
+                "difference": _signed(d.metric, d.mean),
+                "95% interval": interval,
                 "verdict": d.verdict,
             }
-            for d in diffs
-        ]
-    )
+        )
+    return pd.DataFrame(rows)
 
 
 # --- versions and the learning curve -----------------------------------------------------
@@ -358,11 +393,18 @@ def curve_figure(curve: pd.DataFrame) -> Any:
         color="student",
         facet_col="metric",
         facet_col_wrap=2,
+        facet_row_spacing=0.14,  # room for each panel's title and x ticks (they collided)
+        facet_col_spacing=0.07,
         markers=True,
         hover_data=["n"],
     )
     fig.update_yaxes(matches=None, title="", showticklabels=True)
     fig.update_xaxes(title="")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title="")
+    fig.update_xaxes(nticks=6)
+    fig.update_layout(
+        height=600,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"title": "", "orientation": "h", "y": -0.08},
+    )
     return fig

@@ -47,3 +47,24 @@ def formatted(
 def still_raw(table: pd.DataFrame) -> list[str]:
     """Columns of a table about to be shown that still hold None / NaN (tests use it)."""
     return [c for c in table.columns if any(is_missing(v) for v in table[c].tolist())]
+
+
+def moment(value: Any, tz: Any = None) -> str:
+    """A time as the app writes times, "2026-12-07 01:31 UTC", in ``tz`` (a ``ZoneInfo``;
+    None: UTC), from a datetime or an ISO text such as the log's "2026-12-04T01:43:59.290Z"
+    (which the Review page once showed raw). Missing: "n/a"; not a time: the text as it is."""
+    from datetime import UTC, datetime
+
+    if is_missing(value) or value == "":
+        return "n/a"
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(when, datetime):
+        return str(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(tz or UTC).strftime("%Y-%m-%d %H:%M %Z")

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from shadowtutor.gate import criteria, rollout
 from shadowtutor.gate.outcomes import FAIL, INCONCLUSIVE, PASS
 from shadowtutor.log.analytics import WHERE, Filters, query
+from shadowtutor.views import criteria_table
 
 KINDS = criteria.KINDS
 # What each kind's requests carry, in the tables' words.
@@ -228,25 +229,14 @@ def _no_go(status: str) -> str:
 
 def criteria_frame(evidence: dict[str, Any]) -> pd.DataFrame:
     """The criteria of the kinds other than plain (the main table holds plain's), one row
-    each: category, kind, criterion, status, what is missing, estimate, bound, threshold, n."""
+    each, every column short (:func:`shadowtutor.views.criteria_table.frame`); what is missing is
+    :func:`criteria_notes`."""
+    return criteria_table.frame(other(evidence), kind_column=True)
 
-    def num(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
 
-    rows = [
-        {
-            "Category": c["category"],
-            "Kind": c.get("kind", "plain"),
-            "Criterion": c["label"],
-            "Status": c["status"],
-            "What is missing": c["missing"],
-            "Estimate": num(c["estimate"]),
-            "Anytime bound": num(c["bound"]),
-            "Threshold": num(c["threshold"]),
-            "n": c["n"],
-            "Method": c["method"],
-        }
-        for c in evidence.get("criteria", [])
-        if c.get("kind", "plain") != "plain"
-    ]
-    return pd.DataFrame(rows)
+def criteria_notes(evidence: dict[str, Any]) -> list[str]:
+    return criteria_table.missing_lines(other(evidence))
+
+
+def other(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in evidence.get("criteria", []) if c.get("kind", "plain") != "plain"]

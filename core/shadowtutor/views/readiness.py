@@ -12,9 +12,19 @@ from sqlmodel import Session
 
 from shadowtutor import db
 from shadowtutor.config import Settings
-from shadowtutor.gate import buckets, criteria, decisions, evaluate, outcomes, rollout
+from shadowtutor.gate import (
+    buckets,
+    criteria,
+    decisions,
+    evaluate,
+    guard,
+    guard_evidence,
+    outcomes,
+    rollout,
+)
 from shadowtutor.gate.evidence import review_rows, served_now
 from shadowtutor.tables import GateDecision, as_utc
+from shadowtutor.views import criteria_table
 
 LEVEL = {criteria.GO: 2, outcomes.INCONCLUSIVE: 1, criteria.NO_GO: 0}
 COLOURS = {criteria.GO: "#2e7d32", outcomes.INCONCLUSIVE: "#f9a825", criteria.NO_GO: "#c62828"}
@@ -33,6 +43,7 @@ class View:
     history: list[GateDecision]  # newest first, for looking up a past decision's evidence
     pace: dict[str, dict[str, float]] = field(default_factory=dict)  # see ``pace``
     student: str | None = None  # the student these decisions are about (None: any)
+    feedback: guard.Report | None = None  # users' feedback, student against teacher
 
     @property
     def outcome(self) -> str:
@@ -50,6 +61,7 @@ class View:
 def load(settings: Settings, config: criteria.GateConfig, student: str | None = None) -> View:
     """Everything the page needs, read in one go (``student``: that student's decisions and
     evidence; None: every decision, and each request's primary record)."""
+    feedback = guard_evidence.report(settings, config, now=datetime.now(UTC), student=student)
     with db.session_scope(settings.db_url) as session:
         latest = decisions.latest(session=session, student=student)
         state = rollout.state(session=session)
@@ -61,13 +73,18 @@ def load(settings: Settings, config: criteria.GateConfig, student: str | None = 
             state=state,
             served=served,
             blockers=rollout.blockers(
-                session=session, config=config, served_at_stage=served, student=student
+                session=session,
+                config=config,
+                served_at_stage=served,
+                student=student,
+                feedback=feedback,
             ),
             next_stage=rollout.next_stage(config, state.stage),
             audit=decisions.audit(session=session),
             history=decisions.history(session=session, limit=200, student=student),
             pace=pace(session=session, config=config),
             student=student,
+            feedback=feedback,
         )
     if latest is None:
         now = datetime.now(UTC)
@@ -86,6 +103,24 @@ def headline(view: View) -> tuple[str, str]:
         else "live preview, not recorded yet"
     )
     return level, f"{ev.get('summary') or criteria.label(view.outcome)} ({where})"
+
+
+def criteria_note(decision: GateDecision | None, config: criteria.GateConfig) -> str:
+    """Which criteria file the shown decision was made under (its version and SHA-256, kept
+    on every decision), and whether the file has changed since ("" for a live preview, which
+    uses the current file)."""
+    if decision is None:
+        return ""
+    said = (
+        f"Decision #{decision.id} was made under criteria version "
+        f"{decision.config_version or '(unversioned)'}, sha256 {decision.config_hash[:12]}"
+    )
+    if decision.config_hash == config.hash:
+        return said + " (the current file)."
+    return said + (
+        f"; the criteria file has changed since (now version {config.version}, sha256 "
+        f"{config.hash[:12]}): the next evaluation starts a new evidence epoch."
+    )
 
 
 def eligible_value(categories: list[str] | tuple[str, ...]) -> str:
@@ -157,35 +192,30 @@ def _at_pace(
     return f"{c['missing']}: {when} at today's pace ({per_day:,.1f} {what} a day)"
 
 
-def criteria_frame(
+def plain(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The criteria of plain requests (the other kinds: :mod:`shadowtutor.views.kinds`)."""
+    return [c for c in evidence.get("criteria", []) if c.get("kind", "plain") == "plain"]
+
+
+def criteria_frame(evidence: dict[str, Any]) -> pd.DataFrame:
+    """One row a criterion, every column short (:func:`shadowtutor.views.criteria_table.frame`);
+    bounds are anytime valid (they hold at every evaluation)."""
+    return criteria_table.frame(plain(evidence))
+
+
+def criteria_notes(
     evidence: dict[str, Any],
     rates: dict[str, dict[str, float]] | None = None,
     window_days: float = 14.0,
-) -> pd.DataFrame:
-    """One row a criterion; what is missing comes right after the status. Bounds are anytime
-    valid (they hold at every evaluation); "Judge saved" is the human reviews the judge made
-    unnecessary for the same bound (prediction-powered criteria only)."""
+) -> list[str]:
+    """Lines under the table: what each criterion that does not pass is missing (with how
+    long that takes at today's pace), then what the judge saved, in words."""
+    rows = plain(evidence)
 
-    def num(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    def missing(c: dict[str, Any]) -> str:
+        return _at_pace(c, evidence, rates or {}, window_days)
 
-    rows = [
-        {
-            "Category": c["category"],
-            "Criterion": c["label"],
-            "Status": c["status"],
-            "What is missing": _at_pace(c, evidence, rates or {}, window_days),
-            "Estimate": num(c["estimate"]),
-            "Anytime bound": num(c["bound"]),
-            "Threshold": num(c["threshold"]),
-            "Judge saved": "-" if c.get("saved") is None else f"{c['saved']:,} reviews",
-            "n": c["n"],
-            "Method": c["method"],
-        }
-        for c in evidence.get("criteria", [])
-        if c.get("kind", "plain") == "plain"  # the other kinds: views.kinds.criteria_frame
-    ]
-    return pd.DataFrame(rows)
+    return criteria_table.missing_lines(rows, missing) + criteria_table.judge_lines(rows)
 
 
 def epoch_note(evidence: dict[str, Any]) -> str:
@@ -213,10 +243,16 @@ def judge_note(evidence: dict[str, Any]) -> str:
         )
     kappa = "-" if j.get("weighted_kappa") is None else f"{j['weighted_kappa']:.2f}"
     bias = "-" if j.get("mean_bias") is None else f"{j['mean_bias']:+.2f}"
-    return (
+    said = (
         f"Judge {j.get('judge_version')}: weighted kappa {kappa} and mean bias {bias} against "
-        f"people on {j.get('pairs', 0):,} pairs both scored. Judge scores are combined with "
-        "human reviews (prediction-powered) and are never counted as reviews."
+        f"people on {j.get('pairs', 0):,} pairs both scored. "
+    )
+    before = j.get("before_epoch")
+    if before and not before.get("used"):  # calibrated too late: the reviews decide alone
+        return said + f"The gate leaves its scores out: {before.get('why', 'not calibrated')}."
+    return said + (
+        "Judge scores are combined with human reviews (prediction-powered) and are never "
+        "counted as reviews."
     )
 
 
@@ -338,16 +374,27 @@ def replay_figure(points: list[evaluate.ReplayPoint]) -> go.Figure:
     return fig
 
 
-def audit_frame(rows: list[decisions.AuditRow]) -> pd.DataFrame:
+def audit_frame(rows: list[decisions.AuditRow], student: str | None = None) -> pd.DataFrame:
+    """The trail with whose each row is; ``student``: only that student's rows and the
+    rollout's changes that name no decision (the trail once listed every student's
+    decisions under one student's page with no student column, issue 27 item 8)."""
+    shown = [r for r in rows if student is None or r.student in (student, "")]
     return pd.DataFrame(
         [
             {
                 "When (UTC)": as_utc(r.when).strftime("%Y-%m-%d %H:%M:%S"),
+                "Student": r.student or "(rollout)",
                 "Who": r.who,
                 "What": r.what,
                 "Evidence / reason": r.detail,
                 "Flag": "OVERRIDE" if r.what.startswith("override") else ("!" if r.flagged else ""),
             }
-            for r in rows
-        ]
+            for r in shown
+        ],
+        columns=["When (UTC)", "Student", "Who", "What", "Evidence / reason", "Flag"],
     )
+
+
+def audit_others(rows: list[decisions.AuditRow], student: str | None) -> int:
+    """How many rows of the trail are about other students than ``student``."""
+    return 0 if student is None else sum(1 for r in rows if r.student not in (student, ""))

@@ -1,0 +1,48 @@
+"""Readiness's section on the per-request router: its version and mode, the frontier per
+category with the chosen thresholds, the audit from later reviews, and the versions. One call
+from the page (:func:`render`); the view-model is :mod:`shadowtutor.views.router`. Category
+names come from the log: shown as text and in dataframes, never as Markdown."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from shadowtutor import db
+from shadowtutor.app.text import inert
+from shadowtutor.config import Settings
+from shadowtutor.gate.criteria import GateConfig
+from shadowtutor.log.schema import DEFAULT_STUDENT
+from shadowtutor.views import router
+
+
+def render(settings: Settings, config: GateConfig, student: str | None) -> None:
+    st.subheader("Per-request router")
+    with db.session_scope(settings.db_url) as session:
+        view = router.load(session, config, student or DEFAULT_STUDENT)
+    st.text(router.summary(view))  # names a student: text, never Markdown
+    if view.active is None:
+        st.caption(
+            "A router learns from the reviews which requests the student answers acceptably; "
+            "its threshold per category is tested on held-out reviews so that the student's "
+            "routed traffic keeps the floor with 95 % confidence. See the Router page of the docs."
+        )
+        return
+    st.plotly_chart(router.frontier_figure(view), width="stretch")
+    st.dataframe(router.thresholds_frame(view), hide_index=True, width="stretch")
+    st.caption(
+        "Each point is a threshold tested in a fixed sequence from high to low on held-out "
+        "reviews: its floor holds, with the other points before it, at the stated confidence. "
+        "The star is the lowest threshold whose floor clears the router's floor. In routed "
+        "mode the student serves a request of such a category when its score clears the "
+        "threshold (the rollout's stage applies on top); categories without one keep the "
+        "gate's category decision."
+    )
+    st.markdown("**Audit from reviews given after this version was trained**")
+    audit = router.audit_frame(view)
+    if audit.empty:
+        st.info("No reviews since this version was trained yet.")
+    else:
+        st.dataframe(audit, hide_index=True, width="stretch")
+    with st.expander("Versions (shadowtutor router show / rollback)"):
+        st.dataframe(router.versions_frame(view), hide_index=True, width="stretch")
+        st.text(inert(f"Judge labels: {view.active.counts.get('judge', '-')}"))

@@ -1,0 +1,257 @@
+"""The router on the request path: score the request, keep the student where it may serve.
+
+:func:`apply` takes the gate's route of a request (:func:`shadowtutor.gate.routing.route`:
+stage, bucket, the serving student) and, when that student's router is in ``routed`` mode,
+decides per request: in a category whose threshold is certified (see
+:mod:`shadowtutor.router.threshold`) a plain request goes to the student when its bucket is
+below the stage (the rollout's percentage still applies on top) and its score is at least the
+threshold, else to the teacher (``reason`` ``router: below threshold``). A category without a
+certified threshold keeps the gate's category decision; other kinds than plain keep their own
+GOs. Every scored request's route carries the router's version, score and threshold, so the
+record does and later reviews audit it.
+
+Nothing here waits: one background thread per database URL reads the routers' state every
+``REFRESH_SECONDS`` (the model's bytes only when the active version changed) and a request
+only looks at the last state read. Failures never reach the app and never let the student
+serve unchecked: a router that cannot be loaded, or errors while scoring, sends the request
+to the teacher (``router: unavailable``, ``router: error``); until the state is first read, or
+when it cannot be read, the gate's category decision applies (counted in :func:`counts`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shadowtutor.gate.routing import Route
+from shadowtutor.log.schema import DEFAULT_STUDENT
+from shadowtutor.router.features import Scorer
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 2.0
+STALE_AFTER = 3  # refresh intervals; an older state counts as not read
+IDLE_SECONDS = 60.0
+READ_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Active:
+    """A student's router as the request path sees it."""
+
+    version: int | None
+    mode: str
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    scorer: Scorer | None = None
+    error: str | None = None  # why the active version could not be loaded
+
+
+_lock = threading.Lock()
+_counts: Counter[str] = Counter()
+
+
+def counts() -> dict[str, int]:
+    """Requests the router decided or could not decide, by outcome since start."""
+    with _lock:
+        return dict(_counts)
+
+
+def _count(name: str) -> None:
+    with _lock:
+        _counts[name] += 1
+
+
+def thresholds_of(choices: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        cat: float(c["threshold"])
+        for cat, c in choices.items()
+        if isinstance(c, Mapping) and c.get("threshold") is not None
+    }
+
+
+def _read(url: str, loaded: dict[int, Active]) -> dict[str, Active]:
+    """Every student's router state (``loaded``: models already read, by row id)."""
+    from sqlmodel import col, select
+
+    from shadowtutor import db
+    from shadowtutor.router import model
+    from shadowtutor.tables import RouterEvent, RouterModel
+
+    out: dict[str, Active] = {}
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return out  # connecting would create an empty database file (routing says so)
+    with db.session_scope(url, READ_TIMEOUT_S) as session:
+        events = session.exec(select(RouterEvent).order_by(col(RouterEvent.id))).all()
+        newest = {e.student: e for e in events}
+        for student, event in newest.items():
+            if event.router_id is None:
+                out[student] = Active(None, event.mode)
+                continue
+            known = loaded.get(event.router_id)
+            if known is None:
+                row = session.get(RouterModel, event.router_id)
+                try:
+                    if row is None:
+                        raise model.RouterModelError(f"router #{event.router_id} is missing")
+                    known = Active(
+                        row.version, "", thresholds_of(row.choices), model.loads(row.model)
+                    )
+                except Exception as exc:  # a broken version: the teacher, said once
+                    log.warning("ShadowTutor: router of %s cannot be loaded: %s", student, exc)
+                    known = Active(row.version if row else None, "", error=str(exc))
+                loaded[event.router_id] = known
+            out[student] = dataclasses.replace(known, mode=event.mode)
+    return out
+
+
+class _Refresher:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.state: tuple[float, dict[str, Active]] | None = None
+        self.used_at = time.monotonic()
+        self.stopped = threading.Event()
+        self.ready = threading.Event()
+        self.loaded: dict[int, Active] = {}
+        self.thread = threading.Thread(target=self._run, name="shadow-router-refresh", daemon=True)
+
+    def _run(self) -> None:
+        warned = False
+        try:
+            while not self.stopped.is_set():
+                try:
+                    self.state = (time.monotonic(), _read(self.url, self.loaded))
+                    warned = False
+                except Exception as exc:  # unreadable: the gate's category decision applies
+                    if not warned:
+                        log.warning("ShadowTutor: router state unreadable (%s)", exc)
+                        warned = True
+                self.ready.set()
+                if time.monotonic() - self.used_at > IDLE_SECONDS:
+                    break
+                self.stopped.wait(REFRESH_SECONDS)
+        finally:
+            with _lock:
+                if _refreshers.get(self.url) is self:
+                    del _refreshers[self.url]
+
+
+_refreshers: dict[str, _Refresher] = {}
+
+
+def _refresher(url: str) -> _Refresher:
+    r = _refreshers.get(url)
+    if r is None:
+        with _lock:
+            r = _refreshers.get(url)
+            if r is None:
+                r = _refreshers[url] = _Refresher(url)
+                r.thread.start()
+    r.used_at = time.monotonic()
+    return r
+
+
+def watch(url: str) -> None:
+    """Keep ``url``'s router state read in the background (never on the calling thread)."""
+    _refresher(url)
+
+
+def wait_ready(url: str, timeout: float = 10.0) -> bool:
+    """Start ``url``'s reader and wait for its first read (tools and tests only)."""
+    return _refresher(url).ready.wait(timeout)
+
+
+def clear_cache() -> None:
+    with _lock:
+        for r in _refreshers.values():
+            r.stopped.set()
+        _refreshers.clear()
+        _counts.clear()
+
+
+def snapshot(url: str) -> dict[str, Active] | None:
+    """The routers' state as last read (None: not read yet, or stale)."""
+    state = _refresher(url).state
+    if state is None or time.monotonic() - state[0] > STALE_AFTER * REFRESH_SECONDS:
+        return None
+    return state[1]
+
+
+def _to_teacher(route: Route, reason: str, version: int | None = None) -> Route:
+    version = route.router_version if version is None else version
+    return dataclasses.replace(route, served_by="teacher", reason=reason, router_version=version)
+
+
+def decide(
+    route: Route,
+    active: Active | None,
+    *,
+    messages: Sequence[Mapping[str, Any]],
+    category: str | None,
+    kind: str = "plain",
+    tools: int = 0,
+) -> Route:
+    """The rule of the module docstring for one request and its student's router. Counts."""
+    if active is None or active.mode != "routed":
+        return route
+    if active.scorer is None:
+        _count("unavailable")
+        if route.served_by == "student":
+            return _to_teacher(route, "router: unavailable", active.version)
+        return route
+    if kind != "plain":
+        _count("other_kind")
+        return route
+    try:
+        score = active.scorer.score(messages, category=category, kind=kind, tools=tools)
+    except Exception:  # a scoring failure: the teacher, never the student unchecked
+        _count("error")
+        if route.served_by == "student":
+            return _to_teacher(route, "router: error", active.version)
+        return route
+    limit = active.thresholds.get(category or "")
+    scored = dataclasses.replace(
+        route, router_version=active.version, router_score=score, router_threshold=limit
+    )
+    if limit is None:
+        _count("no_threshold")
+        return scored  # the gate's category decision stands
+    in_stage = route.bucket is not None and route.bucket < route.stage
+    if in_stage and score >= limit:
+        _count("student")
+        kinds = route.kinds | {"plain"}
+        return dataclasses.replace(
+            scored, served_by="student", eligible=True, reason=None, kinds=kinds
+        )
+    if in_stage:
+        _count("below_threshold")
+        return _to_teacher(scored, "router: below threshold")
+    _count("outside_stage")
+    return dataclasses.replace(scored, served_by="teacher")
+
+
+def apply(
+    route: Route,
+    *,
+    url: str,
+    messages: Sequence[Mapping[str, Any]],
+    category: str | None,
+    kind: str = "plain",
+    tools: int = 0,
+) -> Route:
+    """:func:`decide` with ``url``'s router state as last read; never reads the database.
+    Only routes of a rollout (stage > 0) are looked at."""
+    if route.stage <= 0:
+        return route
+    routers = snapshot(url)
+    if routers is None:
+        _count("state_not_read")
+        return route
+    active = routers.get(route.student or DEFAULT_STUDENT)
+    return decide(route, active, messages=messages, category=category, kind=kind, tools=tools)

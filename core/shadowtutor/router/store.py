@@ -1,0 +1,288 @@
+"""Router versions: train one, list them, roll back, switch the routing mode.
+
+Every write is permission-checked (``router.manage``: admins, and the operator from cron) and
+appended: a trained version is a new ``router_model`` row; the newest ``router_event`` of a
+student names its active version and its mode (``category``: the gate's category GOs decide,
+the router only scores; ``routed``: the router decides per request where its category has a
+certified threshold). The request path reads that state in the background
+(:mod:`shadowtutor.router.live`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from shadowtutor.accounts import permissions
+from shadowtutor.errors import ShadowTutorError
+from shadowtutor.gate.criteria import GateConfig, error_budget
+from shadowtutor.router import labels, model, threshold
+from shadowtutor.router.features import Scorer
+from shadowtutor.tables import RouterEvent, RouterModel, User, as_utc, row_id, utcnow
+
+MODES = ("category", "routed")
+DEFAULT_FLOOR = 0.9  # the acceptable rate of routed traffic the thresholds guarantee
+RETRAIN_AFTER = 50  # new human labels that make the schedule hook retrain
+
+
+class RouterError(ShadowTutorError, ValueError):
+    """A router step that cannot be taken; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RouterState:
+    student: str
+    mode: str = "category"
+    active: RouterModel | None = None
+    event: RouterEvent | None = None
+
+
+def newest_event(session: Session, student: str) -> RouterEvent | None:
+    stmt = (
+        select(RouterEvent)
+        .where(RouterEvent.student == student)
+        .order_by(col(RouterEvent.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def state(session: Session, student: str) -> RouterState:
+    event = newest_event(session, student)
+    if event is None:
+        return RouterState(student)
+    active = session.get(RouterModel, event.router_id) if event.router_id else None
+    return RouterState(student, event.mode, active, event)
+
+
+def versions(session: Session, student: str) -> list[RouterModel]:
+    stmt = (
+        select(RouterModel)
+        .where(RouterModel.student == student)
+        .order_by(col(RouterModel.version).desc())
+    )
+    return list(session.exec(stmt))
+
+
+def students_with_routers(session: Session) -> list[str]:
+    return sorted(set(session.exec(select(RouterModel.student)).all()))
+
+
+def _event(
+    session: Session,
+    *,
+    student: str,
+    action: str,
+    router_id: int | None,
+    mode: str,
+    actor: User | permissions.SystemActor,
+    reason: str,
+) -> RouterEvent:
+    event = RouterEvent(
+        student=student,
+        action=action,
+        router_id=router_id,
+        mode=mode,
+        actor_id=permissions.actor_id(actor),
+        reason=reason,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def alpha_for(config: GateConfig, students: int, categories: int) -> float:
+    """Each category threshold's error level: the gate's per-claim share of its family budget
+    (:func:`shadowtutor.gate.criteria.error_budget`) for ``students`` x ``categories`` claims.
+    In routed mode a (student, category) is claimed ready by its threshold instead of by a
+    category GO, so each claim keeps one share."""
+    confidence, _words = error_budget(config, students, categories)
+    return 1 - confidence
+
+
+def fit_version(
+    found: labels.Labels, *, floor: float, alpha_of: Any
+) -> tuple[Scorer, dict[str, Any], dict[str, Any]]:
+    """The model, the per-category choices and held-out metrics, from labels. Pure apart from
+    the learning. ``alpha_of(categories)`` gives each category's level."""
+    scorer = model.fit(found.train)
+    # the grid is cut from scores of models that did not learn the example (cross-fitted):
+    # a model's own training examples score higher than the requests it will see
+    train_scores = model.out_of_fold_scores(found.train)
+    held_scores = model.sklearn_scores(scorer, [lab.text for lab in found.held_out])
+    cats = sorted({lab.category for lab in found.held_out})
+    alpha = float(alpha_of(len(cats)))
+    choices: dict[str, Any] = {}
+    for cat in cats:
+        idx = [i for i, lab in enumerate(found.held_out) if lab.category == cat]
+        grid = threshold.grid(
+            [
+                s
+                for s, c in zip(train_scores, found.train_categories, strict=True)
+                if c == cat and s == s  # NaN: a fold without both labels
+            ],
+            threshold.start_share(len(idx), floor, alpha),
+        )
+        choice = threshold.choose(
+            cat,
+            [held_scores[i] for i in idx],
+            [found.held_out[i].acceptable for i in idx],
+            grid,
+            floor=floor,
+            alpha=alpha,
+        )
+        gate_ok = threshold.category_gate(
+            [found.held_out[i].acceptable for i in idx], floor=floor, alpha=alpha
+        )
+        choices[cat] = choice.as_dict() | {"category_gate": gate_ok}
+    metrics = _metrics(held_scores, [lab.acceptable for lab in found.held_out])
+    return scorer, choices, metrics | {"alpha": alpha}
+
+
+def _metrics(scores: list[float], ys: list[bool]) -> dict[str, Any]:
+    if not ys:
+        return {"held_out": 0}
+    out: dict[str, Any] = {
+        "held_out": len(ys),
+        "brier": statistics.fmean((s - y) ** 2 for s, y in zip(scores, ys, strict=True)),
+        "mean_score": statistics.fmean(scores),
+        "acceptable_rate": statistics.fmean(ys),
+    }
+    if 0 < sum(ys) < len(ys):
+        from sklearn.metrics import roc_auc_score
+
+        out["auc"] = float(roc_auc_score(ys, scores))
+    return out
+
+
+def train(
+    *,
+    session: Session,
+    actor_id: permissions.Actor,
+    config: GateConfig,
+    student: str,
+    students: int,
+    judge_records: Sequence[Mapping[str, Any]] | None = None,
+    floor: float = DEFAULT_FLOOR,
+    reason: str = "",
+    now: datetime | None = None,
+) -> RouterModel:
+    """Train and store a new version of ``student``'s router (``router.manage``) from its
+    people's labels (and the judge's, see :mod:`shadowtutor.router.labels`); it becomes the
+    active version, the mode kept. ``judge_records``: the log records of pairs only the judge
+    scored (the caller reads the log)."""
+    who = permissions.require(session, actor_id, "router.manage")
+    if not 0.5 <= floor < 1:
+        raise RouterError(f"the floor is an acceptable rate between 0.5 and 1, not {floor}")
+    human = labels.human_labels(session, student=student, bar=config.min_review_score)
+    if not human:
+        raise RouterError(
+            f"no reviewed pairs of student {student!r} yet: review some first "
+            "(`shadowtutor review sample`, then the Review page)"
+        )
+    judged = labels.judge_scores(session, bar=config.min_review_score)
+    reviewed = {lab.pair_id for lab in human}
+    extra = [r for r in judge_records or [] if str(r["id"]) not in reviewed and r["id"] in judged]
+    found = labels.assemble(human, judged, extra)
+    try:
+        scorer, choices, metrics = fit_version(
+            found, floor=floor, alpha_of=lambda n: alpha_for(config, students, n)
+        )
+    except model.RouterModelError as exc:
+        raise RouterError(str(exc)) from exc
+    number = 1 + int(
+        session.exec(
+            select(func.coalesce(func.max(RouterModel.version), 0)).where(
+                RouterModel.student == student
+            )
+        ).one()
+    )
+    row = RouterModel(
+        student=student,
+        version=number,
+        created_at=now or utcnow(),
+        created_by=permissions.actor_id(who),
+        floor=floor,
+        alpha=float(metrics["alpha"]),
+        counts=found.counts | {"features": len(scorer.weights)},
+        choices=choices,
+        metrics=metrics,
+        labels_through=found.newest,
+        model=model.dumps(scorer),
+    )
+    session.add(row)
+    session.flush()
+    current = state(session, student)
+    _event(
+        session,
+        student=student,
+        action="train",
+        router_id=row_id(row),
+        mode=current.mode,
+        actor=who,
+        reason=reason or f"trained version {number}",
+    )
+    return row
+
+
+def rollback(
+    *, session: Session, actor_id: permissions.Actor, student: str, version: int, reason: str
+) -> RouterEvent:
+    """Make an earlier ``version`` the active one again (``router.manage``)."""
+    who = permissions.require(session, actor_id, "router.manage")
+    row = session.exec(
+        select(RouterModel).where(RouterModel.student == student, RouterModel.version == version)
+    ).first()
+    if row is None:
+        raise RouterError(
+            f"student {student!r} has no router version {version}: "
+            "`shadowtutor router show` lists them"
+        )
+    return _event(
+        session,
+        student=student,
+        action="rollback",
+        router_id=row_id(row),
+        mode=state(session, student).mode,
+        actor=who,
+        reason=reason.strip() or f"rolled back to version {version}",
+    )
+
+
+def set_mode(
+    *, session: Session, actor_id: permissions.Actor, student: str, mode: str, reason: str
+) -> RouterEvent:
+    """``routed``: the router decides per request (the rollout's stage still applies on top);
+    ``category``: the gate's category GOs decide again (``router.manage``)."""
+    who = permissions.require(session, actor_id, "router.manage")
+    if mode not in MODES:
+        raise RouterError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+    current = state(session, student)
+    if mode == "routed" and current.active is None:
+        raise RouterError(
+            f"student {student!r} has no router yet: `shadowtutor router train` first"
+        )
+    return _event(
+        session,
+        student=student,
+        action="mode",
+        router_id=current.active.id if current.active else None,
+        mode=mode,
+        actor=who,
+        reason=reason.strip() or f"mode {mode}",
+    )
+
+
+def new_labels(session: Session, *, student: str, config: GateConfig) -> int:
+    """People's labels of ``student`` given after its active version's newest label."""
+    current = state(session, student)
+    since = as_utc(current.active.labels_through) if current.active else None
+    human = labels.human_labels(session, student=student, bar=config.min_review_score)
+    if since is None:
+        return len(human)
+    return sum(1 for lab in human if lab.at is not None and lab.at > since)
