@@ -8,19 +8,29 @@ import streamlit as st
 
 from shadowtutor.app import filters
 from shadowtutor.log.analytics import Filters
+from shadowtutor.log.errors import LogReadError
 from shadowtutor.views import feedback
 
 
 def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, tz: str) -> None:
     st.subheader("Users' feedback")
+    try:
+        df = feedback.by_day(con, f, tz)
+    except LogReadError as exc:
+        st.error(str(exc))
+        return
     filters.chart(
-        feedback.by_day(con, f, tz),
+        df,
         feedback.figure,
         name="feedback_by_day",
         empty="No answer in this selection has users' feedback yet (an app sends it with "
         "POST /v1/feedback on the proxy or collector.feedback(...) in the wrapper; "
         "regenerates are recorded from the traffic).",
     )
+    if df.attrs.get("categories"):
+        st.text(
+            "Categories compared (those the student served): " + ", ".join(df.attrs["categories"])
+        )
     st.caption(
         f"Each day shows the week up to it (a side's week with fewer than {feedback.MIN_COUNT} "
         "rated answers, or answers, has no point). Thumbs down: the share of rated answers "

@@ -112,3 +112,41 @@ def test_node_openai_client_tools_and_json_schema_through_the_proxy(
     bodies = [b for p, b in student.requests if p == "/api/chat"]
     assert sum(b.get("tools") == TOOLS for b in bodies) == 2
     assert sum(b.get("format") == SCHEMA["json_schema"]["schema"] for b in bodies) == 2
+
+
+def test_node_openai_client_gets_the_answers_id_and_sends_feedback(
+    node: str, tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    """Issue 30: the Node client reads X-ShadowTutor-Request-Id (complete and streamed) and
+    posts feedback with it; the feedback joins the answers' pairs."""
+    from shadowtutor.log import read, sql
+
+    env = {"SHADOWTUTOR_TEACHER_BASE_URL": teacher.openai_url, "SHADOWTUTOR_TEACHER_API_KEY": "k"}
+    with collector_for(tmp_path, student, env) as c:
+        running = RunningProxy(c.settings, c)
+        try:
+            done = subprocess.run(
+                [node, str(NODE_DIR / "feedback_through_proxy.mjs")],
+                env=os.environ | {"BASE_URL": f"{running.url}/v1"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            logged = records(c, expect=2)
+        finally:
+            running.close()
+    got = json.loads(done.stdout)
+    assert got["answer"] == got["streamed"] == "echo: hello from node"
+    assert sorted(got["ids"]) == sorted(r["request_id"] for r in logged)
+    assert got["thumbs"]["status"] == 202 and got["thumbs"]["body"]["matched"] is True
+    assert got["rating"]["status"] == 202
+    assert got["again"] == {"status": 200, "body": got["thumbs"]["body"] | {"status": "duplicate"}}
+    con = sql.connect(c.log_dir)
+    read.create_views(con, c.log_dir)
+    joined = con.execute(
+        "SELECT f.kind, f.value, f.comment FROM feedback f JOIN pairs p USING (request_id) "
+        "ORDER BY f.kind DESC"
+    ).fetchall()
+    assert joined == [("thumbs", -1.0, "from node"), ("rating", 5.0, None)]

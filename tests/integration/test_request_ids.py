@@ -130,3 +130,19 @@ def test_the_wrapper_ties_the_id_to_what_it_returns(
 def test_an_object_never_returned_by_a_wrapper_has_no_id() -> None:
     assert shadowtutor.request_id(object()) is None
     assert shadowtutor.request_id({"id": "chatcmpl-1"}) is None
+
+
+def test_a_wrapped_claude_client_ties_the_id_to_its_messages_and_streams(
+    tmp_path: Path, teacher: ModelServer, student: ModelServer
+) -> None:
+    with collector_for(tmp_path, student) as c:
+        claude = c.wrap(anthropic.Anthropic(base_url=teacher.url, api_key="k", max_retries=0))
+        msg = claude.messages.create(model=MODEL, max_tokens=64, messages=MSGS)
+        with claude.messages.stream(model=MODEL, max_tokens=64, messages=MSGS) as stream:
+            streamed = "".join(stream.text_stream)
+            stream_id = shadowtutor.request_id(stream)
+        assert streamed
+        ids = [shadowtutor.request_id(msg), stream_id]
+        recs = records(c, expect=2)
+    _ids_match_records([i for i in ids if i], recs)
+    assert None not in ids

@@ -20,6 +20,10 @@ def test_quality_page_on_demo_data(demo_settings: Settings, role: str) -> None:
     # users' feedback by who served
     assert len(at.get("plotly_chart")) == 8
     assert "Users' feedback" in [h.value for h in at.subheader]
+    # the demo's canary: the student served greeting and casual, compared like with like
+    assert "Categories compared (those the student served): casual, greeting" in [
+        t.value for t in at.text
+    ]
     table = at.dataframe[0].value
     assert table["model"].tolist() == ["teacher", "student"]
     assert int(table["requests"].iloc[0].replace(",", "")) > 0  # shown with separators

@@ -247,3 +247,59 @@ def test_arm_counts_fold_each_answers_feedback_by_who_served_it(tmp_path: Path) 
     only = arm_counts(con, datetime(2026, 12, 1, tzinfo=UTC), None, "casual")
     assert [a.category for a in only] == ["casual"]
     assert arm_counts(con, datetime(2026, 12, 2, tzinfo=UTC), None) == []
+
+
+def test_the_chart_compares_like_with_like_and_skips_thin_weeks(tmp_path: Path) -> None:
+    from shadowtutor.log.analytics import Filters
+    from shadowtutor.views.feedback import MIN_COUNT, by_day
+
+    pairs = [_pair(i, served_by="student" if i % 2 else "teacher") for i in range(60)]
+    pairs += [_pair(100 + i, category="business") for i in range(30)]  # the teacher's only
+    with LogWriter(tmp_path) as w:
+        w.append_many(pairs)
+    desk = FeedbackDesk(tmp_path)
+    desk.take(
+        [
+            {"request_id": p["request_id"], "kind": "thumbs", "value": "down" if i < 3 else "up"}
+            for i, p in enumerate(pairs)
+            if p["routing"]["served_by"] == "teacher" or i < 10
+        ]
+    )
+    desk.close()
+    con = sql.connect(tmp_path)
+    read.create_views(con, tmp_path)
+    df = by_day(con, Filters())
+    assert df.attrs["categories"] == ["greeting"]  # business left out: the student never served it
+    rows = {r.arm: r for r in df.itertuples()}
+    assert rows["teacher"].answers == 30 and rows["teacher"].rated == 30
+    assert rows["teacher"].thumbs_down_rate == pytest.approx(2 / 30)  # answers 0 and 2
+    assert rows["student"].rated == 5 < MIN_COUNT  # too few rated for a rate
+    assert rows["student"].thumbs_down_rate != rows["student"].thumbs_down_rate  # NaN
+    assert rows["student"].regenerate_rate == 0.0  # 30 answers: enough for that rate
+
+
+def test_a_corrupt_feedback_file_is_named_and_breaks_nothing_else(tmp_path: Path) -> None:
+    from shadowtutor.log.analytics import Filters
+    from shadowtutor.log.errors import LogReadError
+    from shadowtutor.review import sampling
+    from shadowtutor.views.feedback import arm_counts, by_day
+
+    with LogWriter(tmp_path) as w:
+        w.append_many([_pair(i) for i in range(5)])
+    day = tmp_path / "feedback" / "date=2026-12-01"
+    day.mkdir(parents=True)
+    (day / "broken.jsonl.zst").write_bytes(b"not zstd at all")
+    (day / "torn.jsonl").write_bytes(b'{"id": "x", "kind": "thu')
+    found = feedback.scan(tmp_path)
+    assert [(Path(p).name, n) for p, n, _ in found.bad] == [
+        ("broken.jsonl.zst", 0),
+        ("torn.jsonl", 1),
+    ]
+    con = sql.connect(tmp_path)
+    read.create_views(con, tmp_path)
+    with pytest.raises(LogReadError, match="feedback stats"):
+        by_day(con, Filters())
+    with pytest.raises(LogReadError, match="feedback stats"):
+        arm_counts(con, None, None)
+    picked = sampling.sample(con, strategy="random", size=3)  # the pairs' rules still work
+    assert len(picked.records) == 3

@@ -31,8 +31,8 @@ from shadowtutor.log.errors import LogWriteError
 from shadowtutor.log.storage import LogDir
 from shadowtutor.log.write import LogWriter
 
-KNOWN_IDS = 100_000  # request ids this process answered, remembered for `matched`
-SEEN_EVENTS = 200_000  # event ids taken, remembered to tell a duplicate
+KNOWN_IDS = 50_000  # request ids this process answered, remembered for `matched` (~9 MB)
+SEEN_EVENTS = 100_000  # event ids taken, remembered to tell a duplicate
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,10 @@ def request_id(obj: Any) -> str | None:
     """The ShadowTutor request id of an answer: an object a wrapped client returned (sync,
     async or streamed), or an HTTP response from the proxy (``with_raw_response``, an
     ``httpx.Response``, a stream's ``.response``); None when it has none."""
-    entry = _TAGS.get(id(obj))
-    if entry is not None and entry[0]() is obj:
-        return entry[1]
+    for held in (obj, getattr(obj, "_raw_stream", None)):  # an SDK stream helper wraps ours
+        entry = _TAGS.get(id(held))
+        if held is not None and entry is not None and entry[0]() is held:
+            return entry[1]
     own = getattr(obj, ATTRIBUTE, None)
     if isinstance(own, str):
         return own

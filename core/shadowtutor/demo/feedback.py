@@ -1,13 +1,14 @@
 """The demo's canary and its users' feedback.
 
 For the last four weeks the student (the demo's Llama) serves a share of the eligible
-categories' users, picked by a stable hash of the user as routing picks them: 10 % from 28 to
-15 days ago, 25 % since. A request whose student answer failed fell back to the teacher (its
+categories' users, picked by a stable hash of the user as routing picks them: 25 % from 28 to
+15 days ago, 50 % since. A request whose student answer failed fell back to the teacher (its
 ``metadata.fallback`` says why). The DB's rollout state is not touched: the log shows what a
 canary looked like.
 
-Users react to the answers of both sides in those weeks: a share rate them (thumbs, some a
-1-5 rating), thumbs down more often in business than in greeting, some regenerate; the
+Users react to the answers (the teacher's all along, both sides' in the canary's weeks): a
+share rate them (thumbs, some a 1-5 rating), thumbs down more often in business than in
+greeting, some regenerate; the
 student's answers are liked as often as the teacher's in greeting and a little less in casual
 (:data:`STUDENT_WORSE`), so the comparison of the two sides has something to find there.
 """
@@ -22,14 +23,14 @@ from typing import Any
 
 from shadowtutor.log import feedback, schema, write
 
-CANARY = ((28, 15, 10.0), (15, 0, 25.0))  # (from days ago, to days ago, percent served)
+CANARY = ((28, 15, 25.0), (15, 0, 50.0))  # (from days ago, to days ago, percent served)
 SALT = "shadowtutor-demo-canary"
 RATED = 0.15  # answers rated with a thumbs
 RATING = 0.03  # answers rated 1-5
 THUMBS_DOWN = {"greeting": 0.07, "casual": 0.09, "business": 0.13}
-STUDENT_WORSE = {"casual": 0.05}  # the student's answers: this much more often thumbed down
+STUDENT_WORSE = {"casual": 0.06}  # the student's answers: this much more often thumbed down
 REGENERATE = 0.03
-STUDENT_REGENERATE = {"casual": 0.02}
+STUDENT_REGENERATE = {"casual": 0.04}
 
 
 def _bucket(key: str) -> float:
@@ -45,38 +46,36 @@ def _stage(ts: datetime, end: datetime) -> float:
 
 
 def serve(records: list[dict[str, Any]], *, end: datetime, eligible: tuple[str, ...]) -> int:
-    """Mark the canary's answers as the student's (in place); how many it served."""
+    """Route the canary's weeks (in place), as routing logs them: every eligible request gets
+    the stage and its user's bucket; those below the stage were the student's to serve (one
+    whose student answer failed fell back to the teacher). How many the student served."""
     served = 0
     for rec in records:
         stage = _stage(schema.parse_ts(rec["ts"]), end)
         if not stage or rec["category"] not in eligible or not rec["user_hash"]:
             continue
         bucket = _bucket(rec["user_hash"])
-        if bucket >= stage:
-            continue
         error = rec["student"].get("error")
+        student = bucket < stage and not error
         rec["routing"] = {
-            "served_by": "teacher" if error else "student",
+            "served_by": "student" if student else "teacher",
             "stage": stage,
             "bucket": round(bucket, 4),
             "eligible": True,
         }
-        if error:
+        if bucket < stage and error:
             rec["metadata"] = {**rec["metadata"], "fallback": error}
-        else:
-            served += 1
+        served += student
     return served
 
 
 def events(records: list[dict[str, Any]], *, end: datetime, seed: int) -> list[dict[str, Any]]:
-    """The users' feedback on the answers of the canary's weeks (both sides)."""
+    """The users' feedback on the answers (the teacher's all along, both sides' in the
+    canary's weeks)."""
     rng = random.Random(seed + 53)
-    since = end - timedelta(days=CANARY[0][0])
     out = []
     for rec in records:
         ts = schema.parse_ts(rec["ts"])
-        if ts < since:
-            continue
         cat = rec["category"]
         student = rec["routing"]["served_by"] == "student"
         later = min(end, ts + timedelta(minutes=rng.uniform(0.2, 20)))

@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from shadowtutor.log import schema, storage
-from shadowtutor.log.errors import RecordError
+from shadowtutor.log.errors import CorruptPartError, LogReadError, RecordError
 
 PART = "feedback"  # the log's folder of feedback records (beside jsonl/ and parquet/)
 RECORD = "feedback"  # the record kind
@@ -303,6 +303,15 @@ def files(log_dir: Any) -> list[Any]:
     return storage.resolve(log_dir).files(PART, storage.JSONL_SUFFIXES)
 
 
+def unreadable(exc: Exception) -> LogReadError:
+    """The error to raise when DuckDB cannot read the feedback part (a corrupt file)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return LogReadError(
+        f"the log's feedback part cannot be read ({first}); `shadowtutor feedback stats` names "
+        "the bad file: move it out of the log folder"
+    )
+
+
 def create_view(con: Any, log_dir: Any) -> None:
     """Create (or replace) the view ``feedback`` on a DuckDB connection prepared for the log
     (joinable to ``pairs`` on ``request_id``)."""
@@ -328,7 +337,12 @@ def scan(log_dir: Any) -> Scan:
     loc = storage.resolve(log_dir)
     out = Scan()
     for path in files(log_dir):
-        for i, raw in enumerate(loc.read_bytes(path).split(b"\n"), start=1):
+        try:
+            data = loc.read_bytes(path)
+        except CorruptPartError as exc:
+            out.bad.append((str(path), 0, str(exc)))
+            continue
+        for i, raw in enumerate(data.split(b"\n"), start=1):
             if not raw.strip():
                 continue
             try:

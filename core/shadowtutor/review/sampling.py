@@ -319,13 +319,15 @@ def _stratified(rows: list[dict[str, Any]], size: int, rng: random.Random) -> li
 
 # --- reading the log ---------------------------------------------------------------------
 
-_CANDIDATES = f"""
+_CANDIDATES = """
 SELECT id, ts, source, language, category, similarity, student_error, student_model,
        student_response IS NULL AS student_response_missing, router_score, router_threshold,
-       request_id IN ({feedback.DISLIKED_SQL}) AS negative_feedback
+       {disliked} AS negative_feedback
 FROM pairs
 WHERE id IS NOT NULL
 """
+# read only for the rule that needs it: the users' feedback is another part of the log
+_DISLIKED = f"request_id IN ({feedback.DISLIKED_SQL})"
 
 
 def _day_bounds(filters: Filters) -> tuple[list[str], list[Any]]:
@@ -349,11 +351,17 @@ def _day_bounds(filters: Filters) -> tuple[list[str], list[Any]]:
 
 
 def candidates(
-    con: duckdb.DuckDBPyConnection, filters: Filters, exclude: set[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    exclude: set[str] | None = None,
+    *,
+    feedback: bool = False,
 ) -> list[dict[str, Any]]:
-    """Candidate rows from the ``pairs`` view that match the filters and are not excluded."""
+    """Candidate rows from the ``pairs`` view that match the filters and are not excluded
+    (with ``feedback``: whether users disliked each, from the ``feedback`` view)."""
     where, params = _day_bounds(filters.checked())
-    sql = _CANDIDATES + "".join(f" AND {w}" for w in where)
+    select = _CANDIDATES.format(disliked=_DISLIKED if feedback else "false")
+    sql = select + "".join(f" AND {w}" for w in where)
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     exclude = exclude or set()
@@ -425,7 +433,7 @@ def sample(
 
     ``judged`` (pair id -> ``judge_student``, ``judge_spread``, ``judge_consistent``) is what
     ``judge_unsure`` weighs; the chosen pairs' design weights come back in ``weights``."""
-    rows = candidates(con, filters or Filters(), exclude)
+    rows = candidates(con, filters or Filters(), exclude, feedback=strategy == "negative_feedback")
     if judged:
         for row in rows:
             row.update(judged.get(str(row["id"]), {}))

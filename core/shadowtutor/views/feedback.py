@@ -100,7 +100,21 @@ def arm_counts(
     of ``student``'s records (None: each request's primary record); ``category`` picks one.
     ``con_or_settings``: a DuckDB connection with the log's views, or the settings."""
     con = _connect(con_or_settings)
-    rows = con.execute(
+    try:
+        rows = _arm_rows(con, since, student, category, until)
+    except duckdb.Error as exc:
+        raise feedback.unreadable(exc) from exc
+    return [ArmCounts(str(c), str(a), *(int(n) for n in counts)) for c, a, *counts in rows]
+
+
+def _arm_rows(
+    con: duckdb.DuckDBPyConnection,
+    since: datetime | None,
+    student: str | None,
+    category: str | None,
+    until: datetime | None,
+) -> list[Any]:
+    return con.execute(
         f"""
         SELECT category, arm, count(*), count(*) FILTER (WHERE rated),
           count(*) FILTER (WHERE thumbs_down), count(*) FILTER (WHERE regenerated),
@@ -117,7 +131,6 @@ def arm_counts(
             "category": category,
         },
     ).fetchall()
-    return [ArmCounts(str(c), str(a), *(int(n) for n in counts)) for c, a, *counts in rows]
 
 
 def by_day(con: duckdb.DuckDBPyConnection, f: Filters, tz: str = "UTC") -> pd.DataFrame:
@@ -125,19 +138,31 @@ def by_day(con: duckdb.DuckDBPyConnection, f: Filters, tz: str = "UTC") -> pd.Da
     week (:data:`WINDOW_DAYS` days up to the day): thumbs_down_rate (of rated answers),
     regenerate_rate (of answers; each none below :data:`MIN_COUNT`) and the counts behind
     them (``*_7d``). The filter's period
-    and categories, by the local day of the answer; each side from its first answer on;
-    empty when no answer in the selection has feedback."""
+    and categories, by the local day of the answer; where the student served, only the
+    categories it served (``attrs["categories"]``); each side from its first answer on, all
+    from the first day with feedback; empty when no answer in the selection has feedback."""
     start, end = analytics.utc_bounds(f, tz)
-    answers = con.execute(
-        f"SELECT ts, category, arm, rated, thumbs_down, regenerated FROM ({_ANSWERS})",
-        {"since": _naive_utc(start), "until": _naive_utc(end), "student": f.student},
-    ).df()
+    try:
+        answers = con.execute(
+            f"SELECT ts, category, arm, rated, thumbs_down, regenerated FROM ({_ANSWERS})",
+            {"since": _naive_utc(start), "until": _naive_utc(end), "student": f.student},
+        ).df()
+    except duckdb.Error as exc:
+        raise feedback.unreadable(exc) from exc
     if f.categories:
         answers = answers[answers["category"].isin(f.categories)]
     if answers.empty or not (answers["rated"].any() or answers["regenerated"].any()):
         return pd.DataFrame(columns=_DAY_COLUMNS)
     local = pd.to_datetime(answers["ts"]).dt.tz_localize("UTC").dt.tz_convert(analytics.zone(tz))
     answers["day"] = local.dt.date
+    # like with like: where the student served, only the categories it served (a student
+    # serving the easy categories would look better than a teacher answering all of them)
+    served = sorted(set(answers.loc[answers["arm"] == "student", "category"]))
+    if served:
+        answers = answers[answers["category"].isin(served)]
+    # from the first day with feedback on: days before it would read as a ramp from zero
+    first = answers.loc[answers["rated"] | answers["regenerated"], "day"].min()
+    answers = answers[answers["day"] >= first]
     daily = (
         answers.groupby(["arm", "day"])
         .agg(
@@ -162,8 +187,9 @@ def by_day(con: duckdb.DuckDBPyConnection, f: Filters, tz: str = "UTC") -> pd.Da
         part["answers_7d"], part["regenerates_7d"] = week["answers"], week["regenerates"]
         first = part.index[part["answers"] > 0][0]  # from the side's first answer on
         parts.append(part.loc[first:].rename_axis("day").reset_index().assign(arm=str(arm)))
-    out = pd.concat(parts, ignore_index=True)
-    return out[_DAY_COLUMNS]
+    out: pd.DataFrame = pd.concat(parts, ignore_index=True)[_DAY_COLUMNS]
+    out.attrs["categories"] = served  # the categories compared (empty: all, teacher only)
+    return out
 
 
 WINDOW_DAYS = 7
