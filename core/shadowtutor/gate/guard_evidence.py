@@ -12,7 +12,7 @@ The counts are summed per user too (the user key, else the conversation), for ea
 design effect (:func:`shadowtutor.gate.guard.design_effect`): the split is by user.
 
 Users' reactions come from the DuckDB view ``feedback`` (columns ``request_id``, ``kind``:
-thumbs, rating, correction, flag, regenerate, abandon; ``value``, ``ts``, ``source``) when
+thumbs, rating, correction, flag, regenerate, abandoned; ``value``, ``ts``, ``source``) when
 the connection has one: a request's newest thumb says whether it was rated and whether down
 (``DOWN``: the values that mean down); a regenerate counts once, for the request it names
 (the answer the user asked again for). Errors are the answer the user got being an error.
