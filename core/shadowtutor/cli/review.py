@@ -24,7 +24,8 @@ def review_group() -> None:
     default="random",
     show_default=True,
     help="random; stratified (language x category); lowest_similarity; student_errors; "
-    "judge_unsure (more of the pairs the LLM judge is unsure of, weighted for the gate).",
+    "judge_unsure (more of the pairs the LLM judge is unsure of, weighted for the gate); "
+    "router_sides (both sides of the request router's threshold, weighted).",
 )
 @click.option("--size", type=click.IntRange(1, sampling.MAX_SIZE), default=50, show_default=True)
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC).")
