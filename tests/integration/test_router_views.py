@@ -72,3 +72,22 @@ def test_readiness_shows_the_router_to_every_role(migrated: Settings) -> None:
         texts = [t.value for t in at.text]
         assert any(f"Router version {version} of {DEFAULT_STUDENT}" in t for t in texts), texts
         assert not at.exception
+
+
+def test_the_schedule_retrains_only_after_enough_new_labels(migrated: Settings) -> None:
+    from shadowtutor.router import schedule
+
+    with db.session_scope(migrated.db_url) as s:
+        _reviewed_pairs(s, n=200)
+    first = schedule.retrain_due(migrated, config(), threshold=100)
+    assert first.trained is not None and first.trained.version == 1, first.note
+    again = schedule.retrain_due(migrated, config(), threshold=100)
+    assert again.trained is None and again.new_labels == 0
+    assert "0 new label(s)" in again.note
+    with db.session_scope(migrated.db_url) as s:
+        for review in s.exec(select(Review).order_by(Review.id).limit(120)).all():
+            review.created_at = utcnow() + timedelta(minutes=5)  # given after version 1
+            s.add(review)
+    third = schedule.retrain_due(migrated, config(), threshold=100)
+    assert third.trained is not None and third.trained.version == 2
+    assert third.new_labels == 120
