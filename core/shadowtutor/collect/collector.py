@@ -333,6 +333,7 @@ class ShadowCollector:
         return out | {
             "queue_size": self.queue_size,
             "routing_fallbacks": routing.fallbacks(),
+            "router": live.counts(),  # the request router's decisions and failures, by outcome
             "log_dir": str(self.log_dir),
         }
 
