@@ -191,7 +191,7 @@ def frontier_figure(view: RouterView) -> go.Figure:
             annotation_text=f"floor {view.active.floor:.0%}",
         )
     fig.update_layout(
-        title="Frontier: share of each category the student takes vs the guaranteed floor",
+        title="Frontier: traffic taken vs guaranteed floor",
         xaxis={
             "title": "share of the category's traffic served by the student",
             "tickformat": ".0%",
