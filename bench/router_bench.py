@@ -217,6 +217,8 @@ def simulation_part(runs: int, n_labels: int, n_traffic: int, floor: float) -> l
     t0 = time.monotonic()
     outcomes = []
     for run in range(runs):
+        if run and run % 10 == 0:
+            print(f"  ... {run} runs ({time.monotonic() - t0:.0f} s, {load()})", flush=True)
         rng = random.Random(1000 + run)
         human = []
         all_labels: dict[str, list[bool]] = {}

@@ -121,6 +121,11 @@ def test_the_router_decides_per_request_in_routed_mode(
         # no certified threshold for greeting: its category GO decides, the score is kept
         assert greeting.served_by == "student" and greeting.router_threshold is None
         assert collector.stats()["teacher_only_by_reason"]["router: below threshold"] == 1
+        assert collector.stats()["router"] == {
+            "student": 1,
+            "below_threshold": 1,
+            "no_threshold": 1,
+        }
         client = collector.wrap(openai_client(teacher))
         client.chat.completions.create(model="gpt-4o-mini", messages=_messages(EASY), user="u1")
         client.chat.completions.create(model="gpt-4o-mini", messages=_messages(HARD), user="u1")

@@ -26,7 +26,8 @@ def review_group() -> None:
     help="random; stratified (language x category); lowest_similarity; student_errors; "
     "judge_unsure (more of the pairs the LLM judge is unsure of, weighted for the gate); "
     "negative_feedback (pairs users thumbed down, rated low, corrected, flagged or "
-    "regenerated).",
+    "regenerated); "
+    "router_sides (both sides of the request router's threshold, weighted).",
 )
 @click.option("--size", type=click.IntRange(1, sampling.MAX_SIZE), default=50, show_default=True)
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC).")

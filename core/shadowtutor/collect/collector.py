@@ -367,6 +367,7 @@ class ShadowCollector:
             "feedback": self.feedback_desk.stats(),
             "queue_size": self.queue_size,
             "routing_fallbacks": routing.fallbacks(),
+            "router": live.counts(),  # the request router's decisions and failures, by outcome
             "log_dir": str(self.log_dir),
         }
 

@@ -78,7 +78,7 @@ def thresholds_of(choices: Mapping[str, Any]) -> dict[str, float]:
 
 def _read(url: str, loaded: dict[int, Active]) -> dict[str, Active]:
     """Every student's router state (``loaded``: models already read, by row id)."""
-    from sqlmodel import col, select
+    from sqlmodel import col, func, select
 
     from shadowtutor import db
     from shadowtutor.router import model
@@ -88,8 +88,9 @@ def _read(url: str, loaded: dict[int, Active]) -> dict[str, Active]:
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return out  # connecting would create an empty database file (routing says so)
     with db.session_scope(url, READ_TIMEOUT_S) as session:
-        events = session.exec(select(RouterEvent).order_by(col(RouterEvent.id))).all()
-        newest = {e.student: e for e in events}
+        newest_ids = select(func.max(RouterEvent.id)).group_by(RouterEvent.student)
+        events = session.exec(select(RouterEvent).where(col(RouterEvent.id).in_(newest_ids)))
+        newest = {e.student: e for e in events}  # each student's newest event only
         for student, event in newest.items():
             if event.router_id is None:
                 out[student] = Active(None, event.mode)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from sqlmodel import Session
 
 from shadowtutor.gate.criteria import GateConfig
@@ -157,7 +158,9 @@ def frontier_figure(view: RouterView) -> go.Figure:
     """Per category: the guaranteed floor (y) at each share of its traffic the student takes
     (x); the chosen point marked; the floor as a dashed line."""
     fig = go.Figure()
-    for cat, c in view.choices.items():
+    palette = qualitative.Plotly
+    for i, (cat, c) in enumerate(view.choices.items()):
+        colour = palette[i % len(palette)]
         points = sorted(c.points, key=lambda p: p.share)
         fig.add_trace(
             go.Scatter(
@@ -165,6 +168,7 @@ def frontier_figure(view: RouterView) -> go.Figure:
                 y=[p.guaranteed for p in points],
                 mode="lines+markers",
                 name=cat,
+                line={"color": colour},
                 hovertemplate="takes %{x:.0%} of " + cat + ": floor %{y:.1%}<extra></extra>",
             )
         )
@@ -174,7 +178,7 @@ def frontier_figure(view: RouterView) -> go.Figure:
                     x=[c.chosen.share],
                     y=[c.chosen.guaranteed],
                     mode="markers",
-                    marker={"size": 14, "symbol": "star"},
+                    marker={"size": 16, "symbol": "star", "color": colour},
                     name=f"{cat}: chosen",
                     showlegend=False,
                     hovertemplate=f"{cat} chosen threshold {c.chosen.threshold:.3f}<extra></extra>",
@@ -187,7 +191,7 @@ def frontier_figure(view: RouterView) -> go.Figure:
             annotation_text=f"floor {view.active.floor:.0%}",
         )
     fig.update_layout(
-        title="Frontier: share of each category the student takes vs the guaranteed floor",
+        title="Frontier: traffic taken vs guaranteed floor",
         xaxis={
             "title": "share of the category's traffic served by the student",
             "tickformat": ".0%",
