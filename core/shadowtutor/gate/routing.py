@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shadowtutor.gate import killswitch
+from shadowtutor.gate.refresher import Reader, Refreshers
 
 if TYPE_CHECKING:
     from shadowtutor.config import Settings
@@ -135,53 +136,28 @@ def _read(url: str) -> _Snapshot:
     )
 
 
-class _Refresher:
-    """One background thread per database URL that reads the rollout state every
-    ``REFRESH_SECONDS`` into ``state`` (monotonic time of the read, snapshot). A request
-    thread only looks at ``state``. The thread ends after ``IDLE_SECONDS`` without a reader
-    (a collector keeps its database's refresher alive with :func:`watch`)."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.state: tuple[float, _Snapshot] | None = None
-        self.used_at = time.monotonic()
-        self.ready = threading.Event()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="shadow-routing-refresh", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            while not self.stopped.is_set():
-                try:
-                    snap = _read(self.url)
-                except Exception as exc:  # _read never raises; if it did: teacher, say so
-                    _warn_once(self.url, f"rollout state unreadable ({exc!r})")
-                    snap = _TEACHER_ONLY
-                self.state = (time.monotonic(), snap)
-                self.ready.set()
-                if time.monotonic() - self.used_at > IDLE_SECONDS:
-                    break
-                self.stopped.wait(REFRESH_SECONDS)
-        finally:
-            with _lock:
-                if _refreshers.get(self.url) is self:
-                    del _refreshers[self.url]
+def _read_or_teacher(url: str) -> _Snapshot:
+    """The refresher's read: :func:`_read` never raises; if it did, the teacher, said once."""
+    try:
+        return _read(url)
+    except Exception as exc:
+        _warn_once(url, f"rollout state unreadable ({exc!r})")
+        return _TEACHER_ONLY
 
 
-_refreshers: dict[str, _Refresher] = {}
+# One background reader per database URL (shadowtutor.gate.refresher): a request thread only
+# looks at the state last read; a collector keeps its database's reader alive with watch().
+_refreshers: Refreshers[_Snapshot] = Refreshers(
+    "shadow-routing-refresh",
+    _read_or_teacher,
+    interval=lambda: REFRESH_SECONDS,
+    idle=lambda: IDLE_SECONDS,
+)
 _fallbacks: Counter[str] = Counter()
 
 
-def _refresher(url: str) -> _Refresher:
-    r = _refreshers.get(url)
-    if r is None:
-        with _lock:
-            r = _refreshers.get(url)
-            if r is None:
-                r = _refreshers[url] = _Refresher(url)
-                r.thread.start()
-    r.used_at = time.monotonic()
-    return r
+def _refresher(url: str) -> Reader[_Snapshot]:
+    return _refreshers.get(url)
 
 
 def watch(url: str) -> None:
@@ -232,10 +208,8 @@ def clear_cache() -> None:
     """Stop the refreshers and forget their states (and the database URL): the next call
     starts reading again."""
     global _url_cache
+    _refreshers.clear()
     with _lock:
-        for r in _refreshers.values():
-            r.stopped.set()
-        _refreshers.clear()
         _fallbacks.clear()
         _url_cache = None
 

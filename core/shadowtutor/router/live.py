@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shadowtutor.gate.refresher import Reader, Refreshers
 from shadowtutor.gate.routing import Route
 from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.router.features import Scorer
@@ -112,50 +113,32 @@ def _read(url: str, loaded: dict[int, Active]) -> dict[str, Active]:
     return out
 
 
-class _Refresher:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.state: tuple[float, dict[str, Active]] | None = None
-        self.used_at = time.monotonic()
-        self.stopped = threading.Event()
-        self.ready = threading.Event()
-        self.loaded: dict[int, Active] = {}
-        self.thread = threading.Thread(target=self._run, name="shadow-router-refresh", daemon=True)
-
-    def _run(self) -> None:
-        warned = False
-        try:
-            while not self.stopped.is_set():
-                try:
-                    self.state = (time.monotonic(), _read(self.url, self.loaded))
-                    warned = False
-                except Exception as exc:  # unreadable: the gate's category decision applies
-                    if not warned:
-                        log.warning("ShadowTutor: router state unreadable (%s)", exc)
-                        warned = True
-                self.ready.set()
-                if time.monotonic() - self.used_at > IDLE_SECONDS:
-                    break
-                self.stopped.wait(REFRESH_SECONDS)
-        finally:
-            with _lock:
-                if _refreshers.get(self.url) is self:
-                    del _refreshers[self.url]
+_warned: set[str] = set()  # URLs whose unreadable state was said (again once it reads)
 
 
-_refreshers: dict[str, _Refresher] = {}
+def _read_or_say(url: str) -> dict[str, Active]:
+    """The refresher's read; unreadable: said once, and the gate's decision applies (the
+    reader keeps its previous state, or none)."""
+    try:
+        state = _read(url, _loaded.setdefault(url, {}))
+    except Exception as exc:
+        if url not in _warned:
+            _warned.add(url)
+            log.warning("ShadowTutor: router state unreadable (%s)", exc)
+        raise
+    _warned.discard(url)
+    return state
 
 
-def _refresher(url: str) -> _Refresher:
-    r = _refreshers.get(url)
-    if r is None:
-        with _lock:
-            r = _refreshers.get(url)
-            if r is None:
-                r = _refreshers[url] = _Refresher(url)
-                r.thread.start()
-    r.used_at = time.monotonic()
-    return r
+_loaded: dict[str, dict[int, Active]] = {}  # per URL: the models already read, by row id
+_refreshers: Refreshers[dict[str, Active]] = Refreshers(
+    "shadow-router-refresh", _read_or_say, interval=lambda: REFRESH_SECONDS,
+    idle=lambda: IDLE_SECONDS,
+)  # fmt: skip
+
+
+def _refresher(url: str) -> Reader[dict[str, Active]]:
+    return _refreshers.get(url)
 
 
 def watch(url: str) -> None:
@@ -169,10 +152,10 @@ def wait_ready(url: str, timeout: float = 10.0) -> bool:
 
 
 def clear_cache() -> None:
+    _refreshers.clear()
     with _lock:
-        for r in _refreshers.values():
-            r.stopped.set()
-        _refreshers.clear()
+        _loaded.clear()
+        _warned.clear()
         _counts.clear()
 
 
