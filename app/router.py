@@ -37,6 +37,7 @@ def render(settings: Settings, config: GateConfig, student: str | None) -> None:
         "threshold (the rollout's stage applies on top); categories without one keep the "
         "gate's category decision."
     )
+    _cascade(settings, view)
     st.markdown("**Audit from reviews given after this version was trained**")
     audit = router.audit_frame(view)
     if audit.empty:
@@ -46,3 +47,27 @@ def render(settings: Settings, config: GateConfig, student: str | None) -> None:
     with st.expander("Versions (shadowtutor router show / rollback)"):
         st.dataframe(router.versions_frame(view), hide_index=True, width="stretch")
         st.text(inert(f"Judge labels: {view.active.counts.get('judge', '-')}"))
+
+
+def _cascade(settings: Settings, view: router.RouterView) -> None:
+    st.markdown("**Cascade: the router lets the student try, a validator checks its answer**")
+    if not view.cascades:
+        st.info(
+            "This version has no validator: its training pairs held no student answers with "
+            "both labels. Train a new version once such reviews exist."
+        )
+        return
+    st.dataframe(router.cascade_frame(view), hide_index=True, width="stretch")
+    st.caption(
+        "In cascade mode a non-streamed request goes to the student when the router's score "
+        "clears 'router tries at'; the validator then reads the request and the student's "
+        "answer, and below 'validator serves at' the teacher answers instead: the user waits "
+        "for both. The points are tested in a fixed sequence on held-out reviews; the floor "
+        "holds for what the student serves, at the stated confidence. Streams are routed."
+    )
+    try:
+        live = router.cascade_traffic(settings, view.student)
+    except Exception as exc:  # the log unreadable: say so, keep the page
+        st.warning(inert(f"The log could not be read for the validator's record: {exc}"))
+        return
+    st.text(live.sentence())

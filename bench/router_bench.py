@@ -19,7 +19,13 @@ pairs, then measure on fresh traffic whose truth is known:
 Category gating: a category is served whole when the Clopper-Pearson lower bound of its
 labelled pairs' acceptable rate (all of them, not only the held-out half) clears the floor at
 the same alpha. Routed: the student takes the requests at or above the category's certified
-threshold (none where no threshold is certified).
+threshold (none where no threshold is certified). **Cascade**: the router's cascade threshold
+lets the student try, and the version's validator (request and the student's answer) serves
+the answer when it clears its threshold, else sends it back to the teacher: its share served,
+the share sent back (they wait for the student and then the teacher), and the floor's coverage
+alike. In the simulation the student's answer shows a flaw (a marker word) in 80 % of its
+unacceptable answers and 10 % of its acceptable ones, so the truth of a served answer is the
+exact P(acceptable | type, what the answer shows).
 """
 
 from __future__ import annotations
@@ -65,27 +71,53 @@ class Outcome:
     shares: dict[str, float]  # routed share within each category
     thresholds: dict[str, float | None]
     gated: dict[str, bool]
+    cascade_share: float = 0.0  # the cascade: share the student serves
+    sent_back: float = 0.0  # share the student answered and the validator sent back
+    cascade_rate: dict[str, float] | None = None  # true acceptable rate of what it served
+
+
+@dataclass(frozen=True)
+class Request:
+    category: str
+    text: str  # the router's
+    answer_text: str  # the validator's ("" : no answer)
+    truth: float  # P(acceptable) of the student's answer to it
 
 
 def evaluate(
     found: labels.Labels,
     all_labels: dict[str, list[bool]],
-    traffic: Sequence[tuple[str, str, float]],  # (category, router text, true P(acceptable))
+    traffic: Sequence[Request],
     *,
     floor: float,
     alpha_of: Any,
 ) -> Outcome:
-    scorer, choices, metrics = store.fit_version(found, floor=floor, alpha_of=alpha_of)
+    scorer, choices, metrics, validator = store.fit_version(found, floor=floor, alpha_of=alpha_of)
     alpha = metrics["alpha"]
     limits = {c: choices[c]["threshold"] for c in choices}
-    scores = model.sklearn_scores(scorer, [t for _, t, _ in traffic])
+    scores = model.sklearn_scores(scorer, [r.text for r in traffic])
+    checks = model.sklearn_scores(validator, [r.answer_text for r in traffic]) if validator else []
+    pairs = {
+        c: (float(ch["router"]), float(ch["validator"]))
+        for c in choices
+        if (ch := (choices[c].get("cascade") or {}).get("chosen"))
+    }
     served: dict[str, list[float]] = {}
+    cascaded: dict[str, list[float]] = {}
+    back = 0
     total: Counter[str] = Counter()
-    for (cat, _text, truth), score in zip(traffic, scores, strict=True):
+    for i, (req, score) in enumerate(zip(traffic, scores, strict=True)):
+        cat = req.category
         total[cat] += 1
         limit = limits.get(cat)
         if limit is not None and score >= limit:
-            served.setdefault(cat, []).append(truth)
+            served.setdefault(cat, []).append(req.truth)
+        pair = pairs.get(cat)
+        if pair is not None and score >= pair[0]:
+            if req.answer_text and checks[i] >= pair[1]:
+                cascaded.setdefault(cat, []).append(req.truth)
+            else:
+                back += 1
     gated = {
         c: threshold.category_gate(ys, floor=floor, alpha=alpha) for c, ys in all_labels.items()
     }
@@ -97,6 +129,9 @@ def evaluate(
         shares={c: len(served.get(c, [])) / total[c] for c in total},
         thresholds=limits,
         gated=gated,
+        cascade_share=sum(len(v) for v in cascaded.values()) / n,
+        sent_back=back / n,
+        cascade_rate={c: statistics.fmean(v) for c, v in cascaded.items() if v},
     )
 
 
@@ -133,13 +168,15 @@ def demo_part(n_labels: int, floor: float) -> list[str]:
         rec = p.record
         ok = reviewed(i, p)
         text = features.request_text(rec["messages"], category=rec["category"])
-        human.append(labels.Labelled(rec["id"], rec["category"], text, ok, None))
+        answer = labels.answer_text_of(rec)
+        human.append(labels.Labelled(rec["id"], rec["category"], text, ok, None, 1.0, answer))
         all_labels.setdefault(rec["category"], []).append(ok)
     found = labels.assemble(human, {}, [])
     traffic = [
-        (
+        Request(
             p.record["category"],
             features.request_text(p.record["messages"], category=p.record["category"]),
+            labels.answer_text_of(p.record),
             float(reviewed(n_labels + i, p)),
         )
         for i, p in enumerate(rest)
@@ -177,6 +214,12 @@ def _table(out: Outcome, all_labels: dict[str, list[bool]]) -> list[str]:
         f"  traffic the student serves: routed {out.routed_share:.1%}, category gating "
         f"{out.gated_share:.1%}: {ratio:.2f}x"
     )
+    rates = out.cascade_rate or {}
+    lines.append(
+        f"  cascade (router + validator): serves {out.cascade_share:.1%}, sends back "
+        f"{out.sent_back:.1%}; acceptable rate served by category: "
+        + (", ".join(f"{c} {r:.3f}" for c, r in sorted(rates.items())) or "-")
+    )
     return lines
 
 
@@ -192,15 +235,37 @@ CATEGORIES = {
 SHARED = [f"w{i}" for i in range(300)]
 
 
-def _request(rng: random.Random, cat: str, kind: int) -> str:
+FLAW_IF_BAD, FLAW_IF_OK = 0.8, 0.1  # how often the student's answer shows a flaw
+
+
+def _request(rng: random.Random, cat: str, kind: int, p: float) -> tuple[Request, bool]:
+    """One request of type ``kind`` (true acceptable probability ``p``), the student's answer
+    drawn (acceptable or not), and whether it was acceptable."""
     words = [f"{cat}t{kind}a", f"{cat}t{kind}b", f"{cat}t{kind}c"]
     keep = [w for w in words if rng.random() < 0.8] or words[:1]
     noise = rng.sample(SHARED, rng.randrange(3, 12))
     text = " ".join(rng.sample(keep + noise, len(keep) + len(noise)))
-    return features.request_text([{"role": "user", "content": text}], category=cat)
+    messages = [{"role": "user", "content": text}]
+    ok = rng.random() < p
+    flawed = rng.random() < (FLAW_IF_OK if ok else FLAW_IF_BAD)
+    said = rng.sample(SHARED, rng.randrange(5, 20)) + (["flawmark"] if flawed else [])
+    answer = {"response": " ".join(said), "finish_reason": "stop"}
+    # what the validator could know at best: P(acceptable | type, flaw shown or not)
+    seen_ok = FLAW_IF_OK if flawed else 1 - FLAW_IF_OK
+    seen_bad = FLAW_IF_BAD if flawed else 1 - FLAW_IF_BAD
+    truth = p * seen_ok / (p * seen_ok + (1 - p) * seen_bad)
+    return (
+        Request(
+            cat,
+            features.request_text(messages, category=cat),
+            features.validator_text(messages, answer, category=cat),
+            truth,
+        ),
+        ok,
+    )
 
 
-def _draw(rng: random.Random, n: int) -> list[tuple[str, str, float]]:
+def _draw(rng: random.Random, n: int) -> list[tuple[Request, bool]]:
     cats = list(CATEGORIES)
     weights = [CATEGORIES[c][0] for c in cats]
     out = []
@@ -208,7 +273,7 @@ def _draw(rng: random.Random, n: int) -> list[tuple[str, str, float]]:
         cat = rng.choices(cats, weights)[0]
         kinds = CATEGORIES[cat][1]
         kind = rng.randrange(len(kinds))
-        out.append((cat, _request(rng, cat, kind), kinds[kind]))
+        out.append(_request(rng, cat, kind, kinds[kind]))
     return out
 
 
@@ -222,12 +287,15 @@ def simulation_part(runs: int, n_labels: int, n_traffic: int, floor: float) -> l
         rng = random.Random(1000 + run)
         human = []
         all_labels: dict[str, list[bool]] = {}
-        for i, (cat, text, p) in enumerate(_draw(rng, n_labels)):
-            ok = rng.random() < p
-            human.append(labels.Labelled(f"r{run}-{i}", cat, text, ok, None))
-            all_labels.setdefault(cat, []).append(ok)
+        for i, (req, ok) in enumerate(_draw(rng, n_labels)):
+            human.append(
+                labels.Labelled(
+                    f"r{run}-{i}", req.category, req.text, ok, None, 1.0, req.answer_text
+                )
+            )
+            all_labels.setdefault(req.category, []).append(ok)
         found = labels.assemble(human, {}, [])
-        traffic = _draw(rng, n_traffic)
+        traffic = [req for req, _ok in _draw(rng, n_traffic)]
         outcomes.append(
             evaluate(
                 found,
@@ -262,6 +330,15 @@ def simulation_part(runs: int, n_labels: int, n_traffic: int, floor: float) -> l
         f"  coverage: runs with some category's routed acceptable rate below the floor "
         f"{sum(below)} of {runs} ({sum(below) / runs:.1%}); category-runs {cell_below} of "
         f"{len(cells)} ({cell_below / max(1, len(cells)):.1%})"
+    )
+    c_below = [any(r < floor for r in (o.cascade_rate or {}).values()) for o in outcomes]
+    c_cells = [r for o in outcomes for r in (o.cascade_rate or {}).values()]
+    lines.append(
+        f"  cascade: mean served {statistics.fmean(o.cascade_share for o in outcomes):.1%} "
+        f"(routed alone {routed:.1%}), sent back "
+        f"{statistics.fmean(o.sent_back for o in outcomes):.1%} of the traffic; runs below the "
+        f"floor {sum(c_below)} of {runs} ({sum(c_below) / runs:.1%}); category-runs "
+        f"{sum(r < floor for r in c_cells)} of {len(c_cells)}"
     )
     return lines
 

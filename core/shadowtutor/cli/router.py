@@ -69,13 +69,30 @@ def _print_version(
             f"  {cat:<10} threshold {thr:<15} student takes {choice.share:6.1%}  "
             f"(held out {choice.held_out}; category gating at this floor: {gate})"
         )
+        cascade = dict(raw).get("cascade")  # type: ignore[call-overload]
+        if isinstance(cascade, dict):
+            click.echo(f"  {'':<10} {_cascade_line(cascade)}")
+
+
+def _cascade_line(cascade: dict[str, object]) -> str:
+    """The cascade's chosen point of a category, in one line."""
+    chosen = cascade.get("chosen")
+    if not isinstance(chosen, dict):
+        return f"cascade: none certified ({len(cascade.get('tested') or [])} point(s) tested)"  # type: ignore[arg-type]
+    return (
+        f"cascade: router >= {chosen['router']:.3f}, validator >= {chosen['validator']:.3f}: "
+        f"student takes {chosen['share']:.1%}, sends back {chosen['sent_back']:.1%} "
+        f"(acceptable rate >= {chosen['bound']:.1%})"
+    )
 
 
 @router_group.command("show")
 @STUDENT
 @click.pass_context
 def show_cmd(ctx: click.Context, student: str) -> None:
-    """The active version, the mode, and every version."""
+    """The active version, the mode, and every version (with each category's threshold and
+    its cascade point: the router's threshold to try the student, the validator's to serve
+    its answer)."""
     with session_of(ctx) as session:
         current = store.state(session, student)
         rows = store.versions(session, student)
@@ -125,7 +142,9 @@ def rollback_cmd(
 @click.pass_context
 def mode_cmd(ctx: click.Context, mode: str, student: str, reason: str, by: str | None) -> None:
     """`routed`: after an approved GO the router decides per request (the rollout's stage
-    applies on top); `category`: the gate's category GOs decide."""
+    applies on top); `cascade`: the router lets the student try and the validator checks its
+    answer before it is served (the teacher answers what it sends back; non-streamed
+    requests); `category`: the gate's category GOs decide."""
     with session_of(ctx) as session:
         store.set_mode(
             session=session,

@@ -39,6 +39,7 @@ from typing import Any
 
 from shadowtutor import detect
 from shadowtutor.backends import Answer, Backend
+from shadowtutor.collect import records
 from shadowtutor.collect.counters import Counters
 from shadowtutor.collect.executors.base import Executor
 from shadowtutor.collect.executors.companion import CompanionExecutor, Link, start_companion
@@ -194,6 +195,7 @@ class ShadowCollector:
         conversation_id: str | None = None,
         category: str | None = None,
         kind: str = "plain",
+        stream: bool = False,
     ) -> tuple[routing.Route, bool, str | None]:
         """(route, shadowed?, category) for one request; never raises.
 
@@ -214,7 +216,12 @@ class ShadowCollector:
                 route = routing.Route("teacher", 0, None, eligible)
             # in routed mode the student's router decides per request (never raises)
             route = live.apply(
-                route, url=self.settings.db_url, messages=messages, category=category, kind=kind
+                route,
+                url=self.settings.db_url,
+                messages=messages,
+                category=category,
+                kind=kind,
+                stream=stream,
             )
             if route.served_by == "student" and not eligible:
                 route = routing.Route("teacher", route.stage, route.bucket, eligible)
@@ -243,6 +250,7 @@ class ShadowCollector:
             conversation_id=context.conversation_id,
             category=context.category,
             kind=request.kind,
+            stream=request.stream,
         )
         self.feedback_desk.request(call.id, context.conversation_id, request.messages)
         return call
@@ -275,6 +283,37 @@ class ShadowCollector:
             return result
         call.fell_back(None)
         return None
+
+    def validate(self, call: Call, result: Answer) -> bool:
+        """The cascade's check of the student's answer to ``call`` (its route let the student
+        try with a validator threshold): True to serve it; False when the validator sends it
+        back, and the teacher answers (the answer kept as the record's student answer, the
+        time the validator took in the record's metadata, counted by reason). Never raises."""
+        if call.route.validator_threshold is None:
+            return True
+        started = time.perf_counter()
+        try:
+            assert call.request is not None
+            route = live.validate(
+                call.route,
+                url=self.settings.db_url,
+                messages=call.request.messages,
+                answer=records.answer_fields(result),
+                category=call.category,
+            )
+        except Exception as exc:  # never the student unchecked
+            self.last_error = f"validate(): {exc!r}"
+            route = dataclasses.replace(call.route, served_by="teacher", reason="validator: error")
+        call.metadata["validator_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        call.route = route
+        if route.served_by == "student":
+            return True
+        call.sent_back = result
+        self.count("served_by_student", -1)  # counted when it answered; the teacher serves
+        self.count("validator_sent_back")
+        self.count("teacher_only")
+        self.counters.teacher_only(route.reason or "validator")
+        return False
 
     def hand_off(self, call: Call, **answers: Any) -> None:
         """Queue the pair of a shadowed call with the answers the request path has (see

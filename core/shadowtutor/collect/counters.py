@@ -15,7 +15,8 @@ STAT_KEYS = (
     "student_unsupported student_timeouts breaker_skipped teacher_errors similarity_errors "
     "write_errors lost usage_estimated served_by_student student_fallbacks route_errors "
     "streams_abandoned teacher_only unrecorded_calls invalid recovered "
-    "recovered_already_logged unfinished_at_exit companion_failures context_held"
+    "recovered_already_logged unfinished_at_exit companion_failures context_held "
+    "validator_sent_back"
 ).split()
 
 

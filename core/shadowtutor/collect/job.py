@@ -111,14 +111,15 @@ def wire_route(r: routing.Route | None) -> list[Any] | None:
     if r is None:
         return None
     fields = [r.served_by, r.stage, r.bucket, r.eligible, r.student, r.reason]
-    return fields + [r.router_version, r.router_score, r.router_threshold]
+    routed = [r.router_version, r.router_score, r.router_threshold]
+    return fields + routed + [r.validator_threshold, r.validator_score]
 
 
 def route_of(wire: list[Any] | None) -> routing.Route | None:
-    """The route of :func:`wire_route` (older entries have the first six fields only)."""
+    """The route of :func:`wire_route` (older entries have the first six or nine fields)."""
     if not wire:
         return None
-    more = list(wire[6:9]) + [None] * (9 - len(wire))
+    more = (list(wire[6:11]) + [None] * 5)[:5]
     served_by, stage, bucket, eligible, student, reason = (list(wire) + [None] * 6)[:6]
     return routing.Route(
         served_by,
@@ -130,6 +131,8 @@ def route_of(wire: list[Any] | None) -> routing.Route | None:
         router_version=more[0],
         router_score=more[1],
         router_threshold=more[2],
+        validator_threshold=more[3],
+        validator_score=more[4],
     )
 
 
@@ -216,6 +219,9 @@ class Call:
     origin: Any = None
     student_error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the student's answer the cascade's validator sent back (the teacher answered instead):
+    # it is the record's student answer, the student is not asked again
+    sent_back: Answer | None = None
     # the request's id from its start: the app gets it with the answer (collect.request_ids),
     # its record carries it as request_id, its feedback is keyed by it
     id: str = field(default_factory=schema.new_id)
@@ -256,5 +262,5 @@ class Call:
             features=self.request.features,
             student_error=self.student_error,
             category_detected=ctx.category is None,
-            **answers,
+            **({"student_result": self.sent_back} | answers),
         )

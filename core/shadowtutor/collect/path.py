@@ -46,6 +46,8 @@ class Front(Protocol):
 
     def student_call(self, call: Call) -> Answer | None: ...
 
+    def validate(self, call: Call, result: Answer) -> bool: ...
+
     def hand_off(self, call: Call, **answers: Any) -> None: ...
 
     def teacher_failed(self) -> None: ...
@@ -68,7 +70,8 @@ class RequestPath:
         c = self.collector
         if call.route.served_by == "student":
             result = yield STUDENT
-            if result is not None:
+            # in cascade mode the validator may send the answer back: the teacher answers
+            if result is not None and c.validate(call, result):
                 if call.shadowed:
                     teacher = self.background_teacher(call)
                     c.hand_off(call, student_result=result, teacher_call=teacher)

@@ -171,6 +171,8 @@ def build(
             "router_version": route.router_version,
             "router_score": route.router_score,
             "router_threshold": route.router_threshold,
+            "validator_score": route.validator_score,
+            "validator_threshold": route.validator_threshold,
         },
         metadata=metadata,
         request_id=job.id,

@@ -66,6 +66,10 @@ class Route:
     router_version: int | None = None
     router_score: float | None = None
     router_threshold: float | None = None
+    # in cascade mode, the validator's threshold for the student's answer (set when the router
+    # lets the student try) and its P(acceptable) of the answer (once it answered)
+    validator_threshold: float | None = None
+    validator_score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,10 @@ class Routing:
     router_version: int | None = _column("int")
     router_score: float | None = _column("double")
     router_threshold: float | None = _column("double")
+    # cascade mode: the validator's P(acceptable) of the student's answer and its threshold
+    # (the answer was sent back to the teacher when the score is below it)
+    validator_score: float | None = _column("double")
+    validator_threshold: float | None = _column("double")
 
 
 @dataclass

@@ -33,7 +33,9 @@ FLAT_SELECT = (
     "TRY_CAST(json_extract_string(agreement.details, '$.valid') AS BOOLEAN) AS agreement_valid, "
     # the request router's version, score and threshold (routed mode; older records: NULL)
     "routing.router_version AS router_version, routing.router_score AS router_score, "
-    "routing.router_threshold AS router_threshold"
+    "routing.router_threshold AS router_threshold, "
+    "routing.validator_score AS validator_score, "
+    "routing.validator_threshold AS validator_threshold"
 )
 
 

@@ -32,6 +32,9 @@ from shadowtutor import detect
 FEATURES_VERSION = 1
 N_FEATURES = 2**18
 TEXT_CHARS = 400  # the user turns' last characters the router reads (bounded cost: 50 µs)
+# the validator (a cascade's second model) also reads the student's answer: its first and last
+# ANSWER_CHARS // 2 characters (where a refusal, a wrong language or a cut end shows)
+ANSWER_CHARS = 600
 # scikit-learn's default token pattern without its \b anchors, which change nothing (a greedy
 # run of two or more word characters always ends and starts at a boundary) and cost time
 TOKEN = re.compile(r"\w\w+")
@@ -96,6 +99,53 @@ def request_tokens(
     ]
 
 
+def answer_tokens(answer: Mapping[str, Any] | None) -> list[str]:
+    """What the validator reads of the student's answer (the record's answer fields, or an
+    :class:`~shadowtutor.backends.Answer` as a mapping): its words, prefixed ``zzans_`` so
+    they are other columns than the request's, and markers for its length, how it finished,
+    whether it is empty, and its language."""
+    answer = answer or {}
+    text = answer.get("response") or ""
+    text = text if isinstance(text, str) else str(text)
+    half = ANSWER_CHARS // 2
+    read = text if len(text) <= ANSWER_CHARS else f"{text[:half]} {text[-half:]}"
+    words = TOKEN.findall(read.lower())
+    language = detect.language_of(words)
+    return [f"zzans_{w}" for w in words] + [
+        f"zzalen_{_bucket(len(text.split()))}",
+        _mark("zzfinish", str(answer.get("finish_reason") or "none")),
+        "zzaempty" if not text.strip() else "zzatext",
+        _mark("zzalang", language or "none"),
+        "zzacalls" if answer.get("tool_calls") else "zzanocalls",
+    ]
+
+
+def validator_tokens(
+    messages: Sequence[Mapping[str, Any]],
+    answer: Mapping[str, Any] | None,
+    *,
+    category: str | None,
+    kind: str | None = "plain",
+    tools: int = 0,
+) -> list[str]:
+    """The validator's tokens: the request's (:func:`request_tokens`) and the answer's."""
+    request = request_tokens(messages, category=category, kind=kind, tools=tools)
+    return request + answer_tokens(answer)
+
+
+def validator_text(
+    messages: Sequence[Mapping[str, Any]],
+    answer: Mapping[str, Any] | None,
+    *,
+    category: str | None,
+    kind: str | None = "plain",
+    tools: int = 0,
+) -> str:
+    """:func:`validator_tokens` as the one text the vectorizer reads."""
+    tokens = validator_tokens(messages, answer, category=category, kind=kind, tools=tools)
+    return " ".join(tokens)
+
+
 _hashes: dict[str, tuple[int, float]] = {}
 
 
@@ -155,4 +205,18 @@ class Scorer:
         tools: int = 0,
     ) -> float:
         tokens = request_tokens(messages, category=category, kind=kind, tools=tools)
+        return self.score_tokens(tokens)
+
+    def score_answer(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        answer: Mapping[str, Any] | None,
+        *,
+        category: str | None,
+        kind: str | None = "plain",
+        tools: int = 0,
+    ) -> float:
+        """The validator's P(acceptable) of ``answer`` to the request (a validator's
+        weights: trained on :func:`validator_text`)."""
+        tokens = validator_tokens(messages, answer, category=category, kind=kind, tools=tools)
         return self.score_tokens(tokens)

@@ -30,7 +30,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from shadowtutor.log.schema import DEFAULT_STUDENT
-from shadowtutor.router.features import request_text
+from shadowtutor.router.features import request_text, validator_text
 from shadowtutor.router.model import Example
 from shadowtutor.tables import JudgeScore, Review, ReviewItem, as_utc
 
@@ -47,6 +47,7 @@ class Labelled:
     acceptable: bool
     at: datetime | None  # when the label was given (the newest review)
     weight: float = 1.0  # the review item's design weight (1: sampled uniformly)
+    answer_text: str = ""  # what the validator reads (answer_text_of); "": the student failed
 
 
 @dataclass
@@ -70,6 +71,25 @@ def text_of(snapshot: Mapping[str, Any]) -> str:
     request = snapshot.get("request") or {}
     return request_text(
         snapshot.get("messages") or [],
+        category=snapshot.get("category"),
+        kind=request.get("kind") or "plain",
+        tools=len(request.get("tools") or []),
+    )
+
+
+def answer_text_of(snapshot: Mapping[str, Any]) -> str:
+    """The validator's text of a record (request and the student's answer); "" when the
+    student gave no answer (an error, nothing said): such a pair is never served by a
+    cascade, whatever its scores."""
+    student = snapshot.get("student") or {}
+    if not isinstance(student, Mapping) or student.get("error"):
+        return ""
+    if not student.get("response") and not student.get("tool_calls"):
+        return ""
+    request = snapshot.get("request") or {}
+    return validator_text(
+        snapshot.get("messages") or [],
+        student,
         category=snapshot.get("category"),
         kind=request.get("kind") or "plain",
         tools=len(request.get("tools") or []),
@@ -103,7 +123,7 @@ def human_labels(session: Session, *, student: str, bar: float) -> list[Labelled
         when = max(as_utc(r.created_at) for r in reviews)
         weight = float(snap.get("design_weight") or 1.0)
         cat = snap.get("category") or "unknown"
-        out.append(Labelled(pair_id, cat, text_of(snap), ok, when, weight))
+        out.append(Labelled(pair_id, cat, text_of(snap), ok, when, weight, answer_text_of(snap)))
     return out
 
 
@@ -144,14 +164,14 @@ def assemble(
     by_source: Counter[str] = Counter()
     for lab in human:
         if lab.weight != 1.0:  # sampled unevenly: learned from (weighted), never a test pair
-            labels.train.append(Example(lab.text, lab.acceptable, lab.weight))
+            labels.train.append(Example(lab.text, lab.acceptable, lab.weight, lab.answer_text))
             labels.train_categories.append(lab.category)
             by_source["human_train_weighted"] += 1
         elif held_out(lab.pair_id):
             labels.held_out.append(lab)
             by_source["human_held_out"] += 1
         else:
-            labels.train.append(Example(lab.text, lab.acceptable))
+            labels.train.append(Example(lab.text, lab.acceptable, 1.0, lab.answer_text))
             labels.train_categories.append(lab.category)
             by_source["human_train"] += 1
         by_source["human_acceptable"] += int(lab.acceptable)
@@ -167,9 +187,9 @@ def assemble(
         labels.counts["judge"] = {"q_if_acceptable": q1, "q_if_not": q0, "pairs_both": both}
         for rec in records:
             q = q1 if judged[str(rec["id"])] else q0
-            text = text_of(rec)
-            labels.train.append(Example(text, True, JUDGE_WEIGHT * q))
-            labels.train.append(Example(text, False, JUDGE_WEIGHT * (1 - q)))
+            text, answer = text_of(rec), answer_text_of(rec)
+            labels.train.append(Example(text, True, JUDGE_WEIGHT * q, answer))
+            labels.train.append(Example(text, False, JUDGE_WEIGHT * (1 - q), answer))
             labels.train_categories += [rec.get("category") or "unknown"] * 2
             by_source["judge_train"] += 1
     labels.counts |= dict(by_source)

@@ -10,6 +10,13 @@ certified threshold keeps the gate's category decision; other kinds than plain k
 GOs. Every scored request's route carries the router's version, score and threshold, so the
 record does and later reviews audit it.
 
+In ``cascade`` mode, a non-streamed plain request of a category with a certified cascade point
+is let try the student by the cascade's router threshold, and once the student answered,
+:func:`validate` scores the answer with the version's validator: below the cascade's validator
+threshold the teacher answers instead (``validator: below threshold``); the student's answer is
+kept for the record. A stream, or a category without a cascade point, is routed as in
+``routed`` mode.
+
 Nothing here waits: one background thread per database URL reads the routers' state every
 ``REFRESH_SECONDS`` (the model's bytes only when the active version changed) and a request
 only looks at the last state read. Failures never reach the app and never let the student
@@ -52,6 +59,9 @@ class Active:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     scorer: Scorer | None = None
     error: str | None = None  # why the active version could not be loaded
+    # the cascade: per category (router threshold, validator threshold), and the validator
+    cascade: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    validator: Scorer | None = None
 
 
 _lock = threading.Lock()
@@ -75,6 +85,16 @@ def thresholds_of(choices: Mapping[str, Any]) -> dict[str, float]:
         for cat, c in choices.items()
         if isinstance(c, Mapping) and c.get("threshold") is not None
     }
+
+
+def cascade_of(choices: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Per category the cascade's chosen (router, validator) thresholds, where certified."""
+    out: dict[str, tuple[float, float]] = {}
+    for cat, c in choices.items():
+        chosen = (c.get("cascade") or {}).get("chosen") if isinstance(c, Mapping) else None
+        if isinstance(chosen, Mapping):
+            out[cat] = (float(chosen["router"]), float(chosen["validator"]))
+    return out
 
 
 def _read(url: str, loaded: dict[int, Active]) -> dict[str, Active]:
@@ -102,8 +122,14 @@ def _read(url: str, loaded: dict[int, Active]) -> dict[str, Active]:
                 try:
                     if row is None:
                         raise model.RouterModelError(f"router #{event.router_id} is missing")
+                    scorer, validator = model.loads_both(row.model)
                     known = Active(
-                        row.version, "", thresholds_of(row.choices), model.loads(row.model)
+                        row.version,
+                        "",
+                        thresholds_of(row.choices),
+                        scorer,
+                        cascade=cascade_of(row.choices),
+                        validator=validator,
                     )
                 except Exception as exc:  # a broken version: the teacher, said once
                     log.warning("ShadowTutor: router of %s cannot be loaded: %s", student, exc)
@@ -180,9 +206,10 @@ def decide(
     category: str | None,
     kind: str = "plain",
     tools: int = 0,
+    stream: bool = False,
 ) -> Route:
     """The rule of the module docstring for one request and its student's router. Counts."""
-    if active is None or active.mode != "routed":
+    if active is None or active.mode not in ("routed", "cascade"):
         return route
     if active.scorer is None:
         _count("unavailable")
@@ -200,6 +227,13 @@ def decide(
             return _to_teacher(route, "router: error", active.version)
         return route
     limit = active.thresholds.get(category or "")
+    checked: float | None = None  # the validator's threshold, when it checks the answer
+    pair = active.cascade.get(category or "") if active.mode == "cascade" else None
+    if pair is not None and active.validator is not None:
+        if stream:  # a stream is served as it comes: nothing to check, the router decides
+            _count("cascade_stream")
+        else:
+            limit, checked = pair
     scored = dataclasses.replace(
         route, router_version=active.version, router_score=score, router_threshold=limit
     )
@@ -211,7 +245,12 @@ def decide(
         _count("student")
         kinds = route.kinds | {"plain"}
         return dataclasses.replace(
-            scored, served_by="student", eligible=True, reason=None, kinds=kinds
+            scored,
+            served_by="student",
+            eligible=True,
+            reason=None,
+            kinds=kinds,
+            validator_threshold=checked,
         )
     if in_stage:
         _count("below_threshold")
@@ -228,6 +267,7 @@ def apply(
     category: str | None,
     kind: str = "plain",
     tools: int = 0,
+    stream: bool = False,
 ) -> Route:
     """:func:`decide` with ``url``'s router state as last read; never reads the database.
     Only routes of a rollout (stage > 0) are looked at."""
@@ -238,4 +278,65 @@ def apply(
         _count("state_not_read")
         return route
     active = routers.get(route.student or DEFAULT_STUDENT)
-    return decide(route, active, messages=messages, category=category, kind=kind, tools=tools)
+    return decide(
+        route,
+        active,
+        messages=messages,
+        category=category,
+        kind=kind,
+        tools=tools,
+        stream=stream,
+    )
+
+
+SENT_BACK = "validator: below threshold"
+
+
+def check(
+    route: Route,
+    active: Active | None,
+    *,
+    messages: Sequence[Mapping[str, Any]],
+    answer: Mapping[str, Any],
+    category: str | None,
+) -> Route:
+    """The cascade's second step, after the student answered a request it was let try
+    (``route.validator_threshold`` set): the validator's P(acceptable) of the answer, and
+    the teacher instead when it is below the threshold (``validator: below threshold``), when
+    the validator is gone (``validator: unavailable``) or fails (``validator: error``).
+    Counts. Never raises."""
+    limit = route.validator_threshold
+    if limit is None:
+        return route
+    same = active is not None and active.version == route.router_version
+    if not same or active is None or active.validator is None:
+        _count("validator_unavailable")
+        return _to_teacher(route, "validator: unavailable")
+    try:
+        score = active.validator.score_answer(messages, answer, category=category)
+    except Exception:
+        _count("validator_error")
+        return _to_teacher(route, "validator: error")
+    checked = dataclasses.replace(route, validator_score=score)
+    if score >= limit:
+        _count("validator_passed")
+        return checked
+    _count("validator_sent_back")
+    return _to_teacher(checked, SENT_BACK)
+
+
+def validate(
+    route: Route,
+    *,
+    url: str,
+    messages: Sequence[Mapping[str, Any]],
+    answer: Mapping[str, Any],
+    category: str | None,
+) -> Route:
+    """:func:`check` with ``url``'s router state as last read (never reads the database;
+    a state gone stale since the request was routed sends the answer back)."""
+    if route.validator_threshold is None:
+        return route
+    routers = snapshot(url)
+    active = routers.get(route.student or DEFAULT_STUDENT) if routers else None
+    return check(route, active, messages=messages, answer=answer, category=category)

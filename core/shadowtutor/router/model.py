@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
@@ -47,6 +48,13 @@ class Example:
     text: str  # features.request_text of the request
     acceptable: bool
     weight: float = 1.0
+    # features.validator_text of the request and the student's answer ("": no answer to read,
+    # the student failed: a cascade never serves it)
+    answer_text: str = ""
+
+    def as_validator(self) -> Example:
+        """This example as the validator learns it (the request and the answer)."""
+        return Example(self.answer_text, self.acceptable, self.weight, self.answer_text)
 
 
 def fit(examples: Sequence[Example], *, n_features: int = N_FEATURES) -> Scorer:
@@ -106,21 +114,45 @@ def sklearn_scores(scorer: Scorer, texts: Sequence[str]) -> list[float]:
     return list((1.0 / (1.0 + np.exp(-margin))).tolist())
 
 
-def dumps(scorer: Scorer) -> bytes:
-    buf = io.BytesIO()
+def _arrays(scorer: Scorer, prefix: str = "") -> dict[str, Any]:
     cols = np.array(sorted(scorer.weights), dtype=np.int64)
+    return {
+        f"{prefix}columns": cols,
+        f"{prefix}weights": np.array([scorer.weights[int(c)] for c in cols], dtype=np.float64),
+        f"{prefix}intercept": np.array([scorer.intercept]),
+        f"{prefix}n_features": np.array([scorer.n_features], dtype=np.int64),
+    }
+
+
+def dumps(scorer: Scorer, validator: Scorer | None = None) -> bytes:
+    """The router (and its cascade's validator, when trained) as one ``.npz``."""
+    buf = io.BytesIO()
+    arrays = _arrays(scorer) | (_arrays(validator, VALIDATOR) if validator else {})
     np.savez_compressed(
-        buf,
-        columns=cols,
-        weights=np.array([scorer.weights[int(c)] for c in cols], dtype=np.float64),
-        intercept=np.array([scorer.intercept]),
-        n_features=np.array([scorer.n_features], dtype=np.int64),
-        features_version=np.array([FEATURES_VERSION], dtype=np.int64),
+        buf, features_version=np.array([FEATURES_VERSION], dtype=np.int64), **arrays
     )
     return buf.getvalue()
 
 
+VALIDATOR = "validator_"  # the validator's arrays' prefix in the stored form
+
+
+def _scorer(z: Any, prefix: str = "") -> Scorer:
+    cols, weights = z[f"{prefix}columns"].tolist(), z[f"{prefix}weights"].tolist()
+    return Scorer(
+        weights=dict(zip(cols, weights, strict=True)),
+        intercept=float(z[f"{prefix}intercept"][0]),
+        n_features=int(z[f"{prefix}n_features"][0]),
+    )
+
+
 def loads(data: bytes) -> Scorer:
+    """The stored router."""
+    return loads_both(data)[0]
+
+
+def loads_both(data: bytes) -> tuple[Scorer, Scorer | None]:
+    """The stored router and its validator (None: the version has none)."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             made = int(z["features_version"][0]) if "features_version" in z else 0
@@ -129,11 +161,7 @@ def loads(data: bytes) -> Scorer:
                     f"it was trained on features version {made}, this ShadowTutor computes "
                     f"version {FEATURES_VERSION}: train a new version (shadowtutor router train)"
                 )
-            cols, weights = z["columns"].tolist(), z["weights"].tolist()
-            return Scorer(
-                weights=dict(zip(cols, weights, strict=True)),
-                intercept=float(z["intercept"][0]),
-                n_features=int(z["n_features"][0]),
-            )
+            validator = _scorer(z, VALIDATOR) if f"{VALIDATOR}columns" in z else None
+            return _scorer(z), validator
     except Exception as exc:
         raise RouterModelError(f"the stored router cannot be used: {exc}") from exc

@@ -4,7 +4,9 @@ Every write is permission-checked (``router.manage``: admins, and the operator f
 appended: a trained version is a new ``router_model`` row; the newest ``router_event`` of a
 student names its active version and its mode (``category``: the gate's category GOs decide,
 the router only scores; ``routed``: the router decides per request where its category has a
-certified threshold). The request path reads that state in the background
+certified threshold; ``cascade``: the router decides who tries the student, and the version's
+validator whether the student's answer is served or the teacher answers instead). The request
+path reads that state in the background
 (:mod:`shadowtutor.router.live`).
 """
 
@@ -25,7 +27,7 @@ from shadowtutor.router import labels, model, threshold
 from shadowtutor.router.features import Scorer
 from shadowtutor.tables import RouterEvent, RouterModel, User, as_utc, row_id, utcnow
 
-MODES = ("category", "routed")
+MODES = ("category", "routed", "cascade")
 DEFAULT_FLOOR = 0.9  # the acceptable rate of routed traffic the thresholds guarantee
 RETRAIN_AFTER = 50  # new human labels that make the schedule hook retrain
 
@@ -106,10 +108,11 @@ def alpha_for(config: GateConfig, students: int, categories: int) -> float:
 
 
 def fit_version(
-    found: labels.Labels, *, floor: float, alpha_of: Any
-) -> tuple[Scorer, dict[str, Any], dict[str, Any]]:
-    """The model, the per-category choices and held-out metrics, from labels. Pure apart from
-    the learning. ``alpha_of(categories)`` gives each category's level."""
+    found: labels.Labels, *, floor: float, alpha_of: Any, cascade: bool = True
+) -> tuple[Scorer, dict[str, Any], dict[str, Any], Scorer | None]:
+    """The model, the per-category choices, held-out metrics and the cascade's validator
+    (None: not trained), from labels. Pure apart from the learning. ``alpha_of(categories)``
+    gives each category's level."""
     scorer = model.fit(found.train)
     # the grid is cut from scores of models that did not learn the example (cross-fitted):
     # a model's own training examples score higher than the requests it will see
@@ -117,16 +120,18 @@ def fit_version(
     held_scores = model.sklearn_scores(scorer, [lab.text for lab in found.held_out])
     cats = sorted({lab.category for lab in found.held_out})
     alpha = float(alpha_of(len(cats)))
+    validator = _validator(found) if cascade else None
+    held_v = _held_validator_scores(validator.scorer, found) if validator else []
     choices: dict[str, Any] = {}
     for cat in cats:
         idx = [i for i, lab in enumerate(found.held_out) if lab.category == cat]
+        mine = [
+            i
+            for i, c in enumerate(found.train_categories)
+            if c == cat and train_scores[i] == train_scores[i]  # NaN: a fold without both labels
+        ]
         grid = threshold.grid(
-            [
-                s
-                for s, c in zip(train_scores, found.train_categories, strict=True)
-                if c == cat and s == s  # NaN: a fold without both labels
-            ],
-            threshold.start_share(len(idx), floor, alpha),
+            [train_scores[i] for i in mine], threshold.start_share(len(idx), floor, alpha)
         )
         choice = threshold.choose(
             cat,
@@ -140,8 +145,67 @@ def fit_version(
             [found.held_out[i].acceptable for i in idx], floor=floor, alpha=alpha
         )
         choices[cat] = choice.as_dict() | {"category_gate": gate_ok}
+        if validator is not None:
+            path = threshold.cascade_path(
+                [train_scores[i] for i in mine],
+                [validator.train_scores[i] for i in mine],
+                [found.train[i].acceptable for i in mine],
+                [found.train[i].weight for i in mine],
+                router_grid=grid,
+                validator_grid=threshold.grid(
+                    [s for i in mine if (s := validator.train_scores[i]) is not None]
+                ),
+                start=threshold.start_share(len(idx), floor, alpha),
+            )
+            cascade_choice = threshold.choose_cascade(
+                cat,
+                [held_scores[i] for i in idx],
+                [held_v[i] for i in idx],
+                [found.held_out[i].acceptable for i in idx],
+                path,
+                floor=floor,
+                alpha=alpha,
+            )
+            choices[cat]["cascade"] = cascade_choice.as_dict()
     metrics = _metrics(held_scores, [lab.acceptable for lab in found.held_out])
-    return scorer, choices, metrics | {"alpha": alpha}
+    if validator is not None:
+        metrics["validator"] = _metrics(
+            [v for v in held_v if v is not None],
+            [
+                lab.acceptable
+                for lab, v in zip(found.held_out, held_v, strict=True)
+                if v is not None
+            ],
+        )
+    return scorer, choices, metrics | {"alpha": alpha}, validator.scorer if validator else None
+
+
+@dataclass(frozen=True)
+class _Validator:
+    scorer: Scorer
+    train_scores: list[float | None]  # cross-fitted, per training example (None: no answer)
+
+
+def _validator(found: labels.Labels) -> _Validator | None:
+    """The cascade's validator (request and answer -> P(acceptable)), learned from the
+    training examples with an answer; None when they do not hold both labels."""
+    answered = [i for i, e in enumerate(found.train) if e.answer_text]
+    examples = [found.train[i].as_validator() for i in answered]
+    if len({e.acceptable for e in examples}) < 2:
+        return None
+    scorer = model.fit(examples)
+    oof = model.out_of_fold_scores(examples)
+    scores: list[float | None] = [None] * len(found.train)
+    for i, s in zip(answered, oof, strict=True):
+        scores[i] = s if s == s else None
+    return _Validator(scorer, scores)
+
+
+def _held_validator_scores(v: Scorer, found: labels.Labels) -> list[float | None]:
+    texts = [lab.answer_text for lab in found.held_out]
+    scored = [t for t in texts if t]
+    values = iter(model.sklearn_scores(v, scored) if scored else [])
+    return [next(values) if t else None for t in texts]
 
 
 def _metrics(scores: list[float], ys: list[bool]) -> dict[str, Any]:
@@ -190,7 +254,7 @@ def train(
     extra = [r for r in judge_records or [] if str(r["id"]) not in reviewed and r["id"] in judged]
     found = labels.assemble(human, judged, extra)
     try:
-        scorer, choices, metrics = fit_version(
+        scorer, choices, metrics, validator = fit_version(
             found, floor=floor, alpha_of=lambda n: alpha_for(config, students, n)
         )
     except model.RouterModelError as exc:
@@ -209,11 +273,13 @@ def train(
         created_by=permissions.actor_id(who),
         floor=floor,
         alpha=float(metrics["alpha"]),
-        counts=found.counts | {"features": len(scorer.weights)},
+        counts=found.counts
+        | {"features": len(scorer.weights)}
+        | ({"validator_features": len(validator.weights)} if validator else {}),
         choices=choices,
         metrics=metrics,
         labels_through=found.newest,
-        model=model.dumps(scorer),
+        model=model.dumps(scorer, validator),
     )
     session.add(row)
     session.flush()
@@ -258,14 +324,22 @@ def set_mode(
     *, session: Session, actor_id: permissions.Actor, student: str, mode: str, reason: str
 ) -> RouterEvent:
     """``routed``: the router decides per request (the rollout's stage still applies on top);
-    ``category``: the gate's category GOs decide again (``router.manage``)."""
+    ``cascade``: the router decides who tries the student and the validator whether its
+    answer is served (non-streamed plain requests; a stream is routed); ``category``: the
+    gate's category GOs decide again (``router.manage``)."""
     who = permissions.require(session, actor_id, "router.manage")
     if mode not in MODES:
         raise RouterError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
     current = state(session, student)
-    if mode == "routed" and current.active is None:
+    if mode != "category" and current.active is None:
         raise RouterError(
             f"student {student!r} has no router yet: `shadowtutor router train` first"
+        )
+    if mode == "cascade" and current.active is not None and not has_cascade(current.active):
+        raise RouterError(
+            f"router version {current.active.version} of {student!r} has no validator or no "
+            "certified cascade point (its training pairs need the student's answers with both "
+            "labels): train a new version, or use mode routed"
         )
     return _event(
         session,
@@ -275,6 +349,14 @@ def set_mode(
         mode=mode,
         actor=who,
         reason=reason.strip() or f"mode {mode}",
+    )
+
+
+def has_cascade(row: RouterModel) -> bool:
+    """Whether the version has a validator with a certified cascade point somewhere."""
+    return any(
+        isinstance(c, Mapping) and (c.get("cascade") or {}).get("chosen")
+        for c in (row.choices or {}).values()
     )
 
 

@@ -165,3 +165,137 @@ def choose(
 def category_gate(labels: Sequence[bool], *, floor: float, alpha: float) -> bool:
     """Category gating at the same floor: the whole category's acceptable rate certified."""
     return lower_bound(sum(labels), len(labels), alpha) >= floor
+
+
+# --- the cascade: the router decides who tries, the validator whether the answer is served ------
+MAX_SENT_BACK = 0.3  # a cascade point sending back more of the traffic is not offered
+MAX_PATH = 120  # the cascade points a category's sequence tests at most
+
+
+@dataclass(frozen=True)
+class CascadePoint:
+    """The cascade at router threshold ``router`` and validator threshold ``validator``: of
+    the held-out pairs, ``share`` the student serves (``n`` pairs, ``acceptable`` of them
+    found acceptable), ``sent_back`` the share the student answered but the validator sent to
+    the teacher (they wait for both), and the Clopper-Pearson ``bound`` of the served pairs'
+    acceptable rate."""
+
+    router: float
+    validator: float
+    n: int
+    acceptable: int
+    share: float
+    sent_back: float
+    bound: float
+
+
+@dataclass(frozen=True)
+class CascadeChoice:
+    category: str
+    floor: float
+    alpha: float
+    held_out: int
+    tested: list[CascadePoint] = field(default_factory=list)  # in the sequence's order
+    certified: int = 0  # how many of ``tested`` reached the floor (the first ones)
+    chosen: CascadePoint | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "floor": self.floor,
+            "alpha": self.alpha,
+            "held_out": self.held_out,
+            "certified": self.certified,
+            "chosen": asdict(self.chosen) if self.chosen else None,
+            "tested": [asdict(p) for p in self.tested],
+        }
+
+    @classmethod
+    def from_dict(cls, category: str, d: dict[str, Any]) -> CascadeChoice:
+        chosen = d.get("chosen")
+        return cls(
+            category,
+            d["floor"],
+            d["alpha"],
+            d["held_out"],
+            [CascadePoint(**p) for p in d.get("tested", [])],
+            int(d.get("certified", 0)),
+            CascadePoint(**chosen) if chosen else None,
+        )
+
+
+def cascade_path(
+    router_scores: Sequence[float],
+    validator_scores: Sequence[float | None],
+    labels: Sequence[bool],
+    weights: Sequence[float],
+    *,
+    router_grid: Sequence[float],
+    validator_grid: Sequence[float],
+    start: float = START_SHARE,
+    max_sent_back: float = MAX_SENT_BACK,
+) -> list[tuple[float, float]]:
+    """The order in which a category's cascade points are tested, from the **training** pairs
+    only (cross-fitted scores; ``validator_scores`` None: the student gave no answer, never
+    served). Of every (router, validator) threshold pair of the two grids that serves at
+    least ``start`` of the training pairs and sends back at most ``max_sent_back``, the
+    frontier: the points no other point beats on both the share served and the acceptable
+    rate, from the smallest share (the highest rate) to the largest, as the router's own
+    sequence goes from high thresholds to low. The held-out labels are never looked at, so
+    fixed-sequence testing along it keeps its level."""
+    total = sum(weights)
+    if total <= 0:
+        return []
+    rows = list(zip(router_scores, validator_scores, labels, weights, strict=True))
+    found: dict[tuple[float, float], tuple[float, float]] = {}  # (share, rate) -> thresholds
+    for tr in router_grid:
+        tried = [(v, y, w) for r, v, y, w in rows if r >= tr]
+        tried_w = sum(w for _v, _y, w in tried)
+        for tv in validator_grid:
+            served = [(y, w) for v, y, w in tried if v is not None and v >= tv]
+            served_w = sum(w for _y, w in served)
+            share = served_w / total
+            if share < start - 1e-9 or (tried_w - served_w) / total > max_sent_back:
+                continue
+            rate = sum(w for y, w in served if y) / served_w
+            found.setdefault((share, rate), (tr, tv))  # the first: the highest thresholds
+    path: list[tuple[float, float]] = []
+    best = -1.0
+    for (_share, rate), point in sorted(found.items(), key=lambda kv: (-kv[0][0], -kv[0][1])):
+        if rate > best:  # nothing serving more is as good: on the frontier
+            path.append(point)
+            best = rate
+    return path[::-1][:MAX_PATH]
+
+
+def choose_cascade(
+    category: str,
+    router_scores: Sequence[float],
+    validator_scores: Sequence[float | None],
+    labels: Sequence[bool],
+    path: Sequence[tuple[float, float]],
+    *,
+    floor: float,
+    alpha: float,
+) -> CascadeChoice:
+    """Fixed-sequence testing along ``path`` on held-out pairs: each point's null is "the
+    acceptable rate of what this cascade serves is below the floor"; the sequence stops at
+    the first point not certified. Every certified point is valid at once (the family-wise
+    error is ``alpha``), so the chosen one is the certified point serving the most of the
+    held-out pairs, the one sending back less on a tie."""
+    total = len(labels)
+    rows = list(zip(router_scores, validator_scores, labels, strict=True))
+    tested: list[CascadePoint] = []
+    certified = 0
+    for tr, tv in path:
+        tried = [(v, y) for r, v, y in rows if r >= tr]
+        served = [y for v, y in tried if v is not None and v >= tv]
+        n, k = len(served), sum(served)
+        bound = lower_bound(k, n, alpha)
+        share = n / total if total else 0.0
+        sent_back = (len(tried) - n) / total if total else 0.0
+        tested.append(CascadePoint(tr, tv, n, k, share, sent_back, bound))
+        if bound < floor:
+            break
+        certified += 1
+    chosen = max(tested[:certified], key=lambda p: (p.share, -p.sent_back), default=None)
+    return CascadeChoice(category, floor, alpha, total, tested, certified, chosen)

@@ -3,6 +3,12 @@ share of the category's traffic the student can take at each guaranteed floor, a
 point), the thresholds, and the audit from reviews given after the version was trained.
 Read-only.
 
+The cascade (mode ``cascade``): per category the chosen router and validator thresholds with
+the held-out share the student serves, the share its validator sends back to the teacher, and
+the guaranteed floor; and from the log, what the validator did to live traffic: requests it
+checked, the share it sent back, and what a sent-back request cost in time (the student's
+answer the user waited for before the teacher's, and the validator's own milliseconds).
+
 The audit rescores the pairs people reviewed after the version's training (their requests as
 the review snapshot keeps them) with that version, and counts, per category, how many of them
 the router would have sent to the student and how many of those people found acceptable, with
@@ -22,9 +28,11 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from sqlmodel import Session
 
+from shadowtutor.config import Settings
 from shadowtutor.gate.criteria import GateConfig
+from shadowtutor.log import read, sql
 from shadowtutor.router import labels, model, store
-from shadowtutor.router.threshold import Choice, lower_bound
+from shadowtutor.router.threshold import CascadeChoice, Choice, lower_bound
 from shadowtutor.tables import RouterModel, as_utc
 
 
@@ -46,6 +54,7 @@ class RouterView:
     choices: dict[str, Choice] = field(default_factory=dict)
     gated: dict[str, bool] = field(default_factory=dict)
     audit: list[AuditRow] = field(default_factory=list)
+    cascades: dict[str, CascadeChoice] = field(default_factory=dict)
 
 
 def load(session: Session, config: GateConfig, student: str) -> RouterView:
@@ -58,7 +67,12 @@ def load(session: Session, config: GateConfig, student: str) -> RouterView:
     choices = {c: Choice.from_dict(dict(d)) for c, d in sorted(raw.items())}
     gated = {c: bool(d.get("category_gate")) for c, d in raw.items()}
     audit = _audit(session, config, active, choices)
-    return RouterView(student, current.mode, active, rows, choices, gated, audit)
+    cascades = {
+        c: CascadeChoice.from_dict(c, dict(d["cascade"]))
+        for c, d in sorted(raw.items())
+        if isinstance(d.get("cascade"), dict)
+    }
+    return RouterView(student, current.mode, active, rows, choices, gated, audit, cascades)
 
 
 def _audit(
@@ -112,6 +126,76 @@ def thresholds_frame(view: RouterView) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def cascade_frame(view: RouterView) -> pd.DataFrame:
+    """Per category the cascade's chosen point (held-out shares and the guaranteed floor)."""
+    rows = []
+    for cat, c in view.cascades.items():
+        p = c.chosen
+        routed = view.choices.get(cat)
+        rows.append(
+            {
+                "Category": cat,
+                "Router tries at": "-" if p is None else f"{p.router:.3f}",
+                "Validator serves at": "-" if p is None else f"{p.validator:.3f}",
+                "Student serves": "none certified" if p is None else f"{p.share:.1%}",
+                "Sent back to the teacher": "-" if p is None else f"{p.sent_back:.1%}",
+                "Guaranteed floor": "-" if p is None else f"{p.bound:.1%}",
+                "Routed alone serves": "-" if routed is None else f"{routed.share:.1%}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class CascadeTraffic:
+    """What the validator did to live traffic (the log's records of the student)."""
+
+    checked: int  # answers the validator scored (or could not: sent back too)
+    sent_back: int  # of them, answered by the teacher instead
+    wait_ms: float | None  # median student latency of the sent-back ones: the added wait
+    wait_p90_ms: float | None
+    validator_ms: float | None  # median time of the validator's check
+
+    def sentence(self) -> str:
+        if not self.checked:
+            return "The validator has checked no live answer yet (mode cascade, after a GO)."
+        share = self.sent_back / self.checked
+        wait = "-" if self.wait_ms is None else f"{self.wait_ms:,.0f} ms"
+        p90 = "-" if self.wait_p90_ms is None else f"{self.wait_p90_ms:,.0f} ms"
+        check = "-" if self.validator_ms is None else f"{self.validator_ms:.2f} ms"
+        return (
+            f"Live: the validator checked {self.checked:,} student answers and sent "
+            f"{self.sent_back:,} back to the teacher ({share:.1%}). A sent-back request waited "
+            f"for the student's answer first: median {wait} (p90 {p90}) before the teacher's; "
+            f"the check itself took a median {check}."
+        )
+
+
+_CASCADE_SQL = """
+SELECT count(*) AS checked,
+  count(*) FILTER (WHERE served_by = 'teacher') AS sent_back,
+  median(student_latency_ms) FILTER (WHERE served_by = 'teacher') AS wait_ms,
+  quantile_cont(student_latency_ms, 0.9) FILTER (WHERE served_by = 'teacher') AS wait_p90_ms,
+  median(TRY_CAST(json_extract_string(metadata, '$.validator_ms') AS DOUBLE)) AS validator_ms
+FROM pairs
+WHERE validator_threshold IS NOT NULL AND student_name = $student
+"""
+
+
+def cascade_traffic(settings: Settings, student: str) -> CascadeTraffic:
+    """The validator's live record of ``student`` (DuckDB over the log)."""
+    log_dir = settings.log_path
+    con = sql.connect(log_dir)
+    try:
+        read.create_views(con, log_dir)
+        row = con.execute(_CASCADE_SQL, {"student": student}).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    checked, back, wait, p90, check = row
+    return CascadeTraffic(int(checked), int(back), wait, p90, check)
 
 
 def audit_frame(view: RouterView) -> pd.DataFrame:
