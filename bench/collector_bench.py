@@ -824,6 +824,57 @@ def bench_router(n: int) -> list[str]:
             f"p99.9 {q[998]:7.1f} µs | CPU p50 {statistics.median(cpu):5.1f} p99 {qc[989]:6.1f} "
             f"p99.9 {qc[998]:6.1f} µs"
         )
+    return out + _bench_validator(n, pairs)
+
+
+def _bench_validator(n: int, pairs: list[dict[str, Any]]) -> list[str]:
+    """The cascade's check of one student answer (``live.check``: the validator's score of the
+    request and the answer, on the request path after the student answered)."""
+    import dataclasses
+    import random
+    import statistics
+
+    from shadowtutor import similarity
+    from shadowtutor.gate.routing import Route
+    from shadowtutor.router import features, live, model
+
+    answered = [r for r in pairs if r["student"].get("response")]
+    examples = [
+        model.Example(
+            features.validator_text(r["messages"], r["student"], category=r["category"]),
+            (similarity.lexical(r["teacher"]["response"], r["student"].get("response")) or 0) > 0.5,
+        )
+        for r in answered
+    ]
+    validator = model.fit(examples)
+    active = live.Active(1, "cascade", {}, validator, validator=validator)
+    route = dataclasses.replace(
+        Route("student", 100, 5.0, True, "llama", router_version=1), validator_threshold=0.5
+    )
+    rng = random.Random(1)
+    long_answer = " ".join(
+        rng.choice(["the", "order", "moves", "to", "friday"]) for _ in range(1200)
+    )
+    cases = {
+        "demo answers": [(r["messages"], r["student"]) for r in answered[:500]],
+        "5,000-char answer": [(MSGS, {"response": long_answer[:5000], "finish_reason": "stop"})],
+    }
+    out = [f"validator check (cascade), {n:,} calls each, one timed call at a time ({load()}):"]
+    for name, items in cases.items():
+        times, cpu = [], []
+        for i in range(n):
+            msgs, answer = items[i % len(items)]
+            t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+            live.check(route, active, messages=msgs, answer=answer, category="business")
+            c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
+            times.append((t1 - t0) / 1000)
+            cpu.append((c1 - c0) / 1000)
+        q, qc = statistics.quantiles(times, n=1000), statistics.quantiles(cpu, n=1000)
+        out.append(
+            f"  {name:>17}: wall p50 {statistics.median(times):5.1f} p99 {q[989]:6.1f} "
+            f"p99.9 {q[998]:7.1f} µs | CPU p50 {statistics.median(cpu):5.1f} p99 {qc[989]:6.1f} "
+            f"p99.9 {qc[998]:6.1f} µs"
+        )
     return out
 
 

@@ -283,3 +283,15 @@ def test_cascade_mode_needs_a_certified_cascade(migrated: Settings) -> None:
                 mode="cascade",
                 reason="",
             )
+
+
+def test_readiness_shows_the_cascade(cascade: Settings) -> None:
+    from tests.support.apputil import page_as
+
+    at = page_as("pages/readiness.py", cascade.db_url, "manager").run()
+    assert not at.exception
+    texts = [t.value for t in at.text]
+    assert any("mode cascade" in t for t in texts), texts
+    assert any("validator has checked no live answer yet" in t for t in texts), texts
+    frames = [d.value for d in at.dataframe]
+    assert any("Validator serves at" in f.columns for f in frames)

@@ -145,3 +145,91 @@ def test_the_grid_goes_from_high_to_low_and_ends_serving_everything() -> None:
     assert g == sorted(g, reverse=True) and g[-1] == 0.0
     assert g[0] == pytest.approx(0.80)  # the student would take the top 20 %
     assert threshold.grid([]) == [0.0]
+
+
+# --- the cascade ------------------------------------------------------------------------------
+
+
+def test_the_validators_scorer_reads_the_answer_as_scikit_learn_does() -> None:
+    rng = random.Random(4)
+    examples, answers = [], []
+    for _ in range(200):
+        ok = rng.random() < 0.7
+        msgs = _messages(rng, 6)
+        answer = {"response": "Sure, done." if ok else "Sorry, I cannot.", "finish_reason": "stop"}
+        text = features.validator_text(msgs, answer, category="business")
+        examples.append(model.Example(text, ok))
+        answers.append((msgs, answer))
+    validator = model.fit(examples)
+    for msgs, answer in answers[:20] + [(_messages(rng), {"response": "x " * 3000})]:
+        [want] = model.sklearn_scores(
+            validator, [features.validator_text(msgs, answer, category="business")]
+        )
+        got = validator.score_answer(msgs, answer, category="business")
+        assert got == pytest.approx(want, abs=1e-9)
+    sure = validator.score_answer(answers[0][0], {"response": "Sure, done."}, category="business")
+    sorry = validator.score_answer(
+        answers[0][0], {"response": "Sorry, I cannot."}, category="business"
+    )
+    assert sure > 0.8 > 0.3 > sorry  # it learned the answers, not the requests
+    # the answer's words are other columns than the request's
+    assert "zzans_sorry" in features.answer_tokens({"response": "Sorry"})
+    assert "zzaempty" in features.answer_tokens({"response": " "})
+
+
+def test_the_stored_form_keeps_the_validator_beside_the_router() -> None:
+    router = model.fit(_examples(5))
+    validator = model.fit(_examples(6))
+    both = model.loads_both(model.dumps(router, validator))
+    assert both[0] == router and both[1] == validator
+    assert model.loads_both(model.dumps(router)) == (router, None)  # an older version: none
+
+
+def test_the_cascade_path_is_the_training_frontier_from_small_to_large() -> None:
+    rng = random.Random(8)
+    r = [rng.random() for _ in range(400)]
+    v: list[float | None] = [rng.random() for _ in range(400)]
+    y = [rng.random() < 0.4 + 0.3 * a + 0.3 * (b or 0) for a, b in zip(r, v, strict=True)]
+    w = [1.0] * 400
+    grid = threshold.grid(r)
+    path = threshold.cascade_path(
+        r, v, y, w, router_grid=grid, validator_grid=threshold.grid([b for b in v if b]),
+        start=0.2, max_sent_back=0.3,
+    )  # fmt: skip
+    assert len(path) > 3
+
+    def measured(tr: float, tv: float) -> tuple[float, float, float]:
+        tried = [(b, c) for a, b, c in zip(r, v, y, strict=True) if a >= tr]
+        served = [c for b, c in tried if b is not None and b >= tv]
+        return len(served) / 400, sum(served) / len(served), (len(tried) - len(served)) / 400
+
+    shown = [measured(*p) for p in path]
+    shares, rates = [s[0] for s in shown], [s[1] for s in shown]
+    assert shares == sorted(shares) and rates == sorted(rates, reverse=True)
+    assert all(s >= 0.2 and back <= 0.3 for s, _r, back in shown)
+    # nothing the grids offer serves more at a better rate than a point of the path
+    for tr in grid:
+        for tv in threshold.grid([b for b in v if b]):
+            share, rate, back = measured(tr, tv) if any(a >= tr for a in r) else (0, 0, 0)
+            if share >= 0.2 and back <= 0.3:
+                assert any(s >= share - 1e-9 and q >= rate - 1e-9 for s, q, _b in shown)
+
+
+def test_the_cascade_sequence_stops_at_the_first_point_that_fails() -> None:
+    # three points: the first two certified, the third not, the fourth would be but is never
+    # reached (fixed-sequence testing stops at the first failure)
+    r = [1.0] * 100 + [0.5] * 100 + [0.2] * 100
+    v: list[float | None] = [1.0] * 300
+    y = [True] * 100 + [True] * 95 + [False] * 5 + [False] * 100
+    path = [(0.9, 0.0), (0.4, 0.0), (0.1, 0.0), (0.9, 0.5)]
+    choice = threshold.choose_cascade("c", r, v, y, path, floor=0.9, alpha=0.05)
+    assert [p.router for p in choice.tested] == [0.9, 0.4, 0.1]
+    assert choice.certified == 2
+    assert choice.chosen is not None and choice.chosen.router == 0.4
+    assert choice.chosen.share == pytest.approx(2 / 3)
+    # an answer the student did not give (None) is never served: it counts as sent back
+    v2: list[float | None] = [None] * 50 + [1.0] * 250
+    again = threshold.choose_cascade("c", r, v2, y, path[:1], floor=0.9, alpha=0.05)
+    assert again.tested[0].n == 50 and again.tested[0].sent_back == pytest.approx(50 / 300)
+    back = threshold.CascadeChoice.from_dict("c", choice.as_dict())
+    assert back == choice

@@ -257,7 +257,9 @@ def cascade_path(
             if share < start - 1e-9 or (tried_w - served_w) / total > max_sent_back:
                 continue
             rate = sum(w for y, w in served if y) / served_w
-            found.setdefault((share, rate), (tr, tv))  # the first: the highest thresholds
+            # the same training pairs served: the lowest thresholds (both grids go from high
+            # to low), the most inclusive rule for traffic like them
+            found[(share, rate)] = (tr, tv)
     path: list[tuple[float, float]] = []
     best = -1.0
     for (_share, rate), point in sorted(found.items(), key=lambda kv: (-kv[0][0], -kv[0][1])):
@@ -297,5 +299,10 @@ def choose_cascade(
         if bound < floor:
             break
         certified += 1
-    chosen = max(tested[:certified], key=lambda p: (p.share, -p.sent_back), default=None)
+    # a tie: the lower thresholds (the rule that takes traffic like the held-out pairs more)
+    chosen = max(
+        tested[:certified],
+        key=lambda p: (p.share, -p.sent_back, -p.router, -p.validator),
+        default=None,
+    )
     return CascadeChoice(category, floor, alpha, total, tested, certified, chosen)
