@@ -47,6 +47,7 @@ def render(settings: Settings, config: GateConfig, student: str | None) -> None:
     with st.expander("Versions (shadowtutor router show / rollback)"):
         st.dataframe(router.versions_frame(view), hide_index=True, width="stretch")
         st.text(inert(f"Judge labels: {view.active.counts.get('judge', '-')}"))
+        st.text(inert(f"Users' feedback labels: {view.active.counts.get('feedback', '-')}"))
 
 
 def _cascade(settings: Settings, view: router.RouterView) -> None:

@@ -55,7 +55,10 @@ def _print_version(
     floor: float, alpha: float,
 ) -> None:  # fmt: skip
     human = f"{counts.get('human_train', 0)} to learn + {counts.get('human_held_out', 0)} held out"
-    click.echo(f"  labels: people {human}; judge pairs {counts.get('judge_train', 0)}")
+    click.echo(
+        f"  labels: people {human}; judge pairs {counts.get('judge_train', 0)}; "
+        f"users' feedback pairs {counts.get('feedback_train', 0)}"
+    )
     auc = metrics.get("auc")
     click.echo(
         f"  floor {floor:.0%} with confidence {1 - alpha:.2%} per category (alpha {alpha:.3%});"

@@ -16,6 +16,15 @@ A pair only the judge scored becomes two examples, acceptable with weight ``JUDG
 and not with ``JUDGE_WEIGHT * (1 - q)`` (``q`` the rate for its verdict): the judge's bias is
 replaced by what people said of its verdicts, and a judge pair weighs at most half a review.
 Below ``MIN_JUDGE_PAIRS`` pairs scored by both, the judge is left out (counted).
+
+Users' feedback on answers the **student served** (the user saw its answer) is used the same
+way: a liked answer (latest thumbs up, a rating of at least 80 % of its scale) or a disliked one
+(:data:`shadowtutor.log.feedback.DISLIKED_SQL`: thumbs down, a low rating, a correction, a
+flag, a regenerate) is debiased against people's reviews of the pairs that have both (``q1`` =
+P(person says acceptable | liked), ``q0`` = the same for disliked) and becomes two examples
+weighing ``FEEDBACK_WEIGHT`` in all; below ``MIN_FEEDBACK_PAIRS`` such pairs, feedback is left
+out (counted). Users rate the answers they care to rate, so feedback only adds training
+examples, never held-out ones.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from shadowtutor.tables import JudgeScore, Review, ReviewItem, as_utc
 
 JUDGE_WEIGHT = 0.5
 MIN_JUDGE_PAIRS = 20
+FEEDBACK_WEIGHT = 0.5
+MIN_FEEDBACK_PAIRS = 20
 HELD_OUT_SHARE = 0.5
 
 
@@ -128,12 +139,13 @@ def human_labels(session: Session, *, student: str, bar: float) -> list[Labelled
 
 
 def judge_rates(
-    human: Mapping[str, bool], judged: Mapping[str, bool]
+    human: Mapping[str, bool], judged: Mapping[str, bool], least: int = MIN_JUDGE_PAIRS
 ) -> tuple[float, float, int] | None:
-    """(q1, q0, pairs): people's acceptable rate where the judge said acceptable / not, on the
-    pairs both labelled (add-one smoothed); None below ``MIN_JUDGE_PAIRS`` such pairs."""
+    """(q1, q0, pairs): people's acceptable rate where the judge (or users' feedback) said
+    acceptable / not, on the pairs both labelled (add-one smoothed); None below ``least``
+    such pairs."""
     both = [(judged[p], human[p]) for p in human if p in judged]
-    if len(both) < MIN_JUDGE_PAIRS:
+    if len(both) < least:
         return None
     yes = [h for j, h in both if j]
     no = [h for j, h in both if not j]
@@ -153,13 +165,45 @@ def judge_scores(session: Session, *, bar: float) -> dict[str, bool]:
     return out
 
 
+def _debiased(
+    labels: Labels,
+    by_source: Counter[str],
+    source: str,
+    people: Mapping[str, bool],
+    said: Mapping[str, bool],
+    records: list[Mapping[str, Any]],
+    least: int,
+    weight: float,
+) -> None:
+    """Add ``source``'s verdicts (``said``: pair id -> acceptable) on ``records`` as examples
+    debiased against people (see the module docstring), or count them left out."""
+    rates = judge_rates(people, said, least)
+    if rates is None:
+        by_source[f"{source}_left_out"] = len(records)
+        labels.counts[source] = f"left out: fewer than {least} pairs scored by both"
+        return
+    q1, q0, both = rates
+    labels.counts[source] = {"q_if_acceptable": q1, "q_if_not": q0, "pairs_both": both}
+    for rec in records:
+        q = q1 if said[str(rec["id"])] else q0
+        text, answer = text_of(rec), answer_text_of(rec)
+        labels.train.append(Example(text, True, weight * q, answer))
+        labels.train.append(Example(text, False, weight * (1 - q), answer))
+        labels.train_categories += [rec.get("category") or "unknown"] * 2
+        by_source[f"{source}_train"] += 1
+
+
 def assemble(
     human: list[Labelled],
     judged: Mapping[str, bool],
     judge_records: Iterable[Mapping[str, Any]],
+    liked: Mapping[str, bool] | None = None,
+    feedback_records: Iterable[Mapping[str, Any]] = (),
 ) -> Labels:
-    """Split people's labels, add the judge's debiased examples, count everything. Pure.
-    ``judge_records``: the log records (snapshot form) of pairs only the judge scored."""
+    """Split people's labels, add the judge's and users' feedback's debiased examples, count
+    everything. Pure. ``judge_records``: the log records (snapshot form) of pairs only the
+    judge scored; ``liked``: pair id -> users liked the student's served answer (True) or
+    disliked it; ``feedback_records``: the records of such pairs that people did not review."""
     labels = Labels()
     by_source: Counter[str] = Counter()
     for lab in human:
@@ -177,21 +221,12 @@ def assemble(
         by_source["human_acceptable"] += int(lab.acceptable)
         if lab.at is not None and (labels.newest is None or lab.at > labels.newest):
             labels.newest = lab.at
-    rates = judge_rates({lab.pair_id: lab.acceptable for lab in human}, judged)
-    records = list(judge_records)
-    if rates is None:
-        by_source["judge_left_out"] = len(records)
-        labels.counts["judge"] = f"left out: fewer than {MIN_JUDGE_PAIRS} pairs scored by both"
-    else:
-        q1, q0, both = rates
-        labels.counts["judge"] = {"q_if_acceptable": q1, "q_if_not": q0, "pairs_both": both}
-        for rec in records:
-            q = q1 if judged[str(rec["id"])] else q0
-            text, answer = text_of(rec), answer_text_of(rec)
-            labels.train.append(Example(text, True, JUDGE_WEIGHT * q, answer))
-            labels.train.append(Example(text, False, JUDGE_WEIGHT * (1 - q), answer))
-            labels.train_categories += [rec.get("category") or "unknown"] * 2
-            by_source["judge_train"] += 1
+    people = {lab.pair_id: lab.acceptable for lab in human}
+    for source, said, recs, least, weight in (
+        ("judge", judged, judge_records, MIN_JUDGE_PAIRS, JUDGE_WEIGHT),
+        ("feedback", liked or {}, feedback_records, MIN_FEEDBACK_PAIRS, FEEDBACK_WEIGHT),
+    ):
+        _debiased(labels, by_source, source, people, said, list(recs), least, weight)
     labels.counts |= dict(by_source)
     per_cat: Counter[str] = Counter(lab.category for lab in labels.held_out)
     labels.counts["held_out_by_category"] = dict(sorted(per_cat.items()))

@@ -1,7 +1,8 @@
 """Training from the database and the log, by command or on a schedule.
 
 :func:`train` reads what :func:`shadowtutor.router.store.train` needs besides the database:
-the log records of the pairs only the judge scored (their messages). :func:`retrain_due` is
+the log records of the pairs only the judge scored (their messages), and users' feedback on the
+answers the student served (:func:`feedback_verdicts`). :func:`retrain_due` is
 the schedule's hook: ``shadowtutor gate evaluate`` (run from cron) calls it after each
 evaluation, and it trains a new version once ``RETRAIN_AFTER`` people's labels arrived since
 the active version's newest one (or when there is no version yet and there are labels).
@@ -19,6 +20,7 @@ from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.gate.criteria import GateConfig
 from shadowtutor.gate.evidence import connect, students_under_test
+from shadowtutor.log import feedback
 from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.review.sampling import fetch_records
 from shadowtutor.router import store
@@ -43,6 +45,38 @@ def judge_records(settings: Settings, student: str) -> list[dict[str, Any]]:
     ]
 
 
+# The student's served answers users liked or disliked (the parameter: the student's name):
+# liked = the latest thumbs is up or a rating is at least 80 % of its scale, with no complaint
+_FEEDBACK_SQL = f"""
+WITH said AS (
+  SELECT request_id,
+    request_id IN ({feedback.DISLIKED_SQL}) AS disliked,
+    coalesce(arg_max(value, ts) FILTER (WHERE kind = 'thumbs') > 0, false)
+      OR coalesce(bool_or(kind = 'rating' AND value >= 0.8 * scale), false) AS liked
+  FROM feedback GROUP BY request_id
+)
+SELECT p.id, NOT s.disliked AS ok
+FROM pairs p JOIN said s USING (request_id)
+WHERE p.served_by = 'student' AND coalesce(p.source, 'live') <> 'playground'
+  AND (s.disliked OR s.liked)
+"""
+
+
+def feedback_verdicts(
+    settings: Settings, student: str
+) -> tuple[dict[str, bool], list[dict[str, Any]]]:
+    """Pair id -> users liked (True) or disliked the answer ``student`` served them, and those
+    pairs' log records (their texts for the router)."""
+    con = connect(settings.log_path, student)
+    try:
+        rows = con.execute(_FEEDBACK_SQL).fetchall()
+        verdicts = {str(pair): bool(ok) for pair, ok in rows}
+        records = fetch_records(con, sorted(verdicts))
+    finally:
+        con.close()
+    return verdicts, records
+
+
 def train(
     settings: Settings,
     config: GateConfig,
@@ -53,6 +87,7 @@ def train(
     reason: str = "",
 ) -> RouterModel:
     records = judge_records(settings, student)
+    liked, fed_back = feedback_verdicts(settings, student)
     students = students_under_test(settings)
     with db.session_scope(settings.db_url) as session:
         return store.train(
@@ -62,6 +97,8 @@ def train(
             student=student,
             students=students,
             judge_records=records,
+            liked=liked,
+            feedback_records=fed_back,
             floor=floor,
             reason=reason,
         )

@@ -232,6 +232,8 @@ def train(
     student: str,
     students: int,
     judge_records: Sequence[Mapping[str, Any]] | None = None,
+    liked: Mapping[str, bool] | None = None,
+    feedback_records: Sequence[Mapping[str, Any]] | None = None,
     floor: float = DEFAULT_FLOOR,
     reason: str = "",
     now: datetime | None = None,
@@ -239,7 +241,8 @@ def train(
     """Train and store a new version of ``student``'s router (``router.manage``) from its
     people's labels (and the judge's, see :mod:`shadowtutor.router.labels`); it becomes the
     active version, the mode kept. ``judge_records``: the log records of pairs only the judge
-    scored (the caller reads the log)."""
+    scored; ``liked`` and ``feedback_records``: users' verdicts on answers the student served
+    and those pairs' records (the caller reads the log)."""
     who = permissions.require(session, actor_id, "router.manage")
     if not 0.5 <= floor < 1:
         raise RouterError(f"the floor is an acceptable rate between 0.5 and 1, not {floor}")
@@ -252,7 +255,8 @@ def train(
     judged = labels.judge_scores(session, bar=config.min_review_score)
     reviewed = {lab.pair_id for lab in human}
     extra = [r for r in judge_records or [] if str(r["id"]) not in reviewed and r["id"] in judged]
-    found = labels.assemble(human, judged, extra)
+    fed_back = [r for r in feedback_records or [] if str(r["id"]) not in reviewed]
+    found = labels.assemble(human, judged, extra, liked or {}, fed_back)
     try:
         scorer, choices, metrics, validator = fit_version(
             found, floor=floor, alpha_of=lambda n: alpha_for(config, students, n)

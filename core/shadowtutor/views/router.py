@@ -228,6 +228,7 @@ def versions_frame(view: RouterView) -> pd.DataFrame:
                     f"{counts.get('human_train', 0)} / {counts.get('human_held_out', 0)}"
                 ),
                 "Judge pairs": counts.get("judge_train", 0),
+                "Users' feedback pairs": counts.get("feedback_train", 0),
                 "Held-out AUC": "-" if "auc" not in r.metrics else f"{r.metrics['auc']:.3f}",
             }
         )
