@@ -4,8 +4,9 @@ proxy alike.
 1. **decide**: :meth:`ShadowCollector.begin` routes the request (rollout stage, eligibility)
    and samples it; the result is a :class:`~shadowtutor.collect.job.Call`.
 2. **serve**: routed to the student, :meth:`ShadowCollector.student_call` asks it (unless its
-   breaker is open); its answer goes back shaped as the teacher's response. Otherwise, or when
-   the student fails, the teacher answers, and its answer (or error) goes back unchanged; a
+   breaker is open); its answer goes back shaped as the teacher's response, once
+   :meth:`ShadowCollector.validate` let it through (the router's cascade: a validator sends a
+   poor answer back). Otherwise, or when the student fails or is sent back, the teacher answers, and its answer (or error) goes back unchanged; a
    teacher stream is teed so the app reads it as it comes.
 3. **hand-off**: for a shadowed request, :meth:`ShadowCollector.hand_off` queues the pair
    (the student's answer with a background teacher call, or the teacher's answer in whatever
