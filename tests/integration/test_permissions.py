@@ -357,9 +357,9 @@ NOT_WRITES = {"cli.export.run"}
 
 
 # Automatic writes: they take no actor and act as the operator (permissions.SYSTEM), checked
-# through the same table (the guard's rollback needs the operator's rollout.kill); their
-# audit is tested where they are (tests/integration/test_guard_rollback.py).
-AUTOMATIC = {"gate.rollout.apply_guard"}
+# through the same table (the guard's and the decision's rollbacks need the operator's
+# rollout.kill); their audit is tested where they are (test_guard_rollback.py, test_rollout.py).
+AUTOMATIC = {"gate.rollout.apply_guard", "gate.rollout.apply_decision"}
 
 
 def test_every_checked_function_is_listed() -> None:

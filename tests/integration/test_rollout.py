@@ -166,6 +166,33 @@ def test_critical_failure_rolls_back_at_once(session: Session) -> None:
     assert "critical" in ev.reason and rollout.state(session=session).stage == 0
 
 
+def test_the_automatic_rollback_is_checked_by_the_permission_table(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write is checked by the one table, the automatic ones too: the decision's
+    rollback acts as the operator's ``rollout.kill`` (it wrote with no check at all)."""
+    import dataclasses
+
+    from shadowtutor.accounts import permissions
+
+    cfg = config()
+    admin = _admin(session)
+    _approved_go(session, admin)
+    rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
+    bad = decisions.record(
+        session=session,
+        decision=criteria.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
+        actor_id=SYSTEM,
+    )
+    kill = permissions.ACTIONS["rollout.kill"]
+    monkeypatch.setitem(
+        permissions.ACTIONS, "rollout.kill", dataclasses.replace(kill, operator=False)
+    )
+    with pytest.raises(permissions.PermissionDenied):
+        rollout.apply_decision(session=session, config=cfg, decision=bad)
+    assert rollout.state(session=session).stage == 10  # nothing written
+
+
 def test_k_failed_evaluations_in_a_row_roll_back(session: Session) -> None:
     cfg = config()  # failures_to_rollback = 3
     admin = _admin(session)

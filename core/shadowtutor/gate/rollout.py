@@ -353,7 +353,8 @@ def set_kill(
 def apply_decision(
     *, session: Session, config: GateConfig, decision: GateDecision
 ) -> RolloutEvent | None:
-    """The automatic rollback rules, run after every recorded decision."""
+    """The automatic rollback rules, run after every recorded decision (audited as
+    ``auto_rollback``, checked as the operator's ``rollout.kill``)."""
     cur = state(session=session)
     if cur.stage == 0:
         return None
@@ -372,13 +373,15 @@ def apply_decision(
         if len(recent) < k or any(d.outcome != NO_GO for d in recent):
             return None
         reason = f"{k} NO-GO decisions in a row (#{recent[-1].id}..#{recent[0].id})"
+    # an automatic write is checked like any other: the operator's rollout.kill
+    who = permissions.require(session, permissions.SYSTEM, "rollout.kill")
     return _append(
         session,
         current=cur,
         action="auto_rollback",
         stage=0,
         killed=cur.killed,
-        actor_id=None,
+        actor_id=who.id,
         reason=reason,
         decision_id=decision.id,
     )
