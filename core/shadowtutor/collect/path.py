@@ -6,8 +6,9 @@ proxy alike.
 2. **serve**: routed to the student, :meth:`ShadowCollector.student_call` asks it (unless its
    breaker is open); its answer goes back shaped as the teacher's response, once
    :meth:`ShadowCollector.validate` let it through (the router's cascade: a validator sends a
-   poor answer back). Otherwise, or when the student fails or is sent back, the teacher answers, and its answer (or error) goes back unchanged; a
-   teacher stream is teed so the app reads it as it comes.
+   poor answer back). Otherwise, or when the student fails or is sent back, the teacher
+   answers, and its answer (or error) goes back unchanged; a teacher stream is teed so the
+   app reads it as it comes.
 3. **hand-off**: for a shadowed request, :meth:`ShadowCollector.hand_off` queues the pair
    (the student's answer with a background teacher call, or the teacher's answer in whatever
    form the path has it: a response, stream chunks, raw bytes) for the collector's executor.
