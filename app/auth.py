@@ -1,11 +1,14 @@
 """Login, logout and the role check every page runs first.
 
 A login lasts across reloads, new tabs and typed addresses: the login form starts a session
-(``shadowtutor.accounts.sessions``) and sends the browser once through the cookie route of
-``app/server.py``, which sets the signed ``HttpOnly; SameSite=Lax`` cookie and returns to the
-page first asked for. Each run then finds the user from the tab's state or, in a new tab, from
-the cookie (``st.context.cookies``), and re-reads the session and the account, so a logout, a
-disabled account, a changed password or role takes effect at once.
+(``shadowtutor.accounts.sessions``) and the page asks the cookie route of ``app/server.py`` in
+the background (a ``fetch``), which sets the signed ``HttpOnly; SameSite=Lax`` cookie. The tab
+that logged in goes straight on to the page first asked for: it knows the user from its own
+state, so the page is drawn once (a full-page trip through the route drew it twice and reloaded
+the app, 0.5-1 s of a log-in; issue 27 item 11). Should the request fail, the browser goes
+through the route itself, as before. Each run then finds the user from the tab's state or,
+in a new tab, from the cookie (``st.context.cookies``), and re-reads the session and the
+account, so a logout, a disabled account, a changed password or role takes effect at once.
 
 The tab's state keeps only ids and the role (``user_id``, ``username``, ``role``,
 ``web_session_id``).
@@ -22,7 +25,7 @@ import streamlit as st
 from shadowtutor import db
 from shadowtutor.accounts import sessions
 from shadowtutor.accounts.throttle import THROTTLE, LoginRefused
-from shadowtutor.app import deps
+from shadowtutor.app import deps, layout
 from shadowtutor.app.registry import page
 from shadowtutor.app.text import inert
 from shadowtutor.demo import home
@@ -107,6 +110,7 @@ def login_form() -> None:
         username = st.text_input("Username")
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Log in", type="primary")
+    layout.warm_charts()
     if submitted:
         with db.session_scope(deps.settings().db_url) as session:
             try:
@@ -126,8 +130,8 @@ def login_form() -> None:
             st.session_state["username"] = user.username
             st.session_state["role"] = user.role
             st.session_state["web_session_id"] = started.session_id
-        target = f"{CLAIM}?t={quote(started.handoff)}&next={quote(requested_path())}"
-        st.session_state["redirect_to"] = target
+        st.session_state["claim_to"] = f"{CLAIM}?t={quote(started.handoff)}"
+        st.session_state["claim_next"] = requested_path()
         st.rerun()
 
 
@@ -141,9 +145,34 @@ def _demo_accounts_hint() -> None:
         )
 
 
+# The claim answers with a redirect (to the page, for the fallback): ``manual`` stops there,
+# its cookie already stored, instead of fetching the app's page for nothing.
+_CLAIM_SCRIPT = """<script>
+fetch(%(claim)s, {credentials: "same-origin", cache: "no-store", redirect: "manual"})
+  .then(function (r) { if (r.type !== "opaqueredirect" && !r.ok) throw r; })
+  .catch(function () { window.location.replace(%(fallback)s); });
+</script>"""
+
+
+def landing_path() -> str | None:
+    """Once, right after a login: the path of the page first asked for (``/cost``), for the
+    router to switch to (the run after the login form's starts at Home)."""
+    return st.session_state.pop("claim_next", None)
+
+
+def claim_cookie() -> None:
+    """Once, right after a login (on the page first asked for): have the browser fetch the
+    session cookie in the background."""
+    claim = st.session_state.pop("claim_to", None)
+    if claim:
+        follow = f"{claim}&next={quote(requested_path())}"
+        script = _CLAIM_SCRIPT % {"claim": json.dumps(claim), "fallback": json.dumps(follow)}
+        st.html(script, unsafe_allow_javascript=True)
+
+
 def follow_redirect() -> None:
-    """Send the browser to a pending address (the cookie route after login or logout). The
-    tab works without it (its state knows the user); the cookie is what a reload needs."""
+    """Send the browser to a pending address (the cookie route after logout). The tab works
+    without it (its state knows the user); the cookie is what a reload needs."""
     target = st.session_state.pop("redirect_to", None)
     if target:
         st.html(

@@ -4,6 +4,7 @@ who served the answer)."""
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 import streamlit as st
 
 from shadowtutor.app import filters
@@ -11,11 +12,23 @@ from shadowtutor.log.analytics import Filters
 from shadowtutor.log.errors import LogReadError
 from shadowtutor.views import feedback
 
+TTL_S = 60
 
-def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, tz: str) -> None:
+
+# Every answer of the period read into pandas: about a third of a Quality run on the demo
+# (issue 27 item 11), so a visit within the minute reuses it. ``log`` names the log.
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _by_day(
+    log: str, selection: str, tz: str, _con: duckdb.DuckDBPyConnection, _f: Filters
+) -> pd.DataFrame:
+    return feedback.by_day(_con, _f, tz)
+
+
+def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, tz: str, log: str) -> None:
+    """The section, for the log at ``log`` (its path: the key of a minute's reuse)."""
     st.subheader("Users' feedback")
     try:
-        df = feedback.by_day(con, f, tz)
+        df = _by_day(log, repr(f), tz, con, f)
     except LogReadError as exc:
         st.error(str(exc))
         return
@@ -36,5 +49,5 @@ def quality_section(con: duckdb.DuckDBPyConnection, f: Filters, tz: str) -> None
         "rated answers, or answers, has no point). Thumbs down: the share of rated answers "
         "whose latest thumbs is down. Regenerated: the share of answers the conversation "
         "asked again within the regenerate window. Each side is the answers it served (after "
-        "a GO the student serves its share of the users)."
+        f"a GO the student serves its share of the users). Read again every {TTL_S} s."
     )

@@ -12,6 +12,10 @@ from a model, a user or the log).
   sat empty for seconds with no sign of work (issue 27 item 11). :func:`tighten` also draws
   a "Working…" badge and a moving bar at the top of the window while the page's script
   runs, shown only after 300 ms so that quick reruns do not flicker.
+* Streamlit's Plotly code is a 4.7 MB script the browser fetches and compiles at the first
+  chart of a visit: 2-4 s of the first Home after logging in on a busy 2-core machine (issue
+  27 item 11). :func:`warm_charts` draws an empty chart out of sight on the login form, so the
+  browser does that while the person types.
 * The Review page's judgement and actions sit in a bar that stays in view at the bottom of
   the window (:data:`ACTION_BAR`, a keyed ``st.container``), so mouse users do not scroll on
   every pair.
@@ -19,6 +23,7 @@ from a model, a user or the log).
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import streamlit as st
 
 MOBILE_MAX_PX = 768  # Streamlit's own breakpoint for the overlay sidebar
@@ -26,6 +31,14 @@ SIDEBAR_PX = 232  # the menu's longest label ("Quality & latency") with its icon
 NARROW_MAX_PX = 1280
 WORKING_DELAY_MS = 300  # a wait longer than this shows the "Working…" badge
 ACTION_BAR = "review-actions"
+WARM_CHARTS = "warm-charts"
+
+# Out of sight and out of the layout, but drawn (display: none could skip the chart's code).
+_WARM_CSS = f"""<style>
+.st-key-{WARM_CHARTS} {{
+  position: absolute; left: -10000px; top: 0; width: 40px; height: 40px; overflow: hidden;
+}}
+</style>"""
 
 _CLOSE_SIDEBAR = f"""<script>
 (function () {{
@@ -101,3 +114,14 @@ def action_bar():  # noqa: ANN201
     """The sticky container of the Review page's scores, verdict and buttons."""
     st.html(_BAR_CSS)
     return st.container(key=ACTION_BAR)
+
+
+def warm_charts() -> None:
+    """An empty Plotly chart nobody sees: the browser loads the charts' code before it is
+    needed (call it on the login form)."""
+    st.html(_WARM_CSS)
+    with st.container(key=WARM_CHARTS):
+        fig = go.Figure(
+            layout={"width": 40, "height": 40, "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}
+        )
+        st.plotly_chart(fig, config={"staticPlot": True}, width="content", key="warm-chart")

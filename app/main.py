@@ -60,6 +60,15 @@ with st.sidebar:
         auth.logout()
         st.rerun()
 
+# Right after a login, the page first asked for (a deep link): the run after the login
+# form's starts at Home.
+landing = auth.landing_path()
+if landing is not None:
+    key = registry.page_at(landing, st.get_option("server.baseUrlPath"))
+    if key is not None and key != "home":
+        st.switch_page(pages[key])
+auth.claim_cookie()
+
 # An address that names no page (a typo, an old bookmark) lands on Home: say so, once.
 typed = registry.unknown_page(auth.requested_path(), st.get_option("server.baseUrlPath"))
 if typed and nav.url_path == "" and st.session_state.get("unknown_page_said") != typed:

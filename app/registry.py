@@ -99,13 +99,24 @@ def pages_for(role: str | None) -> list[PageSpec]:
     return [p for p in PAGES if role in p.roles]
 
 
-def unknown_page(path: str, base_url_path: str = "") -> str | None:
-    """The page name of an address that names no page (the router shows Home instead), or
-    None: ``/cots`` gives ``cots``; ``/`` and ``/cost`` give None. ``base_url_path`` is
-    Streamlit's ``server.baseUrlPath`` (the app served under a prefix)."""
+def _page_name(path: str, base_url_path: str) -> str:
     parts = [p for p in path.split("/") if p]
     prefix = [p for p in base_url_path.split("/") if p]
     if parts[: len(prefix)] == prefix:
         parts = parts[len(prefix) :]
-    name = "/".join(parts)
+    return "/".join(parts)
+
+
+def unknown_page(path: str, base_url_path: str = "") -> str | None:
+    """The page name of an address that names no page (the router shows Home instead), or
+    None: ``/cots`` gives ``cots``; ``/`` and ``/cost`` give None. ``base_url_path`` is
+    Streamlit's ``server.baseUrlPath`` (the app served under a prefix)."""
+    name = _page_name(path, base_url_path)
     return name if name and name not in {spec.key for spec in PAGES} else None
+
+
+def page_at(path: str, base_url_path: str = "") -> str | None:
+    """The key of the page an address names (``/cost`` gives ``cost``), or None (``/``, an
+    unknown name)."""
+    name = _page_name(path, base_url_path)
+    return name if name in {spec.key for spec in PAGES} else None

@@ -2,10 +2,10 @@
 cookie, which a Streamlit script cannot set itself (it runs over the websocket, after the page
 has loaded). `shadowtutor app` runs this file; `streamlit run` finds the ``app`` object in it.
 
-* ``GET /session/claim?t=<handoff>&next=/cost``: the login form sends the browser here with a
-  one-time token; the route sets ``shadowtutor_session`` (signed, ``HttpOnly``,
-  ``SameSite=Lax``, ``Secure`` over HTTPS, ``Max-Age`` the session's lifetime) and redirects
-  to the page first asked for.
+* ``GET /session/claim?t=<handoff>&next=/cost``: after a login the page fetches this in the
+  background with a one-time token (should that fail, the browser comes here itself); the
+  route sets ``shadowtutor_session`` (signed, ``HttpOnly``, ``SameSite=Lax``, ``Secure`` over
+  HTTPS, ``Max-Age`` the session's lifetime) and redirects to ``next`` (``/`` without one).
 * ``GET /session/end``: clears the cookie (the session itself is revoked by the Log out
   button before it comes here) and goes back to the login form.
 

@@ -132,4 +132,4 @@ st.caption(
 )
 
 kinds.quality_section(con, f, method)
-feedback.quality_section(con, f, settings.timezone)
+feedback.quality_section(con, f, settings.timezone, str(settings.log_path))

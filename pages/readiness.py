@@ -29,7 +29,9 @@ try:
     student = (  # with registered students, the gate decides about one of them at a time
         st.selectbox("Student", names, key="readiness-student") if names else None
     )
-    view = readiness.load(settings, config, student)
+    view = readiness.load(
+        settings, config, student, feedback=guard.report(settings, config, student)
+    )
 except ShadowTutorError as exc:
     st.error(inert(exc))
     st.stop()

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from shadowtutor import db
 from shadowtutor.accounts import permissions, users
-from shadowtutor.app.registry import PAGES, pages_for, unknown_page
+from shadowtutor.app.registry import PAGES, page_at, pages_for, unknown_page
 from tests.support.apputil import MAIN, app_as, make_user, sign_in, switch
 
 
@@ -96,3 +96,18 @@ def test_the_app_refuses_a_database_behind_head(settings) -> None:
 def test_an_unknown_page_address_is_named(path: str, base: str, unknown: str | None) -> None:
     """Issue 27 item 12: a typed unknown page went to Home without a word."""
     assert unknown_page(path, base) == unknown
+
+
+@pytest.mark.parametrize(
+    ("path", "base", "key"),
+    [
+        ("/", "", None),
+        ("/cost", "", "cost"),
+        ("/cots", "", None),
+        ("/shadow/review", "/shadow", "review"),
+        ("/shadow/", "shadow", None),
+    ],
+)
+def test_the_page_an_address_names(path: str, base: str, key: str | None) -> None:
+    """After a login the tab switches to the page first asked for (a deep link)."""
+    assert page_at(path, base) == key

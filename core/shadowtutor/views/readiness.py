@@ -58,10 +58,18 @@ class View:
         return self.preview.evidence() if self.preview else {}
 
 
-def load(settings: Settings, config: criteria.GateConfig, student: str | None = None) -> View:
+def load(
+    settings: Settings,
+    config: criteria.GateConfig,
+    student: str | None = None,
+    *,
+    feedback: guard.Report | None = None,
+) -> View:
     """Everything the page needs, read in one go (``student``: that student's decisions and
-    evidence; None: every decision, and each request's primary record)."""
-    feedback = guard_evidence.report(settings, config, now=datetime.now(UTC), student=student)
+    evidence; None: every decision, and each request's primary record). ``feedback``: the
+    guard's report on ``student``, already read (the page keeps it for a minute)."""
+    if feedback is None:
+        feedback = guard_evidence.report(settings, config, now=datetime.now(UTC), student=student)
     with db.session_scope(settings.db_url) as session:
         latest = decisions.latest(session=session, student=student)
         state = rollout.state(session=session)
