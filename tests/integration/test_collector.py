@@ -397,6 +397,8 @@ def test_student_serves_when_routed(
         "router_version": None,
         "router_score": None,
         "router_threshold": None,
+        "validator_score": None,
+        "validator_threshold": None,
     }
     assert rec["teacher"]["response"] == "echo: ciao come stai"  # asked in the background
     assert teacher.count("/v1/chat/completions") == 1
