@@ -773,7 +773,6 @@ def bench_router(n: int) -> list[str]:
     one (the router reads its last 400), and requests whose every word is new (the token hash
     cache misses)."""
     import random
-    import statistics
 
     from shadowtutor import similarity
     from shadowtutor.demo.generate import generate_pairs
@@ -810,21 +809,36 @@ def bench_router(n: int) -> list[str]:
     out.append(f"  trained on {len(examples):,} requests in {trained:.1f} CPU-s, "
                f"{len(scorer.weights):,} non-zero weights")  # fmt: skip
     for name, requests in cases.items():
-        times, cpu = [], []
-        for i in range(n):
-            msgs = requests[i % len(requests)]
-            t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-            live.decide(route, active, messages=msgs, category="business")
-            c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
-            times.append((t1 - t0) / 1000)
-            cpu.append((c1 - c0) / 1000)
-        q, qc = statistics.quantiles(times, n=1000), statistics.quantiles(cpu, n=1000)
         out.append(
-            f"  {name:>15}: wall p50 {statistics.median(times):5.1f} p99 {q[989]:6.1f} "
-            f"p99.9 {q[998]:7.1f} µs | CPU p50 {statistics.median(cpu):5.1f} p99 {qc[989]:6.1f} "
-            f"p99.9 {qc[998]:6.1f} µs"
+            _timed(
+                f"{name:>15}",
+                n,
+                lambda i, reqs=requests: live.decide(
+                    route, active, messages=reqs[i % len(reqs)], category="business"
+                ),
+            )
         )
     return out + _bench_validator(n, pairs)
+
+
+def _timed(name: str, n: int, call: Any) -> str:
+    """``call(i)`` for i in range(n), each timed alone (wall and this thread's CPU): one line
+    of p50 / p99 / p99.9 in µs."""
+    import statistics
+
+    times, cpu = [], []
+    for i in range(n):
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        call(i)
+        c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
+        times.append((t1 - t0) / 1000)
+        cpu.append((c1 - c0) / 1000)
+    q, qc = statistics.quantiles(times, n=1000), statistics.quantiles(cpu, n=1000)
+    return (
+        f"  {name}: wall p50 {statistics.median(times):5.1f} p99 {q[989]:6.1f} "
+        f"p99.9 {q[998]:7.1f} µs | CPU p50 {statistics.median(cpu):5.1f} p99 {qc[989]:6.1f} "
+        f"p99.9 {qc[998]:6.1f} µs"
+    )
 
 
 def _bench_validator(n: int, pairs: list[dict[str, Any]]) -> list[str]:
@@ -832,7 +846,6 @@ def _bench_validator(n: int, pairs: list[dict[str, Any]]) -> list[str]:
     request and the answer, on the request path after the student answered)."""
     import dataclasses
     import random
-    import statistics
 
     from shadowtutor import similarity
     from shadowtutor.gate.routing import Route
@@ -861,19 +874,18 @@ def _bench_validator(n: int, pairs: list[dict[str, Any]]) -> list[str]:
     }
     out = [f"validator check (cascade), {n:,} calls each, one timed call at a time ({load()}):"]
     for name, items in cases.items():
-        times, cpu = [], []
-        for i in range(n):
-            msgs, answer = items[i % len(items)]
-            t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-            live.check(route, active, messages=msgs, answer=answer, category="business")
-            c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
-            times.append((t1 - t0) / 1000)
-            cpu.append((c1 - c0) / 1000)
-        q, qc = statistics.quantiles(times, n=1000), statistics.quantiles(cpu, n=1000)
         out.append(
-            f"  {name:>17}: wall p50 {statistics.median(times):5.1f} p99 {q[989]:6.1f} "
-            f"p99.9 {q[998]:7.1f} µs | CPU p50 {statistics.median(cpu):5.1f} p99 {qc[989]:6.1f} "
-            f"p99.9 {qc[998]:6.1f} µs"
+            _timed(
+                f"{name:>17}",
+                n,
+                lambda i, its=items: live.check(
+                    route,
+                    active,
+                    messages=its[i % len(its)][0],
+                    answer=its[i % len(its)][1],
+                    category="business",
+                ),
+            )
         )
     return out
 

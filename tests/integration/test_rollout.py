@@ -16,7 +16,7 @@ from shadowtutor.accounts.permissions import SYSTEM, PermissionDenied
 from shadowtutor.gate import criteria, decisions, killswitch, rollout, routing
 from shadowtutor.gate.criteria import Window
 from shadowtutor.gate.rollout import RolloutError
-from shadowtutor.tables import RolloutEvent, UserCreate, utcnow
+from shadowtutor.tables import GateDecision, RolloutEvent, UserCreate, utcnow
 from tests.support.gatecases import agg, config
 
 CATS = frozenset({"greeting", "casual"})
@@ -151,16 +151,21 @@ def test_no_automatic_re_promotion_after_rollback(session: Session) -> None:
     )
 
 
-def test_critical_failure_rolls_back_at_once(session: Session) -> None:
-    cfg = config()
+def _critical_at_10(session: Session, cfg: criteria.GateConfig) -> GateDecision:
+    """A rollout at 10 % and a recorded decision with a critical failure."""
     admin = _admin(session)
     _approved_go(session, admin)
     rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
-    bad = decisions.record(
+    return decisions.record(
         session=session,
         decision=criteria.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
         actor_id=SYSTEM,
     )
+
+
+def test_critical_failure_rolls_back_at_once(session: Session) -> None:
+    cfg = config()
+    bad = _critical_at_10(session, cfg)
     ev = rollout.apply_decision(session=session, config=cfg, decision=bad)
     assert ev is not None and ev.action == "auto_rollback" and ev.stage == 0
     assert "critical" in ev.reason and rollout.state(session=session).stage == 0
@@ -176,14 +181,7 @@ def test_the_automatic_rollback_is_checked_by_the_permission_table(
     from shadowtutor.accounts import permissions
 
     cfg = config()
-    admin = _admin(session)
-    _approved_go(session, admin)
-    rollout.advance(session=session, config=cfg, actor_id=admin, served_at_stage=0)
-    bad = decisions.record(
-        session=session,
-        decision=criteria.decide(cfg, Window(None, None, {"greeting": agg(critical=1)})),
-        actor_id=SYSTEM,
-    )
+    bad = _critical_at_10(session, cfg)
     kill = permissions.ACTIONS["rollout.kill"]
     monkeypatch.setitem(
         permissions.ACTIONS, "rollout.kill", dataclasses.replace(kill, operator=False)

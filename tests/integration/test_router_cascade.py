@@ -18,12 +18,12 @@ from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.gate import routing
 from shadowtutor.log.schema import DEFAULT_STUDENT, make_record
-from shadowtutor.review import workflow
 from shadowtutor.router import live, store, threshold
 from shadowtutor.router.features import Scorer
-from shadowtutor.tables import Review, RolloutEvent, User
+from shadowtutor.tables import RolloutEvent
 from shadowtutor.testing.modelserver import ModelServer
 from shadowtutor.views import router
+from tests.support import reviewed
 from tests.support.shadow import collector_for, openai_client, records
 from tests.unit.test_gate import config
 
@@ -40,38 +40,24 @@ def _reviewed(session: Any, n: int = 500) -> None:
     """``n`` reviewed business pairs whose requests look alike; 80 % of the student's
     answers are good (acceptable), the rest refuse (not): only the answer tells them apart."""
     rng = random.Random(11)
-    reviewer = User(username="rita", role="reviewer", password_hash="x")
-    session.add(reviewer)
-    session.flush()
     recs, good = [], []
     for i in range(n):
         ok = rng.random() < 0.8
         text = " ".join(rng.choice(WORDS) for _ in range(6))
-        recs.append(
-            make_record(
-                id=f"pair-{i}",
-                category="business",
-                language="en",
-                messages=_messages(text),
-                teacher={"model": "gpt-4o-mini", "response": "t"},
-                student={"model": "llama3", "response": GOOD if ok else BAD},
-            )
-        )
+        recs.append(_pair(f"pair-{i}", text, GOOD if ok else BAD))
         good.append(ok)
-    items = workflow.enqueue_records(
-        session=session, records=recs, enqueued_by=permissions.SYSTEM
-    ).item_ids
-    for i, item_id in enumerate(items):
-        session.add(
-            Review(
-                item_id=item_id,
-                pair_id=f"pair-{i}",
-                reviewer_id=reviewer.id,
-                decision="approve",
-                student_score=5 if good[i] else 2,
-            )
-        )
-    session.flush()
+    reviewed.review(session, recs, good)
+
+
+def _pair(pair_id: str, text: str, answer: str) -> dict[str, Any]:
+    return make_record(
+        id=pair_id,
+        category="business",
+        language="en",
+        messages=_messages(text),
+        teacher={"model": "gpt-4o-mini", "response": "t"},
+        student={"model": "llama3", "response": answer},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -239,34 +225,8 @@ def test_check_table(validator: Scorer | None, version: int, reason: str | None)
 
 def test_cascade_mode_needs_a_certified_cascade(migrated: Settings) -> None:
     with db.session_scope(migrated.db_url) as s:
-        reviewer = User(username="rita", role="reviewer", password_hash="x")
-        s.add(reviewer)
-        s.flush()
-        recs = [
-            make_record(
-                id=f"p-{i}",
-                category="business",
-                language="en",
-                messages=_messages(f"order {i}"),
-                teacher={"model": "gpt-4o-mini", "response": "t"},
-                student={"model": "llama3", "response": GOOD},
-            )
-            for i in range(40)
-        ]
-        items = workflow.enqueue_records(
-            session=s, records=recs, enqueued_by=permissions.SYSTEM
-        ).item_ids
-        for i, item_id in enumerate(items):
-            s.add(
-                Review(
-                    item_id=item_id,
-                    pair_id=f"p-{i}",
-                    reviewer_id=reviewer.id,
-                    decision="approve",
-                    student_score=5 if i % 3 else 1,
-                )
-            )
-        s.flush()
+        recs = [_pair(f"p-{i}", f"order {i}", GOOD) for i in range(40)]
+        reviewed.review(s, recs, [bool(i % 3) for i in range(40)])
         store.train(
             session=s,
             actor_id=permissions.SYSTEM,

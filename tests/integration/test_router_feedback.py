@@ -12,16 +12,15 @@ from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.log import feedback, write
 from shadowtutor.log.schema import DEFAULT_STUDENT, make_record
-from shadowtutor.review import workflow
 from shadowtutor.router import labels, schedule
-from shadowtutor.tables import Review, User
+from tests.support import reviewed
 from tests.unit.test_gate import config
 
 GOOD, BAD = "Your order moves to Friday.", "Sorry, I cannot help."
 
 
-def _log(settings: Settings, n: int, reviewed: int) -> None:
-    """``n`` business pairs the student served (the first ``reviewed`` also reviewed by
+def _log(settings: Settings, n: int, n_reviewed: int) -> None:
+    """``n`` business pairs the student served (the first ``n_reviewed`` also reviewed by
     people), one thumbs each agreeing with the answer, and one teacher-served pair with a
     thumbs (the user never saw the student's answer: no label)."""
     rng = random.Random(3)
@@ -59,26 +58,11 @@ def _log(settings: Settings, n: int, reviewed: int) -> None:
     with write.LogWriter(settings.log_path, part=feedback.PART) as w:
         w.append_many(events)
     with db.session_scope(settings.db_url) as s:
-        reviewer = User(username="rita", role="reviewer", password_hash="x")
-        s.add(reviewer)
-        s.flush()
-        items = workflow.enqueue_records(
-            session=s, records=recs[:reviewed], enqueued_by=permissions.SYSTEM
-        ).item_ids
-        for i, item_id in enumerate(items):
-            s.add(
-                Review(
-                    item_id=item_id,
-                    pair_id=f"fb-{i}",
-                    reviewer_id=reviewer.id,
-                    decision="approve",
-                    student_score=5 if oks[i] else 2,
-                )
-            )
+        reviewed.review(s, recs[:n_reviewed], oks[:n_reviewed])
 
 
 def test_feedback_on_served_answers_becomes_debiased_examples(migrated: Settings) -> None:
-    _log(migrated, 240, reviewed=60)
+    _log(migrated, 240, n_reviewed=60)
     liked, records = schedule.feedback_verdicts(migrated, DEFAULT_STUDENT)
     assert len(liked) == 240 and "fb-teacher" not in liked  # only what the student served
     assert {r["id"] for r in records} == set(liked)
@@ -92,7 +76,7 @@ def test_feedback_on_served_answers_becomes_debiased_examples(migrated: Settings
 
 
 def test_feedback_is_left_out_below_enough_pairs_with_both(migrated: Settings) -> None:
-    _log(migrated, 100, reviewed=labels.MIN_FEEDBACK_PAIRS - 1)
+    _log(migrated, 100, n_reviewed=labels.MIN_FEEDBACK_PAIRS - 1)
     row = schedule.train(migrated, config(), actor=permissions.SYSTEM, floor=0.6)
     assert row.counts["feedback_left_out"] == 100 - (labels.MIN_FEEDBACK_PAIRS - 1)
     assert "left out" in row.counts["feedback"]
