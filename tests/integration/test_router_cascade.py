@@ -76,14 +76,7 @@ def cascade(migrated: Settings) -> Settings:
     with db.session_scope(migrated.db_url) as s:
         s.add(RolloutEvent(action="advance", stage=100, details={"categories": ["greeting"]}))
         _reviewed(s)
-        row = store.train(
-            session=s,
-            actor_id=permissions.SYSTEM,
-            config=config(),
-            student=DEFAULT_STUDENT,
-            students=1,
-            floor=0.9,
-        )
+        row = reviewed.train(s, 0.9)
         business = row.choices["business"]
         # the request alone certifies nothing at 90 % (80 % are acceptable, alike to see)...
         assert business["threshold"] is None and not business["category_gate"], business
@@ -227,14 +220,7 @@ def test_cascade_mode_needs_a_certified_cascade(migrated: Settings) -> None:
     with db.session_scope(migrated.db_url) as s:
         recs = [_pair(f"p-{i}", f"order {i}", GOOD) for i in range(40)]
         reviewed.review(s, recs, [bool(i % 3) for i in range(40)])
-        store.train(
-            session=s,
-            actor_id=permissions.SYSTEM,
-            config=config(),
-            student=DEFAULT_STUDENT,
-            students=1,
-            floor=0.95,
-        )
+        reviewed.train(s, 0.95)
         with pytest.raises(store.RouterError, match="no certified cascade point"):
             store.set_mode(
                 session=s,

@@ -22,8 +22,8 @@ from shadowtutor.review import workflow
 from shadowtutor.router import live, store
 from shadowtutor.tables import Review, RolloutEvent, RouterModel, User
 from shadowtutor.testing.modelserver import ModelServer
+from tests.support import reviewed
 from tests.support.shadow import collector_for, openai_client, records
-from tests.unit.test_gate import config
 
 EASY = "please add a bag to my order and change the delivery date"
 HARD = "I need a refund for my visa and the insurance claim"
@@ -86,14 +86,7 @@ def routed(migrated: Settings) -> Settings:
     with db.session_scope(migrated.db_url) as s:
         s.add(RolloutEvent(action="advance", stage=100, details={"categories": ["greeting"]}))
         _reviewed_pairs(s)
-        row = store.train(
-            session=s,
-            actor_id=permissions.SYSTEM,
-            config=config(),
-            student=DEFAULT_STUDENT,
-            students=1,
-            floor=0.8,
-        )
+        row = reviewed.train(s, 0.8)
         assert row.choices["business"]["threshold"] is not None, row.choices
         store.set_mode(
             session=s,

@@ -11,10 +11,10 @@ from shadowtutor import db
 from shadowtutor.accounts import permissions
 from shadowtutor.config import Settings
 from shadowtutor.log.schema import DEFAULT_STUDENT
-from shadowtutor.router import store
 from shadowtutor.tables import Review, RouterModel, utcnow
 from shadowtutor.views import router
 from tests.integration.test_router_path import _reviewed_pairs
+from tests.support import reviewed
 from tests.support.apputil import page_as
 from tests.unit.test_gate import config
 
@@ -26,14 +26,7 @@ def _train(settings: Settings) -> None:
             review.created_at = utcnow() - timedelta(days=2)
             s.add(review)
         s.flush()
-        store.train(
-            session=s,
-            actor_id=permissions.SYSTEM,
-            config=config(),
-            student=DEFAULT_STUDENT,
-            students=1,
-            floor=0.8,
-        )
+        reviewed.train(s, 0.8)
 
 
 def test_the_audit_counts_only_reviews_given_after_training(migrated: Settings) -> None:

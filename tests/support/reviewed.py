@@ -1,5 +1,5 @@
 """People's reviews of given log records, for the router's tests: one reviewer, one review a
-record, acceptable ones scored 5 and the others 2."""
+record, acceptable ones scored 5 and the others 2; and a router trained on them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 from sqlmodel import Session
 
 from shadowtutor.accounts import permissions
+from shadowtutor.log.schema import DEFAULT_STUDENT
 from shadowtutor.review import workflow
-from shadowtutor.tables import Review, User
+from shadowtutor.router import store
+from shadowtutor.tables import Review, RouterModel, User
 
 
 def review(session: Session, records: Sequence[dict[str, Any]], ok: Sequence[bool]) -> None:
@@ -32,3 +34,17 @@ def review(session: Session, records: Sequence[dict[str, Any]], ok: Sequence[boo
             )
         )
     session.flush()
+
+
+def train(session: Session, floor: float) -> RouterModel:
+    """A new version of the default student's router, as the operator, one student."""
+    from tests.unit.test_gate import config
+
+    return store.train(
+        session=session,
+        actor_id=permissions.SYSTEM,
+        config=config(),
+        student=DEFAULT_STUDENT,
+        students=1,
+        floor=floor,
+    )
