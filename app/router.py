@@ -50,6 +50,13 @@ def render(settings: Settings, config: GateConfig, student: str | None) -> None:
         st.text(inert(f"Users' feedback labels: {view.active.counts.get('feedback', '-')}"))
 
 
+# The whole log's records of the student read on every Readiness run otherwise: a visit
+# within the minute reuses it (the log's path and the student are the key).
+@st.cache_data(ttl=60, show_spinner=False)
+def _cascade_traffic(log: str, student: str, _settings: Settings) -> router.CascadeTraffic:
+    return router.cascade_traffic(_settings, student)
+
+
 def _cascade(settings: Settings, view: router.RouterView) -> None:
     st.markdown("**Cascade: the router lets the student try, a validator checks its answer**")
     if not view.cascades:
@@ -67,7 +74,7 @@ def _cascade(settings: Settings, view: router.RouterView) -> None:
         "holds for what the student serves, at the stated confidence. Streams are routed."
     )
     try:
-        live = router.cascade_traffic(settings, view.student)
+        live = _cascade_traffic(str(settings.log_path), view.student, settings)
     except Exception as exc:  # the log unreadable: say so, keep the page
         st.warning(inert(f"The log could not be read for the validator's record: {exc}"))
         return

@@ -279,41 +279,34 @@ class ShadowCollector:
                 call.fell_back(exc)
                 return None
             lane.breaker.success()
-            self.count("served_by_student")
-            return result
+            return result  # served once validate() lets it through (counted there)
         call.fell_back(None)
         return None
 
     def validate(self, call: Call, result: Answer) -> bool:
-        """The cascade's check of the student's answer to ``call`` (its route let the student
-        try with a validator threshold): True to serve it; False when the validator sends it
-        back, and the teacher answers (the answer kept as the record's student answer, the
-        time the validator took in the record's metadata, counted by reason). Never raises."""
-        if call.route.validator_threshold is None:
-            return True
-        started = time.perf_counter()
-        try:
-            assert call.request is not None
-            route = live.validate(
+        """Whether the student's answer to ``call`` is served (counted in
+        ``served_by_student``). Without a validator threshold on its route, yes; in the
+        router's cascade mode, as the validator says (:func:`shadowtutor.router.live.validate`,
+        which never raises): sent back, the teacher answers, the answer is kept as the record's
+        student answer, counted by reason; the check's time goes to the record's metadata."""
+        if call.route.validator_threshold is not None and call.request is not None:
+            started = time.perf_counter()
+            call.route = live.validate(
                 call.route,
                 url=self.settings.db_url,
                 messages=call.request.messages,
                 answer=records.answer_fields(result),
                 category=call.category,
             )
-        except Exception as exc:  # never the student unchecked
-            self.last_error = f"validate(): {exc!r}"
-            route = dataclasses.replace(call.route, served_by="teacher", reason="validator: error")
-        call.metadata["validator_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        call.route = route
-        if route.served_by == "student":
-            return True
-        call.sent_back = result
-        self.count("served_by_student", -1)  # counted when it answered; the teacher serves
-        self.count("validator_sent_back")
-        self.count("teacher_only")
-        self.counters.teacher_only(route.reason or "validator")
-        return False
+            call.metadata["validator_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            if call.route.served_by != "student":
+                call.sent_back = result
+                self.count("validator_sent_back")
+                self.count("teacher_only")
+                self.counters.teacher_only(call.route.reason or "validator")
+                return False
+        self.count("served_by_student")
+        return True
 
     def hand_off(self, call: Call, **answers: Any) -> None:
         """Queue the pair of a shadowed call with the answers the request path has (see

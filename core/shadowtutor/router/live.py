@@ -334,9 +334,13 @@ def validate(
     category: str | None,
 ) -> Route:
     """:func:`check` with ``url``'s router state as last read (never reads the database;
-    a state gone stale since the request was routed sends the answer back)."""
+    a state gone stale since the request was routed sends the answer back). Never raises."""
     if route.validator_threshold is None:
         return route
-    routers = snapshot(url)
+    try:
+        routers = snapshot(url)
+    except Exception:  # the state's reader broke: never the student unchecked
+        _count("validator_error")
+        return _to_teacher(route, "validator: error")
     active = routers.get(route.student or DEFAULT_STUDENT) if routers else None
     return check(route, active, messages=messages, answer=answer, category=category)

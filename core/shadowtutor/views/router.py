@@ -29,8 +29,8 @@ from plotly.colors import qualitative
 from sqlmodel import Session
 
 from shadowtutor.config import Settings
+from shadowtutor.gate import evidence
 from shadowtutor.gate.criteria import GateConfig
-from shadowtutor.log import read, sql
 from shadowtutor.router import labels, model, store
 from shadowtutor.router.threshold import CascadeChoice, Choice, lower_bound
 from shadowtutor.tables import RouterModel, as_utc
@@ -180,17 +180,16 @@ SELECT count(*) AS checked,
   quantile_cont(student_latency_ms, 0.9) FILTER (WHERE served_by = 'teacher') AS wait_p90_ms,
   median(TRY_CAST(json_extract_string(metadata, '$.validator_ms') AS DOUBLE)) AS validator_ms
 FROM pairs
-WHERE validator_threshold IS NOT NULL AND student_name = $student
+WHERE validator_threshold IS NOT NULL
 """
 
 
 def cascade_traffic(settings: Settings, student: str) -> CascadeTraffic:
-    """The validator's live record of ``student`` (DuckDB over the log)."""
-    log_dir = settings.log_path
-    con = sql.connect(log_dir)
+    """The validator's live record of ``student`` (DuckDB over the log: the gate's ``pairs``
+    of that student)."""
+    con = evidence.connect(settings.log_path, student)
     try:
-        read.create_views(con, log_dir)
-        row = con.execute(_CASCADE_SQL, {"student": student}).fetchone()
+        row = con.execute(_CASCADE_SQL).fetchone()
     finally:
         con.close()
     assert row is not None
