@@ -108,7 +108,7 @@ def alpha_for(config: GateConfig, students: int, categories: int) -> float:
 
 
 def fit_version(
-    found: labels.Labels, *, floor: float, alpha_of: Any, cascade: bool = True
+    found: labels.Labels, *, floor: float, alpha_of: Any
 ) -> tuple[Scorer, dict[str, Any], dict[str, Any], Scorer | None]:
     """The model, the per-category choices, held-out metrics and the cascade's validator
     (None: not trained), from labels. Pure apart from the learning. ``alpha_of(categories)``
@@ -120,7 +120,7 @@ def fit_version(
     held_scores = model.sklearn_scores(scorer, [lab.text for lab in found.held_out])
     cats = sorted({lab.category for lab in found.held_out})
     alpha = float(alpha_of(len(cats)))
-    validator = _validator(found) if cascade else None
+    validator = _validator(found)
     held_v = _held_validator_scores(validator.scorer, found) if validator else []
     choices: dict[str, Any] = {}
     for cat in cats:
@@ -130,9 +130,8 @@ def fit_version(
             for i, c in enumerate(found.train_categories)
             if c == cat and train_scores[i] == train_scores[i]  # NaN: a fold without both labels
         ]
-        grid = threshold.grid(
-            [train_scores[i] for i in mine], threshold.start_share(len(idx), floor, alpha)
-        )
+        start = threshold.start_share(len(idx), floor, alpha)
+        grid = threshold.grid([train_scores[i] for i in mine], start)
         choice = threshold.choose(
             cat,
             [held_scores[i] for i in idx],
@@ -155,7 +154,7 @@ def fit_version(
                 validator_grid=threshold.grid(
                     [s for i in mine if (s := validator.train_scores[i]) is not None]
                 ),
-                start=threshold.start_share(len(idx), floor, alpha),
+                start=start,
             )
             cascade_choice = threshold.choose_cascade(
                 cat,
