@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shadowtutor import db
+from shadowtutor.app import filters
 from shadowtutor.app.text import inert
 from shadowtutor.config import Settings
 from shadowtutor.gate.criteria import GateConfig
@@ -27,7 +28,7 @@ def render(settings: Settings, config: GateConfig, student: str | None) -> None:
             "routed traffic keeps the floor with 95 % confidence. See the Router page of the docs."
         )
         return
-    st.plotly_chart(router.frontier_figure(view), width="stretch")
+    filters.plot(router.frontier_figure, view)
     st.dataframe(router.thresholds_frame(view), hide_index=True, width="stretch")
     st.caption(
         "Each point is a threshold tested in a fixed sequence from high to low on held-out "

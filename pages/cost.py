@@ -95,20 +95,25 @@ grain = st.segmented_control("Trend", ["Daily", "Hourly"], default="Daily", key=
 if grain == "Hourly" or len(by_day) == 1:
     filters.chart(
         spend.spend_by_hour(con, f),
-        lambda d: charts.spend_trend(d, "hour", settings.timezone),
+        charts.spend_trend,
+        "hour",
+        settings.timezone,
         name="spend_by_hour",
         empty="No spend in this period.",
     )
 else:
     filters.chart(
         by_day,
-        lambda d: charts.spend_trend(d, "day", settings.timezone),
+        charts.spend_trend,
+        "day",
+        settings.timezone,
         name="spend_by_day",
         empty="No spend in this period.",
     )
 filters.chart(
     spend.spend_heatmap(con, f),
-    lambda d: charts.spend_heatmap(d, settings.timezone),
+    charts.spend_heatmap,
+    settings.timezone,
     name="spend_heatmap",
     empty="No spend in this period.",
 )
@@ -118,7 +123,8 @@ for i, dim in enumerate(spend.DIMENSIONS):
     with cols[i % 2]:
         filters.chart(
             spend.spend_by(con, f, dim),
-            lambda d, dim=dim: charts.spend_breakdown(d, dim),
+            charts.spend_breakdown,
+            dim,
             name=f"spend_by_{dim}",
             empty=f"No spend by {dim}.",
         )

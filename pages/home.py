@@ -67,7 +67,7 @@ c8.metric("Student serves", "kill switch on" if state.killed else f"{state.stage
 last_30 = analytics.Filters(start=(now - timedelta(days=29)).date(), end=now.date())
 daily = spend.spend_by_day(con, last_30)
 if not daily.empty:
-    st.plotly_chart(charts.spend_trend(daily), width="stretch")
+    filters.plot(charts.spend_trend, daily)
 
 guard.render(settings, compact=True)
 

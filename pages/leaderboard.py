@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from shadowtutor.app import auth, deps
+from shadowtutor.app import auth, deps, filters
 from shadowtutor.app.text import inert
 from shadowtutor.errors import ShadowTutorError
 from shadowtutor.gate import criteria
@@ -79,4 +79,4 @@ if curve.empty:
     st.info("No data for any student version yet.")
 else:
     st.caption("Each version's figures over all its data up to each day.")
-    st.plotly_chart(leaderboard.curve_figure(curve), width="stretch")
+    filters.plot(leaderboard.curve_figure, curve)

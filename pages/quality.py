@@ -44,7 +44,9 @@ else:
     with c[0]:
         filters.chart(
             quality.similarity_histogram(con, f, method),
-            lambda d: charts.similarity_histogram(d, method, threshold),
+            charts.similarity_histogram,
+            method,
+            threshold,
             name="similarity_histogram",
             empty="No similarity scores.",
         )
@@ -55,9 +57,9 @@ else:
         else:
             filters.chart(
                 by_day,
-                lambda d: charts.similarity_trend(
-                    d, threshold, partial_day=filters.local_now(settings.timezone).date()
-                ),
+                charts.similarity_trend,
+                threshold,
+                filters.local_now(settings.timezone).date(),
                 name="similarity_by_day",
                 empty="No similarity scores.",
             )
@@ -66,7 +68,8 @@ else:
         with c[i]:
             filters.chart(
                 quality.similarity_by(con, f, method, dim, threshold),
-                lambda d, dim=dim: charts.similarity_breakdown(d, dim),
+                charts.similarity_breakdown,
+                dim,
                 name=f"similarity_by_{dim}",
                 empty=f"No similarity by {dim}.",
             )

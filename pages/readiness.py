@@ -11,7 +11,17 @@ import streamlit as st
 
 from shadowtutor import db, students
 from shadowtutor.accounts import permissions
-from shadowtutor.app import auth, criteria_ui, deps, gate_actions, gate_epoch, guard, kinds, router
+from shadowtutor.app import (
+    auth,
+    criteria_ui,
+    deps,
+    filters,
+    gate_actions,
+    gate_epoch,
+    guard,
+    kinds,
+    router,
+)
 from shadowtutor.app.text import inert
 from shadowtutor.config import shown_path
 from shadowtutor.errors import ShadowTutorError
@@ -122,17 +132,15 @@ def calibration(db_url: str, config_hash: str) -> buckets.Calibration:
 st.subheader("Similarity and review scores")
 cal = calibration(settings.db_url, config.hash)
 current = config.similarity_thresholds.get(cal.method)
-st.plotly_chart(readiness.calibration_figure(cal, current), width="stretch")
+filters.plot(readiness.calibration_figure, cal, current)
 st.caption(readiness.calibration_note(cal, current))
 
 st.subheader("Readiness over time")
 today = datetime.now(UTC).date()
-st.plotly_chart(
-    readiness.replay_figure(
-        replay_past(str(settings.log_path), settings.db_url, config.hash, today)
-        + replay_today(str(settings.log_path), settings.db_url, config.hash, today)
-    ),
-    width="stretch",
+filters.plot(
+    readiness.replay_figure,
+    replay_past(str(settings.log_path), settings.db_url, config.hash, today)
+    + replay_today(str(settings.log_path), settings.db_url, config.hash, today),
 )
 
 st.caption("Past days are replayed once a day, today every 5 minutes.")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from shadowtutor import db
-from shadowtutor.app import auth, deps
+from shadowtutor.app import auth, deps, filters
 from shadowtutor.app.text import inert
 from shadowtutor.judge import scores
 from shadowtutor.log import analytics
@@ -55,7 +55,7 @@ c4.metric(
 )
 
 if daily:
-    st.plotly_chart(charts.reviews_per_day(pd.DataFrame(daily), settings.timezone), width="stretch")
+    filters.plot(charts.reviews_per_day, pd.DataFrame(daily), settings.timezone)
 
 st.subheader("Per reviewer", divider="gray")
 st.dataframe(
@@ -123,9 +123,7 @@ if pairs:
         },
     )
 if agreeing:
-    st.plotly_chart(
-        charts.agreement_over_time(pd.DataFrame(agreeing), settings.timezone), width="stretch"
-    )
+    filters.plot(charts.agreement_over_time, pd.DataFrame(agreeing), settings.timezone)
 disputed = agreement.disagreements(ratings)
 st.markdown(f"**Items where reviewers disagree: {len(disputed)}**")
 if disputed:

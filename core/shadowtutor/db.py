@@ -7,6 +7,7 @@ schema is owned by Alembic (``migrations/``); :func:`upgrade` brings a database 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import threading
@@ -195,7 +196,10 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest migration shipped with this version (read from disk once per process: the
+    app asks on every page run)."""
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     if head is None:
         raise ShadowTutorError(f"no Alembic revision under {MIGRATIONS}")
