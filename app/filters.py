@@ -1,5 +1,6 @@
-"""Shared dashboard widgets: the one filter bar that drives every chart on a page, and a chart
-block that says why it is empty or shows the figure with its data as a CSV download."""
+"""Shared dashboard widgets: the one filter bar that drives every chart on a page, a chart
+block that says why it is empty or shows the figure with its data as a CSV download, and
+``plot``, the way every page draws a Plotly figure (built once per function and data)."""
 
 from __future__ import annotations
 

@@ -42,6 +42,17 @@ def current_judge(session: Session) -> tuple[str, str] | None:
     return max(counts, key=lambda k: (k[0] == templates.DEFAULT_VERSION, counts[k]))
 
 
+def usable(judge: tuple[str, str]) -> sqlalchemy.ColumnElement[bool]:
+    """The condition on ``JudgeScore`` rows of a usable judgement by ``judge`` ((template
+    version, model)): one with a student score."""
+    version, model = judge
+    return sqlalchemy.and_(
+        col(JudgeScore.template_version) == version,
+        col(JudgeScore.model) == model,
+        col(JudgeScore.student_score).is_not(None),
+    )
+
+
 def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[JudgeRow]:
     """The usable judgements of one judge (default: :func:`current_judge`)."""
     judge = judge or current_judge(session)
@@ -60,11 +71,7 @@ def judge_rows(session: Session, judge: tuple[str, str] | None = None) -> list[J
                 JudgeScore.teacher_score, JudgeScore.consistent,
             )
         )
-    ).where(
-        col(JudgeScore.template_version) == version,
-        col(JudgeScore.model) == model,
-        col(JudgeScore.student_score).is_not(None),
-    )  # fmt: skip
+    ).where(usable(judge))  # fmt: skip
     # The WHERE already leaves out rows without a student score; the test here tells mypy.
     return [
         JudgeRow(
@@ -96,12 +103,7 @@ def sampling_fields(
     judge = judge or current_judge(session)
     if judge is None:
         return {}
-    version, model = judge
-    stmt = select(JudgeScore).where(
-        JudgeScore.template_version == version,
-        JudgeScore.model == model,
-        col(JudgeScore.student_score).is_not(None),
-    )
+    stmt = select(JudgeScore).where(usable(judge))
     out: dict[str, dict[str, float | bool | None]] = {}
     for r in session.exec(stmt):
         if r.student_score is None:  # left out by the WHERE; the test here tells mypy
@@ -131,7 +133,6 @@ def calibrate(
     label = f"{judge[0]} / {judge[1]}" if judge else "(no judge scores yet)"
     rows = []
     if judge:
-        version, model = judge
         # One join (a pair has one judgement per judge: the table's unique key), where the
         # judge's every row and an IN list of all their pair ids took 0.3 s on the demo's
         # 13,369 scores at each Review progress run (issue 27 item 11).
@@ -144,12 +145,7 @@ def calibrate(
             .join(ReviewItem, col(ReviewItem.id) == col(Review.item_id))
             .join(
                 JudgeScore,
-                sqlalchemy.and_(
-                    col(JudgeScore.pair_id) == col(Review.pair_id),
-                    col(JudgeScore.template_version) == version,
-                    col(JudgeScore.model) == model,
-                    col(JudgeScore.student_score).is_not(None),
-                ),
+                sqlalchemy.and_(col(JudgeScore.pair_id) == col(Review.pair_id), usable(judge)),
             )
             .where(
                 col(Review.is_current),
